@@ -1,0 +1,162 @@
+//! The backplane: the store every node shares (SPEC §5).
+//!
+//! It owns the authoritative agent records, the tenant sequence number, the
+//! runtime settings and the history, and it delivers every committed change,
+//! in seq order, to the nodes attached to the tenant. Nodes never change a
+//! record in place: they read it, run the pure domain function and
+//! [`Backplane::commit_agent`] the result with the version they read
+//! (compare-and-swap). A conflict returns the current record to retry with.
+//!
+//! [`memory::MemoryBackplane`] is the single-process implementation; the
+//! Redis one keeps the same contract with Lua scripts and pub/sub.
+
+pub mod memory;
+
+use crate::domain::{AgentRecord, Settings};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A committed change, as delivered to attached nodes.
+#[derive(Clone, Debug)]
+pub enum Delta {
+    /// The agent's new record; its `version` is the tenant seq of the change.
+    Agent(Arc<AgentRecord>),
+    Settings {
+        seq: u64,
+        settings: Settings,
+    },
+}
+
+impl Delta {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Delta::Agent(r) => r.version,
+            Delta::Settings { seq, .. } => *seq,
+        }
+    }
+}
+
+/// Receives a tenant's deltas in seq order. Called from the backplane's own
+/// context, so it must not block.
+pub type DeltaHandler = Arc<dyn Fn(Delta) + Send + Sync>;
+
+/// A tenant's state at one seq: what a replica starts from.
+#[derive(Clone, Debug)]
+pub struct TenantState {
+    pub seq: u64,
+    pub settings: Settings,
+    pub agents: Vec<Arc<AgentRecord>>,
+}
+
+/// What a node knows about a tenant before the store does: the directory's
+/// initial records and settings (applied only where the store has none).
+#[derive(Clone, Debug)]
+pub struct TenantSeed {
+    pub settings: Settings,
+    pub agents: Vec<AgentRecord>,
+}
+
+/// The outcome of a compare-and-swap.
+#[derive(Clone, Debug)]
+pub enum Commit {
+    Committed(Arc<AgentRecord>),
+    /// The version did not match: here is the current record.
+    Conflict(Option<Arc<AgentRecord>>),
+}
+
+/// One entry of an agent's history (SPEC §4.4 `history`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub version: u64,
+    pub at_ms: u64,
+    pub agent_id: String,
+    /// What happened (`pause`, `device_down`, `connect`, …).
+    pub event: String,
+    pub presence: crate::domain::Presence,
+    pub status: crate::domain::Status,
+    pub pause_reason: Option<String>,
+    pub by: crate::domain::Actor,
+}
+
+/// A partial settings change; absent fields keep their value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsPatch {
+    pub supervisor_can_end_wrap_up: Option<bool>,
+    pub wrap_up_seconds: Option<u32>,
+    pub unassigned_access_default: Option<bool>,
+}
+
+impl SettingsPatch {
+    pub fn apply_to(&self, settings: &mut Settings) {
+        if let Some(v) = self.supervisor_can_end_wrap_up {
+            settings.supervisor_can_end_wrap_up = v;
+        }
+        if let Some(v) = self.wrap_up_seconds {
+            settings.wrap_up_seconds = v;
+        }
+        if let Some(v) = self.unassigned_access_default {
+            settings.unassigned_access_default = v;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self == &SettingsPatch::default()
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackplaneError {
+    #[error("backplane unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<BackplaneError> for crate::error::HubError {
+    fn from(e: BackplaneError) -> Self {
+        crate::error::HubError::unavailable(e.to_string())
+    }
+}
+
+#[async_trait]
+pub trait Backplane: Send + Sync + 'static {
+    /// Attaches this node to a tenant: seeds what the store lacks, returns
+    /// the current state and starts delivering deltas newer than it to
+    /// `on_delta`. No delta between the state and the first delivery is lost.
+    async fn attach(
+        &self,
+        tenant: &str,
+        seed: TenantSeed,
+        on_delta: DeltaHandler,
+    ) -> Result<TenantState, BackplaneError>;
+
+    /// Compare-and-swap of one record: if the stored version is
+    /// `expected_version`, stores `record` with the next tenant seq as its
+    /// version, appends `event` to the history and publishes the delta.
+    async fn commit_agent(
+        &self,
+        tenant: &str,
+        expected_version: u64,
+        record: AgentRecord,
+        event: &str,
+    ) -> Result<Commit, BackplaneError>;
+
+    /// Applies a settings patch atomically; returns the seq and new settings.
+    async fn update_settings(
+        &self,
+        tenant: &str,
+        patch: &SettingsPatch,
+    ) -> Result<(u64, Settings), BackplaneError>;
+
+    /// The newest `limit` history entries of one agent at or after
+    /// `since_ms`, oldest first.
+    async fn history(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, BackplaneError>;
+
+    /// Whether the store is reachable (drives `/readyz`).
+    fn is_ready(&self) -> bool;
+}

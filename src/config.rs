@@ -1,0 +1,144 @@
+//! Command line and environment: every flag of SPEC §6, each also readable
+//! from `PRESENCE_HUB_<NAME>`. Timing flags exist so tests and benchmarks can
+//! run the real code paths fast; nothing waits on a constant it cannot set.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "presence-hub",
+    version,
+    about = "Realtime WebSocket presence hub for contact centers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Mint a development token (HS256 with the configured secret).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[arg(long)]
+    pub tenant: String,
+    #[arg(long)]
+    pub user: String,
+    /// Lifetime of the token in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl_s: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// The node's configuration.
+#[derive(Clone, Debug, Args)]
+pub struct Config {
+    /// Address to listen on for HTTP and WebSocket.
+    #[arg(long, env = "PRESENCE_HUB_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory JSON file (SPEC §2); the built-in demo directory when absent.
+    #[arg(long, env = "PRESENCE_HUB_DIRECTORY")]
+    pub directory: Option<PathBuf>,
+    /// HS256 secret for tokens. In-memory mode generates and prints one when unset.
+    #[arg(long, env = "PRESENCE_HUB_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM public key (RSA or EC) to verify RS256/ES256 tokens instead of HS256.
+    #[arg(long, env = "PRESENCE_HUB_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Redis URL: switches to the Redis backplane (cluster mode).
+    #[arg(long, env = "PRESENCE_HUB_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// This node's id (default: random).
+    #[arg(long, env = "PRESENCE_HUB_NODE_ID")]
+    pub node_id: Option<String>,
+    /// How often agent clients are told to send a heartbeat.
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 10_000
+    )]
+    pub heartbeat_interval_ms: u64,
+    /// A device with no message for this long is inactive.
+    #[arg(long, env = "PRESENCE_HUB_PRESENCE_TTL_MS", default_value_t = 30_000)]
+    pub presence_ttl_ms: u64,
+    /// An abruptly dropped device stays active this long, awaiting a reconnect.
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_RECONNECT_GRACE_MS",
+        default_value_t = 10_000
+    )]
+    pub reconnect_grace_ms: u64,
+    /// Time allowed for the hello message.
+    #[arg(long, env = "PRESENCE_HUB_AUTH_TIMEOUT_MS", default_value_t = 5_000)]
+    pub auth_timeout_ms: u64,
+    /// How long a command waits for the agent's device (monitor).
+    #[arg(long, env = "PRESENCE_HUB_COMMAND_TIMEOUT_MS", default_value_t = 5_000)]
+    pub command_timeout_ms: u64,
+    /// Node lease TTL (cluster mode).
+    #[arg(long, env = "PRESENCE_HUB_NODE_TTL_MS", default_value_t = 5_000)]
+    pub node_ttl_ms: u64,
+    /// Longest a graceful shutdown may take.
+    #[arg(long, env = "PRESENCE_HUB_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub drain_timeout_ms: u64,
+    /// Largest accepted WebSocket message; larger ones close the connection with 1009.
+    #[arg(long, env = "PRESENCE_HUB_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+    /// Concurrent WebSocket connections; more are refused with HTTP 503.
+    #[arg(long, env = "PRESENCE_HUB_MAX_CONNECTIONS", default_value_t = 200_000)]
+    pub max_connections: usize,
+    /// Messages per second one connection may send (burst: one second's worth).
+    #[arg(long, env = "PRESENCE_HUB_RATE_LIMIT_PER_SEC", default_value_t = 50)]
+    pub rate_limit_per_sec: u32,
+    /// Non-coalescable frames (replies, snapshots, commands) a connection may
+    /// have waiting before it is closed with 4008 for not reading.
+    #[arg(long, env = "PRESENCE_HUB_MAX_OUTBOX_FRAMES", default_value_t = 1024)]
+    pub max_outbox_frames: usize,
+    /// Changes kept in each tenant's history.
+    #[arg(long, env = "PRESENCE_HUB_HISTORY_CAPACITY", default_value_t = 10_000)]
+    pub history_capacity: usize,
+    /// Devices remembered per agent (inactive ones beyond are forgotten).
+    #[arg(long, env = "PRESENCE_HUB_MAX_DEVICES_PER_AGENT", default_value_t = 8)]
+    pub max_devices_per_agent: usize,
+    /// Log output format.
+    #[arg(long, env = "PRESENCE_HUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Defaults, as if started with no flags (tests override fields).
+    pub fn defaults() -> Self {
+        Cli::parse_from(["presence-hub"]).config
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+    pub fn presence_ttl(&self) -> Duration {
+        Duration::from_millis(self.presence_ttl_ms)
+    }
+    pub fn reconnect_grace(&self) -> Duration {
+        Duration::from_millis(self.reconnect_grace_ms)
+    }
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_millis(self.auth_timeout_ms)
+    }
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_millis(self.command_timeout_ms)
+    }
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+}

@@ -1,0 +1,281 @@
+//! The directory: tenants, users, channels and their initial assignments,
+//! loaded once at start-up from `--directory FILE` (or the built-in demo).
+//!
+//! The file only seeds the store: runtime changes (settings, assignments,
+//! unassigned access) live in the backplane so every node sees them. A bad
+//! file is refused with a message that names the place, e.g.
+//! `tenants[0] (acme).channels[1] (queue billing).assigned[2]: unknown user "zz"`.
+
+use crate::domain::{AgentRecord, ChannelKind, ChannelRef, Role, Settings, User};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The demo directory used when no `--directory` is given.
+pub const DEMO_DIRECTORY: &str = include_str!("demo_directory.json");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("cannot read directory file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("directory does not parse: {0}")]
+    Parse(#[from] serde_json::Error),
+    #[error("directory is invalid: {0}")]
+    Invalid(String),
+}
+
+/// A channel of a tenant with its display name and initial assignments.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelInfo {
+    pub kind: ChannelKind,
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub assigned: Vec<String>,
+}
+
+impl ChannelInfo {
+    pub fn channel_ref(&self) -> ChannelRef {
+        ChannelRef::new(self.kind, self.id.clone())
+    }
+}
+
+/// One tenant (contact center) of the directory, indexed.
+#[derive(Debug)]
+pub struct TenantDirectory {
+    pub id: String,
+    pub name: String,
+    pub settings: Settings,
+    pub channels: Vec<ChannelInfo>,
+    pub users: Vec<User>,
+    user_index: HashMap<String, usize>,
+    channel_index: HashMap<ChannelRef, usize>,
+}
+
+impl TenantDirectory {
+    pub fn user(&self, id: &str) -> Option<&User> {
+        self.user_index.get(id).map(|&i| &self.users[i])
+    }
+
+    pub fn channel(&self, channel: &ChannelRef) -> Option<&ChannelInfo> {
+        self.channel_index.get(channel).map(|&i| &self.channels[i])
+    }
+
+    /// The records the store starts with: one per user holding the agent
+    /// role, offline, connected nowhere, assigned as the file says.
+    pub fn seed_records(&self) -> Vec<AgentRecord> {
+        self.users
+            .iter()
+            .filter(|u| u.has_role(Role::Agent))
+            .map(|u| {
+                let assigned = self
+                    .channels
+                    .iter()
+                    .filter(|c| c.assigned.contains(&u.id))
+                    .map(ChannelInfo::channel_ref);
+                AgentRecord::new(&u.id, &u.name, &u.roles, assigned, &self.settings)
+            })
+            .collect()
+    }
+}
+
+/// Every tenant of the directory.
+#[derive(Debug)]
+pub struct Directory {
+    tenants: HashMap<String, Arc<TenantDirectory>>,
+    order: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileShape {
+    tenants: Vec<TenantShape>,
+}
+
+#[derive(Deserialize)]
+struct TenantShape {
+    id: String,
+    name: String,
+    #[serde(default)]
+    settings: Settings,
+    #[serde(default)]
+    channels: Vec<ChannelInfo>,
+    #[serde(default)]
+    users: Vec<User>,
+}
+
+impl Directory {
+    pub fn demo() -> Self {
+        // The demo file is part of the binary and covered by a test.
+        Directory::parse(DEMO_DIRECTORY).expect("the built-in demo directory is valid")
+    }
+
+    pub fn load(path: &Path) -> Result<Self, DirectoryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DirectoryError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Directory::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, DirectoryError> {
+        let file: FileShape = serde_json::from_str(text)?;
+        let mut tenants = HashMap::new();
+        let mut order = Vec::new();
+        for (ti, t) in file.tenants.into_iter().enumerate() {
+            let at = format!("tenants[{ti}] ({})", t.id);
+            if t.id.is_empty() {
+                return Err(invalid(format!("tenants[{ti}].id: must not be empty")));
+            }
+            if tenants.contains_key(&t.id) {
+                return Err(invalid(format!(
+                    "{at}.id: tenant id {:?} is repeated",
+                    t.id
+                )));
+            }
+            let mut user_index = HashMap::new();
+            for (ui, u) in t.users.iter().enumerate() {
+                if u.id.is_empty() {
+                    return Err(invalid(format!("{at}.users[{ui}].id: must not be empty")));
+                }
+                if user_index.insert(u.id.clone(), ui).is_some() {
+                    return Err(invalid(format!(
+                        "{at}.users[{ui}].id: user id {:?} is repeated",
+                        u.id
+                    )));
+                }
+            }
+            let mut channel_index = HashMap::new();
+            for (ci, c) in t.channels.iter().enumerate() {
+                let here = format!("{at}.channels[{ci}] ({} {})", c.kind.as_str(), c.id);
+                if c.id.is_empty() {
+                    return Err(invalid(format!("{here}.id: must not be empty")));
+                }
+                if channel_index.insert(c.channel_ref(), ci).is_some() {
+                    return Err(invalid(format!(
+                        "{here}.id: channel {} {:?} is repeated",
+                        c.kind.as_str(),
+                        c.id
+                    )));
+                }
+                let mut seen = HashSet::new();
+                for (ai, a) in c.assigned.iter().enumerate() {
+                    if !user_index.contains_key(a) {
+                        return Err(invalid(format!(
+                            "{here}.assigned[{ai}]: unknown user {a:?}"
+                        )));
+                    }
+                    if !seen.insert(a) {
+                        return Err(invalid(format!(
+                            "{here}.assigned[{ai}]: user {a:?} is repeated"
+                        )));
+                    }
+                }
+            }
+            for (ui, u) in t.users.iter().enumerate() {
+                for (si, s) in u.supervises.iter().flatten().enumerate() {
+                    if !channel_index.contains_key(s) {
+                        return Err(invalid(format!(
+                            "{at}.users[{ui}] ({}).supervises[{si}]: unknown channel {s}",
+                            u.id
+                        )));
+                    }
+                }
+            }
+            order.push(t.id.clone());
+            tenants.insert(
+                t.id.clone(),
+                Arc::new(TenantDirectory {
+                    id: t.id,
+                    name: t.name,
+                    settings: t.settings,
+                    channels: t.channels,
+                    users: t.users,
+                    user_index,
+                    channel_index,
+                }),
+            );
+        }
+        Ok(Directory { tenants, order })
+    }
+
+    pub fn tenant(&self, id: &str) -> Option<&Arc<TenantDirectory>> {
+        self.tenants.get(id)
+    }
+
+    /// Tenants in file order.
+    pub fn tenants(&self) -> impl Iterator<Item = &Arc<TenantDirectory>> {
+        self.order.iter().filter_map(|id| self.tenants.get(id))
+    }
+}
+
+fn invalid(message: String) -> DirectoryError {
+    DirectoryError::Invalid(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_directory_is_valid_and_seeds_agents_only() {
+        let dir = Directory::demo();
+        let acme = dir.tenant("acme").expect("acme");
+        let seeded: Vec<_> = acme.seed_records().into_iter().map(|r| r.id).collect();
+        assert!(
+            seeded.contains(&"a3".to_string()),
+            "agent+supervisor is an agent"
+        );
+        assert!(
+            !seeded.contains(&"s1".to_string()),
+            "pure supervisors have no record"
+        );
+        let a2 = acme
+            .seed_records()
+            .into_iter()
+            .find(|r| r.id == "a2")
+            .expect("a2");
+        assert!(a2.channels.iter().all(|c| c.assigned && !c.connected));
+        assert_eq!(a2.channels.len(), 2);
+    }
+
+    fn err(text: &str) -> String {
+        Directory::parse(text)
+            .expect_err("must be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn bad_directories_name_the_place() {
+        let unknown_user = r#"{"tenants":[{"id":"t","name":"T","channels":[
+            {"kind":"queue","id":"q","name":"Q","assigned":["zz"]}],"users":[]}]}"#;
+        assert!(err(unknown_user)
+            .contains(r#"tenants[0] (t).channels[0] (queue q).assigned[0]: unknown user "zz""#));
+
+        let unknown_channel = r#"{"tenants":[{"id":"t","name":"T","channels":[],"users":[
+            {"id":"s","name":"S","roles":["supervisor"],"supervises":[{"kind":"chat","id":"x"}]}]}]}"#;
+        assert!(err(unknown_channel)
+            .contains("tenants[0] (t).users[0] (s).supervises[0]: unknown channel chat x"));
+
+        let repeated_user = r#"{"tenants":[{"id":"t","name":"T","users":[
+            {"id":"u","name":"A"},{"id":"u","name":"B"}]}]}"#;
+        assert!(
+            err(repeated_user).contains(r#"tenants[0] (t).users[1].id: user id "u" is repeated"#)
+        );
+
+        let repeated_tenant = r#"{"tenants":[{"id":"t","name":"T"},{"id":"t","name":"U"}]}"#;
+        assert!(err(repeated_tenant).contains("tenants[1] (t).id"));
+
+        let repeated_channel = r#"{"tenants":[{"id":"t","name":"T","channels":[
+            {"kind":"queue","id":"q","name":"Q"},{"kind":"queue","id":"q","name":"Q2"}]}]}"#;
+        assert!(err(repeated_channel).contains("channels[1] (queue q).id"));
+
+        assert!(err("{not json").contains("line 1"));
+        assert!(err(r#"{"tenants":[{"id":"t","name":"T","users":[{"id":"u","name":"U","roles":["boss"]}]}]}"#)
+            .contains("unknown variant `boss`"));
+    }
+}

@@ -1,0 +1,31 @@
+//! The pure domain: the agent record, the state machine of SPEC §2 and the
+//! permission table of SPEC §3. Nothing here does I/O or reads a clock; the
+//! caller passes `now_ms`, so every rule is unit-testable and the same code
+//! runs on every node.
+
+pub mod machine;
+pub mod permissions;
+pub mod record;
+
+pub use machine::{apply, Context, Event};
+pub use record::*;
+
+use serde::{Deserialize, Serialize};
+
+/// A user of a tenant, from the directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    /// Present for a scoped supervisor: the channels they see and act on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervises: Option<Vec<ChannelRef>>,
+}
+
+impl User {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}

@@ -1,0 +1,123 @@
+//! The permission table of SPEC §3. Each check names the rule it enforces
+//! in its refusal, so a supervisor reads *why* an action was refused.
+//!
+//! Tenant isolation is not checked here: a session only ever looks agents
+//! up in its own tenant, so another tenant's agent is simply `not_found`.
+
+use super::record::*;
+use super::User;
+use crate::error::{HubError, HubResult};
+
+/// Who acts: the directory user and the role their connection acts in.
+#[derive(Clone, Copy, Debug)]
+pub struct Principal<'a> {
+    pub user: &'a User,
+    pub role: Role,
+}
+
+impl<'a> Principal<'a> {
+    /// The channels a scoped supervisor is limited to; `None` means the
+    /// whole tenant (an unscoped supervisor, or an admin).
+    pub fn scope(&self) -> Option<&'a [ChannelRef]> {
+        match self.role {
+            Role::Supervisor => self.user.supervises.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor::new(self.user.id.clone(), self.role)
+    }
+}
+
+/// Subscribing, searching, commanding: supervisors and admins only.
+pub fn require_supervisor(p: &Principal) -> HubResult<()> {
+    match p.role {
+        Role::Supervisor | Role::Admin => Ok(()),
+        Role::Agent => Err(HubError::forbidden(
+            "this needs a supervisor or admin connection",
+        )),
+    }
+}
+
+/// Settings, assignments, unassigned access: admins only.
+pub fn require_admin(p: &Principal) -> HubResult<()> {
+    match p.role {
+        Role::Admin => Ok(()),
+        _ => Err(HubError::forbidden("this needs an admin connection")),
+    }
+}
+
+/// Heartbeats, own status, own interactions and channels: agent connections.
+pub fn require_agent(p: &Principal) -> HubResult<()> {
+    match p.role {
+        Role::Agent => Ok(()),
+        _ => Err(HubError::forbidden("this needs an agent connection")),
+    }
+}
+
+/// Whether `record` is in a scope: connected or assigned to one of its channels.
+pub fn in_scope(record: &AgentRecord, scope: &[ChannelRef]) -> bool {
+    record
+        .channels
+        .iter()
+        .any(|c| (c.connected || c.assigned) && scope.iter().any(|s| c.is(s)))
+}
+
+/// A scoped supervisor may only use channels they supervise.
+pub fn check_channel_in_scope(p: &Principal, channel: &ChannelRef) -> HubResult<()> {
+    match p.scope() {
+        Some(scope) if !scope.contains(channel) => Err(HubError::forbidden(format!(
+            "supervisor {} does not supervise {channel}",
+            p.user.id
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A supervisor or admin acting on an agent (and optionally on one of its
+/// channels): the agent must be in their scope, and so must the channel.
+pub fn check_manage(
+    p: &Principal,
+    target: &AgentRecord,
+    channel: Option<&ChannelRef>,
+) -> HubResult<()> {
+    require_supervisor(p)?;
+    if let Some(scope) = p.scope() {
+        if !in_scope(target, scope) {
+            return Err(HubError::forbidden(format!(
+                "supervisor {} does not supervise agent {}",
+                p.user.id, target.id
+            )));
+        }
+    }
+    if let Some(channel) = channel {
+        check_channel_in_scope(p, channel)?;
+    }
+    Ok(())
+}
+
+/// An agent connecting themselves: assigned channels always; unassigned
+/// ones only with unassigned access (seed rule 4).
+pub fn check_self_connect(record: &AgentRecord, channel: &ChannelRef) -> HubResult<()> {
+    if record.is_assigned(channel) || record.unassigned_access {
+        Ok(())
+    } else {
+        Err(HubError::forbidden(format!(
+            "agent {} is not assigned to {channel} and has no access to unassigned channels",
+            record.id
+        )))
+    }
+}
+
+/// Ending wrap-up early: the agent always (their own); supervisors and
+/// admins only while `supervisor_can_end_wrap_up` is on.
+pub fn check_end_wrap_up(p: &Principal, settings: &Settings) -> HubResult<()> {
+    match p.role {
+        Role::Agent => Ok(()),
+        _ if settings.supervisor_can_end_wrap_up => Ok(()),
+        _ => Err(HubError::disabled(
+            "ending wrap-up early is disabled: an admin must enable supervisor_can_end_wrap_up",
+        )),
+    }
+}

@@ -1,0 +1,333 @@
+//! The agent record — the unit of state and of every delta (SPEC §2) — and
+//! the small value types it is made of.
+//!
+//! The record is stored, replicated and sent on the wire in one shape, so
+//! there is exactly one serialization of it. Fields that are derived from
+//! others (`presence`, `lingering`, effective `unassigned_access`) are
+//! recomputed by [`AgentRecord::normalize`] after every change, so no code
+//! path can leave them inconsistent.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What kind of routed work a channel carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    Queue,
+    Chat,
+    Campaign,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Queue => "queue",
+            ChannelKind::Chat => "chat",
+            ChannelKind::Campaign => "campaign",
+        }
+    }
+}
+
+/// `{"kind": "queue", "id": "sales"}`: names one channel of a tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ChannelRef {
+    pub kind: ChannelKind,
+    pub id: String,
+}
+
+impl ChannelRef {
+    pub fn new(kind: ChannelKind, id: impl Into<String>) -> Self {
+        ChannelRef {
+            kind,
+            id: id.into(),
+        }
+    }
+}
+
+impl fmt::Display for ChannelRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind.as_str(), self.id)
+    }
+}
+
+/// A contact-center role, from the directory (never from a token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Agent,
+    Supervisor,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    Online,
+    Offline,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Offline,
+    Available,
+    Busy,
+    WrapUp,
+    Paused,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Offline => "offline",
+            Status::Available => "available",
+            Status::Busy => "busy",
+            Status::WrapUp => "wrap_up",
+            Status::Paused => "paused",
+        }
+    }
+}
+
+/// Who made a change: `{"id": "s1", "role": "supervisor"}`; the hub itself
+/// (timers, presence) is `{"id": "system", "role": "system"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub id: String,
+    pub role: ActorRole,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorRole {
+    Agent,
+    Supervisor,
+    Admin,
+    System,
+}
+
+impl Actor {
+    pub fn system() -> Self {
+        Actor {
+            id: "system".into(),
+            role: ActorRole::System,
+        }
+    }
+
+    pub fn new(id: impl Into<String>, role: Role) -> Self {
+        let role = match role {
+            Role::Agent => ActorRole::Agent,
+            Role::Supervisor => ActorRole::Supervisor,
+            Role::Admin => ActorRole::Admin,
+        };
+        Actor {
+            id: id.into(),
+            role,
+        }
+    }
+}
+
+/// A pause asked for while the agent was busy; applied when the interaction
+/// and its wrap-up end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingPause {
+    pub reason: String,
+    pub by: Actor,
+}
+
+/// The interaction an agent is busy with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interaction {
+    pub id: String,
+    pub channel: ChannelRef,
+    pub since_ms: u64,
+}
+
+/// One entry of `channels`: connection and assignment are separate facts
+/// (seed rule 3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelState {
+    pub kind: ChannelKind,
+    pub id: String,
+    pub connected: bool,
+    pub assigned: bool,
+    /// Connected to an unassigned channel the agent no longer has access to
+    /// (seed rule 4). Omitted when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lingering: bool,
+}
+
+impl ChannelState {
+    pub fn is(&self, channel: &ChannelRef) -> bool {
+        self.kind == channel.kind && self.id == channel.id
+    }
+
+    pub fn channel_ref(&self) -> ChannelRef {
+        ChannelRef::new(self.kind, self.id.clone())
+    }
+}
+
+/// One device (one WebSocket) of an agent. Inactive devices stay listed so a
+/// supervisor can see which of an agent's devices is the live one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub id: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub active: bool,
+    /// The node holding this device's socket (the last one, once inactive).
+    pub node: String,
+    /// When the device last became active or inactive.
+    pub since_ms: u64,
+}
+
+/// Per-tenant settings that admins change at runtime.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    #[serde(default)]
+    pub supervisor_can_end_wrap_up: bool,
+    #[serde(default = "default_wrap_up_seconds")]
+    pub wrap_up_seconds: u32,
+    #[serde(default = "default_true")]
+    pub unassigned_access_default: bool,
+}
+
+fn default_wrap_up_seconds() -> u32 {
+    30
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            supervisor_can_end_wrap_up: false,
+            wrap_up_seconds: default_wrap_up_seconds(),
+            unassigned_access_default: true,
+        }
+    }
+}
+
+/// The full agent record of SPEC §2.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub id: String,
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub presence: Presence,
+    pub status: Status,
+    pub status_since_ms: u64,
+    pub pause_reason: Option<String>,
+    pub pending_pause: Option<PendingPause>,
+    pub changed_by: Option<Actor>,
+    pub wrap_up_until_ms: Option<u64>,
+    pub interaction: Option<Interaction>,
+    pub channels: Vec<ChannelState>,
+    /// Effective access to unassigned channels: the override if an admin set
+    /// one, else the tenant's `unassigned_access_default`.
+    pub unassigned_access: bool,
+    /// The admin's per-agent override; omitted while the tenant default applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unassigned_access_override: Option<bool>,
+    pub devices: Vec<Device>,
+    pub monitored_by: Vec<String>,
+    pub version: u64,
+}
+
+impl AgentRecord {
+    /// A fresh, offline record for a directory user with its assignments.
+    pub fn new(
+        id: &str,
+        name: &str,
+        roles: &[Role],
+        assigned: impl IntoIterator<Item = ChannelRef>,
+        settings: &Settings,
+    ) -> Self {
+        let mut record = AgentRecord {
+            id: id.to_string(),
+            name: name.to_string(),
+            roles: roles.to_vec(),
+            presence: Presence::Offline,
+            status: Status::Offline,
+            status_since_ms: 0,
+            pause_reason: None,
+            pending_pause: None,
+            changed_by: None,
+            wrap_up_until_ms: None,
+            interaction: None,
+            channels: assigned
+                .into_iter()
+                .map(|c| ChannelState {
+                    kind: c.kind,
+                    id: c.id,
+                    connected: false,
+                    assigned: true,
+                    lingering: false,
+                })
+                .collect(),
+            unassigned_access: settings.unassigned_access_default,
+            unassigned_access_override: None,
+            devices: Vec::new(),
+            monitored_by: Vec::new(),
+            version: 0,
+        };
+        record.normalize(settings);
+        record
+    }
+
+    pub fn channel(&self, channel: &ChannelRef) -> Option<&ChannelState> {
+        self.channels.iter().find(|c| c.is(channel))
+    }
+
+    pub fn channel_mut(&mut self, channel: &ChannelRef) -> Option<&mut ChannelState> {
+        self.channels.iter_mut().find(|c| c.is(channel))
+    }
+
+    pub fn is_assigned(&self, channel: &ChannelRef) -> bool {
+        self.channel(channel).is_some_and(|c| c.assigned)
+    }
+
+    pub fn is_connected(&self, channel: &ChannelRef) -> bool {
+        self.channel(channel).is_some_and(|c| c.connected)
+    }
+
+    pub fn has_active_device(&self) -> bool {
+        self.devices.iter().any(|d| d.active)
+    }
+
+    /// Recomputes every derived field from the facts and the settings:
+    /// presence, effective unassigned access, lingering flags; drops channel
+    /// entries that are neither assigned nor connected; keeps a stable order.
+    pub fn normalize(&mut self, settings: &Settings) {
+        self.presence = if self.has_active_device() {
+            Presence::Online
+        } else {
+            Presence::Offline
+        };
+        self.unassigned_access = self
+            .unassigned_access_override
+            .unwrap_or(settings.unassigned_access_default);
+        let access = self.unassigned_access;
+        self.channels.retain(|c| c.assigned || c.connected);
+        for c in &mut self.channels {
+            c.lingering = c.connected && !c.assigned && !access;
+        }
+        self.channels
+            .sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+        self.monitored_by.sort();
+        self.monitored_by.dedup();
+    }
+}

@@ -1,0 +1,318 @@
+//! The hub: this node's view of the tenants it serves and the machinery
+//! around the pure domain — replicas, subscriptions, outboxes, the command
+//! router, the local device registry and the timers.
+//!
+//! Every state change goes through [`Hub::change`]: read the record from the
+//! replica, check permissions, run [`domain::apply`], compare-and-swap it
+//! into the backplane, retry on conflict with the record the store returned,
+//! and wait until the local replica has the result (so the reply a client
+//! gets is never older than what it can read next).
+
+pub mod outbox;
+pub mod router;
+pub mod tenant;
+
+use crate::auth::Verifier;
+use crate::backplane::{Backplane, Commit, DeltaHandler, TenantSeed};
+use crate::clock;
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::domain::{self, Actor, AgentRecord, Context, Event, Status};
+use crate::error::{HubError, HubResult};
+use dashmap::DashMap;
+use outbox::Outbox;
+use router::Router;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tenant::Tenant;
+use tokio::sync::{watch, OnceCell};
+
+/// Attempts of one compare-and-swap before giving up with `unavailable`.
+const MAX_CAS_ATTEMPTS: usize = 32;
+
+/// The connection currently speaking for one device on this node.
+pub struct DeviceSlot {
+    pub conn: u64,
+    pub outbox: Arc<Outbox>,
+}
+
+pub struct Hub {
+    pub config: Config,
+    pub node_id: String,
+    pub directory: Arc<Directory>,
+    pub backplane: Arc<dyn Backplane>,
+    pub verifier: Verifier,
+    pub router: Arc<Router>,
+    /// Open WebSocket connections (for `--max-connections`).
+    pub connections: AtomicUsize,
+    tenants: DashMap<String, Arc<OnceCell<Arc<Tenant>>>>,
+    devices: DashMap<String, DeviceSlot>,
+    next_conn: AtomicU64,
+    shutdown: watch::Sender<bool>,
+    /// Woken when the last connection ends (drain).
+    idle: tokio::sync::Notify,
+}
+
+impl Hub {
+    pub fn new(
+        config: Config,
+        directory: Directory,
+        backplane: Arc<dyn Backplane>,
+        verifier: Verifier,
+    ) -> Arc<Self> {
+        let node_id = config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()));
+        Arc::new(Hub {
+            router: Arc::new(Router::new(&node_id)),
+            node_id,
+            config,
+            directory: Arc::new(directory),
+            backplane,
+            verifier,
+            connections: AtomicUsize::new(0),
+            tenants: DashMap::new(),
+            devices: DashMap::new(),
+            next_conn: AtomicU64::new(1),
+            shutdown: watch::Sender::new(false),
+            idle: tokio::sync::Notify::new(),
+        })
+    }
+
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The tenant's replica, attaching to the backplane on first use.
+    pub async fn tenant(&self, id: &str) -> HubResult<Arc<Tenant>> {
+        let dir = self
+            .directory
+            .tenant(id)
+            .cloned()
+            .ok_or_else(|| HubError::unauthorized(format!("unknown tenant {id:?}")))?;
+        let cell = self.tenants.entry(id.to_string()).or_default().clone();
+        let tenant = cell
+            .get_or_try_init(|| async {
+                let tenant = Tenant::new(dir.clone());
+                let feed = tenant.clone();
+                let on_delta: DeltaHandler = Arc::new(move |delta| feed.apply(delta));
+                let seed = TenantSeed {
+                    settings: dir.settings.clone(),
+                    agents: dir.seed_records(),
+                };
+                let state = self.backplane.attach(id, seed, on_delta).await?;
+                tenant.load(state);
+                Ok::<_, HubError>(tenant)
+            })
+            .await?;
+        Ok(tenant.clone())
+    }
+
+    /// Applies `event` to one agent by compare-and-swap. `check` runs against
+    /// every record read (permissions depend on it). Returns the record after
+    /// the change, or the unchanged one when the event changes nothing.
+    pub async fn change(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        agent_id: &str,
+        by: &Actor,
+        event: &Event,
+        check: impl Fn(&AgentRecord) -> HubResult<()>,
+    ) -> HubResult<Arc<AgentRecord>> {
+        let mut current = tenant
+            .record(agent_id)
+            .ok_or_else(|| HubError::not_found(format!("no agent {agent_id:?}")))?;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            check(&current)?;
+            let settings = tenant.settings();
+            let ctx = Context {
+                now_ms: clock::now_ms(),
+                by,
+                settings: &settings,
+                max_devices: self.config.max_devices_per_agent,
+            };
+            let Some(next) = domain::apply(&current, event, &ctx)? else {
+                return Ok(current);
+            };
+            match self
+                .backplane
+                .commit_agent(tenant.id(), current.version, next, event.name())
+                .await?
+            {
+                Commit::Committed(record) => {
+                    tenant
+                        .wait_for(record.version, self.config.command_timeout())
+                        .await;
+                    if record.status == Status::WrapUp
+                        && record.wrap_up_until_ms != current.wrap_up_until_ms
+                    {
+                        if let Some(until) = record.wrap_up_until_ms {
+                            self.schedule_wrap_up_end(tenant.clone(), record.id.clone(), until);
+                        }
+                    }
+                    return Ok(record);
+                }
+                Commit::Conflict(Some(record)) => current = record,
+                Commit::Conflict(None) => {
+                    return Err(HubError::not_found(format!("no agent {agent_id:?}")))
+                }
+            }
+        }
+        Err(HubError::unavailable(format!(
+            "agent {agent_id} is changing too fast; try again"
+        )))
+    }
+
+    /// Ends a wrap-up when its deadline passes. The event carries the
+    /// deadline, so a late or duplicate firing changes nothing.
+    fn schedule_wrap_up_end(
+        self: &Arc<Self>,
+        tenant: Arc<Tenant>,
+        agent_id: String,
+        until_ms: u64,
+    ) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(
+                until_ms.saturating_sub(clock::now_ms()),
+            ))
+            .await;
+            let event = Event::WrapUpExpired { until_ms };
+            if let Err(e) = hub
+                .change(&tenant, &agent_id, &Actor::system(), &event, |_| Ok(()))
+                .await
+            {
+                tracing::warn!(tenant = tenant.id(), agent = %agent_id, error = %e, "wrap-up deadline not applied");
+            }
+        });
+    }
+
+    // ---- devices on this node ------------------------------------------
+
+    /// Makes `conn` the connection of a device; a previous connection of the
+    /// same device is told to close with 4009.
+    pub fn claim_device(&self, key: &str, conn: u64, outbox: &Arc<Outbox>) {
+        let old = self.devices.insert(
+            key.to_string(),
+            DeviceSlot {
+                conn,
+                outbox: outbox.clone(),
+            },
+        );
+        if let Some(old) = old {
+            old.outbox.close(
+                crate::protocol::close::REPLACED,
+                "replaced by a newer connection of the same device",
+            );
+        }
+    }
+
+    /// Releases the device if `conn` still holds it; `false` if it was replaced.
+    pub fn release_device(&self, key: &str, conn: u64) -> bool {
+        self.devices
+            .remove_if(key, |_, slot| slot.conn == conn)
+            .is_some()
+    }
+
+    /// Marks a device inactive. With `unless_reclaimed`, only if no
+    /// connection on this node claimed the device meanwhile (grace expiry).
+    pub async fn device_down(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        agent_id: &str,
+        device_id: &str,
+        unless_reclaimed: Option<&str>,
+    ) {
+        let event = Event::DeviceDown {
+            device_id: device_id.to_string(),
+            node: self.node_id.clone(),
+        };
+        let check = |_: &AgentRecord| match unless_reclaimed {
+            Some(key) if self.devices.contains_key(key) => {
+                Err(HubError::invalid_state("device reconnected"))
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = self
+            .change(tenant, agent_id, &Actor::system(), &event, check)
+            .await
+        {
+            if e.code != crate::error::ErrorCode::InvalidState {
+                tracing::warn!(tenant = tenant.id(), agent = agent_id, device = device_id, error = %e, "device not marked inactive");
+            }
+        }
+    }
+
+    /// After an abrupt drop: the device stays active for the reconnect grace
+    /// and goes inactive only if no connection reclaimed it by then.
+    pub fn device_down_after_grace(
+        self: &Arc<Self>,
+        tenant: Arc<Tenant>,
+        agent_id: String,
+        device_id: String,
+        key: String,
+    ) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(hub.config.reconnect_grace()).await;
+            hub.device_down(&tenant, &agent_id, &device_id, Some(&key))
+                .await;
+        });
+    }
+
+    // ---- shutdown --------------------------------------------------------
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Counts a connection until the returned guard drops.
+    pub fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.clone())
+    }
+
+    /// Resolves when no connection is open.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.connections.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+/// The key of a device in the node's registry.
+pub fn device_key(tenant: &str, agent_id: &str, device_id: &str) -> String {
+    format!("{tenant}\u{1f}{agent_id}\u{1f}{device_id}")
+}
+
+/// Keeps a connection counted (see [`Hub::connection_opened`]).
+pub struct ConnectionGuard(Arc<Hub>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if self.0.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Resolves once the node is draining (for `select!` loops).
+pub async fn draining(signal: &mut watch::Receiver<bool>) {
+    let _ = signal.wait_for(|&d| d).await;
+}

@@ -1,0 +1,197 @@
+//! A connection's outbox: what the hub has to say to one client, waiting for
+//! the connection's task to write it.
+//!
+//! Two lanes. *Control* frames (welcome, replies, snapshots, commands) are
+//! kept in order and bounded: a client that stops reading and keeps asking
+//! is closed (4008) instead of growing memory. *Deltas* are coalesced by
+//! agent: a newer record replaces the pending one in place, so a slow
+//! wallboard holds at most one pending frame per agent in scope and never
+//! lags without bound (SPEC §4.4). Frames are shared, pre-serialized bytes:
+//! pushing one to a thousand outboxes copies a pointer a thousand times.
+//!
+//! The writer drains control before deltas, which keeps every snapshot ahead
+//! of the deltas that follow it.
+
+use axum::extract::ws::Utf8Bytes;
+use indexmap::IndexMap;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// One serialized JSON text frame, cheap to clone.
+pub type Frame = Utf8Bytes;
+
+/// Why the hub wants a connection closed, with the close code to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseRequest {
+    pub code: u16,
+    pub reason: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    control: VecDeque<Frame>,
+    deltas: IndexMap<Arc<str>, Frame>,
+    settings: Option<Frame>,
+    close: Option<CloseRequest>,
+}
+
+impl Inner {
+    fn is_empty(&self) -> bool {
+        self.control.is_empty()
+            && self.deltas.is_empty()
+            && self.settings.is_none()
+            && self.close.is_none()
+    }
+}
+
+/// What the writer takes in one go.
+#[derive(Default)]
+pub struct Batch {
+    pub frames: Vec<Frame>,
+    pub close: Option<CloseRequest>,
+}
+
+pub struct Outbox {
+    inner: Mutex<Inner>,
+    notify: Notify,
+    max_control: usize,
+    /// Deltas replaced before they were written (shown in metrics).
+    coalesced: AtomicU64,
+}
+
+impl Outbox {
+    pub fn new(max_control: usize) -> Arc<Self> {
+        Arc::new(Outbox {
+            inner: Mutex::new(Inner::default()),
+            notify: Notify::new(),
+            max_control: max_control.max(1),
+            coalesced: AtomicU64::new(0),
+        })
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let mut inner = self.inner.lock();
+        let was_empty = inner.is_empty();
+        let result = f(&mut inner);
+        // One wake-up per batch: the writer drains everything it finds.
+        if was_empty && !inner.is_empty() {
+            self.notify.notify_one();
+        }
+        result
+    }
+
+    /// Queues an ordered frame (reply, snapshot, command).
+    pub fn push(&self, frame: Frame) {
+        let max = self.max_control;
+        self.with(|inner| {
+            if inner.close.is_some() {
+                return;
+            }
+            if inner.control.len() >= max {
+                inner.close = Some(CloseRequest {
+                    code: crate::protocol::close::POLICY,
+                    reason: "outbox overflow: the client is not reading".into(),
+                });
+                return;
+            }
+            inner.control.push_back(frame);
+        });
+    }
+
+    /// Queues the newest frame about one agent, replacing an unsent older one.
+    pub fn push_delta(&self, agent: &Arc<str>, frame: Frame) {
+        let replaced = self.with(|inner| {
+            if inner.close.is_some() {
+                return false;
+            }
+            inner.deltas.insert(agent.clone(), frame).is_some()
+        });
+        if replaced {
+            self.coalesced.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues the newest settings frame (coalesced like a delta).
+    pub fn push_settings(&self, frame: Frame) {
+        self.with(|inner| inner.settings = Some(frame));
+    }
+
+    /// A new scope: pending deltas of the old one are obsolete, the snapshot
+    /// (in `frames`) supersedes them.
+    pub fn restart_deltas(&self, frames: impl IntoIterator<Item = Frame>) {
+        self.with(|inner| {
+            inner.deltas.clear();
+            inner.control.extend(frames);
+        });
+    }
+
+    /// Asks the connection's task to close with `code`.
+    pub fn close(&self, code: u16, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.with(|inner| {
+            inner.close.get_or_insert(CloseRequest { code, reason });
+        });
+    }
+
+    /// Takes everything pending: control frames first, then deltas.
+    pub fn take(&self) -> Batch {
+        let mut inner = self.inner.lock();
+        let mut frames = Vec::with_capacity(inner.control.len() + inner.deltas.len() + 1);
+        frames.extend(inner.control.drain(..));
+        frames.extend(inner.settings.take());
+        frames.extend(inner.deltas.drain(..).map(|(_, f)| f));
+        Batch {
+            frames,
+            close: inner.close.take(),
+        }
+    }
+
+    /// Resolves when something was queued since the last `take`.
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+
+    pub fn coalesced(&self) -> u64 {
+        self.coalesced.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(s: &str) -> Frame {
+        Frame::from(s)
+    }
+
+    #[test]
+    fn deltas_coalesce_per_agent_and_keep_first_position() {
+        let outbox = Outbox::new(8);
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        outbox.push_delta(&a, f("a1"));
+        outbox.push_delta(&b, f("b1"));
+        outbox.push_delta(&a, f("a2"));
+        outbox.push(f("reply"));
+        let batch = outbox.take();
+        let got: Vec<&str> = batch.frames.iter().map(|f| f.as_str()).collect();
+        assert_eq!(got, ["reply", "a2", "b1"]);
+        assert_eq!(outbox.coalesced(), 1);
+    }
+
+    #[test]
+    fn control_overflow_asks_to_close_instead_of_growing() {
+        let outbox = Outbox::new(2);
+        for _ in 0..10 {
+            outbox.push(f("x"));
+        }
+        let batch = outbox.take();
+        assert_eq!(batch.frames.len(), 2);
+        assert_eq!(
+            batch.close.map(|c| c.code),
+            Some(crate::protocol::close::POLICY)
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! Commands that need the agent's own client (monitor, stop_monitor).
+//!
+//! The hub sends `{"type": "command", "command_id", "action", "supervisor"}`
+//! to the agent's connections on this node and waits for the first
+//! `command_ack`: the first acceptance wins; when every device has refused,
+//! the command is refused; after `command_timeout_ms`, it times out. A
+//! command id is unique per node, so a late or forged ack finds nothing.
+
+use super::outbox::Outbox;
+use crate::protocol;
+use dashmap::DashMap;
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A device's answer to a command.
+#[derive(Clone, Debug)]
+pub struct Ack {
+    pub ok: bool,
+    pub reason: Option<String>,
+}
+
+/// How a command ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    Refused(Option<String>),
+    TimedOut,
+}
+
+struct Pending {
+    tenant: String,
+    agent_id: String,
+    tx: mpsc::UnboundedSender<Ack>,
+}
+
+pub struct Router {
+    node_id: String,
+    next: AtomicU64,
+    pending: DashMap<String, Pending>,
+}
+
+/// A command in flight; dropping it forgets the command.
+pub struct InFlight {
+    router: Arc<Router>,
+    pub command_id: String,
+    devices: usize,
+    rx: mpsc::UnboundedReceiver<Ack>,
+}
+
+impl Router {
+    pub fn new(node_id: &str) -> Self {
+        Router {
+            node_id: node_id.to_string(),
+            next: AtomicU64::new(1),
+            pending: DashMap::new(),
+        }
+    }
+
+    /// Sends `action` to every given connection of one agent.
+    pub fn dispatch(
+        self: &Arc<Self>,
+        tenant: &str,
+        agent_id: &str,
+        action: &str,
+        supervisor: (&str, &str),
+        devices: &[Arc<Outbox>],
+    ) -> InFlight {
+        let command_id = format!(
+            "{}-k{}",
+            self.node_id,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        );
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.pending.insert(
+            command_id.clone(),
+            Pending {
+                tenant: tenant.to_string(),
+                agent_id: agent_id.to_string(),
+                tx,
+            },
+        );
+        let frame = protocol::frame(&json!({
+            "type": "command", "command_id": command_id, "action": action,
+            "supervisor": {"id": supervisor.0, "name": supervisor.1},
+        }));
+        for outbox in devices {
+            outbox.push(frame.clone());
+        }
+        InFlight {
+            router: self.clone(),
+            command_id,
+            devices: devices.len(),
+            rx,
+        }
+    }
+
+    /// Delivers a device's ack. `false` when no such command awaits an ack
+    /// from this agent (unknown, finished, or another agent's).
+    pub fn ack(&self, tenant: &str, agent_id: &str, command_id: &str, ack: Ack) -> bool {
+        match self.pending.get(command_id) {
+            Some(p) if p.tenant == tenant && p.agent_id == agent_id => p.tx.send(ack).is_ok(),
+            _ => false,
+        }
+    }
+}
+
+impl InFlight {
+    /// Waits for the first acceptance, every refusal, or the timeout.
+    pub async fn outcome(mut self, timeout: Duration) -> Outcome {
+        let wait = async {
+            let mut refusals = 0;
+            while let Some(ack) = self.rx.recv().await {
+                if ack.ok {
+                    return Outcome::Accepted;
+                }
+                refusals += 1;
+                if refusals >= self.devices {
+                    return Outcome::Refused(ack.reason);
+                }
+            }
+            Outcome::TimedOut
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or(Outcome::TimedOut)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.router.pending.remove(&self.command_id);
+    }
+}

@@ -1,0 +1,302 @@
+//! One tenant's replica on this node: the records as of `seq`, the settings,
+//! the supervisor subscriptions and the local agent connections that want
+//! their own `state`.
+//!
+//! The replica is fed only by the backplane's ordered delta stream, under one
+//! lock, and fans each delta out while holding it. That single order is what
+//! makes a snapshot consistent: a subscription registered under the lock
+//! gets the snapshot at `seq` and exactly the deltas after it. Each delta is
+//! serialized once; every subscriber gets a clone of the same bytes.
+
+use super::outbox::{Frame, Outbox};
+use crate::backplane::{Delta, TenantState};
+use crate::directory::TenantDirectory;
+use crate::domain::permissions::in_scope;
+use crate::domain::{AgentRecord, ChannelRef, Settings};
+use crate::protocol;
+use parking_lot::Mutex;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Which agents a subscription covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScopeFilter {
+    /// Every agent of the tenant.
+    All,
+    /// Agents connected or assigned to one of these channels.
+    Channels(Vec<ChannelRef>),
+}
+
+impl ScopeFilter {
+    pub fn covers(&self, record: &AgentRecord) -> bool {
+        match self {
+            ScopeFilter::All => true,
+            ScopeFilter::Channels(channels) => in_scope(record, channels),
+        }
+    }
+}
+
+struct AgentEntry {
+    id: Arc<str>,
+    record: Arc<AgentRecord>,
+    json: String,
+}
+
+impl AgentEntry {
+    fn new(record: Arc<AgentRecord>) -> Self {
+        // Serializing a record of plain data cannot fail.
+        let json = serde_json::to_string(&*record).unwrap_or_default();
+        AgentEntry {
+            id: Arc::from(record.id.as_str()),
+            record,
+            json,
+        }
+    }
+}
+
+struct Subscriber {
+    outbox: Arc<Outbox>,
+    scope: ScopeFilter,
+    visible: HashSet<Arc<str>>,
+}
+
+struct Replica {
+    loaded: bool,
+    /// Deltas that arrived between attach and load.
+    early: Vec<Delta>,
+    seq: u64,
+    settings: Settings,
+    agents: HashMap<String, AgentEntry>,
+    subscribers: HashMap<u64, Subscriber>,
+    /// Local agent connections by agent id: they get `state` frames.
+    watchers: HashMap<String, Vec<(u64, Arc<Outbox>)>>,
+}
+
+pub struct Tenant {
+    pub dir: Arc<TenantDirectory>,
+    replica: Mutex<Replica>,
+    seq_tx: watch::Sender<u64>,
+}
+
+impl Tenant {
+    pub fn new(dir: Arc<TenantDirectory>) -> Arc<Self> {
+        Arc::new(Tenant {
+            replica: Mutex::new(Replica {
+                loaded: false,
+                early: Vec::new(),
+                seq: 0,
+                settings: dir.settings.clone(),
+                agents: HashMap::new(),
+                subscribers: HashMap::new(),
+                watchers: HashMap::new(),
+            }),
+            dir,
+            seq_tx: watch::Sender::new(0),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.dir.id
+    }
+
+    /// Installs the state returned by `attach`, then the deltas that raced it.
+    pub fn load(&self, state: TenantState) {
+        let mut r = self.replica.lock();
+        r.seq = state.seq;
+        r.settings = state.settings;
+        r.agents = state
+            .agents
+            .into_iter()
+            .map(|rec| (rec.id.clone(), AgentEntry::new(rec)))
+            .collect();
+        r.loaded = true;
+        let early = std::mem::take(&mut r.early);
+        for delta in early {
+            Self::apply_locked(&mut r, delta);
+        }
+        self.seq_tx.send_replace(r.seq);
+    }
+
+    /// Applies one delta from the backplane and fans it out.
+    pub fn apply(&self, delta: Delta) {
+        let mut r = self.replica.lock();
+        if !r.loaded {
+            r.early.push(delta);
+            return;
+        }
+        Self::apply_locked(&mut r, delta);
+        self.seq_tx.send_replace(r.seq);
+    }
+
+    fn apply_locked(r: &mut Replica, delta: Delta) {
+        let seq = delta.seq();
+        if seq <= r.seq {
+            return; // already have it
+        }
+        if seq > r.seq + 1 {
+            tracing::warn!(have = r.seq, got = seq, "gap in the tenant's delta stream");
+        }
+        r.seq = seq;
+        match delta {
+            Delta::Settings { settings, .. } => {
+                let f =
+                    protocol::frame(&json!({"type": "settings", "seq": seq, "settings": settings}));
+                for sub in r.subscribers.values() {
+                    sub.outbox.push_settings(f.clone());
+                }
+                r.settings = settings;
+            }
+            Delta::Agent(record) => {
+                let entry = AgentEntry::new(record);
+                let mut agent_frame: Option<Frame> = None;
+                let mut removed_frame: Option<Frame> = None;
+                for sub in r.subscribers.values_mut() {
+                    if sub.scope.covers(&entry.record) {
+                        sub.visible.insert(entry.id.clone());
+                        let f = agent_frame
+                            .get_or_insert_with(|| protocol::agent_frame("agent", &entry.json));
+                        sub.outbox.push_delta(&entry.id, f.clone());
+                    } else if sub.visible.remove(&entry.id) {
+                        let f = removed_frame.get_or_insert_with(|| {
+                            protocol::frame(&json!({"type": "agent_removed", "agent_id": &*entry.id, "version": seq}))
+                        });
+                        sub.outbox.push_delta(&entry.id, f.clone());
+                    }
+                }
+                if let Some(watchers) = r.watchers.get(entry.id.as_ref()) {
+                    let f = protocol::agent_frame("state", &entry.json);
+                    for (_, outbox) in watchers {
+                        outbox.push_delta(&entry.id, f.clone());
+                    }
+                }
+                r.agents.insert(entry.record.id.clone(), entry);
+            }
+        }
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.replica.lock().seq
+    }
+
+    /// Waits until this replica has applied `seq` (read-your-writes for the
+    /// connection that made the change). Gives up quietly after `timeout`.
+    pub async fn wait_for(&self, seq: u64, timeout: Duration) {
+        let mut rx = self.seq_tx.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|&s| s >= seq)).await;
+    }
+
+    pub fn record(&self, agent_id: &str) -> Option<Arc<AgentRecord>> {
+        self.replica
+            .lock()
+            .agents
+            .get(agent_id)
+            .map(|e| e.record.clone())
+    }
+
+    pub fn records(&self) -> Vec<Arc<AgentRecord>> {
+        self.replica
+            .lock()
+            .agents
+            .values()
+            .map(|e| e.record.clone())
+            .collect()
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.replica.lock().settings.clone()
+    }
+
+    /// Sets (replaces) a connection's scope. Under the lock: queues `reply`
+    /// and the snapshot, then registers for the deltas after it.
+    pub fn subscribe(
+        &self,
+        conn: u64,
+        outbox: &Arc<Outbox>,
+        scope: ScopeFilter,
+        reply: Option<Frame>,
+    ) {
+        let mut r = self.replica.lock();
+        let mut ids: Vec<&AgentEntry> = r
+            .agents
+            .values()
+            .filter(|e| scope.covers(&e.record))
+            .collect();
+        ids.sort_by(|a, b| a.id.cmp(&b.id));
+        let visible: HashSet<Arc<str>> = ids.iter().map(|e| e.id.clone()).collect();
+        let channels: Vec<_> = self
+            .dir
+            .channels
+            .iter()
+            .filter(|c| match &scope {
+                ScopeFilter::All => true,
+                ScopeFilter::Channels(list) => list.contains(&c.channel_ref()),
+            })
+            .map(|c| json!({"kind": c.kind, "id": c.id, "name": c.name}))
+            .collect();
+        let mut snapshot =
+            String::with_capacity(256 + ids.iter().map(|e| e.json.len() + 1).sum::<usize>());
+        snapshot.push_str(&format!(
+            r#"{{"type":"snapshot","seq":{},"agents":["#,
+            r.seq
+        ));
+        for (i, e) in ids.iter().enumerate() {
+            if i > 0 {
+                snapshot.push(',');
+            }
+            snapshot.push_str(&e.json);
+        }
+        snapshot.push_str(r#"],"channels":"#);
+        snapshot.push_str(&serde_json::Value::from(channels).to_string());
+        snapshot.push_str(r#","settings":"#);
+        snapshot.push_str(&json!(r.settings).to_string());
+        snapshot.push('}');
+        outbox.restart_deltas(reply.into_iter().chain([Frame::from(snapshot)]));
+        r.subscribers.insert(
+            conn,
+            Subscriber {
+                outbox: outbox.clone(),
+                scope,
+                visible,
+            },
+        );
+    }
+
+    pub fn unsubscribe(&self, conn: u64) {
+        self.replica.lock().subscribers.remove(&conn);
+    }
+
+    /// Registers a local agent connection; queues its current `state`.
+    pub fn watch_agent(&self, agent_id: &str, conn: u64, outbox: &Arc<Outbox>) {
+        let mut r = self.replica.lock();
+        if let Some(e) = r.agents.get(agent_id) {
+            outbox.push_delta(&e.id, protocol::agent_frame("state", &e.json));
+        }
+        r.watchers
+            .entry(agent_id.to_string())
+            .or_default()
+            .push((conn, outbox.clone()));
+    }
+
+    pub fn unwatch_agent(&self, agent_id: &str, conn: u64) {
+        let mut r = self.replica.lock();
+        if let Some(list) = r.watchers.get_mut(agent_id) {
+            list.retain(|(c, _)| *c != conn);
+            if list.is_empty() {
+                r.watchers.remove(agent_id);
+            }
+        }
+    }
+
+    /// The outboxes of this node's connections of one agent (command routing).
+    pub fn local_connections(&self, agent_id: &str) -> Vec<Arc<Outbox>> {
+        self.replica
+            .lock()
+            .watchers
+            .get(agent_id)
+            .map(|l| l.iter().map(|(_, o)| o.clone()).collect())
+            .unwrap_or_default()
+    }
+}

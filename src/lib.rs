@@ -1,0 +1,39 @@
+//! presence-hub: a realtime WebSocket presence hub for contact centers.
+//!
+//! Agent clients open one WebSocket per device, beat, and change their own
+//! status; supervisor wallboards subscribe to channels, get a snapshot then
+//! live deltas, search agents and act on them; admins change settings at
+//! runtime. The contract is `protocol/PROTOCOL.md`.
+//!
+//! # Layout
+//!
+//! The modules follow the picture of SPEC §5, from pure to I/O:
+//!
+//! - [`domain`]: the agent record, the state machine and the permission
+//!   table. Pure functions; no clock, no I/O.
+//! - [`backplane`]: the shared store behind a trait: compare-and-swap of
+//!   records, the tenant sequence, settings, history, ordered delta delivery.
+//!   [`backplane::memory`] is the single-process default.
+//! - [`hub`]: this node's replicas of its tenants, fed by the delta stream;
+//!   subscriptions and coalescing outboxes; the command router; device
+//!   ownership and timers. [`hub::Hub::change`] is the one write path.
+//! - [`server`]: HTTP routes, the per-connection session task, the request
+//!   handlers, graceful drain.
+//! - [`protocol`]: decoding client messages and building server frames.
+//! - [`wallboard`]: the embedded supervisor page.
+//! - [`config`], [`directory`], [`auth`], [`error`], [`clock`]: the edges.
+//!
+//! `main.rs` only parses flags and calls [`node::run`].
+
+pub mod auth;
+pub mod backplane;
+pub mod clock;
+pub mod config;
+pub mod directory;
+pub mod domain;
+pub mod error;
+pub mod hub;
+pub mod node;
+pub mod protocol;
+pub mod server;
+pub mod wallboard;

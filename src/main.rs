@@ -1,0 +1,49 @@
+//! The `presence-hub` binary: flags in, node out. Everything else lives in
+//! the library (see `lib.rs`).
+
+use clap::Parser;
+use presence_hub::config::{Cli, Command, LogFormat};
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.config.log_format);
+    match cli.command {
+        Some(Command::Token(args)) => {
+            let Some(secret) = cli.config.jwt_secret.as_deref() else {
+                eprintln!("presence-hub token: set --jwt-secret (or PRESENCE_HUB_JWT_SECRET) to the hub's secret");
+                return ExitCode::from(2);
+            };
+            match presence_hub::auth::mint(secret, &args.tenant, &args.user, args.ttl_s) {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("presence-hub token: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        None => match presence_hub::node::run(cli.config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("presence-hub: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

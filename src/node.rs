@@ -1,0 +1,184 @@
+//! Starting a node: directory, backplane, auth, hub, listener — and the
+//! start-up banner that tells a newcomer how to open the wallboard.
+
+use crate::auth::{self, AuthError, Verifier};
+use crate::backplane::memory::MemoryBackplane;
+use crate::backplane::Backplane;
+use crate::config::Config;
+use crate::directory::{Directory, DirectoryError};
+use crate::domain::Role;
+use crate::hub::Hub;
+use crate::server;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A node that is listening, ready to be served.
+pub struct Node {
+    pub hub: Arc<Hub>,
+    pub addr: SocketAddr,
+    listener: TcpListener,
+    /// The HS256 secret in use when it was generated (dev mode).
+    pub generated_secret: Option<String>,
+}
+
+impl Node {
+    /// Loads everything the configuration names and binds the listener.
+    pub async fn bind(config: Config) -> Result<Node, StartError> {
+        let directory = match &config.directory {
+            Some(path) => Directory::load(path)?,
+            None => Directory::demo(),
+        };
+        Node::bind_with(config, directory).await
+    }
+
+    /// As [`Node::bind`], with a directory already in hand (tests).
+    pub async fn bind_with(config: Config, directory: Directory) -> Result<Node, StartError> {
+        if config.redis_url.is_some() {
+            return Err(StartError::Config(
+                "--redis-url: the Redis backplane is not available in this build yet; run without it for the in-memory backplane".into(),
+            ));
+        }
+        let mut generated_secret = None;
+        let verifier = match (&config.jwt_public_key, &config.jwt_secret) {
+            (Some(path), _) => Verifier::public_key(path)?,
+            (None, Some(secret)) => Verifier::hs256(secret),
+            (None, None) => {
+                let secret = auth::generate_secret();
+                let v = Verifier::hs256(&secret);
+                generated_secret = Some(secret);
+                v
+            }
+        };
+        let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(config.history_capacity));
+        let addr = config.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let hub = Hub::new(config, directory, backplane, verifier);
+        Ok(Node {
+            hub,
+            addr,
+            listener,
+            generated_secret,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then drains (see [`server::serve`]).
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        server::serve(self.hub, self.listener, shutdown).await
+    }
+
+    /// What a newcomer needs to start: where the wallboard is and how to sign in.
+    pub fn banner(&self) -> String {
+        let hub = &self.hub;
+        let base = format!("http://{}", self.addr);
+        let mut out = format!(
+            "presence-hub {} listening on {base} (node {}, in-memory backplane)\n  WebSocket endpoint: ws://{}/v1/ws\n",
+            env!("CARGO_PKG_VERSION"),
+            hub.node_id,
+            self.addr
+        );
+        let Some(secret) = &self.generated_secret else {
+            out.push_str(&format!("  Wallboard: {base}/ (sign in with a token)\n"));
+            return out;
+        };
+        out.push_str(&format!(
+            "  Dev JWT secret (generated, in-memory mode only): {secret}\n"
+        ));
+        if let Some(tenant) = hub.directory.tenants().next() {
+            let pick = |role: Role, unscoped: bool| {
+                tenant
+                    .users
+                    .iter()
+                    .find(|u| u.has_role(role) && (!unscoped || u.supervises.is_none()))
+            };
+            let link = |user: &crate::domain::User, role: Role| {
+                auth::mint(secret, &tenant.id, &user.id, 12 * 3600)
+                    .map(|t| format!("{base}/#role={}&token={t}", role.as_str()))
+                    .unwrap_or_default()
+            };
+            // Prefer a pure supervisor who sees the whole tenant.
+            let pure = tenant.users.iter().find(|u| {
+                u.has_role(Role::Supervisor) && !u.has_role(Role::Agent) && u.supervises.is_none()
+            });
+            if let Some(s) = pure
+                .or_else(|| pick(Role::Supervisor, true))
+                .or_else(|| pick(Role::Supervisor, false))
+            {
+                out.push_str(&format!(
+                    "  Open the wallboard as supervisor {} ({}):\n    {}\n",
+                    s.name,
+                    s.id,
+                    link(s, Role::Supervisor)
+                ));
+            }
+            if let Some(a) = pick(Role::Admin, false) {
+                out.push_str(&format!(
+                    "  As admin {} ({}):\n    {}\n",
+                    a.name,
+                    a.id,
+                    link(a, Role::Admin)
+                ));
+            }
+            out.push_str(&format!(
+                "  Mint tokens: presence-hub token --jwt-secret {secret} --tenant {} --user <id>\n",
+                tenant.id
+            ));
+        }
+        out
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Starts a node and serves until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let node = Node::bind(config).await?;
+    print!("{}", node.banner());
+    node.serve(shutdown_signal())
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: ([0, 0, 0, 0], 0).into(),
+            source,
+        })
+}

@@ -1,0 +1,311 @@
+//! Protocol v1 on the wire (SPEC §4, `protocol/PROTOCOL.md`): the messages
+//! clients send, how they are decoded, and the frames the hub sends back.
+//!
+//! Decoding is two-step so each failure gets its documented code: text that
+//! is not a JSON object is `bad_request`; an object whose `type` the hub does
+//! not know is `unknown_type`; a known type with a missing or mistyped field
+//! is `bad_request` naming the field. Unknown fields are ignored.
+
+use crate::backplane::SettingsPatch;
+use crate::domain::{ChannelRef, Role};
+use crate::error::{HubError, HubResult};
+use crate::hub::outbox::Frame;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The protocol version in `welcome`.
+pub const VERSION: u32 = 1;
+
+/// WebSocket close codes of SPEC §4.2.
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const TOO_LARGE: u16 = 1009;
+    pub const DRAINING: u16 = 1012;
+    pub const BAD_HELLO: u16 = 4000;
+    pub const AUTH_TIMEOUT: u16 = 4001;
+    pub const UNAUTHORIZED: u16 = 4003;
+    pub const POLICY: u16 = 4008;
+    pub const REPLACED: u16 = 4009;
+}
+
+/// The device an agent connection speaks for.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DeviceHello {
+    pub id: String,
+    #[serde(default = "unknown_kind")]
+    pub kind: String,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+fn unknown_kind() -> String {
+    "unknown".into()
+}
+
+/// The first message of every connection.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Hello {
+    pub token: String,
+    pub role: Role,
+    #[serde(default)]
+    pub device: Option<DeviceHello>,
+}
+
+/// A subscription scope: `{"channels": [...]}` or `{"all": true}`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ScopeRequest {
+    #[serde(default)]
+    pub all: Option<bool>,
+    #[serde(default)]
+    pub channels: Option<Vec<ChannelRef>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandAction {
+    Connect,
+    Disconnect,
+    Pause,
+    Unpause,
+    Monitor,
+    StopMonitor,
+    EndWrapUp,
+    DisconnectUnassigned,
+}
+
+/// Every message a client may send after `hello`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    Heartbeat {},
+    SetStatus {
+        status: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Connect {
+        channel: ChannelRef,
+    },
+    Disconnect {
+        channel: ChannelRef,
+    },
+    InteractionStart {
+        interaction_id: String,
+        channel: ChannelRef,
+    },
+    InteractionEnd {
+        interaction_id: String,
+    },
+    EndWrapUp {},
+    CommandAck {
+        command_id: String,
+        ok: bool,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Subscribe {
+        scope: ScopeRequest,
+    },
+    Search {
+        #[serde(default)]
+        query: Option<String>,
+        #[serde(default)]
+        role: Option<Role>,
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    History {
+        agent_id: String,
+        #[serde(default)]
+        since_ms: Option<u64>,
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    Command {
+        action: CommandAction,
+        agent_id: String,
+        #[serde(default)]
+        channel: Option<ChannelRef>,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    UpdateSettings {
+        settings: SettingsPatch,
+    },
+    SetUnassignedAccess {
+        agent_id: String,
+        /// `null` removes the override (the tenant default applies).
+        allowed: Option<bool>,
+    },
+    Assign {
+        agent_id: String,
+        channel: ChannelRef,
+    },
+    Unassign {
+        agent_id: String,
+        channel: ChannelRef,
+    },
+}
+
+/// Message types the hub knows (besides `hello`, which only opens a session).
+pub const REQUEST_TYPES: &[&str] = &[
+    "heartbeat",
+    "set_status",
+    "connect",
+    "disconnect",
+    "interaction_start",
+    "interaction_end",
+    "end_wrap_up",
+    "command_ack",
+    "subscribe",
+    "search",
+    "history",
+    "command",
+    "update_settings",
+    "set_unassigned_access",
+    "assign",
+    "unassign",
+];
+
+/// A decoded client message: its request `id` (if any) and the request.
+pub struct Incoming {
+    pub id: Option<String>,
+    pub kind: String,
+    pub request: HubResult<Request>,
+}
+
+/// Decodes one text frame. `Err` means not even the envelope was readable
+/// (the reply cannot carry an `id`); `Incoming.request` carries per-type errors.
+pub fn decode(text: &str) -> Result<Incoming, HubError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| HubError::bad_request(format!("malformed JSON: {e}")))?;
+    let Value::Object(map) = &value else {
+        return Err(HubError::bad_request("a message must be a JSON object"));
+    };
+    let id = match map.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(HubError::bad_request("field `id` must be a string")),
+    };
+    let kind = match map.get("type") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => {
+            return Ok(Incoming {
+                id,
+                kind: String::new(),
+                request: Err(HubError::bad_request("field `type` must be a string")),
+            })
+        }
+        None => {
+            return Ok(Incoming {
+                id,
+                kind: String::new(),
+                request: Err(HubError::bad_request("missing field `type`")),
+            })
+        }
+    };
+    let request = if kind == "hello" {
+        Err(HubError::bad_request(
+            "already authenticated: hello is only the first message",
+        ))
+    } else if !REQUEST_TYPES.contains(&kind.as_str()) {
+        Err(HubError::unknown_type(format!(
+            "unknown message type {kind:?}"
+        )))
+    } else {
+        serde_json::from_value::<Request>(value)
+            .map_err(|e| HubError::bad_request(format!("invalid {kind}: {e}")))
+    };
+    Ok(Incoming { id, kind, request })
+}
+
+/// Decodes the first message, which must be a `hello`.
+pub fn decode_hello(text: &str) -> Result<Hello, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+    match value.get("type") {
+        Some(Value::String(t)) if t == "hello" => {}
+        _ => return Err("the first message must be {\"type\": \"hello\", ...}".into()),
+    }
+    serde_json::from_value(value).map_err(|e| format!("invalid hello: {e}"))
+}
+
+// ---- frames the hub sends ------------------------------------------------
+
+pub fn frame(value: &Value) -> Frame {
+    Frame::from(value.to_string())
+}
+
+pub fn reply_ok(id: &str, result: Value) -> Frame {
+    frame(&json!({"type": "reply", "id": id, "ok": true, "result": result}))
+}
+
+pub fn reply_err(id: &str, error: &HubError) -> Frame {
+    frame(&json!({"type": "reply", "id": id, "ok": false, "error": error}))
+}
+
+pub fn error(error: &HubError) -> Frame {
+    frame(&json!({"type": "error", "error": error}))
+}
+
+/// The answer to a request: a `reply` when it had an `id`; otherwise an
+/// `error` frame on failure and nothing on success.
+pub fn answer(id: Option<&str>, result: HubResult<Value>) -> Option<Frame> {
+    match (id, result) {
+        (Some(id), Ok(v)) => Some(reply_ok(id, v)),
+        (Some(id), Err(e)) => Some(reply_err(id, &e)),
+        (None, Ok(_)) => None,
+        (None, Err(e)) => Some(error(&e)),
+    }
+}
+
+/// `{"type": "<kind>", "agent": <record json>}` from an already serialized record.
+pub fn agent_frame(kind: &str, record_json: &str) -> Frame {
+    let mut s = String::with_capacity(record_json.len() + kind.len() + 22);
+    s.push_str(r#"{"type":""#);
+    s.push_str(kind);
+    s.push_str(r#"","agent":"#);
+    s.push_str(record_json);
+    s.push('}');
+    Frame::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn each_failure_gets_its_code() {
+        assert_eq!(
+            decode("{nope").err().map(|e| e.code),
+            Some(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            decode("[1]").err().map(|e| e.code),
+            Some(ErrorCode::BadRequest)
+        );
+        let unknown = decode(r#"{"type":"fly","id":"r1"}"#).expect("envelope");
+        assert_eq!(unknown.id.as_deref(), Some("r1"));
+        assert_eq!(
+            unknown.request.err().map(|e| e.code),
+            Some(ErrorCode::UnknownType)
+        );
+        let wrong_type = decode(r#"{"type":"set_status","status":5}"#).expect("envelope");
+        let e = wrong_type.request.expect_err("mistyped");
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert!(e.message.contains("invalid type"), "{}", e.message);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let m = decode(r#"{"type":"heartbeat","id":"h","extra":{"x":1}}"#).expect("envelope");
+        assert!(matches!(m.request, Ok(Request::Heartbeat {})));
+    }
+
+    #[test]
+    fn agent_frame_is_valid_json() {
+        let f = agent_frame("agent", r#"{"id":"a1"}"#);
+        let v: Value = serde_json::from_str(f.as_str()).expect("json");
+        assert_eq!(v, json!({"type": "agent", "agent": {"id": "a1"}}));
+    }
+}

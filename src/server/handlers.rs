@@ -1,0 +1,550 @@
+//! What each request does (SPEC §4.3–4.5), per role. Every handler checks
+//! permissions against the record it is about to change, inside
+//! [`Hub::change`]'s retry loop, so a concurrent change cannot slip an agent
+//! out of a supervisor's scope between the check and the write.
+
+use super::session::Session;
+use crate::domain::permissions::{self, Principal};
+use crate::domain::{self, Actor, AgentRecord, ChannelRef, Context, Event, Role};
+use crate::error::{HubError, HubResult};
+use crate::hub::router::Outcome;
+use crate::hub::tenant::ScopeFilter;
+use crate::hub::Hub;
+use crate::protocol::{self, CommandAction, Request, ScopeRequest};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Longest pause reason accepted.
+const MAX_REASON_LEN: usize = 200;
+/// Largest `limit` for search and history.
+const MAX_LIMIT: usize = 1000;
+/// Longest wrap-up an admin may set (one day).
+const MAX_WRAP_UP_SECONDS: u32 = 86_400;
+
+pub(super) enum Reply {
+    /// Answer now with this result.
+    Now(Value),
+    /// The handler answers itself (after the snapshot, or after an ack).
+    Later,
+}
+
+fn agent_result(record: &AgentRecord) -> HubResult<Reply> {
+    Ok(Reply::Now(json!({ "agent": record })))
+}
+
+impl Session {
+    fn principal(&self) -> Principal<'_> {
+        Principal {
+            user: &self.user,
+            role: self.role,
+        }
+    }
+
+    fn actor(&self) -> Actor {
+        Actor::new(self.user.id.clone(), self.role)
+    }
+
+    fn channel_exists(&self, channel: &ChannelRef) -> HubResult<()> {
+        match self.tenant.dir.channel(channel) {
+            Some(_) => Ok(()),
+            None => Err(HubError::not_found(format!(
+                "no {channel} in tenant {}",
+                self.tenant.id()
+            ))),
+        }
+    }
+
+    fn agent_record(&self, agent_id: &str) -> HubResult<Arc<AgentRecord>> {
+        self.tenant.record(agent_id).ok_or_else(|| {
+            HubError::not_found(format!(
+                "no agent {agent_id:?} in tenant {}",
+                self.tenant.id()
+            ))
+        })
+    }
+
+    /// Changes this connection's own agent.
+    async fn change_self(
+        &self,
+        event: Event,
+        check: impl Fn(&AgentRecord) -> HubResult<()>,
+    ) -> HubResult<Reply> {
+        permissions::require_agent(&self.principal())?;
+        let record = self
+            .hub
+            .change(&self.tenant, &self.user.id, &self.actor(), &event, check)
+            .await?;
+        agent_result(&record)
+    }
+
+    /// Changes another agent as a supervisor or admin, in scope.
+    async fn change_agent(
+        &self,
+        agent_id: &str,
+        channel: Option<&ChannelRef>,
+        event: Event,
+    ) -> HubResult<Reply> {
+        permissions::require_supervisor(&self.principal())?;
+        self.agent_record(agent_id)?;
+        let p = self.principal();
+        let record = self
+            .hub
+            .change(&self.tenant, agent_id, &self.actor(), &event, |r| {
+                permissions::check_manage(&p, r, channel)
+            })
+            .await?;
+        agent_result(&record)
+    }
+
+    /// Changes an agent as an admin (assignments, unassigned access).
+    async fn change_as_admin(&self, agent_id: &str, event: Event) -> HubResult<Reply> {
+        permissions::require_admin(&self.principal())?;
+        let record = self
+            .hub
+            .change(&self.tenant, agent_id, &self.actor(), &event, |_| Ok(()))
+            .await?;
+        agent_result(&record)
+    }
+
+    pub(super) async fn dispatch(
+        &mut self,
+        request: Request,
+        id: Option<&str>,
+    ) -> HubResult<Reply> {
+        match request {
+            // Any connection may beat; for agents it is also presence.
+            Request::Heartbeat {} => Ok(Reply::Now(json!({}))),
+            Request::SetStatus { status, reason } => match status.as_str() {
+                "available" => self.change_self(Event::Unpause, |_| Ok(())).await,
+                "paused" => {
+                    self.change_self(
+                        Event::Pause {
+                            reason: pause_reason(reason)?,
+                        },
+                        |_| Ok(()),
+                    )
+                    .await
+                }
+                other => Err(HubError::bad_request(format!(
+                    "status {other:?} cannot be set: use available or paused \
+                     (busy and wrap_up follow interactions, offline follows devices)"
+                ))),
+            },
+            Request::Connect { channel } => {
+                self.channel_exists(&channel)?;
+                let event = Event::Connect {
+                    channel: channel.clone(),
+                };
+                self.change_self(event, |r| permissions::check_self_connect(r, &channel))
+                    .await
+            }
+            Request::Disconnect { channel } => {
+                self.channel_exists(&channel)?;
+                self.change_self(Event::Disconnect { channel }, |_| Ok(()))
+                    .await
+            }
+            Request::InteractionStart {
+                interaction_id,
+                channel,
+            } => {
+                non_empty("interaction_id", &interaction_id)?;
+                self.channel_exists(&channel)?;
+                self.change_self(
+                    Event::InteractionStart {
+                        interaction_id,
+                        channel,
+                    },
+                    |_| Ok(()),
+                )
+                .await
+            }
+            Request::InteractionEnd { interaction_id } => {
+                self.change_self(Event::InteractionEnd { interaction_id }, |_| Ok(()))
+                    .await
+            }
+            Request::EndWrapUp {} => self.change_self(Event::EndWrapUp, |_| Ok(())).await,
+            Request::CommandAck {
+                command_id,
+                ok,
+                reason,
+            } => {
+                permissions::require_agent(&self.principal())?;
+                let ack = crate::hub::router::Ack { ok, reason };
+                if self
+                    .hub
+                    .router
+                    .ack(self.tenant.id(), &self.user.id, &command_id, ack)
+                {
+                    Ok(Reply::Now(json!({})))
+                } else {
+                    Err(HubError::not_found(format!(
+                        "no command {command_id:?} awaits an answer from this agent"
+                    )))
+                }
+            }
+            Request::Subscribe { scope } => self.subscribe(scope, id),
+            Request::Search { query, role, limit } => self.search(query, role, limit),
+            Request::History {
+                agent_id,
+                since_ms,
+                limit,
+            } => self.history(&agent_id, since_ms, limit).await,
+            Request::Command {
+                action,
+                agent_id,
+                channel,
+                reason,
+            } => self.command(action, &agent_id, channel, reason, id).await,
+            Request::UpdateSettings { settings } => self.update_settings(settings).await,
+            Request::SetUnassignedAccess { agent_id, allowed } => {
+                self.change_as_admin(&agent_id, Event::SetUnassignedAccess { allowed })
+                    .await
+            }
+            Request::Assign { agent_id, channel } => {
+                self.channel_exists(&channel)?;
+                self.change_as_admin(&agent_id, Event::Assign { channel })
+                    .await
+            }
+            Request::Unassign { agent_id, channel } => {
+                self.channel_exists(&channel)?;
+                self.change_as_admin(&agent_id, Event::Unassign { channel })
+                    .await
+            }
+        }
+    }
+
+    fn subscribe(&mut self, scope: ScopeRequest, id: Option<&str>) -> HubResult<Reply> {
+        let p = self.principal();
+        permissions::require_supervisor(&p)?;
+        let filter = match (scope.all, scope.channels) {
+            (Some(true), None) => match p.scope() {
+                None => ScopeFilter::All,
+                Some(mine) => ScopeFilter::Channels(mine.to_vec()),
+            },
+            (None, Some(channels)) if !channels.is_empty() => {
+                for channel in &channels {
+                    self.channel_exists(channel)?;
+                    permissions::check_channel_in_scope(&p, channel)?;
+                }
+                ScopeFilter::Channels(channels)
+            }
+            _ => {
+                return Err(HubError::bad_request(
+                    "scope must be {\"all\": true} or {\"channels\": [at least one channel]}",
+                ))
+            }
+        };
+        let reply = id.map(|id| protocol::reply_ok(id, json!({})));
+        self.tenant
+            .subscribe(self.conn, &self.outbox, filter, reply);
+        self.subscribed = true;
+        Ok(Reply::Later)
+    }
+
+    fn search(
+        &self,
+        query: Option<String>,
+        role: Option<Role>,
+        limit: Option<usize>,
+    ) -> HubResult<Reply> {
+        permissions::require_supervisor(&self.principal())?;
+        let limit = bounded_limit(limit, 50)?;
+        let query = query.unwrap_or_default().to_lowercase();
+        let mut found: Vec<Value> = Vec::new();
+        let mut users: Vec<_> = self
+            .tenant
+            .dir
+            .users
+            .iter()
+            .filter(|u| role.is_none_or(|r| u.has_role(r)))
+            .filter(|u| {
+                query.is_empty()
+                    || u.id.to_lowercase().contains(&query)
+                    || u.name.to_lowercase().contains(&query)
+            })
+            .collect();
+        users.sort_by(|a, b| (a.name.to_lowercase(), &a.id).cmp(&(b.name.to_lowercase(), &b.id)));
+        let total = users.len();
+        for user in users.into_iter().take(limit) {
+            // Users without the agent role have no devices: always offline.
+            let (presence, status, devices) = match self.tenant.record(&user.id) {
+                Some(r) => (json!(r.presence), json!(r.status), json!(r.devices)),
+                None => (json!("offline"), json!("offline"), json!([])),
+            };
+            found.push(json!({
+                "id": user.id, "name": user.name, "roles": user.roles,
+                "presence": presence, "status": status, "devices": devices,
+            }));
+        }
+        Ok(Reply::Now(json!({"agents": found, "total": total})))
+    }
+
+    async fn history(
+        &self,
+        agent_id: &str,
+        since_ms: Option<u64>,
+        limit: Option<usize>,
+    ) -> HubResult<Reply> {
+        let p = self.principal();
+        permissions::require_supervisor(&p)?;
+        let record = self.agent_record(agent_id)?;
+        permissions::check_manage(&p, &record, None)?;
+        let limit = bounded_limit(limit, 100)?;
+        let changes = self
+            .hub
+            .backplane
+            .history(self.tenant.id(), agent_id, since_ms.unwrap_or(0), limit)
+            .await?;
+        let changes: Vec<Value> = changes
+            .into_iter()
+            .map(|h| {
+                json!({"version": h.version, "at_ms": h.at_ms, "event": h.event, "presence": h.presence,
+                       "status": h.status, "pause_reason": h.pause_reason, "by": h.by})
+            })
+            .collect();
+        Ok(Reply::Now(json!({"changes": changes})))
+    }
+
+    async fn command(
+        &mut self,
+        action: CommandAction,
+        agent_id: &str,
+        channel: Option<ChannelRef>,
+        reason: Option<String>,
+        id: Option<&str>,
+    ) -> HubResult<Reply> {
+        permissions::require_supervisor(&self.principal())?;
+        let need_channel = || match &channel {
+            Some(c) => self.channel_exists(c).map(|_| c.clone()),
+            None => Err(HubError::bad_request("this action needs a `channel`")),
+        };
+        match action {
+            CommandAction::Connect => {
+                let channel = need_channel()?;
+                self.change_agent(
+                    agent_id,
+                    Some(&channel),
+                    Event::Connect {
+                        channel: channel.clone(),
+                    },
+                )
+                .await
+            }
+            CommandAction::Disconnect => {
+                let channel = need_channel()?;
+                self.change_agent(
+                    agent_id,
+                    Some(&channel),
+                    Event::Disconnect {
+                        channel: channel.clone(),
+                    },
+                )
+                .await
+            }
+            CommandAction::Pause => {
+                let reason = pause_reason(reason)?;
+                self.change_agent(agent_id, None, Event::Pause { reason })
+                    .await
+            }
+            CommandAction::Unpause => self.change_agent(agent_id, None, Event::Unpause).await,
+            CommandAction::EndWrapUp => {
+                permissions::check_end_wrap_up(&self.principal(), &self.tenant.settings())?;
+                self.change_agent(agent_id, None, Event::EndWrapUp).await
+            }
+            CommandAction::DisconnectUnassigned => {
+                let within = self.principal().scope().map(<[ChannelRef]>::to_vec);
+                self.change_agent(agent_id, None, Event::DisconnectUnassigned { within })
+                    .await
+            }
+            CommandAction::Monitor => self.monitor(agent_id, id),
+            CommandAction::StopMonitor => {
+                permissions::check_manage(&self.principal(), &*self.agent_record(agent_id)?, None)?;
+                let record = self.stop_monitor(agent_id).await?;
+                agent_result(&record)
+            }
+        }
+    }
+
+    /// Monitoring needs the agent's device to accept: the request goes to the
+    /// agent's connections and the reply follows their answer, so the
+    /// session keeps serving while it waits.
+    fn monitor(&mut self, agent_id: &str, id: Option<&str>) -> HubResult<Reply> {
+        let p = self.principal();
+        let record = self.agent_record(agent_id)?;
+        permissions::check_manage(&p, &record, None)?;
+        let event = Event::Monitor {
+            supervisor_id: self.user.id.clone(),
+        };
+        // Refuse early (offline, already monitoring) without bothering the agent.
+        let settings = self.tenant.settings();
+        let actor = self.actor();
+        let ctx = Context {
+            now_ms: crate::clock::now_ms(),
+            by: &actor,
+            settings: &settings,
+            max_devices: usize::MAX,
+        };
+        domain::apply(&record, &event, &ctx)?;
+        let devices = self.tenant.local_connections(agent_id);
+        if devices.is_empty() {
+            return Err(HubError::agent_offline(format!(
+                "agent {agent_id} has no connected device"
+            )));
+        }
+        let in_flight = self.hub.router.dispatch(
+            self.tenant.id(),
+            agent_id,
+            "monitor",
+            (&self.user.id, &self.user.name),
+            &devices,
+        );
+        let (hub, tenant, user, role) = (
+            self.hub.clone(),
+            self.tenant.clone(),
+            self.user.clone(),
+            self.role,
+        );
+        let (outbox, monitoring) = (self.outbox.clone(), self.monitoring.clone());
+        let (agent_id, id) = (agent_id.to_string(), id.map(str::to_string));
+        tokio::spawn(async move {
+            let result = match in_flight.outcome(hub.config.command_timeout()).await {
+                Outcome::Accepted => {
+                    let p = Principal { user: &user, role };
+                    hub.change(&tenant, &agent_id, &p.actor(), &event, |r| {
+                        permissions::check_manage(&p, r, None)
+                    })
+                    .await
+                    .map(|record| {
+                        monitoring.lock().insert(agent_id.clone());
+                        json!({ "agent": record })
+                    })
+                }
+                Outcome::Refused(reason) => Err(HubError::forbidden(format!(
+                    "agent {agent_id}'s device refused monitoring{}",
+                    reason.map(|r| format!(": {r}")).unwrap_or_default()
+                ))),
+                Outcome::TimedOut => Err(HubError::timeout(format!(
+                    "agent {agent_id}'s device did not answer within {} ms",
+                    hub.config.command_timeout_ms
+                ))),
+            };
+            if let Some(frame) = protocol::answer(id.as_deref(), result) {
+                outbox.push(frame);
+            }
+        });
+        Ok(Reply::Later)
+    }
+
+    /// Ends this supervisor's monitor of an agent and tells the agent's devices.
+    pub(super) async fn stop_monitor(&self, agent_id: &str) -> HubResult<Arc<AgentRecord>> {
+        let event = Event::StopMonitor {
+            supervisor_id: self.user.id.clone(),
+        };
+        let record = self
+            .hub
+            .change(&self.tenant, agent_id, &self.actor(), &event, |_| Ok(()))
+            .await?;
+        self.monitoring.lock().remove(agent_id);
+        tell_devices(
+            &self.hub,
+            &self.tenant,
+            agent_id,
+            "stop_monitor",
+            (&self.user.id, &self.user.name),
+        );
+        Ok(record)
+    }
+
+    async fn update_settings(&self, patch: crate::backplane::SettingsPatch) -> HubResult<Reply> {
+        permissions::require_admin(&self.principal())?;
+        if patch.is_empty() {
+            return Err(HubError::bad_request(
+                "settings must name at least one of supervisor_can_end_wrap_up, wrap_up_seconds, unassigned_access_default",
+            ));
+        }
+        if patch
+            .wrap_up_seconds
+            .is_some_and(|s| s > MAX_WRAP_UP_SECONDS)
+        {
+            return Err(HubError::bad_request(format!(
+                "wrap_up_seconds must be at most {MAX_WRAP_UP_SECONDS}"
+            )));
+        }
+        let (seq, settings) = self
+            .hub
+            .backplane
+            .update_settings(self.tenant.id(), &patch)
+            .await?;
+        self.tenant
+            .wait_for(seq, self.hub.config.command_timeout())
+            .await;
+        if patch.unassigned_access_default.is_some() {
+            // Effective access and `lingering` flags are part of each record.
+            // Nobody is disconnected (seed rule 4): only flags change.
+            let actor = self.actor();
+            for record in self.tenant.records() {
+                self.hub
+                    .change(
+                        &self.tenant,
+                        &record.id,
+                        &actor,
+                        &Event::Renormalize,
+                        |_| Ok(()),
+                    )
+                    .await?;
+            }
+        }
+        Ok(Reply::Now(json!({ "settings": settings })))
+    }
+}
+
+/// Sends a command that needs no answer (stop_monitor); acks are absorbed
+/// until the command timeout so a well-behaved client gets no error.
+fn tell_devices(
+    hub: &Arc<Hub>,
+    tenant: &crate::hub::tenant::Tenant,
+    agent_id: &str,
+    action: &str,
+    supervisor: (&str, &str),
+) {
+    let devices = tenant.local_connections(agent_id);
+    if devices.is_empty() {
+        return;
+    }
+    let in_flight = hub
+        .router
+        .dispatch(tenant.id(), agent_id, action, supervisor, &devices);
+    let timeout = hub.config.command_timeout();
+    tokio::spawn(async move {
+        let _ = in_flight.outcome(timeout).await;
+    });
+}
+
+fn pause_reason(reason: Option<String>) -> HubResult<String> {
+    match reason {
+        Some(r) if !r.trim().is_empty() && r.len() <= MAX_REASON_LEN => Ok(r),
+        Some(r) if r.len() > MAX_REASON_LEN => Err(HubError::bad_request(format!(
+            "reason must be at most {MAX_REASON_LEN} bytes"
+        ))),
+        _ => Err(HubError::bad_request("a pause needs a non-empty `reason`")),
+    }
+}
+
+fn non_empty(field: &str, value: &str) -> HubResult<()> {
+    if value.is_empty() || value.len() > 128 {
+        Err(HubError::bad_request(format!(
+            "`{field}` must be 1 to 128 characters"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn bounded_limit(limit: Option<usize>, default: usize) -> HubResult<usize> {
+    match limit.unwrap_or(default) {
+        n @ 1..=MAX_LIMIT => Ok(n),
+        _ => Err(HubError::bad_request(format!(
+            "limit must be 1 to {MAX_LIMIT}"
+        ))),
+    }
+}

@@ -1,0 +1,94 @@
+//! HTTP and WebSocket serving: `GET /v1/ws` (sessions), `/healthz`,
+//! `/readyz`, and the wallboard at `/`; plus graceful shutdown.
+
+mod handlers;
+pub mod session;
+
+use crate::hub::Hub;
+use crate::wallboard;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::future::{Future, IntoFuture};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The HTTP routes of one node.
+pub fn router(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/v1/ws", get(ws_upgrade))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .merge(wallboard::routes())
+        .with_state(hub)
+}
+
+async fn ws_upgrade(State(hub): State<Arc<Hub>>, ws: WebSocketUpgrade) -> Response {
+    if hub.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: connect to another node\n",
+        )
+            .into_response();
+    }
+    // Refused at the handshake, before any per-connection memory is spent.
+    if hub.connections.load(Ordering::Relaxed) >= hub.config.max_connections {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
+    }
+    let max = hub.config.max_frame_bytes;
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| session::run(hub, socket))
+}
+
+async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
+    if hub.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else if !hub.backplane.is_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "backplane unreachable\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+/// Serves until `shutdown` resolves, then drains: stops accepting, marks the
+/// node not ready, tells every session `draining` and closes it with 1012,
+/// and returns once every session ended or `drain_timeout_ms` passed.
+pub async fn serve(
+    hub: Arc<Hub>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let drain_hub = hub.clone();
+    let server = axum::serve(listener, router(hub.clone())).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining sessions");
+        drain_hub.begin_shutdown();
+    });
+    let mut server = std::pin::pin!(server.into_future());
+    let mut draining = hub.shutdown_signal();
+    tokio::select! {
+        result = &mut server => return result,
+        _ = crate::hub::draining(&mut draining) => {}
+    }
+    let drained = async {
+        let _ = (&mut server).await;
+        hub.wait_idle().await;
+    };
+    if tokio::time::timeout(hub.config.drain_timeout(), drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = hub.connections.load(Ordering::Relaxed),
+            "drain timeout reached with sessions still open"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,551 @@
+//! One WebSocket connection, start to end, in one task.
+//!
+//! After `hello`, a single `select!` loop reads the client, writes whatever
+//! its [`Outbox`] holds (batched: many frames, one flush), and keeps the
+//! connection's timers: presence TTL (an agent device with no message for
+//! `presence_ttl_ms` goes inactive), pings when the line is quiet, and the
+//! close of a half-open connection that answers nothing. One task instead of
+//! a reader and a writer keeps the per-connection cost small.
+//!
+//! How a session ends decides what happens to its device: a clean close by
+//! the client (or a policy close by the hub) makes it inactive at once; an
+//! abrupt drop or a node drain keeps it active for `reconnect_grace_ms`; a
+//! replaced connection (4009) leaves it to the newer one.
+
+use crate::domain::{Actor, Event, Role, User};
+use crate::error::HubError;
+use crate::hub::outbox::{CloseRequest, Outbox};
+use crate::hub::tenant::Tenant;
+use crate::hub::{device_key, Hub};
+use crate::protocol::{self, close, DeviceHello};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{FutureExt, SinkExt};
+use parking_lot::Mutex;
+use serde_json::json;
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite;
+
+/// Device ids and labels longer than this are refused at hello.
+const MAX_ID_LEN: usize = 128;
+
+/// How a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum End {
+    /// The client sent a close frame.
+    ClientClosed,
+    /// The hub closed it for a reason of the client's making (limits, 4009).
+    ServerClosed,
+    /// The connection broke without a close (or went silent).
+    Dropped,
+    /// This node is shutting down.
+    Draining,
+}
+
+/// The connection's state after a successful hello.
+pub(super) struct Session {
+    pub(super) hub: Arc<Hub>,
+    pub(super) conn: u64,
+    pub(super) outbox: Arc<Outbox>,
+    pub(super) tenant: Arc<Tenant>,
+    pub(super) user: Arc<User>,
+    pub(super) role: Role,
+    pub(super) device: Option<DeviceHello>,
+    device_key: Option<String>,
+    /// Whether this connection's device is currently active (TTL).
+    active: bool,
+    last_msg: Instant,
+    last_frame: Instant,
+    ping_sent: bool,
+    limiter: RateLimiter,
+    pub(super) subscribed: bool,
+    /// Agents this connection started monitoring (ended with it).
+    pub(super) monitoring: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Runs one accepted WebSocket to its end.
+pub async fn run(hub: Arc<Hub>, mut ws: WebSocket) {
+    let _counted = hub.connection_opened();
+    let conn = hub.next_conn_id();
+    let mut session = match hello(&hub, conn, &mut ws).await {
+        Ok(session) => session,
+        Err(refusal) => {
+            tracing::info!(conn, code = refusal.code, reason = %refusal.reason, "session refused");
+            close_socket(
+                &mut ws,
+                refusal.code,
+                &refusal.reason,
+                hub.config.auth_timeout(),
+            )
+            .await;
+            return;
+        }
+    };
+    tracing::info!(
+        conn, tenant = session.tenant.id(), user = %session.user.id, role = session.role.as_str(),
+        device = session.device.as_ref().map(|d| d.id.as_str()), "session start"
+    );
+    // A panic in one session must not take anything else down: it is caught
+    // here, and the session is cleaned up as if the connection dropped.
+    let end = match AssertUnwindSafe(session.serve(&mut ws))
+        .catch_unwind()
+        .await
+    {
+        Ok(end) => end,
+        Err(_) => {
+            tracing::error!(conn, "session task panicked; ending the session");
+            End::Dropped
+        }
+    };
+    session.finish(end).await;
+    tracing::info!(conn, tenant = session.tenant.id(), user = %session.user.id, reason = ?end, "session end");
+}
+
+/// Reads and checks `hello`; on success the session is registered and
+/// `welcome` (and an agent's first `state`) is on its way.
+async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session, CloseRequest> {
+    let refuse = |code: u16, reason: String| CloseRequest { code, reason };
+    let text = match tokio::time::timeout(hub.config.auth_timeout(), first_text(ws)).await {
+        Err(_) => {
+            return Err(refuse(
+                close::AUTH_TIMEOUT,
+                format!("no hello within {} ms", hub.config.auth_timeout_ms),
+            ))
+        }
+        Ok(Err(refusal)) => return Err(refusal),
+        Ok(Ok(text)) => text,
+    };
+    let hello = protocol::decode_hello(&text).map_err(|e| refuse(close::BAD_HELLO, e))?;
+    let claims = hub
+        .verifier
+        .verify(&hello.token)
+        .map_err(|e| refuse(close::UNAUTHORIZED, e.to_string()))?;
+    let tenant = hub.tenant(&claims.tenant).await.map_err(|e| match e.code {
+        crate::error::ErrorCode::Unavailable => refuse(1011, e.message),
+        _ => refuse(close::UNAUTHORIZED, e.message),
+    })?;
+    let user = tenant.dir.user(&claims.sub).cloned().ok_or_else(|| {
+        refuse(
+            close::UNAUTHORIZED,
+            format!("unknown user {:?} in tenant {}", claims.sub, claims.tenant),
+        )
+    })?;
+    if !user.has_role(hello.role) {
+        return Err(refuse(
+            close::UNAUTHORIZED,
+            format!(
+                "user {} does not hold the role {}",
+                user.id,
+                hello.role.as_str()
+            ),
+        ));
+    }
+    let device = match (hello.role, hello.device) {
+        (Role::Agent, None) => {
+            return Err(refuse(
+                close::BAD_HELLO,
+                "an agent connection needs a device: {\"id\", \"kind\"}".into(),
+            ))
+        }
+        (Role::Agent, Some(d)) => {
+            if d.id.is_empty()
+                || d.id.len() > MAX_ID_LEN
+                || d.kind.len() > MAX_ID_LEN
+                || d.label.as_ref().is_some_and(|l| l.len() > MAX_ID_LEN)
+            {
+                return Err(refuse(
+                    close::BAD_HELLO,
+                    format!("device id must be 1 to {MAX_ID_LEN} characters; kind and label at most {MAX_ID_LEN}"),
+                ));
+            }
+            Some(d)
+        }
+        (_, _) => None,
+    };
+    let now = Instant::now();
+    let mut session = Session {
+        hub: hub.clone(),
+        conn,
+        outbox: Outbox::new(hub.config.max_outbox_frames),
+        tenant,
+        user: Arc::new(user),
+        role: hello.role,
+        device,
+        device_key: None,
+        active: false,
+        last_msg: now,
+        last_frame: now,
+        ping_sent: false,
+        limiter: RateLimiter::new(hub.config.rate_limit_per_sec),
+        subscribed: false,
+        monitoring: Arc::default(),
+    };
+    if let Some(d) = session.device.clone() {
+        let key = device_key(session.tenant.id(), &session.user.id, &d.id);
+        hub.claim_device(&key, conn, &session.outbox);
+        session.device_key = Some(key);
+        if let Err(e) = session.device_up().await {
+            session.finish(End::ServerClosed).await;
+            return Err(refuse(1011, e.message));
+        }
+    }
+    let welcome = json!({
+        "type": "welcome",
+        "session_id": format!("{}-{conn}", hub.node_id),
+        "node_id": hub.node_id,
+        "protocol": protocol::VERSION,
+        "role": session.role,
+        "user": {"id": session.user.id, "name": session.user.name, "tenant": session.tenant.id(), "roles": session.user.roles},
+        "heartbeat_interval_ms": hub.config.heartbeat_interval_ms,
+        "presence_ttl_ms": hub.config.presence_ttl_ms,
+        "settings": session.tenant.settings(),
+    });
+    session.outbox.push(protocol::frame(&welcome));
+    if session.device.is_some() {
+        session
+            .tenant
+            .watch_agent(&session.user.id, conn, &session.outbox);
+    }
+    Ok(session)
+}
+
+/// The first text message; pings are skipped, anything else refuses.
+async fn first_text(ws: &mut WebSocket) -> Result<String, CloseRequest> {
+    loop {
+        match ws.recv().await {
+            Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Binary(_))) => {
+                return Err(CloseRequest {
+                    code: close::BAD_HELLO,
+                    reason: "hello must be a JSON text frame".into(),
+                })
+            }
+            Some(Err(e)) if is_too_large(&e) => {
+                return Err(CloseRequest {
+                    code: close::TOO_LARGE,
+                    reason: "message too large".into(),
+                })
+            }
+            _ => {
+                return Err(CloseRequest {
+                    code: close::BAD_HELLO,
+                    reason: "closed before hello".into(),
+                })
+            }
+        }
+    }
+}
+
+impl Session {
+    async fn serve(&mut self, ws: &mut WebSocket) -> End {
+        let mut draining = self.hub.shutdown_signal();
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                biased;
+                _ = crate::hub::draining(&mut draining) => {
+                    let cap = self.hub.config.reconnect_grace_ms.min(1000) / 2;
+                    let after = if cap == 0 { 0 } else { rand::random::<u64>() % cap };
+                    let notice = protocol::frame(&json!({"type": "draining", "reconnect_after_ms": after}));
+                    let _ = ws.send(Message::Text(notice)).await;
+                    close_socket(ws, close::DRAINING, "node draining: reconnect elsewhere", self.linger()).await;
+                    return End::Draining;
+                }
+                _ = self.outbox.notified() => match self.flush(ws).await {
+                    Ok(None) => {}
+                    Ok(Some(request)) => {
+                        close_socket(ws, request.code, &request.reason, self.linger()).await;
+                        return End::ServerClosed;
+                    }
+                    Err(()) => return End::Dropped,
+                },
+                message = ws.recv() => {
+                    if let Some(end) = self.on_message(ws, message).await {
+                        return end;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    if let Some(end) = self.on_timer(ws).await {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_message(
+        &mut self,
+        ws: &mut WebSocket,
+        message: Option<Result<Message, axum::Error>>,
+    ) -> Option<End> {
+        let now = Instant::now();
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                self.last_frame = now;
+                self.last_msg = now;
+                self.ping_sent = false;
+                if !self.active && self.device.is_some() {
+                    // A device that lapsed past its TTL is back.
+                    if let Err(e) = self.device_up().await {
+                        self.outbox.push(protocol::error(&e));
+                    }
+                }
+                if !self.limiter.allow(now) {
+                    if self.limiter.strikes > self.hub.config.rate_limit_per_sec.max(1) {
+                        let reason = format!(
+                            "rate limit of {} messages/s exceeded",
+                            self.hub.config.rate_limit_per_sec
+                        );
+                        close_socket(ws, close::POLICY, &reason, self.linger()).await;
+                        return Some(End::ServerClosed);
+                    }
+                    let e = HubError::rate_limited(format!(
+                        "more than {} messages/s: message dropped",
+                        self.hub.config.rate_limit_per_sec
+                    ));
+                    let id = protocol::decode(&text).ok().and_then(|m| m.id);
+                    self.outbox.push(match id {
+                        Some(id) => protocol::reply_err(&id, &e),
+                        None => protocol::error(&e),
+                    });
+                    return None;
+                }
+                self.on_text(&text).await;
+                None
+            }
+            Some(Ok(Message::Binary(_))) => {
+                self.last_frame = now;
+                self.outbox.push(protocol::error(&HubError::bad_request(
+                    "binary frames are not supported: send JSON text frames",
+                )));
+                None
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                // Liveness of the line only: a frozen app's browser still pongs.
+                self.last_frame = now;
+                self.ping_sent = false;
+                None
+            }
+            Some(Ok(Message::Close(_))) => {
+                let _ = ws.flush().await; // sends tungstenite's close reply
+                Some(End::ClientClosed)
+            }
+            Some(Err(e)) if is_too_large(&e) => {
+                let e = HubError::too_large(format!(
+                    "message larger than {} bytes",
+                    self.hub.config.max_frame_bytes
+                ));
+                let _ = ws.send(Message::Text(protocol::error(&e))).await;
+                close_socket(ws, close::TOO_LARGE, "message too large", Duration::ZERO).await;
+                Some(End::ServerClosed)
+            }
+            Some(Err(_)) | None => Some(End::Dropped),
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        let incoming = match protocol::decode(text) {
+            Ok(incoming) => incoming,
+            Err(e) => return self.outbox.push(protocol::error(&e)),
+        };
+        let result = match incoming.request {
+            Ok(request) => self.dispatch(request, incoming.id.as_deref()).await,
+            Err(e) => Err(e),
+        };
+        let result = match result {
+            Ok(super::handlers::Reply::Later) => return,
+            Ok(super::handlers::Reply::Now(value)) => Ok(value),
+            Err(e) => Err(e),
+        };
+        if let Some(frame) = protocol::answer(incoming.id.as_deref(), result) {
+            self.outbox.push(frame);
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let config = &self.hub.config;
+        let mut deadline = self.last_frame + config.presence_ttl();
+        if !self.ping_sent {
+            deadline = deadline.min(self.last_frame + config.heartbeat_interval());
+        }
+        if self.active {
+            deadline = deadline.min(self.last_msg + config.presence_ttl());
+        }
+        deadline
+    }
+
+    async fn on_timer(&mut self, ws: &mut WebSocket) -> Option<End> {
+        let now = Instant::now();
+        let config = &self.hub.config;
+        if self.active && now >= self.last_msg + config.presence_ttl() {
+            self.active = false;
+            if let (Some(d), false) = (&self.device, self.hub.is_draining()) {
+                self.hub
+                    .device_down(&self.tenant, &self.user.id, &d.id, None)
+                    .await;
+            }
+        }
+        if now >= self.last_frame + config.presence_ttl() {
+            let reason = format!("nothing received for {} ms", config.presence_ttl_ms);
+            close_socket(ws, close::POLICY, &reason, Duration::ZERO).await;
+            return Some(End::Dropped);
+        }
+        if !self.ping_sent && now >= self.last_frame + config.heartbeat_interval() {
+            self.ping_sent = true;
+            if ws.send(Message::Ping(Default::default())).await.is_err() {
+                return Some(End::Dropped);
+            }
+        }
+        None
+    }
+
+    /// Writes everything pending in one batch. `Err` when the client cannot
+    /// be written to within the presence TTL (gone, or not reading at all).
+    async fn flush(&mut self, ws: &mut WebSocket) -> Result<Option<CloseRequest>, ()> {
+        let batch = self.outbox.take();
+        let frames = batch.frames;
+        let write = async {
+            for frame in frames {
+                ws.feed(Message::Text(frame)).await?;
+            }
+            ws.flush().await
+        };
+        match tokio::time::timeout(self.hub.config.presence_ttl(), write).await {
+            Ok(Ok(())) => Ok(batch.close),
+            _ => Err(()),
+        }
+    }
+
+    /// This connection's device is active again (hello, or back after TTL).
+    pub(super) async fn device_up(&mut self) -> Result<(), HubError> {
+        let Some(d) = &self.device else { return Ok(()) };
+        let event = Event::DeviceUp {
+            device_id: d.id.clone(),
+            kind: d.kind.clone(),
+            label: d.label.clone(),
+            node: self.hub.node_id.clone(),
+        };
+        self.hub
+            .change(
+                &self.tenant,
+                &self.user.id,
+                &Actor::system(),
+                &event,
+                |_| Ok(()),
+            )
+            .await?;
+        self.active = true;
+        Ok(())
+    }
+
+    fn linger(&self) -> Duration {
+        self.hub.config.auth_timeout()
+    }
+
+    /// Releases what the session held, according to how it ended.
+    async fn finish(&mut self, end: End) {
+        if self.subscribed {
+            self.tenant.unsubscribe(self.conn);
+        }
+        let monitoring: Vec<String> = self.monitoring.lock().drain().collect();
+        for agent_id in monitoring {
+            // The supervisor left: their monitors end with them.
+            let _ = self.stop_monitor(&agent_id).await;
+        }
+        let (Some(device), Some(key)) = (self.device.clone(), self.device_key.clone()) else {
+            return;
+        };
+        self.tenant.unwatch_agent(&self.user.id, self.conn);
+        if !self.hub.release_device(&key, self.conn) {
+            return; // replaced: the newer connection owns the device now
+        }
+        match end {
+            End::ClientClosed | End::ServerClosed => {
+                self.hub
+                    .device_down(&self.tenant, &self.user.id, &device.id, Some(&key))
+                    .await
+            }
+            End::Dropped | End::Draining => self.hub.device_down_after_grace(
+                self.tenant.clone(),
+                self.user.id.clone(),
+                device.id.clone(),
+                key,
+            ),
+        }
+    }
+}
+
+/// Sends a close frame, then reads until the client answers it (at most
+/// `linger`), so unread client data does not turn the close into a reset.
+async fn close_socket(ws: &mut WebSocket, code: u16, reason: &str, linger: Duration) {
+    let mut reason = reason.to_string();
+    if reason.len() > 120 {
+        let mut cut = 120;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+    }
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason),
+    };
+    if ws.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(linger, async {
+        while let Some(Ok(message)) = ws.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+fn is_too_large(e: &axum::Error) -> bool {
+    let source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    matches!(
+        source.and_then(|s| s.downcast_ref::<tungstenite::Error>()),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}
+
+/// A token bucket: `rate` messages per second, bursts of one second's worth.
+struct RateLimiter {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+    /// Messages refused since the last one allowed.
+    strikes: u32,
+}
+
+impl RateLimiter {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate.max(1));
+        RateLimiter {
+            rate,
+            tokens: rate,
+            at: Instant::now(),
+            strikes: 0,
+        }
+    }
+
+    fn allow(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.strikes = 0;
+            true
+        } else {
+            self.strikes += 1;
+            false
+        }
+    }
+}

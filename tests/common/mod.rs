@@ -1,0 +1,381 @@
+//! Test harness: a real node on a real TCP port, and a WebSocket client that
+//! waits for messages with deadlines (never sleeps to synchronise).
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use presence_hub::config::Config;
+use presence_hub::directory::Directory;
+use presence_hub::node::Node;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const SECRET: &str = "test-secret";
+pub const DIRECTORY: &str = include_str!("directory.json");
+/// How long any single expectation may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(5);
+
+pub struct TestHub {
+    pub addr: SocketAddr,
+    pub hub: Arc<presence_hub::hub::Hub>,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Test defaults: fast timings where tests wait on them, generous elsewhere.
+pub fn test_config() -> Config {
+    let mut c = Config::defaults();
+    c.listen = "127.0.0.1:0".parse().expect("addr");
+    c.jwt_secret = Some(SECRET.into());
+    c.reconnect_grace_ms = 300;
+    c.auth_timeout_ms = 1_000;
+    c.command_timeout_ms = 1_000;
+    c.drain_timeout_ms = 2_000;
+    c
+}
+
+impl TestHub {
+    pub async fn start() -> TestHub {
+        TestHub::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestHub {
+        let mut config = test_config();
+        tweak(&mut config);
+        let directory = Directory::parse(DIRECTORY).expect("test directory");
+        let node = Node::bind_with(config, directory)
+            .await
+            .expect("node starts");
+        let (addr, hub) = (node.addr, node.hub.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            let _ = node
+                .serve(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        TestHub {
+            addr,
+            hub,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/v1/ws", self.addr)
+    }
+
+    /// Starts a graceful drain and waits for the node to finish it.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            tokio::time::timeout(Duration::from_secs(10), done)
+                .await
+                .expect("drains in time")
+                .expect("serve task");
+        }
+    }
+
+    pub async fn raw(&self) -> Client {
+        Client::connect(&self.url()).await
+    }
+
+    /// An agent device, after welcome and its first `state`.
+    pub async fn agent(&self, user: &str, device: &str) -> Client {
+        self.agent_in("acme", user, device).await
+    }
+
+    pub async fn agent_in(&self, tenant: &str, user: &str, device: &str) -> Client {
+        let mut c = self.raw().await;
+        c.send(json!({"type": "hello", "token": token(tenant, user), "role": "agent",
+                      "device": {"id": device, "kind": "softphone", "label": format!("{device} of {user}")}}))
+            .await;
+        let welcome = c.recv_type("welcome").await;
+        assert_eq!(welcome["user"]["id"], user);
+        let state = c.recv_type("state").await;
+        assert_eq!(state["agent"]["id"], user);
+        c
+    }
+
+    /// A supervisor (or admin) connection after welcome.
+    pub async fn staff(&self, user: &str, role: &str) -> Client {
+        self.staff_in("acme", user, role).await
+    }
+
+    pub async fn staff_in(&self, tenant: &str, user: &str, role: &str) -> Client {
+        let mut c = self.raw().await;
+        c.send(json!({"type": "hello", "token": token(tenant, user), "role": role}))
+            .await;
+        let welcome = c.recv_type("welcome").await;
+        assert_eq!(welcome["user"]["id"], user);
+        c
+    }
+
+    /// A supervisor subscribed to everything, with its snapshot.
+    pub async fn watcher(&self, user: &str) -> (Client, Value) {
+        let mut s = self.staff(user, "supervisor").await;
+        let snapshot = s.subscribe(json!({"all": true})).await;
+        (s, snapshot)
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn token(tenant: &str, user: &str) -> String {
+    presence_hub::auth::mint(SECRET, tenant, user, 600).expect("mint")
+}
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    /// Messages read while waiting for something else, in arrival order.
+    backlog: VecDeque<Value>,
+}
+
+/// What the server did with the connection, when it ended.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        Client {
+            ws,
+            next_id: 1,
+            backlog: VecDeque::new(),
+        }
+    }
+
+    /// Connects over a socket with a tiny receive buffer (a slow reader
+    /// whose backlog piles up at the hub, not in the kernel).
+    pub async fn connect_small_buffer(addr: SocketAddr, url: &str) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("rcvbuf");
+        let stream = socket.connect(addr).await.expect("tcp connect");
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("ws handshake");
+        Client {
+            ws,
+            next_id: 1,
+            backlog: VecDeque::new(),
+        }
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        self.send_raw(&value.to_string()).await;
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    pub async fn send_message(&mut self, m: Message) {
+        self.ws.send(m).await.expect("send");
+    }
+
+    /// The next JSON message from the server (backlog first).
+    pub async fn recv(&mut self) -> Value {
+        if let Some(v) = self.backlog.pop_front() {
+            return v;
+        }
+        self.read()
+            .await
+            .unwrap_or_else(|closed| panic!("connection closed while waiting: {closed:?}"))
+    }
+
+    async fn read(&mut self) -> Result<Value, Closed> {
+        loop {
+            let next = tokio::time::timeout(DEADLINE, self.ws.next())
+                .await
+                .expect("a message within the deadline");
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    return Ok(serde_json::from_str(&t).expect("server sends JSON"))
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(frame
+                        .map(|f| Closed {
+                            code: u16::from(f.code),
+                            reason: f.reason.to_string(),
+                        })
+                        .unwrap_or(Closed {
+                            code: 1005,
+                            reason: String::new(),
+                        }))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => {
+                    return Err(Closed {
+                        code: 1006,
+                        reason: e.to_string(),
+                    })
+                }
+                None => {
+                    return Err(Closed {
+                        code: 1006,
+                        reason: "eof".into(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Waits for the first message matching `pred`, keeping the others.
+    pub async fn recv_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.backlog.iter().position(&pred) {
+            return self.backlog.remove(i).expect("index");
+        }
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let v = tokio::time::timeout_at(deadline, self.read())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("no {what} within the deadline; backlog: {:?}", self.backlog)
+                })
+                .unwrap_or_else(|closed| panic!("closed ({closed:?}) while waiting for {what}"));
+            if pred(&v) {
+                return v;
+            }
+            self.backlog.push_back(v);
+        }
+    }
+
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        self.recv_where(kind, |v| v["type"] == kind).await
+    }
+
+    /// Sends a request with a fresh id; returns its reply.
+    pub async fn request(&mut self, mut body: Value) -> Value {
+        let id = format!("r{}", self.next_id);
+        self.next_id += 1;
+        body["id"] = json!(id);
+        self.send(body).await;
+        self.recv_where(&format!("reply {id}"), |v| {
+            v["type"] == "reply" && v["id"] == id.as_str()
+        })
+        .await
+    }
+
+    /// A request that must succeed; returns its `result`.
+    pub async fn ok(&mut self, body: Value) -> Value {
+        let reply = self.request(body.clone()).await;
+        assert_eq!(reply["ok"], true, "{body} was refused: {reply}");
+        reply["result"].clone()
+    }
+
+    /// A request that must fail with `code`; returns the error.
+    pub async fn refused(&mut self, body: Value, code: &str) -> Value {
+        let reply = self.request(body.clone()).await;
+        assert_eq!(
+            reply["ok"], false,
+            "{body} should have been refused: {reply}"
+        );
+        assert_eq!(reply["error"]["code"], code, "{body}: {reply}");
+        assert!(reply["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        reply["error"].clone()
+    }
+
+    /// Subscribes and returns the snapshot.
+    pub async fn subscribe(&mut self, scope: Value) -> Value {
+        self.ok(json!({"type": "subscribe", "scope": scope})).await;
+        self.recv_type("snapshot").await
+    }
+
+    /// Waits for a delta about `agent` satisfying `pred`; returns the record.
+    pub async fn agent_update(&mut self, agent: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let v = self
+            .recv_where(&format!("agent {agent} delta"), |v| {
+                v["type"] == "agent" && v["agent"]["id"] == agent && pred(&v["agent"])
+            })
+            .await;
+        v["agent"].clone()
+    }
+
+    /// Waits for this agent connection's own `state` satisfying `pred`.
+    pub async fn state(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        let v = self
+            .recv_where("state", |v| v["type"] == "state" && pred(&v["agent"]))
+            .await;
+        v["agent"].clone()
+    }
+
+    /// Waits for the server to close the connection; returns code and reason.
+    pub async fn closed(&mut self) -> Closed {
+        loop {
+            match self.read().await {
+                Ok(v) => self.backlog.push_back(v),
+                Err(closed) => return closed,
+            }
+        }
+    }
+
+    /// A clean close from the client side.
+    pub async fn close(mut self) {
+        let _ = self
+            .ws
+            .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            }))
+            .await;
+        // Wait for the server's answer so the close is complete.
+        let _ =
+            tokio::time::timeout(DEADLINE, async { while self.ws.next().await.is_some() {} }).await;
+    }
+
+    /// Drops the TCP connection without a close frame (a network cut).
+    pub fn drop_abruptly(self) {
+        drop(self);
+    }
+
+    /// Messages received and not yet consumed, after reading whatever the
+    /// server sends within `quiet` (used to prove that nothing more comes).
+    pub async fn drain_for(&mut self, quiet: Duration) -> Vec<Value> {
+        while let Ok(Ok(v)) = tokio::time::timeout(quiet, self.read()).await {
+            self.backlog.push_back(v);
+        }
+        self.backlog.drain(..).collect()
+    }
+}
+
+/// The record of `id` in a snapshot.
+pub fn in_snapshot<'a>(snapshot: &'a Value, id: &str) -> Option<&'a Value> {
+    snapshot["agents"]
+        .as_array()?
+        .iter()
+        .find(|a| a["id"] == id)
+}
+
+/// The `channels` entry of a record.
+pub fn channel<'a>(agent: &'a Value, kind: &str, id: &str) -> Option<&'a Value> {
+    agent["channels"]
+        .as_array()?
+        .iter()
+        .find(|c| c["kind"] == kind && c["id"] == id)
+}
