@@ -28,6 +28,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
+    /// The hub's HS256 secret.
+    #[arg(
+        long = "jwt-secret",
+        env = "PRESENCE_HUB_JWT_SECRET",
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
     #[arg(long)]
     pub tenant: String,
     #[arg(long)]

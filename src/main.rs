@@ -11,7 +11,11 @@ async fn main() -> ExitCode {
     init_logging(cli.config.log_format);
     match cli.command {
         Some(Command::Token(args)) => {
-            let Some(secret) = cli.config.jwt_secret.as_deref() else {
+            let Some(secret) = args
+                .jwt_secret
+                .as_deref()
+                .or(cli.config.jwt_secret.as_deref())
+            else {
                 eprintln!("presence-hub token: set --jwt-secret (or PRESENCE_HUB_JWT_SECRET) to the hub's secret");
                 return ExitCode::from(2);
             };

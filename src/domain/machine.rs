@@ -375,3 +375,486 @@ fn forget_old_devices(devices: &mut Vec<Device>, max: usize) {
 fn refuse(record: &AgentRecord, why: &str) -> HubError {
     HubError::invalid_state(format!("agent {} {why}", record.id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    const NOW: u64 = 1_000_000;
+
+    fn settings(wrap_up_seconds: u32) -> Settings {
+        Settings {
+            wrap_up_seconds,
+            ..Settings::default()
+        }
+    }
+
+    fn sales() -> ChannelRef {
+        ChannelRef::new(ChannelKind::Queue, "sales")
+    }
+
+    fn agent() -> AgentRecord {
+        AgentRecord::new("a1", "Ana", &[Role::Agent], [sales()], &Settings::default())
+    }
+
+    fn sup() -> Actor {
+        Actor::new("s1", Role::Supervisor)
+    }
+
+    fn run(r: &AgentRecord, e: Event, s: &Settings) -> HubResult<Option<AgentRecord>> {
+        apply(
+            r,
+            &e,
+            &Context {
+                now_ms: NOW,
+                by: &Actor::new("a1", Role::Agent),
+                settings: s,
+                max_devices: 3,
+            },
+        )
+    }
+
+    fn by(r: &AgentRecord, e: Event, actor: &Actor) -> AgentRecord {
+        apply(
+            r,
+            &e,
+            &Context {
+                now_ms: NOW,
+                by: actor,
+                settings: &settings(30),
+                max_devices: 3,
+            },
+        )
+        .expect("allowed")
+        .expect("changes")
+    }
+
+    fn ok(r: &AgentRecord, e: Event) -> AgentRecord {
+        run(r, e, &settings(30)).expect("allowed").expect("changes")
+    }
+
+    fn up(id: &str) -> Event {
+        Event::DeviceUp {
+            device_id: id.into(),
+            kind: "softphone".into(),
+            label: None,
+            node: "n1".into(),
+        }
+    }
+
+    fn down(id: &str) -> Event {
+        Event::DeviceDown {
+            device_id: id.into(),
+            node: "n1".into(),
+        }
+    }
+
+    fn pause(reason: &str) -> Event {
+        Event::Pause {
+            reason: reason.into(),
+        }
+    }
+
+    fn start(id: &str) -> Event {
+        Event::InteractionStart {
+            interaction_id: id.into(),
+            channel: sales(),
+        }
+    }
+
+    fn end(id: &str) -> Event {
+        Event::InteractionEnd {
+            interaction_id: id.into(),
+        }
+    }
+
+    fn online() -> AgentRecord {
+        ok(&agent(), up("d1"))
+    }
+
+    fn busy() -> AgentRecord {
+        ok(&online(), start("c1"))
+    }
+
+    fn wrap_up() -> AgentRecord {
+        ok(&busy(), end("c1"))
+    }
+
+    fn paused() -> AgentRecord {
+        ok(&online(), pause("break"))
+    }
+
+    #[test]
+    fn first_device_up_makes_an_offline_agent_available() {
+        let r = online();
+        assert_eq!(
+            (r.presence, r.status, r.status_since_ms),
+            (Presence::Online, Status::Available, NOW)
+        );
+        assert_eq!(r.devices.len(), 1);
+        assert_eq!(r.changed_by, Some(Actor::new("a1", Role::Agent)));
+        // A second device changes devices only; the same device again changes nothing.
+        let two = ok(&r, up("d2"));
+        assert_eq!((two.status, two.devices.len()), (Status::Available, 2));
+        assert_eq!(run(&two, up("d2"), &settings(30)), Ok(None));
+    }
+
+    #[test]
+    fn last_device_down_goes_offline_clearing_session_facts_but_keeping_connections() {
+        let mut r = ok(&busy(), Event::Connect { channel: sales() });
+        r = ok(&r, pause("later"));
+        r = ok(
+            &r,
+            Event::Monitor {
+                supervisor_id: "s1".into(),
+            },
+        );
+        let r2 = ok(&ok(&r, up("d2")), down("d1"));
+        assert_eq!(r2.status, Status::Busy, "another device is still active");
+        let off = ok(&r2, down("d2"));
+        assert_eq!(
+            (off.presence, off.status),
+            (Presence::Offline, Status::Offline)
+        );
+        assert_eq!(
+            (off.interaction.clone(), off.pending_pause.clone()),
+            (None, None)
+        );
+        assert!(off.monitored_by.is_empty());
+        assert!(off.is_connected(&sales()), "connections are kept");
+        // A device that is not active on this node is left alone.
+        let elsewhere = Event::DeviceDown {
+            device_id: "d1".into(),
+            node: "n2".into(),
+        };
+        assert_eq!(run(&online(), elsewhere, &settings(30)), Ok(None));
+        assert_eq!(run(&off, down("d1"), &settings(30)), Ok(None));
+    }
+
+    #[test]
+    fn pause_from_available_and_wrap_up_unpause_back() {
+        let p = paused();
+        assert_eq!(
+            (p.status, p.pause_reason.as_deref()),
+            (Status::Paused, Some("break"))
+        );
+        let from_wrap = ok(&wrap_up(), pause("tired"));
+        assert_eq!(
+            (from_wrap.status, from_wrap.wrap_up_until_ms),
+            (Status::Paused, None)
+        );
+        let back = ok(&p, Event::Unpause);
+        assert_eq!((back.status, back.pause_reason), (Status::Available, None));
+    }
+
+    #[test]
+    fn pause_while_busy_is_pending() {
+        let r = by(&busy(), pause("coaching"), &sup());
+        assert_eq!(r.status, Status::Busy);
+        assert_eq!(
+            r.pending_pause,
+            Some(PendingPause {
+                reason: "coaching".into(),
+                by: sup()
+            })
+        );
+    }
+
+    #[test]
+    fn interaction_start_and_end_with_wrap_up() {
+        let b = busy();
+        assert_eq!(b.status, Status::Busy);
+        assert_eq!(
+            b.interaction.as_ref().map(|i| (i.id.as_str(), i.since_ms)),
+            Some(("c1", NOW))
+        );
+        let w = wrap_up();
+        assert_eq!(
+            (w.status, w.wrap_up_until_ms, w.interaction.clone()),
+            (Status::WrapUp, Some(NOW + 30_000), None)
+        );
+    }
+
+    #[test]
+    fn interaction_end_without_wrap_up_goes_available_or_to_the_pending_pause() {
+        let s0 = settings(0);
+        let r = run(&busy(), end("c1"), &s0).expect("ok").expect("changes");
+        assert_eq!((r.status, r.wrap_up_until_ms), (Status::Available, None));
+        let pending = by(&busy(), pause("coaching"), &sup());
+        let r = run(&pending, end("c1"), &s0).expect("ok").expect("changes");
+        assert_eq!(
+            (r.status, r.pause_reason.as_deref()),
+            (Status::Paused, Some("coaching"))
+        );
+        assert_eq!(
+            r.changed_by,
+            Some(sup()),
+            "the pause stays the supervisor's"
+        );
+    }
+
+    #[test]
+    fn wrap_up_deadline_and_end_wrap_up() {
+        let w = wrap_up();
+        let until = w.wrap_up_until_ms.expect("deadline");
+        let at = |now: u64, e: Event| {
+            apply(
+                &w,
+                &e,
+                &Context {
+                    now_ms: now,
+                    by: &Actor::system(),
+                    settings: &settings(30),
+                    max_devices: 3,
+                },
+            )
+        };
+        assert_eq!(
+            at(until - 1, Event::WrapUpExpired { until_ms: until }),
+            Ok(None),
+            "not yet"
+        );
+        assert_eq!(
+            at(
+                until,
+                Event::WrapUpExpired {
+                    until_ms: until - 5
+                }
+            ),
+            Ok(None),
+            "stale timer"
+        );
+        let done = at(until, Event::WrapUpExpired { until_ms: until })
+            .expect("ok")
+            .expect("changes");
+        assert_eq!(
+            (done.status, done.changed_by),
+            (Status::Available, Some(Actor::system()))
+        );
+        let early = ok(&w, Event::EndWrapUp);
+        assert_eq!(
+            (early.status, early.wrap_up_until_ms),
+            (Status::Available, None)
+        );
+        let pending = ok(
+            &ok(&by(&busy(), pause("coaching"), &sup()), end("c1")),
+            Event::EndWrapUp,
+        );
+        assert_eq!(
+            (pending.status, pending.pause_reason.as_deref()),
+            (Status::Paused, Some("coaching"))
+        );
+    }
+
+    #[test]
+    fn connect_and_disconnect_keep_status_and_assignment_apart() {
+        let billing = ChannelRef::new(ChannelKind::Queue, "billing");
+        for base in [agent(), online(), busy(), paused(), wrap_up()] {
+            let c = ok(
+                &base,
+                Event::Connect {
+                    channel: billing.clone(),
+                },
+            );
+            assert_eq!(c.status, base.status, "connect keeps the status");
+            let st = c.channel(&billing).expect("listed");
+            assert!(st.connected && !st.assigned && !st.lingering);
+            let d = ok(
+                &c,
+                Event::Disconnect {
+                    channel: billing.clone(),
+                },
+            );
+            assert!(
+                d.channel(&billing).is_none(),
+                "an unassigned, disconnected channel is dropped"
+            );
+            let s = ok(
+                &ok(&base, Event::Connect { channel: sales() }),
+                Event::Disconnect { channel: sales() },
+            );
+            assert!(s.is_assigned(&sales()) && !s.is_connected(&sales()));
+        }
+    }
+
+    #[test]
+    fn lingering_marks_unassigned_connections_without_access() {
+        let billing = ChannelRef::new(ChannelKind::Queue, "billing");
+        let c = ok(
+            &ok(
+                &online(),
+                Event::Connect {
+                    channel: billing.clone(),
+                },
+            ),
+            Event::Connect { channel: sales() },
+        );
+        let no = ok(
+            &c,
+            Event::SetUnassignedAccess {
+                allowed: Some(false),
+            },
+        );
+        assert!(
+            no.channel(&billing).expect("kept").lingering,
+            "never disconnected, only marked"
+        );
+        assert!(
+            !no.channel(&sales()).expect("sales").lingering,
+            "assigned never lingers"
+        );
+        let cleared = ok(&no, Event::DisconnectUnassigned { within: None });
+        assert!(cleared.channel(&billing).is_none() && cleared.is_connected(&sales()));
+        // Scoped: only channels within reach are disconnected; nothing to do changes nothing.
+        let other = ChannelRef::new(ChannelKind::Chat, "web");
+        assert_eq!(
+            run(
+                &no,
+                Event::DisconnectUnassigned {
+                    within: Some(vec![other])
+                },
+                &settings(30)
+            ),
+            Ok(None)
+        );
+        // Tenant default off with no override: lingering too.
+        let off = Settings {
+            unassigned_access_default: false,
+            ..settings(30)
+        };
+        let r = run(&c, Event::Renormalize, &off)
+            .expect("ok")
+            .expect("changes");
+        assert!(r.channel(&billing).expect("kept").lingering && !r.unassigned_access);
+        assert_eq!(
+            r.changed_by, c.changed_by,
+            "a recomputation is nobody's change"
+        );
+    }
+
+    #[test]
+    fn monitor_and_stop_monitor_need_an_online_agent() {
+        let m = ok(
+            &online(),
+            Event::Monitor {
+                supervisor_id: "s1".into(),
+            },
+        );
+        assert_eq!(m.monitored_by, ["s1"]);
+        let e = run(
+            &m,
+            Event::Monitor {
+                supervisor_id: "s1".into(),
+            },
+            &settings(30),
+        )
+        .expect_err("twice");
+        assert_eq!(e.code, ErrorCode::InvalidState);
+        assert!(ok(
+            &m,
+            Event::StopMonitor {
+                supervisor_id: "s1".into()
+            }
+        )
+        .monitored_by
+        .is_empty());
+        let e = run(
+            &agent(),
+            Event::Monitor {
+                supervisor_id: "s1".into(),
+            },
+            &settings(30),
+        )
+        .expect_err("offline");
+        assert_eq!(e.code, ErrorCode::AgentOffline);
+    }
+
+    #[test]
+    fn assignments_change_without_touching_connections() {
+        let billing = ChannelRef::new(ChannelKind::Queue, "billing");
+        let a = ok(
+            &online(),
+            Event::Assign {
+                channel: billing.clone(),
+            },
+        );
+        assert!(a.is_assigned(&billing) && !a.is_connected(&billing));
+        let connected = ok(
+            &ok(&online(), Event::Connect { channel: sales() }),
+            Event::Unassign { channel: sales() },
+        );
+        assert!(connected.is_connected(&sales()) && !connected.is_assigned(&sales()));
+    }
+
+    /// Every event that the table does not allow from a status is refused
+    /// with `invalid_state` and changes nothing.
+    #[test]
+    fn everything_else_is_invalid_state() {
+        let s = settings(30);
+        let cases: Vec<(&str, AgentRecord, Event)> = vec![
+            ("pause offline", agent(), pause("x")),
+            ("pause paused", paused(), pause("x")),
+            ("unpause available", online(), Event::Unpause),
+            ("unpause busy", busy(), Event::Unpause),
+            ("unpause wrap_up", wrap_up(), Event::Unpause),
+            ("unpause offline", agent(), Event::Unpause),
+            ("start paused", paused(), start("c")),
+            ("start busy", busy(), start("c")),
+            ("start wrap_up", wrap_up(), start("c")),
+            ("start offline", agent(), start("c")),
+            ("end available", online(), end("c1")),
+            ("end other interaction", busy(), end("other")),
+            ("end wrap_up", wrap_up(), end("c1")),
+            ("end_wrap_up available", online(), Event::EndWrapUp),
+            ("end_wrap_up busy", busy(), Event::EndWrapUp),
+            ("end_wrap_up paused", paused(), Event::EndWrapUp),
+            (
+                "connect twice",
+                ok(&online(), Event::Connect { channel: sales() }),
+                Event::Connect { channel: sales() },
+            ),
+            (
+                "disconnect unconnected",
+                online(),
+                Event::Disconnect { channel: sales() },
+            ),
+            (
+                "stop_monitor unmonitored",
+                online(),
+                Event::StopMonitor {
+                    supervisor_id: "s1".into(),
+                },
+            ),
+            ("assign twice", online(), Event::Assign { channel: sales() }),
+            (
+                "unassign unassigned",
+                online(),
+                Event::Unassign {
+                    channel: ChannelRef::new(ChannelKind::Chat, "x"),
+                },
+            ),
+        ];
+        for (name, record, event) in cases {
+            let before = record.clone();
+            let e = run(&record, event, &s).expect_err(name);
+            assert_eq!(e.code, ErrorCode::InvalidState, "{name}: {e}");
+            assert_eq!(record, before, "{name}: unchanged");
+        }
+    }
+
+    #[test]
+    fn old_inactive_devices_are_forgotten_beyond_the_limit() {
+        let mut r = online();
+        for i in 0..5 {
+            let id = format!("x{i}");
+            r = ok(&r, up(&id));
+            r = ok(&r, down(&id));
+        }
+        assert!(r.devices.len() <= 3);
+        assert!(
+            r.devices.iter().any(|d| d.id == "d1" && d.active),
+            "active devices are never forgotten"
+        );
+    }
+}

@@ -121,3 +121,182 @@ pub fn check_end_wrap_up(p: &Principal, settings: &Settings) -> HubResult<()> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    fn user(id: &str, roles: &[Role], supervises: Option<Vec<ChannelRef>>) -> User {
+        User {
+            id: id.into(),
+            name: id.into(),
+            roles: roles.to_vec(),
+            supervises,
+        }
+    }
+
+    fn q(id: &str) -> ChannelRef {
+        ChannelRef::new(ChannelKind::Queue, id)
+    }
+
+    fn agent_in(channels: &[&str]) -> AgentRecord {
+        AgentRecord::new(
+            "a1",
+            "Ana",
+            &[Role::Agent],
+            channels.iter().map(|c| q(c)),
+            &Settings::default(),
+        )
+    }
+
+    fn code<T>(r: HubResult<T>) -> Option<ErrorCode> {
+        r.err().map(|e| e.code)
+    }
+
+    #[test]
+    fn each_role_may_use_only_its_messages() {
+        let u = user("u", &[Role::Agent, Role::Supervisor, Role::Admin], None);
+        let as_role = |role| Principal { user: &u, role };
+        assert_eq!(code(require_agent(&as_role(Role::Agent))), None);
+        assert_eq!(
+            code(require_agent(&as_role(Role::Supervisor))),
+            Some(ErrorCode::Forbidden)
+        );
+        assert_eq!(
+            code(require_supervisor(&as_role(Role::Agent))),
+            Some(ErrorCode::Forbidden)
+        );
+        assert_eq!(code(require_supervisor(&as_role(Role::Supervisor))), None);
+        assert_eq!(code(require_supervisor(&as_role(Role::Admin))), None);
+        assert_eq!(
+            code(require_admin(&as_role(Role::Supervisor))),
+            Some(ErrorCode::Forbidden)
+        );
+        assert_eq!(code(require_admin(&as_role(Role::Admin))), None);
+    }
+
+    #[test]
+    fn agents_connect_themselves_to_unassigned_channels_only_with_access() {
+        let mut r = agent_in(&["sales"]);
+        assert_eq!(code(check_self_connect(&r, &q("sales"))), None);
+        assert_eq!(
+            code(check_self_connect(&r, &q("billing"))),
+            None,
+            "access on by default"
+        );
+        r.unassigned_access = false;
+        assert_eq!(
+            code(check_self_connect(&r, &q("billing"))),
+            Some(ErrorCode::Forbidden)
+        );
+        assert_eq!(code(check_self_connect(&r, &q("sales"))), None);
+    }
+
+    #[test]
+    fn supervisors_act_in_scope_admins_on_the_tenant() {
+        let unscoped = user("s1", &[Role::Supervisor], None);
+        let scoped = user("s2", &[Role::Supervisor], Some(vec![q("billing")]));
+        let admin = user("ad1", &[Role::Admin], None);
+        let in_billing = agent_in(&["billing"]);
+        let in_sales = agent_in(&["sales"]);
+        let p = |u, role| Principal { user: u, role };
+
+        assert_eq!(
+            code(check_manage(
+                &p(&unscoped, Role::Supervisor),
+                &in_sales,
+                Some(&q("sales"))
+            )),
+            None
+        );
+        assert_eq!(
+            code(check_manage(
+                &p(&admin, Role::Admin),
+                &in_sales,
+                Some(&q("sales"))
+            )),
+            None
+        );
+        assert_eq!(
+            code(check_manage(
+                &p(&scoped, Role::Supervisor),
+                &in_billing,
+                None
+            )),
+            None
+        );
+        assert_eq!(
+            code(check_manage(
+                &p(&scoped, Role::Supervisor),
+                &in_billing,
+                Some(&q("billing"))
+            )),
+            None
+        );
+        assert_eq!(
+            code(check_manage(&p(&scoped, Role::Supervisor), &in_sales, None)),
+            Some(ErrorCode::Forbidden)
+        );
+        assert_eq!(
+            code(check_manage(
+                &p(&scoped, Role::Supervisor),
+                &in_billing,
+                Some(&q("sales"))
+            )),
+            Some(ErrorCode::Forbidden),
+            "in-scope agent, out-of-scope channel"
+        );
+        // Connected (not assigned) counts as in scope too.
+        let mut connected = in_sales.clone();
+        connected.channels.push(ChannelState {
+            kind: ChannelKind::Queue,
+            id: "billing".into(),
+            connected: true,
+            assigned: false,
+            lingering: false,
+        });
+        assert_eq!(
+            code(check_manage(
+                &p(&scoped, Role::Supervisor),
+                &connected,
+                None
+            )),
+            None
+        );
+        assert_eq!(
+            code(check_channel_in_scope(
+                &p(&scoped, Role::Supervisor),
+                &q("sales")
+            )),
+            Some(ErrorCode::Forbidden)
+        );
+        let agent_user = user("a1", &[Role::Agent], None);
+        assert_eq!(
+            code(check_manage(&p(&agent_user, Role::Agent), &in_sales, None)),
+            Some(ErrorCode::Forbidden)
+        );
+    }
+
+    #[test]
+    fn ending_wrap_up_early_is_the_agents_or_needs_the_setting() {
+        let u = user("u", &[Role::Agent, Role::Supervisor, Role::Admin], None);
+        let off = Settings::default();
+        let on = Settings {
+            supervisor_can_end_wrap_up: true,
+            ..Settings::default()
+        };
+        let p = |role| Principal { user: &u, role };
+        assert_eq!(code(check_end_wrap_up(&p(Role::Agent), &off)), None);
+        assert_eq!(
+            code(check_end_wrap_up(&p(Role::Supervisor), &off)),
+            Some(ErrorCode::Disabled)
+        );
+        assert_eq!(
+            code(check_end_wrap_up(&p(Role::Admin), &off)),
+            Some(ErrorCode::Disabled)
+        );
+        assert_eq!(code(check_end_wrap_up(&p(Role::Supervisor), &on)), None);
+        assert_eq!(code(check_end_wrap_up(&p(Role::Admin), &on)), None);
+    }
+}

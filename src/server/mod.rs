@@ -39,11 +39,15 @@ async fn ws_upgrade(State(hub): State<Arc<Hub>>, ws: WebSocketUpgrade) -> Respon
     if hub.connections.load(Ordering::Relaxed) >= hub.config.max_connections {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
     }
-    let max = hub.config.max_frame_bytes;
+    // The hub enforces `max_frame_bytes` itself on whole messages, so it can
+    // answer `too_large` and close cleanly with 1009 (the oversize message is
+    // fully read, so closing does not reset the TCP connection). The library
+    // limit is a hard cap above it that bounds what one message may buffer.
+    let hard_cap = hub.config.max_frame_bytes.saturating_mul(4).max(64 * 1024);
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(8 * 1024)
-        .max_message_size(max)
-        .max_frame_size(max)
+        .max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
         .on_upgrade(move |socket| session::run(hub, socket))
 }
 

@@ -108,7 +108,12 @@ pub async fn run(hub: Arc<Hub>, mut ws: WebSocket) {
 /// `welcome` (and an agent's first `state`) is on its way.
 async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session, CloseRequest> {
     let refuse = |code: u16, reason: String| CloseRequest { code, reason };
-    let text = match tokio::time::timeout(hub.config.auth_timeout(), first_text(ws)).await {
+    let text = match tokio::time::timeout(
+        hub.config.auth_timeout(),
+        first_text(ws, hub.config.max_frame_bytes),
+    )
+    .await
+    {
         Err(_) => {
             return Err(refuse(
                 close::AUTH_TIMEOUT,
@@ -213,9 +218,15 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
 }
 
 /// The first text message; pings are skipped, anything else refuses.
-async fn first_text(ws: &mut WebSocket) -> Result<String, CloseRequest> {
+async fn first_text(ws: &mut WebSocket, max: usize) -> Result<String, CloseRequest> {
     loop {
         match ws.recv().await {
+            Some(Ok(Message::Text(t))) if t.len() > max => {
+                return Err(CloseRequest {
+                    code: close::TOO_LARGE,
+                    reason: format!("message larger than {max} bytes"),
+                })
+            }
             Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Binary(_))) => {
@@ -284,6 +295,9 @@ impl Session {
     ) -> Option<End> {
         let now = Instant::now();
         match message {
+            Some(Ok(Message::Text(text))) if text.len() > self.hub.config.max_frame_bytes => {
+                Some(self.too_large(ws, self.linger()).await)
+            }
             Some(Ok(Message::Text(text))) => {
                 self.last_frame = now;
                 self.last_msg = now;
@@ -334,17 +348,24 @@ impl Session {
                 let _ = ws.flush().await; // sends tungstenite's close reply
                 Some(End::ClientClosed)
             }
-            Some(Err(e)) if is_too_large(&e) => {
-                let e = HubError::too_large(format!(
-                    "message larger than {} bytes",
-                    self.hub.config.max_frame_bytes
-                ));
-                let _ = ws.send(Message::Text(protocol::error(&e))).await;
-                close_socket(ws, close::TOO_LARGE, "message too large", Duration::ZERO).await;
-                Some(End::ServerClosed)
-            }
+            Some(Err(e)) if is_too_large(&e) => Some(self.too_large(ws, Duration::ZERO).await),
             Some(Err(_)) | None => Some(End::Dropped),
         }
+    }
+
+    /// A message over `max_frame_bytes`: `too_large`, then close 1009.
+    async fn too_large(&self, ws: &mut WebSocket, linger: Duration) -> End {
+        let max = self.hub.config.max_frame_bytes;
+        let e = HubError::too_large(format!("message larger than {max} bytes"));
+        let _ = ws.send(Message::Text(protocol::error(&e))).await;
+        close_socket(
+            ws,
+            close::TOO_LARGE,
+            &format!("message larger than {max} bytes"),
+            linger,
+        )
+        .await;
+        End::ServerClosed
     }
 
     async fn on_text(&mut self, text: &str) {

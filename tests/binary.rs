@@ -1,0 +1,215 @@
+//! The real `presence-hub` binary as a separate process: what a newcomer
+//! and an operator see (banner, token minting, health, refusals, SIGTERM).
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_presence-hub");
+
+/// A started node: its address and the banner lines it printed.
+struct Proc {
+    child: Child,
+    addr: String,
+    banner: Vec<String>,
+}
+
+async fn start(args: &[&str], envs: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut banner = Vec::new();
+    let addr = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let line = lines.next_line().await.expect("read").expect("banner line");
+            banner.push(line.clone());
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                return rest.split_whitespace().next().expect("addr").to_string();
+            }
+        }
+    })
+    .await
+    .expect("the node prints where it listens");
+    // The rest of the banner follows at once.
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await
+    {
+        banner.push(line);
+    }
+    Proc {
+        child,
+        addr,
+        banner,
+    }
+}
+
+async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}
+
+#[tokio::test]
+async fn the_default_node_prints_how_to_start_and_serves_health_and_the_wallboard() {
+    let node = start(&["--listen", "127.0.0.1:0"], &[]).await;
+    let banner = node.banner.join("\n");
+    assert!(banner.contains("in-memory backplane"), "{banner}");
+    let link = node
+        .banner
+        .iter()
+        .find(|l| l.contains("/#role=supervisor&token="))
+        .expect("a supervisor link");
+    let secret = node
+        .banner
+        .iter()
+        .find_map(|l| {
+            l.split("Dev JWT secret (generated, in-memory mode only): ")
+                .nth(1)
+        })
+        .expect("the generated secret")
+        .trim()
+        .to_string();
+    assert!(link.contains(&node.addr));
+
+    assert_eq!(http_get(&node.addr, "/healthz").await.0, 200);
+    assert_eq!(http_get(&node.addr, "/readyz").await.0, 200);
+    let (code, page) = http_get(&node.addr, "/").await;
+    assert_eq!(code, 200);
+    assert!(page.contains("presence-hub wallboard"));
+
+    // The supervisor link's token works.
+    let token = link.split("token=").nth(1).expect("token").trim();
+    let mut sup = Client::connect(&format!("ws://{}/v1/ws", node.addr)).await;
+    sup.send(json!({"type": "hello", "token": token, "role": "supervisor"}))
+        .await;
+    assert_eq!(sup.recv_type("welcome").await["user"]["id"], "s1");
+
+    // `presence-hub token` mints tokens with that secret.
+    let out = Command::new(BIN)
+        .args([
+            "token",
+            "--jwt-secret",
+            &secret,
+            "--tenant",
+            "acme",
+            "--user",
+            "a1",
+        ])
+        .output()
+        .await
+        .expect("token");
+    assert!(out.status.success());
+    let minted = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string();
+    let mut a1 = Client::connect(&format!("ws://{}/v1/ws", node.addr)).await;
+    a1.send(json!({"type": "hello", "token": minted, "role": "agent", "device": {"id": "d1", "kind": "web"}})).await;
+    assert_eq!(a1.recv_type("welcome").await["user"]["id"], "a1");
+    a1.recv_type("state").await;
+}
+
+#[tokio::test]
+async fn token_without_a_secret_is_a_usage_error() {
+    let out = Command::new(BIN)
+        .args(["token", "--tenant", "acme", "--user", "a1"])
+        .env_remove("PRESENCE_HUB_JWT_SECRET")
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--jwt-secret"));
+}
+
+#[tokio::test]
+async fn flags_come_from_the_environment_too() {
+    let node = start(
+        &[],
+        &[
+            ("PRESENCE_HUB_LISTEN", "127.0.0.1:0"),
+            ("PRESENCE_HUB_JWT_SECRET", SECRET),
+        ],
+    )
+    .await;
+    assert!(
+        !node.banner.join("\n").contains("Dev JWT secret"),
+        "a configured secret is never printed"
+    );
+    let mut c = Client::connect(&format!("ws://{}/v1/ws", node.addr)).await;
+    c.send(json!({"type": "hello", "token": token("acme", "s1"), "role": "supervisor"}))
+        .await;
+    c.recv_type("welcome").await;
+}
+
+#[tokio::test]
+async fn a_bad_directory_is_refused_naming_the_place() {
+    let path = std::env::temp_dir().join(format!("presence-hub-bad-{}.json", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"{"tenants": [{"id": "t", "name": "T", "channels": [
+            {"kind": "queue", "id": "q", "name": "Q", "assigned": ["ghost"]}], "users": []}]}"#,
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--directory"])
+        .arg(&path)
+        .output()
+        .await
+        .expect("run");
+    let _ = std::fs::remove_file(&path);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains(r#"tenants[0] (t).channels[0] (queue q).assigned[0]: unknown user "ghost""#),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_clients_with_1012_and_exits() {
+    let mut node = start(
+        &["--listen", "127.0.0.1:0", "--drain-timeout-ms", "3000"],
+        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
+    )
+    .await;
+    let mut a1 = Client::connect(&format!("ws://{}/v1/ws", node.addr)).await;
+    a1.send(json!({"type": "hello", "token": token("acme", "a1"), "role": "agent", "device": {"id": "d1"}})).await;
+    a1.recv_type("state").await;
+    let pid = node.child.id().expect("pid").to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill");
+    assert!(killed.success());
+    let notice = a1.recv_type("draining").await;
+    assert!(notice["reconnect_after_ms"].is_u64());
+    assert_eq!(a1.closed().await.code, 1012);
+    let status = tokio::time::timeout(Duration::from_secs(5), node.child.wait())
+        .await
+        .expect("exits in time")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
+}
