@@ -84,7 +84,17 @@ async fn replay(name: &str, text: &str) {
         }
         let client = clients.get_mut(who).expect("client");
         if let Some(body) = step.get("send") {
-            client.send(substitute(body, &saved)).await;
+            let body = substitute(body, &saved);
+            if step["invalid"] == true {
+                assert!(
+                    !schemas().client.is_valid(&body),
+                    "{name}:{}: marked invalid but valid",
+                    n + 1
+                );
+            } else {
+                assert_schema(&schemas().client, &body);
+            }
+            client.send(body).await;
         } else if let Some(raw) = step["send_raw"].as_str() {
             client.send_raw(raw).await;
         } else if let Some(pattern) = step.get("expect") {
@@ -110,5 +120,26 @@ async fn every_example_transcript_replays() {
     for path in names {
         let text = std::fs::read_to_string(&path).expect("read");
         replay(&path.display().to_string(), &text).await;
+    }
+}
+
+#[test]
+fn the_schemas_refuse_what_the_protocol_refuses() {
+    let s = schemas();
+    for bad in [
+        serde_json::json!({"type": "agent", "agent": {"id": "a1"}}),
+        serde_json::json!({"type": "reply", "id": "r1", "ok": false, "error": {"code": "oops", "message": "x"}}),
+        serde_json::json!({"type": "welcome"}),
+        serde_json::json!({"type": "mystery"}),
+    ] {
+        assert!(!s.server.is_valid(&bad), "server schema accepted {bad}");
+    }
+    for bad in [
+        serde_json::json!({"type": "subscribe", "scope": {"all": true, "channels": []}}),
+        serde_json::json!({"type": "command", "action": "pause", "agent_id": "a1"}),
+        serde_json::json!({"type": "set_status", "status": "busy"}),
+        serde_json::json!({"type": "connect", "channel": {"kind": "fax", "id": "x"}}),
+    ] {
+        assert!(!s.client.is_valid(&bad), "client schema accepted {bad}");
     }
 }

@@ -18,6 +18,55 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const SECRET: &str = "test-secret";
+
+/// Validators for `protocol/schemas`, built once per test binary.
+pub struct Schemas {
+    pub client: jsonschema::Validator,
+    pub server: jsonschema::Validator,
+}
+
+pub fn schemas() -> &'static Schemas {
+    static SCHEMAS: std::sync::OnceLock<Schemas> = std::sync::OnceLock::new();
+    SCHEMAS.get_or_init(|| {
+        let load = |name: &str| -> Value {
+            let path = format!("{}/protocol/schemas/{name}", env!("CARGO_MANIFEST_DIR"));
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file"))
+                .expect("schema JSON")
+        };
+        let common = load("common.schema.json");
+        let registry = jsonschema::Registry::new()
+            .add(
+                "https://presence-hub.invalid/schemas/common.schema.json",
+                common,
+            )
+            .expect("common schema")
+            .prepare()
+            .expect("registry");
+        let build = |name: &str| {
+            jsonschema::options()
+                .with_registry(&registry)
+                .build(&load(name))
+                .expect("valid schema")
+        };
+        Schemas {
+            client: build("client.schema.json"),
+            server: build("server.schema.json"),
+        }
+    })
+}
+
+/// Fails the test when `message` does not follow the documented schema.
+pub fn assert_schema(validator: &jsonschema::Validator, message: &Value) {
+    let errors: Vec<String> = validator
+        .iter_errors(message)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "message does not match protocol/schemas: {message}\n{}",
+        errors.join("\n")
+    );
+}
 pub const DIRECTORY: &str = include_str!("directory.json");
 /// How long any single expectation may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(5);
