@@ -188,12 +188,7 @@ async fn going_offline_clears_monitors() {
     let (mut sup, _) = hub.watcher("s1").await;
     let mut a1 = hub.agent("a1", "d1").await;
     let mut s2 = hub.staff("a3", "supervisor").await;
-    s2.send(json!({"type": "command", "id": "m", "action": "monitor", "agent_id": "a1"}))
-        .await;
-    let cmd = a1.recv_type("command").await;
-    a1.send(json!({"type": "command_ack", "command_id": cmd["command_id"], "ok": true}))
-        .await;
-    assert_eq!(s2.recv_where("reply", |v| v["id"] == "m").await["ok"], true);
+    monitor_accepted(&mut s2, &mut a1, "a1").await;
     a1.close().await;
     let off = sup.agent_update("a1", |a| a["presence"] == "offline").await;
     assert_eq!(off["monitored_by"], json!([]));

@@ -299,43 +299,24 @@ async fn connecting_is_not_assigning() {
     let r = a1
         .ok(json!({"type": "connect", "channel": ch("queue", "sales")}))
         .await;
-    let sales = channel(&r["agent"], "queue", "sales").expect("sales");
-    assert_eq!(
-        (sales["connected"].as_bool(), sales["assigned"].as_bool()),
-        (Some(true), Some(true))
-    );
+    assert_eq!(flags(&r["agent"], "queue", "sales"), Some((true, true)));
     // An unassigned channel: the agent connects itself (access is on by default).
     let r = a1
         .ok(json!({"type": "connect", "channel": ch("queue", "billing")}))
         .await;
-    let billing = channel(&r["agent"], "queue", "billing").expect("billing");
-    assert_eq!(
-        (
-            billing["connected"].as_bool(),
-            billing["assigned"].as_bool()
-        ),
-        (Some(true), Some(false))
-    );
-    assert!(billing.get("lingering").is_none_or(|l| l == false));
+    assert_eq!(flags(&r["agent"], "queue", "billing"), Some((true, false)));
+    assert!(channel(&r["agent"], "queue", "billing").is_some_and(|b| b.get("lingering").is_none()));
     // A supervisor connecting a2 to a campaign does not assign it either.
     let r = sup.ok(json!({"type": "command", "action": "connect", "agent_id": "a2", "channel": ch("campaign", "renewals")})).await;
-    let renewals = channel(&r["agent"], "campaign", "renewals").expect("renewals");
     assert_eq!(
-        (
-            renewals["connected"].as_bool(),
-            renewals["assigned"].as_bool()
-        ),
-        (Some(true), Some(false))
+        flags(&r["agent"], "campaign", "renewals"),
+        Some((true, false))
     );
     // Disconnecting an assigned channel keeps it listed, assigned.
     let r = a1
         .ok(json!({"type": "disconnect", "channel": ch("queue", "sales")}))
         .await;
-    let sales = channel(&r["agent"], "queue", "sales").expect("still listed");
-    assert_eq!(
-        (sales["connected"].as_bool(), sales["assigned"].as_bool()),
-        (Some(false), Some(true))
-    );
+    assert_eq!(flags(&r["agent"], "queue", "sales"), Some((false, true)));
     // Disconnecting an unassigned one removes it from the list.
     let r = a1
         .ok(json!({"type": "disconnect", "channel": ch("queue", "billing")}))
@@ -773,11 +754,7 @@ async fn admin_does_what_a_supervisor_does_and_manages_assignments() {
     let r = admin
         .ok(json!({"type": "unassign", "agent_id": "a1", "channel": ch("queue", "sales")}))
         .await;
-    let sales = channel(&r["agent"], "queue", "sales").expect("kept");
-    assert_eq!(
-        (sales["connected"].as_bool(), sales["assigned"].as_bool()),
-        (Some(true), Some(false))
-    );
+    assert_eq!(flags(&r["agent"], "queue", "sales"), Some((true, false)));
     admin
         .refused(
             json!({"type": "update_settings", "settings": {}}),
@@ -907,15 +884,7 @@ async fn monitors_end_when_the_supervisor_leaves() {
     let (mut watch, _) = hub.watcher("a3").await;
     let mut a1 = hub.agent("a1", "d1").await;
     let mut s1 = hub.staff("s1", "supervisor").await;
-    s1.send(json!({"type": "command", "id": "m1", "action": "monitor", "agent_id": "a1"}))
-        .await;
-    let cmd = a1.recv_type("command").await;
-    a1.send(json!({"type": "command_ack", "command_id": cmd["command_id"], "ok": true}))
-        .await;
-    assert_eq!(
-        s1.recv_where("reply", |v| v["id"] == "m1").await["ok"],
-        true
-    );
+    monitor_accepted(&mut s1, &mut a1, "a1").await;
     watch
         .agent_update("a1", |a| a["monitored_by"] == json!(["s1"]))
         .await;

@@ -428,3 +428,32 @@ pub fn channel<'a>(agent: &'a Value, kind: &str, id: &str) -> Option<&'a Value> 
         .iter()
         .find(|c| c["kind"] == kind && c["id"] == id)
 }
+
+/// `(connected, assigned)` of one channel of a record, if listed.
+pub fn flags(agent: &Value, kind: &str, id: &str) -> Option<(bool, bool)> {
+    let c = channel(agent, kind, id)?;
+    Some((c["connected"] == true, c["assigned"] == true))
+}
+
+/// A supervisor asks to monitor an agent and the agent's device accepts;
+/// returns the supervisor's reply.
+pub async fn monitor_accepted(sup: &mut Client, agent: &mut Client, agent_id: &str) -> Value {
+    let id = format!("monitor-{agent_id}");
+    sup.send(json!({"type": "command", "id": id, "action": "monitor", "agent_id": agent_id}))
+        .await;
+    let cmd = agent
+        .recv_where("monitor command", |v| {
+            v["type"] == "command" && v["action"] == "monitor"
+        })
+        .await;
+    agent
+        .send(json!({"type": "command_ack", "command_id": cmd["command_id"], "ok": true}))
+        .await;
+    let reply = sup
+        .recv_where("monitor reply", |v| {
+            v["type"] == "reply" && v["id"] == id.as_str()
+        })
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    reply
+}
