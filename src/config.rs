@@ -68,6 +68,9 @@ pub struct Config {
     /// Redis URL: switches to the Redis backplane (cluster mode).
     #[arg(long, env = "PRESENCE_HUB_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Longest wait for one Redis command or connection attempt.
+    #[arg(long, env = "PRESENCE_HUB_REDIS_TIMEOUT_MS", default_value_t = 1_000)]
+    pub redis_timeout_ms: u64,
     /// This node's id (default: random).
     #[arg(long, env = "PRESENCE_HUB_NODE_ID")]
     pub node_id: Option<String>,
@@ -144,6 +147,9 @@ impl Config {
     }
     pub fn command_timeout(&self) -> Duration {
         Duration::from_millis(self.command_timeout_ms)
+    }
+    pub fn node_ttl(&self) -> Duration {
+        Duration::from_millis(self.node_ttl_ms)
     }
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms)

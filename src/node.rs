@@ -3,6 +3,7 @@
 
 use crate::auth::{self, AuthError, Verifier};
 use crate::backplane::memory::MemoryBackplane;
+use crate::backplane::redis::RedisBackplane;
 use crate::backplane::Backplane;
 use crate::config::Config;
 use crate::directory::{Directory, DirectoryError};
@@ -49,10 +50,19 @@ impl Node {
     }
 
     /// As [`Node::bind`], with a directory already in hand (tests).
-    pub async fn bind_with(config: Config, directory: Directory) -> Result<Node, StartError> {
-        if config.redis_url.is_some() {
+    pub async fn bind_with(mut config: Config, directory: Directory) -> Result<Node, StartError> {
+        let node_id = config
+            .node_id
+            .clone()
+            .unwrap_or_else(crate::hub::random_node_id);
+        config.node_id = Some(node_id.clone());
+        if config.redis_url.is_some()
+            && config.jwt_secret.is_none()
+            && config.jwt_public_key.is_none()
+        {
+            // Every node must verify the same tokens: no per-node dev secret.
             return Err(StartError::Config(
-                "--redis-url: the Redis backplane is not available in this build yet; run without it for the in-memory backplane".into(),
+                "cluster mode (--redis-url) needs --jwt-secret or --jwt-public-key, the same on every node".into(),
             ));
         }
         let mut generated_secret = None;
@@ -66,7 +76,26 @@ impl Node {
                 v
             }
         };
-        let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(config.history_capacity));
+        let backplane: Arc<dyn Backplane> = match &config.redis_url {
+            None => Arc::new(MemoryBackplane::new(config.history_capacity)),
+            Some(url) => {
+                let redis = RedisBackplane::connect(
+                    url,
+                    &node_id,
+                    config.history_capacity,
+                    config.node_ttl(),
+                    std::time::Duration::from_millis(config.redis_timeout_ms),
+                )
+                .await
+                .map_err(|e| StartError::Config(format!("--redis-url: {e}")))?;
+                // Hold a lease before serving anyone.
+                redis
+                    .renew_lease()
+                    .await
+                    .map_err(|e| StartError::Config(format!("--redis-url: {e}")))?;
+                Arc::new(redis)
+            }
+        };
         let addr = config.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -95,8 +124,13 @@ impl Node {
     pub fn banner(&self) -> String {
         let hub = &self.hub;
         let base = format!("http://{}", self.addr);
+        let backplane = if hub.backplane.is_shared() {
+            "Redis backplane"
+        } else {
+            "in-memory backplane"
+        };
         let mut out = format!(
-            "presence-hub {} listening on {base} (node {}, in-memory backplane)\n  WebSocket endpoint: ws://{}/v1/ws\n",
+            "presence-hub {} listening on {base} (node {}, {backplane})\n  WebSocket endpoint: ws://{}/v1/ws\n",
             env!("CARGO_PKG_VERSION"),
             hub.node_id,
             self.addr

@@ -46,6 +46,10 @@ async fn hello_gets_welcome_then_state_and_the_agent_is_online() {
         .as_str()
         .is_some_and(|s| !s.is_empty()));
     assert!(welcome["node_id"].as_str().is_some_and(|s| !s.is_empty()));
+    if CLUSTER {
+        // This raw connection is on the third node; the watcher on the second.
+        assert_eq!(welcome["node_id"], "node-2");
+    }
     let state = c.recv().await;
     assert_eq!(state["type"], "state");
     let me = &state["agent"];

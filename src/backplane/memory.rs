@@ -166,4 +166,16 @@ impl Backplane for MemoryBackplane {
     fn is_ready(&self) -> bool {
         true
     }
+
+    async fn load(&self, tenant: &str) -> Result<Option<TenantState>, BackplaneError> {
+        let Some(store) = self.tenants.lock().get(tenant).cloned() else {
+            return Ok(None);
+        };
+        let store = store.lock();
+        Ok(Some(TenantState {
+            seq: store.seq,
+            settings: store.settings.clone(),
+            agents: store.records.values().cloned().collect(),
+        }))
+    }
 }

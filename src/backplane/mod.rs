@@ -11,11 +11,15 @@
 //! Redis one keeps the same contract with Lua scripts and pub/sub.
 
 pub mod memory;
+pub mod redis;
 
 use crate::domain::{AgentRecord, Settings};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// A committed change, as delivered to attached nodes.
 #[derive(Clone, Debug)]
@@ -68,7 +72,6 @@ pub enum Commit {
 /// One entry of an agent's history (SPEC §4.4 `history`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
-    pub version: u64,
     pub at_ms: u64,
     pub agent_id: String,
     /// What happened (`pause`, `device_down`, `connect`, …).
@@ -77,6 +80,8 @@ pub struct HistoryEntry {
     pub status: crate::domain::Status,
     pub pause_reason: Option<String>,
     pub by: crate::domain::Actor,
+    /// Last, so a store can append it when it assigns the seq.
+    pub version: u64,
 }
 
 /// A partial settings change; absent fields keep their value.
@@ -159,4 +164,67 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// Whether the store is reachable (drives `/readyz`).
     fn is_ready(&self) -> bool;
+
+    /// The tenant's current state, or `None` when the store does not hold
+    /// it (it came back empty). Used to resync a replica.
+    async fn load(&self, tenant: &str) -> Result<Option<TenantState>, BackplaneError>;
+
+    // ---- cluster support; the defaults describe a single process ---------
+
+    /// Whether other nodes share this store (enables leases, sweeping,
+    /// routing and resync).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Writes a replica back into a store that lost the tenant. `true` when
+    /// this call restored it, `false` when the store already had it.
+    async fn restore(&self, _tenant: &str, _state: &TenantState) -> Result<bool, BackplaneError> {
+        Ok(false)
+    }
+
+    /// Publishes to a node's command channel; returns how many received it.
+    async fn send_to_node(&self, _node: &str, _message: &str) -> Result<usize, BackplaneError> {
+        Ok(0)
+    }
+
+    /// Renews this node's lease. `Ok(true)` when the connection to the store
+    /// was lost since the last renewal (the hub then resyncs).
+    async fn renew_lease(&self) -> Result<bool, BackplaneError> {
+        Ok(false)
+    }
+
+    async fn release_lease(&self) {}
+
+    /// Which of `nodes` hold a live lease.
+    async fn live_nodes(&self, nodes: &[String]) -> Result<HashSet<String>, BackplaneError> {
+        Ok(nodes.iter().cloned().collect())
+    }
+
+    /// Takes a short, tenant-scoped lock; `false` when another node holds it.
+    async fn try_lock(
+        &self,
+        _tenant: &str,
+        _name: &str,
+        _ttl: Duration,
+    ) -> Result<bool, BackplaneError> {
+        Ok(true)
+    }
+
+    /// Whether the store still holds the tenant (its epoch key exists).
+    async fn epoch_present(&self, _tenant: &str) -> Result<bool, BackplaneError> {
+        Ok(true)
+    }
+
+    /// Messages for this node from other nodes (taken once, by the hub).
+    fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NodeEvent>> {
+        None
+    }
+}
+
+/// Something the backplane tells the hub besides a tenant's deltas.
+#[derive(Debug, Clone)]
+pub enum NodeEvent {
+    /// A message on this node's command channel.
+    Message(String),
 }

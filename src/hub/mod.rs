@@ -8,6 +8,7 @@
 //! and wait until the local replica has the result (so the reply a client
 //! gets is never older than what it can read next).
 
+pub mod cluster;
 pub mod outbox;
 pub mod router;
 pub mod tenant;
@@ -35,6 +36,11 @@ const MAX_CAS_ATTEMPTS: usize = 32;
 pub struct DeviceSlot {
     pub conn: u64,
     pub outbox: Arc<Outbox>,
+    pub tenant: String,
+    pub agent_id: String,
+    pub device: crate::protocol::DeviceHello,
+    /// Whether the device is active (cleared when its TTL lapses).
+    pub active: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub struct Hub {
@@ -52,6 +58,12 @@ pub struct Hub {
     shutdown: watch::Sender<bool>,
     /// Woken when the last connection ends (drain).
     idle: tokio::sync::Notify,
+    /// Commands sent to other nodes, awaiting their outcome.
+    remote: DashMap<String, tokio::sync::oneshot::Sender<router::Outcome>>,
+    /// Tenants whose delta stream skipped a seq (cluster mode resyncs them).
+    gaps: tokio::sync::mpsc::UnboundedSender<String>,
+    /// Set once the node gave up its lease at the end of a drain.
+    lease_released: std::sync::atomic::AtomicBool,
 }
 
 impl Hub {
@@ -61,11 +73,12 @@ impl Hub {
         backplane: Arc<dyn Backplane>,
         verifier: Verifier,
     ) -> Arc<Self> {
-        let node_id = config
-            .node_id
-            .clone()
-            .unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()));
-        Arc::new(Hub {
+        let node_id = config.node_id.clone().unwrap_or_else(random_node_id);
+        let (gaps, gap_rx) = tokio::sync::mpsc::unbounded_channel();
+        let hub = Arc::new(Hub {
+            remote: DashMap::new(),
+            gaps,
+            lease_released: std::sync::atomic::AtomicBool::new(false),
             router: Arc::new(Router::new(&node_id)),
             node_id,
             config,
@@ -78,7 +91,33 @@ impl Hub {
             next_conn: AtomicU64::new(1),
             shutdown: watch::Sender::new(false),
             idle: tokio::sync::Notify::new(),
-        })
+        });
+        cluster::start(&hub, gap_rx);
+        hub
+    }
+
+    /// The tenants this node has attached to.
+    pub fn attached_tenants(&self) -> Vec<Arc<Tenant>> {
+        self.tenants
+            .iter()
+            .filter_map(|e| e.value().get().cloned())
+            .collect()
+    }
+
+    pub fn has_device(&self, key: &str) -> bool {
+        self.devices.contains_key(key)
+    }
+
+    /// This node's active devices of one tenant: `(agent id, device)`.
+    pub fn local_active_devices(
+        &self,
+        tenant: &str,
+    ) -> Vec<(String, crate::protocol::DeviceHello)> {
+        self.devices
+            .iter()
+            .filter(|s| s.tenant == tenant && s.active.load(Ordering::Relaxed))
+            .map(|s| (s.agent_id.clone(), s.device.clone()))
+            .collect()
     }
 
     pub fn next_conn_id(&self) -> u64 {
@@ -95,7 +134,7 @@ impl Hub {
         let cell = self.tenants.entry(id.to_string()).or_default().clone();
         let tenant = cell
             .get_or_try_init(|| async {
-                let tenant = Tenant::new(dir.clone());
+                let tenant = Tenant::new(dir.clone(), &self.node_id, Some(self.gaps.clone()));
                 let feed = tenant.clone();
                 let on_delta: DeltaHandler = Arc::new(move |delta| feed.apply(delta));
                 let seed = TenantSeed {
@@ -193,14 +232,8 @@ impl Hub {
 
     /// Makes `conn` the connection of a device; a previous connection of the
     /// same device is told to close with 4009.
-    pub fn claim_device(&self, key: &str, conn: u64, outbox: &Arc<Outbox>) {
-        let old = self.devices.insert(
-            key.to_string(),
-            DeviceSlot {
-                conn,
-                outbox: outbox.clone(),
-            },
-        );
+    pub fn claim_device(&self, key: &str, slot: DeviceSlot) {
+        let old = self.devices.insert(key.to_string(), slot);
         if let Some(old) = old {
             old.outbox.close(
                 crate::protocol::close::REPLACED,
@@ -315,4 +348,9 @@ impl Drop for ConnectionGuard {
 /// Resolves once the node is draining (for `select!` loops).
 pub async fn draining(signal: &mut watch::Receiver<bool>) {
     let _ = signal.wait_for(|&d| d).await;
+}
+
+/// A fresh node id when none is configured.
+pub fn random_node_id() -> String {
+    format!("node-{:08x}", rand::random::<u32>())
 }

@@ -28,6 +28,10 @@ pub enum Outcome {
     Accepted,
     Refused(Option<String>),
     TimedOut,
+    /// No connected device answers for the agent (on any node).
+    Offline,
+    /// The store could not carry the command to the owning node.
+    Unavailable(String),
 }
 
 struct Pending {

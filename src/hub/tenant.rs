@@ -72,18 +72,36 @@ struct Replica {
     agents: HashMap<String, AgentEntry>,
     subscribers: HashMap<u64, Subscriber>,
     /// Local agent connections by agent id: they get `state` frames.
-    watchers: HashMap<String, Vec<(u64, Arc<Outbox>)>>,
+    watchers: HashMap<String, Vec<Watcher>>,
+}
+
+/// A local agent connection: its device, and where its frames go.
+struct Watcher {
+    conn: u64,
+    device_id: String,
+    outbox: Arc<Outbox>,
 }
 
 pub struct Tenant {
     pub dir: Arc<TenantDirectory>,
+    /// This node: a local device that the store shows active on another
+    /// node was taken over there, so its connection here is closed (4009).
+    node_id: String,
     replica: Mutex<Replica>,
     seq_tx: watch::Sender<u64>,
+    /// Told when the delta stream skipped a seq (pub/sub is at-most-once).
+    gaps: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Tenant {
-    pub fn new(dir: Arc<TenantDirectory>) -> Arc<Self> {
+    pub fn new(
+        dir: Arc<TenantDirectory>,
+        node_id: &str,
+        gaps: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    ) -> Arc<Self> {
         Arc::new(Tenant {
+            node_id: node_id.to_string(),
+            gaps,
             replica: Mutex::new(Replica {
                 loaded: false,
                 early: Vec::new(),
@@ -115,9 +133,46 @@ impl Tenant {
         r.loaded = true;
         let early = std::mem::take(&mut r.early);
         for delta in early {
-            Self::apply_locked(&mut r, delta);
+            self.apply_locked(&mut r, delta);
         }
         self.seq_tx.send_replace(r.seq);
+    }
+
+    /// Catches up with the store after a gap or a reconnection: every
+    /// record newer than the replica's is applied and fanned out as a delta.
+    pub fn resync(&self, state: TenantState) {
+        let mut r = self.replica.lock();
+        let mut changed = 0;
+        let mut newer: Vec<Arc<AgentRecord>> = state
+            .agents
+            .into_iter()
+            .filter(|rec| {
+                r.agents
+                    .get(&rec.id)
+                    .is_none_or(|e| e.record.version < rec.version)
+            })
+            .collect();
+        newer.sort_by_key(|rec| rec.version);
+        for record in newer {
+            changed += 1;
+            self.fan_out_agent(&mut r, record);
+        }
+        if state.settings != r.settings {
+            Self::fan_out_settings(&mut r, state.seq, state.settings);
+        }
+        r.seq = r.seq.max(state.seq);
+        tracing::info!(tenant = self.id(), seq = r.seq, changed, "replica resynced");
+        self.seq_tx.send_replace(r.seq);
+    }
+
+    /// The replica as a state (to restore a store that lost the tenant).
+    pub fn state(&self) -> TenantState {
+        let r = self.replica.lock();
+        TenantState {
+            seq: r.seq,
+            settings: r.settings.clone(),
+            agents: r.agents.values().map(|e| e.record.clone()).collect(),
+        }
     }
 
     /// Applies one delta from the backplane and fans it out.
@@ -127,54 +182,79 @@ impl Tenant {
             r.early.push(delta);
             return;
         }
-        Self::apply_locked(&mut r, delta);
+        self.apply_locked(&mut r, delta);
         self.seq_tx.send_replace(r.seq);
     }
 
-    fn apply_locked(r: &mut Replica, delta: Delta) {
+    fn apply_locked(&self, r: &mut Replica, delta: Delta) {
         let seq = delta.seq();
         if seq <= r.seq {
             return; // already have it
         }
         if seq > r.seq + 1 {
-            tracing::warn!(have = r.seq, got = seq, "gap in the tenant's delta stream");
+            tracing::warn!(
+                tenant = self.id(),
+                have = r.seq,
+                got = seq,
+                "gap in the delta stream; resyncing"
+            );
+            if let Some(gaps) = &self.gaps {
+                let _ = gaps.send(self.id().to_string());
+            }
         }
         r.seq = seq;
         match delta {
-            Delta::Settings { settings, .. } => {
+            Delta::Settings { settings, .. } => Self::fan_out_settings(r, seq, settings),
+            Delta::Agent(record) => self.fan_out_agent(r, record),
+        }
+    }
+
+    fn fan_out_settings(r: &mut Replica, seq: u64, settings: Settings) {
+        let f = protocol::frame(&json!({"type": "settings", "seq": seq, "settings": settings}));
+        for sub in r.subscribers.values() {
+            sub.outbox.push_settings(f.clone());
+        }
+        r.settings = settings;
+    }
+
+    /// Stores a newer record and sends it to every subscriber and local
+    /// connection of the agent that should see it.
+    fn fan_out_agent(&self, r: &mut Replica, record: Arc<AgentRecord>) {
+        let entry = AgentEntry::new(record);
+        let mut agent_frame: Option<Frame> = None;
+        let mut removed_frame: Option<Frame> = None;
+        for sub in r.subscribers.values_mut() {
+            if sub.scope.covers(&entry.record) {
+                sub.visible.insert(entry.id.clone());
                 let f =
-                    protocol::frame(&json!({"type": "settings", "seq": seq, "settings": settings}));
-                for sub in r.subscribers.values() {
-                    sub.outbox.push_settings(f.clone());
-                }
-                r.settings = settings;
-            }
-            Delta::Agent(record) => {
-                let entry = AgentEntry::new(record);
-                let mut agent_frame: Option<Frame> = None;
-                let mut removed_frame: Option<Frame> = None;
-                for sub in r.subscribers.values_mut() {
-                    if sub.scope.covers(&entry.record) {
-                        sub.visible.insert(entry.id.clone());
-                        let f = agent_frame
-                            .get_or_insert_with(|| protocol::agent_frame("agent", &entry.json));
-                        sub.outbox.push_delta(&entry.id, f.clone());
-                    } else if sub.visible.remove(&entry.id) {
-                        let f = removed_frame.get_or_insert_with(|| {
-                            protocol::frame(&json!({"type": "agent_removed", "agent_id": &*entry.id, "version": seq}))
-                        });
-                        sub.outbox.push_delta(&entry.id, f.clone());
-                    }
-                }
-                if let Some(watchers) = r.watchers.get(entry.id.as_ref()) {
-                    let f = protocol::agent_frame("state", &entry.json);
-                    for (_, outbox) in watchers {
-                        outbox.push_delta(&entry.id, f.clone());
-                    }
-                }
-                r.agents.insert(entry.record.id.clone(), entry);
+                    agent_frame.get_or_insert_with(|| protocol::agent_frame("agent", &entry.json));
+                sub.outbox.push_delta(&entry.id, f.clone());
+            } else if sub.visible.remove(&entry.id) {
+                let f = removed_frame.get_or_insert_with(|| {
+                    protocol::frame(&json!({"type": "agent_removed", "agent_id": &*entry.id, "version": entry.record.version}))
+                });
+                sub.outbox.push_delta(&entry.id, f.clone());
             }
         }
+        if let Some(watchers) = r.watchers.get(entry.id.as_ref()) {
+            let f = protocol::agent_frame("state", &entry.json);
+            for w in watchers {
+                let moved = entry
+                    .record
+                    .devices
+                    .iter()
+                    .any(|d| d.id == w.device_id && d.active && d.node != self.node_id);
+                if moved {
+                    w.outbox.close(
+                        protocol::close::REPLACED,
+                        "replaced by a newer connection of the same device",
+                    );
+                } else {
+                    w.outbox.push_delta(&entry.id, f.clone());
+                }
+            }
+        }
+        r.agents.insert(entry.record.id.clone(), entry);
     }
 
     pub fn seq(&self) -> u64 {
@@ -269,21 +349,26 @@ impl Tenant {
     }
 
     /// Registers a local agent connection; queues its current `state`.
-    pub fn watch_agent(&self, agent_id: &str, conn: u64, outbox: &Arc<Outbox>) {
+    pub fn watch_agent(&self, agent_id: &str, device_id: &str, conn: u64, outbox: &Arc<Outbox>) {
         let mut r = self.replica.lock();
         if let Some(e) = r.agents.get(agent_id) {
             outbox.push_delta(&e.id, protocol::agent_frame("state", &e.json));
         }
+        let watcher = Watcher {
+            conn,
+            device_id: device_id.to_string(),
+            outbox: outbox.clone(),
+        };
         r.watchers
             .entry(agent_id.to_string())
             .or_default()
-            .push((conn, outbox.clone()));
+            .push(watcher);
     }
 
     pub fn unwatch_agent(&self, agent_id: &str, conn: u64) {
         let mut r = self.replica.lock();
         if let Some(list) = r.watchers.get_mut(agent_id) {
-            list.retain(|(c, _)| *c != conn);
+            list.retain(|w| w.conn != conn);
             if list.is_empty() {
                 r.watchers.remove(agent_id);
             }
@@ -296,7 +381,7 @@ impl Tenant {
             .lock()
             .watchers
             .get(agent_id)
-            .map(|l| l.iter().map(|(_, o)| o.clone()).collect())
+            .map(|l| l.iter().map(|w| w.outbox.clone()).collect())
             .unwrap_or_default()
     }
 }

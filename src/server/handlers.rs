@@ -9,7 +9,6 @@ use crate::domain::{self, Actor, AgentRecord, ChannelRef, Context, Event, Role};
 use crate::error::{HubError, HubResult};
 use crate::hub::router::Outcome;
 use crate::hub::tenant::ScopeFilter;
-use crate::hub::Hub;
 use crate::protocol::{self, CommandAction, Request, ScopeRequest};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -366,8 +365,8 @@ impl Session {
     }
 
     /// Monitoring needs the agent's device to accept: the request goes to the
-    /// agent's connections and the reply follows their answer, so the
-    /// session keeps serving while it waits.
+    /// agent's connections (on this node or the one holding them) and the
+    /// reply follows their answer; the session keeps serving meanwhile.
     fn monitor(&mut self, agent_id: &str, id: Option<&str>) -> HubResult<Reply> {
         let p = self.principal();
         let record = self.agent_record(agent_id)?;
@@ -385,19 +384,6 @@ impl Session {
             max_devices: usize::MAX,
         };
         domain::apply(&record, &event, &ctx)?;
-        let devices = self.tenant.local_connections(agent_id);
-        if devices.is_empty() {
-            return Err(HubError::agent_offline(format!(
-                "agent {agent_id} has no connected device"
-            )));
-        }
-        let in_flight = self.hub.router.dispatch(
-            self.tenant.id(),
-            agent_id,
-            "monitor",
-            (&self.user.id, &self.user.name),
-            &devices,
-        );
         let (hub, tenant, user, role) = (
             self.hub.clone(),
             self.tenant.clone(),
@@ -405,9 +391,13 @@ impl Session {
             self.role,
         );
         let (outbox, monitoring) = (self.outbox.clone(), self.monitoring.clone());
-        let (agent_id, id) = (agent_id.to_string(), id.map(str::to_string));
+        let id = id.map(str::to_string);
         tokio::spawn(async move {
-            let result = match in_flight.outcome(hub.config.command_timeout()).await {
+            let agent_id = record.id.clone();
+            let result = match hub
+                .ask_agent(&tenant, &record, "monitor", (&user.id, &user.name))
+                .await
+            {
                 Outcome::Accepted => {
                     let p = Principal { user: &user, role };
                     hub.change(&tenant, &agent_id, &p.actor(), &event, |r| {
@@ -427,6 +417,10 @@ impl Session {
                     "agent {agent_id}'s device did not answer within {} ms",
                     hub.config.command_timeout_ms
                 ))),
+                Outcome::Offline => Err(HubError::agent_offline(format!(
+                    "agent {agent_id} has no connected device"
+                ))),
+                Outcome::Unavailable(why) => Err(HubError::unavailable(why)),
             };
             if let Some(frame) = protocol::answer(id.as_deref(), result) {
                 outbox.push(frame);
@@ -440,18 +434,21 @@ impl Session {
         let event = Event::StopMonitor {
             supervisor_id: self.user.id.clone(),
         };
+        let before = self.agent_record(agent_id)?;
         let record = self
             .hub
             .change(&self.tenant, agent_id, &self.actor(), &event, |_| Ok(()))
             .await?;
         self.monitoring.lock().remove(agent_id);
-        tell_devices(
-            &self.hub,
-            &self.tenant,
-            agent_id,
-            "stop_monitor",
-            (&self.user.id, &self.user.name),
-        );
+        // Tell the devices the store knew before the change (the owner node).
+        self.hub
+            .tell_agent(
+                &self.tenant,
+                &before,
+                "stop_monitor",
+                (&self.user.id, &self.user.name),
+            )
+            .await;
         Ok(record)
     }
 
@@ -496,28 +493,6 @@ impl Session {
         }
         Ok(Reply::Now(json!({ "settings": settings })))
     }
-}
-
-/// Sends a command that needs no answer (stop_monitor); acks are absorbed
-/// until the command timeout so a well-behaved client gets no error.
-fn tell_devices(
-    hub: &Arc<Hub>,
-    tenant: &crate::hub::tenant::Tenant,
-    agent_id: &str,
-    action: &str,
-    supervisor: (&str, &str),
-) {
-    let devices = tenant.local_connections(agent_id);
-    if devices.is_empty() {
-        return;
-    }
-    let in_flight = hub
-        .router
-        .dispatch(tenant.id(), agent_id, action, supervisor, &devices);
-    let timeout = hub.config.command_timeout();
-    tokio::spawn(async move {
-        let _ = in_flight.outcome(timeout).await;
-    });
 }
 
 fn pause_reason(reason: Option<String>) -> HubResult<String> {

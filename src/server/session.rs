@@ -24,6 +24,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -55,8 +56,9 @@ pub(super) struct Session {
     pub(super) role: Role,
     pub(super) device: Option<DeviceHello>,
     device_key: Option<String>,
-    /// Whether this connection's device is currently active (TTL).
-    active: bool,
+    /// Whether this connection's device is currently active (TTL); shared
+    /// with the node's device registry.
+    active: Arc<AtomicBool>,
     last_msg: Instant,
     last_frame: Instant,
     ping_sent: bool,
@@ -180,7 +182,7 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
         role: hello.role,
         device,
         device_key: None,
-        active: false,
+        active: Arc::new(AtomicBool::new(false)),
         last_msg: now,
         last_frame: now,
         ping_sent: false,
@@ -190,7 +192,15 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
     };
     if let Some(d) = session.device.clone() {
         let key = device_key(session.tenant.id(), &session.user.id, &d.id);
-        hub.claim_device(&key, conn, &session.outbox);
+        let slot = crate::hub::DeviceSlot {
+            conn,
+            outbox: session.outbox.clone(),
+            tenant: session.tenant.id().to_string(),
+            agent_id: session.user.id.clone(),
+            device: d.clone(),
+            active: session.active.clone(),
+        };
+        hub.claim_device(&key, slot);
         session.device_key = Some(key);
         if let Err(e) = session.device_up().await {
             session.finish(End::ServerClosed).await;
@@ -210,9 +220,11 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
     });
     session.outbox.push(protocol::frame(&welcome));
     if session.device.is_some() {
-        session
-            .tenant
-            .watch_agent(&session.user.id, conn, &session.outbox);
+        if let Some(d) = &session.device {
+            session
+                .tenant
+                .watch_agent(&session.user.id, &d.id, conn, &session.outbox);
+        }
     }
     Ok(session)
 }
@@ -302,7 +314,7 @@ impl Session {
                 self.last_frame = now;
                 self.last_msg = now;
                 self.ping_sent = false;
-                if !self.active && self.device.is_some() {
+                if !self.active.load(Ordering::Relaxed) && self.device.is_some() {
                     // A device that lapsed past its TTL is back.
                     if let Err(e) = self.device_up().await {
                         self.outbox.push(protocol::error(&e));
@@ -393,7 +405,7 @@ impl Session {
         if !self.ping_sent {
             deadline = deadline.min(self.last_frame + config.heartbeat_interval());
         }
-        if self.active {
+        if self.active.load(Ordering::Relaxed) {
             deadline = deadline.min(self.last_msg + config.presence_ttl());
         }
         deadline
@@ -402,8 +414,8 @@ impl Session {
     async fn on_timer(&mut self, ws: &mut WebSocket) -> Option<End> {
         let now = Instant::now();
         let config = &self.hub.config;
-        if self.active && now >= self.last_msg + config.presence_ttl() {
-            self.active = false;
+        if self.active.load(Ordering::Relaxed) && now >= self.last_msg + config.presence_ttl() {
+            self.active.store(false, Ordering::Relaxed);
             if let (Some(d), false) = (&self.device, self.hub.is_draining()) {
                 self.hub
                     .device_down(&self.tenant, &self.user.id, &d.id, None)
@@ -459,7 +471,7 @@ impl Session {
                 |_| Ok(()),
             )
             .await?;
-        self.active = true;
+        self.active.store(true, Ordering::Relaxed);
         Ok(())
     }
 

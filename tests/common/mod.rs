@@ -1,6 +1,14 @@
 //! Test harness: a real node on a real TCP port, and a WebSocket client that
 //! waits for messages with deadlines (never sleeps to synchronise).
+//!
+//! The same test files run twice: as `sessions`, `presence`, … against one
+//! node with the in-memory backplane, and as `cluster_sessions`,
+//! `cluster_presence`, … (see Cargo.toml) against three nodes sharing a
+//! `redis-server` this harness starts, with agents on one node, supervisors
+//! on another and raw connections on the third.
 #![allow(dead_code)]
+
+pub mod redis;
 
 use futures_util::{SinkExt, StreamExt};
 use presence_hub::config::Config;
@@ -71,33 +79,29 @@ pub const DIRECTORY: &str = include_str!("directory.json");
 /// How long any single expectation may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
-pub struct TestHub {
+/// Whether this test binary runs its tests against a 3-node cluster.
+pub const CLUSTER: bool = {
+    let name = env!("CARGO_CRATE_NAME").as_bytes();
+    let prefix = b"cluster_";
+    let mut i = 0;
+    let mut yes = name.len() >= prefix.len();
+    while yes && i < prefix.len() {
+        yes = name[i] == prefix[i];
+        i += 1;
+    }
+    yes
+};
+
+/// One running node.
+pub struct TestNode {
     pub addr: SocketAddr,
     pub hub: Arc<presence_hub::hub::Hub>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Test defaults: fast timings where tests wait on them, generous elsewhere.
-pub fn test_config() -> Config {
-    let mut c = Config::defaults();
-    c.listen = "127.0.0.1:0".parse().expect("addr");
-    c.jwt_secret = Some(SECRET.into());
-    c.reconnect_grace_ms = 300;
-    c.auth_timeout_ms = 1_000;
-    c.command_timeout_ms = 1_000;
-    c.drain_timeout_ms = 2_000;
-    c
-}
-
-impl TestHub {
-    pub async fn start() -> TestHub {
-        TestHub::start_with(|_| {}).await
-    }
-
-    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestHub {
-        let mut config = test_config();
-        tweak(&mut config);
+impl TestNode {
+    pub async fn start(config: Config) -> TestNode {
         let directory = Directory::parse(DIRECTORY).expect("test directory");
         let node = Node::bind_with(config, directory)
             .await
@@ -111,7 +115,7 @@ impl TestHub {
                 })
                 .await;
         });
-        TestHub {
+        TestNode {
             addr,
             hub,
             stop: Some(stop),
@@ -135,9 +139,89 @@ impl TestHub {
                 .expect("serve task");
         }
     }
+}
 
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            done.abort();
+        }
+    }
+}
+
+/// The hub under test: one node, or three nodes and their Redis.
+pub struct TestHub {
+    /// Where supervisors connect (and `url()` points).
+    pub addr: SocketAddr,
+    pub nodes: Vec<TestNode>,
+    pub redis: Option<redis::RedisServer>,
+}
+
+/// Test defaults: fast timings where tests wait on them, generous elsewhere.
+pub fn test_config() -> Config {
+    let mut c = Config::defaults();
+    c.listen = "127.0.0.1:0".parse().expect("addr");
+    c.jwt_secret = Some(SECRET.into());
+    c.reconnect_grace_ms = 300;
+    c.auth_timeout_ms = 1_000;
+    c.command_timeout_ms = 1_000;
+    c.drain_timeout_ms = 2_000;
+    c
+}
+
+impl TestHub {
+    pub async fn start() -> TestHub {
+        TestHub::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestHub {
+        let mut config = test_config();
+        tweak(&mut config);
+        if !CLUSTER {
+            let node = TestNode::start(config).await;
+            return TestHub {
+                addr: node.addr,
+                nodes: vec![node],
+                redis: None,
+            };
+        }
+        let redis = redis::RedisServer::start();
+        let mut nodes = Vec::new();
+        for i in 0..3 {
+            let mut c = config.clone();
+            c.redis_url = Some(redis.url());
+            c.node_id = Some(format!("node-{i}"));
+            nodes.push(TestNode::start(c).await);
+        }
+        TestHub {
+            addr: nodes[1].addr,
+            nodes,
+            redis: Some(redis),
+        }
+    }
+
+    fn node(&self, i: usize) -> &TestNode {
+        &self.nodes[i % self.nodes.len()]
+    }
+
+    /// Where supervisors connect.
+    pub fn url(&self) -> String {
+        self.node(1).url()
+    }
+
+    /// Drains every node.
+    pub async fn shutdown(&mut self) {
+        for node in &mut self.nodes {
+            node.shutdown().await;
+        }
+    }
+
+    /// A connection to the third node (the first in single-node mode).
     pub async fn raw(&self) -> Client {
-        Client::connect(&self.url()).await
+        Client::connect(&self.node(2).url()).await
     }
 
     /// An agent device, after welcome and its first `state`.
@@ -146,7 +230,7 @@ impl TestHub {
     }
 
     pub async fn agent_in(&self, tenant: &str, user: &str, device: &str) -> Client {
-        let mut c = self.raw().await;
+        let mut c = Client::connect(&self.node(0).url()).await;
         c.send(json!({"type": "hello", "token": token(tenant, user), "role": "agent",
                       "device": {"id": device, "kind": "softphone", "label": format!("{device} of {user}")}}))
             .await;
@@ -163,7 +247,7 @@ impl TestHub {
     }
 
     pub async fn staff_in(&self, tenant: &str, user: &str, role: &str) -> Client {
-        let mut c = self.raw().await;
+        let mut c = Client::connect(&self.url()).await;
         c.send(json!({"type": "hello", "token": token(tenant, user), "role": role}))
             .await;
         let welcome = c.recv_type("welcome").await;
@@ -176,14 +260,6 @@ impl TestHub {
         let mut s = self.staff(user, "supervisor").await;
         let snapshot = s.subscribe(json!({"all": true})).await;
         (s, snapshot)
-    }
-}
-
-impl Drop for TestHub {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

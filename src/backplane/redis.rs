@@ -1,0 +1,561 @@
+//! The Redis backplane: many nodes share state through one Redis (SPEC §5).
+//!
+//! Keys are tenant-scoped with a hash tag, so a tenant's keys and its delta
+//! channel live on one Redis Cluster shard:
+//!
+//! | key | what |
+//! |---|---|
+//! | `hub:{t}:seq` | the tenant sequence number |
+//! | `hub:{t}:records` | hash: agent id → record JSON |
+//! | `hub:{t}:versions` | hash: agent id → version (what the CAS compares) |
+//! | `hub:{t}:settings` | settings JSON |
+//! | `hub:{t}:history` | capped stream of changes |
+//! | `hub:{t}:epoch` | present while the store holds this tenant; gone after an empty restart |
+//! | `hub:{t}:deltas` | pub/sub channel of committed changes |
+//! | `hub:{t}:sweep:{node}` | short lock: one survivor cleans up a dead node |
+//! | `hub:lease:{node}` | a live node's lease (TTL `--node-ttl-ms`) |
+//! | `hub:cmd:{node}` | pub/sub channel of commands routed to a node |
+//!
+//! Every change is one Lua script (`lua/commit.lua`) that checks the
+//! version, bumps the seq, writes, appends the history and publishes the
+//! delta, so a change is either fully applied and announced, or not at all.
+//! One multiplexed RESP3 connection (a `ConnectionManager`) carries commands
+//! and pub/sub pushes; it reconnects with backoff and resubscribes by itself.
+//! Pub/sub is at-most-once: after a disconnection the hub resyncs every
+//! tenant from the store (see `hub::cluster`).
+
+use super::*;
+use crate::clock;
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{AsyncCommands, PushInfo, PushKind, Script, Value as RedisValue};
+use dashmap::DashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+struct Shared {
+    handlers: DashMap<String, DeltaHandler>,
+    events: mpsc::UnboundedSender<NodeEvent>,
+    /// Set when the connection dropped; cleared by the next lease renewal,
+    /// which then reports the reconnection so the hub resyncs.
+    disconnected: AtomicBool,
+    ready: AtomicBool,
+    node_channel: String,
+}
+
+impl Shared {
+    fn on_push(&self, push: PushInfo) {
+        match push.kind {
+            PushKind::Message => {
+                let (Some(RedisValue::BulkString(channel)), Some(RedisValue::BulkString(payload))) =
+                    (push.data.first(), push.data.get(1))
+                else {
+                    return;
+                };
+                let (Ok(channel), Ok(payload)) =
+                    (std::str::from_utf8(channel), std::str::from_utf8(payload))
+                else {
+                    return;
+                };
+                if channel == self.node_channel {
+                    let _ = self.events.send(NodeEvent::Message(payload.to_string()));
+                } else if let Some(tenant) = tenant_of_channel(channel) {
+                    match parse_delta(payload) {
+                        Some(delta) => {
+                            if let Some(handler) = self.handlers.get(tenant) {
+                                handler(delta);
+                            }
+                        }
+                        None => tracing::warn!(channel, "unreadable delta ignored"),
+                    }
+                }
+            }
+            PushKind::Disconnection => {
+                self.ready.store(false, Ordering::Relaxed);
+                self.disconnected.store(true, Ordering::Relaxed);
+                tracing::warn!("lost the Redis connection; reconnecting");
+            }
+            _ => {}
+        }
+    }
+}
+
+struct Keys {
+    seq: String,
+    records: String,
+    versions: String,
+    settings: String,
+    history: String,
+    epoch: String,
+    deltas: String,
+}
+
+fn keys(tenant: &str) -> Keys {
+    let k = |name: &str| format!("hub:{{{tenant}}}:{name}");
+    Keys {
+        seq: k("seq"),
+        records: k("records"),
+        versions: k("versions"),
+        settings: k("settings"),
+        history: k("history"),
+        epoch: k("epoch"),
+        deltas: k("deltas"),
+    }
+}
+
+fn tenant_of_channel(channel: &str) -> Option<&str> {
+    channel.strip_prefix("hub:{")?.strip_suffix("}:deltas")
+}
+
+/// `A<record json>` or `S<seq> <settings json>`.
+fn parse_delta(payload: &str) -> Option<Delta> {
+    if let Some(record) = payload.strip_prefix('A') {
+        return serde_json::from_str::<AgentRecord>(record)
+            .ok()
+            .map(|r| Delta::Agent(Arc::new(r)));
+    }
+    let (seq, settings) = payload.strip_prefix('S')?.split_once(' ')?;
+    Some(Delta::Settings {
+        seq: seq.parse().ok()?,
+        settings: serde_json::from_str(settings).ok()?,
+    })
+}
+
+/// JSON of `value` up to and including its last field name `"version":`,
+/// which must be serialized last; the script appends the number and `}`.
+fn without_version<T: Serialize>(value: &T) -> Result<String, BackplaneError> {
+    let mut json =
+        serde_json::to_string(value).map_err(|e| BackplaneError::Unavailable(e.to_string()))?;
+    match json.rfind("\"version\":") {
+        Some(at) if json.ends_with('}') => {
+            json.truncate(at + "\"version\":".len());
+            Ok(json)
+        }
+        _ => Err(BackplaneError::Unavailable(
+            "serialized record has no trailing version".into(),
+        )),
+    }
+}
+
+fn unavailable(e: ::redis::RedisError) -> BackplaneError {
+    BackplaneError::Unavailable(format!("redis: {e}"))
+}
+
+pub struct RedisBackplane {
+    conn: ConnectionManager,
+    shared: Arc<Shared>,
+    events: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<NodeEvent>>>,
+    node_id: String,
+    history_capacity: usize,
+    node_ttl: Duration,
+    commit: Script,
+    settings: Script,
+    seed: Script,
+    load: Script,
+    restore: Script,
+}
+
+impl RedisBackplane {
+    /// Connects (RESP3, with automatic resubscription) and subscribes to
+    /// this node's command channel.
+    pub async fn connect(
+        url: &str,
+        node_id: &str,
+        history_capacity: usize,
+        node_ttl: Duration,
+        timeout: Duration,
+    ) -> Result<Self, BackplaneError> {
+        let url = if url.contains("protocol=") {
+            url.to_string()
+        } else if url.contains('?') {
+            format!("{url}&protocol=resp3")
+        } else {
+            format!("{url}?protocol=resp3")
+        };
+        let client = ::redis::Client::open(url.as_str()).map_err(unavailable)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            handlers: DashMap::new(),
+            events: tx,
+            disconnected: AtomicBool::new(false),
+            ready: AtomicBool::new(true),
+            node_channel: format!("hub:cmd:{node_id}"),
+        });
+        let push = shared.clone();
+        let config = ConnectionManagerConfig::new()
+            .set_push_sender(move |info: PushInfo| {
+                push.on_push(info);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .set_automatic_resubscription()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_max_delay(Duration::from_millis(1000));
+        let mut conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(unavailable)?;
+        conn.subscribe(&shared.node_channel)
+            .await
+            .map_err(unavailable)?;
+        Ok(RedisBackplane {
+            conn,
+            shared,
+            events: parking_lot::Mutex::new(Some(rx)),
+            node_id: node_id.to_string(),
+            history_capacity,
+            node_ttl,
+            commit: Script::new(include_str!("lua/commit.lua")),
+            settings: Script::new(include_str!("lua/settings.lua")),
+            seed: Script::new(include_str!("lua/seed.lua")),
+            load: Script::new(include_str!("lua/load.lua")),
+            restore: Script::new(include_str!("lua/restore.lua")),
+        })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Remembers the outcome of a store operation for `/readyz`.
+    fn note<T>(&self, result: ::redis::RedisResult<T>) -> Result<T, BackplaneError> {
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                {
+                    self.shared.ready.store(false, Ordering::Relaxed);
+                }
+                Err(unavailable(e))
+            }
+        }
+    }
+
+    fn parse_state(
+        raw: (Option<u64>, Vec<String>, Option<String>, Option<String>),
+    ) -> Result<Option<TenantState>, BackplaneError> {
+        let (seq, records, settings, epoch) = raw;
+        let (Some(seq), Some(settings), Some(_)) = (seq, settings, epoch) else {
+            return Ok(None);
+        };
+        let settings = serde_json::from_str(&settings)
+            .map_err(|e| BackplaneError::Unavailable(format!("settings: {e}")))?;
+        let agents = records
+            .iter()
+            .filter_map(|r| match serde_json::from_str::<AgentRecord>(r) {
+                Ok(r) => Some(Arc::new(r)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable record in the store skipped");
+                    None
+                }
+            })
+            .collect();
+        Ok(Some(TenantState {
+            seq,
+            settings,
+            agents,
+        }))
+    }
+}
+
+#[async_trait]
+impl Backplane for RedisBackplane {
+    async fn attach(
+        &self,
+        tenant: &str,
+        seed: TenantSeed,
+        on_delta: DeltaHandler,
+    ) -> Result<TenantState, BackplaneError> {
+        let k = keys(tenant);
+        // Subscribe first, then read: a delta in between is delivered and
+        // the replica drops what the state already has.
+        self.shared.handlers.insert(tenant.to_string(), on_delta);
+        let mut conn = self.conn();
+        let subscribed = conn.subscribe(&k.deltas).await;
+        self.note(subscribed)?;
+        let settings_json = serde_json::to_string(&seed.settings)
+            .map_err(|e| BackplaneError::Unavailable(e.to_string()))?;
+        let epoch = format!("{}-{}", self.node_id, clock::now_ms());
+        let mut invocation = self.seed.prepare_invoke();
+        invocation
+            .key(&k.seq)
+            .key(&k.records)
+            .key(&k.versions)
+            .key(&k.settings)
+            .key(&k.epoch);
+        invocation.arg(settings_json).arg(epoch);
+        for record in &seed.agents {
+            invocation.arg(&record.id).arg(without_version(record)?);
+        }
+        let seeded: ::redis::RedisResult<i64> = invocation.invoke_async(&mut conn).await;
+        self.note(seeded)?;
+        self.load(tenant).await?.ok_or_else(|| {
+            BackplaneError::Unavailable(format!("tenant {tenant} vanished while attaching"))
+        })
+    }
+
+    async fn commit_agent(
+        &self,
+        tenant: &str,
+        expected_version: u64,
+        record: AgentRecord,
+        event: &str,
+    ) -> Result<Commit, BackplaneError> {
+        let k = keys(tenant);
+        let history = HistoryEntry {
+            at_ms: clock::now_ms(),
+            agent_id: record.id.clone(),
+            event: event.to_string(),
+            presence: record.presence,
+            status: record.status,
+            pause_reason: record.pause_reason.clone(),
+            by: record
+                .changed_by
+                .clone()
+                .unwrap_or_else(crate::domain::Actor::system),
+            version: 0,
+        };
+        let result: ::redis::RedisResult<(u64, Option<String>)> = self
+            .commit
+            .key(&k.seq)
+            .key(&k.records)
+            .key(&k.versions)
+            .key(&k.history)
+            .key(&k.deltas)
+            .arg(&record.id)
+            .arg(expected_version)
+            .arg(without_version(&record)?)
+            .arg(self.history_capacity)
+            .arg(without_version(&history)?)
+            .arg("PUBLISH")
+            .invoke_async(&mut self.conn())
+            .await
+            .map(|v: (u64, RedisValue)| match v.1 {
+                RedisValue::BulkString(b) => (v.0, String::from_utf8(b).ok()),
+                RedisValue::Int(seq) => (v.0, Some(seq.to_string())),
+                _ => (v.0, None),
+            });
+        let (ok, payload) = self.note(result)?;
+        if ok == 1 {
+            let seq: u64 = payload
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| BackplaneError::Unavailable("commit returned no seq".into()))?;
+            let mut record = record;
+            record.version = seq;
+            return Ok(Commit::Committed(Arc::new(record)));
+        }
+        let current = payload
+            .and_then(|json| serde_json::from_str::<AgentRecord>(&json).ok())
+            .map(Arc::new);
+        Ok(Commit::Conflict(current))
+    }
+
+    async fn update_settings(
+        &self,
+        tenant: &str,
+        patch: &SettingsPatch,
+    ) -> Result<(u64, Settings), BackplaneError> {
+        let k = keys(tenant);
+        let patch =
+            serde_json::to_string(patch).map_err(|e| BackplaneError::Unavailable(e.to_string()))?;
+        let result: ::redis::RedisResult<(u64, String)> = self
+            .settings
+            .key(&k.seq)
+            .key(&k.settings)
+            .key(&k.deltas)
+            .arg(patch)
+            .arg("PUBLISH")
+            .invoke_async(&mut self.conn())
+            .await;
+        let (seq, json) = self.note(result)?;
+        let settings = serde_json::from_str(&json)
+            .map_err(|e| BackplaneError::Unavailable(format!("settings: {e}")))?;
+        Ok((seq, settings))
+    }
+
+    async fn history(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, BackplaneError> {
+        let k = keys(tenant);
+        let mut conn = self.conn();
+        let mut newest_first = Vec::new();
+        let mut end = "+".to_string();
+        // Newest first, a page at a time, down to `since_ms` (stream ids
+        // are millisecond timestamps).
+        loop {
+            let page: ::redis::RedisResult<::redis::streams::StreamRangeReply> = conn
+                .xrevrange_count(&k.history, &end, format!("{since_ms}"), 500)
+                .await;
+            let page = self.note(page)?;
+            let count = page.ids.len();
+            for entry in &page.ids {
+                let Some(json) = entry.get::<String>("h") else {
+                    continue;
+                };
+                if let Ok(h) = serde_json::from_str::<HistoryEntry>(&json) {
+                    if h.agent_id == agent_id && h.at_ms >= since_ms {
+                        newest_first.push(h);
+                    }
+                }
+            }
+            match page.ids.last() {
+                Some(last) if count == 500 && newest_first.len() < limit => {
+                    end = format!("({}", last.id)
+                }
+                _ => break,
+            }
+        }
+        newest_first.truncate(limit);
+        newest_first.reverse();
+        Ok(newest_first)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.shared.ready.load(Ordering::Relaxed)
+    }
+
+    async fn load(&self, tenant: &str) -> Result<Option<TenantState>, BackplaneError> {
+        let k = keys(tenant);
+        let raw: ::redis::RedisResult<(Option<u64>, Vec<String>, Option<String>, Option<String>)> =
+            self.load
+                .key(&k.seq)
+                .key(&k.records)
+                .key(&k.settings)
+                .key(&k.epoch)
+                .invoke_async(&mut self.conn())
+                .await;
+        Self::parse_state(self.note(raw)?)
+    }
+
+    async fn restore(&self, tenant: &str, state: &TenantState) -> Result<bool, BackplaneError> {
+        let k = keys(tenant);
+        let mut invocation = self.restore.prepare_invoke();
+        invocation
+            .key(&k.seq)
+            .key(&k.records)
+            .key(&k.versions)
+            .key(&k.settings)
+            .key(&k.epoch);
+        let settings = serde_json::to_string(&state.settings)
+            .map_err(|e| BackplaneError::Unavailable(e.to_string()))?;
+        invocation
+            .arg(format!("{}-{}", self.node_id, clock::now_ms()))
+            .arg(state.seq)
+            .arg(settings);
+        for record in &state.agents {
+            let json = serde_json::to_string(&**record)
+                .map_err(|e| BackplaneError::Unavailable(e.to_string()))?;
+            invocation.arg(&record.id).arg(json).arg(record.version);
+        }
+        let restored: ::redis::RedisResult<i64> = invocation.invoke_async(&mut self.conn()).await;
+        Ok(self.note(restored)? == 1)
+    }
+
+    async fn send_to_node(&self, node: &str, message: &str) -> Result<usize, BackplaneError> {
+        let receivers: ::redis::RedisResult<usize> = self
+            .conn()
+            .publish(format!("hub:cmd:{node}"), message)
+            .await;
+        self.note(receivers)
+    }
+
+    async fn renew_lease(&self) -> Result<bool, BackplaneError> {
+        let ttl = self.node_ttl.as_millis() as u64;
+        let renewed: ::redis::RedisResult<()> = self
+            .conn()
+            .set_options(
+                format!("hub:lease:{}", self.node_id),
+                1,
+                ::redis::SetOptions::default().with_expiration(::redis::SetExpiry::PX(ttl)),
+            )
+            .await;
+        self.note(renewed)?;
+        self.shared.ready.store(true, Ordering::Relaxed);
+        Ok(self.shared.disconnected.swap(false, Ordering::Relaxed))
+    }
+
+    async fn release_lease(&self) {
+        let _: ::redis::RedisResult<()> =
+            self.conn().del(format!("hub:lease:{}", self.node_id)).await;
+    }
+
+    async fn live_nodes(&self, nodes: &[String]) -> Result<HashSet<String>, BackplaneError> {
+        let mut live = HashSet::new();
+        let mut conn = self.conn();
+        for node in nodes {
+            let exists: ::redis::RedisResult<bool> = conn.exists(format!("hub:lease:{node}")).await;
+            if self.note(exists)? {
+                live.insert(node.clone());
+            }
+        }
+        Ok(live)
+    }
+
+    async fn try_lock(
+        &self,
+        tenant: &str,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<bool, BackplaneError> {
+        let key = format!("hub:{{{tenant}}}:{name}");
+        let got: ::redis::RedisResult<Option<String>> = self
+            .conn()
+            .set_options(
+                key,
+                &self.node_id,
+                ::redis::SetOptions::default()
+                    .conditional_set(::redis::ExistenceCheck::NX)
+                    .with_expiration(::redis::SetExpiry::PX(ttl.as_millis() as u64)),
+            )
+            .await;
+        Ok(self.note(got)?.is_some())
+    }
+
+    async fn epoch_present(&self, tenant: &str) -> Result<bool, BackplaneError> {
+        let present: ::redis::RedisResult<bool> = self.conn().exists(keys(tenant).epoch).await;
+        self.note(present)
+    }
+
+    fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NodeEvent>> {
+        self.events.lock().take()
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Role, Settings};
+
+    #[test]
+    fn records_and_history_serialize_with_the_version_last() {
+        let r = AgentRecord::new("a1", "Ana", &[Role::Agent], [], &Settings::default());
+        let prefix = without_version(&r).expect("prefix");
+        let full: AgentRecord = serde_json::from_str(&format!("{prefix}42}}")).expect("valid JSON");
+        assert_eq!(full.version, 42);
+        assert_eq!(full.id, "a1");
+    }
+
+    #[test]
+    fn deltas_parse_and_channels_name_their_tenant() {
+        let r = AgentRecord::new("a1", "Ana", &[Role::Agent], [], &Settings::default());
+        let payload = format!("A{}", serde_json::to_string(&r).expect("json"));
+        assert!(matches!(parse_delta(&payload), Some(Delta::Agent(a)) if a.id == "a1"));
+        let s = parse_delta(
+            r#"S7 {"supervisor_can_end_wrap_up":true,"wrap_up_seconds":5,"unassigned_access_default":false}"#,
+        );
+        assert!(matches!(s, Some(Delta::Settings { seq: 7, .. })));
+        assert_eq!(parse_delta("Xjunk").map(|d| d.seq()), None);
+        assert_eq!(tenant_of_channel("hub:{acme}:deltas"), Some("acme"));
+        assert_eq!(tenant_of_channel("hub:cmd:n1"), None);
+    }
+}

@@ -1,0 +1,505 @@
+//! A node's duties when the backplane is shared with other nodes (SPEC §5).
+//!
+//! - **Lease.** The node renews `hub:lease:{node}` every third of
+//!   `node_ttl_ms`. A failed renewal marks the node not ready; the first
+//!   renewal after the connection came back triggers a full catch-up.
+//! - **Catch-up.** Pub/sub is at-most-once, so after a reconnection (or a
+//!   gap in a tenant's seq) the node reloads the tenant and emits deltas for
+//!   what changed. If the store lost the tenant (restarted empty: its epoch
+//!   key is gone) the first node to notice writes its replica back. Then the
+//!   node re-asserts its own devices: active where it holds the socket,
+//!   inactive where the socket went away while the store was unreachable.
+//! - **Sweeping.** Devices the store shows active on a node whose lease
+//!   expired are made inactive by one survivor (under a short lock), so a
+//!   `kill -9` turns that node's agents offline everywhere within the TTL.
+//!   Wrap-ups whose deadline passed long ago (their owner died) are ended.
+//! - **Routing.** A command for an agent whose devices are on another node
+//!   goes to that node's command channel; the owner delivers it, waits for
+//!   the device's answer and publishes the outcome back to the origin.
+
+use super::router::Outcome;
+use super::tenant::Tenant;
+use super::{device_key, Hub};
+use crate::backplane::NodeEvent;
+use crate::clock;
+use crate::domain::{Actor, AgentRecord, Event, Status};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// What nodes say to each other on their command channels.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum NodeMessage {
+    /// Deliver `action` to the agent's devices; answer with a `Result`
+    /// when `reply` is set.
+    Command {
+        cid: String,
+        origin: String,
+        tenant: String,
+        agent: String,
+        action: String,
+        supervisor_id: String,
+        supervisor_name: String,
+        reply: bool,
+    },
+    Result {
+        cid: String,
+        outcome: WireOutcome,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+enum WireOutcome {
+    Accepted,
+    Refused { reason: Option<String> },
+    TimedOut,
+    Offline,
+}
+
+impl From<Outcome> for WireOutcome {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Accepted => WireOutcome::Accepted,
+            Outcome::Refused(reason) => WireOutcome::Refused { reason },
+            Outcome::TimedOut => WireOutcome::TimedOut,
+            Outcome::Offline | Outcome::Unavailable(_) => WireOutcome::Offline,
+        }
+    }
+}
+
+impl From<WireOutcome> for Outcome {
+    fn from(o: WireOutcome) -> Self {
+        match o {
+            WireOutcome::Accepted => Outcome::Accepted,
+            WireOutcome::Refused { reason } => Outcome::Refused(reason),
+            WireOutcome::TimedOut => Outcome::TimedOut,
+            WireOutcome::Offline => Outcome::Offline,
+        }
+    }
+}
+
+/// Starts the cluster tasks when the backplane is shared.
+pub fn start(hub: &Arc<Hub>, gaps: mpsc::UnboundedReceiver<String>) {
+    if !hub.backplane.is_shared() {
+        return;
+    }
+    tokio::spawn(lease_loop(hub.clone()));
+    tokio::spawn(sweep_loop(hub.clone()));
+    tokio::spawn(gap_loop(hub.clone(), gaps));
+    if let Some(events) = hub.backplane.take_events() {
+        tokio::spawn(event_loop(hub.clone(), events));
+    }
+}
+
+fn lease_interval(hub: &Hub) -> Duration {
+    Duration::from_millis((hub.config.node_ttl_ms / 3).max(10))
+}
+
+/// How often survivors look for dead nodes and overdue wrap-ups: often
+/// enough that a dead node's agents go offline within TTL + a fraction.
+fn sweep_interval(hub: &Hub) -> Duration {
+    Duration::from_millis((hub.config.node_ttl_ms / 5).clamp(10, 500))
+}
+
+async fn lease_loop(hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval(lease_interval(&hub));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut healthy = true;
+    loop {
+        tick.tick().await;
+        // The lease outlives the drain: survivors must not sweep this
+        // node's devices while their clients are still reconnecting.
+        if hub.lease_released.load(Ordering::Relaxed) {
+            return;
+        }
+        match hub.backplane.renew_lease().await {
+            Ok(reconnected) => {
+                if reconnected || !healthy {
+                    tracing::info!("store reachable again: catching up");
+                    catch_up_all(&hub).await;
+                } else {
+                    // A store restarted empty without us noticing a drop.
+                    for tenant in hub.attached_tenants() {
+                        if let Ok(false) = hub.backplane.epoch_present(tenant.id()).await {
+                            catch_up(&hub, &tenant).await;
+                        }
+                    }
+                }
+                healthy = true;
+            }
+            Err(e) => {
+                if healthy {
+                    tracing::warn!(error = %e, "cannot renew the node lease; not ready");
+                }
+                healthy = false;
+            }
+        }
+    }
+}
+
+async fn gap_loop(hub: Arc<Hub>, mut gaps: mpsc::UnboundedReceiver<String>) {
+    while let Some(tenant_id) = gaps.recv().await {
+        if let Ok(tenant) = hub.tenant(&tenant_id).await {
+            catch_up(&hub, &tenant).await;
+        }
+    }
+}
+
+async fn catch_up_all(hub: &Arc<Hub>) {
+    for tenant in hub.attached_tenants() {
+        catch_up(hub, &tenant).await;
+    }
+}
+
+/// Reloads a tenant (restoring it if the store lost it), then re-asserts
+/// this node's devices.
+async fn catch_up(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
+    match hub.backplane.load(tenant.id()).await {
+        Ok(Some(state)) => tenant.resync(state),
+        Ok(None) => match hub.backplane.restore(tenant.id(), &tenant.state()).await {
+            Ok(true) => tracing::warn!(
+                tenant = tenant.id(),
+                "store had lost the tenant: restored from this node's replica"
+            ),
+            Ok(false) => {
+                if let Ok(Some(state)) = hub.backplane.load(tenant.id()).await {
+                    tenant.resync(state);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(tenant = tenant.id(), error = %e, "restore failed");
+                return;
+            }
+        },
+        Err(e) => {
+            tracing::warn!(tenant = tenant.id(), error = %e, "resync failed");
+            return;
+        }
+    }
+    reassert_devices(hub, tenant).await;
+}
+
+/// Makes the store agree with the sockets this node holds.
+async fn reassert_devices(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
+    for record in tenant.records() {
+        for device in record
+            .devices
+            .iter()
+            .filter(|d| d.active && d.node == hub.node_id)
+        {
+            let key = device_key(tenant.id(), &record.id, &device.id);
+            if !hub.has_device(&key) {
+                hub.device_down(tenant, &record.id, &device.id, Some(&key))
+                    .await;
+            }
+        }
+    }
+    for (agent_id, device) in hub.local_active_devices(tenant.id()) {
+        let event = Event::DeviceUp {
+            device_id: device.id.clone(),
+            kind: device.kind.clone(),
+            label: device.label.clone(),
+            node: hub.node_id.clone(),
+        };
+        if let Err(e) = hub
+            .change(tenant, &agent_id, &Actor::system(), &event, |_| Ok(()))
+            .await
+        {
+            tracing::warn!(tenant = tenant.id(), agent = %agent_id, error = %e, "device not re-asserted");
+        }
+    }
+}
+
+async fn sweep_loop(hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval(sweep_interval(&hub));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if hub.is_draining() {
+            return;
+        }
+        for tenant in hub.attached_tenants() {
+            sweep_dead_nodes(&hub, &tenant).await;
+            end_overdue_wrap_ups(&hub, &tenant).await;
+        }
+    }
+}
+
+async fn sweep_dead_nodes(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
+    let records = tenant.records();
+    let nodes: HashSet<String> = records
+        .iter()
+        .flat_map(|r| r.devices.iter())
+        .filter(|d| d.active && d.node != hub.node_id)
+        .map(|d| d.node.clone())
+        .collect();
+    if nodes.is_empty() {
+        return;
+    }
+    let nodes: Vec<String> = nodes.into_iter().collect();
+    let Ok(live) = hub.backplane.live_nodes(&nodes).await else {
+        return;
+    };
+    for dead in nodes.iter().filter(|n| !live.contains(*n)) {
+        // One survivor does it; the lock expires so another retries if it dies.
+        let lock = format!("sweep:{dead}");
+        if !matches!(
+            hub.backplane
+                .try_lock(tenant.id(), &lock, hub.config.node_ttl())
+                .await,
+            Ok(true)
+        ) {
+            continue;
+        }
+        tracing::warn!(tenant = tenant.id(), node = %dead, "node lease expired: its devices go inactive");
+        for record in records
+            .iter()
+            .filter(|r| r.devices.iter().any(|d| d.active && &d.node == dead))
+        {
+            for device in record
+                .devices
+                .iter()
+                .filter(|d| d.active && &d.node == dead)
+            {
+                let event = Event::DeviceDown {
+                    device_id: device.id.clone(),
+                    node: dead.clone(),
+                };
+                if let Err(e) = hub
+                    .change(tenant, &record.id, &Actor::system(), &event, |_| Ok(()))
+                    .await
+                {
+                    tracing::warn!(tenant = tenant.id(), agent = %record.id, error = %e, "dead node's device not cleared");
+                }
+            }
+        }
+    }
+}
+
+/// Wrap-ups whose deadline passed more than a node TTL ago: their owner's
+/// timer did not fire (it died). The CAS makes a duplicate harmless.
+async fn end_overdue_wrap_ups(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
+    let now = clock::now_ms();
+    let overdue = |r: &AgentRecord| {
+        r.status == Status::WrapUp
+            && r.wrap_up_until_ms
+                .is_some_and(|until| until + hub.config.node_ttl_ms < now)
+    };
+    for record in tenant.records().into_iter().filter(|r| overdue(r)) {
+        if let Some(until_ms) = record.wrap_up_until_ms {
+            let event = Event::WrapUpExpired { until_ms };
+            let _ = hub
+                .change(tenant, &record.id, &Actor::system(), &event, |_| Ok(()))
+                .await;
+        }
+    }
+}
+
+async fn event_loop(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<NodeEvent>) {
+    while let Some(NodeEvent::Message(text)) = events.recv().await {
+        match serde_json::from_str::<NodeMessage>(&text) {
+            Ok(NodeMessage::Result { cid, outcome }) => {
+                if let Some((_, waiter)) = hub.remote.remove(&cid) {
+                    let _ = waiter.send(outcome.into());
+                }
+            }
+            Ok(NodeMessage::Command {
+                cid,
+                origin,
+                tenant,
+                agent,
+                action,
+                supervisor_id,
+                supervisor_name,
+                reply,
+            }) => {
+                let hub = hub.clone();
+                tokio::spawn(async move {
+                    let outcome = match hub.tenant(&tenant).await {
+                        Ok(t) => {
+                            deliver_locally(
+                                &hub,
+                                &t,
+                                &agent,
+                                &action,
+                                (&supervisor_id, &supervisor_name),
+                                reply,
+                            )
+                            .await
+                        }
+                        Err(_) => Outcome::Offline,
+                    };
+                    if reply {
+                        let message = NodeMessage::Result {
+                            cid,
+                            outcome: outcome.into(),
+                        };
+                        if let Ok(text) = serde_json::to_string(&message) {
+                            let _ = hub.backplane.send_to_node(&origin, &text).await;
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "unreadable node message ignored"),
+        }
+    }
+}
+
+/// Sends a command to this node's connections of an agent. With `wait`,
+/// waits for the outcome; without, answers are absorbed until the timeout.
+async fn deliver_locally(
+    hub: &Arc<Hub>,
+    tenant: &Tenant,
+    agent_id: &str,
+    action: &str,
+    supervisor: (&str, &str),
+    wait: bool,
+) -> Outcome {
+    let devices = tenant.local_connections(agent_id);
+    if devices.is_empty() {
+        return Outcome::Offline;
+    }
+    let in_flight = hub
+        .router
+        .dispatch(tenant.id(), agent_id, action, supervisor, &devices);
+    let timeout = hub.config.command_timeout();
+    if wait {
+        in_flight.outcome(timeout).await
+    } else {
+        tokio::spawn(async move {
+            let _ = in_flight.outcome(timeout).await;
+        });
+        Outcome::Accepted
+    }
+}
+
+impl Hub {
+    /// Sends `action` to the agent's devices, on this node or on the node
+    /// that holds them, and waits for their answer.
+    pub async fn ask_agent(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        record: &AgentRecord,
+        action: &str,
+        supervisor: (&str, &str),
+    ) -> Outcome {
+        self.command_agent(tenant, record, action, supervisor, true)
+            .await
+    }
+
+    /// Tells the agent's devices about `action` without waiting.
+    pub async fn tell_agent(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        record: &AgentRecord,
+        action: &str,
+        supervisor: (&str, &str),
+    ) {
+        let _ = self
+            .command_agent(tenant, record, action, supervisor, false)
+            .await;
+    }
+
+    async fn command_agent(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        record: &AgentRecord,
+        action: &str,
+        supervisor: (&str, &str),
+        wait: bool,
+    ) -> Outcome {
+        if !tenant.local_connections(&record.id).is_empty() {
+            return deliver_locally(self, tenant, &record.id, action, supervisor, wait).await;
+        }
+        let mut owners: Vec<&str> = record
+            .devices
+            .iter()
+            .filter(|d| d.active && d.node != self.node_id)
+            .map(|d| d.node.as_str())
+            .collect();
+        owners.dedup();
+        for owner in owners {
+            let cid = format!("{}-c{}", self.node_id, self.next_conn_id());
+            let message = NodeMessage::Command {
+                cid: cid.clone(),
+                origin: self.node_id.clone(),
+                tenant: tenant.id().to_string(),
+                agent: record.id.clone(),
+                action: action.to_string(),
+                supervisor_id: supervisor.0.to_string(),
+                supervisor_name: supervisor.1.to_string(),
+                reply: wait,
+            };
+            let Ok(text) = serde_json::to_string(&message) else {
+                continue;
+            };
+            let (tx, rx) = oneshot::channel();
+            if wait {
+                self.remote.insert(cid.clone(), tx);
+            }
+            match self.backplane.send_to_node(owner, &text).await {
+                Ok(0) => {
+                    // Nobody listens there (the node is gone): try the next owner.
+                    self.remote.remove(&cid);
+                }
+                Ok(_) if !wait => return Outcome::Accepted,
+                Ok(_) => {
+                    // The owner times the device out itself and reports it; wait a
+                    // store round trip longer so its verdict normally wins.
+                    let patience = self.config.command_timeout() + Duration::from_millis(self.config.redis_timeout_ms);
+                    let outcome = tokio::time::timeout(patience, rx).await;
+                    self.remote.remove(&cid);
+                    return match outcome {
+                        Ok(Ok(outcome)) => outcome,
+                        _ => Outcome::TimedOut,
+                    };
+                }
+                Err(e) => {
+                    self.remote.remove(&cid);
+                    return Outcome::Unavailable(e.to_string());
+                }
+            }
+        }
+        Outcome::Offline
+    }
+
+    /// On a drain: wait (within grace and the drain timeout) for this node's
+    /// devices to reconnect elsewhere, then mark the rest inactive and give
+    /// up the lease, so survivors see no flap and no stale device.
+    pub async fn hand_over_devices(self: &Arc<Self>, within: Duration) {
+        if !self.backplane.is_shared() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + within.min(self.config.reconnect_grace());
+        let mine = |t: &Tenant| -> Vec<(String, String)> {
+            t.records()
+                .iter()
+                .flat_map(|r| {
+                    r.devices
+                        .iter()
+                        .filter(|d| d.active && d.node == self.node_id)
+                        .map(|d| (r.id.clone(), d.id.clone()))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let step = Duration::from_millis((self.config.reconnect_grace_ms / 20).clamp(10, 200));
+        while tokio::time::Instant::now() < deadline
+            && self.attached_tenants().iter().any(|t| !mine(t).is_empty())
+        {
+            tokio::time::sleep(step).await;
+        }
+        for tenant in self.attached_tenants() {
+            for (agent, device) in mine(&tenant) {
+                self.device_down(&tenant, &agent, &device, None).await;
+            }
+        }
+        self.lease_released.store(true, Ordering::Relaxed);
+        self.backplane.release_lease().await;
+    }
+}

@@ -1,0 +1,5 @@
+//! `tests/bad_input.rs` again, against three nodes sharing a Redis that the
+//! harness starts (see `tests/common/mod.rs`: the crate name decides).
+
+#[path = "bad_input.rs"]
+mod suite;

@@ -1,0 +1,5 @@
+//! `tests/sessions.rs` again, against three nodes sharing a Redis that the
+//! harness starts (see `tests/common/mod.rs`: the crate name decides).
+
+#[path = "sessions.rs"]
+mod suite;
