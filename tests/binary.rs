@@ -3,76 +3,15 @@
 
 mod common;
 
+use common::process::{http_get, Proc, BIN};
 use common::*;
 use serde_json::json;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_presence-hub");
-
-/// A started node: its address and the banner lines it printed.
-struct Proc {
-    child: Child,
-    addr: String,
-    banner: Vec<String>,
-}
-
-async fn start(args: &[&str], envs: &[(&str, &str)]) -> Proc {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut banner = Vec::new();
-    let addr = tokio::time::timeout(DEADLINE, async {
-        loop {
-            let line = lines.next_line().await.expect("read").expect("banner line");
-            banner.push(line.clone());
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                return rest.split_whitespace().next().expect("addr").to_string();
-            }
-        }
-    })
-    .await
-    .expect("the node prints where it listens");
-    // The rest of the banner follows at once.
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await
-    {
-        banner.push(line);
-    }
-    Proc {
-        child,
-        addr,
-        banner,
-    }
-}
-
-async fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, out)
-}
+use tokio::process::Command;
 
 #[tokio::test]
 async fn the_default_node_prints_how_to_start_and_serves_health_and_the_wallboard() {
-    let node = start(&["--listen", "127.0.0.1:0"], &[]).await;
+    let node = Proc::start(&["--listen", "127.0.0.1:0"], &[]).await;
     let banner = node.banner.join("\n");
     assert!(banner.contains("in-memory backplane"), "{banner}");
     let link = node
@@ -144,7 +83,7 @@ async fn token_without_a_secret_is_a_usage_error() {
 
 #[tokio::test]
 async fn flags_come_from_the_environment_too() {
-    let node = start(
+    let node = Proc::start(
         &[],
         &[
             ("PRESENCE_HUB_LISTEN", "127.0.0.1:0"),
@@ -189,7 +128,7 @@ async fn a_bad_directory_is_refused_naming_the_place() {
 
 #[tokio::test]
 async fn sigterm_drains_clients_with_1012_and_exits() {
-    let mut node = start(
+    let mut node = Proc::start(
         &["--listen", "127.0.0.1:0", "--drain-timeout-ms", "3000"],
         &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
     )

@@ -136,6 +136,22 @@ fn without_version<T: Serialize>(value: &T) -> Result<String, BackplaneError> {
     }
 }
 
+/// A Redis call that gives up after `timeout` (a reconnecting connection
+/// must not hold a request, or the lease loop, for longer).
+async fn guarded<T>(
+    call: impl std::future::Future<Output = ::redis::RedisResult<T>>,
+    timeout: Duration,
+) -> ::redis::RedisResult<T> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no answer from Redis in time",
+        )
+        .into()),
+    }
+}
+
 fn unavailable(e: ::redis::RedisError) -> BackplaneError {
     BackplaneError::Unavailable(format!("redis: {e}"))
 }
@@ -147,6 +163,7 @@ pub struct RedisBackplane {
     node_id: String,
     history_capacity: usize,
     node_ttl: Duration,
+    timeout: Duration,
     commit: Script,
     settings: Script,
     seed: Script,
@@ -189,7 +206,11 @@ impl RedisBackplane {
             .set_automatic_resubscription()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
-            .set_max_delay(Duration::from_millis(1000));
+            // Fail fast while Redis is away (callers get `unavailable` and the
+            // lease loop keeps trying) instead of queueing behind a long
+            // series of reconnection attempts.
+            .set_number_of_retries(1)
+            .set_max_delay(timeout);
         let mut conn = client
             .get_connection_manager_with_config(config)
             .await
@@ -204,6 +225,7 @@ impl RedisBackplane {
             node_id: node_id.to_string(),
             history_capacity,
             node_ttl,
+            timeout,
             commit: Script::new(include_str!("lua/commit.lua")),
             settings: Script::new(include_str!("lua/settings.lua")),
             seed: Script::new(include_str!("lua/seed.lua")),
@@ -273,7 +295,7 @@ impl Backplane for RedisBackplane {
         // the replica drops what the state already has.
         self.shared.handlers.insert(tenant.to_string(), on_delta);
         let mut conn = self.conn();
-        let subscribed = conn.subscribe(&k.deltas).await;
+        let subscribed = guarded(conn.subscribe(&k.deltas), self.timeout).await;
         self.note(subscribed)?;
         let settings_json = serde_json::to_string(&seed.settings)
             .map_err(|e| BackplaneError::Unavailable(e.to_string()))?;
@@ -289,7 +311,8 @@ impl Backplane for RedisBackplane {
         for record in &seed.agents {
             invocation.arg(&record.id).arg(without_version(record)?);
         }
-        let seeded: ::redis::RedisResult<i64> = invocation.invoke_async(&mut conn).await;
+        let seeded: ::redis::RedisResult<i64> =
+            guarded(invocation.invoke_async(&mut conn), self.timeout).await;
         self.note(seeded)?;
         self.load(tenant).await?.ok_or_else(|| {
             BackplaneError::Unavailable(format!("tenant {tenant} vanished while attaching"))
@@ -317,26 +340,29 @@ impl Backplane for RedisBackplane {
                 .unwrap_or_else(crate::domain::Actor::system),
             version: 0,
         };
-        let result: ::redis::RedisResult<(u64, Option<String>)> = self
-            .commit
-            .key(&k.seq)
-            .key(&k.records)
-            .key(&k.versions)
-            .key(&k.history)
-            .key(&k.deltas)
-            .arg(&record.id)
-            .arg(expected_version)
-            .arg(without_version(&record)?)
-            .arg(self.history_capacity)
-            .arg(without_version(&history)?)
-            .arg("PUBLISH")
-            .invoke_async(&mut self.conn())
-            .await
-            .map(|v: (u64, RedisValue)| match v.1 {
-                RedisValue::BulkString(b) => (v.0, String::from_utf8(b).ok()),
-                RedisValue::Int(seq) => (v.0, Some(seq.to_string())),
-                _ => (v.0, None),
-            });
+        let mut conn = self.conn();
+        let result: ::redis::RedisResult<(u64, Option<String>)> = guarded(
+            self.commit
+                .key(&k.seq)
+                .key(&k.records)
+                .key(&k.versions)
+                .key(&k.history)
+                .key(&k.deltas)
+                .arg(&record.id)
+                .arg(expected_version)
+                .arg(without_version(&record)?)
+                .arg(self.history_capacity)
+                .arg(without_version(&history)?)
+                .arg("PUBLISH")
+                .invoke_async::<(u64, RedisValue)>(&mut conn),
+            self.timeout,
+        )
+        .await
+        .map(|v| match v.1 {
+            RedisValue::BulkString(b) => (v.0, String::from_utf8(b).ok()),
+            RedisValue::Int(seq) => (v.0, Some(seq.to_string())),
+            _ => (v.0, None),
+        });
         let (ok, payload) = self.note(result)?;
         if ok == 1 {
             let seq: u64 = payload
@@ -360,15 +386,18 @@ impl Backplane for RedisBackplane {
         let k = keys(tenant);
         let patch =
             serde_json::to_string(patch).map_err(|e| BackplaneError::Unavailable(e.to_string()))?;
-        let result: ::redis::RedisResult<(u64, String)> = self
-            .settings
-            .key(&k.seq)
-            .key(&k.settings)
-            .key(&k.deltas)
-            .arg(patch)
-            .arg("PUBLISH")
-            .invoke_async(&mut self.conn())
-            .await;
+        let mut conn = self.conn();
+        let result: ::redis::RedisResult<(u64, String)> = guarded(
+            self.settings
+                .key(&k.seq)
+                .key(&k.settings)
+                .key(&k.deltas)
+                .arg(patch)
+                .arg("PUBLISH")
+                .invoke_async(&mut conn),
+            self.timeout,
+        )
+        .await;
         let (seq, json) = self.note(result)?;
         let settings = serde_json::from_str(&json)
             .map_err(|e| BackplaneError::Unavailable(format!("settings: {e}")))?;
@@ -389,9 +418,11 @@ impl Backplane for RedisBackplane {
         // Newest first, a page at a time, down to `since_ms` (stream ids
         // are millisecond timestamps).
         loop {
-            let page: ::redis::RedisResult<::redis::streams::StreamRangeReply> = conn
-                .xrevrange_count(&k.history, &end, format!("{since_ms}"), 500)
-                .await;
+            let page: ::redis::RedisResult<::redis::streams::StreamRangeReply> = guarded(
+                conn.xrevrange_count(&k.history, &end, format!("{since_ms}"), 500),
+                self.timeout,
+            )
+            .await;
             let page = self.note(page)?;
             let count = page.ids.len();
             for entry in &page.ids {
@@ -423,13 +454,16 @@ impl Backplane for RedisBackplane {
     async fn load(&self, tenant: &str) -> Result<Option<TenantState>, BackplaneError> {
         let k = keys(tenant);
         let raw: ::redis::RedisResult<(Option<u64>, Vec<String>, Option<String>, Option<String>)> =
-            self.load
-                .key(&k.seq)
-                .key(&k.records)
-                .key(&k.settings)
-                .key(&k.epoch)
-                .invoke_async(&mut self.conn())
-                .await;
+            guarded(
+                self.load
+                    .key(&k.seq)
+                    .key(&k.records)
+                    .key(&k.settings)
+                    .key(&k.epoch)
+                    .invoke_async(&mut self.conn()),
+                self.timeout,
+            )
+            .await;
         Self::parse_state(self.note(raw)?)
     }
 
@@ -453,43 +487,50 @@ impl Backplane for RedisBackplane {
                 .map_err(|e| BackplaneError::Unavailable(e.to_string()))?;
             invocation.arg(&record.id).arg(json).arg(record.version);
         }
-        let restored: ::redis::RedisResult<i64> = invocation.invoke_async(&mut self.conn()).await;
+        let restored: ::redis::RedisResult<i64> =
+            guarded(invocation.invoke_async(&mut self.conn()), self.timeout).await;
         Ok(self.note(restored)? == 1)
     }
 
     async fn send_to_node(&self, node: &str, message: &str) -> Result<usize, BackplaneError> {
-        let receivers: ::redis::RedisResult<usize> = self
-            .conn()
-            .publish(format!("hub:cmd:{node}"), message)
-            .await;
+        let receivers: ::redis::RedisResult<usize> = guarded(
+            self.conn().publish(format!("hub:cmd:{node}"), message),
+            self.timeout,
+        )
+        .await;
         self.note(receivers)
     }
 
     async fn renew_lease(&self) -> Result<bool, BackplaneError> {
         let ttl = self.node_ttl.as_millis() as u64;
-        let renewed: ::redis::RedisResult<()> = self
-            .conn()
-            .set_options(
+        let renewed: ::redis::RedisResult<()> = guarded(
+            self.conn().set_options(
                 format!("hub:lease:{}", self.node_id),
                 1,
                 ::redis::SetOptions::default().with_expiration(::redis::SetExpiry::PX(ttl)),
-            )
-            .await;
+            ),
+            self.timeout,
+        )
+        .await;
         self.note(renewed)?;
         self.shared.ready.store(true, Ordering::Relaxed);
         Ok(self.shared.disconnected.swap(false, Ordering::Relaxed))
     }
 
     async fn release_lease(&self) {
-        let _: ::redis::RedisResult<()> =
-            self.conn().del(format!("hub:lease:{}", self.node_id)).await;
+        let _: ::redis::RedisResult<()> = guarded(
+            self.conn().del(format!("hub:lease:{}", self.node_id)),
+            self.timeout,
+        )
+        .await;
     }
 
     async fn live_nodes(&self, nodes: &[String]) -> Result<HashSet<String>, BackplaneError> {
         let mut live = HashSet::new();
         let mut conn = self.conn();
         for node in nodes {
-            let exists: ::redis::RedisResult<bool> = conn.exists(format!("hub:lease:{node}")).await;
+            let exists: ::redis::RedisResult<bool> =
+                guarded(conn.exists(format!("hub:lease:{node}")), self.timeout).await;
             if self.note(exists)? {
                 live.insert(node.clone());
             }
@@ -504,21 +545,23 @@ impl Backplane for RedisBackplane {
         ttl: Duration,
     ) -> Result<bool, BackplaneError> {
         let key = format!("hub:{{{tenant}}}:{name}");
-        let got: ::redis::RedisResult<Option<String>> = self
-            .conn()
-            .set_options(
+        let got: ::redis::RedisResult<Option<String>> = guarded(
+            self.conn().set_options(
                 key,
                 &self.node_id,
                 ::redis::SetOptions::default()
                     .conditional_set(::redis::ExistenceCheck::NX)
                     .with_expiration(::redis::SetExpiry::PX(ttl.as_millis() as u64)),
-            )
-            .await;
+            ),
+            self.timeout,
+        )
+        .await;
         Ok(self.note(got)?.is_some())
     }
 
     async fn epoch_present(&self, tenant: &str) -> Result<bool, BackplaneError> {
-        let present: ::redis::RedisResult<bool> = self.conn().exists(keys(tenant).epoch).await;
+        let present: ::redis::RedisResult<bool> =
+            guarded(self.conn().exists(keys(tenant).epoch), self.timeout).await;
         self.note(present)
     }
 

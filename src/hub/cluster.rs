@@ -451,7 +451,8 @@ impl Hub {
                 Ok(_) => {
                     // The owner times the device out itself and reports it; wait a
                     // store round trip longer so its verdict normally wins.
-                    let patience = self.config.command_timeout() + Duration::from_millis(self.config.redis_timeout_ms);
+                    let patience = self.config.command_timeout()
+                        + Duration::from_millis(self.config.redis_timeout_ms);
                     let outcome = tokio::time::timeout(patience, rx).await;
                     self.remote.remove(&cid);
                     return match outcome {

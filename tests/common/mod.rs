@@ -8,6 +8,8 @@
 //! on another and raw connections on the third.
 #![allow(dead_code)]
 
+pub mod process;
+pub mod proxy;
 pub mod redis;
 
 use futures_util::{SinkExt, StreamExt};

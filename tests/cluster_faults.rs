@@ -1,0 +1,320 @@
+//! Cluster faults with the real binary as separate processes and a real
+//! `redis-server` the test starts, kills and restarts (SPEC §5, issue 3):
+//! a node killed with -9, Redis restarted with its AOF and empty, a node
+//! cut off from Redis, and three nodes racing on one agent.
+
+mod common;
+
+use common::process::{eventually, Proc};
+use common::proxy::Proxy;
+use common::redis::RedisServer;
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const TTL_MS: u64 = 1000;
+
+async fn node(redis_url: &str, id: &str) -> Proc {
+    let ttl = TTL_MS.to_string();
+    Proc::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--redis-url",
+            redis_url,
+            "--node-id",
+            id,
+            "--node-ttl-ms",
+            &ttl,
+            "--reconnect-grace-ms",
+            "300",
+            "--redis-timeout-ms",
+            "300",
+            "--command-timeout-ms",
+            "1000",
+        ],
+        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
+    )
+    .await
+}
+
+async fn agent(p: &Proc, user: &str, device: &str) -> Client {
+    let mut c = Client::connect(&p.ws_url()).await;
+    c.send(json!({"type": "hello", "token": token("acme", user), "role": "agent", "device": {"id": device, "kind": "softphone"}}))
+        .await;
+    c.recv_type("state").await;
+    c
+}
+
+async fn watcher(p: &Proc, user: &str) -> (Client, Value) {
+    let mut c = Client::connect(&p.ws_url()).await;
+    c.send(json!({"type": "hello", "token": token("acme", user), "role": "supervisor"}))
+        .await;
+    c.recv_type("welcome").await;
+    let snapshot = c.subscribe(json!({"all": true})).await;
+    (c, snapshot)
+}
+
+async fn snapshot_of(p: &Proc) -> Value {
+    let (_, snapshot) = watcher(p, "s1").await;
+    snapshot
+}
+
+/// Re-reads a node's snapshot until `pred` holds for it (with a deadline).
+async fn snapshot_until(p: &Proc, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let snapshot = snapshot_of(p).await;
+        if pred(&snapshot) {
+            return snapshot;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within 10 s; last snapshot {snapshot}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn record<'a>(snapshot: &'a Value, id: &str) -> &'a Value {
+    in_snapshot(snapshot, id).unwrap_or_else(|| panic!("{id} in {snapshot}"))
+}
+
+#[tokio::test]
+async fn a_killed_nodes_agents_go_offline_everywhere_and_nothing_else_changes() {
+    let redis = RedisServer::start();
+    let mut a = node(&redis.url(), "a").await;
+    let b = node(&redis.url(), "b").await;
+    let c = node(&redis.url(), "c").await;
+    let _a1 = agent(&a, "a1", "d1").await;
+    let mut a2 = agent(&b, "a2", "d2").await;
+    a2.ok(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
+        .await;
+    let (mut on_c, snapshot) = watcher(&c, "s1").await;
+    let (mut on_b, _) = watcher(&b, "a3").await;
+    assert_eq!(record(&snapshot, "a1")["presence"], "online");
+
+    a.kill().await;
+    let killed = Instant::now();
+    let off = on_c
+        .agent_update("a1", |r| r["presence"] == "offline")
+        .await;
+    let took = killed.elapsed();
+    println!(
+        "a1 offline on node c {} ms after kill -9 (node TTL {TTL_MS} ms)",
+        took.as_millis()
+    );
+    assert_eq!(off["devices"][0]["active"], false);
+    assert_eq!(off["changed_by"], json!({"id": "system", "role": "system"}));
+    on_b.agent_update("a1", |r| r["presence"] == "offline")
+        .await;
+    // Nothing else changed: a2 on a surviving node is as it was.
+    let snapshot = snapshot_of(&c).await;
+    let a2_now = record(&snapshot, "a2");
+    assert_eq!(
+        (a2_now["presence"].as_str(), a2_now["status"].as_str()),
+        (Some("online"), Some("paused"))
+    );
+    assert_eq!(a2_now["pause_reason"], "lunch");
+    a2.ok(json!({"type": "heartbeat"})).await;
+}
+
+async fn outage_keeps_state(aof: bool) {
+    let mut redis = RedisServer::start_with(aof);
+    let a = node(&redis.url(), "a").await;
+    let b = node(&redis.url(), "b").await;
+    let mut a1 = agent(&a, "a1", "d1").await;
+    a1.ok(json!({"type": "connect", "channel": {"kind": "queue", "id": "billing"}}))
+        .await;
+    let before = a1
+        .ok(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
+        .await["agent"]
+        .clone();
+    let (mut sup, _) = watcher(&b, "s1").await;
+    assert_eq!(a.status("/readyz").await, 200);
+
+    redis.kill();
+    let tick = Duration::from_millis(50);
+    eventually(
+        "node a not ready",
+        Duration::from_secs(10),
+        tick,
+        || async { a.status("/readyz").await == 503 },
+    )
+    .await;
+    // While the store is gone, changes are refused, never half-applied...
+    a1.refused(
+        json!({"type": "set_status", "status": "available"}),
+        "unavailable",
+    )
+    .await;
+    // ...and heartbeats keep the device alive locally.
+    a1.ok(json!({"type": "heartbeat"})).await;
+
+    redis.restart();
+    eventually(
+        "node a ready again",
+        Duration::from_secs(10),
+        tick,
+        || async { a.status("/readyz").await == 200 },
+    )
+    .await;
+    eventually(
+        "node b ready again",
+        Duration::from_secs(10),
+        tick,
+        || async { b.status("/readyz").await == 200 },
+    )
+    .await;
+    // Nothing a supervisor saw is lost.
+    let snapshot = snapshot_until(&b, "a1 as it was, on node b", |s| {
+        let a1 = record(s, "a1");
+        a1["status"] == "paused" && a1["presence"] == "online"
+    })
+    .await;
+    let last = record(&snapshot, "a1").clone();
+    assert_eq!(last["pause_reason"], before["pause_reason"]);
+    assert_eq!(
+        channel(&last, "queue", "billing").map(|c| c["connected"].clone()),
+        Some(json!(true))
+    );
+    // Deltas resume, with versions after the ones seen before.
+    let r = a1
+        .ok(json!({"type": "set_status", "status": "available"}))
+        .await;
+    assert!(r["agent"]["version"].as_u64() > before["version"].as_u64());
+    let seen = sup.agent_update("a1", |r| r["status"] == "available").await;
+    assert_eq!(seen["version"], r["agent"]["version"]);
+}
+
+#[tokio::test]
+async fn redis_restarted_with_its_aof_loses_nothing() {
+    outage_keeps_state(true).await;
+}
+
+#[tokio::test]
+async fn redis_restarted_empty_is_restored_from_the_replicas() {
+    outage_keeps_state(false).await;
+}
+
+#[tokio::test]
+async fn a_node_cut_off_from_redis_gets_its_agents_back_when_the_cut_heals() {
+    let redis = RedisServer::start();
+    let proxy = Proxy::start(redis.port).await;
+    let cut_node = node(&proxy.url(), "cut").await;
+    let other = node(&redis.url(), "other").await;
+    let mut a1 = agent(&cut_node, "a1", "d1").await;
+    let (mut sup, snapshot) = watcher(&other, "s1").await;
+    assert_eq!(record(&snapshot, "a1")["presence"], "online");
+
+    proxy.cut();
+    // Its lease expires: the other node turns its agents offline.
+    let off = sup.agent_update("a1", |r| r["presence"] == "offline").await;
+    a1.ok(json!({"type": "heartbeat"})).await; // the agent's socket is fine
+    let tick = Duration::from_millis(50);
+    eventually(
+        "cut node not ready",
+        Duration::from_secs(10),
+        tick,
+        || async { cut_node.status("/readyz").await == 503 },
+    )
+    .await;
+
+    proxy.heal();
+    let back = sup.agent_update("a1", |r| r["presence"] == "online").await;
+    assert!(back["version"].as_u64() > off["version"].as_u64());
+    assert_eq!(back["devices"][0]["node"], "cut");
+    eventually("cut node ready", Duration::from_secs(10), tick, || async {
+        cut_node.status("/readyz").await == 200
+    })
+    .await;
+    // And it works both ways again.
+    a1.ok(json!({"type": "set_status", "status": "paused", "reason": "back"}))
+        .await;
+    sup.agent_update("a1", |r| r["pause_reason"] == "back")
+        .await;
+}
+
+#[tokio::test]
+async fn three_nodes_changing_one_agent_lose_no_update() {
+    let redis = RedisServer::start();
+    let nodes = [
+        node(&redis.url(), "n0").await,
+        node(&redis.url(), "n1").await,
+        node(&redis.url(), "n2").await,
+    ];
+    let _a1 = agent(&nodes[0], "a1", "d1").await;
+    let mut sups = Vec::new();
+    for n in &nodes {
+        let mut s = Client::connect(&n.ws_url()).await;
+        s.send(json!({"type": "hello", "token": token("acme", "s1"), "role": "supervisor"}))
+            .await;
+        s.recv_type("welcome").await;
+        sups.push(s);
+    }
+    // Every node toggles a1's connection to a queue as fast as it can.
+    let rounds = 40;
+    let runs = sups.into_iter().enumerate().map(|(i, mut s)| {
+        tokio::spawn(async move {
+            let mut versions = Vec::new();
+            for k in 0..rounds {
+                let action = if (k + i) % 2 == 0 { "connect" } else { "disconnect" };
+                let reply = s
+                    .request(json!({"type": "command", "action": action, "agent_id": "a1", "channel": {"kind": "queue", "id": "billing"}}))
+                    .await;
+                if reply["ok"] == true {
+                    versions.push(reply["result"]["agent"]["version"].as_u64().expect("version"));
+                } else {
+                    assert_eq!(reply["error"]["code"], "invalid_state", "{reply}");
+                }
+            }
+            versions
+        })
+    });
+    let mut all = Vec::new();
+    for run in runs {
+        all.extend(run.await.expect("run"));
+    }
+    assert!(!all.is_empty());
+    let mut unique = all.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        all.len(),
+        "two successful changes got the same version"
+    );
+    let newest = *unique.last().expect("some");
+    // All replicas end equal, at the newest version.
+    let mut snapshots = Vec::new();
+    for n in &nodes {
+        let got = snapshot_until(n, "replica caught up", |s| {
+            record(s, "a1")["version"].as_u64() == Some(newest)
+        })
+        .await;
+        snapshots.push(got["agents"].clone());
+    }
+    assert!(
+        snapshots.windows(2).all(|w| w[0] == w[1]),
+        "replicas differ"
+    );
+    // Every successful change is in the history, in order: none was lost.
+    let mut s = Client::connect(&nodes[1].ws_url()).await;
+    s.send(json!({"type": "hello", "token": token("acme", "s1"), "role": "supervisor"}))
+        .await;
+    s.recv_type("welcome").await;
+    let history = s
+        .ok(json!({"type": "history", "agent_id": "a1", "limit": 1000}))
+        .await;
+    let recorded: Vec<u64> = history["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["event"] == "connect" || c["event"] == "disconnect")
+        .filter_map(|c| c["version"].as_u64())
+        .collect();
+    assert_eq!(
+        recorded, unique,
+        "history holds exactly the successful changes, in version order"
+    );
+}

@@ -1,0 +1,104 @@
+//! The real `presence-hub` binary as a child process, and plain HTTP GETs.
+
+use super::DEADLINE;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_presence-hub");
+
+/// A started node: its address and the banner lines it printed.
+pub struct Proc {
+    pub child: Child,
+    pub addr: String,
+    pub banner: Vec<String>,
+}
+
+impl Proc {
+    pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(BIN);
+        // PRESENCE_HUB_TEST_LOGS=1 shows the nodes' logs when debugging a test.
+        let logs = if std::env::var_os("PRESENCE_HUB_TEST_LOGS").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        cmd.args(args)
+            .stdout(Stdio::piped())
+            .stderr(logs)
+            .kill_on_drop(true);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut banner = Vec::new();
+        let addr = tokio::time::timeout(DEADLINE, async {
+            loop {
+                let line = lines.next_line().await.expect("read").expect("banner line");
+                banner.push(line.clone());
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    return rest.split_whitespace().next().expect("addr").to_string();
+                }
+            }
+        })
+        .await
+        .expect("the node prints where it listens");
+        // The rest of the banner follows at once.
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await
+        {
+            banner.push(line);
+        }
+        Proc {
+            child,
+            addr,
+            banner,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/ws", self.addr)
+    }
+
+    /// `kill -9`.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    pub async fn status(&self, path: &str) -> u16 {
+        http_get(&self.addr, path).await.0
+    }
+}
+
+pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}
+
+/// Waits (with the deadline) until `check` holds, polling every `every`.
+pub async fn eventually<F, Fut>(what: &str, deadline: Duration, every: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "{what}: not within {deadline:?}"
+        );
+        tokio::time::sleep(every).await;
+    }
+}
