@@ -68,6 +68,10 @@ pub struct Config {
     /// Redis URL: switches to the Redis backplane (cluster mode).
     #[arg(long, env = "PRESENCE_HUB_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// `--redis-url` names Redis Cluster seed nodes (comma-separated); deltas
+    /// use sharded pub/sub (SSUBSCRIBE/SPUBLISH).
+    #[arg(long, env = "PRESENCE_HUB_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
     /// Longest wait for one Redis command or connection attempt.
     #[arg(long, env = "PRESENCE_HUB_REDIS_TIMEOUT_MS", default_value_t = 1_000)]
     pub redis_timeout_ms: u64,

@@ -81,6 +81,7 @@ impl Node {
             Some(url) => {
                 let redis = RedisBackplane::connect(
                     url,
+                    config.redis_cluster,
                     &node_id,
                     config.history_capacity,
                     config.node_ttl(),

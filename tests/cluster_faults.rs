@@ -318,3 +318,44 @@ async fn three_nodes_changing_one_agent_lose_no_update() {
         "history holds exactly the successful changes, in version order"
     );
 }
+
+#[tokio::test]
+async fn a_device_reconnecting_to_another_node_replaces_its_old_connection() {
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), "a").await;
+    let b = node(&redis.url(), "b").await;
+    let (mut sup, _) = watcher(&b, "s1").await;
+    let mut old = agent(&a, "a1", "d1").await;
+    sup.agent_update("a1", |r| r["presence"] == "online").await;
+    // The same device comes up on node b (say, after a load-balancer move)
+    // while its socket on node a is still open.
+    let mut new = agent(&b, "a1", "d1").await;
+    assert_eq!(
+        old.closed().await.code,
+        4009,
+        "the old connection is told it was replaced"
+    );
+    let moved = sup
+        .agent_update("a1", |r| r["devices"][0]["node"] == "b")
+        .await;
+    assert_eq!(
+        (
+            moved["presence"].as_str(),
+            moved["devices"].as_array().map(Vec::len)
+        ),
+        (Some("online"), Some(1))
+    );
+    // No offline flap came in between, and the device works on node b.
+    let r = new
+        .ok(json!({"type": "set_status", "status": "paused", "reason": "moved"}))
+        .await;
+    let next = sup
+        .recv_where("a1 delta", |v| {
+            v["type"] == "agent" && v["agent"]["id"] == "a1"
+        })
+        .await;
+    assert_eq!(
+        next["agent"]["version"], r["agent"]["version"],
+        "an unexpected delta came first: {next}"
+    );
+}

@@ -14,7 +14,7 @@
 //! | `hub:{t}:deltas` | pub/sub channel of committed changes |
 //! | `hub:{t}:sweep:{node}` | short lock: one survivor cleans up a dead node |
 //! | `hub:lease:{node}` | a live node's lease (TTL `--node-ttl-ms`) |
-//! | `hub:cmd:{node}` | pub/sub channel of commands routed to a node |
+//! | `hub:cmd:{node}` | pub/sub channel of commands routed to a node (hash-tagged by node) |
 //!
 //! Every change is one Lua script (`lua/commit.lua`) that checks the
 //! version, bumps the seq, writes, appends the history and publishes the
@@ -45,7 +45,7 @@ struct Shared {
 impl Shared {
     fn on_push(&self, push: PushInfo) {
         match push.kind {
-            PushKind::Message => {
+            PushKind::Message | PushKind::SMessage => {
                 let (Some(RedisValue::BulkString(channel)), Some(RedisValue::BulkString(payload))) =
                     (push.data.first(), push.data.get(1))
                 else {
@@ -102,6 +102,11 @@ fn keys(tenant: &str) -> Keys {
     }
 }
 
+/// A node's command channel, hash-tagged by node id (its own shard).
+fn node_channel(node: &str) -> String {
+    format!("hub:cmd:{{{node}}}")
+}
+
 fn tenant_of_channel(channel: &str) -> Option<&str> {
     channel.strip_prefix("hub:{")?.strip_suffix("}:deltas")
 }
@@ -156,8 +161,65 @@ fn unavailable(e: ::redis::RedisError) -> BackplaneError {
     BackplaneError::Unavailable(format!("redis: {e}"))
 }
 
+/// One Redis server (`ConnectionManager`) or a Redis Cluster (the cluster
+/// client, with sharded pub/sub); both multiplex RESP3 commands and pushes.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(::redis::cluster_async::ClusterConnection),
+}
+
+impl ::redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a ::redis::Cmd,
+    ) -> ::redis::RedisFuture<'a, RedisValue> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a ::redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> ::redis::RedisFuture<'a, Vec<RedisValue>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl Conn {
+    /// Subscribes; sharded (`SSUBSCRIBE`) on a cluster, so a tenant's
+    /// channel lives on its keys' shard.
+    async fn listen(&mut self, channel: &str) -> ::redis::RedisResult<()> {
+        match self {
+            Conn::Single(c) => c.subscribe(channel).await,
+            Conn::Cluster(c) => c.ssubscribe(channel).await,
+        }
+    }
+
+    fn publish_command(&self) -> &'static str {
+        match self {
+            Conn::Single(_) => "PUBLISH",
+            Conn::Cluster(_) => "SPUBLISH",
+        }
+    }
+}
+
 pub struct RedisBackplane {
-    conn: ConnectionManager,
+    conn: Conn,
     shared: Arc<Shared>,
     events: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<NodeEvent>>>,
     node_id: String,
@@ -173,49 +235,66 @@ pub struct RedisBackplane {
 
 impl RedisBackplane {
     /// Connects (RESP3, with automatic resubscription) and subscribes to
-    /// this node's command channel.
+    /// this node's command channel. With `cluster`, `url` lists seed nodes
+    /// of a Redis Cluster, comma-separated.
     pub async fn connect(
         url: &str,
+        cluster: bool,
         node_id: &str,
         history_capacity: usize,
         node_ttl: Duration,
         timeout: Duration,
     ) -> Result<Self, BackplaneError> {
-        let url = if url.contains("protocol=") {
-            url.to_string()
-        } else if url.contains('?') {
-            format!("{url}&protocol=resp3")
-        } else {
-            format!("{url}?protocol=resp3")
-        };
-        let client = ::redis::Client::open(url.as_str()).map_err(unavailable)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             handlers: DashMap::new(),
             events: tx,
             disconnected: AtomicBool::new(false),
             ready: AtomicBool::new(true),
-            node_channel: format!("hub:cmd:{node_id}"),
+            node_channel: node_channel(node_id),
         });
         let push = shared.clone();
-        let config = ConnectionManagerConfig::new()
-            .set_push_sender(move |info: PushInfo| {
-                push.on_push(info);
-                Ok::<(), std::convert::Infallible>(())
-            })
-            .set_automatic_resubscription()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            // Fail fast while Redis is away (callers get `unavailable` and the
-            // lease loop keeps trying) instead of queueing behind a long
-            // series of reconnection attempts.
-            .set_number_of_retries(1)
-            .set_max_delay(timeout);
-        let mut conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(unavailable)?;
-        conn.subscribe(&shared.node_channel)
+        let on_push = move |info: PushInfo| {
+            push.on_push(info);
+            Ok::<(), std::convert::Infallible>(())
+        };
+        let mut conn = if cluster {
+            let seeds: Vec<String> = url.split(',').map(|u| u.trim().to_string()).collect();
+            let client = ::redis::cluster::ClusterClientBuilder::new(seeds)
+                .use_protocol(::redis::ProtocolVersion::RESP3)
+                .push_sender(on_push)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .build()
+                .map_err(unavailable)?;
+            Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
+        } else {
+            let url = if url.contains("protocol=") {
+                url.to_string()
+            } else if url.contains('?') {
+                format!("{url}&protocol=resp3")
+            } else {
+                format!("{url}?protocol=resp3")
+            };
+            let client = ::redis::Client::open(url.as_str()).map_err(unavailable)?;
+            let config = ConnectionManagerConfig::new()
+                .set_push_sender(on_push)
+                .set_automatic_resubscription()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                // Fail fast while Redis is away (callers get `unavailable` and
+                // the lease loop keeps trying) instead of queueing behind a
+                // long series of reconnection attempts.
+                .set_number_of_retries(1)
+                .set_max_delay(timeout);
+            Conn::Single(
+                client
+                    .get_connection_manager_with_config(config)
+                    .await
+                    .map_err(unavailable)?,
+            )
+        };
+        conn.listen(&shared.node_channel)
             .await
             .map_err(unavailable)?;
         Ok(RedisBackplane {
@@ -234,7 +313,7 @@ impl RedisBackplane {
         })
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.conn.clone()
     }
 
@@ -295,7 +374,7 @@ impl Backplane for RedisBackplane {
         // the replica drops what the state already has.
         self.shared.handlers.insert(tenant.to_string(), on_delta);
         let mut conn = self.conn();
-        let subscribed = guarded(conn.subscribe(&k.deltas), self.timeout).await;
+        let subscribed = guarded(conn.listen(&k.deltas), self.timeout).await;
         self.note(subscribed)?;
         let settings_json = serde_json::to_string(&seed.settings)
             .map_err(|e| BackplaneError::Unavailable(e.to_string()))?;
@@ -353,7 +432,7 @@ impl Backplane for RedisBackplane {
                 .arg(without_version(&record)?)
                 .arg(self.history_capacity)
                 .arg(without_version(&history)?)
-                .arg("PUBLISH")
+                .arg(conn.publish_command())
                 .invoke_async::<(u64, RedisValue)>(&mut conn),
             self.timeout,
         )
@@ -393,7 +472,7 @@ impl Backplane for RedisBackplane {
                 .key(&k.settings)
                 .key(&k.deltas)
                 .arg(patch)
-                .arg("PUBLISH")
+                .arg(conn.publish_command())
                 .invoke_async(&mut conn),
             self.timeout,
         )
@@ -493,11 +572,13 @@ impl Backplane for RedisBackplane {
     }
 
     async fn send_to_node(&self, node: &str, message: &str) -> Result<usize, BackplaneError> {
-        let receivers: ::redis::RedisResult<usize> = guarded(
-            self.conn().publish(format!("hub:cmd:{node}"), message),
-            self.timeout,
-        )
-        .await;
+        let mut conn = self.conn();
+        let publish = ::redis::cmd(conn.publish_command())
+            .arg(node_channel(node))
+            .arg(message)
+            .to_owned();
+        let receivers: ::redis::RedisResult<usize> =
+            guarded(publish.query_async(&mut conn), self.timeout).await;
         self.note(receivers)
     }
 
@@ -599,6 +680,6 @@ mod tests {
         assert!(matches!(s, Some(Delta::Settings { seq: 7, .. })));
         assert_eq!(parse_delta("Xjunk").map(|d| d.seq()), None);
         assert_eq!(tenant_of_channel("hub:{acme}:deltas"), Some("acme"));
-        assert_eq!(tenant_of_channel("hub:cmd:n1"), None);
+        assert_eq!(tenant_of_channel(&node_channel("n1")), None);
     }
 }

@@ -10,6 +10,7 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     aof: bool,
+    cluster: bool,
     child: Option<Child>,
 }
 
@@ -37,6 +38,7 @@ impl RedisServer {
             port,
             dir,
             aof,
+            cluster: false,
             child: None,
         };
         server.spawn();
@@ -57,6 +59,16 @@ impl RedisServer {
         .arg(&self.dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+        if self.cluster {
+            cmd.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            ]);
+        }
         if self.aof {
             cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
         } else {
@@ -125,5 +137,70 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A 3-shard Redis Cluster (no replicas), created with `redis-cli --cluster create`.
+pub struct RedisCluster {
+    pub shards: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let shards: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                let port = free_port();
+                let dir = std::env::temp_dir().join(format!(
+                    "presence-hub-rcluster-{}-{port}",
+                    std::process::id()
+                ));
+                std::fs::create_dir_all(&dir).expect("dir");
+                let mut s = RedisServer {
+                    port,
+                    dir,
+                    aof: false,
+                    cluster: true,
+                    child: None,
+                };
+                s.spawn();
+                s
+            })
+            .collect();
+        let addrs: Vec<String> = shards
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !shards
+            .iter()
+            .all(|s| s.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cluster did not become ok"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        RedisCluster { shards }
+    }
+
+    /// Seed URLs for `--redis-url` with `--redis-cluster`.
+    pub fn seeds(&self) -> String {
+        self.shards
+            .iter()
+            .map(|s| s.url())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
