@@ -359,3 +359,34 @@ async fn a_device_reconnecting_to_another_node_replaces_its_old_connection() {
         "an unexpected delta came first: {next}"
     );
 }
+
+#[tokio::test]
+async fn a_node_follows_a_tenant_only_while_it_has_sessions_of_it() {
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), "a").await;
+    let b = node(&redis.url(), "b").await;
+    let (mut sup, _) = watcher(&b, "s1").await;
+    let subscribers = || redis.cli(&["pubsub", "numsub", "hub:{acme}:deltas"]);
+    let a1 = agent(&a, "a1", "d1").await;
+    assert_eq!(subscribers(), "hub:{acme}:deltas\n2");
+    a1.close().await;
+    sup.agent_update("a1", |r| r["presence"] == "offline").await;
+    // After the grace and a node TTL without sessions, node a lets go.
+    eventually(
+        "node a unsubscribed",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async { subscribers() == "hub:{acme}:deltas\n1" },
+    )
+    .await;
+    // A new session attaches again, from the store's current state.
+    let mut again = agent(&a, "a1", "d1").await;
+    assert_eq!(subscribers(), "hub:{acme}:deltas\n2");
+    sup.agent_update("a1", |r| r["presence"] == "online").await;
+    let r = again
+        .ok(json!({"type": "set_status", "status": "paused", "reason": "back"}))
+        .await;
+    assert!(r["agent"]["version"].as_u64() > Some(2));
+    sup.agent_update("a1", |r| r["pause_reason"] == "back")
+        .await;
+}

@@ -167,6 +167,14 @@ impl Backplane for MemoryBackplane {
         true
     }
 
+    async fn read_agent(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+    ) -> Result<Option<Arc<AgentRecord>>, BackplaneError> {
+        Ok(self.store(tenant)?.lock().records.get(agent_id).cloned())
+    }
+
     async fn load(&self, tenant: &str) -> Result<Option<TenantState>, BackplaneError> {
         let Some(store) = self.tenants.lock().get(tenant).cloned() else {
             return Ok(None);

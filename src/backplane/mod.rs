@@ -165,6 +165,13 @@ pub trait Backplane: Send + Sync + 'static {
     /// Whether the store is reachable (drives `/readyz`).
     fn is_ready(&self) -> bool;
 
+    /// One agent's current record in the store.
+    async fn read_agent(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+    ) -> Result<Option<Arc<AgentRecord>>, BackplaneError>;
+
     /// The tenant's current state, or `None` when the store does not hold
     /// it (it came back empty). Used to resync a replica.
     async fn load(&self, tenant: &str) -> Result<Option<TenantState>, BackplaneError>;
@@ -176,6 +183,9 @@ pub trait Backplane: Send + Sync + 'static {
     fn is_shared(&self) -> bool {
         false
     }
+
+    /// Stops delivering the tenant's deltas to this node.
+    async fn detach(&self, _tenant: &str) {}
 
     /// Writes a replica back into a store that lost the tenant. `true` when
     /// this call restored it, `false` when the store already had it.

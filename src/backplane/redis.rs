@@ -210,6 +210,13 @@ impl Conn {
         }
     }
 
+    async fn unlisten(&mut self, channel: &str) -> ::redis::RedisResult<()> {
+        match self {
+            Conn::Single(c) => c.unsubscribe(channel).await,
+            Conn::Cluster(c) => c.sunsubscribe(channel).await,
+        }
+    }
+
     fn publish_command(&self) -> &'static str {
         match self {
             Conn::Single(_) => "PUBLISH",
@@ -398,6 +405,12 @@ impl Backplane for RedisBackplane {
         })
     }
 
+    async fn detach(&self, tenant: &str) {
+        self.shared.handlers.remove(tenant);
+        let mut conn = self.conn();
+        let _ = guarded(conn.unlisten(&keys(tenant).deltas), self.timeout).await;
+    }
+
     async fn commit_agent(
         &self,
         tenant: &str,
@@ -544,6 +557,20 @@ impl Backplane for RedisBackplane {
             )
             .await;
         Self::parse_state(self.note(raw)?)
+    }
+
+    async fn read_agent(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+    ) -> Result<Option<Arc<AgentRecord>>, BackplaneError> {
+        let mut conn = self.conn();
+        let json: ::redis::RedisResult<Option<String>> =
+            guarded(conn.hget(keys(tenant).records, agent_id), self.timeout).await;
+        Ok(self
+            .note(json)?
+            .and_then(|j| serde_json::from_str::<AgentRecord>(&j).ok())
+            .map(Arc::new))
     }
 
     async fn restore(&self, tenant: &str, state: &TenantState) -> Result<bool, BackplaneError> {

@@ -144,7 +144,7 @@ async fn lease_loop(hub: Arc<Hub>) {
 
 async fn gap_loop(hub: Arc<Hub>, mut gaps: mpsc::UnboundedReceiver<String>) {
     while let Some(tenant_id) = gaps.recv().await {
-        if let Ok(tenant) = hub.tenant(&tenant_id).await {
+        if let Some(tenant) = hub.attached_tenant(&tenant_id) {
             catch_up(&hub, &tenant).await;
         }
     }
@@ -320,8 +320,9 @@ async fn event_loop(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<NodeEvent
             }) => {
                 let hub = hub.clone();
                 tokio::spawn(async move {
-                    let outcome = match hub.tenant(&tenant).await {
-                        Ok(t) => {
+                    // Only a node serving the tenant can hold the agent's devices.
+                    let outcome = match hub.attached_tenant(&tenant) {
+                        Some(t) => {
                             deliver_locally(
                                 &hub,
                                 &t,
@@ -332,7 +333,7 @@ async fn event_loop(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<NodeEvent
                             )
                             .await
                         }
-                        Err(_) => Outcome::Offline,
+                        None => Outcome::Offline,
                     };
                     if reply {
                         let message = NodeMessage::Result {

@@ -32,6 +32,27 @@ use tokio::sync::{watch, OnceCell};
 /// Attempts of one compare-and-swap before giving up with `unavailable`.
 const MAX_CAS_ATTEMPTS: usize = 32;
 
+/// A tenant this node serves: its replica (attached once) and how many
+/// sessions of it are open here.
+#[derive(Default)]
+struct TenantSlot {
+    cell: Arc<OnceCell<Arc<Tenant>>>,
+    sessions: usize,
+}
+
+/// Keeps a tenant attached while a session of it is open (see
+/// [`Hub::open_tenant`]).
+pub struct TenantLease {
+    hub: Arc<Hub>,
+    tenant: String,
+}
+
+impl Drop for TenantLease {
+    fn drop(&mut self) {
+        self.hub.close_tenant(&self.tenant);
+    }
+}
+
 /// The connection currently speaking for one device on this node.
 pub struct DeviceSlot {
     pub conn: u64,
@@ -52,7 +73,7 @@ pub struct Hub {
     pub router: Arc<Router>,
     /// Open WebSocket connections (for `--max-connections`).
     pub connections: AtomicUsize,
-    tenants: DashMap<String, Arc<OnceCell<Arc<Tenant>>>>,
+    tenants: DashMap<String, TenantSlot>,
     devices: DashMap<String, DeviceSlot>,
     next_conn: AtomicU64,
     shutdown: watch::Sender<bool>,
@@ -100,8 +121,58 @@ impl Hub {
     pub fn attached_tenants(&self) -> Vec<Arc<Tenant>> {
         self.tenants
             .iter()
-            .filter_map(|e| e.value().get().cloned())
+            .filter_map(|e| e.value().cell.get().cloned())
             .collect()
+    }
+
+    /// The tenant's replica if this node is attached to it.
+    pub fn attached_tenant(&self, id: &str) -> Option<Arc<Tenant>> {
+        self.tenants
+            .get(id)
+            .and_then(|slot| slot.cell.get().cloned())
+    }
+
+    /// The tenant's replica for a new session, which keeps it attached
+    /// until the returned lease drops.
+    pub async fn open_tenant(self: &Arc<Self>, id: &str) -> HubResult<(Arc<Tenant>, TenantLease)> {
+        if self.directory.tenant(id).is_none() {
+            return Err(HubError::unauthorized(format!("unknown tenant {id:?}")));
+        }
+        self.tenants.entry(id.to_string()).or_default().sessions += 1;
+        let lease = TenantLease {
+            hub: self.clone(),
+            tenant: id.to_string(),
+        };
+        let tenant = self.tenant(id).await?;
+        Ok((tenant, lease))
+    }
+
+    /// The last session of a tenant ended: in cluster mode, stop following
+    /// its deltas once it stays unused for the reconnect grace plus a node
+    /// TTL (grace timers still need the replica until then).
+    fn close_tenant(self: &Arc<Self>, id: &str) {
+        let idle = match self.tenants.get_mut(id) {
+            Some(mut slot) => {
+                slot.sessions = slot.sessions.saturating_sub(1);
+                slot.sessions == 0
+            }
+            None => false,
+        };
+        if !idle || !self.backplane.is_shared() || self.is_draining() {
+            return;
+        }
+        let (hub, id) = (self.clone(), id.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(hub.config.reconnect_grace() + hub.config.node_ttl()).await;
+            if hub
+                .tenants
+                .remove_if(&id, |_, slot| slot.sessions == 0)
+                .is_some()
+            {
+                tracing::info!(tenant = %id, "no sessions left: detaching from the tenant");
+                hub.backplane.detach(&id).await;
+            }
+        });
     }
 
     pub fn has_device(&self, key: &str) -> bool {
@@ -131,7 +202,7 @@ impl Hub {
             .tenant(id)
             .cloned()
             .ok_or_else(|| HubError::unauthorized(format!("unknown tenant {id:?}")))?;
-        let cell = self.tenants.entry(id.to_string()).or_default().clone();
+        let cell = self.tenants.entry(id.to_string()).or_default().cell.clone();
         let tenant = cell
             .get_or_try_init(|| async {
                 let tenant = Tenant::new(dir.clone(), &self.node_id, Some(self.gaps.clone()));
@@ -149,6 +220,22 @@ impl Hub {
         Ok(tenant.clone())
     }
 
+    /// The agent's record as the store has it now (the replica's on one node).
+    pub async fn fresh_record(
+        &self,
+        tenant: &Tenant,
+        agent_id: &str,
+    ) -> HubResult<Arc<AgentRecord>> {
+        let replica = tenant.record(agent_id);
+        if !self.backplane.is_shared() {
+            return replica.ok_or_else(|| HubError::not_found(format!("no agent {agent_id:?}")));
+        }
+        let stored = self.backplane.read_agent(tenant.id(), agent_id).await?;
+        stored
+            .or(replica)
+            .ok_or_else(|| HubError::not_found(format!("no agent {agent_id:?}")))
+    }
+
     /// Applies `event` to one agent by compare-and-swap. `check` runs against
     /// every record read (permissions depend on it). Returns the record after
     /// the change, or the unchanged one when the event changes nothing.
@@ -163,8 +250,12 @@ impl Hub {
         let mut current = tenant
             .record(agent_id)
             .ok_or_else(|| HubError::not_found(format!("no agent {agent_id:?}")))?;
+        // Whether `current` is known to be the store's version. A replica may
+        // lag the store by a delta in cluster mode; a CAS catches that for
+        // changes, but a refusal (or "nothing to change") computed from a
+        // stale record would never reach the store, so it is re-checked.
+        let mut verified = !self.backplane.is_shared();
         for _ in 0..MAX_CAS_ATTEMPTS {
-            check(&current)?;
             let settings = tenant.settings();
             let ctx = Context {
                 now_ms: clock::now_ms(),
@@ -172,8 +263,25 @@ impl Hub {
                 settings: &settings,
                 max_devices: self.config.max_devices_per_agent,
             };
-            let Some(next) = domain::apply(&current, event, &ctx)? else {
-                return Ok(current);
+            let verdict = check(&current).and_then(|()| domain::apply(&current, event, &ctx));
+            let next = match verdict {
+                Ok(Some(next)) => next,
+                Ok(None) | Err(_) if !verified => {
+                    verified = true;
+                    match self.backplane.read_agent(tenant.id(), agent_id).await? {
+                        Some(fresh) if fresh.version != current.version => {
+                            current = fresh;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    match verdict {
+                        Ok(_) => return Ok(current),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(None) => return Ok(current),
+                Err(e) => return Err(e),
             };
             match self
                 .backplane
@@ -193,7 +301,10 @@ impl Hub {
                     }
                     return Ok(record);
                 }
-                Commit::Conflict(Some(record)) => current = record,
+                Commit::Conflict(Some(record)) => {
+                    current = record;
+                    verified = true; // the store just told us
+                }
                 Commit::Conflict(None) => {
                     return Err(HubError::not_found(format!("no agent {agent_id:?}")))
                 }

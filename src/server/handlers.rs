@@ -355,10 +355,12 @@ impl Session {
                 self.change_agent(agent_id, None, Event::DisconnectUnassigned { within })
                     .await
             }
-            CommandAction::Monitor => self.monitor(agent_id, id),
+            CommandAction::Monitor => self.monitor(agent_id, id).await,
             CommandAction::StopMonitor => {
-                permissions::check_manage(&self.principal(), &*self.agent_record(agent_id)?, None)?;
-                let record = self.stop_monitor(agent_id).await?;
+                let p = self.principal();
+                let record = self
+                    .stop_monitor(agent_id, |r| permissions::check_manage(&p, r, None))
+                    .await?;
                 agent_result(&record)
             }
         }
@@ -367,9 +369,12 @@ impl Session {
     /// Monitoring needs the agent's device to accept: the request goes to the
     /// agent's connections (on this node or the one holding them) and the
     /// reply follows their answer; the session keeps serving meanwhile.
-    fn monitor(&mut self, agent_id: &str, id: Option<&str>) -> HubResult<Reply> {
+    async fn monitor(&mut self, agent_id: &str, id: Option<&str>) -> HubResult<Reply> {
         let p = self.principal();
-        let record = self.agent_record(agent_id)?;
+        self.agent_record(agent_id)?;
+        // From the store, not the replica: a refusal must not rest on a
+        // record this node has not caught up with yet (cluster mode).
+        let record = self.hub.fresh_record(&self.tenant, agent_id).await?;
         permissions::check_manage(&p, &record, None)?;
         let event = Event::Monitor {
             supervisor_id: self.user.id.clone(),
@@ -430,14 +435,18 @@ impl Session {
     }
 
     /// Ends this supervisor's monitor of an agent and tells the agent's devices.
-    pub(super) async fn stop_monitor(&self, agent_id: &str) -> HubResult<Arc<AgentRecord>> {
+    pub(super) async fn stop_monitor(
+        &self,
+        agent_id: &str,
+        check: impl Fn(&AgentRecord) -> HubResult<()>,
+    ) -> HubResult<Arc<AgentRecord>> {
         let event = Event::StopMonitor {
             supervisor_id: self.user.id.clone(),
         };
         let before = self.agent_record(agent_id)?;
         let record = self
             .hub
-            .change(&self.tenant, agent_id, &self.actor(), &event, |_| Ok(()))
+            .change(&self.tenant, agent_id, &self.actor(), &event, check)
             .await?;
         self.monitoring.lock().remove(agent_id);
         // Tell the devices the store knew before the change (the owner node).

@@ -66,6 +66,8 @@ pub(super) struct Session {
     pub(super) subscribed: bool,
     /// Agents this connection started monitoring (ended with it).
     pub(super) monitoring: Arc<Mutex<HashSet<String>>>,
+    /// Keeps the tenant attached on this node while the session lives.
+    _tenant_lease: crate::hub::TenantLease,
 }
 
 /// Runs one accepted WebSocket to its end.
@@ -130,10 +132,13 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
         .verifier
         .verify(&hello.token)
         .map_err(|e| refuse(close::UNAUTHORIZED, e.to_string()))?;
-    let tenant = hub.tenant(&claims.tenant).await.map_err(|e| match e.code {
-        crate::error::ErrorCode::Unavailable => refuse(1011, e.message),
-        _ => refuse(close::UNAUTHORIZED, e.message),
-    })?;
+    let (tenant, tenant_lease) =
+        hub.open_tenant(&claims.tenant)
+            .await
+            .map_err(|e| match e.code {
+                crate::error::ErrorCode::Unavailable => refuse(1011, e.message),
+                _ => refuse(close::UNAUTHORIZED, e.message),
+            })?;
     let user = tenant.dir.user(&claims.sub).cloned().ok_or_else(|| {
         refuse(
             close::UNAUTHORIZED,
@@ -189,6 +194,7 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
         limiter: RateLimiter::new(hub.config.rate_limit_per_sec),
         subscribed: false,
         monitoring: Arc::default(),
+        _tenant_lease: tenant_lease,
     };
     if let Some(d) = session.device.clone() {
         let key = device_key(session.tenant.id(), &session.user.id, &d.id);
@@ -487,7 +493,7 @@ impl Session {
         let monitoring: Vec<String> = self.monitoring.lock().drain().collect();
         for agent_id in monitoring {
             // The supervisor left: their monitors end with them.
-            let _ = self.stop_monitor(&agent_id).await;
+            let _ = self.stop_monitor(&agent_id, |_| Ok(())).await;
         }
         let (Some(device), Some(key)) = (self.device.clone(), self.device_key.clone()) else {
             return;
