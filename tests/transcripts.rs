@@ -12,7 +12,6 @@ mod common;
 
 use common::*;
 use presence_hub::directory::Directory;
-use presence_hub::node::Node;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -60,13 +59,7 @@ fn substitute(value: &Value, saved: &HashMap<String, Value>) -> Value {
 }
 
 async fn replay(name: &str, text: &str) {
-    let mut config = test_config();
-    config.jwt_secret = Some(SECRET.into());
-    let node = Node::bind_with(config, Directory::demo())
-        .await
-        .expect("node");
-    let url = format!("ws://{}/v1/ws", node.addr);
-    tokio::spawn(node.serve(std::future::pending()));
+    let hub = TestHub::start_in(|_| {}, Directory::demo).await;
     let mut clients: HashMap<String, Client> = HashMap::new();
     let mut saved = HashMap::new();
     for (n, line) in text
@@ -80,6 +73,12 @@ async fn replay(name: &str, text: &str) {
             continue;
         };
         if !clients.contains_key(who) {
+            // On a cluster, the client named "agent" uses another node than the rest.
+            let url = if who == "agent" {
+                hub.node(0).url()
+            } else {
+                hub.url()
+            };
             clients.insert(who.to_string(), Client::connect(&url).await);
         }
         let client = clients.get_mut(who).expect("client");

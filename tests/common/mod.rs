@@ -104,7 +104,10 @@ pub struct TestNode {
 
 impl TestNode {
     pub async fn start(config: Config) -> TestNode {
-        let directory = Directory::parse(DIRECTORY).expect("test directory");
+        TestNode::start_in(config, Directory::parse(DIRECTORY).expect("test directory")).await
+    }
+
+    pub async fn start_in(config: Config, directory: Directory) -> TestNode {
         let node = Node::bind_with(config, directory)
             .await
             .expect("node starts");
@@ -180,10 +183,21 @@ impl TestHub {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestHub {
+        TestHub::start_in(tweak, || {
+            Directory::parse(DIRECTORY).expect("test directory")
+        })
+        .await
+    }
+
+    /// As `start_with`, with another directory (e.g. the built-in demo).
+    pub async fn start_in(
+        tweak: impl FnOnce(&mut Config),
+        directory: impl Fn() -> Directory,
+    ) -> TestHub {
         let mut config = test_config();
         tweak(&mut config);
         if !CLUSTER {
-            let node = TestNode::start(config).await;
+            let node = TestNode::start_in(config, directory()).await;
             return TestHub {
                 addr: node.addr,
                 nodes: vec![node],
@@ -196,7 +210,7 @@ impl TestHub {
             let mut c = config.clone();
             c.redis_url = Some(redis.url());
             c.node_id = Some(format!("node-{i}"));
-            nodes.push(TestNode::start(c).await);
+            nodes.push(TestNode::start_in(c, directory()).await);
         }
         TestHub {
             addr: nodes[1].addr,
@@ -205,7 +219,7 @@ impl TestHub {
         }
     }
 
-    fn node(&self, i: usize) -> &TestNode {
+    pub fn node(&self, i: usize) -> &TestNode {
         &self.nodes[i % self.nodes.len()]
     }
 

@@ -1,0 +1,5 @@
+//! `tests/transcripts.rs` again, against three nodes sharing a Redis that
+//! the harness starts (see `tests/common/mod.rs`: the crate name decides).
+
+#[path = "transcripts.rs"]
+mod suite;
