@@ -21,6 +21,7 @@
 //!   handlers, graceful drain.
 //! - [`protocol`]: decoding client messages and building server frames.
 //! - [`wallboard`]: the embedded supervisor page.
+//! - [`metrics`]: the Prometheus series of `/metrics`.
 //! - [`config`], [`directory`], [`auth`], [`error`], [`clock`]: the edges.
 //!
 //! `main.rs` only parses flags and calls [`node::run`].
@@ -33,6 +34,7 @@ pub mod directory;
 pub mod domain;
 pub mod error;
 pub mod hub;
+pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod server;

@@ -9,7 +9,7 @@
 use crate::backplane::SettingsPatch;
 use crate::domain::{ChannelRef, Role};
 use crate::error::{HubError, HubResult};
-use crate::hub::outbox::Frame;
+use crate::hub::outbox::{Frame, Kind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -231,20 +231,26 @@ pub fn decode_hello(text: &str) -> Result<Hello, String> {
 
 // ---- frames the hub sends ------------------------------------------------
 
-pub fn frame(value: &Value) -> Frame {
-    Frame::from(value.to_string())
+pub fn frame(kind: Kind, value: &Value) -> Frame {
+    Frame::new(kind, value.to_string())
 }
 
 pub fn reply_ok(id: &str, result: Value) -> Frame {
-    frame(&json!({"type": "reply", "id": id, "ok": true, "result": result}))
+    frame(
+        Kind::Reply,
+        &json!({"type": "reply", "id": id, "ok": true, "result": result}),
+    )
 }
 
 pub fn reply_err(id: &str, error: &HubError) -> Frame {
-    frame(&json!({"type": "reply", "id": id, "ok": false, "error": error}))
+    frame(
+        Kind::Reply,
+        &json!({"type": "reply", "id": id, "ok": false, "error": error}),
+    )
 }
 
 pub fn error(error: &HubError) -> Frame {
-    frame(&json!({"type": "error", "error": error}))
+    frame(Kind::Error, &json!({"type": "error", "error": error}))
 }
 
 /// The answer to a request: a `reply` when it had an `id`; otherwise an
@@ -258,15 +264,21 @@ pub fn answer(id: Option<&str>, result: HubResult<Value>) -> Option<Frame> {
     }
 }
 
-/// `{"type": "<kind>", "agent": <record json>}` from an already serialized record.
-pub fn agent_frame(kind: &str, record_json: &str) -> Frame {
+/// `{"type": "agent"|"state", "agent": <record json>}` from an already
+/// serialized record.
+pub fn agent_frame(frame_kind: Kind, record_json: &str) -> Frame {
+    let kind = if frame_kind == Kind::State {
+        "state"
+    } else {
+        "agent"
+    };
     let mut s = String::with_capacity(record_json.len() + kind.len() + 22);
     s.push_str(r#"{"type":""#);
     s.push_str(kind);
     s.push_str(r#"","agent":"#);
     s.push_str(record_json);
     s.push('}');
-    Frame::from(s)
+    Frame::new(frame_kind, s)
 }
 
 #[cfg(test)]
@@ -304,8 +316,8 @@ mod tests {
 
     #[test]
     fn agent_frame_is_valid_json() {
-        let f = agent_frame("agent", r#"{"id":"a1"}"#);
-        let v: Value = serde_json::from_str(f.as_str()).expect("json");
+        let f = agent_frame(Kind::Agent, r#"{"id":"a1"}"#);
+        let v: Value = serde_json::from_str(f.text.as_str()).expect("json");
         assert_eq!(v, json!({"type": "agent", "agent": {"id": "a1"}}));
     }
 }

@@ -250,3 +250,27 @@ async fn a_slow_reader_gets_coalesced_deltas_and_others_are_not_held_back() {
     );
     assert!(snapshot["seq"].as_u64().is_some());
 }
+
+#[tokio::test]
+async fn connections_past_the_limit_are_refused_at_the_handshake() {
+    let hub = TestHub::start_with(|c| c.max_connections = 2).await;
+    let _one = Client::connect(&hub.url()).await;
+    let _two = Client::connect(&hub.url()).await;
+    let third = tokio_tungstenite::connect_async(hub.url()).await;
+    match third {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!("expected HTTP 503, got {other:?}"),
+    }
+    // Room again once one leaves.
+    drop(_one);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio_tungstenite::connect_async(hub.url()).await {
+            Ok(_) => break,
+            Err(_) if tokio::time::Instant::now() < deadline => tokio::task::yield_now().await,
+            Err(e) => panic!("no room after a connection closed: {e}"),
+        }
+    }
+}

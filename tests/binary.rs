@@ -152,3 +152,50 @@ async fn sigterm_drains_clients_with_1012_and_exits() {
         .expect("wait");
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn metrics_show_connections_messages_deltas_and_command_latency() {
+    let node = Proc::start(
+        &["--listen", "127.0.0.1:0"],
+        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
+    )
+    .await;
+    let url = format!("ws://{}/v1/ws", node.addr);
+    let mut a1 = Client::connect(&url).await;
+    a1.send(json!({"type": "hello", "token": token("acme", "a1"), "role": "agent", "device": {"id": "d1"}})).await;
+    a1.recv_type("state").await;
+    a1.ok(json!({"type": "heartbeat"})).await;
+    let mut sup = Client::connect(&url).await;
+    sup.send(json!({"type": "hello", "token": token("acme", "s1"), "role": "supervisor"}))
+        .await;
+    sup.recv_type("welcome").await;
+    sup.subscribe(json!({"all": true})).await;
+    sup.ok(json!({"type": "command", "action": "pause", "agent_id": "a1", "reason": "coaching"}))
+        .await;
+    sup.agent_update("a1", |a| a["status"] == "paused").await;
+    a1.state(|a| a["status"] == "paused").await;
+
+    let (code, text) = http_get(&node.addr, "/metrics").await;
+    assert_eq!(code, 200);
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(value(r#"presence_hub_connections{role="agent"}"#), 1.0);
+    assert_eq!(value(r#"presence_hub_connections{role="supervisor"}"#), 1.0);
+    assert!(value(r#"presence_hub_messages_in_total{type="heartbeat"}"#) >= 1.0);
+    assert!(value(r#"presence_hub_messages_in_total{type="command"}"#) >= 1.0);
+    assert!(value(r#"presence_hub_messages_out_total{type="snapshot"}"#) >= 1.0);
+    assert!(
+        value("presence_hub_deltas_published_total") >= 2.0,
+        "device up and pause"
+    );
+    assert!(value("presence_hub_deltas_delivered_total") >= 2.0);
+    assert_eq!(value("presence_hub_command_seconds_count"), 1.0);
+    assert!(value("presence_hub_backplane_roundtrip_seconds_count") >= 2.0);
+    assert!(text.contains("presence_hub_session_panics_total"));
+    assert!(text.contains("# HELP presence_hub_deltas_coalesced_total"));
+}

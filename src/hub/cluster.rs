@@ -120,6 +120,7 @@ async fn lease_loop(hub: Arc<Hub>) {
         match hub.backplane.renew_lease().await {
             Ok(reconnected) => {
                 if reconnected || !healthy {
+                    crate::metrics::get().backplane_reconnects.increment(1);
                     tracing::info!("store reachable again: catching up");
                     catch_up_all(&hub).await;
                 } else {

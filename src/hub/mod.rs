@@ -283,12 +283,17 @@ impl Hub {
                 Ok(None) => return Ok(current),
                 Err(e) => return Err(e),
             };
-            match self
+            let started = std::time::Instant::now();
+            let commit = self
                 .backplane
                 .commit_agent(tenant.id(), current.version, next, event.name())
-                .await?
-            {
+                .await;
+            crate::metrics::get()
+                .backplane_seconds
+                .record(started.elapsed().as_secs_f64());
+            match commit? {
                 Commit::Committed(record) => {
+                    crate::metrics::get().deltas_published.increment(1);
                     tenant
                         .wait_for(record.version, self.config.command_timeout())
                         .await;

@@ -20,8 +20,43 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-/// One serialized JSON text frame, cheap to clone.
-pub type Frame = Utf8Bytes;
+/// What a frame is (the `type` of the message), for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Welcome,
+    State,
+    Reply,
+    Error,
+    Snapshot,
+    Agent,
+    AgentRemoved,
+    Settings,
+    Command,
+    Draining,
+}
+
+impl Kind {
+    /// A delta about an agent (what "deltas delivered" counts).
+    pub fn is_delta(self) -> bool {
+        matches!(self, Kind::Agent | Kind::AgentRemoved | Kind::State)
+    }
+}
+
+/// One serialized JSON text frame, cheap to clone (shared bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: Kind,
+    pub text: Utf8Bytes,
+}
+
+impl Frame {
+    pub fn new(kind: Kind, text: impl Into<Utf8Bytes>) -> Self {
+        Frame {
+            kind,
+            text: text.into(),
+        }
+    }
+}
 
 /// Why the hub wants a connection closed, with the close code to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +146,7 @@ impl Outbox {
         });
         if replaced {
             self.coalesced.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::get().deltas_coalesced.increment(1);
         }
     }
 
@@ -164,7 +200,7 @@ mod tests {
     use super::*;
 
     fn f(s: &str) -> Frame {
-        Frame::from(s)
+        Frame::new(Kind::Reply, s)
     }
 
     #[test]
@@ -176,7 +212,7 @@ mod tests {
         outbox.push_delta(&a, f("a2"));
         outbox.push(f("reply"));
         let batch = outbox.take();
-        let got: Vec<&str> = batch.frames.iter().map(|f| f.as_str()).collect();
+        let got: Vec<&str> = batch.frames.iter().map(|f| f.text.as_str()).collect();
         assert_eq!(got, ["reply", "a2", "b1"]);
         assert_eq!(outbox.coalesced(), 1);
     }

@@ -86,10 +86,13 @@ impl Router {
                 tx,
             },
         );
-        let frame = protocol::frame(&json!({
-            "type": "command", "command_id": command_id, "action": action,
-            "supervisor": {"id": supervisor.0, "name": supervisor.1},
-        }));
+        let frame = protocol::frame(
+            super::outbox::Kind::Command,
+            &json!({
+                "type": "command", "command_id": command_id, "action": action,
+                "supervisor": {"id": supervisor.0, "name": supervisor.1},
+            }),
+        );
         for outbox in devices {
             outbox.push(frame.clone());
         }

@@ -8,7 +8,7 @@
 //! gets the snapshot at `seq` and exactly the deltas after it. Each delta is
 //! serialized once; every subscriber gets a clone of the same bytes.
 
-use super::outbox::{Frame, Outbox};
+use super::outbox::{Frame, Kind, Outbox};
 use crate::backplane::{Delta, TenantState};
 use crate::directory::TenantDirectory;
 use crate::domain::permissions::in_scope;
@@ -161,6 +161,7 @@ impl Tenant {
             Self::fan_out_settings(&mut r, state.seq, state.settings);
         }
         r.seq = r.seq.max(state.seq);
+        crate::metrics::get().resyncs.increment(1);
         tracing::info!(tenant = self.id(), seq = r.seq, changed, "replica resynced");
         self.seq_tx.send_replace(r.seq);
     }
@@ -210,7 +211,10 @@ impl Tenant {
     }
 
     fn fan_out_settings(r: &mut Replica, seq: u64, settings: Settings) {
-        let f = protocol::frame(&json!({"type": "settings", "seq": seq, "settings": settings}));
+        let f = protocol::frame(
+            Kind::Settings,
+            &json!({"type": "settings", "seq": seq, "settings": settings}),
+        );
         for sub in r.subscribers.values() {
             sub.outbox.push_settings(f.clone());
         }
@@ -226,18 +230,18 @@ impl Tenant {
         for sub in r.subscribers.values_mut() {
             if sub.scope.covers(&entry.record) {
                 sub.visible.insert(entry.id.clone());
-                let f =
-                    agent_frame.get_or_insert_with(|| protocol::agent_frame("agent", &entry.json));
+                let f = agent_frame
+                    .get_or_insert_with(|| protocol::agent_frame(Kind::Agent, &entry.json));
                 sub.outbox.push_delta(&entry.id, f.clone());
             } else if sub.visible.remove(&entry.id) {
                 let f = removed_frame.get_or_insert_with(|| {
-                    protocol::frame(&json!({"type": "agent_removed", "agent_id": &*entry.id, "version": entry.record.version}))
+                    protocol::frame(Kind::AgentRemoved, &json!({"type": "agent_removed", "agent_id": &*entry.id, "version": entry.record.version}))
                 });
                 sub.outbox.push_delta(&entry.id, f.clone());
             }
         }
         if let Some(watchers) = r.watchers.get(entry.id.as_ref()) {
-            let f = protocol::agent_frame("state", &entry.json);
+            let f = protocol::agent_frame(Kind::State, &entry.json);
             for w in watchers {
                 let moved = entry
                     .record
@@ -333,7 +337,11 @@ impl Tenant {
         snapshot.push_str(r#","settings":"#);
         snapshot.push_str(&json!(r.settings).to_string());
         snapshot.push('}');
-        outbox.restart_deltas(reply.into_iter().chain([Frame::from(snapshot)]));
+        outbox.restart_deltas(
+            reply
+                .into_iter()
+                .chain([Frame::new(Kind::Snapshot, snapshot)]),
+        );
         r.subscribers.insert(
             conn,
             Subscriber {
@@ -352,7 +360,7 @@ impl Tenant {
     pub fn watch_agent(&self, agent_id: &str, device_id: &str, conn: u64, outbox: &Arc<Outbox>) {
         let mut r = self.replica.lock();
         if let Some(e) = r.agents.get(agent_id) {
-            outbox.push_delta(&e.id, protocol::agent_frame("state", &e.json));
+            outbox.push_delta(&e.id, protocol::agent_frame(Kind::State, &e.json));
         }
         let watcher = Watcher {
             conn,

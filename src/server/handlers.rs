@@ -397,6 +397,7 @@ impl Session {
         );
         let (outbox, monitoring) = (self.outbox.clone(), self.monitoring.clone());
         let id = id.map(str::to_string);
+        let started = std::time::Instant::now();
         tokio::spawn(async move {
             let agent_id = record.id.clone();
             let result = match hub
@@ -427,6 +428,9 @@ impl Session {
                 ))),
                 Outcome::Unavailable(why) => Err(HubError::unavailable(why)),
             };
+            crate::metrics::get()
+                .command_seconds
+                .record(started.elapsed().as_secs_f64());
             if let Some(frame) = protocol::answer(id.as_deref(), result) {
                 outbox.push(frame);
             }

@@ -23,21 +23,22 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/v1/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(|| async { crate::metrics::get().render() }))
         .merge(wallboard::routes())
         .with_state(hub)
 }
 
 async fn ws_upgrade(State(hub): State<Arc<Hub>>, ws: WebSocketUpgrade) -> Response {
+    let refuse = |why: &'static str| {
+        crate::metrics::get().rejected_connections.increment(1);
+        (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+    };
     if hub.is_draining() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "draining: connect to another node\n",
-        )
-            .into_response();
+        return refuse("draining: connect to another node\n");
     }
     // Refused at the handshake, before any per-connection memory is spent.
     if hub.connections.load(Ordering::Relaxed) >= hub.config.max_connections {
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
+        return refuse("too many connections\n");
     }
     // The hub enforces `max_frame_bytes` itself on whole messages, so it can
     // answer `too_large` and close cleanly with 1009 (the oversize message is

@@ -14,7 +14,7 @@
 
 use crate::domain::{Actor, Event, Role, User};
 use crate::error::HubError;
-use crate::hub::outbox::{CloseRequest, Outbox};
+use crate::hub::outbox::{CloseRequest, Kind, Outbox};
 use crate::hub::tenant::Tenant;
 use crate::hub::{device_key, Hub};
 use crate::protocol::{self, close, DeviceHello};
@@ -92,6 +92,8 @@ pub async fn run(hub: Arc<Hub>, mut ws: WebSocket) {
         conn, tenant = session.tenant.id(), user = %session.user.id, role = session.role.as_str(),
         device = session.device.as_ref().map(|d| d.id.as_str()), "session start"
     );
+    let gauge = crate::metrics::get().connection(session.role);
+    gauge.increment(1.0);
     // A panic in one session must not take anything else down: it is caught
     // here, and the session is cleaned up as if the connection dropped.
     let end = match AssertUnwindSafe(session.serve(&mut ws))
@@ -100,11 +102,13 @@ pub async fn run(hub: Arc<Hub>, mut ws: WebSocket) {
     {
         Ok(end) => end,
         Err(_) => {
+            crate::metrics::get().panics.increment(1);
             tracing::error!(conn, "session task panicked; ending the session");
             End::Dropped
         }
     };
     session.finish(end).await;
+    gauge.decrement(1.0);
     tracing::info!(conn, tenant = session.tenant.id(), user = %session.user.id, reason = ?end, "session end");
 }
 
@@ -224,7 +228,9 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
         "presence_ttl_ms": hub.config.presence_ttl_ms,
         "settings": session.tenant.settings(),
     });
-    session.outbox.push(protocol::frame(&welcome));
+    session
+        .outbox
+        .push(protocol::frame(Kind::Welcome, &welcome));
     if session.device.is_some() {
         if let Some(d) = &session.device {
             session
@@ -279,8 +285,8 @@ impl Session {
                 _ = crate::hub::draining(&mut draining) => {
                     let cap = self.hub.config.reconnect_grace_ms.min(1000) / 2;
                     let after = if cap == 0 { 0 } else { rand::random::<u64>() % cap };
-                    let notice = protocol::frame(&json!({"type": "draining", "reconnect_after_ms": after}));
-                    let _ = ws.send(Message::Text(notice)).await;
+                    let notice = protocol::frame(Kind::Draining, &json!({"type": "draining", "reconnect_after_ms": after}));
+                    let _ = ws.send(Message::Text(notice.text)).await;
                     close_socket(ws, close::DRAINING, "node draining: reconnect elsewhere", self.linger()).await;
                     return End::Draining;
                 }
@@ -375,7 +381,7 @@ impl Session {
     async fn too_large(&self, ws: &mut WebSocket, linger: Duration) -> End {
         let max = self.hub.config.max_frame_bytes;
         let e = HubError::too_large(format!("message larger than {max} bytes"));
-        let _ = ws.send(Message::Text(protocol::error(&e))).await;
+        let _ = ws.send(Message::Text(protocol::error(&e).text)).await;
         close_socket(
             ws,
             close::TOO_LARGE,
@@ -391,10 +397,20 @@ impl Session {
             Ok(incoming) => incoming,
             Err(e) => return self.outbox.push(protocol::error(&e)),
         };
+        let metrics = crate::metrics::get();
+        metrics.message_in(&incoming.kind);
+        let started = Instant::now();
+        let is_command = incoming.kind == "command";
         let result = match incoming.request {
             Ok(request) => self.dispatch(request, incoming.id.as_deref()).await,
             Err(e) => Err(e),
         };
+        // Monitor answers later and records its own latency.
+        if is_command && !matches!(result, Ok(super::handlers::Reply::Later)) {
+            metrics
+                .command_seconds
+                .record(started.elapsed().as_secs_f64());
+        }
         let result = match result {
             Ok(super::handlers::Reply::Later) => return,
             Ok(super::handlers::Reply::Now(value)) => Ok(value),
@@ -446,15 +462,29 @@ impl Session {
     /// be written to within the presence TTL (gone, or not reading at all).
     async fn flush(&mut self, ws: &mut WebSocket) -> Result<Option<CloseRequest>, ()> {
         let batch = self.outbox.take();
+        // Counted per batch, not per frame: one atomic add per kind.
+        let mut sent = [0u64; crate::metrics::OUT_KINDS.len()];
+        for frame in &batch.frames {
+            sent[frame.kind as usize] += 1;
+        }
         let frames = batch.frames;
         let write = async {
             for frame in frames {
-                ws.feed(Message::Text(frame)).await?;
+                ws.feed(Message::Text(frame.text)).await?;
             }
             ws.flush().await
         };
         match tokio::time::timeout(self.hub.config.presence_ttl(), write).await {
-            Ok(Ok(())) => Ok(batch.close),
+            Ok(Ok(())) => {
+                let metrics = crate::metrics::get();
+                metrics.messages_out(&sent);
+                let deltas = [Kind::Agent, Kind::AgentRemoved, Kind::State]
+                    .iter()
+                    .map(|k| sent[*k as usize])
+                    .sum();
+                metrics.deltas_delivered.increment(deltas);
+                Ok(batch.close)
+            }
             _ => Err(()),
         }
     }

@@ -1,0 +1,160 @@
+//! Prometheus metrics (SPEC §6), through the `metrics` facade and its
+//! Prometheus exporter; `/metrics` renders them.
+//!
+//! Handles are registered once and kept here, so hot paths (fan-out,
+//! writes) increment an atomic instead of looking a series up by name.
+//! The recorder is process-wide: one node per process in production; nodes
+//! started inside one test process share it.
+
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+/// Kinds of frames the hub sends, as the `type` label of messages out.
+/// In the order of [`Kind`](crate::hub::outbox::Kind).
+pub const OUT_KINDS: [&str; 10] = [
+    "welcome",
+    "state",
+    "reply",
+    "error",
+    "snapshot",
+    "agent",
+    "agent_removed",
+    "settings",
+    "command",
+    "draining",
+];
+
+pub struct Metrics {
+    handle: PrometheusHandle,
+    connections: [Gauge; 3],
+    pub deltas_published: Counter,
+    pub deltas_delivered: Counter,
+    pub deltas_coalesced: Counter,
+    pub command_seconds: Histogram,
+    pub backplane_seconds: Histogram,
+    pub backplane_reconnects: Counter,
+    pub resyncs: Counter,
+    pub panics: Counter,
+    pub rejected_connections: Counter,
+    messages_out: [Counter; OUT_KINDS.len()],
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// The process's metrics (installs the recorder on first use).
+pub fn get() -> &'static Metrics {
+    METRICS.get_or_init(|| {
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("_seconds".into()),
+                &[
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.5, 1.0, 2.5, 5.0,
+                ],
+            )
+            .and_then(|b| b.install_recorder())
+            .unwrap_or_else(|_| {
+                // Another recorder is installed (a library user's): render an
+                // empty one rather than fail.
+                PrometheusBuilder::new().build_recorder().handle()
+            });
+        describe();
+        Metrics {
+            handle,
+            connections: ["agent", "supervisor", "admin"]
+                .map(|role| metrics::gauge!("presence_hub_connections", "role" => role)),
+            deltas_published: metrics::counter!("presence_hub_deltas_published_total"),
+            deltas_delivered: metrics::counter!("presence_hub_deltas_delivered_total"),
+            deltas_coalesced: metrics::counter!("presence_hub_deltas_coalesced_total"),
+            command_seconds: metrics::histogram!("presence_hub_command_seconds"),
+            backplane_seconds: metrics::histogram!("presence_hub_backplane_roundtrip_seconds"),
+            backplane_reconnects: metrics::counter!("presence_hub_backplane_reconnects_total"),
+            resyncs: metrics::counter!("presence_hub_resyncs_total"),
+            panics: metrics::counter!("presence_hub_session_panics_total"),
+            rejected_connections: metrics::counter!("presence_hub_connections_rejected_total"),
+            messages_out: OUT_KINDS
+                .map(|kind| metrics::counter!("presence_hub_messages_out_total", "type" => kind)),
+        }
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(
+        "presence_hub_connections",
+        "Open WebSocket sessions, by role"
+    );
+    describe_counter!(
+        "presence_hub_messages_in_total",
+        "Messages received, by type"
+    );
+    describe_counter!("presence_hub_messages_out_total", "Messages sent, by type");
+    describe_counter!(
+        "presence_hub_deltas_published_total",
+        "Changes this node committed"
+    );
+    describe_counter!(
+        "presence_hub_deltas_delivered_total",
+        "Agent deltas and states written to clients"
+    );
+    describe_counter!(
+        "presence_hub_deltas_coalesced_total",
+        "Deltas replaced by a newer one before a slow client read them"
+    );
+    describe_histogram!(
+        "presence_hub_command_seconds",
+        Unit::Seconds,
+        "Supervisor command latency, request to reply"
+    );
+    describe_histogram!(
+        "presence_hub_backplane_roundtrip_seconds",
+        Unit::Seconds,
+        "One commit to the backplane"
+    );
+    describe_counter!(
+        "presence_hub_backplane_reconnects_total",
+        "Reconnections to the store"
+    );
+    describe_counter!(
+        "presence_hub_resyncs_total",
+        "Tenant replicas reloaded after a gap or reconnection"
+    );
+    describe_counter!(
+        "presence_hub_session_panics_total",
+        "Session tasks that panicked (caught; the session ended)"
+    );
+    describe_counter!(
+        "presence_hub_connections_rejected_total",
+        "Upgrades refused at the handshake (limit or draining)"
+    );
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    pub fn connection(&self, role: crate::domain::Role) -> &Gauge {
+        &self.connections[role as usize]
+    }
+
+    /// Counts one received message of a known type (or `invalid`).
+    pub fn message_in(&self, kind: &str) {
+        let kind = crate::protocol::REQUEST_TYPES
+            .iter()
+            .copied()
+            .find(|k| *k == kind)
+            .unwrap_or("invalid");
+        metrics::counter!("presence_hub_messages_in_total", "type" => kind).increment(1);
+    }
+
+    /// Counts sent messages; `counts` is indexed like [`OUT_KINDS`].
+    pub fn messages_out(&self, counts: &[u64; OUT_KINDS.len()]) {
+        for (counter, &n) in self.messages_out.iter().zip(counts) {
+            if n > 0 {
+                counter.increment(n);
+            }
+        }
+    }
+}
