@@ -320,4 +320,88 @@ mod tests {
         let v: Value = serde_json::from_str(f.text.as_str()).expect("json");
         assert_eq!(v, json!({"type": "agent", "agent": {"id": "a1"}}));
     }
+
+    mod fuzz {
+        use super::super::*;
+        use crate::error::ErrorCode;
+        use proptest::prelude::*;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)),
+                ".{0,12}".prop_map(Value::from),
+                prop_oneof![
+                    Just("queue"),
+                    Just("chat"),
+                    Just("agent"),
+                    Just("paused"),
+                    Just("all")
+                ]
+                .prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    proptest::collection::btree_map(
+                        prop_oneof![
+                            Just("id".to_string()),
+                            Just("channel".to_string()),
+                            Just("kind".to_string()),
+                            Just("status".to_string()),
+                            Just("reason".to_string()),
+                            Just("scope".to_string()),
+                            Just("agent_id".to_string()),
+                            Just("settings".to_string()),
+                            ".{0,6}".prop_map(String::from),
+                        ],
+                        inner,
+                        0..5,
+                    )
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+            /// Any text at all: decoding never panics and always says why.
+            #[test]
+            fn any_text_decodes_or_says_why(text in ".{0,200}") {
+                match decode(&text) {
+                    Ok(m) => if let Err(e) = m.request { prop_assert!(!e.message.is_empty()) },
+                    Err(e) => prop_assert_eq!(e.code, ErrorCode::BadRequest),
+                }
+                let _ = decode_hello(&text);
+            }
+
+            /// Objects of every known type with random fields: either a
+            /// request or `bad_request` naming the problem, never `unknown_type`.
+            #[test]
+            fn known_types_with_random_fields(kind in proptest::sample::select(REQUEST_TYPES), fields in json()) {
+                let mut object = match fields { Value::Object(m) => m, other => {
+                    let mut m = serde_json::Map::new();
+                    m.insert("x".into(), other);
+                    m
+                } };
+                object.insert("type".into(), Value::from(kind));
+                let text = Value::Object(object).to_string();
+                match decode(&text) {
+                    Ok(m) => {
+                        prop_assert_eq!(m.kind.as_str(), kind);
+                        if let Err(e) = m.request {
+                            prop_assert_eq!(e.code, ErrorCode::BadRequest, "{}", e.message);
+                        }
+                    }
+                    Err(e) => prop_assert_eq!(e.code, ErrorCode::BadRequest), // a non-string id
+                }
+                let _ = decode_hello(&text);
+            }
+        }
+    }
 }

@@ -5,6 +5,8 @@
 
 pub mod machine;
 pub mod permissions;
+#[cfg(test)]
+mod properties;
 pub mod record;
 
 pub use machine::{apply, Context, Event};

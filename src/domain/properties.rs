@@ -1,0 +1,157 @@
+//! Property-based fuzzing of the state machine: random event sequences,
+//! from any actor, never panic and always leave a record that keeps the
+//! invariants of SPEC §2. A bounded run is part of `cargo test`; raise
+//! `PROPTEST_CASES` for a longer one.
+
+use super::machine::{apply, Context, Event};
+use super::record::*;
+use proptest::prelude::*;
+
+const MAX_DEVICES: usize = 3;
+
+fn channel() -> impl Strategy<Value = ChannelRef> {
+    (
+        prop_oneof![
+            Just(ChannelKind::Queue),
+            Just(ChannelKind::Chat),
+            Just(ChannelKind::Campaign)
+        ],
+        0..3u8,
+    )
+        .prop_map(|(kind, i)| ChannelRef::new(kind, format!("c{i}")))
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    let id = |prefix: &'static str| (0..3u8).prop_map(move |i| format!("{prefix}{i}"));
+    prop_oneof![
+        (id("d"), id("n")).prop_map(|(device_id, node)| Event::DeviceUp {
+            device_id,
+            kind: "web".into(),
+            label: None,
+            node
+        }),
+        (id("d"), id("n")).prop_map(|(device_id, node)| Event::DeviceDown { device_id, node }),
+        id("r").prop_map(|reason| Event::Pause { reason }),
+        Just(Event::Unpause),
+        (id("i"), channel()).prop_map(|(interaction_id, channel)| Event::InteractionStart {
+            interaction_id,
+            channel
+        }),
+        id("i").prop_map(|interaction_id| Event::InteractionEnd { interaction_id }),
+        Just(Event::EndWrapUp),
+        (0..200_000u64).prop_map(|until_ms| Event::WrapUpExpired { until_ms }),
+        channel().prop_map(|channel| Event::Connect { channel }),
+        channel().prop_map(|channel| Event::Disconnect { channel }),
+        proptest::option::of(proptest::collection::vec(channel(), 0..3))
+            .prop_map(|within| Event::DisconnectUnassigned { within }),
+        id("s").prop_map(|supervisor_id| Event::Monitor { supervisor_id }),
+        id("s").prop_map(|supervisor_id| Event::StopMonitor { supervisor_id }),
+        channel().prop_map(|channel| Event::Assign { channel }),
+        channel().prop_map(|channel| Event::Unassign { channel }),
+        proptest::option::of(any::<bool>())
+            .prop_map(|allowed| Event::SetUnassignedAccess { allowed }),
+        Just(Event::Renormalize),
+    ]
+}
+
+fn settings() -> impl Strategy<Value = Settings> {
+    (any::<bool>(), 0..3u32, any::<bool>()).prop_map(|(s, w, u)| Settings {
+        supervisor_can_end_wrap_up: s,
+        wrap_up_seconds: w,
+        unassigned_access_default: u,
+    })
+}
+
+/// The invariants every stored record keeps.
+fn check_invariants(r: &AgentRecord) -> Result<(), String> {
+    let online = r.devices.iter().any(|d| d.active);
+    let fail = |what: &str| Err(format!("{what}: {r:?}"));
+    if (r.presence == Presence::Online) != online {
+        return fail("presence disagrees with the devices");
+    }
+    if (r.status == Status::Offline) == online {
+        return fail("status offline iff no active device");
+    }
+    if r.interaction.is_some() != (r.status == Status::Busy) {
+        return fail("an interaction exactly while busy");
+    }
+    if r.pause_reason.is_some() != (r.status == Status::Paused) {
+        return fail("a pause reason exactly while paused");
+    }
+    if r.wrap_up_until_ms.is_some() != (r.status == Status::WrapUp) {
+        return fail("a wrap-up deadline exactly while in wrap-up");
+    }
+    if r.pending_pause.is_some() && !matches!(r.status, Status::Busy | Status::WrapUp) {
+        return fail("a pending pause only while busy or in wrap-up");
+    }
+    if !online && !r.monitored_by.is_empty() {
+        return fail("offline agents are not monitored");
+    }
+    for c in &r.channels {
+        if !c.assigned && !c.connected {
+            return fail("a channel neither assigned nor connected is listed");
+        }
+        if c.lingering != (c.connected && !c.assigned && !r.unassigned_access) {
+            return fail("lingering marks exactly unassigned connections without access");
+        }
+    }
+    let mut keys: Vec<_> = r.channels.iter().map(|c| (c.kind, c.id.clone())).collect();
+    let n = keys.len();
+    keys.dedup();
+    if keys.len() != n
+        || !r
+            .channels
+            .windows(2)
+            .all(|w| (w[0].kind, &w[0].id) < (w[1].kind, &w[1].id))
+    {
+        return fail("channels are unique and sorted");
+    }
+    if !r.monitored_by.windows(2).all(|w| w[0] < w[1]) {
+        return fail("monitored_by is unique and sorted");
+    }
+    let active = r.devices.iter().filter(|d| d.active).count();
+    if r.devices.len() > MAX_DEVICES.max(active) {
+        return fail("too many devices remembered");
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_event_sequences_keep_the_invariants(
+        steps in proptest::collection::vec((event(), settings(), 0..5_000u64), 1..60),
+    ) {
+        let mut record = AgentRecord::new("a1", "Ana", &[Role::Agent], [ChannelRef::new(ChannelKind::Queue, "c0")], &Settings::default());
+        let mut now = 1_000u64;
+        let mut version = 0u64;
+        for (event, settings, dt) in steps {
+            now += dt;
+            let by = Actor::system();
+            let ctx = Context { now_ms: now, by: &by, settings: &settings, max_devices: MAX_DEVICES };
+            let before = record.clone();
+            match apply(&record, &event, &ctx) {
+                Ok(Some(mut next)) => {
+                    prop_assert_ne!(&next, &before, "a change changes something");
+                    // What the store does on commit: the next version.
+                    version += 1;
+                    next.version = version;
+                    prop_assert!(next.version > before.version, "versions increase");
+                    check_invariants(&next).map_err(TestCaseError::fail)?;
+                    if next.status != before.status {
+                        prop_assert_eq!(next.status_since_ms, now);
+                    }
+                    record = next;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    use crate::error::ErrorCode::*;
+                    prop_assert!(matches!(e.code, InvalidState | AgentOffline), "unexpected refusal {:?}", e);
+                    prop_assert!(!e.message.is_empty());
+                }
+            }
+            prop_assert_eq!(&record.id, "a1");
+        }
+    }
+}
