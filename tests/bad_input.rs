@@ -8,6 +8,29 @@ use common::*;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
+/// A snapshot once it shows `online` agents online (on a cluster the
+/// supervisors' node learns of an agent's device a moment after its own).
+async fn settled_snapshot(hub: &TestHub, online: &[&str]) -> Value {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let agents = snapshot_agents(hub).await;
+        let all = online.iter().all(|id| {
+            agents
+                .as_array()
+                .and_then(|l| l.iter().find(|a| a["id"] == *id))
+                .is_some_and(|a| a["presence"] == "online")
+        });
+        if all {
+            return agents;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{online:?} never all online: {agents}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn snapshot_agents(hub: &TestHub) -> Value {
     let mut s = hub.staff("ad1", "admin").await;
     let snapshot = s.subscribe(json!({"all": true})).await;
@@ -19,7 +42,7 @@ async fn malformed_messages_get_errors_and_change_nothing() {
     let hub = TestHub::start().await;
     let mut a1 = hub.agent("a1", "d1").await;
     let mut other = hub.agent("a2", "d2").await;
-    let before = snapshot_agents(&hub).await;
+    let before = settled_snapshot(&hub, &["a1", "a2"]).await;
 
     for (text, code) in [
         ("{not json", "bad_request"),
@@ -133,7 +156,7 @@ async fn an_oversize_frame_closes_with_1009_and_nothing_else() {
     let (mut sup, _) = hub.watcher("s1").await;
     let mut a1 = hub.agent("a1", "d1").await;
     let mut a2 = hub.agent("a2", "d2").await;
-    let before = snapshot_agents(&hub).await;
+    let before = settled_snapshot(&hub, &["a1", "a2"]).await;
     let huge =
         json!({"type": "set_status", "status": "paused", "reason": "x".repeat(4096)}).to_string();
     a1.send_raw(&huge).await;

@@ -199,3 +199,45 @@ async fn metrics_show_connections_messages_deltas_and_command_latency() {
     assert!(text.contains("presence_hub_session_panics_total"));
     assert!(text.contains("# HELP presence_hub_deltas_coalesced_total"));
 }
+
+#[tokio::test]
+async fn json_logs_have_one_line_per_session_start_and_end_and_never_a_token() {
+    let mut node = Proc::start_logged(
+        &["--listen", "127.0.0.1:0", "--log-format", "json"],
+        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
+    )
+    .await;
+    let url = format!("ws://{}/v1/ws", node.addr);
+    let good = token("acme", "a1");
+    let mut a1 = Client::connect(&url).await;
+    a1.send(json!({"type": "hello", "token": good, "role": "agent", "device": {"id": "d1"}}))
+        .await;
+    a1.recv_type("state").await;
+    let start = node.log_line(&["session start", "\"a1\""]).await;
+    a1.close().await;
+    let end = node.log_line(&["session end", "ClientClosed"]).await;
+    // A refused hello is logged with its reason too.
+    let forged = presence_hub::auth::mint("wrong-secret", "acme", "s1", 600).expect("mint");
+    let mut bad = Client::connect(&url).await;
+    bad.send(json!({"type": "hello", "token": forged, "role": "supervisor"}))
+        .await;
+    assert_eq!(bad.closed().await.code, 4003);
+    let refused = node.log_line(&["session refused", "4003"]).await;
+    for line in [&start, &end, &refused] {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+    }
+    let mut all = vec![start, end, refused];
+    all.extend(node.drain_logs());
+    for line in &all {
+        assert!(
+            !line.contains(&good) && !line.contains(&forged),
+            "a token was logged: {line}"
+        );
+        assert!(!line.contains(SECRET), "the secret was logged: {line}");
+    }
+}

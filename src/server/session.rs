@@ -584,22 +584,28 @@ fn is_too_large(e: &axum::Error) -> bool {
     )
 }
 
-/// A token bucket: `rate` messages per second, bursts of one second's worth.
+/// A token bucket: `rate` messages per second, bursts of one second's
+/// worth. Refusals are counted per one-second window: more than `rate` of
+/// them in a window is a flood (an allowed message in between does not
+/// excuse it).
 struct RateLimiter {
     rate: f64,
     tokens: f64,
     at: Instant,
-    /// Messages refused since the last one allowed.
+    window: Instant,
+    /// Messages refused in the current window.
     strikes: u32,
 }
 
 impl RateLimiter {
     fn new(rate: u32) -> Self {
         let rate = f64::from(rate.max(1));
+        let now = Instant::now();
         RateLimiter {
             rate,
             tokens: rate,
-            at: Instant::now(),
+            at: now,
+            window: now,
             strikes: 0,
         }
     }
@@ -608,9 +614,12 @@ impl RateLimiter {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.at = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        if now.saturating_duration_since(self.window) >= Duration::from_secs(1) {
+            self.window = now;
+            self.strikes = 0;
+        }
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            self.strikes = 0;
             true
         } else {
             self.strikes += 1;

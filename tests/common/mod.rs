@@ -334,6 +334,14 @@ impl Client {
         self.ws.send(Message::text(text)).await.expect("send");
     }
 
+    /// Writes many text messages in one burst (one flush).
+    pub async fn burst(&mut self, texts: impl IntoIterator<Item = String>) {
+        for t in texts {
+            self.ws.feed(Message::text(t)).await.expect("feed");
+        }
+        self.ws.flush().await.expect("flush");
+    }
+
     pub async fn send_message(&mut self, m: Message) {
         self.ws.send(m).await.expect("send");
     }

@@ -13,13 +13,26 @@ pub struct Proc {
     pub child: Child,
     pub addr: String,
     pub banner: Vec<String>,
+    /// The node's log lines, when started with [`Proc::start_logged`].
+    pub logs: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
 
 impl Proc {
+    /// Starts a node and collects its log lines (stderr).
+    pub async fn start_logged(args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        Proc::spawn(args, envs, true).await
+    }
+
     pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        Proc::spawn(args, envs, false).await
+    }
+
+    async fn spawn(args: &[&str], envs: &[(&str, &str)], capture: bool) -> Proc {
         let mut cmd = Command::new(BIN);
         // PRESENCE_HUB_TEST_LOGS=1 shows the nodes' logs when debugging a test.
-        let logs = if std::env::var_os("PRESENCE_HUB_TEST_LOGS").is_some() {
+        let logs = if capture {
+            Stdio::piped()
+        } else if std::env::var_os("PRESENCE_HUB_TEST_LOGS").is_some() {
             Stdio::inherit()
         } else {
             Stdio::null()
@@ -32,6 +45,18 @@ impl Proc {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn");
+        let logs = child.stderr.take().map(|stderr| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        });
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let mut banner = Vec::new();
         let addr = tokio::time::timeout(DEADLINE, async {
@@ -55,6 +80,7 @@ impl Proc {
             child,
             addr,
             banner,
+            logs,
         }
     }
 
@@ -65,6 +91,44 @@ impl Proc {
     /// `kill -9`.
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
+    }
+
+    /// Waits for a log line containing all of `needles`; returns it.
+    pub async fn log_line(&mut self, needles: &[&str]) -> String {
+        let logs = self.logs.as_mut().expect("started with start_logged");
+        tokio::time::timeout(DEADLINE, async {
+            while let Some(line) = logs.recv().await {
+                if needles.iter().all(|n| line.contains(n)) {
+                    return line;
+                }
+            }
+            panic!("the node's log ended");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no log line with {needles:?}"))
+    }
+
+    /// Every log line received so far.
+    pub fn drain_logs(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(logs) = self.logs.as_mut() {
+            while let Ok(line) = logs.try_recv() {
+                out.push(line);
+            }
+        }
+        out
+    }
+
+    /// Resident memory of the node process, from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.child.id().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .expect("VmRSS")
     }
 
     pub async fn status(&self, path: &str) -> u16 {
