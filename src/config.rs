@@ -24,6 +24,19 @@ pub struct Cli {
 pub enum Command {
     /// Mint a development token (HS256 with the configured secret).
     Token(TokenArgs),
+    /// Exit 0 when the node at --listen answers GET <path> with 200 (for
+    /// container health checks: no curl needed in the image).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// Path to probe: /healthz (process up) or /readyz (ready for traffic).
+    #[arg(long, default_value = "/healthz")]
+    pub path: String,
+    /// Give up after this many milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,16 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Healthcheck(args)) => {
+            let timeout = std::time::Duration::from_millis(args.timeout_ms);
+            match presence_hub::node::healthcheck(cli.config.listen, &args.path, timeout).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("presence-hub healthcheck: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         None => match presence_hub::node::run(cli.config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -217,3 +217,49 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             source,
         })
 }
+
+/// `presence-hub healthcheck`: GET `path` on the local node; `Ok` on 200.
+pub async fn healthcheck(
+    listen: SocketAddr,
+    path: &str,
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A node listening on 0.0.0.0 / [::] is probed on loopback.
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = String::from_utf8_lossy(&response)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        if status == "200" {
+            Ok(())
+        } else {
+            Err(format!("{path} answered {status}"))
+        }
+    };
+    tokio::time::timeout(timeout, probe)
+        .await
+        .map_err(|_| format!("{path}: no answer in time"))?
+}

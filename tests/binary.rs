@@ -241,3 +241,27 @@ async fn json_logs_have_one_line_per_session_start_and_end_and_never_a_token() {
         assert!(!line.contains(SECRET), "the secret was logged: {line}");
     }
 }
+
+#[tokio::test]
+async fn the_healthcheck_subcommand_probes_a_node() {
+    let node = Proc::start(
+        &["--listen", "127.0.0.1:0"],
+        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
+    )
+    .await;
+    let probe = |listen: String, path: &'static str| async move {
+        Command::new(BIN)
+            .args(["--listen", &listen, "healthcheck", "--path", path])
+            .status()
+            .await
+            .expect("run")
+    };
+    assert!(probe(node.addr.clone(), "/healthz").await.success());
+    assert!(probe(node.addr.clone(), "/readyz").await.success());
+    let unused = format!("127.0.0.1:{}", common::redis::free_port());
+    assert_eq!(
+        probe(unused, "/healthz").await.code(),
+        Some(1),
+        "nothing listening there"
+    );
+}

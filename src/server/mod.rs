@@ -78,18 +78,32 @@ pub async fn serve(
     });
     let mut server = std::pin::pin!(server.into_future());
     let mut draining = hub.shutdown_signal();
+    // The HTTP server may finish before the sessions do (upgraded
+    // connections are the sessions' own), so finishing it is not the end.
+    let mut server_done = false;
     tokio::select! {
-        result = &mut server => return result,
+        result = &mut server => {
+            result?;
+            server_done = true;
+        }
         _ = crate::hub::draining(&mut draining) => {}
     }
+    if !hub.is_draining() {
+        return Ok(()); // stopped without a shutdown signal
+    }
+    let started = tokio::time::Instant::now();
+    let drain_timeout = hub.config.drain_timeout();
     let drained = async {
-        let _ = (&mut server).await;
+        if !server_done {
+            let _ = (&mut server).await;
+        }
         hub.wait_idle().await;
+        // Cluster mode: give clients the grace to reconnect elsewhere, then
+        // clear what is left and release the lease.
+        hub.hand_over_devices(drain_timeout.saturating_sub(started.elapsed()))
+            .await;
     };
-    if tokio::time::timeout(hub.config.drain_timeout(), drained)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(drain_timeout, drained).await.is_err() {
         tracing::warn!(
             open = hub.connections.load(Ordering::Relaxed),
             "drain timeout reached with sessions still open"

@@ -310,6 +310,15 @@ impl Client {
         }
     }
 
+    /// Wraps an already connected stream.
+    pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+        Client {
+            ws,
+            next_id: 1,
+            backlog: VecDeque::new(),
+        }
+    }
+
     /// Connects over a socket with a tiny receive buffer (a slow reader
     /// whose backlog piles up at the hub, not in the kernel).
     pub async fn connect_small_buffer(addr: SocketAddr, url: &str) -> Client {
@@ -366,6 +375,8 @@ impl Client {
                     return Ok(serde_json::from_str(&t).expect("server sends JSON"))
                 }
                 Some(Ok(Message::Close(frame))) => {
+                    // Answer the close at once, as a browser does.
+                    let _ = self.ws.flush().await;
                     return Err(frame
                         .map(|f| Closed {
                             code: u16::from(f.code),
@@ -374,7 +385,7 @@ impl Client {
                         .unwrap_or(Closed {
                             code: 1005,
                             reason: String::new(),
-                        }))
+                        }));
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => {
@@ -393,6 +404,19 @@ impl Client {
         }
     }
 
+    /// The next message within `within`: `Ok(None)` when none came,
+    /// `Err` when the connection closed (for clients that reconnect).
+    pub async fn try_recv(&mut self, within: Duration) -> Result<Option<Value>, Closed> {
+        if let Some(v) = self.backlog.pop_front() {
+            return Ok(Some(v));
+        }
+        match tokio::time::timeout(within, self.read()).await {
+            Ok(Ok(v)) => Ok(Some(v)),
+            Ok(Err(closed)) => Err(closed),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Waits for the first message matching `pred`, keeping the others.
     pub async fn recv_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         if let Some(i) = self.backlog.iter().position(&pred) {
@@ -403,7 +427,11 @@ impl Client {
             let v = tokio::time::timeout_at(deadline, self.read())
                 .await
                 .unwrap_or_else(|_| {
-                    panic!("no {what} within the deadline; backlog: {:?}", self.backlog)
+                    let last: Vec<_> = self.backlog.iter().rev().take(3).collect();
+                    panic!(
+                        "no {what} within the deadline; {} other messages, the last: {last:?}",
+                        self.backlog.len()
+                    )
                 })
                 .unwrap_or_else(|closed| panic!("closed ({closed:?}) while waiting for {what}"));
             if pred(&v) {
