@@ -139,6 +139,13 @@ pub struct Config {
     /// Devices remembered per agent (inactive ones beyond are forgotten).
     #[arg(long, env = "PRESENCE_HUB_MAX_DEVICES_PER_AGENT", default_value_t = 8)]
     pub max_devices_per_agent: usize,
+    /// Run simulated demo agents (default: on with the built-in directory
+    /// and the in-memory backplane).
+    #[arg(long, env = "PRESENCE_HUB_DEMO", conflicts_with = "no_demo")]
+    pub demo: bool,
+    /// Never run the demo agents.
+    #[arg(long, env = "PRESENCE_HUB_NO_DEMO")]
+    pub no_demo: bool,
     /// Log output format.
     #[arg(long, env = "PRESENCE_HUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,

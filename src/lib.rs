@@ -20,7 +20,8 @@
 //! - [`server`]: HTTP routes, the per-connection session task, the request
 //!   handlers, graceful drain.
 //! - [`protocol`]: decoding client messages and building server frames.
-//! - [`wallboard`]: the embedded supervisor page.
+//! - [`wallboard`]: the embedded supervisor page; [`demo`]: simulated agents
+//!   that make a fresh node look alive.
 //! - [`metrics`]: the Prometheus series of `/metrics`.
 //! - [`config`], [`directory`], [`auth`], [`error`], [`clock`]: the edges.
 //!
@@ -30,6 +31,7 @@ pub mod auth;
 pub mod backplane;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod directory;
 pub mod domain;
 pub mod error;

@@ -121,6 +121,29 @@ impl Node {
         server::serve(self.hub, self.listener, shutdown).await
     }
 
+    /// Starts the simulated agents of the first tenant (see [`crate::demo`]).
+    pub fn start_demo(&self) -> Result<(), StartError> {
+        let secret = self
+            .generated_secret
+            .clone()
+            .or_else(|| self.hub.config.jwt_secret.clone())
+            .ok_or_else(|| {
+                StartError::Config("--demo needs --jwt-secret (HS256) to sign in its agents".into())
+            })?;
+        let tenant = self
+            .hub
+            .directory
+            .tenants()
+            .next()
+            .cloned()
+            .ok_or_else(|| StartError::Config("--demo: the directory has no tenant".into()))?;
+        let tenant_id = tenant.id.clone();
+        crate::demo::start(self.addr, tenant, move |user| {
+            auth::mint(&secret, &tenant_id, user, 7 * 24 * 3600).ok()
+        });
+        Ok(())
+    }
+
     /// What a newcomer needs to start: where the wallboard is and how to sign in.
     pub fn banner(&self) -> String {
         let hub = &self.hub;
@@ -208,8 +231,14 @@ pub async fn shutdown_signal() {
 
 /// Starts a node and serves until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartError> {
+    let demo = !config.no_demo
+        && (config.demo || (config.directory.is_none() && config.redis_url.is_none()));
     let node = Node::bind(config).await?;
     print!("{}", node.banner());
+    if demo {
+        node.start_demo()?;
+        println!("  Demo agents are running (--no-demo to turn them off).");
+    }
     node.serve(shutdown_signal())
         .await
         .map_err(|source| StartError::Bind {

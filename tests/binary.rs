@@ -11,7 +11,11 @@ use tokio::process::Command;
 
 #[tokio::test]
 async fn the_default_node_prints_how_to_start_and_serves_health_and_the_wallboard() {
-    let node = Proc::start(&["--listen", "127.0.0.1:0"], &[]).await;
+    let node = Proc::start(
+        &["--listen", "127.0.0.1:0"],
+        &[("PRESENCE_HUB_NO_DEMO", "false")],
+    )
+    .await;
     let banner = node.banner.join("\n");
     assert!(banner.contains("in-memory backplane"), "{banner}");
     let link = node
@@ -129,7 +133,13 @@ async fn a_bad_directory_is_refused_naming_the_place() {
 #[tokio::test]
 async fn sigterm_drains_clients_with_1012_and_exits() {
     let mut node = Proc::start(
-        &["--listen", "127.0.0.1:0", "--drain-timeout-ms", "3000"],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--drain-timeout-ms",
+            "3000",
+            "--no-demo",
+        ],
         &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
     )
     .await;
@@ -203,7 +213,13 @@ async fn metrics_show_connections_messages_deltas_and_command_latency() {
 #[tokio::test]
 async fn json_logs_have_one_line_per_session_start_and_end_and_never_a_token() {
     let mut node = Proc::start_logged(
-        &["--listen", "127.0.0.1:0", "--log-format", "json"],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--no-demo",
+        ],
         &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
     )
     .await;
@@ -264,4 +280,36 @@ async fn the_healthcheck_subcommand_probes_a_node() {
         Some(1),
         "nothing listening there"
     );
+}
+
+#[tokio::test]
+async fn the_default_node_runs_demo_agents_that_move() {
+    let node = Proc::start(
+        &["--listen", "127.0.0.1:0"],
+        &[("PRESENCE_HUB_NO_DEMO", "false")],
+    )
+    .await;
+    assert!(node
+        .banner
+        .iter()
+        .any(|l| l.contains("Demo agents are running")));
+    let link = node
+        .banner
+        .iter()
+        .find(|l| l.contains("/#role=supervisor&token="))
+        .expect("link");
+    let token = link.split("token=").nth(1).expect("token").trim();
+    let mut sup = Client::connect(&format!("ws://{}/v1/ws", node.addr)).await;
+    sup.send(json!({"type": "hello", "token": token, "role": "supervisor"}))
+        .await;
+    sup.recv_type("welcome").await;
+    sup.subscribe(json!({"all": true})).await;
+    // The simulated agents come online and take interactions on their own.
+    let busy = sup
+        .recv_where("a demo agent on an interaction", |v| {
+            v["type"] == "agent" && v["agent"]["status"] == "busy"
+        })
+        .await;
+    assert_eq!(busy["agent"]["presence"], "online");
+    assert!(busy["agent"]["interaction"]["id"].as_str().is_some());
 }

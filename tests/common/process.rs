@@ -41,6 +41,10 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(logs)
             .kill_on_drop(true);
+        // No simulated demo agents unless a test asks for them.
+        if !envs.iter().any(|(k, _)| *k == "PRESENCE_HUB_NO_DEMO") {
+            cmd.env("PRESENCE_HUB_NO_DEMO", "true");
+        }
         for (k, v) in envs {
             cmd.env(k, v);
         }

@@ -1,0 +1,144 @@
+//! The demo (`--demo`, on by default with the built-in directory in memory):
+//! simulated agents that connect to this node like real agent apps do — one
+//! WebSocket per softphone — connect to their queues, take calls and chats,
+//! wrap up, take breaks, and accept monitor requests, so a fresh
+//! `cargo run --release` shows a live wallboard.
+
+use crate::directory::TenantDirectory;
+use crate::domain::{ChannelKind, Role};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Starts one simulated agent per agent of the tenant. `token` mints a
+/// token for a user id.
+pub fn start(
+    addr: SocketAddr,
+    tenant: Arc<TenantDirectory>,
+    token: impl Fn(&str) -> Option<String>,
+) {
+    let url = format!("ws://{addr}/v1/ws");
+    for user in tenant.users.iter().filter(|u| u.has_role(Role::Agent)) {
+        let Some(token) = token(&user.id) else {
+            continue;
+        };
+        let channels: Vec<Value> = tenant
+            .channels
+            .iter()
+            .filter(|c| c.assigned.contains(&user.id))
+            .map(|c| json!({"kind": c.kind, "id": c.id}))
+            .collect();
+        let (url, id) = (url.clone(), user.id.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = run_agent(&url, &token, &id, &channels).await {
+                    tracing::debug!(agent = %id, error = %e, "demo agent reconnecting");
+                }
+                tokio::time::sleep(Duration::from_millis(1000 + rand::random::<u64>() % 2000))
+                    .await;
+            }
+        });
+    }
+}
+
+fn chance(per_second: f64) -> bool {
+    rand::random::<f64>() < per_second
+}
+
+fn between(min_s: u64, max_s: u64) -> u64 {
+    (min_s + rand::random::<u64>() % (max_s - min_s + 1)) * 1000
+}
+
+/// One agent app's session, until its connection ends.
+async fn run_agent(url: &str, token: &str, id: &str, channels: &[Value]) -> Result<(), String> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let hello = json!({"type": "hello", "token": token, "role": "agent",
+                       "device": {"id": format!("{id}-softphone"), "kind": "softphone", "label": "Demo softphone"}});
+    let send = |v: Value| Message::text(v.to_string());
+    ws.send(send(hello)).await.map_err(|e| e.to_string())?;
+    for (i, channel) in channels.iter().enumerate() {
+        ws.send(send(
+            json!({"type": "connect", "id": format!("c{i}"), "channel": channel}),
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    let mut me = Value::Null;
+    // When the current state should end (Unix ms), drawn when it begins.
+    let mut until = 0u64;
+    let mut last_version = 0;
+    let mut n = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(1000));
+    loop {
+        tokio::select! {
+            message = ws.next() => {
+                let text = match message {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(_))) | None => return Ok(()),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(e.to_string()),
+                };
+                let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+                match v["type"].as_str() {
+                    Some("state") => {
+                        let version = v["agent"]["version"].as_u64().unwrap_or(0);
+                        if version > last_version {
+                            if v["agent"]["status"] != me["status"] {
+                                until = 0; // a new state: draw its length on the next tick
+                            }
+                            last_version = version;
+                            me = v["agent"].clone();
+                        }
+                    }
+                    Some("command") => {
+                        // Agents mostly accept being monitored.
+                        let ok = v["action"] != "monitor" || chance(0.9);
+                        let ack = json!({"type": "command_ack", "command_id": v["command_id"], "ok": ok,
+                                         "reason": if ok { Value::Null } else { json!("on a private call") }});
+                        ws.send(send(ack)).await.map_err(|e| e.to_string())?;
+                    }
+                    _ => {}
+                }
+            }
+            _ = tick.tick() => {
+                let now = crate::clock::now_ms();
+                n += 1;
+                let status = me["status"].as_str().unwrap_or("offline");
+                if until == 0 {
+                    until = now + match status {
+                        "busy" => between(8, 30),
+                        "wrap_up" => between(3, 12),
+                        "paused" => between(10, 40),
+                        _ => 0,
+                    };
+                }
+                let next = match status {
+                    "available" if chance(0.12) => {
+                        let connected: Vec<&Value> = me["channels"].as_array().map(|c| c.iter().filter(|c| c["connected"] == true).collect()).unwrap_or_default();
+                        connected.get(rand::random::<u64>() as usize % connected.len().max(1)).map(|c| {
+                            let kind = c["kind"].as_str().unwrap_or("queue");
+                            let prefix = if kind == ChannelKind::Chat.as_str() { "chat" } else { "call" };
+                            json!({"type": "interaction_start", "interaction_id": format!("{prefix}-{id}-{n}"),
+                                   "channel": {"kind": c["kind"], "id": c["id"]}})
+                        })
+                    }
+                    "available" if chance(0.015) => {
+                        let reasons = ["break", "lunch", "training", "meeting"];
+                        Some(json!({"type": "set_status", "status": "paused", "reason": reasons[rand::random::<u64>() as usize % reasons.len()]}))
+                    }
+                    "busy" if now >= until => Some(json!({"type": "interaction_end", "interaction_id": me["interaction"]["id"]})),
+                    "wrap_up" if now >= until => Some(json!({"type": "end_wrap_up"})),
+                    "paused" if now >= until => Some(json!({"type": "set_status", "status": "available"})),
+                    _ => None,
+                };
+                let beat = next.unwrap_or_else(|| json!({"type": "heartbeat"}));
+                ws.send(send(beat)).await.map_err(|e| e.to_string())?;
+            }
+        }
+    }
+}
