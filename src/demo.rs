@@ -118,7 +118,7 @@ async fn run_agent(url: &str, token: &str, id: &str, channels: &[Value]) -> Resu
                     };
                 }
                 let next = match status {
-                    "available" if chance(0.12) => {
+                    "available" if chance(0.06) => {
                         let connected: Vec<&Value> = me["channels"].as_array().map(|c| c.iter().filter(|c| c["connected"] == true).collect()).unwrap_or_default();
                         connected.get(rand::random::<u64>() as usize % connected.len().max(1)).map(|c| {
                             let kind = c["kind"].as_str().unwrap_or("queue");
@@ -127,7 +127,7 @@ async fn run_agent(url: &str, token: &str, id: &str, channels: &[Value]) -> Resu
                                    "channel": {"kind": c["kind"], "id": c["id"]}})
                         })
                     }
-                    "available" if chance(0.015) => {
+                    "available" if chance(0.02) => {
                         let reasons = ["break", "lunch", "training", "meeting"];
                         Some(json!({"type": "set_status", "status": "paused", "reason": reasons[rand::random::<u64>() as usize % reasons.len()]}))
                     }

@@ -105,6 +105,9 @@ impl Node {
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
         let hub = Hub::new(config, directory, backplane, verifier);
+        if let Some(secret) = &generated_secret {
+            let _ = hub.dev_secret.set(secret.clone());
+        }
         Ok(Node {
             hub,
             addr,

@@ -85,6 +85,9 @@ pub struct Hub {
     gaps: tokio::sync::mpsc::UnboundedSender<String>,
     /// Set once the node gave up its lease at the end of a drain.
     lease_released: std::sync::atomic::AtomicBool,
+    /// The secret this node generated for itself (in-memory dev mode only):
+    /// enables the wallboard's one-click dev sign-in.
+    pub dev_secret: std::sync::OnceLock<String>,
 }
 
 impl Hub {
@@ -100,6 +103,7 @@ impl Hub {
             remote: DashMap::new(),
             gaps,
             lease_released: std::sync::atomic::AtomicBool::new(false),
+            dev_secret: std::sync::OnceLock::new(),
             router: Arc::new(Router::new(&node_id)),
             node_id,
             config,
