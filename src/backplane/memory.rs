@@ -6,7 +6,6 @@
 //! delivery strictly seq-ordered without a separate sequencer.
 
 use super::*;
-use crate::clock;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 
@@ -104,19 +103,7 @@ impl Backplane for MemoryBackplane {
             if store.history.len() >= self.history_capacity {
                 store.history.pop_front();
             }
-            store.history.push_back(HistoryEntry {
-                version: record.version,
-                at_ms: clock::now_ms(),
-                agent_id: record.id.clone(),
-                event: event.to_string(),
-                presence: record.presence,
-                status: record.status,
-                pause_reason: record.pause_reason.clone(),
-                by: record
-                    .changed_by
-                    .clone()
-                    .unwrap_or_else(crate::domain::Actor::system),
-            });
+            store.history.push_back(HistoryEntry::of(&record, event));
         }
         Self::publish(&store, Delta::Agent(record.clone()));
         Ok(Commit::Committed(record))

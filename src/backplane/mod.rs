@@ -84,6 +84,26 @@ pub struct HistoryEntry {
     pub version: u64,
 }
 
+impl HistoryEntry {
+    /// The entry for a committed change of `record` (its version is the
+    /// record's; a store that assigns it on commit fills it in).
+    pub fn of(record: &AgentRecord, event: &str) -> Self {
+        HistoryEntry {
+            at_ms: crate::clock::now_ms(),
+            agent_id: record.id.clone(),
+            event: event.to_string(),
+            presence: record.presence,
+            status: record.status,
+            pause_reason: record.pause_reason.clone(),
+            by: record
+                .changed_by
+                .clone()
+                .unwrap_or_else(crate::domain::Actor::system),
+            version: record.version,
+        }
+    }
+}
+
 /// A partial settings change; absent fields keep their value.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettingsPatch {

@@ -128,8 +128,7 @@ fn parse_delta(payload: &str) -> Option<Delta> {
 /// JSON of `value` up to and including its last field name `"version":`,
 /// which must be serialized last; the script appends the number and `}`.
 fn without_version<T: Serialize>(value: &T) -> Result<String, BackplaneError> {
-    let mut json =
-        serde_json::to_string(value).map_err(|e| BackplaneError::Unavailable(e.to_string()))?;
+    let mut json = to_json(value)?;
     match json.rfind("\"version\":") {
         Some(at) if json.ends_with('}') => {
             json.truncate(at + "\"version\":".len());
@@ -155,6 +154,10 @@ async fn guarded<T>(
         )
         .into()),
     }
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, BackplaneError> {
+    serde_json::to_string(value).map_err(|e| BackplaneError::Unavailable(e.to_string()))
 }
 
 fn unavailable(e: ::redis::RedisError) -> BackplaneError {
@@ -383,8 +386,7 @@ impl Backplane for RedisBackplane {
         let mut conn = self.conn();
         let subscribed = guarded(conn.listen(&k.deltas), self.timeout).await;
         self.note(subscribed)?;
-        let settings_json = serde_json::to_string(&seed.settings)
-            .map_err(|e| BackplaneError::Unavailable(e.to_string()))?;
+        let settings_json = to_json(&seed.settings)?;
         let epoch = format!("{}-{}", self.node_id, clock::now_ms());
         let mut invocation = self.seed.prepare_invoke();
         invocation
@@ -419,19 +421,7 @@ impl Backplane for RedisBackplane {
         event: &str,
     ) -> Result<Commit, BackplaneError> {
         let k = keys(tenant);
-        let history = HistoryEntry {
-            at_ms: clock::now_ms(),
-            agent_id: record.id.clone(),
-            event: event.to_string(),
-            presence: record.presence,
-            status: record.status,
-            pause_reason: record.pause_reason.clone(),
-            by: record
-                .changed_by
-                .clone()
-                .unwrap_or_else(crate::domain::Actor::system),
-            version: 0,
-        };
+        let history = HistoryEntry::of(&record, event);
         let mut conn = self.conn();
         let result: ::redis::RedisResult<(u64, Option<String>)> = guarded(
             self.commit
@@ -476,8 +466,7 @@ impl Backplane for RedisBackplane {
         patch: &SettingsPatch,
     ) -> Result<(u64, Settings), BackplaneError> {
         let k = keys(tenant);
-        let patch =
-            serde_json::to_string(patch).map_err(|e| BackplaneError::Unavailable(e.to_string()))?;
+        let patch = to_json(patch)?;
         let mut conn = self.conn();
         let result: ::redis::RedisResult<(u64, String)> = guarded(
             self.settings
@@ -582,15 +571,13 @@ impl Backplane for RedisBackplane {
             .key(&k.versions)
             .key(&k.settings)
             .key(&k.epoch);
-        let settings = serde_json::to_string(&state.settings)
-            .map_err(|e| BackplaneError::Unavailable(e.to_string()))?;
+        let settings = to_json(&state.settings)?;
         invocation
             .arg(format!("{}-{}", self.node_id, clock::now_ms()))
             .arg(state.seq)
             .arg(settings);
         for record in &state.agents {
-            let json = serde_json::to_string(&**record)
-                .map_err(|e| BackplaneError::Unavailable(e.to_string()))?;
+            let json = to_json(&**record)?;
             invocation.arg(&record.id).arg(json).arg(record.version);
         }
         let restored: ::redis::RedisResult<i64> =
