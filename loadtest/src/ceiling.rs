@@ -1,0 +1,120 @@
+//! `ceiling`: a bare tokio-tungstenite server that broadcasts the same
+//! pre-serialized frame to M clients at R frames/s — no hub logic at all.
+//! Its delivered rate is the physical ceiling of this machine that the
+//! hub's fan-out is compared with (SPEC §8: ≥ 70 %).
+
+use crate::report::latency_ms;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+pub async fn run(
+    supervisors: usize,
+    rate: u64,
+    duration_s: u64,
+    frame_bytes: usize,
+    json_path: Option<PathBuf>,
+) -> Result<(), String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (tx, _) = broadcast::channel::<Utf8Bytes>(1024);
+    let server_tx = tx.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let mut rx = server_tx.subscribe();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                loop {
+                    match rx.recv().await {
+                        Ok(frame) => {
+                            if ws.send(Message::Text(frame)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..supervisors {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let (stop, delivered) = (stop.clone(), delivered.clone());
+        clients.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new(3).expect("histogram");
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(Some(Ok(Message::Text(t)))) =
+                    tokio::time::timeout(Duration::from_millis(200), ws.next()).await
+                else {
+                    continue;
+                };
+                delivered.fetch_add(1, Ordering::Relaxed);
+                if let Some(sent) = crate::client::stamp(&t) {
+                    let _ = h.record(crate::client::now_us().saturating_sub(sent));
+                }
+            }
+            h
+        }));
+    }
+    while tx.receiver_count() < supervisors {
+        tokio::task::yield_now().await;
+    }
+    let padding = "x".repeat(frame_bytes.saturating_sub(60));
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let mut next = Instant::now();
+    let mut sent = 0u64;
+    while started.elapsed() < Duration::from_secs(duration_s) {
+        let frame = format!(
+            "{{\"type\":\"agent\",\"agent\":{{\"pause_reason\":\"t{}\",\"p\":\"{padding}\"}}}}",
+            crate::client::now_us()
+        );
+        let _ = tx.send(Utf8Bytes::from(frame));
+        sent += 1;
+        next += interval;
+        let now = Instant::now();
+        if next > now {
+            tokio::time::sleep(next - now).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Histogram::<u64>::new(3).expect("histogram");
+    for c in clients {
+        if let Ok(h) = c.await {
+            let _ = all.add(h);
+        }
+    }
+    let delivered = delivered.load(Ordering::Relaxed);
+    let results = json!({
+        "frames_sent": sent,
+        "delivered": delivered,
+        "delivered_per_s": (delivered as f64 / duration_s.max(1) as f64).round(),
+        "latency_ms": latency_ms(&all),
+    });
+    let params = json!({"supervisors": supervisors, "frames_per_s": rate, "duration_s": duration_s, "frame_bytes": frame_bytes});
+    crate::report::emit(
+        "ceiling",
+        params,
+        json!({"rss_bytes": 0, "nodes": 0}),
+        results,
+        json_path.as_deref(),
+    )
+}

@@ -1,0 +1,89 @@
+//! WebSocket clients for the load: source addresses spread over
+//! 127.0.0.0/8 (one address has at most ~28k ephemeral ports), hello, and
+//! a cheap look at message types without parsing whole JSON documents.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::net::{Ipv4Addr, SocketAddr};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The source address for the `i`th connection: 20 000 per address.
+fn source(i: usize) -> Ipv4Addr {
+    let n = 1 + (i / 20_000) as u32;
+    Ipv4Addr::from(0x7f00_0000 | n)
+}
+
+pub async fn connect(url: &str, i: usize) -> Result<Ws, String> {
+    let host = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let addr: SocketAddr = host.parse().map_err(|e| format!("{host}: {e}"))?;
+    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket
+        .bind(SocketAddr::new(source(i).into(), 0))
+        .map_err(|e| e.to_string())?;
+    let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
+    let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+/// Sends hello and reads until `welcome` (and an agent's first `state`).
+pub async fn hello(
+    ws: &mut Ws,
+    token: &str,
+    role: &str,
+    device: Option<&str>,
+) -> Result<(), String> {
+    let mut body = json!({"type": "hello", "token": token, "role": role});
+    if let Some(d) = device {
+        body["device"] = json!({"id": d, "kind": "load"});
+    }
+    ws.send(Message::text(body.to_string()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let want = if device.is_some() { "state" } else { "welcome" };
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).map_err(|e| e.to_string())?;
+                if v["type"] == want {
+                    return Ok(());
+                }
+            }
+            Some(Ok(Message::Close(f))) => return Err(format!("closed: {f:?}")),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("closed".into()),
+        }
+    }
+}
+
+/// `{"type":"agent",…}` frames start this way (the hub writes `type` first).
+pub fn is_delta(text: &str) -> bool {
+    text.starts_with("{\"type\":\"agent\"")
+}
+
+/// The send time (µs) carried in a pause reason `t<micros>`, if any.
+pub fn stamp(text: &str) -> Option<u64> {
+    let at = text.find("\"pause_reason\":\"t")? + "\"pause_reason\":\"t".len();
+    let rest = &text[at..];
+    rest[..rest.find('"')?].parse().ok()
+}
+
+/// Microseconds on the tool's one clock.
+pub fn now_us() -> u64 {
+    use std::sync::OnceLock;
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_micros() as u64
+}

@@ -1,0 +1,73 @@
+//! `idle`: N agent devices connected and heartbeating. Reports the
+//! connection rate and the hub's memory per connection (RSS after minus
+//! before, over N, read from /proc).
+
+use crate::client;
+use crate::target::{agent_id, Target};
+use crate::Common;
+use futures_util::stream::{self, StreamExt};
+use futures_util::SinkExt;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+pub async fn run(agents: usize, hold_s: u64, common: Common) -> Result<(), String> {
+    let target = Target::open(&common, agents, 1, &[]).await?;
+    // Let the node settle before the baseline.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = target.rss_bytes();
+    let started = Instant::now();
+    let urls = target.urls.clone();
+    let target_ref = &target;
+    let connected: Vec<Result<client::Ws, String>> = stream::iter(0..agents)
+        .map(|i| {
+            let url = urls[i % urls.len()].clone();
+            async move {
+                let mut ws = client::connect(&url, i).await?;
+                let id = agent_id(i);
+                client::hello(
+                    &mut ws,
+                    &target_ref.token(&id),
+                    "agent",
+                    Some(&format!("{id}-d")),
+                )
+                .await?;
+                Ok(ws)
+            }
+        })
+        .buffer_unordered(256)
+        .collect()
+        .await;
+    let connect_s = started.elapsed().as_secs_f64();
+    let errors = connected.iter().filter(|r| r.is_err()).count();
+    if let Some(Err(e)) = connected.iter().find(|r| r.is_err()) {
+        eprintln!("first connection error: {e}");
+    }
+    let mut sockets: Vec<client::Ws> = connected.into_iter().filter_map(Result::ok).collect();
+    // Heartbeat while holding, like real agents (spread over the period).
+    let hold_until = Instant::now() + Duration::from_secs(hold_s);
+    while Instant::now() < hold_until {
+        for ws in sockets.iter_mut() {
+            let _ = ws.send(Message::text("{\"type\":\"heartbeat\"}")).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let after = target.rss_bytes();
+    let n = sockets.len().max(1) as f64;
+    let results = json!({
+        "connections": sockets.len(),
+        "errors": errors,
+        "connect_per_s": (sockets.len() as f64 / connect_s).round(),
+        "rss_bytes_per_connection": ((after.saturating_sub(before)) as f64 / n).round(),
+    });
+    let hub = json!({"rss_bytes": after, "rss_bytes_before": before, "nodes": target.urls.len()});
+    crate::report::emit(
+        "idle",
+        json!({"agents": agents, "hold_s": hold_s}),
+        hub,
+        results,
+        common.json.as_deref(),
+    )?;
+    drop(sockets);
+    Ok(())
+}

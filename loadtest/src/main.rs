@@ -1,0 +1,128 @@
+//! `presence-loadtest`: drives a presence-hub (spawned, or running nodes
+//! given with `--url`) and reports the figures of SPEC §8 as a table and as
+//! JSON: `{"scenario", "params", "hub": {"rss_bytes", "nodes"}, "results"}`.
+//!
+//! Scenarios so far: `idle`, `fanout`, `ceiling`; see BENCHMARKS.md.
+
+mod ceiling;
+mod client;
+mod fanout;
+mod idle;
+mod report;
+mod target;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "presence-loadtest",
+    about = "Load tool for presence-hub (SPEC §8)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N agent devices connected and heartbeating: connection rate and memory per connection.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        agents: usize,
+        /// Keep them connected this long before measuring memory.
+        #[arg(long, default_value_t = 2)]
+        hold_s: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Agents change status at a rate while supervisors watch everything.
+    Fanout {
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        #[arg(long, default_value_t = 100)]
+        supervisors: usize,
+        #[arg(long, default_value_t = 1000)]
+        changes_per_s: u64,
+        #[arg(long, default_value_t = 10)]
+        duration_s: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// A bare tokio-tungstenite broadcast of pre-serialized frames: the
+    /// physical ceiling the hub's fan-out is compared with.
+    Ceiling {
+        #[arg(long, default_value_t = 100)]
+        supervisors: usize,
+        #[arg(long, default_value_t = 1000)]
+        frames_per_s: u64,
+        #[arg(long, default_value_t = 10)]
+        duration_s: u64,
+        /// Frame size (bytes), like one agent delta.
+        #[arg(long, default_value_t = 700)]
+        frame_bytes: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Clone)]
+pub struct Common {
+    /// Start the hub binary (release build by default) with suitable flags.
+    #[arg(long)]
+    pub spawn: bool,
+    /// The hub binary for --spawn.
+    #[arg(long, default_value = "target/release/presence-hub")]
+    pub hub_bin: PathBuf,
+    /// A running node's WebSocket URL (ws://host:port/v1/ws); repeatable.
+    #[arg(long)]
+    pub url: Vec<String>,
+    /// The running nodes' HS256 secret (with --url).
+    #[arg(long, default_value = "loadtest-secret")]
+    pub jwt_secret: String,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    raise_fd_limit();
+    let result = match Cli::parse().scenario {
+        Scenario::Idle {
+            agents,
+            hold_s,
+            common,
+        } => idle::run(agents, hold_s, common).await,
+        Scenario::Fanout {
+            agents,
+            supervisors,
+            changes_per_s,
+            duration_s,
+            common,
+        } => fanout::run(agents, supervisors, changes_per_s, duration_s, common).await,
+        Scenario::Ceiling {
+            supervisors,
+            frames_per_s,
+            duration_s,
+            frame_bytes,
+            json,
+        } => ceiling::run(supervisors, frames_per_s, duration_s, frame_bytes, json).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("presence-loadtest: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Many connections need many file descriptors: raise the soft limit to
+/// the hard one (spawned hubs inherit it).
+fn raise_fd_limit() {
+    if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
+        let _ = rlimit::Resource::NOFILE.set(hard, hard);
+    }
+}

@@ -1,0 +1,55 @@
+//! Results as a human table and as JSON.
+
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// Prints the table and writes the JSON report (when asked).
+pub fn emit(
+    scenario: &str,
+    params: Value,
+    hub: Value,
+    results: Value,
+    json_path: Option<&Path>,
+) -> Result<(), String> {
+    println!("scenario: {scenario}");
+    print_object("params", &params);
+    print_object("hub", &hub);
+    print_object("results", &results);
+    let report = json!({"scenario": scenario, "params": params, "hub": hub, "results": results});
+    if let Some(path) = json_path {
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn print_object(title: &str, value: &Value) {
+    println!("  {title}:");
+    if let Value::Object(map) = value {
+        for (k, v) in map {
+            match v {
+                Value::Object(inner) => {
+                    let parts: Vec<String> =
+                        inner.iter().map(|(ik, iv)| format!("{ik}={iv}")).collect();
+                    println!("    {k:<28} {}", parts.join("  "));
+                }
+                other => println!("    {k:<28} {other}"),
+            }
+        }
+    }
+}
+
+/// `{p50, p99, p999, max}` in milliseconds from a histogram of µs.
+pub fn latency_ms(h: &hdrhistogram::Histogram<u64>) -> Value {
+    let ms = |us: u64| (us as f64 / 1000.0 * 1000.0).round() / 1000.0;
+    json!({
+        "p50": ms(h.value_at_quantile(0.50)),
+        "p99": ms(h.value_at_quantile(0.99)),
+        "p999": ms(h.value_at_quantile(0.999)),
+        "max": ms(h.max()),
+        "samples": h.len(),
+    })
+}

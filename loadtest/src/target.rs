@@ -1,0 +1,159 @@
+//! The hub under load: spawned by the tool (`--spawn`, with a generated
+//! directory of N agents) or running nodes given by URL.
+
+use crate::Common;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const TENANT: &str = "load";
+
+pub struct Target {
+    pub urls: Vec<String>,
+    pub secret: String,
+    pub children: Vec<Child>,
+    _directory: Option<TempFile>,
+}
+
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Agent ids of the generated directory.
+pub fn agent_id(i: usize) -> String {
+    format!("ag{i}")
+}
+
+pub fn supervisor_id(i: usize) -> String {
+    format!("sv{i}")
+}
+
+impl Target {
+    /// Starts the hub (one node) or attaches to `--url` nodes.
+    pub async fn open(
+        common: &Common,
+        agents: usize,
+        supervisors: usize,
+        extra: &[&str],
+    ) -> Result<Target, String> {
+        if !common.spawn {
+            if common.url.is_empty() {
+                return Err("give --spawn or at least one --url".into());
+            }
+            return Ok(Target {
+                urls: common.url.clone(),
+                secret: common.jwt_secret.clone(),
+                children: vec![],
+                _directory: None,
+            });
+        }
+        let path =
+            std::env::temp_dir().join(format!("presence-loadtest-{}.json", std::process::id()));
+        let users: Vec<_> = (0..agents)
+            .map(|i| json!({"id": agent_id(i), "name": format!("Agent {i}"), "roles": ["agent"]}))
+            .chain((0..supervisors.max(1)).map(|i| json!({"id": supervisor_id(i), "name": format!("Supervisor {i}"), "roles": ["supervisor"]})))
+            .collect();
+        let assigned: Vec<String> = (0..agents).map(agent_id).collect();
+        let directory = json!({"tenants": [{"id": TENANT, "name": "Load test",
+            "channels": [{"kind": "queue", "id": "q", "name": "Queue", "assigned": assigned}], "users": users}]});
+        std::fs::write(&path, directory.to_string()).map_err(|e| e.to_string())?;
+        let file = TempFile(path.clone());
+        let secret = common.jwt_secret.clone();
+        let mut cmd = Command::new(&common.hub_bin);
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--no-demo",
+            "--log-format",
+            "json",
+        ])
+        .arg("--directory")
+        .arg(&path)
+        .args([
+            "--rate-limit-per-sec",
+            "100000",
+            "--max-connections",
+            "1000000",
+        ])
+        .args(extra)
+        .env("PRESENCE_HUB_JWT_SECRET", &secret)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| {
+            format!(
+                "{}: {e} (build it: cargo build --release)",
+                common.hub_bin.display()
+            )
+        })?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next_line()
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the hub exited")?;
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+        };
+        Ok(Target {
+            urls: vec![format!("ws://{addr}/v1/ws")],
+            secret,
+            children: vec![child],
+            _directory: Some(file),
+        })
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        presence_hub::auth::mint(&self.secret, TENANT, user, 24 * 3600).unwrap_or_default()
+    }
+
+    /// RSS of the spawned node(s), from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        self.children
+            .iter()
+            .filter_map(|c| c.id())
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+            .filter_map(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map(|kb| kb * 1024)
+            .sum()
+    }
+
+    /// One Prometheus value from the first node's /metrics.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self
+            .urls
+            .first()?
+            .trim_start_matches("ws://")
+            .trim_end_matches("/v1/ws")
+            .to_string();
+        let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+        s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.ok()?;
+        out.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+}

@@ -1,0 +1,121 @@
+//! Seconds-long runs of the load tool so it cannot rot: each scenario runs
+//! against a spawned hub (the debug build) and writes its JSON report with
+//! the documented fields. They assert that the run worked, not a speed.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn hub_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
+    let bin = target.join("debug/presence-hub");
+    assert!(
+        bin.exists(),
+        "build the hub first: cargo build -p presence-hub ({})",
+        bin.display()
+    );
+    bin
+}
+
+fn run(args: &[&str]) -> Value {
+    let json = std::env::temp_dir().join(format!(
+        "presence-loadtest-smoke-{}-{}.json",
+        args[0],
+        std::process::id()
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_presence-loadtest"))
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run presence-loadtest");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("results:"), "a human table: {stdout}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json report")).expect("JSON");
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(report["scenario"], args[0]);
+    assert!(
+        report["params"].is_object()
+            && report["hub"]["nodes"].is_u64()
+            && report["hub"]["rss_bytes"].is_u64()
+    );
+    report["results"].clone()
+}
+
+#[test]
+fn idle_connects_every_agent_and_measures_memory() {
+    let hub = hub_bin();
+    let r = run(&[
+        "idle",
+        "--agents",
+        "60",
+        "--hold-s",
+        "0",
+        "--spawn",
+        "--hub-bin",
+        hub.to_str().expect("path"),
+    ]);
+    assert_eq!(r["connections"], 60, "{r}");
+    assert_eq!(r["errors"], 0);
+    assert!(r["connect_per_s"].as_f64().is_some_and(|v| v > 0.0));
+    assert!(r["rss_bytes_per_connection"].is_number());
+}
+
+#[test]
+fn fanout_delivers_timed_deltas_to_every_supervisor() {
+    let hub = hub_bin();
+    let r = run(&[
+        "fanout",
+        "--agents",
+        "10",
+        "--supervisors",
+        "5",
+        "--changes-per-s",
+        "100",
+        "--duration-s",
+        "1",
+        "--spawn",
+        "--hub-bin",
+        hub.to_str().expect("path"),
+    ]);
+    let sent = r["changes_sent"].as_u64().expect("changes_sent");
+    assert!(sent > 0);
+    // Every supervisor gets every change (plus the agents coming online).
+    assert!(
+        r["delivered"].as_u64().expect("delivered") >= 5 * sent,
+        "{r}"
+    );
+    assert_eq!(r["errors"], 0);
+    let latency = &r["latency_ms"];
+    for k in ["p50", "p99", "p999", "max"] {
+        assert!(latency[k].is_number(), "{k} in {latency}");
+    }
+    assert!(latency["samples"].as_u64().is_some_and(|n| n > 0));
+    assert!(r["coalesced"].is_number() && r["delivered_per_s"].is_number());
+}
+
+#[test]
+fn ceiling_broadcasts_to_every_client() {
+    let r = run(&[
+        "ceiling",
+        "--supervisors",
+        "5",
+        "--frames-per-s",
+        "200",
+        "--duration-s",
+        "1",
+    ]);
+    let sent = r["frames_sent"].as_u64().expect("frames_sent");
+    assert!(sent > 0);
+    assert_eq!(r["delivered"].as_u64(), Some(5 * sent), "{r}");
+    assert!(r["latency_ms"]["p99"].is_number());
+}
