@@ -8,7 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -49,21 +49,25 @@ pub async fn run(
             });
         }
     });
-    let stop = Arc::new(AtomicBool::new(false));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let delivered = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
     for _ in 0..supervisors {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
             .await
             .map_err(|e| e.to_string())?;
-        let (stop, delivered) = (stop.clone(), delivered.clone());
+        let (mut stopped, delivered) = (stopped.clone(), delivered.clone());
         clients.push(tokio::spawn(async move {
             let mut h = Histogram::<u64>::new(3).expect("histogram");
-            while !stop.load(Ordering::Relaxed) {
-                let Ok(Some(Ok(Message::Text(t)))) =
-                    tokio::time::timeout(Duration::from_millis(200), ws.next()).await
-                else {
-                    continue;
+            loop {
+                // No timer per message: the stop signal ends the loop.
+                let t = tokio::select! {
+                    _ = stopped.changed() => break,
+                    m = ws.next() => match m {
+                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(_)) => continue,
+                        _ => break,
+                    },
                 };
                 delivered.fetch_add(1, Ordering::Relaxed);
                 if let Some(sent) = crate::client::stamp(&t) {
@@ -95,7 +99,7 @@ pub async fn run(
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
+    let _ = stop.send(true);
     let mut all = Histogram::<u64>::new(3).expect("histogram");
     for c in clients {
         if let Ok(h) = c.await {

@@ -9,9 +9,9 @@ use crate::Common;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 pub async fn run(
@@ -23,7 +23,7 @@ pub async fn run(
 ) -> Result<(), String> {
     let target = Target::open(&common, agents, supervisors, &[]).await?;
     let urls = target.urls.clone();
-    let stop = Arc::new(AtomicBool::new(false));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let delivered = Arc::new(AtomicU64::new(0));
     // Supervisors: subscribe to everything, then count and time deltas.
     let mut watchers = Vec::new();
@@ -41,13 +41,18 @@ pub async fn run(
         ))
         .await
         .map_err(|e| e.to_string())?;
-        let (stop, delivered) = (stop.clone(), delivered.clone());
+        let (mut stopped, delivered) = (stopped.clone(), delivered.clone());
         watchers.push(tokio::spawn(async move {
             let mut h = Histogram::<u64>::new(3).expect("histogram");
-            while !stop.load(Ordering::Relaxed) {
-                let next = tokio::time::timeout(Duration::from_millis(200), ws.next()).await;
-                let Ok(Some(Ok(Message::Text(t)))) = next else {
-                    continue;
+            loop {
+                // No timer per message: the stop signal ends the loop.
+                let t = tokio::select! {
+                    _ = stopped.changed() => break,
+                    m = ws.next() => match m {
+                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(_)) => continue,
+                        _ => break,
+                    },
                 };
                 if client::is_delta(&t) {
                     delivered.fetch_add(1, Ordering::Relaxed);
@@ -74,10 +79,10 @@ pub async fn run(
         drivers.push(ws);
     }
     let errors = Arc::new(AtomicU64::new(0));
-    let sent = drive(&mut drivers, rate, Duration::from_secs(duration_s), &errors).await;
+    let sent = drive(drivers, rate, Duration::from_secs(duration_s), &errors).await;
     // Let the last deltas arrive, then stop the watchers.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
+    let _ = stop.send(true);
     let mut all = Histogram::<u64>::new(3).expect("histogram");
     for w in watchers {
         if let Ok(h) = w.await {
@@ -101,47 +106,66 @@ pub async fn run(
     crate::report::emit("fanout", params, hub, results, common.json.as_deref())
 }
 
-/// Sends pause / unpause in turn across the agents at `rate` per second;
-/// every pause carries its send time. Replies are drained as they come.
+/// Every agent sends pause / unpause in turn on its own tick (the ticks
+/// spread over the period), so the agents together make `rate` changes per
+/// second; every pause carries its send time. Each agent's replies are
+/// drained by a reader of its own.
 async fn drive(
-    agents: &mut [client::Ws],
+    agents: Vec<client::Ws>,
     rate: u64,
     duration: Duration,
-    errors: &AtomicU64,
+    errors: &Arc<AtomicU64>,
 ) -> u64 {
-    let started = Instant::now();
-    let mut sent = 0u64;
-    let mut paused = vec![false; agents.len()];
-    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
-    let mut next = Instant::now();
-    while started.elapsed() < duration {
-        let i = (sent as usize) % agents.len();
-        let body = if paused[i] {
-            "{\"type\":\"set_status\",\"status\":\"available\"}".to_string()
-        } else {
-            format!(
-                "{{\"type\":\"set_status\",\"status\":\"paused\",\"reason\":\"t{}\"}}",
-                client::now_us()
-            )
-        };
-        paused[i] = !paused[i];
-        if agents[i].send(Message::text(body)).await.is_err() {
-            errors.fetch_add(1, Ordering::Relaxed);
-        }
-        sent += 1;
-        // Drain what the agent got back (its own state), without waiting.
-        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::ZERO, agents[i].next()).await {
-            if let Message::Text(t) = m {
-                if t.contains("\"type\":\"error\"") {
-                    errors.fetch_add(1, Ordering::Relaxed);
+    let n = agents.len().max(1);
+    let period = Duration::from_secs_f64(n as f64 / rate.max(1) as f64);
+    let start = tokio::time::Instant::now();
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (i, ws) in agents.into_iter().enumerate() {
+        let (mut tx, mut rx) = ws.split();
+        let (sent, errors) = (sent.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let reader_errors = errors.clone();
+            let reader = tokio::spawn(async move {
+                while let Some(Ok(m)) = rx.next().await {
+                    if let Message::Text(t) = m {
+                        if t.contains("\"type\":\"error\"") {
+                            reader_errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                 }
+            });
+            let mut tick =
+                tokio::time::interval_at(start + period.mul_f64(i as f64 / n as f64), period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut paused = false;
+            loop {
+                tick.tick().await;
+                if start.elapsed() >= duration {
+                    break;
+                }
+                let body = if paused {
+                    "{\"type\":\"set_status\",\"status\":\"available\"}".to_string()
+                } else {
+                    format!(
+                        "{{\"type\":\"set_status\",\"status\":\"paused\",\"reason\":\"t{}\"}}",
+                        client::now_us()
+                    )
+                };
+                paused = !paused;
+                if tx.send(Message::text(body)).await.is_err() {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
             }
-        }
-        next += interval;
-        let now = Instant::now();
-        if next > now {
-            tokio::time::sleep(next - now).await;
-        }
+            // Let the last replies in, then stop reading.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            reader.abort();
+        }));
     }
-    sent
+    for t in tasks {
+        let _ = t.await;
+    }
+    sent.load(Ordering::Relaxed)
 }
