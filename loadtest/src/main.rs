@@ -2,10 +2,11 @@
 //! given with `--url`) and reports the figures of SPEC §8 as a table and as
 //! JSON: `{"scenario", "params", "hub": {"rss_bytes", "nodes"}, "results"}`.
 //!
-//! Scenarios so far: `idle`, `fanout`, `ceiling`; see BENCHMARKS.md.
+//! Scenarios so far: `idle`, `fanout`, `failover`, `ceiling`; see BENCHMARKS.md.
 
 mod ceiling;
 mod client;
+mod failover;
 mod fanout;
 mod idle;
 mod report;
@@ -50,6 +51,16 @@ enum Scenario {
         #[command(flatten)]
         common: Common,
     },
+    /// `kill -9` of one node of K (≥ 2, over Redis): how long until every
+    /// survivor shows its agents offline.
+    Failover {
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        #[arg(long, default_value_t = 5000)]
+        node_ttl_ms: u64,
+        #[command(flatten)]
+        common: Common,
+    },
     /// A bare tokio-tungstenite broadcast of pre-serialized frames: the
     /// physical ceiling the hub's fan-out is compared with.
     Ceiling {
@@ -72,6 +83,10 @@ pub struct Common {
     /// Start the hub binary (release build by default) with suitable flags.
     #[arg(long)]
     pub spawn: bool,
+    /// With --spawn: start this many nodes and a redis-server (on PATH) on a
+    /// free port for them to share.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
     /// The hub binary for --spawn.
     #[arg(long, default_value = "target/release/presence-hub")]
     pub hub_bin: PathBuf,
@@ -102,6 +117,11 @@ async fn main() -> ExitCode {
             duration_s,
             common,
         } => fanout::run(agents, supervisors, changes_per_s, duration_s, common).await,
+        Scenario::Failover {
+            agents,
+            node_ttl_ms,
+            common,
+        } => failover::run(agents, node_ttl_ms, common).await,
         Scenario::Ceiling {
             supervisors,
             frames_per_s,

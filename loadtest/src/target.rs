@@ -13,7 +13,9 @@ pub const TENANT: &str = "load";
 pub struct Target {
     pub urls: Vec<String>,
     pub secret: String,
+    /// The spawned nodes, in the order of `urls`.
     pub children: Vec<Child>,
+    redis: Option<Child>,
     _directory: Option<TempFile>,
 }
 
@@ -50,6 +52,7 @@ impl Target {
                 urls: common.url.clone(),
                 secret: common.jwt_secret.clone(),
                 children: vec![],
+                redis: None,
                 _directory: None,
             });
         }
@@ -65,60 +68,102 @@ impl Target {
         std::fs::write(&path, directory.to_string()).map_err(|e| e.to_string())?;
         let file = TempFile(path.clone());
         let secret = common.jwt_secret.clone();
-        let mut cmd = Command::new(&common.hub_bin);
-        cmd.args([
-            "--listen",
-            "127.0.0.1:0",
-            "--no-demo",
-            "--log-format",
-            "json",
-        ])
-        .arg("--directory")
-        .arg(&path)
-        .args([
-            "--rate-limit-per-sec",
-            "100000",
-            "--max-connections",
-            "1000000",
-        ])
-        .args(extra)
-        .env("PRESENCE_HUB_JWT_SECRET", &secret)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| {
-            format!(
-                "{}: {e} (build it: cargo build --release)",
-                common.hub_bin.display()
-            )
-        })?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines
-                .next_line()
-                .await
+        let mut redis = None;
+        let mut redis_args: Vec<String> = Vec::new();
+        if common.nodes > 1 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
                 .map_err(|e| e.to_string())?
-                .ok_or("the hub exited")?;
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-            }
-        };
+                .port();
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| format!("redis-server: {e}"))?;
+            redis = Some(child);
+            wait_port(port).await?;
+            redis_args = vec!["--redis-url".into(), format!("redis://127.0.0.1:{port}/")];
+        }
+        let mut urls = Vec::new();
+        let mut children = Vec::new();
+        for n in 0..common.nodes.max(1) {
+            let mut cmd = Command::new(&common.hub_bin);
+            cmd.args([
+                "--listen",
+                "127.0.0.1:0",
+                "--no-demo",
+                "--log-format",
+                "json",
+            ])
+            .arg("--directory")
+            .arg(&path)
+            .args([
+                "--rate-limit-per-sec",
+                "100000",
+                "--max-connections",
+                "1000000",
+            ])
+            .args(["--node-id", &format!("load-{n}")])
+            .args(&redis_args)
+            .args(extra)
+            .env("PRESENCE_HUB_JWT_SECRET", &secret)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+            let mut child = cmd.spawn().map_err(|e| {
+                format!(
+                    "{}: {e} (build it: cargo build --release)",
+                    common.hub_bin.display()
+                )
+            })?;
+            let stdout = child.stdout.take().ok_or("no stdout")?;
+            let mut lines = BufReader::new(stdout).lines();
+            let addr = loop {
+                let line = lines
+                    .next_line()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("the hub exited")?;
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    break rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                }
+            };
+            urls.push(format!("ws://{addr}/v1/ws"));
+            children.push(child);
+        }
         Ok(Target {
-            urls: vec![format!("ws://{addr}/v1/ws")],
+            urls,
             secret,
-            children: vec![child],
+            children,
+            redis,
             _directory: Some(file),
         })
     }
 
     pub fn token(&self, user: &str) -> String {
         presence_hub::auth::mint(&self.secret, TENANT, user, 24 * 3600).unwrap_or_default()
+    }
+
+    /// `kill -9` of spawned node `n`.
+    pub async fn kill(&mut self, n: usize) {
+        if let Some(child) = self.children.get_mut(n) {
+            let _ = child.kill().await;
+        }
     }
 
     /// RSS of the spawned node(s), from /proc.
@@ -155,5 +200,26 @@ impl Target {
             .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
+    }
+}
+
+async fn wait_port(port: u16) -> Result<(), String> {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    Err(format!("redis-server did not come up on port {port}"))
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        // Nodes before their Redis, so they do not log a lost store.
+        self.children.clear();
+        self.redis.take();
     }
 }

@@ -119,3 +119,24 @@ fn ceiling_broadcasts_to_every_client() {
     assert_eq!(r["delivered"].as_u64(), Some(5 * sent), "{r}");
     assert!(r["latency_ms"]["p99"].is_number());
 }
+
+#[test]
+fn failover_measures_a_killed_nodes_agents_going_offline() {
+    let hub = hub_bin();
+    let r = run(&[
+        "failover",
+        "--nodes",
+        "2",
+        "--agents",
+        "6",
+        "--node-ttl-ms",
+        "1000",
+        "--spawn",
+        "--hub-bin",
+        hub.to_str().expect("path"),
+    ]);
+    assert_eq!(r["agents_on_killed_node"], 6, "{r}");
+    let ms = r["offline_after_ms"].as_f64().expect("offline_after_ms");
+    assert!(ms > 0.0, "{r}");
+    assert_eq!(r["per_surviving_node_ms"].as_array().map(Vec::len), Some(1));
+}
