@@ -30,20 +30,30 @@ pub async fn run(
     let server_tx = tx.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true); // as the hub does
             let mut rx = server_tx.subscribe();
             tokio::spawn(async move {
                 let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
                     return;
                 };
+                // Feed everything queued, then flush once: the same batching
+                // the hub's writer does.
                 loop {
-                    match rx.recv().await {
-                        Ok(frame) => {
-                            if ws.send(Message::Text(frame)).await.is_err() {
-                                return;
-                            }
-                        }
+                    let first = match rx.recv().await {
+                        Ok(frame) => frame,
                         Err(broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(_) => return,
+                    };
+                    if ws.feed(Message::Text(first)).await.is_err() {
+                        return;
+                    }
+                    while let Ok(frame) = rx.try_recv() {
+                        if ws.feed(Message::Text(frame)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if ws.flush().await.is_err() {
+                        return;
                     }
                 }
             });
@@ -53,9 +63,7 @@ pub async fn run(
     let delivered = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
     for _ in 0..supervisors {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut ws = crate::client::connect(&format!("ws://{addr}/"), clients.len()).await?;
         let (mut stopped, delivered) = (stopped.clone(), delivered.clone());
         clients.push(tokio::spawn(async move {
             let mut h = Histogram::<u64>::new(3).expect("histogram");

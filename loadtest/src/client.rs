@@ -29,6 +29,7 @@ pub async fn connect(url: &str, i: usize) -> Result<Ws, String> {
         .bind(SocketAddr::new(source(i).into(), 0))
         .map_err(|e| e.to_string())?;
     let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
         .await
         .map_err(|e| e.to_string())?;

@@ -2,10 +2,12 @@
 //! given with `--url`) and reports the figures of SPEC §8 as a table and as
 //! JSON: `{"scenario", "params", "hub": {"rss_bytes", "nodes"}, "results"}`.
 //!
-//! Scenarios so far: `idle`, `fanout`, `failover`, `ceiling`; see BENCHMARKS.md.
+//! Scenarios so far: `idle`, `fanout`, `commands`, `failover`, `ceiling`;
+//! see BENCHMARKS.md.
 
 mod ceiling;
 mod client;
+mod commands;
 mod failover;
 mod fanout;
 mod idle;
@@ -48,6 +50,19 @@ enum Scenario {
         changes_per_s: u64,
         #[arg(long, default_value_t = 10)]
         duration_s: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Supervisors on node 0 monitor agents on node 1 (the tool's agents
+    /// accept): the round trip of monitor, the agent's ack included.
+    Commands {
+        #[arg(long, default_value_t = 50)]
+        agents: usize,
+        #[arg(long, default_value_t = 5)]
+        supervisors: usize,
+        /// How many times each supervisor monitors and releases each of its agents.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
         #[command(flatten)]
         common: Common,
     },
@@ -117,6 +132,12 @@ async fn main() -> ExitCode {
             duration_s,
             common,
         } => fanout::run(agents, supervisors, changes_per_s, duration_s, common).await,
+        Scenario::Commands {
+            agents,
+            supervisors,
+            rounds,
+            common,
+        } => commands::run(agents, supervisors, rounds, common).await,
         Scenario::Failover {
             agents,
             node_ttl_ms,

@@ -140,3 +140,26 @@ fn failover_measures_a_killed_nodes_agents_going_offline() {
     assert!(ms > 0.0, "{r}");
     assert_eq!(r["per_surviving_node_ms"].as_array().map(Vec::len), Some(1));
 }
+
+#[test]
+fn commands_time_monitor_round_trips_across_nodes() {
+    let hub = hub_bin();
+    let r = run(&[
+        "commands",
+        "--nodes",
+        "2",
+        "--agents",
+        "4",
+        "--supervisors",
+        "2",
+        "--rounds",
+        "2",
+        "--spawn",
+        "--hub-bin",
+        hub.to_str().expect("path"),
+    ]);
+    assert_eq!(r["cross_node"], true, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["latency_ms"]["samples"], 8, "every monitor answered: {r}");
+    assert_eq!(r["stop_monitor_latency_ms"]["samples"], 8);
+}

@@ -272,6 +272,7 @@ impl RedisBackplane {
             let seeds: Vec<String> = url.split(',').map(|u| u.trim().to_string()).collect();
             let client = ::redis::cluster::ClusterClientBuilder::new(seeds)
                 .use_protocol(::redis::ProtocolVersion::RESP3)
+                .tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true))
                 .push_sender(on_push)
                 .connection_timeout(timeout)
                 .response_timeout(timeout)
@@ -286,7 +287,11 @@ impl RedisBackplane {
             } else {
                 format!("{url}?protocol=resp3")
             };
-            let client = ::redis::Client::open(url.as_str()).map_err(unavailable)?;
+            // Commands and pushes are small: no Nagle delay on them.
+            let info = ::redis::IntoConnectionInfo::into_connection_info(url.as_str())
+                .map_err(unavailable)?
+                .set_tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true));
+            let client = ::redis::Client::open(info).map_err(unavailable)?;
             let config = ConnectionManagerConfig::new()
                 .set_push_sender(on_push)
                 .set_automatic_resubscription()

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use std::future::{Future, IntoFuture};
 use std::sync::atomic::Ordering;
@@ -74,6 +75,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let drain_hub = hub.clone();
+    // The hub batches its own writes (many frames, one flush): Nagle's
+    // algorithm would only add delay to small replies and commands.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, router(hub.clone())).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: draining sessions");
