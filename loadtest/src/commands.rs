@@ -3,9 +3,8 @@
 //! request. Reports the round trip of `monitor` (request → reply, the agent's
 //! ack included) and of `stop_monitor`.
 
-use crate::client;
 use crate::report::latency_ms;
-use crate::target::{agent_id, supervisor_id, Target};
+use crate::target::{agent_id, Target};
 use crate::Common;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -25,15 +24,7 @@ pub async fn run(
     // Agents that accept every command.
     let mut acks = Vec::new();
     for i in 0..agents {
-        let mut ws = client::connect(agent_node, i).await?;
-        let id = agent_id(i);
-        client::hello(
-            &mut ws,
-            &target.token(&id),
-            "agent",
-            Some(&format!("{id}-d")),
-        )
-        .await?;
+        let mut ws = target.agent(agent_node, i).await?;
         acks.push(tokio::spawn(async move {
             while let Some(Ok(m)) = ws.next().await {
                 let Message::Text(t) = m else { continue };
@@ -56,14 +47,7 @@ pub async fn run(
     // Supervisors: each monitors and releases its share of the agents, in turn.
     let mut runs = Vec::new();
     for s in 0..supervisors {
-        let mut ws = client::connect(&urls[0], agents + s).await?;
-        client::hello(
-            &mut ws,
-            &target.token(&supervisor_id(s)),
-            "supervisor",
-            None,
-        )
-        .await?;
+        let mut ws = target.supervisor(&urls[0], s, agents + s, false).await?;
         let mine: Vec<String> = (0..agents)
             .filter(|i| i % supervisors == s)
             .map(agent_id)

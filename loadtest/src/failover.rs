@@ -4,7 +4,7 @@
 //! offline (SPEC §8: ≤ node TTL + 1 s).
 
 use crate::client;
-use crate::target::{agent_id, supervisor_id, Target};
+use crate::target::{agent_id, Target};
 use crate::Common;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -30,34 +30,14 @@ pub async fn run(agents: usize, node_ttl_ms: u64, common: Common) -> Result<(), 
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watchers = Vec::new();
     for (n, url) in urls.iter().enumerate().filter(|(n, _)| *n != 1) {
-        let mut ws = client::connect(url, agents + n).await?;
-        client::hello(
-            &mut ws,
-            &target.token(&supervisor_id(n)),
-            "supervisor",
-            None,
-        )
-        .await?;
-        ws.send(Message::text(
-            json!({"type": "subscribe", "id": "s", "scope": {"all": true}}).to_string(),
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
+        let ws = target.supervisor(url, n, agents + n, true).await?;
         let (victims, killed, ready) = (on_victim.clone(), killed_rx.clone(), ready_tx.clone());
         watchers.push(tokio::spawn(watch_node(ws, victims, agents, ready, killed)));
     }
     let mut sockets = Vec::new();
     for i in 0..agents {
         let node = 1 + i % (k - 1);
-        let mut ws = client::connect(&urls[node], i).await?;
-        let id = agent_id(i);
-        client::hello(
-            &mut ws,
-            &target.token(&id),
-            "agent",
-            Some(&format!("{id}-d")),
-        )
-        .await?;
+        let ws = target.agent(&urls[node], i).await?;
         sockets.push(ws);
     }
     // The agents beat until the end.

@@ -4,7 +4,7 @@
 
 use crate::client;
 use crate::report::latency_ms;
-use crate::target::{agent_id, supervisor_id, Target};
+use crate::target::Target;
 use crate::Common;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -28,19 +28,9 @@ pub async fn run(
     // Supervisors: subscribe to everything, then count and time deltas.
     let mut watchers = Vec::new();
     for i in 0..supervisors {
-        let mut ws = client::connect(&urls[i % urls.len()], agents + i).await?;
-        client::hello(
-            &mut ws,
-            &target.token(&supervisor_id(i)),
-            "supervisor",
-            None,
-        )
-        .await?;
-        ws.send(Message::text(
-            json!({"type": "subscribe", "id": "s", "scope": {"all": true}}).to_string(),
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
+        let mut ws = target
+            .supervisor(&urls[i % urls.len()], i, agents + i, true)
+            .await?;
         let (mut stopped, delivered) = (stopped.clone(), delivered.clone());
         watchers.push(tokio::spawn(async move {
             let mut h = Histogram::<u64>::new(3).expect("histogram");
@@ -67,15 +57,7 @@ pub async fn run(
     // Agents: connected, then driven round-robin at the rate.
     let mut drivers = Vec::new();
     for i in 0..agents {
-        let mut ws = client::connect(&urls[i % urls.len()], i).await?;
-        let id = agent_id(i);
-        client::hello(
-            &mut ws,
-            &target.token(&id),
-            "agent",
-            Some(&format!("{id}-d")),
-        )
-        .await?;
+        let ws = target.agent(&urls[i % urls.len()], i).await?;
         drivers.push(ws);
     }
     let errors = Arc::new(AtomicU64::new(0));

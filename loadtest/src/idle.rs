@@ -3,7 +3,7 @@
 //! before, over N, read from /proc).
 
 use crate::client;
-use crate::target::{agent_id, Target};
+use crate::target::Target;
 use crate::Common;
 use futures_util::stream::{self, StreamExt};
 use futures_util::SinkExt;
@@ -22,18 +22,7 @@ pub async fn run(agents: usize, hold_s: u64, common: Common) -> Result<(), Strin
     let connected: Vec<Result<client::Ws, String>> = stream::iter(0..agents)
         .map(|i| {
             let url = urls[i % urls.len()].clone();
-            async move {
-                let mut ws = client::connect(&url, i).await?;
-                let id = agent_id(i);
-                client::hello(
-                    &mut ws,
-                    &target_ref.token(&id),
-                    "agent",
-                    Some(&format!("{id}-d")),
-                )
-                .await?;
-                Ok(ws)
-            }
+            async move { target_ref.agent(&url, i).await }
         })
         .buffer_unordered(256)
         .collect()

@@ -159,6 +159,37 @@ impl Target {
         presence_hub::auth::mint(&self.secret, TENANT, user, 24 * 3600).unwrap_or_default()
     }
 
+    /// Agent `i`'s device, connected to `url` and past its first `state`.
+    pub async fn agent(&self, url: &str, i: usize) -> Result<crate::client::Ws, String> {
+        let mut ws = crate::client::connect(url, i).await?;
+        let id = agent_id(i);
+        crate::client::hello(&mut ws, &self.token(&id), "agent", Some(&format!("{id}-d"))).await?;
+        Ok(ws)
+    }
+
+    /// Supervisor `n`, connected to `url` (connection number `slot` for the
+    /// source address), optionally subscribed to everything.
+    pub async fn supervisor(
+        &self,
+        url: &str,
+        n: usize,
+        slot: usize,
+        subscribe: bool,
+    ) -> Result<crate::client::Ws, String> {
+        use futures_util::SinkExt;
+        let mut ws = crate::client::connect(url, slot).await?;
+        crate::client::hello(&mut ws, &self.token(&supervisor_id(n)), "supervisor", None).await?;
+        if subscribe {
+            let body = json!({"type": "subscribe", "id": "s", "scope": {"all": true}});
+            ws.send(tokio_tungstenite::tungstenite::Message::text(
+                body.to_string(),
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(ws)
+    }
+
     /// `kill -9` of spawned node `n`.
     pub async fn kill(&mut self, n: usize) {
         if let Some(child) = self.children.get_mut(n) {
