@@ -2,7 +2,7 @@
 //! given with `--url`) and reports the figures of SPEC §8 as a table and as
 //! JSON: `{"scenario", "params", "hub": {"rss_bytes", "nodes"}, "results"}`.
 //!
-//! Scenarios so far: `idle`, `fanout`, `commands`, `failover`, `ceiling`;
+//! Scenarios: `idle`, `fanout`, `commands`, `storm`, `failover`, `ceiling`;
 //! see BENCHMARKS.md.
 
 mod ceiling;
@@ -12,6 +12,7 @@ mod failover;
 mod fanout;
 mod idle;
 mod report;
+mod storm;
 mod target;
 
 use clap::{Args, Parser, Subcommand};
@@ -63,6 +64,16 @@ enum Scenario {
         /// How many times each supervisor monitors and releases each of its agents.
         #[arg(long, default_value_t = 10)]
         rounds: usize,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Every agent drops abruptly and reconnects: time to all back, and the
+    /// offline flaps a watching supervisor saw.
+    Storm {
+        #[arg(long, default_value_t = 1000)]
+        agents: usize,
+        #[arg(long, default_value_t = 10_000)]
+        reconnect_grace_ms: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -138,6 +149,11 @@ async fn main() -> ExitCode {
             rounds,
             common,
         } => commands::run(agents, supervisors, rounds, common).await,
+        Scenario::Storm {
+            agents,
+            reconnect_grace_ms,
+            common,
+        } => storm::run(agents, reconnect_grace_ms, common).await,
         Scenario::Failover {
             agents,
             node_ttl_ms,

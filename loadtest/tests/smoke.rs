@@ -163,3 +163,21 @@ fn commands_time_monitor_round_trips_across_nodes() {
     assert_eq!(r["latency_ms"]["samples"], 8, "every monitor answered: {r}");
     assert_eq!(r["stop_monitor_latency_ms"]["samples"], 8);
 }
+
+#[test]
+fn storm_reconnects_everyone_and_counts_flaps() {
+    let hub = hub_bin();
+    let r = run(&[
+        "storm",
+        "--agents",
+        "40",
+        "--reconnect-grace-ms",
+        "500",
+        "--spawn",
+        "--hub-bin",
+        hub.to_str().expect("path"),
+    ]);
+    assert_eq!(r["reconnected"], 40, "{r}");
+    assert!(r["reconnect_s"].as_f64().is_some_and(|s| s > 0.0));
+    assert!(r["offline_flaps_seen"].is_u64());
+}

@@ -1,0 +1,93 @@
+//! `storm`: N agents connected; every one drops abruptly (no close frame)
+//! and reconnects at once with the same device id. Reports how long until
+//! all are back (`reconnect_s`) and how many offline flaps a supervisor
+//! watching everything saw until the reconnect grace had passed (SPEC §8:
+//! ≤ 10 s for 50 000, no flap).
+
+use crate::target::Target;
+use crate::Common;
+use futures_util::stream::{self, StreamExt};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+pub async fn run(agents: usize, grace_ms: u64, common: Common) -> Result<(), String> {
+    let grace = grace_ms.to_string();
+    let target = Target::open(&common, agents, 1, &["--reconnect-grace-ms", &grace]).await?;
+    let url = target.urls[0].clone();
+    let mut watcher = target.supervisor(&url, 0, agents, true).await?;
+    let connect_all = || {
+        let (url, target) = (&url, &target);
+        stream::iter(0..agents)
+            .map(move |i| async move { target.agent(url, i).await })
+            .buffer_unordered(256)
+            .collect::<Vec<_>>()
+    };
+    let first: Vec<_> = connect_all().await;
+    if let Some(Err(e)) = first.iter().find(|r| r.is_err()) {
+        return Err(format!("connecting: {e}"));
+    }
+    // Wait until the watcher has seen everyone online.
+    let mut online: HashSet<String> = HashSet::new();
+    while online.len() < agents {
+        let v = next_json(&mut watcher, Duration::from_secs(30)).await?;
+        for r in records(&v) {
+            if r["presence"] == "online" {
+                online.insert(r["id"].as_str().unwrap_or_default().to_string());
+            }
+        }
+    }
+    // The storm: every socket dropped at once, then everyone reconnects.
+    let dropped_at = Instant::now();
+    drop(first);
+    let again: Vec<_> = connect_all().await;
+    let reconnect_s = dropped_at.elapsed().as_secs_f64();
+    let reconnected = again.iter().filter(|r| r.is_ok()).count();
+    // Count offline deltas until the grace (and a second more) has passed.
+    let window = Duration::from_millis(grace_ms + 1000);
+    let mut flaps = 0;
+    while dropped_at.elapsed() < window {
+        let left = window.saturating_sub(dropped_at.elapsed());
+        let Ok(v) = next_json(&mut watcher, left).await else {
+            break;
+        };
+        flaps += records(&v)
+            .iter()
+            .filter(|r| r["presence"] == "offline")
+            .count();
+    }
+    let results = json!({
+        "reconnect_s": (reconnect_s * 1000.0).round() / 1000.0,
+        "reconnected": reconnected,
+        "offline_flaps_seen": flaps,
+    });
+    let params = json!({"agents": agents, "reconnect_grace_ms": grace_ms});
+    let hub = json!({"rss_bytes": target.rss_bytes(), "nodes": target.urls.len()});
+    drop(again);
+    crate::report::emit("storm", params, hub, results, common.json.as_deref())
+}
+
+async fn next_json(ws: &mut crate::client::Ws, within: Duration) -> Result<Value, String> {
+    loop {
+        match tokio::time::timeout(within, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                return serde_json::from_str(&t).map_err(|e| e.to_string())
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(_) => return Err("the watcher's connection closed".into()),
+            Err(_) => return Err("nothing within the wait".into()),
+        }
+    }
+}
+
+fn records(v: &Value) -> Vec<&Value> {
+    match v["type"].as_str() {
+        Some("snapshot") => v["agents"]
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default(),
+        Some("agent") => vec![&v["agent"]],
+        _ => vec![],
+    }
+}
