@@ -88,3 +88,15 @@ pub fn now_us() -> u64 {
         .elapsed()
         .as_micros() as u64
 }
+
+/// The agent records a message carries: all of a snapshot's, or a delta's one.
+pub fn records(v: &Value) -> Vec<&Value> {
+    match v["type"].as_str() {
+        Some("snapshot") => v["agents"]
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default(),
+        Some("agent") => vec![&v["agent"]],
+        _ => vec![],
+    }
+}

@@ -110,14 +110,7 @@ async fn watch_node(
         let Ok(v) = serde_json::from_str::<Value>(&t) else {
             continue;
         };
-        let records: Vec<&Value> = match v["type"].as_str() {
-            Some("snapshot") => v["agents"]
-                .as_array()
-                .map(|a| a.iter().collect())
-                .unwrap_or_default(),
-            Some("agent") => vec![&v["agent"]],
-            _ => vec![],
-        };
+        let records = crate::client::records(&v);
         for r in records {
             let id = r["id"].as_str().unwrap_or_default().to_string();
             if r["presence"] == "online" {

@@ -32,7 +32,7 @@ pub async fn run(agents: usize, grace_ms: u64, common: Common) -> Result<(), Str
     let mut online: HashSet<String> = HashSet::new();
     while online.len() < agents {
         let v = next_json(&mut watcher, Duration::from_secs(30)).await?;
-        for r in records(&v) {
+        for r in crate::client::records(&v) {
             if r["presence"] == "online" {
                 online.insert(r["id"].as_str().unwrap_or_default().to_string());
             }
@@ -52,7 +52,7 @@ pub async fn run(agents: usize, grace_ms: u64, common: Common) -> Result<(), Str
         let Ok(v) = next_json(&mut watcher, left).await else {
             break;
         };
-        flaps += records(&v)
+        flaps += crate::client::records(&v)
             .iter()
             .filter(|r| r["presence"] == "offline")
             .count();
@@ -78,16 +78,5 @@ async fn next_json(ws: &mut crate::client::Ws, within: Duration) -> Result<Value
             Ok(_) => return Err("the watcher's connection closed".into()),
             Err(_) => return Err("nothing within the wait".into()),
         }
-    }
-}
-
-fn records(v: &Value) -> Vec<&Value> {
-    match v["type"].as_str() {
-        Some("snapshot") => v["agents"]
-            .as_array()
-            .map(|a| a.iter().collect())
-            .unwrap_or_default(),
-        Some("agent") => vec![&v["agent"]],
-        _ => vec![],
     }
 }
