@@ -4,7 +4,7 @@
 //! hub's fan-out is compared with (SPEC §8: ≥ 70 %).
 
 use crate::report::latency_ms;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use std::path::PathBuf;
@@ -67,16 +67,7 @@ pub async fn run(
         let (mut stopped, delivered) = (stopped.clone(), delivered.clone());
         clients.push(tokio::spawn(async move {
             let mut h = Histogram::<u64>::new(3).expect("histogram");
-            loop {
-                // No timer per message: the stop signal ends the loop.
-                let t = tokio::select! {
-                    _ = stopped.changed() => break,
-                    m = ws.next() => match m {
-                        Some(Ok(Message::Text(t))) => t,
-                        Some(Ok(_)) => continue,
-                        _ => break,
-                    },
-                };
+            while let Some(t) = crate::client::next_text(&mut ws, &mut stopped).await {
                 delivered.fetch_add(1, Ordering::Relaxed);
                 if let Some(sent) = crate::client::stamp(&t) {
                     let _ = h.record(crate::client::now_us().saturating_sub(sent));

@@ -34,16 +34,7 @@ pub async fn run(
         let (mut stopped, delivered) = (stopped.clone(), delivered.clone());
         watchers.push(tokio::spawn(async move {
             let mut h = Histogram::<u64>::new(3).expect("histogram");
-            loop {
-                // No timer per message: the stop signal ends the loop.
-                let t = tokio::select! {
-                    _ = stopped.changed() => break,
-                    m = ws.next() => match m {
-                        Some(Ok(Message::Text(t))) => t,
-                        Some(Ok(_)) => continue,
-                        _ => break,
-                    },
-                };
+            while let Some(t) = crate::client::next_text(&mut ws, &mut stopped).await {
                 if client::is_delta(&t) {
                     delivered.fetch_add(1, Ordering::Relaxed);
                     if let Some(sent) = client::stamp(&t) {

@@ -89,6 +89,20 @@ struct Keys {
     deltas: String,
 }
 
+impl Keys {
+    /// `seed.lua` and `restore.lua` take the same keys, in this order.
+    fn state_invocation<'a>(&self, script: &'a Script) -> ::redis::ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&self.seq)
+            .key(&self.records)
+            .key(&self.versions)
+            .key(&self.settings)
+            .key(&self.epoch);
+        invocation
+    }
+}
+
 fn keys(tenant: &str) -> Keys {
     let k = |name: &str| format!("hub:{{{tenant}}}:{name}");
     Keys {
@@ -393,13 +407,7 @@ impl Backplane for RedisBackplane {
         self.note(subscribed)?;
         let settings_json = to_json(&seed.settings)?;
         let epoch = format!("{}-{}", self.node_id, clock::now_ms());
-        let mut invocation = self.seed.prepare_invoke();
-        invocation
-            .key(&k.seq)
-            .key(&k.records)
-            .key(&k.versions)
-            .key(&k.settings)
-            .key(&k.epoch);
+        let mut invocation = k.state_invocation(&self.seed);
         invocation.arg(settings_json).arg(epoch);
         for record in &seed.agents {
             invocation.arg(&record.id).arg(without_version(record)?);
@@ -569,13 +577,7 @@ impl Backplane for RedisBackplane {
 
     async fn restore(&self, tenant: &str, state: &TenantState) -> Result<bool, BackplaneError> {
         let k = keys(tenant);
-        let mut invocation = self.restore.prepare_invoke();
-        invocation
-            .key(&k.seq)
-            .key(&k.records)
-            .key(&k.versions)
-            .key(&k.settings)
-            .key(&k.epoch);
+        let mut invocation = k.state_invocation(&self.restore);
         let settings = to_json(&state.settings)?;
         invocation
             .arg(format!("{}-{}", self.node_id, clock::now_ms()))

@@ -261,10 +261,6 @@ impl Tenant {
         r.agents.insert(entry.record.id.clone(), entry);
     }
 
-    pub fn seq(&self) -> u64 {
-        self.replica.lock().seq
-    }
-
     /// Waits until this replica has applied `seq` (read-your-writes for the
     /// connection that made the change). Gives up quietly after `timeout`.
     pub async fn wait_for(&self, seq: u64, timeout: Duration) {
