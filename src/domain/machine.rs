@@ -129,14 +129,19 @@ pub fn apply(record: &AgentRecord, event: &Event, ctx: &Context) -> HubResult<Op
                     d.label = label.clone();
                     d.node = node.clone();
                 }
-                None => next.devices.push(Device {
-                    id: device_id.clone(),
-                    kind: kind.clone(),
-                    label: label.clone(),
-                    active: true,
-                    node: node.clone(),
-                    since_ms: ctx.now_ms,
-                }),
+                None => {
+                    // Most agents have one or two devices; a plain push
+                    // would reserve room for four in every stored record.
+                    next.devices.reserve_exact(1);
+                    next.devices.push(Device {
+                        id: device_id.clone(),
+                        kind: kind.clone(),
+                        label: label.clone(),
+                        active: true,
+                        node: node.clone(),
+                        since_ms: ctx.now_ms,
+                    })
+                }
             }
             forget_old_devices(&mut next.devices, ctx.max_devices);
             if !was_online {

@@ -71,45 +71,55 @@ pub(super) struct Session {
 }
 
 /// Runs one accepted WebSocket to its end.
-pub async fn run(hub: Arc<Hub>, mut ws: WebSocket) {
-    let _counted = hub.connection_opened();
-    let conn = hub.next_conn_id();
-    let mut session = match hello(&hub, conn, &mut ws).await {
-        Ok(session) => session,
-        Err(refusal) => {
-            tracing::info!(conn, code = refusal.code, reason = %refusal.reason, "session refused");
-            close_socket(
-                &mut ws,
-                refusal.code,
-                &refusal.reason,
-                hub.config.auth_timeout(),
-            )
-            .await;
-            return;
-        }
-    };
-    tracing::info!(
-        conn, tenant = session.tenant.id(), user = %session.user.id, role = session.role.as_str(),
-        device = session.device.as_ref().map(|d| d.id.as_str()), "session start"
-    );
-    let gauge = crate::metrics::get().connection(session.role);
-    gauge.increment(1.0);
-    // A panic in one session must not take anything else down: it is caught
-    // here, and the session is cleaned up as if the connection dropped.
-    let end = match AssertUnwindSafe(session.serve(&mut ws))
-        .catch_unwind()
-        .await
-    {
-        Ok(end) => end,
-        Err(_) => {
-            crate::metrics::get().panics.increment(1);
-            tracing::error!(conn, "session task panicked; ending the session");
-            End::Dropped
-        }
-    };
-    session.finish(end).await;
-    gauge.decrement(1.0);
-    tracing::info!(conn, tenant = session.tenant.id(), user = %session.user.id, reason = ?end, "session end");
+#[allow(clippy::manual_async_fn)] // on purpose: see the comment inside
+pub fn run(hub: Arc<Hub>, mut ws: WebSocket) -> impl std::future::Future<Output = ()> + Send {
+    // An `async` block rather than an `async fn`: an async fn's arguments
+    // are stored in its future twice (rust-lang/rust#62958), and the
+    // WebSocket is the largest of them.
+    async move {
+        let _counted = hub.connection_opened();
+        let conn = hub.next_conn_id();
+        // Every connection's task is as large as the largest future it awaits
+        // inline, and idle connections are the hub's bulk: the one-off and rare
+        // steps (hello, message handlers, TTL expiry, finish) are boxed, so an
+        // idle task holds only the `select!` loop (BENCHMARKS.md, memory).
+        let mut session = match Box::pin(hello(&hub, conn, &mut ws)).await {
+            Ok(session) => session,
+            Err(refusal) => {
+                tracing::info!(conn, code = refusal.code, reason = %refusal.reason, "session refused");
+                close_socket(
+                    &mut ws,
+                    refusal.code,
+                    &refusal.reason,
+                    hub.config.auth_timeout(),
+                )
+                .await;
+                return;
+            }
+        };
+        tracing::info!(
+            conn, tenant = session.tenant.id(), user = %session.user.id, role = session.role.as_str(),
+            device = session.device.as_ref().map(|d| d.id.as_str()), "session start"
+        );
+        let gauge = crate::metrics::get().connection(session.role);
+        gauge.increment(1.0);
+        // A panic in one session must not take anything else down: it is caught
+        // here, and the session is cleaned up as if the connection dropped.
+        let end = match AssertUnwindSafe(session.serve(&mut ws))
+            .catch_unwind()
+            .await
+        {
+            Ok(end) => end,
+            Err(_) => {
+                crate::metrics::get().panics.increment(1);
+                tracing::error!(conn, "session task panicked; ending the session");
+                End::Dropped
+            }
+        };
+        Box::pin(session.finish(end)).await;
+        gauge.decrement(1.0);
+        tracing::info!(conn, tenant = session.tenant.id(), user = %session.user.id, reason = ?end, "session end");
+    }
 }
 
 /// Reads and checks `hello`; on success the session is registered and
@@ -328,7 +338,7 @@ impl Session {
                 self.ping_sent = false;
                 if !self.active.load(Ordering::Relaxed) && self.device.is_some() {
                     // A device that lapsed past its TTL is back.
-                    if let Err(e) = self.device_up().await {
+                    if let Err(e) = Box::pin(self.device_up()).await {
                         self.outbox.push(protocol::error(&e));
                     }
                 }
@@ -402,7 +412,9 @@ impl Session {
         let started = Instant::now();
         let is_command = incoming.kind == "command";
         let result = match incoming.request {
-            Ok(request) => self.dispatch(request, incoming.id.as_deref()).await,
+            // Boxed (see `run`): one short-lived allocation per message,
+            // beside the several its decoding makes anyway.
+            Ok(request) => Box::pin(self.dispatch(request, incoming.id.as_deref())).await,
             Err(e) => Err(e),
         };
         // Monitor answers later and records its own latency.
@@ -439,9 +451,11 @@ impl Session {
         if self.active.load(Ordering::Relaxed) && now >= self.last_msg + config.presence_ttl() {
             self.active.store(false, Ordering::Relaxed);
             if let (Some(d), false) = (&self.device, self.hub.is_draining()) {
-                self.hub
-                    .device_down(&self.tenant, &self.user.id, &d.id, None)
-                    .await;
+                Box::pin(
+                    self.hub
+                        .device_down(&self.tenant, &self.user.id, &d.id, None),
+                )
+                .await;
             }
         }
         if now >= self.last_frame + config.presence_ttl() {
