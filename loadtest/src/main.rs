@@ -38,6 +38,10 @@ enum Scenario {
         /// Keep them connected this long before measuring memory.
         #[arg(long, default_value_t = 2)]
         hold_s: u64,
+        /// Each agent sends a heartbeat this often while held (spread evenly
+        /// over the agents), as SPEC §8 has it.
+        #[arg(long, default_value_t = 10_000)]
+        heartbeat_ms: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -134,8 +138,9 @@ async fn main() -> ExitCode {
         Scenario::Idle {
             agents,
             hold_s,
+            heartbeat_ms,
             common,
-        } => idle::run(agents, hold_s, common).await,
+        } => idle::run(agents, hold_s, heartbeat_ms, common).await,
         Scenario::Fanout {
             agents,
             supervisors,

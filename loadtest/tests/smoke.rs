@@ -59,12 +59,21 @@ fn idle_connects_every_agent_and_measures_memory() {
         "--agents",
         "60",
         "--hold-s",
-        "0",
+        "1",
+        "--heartbeat-ms",
+        "200",
         "--spawn",
         "--hub-bin",
         hub.to_str().expect("path"),
     ]);
     assert_eq!(r["connections"], 60, "{r}");
+    // The hub itself holds every one of them after the hold, and every
+    // agent beat at least once.
+    assert_eq!(r["hub_connections"], 60.0, "{r}");
+    assert!(
+        r["heartbeats_sent"].as_u64().is_some_and(|n| n >= 60),
+        "{r}"
+    );
     assert_eq!(r["errors"], 0);
     assert!(r["connect_per_s"].as_f64().is_some_and(|v| v > 0.0));
     assert!(r["rss_bytes_per_connection"].is_number());
