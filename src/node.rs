@@ -56,6 +56,7 @@ impl Node {
             .clone()
             .unwrap_or_else(crate::hub::random_node_id);
         config.node_id = Some(node_id.clone());
+        config.max_connections = fit_open_files(config.max_connections);
         if config.redis_url.is_some()
             && config.jwt_secret.is_none()
             && config.jwt_public_key.is_none()
@@ -230,6 +231,42 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// File descriptors kept for everything but clients: the listener, Redis,
+/// the runtime, a directory reload.
+const RESERVED_FILES: u64 = 256;
+
+/// Every connection is an open file. Takes the soft open-file limit up to
+/// the hard one (as Go's runtime does) and, when `max_connections` still
+/// does not fit, lowers it: a full node then answers HTTP 503 at the
+/// handshake instead of failing `accept` — or a Redis reconnect — with
+/// "too many open files".
+fn fit_open_files(max_connections: usize) -> usize {
+    #[cfg(unix)]
+    {
+        let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() else {
+            return max_connections;
+        };
+        let limit = if soft < hard && rlimit::Resource::NOFILE.set(hard, hard).is_ok() {
+            hard
+        } else {
+            soft
+        };
+        let fits = usize::try_from(limit.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX);
+        if max_connections > fits {
+            // Not a fault (the default asks for more than most shells
+            // allow), so `info`: the node adapts and says by how much.
+            tracing::info!(
+                open_files = limit,
+                max_connections = fits,
+                asked = max_connections,
+                "max connections lowered to fit the open-file limit (raise `ulimit -n` for more)"
+            );
+            return fits;
+        }
+    }
+    max_connections
 }
 
 /// Starts a node and serves until SIGINT/SIGTERM.

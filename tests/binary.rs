@@ -259,6 +259,35 @@ async fn json_logs_have_one_line_per_session_start_and_end_and_never_a_token() {
 }
 
 #[tokio::test]
+async fn a_node_under_a_tight_open_file_limit_refuses_with_503_instead_of_failing_accept() {
+    // 300 open files, 256 kept for the node itself: room for 44 clients,
+    // although --max-connections asks for the default 200 000.
+    let mut node = Proc::start_with_open_files(
+        &["--listen", "127.0.0.1:0", "--auth-timeout-ms", "60000"],
+        &[],
+        300,
+    )
+    .await;
+    let line = node
+        .log_line(&["max connections lowered", "max_connections"])
+        .await;
+    assert!(line.contains("44"), "{line}");
+    let url = node.ws_url();
+    let mut held = Vec::new();
+    for _ in 0..44 {
+        held.push(Client::connect(&url).await);
+    }
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!("expected HTTP 503 for connection 45, got {other:?}"),
+    }
+    // The node stays healthy at its limit.
+    assert_eq!(node.status("/healthz").await, 200);
+}
+
+#[tokio::test]
 async fn the_healthcheck_subcommand_probes_a_node() {
     let node = Proc::start(
         &["--listen", "127.0.0.1:0"],

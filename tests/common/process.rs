@@ -20,15 +20,37 @@ pub struct Proc {
 impl Proc {
     /// Starts a node and collects its log lines (stderr).
     pub async fn start_logged(args: &[&str], envs: &[(&str, &str)]) -> Proc {
-        Proc::spawn(args, envs, true).await
+        Proc::spawn(args, envs, true, None).await
     }
 
     pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Proc {
-        Proc::spawn(args, envs, false).await
+        Proc::spawn(args, envs, false, None).await
     }
 
-    async fn spawn(args: &[&str], envs: &[(&str, &str)], capture: bool) -> Proc {
+    /// As [`Proc::start_logged`], with the node's open-file limit (soft
+    /// and hard) set to `open_files`, as a tight `ulimit -n` would.
+    pub async fn start_with_open_files(
+        args: &[&str],
+        envs: &[(&str, &str)],
+        open_files: u64,
+    ) -> Proc {
+        Proc::spawn(args, envs, true, Some(open_files)).await
+    }
+
+    async fn spawn(
+        args: &[&str],
+        envs: &[(&str, &str)],
+        capture: bool,
+        open_files: Option<u64>,
+    ) -> Proc {
         let mut cmd = Command::new(BIN);
+        if let Some(n) = open_files {
+            // SAFETY: only setrlimit(2), async-signal-safe, runs between
+            // fork and exec.
+            unsafe {
+                cmd.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, n, n));
+            }
+        }
         // PRESENCE_HUB_TEST_LOGS=1 shows the nodes' logs when debugging a test.
         let logs = if capture {
             Stdio::piped()
