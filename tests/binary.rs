@@ -333,11 +333,15 @@ async fn the_default_node_runs_demo_agents_that_move() {
         .await;
     sup.recv_type("welcome").await;
     sup.subscribe(json!({"all": true})).await;
-    // The simulated agents come online and take interactions on their own.
+    // The simulated agents come online and take interactions on their own,
+    // at random: each available one takes an interaction with a 6 % chance
+    // a second, so the deadline is generous (seconds apart is usual).
     let busy = sup
-        .recv_where("a demo agent on an interaction", |v| {
-            v["type"] == "agent" && v["agent"]["status"] == "busy"
-        })
+        .recv_where_within(
+            "a demo agent on an interaction",
+            Duration::from_secs(60),
+            |v| v["type"] == "agent" && v["agent"]["status"] == "busy",
+        )
         .await;
     assert_eq!(busy["agent"]["presence"], "online");
     assert!(busy["agent"]["interaction"]["id"].as_str().is_some());

@@ -366,10 +366,15 @@ impl Client {
     }
 
     async fn read(&mut self) -> Result<Value, Closed> {
+        tokio::time::timeout(DEADLINE, self.read_any())
+            .await
+            .expect("a message within the deadline")
+    }
+
+    /// The next message, however long it takes (callers set the deadline).
+    async fn read_any(&mut self) -> Result<Value, Closed> {
         loop {
-            let next = tokio::time::timeout(DEADLINE, self.ws.next())
-                .await
-                .expect("a message within the deadline");
+            let next = self.ws.next().await;
             match next {
                 Some(Ok(Message::Text(t))) => {
                     return Ok(serde_json::from_str(&t).expect("server sends JSON"))
@@ -419,12 +424,23 @@ impl Client {
 
     /// Waits for the first message matching `pred`, keeping the others.
     pub async fn recv_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.recv_where_within(what, DEADLINE, pred).await
+    }
+
+    /// As [`Client::recv_where`], for what comes at a random time (the
+    /// demo's simulated agents) and needs a longer deadline.
+    pub async fn recv_where_within(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         if let Some(i) = self.backlog.iter().position(&pred) {
             return self.backlog.remove(i).expect("index");
         }
-        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let deadline = tokio::time::Instant::now() + within;
         loop {
-            let v = tokio::time::timeout_at(deadline, self.read())
+            let v = tokio::time::timeout_at(deadline, self.read_any())
                 .await
                 .unwrap_or_else(|_| {
                     let last: Vec<_> = self.backlog.iter().rev().take(3).collect();
