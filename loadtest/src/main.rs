@@ -117,9 +117,10 @@ pub struct Common {
     /// free port for them to share.
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
-    /// The hub binary for --spawn.
-    #[arg(long, default_value = "target/release/presence-hub")]
-    pub hub_bin: PathBuf,
+    /// The hub binary for --spawn [default: `presence-hub` beside this
+    /// tool, i.e. the same cargo build].
+    #[arg(long)]
+    pub hub_bin: Option<PathBuf>,
     /// A running node's WebSocket URL (ws://host:port/v1/ws); repeatable.
     #[arg(long)]
     pub url: Vec<String>,

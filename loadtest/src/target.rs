@@ -94,10 +94,17 @@ impl Target {
             wait_port(port).await?;
             redis_args = vec!["--redis-url".into(), format!("redis://127.0.0.1:{port}/")];
         }
+        // The hub of the same build as this tool unless told otherwise.
+        let hub_bin = common.hub_bin.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| Some(exe.parent()?.join("presence-hub")))
+                .unwrap_or_else(|| "target/release/presence-hub".into())
+        });
         let mut urls = Vec::new();
         let mut children = Vec::new();
         for n in 0..common.nodes.max(1) {
-            let mut cmd = Command::new(&common.hub_bin);
+            let mut cmd = Command::new(&hub_bin);
             cmd.args([
                 "--listen",
                 "127.0.0.1:0",
@@ -124,7 +131,7 @@ impl Target {
             let mut child = cmd.spawn().map_err(|e| {
                 format!(
                     "{}: {e} (build it: cargo build --release)",
-                    common.hub_bin.display()
+                    hub_bin.display()
                 )
             })?;
             let stdout = child.stdout.take().ok_or("no stdout")?;
