@@ -5,7 +5,6 @@
 
 use crate::report::latency_ms;
 use futures_util::SinkExt;
-use hdrhistogram::Histogram;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,7 +65,7 @@ pub async fn run(
         let mut ws = crate::client::connect(&format!("ws://{addr}/"), clients.len()).await?;
         let (mut stopped, delivered) = (stopped.clone(), delivered.clone());
         clients.push(tokio::spawn(async move {
-            let mut h = Histogram::<u64>::new(3).expect("histogram");
+            let mut h = crate::report::histogram();
             while let Some(t) = crate::client::next_text(&mut ws, &mut stopped).await {
                 delivered.fetch_add(1, Ordering::Relaxed);
                 if let Some(sent) = crate::client::stamp(&t) {
@@ -99,12 +98,7 @@ pub async fn run(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stop.send(true);
-    let mut all = Histogram::<u64>::new(3).expect("histogram");
-    for c in clients {
-        if let Ok(h) = c.await {
-            let _ = all.add(h);
-        }
-    }
+    let all = crate::report::merged(clients).await;
     let delivered = delivered.load(Ordering::Relaxed);
     let results = json!({
         "frames_sent": sent,

@@ -7,7 +7,6 @@ use crate::report::latency_ms;
 use crate::target::{agent_id, Target};
 use crate::Common;
 use futures_util::{SinkExt, StreamExt};
-use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -53,8 +52,8 @@ pub async fn run(
             .map(agent_id)
             .collect();
         runs.push(tokio::spawn(async move {
-            let mut monitor = Histogram::<u64>::new(3).expect("histogram");
-            let mut stop = Histogram::<u64>::new(3).expect("histogram");
+            let mut monitor = crate::report::histogram();
+            let mut stop = crate::report::histogram();
             let mut errors = 0u64;
             let mut n = 0u64;
             for _ in 0..rounds {
@@ -91,8 +90,8 @@ pub async fn run(
             (monitor, stop, errors)
         }));
     }
-    let mut monitor = Histogram::<u64>::new(3).expect("histogram");
-    let mut stop = Histogram::<u64>::new(3).expect("histogram");
+    let mut monitor = crate::report::histogram();
+    let mut stop = crate::report::histogram();
     let mut errors = 0;
     for r in runs {
         let (m, s, e) = r.await.map_err(|e| e.to_string())?;

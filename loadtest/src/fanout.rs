@@ -7,7 +7,6 @@ use crate::report::latency_ms;
 use crate::target::Target;
 use crate::Common;
 use futures_util::{SinkExt, StreamExt};
-use hdrhistogram::Histogram;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,7 +32,7 @@ pub async fn run(
             .await?;
         let (mut stopped, delivered) = (stopped.clone(), delivered.clone());
         watchers.push(tokio::spawn(async move {
-            let mut h = Histogram::<u64>::new(3).expect("histogram");
+            let mut h = crate::report::histogram();
             while let Some(t) = crate::client::next_text(&mut ws, &mut stopped).await {
                 if client::is_delta(&t) {
                     delivered.fetch_add(1, Ordering::Relaxed);
@@ -56,12 +55,7 @@ pub async fn run(
     // Let the last deltas arrive, then stop the watchers.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stop.send(true);
-    let mut all = Histogram::<u64>::new(3).expect("histogram");
-    for w in watchers {
-        if let Ok(h) = w.await {
-            let _ = all.add(h);
-        }
-    }
+    let all = crate::report::merged(watchers).await;
     let coalesced = target
         .metric("presence_hub_deltas_coalesced_total")
         .await

@@ -42,6 +42,25 @@ fn print_object(title: &str, value: &Value) {
     }
 }
 
+/// An empty latency histogram (µs, three significant figures).
+pub fn histogram() -> hdrhistogram::Histogram<u64> {
+    // Three significant figures are always valid: this cannot fail.
+    hdrhistogram::Histogram::new(3).expect("histogram")
+}
+
+/// Waits for every receiver task and merges the histograms they return.
+pub async fn merged(
+    tasks: Vec<tokio::task::JoinHandle<hdrhistogram::Histogram<u64>>>,
+) -> hdrhistogram::Histogram<u64> {
+    let mut all = histogram();
+    for task in tasks {
+        if let Ok(h) = task.await {
+            let _ = all.add(h);
+        }
+    }
+    all
+}
+
 /// `{p50, p99, p999, max}` in milliseconds from a histogram of µs.
 pub fn latency_ms(h: &hdrhistogram::Histogram<u64>) -> Value {
     let ms = |us: u64| (us as f64 / 1000.0 * 1000.0).round() / 1000.0;
