@@ -237,36 +237,39 @@ pub async fn shutdown_signal() {
 /// the runtime, a directory reload.
 const RESERVED_FILES: u64 = 256;
 
-/// Every connection is an open file. Takes the soft open-file limit up to
-/// the hard one (as Go's runtime does) and, when `max_connections` still
-/// does not fit, lowers it: a full node then answers HTTP 503 at the
-/// handshake instead of failing `accept` — or a Redis reconnect — with
-/// "too many open files".
-fn fit_open_files(max_connections: usize) -> usize {
-    #[cfg(unix)]
-    {
-        let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() else {
-            return max_connections;
-        };
-        let limit = if soft < hard && rlimit::Resource::NOFILE.set(hard, hard).is_ok() {
-            hard
-        } else {
-            soft
-        };
-        let fits = usize::try_from(limit.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX);
-        if max_connections > fits {
-            // Not a fault (the default asks for more than most shells
-            // allow), so `info`: the node adapts and says by how much.
-            tracing::info!(
-                open_files = limit,
-                max_connections = fits,
-                asked = max_connections,
-                "max connections lowered to fit the open-file limit (raise `ulimit -n` for more)"
-            );
-            return fits;
-        }
+/// Takes the soft open-file limit up to the hard one (as Go's runtime
+/// does): every connection is an open file. Returns the limit now in force.
+/// The load tool calls it too (and the hubs it spawns inherit it).
+pub fn raise_open_file_limit() -> Option<u64> {
+    let (soft, hard) = rlimit::Resource::NOFILE.get().ok()?;
+    if soft < hard && rlimit::Resource::NOFILE.set(hard, hard).is_ok() {
+        Some(hard)
+    } else {
+        Some(soft)
     }
-    max_connections
+}
+
+/// Raises the open-file limit and, when `max_connections` still does not
+/// fit, lowers it: a full node then answers HTTP 503 at the handshake
+/// instead of failing `accept` — or a Redis reconnect — with "too many
+/// open files".
+fn fit_open_files(max_connections: usize) -> usize {
+    let Some(limit) = raise_open_file_limit() else {
+        return max_connections;
+    };
+    let fits = usize::try_from(limit.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX);
+    if max_connections <= fits {
+        return max_connections;
+    }
+    // Not a fault (the default asks for more than most shells allow), so
+    // `info`: the node adapts and says by how much.
+    tracing::info!(
+        open_files = limit,
+        max_connections = fits,
+        asked = max_connections,
+        "max connections lowered to fit the open-file limit (raise `ulimit -n` for more)"
+    );
+    fits
 }
 
 /// Starts a node and serves until SIGINT/SIGTERM.

@@ -134,7 +134,8 @@ pub struct Common {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    raise_fd_limit();
+    // Many connections need many file descriptors; spawned hubs inherit it.
+    let _ = presence_hub::node::raise_open_file_limit();
     let result = match Cli::parse().scenario {
         Scenario::Idle {
             agents,
@@ -179,13 +180,5 @@ async fn main() -> ExitCode {
             eprintln!("presence-loadtest: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Many connections need many file descriptors: raise the soft limit to
-/// the hard one (spawned hubs inherit it).
-fn raise_fd_limit() {
-    if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
-        let _ = rlimit::Resource::NOFILE.set(hard, hard);
     }
 }
