@@ -219,26 +219,33 @@ impl Target {
             .sum()
     }
 
-    /// One Prometheus value from the first node's /metrics.
+    /// One Prometheus series summed over every node's /metrics (a
+    /// counter or gauge of the whole cluster); `None` if no node has it.
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let addr = self
-            .urls
-            .first()?
-            .trim_start_matches("ws://")
-            .trim_end_matches("/v1/ws")
-            .to_string();
-        let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
-        s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-            .await
-            .ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.ok()?;
-        out.lines()
-            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
+        let mut total = None;
+        for url in &self.urls {
+            if let Some(v) = node_metric(url, series).await {
+                *total.get_or_insert(0.0) += v;
+            }
+        }
+        total
     }
+}
+
+/// One Prometheus value from the /metrics of the node serving `url`.
+async fn node_metric(url: &str, series: &str) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("ws://").trim_end_matches("/v1/ws");
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    out.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 async fn wait_port(port: u16) -> Result<(), String> {
