@@ -22,6 +22,8 @@ export class PresenceStore {
     this.settings = null;
     /** The highest seq / version applied (sent as `since_seq` to resume). */
     this.seq = null;
+    /** The epoch of the snapshot `seq` belongs to (sent back on resume). */
+    this.epoch = null;
     this.removed = new Map();
   }
 
@@ -53,6 +55,7 @@ export class PresenceStore {
       for (const record of snapshot.agents ?? []) this.agents.set(record.id, record);
       this.seq = Number.isInteger(snapshot.seq) ? snapshot.seq : null;
     }
+    this.epoch = typeof snapshot.epoch === 'string' ? snapshot.epoch : null;
     if (Array.isArray(snapshot.channels)) {
       const channels = new Map();
       for (const channel of snapshot.channels) channels.set(channelKey(channel), channel);

@@ -41,6 +41,11 @@ export class SupervisorClient extends Connection {
     return this.store.seq;
   }
 
+  /** The epoch of the current view (sent with `since_seq` on a resume). */
+  get epoch() {
+    return this.store.epoch;
+  }
+
   hello(token) {
     return { type: 'hello', token, role: this.role };
   }
@@ -66,7 +71,12 @@ export class SupervisorClient extends Connection {
 
   async #subscribe(resume) {
     const msg = { type: 'subscribe', scope: this.#scope };
-    if (resume && this.#resumable && this.store.seq !== null) msg.since_seq = this.store.seq;
+    if (resume && this.#resumable && this.store.seq !== null) {
+      msg.since_seq = this.store.seq;
+      // The seq is only meaningful in the epoch it came from (a restarted
+      // hub or a restored store starts another): the hub checks it.
+      if (this.store.epoch !== null) msg.epoch = this.store.epoch;
+    }
     let waiter;
     const snapshot = new Promise((resolve, reject) => {
       waiter = { resolve, reject };

@@ -167,3 +167,26 @@ export function redisAvailable() {
     return false;
   }
 }
+
+/**
+ * One hub for a test file: started before its tests, killed after them with
+ * every client the tests `track`ed stopped. `fixture.hub` is the node.
+ */
+export function hubForFile(before, after, extra = []) {
+  const clients = [];
+  const fixture = {
+    hub: null,
+    track(client) {
+      clients.push(client);
+      return client;
+    },
+  };
+  before(async () => {
+    fixture.hub = await Hub.start(extra);
+  });
+  after(async () => {
+    for (const c of clients) c.stop();
+    await fixture.hub?.kill();
+  });
+  return fixture;
+}
