@@ -4,8 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { AgentClient, SupervisorClient, HubError } from '../src/presence-hub-client.js';
-import { hubForFile, token, nextEvent, waitFor } from './support/hub.mjs';
-import { Proxy } from './support/proxy.mjs';
+import { hubForFile, token, nextEvent, waitFor } from '../test-support/hub.mjs';
+import { Proxy } from '../test-support/proxy.mjs';
 
 const fixture = hubForFile(before, after);
 const { track } = fixture;

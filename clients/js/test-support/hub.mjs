@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export const SECRET = 'client-js-test-secret';
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '../../../..');
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 export function hubBinary() {
   if (process.env.PRESENCE_HUB_BIN) return process.env.PRESENCE_HUB_BIN;
