@@ -20,6 +20,15 @@ export class SupervisorClient extends Connection {
     super(options);
     this.role = options.role ?? 'supervisor';
     this.store = new PresenceStore();
+    // A subscribe answered but whose snapshot was lost with the socket
+    // fails like any request cut off (the scope is re-sent on reconnect).
+    const cutOff = () => {
+      for (const waiter of this.#awaitingSnapshot.splice(0)) {
+        waiter.reject(new HubError('disconnected', 'connection closed before the snapshot'));
+      }
+    };
+    this.on('disconnected', cutOff);
+    this.on('status', (s) => s.state === 'stopped' && cutOff());
   }
 
   /** Map<agent id, record>, live. */
@@ -81,6 +90,7 @@ export class SupervisorClient extends Connection {
     const snapshot = new Promise((resolve, reject) => {
       waiter = { resolve, reject };
     });
+    snapshot.catch(() => {}); // rejected unawaited when the request failed first
     this.#awaitingSnapshot.push(waiter);
     try {
       const result = await this.request(msg);
@@ -95,9 +105,11 @@ export class SupervisorClient extends Connection {
 
   onLive(welcome) {
     if (welcome.settings) this.store.settings = welcome.settings;
-    this.#awaitingSnapshot = [];
     if (!this.#scope) return;
-    this.#subscribe(true).catch((err) => this.emit('error', err));
+    this.#subscribe(true).catch((err) => {
+      // A cut-off resubscribe is sent again on the next connection.
+      if (err.code !== 'disconnected') this.emit('error', err);
+    });
   }
 
   handleMessage(msg) {
