@@ -173,6 +173,9 @@ export class PresenceStore {
   settings: Settings | null;
   seq: number | null;
   epoch: string | null;
+  /** The `since_seq` a resume uses: every change up to it was delivered (≤ seq). */
+  resumeSeq: number | null;
+  noteDelta(key: string | symbol, version: number): void;
   applySnapshot(snapshot: ServerSnapshot): string[];
   applyAgent(record: AgentRecord): boolean;
   removeAgent(agentId: string, version: number): boolean;

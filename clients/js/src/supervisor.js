@@ -7,6 +7,9 @@ import { PresenceStore } from './store.js';
 import { toChannelRef, defined } from './channel.js';
 import { HubError } from './errors.js';
 
+/** The outbox slot key of settings frames (agent ids are the others). */
+const SETTINGS_SLOT = Symbol('settings');
+
 export class SupervisorClient extends Connection {
   #scope = null;
   #resumable = false;
@@ -45,7 +48,7 @@ export class SupervisorClient extends Connection {
     return this.store.settings;
   }
 
-  /** The last seq applied (sent as `since_seq` on a resume). */
+  /** The highest seq / version applied. (A resume sends `store.resumeSeq`, see store.js.) */
   get seq() {
     return this.store.seq;
   }
@@ -80,8 +83,8 @@ export class SupervisorClient extends Connection {
 
   async #subscribe(resume) {
     const msg = { type: 'subscribe', scope: this.#scope };
-    if (resume && this.#resumable && this.store.seq !== null) {
-      msg.since_seq = this.store.seq;
+    if (resume && this.#resumable && this.store.resumeSeq !== null) {
+      msg.since_seq = this.store.resumeSeq;
       // The seq is only meaningful in the epoch it came from (a restarted
       // hub or a restored store starts another): the hub checks it.
       if (this.store.epoch !== null) msg.epoch = this.store.epoch;
@@ -125,9 +128,11 @@ export class SupervisorClient extends Connection {
         return;
       }
       case 'agent':
+        this.store.noteDelta(msg.agent?.id, msg.agent?.version);
         if (this.store.applyAgent(msg.agent)) this.emit('agent', msg.agent);
         return;
       case 'agent_removed':
+        this.store.noteDelta(msg.agent_id, msg.version);
         if (this.store.removeAgent(msg.agent_id, msg.version)) this.emit('agent_removed', msg.agent_id);
         return;
       case 'channel': {
@@ -136,6 +141,7 @@ export class SupervisorClient extends Connection {
         return;
       }
       case 'settings':
+        this.store.noteDelta(SETTINGS_SLOT, msg.seq);
         this.store.applySettings(msg);
         this.emit('settings', msg.settings);
         return;
