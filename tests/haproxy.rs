@@ -179,6 +179,11 @@ async fn agent_app(w: Arc<Watch>, user: &'static str) -> (u32, Value) {
     } else {
         json!({"type": "heartbeat"})
     };
+    if toggle {
+        // From either status (a pause over a pause is refused).
+        c.request(json!({"type": "set_status", "status": "available"}))
+            .await;
+    }
     c.ok(last.clone()).await;
     (reconnects, last)
 }

@@ -92,7 +92,7 @@ impl Haproxy {
     pub async fn server_states(&self) -> HashMap<String, String> {
         let (code, body) = http_get(&self.ops, "/stats;csv").await;
         assert_eq!(code, 200, "{body}");
-        let csv = body.split("\r\n\r\n").nth(1).unwrap_or(&body);
+        let csv = dechunk(body.split_once("\r\n\r\n").map_or("", |(_, b)| b));
         let mut lines = csv.lines();
         let header: Vec<&str> = lines
             .next()
@@ -128,6 +128,21 @@ impl Haproxy {
         }
         out
     }
+}
+
+/// The body of a chunked response (HAProxy chunks its stats even to
+/// HTTP/1.0 clients).
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 impl Drop for Haproxy {
