@@ -27,7 +27,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/v1/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { crate::metrics::get().render() }))
+        .route("/metrics", get(metrics_text))
         .merge(wallboard::routes())
         .layer(Extension(Arc::new(ClientAddrs::new(&hub.config))))
         .with_state(hub)
@@ -66,6 +66,14 @@ async fn ws_upgrade(
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
         .on_upgrade(move |socket| client.track(session::run(hub, socket), slot))
+}
+
+async fn metrics_text(State(hub): State<Arc<Hub>>) -> String {
+    let metrics = crate::metrics::get();
+    // Readiness as a series too, so an alert needs no HTTP prober.
+    let ready = !hub.is_draining() && hub.backplane.is_ready();
+    metrics.ready.set(if ready { 1.0 } else { 0.0 });
+    metrics.render()
 }
 
 async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
