@@ -11,7 +11,9 @@ use std::time::Duration;
 #[command(
     name = "presence-hub",
     version,
-    about = "Realtime WebSocket presence hub for contact centers"
+    about = "Realtime WebSocket presence hub for contact centers",
+    after_help = "Design: docs/DESIGN.md. Wire protocol: protocol/PROTOCOL.md. \
+                  Deployment files (HAProxy, nginx, compose, systemd, Grafana, alerts): deploy/."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -69,7 +71,7 @@ pub struct Config {
     /// Address to listen on for HTTP and WebSocket.
     #[arg(long, env = "PRESENCE_HUB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Directory JSON file (SPEC §2); the built-in demo directory when absent.
+    /// Directory JSON file (format: docs/DESIGN.md §2); the built-in demo directory when absent.
     #[arg(long, env = "PRESENCE_HUB_DIRECTORY")]
     pub directory: Option<PathBuf>,
     /// HS256 secret for tokens. In-memory mode generates and prints one when unset.
