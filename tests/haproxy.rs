@@ -18,7 +18,7 @@
 mod common;
 
 use common::haproxy::{self, Haproxy};
-use common::process::{eventually, Proc};
+use common::process::{eventually, start_cluster_node, Proc};
 use common::redis::{free_port, RedisServer};
 use common::*;
 use parking_lot::Mutex;
@@ -35,24 +35,7 @@ const AGENTS: [&str; 8] = ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"];
 const QUIET: [&str; 2] = ["a7", "a8"];
 
 async fn start_node(redis: &str, id: &str, port: u16) -> Proc {
-    Proc::start(
-        &[
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--redis-url",
-            redis,
-            "--node-id",
-            id,
-            "--node-ttl-ms",
-            "1000",
-            "--reconnect-grace-ms",
-            "3000",
-            "--drain-timeout-ms",
-            "6000",
-        ],
-        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
-    )
-    .await
+    start_cluster_node(redis, id, &format!("127.0.0.1:{port}")).await
 }
 
 /// What every client of the test reports back.

@@ -1,5 +1,6 @@
 //! HTTP and WebSocket serving: `GET /v1/ws` (sessions), `/healthz`,
-//! `/readyz`, and the wallboard at `/`; plus graceful shutdown.
+//! `/readyz`, `/metrics` and the wallboard at `/`; plus graceful shutdown.
+//! Who the client is behind a load balancer: [`client_addr`].
 
 pub mod client_addr;
 mod handlers;
