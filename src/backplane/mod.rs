@@ -246,6 +246,13 @@ pub trait Backplane: Send + Sync + 'static {
         Ok(true)
     }
 
+    /// How many times the connection to the store was lost so far. A
+    /// sweeper trusts an absent lease only while this has not moved for a
+    /// full node TTL (see `hub::cluster`).
+    fn disconnections(&self) -> u64 {
+        0
+    }
+
     /// Messages for this node from other nodes (taken once, by the hub).
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NodeEvent>> {
         None

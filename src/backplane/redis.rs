@@ -29,7 +29,7 @@ use crate::clock;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{AsyncCommands, PushInfo, PushKind, Script, Value as RedisValue};
 use dashmap::DashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 struct Shared {
@@ -38,6 +38,8 @@ struct Shared {
     /// Set when the connection dropped; cleared by the next lease renewal,
     /// which then reports the reconnection so the hub resyncs.
     disconnected: AtomicBool,
+    /// Every connection loss, counted (what sweepers compare).
+    disconnections: AtomicU64,
     ready: AtomicBool,
     node_channel: String,
 }
@@ -72,6 +74,7 @@ impl Shared {
             PushKind::Disconnection => {
                 self.ready.store(false, Ordering::Relaxed);
                 self.disconnected.store(true, Ordering::Relaxed);
+                self.disconnections.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("lost the Redis connection; reconnecting");
             }
             _ => {}
@@ -274,6 +277,7 @@ impl RedisBackplane {
             handlers: DashMap::new(),
             events: tx,
             disconnected: AtomicBool::new(false),
+            disconnections: AtomicU64::new(0),
             ready: AtomicBool::new(true),
             node_channel: node_channel(node_id),
         });
@@ -665,6 +669,10 @@ impl Backplane for RedisBackplane {
         let present: ::redis::RedisResult<bool> =
             guarded(self.conn().exists(keys(tenant).epoch), self.timeout).await;
         self.note(present)
+    }
+
+    fn disconnections(&self) -> u64 {
+        self.shared.disconnections.load(Ordering::Relaxed)
     }
 
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NodeEvent>> {
