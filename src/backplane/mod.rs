@@ -12,6 +12,7 @@
 
 pub mod memory;
 pub mod redis;
+pub mod sentinel;
 
 use crate::domain::{AgentRecord, Settings};
 use async_trait::async_trait;

@@ -1,6 +1,6 @@
 //! A node's duties when the backplane is shared with other nodes (SPEC §5).
 //!
-//! - **Lease.** The node renews `hub:lease:{node}` every third of
+//! - **Lease.** The node renews `hub:{leases}:<node>` every third of
 //!   `node_ttl_ms`. A failed renewal marks the node not ready; the first
 //!   renewal after the connection came back triggers a full catch-up.
 //! - **Catch-up.** Pub/sub is at-most-once, so after a reconnection (or a

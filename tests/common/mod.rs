@@ -11,6 +11,7 @@
 pub mod process;
 pub mod proxy;
 pub mod redis;
+pub mod sentinel;
 
 use futures_util::{SinkExt, StreamExt};
 use presence_hub::config::Config;
