@@ -17,27 +17,36 @@ use std::time::{Duration, Instant};
 
 const TTL_MS: u64 = 1000;
 
-async fn node(redis_url: &str, id: &str) -> Proc {
+/// A node with fast timing flags on the Redis that `redis` names.
+async fn node_on(redis: &[&str], id: &str) -> Proc {
     let ttl = TTL_MS.to_string();
-    Proc::start(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--redis-url",
-            redis_url,
-            "--node-id",
-            id,
-            "--node-ttl-ms",
-            &ttl,
-            "--reconnect-grace-ms",
-            "300",
-            "--redis-timeout-ms",
-            "300",
-        ],
-        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
-    )
-    .await
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--node-id",
+        id,
+        "--node-ttl-ms",
+        &ttl,
+        "--reconnect-grace-ms",
+        "300",
+        "--redis-timeout-ms",
+        "500",
+    ];
+    args.extend_from_slice(redis);
+    Proc::start(&args, &[("PRESENCE_HUB_JWT_SECRET", SECRET)]).await
 }
+
+async fn node(redis_url: &str, id: &str) -> Proc {
+    node_on(&["--redis-url", redis_url], id).await
+}
+
+/// Changes acknowledged only once a replica holds them.
+const DURABLE: [&str; 4] = [
+    "--redis-wait-replicas",
+    "1",
+    "--redis-wait-timeout-ms",
+    "200",
+];
 
 async fn agent(p: &Proc, user: &str, device: &str) -> Client {
     let mut c = Client::connect(&p.ws_url()).await;
@@ -163,29 +172,14 @@ async fn an_outage_longer_than_the_ttl_flaps_no_one_redis_back_empty() {
 }
 
 async fn sentinel_node(sentinels: &str, id: &str) -> Proc {
-    let ttl = TTL_MS.to_string();
-    Proc::start(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--redis-sentinel",
-            sentinels,
-            "--redis-sentinel-master",
-            sentinel::MASTER,
-            "--redis-wait-replicas",
-            "1",
-            "--redis-wait-timeout-ms",
-            "200",
-            "--node-id",
-            id,
-            "--node-ttl-ms",
-            &ttl,
-            "--redis-timeout-ms",
-            "500",
-        ],
-        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
-    )
-    .await
+    let mut redis = vec![
+        "--redis-sentinel",
+        sentinels,
+        "--redis-sentinel-master",
+        sentinel::MASTER,
+    ];
+    redis.extend(DURABLE);
+    node_on(&redis, id).await
 }
 
 /// Toggles an agent between paused (a new reason each time) and available
@@ -257,28 +251,9 @@ async fn a_sentinel_failover_mid_stream_loses_no_acknowledged_change() {
 }
 
 async fn cluster_node(seeds: &str, id: &str) -> Proc {
-    let ttl = TTL_MS.to_string();
-    Proc::start(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--redis-url",
-            seeds,
-            "--redis-cluster",
-            "--redis-wait-replicas",
-            "1",
-            "--redis-wait-timeout-ms",
-            "200",
-            "--node-id",
-            id,
-            "--node-ttl-ms",
-            &ttl,
-            "--redis-timeout-ms",
-            "500",
-        ],
-        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
-    )
-    .await
+    let mut redis = vec!["--redis-url", seeds, "--redis-cluster"];
+    redis.extend(DURABLE);
+    node_on(&redis, id).await
 }
 
 /// The server that is master of the shard holding the acme tenant.

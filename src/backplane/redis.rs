@@ -181,7 +181,7 @@ fn without_version<T: Serialize>(value: &T) -> Result<String, BackplaneError> {
 
 /// A Redis call that gives up after `timeout` (a reconnecting connection
 /// must not hold a request, or the lease loop, for longer).
-async fn guarded<T>(
+pub(super) async fn guarded<T>(
     call: impl std::future::Future<Output = ::redis::RedisResult<T>>,
     timeout: Duration,
 ) -> ::redis::RedisResult<T> {

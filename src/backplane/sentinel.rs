@@ -14,6 +14,7 @@
 //! (`redis::Script`). Until a master answers, commands fail and the node
 //! is not ready.
 
+use super::redis::guarded;
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use ::redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
@@ -97,7 +98,7 @@ impl SentinelConn {
             Some(node),
             SentinelServerType::Master,
         )?;
-        let (addr, manager) = within(timeout, master(&mut sentinel, &config)).await?;
+        let (addr, manager) = guarded(master(&mut sentinel, &config), timeout).await?;
         tracing::info!(master = %addr, name = %target.master, "connected to the master the sentinels name");
         Ok(SentinelConn {
             inner: Arc::new(Inner {
@@ -135,7 +136,7 @@ impl SentinelConn {
             if master_may_have_moved(e) && !self.inner.asking.swap(true, Ordering::AcqRel) {
                 let inner = self.inner.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = within(inner.timeout * 2, inner.follow()).await {
+                    if let Err(e) = guarded(inner.follow(), inner.timeout * 2).await {
                         tracing::debug!(error = %e, "no master from the sentinels yet");
                     }
                     inner.asking.store(false, Ordering::Release);
@@ -177,20 +178,6 @@ async fn master(
         .get_connection_manager_with_config(config.clone())
         .await?;
     Ok((addr, manager))
-}
-
-async fn within<T>(
-    timeout: Duration,
-    call: impl std::future::Future<Output = RedisResult<T>>,
-) -> RedisResult<T> {
-    match tokio::time::timeout(timeout, call).await {
-        Ok(result) => result,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "no answer from the sentinels or the master in time",
-        )
-        .into()),
-    }
 }
 
 impl ConnectionLike for SentinelConn {

@@ -112,11 +112,14 @@ impl StoreView {
         *self.since.lock() = None;
     }
 
-    /// How long the store has been continuously reachable from here.
-    fn connected_for(&self, hub: &Hub) -> Option<Duration> {
+    /// Whether the store has been reachable from here without a break for
+    /// a full node TTL: only then does an absent lease mean a dead node.
+    fn trusts_absent_leases(&self, hub: &Hub) -> bool {
         match *self.since.lock() {
-            Some((at, seen)) if seen == hub.backplane.disconnections() => Some(at.elapsed()),
-            _ => None,
+            Some((at, seen)) if seen == hub.backplane.disconnections() => {
+                at.elapsed() >= hub.config.node_ttl()
+            }
+            _ => false,
         }
     }
 }
@@ -275,9 +278,7 @@ async fn sweep_loop(hub: Arc<Hub>, view: Arc<StoreView>) {
         }
         // An absent lease proves nothing until this node has itself seen
         // the store up for a whole TTL (see the module docs).
-        let trusted = view
-            .connected_for(&hub)
-            .is_some_and(|d| d >= hub.config.node_ttl());
+        let trusted = view.trusts_absent_leases(&hub);
         for tenant in hub.attached_tenants() {
             if trusted {
                 sweep_dead_nodes(&hub, &tenant, &view).await;
@@ -303,10 +304,7 @@ async fn sweep_dead_nodes(hub: &Arc<Hub>, tenant: &Arc<Tenant>, view: &StoreView
         return;
     };
     // The leases were read over the same unbroken connection.
-    if !view
-        .connected_for(hub)
-        .is_some_and(|d| d >= hub.config.node_ttl())
-    {
+    if !view.trusts_absent_leases(hub) {
         return;
     }
     for dead in nodes.iter().filter(|n| !live.contains(*n)) {

@@ -3,7 +3,7 @@
 //! on free ports, with their config files in a temp dir. Killed with
 //! SIGKILL, never shared.
 
-use super::redis::free_port;
+use super::redis::{free_port, redis_cli};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,12 +44,7 @@ impl Daemon {
     }
 
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        redis_cli(self.port, args)
     }
 }
 
