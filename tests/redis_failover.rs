@@ -328,16 +328,27 @@ async fn acknowledged_survive(acked: &[Value], store: impl Fn(&str) -> String, n
     }
 }
 
-/// Retries one change until it is acknowledged (refused `unavailable`
-/// meanwhile, at a client's back-off pace).
+/// Retries a change until one is acknowledged (refused `unavailable`
+/// meanwhile, at a client's back-off pace). An `unavailable` change may
+/// still have been applied (its replicas did not confirm it in time): the
+/// retry is then `invalid_state`, and the opposite change is tried.
 async fn acknowledged_again(c: &mut Client) {
     let deadline = Instant::now() + Duration::from_secs(15);
+    let mut action = "connect";
     loop {
         let reply = c
-            .request(json!({"type": "connect", "channel": {"kind": "queue", "id": "billing"}}))
+            .request(json!({"type": action, "channel": {"kind": "queue", "id": "billing"}}))
             .await;
         if reply["ok"] == true {
             return;
+        }
+        if reply["error"]["code"] == "invalid_state" {
+            action = if action == "connect" {
+                "disconnect"
+            } else {
+                "connect"
+            };
+            continue;
         }
         assert_eq!(reply["error"]["code"], "unavailable", "{reply}");
         assert!(
