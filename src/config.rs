@@ -152,6 +152,43 @@ pub struct Config {
     #[arg(long, env = "PRESENCE_HUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 
+    // ---- Redis high availability (README "High availability") ----------
+    /// Redis Sentinels, `HOST:PORT[,HOST:PORT…]`: cluster mode on the master
+    /// they name, following its failovers (instead of `--redis-url`).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_REDIS_SENTINEL",
+        value_delimiter = ',',
+        conflicts_with_all = ["redis_url", "redis_cluster"],
+        requires = "redis_sentinel_master"
+    )]
+    pub redis_sentinel: Vec<String>,
+    /// The master's name in the sentinels' configuration.
+    #[arg(long, env = "PRESENCE_HUB_REDIS_SENTINEL_MASTER")]
+    pub redis_sentinel_master: Option<String>,
+    /// Password of the sentinels, if they require one.
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_REDIS_SENTINEL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_sentinel_password: Option<String>,
+    /// Password of the master and its replicas (with `--redis-sentinel`).
+    #[arg(long, env = "PRESENCE_HUB_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+    /// Acknowledge a change only once this many replicas hold it (Redis
+    /// `WAIT`), so a failover cannot lose it. 0: as soon as the master has it.
+    #[arg(long, env = "PRESENCE_HUB_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
+    /// Longest wait for those replicas; past it the change is refused
+    /// with `unavailable` (it may still be applied, and is then seen).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_REDIS_WAIT_TIMEOUT_MS",
+        default_value_t = 200
+    )]
+    pub redis_wait_timeout_ms: u64,
+
     // Behind a load balancer (see `server::client_addr`).
     /// Proxies (CIDRs, comma-separated) whose `X-Forwarded-For` names the
     /// client; from any other peer the header is ignored.
@@ -197,5 +234,26 @@ impl Config {
     }
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms)
+    }
+
+    /// The shared Redis, when the node runs in cluster mode.
+    pub fn redis_target(&self) -> Option<crate::backplane::redis::Target> {
+        use crate::backplane::redis::Target;
+        if !self.redis_sentinel.is_empty() {
+            return Some(Target::Sentinel(
+                crate::backplane::sentinel::SentinelTarget {
+                    sentinels: self.redis_sentinel.clone(),
+                    master: self.redis_sentinel_master.clone().unwrap_or_default(),
+                    sentinel_password: self.redis_sentinel_password.clone(),
+                    password: self.redis_password.clone(),
+                },
+            ));
+        }
+        let url = self.redis_url.as_ref()?;
+        Some(if self.redis_cluster {
+            Target::Cluster(url.split(',').map(|u| u.trim().to_string()).collect())
+        } else {
+            Target::Single(url.clone())
+        })
     }
 }

@@ -57,9 +57,8 @@ impl Node {
             .unwrap_or_else(crate::hub::random_node_id);
         config.node_id = Some(node_id.clone());
         config.max_connections = fit_open_files(config.max_connections);
-        if config.redis_url.is_some()
-            && config.jwt_secret.is_none()
-            && config.jwt_public_key.is_none()
+        let redis_target = config.redis_target();
+        if redis_target.is_some() && config.jwt_secret.is_none() && config.jwt_public_key.is_none()
         {
             // Every node must verify the same tokens: no per-node dev secret.
             return Err(StartError::Config(
@@ -77,24 +76,27 @@ impl Node {
                 v
             }
         };
-        let backplane: Arc<dyn Backplane> = match &config.redis_url {
+        let backplane: Arc<dyn Backplane> = match &redis_target {
             None => Arc::new(MemoryBackplane::new(config.history_capacity)),
-            Some(url) => {
+            Some(target) => {
                 let redis = RedisBackplane::connect(
-                    url,
-                    config.redis_cluster,
+                    target,
                     &node_id,
                     config.history_capacity,
                     config.node_ttl(),
                     std::time::Duration::from_millis(config.redis_timeout_ms),
                 )
                 .await
-                .map_err(|e| StartError::Config(format!("--redis-url: {e}")))?;
+                .map_err(|e| StartError::Config(format!("redis: {e}")))?
+                .wait_for_replicas(
+                    config.redis_wait_replicas,
+                    std::time::Duration::from_millis(config.redis_wait_timeout_ms),
+                );
                 // Hold a lease before serving anyone.
                 redis
                     .renew_lease()
                     .await
-                    .map_err(|e| StartError::Config(format!("--redis-url: {e}")))?;
+                    .map_err(|e| StartError::Config(format!("redis: {e}")))?;
                 Arc::new(redis)
             }
         };
@@ -298,7 +300,7 @@ fn fit_open_files(max_connections: usize) -> usize {
 /// Starts a node and serves until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartError> {
     let demo = !config.no_demo
-        && (config.demo || (config.directory.is_none() && config.redis_url.is_none()));
+        && (config.demo || (config.directory.is_none() && config.redis_target().is_none()));
     let node = Node::bind(config).await?;
     print!("{}", node.banner());
     if demo {

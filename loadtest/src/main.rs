@@ -129,6 +129,11 @@ pub struct Common {
     /// free port for them to share.
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
+    /// With --nodes K > 1: also start this many replicas of the Redis and
+    /// run the nodes with `--redis-wait-replicas` this many (every change
+    /// acknowledged only once the replicas hold it).
+    #[arg(long, default_value_t = 0)]
+    pub redis_wait_replicas: u32,
     /// The hub binary for --spawn [default: `presence-hub` beside this
     /// tool, i.e. the same cargo build].
     #[arg(long)]

@@ -16,6 +16,7 @@ pub struct Target {
     /// The spawned nodes, in the order of `urls`.
     pub children: Vec<Child>,
     redis: Option<Child>,
+    replicas: Vec<Child>,
     _directory: Option<TempFile>,
 }
 
@@ -53,6 +54,7 @@ impl Target {
                 secret: common.jwt_secret.clone(),
                 children: vec![],
                 redis: None,
+                replicas: vec![],
                 _directory: None,
             });
         }
@@ -70,6 +72,7 @@ impl Target {
         let secret = common.jwt_secret.clone();
         let mut redis = None;
         let mut redis_args: Vec<String> = Vec::new();
+        let mut replicas = Vec::new();
         if common.nodes > 1 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
@@ -93,6 +96,13 @@ impl Target {
             redis = Some(child);
             wait_port(port).await?;
             redis_args = vec!["--redis-url".into(), format!("redis://127.0.0.1:{port}/")];
+            if common.redis_wait_replicas > 0 {
+                replicas = start_replicas(port, common.redis_wait_replicas).await?;
+                redis_args.extend([
+                    "--redis-wait-replicas".to_string(),
+                    common.redis_wait_replicas.to_string(),
+                ]);
+            }
         }
         // The hub of the same build as this tool unless told otherwise.
         let hub_bin = common.hub_bin.clone().unwrap_or_else(|| {
@@ -158,6 +168,7 @@ impl Target {
             secret,
             children,
             redis,
+            replicas,
             _directory: Some(file),
         })
     }
@@ -248,6 +259,42 @@ async fn node_metric(url: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// `count` replicas of the Redis on `master`, once they are in sync.
+async fn start_replicas(master: u16, count: u32) -> Result<Vec<Child>, String> {
+    let mut replicas = Vec::new();
+    for _ in 0..count {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--replicaof", "127.0.0.1", &master.to_string()])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("redis-server: {e}"))?;
+        replicas.push(child);
+        wait_port(port).await?;
+        for attempt in 0.. {
+            let info = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "info", "replication"])
+                .output()
+                .await
+                .map_err(|e| format!("redis-cli: {e}"))?;
+            if String::from_utf8_lossy(&info.stdout).contains("master_link_status:up") {
+                break;
+            }
+            if attempt > 400 {
+                return Err(format!("replica on port {port} did not sync"));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+    Ok(replicas)
+}
+
 async fn wait_port(port: u16) -> Result<(), String> {
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -265,6 +312,7 @@ impl Drop for Target {
     fn drop(&mut self) {
         // Nodes before their Redis, so they do not log a lost store.
         self.children.clear();
+        self.replicas.clear();
         self.redis.take();
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod memory;
 pub mod redis;
+pub mod sentinel;
 
 use crate::domain::{AgentRecord, Settings};
 use async_trait::async_trait;
@@ -281,6 +282,13 @@ pub trait Backplane: Send + Sync + 'static {
     /// Whether the store still holds the tenant (its epoch key exists).
     async fn epoch_present(&self, _tenant: &str) -> Result<bool, BackplaneError> {
         Ok(true)
+    }
+
+    /// How many times the connection to the store was lost so far. A
+    /// sweeper trusts an absent lease only while this has not moved for a
+    /// full node TTL (see `hub::cluster`).
+    fn disconnections(&self) -> u64 {
+        0
     }
 
     /// Messages for this node from other nodes (taken once, by the hub).

@@ -13,7 +13,7 @@
 //! | `hub:{t}:epoch` | present while the store holds this tenant; gone after an empty restart |
 //! | `hub:{t}:deltas` | pub/sub channel of committed changes |
 //! | `hub:{t}:sweep:{node}` | short lock: one survivor cleans up a dead node |
-//! | `hub:lease:{node}` | a live node's lease (TTL `--node-ttl-ms`) |
+//! | `hub:{leases}:<node>` | a live node's lease (TTL `--node-ttl-ms`); every lease on one Redis Cluster slot, so a shard failover stops all renewals or none |
 //! | `hub:cmd:{node}` | pub/sub channel of commands routed to a node (hash-tagged by node) |
 //!
 //! Every change is one Lua script (`lua/commit.lua`) that checks the
@@ -23,12 +23,19 @@
 //! and pub/sub pushes; it reconnects with backoff and resubscribes by itself.
 //! Pub/sub is at-most-once: after a disconnection the hub resyncs every
 //! tenant from the store (see `hub::cluster`).
+//!
+//! High availability: with Sentinel the connection follows the master the
+//! sentinels name (`super::sentinel`); on a Redis Cluster the cluster
+//! client follows slot moves. With `--redis-wait-replicas N` a change is
+//! acknowledged only once `WAIT N` says N replicas hold it, so a failover
+//! to one of them cannot lose it (see `commit_agent`).
 
+use super::sentinel::{master_may_have_moved, SentinelConn, SentinelTarget};
 use super::*;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{AsyncCommands, PushInfo, PushKind, Script, Value as RedisValue};
 use dashmap::DashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 struct Shared {
@@ -37,11 +44,21 @@ struct Shared {
     /// Set when the connection dropped; cleared by the next lease renewal,
     /// which then reports the reconnection so the hub resyncs.
     disconnected: AtomicBool,
+    /// Every connection loss, counted (what sweepers compare).
+    disconnections: AtomicU64,
     ready: AtomicBool,
     node_channel: String,
 }
 
 impl Shared {
+    /// The connection now goes to another server (a Sentinel failover):
+    /// as after a disconnection, the hub catches up from it.
+    fn connection_replaced(&self) {
+        self.ready.store(false, Ordering::Relaxed);
+        self.disconnected.store(true, Ordering::Relaxed);
+        self.disconnections.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn on_push(&self, push: PushInfo) {
         match push.kind {
             PushKind::Message | PushKind::SMessage => {
@@ -71,6 +88,7 @@ impl Shared {
             PushKind::Disconnection => {
                 self.ready.store(false, Ordering::Relaxed);
                 self.disconnected.store(true, Ordering::Relaxed);
+                self.disconnections.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("lost the Redis connection; reconnecting");
             }
             _ => {}
@@ -115,6 +133,13 @@ fn keys(tenant: &str) -> Keys {
     }
 }
 
+/// A node's lease. All leases share one hash tag: on a Redis Cluster a
+/// shard failover then keeps every node from renewing, or none, and never
+/// makes the nodes whose lease sits elsewhere sweep the others.
+fn lease_key(node: &str) -> String {
+    format!("hub:{{leases}}:{node}")
+}
+
 /// A node's command channel, hash-tagged by node id (its own shard).
 fn node_channel(node: &str) -> String {
     format!("hub:cmd:{{{node}}}")
@@ -155,7 +180,7 @@ fn without_version<T: Serialize>(value: &T) -> Result<String, BackplaneError> {
 
 /// A Redis call that gives up after `timeout` (a reconnecting connection
 /// must not hold a request, or the lease loop, for longer).
-async fn guarded<T>(
+pub(super) async fn guarded<T>(
     call: impl std::future::Future<Output = ::redis::RedisResult<T>>,
     timeout: Duration,
 ) -> ::redis::RedisResult<T> {
@@ -177,12 +202,25 @@ fn unavailable(e: ::redis::RedisError) -> BackplaneError {
     BackplaneError::Unavailable(format!("redis: {e}"))
 }
 
-/// One Redis server (`ConnectionManager`) or a Redis Cluster (the cluster
-/// client, with sharded pub/sub); both multiplex RESP3 commands and pushes.
+/// Which Redis the nodes share.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// One server (`--redis-url`).
+    Single(String),
+    /// Seed nodes of a Redis Cluster (`--redis-url` with `--redis-cluster`).
+    Cluster(Vec<String>),
+    /// The master that sentinels name (`--redis-sentinel`).
+    Sentinel(SentinelTarget),
+}
+
+/// One Redis server (`ConnectionManager`), a Redis Cluster (the cluster
+/// client, with sharded pub/sub) or a Sentinel-managed master; all
+/// multiplex RESP3 commands and pushes.
 #[derive(Clone)]
 enum Conn {
     Single(ConnectionManager),
     Cluster(::redis::cluster_async::ClusterConnection),
+    Sentinel(SentinelConn),
 }
 
 impl ::redis::aio::ConnectionLike for Conn {
@@ -193,6 +231,7 @@ impl ::redis::aio::ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -205,6 +244,7 @@ impl ::redis::aio::ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -212,6 +252,7 @@ impl ::redis::aio::ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
         }
     }
 }
@@ -223,6 +264,7 @@ impl Conn {
         match self {
             Conn::Single(c) => c.subscribe(channel).await,
             Conn::Cluster(c) => c.ssubscribe(channel).await,
+            Conn::Sentinel(c) => c.subscribe(channel).await,
         }
     }
 
@@ -230,12 +272,13 @@ impl Conn {
         match self {
             Conn::Single(c) => c.unsubscribe(channel).await,
             Conn::Cluster(c) => c.sunsubscribe(channel).await,
+            Conn::Sentinel(c) => c.unsubscribe(channel).await,
         }
     }
 
     fn publish_command(&self) -> &'static str {
         match self {
-            Conn::Single(_) => "PUBLISH",
+            Conn::Single(_) | Conn::Sentinel(_) => "PUBLISH",
             Conn::Cluster(_) => "SPUBLISH",
         }
     }
@@ -249,6 +292,9 @@ pub struct RedisBackplane {
     history_capacity: usize,
     node_ttl: Duration,
     timeout: Duration,
+    /// `WAIT` for this many replicas before acknowledging a change (0: no).
+    wait_replicas: u32,
+    wait_timeout: Duration,
     commit: Script,
     settings: Script,
     seed: Script,
@@ -258,11 +304,9 @@ pub struct RedisBackplane {
 
 impl RedisBackplane {
     /// Connects (RESP3, with automatic resubscription) and subscribes to
-    /// this node's command channel. With `cluster`, `url` lists seed nodes
-    /// of a Redis Cluster, comma-separated.
+    /// this node's command channel.
     pub async fn connect(
-        url: &str,
-        cluster: bool,
+        target: &Target,
         node_id: &str,
         history_capacity: usize,
         node_ttl: Duration,
@@ -273,6 +317,7 @@ impl RedisBackplane {
             handlers: DashMap::new(),
             events: tx,
             disconnected: AtomicBool::new(false),
+            disconnections: AtomicU64::new(0),
             ready: AtomicBool::new(true),
             node_channel: node_channel(node_id),
         });
@@ -281,31 +326,8 @@ impl RedisBackplane {
             push.on_push(info);
             Ok::<(), std::convert::Infallible>(())
         };
-        let mut conn = if cluster {
-            let seeds: Vec<String> = url.split(',').map(|u| u.trim().to_string()).collect();
-            let client = ::redis::cluster::ClusterClientBuilder::new(seeds)
-                .use_protocol(::redis::ProtocolVersion::RESP3)
-                .tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true))
-                .push_sender(on_push)
-                .connection_timeout(timeout)
-                .response_timeout(timeout)
-                .build()
-                .map_err(unavailable)?;
-            Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
-        } else {
-            let url = if url.contains("protocol=") {
-                url.to_string()
-            } else if url.contains('?') {
-                format!("{url}&protocol=resp3")
-            } else {
-                format!("{url}?protocol=resp3")
-            };
-            // Commands and pushes are small: no Nagle delay on them.
-            let info = ::redis::IntoConnectionInfo::into_connection_info(url.as_str())
-                .map_err(unavailable)?
-                .set_tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true));
-            let client = ::redis::Client::open(info).map_err(unavailable)?;
-            let config = ConnectionManagerConfig::new()
+        let single = |on_push| {
+            ConnectionManagerConfig::new()
                 .set_push_sender(on_push)
                 .set_automatic_resubscription()
                 .set_connection_timeout(Some(timeout))
@@ -314,13 +336,50 @@ impl RedisBackplane {
                 // the lease loop keeps trying) instead of queueing behind a
                 // long series of reconnection attempts.
                 .set_number_of_retries(1)
-                .set_max_delay(timeout);
-            Conn::Single(
-                client
-                    .get_connection_manager_with_config(config)
+                .set_max_delay(timeout)
+        };
+        let mut conn = match target {
+            Target::Cluster(seeds) => {
+                let client = ::redis::cluster::ClusterClientBuilder::new(seeds.clone())
+                    .use_protocol(::redis::ProtocolVersion::RESP3)
+                    .tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true))
+                    .push_sender(on_push)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .build()
+                    .map_err(unavailable)?;
+                Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
+            }
+            Target::Sentinel(target) => {
+                let replaced = shared.clone();
+                Conn::Sentinel(
+                    SentinelConn::connect(target, single(on_push), timeout, move || {
+                        replaced.connection_replaced()
+                    })
                     .await
                     .map_err(unavailable)?,
-            )
+                )
+            }
+            Target::Single(url) => {
+                let url = if url.contains("protocol=") {
+                    url.to_string()
+                } else if url.contains('?') {
+                    format!("{url}&protocol=resp3")
+                } else {
+                    format!("{url}?protocol=resp3")
+                };
+                // Commands and pushes are small: no Nagle delay on them.
+                let info = ::redis::IntoConnectionInfo::into_connection_info(url.as_str())
+                    .map_err(unavailable)?
+                    .set_tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true));
+                let client = ::redis::Client::open(info).map_err(unavailable)?;
+                Conn::Single(
+                    client
+                        .get_connection_manager_with_config(single(on_push))
+                        .await
+                        .map_err(unavailable)?,
+                )
+            }
         };
         conn.listen(&shared.node_channel)
             .await
@@ -333,6 +392,8 @@ impl RedisBackplane {
             history_capacity,
             node_ttl,
             timeout,
+            wait_replicas: 0,
+            wait_timeout: timeout,
             commit: Script::new(include_str!("lua/commit.lua")),
             settings: Script::new(include_str!("lua/settings.lua")),
             seed: Script::new(include_str!("lua/seed.lua")),
@@ -341,8 +402,58 @@ impl RedisBackplane {
         })
     }
 
+    /// Acknowledges a change only once `replicas` replicas hold it (`WAIT`,
+    /// up to `timeout`); 0 acknowledges as soon as the master has it.
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait_replicas = replicas;
+        self.wait_timeout = timeout;
+        self
+    }
+
+    /// With `--redis-wait-replicas`: waits until enough replicas hold what
+    /// this connection wrote. `unavailable` when they do not in time — the
+    /// change is on the master and may be seen, but a failover could lose
+    /// it, so it is not acknowledged.
+    async fn replicated(&self, conn: &mut Conn) -> Result<(), BackplaneError> {
+        if self.wait_replicas == 0 {
+            return Ok(());
+        }
+        let wait = ::redis::cmd("WAIT")
+            .arg(self.wait_replicas)
+            .arg(self.wait_timeout.as_millis() as u64)
+            .to_owned();
+        let acked: ::redis::RedisResult<u32> =
+            guarded(wait.query_async(conn), self.timeout + self.wait_timeout).await;
+        let acked = self.note(acked)?;
+        if acked < self.wait_replicas {
+            return Err(BackplaneError::Unavailable(format!(
+                "the change reached {acked} of {} replicas in time",
+                self.wait_replicas
+            )));
+        }
+        Ok(())
+    }
+
     fn conn(&self) -> Conn {
         self.conn.clone()
+    }
+
+    /// Subscribes again to every channel of this node. The clients
+    /// resubscribe by themselves after a reconnection, but a Redis Cluster
+    /// failover can leave a sharded subscription on the demoted or dead
+    /// master; subscribing twice is harmless.
+    async fn listen_again(&self) -> Result<(), BackplaneError> {
+        let mut channels = vec![self.shared.node_channel.clone()];
+        channels.extend(self.shared.handlers.iter().map(|h| keys(h.key()).deltas));
+        let mut conn = self.conn();
+        for channel in channels {
+            let listened = guarded(conn.listen(&channel), self.timeout).await;
+            if let Err(e) = self.note(listened) {
+                self.shared.disconnected.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Remembers the outcome of a store operation for `/readyz`.
@@ -350,11 +461,7 @@ impl RedisBackplane {
         match result {
             Ok(v) => Ok(v),
             Err(e) => {
-                if e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                {
+                if master_may_have_moved(&e) {
                     self.shared.ready.store(false, Ordering::Relaxed);
                 }
                 Err(unavailable(e))
@@ -461,6 +568,7 @@ impl Backplane for RedisBackplane {
         });
         let (ok, payload) = self.note(result)?;
         if ok == 1 {
+            self.replicated(&mut conn).await?;
             let seq: u64 = payload
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| BackplaneError::Unavailable("commit returned no seq".into()))?;
@@ -494,6 +602,7 @@ impl Backplane for RedisBackplane {
         )
         .await;
         let (seq, json) = self.note(result)?;
+        self.replicated(&mut conn).await?;
         let settings = serde_json::from_str(&json)
             .map_err(|e| BackplaneError::Unavailable(format!("settings: {e}")))?;
         Ok((seq, settings))
@@ -610,24 +719,29 @@ impl Backplane for RedisBackplane {
         let ttl = self.node_ttl.as_millis() as u64;
         let renewed: ::redis::RedisResult<()> = guarded(
             self.conn().set_options(
-                format!("hub:lease:{}", self.node_id),
+                lease_key(&self.node_id),
                 1,
                 ::redis::SetOptions::default().with_expiration(::redis::SetExpiry::PX(ttl)),
             ),
             self.timeout,
         )
         .await;
-        self.note(renewed)?;
+        if let Err(e) = self.note(renewed) {
+            // Whatever broke, the next renewal that works catches up.
+            self.shared.disconnected.store(true, Ordering::Relaxed);
+            return Err(e);
+        }
         self.shared.ready.store(true, Ordering::Relaxed);
-        Ok(self.shared.disconnected.swap(false, Ordering::Relaxed))
+        let reconnected = self.shared.disconnected.swap(false, Ordering::Relaxed);
+        if reconnected {
+            self.listen_again().await?;
+        }
+        Ok(reconnected)
     }
 
     async fn release_lease(&self) {
-        let _: ::redis::RedisResult<()> = guarded(
-            self.conn().del(format!("hub:lease:{}", self.node_id)),
-            self.timeout,
-        )
-        .await;
+        let _: ::redis::RedisResult<()> =
+            guarded(self.conn().del(lease_key(&self.node_id)), self.timeout).await;
     }
 
     async fn live_nodes(&self, nodes: &[String]) -> Result<HashSet<String>, BackplaneError> {
@@ -635,7 +749,7 @@ impl Backplane for RedisBackplane {
         let mut conn = self.conn();
         for node in nodes {
             let exists: ::redis::RedisResult<bool> =
-                guarded(conn.exists(format!("hub:lease:{node}")), self.timeout).await;
+                guarded(conn.exists(lease_key(node)), self.timeout).await;
             if self.note(exists)? {
                 live.insert(node.clone());
             }
@@ -668,6 +782,10 @@ impl Backplane for RedisBackplane {
         let present: ::redis::RedisResult<bool> =
             guarded(self.conn().exists(keys(tenant).epoch), self.timeout).await;
         self.note(present)
+    }
+
+    fn disconnections(&self) -> u64 {
+        self.shared.disconnections.load(Ordering::Relaxed)
     }
 
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NodeEvent>> {

@@ -1,6 +1,6 @@
 //! A node's duties when the backplane is shared with other nodes (SPEC §5).
 //!
-//! - **Lease.** The node renews `hub:lease:{node}` every third of
+//! - **Lease.** The node renews `hub:{leases}:<node>` every third of
 //!   `node_ttl_ms`. A failed renewal marks the node not ready; the first
 //!   renewal after the connection came back triggers a full catch-up.
 //! - **Catch-up.** Pub/sub is at-most-once, so after a reconnection (or a
@@ -12,6 +12,13 @@
 //! - **Sweeping.** Devices the store shows active on a node whose lease
 //!   expired are made inactive by one survivor (under a short lock), so a
 //!   `kill -9` turns that node's agents offline everywhere within the TTL.
+//!   An absent lease only means "dead" when the sweeper itself has reached
+//!   the store without a break for a full node TTL: then the store was up
+//!   for that whole window and a live node, renewing every third of it,
+//!   would hold a lease. After a Redis outage (or a failover, or an empty
+//!   restart that dropped every lease) survivors therefore wait one TTL
+//!   from their own reconnection, which gives every live node the time to
+//!   renew, and a node that really died meanwhile is swept right after.
 //!   Wrap-ups whose deadline passed long ago (their owner died) are ended.
 //! - **Routing.** A command for an agent whose devices are on another node
 //!   goes to that node's command channel; the owner delivers it, waits for
@@ -27,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// What nodes say to each other on their command channels.
@@ -83,13 +90,48 @@ impl From<WireOutcome> for Outcome {
     }
 }
 
+/// Since when this node has reached the store without a break: set by the
+/// lease loop on a renewal, cleared by a failed one, and void as soon as
+/// the backplane counts another disconnection.
+#[derive(Default)]
+struct StoreView {
+    since: parking_lot::Mutex<Option<(Instant, u64)>>,
+}
+
+impl StoreView {
+    fn renewed(&self, hub: &Hub, after_break: bool) {
+        let mut since = self.since.lock();
+        let disconnections = hub.backplane.disconnections();
+        match *since {
+            Some((_, seen)) if !after_break && seen == disconnections => {}
+            _ => *since = Some((Instant::now(), disconnections)),
+        }
+    }
+
+    fn lost(&self) {
+        *self.since.lock() = None;
+    }
+
+    /// Whether the store has been reachable from here without a break for
+    /// a full node TTL: only then does an absent lease mean a dead node.
+    fn trusts_absent_leases(&self, hub: &Hub) -> bool {
+        match *self.since.lock() {
+            Some((at, seen)) if seen == hub.backplane.disconnections() => {
+                at.elapsed() >= hub.config.node_ttl()
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Starts the cluster tasks when the backplane is shared.
 pub fn start(hub: &Arc<Hub>, gaps: mpsc::UnboundedReceiver<String>) {
     if !hub.backplane.is_shared() {
         return;
     }
-    tokio::spawn(lease_loop(hub.clone()));
-    tokio::spawn(sweep_loop(hub.clone()));
+    let view = Arc::new(StoreView::default());
+    tokio::spawn(lease_loop(hub.clone(), view.clone()));
+    tokio::spawn(sweep_loop(hub.clone(), view));
     tokio::spawn(gap_loop(hub.clone(), gaps));
     if let Some(events) = hub.backplane.take_events() {
         tokio::spawn(event_loop(hub.clone(), events));
@@ -106,12 +148,14 @@ fn sweep_interval(hub: &Hub) -> Duration {
     Duration::from_millis((hub.config.node_ttl_ms / 5).clamp(10, 500))
 }
 
-async fn lease_loop(hub: Arc<Hub>) {
-    let mut tick = tokio::time::interval(lease_interval(&hub));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// While the store is away the lease is retried this often, so a live
+/// node renews soon after the store returns (well within the TTL that
+/// survivors give it).
+const RETRY_WHILE_AWAY: Duration = Duration::from_millis(100);
+
+async fn lease_loop(hub: Arc<Hub>, view: Arc<StoreView>) {
     let mut healthy = true;
     loop {
-        tick.tick().await;
         // The lease outlives the drain: survivors must not sweep this
         // node's devices while their clients are still reconnecting.
         if hub.lease_released.load(Ordering::Relaxed) {
@@ -119,6 +163,7 @@ async fn lease_loop(hub: Arc<Hub>) {
         }
         match hub.backplane.renew_lease().await {
             Ok(reconnected) => {
+                view.renewed(&hub, reconnected || !healthy);
                 if reconnected || !healthy {
                     crate::metrics::get().backplane_reconnects.increment(1);
                     tracing::info!("store reachable again: catching up");
@@ -134,12 +179,19 @@ async fn lease_loop(hub: Arc<Hub>) {
                 healthy = true;
             }
             Err(e) => {
+                view.lost();
                 if healthy {
                     tracing::warn!(error = %e, "cannot renew the node lease; not ready");
                 }
                 healthy = false;
             }
         }
+        let pause = if healthy {
+            lease_interval(&hub)
+        } else {
+            lease_interval(&hub).min(RETRY_WHILE_AWAY)
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -216,7 +268,7 @@ async fn reassert_devices(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
     }
 }
 
-async fn sweep_loop(hub: Arc<Hub>) {
+async fn sweep_loop(hub: Arc<Hub>, view: Arc<StoreView>) {
     let mut tick = tokio::time::interval(sweep_interval(&hub));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -224,14 +276,19 @@ async fn sweep_loop(hub: Arc<Hub>) {
         if hub.is_draining() {
             return;
         }
+        // An absent lease proves nothing until this node has itself seen
+        // the store up for a whole TTL (see the module docs).
+        let trusted = view.trusts_absent_leases(&hub);
         for tenant in hub.attached_tenants() {
-            sweep_dead_nodes(&hub, &tenant).await;
+            if trusted {
+                sweep_dead_nodes(&hub, &tenant, &view).await;
+            }
             end_overdue_wrap_ups(&hub, &tenant).await;
         }
     }
 }
 
-async fn sweep_dead_nodes(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
+async fn sweep_dead_nodes(hub: &Arc<Hub>, tenant: &Arc<Tenant>, view: &StoreView) {
     let records = tenant.records();
     let nodes: HashSet<String> = records
         .iter()
@@ -246,6 +303,10 @@ async fn sweep_dead_nodes(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
     let Ok(live) = hub.backplane.live_nodes(&nodes).await else {
         return;
     };
+    // The leases were read over the same unbroken connection.
+    if !view.trusts_absent_leases(hub) {
+        return;
+    }
     for dead in nodes.iter().filter(|n| !live.contains(*n)) {
         // One survivor does it; the lock expires so another retries if it dies.
         let lock = format!("sweep:{dead}");

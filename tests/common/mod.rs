@@ -12,6 +12,7 @@ pub mod haproxy;
 pub mod process;
 pub mod proxy;
 pub mod redis;
+pub mod sentinel;
 
 use futures_util::{SinkExt, StreamExt};
 use presence_hub::config::Config;

@@ -14,6 +14,16 @@ pub struct RedisServer {
     child: Option<Child>,
 }
 
+/// Runs a `redis-cli` command against the server on `port`.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -67,6 +77,9 @@ impl RedisServer {
                 "nodes.conf",
                 "--cluster-node-timeout",
                 "2000",
+                // Replicas sync at once (the default waits 5 s for more).
+                "--repl-diskless-sync-delay",
+                "0",
             ]);
         }
         if self.aof {
@@ -124,12 +137,7 @@ impl RedisServer {
 
     /// Runs a `redis-cli` command against this server.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        redis_cli(self.port, args)
     }
 }
 
@@ -140,14 +148,26 @@ impl Drop for RedisServer {
     }
 }
 
-/// A 3-shard Redis Cluster (no replicas), created with `redis-cli --cluster create`.
+/// A 3-shard Redis Cluster, created with `redis-cli --cluster create`:
+/// no replicas, or two per master ([`RedisCluster::start_with_replicas`];
+/// then `shards` holds all nine servers, masters and replicas alike).
 pub struct RedisCluster {
     pub shards: Vec<RedisServer>,
 }
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
-        let shards: Vec<RedisServer> = (0..3)
+        RedisCluster::create(0)
+    }
+
+    /// 3 masters with 2 replicas each (`--cluster-replicas 2`), for
+    /// failovers: a promoted replica still has a replica of its own.
+    pub fn start_with_replicas() -> RedisCluster {
+        RedisCluster::create(2)
+    }
+
+    fn create(replicas: usize) -> RedisCluster {
+        let shards: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
                 let port = free_port();
                 let dir = std::env::temp_dir().join(format!(
@@ -173,7 +193,7 @@ impl RedisCluster {
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("redis-cli --cluster create");
         assert!(
@@ -189,6 +209,17 @@ impl RedisCluster {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the cluster did not become ok"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Replicas in sync with their masters.
+        while !shards.iter().all(|s| {
+            let info = s.cli(&["info", "replication"]);
+            info.contains("role:master") || info.contains("master_link_status:up")
+        }) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the replicas did not sync"
             );
             std::thread::sleep(Duration::from_millis(50));
         }

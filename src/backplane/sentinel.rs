@@ -1,0 +1,211 @@
+//! Following a Sentinel-managed Redis master (`--redis-sentinel`).
+//!
+//! The sentinels name the master; [`SentinelConn`] holds one
+//! `ConnectionManager` to it and sends every command there. A
+//! `ConnectionManager` reconnects to one fixed address, so it cannot follow
+//! a failover by itself: when a command fails in a way that says the master
+//! may have moved (connection lost or refused, a timeout, or `READONLY`
+//! from a master that was demoted to a replica), the sentinels are asked
+//! again (redis-rs's `SentinelClient`, which also checks the server's
+//! `ROLE`). If they name another server, a new manager is connected to it,
+//! this node's channels are subscribed there, and the backplane is told
+//! (`on_switch`) so the hub catches up from the new master as after any
+//! reconnection. Lua scripts reload themselves on `NOSCRIPT`
+//! (`redis::Script`). Until a master answers, commands fail and the node
+//! is not ready.
+
+use super::redis::guarded;
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use ::redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the sentinels are and how to reach the master they name.
+#[derive(Clone, Debug)]
+pub struct SentinelTarget {
+    /// `HOST:PORT` of each sentinel.
+    pub sentinels: Vec<String>,
+    /// The name the sentinels monitor the master under.
+    pub master: String,
+    /// Password of the sentinels (`requirepass` in their config), if any.
+    pub sentinel_password: Option<String>,
+    /// Password of the master and replicas, if any.
+    pub password: Option<String>,
+}
+
+/// A connection that follows the master the sentinels name. Cheap to clone.
+#[derive(Clone)]
+pub struct SentinelConn {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sentinel: tokio::sync::Mutex<SentinelClient>,
+    config: ConnectionManagerConfig,
+    current: parking_lot::RwLock<(String, ConnectionManager)>,
+    /// What this node listens to, subscribed again on a new master.
+    channels: parking_lot::Mutex<BTreeSet<String>>,
+    asking: AtomicBool,
+    timeout: Duration,
+    on_switch: Box<dyn Fn() + Send + Sync>,
+}
+
+/// Whether an error says the master may be elsewhere now.
+pub fn master_may_have_moved(e: &::redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || is_readonly(e)
+}
+
+/// `READONLY`: the server was demoted to a replica.
+pub fn is_readonly(e: &::redis::RedisError) -> bool {
+    e.code() == Some("READONLY") || e.to_string().contains("READONLY")
+}
+
+impl SentinelConn {
+    /// Asks the sentinels for the master and connects to it (RESP3, with
+    /// the push sender and settings of `config`).
+    pub async fn connect(
+        target: &SentinelTarget,
+        config: ConnectionManagerConfig,
+        timeout: Duration,
+        on_switch: impl Fn() + Send + Sync + 'static,
+    ) -> RedisResult<SentinelConn> {
+        let sentinels: Vec<String> = target
+            .sentinels
+            .iter()
+            .map(|addr| match &target.sentinel_password {
+                Some(pw) => format!("redis://:{pw}@{addr}/"),
+                None => format!("redis://{addr}/"),
+            })
+            .collect();
+        let mut redis =
+            ::redis::RedisConnectionInfo::default().set_protocol(::redis::ProtocolVersion::RESP3);
+        if let Some(pw) = &target.password {
+            redis = redis.set_password(pw);
+        }
+        let node = SentinelNodeConnectionInfo::default()
+            .set_redis_connection_info(redis)
+            .set_tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let mut sentinel = SentinelClient::build(
+            sentinels,
+            target.master.clone(),
+            Some(node),
+            SentinelServerType::Master,
+        )?;
+        let (addr, manager) = guarded(master(&mut sentinel, &config), timeout).await?;
+        tracing::info!(master = %addr, name = %target.master, "connected to the master the sentinels name");
+        Ok(SentinelConn {
+            inner: Arc::new(Inner {
+                sentinel: tokio::sync::Mutex::new(sentinel),
+                config,
+                current: parking_lot::RwLock::new((addr, manager)),
+                channels: parking_lot::Mutex::new(BTreeSet::new()),
+                asking: AtomicBool::new(false),
+                timeout,
+                on_switch: Box::new(on_switch),
+            }),
+        })
+    }
+
+    fn manager(&self) -> ConnectionManager {
+        self.inner.current.read().1.clone()
+    }
+
+    pub async fn subscribe(&self, channel: &str) -> RedisResult<()> {
+        self.inner.channels.lock().insert(channel.to_string());
+        let result = self.manager().subscribe(channel).await;
+        self.after(&result);
+        result
+    }
+
+    pub async fn unsubscribe(&self, channel: &str) -> RedisResult<()> {
+        self.inner.channels.lock().remove(channel);
+        self.manager().unsubscribe(channel).await
+    }
+
+    /// On an error that may mean a failover, asks the sentinels again (one
+    /// question at a time, in the background).
+    fn after<T>(&self, result: &RedisResult<T>) {
+        if let Err(e) = result {
+            if master_may_have_moved(e) && !self.inner.asking.swap(true, Ordering::AcqRel) {
+                let inner = self.inner.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = guarded(inner.follow(), inner.timeout * 2).await {
+                        tracing::debug!(error = %e, "no master from the sentinels yet");
+                    }
+                    inner.asking.store(false, Ordering::Release);
+                });
+            }
+        }
+    }
+}
+
+impl Inner {
+    async fn follow(&self) -> RedisResult<()> {
+        let client = self.sentinel.lock().await.async_get_client().await?;
+        let addr = client.get_connection_info().addr().to_string();
+        if self.current.read().0 == addr {
+            // Same master: its manager reconnects by itself.
+            return Ok(());
+        }
+        let mut manager = client
+            .get_connection_manager_with_config(self.config.clone())
+            .await?;
+        let channels: Vec<String> = self.channels.lock().iter().cloned().collect();
+        for channel in channels {
+            manager.subscribe(channel).await?;
+        }
+        tracing::warn!(master = %addr, "the sentinels name a new master: switched to it");
+        *self.current.write() = (addr, manager);
+        (self.on_switch)();
+        Ok(())
+    }
+}
+
+async fn master(
+    sentinel: &mut SentinelClient,
+    config: &ConnectionManagerConfig,
+) -> RedisResult<(String, ConnectionManager)> {
+    let client = sentinel.async_get_client().await?;
+    let addr = client.get_connection_info().addr().to_string();
+    let manager = client
+        .get_connection_manager_with_config(config.clone())
+        .await?;
+    Ok((addr, manager))
+}
+
+impl ConnectionLike for SentinelConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let result = self.manager().req_packed_command(cmd).await;
+            self.after(&result);
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let result = self
+                .manager()
+                .req_packed_commands(pipeline, offset, count)
+                .await;
+            self.after(&result);
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.manager().get_db()
+    }
+}

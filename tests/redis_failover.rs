@@ -1,0 +1,393 @@
+//! Cluster mode across Redis outages and failovers, with the real binary as
+//! separate processes and real `redis-server`s the test starts and kills
+//! with SIGKILL (issue 10): an outage longer than the node TTL (Redis back
+//! with its AOF, and back empty) flaps no agent and loses no status, while
+//! a node that really died during the outage is still swept once Redis is
+//! back; a Sentinel failover in the middle of a stream of changes loses no
+//! acknowledged change.
+
+mod common;
+
+use common::process::{eventually, Proc};
+use common::redis::{RedisCluster, RedisServer};
+use common::sentinel::{self, SentinelSet};
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const TTL_MS: u64 = 1000;
+
+/// A node with fast timing flags on the Redis that `redis` names.
+async fn node_on(redis: &[&str], id: &str) -> Proc {
+    let ttl = TTL_MS.to_string();
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--node-id",
+        id,
+        "--node-ttl-ms",
+        &ttl,
+        "--reconnect-grace-ms",
+        "300",
+        "--redis-timeout-ms",
+        "500",
+    ];
+    args.extend_from_slice(redis);
+    Proc::start(&args, &[("PRESENCE_HUB_JWT_SECRET", SECRET)]).await
+}
+
+async fn node(redis_url: &str, id: &str) -> Proc {
+    node_on(&["--redis-url", redis_url], id).await
+}
+
+/// Changes acknowledged only once a replica holds them.
+const DURABLE: [&str; 4] = [
+    "--redis-wait-replicas",
+    "1",
+    "--redis-wait-timeout-ms",
+    "200",
+];
+
+async fn agent(p: &Proc, user: &str, device: &str) -> Client {
+    let mut c = Client::connect(&p.ws_url()).await;
+    c.send(json!({"type": "hello", "token": token("acme", user), "role": "agent", "device": {"id": device, "kind": "softphone"}}))
+        .await;
+    c.recv_type("state").await;
+    c
+}
+
+async fn supervisor(p: &Proc) -> (Client, Value) {
+    let mut c = Client::connect(&p.ws_url()).await;
+    c.send(json!({"type": "hello", "token": token("acme", "s1"), "role": "supervisor"}))
+        .await;
+    c.recv_type("welcome").await;
+    let snapshot = c.subscribe(json!({"all": true})).await;
+    (c, snapshot)
+}
+
+async fn ready(p: &Proc, what: &str, want: u16) {
+    eventually(
+        what,
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || async { p.status("/readyz").await == want },
+    )
+    .await;
+}
+
+/// Three nodes; a1 paused on node a, a supervisor on node b, a2 on node c.
+/// Redis is killed; node c is killed during the outage; Redis comes back
+/// after more than a node TTL (with its AOF, or empty). a2 must be swept;
+/// a1 must never flap and keep its pause.
+async fn outage_longer_than_the_ttl(aof: bool) {
+    let mut redis = RedisServer::start_with(aof);
+    let a = node(&redis.url(), "a").await;
+    let b = node(&redis.url(), "b").await;
+    let mut c = node(&redis.url(), "c").await;
+    let mut a1 = agent(&a, "a1", "d1").await;
+    let paused = a1
+        .ok(json!({"type": "set_status", "status": "paused", "reason": "meeting"}))
+        .await["agent"]
+        .clone();
+    let _a2 = agent(&c, "a2", "d2").await;
+    let (mut sup, snapshot) = supervisor(&b).await;
+    for id in ["a1", "a2"] {
+        assert_eq!(in_snapshot(&snapshot, id).expect(id)["presence"], "online");
+    }
+
+    redis.kill();
+    ready(&a, "node a not ready", 503).await;
+    ready(&b, "node b not ready", 503).await;
+    c.kill().await;
+    // The outage itself is what is under test: it must outlast the lease
+    // (TTL) by a margin, as a Sentinel failover does (5–30 s in production).
+    tokio::time::sleep(Duration::from_millis(TTL_MS * 5 / 2)).await;
+    a1.ok(json!({"type": "heartbeat"})).await;
+    redis.restart();
+    let back = Instant::now();
+
+    ready(&a, "node a ready again", 200).await;
+    ready(&b, "node b ready again", 200).await;
+    // The node that died during the outage is swept once Redis is back...
+    let off = sup.agent_update("a2", |r| r["presence"] == "offline").await;
+    println!(
+        "a2 (node killed during the outage) offline {} ms after Redis came back (node TTL {TTL_MS} ms)",
+        back.elapsed().as_millis()
+    );
+    assert_eq!(off["devices"][0]["active"], false);
+    // ...by the same sweep that would have wrongly taken a1 with it. A
+    // marker change closes the window: everything the supervisor saw of a1
+    // before it kept a1 online and paused.
+    let marker = a1
+        .ok(json!({"type": "connect", "channel": {"kind": "queue", "id": "billing"}}))
+        .await["agent"]
+        .clone();
+    let seen = sup
+        .agent_update("a1", |r| r["version"] == marker["version"])
+        .await;
+    assert_eq!(
+        (seen["status"].as_str(), seen["pause_reason"].as_str()),
+        (Some("paused"), Some("meeting")),
+        "the pause survived the outage"
+    );
+    let before: Vec<Value> = sup
+        .drain_for(Duration::from_millis(100))
+        .await
+        .into_iter()
+        .filter(|v| v["type"] == "agent" && v["agent"]["id"] == "a1")
+        .collect();
+    for delta in &before {
+        let r = &delta["agent"];
+        assert_eq!(
+            (r["presence"].as_str(), r["status"].as_str()),
+            (Some("online"), Some("paused")),
+            "a1 flapped: {delta}"
+        );
+    }
+    // The store's history of a1 has no device going down either.
+    let history = sup
+        .ok(json!({"type": "history", "agent_id": "a1", "limit": 100}))
+        .await;
+    let changes = history["changes"].as_array().expect("changes");
+    assert!(
+        changes
+            .iter()
+            .all(|h| h["presence"] == "online" && h["event"] != "device_down"),
+        "a1's history shows a flap: {changes:?}"
+    );
+    if aof {
+        // With the AOF the pause itself is in the history too.
+        assert!(changes.iter().any(|h| h["version"] == paused["version"]));
+    }
+}
+
+#[tokio::test]
+async fn an_outage_longer_than_the_ttl_flaps_no_one_redis_back_with_its_aof() {
+    outage_longer_than_the_ttl(true).await;
+}
+
+#[tokio::test]
+async fn an_outage_longer_than_the_ttl_flaps_no_one_redis_back_empty() {
+    outage_longer_than_the_ttl(false).await;
+}
+
+async fn sentinel_node(sentinels: &str, id: &str) -> Proc {
+    let mut redis = vec![
+        "--redis-sentinel",
+        sentinels,
+        "--redis-sentinel-master",
+        sentinel::MASTER,
+    ];
+    redis.extend(DURABLE);
+    node_on(&redis, id).await
+}
+
+/// Toggles an agent between paused (a new reason each time) and available
+/// until a change is not acknowledged; returns the connection (kept open,
+/// so the agent stays online) and the last acknowledged record.
+async fn toggle_until_refused(
+    mut c: Client,
+    started: tokio::sync::mpsc::Sender<()>,
+) -> (Client, Value) {
+    let mut last: Option<Value> = None;
+    for i in 0.. {
+        let paused = last.as_ref().is_some_and(|r| r["status"] == "paused");
+        let body = if paused {
+            json!({"type": "set_status", "status": "available"})
+        } else {
+            json!({"type": "set_status", "status": "paused", "reason": format!("r{i}")})
+        };
+        let reply = c.request(body).await;
+        if reply["ok"] != true {
+            assert_eq!(reply["error"]["code"], "unavailable", "{reply}");
+            break;
+        }
+        last = Some(reply["result"]["agent"].clone());
+        if i == 10 {
+            let _ = started.send(()).await;
+        }
+    }
+    (
+        c,
+        last.expect("changes were acknowledged before the failover"),
+    )
+}
+
+#[tokio::test]
+async fn a_sentinel_failover_mid_stream_loses_no_acknowledged_change() {
+    let mut set = SentinelSet::start();
+    let old_master = set.master.port;
+    let a = sentinel_node(&set.addrs(), "a").await;
+    let b = sentinel_node(&set.addrs(), "b").await;
+    let mut killed = Instant::now();
+    let (mut agents, acked) = streams_until_refused([&a, &b], &["a1", "a2", "a3"], async {
+        set.master.kill();
+        killed = Instant::now();
+    })
+    .await;
+    eventually(
+        "the sentinels promote a replica",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async { set.master_port().is_some_and(|p| p != old_master) },
+    )
+    .await;
+    ready(&a, "node a ready on the new master", 200).await;
+    ready(&b, "node b ready on the new master", 200).await;
+    println!(
+        "nodes ready on the new master {} ms after the kill",
+        killed.elapsed().as_millis()
+    );
+    let new_master = set.server(set.master_port().expect("master"));
+    acknowledged_survive(
+        &acked,
+        |id| new_master.cli(&["hget", "hub:{acme}:records", id]),
+        [&a, &b],
+    )
+    .await;
+    // The other replica follows the new master: changes are acknowledged
+    // again.
+    acknowledged_again(&mut agents[0]).await;
+}
+
+async fn cluster_node(seeds: &str, id: &str) -> Proc {
+    let mut redis = vec!["--redis-url", seeds, "--redis-cluster"];
+    redis.extend(DURABLE);
+    node_on(&redis, id).await
+}
+
+/// The server that is master of the shard holding the acme tenant.
+fn acme_master(cluster: &RedisCluster) -> Option<usize> {
+    cluster.shards.iter().position(|s| {
+        s.cli(&["role"]).starts_with("master") && s.cli(&["exists", "hub:{acme}:records"]) == "1"
+    })
+}
+
+/// Streams of changes on two nodes; each stream stops at its first change
+/// that is not acknowledged. Returns the agents' connections and their
+/// last acknowledged records.
+async fn streams_until_refused(
+    nodes: [&Proc; 2],
+    ids: &[&str],
+    during: impl std::future::Future<Output = ()>,
+) -> (Vec<Client>, Vec<Value>) {
+    let (started, mut streaming) = tokio::sync::mpsc::channel(ids.len());
+    let mut streams = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let c = agent(nodes[i % 2], id, &format!("d{i}")).await;
+        streams.push(tokio::spawn(toggle_until_refused(c, started.clone())));
+    }
+    drop(started);
+    for _ in ids {
+        tokio::time::timeout(Duration::from_secs(30), streaming.recv())
+            .await
+            .expect("every stream got 10 changes acknowledged")
+            .expect("streams running");
+    }
+    during.await;
+    let mut clients = Vec::new();
+    let mut acked = Vec::new();
+    for s in streams {
+        let (c, last) = s.await.expect("stream");
+        clients.push(c);
+        acked.push(last);
+    }
+    (clients, acked)
+}
+
+/// Every last acknowledged record is in the store (or a later one), and
+/// the nodes come to show what the store holds.
+async fn acknowledged_survive(acked: &[Value], store: impl Fn(&str) -> String, nodes: [&Proc; 2]) {
+    for last in acked {
+        let id = last["id"].as_str().expect("id");
+        let stored: Value = serde_json::from_str(&store(id)).expect("record in the store");
+        assert!(
+            stored["version"].as_u64() >= last["version"].as_u64(),
+            "{id}: acknowledged {last} but the store holds {stored}"
+        );
+        if stored["version"] == last["version"] {
+            assert_eq!(stored["status"], last["status"]);
+            assert_eq!(stored["pause_reason"], last["pause_reason"]);
+        }
+        for n in nodes {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let now: Value = serde_json::from_str(&store(id)).expect("record");
+                let (_, snapshot) = supervisor(n).await;
+                let seen = in_snapshot(&snapshot, id).expect(id).clone();
+                if (&seen["version"], &seen["status"]) == (&now["version"], &now["status"]) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{id}: a node shows {seen}, the store holds {now}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Retries a change until one is acknowledged (refused `unavailable`
+/// meanwhile, at a client's back-off pace). An `unavailable` change may
+/// still have been applied (its replicas did not confirm it in time): the
+/// retry is then `invalid_state`, and the opposite change is tried.
+async fn acknowledged_again(c: &mut Client) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut action = "connect";
+    loop {
+        let reply = c
+            .request(json!({"type": action, "channel": {"kind": "queue", "id": "billing"}}))
+            .await;
+        if reply["ok"] == true {
+            return;
+        }
+        if reply["error"]["code"] == "invalid_state" {
+            action = if action == "connect" {
+                "disconnect"
+            } else {
+                "connect"
+            };
+            continue;
+        }
+        assert_eq!(reply["error"]["code"], "unavailable", "{reply}");
+        assert!(
+            Instant::now() < deadline,
+            "no change acknowledged after the failover: {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_redis_cluster_shard_failover_loses_no_acknowledged_change() {
+    let mut cluster = RedisCluster::start_with_replicas();
+    let seeds = cluster.seeds();
+    let a = cluster_node(&seeds, "a").await;
+    let b = cluster_node(&seeds, "b").await;
+    let mut killed_at = None;
+    let (mut agents, acked) = streams_until_refused([&a, &b], &["a1", "a2", "a3"], async {
+        let master = acme_master(&cluster).expect("the acme shard's master");
+        cluster.shards[master].kill();
+        killed_at = Some(master);
+    })
+    .await;
+    let killed = killed_at.expect("killed");
+    eventually(
+        "a replica promoted",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async { acme_master(&cluster).is_some_and(|m| m != killed) },
+    )
+    .await;
+    ready(&a, "node a ready after the shard failover", 200).await;
+    ready(&b, "node b ready after the shard failover", 200).await;
+    let master = acme_master(&cluster).expect("master");
+    acknowledged_survive(
+        &acked,
+        |id| cluster.shards[master].cli(&["hget", "hub:{acme}:records", id]),
+        [&a, &b],
+    )
+    .await;
+    acknowledged_again(&mut agents[0]).await;
+}
