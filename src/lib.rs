@@ -22,11 +22,13 @@
 //! - [`protocol`]: decoding client messages and building server frames.
 //! - [`wallboard`]: the embedded supervisor page; [`demo`]: simulated agents
 //!   that make a fresh node look alive.
+//! - [`agent_page`]: the embedded agent dashboard at `/agent`.
 //! - [`metrics`]: the Prometheus series of `/metrics`.
 //! - [`config`], [`directory`], [`auth`], [`error`], [`clock`]: the edges.
 //!
 //! `main.rs` only parses flags and calls [`node::run`].
 
+pub mod agent_page;
 pub mod auth;
 pub mod backplane;
 pub mod clock;

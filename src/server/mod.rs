@@ -26,6 +26,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(|| async { crate::metrics::get().render() }))
         .merge(wallboard::routes())
+        .merge(crate::agent_page::routes())
         .with_state(hub)
 }
 
