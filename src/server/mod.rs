@@ -1,5 +1,6 @@
 //! HTTP and WebSocket serving: `GET /v1/ws` (sessions), `/healthz`,
-//! `/readyz`, and the wallboard at `/`; plus graceful shutdown.
+//! `/readyz`, the wallboard at `/`, the client library at `/client/` and
+//! the agent dashboard at `/agent`; plus graceful shutdown.
 
 mod handlers;
 pub mod session;
@@ -26,6 +27,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(|| async { crate::metrics::get().render() }))
         .merge(wallboard::routes())
+        .merge(crate::client_lib::routes())
         .merge(crate::agent_page::routes())
         .with_state(hub)
 }
