@@ -28,8 +28,14 @@ const STYLE: &str = include_str!("style.css");
 pub fn routes() -> Router<Arc<Hub>> {
     Router::new()
         .route("/agent", get(|| async { Html(INDEX) }))
-        .route("/agent/app.js", get(|| async { asset("text/javascript", APP) }))
-        .route("/agent/style.css", get(|| async { asset("text/css", STYLE) }))
+        .route(
+            "/agent/app.js",
+            get(|| async { asset("text/javascript", APP) }),
+        )
+        .route(
+            "/agent/style.css",
+            get(|| async { asset("text/css", STYLE) }),
+        )
         .route("/agent/tenant", get(tenant))
 }
 
