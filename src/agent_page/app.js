@@ -393,9 +393,9 @@ function renderChannels(r, live) {
         el('td', { dataset: { testid: 'connected' } }, c.connected ? 'connected' : 'not connected', ...tags),
         el('td', {}, el('button', {
           type: 'button', 'aria-pressed': String(c.connected), disabled: !live,
-          'aria-label': `${name}: connected`,
+          'aria-label': `Connected to ${name}`,
           onclick: (e) => act(e.currentTarget, () => (c.connected ? client.disconnect(c) : client.connect(c))),
-        }, c.connected ? 'Connected (click to disconnect)' : 'Connect')));
+        }, c.connected ? 'Connected ✓' : 'Connect')));
     }),
   );
   const mine = new Set(r.channels.map((c) => `${c.kind}:${c.id}`));

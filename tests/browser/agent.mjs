@@ -163,7 +163,7 @@ try {
 
   step("connect to an assigned queue; join an unassigned one while allowed; lingering once access is off; refused after");
   act();
-  await page.locator('#channels tr[data-channel="queue:sales"] button', { hasText: "Connect" }).click();
+  await page.locator('#channels tr[data-channel="queue:sales"] button[aria-pressed="false"]').click();
   await sawA1(supervisor, "a1 connected to sales", (r) => r.channels.some((c) => c.id === "sales" && c.connected));
   await page.locator('#channels tr[data-channel="queue:sales"] button[aria-pressed="true"]').waitFor({ timeout: T });
   act();
