@@ -249,7 +249,9 @@ export class Connection {
 
   // Heartbeats carry an id so the hub answers them: a connection that has
   // heard nothing (no reply, no frame) for presence_ttl_ms plus an interval
-  // is half-open and is abandoned for a new one.
+  // is half-open and is abandoned for a new one. (The browser API can only
+  // close cleanly; on a really half-open socket the close frame never reaches
+  // the hub, which then treats it as a drop, with the reconnect grace.)
   #startHeartbeats(intervalMs, ttlMs) {
     this.#stopHeartbeats();
     const interval = Math.max(100, Number(intervalMs) || 10000);

@@ -172,7 +172,11 @@ export class PresenceStore {
   channels: Map<string, ChannelView>;
   settings: Settings | null;
   seq: number | null;
-  applySnapshot(snapshot: ServerSnapshot & { resumed?: boolean; agent_ids?: string[] }): string[];
+  epoch: string | null;
+  /** The `since_seq` a resume uses: every change up to it was delivered (≤ seq). */
+  resumeSeq: number | null;
+  noteDelta(key: string | symbol, version: number): void;
+  applySnapshot(snapshot: ServerSnapshot): string[];
   applyAgent(record: AgentRecord): boolean;
   removeAgent(agentId: string, version: number): boolean;
   applyChannel(channel: ChannelView): ChannelView | null;
@@ -189,6 +193,7 @@ export class SupervisorClient extends Connection<SupervisorEvents> {
   readonly channels: Map<string, ChannelView>;
   readonly settings: Settings | null;
   readonly seq: number | null;
+  readonly epoch: string | null;
   subscribe(scope: Scope): Promise<Record<string, never>>;
   search(query?: string, options?: { role?: Role; limit?: number }): Promise<SearchResult>;
   history(agentId: string, options?: { sinceMs?: number; limit?: number }): Promise<HistoryResult>;

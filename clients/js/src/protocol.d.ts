@@ -140,6 +140,8 @@ export type ClientCommandAck = {
 export type ClientSubscribe = {
   type: "subscribe";
   id?: RequestId;
+  since_seq?: number;
+  epoch?: string;
   scope: {
     all: true;
   } | {
@@ -293,6 +295,9 @@ export type ServerError = {
 export type ServerSnapshot = {
   type: "snapshot";
   seq: number;
+  epoch: string;
+  resumed: boolean;
+  agent_ids?: string[];
   agents: AgentRecord[];
   channels: {
     kind: "queue" | "chat" | "campaign";

@@ -6,6 +6,18 @@
 // coalesced `agent` record of the same agent from before it left the scope;
 // remembering v per removed agent keeps that stale record out. A full
 // snapshot clears them (every later delta is newer than the snapshot).
+//
+// Why `resumeSeq` and not `seq` for `since_seq`: the hub coalesces deltas
+// per agent *in place* (protocol §5.3): agent X's pending frame keeps its
+// position when a newer record replaces it. So X@55 can be delivered while
+// Y@45, queued behind X's slot, is not yet: a drop then, and a resume from
+// 55 (the highest version seen) would never bring Y@45. What is safe: X's
+// slot was created by a change newer than the last frame delivered for X,
+// and every frame still queued behind it is newer than that too, so after a
+// frame for X every change up to X's *previous* delivered version (or the
+// snapshot's seq, for X's first frame since) has been delivered.
+// `resumeSeq` is the highest such bound: a resume from it may resend a few
+// records, never miss one.
 
 /** The map key of a channel: "kind:id". */
 export function channelKey(channel) {
@@ -22,7 +34,24 @@ export class PresenceStore {
     this.settings = null;
     /** The highest seq / version applied (sent as `since_seq` to resume). */
     this.seq = null;
+    /** The epoch of the snapshot `seq` belongs to (sent back on resume). */
+    this.epoch = null;
+    /** The `since_seq` to resume from: every change up to it was delivered. */
+    this.resumeSeq = null;
     this.removed = new Map();
+    this.lastFrame = new Map();
+  }
+
+  /**
+   * Notes a delta frame as delivered (`agent`, `agent_removed` by agent id;
+   * `settings` under its own key) before it is applied; see `resumeSeq`.
+   */
+  noteDelta(key, version) {
+    if (!Number.isInteger(version) || this.resumeSeq === null) return;
+    const previous = this.lastFrame.get(key);
+    const bound = previous === undefined ? this.resumeSeq : previous;
+    this.lastFrame.set(key, version);
+    if (bound > this.resumeSeq) this.resumeSeq = bound;
   }
 
   #advance(seq) {
@@ -53,6 +82,10 @@ export class PresenceStore {
       for (const record of snapshot.agents ?? []) this.agents.set(record.id, record);
       this.seq = Number.isInteger(snapshot.seq) ? snapshot.seq : null;
     }
+    this.epoch = typeof snapshot.epoch === 'string' ? snapshot.epoch : null;
+    // A snapshot is complete as of its seq; the hub's outbox starts afresh.
+    this.resumeSeq = Number.isInteger(snapshot.seq) ? snapshot.seq : null;
+    this.lastFrame.clear();
     if (Array.isArray(snapshot.channels)) {
       const channels = new Map();
       for (const channel of snapshot.channels) channels.set(channelKey(channel), channel);

@@ -7,6 +7,9 @@ import { PresenceStore } from './store.js';
 import { toChannelRef, defined } from './channel.js';
 import { HubError } from './errors.js';
 
+/** The outbox slot key of settings frames (agent ids are the others). */
+const SETTINGS_SLOT = Symbol('settings');
+
 export class SupervisorClient extends Connection {
   #scope = null;
   #resumable = false;
@@ -20,6 +23,15 @@ export class SupervisorClient extends Connection {
     super(options);
     this.role = options.role ?? 'supervisor';
     this.store = new PresenceStore();
+    // A subscribe answered but whose snapshot was lost with the socket
+    // fails like any request cut off (the scope is re-sent on reconnect).
+    const cutOff = () => {
+      for (const waiter of this.#awaitingSnapshot.splice(0)) {
+        waiter.reject(new HubError('disconnected', 'connection closed before the snapshot'));
+      }
+    };
+    this.on('disconnected', cutOff);
+    this.on('status', (s) => s.state === 'stopped' && cutOff());
   }
 
   /** Map<agent id, record>, live. */
@@ -36,9 +48,14 @@ export class SupervisorClient extends Connection {
     return this.store.settings;
   }
 
-  /** The last seq applied (sent as `since_seq` on a resume). */
+  /** The highest seq / version applied. (A resume sends `store.resumeSeq`, see store.js.) */
   get seq() {
     return this.store.seq;
+  }
+
+  /** The epoch of the current view (sent with `since_seq` on a resume). */
+  get epoch() {
+    return this.store.epoch;
   }
 
   hello(token) {
@@ -66,11 +83,17 @@ export class SupervisorClient extends Connection {
 
   async #subscribe(resume) {
     const msg = { type: 'subscribe', scope: this.#scope };
-    if (resume && this.#resumable && this.store.seq !== null) msg.since_seq = this.store.seq;
+    if (resume && this.#resumable && this.store.resumeSeq !== null) {
+      msg.since_seq = this.store.resumeSeq;
+      // The seq is only meaningful in the epoch it came from (a restarted
+      // hub or a restored store starts another): the hub checks it.
+      if (this.store.epoch !== null) msg.epoch = this.store.epoch;
+    }
     let waiter;
     const snapshot = new Promise((resolve, reject) => {
       waiter = { resolve, reject };
     });
+    snapshot.catch(() => {}); // rejected unawaited when the request failed first
     this.#awaitingSnapshot.push(waiter);
     try {
       const result = await this.request(msg);
@@ -85,9 +108,11 @@ export class SupervisorClient extends Connection {
 
   onLive(welcome) {
     if (welcome.settings) this.store.settings = welcome.settings;
-    this.#awaitingSnapshot = [];
     if (!this.#scope) return;
-    this.#subscribe(true).catch((err) => this.emit('error', err));
+    this.#subscribe(true).catch((err) => {
+      // A cut-off resubscribe is sent again on the next connection.
+      if (err.code !== 'disconnected') this.emit('error', err);
+    });
   }
 
   handleMessage(msg) {
@@ -103,9 +128,11 @@ export class SupervisorClient extends Connection {
         return;
       }
       case 'agent':
+        this.store.noteDelta(msg.agent?.id, msg.agent?.version);
         if (this.store.applyAgent(msg.agent)) this.emit('agent', msg.agent);
         return;
       case 'agent_removed':
+        this.store.noteDelta(msg.agent_id, msg.version);
         if (this.store.removeAgent(msg.agent_id, msg.version)) this.emit('agent_removed', msg.agent_id);
         return;
       case 'channel': {
@@ -114,6 +141,7 @@ export class SupervisorClient extends Connection {
         return;
       }
       case 'settings':
+        this.store.noteDelta(SETTINGS_SLOT, msg.seq);
         this.store.applySettings(msg);
         this.emit('settings', msg.settings);
         return;

@@ -4,24 +4,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { AgentClient, SupervisorClient, HubError } from '../src/presence-hub-client.js';
-import { Hub, token, nextEvent, waitFor } from './support/hub.mjs';
-import { Proxy } from './support/proxy.mjs';
+import { hubForFile, token, nextEvent, waitFor } from '../test-support/hub.mjs';
+import { Proxy } from '../test-support/proxy.mjs';
 
-let hub;
-const clients = [];
-const track = (c) => (clients.push(c), c);
-
-before(async () => {
-  hub = await Hub.start();
-});
-
-after(async () => {
-  for (const c of clients) c.stop();
-  await hub.kill();
-});
+const fixture = hubForFile(before, after);
+const { track } = fixture;
 
 test('an agent goes online, changes status, and sees its own record', async () => {
-  const agent = track(new AgentClient({ url: hub.url, token: token('a1'), device: { id: 'a1-phone', kind: 'softphone' } }));
+  const agent = track(new AgentClient({ url: fixture.hub.url, token: token('a1'), device: { id: 'a1-phone', kind: 'softphone' } }));
   const statuses = [];
   agent.on('status', (s) => statuses.push(s.state));
   const firstState = nextEvent(agent, 'state');
@@ -51,7 +41,7 @@ test('an agent goes online, changes status, and sees its own record', async () =
 });
 
 test('a refused request rejects with the protocol error code and changes nothing', async () => {
-  const agent = track(new AgentClient({ url: hub.url, token: token('a2'), device: { id: 'a2-phone' } }));
+  const agent = track(new AgentClient({ url: fixture.hub.url, token: token('a2'), device: { id: 'a2-phone' } }));
   await agent.start();
   await assert.rejects(agent.interactionEnd('no-such-call'), (err) => {
     assert.ok(err instanceof HubError);
@@ -61,7 +51,7 @@ test('a refused request rejects with the protocol error code and changes nothing
   });
   await assert.rejects(agent.connect('queue:nope'), { code: 'not_found' });
   await assert.rejects(agent.pause(''), { code: 'bad_request' });
-  const sup = track(new SupervisorClient({ url: hub.url, token: token('s1') }));
+  const sup = track(new SupervisorClient({ url: fixture.hub.url, token: token('s1') }));
   await sup.start();
   await assert.rejects(sup.updateSettings({ wrap_up_seconds: 1 }), { code: 'forbidden' });
   await assert.rejects(sup.command('pause', 'a2', {}), { code: 'bad_request' });
@@ -70,9 +60,9 @@ test('a refused request rejects with the protocol error code and changes nothing
 });
 
 test('heartbeats keep an idle agent online past the presence TTL', async () => {
-  const agent = track(new AgentClient({ url: hub.url, token: token('a4'), device: { id: 'a4-phone' } }));
+  const agent = track(new AgentClient({ url: fixture.hub.url, token: token('a4'), device: { id: 'a4-phone' } }));
   const welcome = await agent.start();
-  const sup = track(new SupervisorClient({ url: hub.url, token: token('s1') }));
+  const sup = track(new SupervisorClient({ url: fixture.hub.url, token: token('s1') }));
   await sup.start();
   await sup.subscribe({ all: true });
   const offline = [];
@@ -88,7 +78,7 @@ test('onCommand answers monitor requests; stop_monitor is passed on', async () =
   const commands = [];
   const agent = track(
     new AgentClient({
-      url: hub.url,
+      url: fixture.hub.url,
       token: token('a5'),
       device: { id: 'a5-phone' },
       onCommand: (cmd) => {
@@ -98,7 +88,7 @@ test('onCommand answers monitor requests; stop_monitor is passed on', async () =
     }),
   );
   await agent.start();
-  const sup = track(new SupervisorClient({ url: hub.url, token: token('s1') }));
+  const sup = track(new SupervisorClient({ url: fixture.hub.url, token: token('s1') }));
   await sup.start();
   const { agent: monitored } = await sup.monitor('a5');
   assert.deepEqual(monitored.monitored_by, ['s1']);
@@ -109,24 +99,24 @@ test('onCommand answers monitor requests; stop_monitor is passed on', async () =
   assert.deepEqual((await sup.stopMonitor('a5')).agent.monitored_by, []);
   assert.equal((await stop).supervisor.id, 's1');
 
-  const admin = track(new SupervisorClient({ url: hub.url, token: token('ad1'), role: 'admin' }));
+  const admin = track(new SupervisorClient({ url: fixture.hub.url, token: token('ad1'), role: 'admin' }));
   await admin.start();
   await assert.rejects(admin.monitor('a5'), (err) => err.code === 'forbidden' && /not now/.test(err.message));
 });
 
 test('a device without onCommand refuses monitoring', async () => {
-  const agent = track(new AgentClient({ url: hub.url, token: token('a6'), device: { id: 'a6-phone' } }));
+  const agent = track(new AgentClient({ url: fixture.hub.url, token: token('a6'), device: { id: 'a6-phone' } }));
   await agent.start();
-  const sup = track(new SupervisorClient({ url: hub.url, token: token('s1') }));
+  const sup = track(new SupervisorClient({ url: fixture.hub.url, token: token('s1') }));
   await sup.start();
   await assert.rejects(sup.monitor('a6'), { code: 'forbidden' });
 });
 
 test('a second connection of the same device stops the first (4009), with the reason', async () => {
-  const first = track(new AgentClient({ url: hub.url, token: token('a7'), device: { id: 'a7-phone' } }));
+  const first = track(new AgentClient({ url: fixture.hub.url, token: token('a7'), device: { id: 'a7-phone' } }));
   await first.start();
   const stopped = nextEvent(first, 'status', (s) => s.state === 'stopped');
-  const second = track(new AgentClient({ url: hub.url, token: token('a7'), device: { id: 'a7-phone' } }));
+  const second = track(new AgentClient({ url: fixture.hub.url, token: token('a7'), device: { id: 'a7-phone' } }));
   await second.start();
   const status = await stopped;
   assert.equal(status.reason.code, 4009);
@@ -138,7 +128,7 @@ test('a second connection of the same device stops the first (4009), with the re
 
 test('a bad token stops the client (4003) and start() says why', async () => {
   const statuses = [];
-  const agent = track(new AgentClient({ url: hub.url, token: 'not-a-jwt', device: { id: 'x' } }));
+  const agent = track(new AgentClient({ url: fixture.hub.url, token: 'not-a-jwt', device: { id: 'x' } }));
   agent.on('status', (s) => statuses.push(s));
   await assert.rejects(agent.start(), (err) => err.code === 'closed' && err.closeCode === 4003);
   assert.equal(statuses.at(-1).state, 'stopped');
@@ -146,8 +136,8 @@ test('a bad token stops the client (4003) and start() says why', async () => {
 });
 
 test('an abrupt drop reconnects within the grace, with a fresh token, and no offline flap', async () => {
-  const proxy = await Proxy.start(hub.addr);
-  const sup = track(new SupervisorClient({ url: hub.url, token: token('s1') }));
+  const proxy = await Proxy.start(fixture.hub.addr);
+  const sup = track(new SupervisorClient({ url: fixture.hub.url, token: token('s1') }));
   await sup.start();
   await sup.subscribe({ all: true });
   const seen = [];

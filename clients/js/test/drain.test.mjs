@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { AgentClient, SupervisorClient } from '../src/presence-hub-client.js';
-import { Hub, Redis, token, nextEvent, waitFor } from './support/hub.mjs';
+import { Hub, Redis, token, nextEvent, waitFor } from '../test-support/hub.mjs';
 
 let redis;
 let nodeA;

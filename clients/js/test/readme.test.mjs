@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Hub, token } from './support/hub.mjs';
+import { Hub, token } from '../test-support/hub.mjs';
 
 const PKG = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DIR = join(PKG, '.readme-examples');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Hub } from './support/hub.mjs';
+import { Hub } from '../test-support/hub.mjs';
 
 const SRC = join(dirname(fileURLToPath(import.meta.url)), '../src');
 let hub;

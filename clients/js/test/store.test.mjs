@@ -65,3 +65,26 @@ test('channel counters merge into the snapshot channel; settings advance seq', (
   assert.equal(store.seq, 7);
   assert.equal(store.settings.wrap_up_seconds, 5);
 });
+
+test('resumeSeq never passes a change still queued behind a coalesced slot', () => {
+  // The hub's outbox (protocol §5.3): after the snapshot at 40, X changes
+  // (41: X's slot), then Y (45: Y's slot, behind X's), then X again (55:
+  // replaces 41 in place). The socket delivers X@55 and drops before Y@45.
+  const store = new PresenceStore();
+  store.applySnapshot({ seq: 40, epoch: 'e', agents: [rec('x', 30), rec('y', 20)], channels: [], settings: {} });
+  store.noteDelta('x', 55);
+  store.applyAgent(rec('x', 55));
+  assert.equal(store.seq, 55, 'the highest version applied');
+  assert.ok(store.resumeSeq < 45, `a resume from ${store.resumeSeq} brings Y@45 back`);
+  assert.equal(store.resumeSeq, 40);
+  // Later frames raise it: X@60 proves everything up to X's previous (55)
+  // was delivered.
+  store.noteDelta('y', 45);
+  store.noteDelta('x', 60);
+  assert.equal(store.resumeSeq, 55);
+  store.noteDelta(Symbol.for('settings'), 61);
+  assert.equal(store.resumeSeq, 55);
+  // A snapshot is complete as of its seq.
+  store.applySnapshot({ seq: 70, epoch: 'e', resumed: true, agents: [], agent_ids: ['x', 'y'], channels: [], settings: {} });
+  assert.equal(store.resumeSeq, 70);
+});

@@ -4,30 +4,20 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { AgentClient, SupervisorClient } from '../src/presence-hub-client.js';
-import { Hub, token, nextEvent, waitFor } from './support/hub.mjs';
-import { Proxy } from './support/proxy.mjs';
+import { hubForFile, token, nextEvent, waitFor } from '../test-support/hub.mjs';
+import { Proxy } from '../test-support/proxy.mjs';
 
-let hub;
-const clients = [];
-const track = (c) => (clients.push(c), c);
-
-before(async () => {
-  hub = await Hub.start();
-});
-
-after(async () => {
-  for (const c of clients) c.stop();
-  await hub.kill();
-});
+const fixture = hubForFile(before, after);
+const { track } = fixture;
 
 const agentOf = async (user) => {
-  const agent = track(new AgentClient({ url: hub.url, token: token(user), device: { id: `${user}-web`, kind: 'web' }, onCommand: () => true }));
+  const agent = track(new AgentClient({ url: fixture.hub.url, token: token(user), device: { id: `${user}-web`, kind: 'web' }, onCommand: () => true }));
   await agent.start();
   return agent;
 };
 
 test('a wallboard keeps live maps: snapshot, deltas, removals, settings', async () => {
-  const sup = track(new SupervisorClient({ url: hub.url, token: token('s1') }));
+  const sup = track(new SupervisorClient({ url: fixture.hub.url, token: token('s1') }));
   const snapshots = [];
   sup.on('snapshot', (s) => snapshots.push(s));
   const welcome = await sup.start();
@@ -65,7 +55,7 @@ test('a wallboard keeps live maps: snapshot, deltas, removals, settings', async 
   assert.ok(sup.agents.has('a1') && sup.agents.has('a8'));
   await assert.rejects(sup.subscribe({ channels: ['queue:nope'] }), { code: 'not_found' });
 
-  const admin = track(new SupervisorClient({ url: hub.url, token: token('ad1'), role: 'admin' }));
+  const admin = track(new SupervisorClient({ url: fixture.hub.url, token: token('ad1'), role: 'admin' }));
   await admin.start();
   const settings = nextEvent(sup, 'settings');
   const result = await admin.updateSettings({ supervisor_can_end_wrap_up: true });
@@ -77,7 +67,7 @@ test('a wallboard keeps live maps: snapshot, deltas, removals, settings', async 
 
 test('search, history, every command action and the admin messages', async () => {
   const a3 = await agentOf('a3');
-  const sup = track(new SupervisorClient({ url: hub.url, token: token('ad1'), role: 'admin' }));
+  const sup = track(new SupervisorClient({ url: fixture.hub.url, token: token('ad1'), role: 'admin' }));
   await sup.start();
   await sup.subscribe({ all: true });
 
@@ -132,10 +122,16 @@ test('search, history, every command action and the admin messages', async () =>
 });
 
 test('after a dropped connection the wallboard resubscribes with since_seq and catches up', async () => {
-  const proxy = await Proxy.start(hub.addr);
+  const proxy = await Proxy.start(fixture.hub.addr);
   const sent = [];
-  // A WebSocket that records what the client sends (injected constructor).
+  const received = [];
+  // A WebSocket that records what the client sends and gets (injected constructor).
   class Recording extends WebSocket {
+    constructor(url) {
+      super(url);
+      this.addEventListener('message', (e) => received.push(JSON.parse(e.data)));
+    }
+
     send(data) {
       sent.push(JSON.parse(data));
       super.send(data);
@@ -143,31 +139,37 @@ test('after a dropped connection the wallboard resubscribes with since_seq and c
   }
   const sup = track(new SupervisorClient({ url: proxy.url, token: token('s1'), WebSocket: Recording }));
   await sup.start();
-  await sup.subscribe({ channels: ['queue:billing'] });
+  await sup.subscribe({ channels: ['queue:support'] });
   assert.ok(sup.agents.has('a6'));
   const seqBefore = sup.seq;
+  const epoch = sup.epoch;
+  assert.equal(typeof epoch, 'string');
+  assert.deepEqual([...sup.agents.keys()].sort(), ['a5', 'a6', 'a7', 'a8']);
 
   const reconnecting = nextEvent(sup, 'status', (s) => s.state === 'reconnecting');
   const resnapshot = nextEvent(sup, 'snapshot');
   proxy.cut();
   await reconnecting;
-  // While the wallboard is away: a6 leaves the scope, a2 is paused.
-  const admin = track(new SupervisorClient({ url: hub.url, token: token('ad1'), role: 'admin' }));
+  // While the wallboard is away: a6 leaves the scope, a7 signs in and pauses.
+  const admin = track(new SupervisorClient({ url: fixture.hub.url, token: token('ad1'), role: 'admin' }));
   await admin.start();
-  await admin.unassign('a6', 'queue:billing');
-  const a2 = await agentOf('a2');
-  if (a2.record?.status === 'paused') await a2.unpause();
-  await a2.pause('while you were away');
+  await admin.unassign('a6', 'queue:support');
+  const a7 = await agentOf('a7');
+  await a7.pause('while you were away');
 
   const snapshot = await resnapshot;
   const resubscribe = sent.filter((m) => m.type === 'subscribe').at(-1);
   assert.equal(resubscribe.since_seq, seqBefore, 'the resubscribe carries since_seq');
-  assert.deepEqual(resubscribe.scope, { channels: [{ kind: 'queue', id: 'billing' }] });
-  // With SPEC §9.7 the hub answers resumed: true; an older hub a full snapshot.
-  assert.equal(typeof snapshot.resumed, 'boolean');
-  await waitFor('a2 paused in the view', () => sup.agents.get('a2')?.status === 'paused');
+  assert.equal(resubscribe.epoch, epoch, 'and the epoch of the view');
+  assert.deepEqual(resubscribe.scope, { channels: [{ kind: 'queue', id: 'support' }] });
+  assert.equal(snapshot.resumed, true);
+  const raw = received.filter((m) => m.type === 'snapshot').at(-1);
+  assert.deepEqual(raw.agents.map((a) => a.id), ['a7'], 'only the changed record is sent');
+  assert.deepEqual(raw.agent_ids, ['a5', 'a7', 'a8']);
+  assert.deepEqual([...sup.agents.keys()].sort(), ['a5', 'a7', 'a8'], 'unchanged kept, the one gone dropped');
+  assert.equal(sup.agents.get('a7').status, 'paused');
   assert.ok(!sup.agents.has('a6'), 'an agent that left the scope is dropped');
   assert.ok(sup.seq > seqBefore);
-  await admin.assign('a6', 'queue:billing');
+  await admin.assign('a6', 'queue:support');
   await proxy.close();
 });

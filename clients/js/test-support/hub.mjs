@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export const SECRET = 'client-js-test-secret';
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '../../../..');
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 export function hubBinary() {
   if (process.env.PRESENCE_HUB_BIN) return process.env.PRESENCE_HUB_BIN;
@@ -166,4 +166,27 @@ export function redisAvailable() {
   } catch {
     return false;
   }
+}
+
+/**
+ * One hub for a test file: started before its tests, killed after them with
+ * every client the tests `track`ed stopped. `fixture.hub` is the node.
+ */
+export function hubForFile(before, after, extra = []) {
+  const clients = [];
+  const fixture = {
+    hub: null,
+    track(client) {
+      clients.push(client);
+      return client;
+    },
+  };
+  before(async () => {
+    fixture.hub = await Hub.start(extra);
+  });
+  after(async () => {
+    for (const c of clients) c.stop();
+    await fixture.hub?.kill();
+  });
+  return fixture;
 }
