@@ -76,9 +76,10 @@ await supervisor.ok({ type: "subscribe", scope: { all: true } });
 
 // Pause reason codes (SPEC §9.2) when the hub knows them.
 const codes = await admin.request({ type: "update_settings", settings: { pause_reasons: [
-  { code: "break", label: "Break", max_minutes: 15 }, { code: "coaching", label: "Coaching" }] } });
+  { code: "break", label: "Break", max_minutes: 15 }, { code: "coaching", label: "Coaching" }],
+  sign_in_reason: "break" } });
 const hasCodes = codes.ok;
-if (!hasCodes) pending.push("pause reason codes as buttons (SPEC §9.2 not on this hub: free text used)");
+if (!hasCodes) pending.push(`pause reason codes as buttons (SPEC §9.2 not on this hub: ${codes.error?.code} ${codes.error?.message}; free text used)`);
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
