@@ -2,7 +2,8 @@
 //! simulated agents that connect to this node like real agent apps do — one
 //! WebSocket per softphone — connect to their queues, take calls and chats,
 //! wrap up, take breaks, and accept monitor requests, so a fresh
-//! `cargo run --release` shows a live wallboard.
+//! `cargo run --release` shows a live wallboard. An agent a person signs in
+//! as at `/agent` is left to that person (the softphone only beats).
 
 use crate::directory::TenantDirectory;
 use crate::domain::{ChannelKind, Role};
@@ -97,7 +98,7 @@ async fn run_agent(url: &str, token: &str, id: &str, channels: &[Value]) -> Resu
                     }
                     Some("command") => {
                         // Agents mostly accept being monitored.
-                        let ok = v["action"] != "monitor" || chance(0.9);
+                        let ok = v["action"] != "monitor" || (chance(0.9) && !at_dashboard(&me));
                         let ack = json!({"type": "command_ack", "command_id": v["command_id"], "ok": ok,
                                          "reason": if ok { Value::Null } else { json!("on a private call") }});
                         ws.send(send(ack)).await.map_err(|e| e.to_string())?;
@@ -108,7 +109,9 @@ async fn run_agent(url: &str, token: &str, id: &str, channels: &[Value]) -> Resu
             _ = tick.tick() => {
                 let now = crate::clock::now_ms();
                 n += 1;
-                let status = me["status"].as_str().unwrap_or("offline");
+                // A person at the agent dashboard drives this agent: the
+                // simulated softphone then only keeps its line alive.
+                let status = if at_dashboard(&me) { "driven by a person" } else { me["status"].as_str().unwrap_or("offline") };
                 if until == 0 {
                     until = now + match status {
                         "busy" => between(8, 30),
@@ -141,4 +144,12 @@ async fn run_agent(url: &str, token: &str, id: &str, channels: &[Value]) -> Resu
             }
         }
     }
+}
+
+/// Whether a person signed in at `/agent` as this agent (a `web` device is
+/// active): the page's answers and clicks are theirs, not the simulation's.
+fn at_dashboard(me: &Value) -> bool {
+    me["devices"]
+        .as_array()
+        .is_some_and(|d| d.iter().any(|d| d["kind"] == "web" && d["active"] == true))
 }

@@ -24,11 +24,13 @@
 //!   that make a fresh node look alive.
 //! - [`client_lib`]: the JavaScript client library (`clients/js/`), served
 //!   at `/client/`.
+//! - [`agent_page`]: the embedded agent dashboard at `/agent`.
 //! - [`metrics`]: the Prometheus series of `/metrics`.
 //! - [`config`], [`directory`], [`auth`], [`error`], [`clock`]: the edges.
 //!
 //! `main.rs` only parses flags and calls [`node::run`].
 
+pub mod agent_page;
 pub mod auth;
 pub mod backplane;
 pub mod client_lib;

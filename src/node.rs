@@ -199,6 +199,13 @@ impl Node {
                     link(s, Role::Supervisor)
                 ));
             }
+            if let Some(a) = pick(Role::Agent, false) {
+                let t = auth::mint(secret, &tenant.id, &a.id, 12 * 3600).unwrap_or_default();
+                out.push_str(&format!(
+                    "  Open the agent dashboard as {} ({}):\n    {base}/agent#token={t}\n",
+                    a.name, a.id
+                ));
+            }
             if let Some(a) = pick(Role::Admin, false) {
                 out.push_str(&format!(
                     "  As admin {} ({}):\n    {}\n",

@@ -1,7 +1,7 @@
 //! HTTP and WebSocket serving: `GET /v1/ws` (sessions), `/healthz`,
-//! `/readyz`, `/metrics`, the wallboard at `/` and the client library at
-//! `/client/`; plus graceful shutdown. Who the client is behind a load
-//! balancer: [`client_addr`].
+//! `/readyz`, `/metrics`, the wallboard at `/`, the client library at
+//! `/client/` and the agent dashboard at `/agent`; plus graceful shutdown.
+//! Who the client is behind a load balancer: [`client_addr`].
 
 pub mod client_addr;
 mod handlers;
@@ -32,6 +32,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/metrics", get(metrics_text))
         .merge(wallboard::routes())
         .merge(crate::client_lib::routes())
+        .merge(crate::agent_page::routes())
         .layer(Extension(Arc::new(ClientAddrs::new(&hub.config))))
         .with_state(hub)
 }

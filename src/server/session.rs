@@ -9,7 +9,8 @@
 //!
 //! How a session ends decides what happens to its device: a clean close by
 //! the client (or a policy close by the hub) makes it inactive at once; an
-//! abrupt drop or a node drain keeps it active for `reconnect_grace_ms`; a
+//! abrupt drop, a close with 1001 (a browser page unloading or reloading) or
+//! a node drain keeps it active for `reconnect_grace_ms`; a
 //! replaced connection (4009) leaves it to the newer one.
 
 use crate::domain::{Actor, Event, Role, User};
@@ -378,9 +379,18 @@ impl Session {
                 self.ping_sent = false;
                 None
             }
-            Some(Ok(Message::Close(_))) => {
+            Some(Ok(Message::Close(frame))) => {
                 let _ = ws.flush().await; // sends tungstenite's close reply
-                Some(End::ClientClosed)
+                                          // 1001 "going away" is a browser unloading the page, a reload
+                                          // included: treated as a drop, so a page that comes back
+                                          // within the grace shows no offline flap.
+                let going_away =
+                    frame.is_some_and(|f| f.code == axum::extract::ws::close_code::AWAY);
+                Some(if going_away {
+                    End::Dropped
+                } else {
+                    End::ClientClosed
+                })
             }
             Some(Err(e)) if is_too_large(&e) => Some(self.too_large(ws, Duration::ZERO).await),
             Some(Err(_)) | None => Some(End::Dropped),

@@ -1,7 +1,7 @@
 //! The supervisor wallboard, embedded in the binary: nothing loads from
 //! outside. Served at `/`; plain HTML, CSS and JavaScript, no build step.
 //!
-//! `/dev/signin` lists one-click sign-ins (supervisors and admins of the
+//! `/dev/signin` lists one-click sign-ins (supervisors, admins, agents of the
 //! first tenant, with fresh tokens) only when the node generated its own dev
 //! secret, i.e. in the in-memory development mode; otherwise it is 404.
 
@@ -35,7 +35,7 @@ async fn dev_signin(State(hub): State<Arc<Hub>>) -> Response {
     };
     let mut people = Vec::new();
     for user in &tenant.users {
-        for role in [Role::Supervisor, Role::Admin] {
+        for role in [Role::Supervisor, Role::Admin, Role::Agent] {
             if user.has_role(role) {
                 if let Ok(token) = auth::mint(secret, &tenant.id, &user.id, 12 * 3600) {
                     people.push(

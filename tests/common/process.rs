@@ -186,8 +186,13 @@ pub async fn start_cluster_node(redis: &str, id: &str, listen: &str) -> Proc {
 }
 
 pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http_get_with(addr, path, "").await
+}
+
+/// As [`http_get`], with extra header lines (each ending in `\r\n`).
+pub async fn http_get_with(addr: &str, path: &str, headers: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}\r\n").as_bytes())
         .await
         .expect("write");
     let mut out = String::new();

@@ -1,0 +1,483 @@
+// The agent dashboard. Everything protocol-related is the client library's
+// AgentClient (heartbeats, reconnects, replies); this file only renders the
+// agent's own record and turns clicks into the library's requests.
+import { AgentClient } from '/client/presence-hub-client.js';
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = 'presence-hub-agent-token';
+const DEVICE_KEY = 'presence-hub-agent-device';
+
+let client = null;
+let record = null;
+let settings = {};
+let tenant = { channels: [], people: [] };
+let names = new Map(); // user id -> display name
+let signedOut = null; // {by, reason} from the hub's signed_out
+const prompts = []; // monitor requests waiting for the agent's answer
+
+// One device per browser tab: sessionStorage survives a reload (so the hub
+// sees the same device come back within its grace: no offline flap) but not
+// a new tab, which is a device of its own. Random bytes rather than
+// randomUUID, which needs a secure context (plain http on a LAN is not).
+function deviceId() {
+  let id = sessionStorage.getItem(DEVICE_KEY);
+  if (!id) {
+    const bytes = crypto.getRandomValues(new Uint8Array(8));
+    id = 'web-' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+    sessionStorage.setItem(DEVICE_KEY, id);
+  }
+  return id;
+}
+
+// ---- helpers ----------------------------------------------------------------
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'dataset') Object.assign(node.dataset, v);
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else if (k === 'class') node.className = v;
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? '' : v);
+  }
+  node.append(...children);
+  return node;
+}
+
+const show = (node, visible) => node.classList.toggle('hidden', !visible);
+const statusWords = (s) => (s === 'wrap_up' ? 'wrap-up' : s);
+const personName = (id) => names.get(id) ?? id;
+
+function channelName(ch) {
+  const found = tenant.channels.find((c) => c.kind === ch.kind && c.id === ch.id);
+  return found ? found.name : `${ch.kind} ${ch.id}`;
+}
+
+function duration(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+function author(by) {
+  if (!by) return 'unknown';
+  if (by.role === 'system') return 'the system';
+  if (by.role === 'agent' && record && by.id === record.id) return 'you';
+  return `${personName(by.id)} (${by.role})`;
+}
+
+function reasonLabel(code) {
+  const found = (settings.pause_reasons ?? []).find((r) => r.code === code);
+  return found ? found.label : code;
+}
+
+function announce(text) {
+  // Cleared first so the same words twice are announced twice.
+  $('announce').textContent = '';
+  requestAnimationFrame(() => {
+    $('announce').textContent = text;
+  });
+}
+
+// Runs a request from a click: the button is disabled meanwhile, a refusal is
+// shown in words (the hub's error code and message).
+async function act(button, request) {
+  $('error').textContent = '';
+  if (button) button.disabled = true;
+  try {
+    await request();
+  } catch (err) {
+    $('error').textContent = `Refused (${err.code ?? 'error'}): ${err.message}`;
+  } finally {
+    if (button) button.disabled = false;
+    render();
+  }
+}
+
+// ---- sign-in ----------------------------------------------------------------
+
+async function loadDevSignIn() {
+  try {
+    const res = await fetch('/dev/signin');
+    if (!res.ok) return;
+    const body = await res.json();
+    const agents = (body.people ?? []).filter((p) => p.role === 'agent');
+    $('people').replaceChildren(
+      ...agents.map((p) =>
+        el('li', {}, el('button', { type: 'button', dataset: { user: p.id }, onclick: () => signIn(p.token) },
+          `Sign in as ${p.name} (${p.id})`)),
+      ),
+    );
+    show($('dev'), agents.length > 0);
+  } catch {
+    // not in dev mode: the token form is the way in
+  }
+}
+
+function showSignIn(error = '') {
+  show($('signin'), true);
+  show($('dash'), false);
+  show($('signedout'), false);
+  show($('leave'), false);
+  $('signin-error').textContent = error;
+  $('conn').textContent = 'signed out';
+  $('conn').className = 'down';
+  loadDevSignIn();
+}
+
+function signIn(token) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+  start(token);
+}
+
+async function loadTenant(token) {
+  try {
+    const res = await fetch('/agent/tenant', { headers: { Authorization: `Bearer ${token}` } });
+    if (!res.ok) return;
+    tenant = await res.json();
+    for (const p of tenant.people ?? []) names.set(p.id, p.name);
+    $('tenant').textContent = tenant.tenant ?? '';
+    render();
+  } catch {
+    // channel names fall back to ids
+  }
+}
+
+function start(token) {
+  client?.stop();
+  record = null;
+  signedOut = null;
+  const agent = new AgentClient({
+    token,
+    device: { id: deviceId(), kind: 'web', label: 'Agent dashboard (browser)' },
+  });
+  client = agent;
+  agent.onCommand = (command) => onCommand(agent, command);
+  agent.on('status', (s) => onStatus(agent, s));
+  agent.on('welcome', (w) => {
+    if (agent !== client) return;
+    settings = w.settings ?? {};
+    names.set(w.user.id, w.user.name);
+    $('who').textContent = `${w.user.name} (${w.user.id})`;
+    render();
+  });
+  agent.on('state', (rec) => {
+    if (agent !== client) return;
+    noticeChange(record, rec);
+    record = rec;
+    render();
+  });
+  agent.on('message', (msg) => {
+    if (agent === client && msg.type === 'settings' && msg.settings) {
+      settings = msg.settings;
+      render();
+    }
+  });
+  agent.on('signed_out', (info) => {
+    if (agent === client) signedOut = info;
+  });
+  show($('signin'), false);
+  show($('signedout'), false);
+  show($('dash'), true);
+  show($('leave'), true);
+  loadTenant(token);
+  agent.start().catch(() => {
+    // the 'status' event (stopped, with its reason) says what happened
+  });
+}
+
+function onStatus(agent, s) {
+  if (agent !== client) return;
+  const conn = $('conn');
+  if (s.state === 'live') {
+    conn.textContent = 'live';
+    conn.className = 'live';
+  } else if (s.state === 'reconnecting') {
+    conn.textContent = `reconnecting in ${Math.ceil((s.retryInMs ?? 0) / 1000)} s`;
+    conn.className = 'down';
+  } else if (s.state === 'connecting') {
+    conn.textContent = 'connecting';
+    conn.className = 'down';
+  } else if (s.state === 'stopped') {
+    stopped(s.reason ?? {});
+  }
+}
+
+function stopped(reason) {
+  for (const p of prompts.splice(0)) p.answer(false);
+  $('prompt').close();
+  if (reason.code === 1000) return; // the agent left on purpose
+  if (reason.code === 4003) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    showSignIn(`The hub refused the token: ${reason.message}`);
+    return;
+  }
+  show($('dash'), false);
+  show($('signedout'), true);
+  show($('leave'), false);
+  $('conn').textContent = 'signed out';
+  $('conn').className = 'down';
+  if (reason.code === 4010) {
+    $('signedout-title').textContent = 'You were signed out';
+    const by = signedOut?.by ? author(signedOut.by) : 'a supervisor';
+    const why = signedOut?.reason ? `: “${signedOut.reason}”` : '.';
+    $('signedout-text').textContent = `Signed out by ${by}${why}`;
+  } else {
+    $('signedout-title').textContent = 'Disconnected';
+    $('signedout-text').textContent = `This tab stopped: ${reason.message ?? 'closed'} (code ${reason.code}).`;
+  }
+  $('signedout').focus();
+}
+
+// A supervisor's (or an admin's) change is announced: the agent may be on a
+// call looking elsewhere, or using a screen reader.
+function noticeChange(before, after) {
+  if (!before || !after || after.version <= before.version) return;
+  const by = after.changed_by;
+  if (!by || (by.role !== 'supervisor' && by.role !== 'admin')) return;
+  const who = author(by);
+  const parts = [];
+  if (before.status !== after.status) {
+    const why = after.status === 'paused' && after.pause_reason ? ` (${reasonLabel(after.pause_reason)})` : '';
+    parts.push(`changed your status to ${statusWords(after.status)}${why}`);
+  }
+  if (!before.pending_pause && after.pending_pause) parts.push(`asked for a pause (${reasonLabel(after.pending_pause.reason)}) after this interaction`);
+  const key = (c) => `${c.kind}:${c.id}`;
+  const was = new Map(before.channels.map((c) => [key(c), c.connected]));
+  for (const c of after.channels) {
+    if (c.connected && !was.get(key(c))) parts.push(`connected you to ${channelName(c)}`);
+  }
+  const now = new Map(after.channels.map((c) => [key(c), c.connected]));
+  for (const c of before.channels) {
+    if (c.connected && !now.get(key(c))) parts.push(`disconnected you from ${channelName(c)}`);
+  }
+  if (parts.length > 0) announce(`${who} ${parts.join(', ')}.`);
+}
+
+// ---- monitor prompts ----------------------------------------------------------
+
+const MODES = {
+  listen: 'listen: they hear your calls, nobody hears them',
+  whisper: 'whisper: you hear their coaching, the customer does not',
+  barge: 'barge: they join your call, everyone hears everyone',
+};
+
+function onCommand(agent, command) {
+  const sup = command.supervisor ?? {};
+  if (sup.id && sup.name) names.set(sup.id, sup.name);
+  const who = sup.name ? `${sup.name} (${sup.id})` : sup.id ?? 'A supervisor';
+  if (command.action === 'stop_monitor') {
+    announce(`${who} stopped monitoring you.`);
+    return undefined;
+  }
+  return new Promise((resolve) => {
+    prompts.push({
+      command,
+      who,
+      answer: (ok) => resolve(ok ? true : { ok: false, reason: 'refused by the agent' }),
+      agent,
+    });
+    nextPrompt();
+  });
+}
+
+function nextPrompt() {
+  const dialog = $('prompt');
+  if (dialog.open || prompts.length === 0) return;
+  const { command, who } = prompts[0];
+  const mode = command.mode ?? 'listen';
+  $('prompt-title').textContent = 'Monitor request';
+  $('prompt-text').textContent = `${who} asks to monitor you in mode ${MODES[mode] ?? mode}.`;
+  dialog.dataset.mode = mode;
+  dialog.returnFocus = document.activeElement;
+  dialog.showModal();
+  $('accept').focus();
+}
+
+function answerPrompt(ok) {
+  const prompt = prompts.shift();
+  const dialog = $('prompt');
+  dialog.close();
+  dialog.returnFocus?.focus?.();
+  if (prompt) {
+    prompt.answer(ok);
+    announce(ok ? `You accepted ${prompt.who}'s monitor request.` : `You refused ${prompt.who}'s monitor request.`);
+  }
+  nextPrompt();
+}
+
+// ---- rendering ------------------------------------------------------------------
+
+function render() {
+  if (!record) return;
+  const r = record;
+  const status = $('status');
+  status.textContent = statusWords(r.status);
+  status.dataset.status = r.status;
+  status.className = `big pill ${r.status}`;
+  tick();
+
+  const paused = r.status === 'paused';
+  show($('reason'), paused && r.pause_reason);
+  $('reason').textContent = paused ? `Reason: ${reasonLabel(r.pause_reason)}` : '';
+  const overrun = paused && r.pause_overrun_since_ms;
+  show($('overrun'), overrun);
+  $('overrun').textContent = overrun
+    ? `This pause ran over its limit at ${new Date(r.pause_overrun_since_ms).toLocaleTimeString()}.`
+    : '';
+  show($('pending'), !!r.pending_pause);
+  $('pending').textContent = r.pending_pause
+    ? `Pause pending: ${reasonLabel(r.pending_pause.reason)}, asked by ${author(r.pending_pause.by)}; it starts when your interactions and wrap-up end.`
+    : '';
+  $('changed').textContent = `Last change by ${author(r.changed_by)}.`;
+  const monitors = r.monitors ?? (r.monitored_by ?? []).map((by) => ({ by }));
+  show($('monitors'), monitors.length > 0);
+  $('monitors').textContent = monitors.length
+    ? 'Monitored by ' + monitors.map((m) => `${personName(m.by)}${m.mode ? ` (${m.mode})` : ''}`).join(', ')
+    : '';
+  show($('wrapup'), r.status === 'wrap_up');
+
+  const live = client?.live ?? false;
+  $('available').disabled = !live || !paused;
+  const reasons = settings.pause_reasons ?? [];
+  const canPause = live && r.status !== 'paused' && r.status !== 'offline';
+  show($('pause-codes'), reasons.length > 0);
+  show($('pause-free'), reasons.length === 0);
+  $('pause-buttons').replaceChildren(
+    ...reasons.map((reason) =>
+      el('button', { type: 'button', dataset: { code: reason.code }, disabled: !canPause,
+        onclick: (e) => act(e.currentTarget, () => client.pause(reason.code)) },
+        `Pause: ${reason.label}${reason.max_minutes ? ` (${reason.max_minutes} min)` : ''}`)),
+  );
+  $('pause-free').querySelector('button').disabled = !canPause;
+
+  renderInteractions(r, live);
+  renderChannels(r, live);
+}
+
+function renderInteractions(r, live) {
+  const held = r.interactions ?? (r.interaction ? [r.interaction] : []);
+  $('interactions').replaceChildren(
+    ...held.map((i) =>
+      el('li', { dataset: { interaction: i.id } },
+        `${i.channel.kind === 'chat' ? 'Chat' : 'Call'} ${i.id} on ${channelName(i.channel)}, for `,
+        el('span', { dataset: { since: i.since_ms } }, duration(Date.now() - i.since_ms)), ' ',
+        el('button', { type: 'button', 'aria-label': `End ${i.id}`,
+          onclick: (e) => act(e.currentTarget, () => client.interactionEnd(i.id)) }, 'End'))),
+  );
+  if (held.length === 0) $('interactions').append(el('li', { class: 'muted' }, 'No interaction.'));
+  const slots = r.free_slots;
+  $('slots').textContent = slots
+    ? `Free slots: ${Object.entries(slots).map(([k, n]) => `${k} ${n}`).join(', ')}`
+    : `Free slots: ${r.status === 'available' ? 'one interaction' : 'none'}`;
+  const fill = (select, channels) => {
+    const keep = select.value;
+    select.replaceChildren(...channels.map((c) => el('option', { value: `${c.kind}:${c.id}` }, channelName(c))));
+    if (channels.some((c) => `${c.kind}:${c.id}` === keep)) select.value = keep;
+    return channels.length > 0;
+  };
+  const can = live && (r.status === 'available' || r.status === 'busy');
+  $('start-call').disabled = !fill($('call-channel'), r.channels.filter((c) => c.kind !== 'chat')) || !can;
+  $('start-chat').disabled = !fill($('chat-channel'), r.channels.filter((c) => c.kind === 'chat')) || !can;
+}
+
+function renderChannels(r, live) {
+  $('channels').replaceChildren(
+    ...r.channels.map((c) => {
+      const name = channelName(c);
+      const tags = [el('span', { class: 'tag' }, c.assigned ? 'assigned' : 'not assigned')];
+      if (c.lingering) tags.push(el('span', { class: 'tag lingering', title: 'you no longer have access: it stays until you or a supervisor end it' }, 'lingering'));
+      return el('tr', { dataset: { channel: `${c.kind}:${c.id}` } },
+        el('th', { scope: 'row' }, name), el('td', {}, c.kind),
+        el('td', { dataset: { testid: 'connected' } }, c.connected ? 'connected' : 'not connected', ...tags),
+        el('td', {}, el('button', {
+          type: 'button', 'aria-pressed': String(c.connected), disabled: !live,
+          'aria-label': `Connected to ${name}`,
+          onclick: (e) => act(e.currentTarget, () => (c.connected ? client.disconnect(c) : client.connect(c))),
+        }, c.connected ? 'Connected ✓' : 'Connect')));
+    }),
+  );
+  const mine = new Set(r.channels.map((c) => `${c.kind}:${c.id}`));
+  const others = (tenant.channels ?? []).filter((c) => !mine.has(`${c.kind}:${c.id}`));
+  const access = r.unassigned_access !== false;
+  $('access').textContent = others.length === 0
+    ? 'None.'
+    : access
+      ? 'You may join channels you are not assigned to.'
+      : 'Joining channels you are not assigned to is turned off for you by an admin.';
+  $('others').replaceChildren(
+    ...others.map((c) =>
+      el('tr', { dataset: { channel: `${c.kind}:${c.id}` } },
+        el('th', { scope: 'row' }, c.name), el('td', {}, c.kind),
+        el('td', {}, el('button', {
+          type: 'button', disabled: !live || !access, 'aria-describedby': 'access',
+          onclick: (e) => act(e.currentTarget, () => client.connect(c)),
+        }, `Join ${c.name}`)))),
+  );
+}
+
+// Time in state, wrap-up countdown and interaction timers, once a second.
+function tick() {
+  if (!record) return;
+  $('since').textContent = duration(Date.now() - record.status_since_ms);
+  if (record.status === 'wrap_up' && record.wrap_up_until_ms) {
+    $('wrapup-left').textContent = duration(record.wrap_up_until_ms - Date.now() + 999);
+  }
+  for (const span of document.querySelectorAll('[data-since]')) {
+    span.textContent = duration(Date.now() - Number(span.dataset.since));
+  }
+}
+
+// ---- wiring -------------------------------------------------------------------------
+
+function startInteraction(kind, select, button) {
+  const [chKind, ...rest] = select.value.split(':');
+  const id = `${kind}-${Date.now().toString(36)}`;
+  act(button, () => client.interactionStart(id, { kind: chKind, id: rest.join(':') }));
+}
+
+$('tokenform').addEventListener('submit', (e) => {
+  e.preventDefault();
+  signIn($('token').value.trim());
+});
+$('again').addEventListener('click', () => {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) start(token);
+  else showSignIn();
+});
+$('leave').addEventListener('click', () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  const old = client;
+  client = null;
+  record = null;
+  old?.stop();
+  showSignIn();
+});
+$('available').addEventListener('click', (e) => act(e.currentTarget, () => client.setStatus('available')));
+$('pause-free').addEventListener('submit', (e) => {
+  e.preventDefault();
+  act(e.submitter, () => client.pause($('pause-reason').value.trim()));
+});
+$('end-wrapup').addEventListener('click', (e) => act(e.currentTarget, () => client.endWrapUp()));
+$('start-call').addEventListener('click', (e) => startInteraction('call', $('call-channel'), e.currentTarget));
+$('start-chat').addEventListener('click', (e) => startInteraction('chat', $('chat-channel'), e.currentTarget));
+$('accept').addEventListener('click', () => answerPrompt(true));
+$('refuse').addEventListener('click', () => answerPrompt(false));
+// Escape on the prompt refuses (the dialog would otherwise close unanswered).
+$('prompt').addEventListener('cancel', (e) => {
+  e.preventDefault();
+  answerPrompt(false);
+});
+setInterval(tick, 1000);
+
+// A token in the fragment (#token=…, as the start-up banner prints) wins;
+// then this tab's stored one (so a reload keeps the session).
+const fragment = new URLSearchParams(location.hash.slice(1));
+if (fragment.get('token')) {
+  sessionStorage.setItem(TOKEN_KEY, fragment.get('token'));
+  history.replaceState(null, '', location.pathname);
+}
+const saved = sessionStorage.getItem(TOKEN_KEY);
+if (saved) start(saved);
+else showSignIn();

@@ -1,0 +1,89 @@
+//! The agent dashboard, embedded in the binary and served at `/agent`: an
+//! agent signs in with a token (or the dev one-click sign-in), controls their
+//! own status, channels and (simulated) interactions, and answers
+//! supervisors' monitor requests. Plain HTML, CSS and ES modules with no
+//! build step; the protocol itself is the client library's `AgentClient`
+//! (served at `/client/`), never a second copy here.
+//!
+//! `GET /agent/tenant` (with `Authorization: Bearer <token>` of an agent)
+//! gives the page what the `welcome` does not carry: the tenant's channels
+//! (so an agent can join an unassigned one when unassigned access allows)
+//! and the display names of its people (so "changed by s1" reads "changed by
+//! Sara Supervisor").
+
+use crate::domain::Role;
+use crate::hub::Hub;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+
+const INDEX: &str = include_str!("index.html");
+const APP: &str = include_str!("app.js");
+const STYLE: &str = include_str!("style.css");
+
+pub fn routes() -> Router<Arc<Hub>> {
+    Router::new()
+        .route("/agent", get(|| async { Html(INDEX) }))
+        .route(
+            "/agent/app.js",
+            get(|| async { asset("text/javascript", APP) }),
+        )
+        .route(
+            "/agent/style.css",
+            get(|| async { asset("text/css", STYLE) }),
+        )
+        .route("/agent/tenant", get(tenant))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            // Embedded in the binary: a new build is a new page, so browsers
+            // must revalidate rather than keep last release's script.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The tenant's channels and people's names, for a verified agent token.
+async fn tenant(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Response {
+    let unauthorized = |why: String| (StatusCode::UNAUTHORIZED, why).into_response();
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return unauthorized("expected Authorization: Bearer <token>\n".into());
+    };
+    let claims = match hub.verifier.verify(token.trim()) {
+        Ok(claims) => claims,
+        Err(e) => return unauthorized(format!("{e}\n")),
+    };
+    let Some(tenant) = hub.directory.tenant(&claims.tenant) else {
+        return unauthorized("unknown tenant\n".into());
+    };
+    if !tenant
+        .user(&claims.sub)
+        .is_some_and(|u| u.has_role(Role::Agent))
+    {
+        return (StatusCode::FORBIDDEN, "not an agent of this tenant\n").into_response();
+    }
+    let channels: Vec<_> = tenant
+        .channels
+        .iter()
+        .map(|c| json!({"kind": c.kind, "id": c.id, "name": c.name}))
+        .collect();
+    let people: Vec<_> = tenant
+        .users
+        .iter()
+        .map(|u| json!({"id": u.id, "name": u.name}))
+        .collect();
+    Json(json!({"tenant": tenant.name, "channels": channels, "people": people})).into_response()
+}
