@@ -40,8 +40,10 @@ pub async fn run(p: Params, common: Common) -> Result<(), String> {
         let mut ws = target.supervisor(&urls[0], 0, agents, true).await?;
         let mut stopped = stopped.clone();
         Some(tokio::spawn(async move {
-            let (mut h, mut deltas) = (crate::report::histogram(), 0u64);
+            let (mut h, mut deltas, mut snapshot) = (crate::report::histogram(), 0u64, false);
             while let Some(t) = client::next_text(&mut ws, &mut stopped).await {
+                // Its subscription worked (a refusal would be a reply).
+                snapshot |= t.starts_with("{\"type\":\"snapshot\"");
                 if client::is_delta(&t) {
                     deltas += 1;
                     if let Some(sent) = client::stamp(&t) {
@@ -49,7 +51,7 @@ pub async fn run(p: Params, common: Common) -> Result<(), String> {
                     }
                 }
             }
-            (h, deltas)
+            (h, deltas, snapshot)
         }))
     } else {
         None
@@ -70,7 +72,7 @@ pub async fn run(p: Params, common: Common) -> Result<(), String> {
         );
         (Some(pool), Vec::new(), n as usize, e as usize)
     } else {
-        let (sockets, e) = workers::connect(&target, held).await;
+        let (sockets, e) = workers::connect(&target, held, workers::CONCURRENCY).await;
         let n = sockets.len();
         (None, sockets, n, e)
     };
@@ -151,8 +153,9 @@ pub async fn run(p: Params, common: Common) -> Result<(), String> {
         // Let the last deltas arrive, then stop the watcher.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let _ = stop.send(true);
-        let (h, deltas) = task.await.map_err(|e| e.to_string())?;
+        let (h, deltas, snapshot) = task.await.map_err(|e| e.to_string())?;
         results["watch"] = json!({
+            "snapshot": snapshot,
             "deltas": deltas,
             "changes_sent": changes_sent,
             "latency_ms": crate::report::latency_ms(&h),

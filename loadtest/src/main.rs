@@ -133,6 +133,8 @@ enum Scenario {
         to: usize,
         #[arg(long)]
         heartbeat_ms: u64,
+        #[arg(long)]
+        concurrency: usize,
     },
 }
 
@@ -209,7 +211,8 @@ async fn main() -> ExitCode {
             from,
             to,
             heartbeat_ms,
-        } => workers::serve(url, jwt_secret, from, to, heartbeat_ms).await,
+            concurrency,
+        } => workers::serve(url, jwt_secret, from, to, heartbeat_ms, concurrency).await,
         Scenario::Failover {
             agents,
             node_ttl_ms,

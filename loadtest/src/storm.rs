@@ -33,7 +33,7 @@ pub async fn run(
         }
         pool = Some(w);
     } else {
-        let (sockets, errors) = workers::connect(&target, 0..agents).await;
+        let (sockets, errors) = workers::connect(&target, 0..agents, workers::CONCURRENCY).await;
         if errors > 0 {
             return Err(format!("connecting: {errors} connections failed"));
         }
@@ -59,7 +59,7 @@ pub async fn run(
         }
         None => {
             drop(std::mem::take(&mut first));
-            let (sockets, _) = workers::connect(&target, 0..agents).await;
+            let (sockets, _) = workers::connect(&target, 0..agents, workers::CONCURRENCY).await;
             let n = sockets.len();
             (sockets, n)
         }

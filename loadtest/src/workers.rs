@@ -58,6 +58,7 @@ impl Workers {
             cmd.arg("worker")
                 .args(["--from", &from.to_string(), "--to", &to.to_string()])
                 .args(["--heartbeat-ms", &heartbeat_ms.to_string()])
+                .args(["--concurrency", &(CONCURRENCY / n).to_string()])
                 .args(["--jwt-secret", &target.secret]);
             for url in &target.urls {
                 cmd.args(["--url", url]);
@@ -116,13 +117,16 @@ pub fn sum(reports: &[Value], field: &str) -> u64 {
     reports.iter().filter_map(|r| r[field].as_u64()).sum()
 }
 
-/// Connects agents `range` (agent `i` to node `i mod K`); the successes
-/// and the number of failures.
-pub async fn connect(target: &Target, range: Range<usize>) -> (Vec<Ws>, usize) {
+/// Handshakes in flight at once, over all the processes of the tool.
+pub const CONCURRENCY: usize = 256;
+
+/// Connects agents `range` (agent `i` to node `i mod K`), `concurrency` at
+/// a time; the successes and the number of failures.
+pub async fn connect(target: &Target, range: Range<usize>, concurrency: usize) -> (Vec<Ws>, usize) {
     let urls = &target.urls;
     let results: Vec<Result<Ws, String>> = stream::iter(range)
         .map(|i| async move { target.agent(&urls[i % urls.len()], i).await })
-        .buffer_unordered(256)
+        .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
@@ -139,11 +143,12 @@ pub async fn serve(
     from: usize,
     to: usize,
     heartbeat_ms: u64,
+    concurrency: usize,
 ) -> Result<(), String> {
     let target = Target::remote(urls, secret);
     let say = |v: Value| println!("{v}");
     let started = Instant::now();
-    let (mut sockets, mut errors) = connect(&target, from..to).await;
+    let (mut sockets, mut errors) = connect(&target, from..to, concurrency).await;
     say(
         json!({"connected": sockets.len(), "errors": errors, "secs": started.elapsed().as_secs_f64()}),
     );
@@ -161,7 +166,7 @@ pub async fn serve(
                     let at = Instant::now();
                     // Abruptly: no close frame, the sockets just go.
                     drop(std::mem::take(&mut sockets));
-                    let (again, failed) = connect(&target, from..to).await;
+                    let (again, failed) = connect(&target, from..to, concurrency).await;
                     sockets = again;
                     errors += failed;
                     say(json!({"reconnected": sockets.len(), "errors": failed, "secs": at.elapsed().as_secs_f64()}));
