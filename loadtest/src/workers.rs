@@ -148,7 +148,30 @@ pub async fn serve(
     let target = Target::remote(urls, secret);
     let say = |v: Value| println!("{v}");
     let started = Instant::now();
-    let (mut sockets, mut errors) = connect(&target, from..to, concurrency).await;
+    // In chunks, beating the connected ones between chunks: connecting a
+    // share can take longer than the hub's presence TTL on a loaded machine.
+    let (mut sockets, mut errors) = (Vec::new(), 0);
+    let mut beat_at = Instant::now();
+    let mut i = from;
+    while i < to {
+        let end = (i + concurrency.max(1) * 4).min(to);
+        let (more, failed) = connect(&target, i..end, concurrency).await;
+        sockets.extend(more);
+        errors += failed;
+        i = end;
+        if beat_at.elapsed() >= Duration::from_millis(heartbeat_ms / 2) {
+            beat_at = Instant::now();
+            for ws in &mut sockets {
+                if ws
+                    .send(Message::text("{\"type\":\"heartbeat\"}"))
+                    .await
+                    .is_err()
+                {
+                    errors += 1;
+                }
+            }
+        }
+    }
     say(
         json!({"connected": sockets.len(), "errors": errors, "secs": started.elapsed().as_secs_f64()}),
     );
