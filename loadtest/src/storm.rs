@@ -28,7 +28,7 @@ pub async fn run(
     let (mut pool, mut first) = (None, Vec::new());
     if worker_count > 0 {
         let (w, reports) = Workers::start(worker_count, &target, 0..agents, 10_000).await?;
-        if workers::sum(&reports, "errors") > 0 {
+        if workers::sum(&reports, "connected") < agents as u64 {
             return Err(format!("connecting: {reports:?}"));
         }
         pool = Some(w);

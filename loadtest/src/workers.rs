@@ -8,7 +8,9 @@
 //! them, and answers the coordinator over its stdin/stdout, one JSON line
 //! per event:
 //!
-//! - on start, after connecting: `{"connected": n, "errors": e, "secs": s}`;
+//! - on start, after connecting: `{"connected": n, "errors": e,
+//!   "beat_errors": b, "secs": s}` (errors: failed handshakes; beat_errors:
+//!   heartbeats that found their socket closed while the rest connected);
 //! - `storm`: drops every socket abruptly, reconnects them all, then
 //!   `{"reconnected": n, "errors": e, "secs": s}`;
 //! - `report`: `{"connections": n, "heartbeats": h, "errors": e}`;
@@ -150,7 +152,7 @@ pub async fn serve(
     let started = Instant::now();
     // In chunks, beating the connected ones between chunks: connecting a
     // share can take longer than the hub's presence TTL on a loaded machine.
-    let (mut sockets, mut errors) = (Vec::new(), 0);
+    let (mut sockets, mut errors, mut beat_errors) = (Vec::new(), 0, 0u64);
     let mut beat_at = Instant::now();
     let mut i = from;
     while i < to {
@@ -167,13 +169,13 @@ pub async fn serve(
                     .await
                     .is_err()
                 {
-                    errors += 1;
+                    beat_errors += 1;
                 }
             }
         }
     }
     say(
-        json!({"connected": sockets.len(), "errors": errors, "secs": started.elapsed().as_secs_f64()}),
+        json!({"connected": sockets.len(), "errors": errors, "beat_errors": beat_errors, "secs": started.elapsed().as_secs_f64()}),
     );
     const TICK: Duration = Duration::from_millis(50);
     let per_tick = ((to - from) as u64 * TICK.as_millis() as u64)
