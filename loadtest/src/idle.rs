@@ -127,7 +127,8 @@ pub async fn run(p: Params, common: Common) -> Result<(), String> {
         Some(task) => task.await.unwrap_or(0),
         None => 0,
     };
-    let mut connections = sockets.len() + drivers;
+    // The drivers' connections end with their driving: not counted as held.
+    let mut connections = sockets.len();
     if let Some(pool) = pool.as_mut() {
         pool.send("report").await?;
         let reports = pool.collect().await?;
@@ -143,6 +144,7 @@ pub async fn run(p: Params, common: Common) -> Result<(), String> {
     let n = connections.max(1) as f64;
     let mut results = json!({
         "connections": connections,
+        "drivers": drivers,
         "errors": errors + drive_errors.load(Ordering::Relaxed) as usize,
         "hub_connections": hub_connections,
         "heartbeats_sent": heartbeats,
