@@ -34,9 +34,18 @@ pub async fn connect(url: &str, i: usize) -> Result<Ws, String> {
         .map_err(|e| e.to_string())?;
     let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
-        .await
-        .map_err(|e| e.to_string())?;
+    // A snapshot of 50 000 agents is one frame of ≈ 30 MB: above
+    // tungstenite's default 16 MiB frame limit.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_frame_size(Some(256 << 20))
+        .max_message_size(Some(256 << 20));
+    let (ws, _) = tokio_tungstenite::client_async_with_config(
+        url,
+        MaybeTlsStream::Plain(stream),
+        Some(config),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(ws)
 }
 

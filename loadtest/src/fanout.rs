@@ -77,7 +77,7 @@ pub async fn run(
 /// spread over the period), so the agents together make `rate` changes per
 /// second; every pause carries its send time. Each agent's replies are
 /// drained by a reader of its own.
-async fn drive(
+pub async fn drive(
     agents: Vec<client::Ws>,
     rate: u64,
     duration: Duration,

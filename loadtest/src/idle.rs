@@ -1,85 +1,177 @@
 //! `idle`: N agent devices connected and heartbeating. Reports the
 //! connection rate and the hub's memory per connection (RSS after minus
 //! before, over N, read from /proc).
+//!
+//! With `--workers W` the agents are held by W worker processes (see
+//! `workers`); with `--watch` a supervisor on the first node watches every
+//! agent, and with `--changes-per-s R` a few of the N agents, connected to
+//! the other nodes when there are several, change status at R/s while the
+//! rest are held: the watcher times change → delta (through Redis).
 
 use crate::client;
 use crate::target::Target;
+use crate::workers::{self, Workers};
 use crate::Common;
-use futures_util::stream::{self, StreamExt};
 use futures_util::SinkExt;
 use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-pub async fn run(
-    agents: usize,
-    hold_s: u64,
-    heartbeat_ms: u64,
-    common: Common,
-) -> Result<(), String> {
+pub struct Params {
+    pub agents: usize,
+    pub hold_s: u64,
+    pub heartbeat_ms: u64,
+    pub workers: usize,
+    pub watch: bool,
+    pub changes_per_s: u64,
+}
+
+pub async fn run(p: Params, common: Common) -> Result<(), String> {
+    let agents = p.agents;
     let target = Target::open(&common, agents, 1, &[]).await?;
     // Let the node settle before the baseline.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = target.rss_bytes();
-    let started = Instant::now();
     let urls = target.urls.clone();
-    let target_ref = &target;
-    let connected: Vec<Result<client::Ws, String>> = stream::iter(0..agents)
-        .map(|i| {
-            let url = urls[i % urls.len()].clone();
-            async move { target_ref.agent(&url, i).await }
-        })
-        .buffer_unordered(256)
-        .collect()
-        .await;
-    let connect_s = started.elapsed().as_secs_f64();
-    let errors = connected.iter().filter(|r| r.is_err()).count();
-    if let Some(Err(e)) = connected.iter().find(|r| r.is_err()) {
-        eprintln!("first connection error: {e}");
-    }
-    let mut sockets: Vec<client::Ws> = connected.into_iter().filter_map(Result::ok).collect();
-    // Heartbeat while holding, like real agents: each one every
-    // `heartbeat_ms`, spread evenly over the period in 50 ms ticks.
-    const TICK: Duration = Duration::from_millis(50);
-    let per_tick = ((sockets.len() as u64 * TICK.as_millis() as u64).div_ceil(heartbeat_ms.max(1)))
-        .max(1) as usize;
-    let hold_until = Instant::now() + Duration::from_secs(hold_s);
-    let mut ticker = tokio::time::interval(TICK);
-    let count = sockets.len();
-    let (mut next, mut heartbeats, mut send_errors) = (0usize, 0u64, 0u64);
-    while Instant::now() < hold_until && !sockets.is_empty() {
-        ticker.tick().await;
-        for _ in 0..per_tick {
-            let ws = &mut sockets[next];
-            next = (next + 1) % count;
-            match ws.send(Message::text("{\"type\":\"heartbeat\"}")).await {
-                Ok(()) => heartbeats += 1,
-                Err(_) => send_errors += 1,
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let watcher = if p.watch || p.changes_per_s > 0 {
+        let mut ws = target.supervisor(&urls[0], 0, agents, true).await?;
+        let mut stopped = stopped.clone();
+        Some(tokio::spawn(async move {
+            let (mut h, mut deltas, mut snapshot) = (crate::report::histogram(), 0u64, false);
+            while let Some(t) = client::next_text(&mut ws, &mut stopped).await {
+                // Its subscription worked (a refusal would be a reply).
+                snapshot |= t.starts_with("{\"type\":\"snapshot\"");
+                if client::is_delta(&t) {
+                    deltas += 1;
+                    if let Some(sent) = client::stamp(&t) {
+                        let _ = h.record(client::now_us().saturating_sub(sent));
+                    }
+                }
             }
+            (h, deltas, snapshot)
+        }))
+    } else {
+        None
+    };
+    // The agents that change status (the last few), and those only held.
+    let drivers = if p.changes_per_s > 0 {
+        (agents / 10).clamp(1, 100)
+    } else {
+        0
+    };
+    let held = 0..agents - drivers;
+    let started = Instant::now();
+    let (mut pool, mut sockets, connected, mut errors) = if p.workers > 0 {
+        let (pool, reports) = Workers::start(p.workers, &target, held, p.heartbeat_ms).await?;
+        let (n, e) = (
+            workers::sum(&reports, "connected"),
+            workers::sum(&reports, "errors"),
+        );
+        (Some(pool), Vec::new(), n as usize, e as usize)
+    } else {
+        let (sockets, e) = workers::connect(&target, held, workers::CONCURRENCY).await;
+        let n = sockets.len();
+        (None, sockets, n, e)
+    };
+    let connect_s = started.elapsed().as_secs_f64();
+    let drive_errors = Arc::new(AtomicU64::new(0));
+    let mut driving = None;
+    if drivers > 0 {
+        let mut ws = Vec::new();
+        for i in agents - drivers..agents {
+            // Away from the watcher's node when there is another: through Redis.
+            let url = &urls[if urls.len() > 1 {
+                1 + i % (urls.len() - 1)
+            } else {
+                0
+            }];
+            ws.push(target.agent(url, i).await?);
         }
+        let (rate, hold, errors) = (
+            p.changes_per_s,
+            Duration::from_secs(p.hold_s),
+            drive_errors.clone(),
+        );
+        driving = Some(tokio::spawn(async move {
+            crate::fanout::drive(ws, rate, hold, &errors).await
+        }));
+    }
+    // Heartbeat while holding, like real agents: each one every
+    // `heartbeat_ms`, spread evenly over the period in 50 ms ticks
+    // (workers do the same with their share).
+    const TICK: Duration = Duration::from_millis(50);
+    let per_tick = ((sockets.len() as u64 * TICK.as_millis() as u64)
+        .div_ceil(p.heartbeat_ms.max(1)))
+    .max(1) as usize;
+    let hold_until = Instant::now() + Duration::from_secs(p.hold_s);
+    let mut ticker = tokio::time::interval(TICK);
+    let (mut next, mut heartbeats) = (0usize, 0u64);
+    while Instant::now() < hold_until {
+        ticker.tick().await;
+        for _ in 0..per_tick.min(sockets.len()) {
+            next %= sockets.len();
+            match sockets[next]
+                .send(Message::text("{\"type\":\"heartbeat\"}"))
+                .await
+            {
+                Ok(()) => heartbeats += 1,
+                Err(_) => errors += 1,
+            }
+            next += 1;
+        }
+    }
+    let changes_sent = match driving {
+        Some(task) => task.await.unwrap_or(0),
+        None => 0,
+    };
+    // The drivers' connections end with their driving: not counted as held.
+    let mut connections = sockets.len();
+    if let Some(pool) = pool.as_mut() {
+        pool.send("report").await?;
+        let reports = pool.collect().await?;
+        connections += workers::sum(&reports, "connections") as usize;
+        heartbeats += workers::sum(&reports, "heartbeats");
+        errors = workers::sum(&reports, "errors") as usize;
     }
     // What the hub itself counts: every agent still connected after the hold.
     let hub_connections = target
         .metric("presence_hub_connections{role=\"agent\"}")
         .await;
     let after = target.rss_bytes();
-    let n = sockets.len().max(1) as f64;
-    let results = json!({
-        "connections": sockets.len(),
-        "errors": errors + send_errors as usize,
+    let n = connections.max(1) as f64;
+    let mut results = json!({
+        "connections": connections,
+        "drivers": drivers,
+        "errors": errors + drive_errors.load(Ordering::Relaxed) as usize,
         "hub_connections": hub_connections,
         "heartbeats_sent": heartbeats,
-        "connect_per_s": (sockets.len() as f64 / connect_s).round(),
+        "connect_per_s": (connected as f64 / connect_s).round(),
         "rss_bytes_per_connection": ((after.saturating_sub(before)) as f64 / n).round(),
     });
+    if let Some(task) = watcher {
+        // Let the last deltas arrive, then stop the watcher.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _ = stop.send(true);
+        let (h, deltas, snapshot) = task.await.map_err(|e| e.to_string())?;
+        results["watch"] = json!({
+            "snapshot": snapshot,
+            "deltas": deltas,
+            "changes_sent": changes_sent,
+            "latency_ms": crate::report::latency_ms(&h),
+        });
+    }
     let hub = json!({"rss_bytes": after, "rss_bytes_before": before, "nodes": target.urls.len()});
-    crate::report::emit(
-        "idle",
-        json!({"agents": agents, "hold_s": hold_s, "heartbeat_ms": heartbeat_ms}),
-        hub,
-        results,
-        common.json.as_deref(),
-    )?;
+    let params = json!({"agents": agents, "hold_s": p.hold_s, "heartbeat_ms": p.heartbeat_ms,
+        "workers": p.workers, "watch": watcher_on(&p), "changes_per_s": p.changes_per_s});
+    crate::report::emit("idle", params, hub, results, common.json.as_deref())?;
     drop(sockets);
+    drop(pool);
     Ok(())
+}
+
+fn watcher_on(p: &Params) -> bool {
+    p.watch || p.changes_per_s > 0
 }

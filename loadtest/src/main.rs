@@ -16,6 +16,7 @@ mod report;
 mod resume;
 mod storm;
 mod target;
+mod workers;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -44,6 +45,16 @@ enum Scenario {
         /// over the agents), as SPEC §8 has it.
         #[arg(long, default_value_t = 10_000)]
         heartbeat_ms: u64,
+        /// Hold the agents in this many worker processes (0: in this one).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
+        /// A supervisor on the first node watches every agent.
+        #[arg(long)]
+        watch: bool,
+        /// While held, a few agents (on the other nodes) change status at
+        /// this rate and the watcher times change → delta (implies --watch).
+        #[arg(long, default_value_t = 0)]
+        changes_per_s: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -90,6 +101,9 @@ enum Scenario {
         agents: usize,
         #[arg(long, default_value_t = 10_000)]
         reconnect_grace_ms: u64,
+        /// Hold the agents in this many worker processes (0: in this one).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
         #[command(flatten)]
         common: Common,
     },
@@ -117,6 +131,22 @@ enum Scenario {
         frame_bytes: usize,
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// A worker process of `--workers` (started by the tool itself).
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        url: Vec<String>,
+        #[arg(long)]
+        jwt_secret: String,
+        #[arg(long)]
+        from: usize,
+        #[arg(long)]
+        to: usize,
+        #[arg(long)]
+        heartbeat_ms: u64,
+        #[arg(long)]
+        concurrency: usize,
     },
 }
 
@@ -158,8 +188,21 @@ async fn main() -> ExitCode {
             agents,
             hold_s,
             heartbeat_ms,
+            workers,
+            watch,
+            changes_per_s,
             common,
-        } => idle::run(agents, hold_s, heartbeat_ms, common).await,
+        } => {
+            let params = idle::Params {
+                agents,
+                hold_s,
+                heartbeat_ms,
+                workers,
+                watch,
+                changes_per_s,
+            };
+            idle::run(params, common).await
+        }
         Scenario::Fanout {
             agents,
             supervisors,
@@ -181,8 +224,17 @@ async fn main() -> ExitCode {
         Scenario::Storm {
             agents,
             reconnect_grace_ms,
+            workers,
             common,
-        } => storm::run(agents, reconnect_grace_ms, common).await,
+        } => storm::run(agents, reconnect_grace_ms, workers, common).await,
+        Scenario::Worker {
+            url,
+            jwt_secret,
+            from,
+            to,
+            heartbeat_ms,
+            concurrency,
+        } => workers::serve(url, jwt_secret, from, to, heartbeat_ms, concurrency).await,
         Scenario::Failover {
             agents,
             node_ttl_ms,

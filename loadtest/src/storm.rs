@@ -2,31 +2,42 @@
 //! and reconnects at once with the same device id. Reports how long until
 //! all are back (`reconnect_s`) and how many offline flaps a supervisor
 //! watching everything saw until the reconnect grace had passed (SPEC §8:
-//! ≤ 10 s for 50 000, no flap).
+//! ≤ 10 s for 50 000, no flap). Agent `i` uses node `i mod K`; the
+//! supervisor is on the first node. With `--workers W` the agents are held
+//! (and dropped, and reconnected) by W worker processes.
 
 use crate::target::Target;
+use crate::workers::{self, Workers};
 use crate::Common;
-use futures_util::stream::{self, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-pub async fn run(agents: usize, grace_ms: u64, common: Common) -> Result<(), String> {
+pub async fn run(
+    agents: usize,
+    grace_ms: u64,
+    worker_count: usize,
+    common: Common,
+) -> Result<(), String> {
     let grace = grace_ms.to_string();
     let target = Target::open(&common, agents, 1, &["--reconnect-grace-ms", &grace]).await?;
     let url = target.urls[0].clone();
     let mut watcher = target.supervisor(&url, 0, agents, true).await?;
-    let connect_all = || {
-        let (url, target) = (&url, &target);
-        stream::iter(0..agents)
-            .map(move |i| async move { target.agent(url, i).await })
-            .buffer_unordered(256)
-            .collect::<Vec<_>>()
-    };
-    let first: Vec<_> = connect_all().await;
-    if let Some(Err(e)) = first.iter().find(|r| r.is_err()) {
-        return Err(format!("connecting: {e}"));
+    let (mut pool, mut first) = (None, Vec::new());
+    if worker_count > 0 {
+        let (w, reports) = Workers::start(worker_count, &target, 0..agents, 10_000).await?;
+        if workers::sum(&reports, "connected") < agents as u64 {
+            return Err(format!("connecting: {reports:?}"));
+        }
+        pool = Some(w);
+    } else {
+        let (sockets, errors) = workers::connect(&target, 0..agents, workers::CONCURRENCY).await;
+        if errors > 0 {
+            return Err(format!("connecting: {errors} connections failed"));
+        }
+        first = sockets;
     }
     // Wait until the watcher has seen everyone online.
     let mut online: HashSet<String> = HashSet::new();
@@ -40,10 +51,20 @@ pub async fn run(agents: usize, grace_ms: u64, common: Common) -> Result<(), Str
     }
     // The storm: every socket dropped at once, then everyone reconnects.
     let dropped_at = Instant::now();
-    drop(first);
-    let again: Vec<_> = connect_all().await;
+    let (mut again, reconnected) = match pool.as_mut() {
+        Some(pool) => {
+            pool.send("storm").await?;
+            let reports = pool.collect().await?;
+            (Vec::new(), workers::sum(&reports, "reconnected") as usize)
+        }
+        None => {
+            drop(std::mem::take(&mut first));
+            let (sockets, _) = workers::connect(&target, 0..agents, workers::CONCURRENCY).await;
+            let n = sockets.len();
+            (sockets, n)
+        }
+    };
     let reconnect_s = dropped_at.elapsed().as_secs_f64();
-    let reconnected = again.iter().filter(|r| r.is_ok()).count();
     // Count offline deltas until the grace (and a second more) has passed.
     let window = Duration::from_millis(grace_ms + 1000);
     let mut flaps = 0;
@@ -62,9 +83,10 @@ pub async fn run(agents: usize, grace_ms: u64, common: Common) -> Result<(), Str
         "reconnected": reconnected,
         "offline_flaps_seen": flaps,
     });
-    let params = json!({"agents": agents, "reconnect_grace_ms": grace_ms});
+    let params = json!({"agents": agents, "reconnect_grace_ms": grace_ms, "workers": worker_count});
     let hub = json!({"rss_bytes": target.rss_bytes(), "nodes": target.urls.len()});
-    drop(again);
+    again.clear();
+    drop(pool);
     crate::report::emit("storm", params, hub, results, common.json.as_deref())
 }
 

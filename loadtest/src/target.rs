@@ -38,6 +38,18 @@ pub fn supervisor_id(i: usize) -> String {
 }
 
 impl Target {
+    /// Running nodes, by URL (a worker process's view of the coordinator's target).
+    pub fn remote(urls: Vec<String>, secret: String) -> Target {
+        Target {
+            urls,
+            secret,
+            children: vec![],
+            redis: None,
+            replicas: vec![],
+            _directory: None,
+        }
+    }
+
     /// Starts the hub (one node) or attaches to `--url` nodes.
     pub async fn open(
         common: &Common,
@@ -49,14 +61,10 @@ impl Target {
             if common.url.is_empty() {
                 return Err("give --spawn or at least one --url".into());
             }
-            return Ok(Target {
-                urls: common.url.clone(),
-                secret: common.jwt_secret.clone(),
-                children: vec![],
-                redis: None,
-                replicas: vec![],
-                _directory: None,
-            });
+            return Ok(Target::remote(
+                common.url.clone(),
+                common.jwt_secret.clone(),
+            ));
         }
         let path =
             std::env::temp_dir().join(format!("presence-loadtest-{}.json", std::process::id()));

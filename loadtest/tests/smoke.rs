@@ -192,6 +192,67 @@ fn storm_reconnects_everyone_and_counts_flaps() {
 }
 
 #[test]
+fn idle_with_workers_holds_every_agent_and_times_the_watchers_deltas() {
+    let hub = hub_bin();
+    let r = run(&[
+        "idle",
+        "--agents",
+        "60",
+        "--workers",
+        "2",
+        "--changes-per-s",
+        "50",
+        "--hold-s",
+        "2",
+        "--heartbeat-ms",
+        "200",
+        "--nodes",
+        "2",
+        "--spawn",
+        "--hub-bin",
+        hub.to_str().expect("path"),
+    ]);
+    // 54 held by the two workers, 6 changing status in the tool itself
+    // (they disconnect when done).
+    assert_eq!(r["connections"], 54, "{r}");
+    assert_eq!(r["drivers"], 6, "{r}");
+    assert_eq!(r["hub_connections"], 54.0, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert!(
+        r["heartbeats_sent"].as_u64().is_some_and(|n| n >= 54),
+        "the workers beat: {r}"
+    );
+    let watch = &r["watch"];
+    assert!(watch["changes_sent"].as_u64().is_some_and(|n| n > 0), "{r}");
+    assert!(
+        watch["latency_ms"]["samples"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "the watcher timed the changes made on the other node: {r}"
+    );
+}
+
+#[test]
+fn storm_with_workers_reconnects_everyone() {
+    let hub = hub_bin();
+    let r = run(&[
+        "storm",
+        "--agents",
+        "40",
+        "--workers",
+        "2",
+        "--reconnect-grace-ms",
+        "500",
+        "--spawn",
+        "--hub-bin",
+        hub.to_str().expect("path"),
+    ]);
+    assert_eq!(r["reconnected"], 40, "{r}");
+    assert!(r["reconnect_s"].as_f64().is_some_and(|s| s > 0.0));
+    assert!(r["offline_flaps_seen"].is_u64());
+}
+
+#[test]
 fn resume_sends_only_the_changed_records_and_every_id() {
     let hub = hub_bin();
     let r = run(&[

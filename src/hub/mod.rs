@@ -9,6 +9,7 @@
 //! gets is never older than what it can read next).
 
 pub mod cluster;
+pub mod delta_log;
 pub mod outbox;
 pub mod router;
 pub mod tenant;

@@ -11,7 +11,13 @@
 //!
 //! The writer drains control before deltas, which keeps every snapshot ahead
 //! of the deltas that follow it.
+//!
+//! A subscription to the whole tenant does not get its deltas pushed here one
+//! by one: the outbox *follows* the tenant's shared [`DeltaLog`] and takes
+//! what was appended since its last batch (same coalescing for a reader that
+//! falls behind; see `delta_log`).
 
+use super::delta_log::DeltaLog;
 use axum::extract::ws::Utf8Bytes;
 use indexmap::IndexMap;
 use parking_lot::Mutex;
@@ -71,6 +77,16 @@ struct Inner {
     deltas: IndexMap<Arc<str>, Frame>,
     settings: Option<Frame>,
     close: Option<CloseRequest>,
+    /// The tenant log this outbox reads deltas from, and its reader id.
+    feed: Option<(Arc<DeltaLog>, u64)>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some((log, reader)) = self.feed.take() {
+            log.detach(reader);
+        }
+    }
 }
 
 impl Inner {
@@ -157,12 +173,35 @@ impl Outbox {
     }
 
     /// A new scope: pending deltas of the old one are obsolete, the snapshot
-    /// (in `frames`) supersedes them.
-    pub fn restart_deltas(&self, frames: impl IntoIterator<Item = Frame>) {
+    /// (in `frames`) supersedes them. With `log`, the new scope's deltas are
+    /// read from that log, from its current end on.
+    pub fn restart_deltas(
+        &self,
+        log: Option<&Arc<DeltaLog>>,
+        frames: impl IntoIterator<Item = Frame>,
+    ) {
         self.with(|inner| {
             inner.deltas.clear();
+            if let Some((old, reader)) = inner.feed.take() {
+                old.detach(reader);
+            }
+            inner.feed = log.map(|log| (log.clone(), log.attach()));
             inner.control.extend(frames);
         });
+    }
+
+    /// Stops reading deltas from a tenant log (unsubscribed).
+    pub fn unfollow(&self) {
+        let feed = self.inner.lock().feed.take();
+        if let Some((log, reader)) = feed {
+            log.detach(reader);
+        }
+    }
+
+    /// Tells the writer its log has new deltas (no lock: one atomic step,
+    /// and nothing if a wake-up is already pending).
+    pub fn wake(&self) {
+        self.notify.notify_one();
     }
 
     /// Asks the connection's task to close with `code`.
@@ -180,6 +219,9 @@ impl Outbox {
         frames.extend(inner.control.drain(..));
         frames.extend(inner.settings.take());
         frames.extend(inner.deltas.drain(..).map(|(_, f)| f));
+        if let Some((log, reader)) = &inner.feed {
+            log.take(*reader, &mut frames);
+        }
         Batch {
             frames,
             close: inner.close.take(),
@@ -216,6 +258,27 @@ mod tests {
         let got: Vec<&str> = batch.frames.iter().map(|f| f.text.as_str()).collect();
         assert_eq!(got, ["reply", "a2", "b1"]);
         assert_eq!(outbox.coalesced(), 1);
+    }
+
+    #[test]
+    fn a_followed_log_comes_after_the_snapshot_and_stops_when_unfollowed() {
+        let log = DeltaLog::new(16);
+        let outbox = Outbox::new(8);
+        let a: Arc<str> = "a".into();
+        log.append(&a, f("before"));
+        outbox.restart_deltas(Some(&log), [f("snapshot")]);
+        log.append(&a, f("a1"));
+        let got: Vec<String> = outbox
+            .take()
+            .frames
+            .iter()
+            .map(|f| f.text.to_string())
+            .collect();
+        assert_eq!(got, ["snapshot", "a1"]);
+        outbox.unfollow();
+        log.append(&a, f("a2"));
+        assert!(outbox.take().frames.is_empty());
+        assert!(log.is_empty(), "no reader left: the log holds nothing");
     }
 
     #[test]

@@ -7,7 +7,11 @@
 //! makes a snapshot consistent: a subscription registered under the lock
 //! gets the snapshot at `seq` and exactly the deltas after it. Each delta is
 //! serialized once; every subscriber gets a clone of the same bytes.
+//! Subscriptions to the whole tenant read their deltas from one shared
+//! [`DeltaLog`] (appended once per delta); channel-scoped ones and agents'
+//! own `state` go through each connection's outbox.
 
+use super::delta_log::{DeltaLog, LOG_CAPACITY};
 use super::outbox::{Frame, Kind, Outbox};
 use crate::backplane::{Delta, Epoch, TenantState};
 use crate::directory::TenantDirectory;
@@ -109,6 +113,9 @@ pub struct Tenant {
     /// node was taken over there, so its connection here is closed (4009).
     node_id: String,
     replica: Mutex<Replica>,
+    /// The agent deltas of subscriptions to everything (appended under the
+    /// replica's lock, so in the replica's order).
+    log: Arc<DeltaLog>,
     seq_tx: watch::Sender<u64>,
     /// Told when the delta stream skipped a seq (pub/sub is at-most-once).
     gaps: Option<tokio::sync::mpsc::UnboundedSender<String>>,
@@ -134,6 +141,7 @@ impl Tenant {
                 watchers: HashMap::new(),
             }),
             dir,
+            log: DeltaLog::new(LOG_CAPACITY),
             seq_tx: watch::Sender::new(0),
         })
     }
@@ -255,8 +263,13 @@ impl Tenant {
         let entry = AgentEntry::new(record);
         let mut agent_frame: Option<Frame> = None;
         let mut removed_frame: Option<Frame> = None;
+        let mut followers = 0usize;
         for sub in r.subscribers.values_mut() {
-            if sub.scope.covers(&entry.record) {
+            if matches!(sub.scope, ScopeFilter::All) {
+                // Reads the shared log (below): nothing to do per subscriber
+                // but the wake-up, and no `visible` set (it sees everyone).
+                followers += 1;
+            } else if sub.scope.covers(&entry.record) {
                 sub.visible.insert(entry.id.clone());
                 let f = agent_frame
                     .get_or_insert_with(|| protocol::agent_frame(Kind::Agent, &entry.json));
@@ -266,6 +279,16 @@ impl Tenant {
                     protocol::frame(Kind::AgentRemoved, &json!({"type": "agent_removed", "agent_id": &*entry.id, "version": entry.record.version}))
                 });
                 sub.outbox.push_delta(&entry.id, f.clone());
+            }
+        }
+        if followers > 0 {
+            let f =
+                agent_frame.get_or_insert_with(|| protocol::agent_frame(Kind::Agent, &entry.json));
+            self.log.append(&entry.id, f.clone());
+            for sub in r.subscribers.values() {
+                if matches!(sub.scope, ScopeFilter::All) {
+                    sub.outbox.wake();
+                }
             }
         }
         if let Some(watchers) = r.watchers.get(entry.id.as_ref()) {
@@ -340,7 +363,11 @@ impl Tenant {
             .filter(|e| scope.covers(&e.record))
             .collect();
         ids.sort_by(|a, b| a.id.cmp(&b.id));
-        let visible: HashSet<Arc<str>> = ids.iter().map(|e| e.id.clone()).collect();
+        // A subscription to everything follows the log and needs no set.
+        let visible: HashSet<Arc<str>> = match scope {
+            ScopeFilter::All => HashSet::new(),
+            ScopeFilter::Channels(_) => ids.iter().map(|e| e.id.clone()).collect(),
+        };
         let since = resume
             .filter(|x| x.applies(&r.epoch, r.seq))
             .map(|x| x.since_seq);
@@ -383,7 +410,9 @@ impl Tenant {
         snapshot.push_str(r#","settings":"#);
         snapshot.push_str(&json!(r.settings).to_string());
         snapshot.push('}');
+        let log = (scope == ScopeFilter::All).then_some(&self.log);
         outbox.restart_deltas(
+            log,
             reply
                 .into_iter()
                 .chain([Frame::new(Kind::Snapshot, snapshot)]),
@@ -399,7 +428,9 @@ impl Tenant {
     }
 
     pub fn unsubscribe(&self, conn: u64) {
-        self.replica.lock().subscribers.remove(&conn);
+        if let Some(sub) = self.replica.lock().subscribers.remove(&conn) {
+            sub.outbox.unfollow();
+        }
     }
 
     /// Registers a local agent connection; queues its current `state`.

@@ -1,0 +1,216 @@
+//! `--workers N`: the agents' connections held by N worker processes of this
+//! same binary instead of the tool's own process.
+//!
+//! Why: every connection is a file descriptor in the tool as well as in the
+//! hub, and a process may be capped (20 000 here), so 50 000 agents over
+//! three nodes need the tool's side spread over processes too. Each worker
+//! gets a contiguous share of the agent numbers, connects them, heartbeats
+//! them, and answers the coordinator over its stdin/stdout, one JSON line
+//! per event:
+//!
+//! - on start, after connecting: `{"connected": n, "errors": e,
+//!   "beat_errors": b, "secs": s}` (errors: failed handshakes; beat_errors:
+//!   heartbeats that found their socket closed while the rest connected);
+//! - `storm`: drops every socket abruptly, reconnects them all, then
+//!   `{"reconnected": n, "errors": e, "secs": s}`;
+//! - `report`: `{"connections": n, "heartbeats": h, "errors": e}`;
+//! - end of input: closes everything and exits.
+
+use crate::client::Ws;
+use crate::target::Target;
+use futures_util::stream::{self, StreamExt};
+use futures_util::SinkExt;
+use serde_json::{json, Value};
+use std::ops::Range;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The worker processes of one run, as seen from the coordinator.
+pub struct Workers {
+    procs: Vec<Worker>,
+}
+
+struct Worker {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Workers {
+    /// Starts `n` workers sharing the agents of `range` over the target's
+    /// nodes, and waits until each has connected its share. Returns the
+    /// workers and their `connected` reports.
+    pub async fn start(
+        n: usize,
+        target: &Target,
+        range: Range<usize>,
+        heartbeat_ms: u64,
+    ) -> Result<(Workers, Vec<Value>), String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let n = n.clamp(1, range.len().max(1));
+        let per = range.len().div_ceil(n);
+        let mut procs = Vec::new();
+        for w in 0..n {
+            let from = range.start + w * per;
+            let to = (from + per).min(range.end);
+            let mut cmd = Command::new(&exe);
+            cmd.arg("worker")
+                .args(["--from", &from.to_string(), "--to", &to.to_string()])
+                .args(["--heartbeat-ms", &heartbeat_ms.to_string()])
+                .args(["--concurrency", &(CONCURRENCY / n).to_string()])
+                .args(["--jwt-secret", &target.secret]);
+            for url in &target.urls {
+                cmd.args(["--url", url]);
+            }
+            let mut child = cmd
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| format!("worker: {e}"))?;
+            let stdin = child.stdin.take().ok_or("worker: no stdin")?;
+            let stdout = BufReader::new(child.stdout.take().ok_or("worker: no stdout")?).lines();
+            procs.push(Worker {
+                _child: child,
+                stdin,
+                stdout,
+            });
+        }
+        let mut workers = Workers { procs };
+        let connected = workers.collect().await?;
+        Ok((workers, connected))
+    }
+
+    /// Sends one command line to every worker.
+    pub async fn send(&mut self, command: &str) -> Result<(), String> {
+        for w in &mut self.procs {
+            w.stdin
+                .write_all(format!("{command}\n").as_bytes())
+                .await
+                .map_err(|e| format!("worker: {e}"))?;
+            w.stdin.flush().await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The next report of every worker.
+    pub async fn collect(&mut self) -> Result<Vec<Value>, String> {
+        let mut out = Vec::new();
+        for w in &mut self.procs {
+            let line = w
+                .stdout
+                .next_line()
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("a worker exited")?;
+            out.push(
+                serde_json::from_str(&line).map_err(|e| format!("worker said {line:?}: {e}"))?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// The sum of one field over the workers' reports.
+pub fn sum(reports: &[Value], field: &str) -> u64 {
+    reports.iter().filter_map(|r| r[field].as_u64()).sum()
+}
+
+/// Handshakes in flight at once, over all the processes of the tool.
+pub const CONCURRENCY: usize = 256;
+
+/// Connects agents `range` (agent `i` to node `i mod K`), `concurrency` at
+/// a time; the successes and the number of failures.
+pub async fn connect(target: &Target, range: Range<usize>, concurrency: usize) -> (Vec<Ws>, usize) {
+    let urls = &target.urls;
+    let results: Vec<Result<Ws, String>> = stream::iter(range)
+        .map(|i| async move { target.agent(&urls[i % urls.len()], i).await })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        eprintln!("first connection error: {e}");
+    }
+    let errors = results.iter().filter(|r| r.is_err()).count();
+    (results.into_iter().filter_map(Result::ok).collect(), errors)
+}
+
+/// The worker process: holds agents `from..to` until its input ends.
+pub async fn serve(
+    urls: Vec<String>,
+    secret: String,
+    from: usize,
+    to: usize,
+    heartbeat_ms: u64,
+    concurrency: usize,
+) -> Result<(), String> {
+    let target = Target::remote(urls, secret);
+    let say = |v: Value| println!("{v}");
+    let started = Instant::now();
+    // In chunks, beating the connected ones between chunks: connecting a
+    // share can take longer than the hub's presence TTL on a loaded machine.
+    let (mut sockets, mut errors, mut beat_errors) = (Vec::new(), 0, 0u64);
+    let mut beat_at = Instant::now();
+    let mut i = from;
+    while i < to {
+        let end = (i + concurrency.max(1) * 4).min(to);
+        let (more, failed) = connect(&target, i..end, concurrency).await;
+        sockets.extend(more);
+        errors += failed;
+        i = end;
+        if beat_at.elapsed() >= Duration::from_millis(heartbeat_ms / 2) {
+            beat_at = Instant::now();
+            for ws in &mut sockets {
+                if ws
+                    .send(Message::text("{\"type\":\"heartbeat\"}"))
+                    .await
+                    .is_err()
+                {
+                    beat_errors += 1;
+                }
+            }
+        }
+    }
+    say(
+        json!({"connected": sockets.len(), "errors": errors, "beat_errors": beat_errors, "secs": started.elapsed().as_secs_f64()}),
+    );
+    const TICK: Duration = Duration::from_millis(50);
+    let per_tick = ((to - from) as u64 * TICK.as_millis() as u64)
+        .div_ceil(heartbeat_ms.max(1))
+        .max(1) as usize;
+    let mut ticker = tokio::time::interval(TICK);
+    let mut input = BufReader::new(tokio::io::stdin()).lines();
+    let (mut next, mut heartbeats) = (0usize, 0u64);
+    loop {
+        tokio::select! {
+            line = input.next_line() => match line.ok().flatten().as_deref() {
+                Some("storm") => {
+                    let at = Instant::now();
+                    // Abruptly: no close frame, the sockets just go.
+                    drop(std::mem::take(&mut sockets));
+                    let (again, failed) = connect(&target, from..to, concurrency).await;
+                    sockets = again;
+                    errors += failed;
+                    say(json!({"reconnected": sockets.len(), "errors": failed, "secs": at.elapsed().as_secs_f64()}));
+                }
+                Some("report") => say(json!({"connections": sockets.len(), "heartbeats": heartbeats, "errors": errors})),
+                Some(_) => {}
+                None => break,
+            },
+            _ = ticker.tick() => {
+                for _ in 0..per_tick.min(sockets.len()) {
+                    next %= sockets.len();
+                    match sockets[next].send(Message::text("{\"type\":\"heartbeat\"}")).await {
+                        Ok(()) => heartbeats += 1,
+                        Err(_) => errors += 1,
+                    }
+                    next += 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}

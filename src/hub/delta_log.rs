@@ -1,0 +1,265 @@
+//! A tenant's shared log of agent deltas, read by every subscription that
+//! covers the whole tenant (`scope: {"all": true}`, the wallboard's usual
+//! scope).
+//!
+//! Why: pushing each delta into each subscriber's own coalescing map costs a
+//! lock, a hash-map insert and a wake-up per delta *per subscriber*; at
+//! 20 000 changes/s × 100 wallboards that per-subscriber work, not the
+//! sockets, was the limit (BENCHMARKS.md). Here a delta is appended once and
+//! each reader keeps a cursor into the log, as a broadcast channel does; a
+//! writer takes everything after its cursor in one go.
+//!
+//! Semantics are the outbox's: a reader that falls behind never makes the
+//! hub hold more. When the log is full and its oldest entry is one a reader
+//! has not taken yet, that entry moves into the reader's own
+//! newest-record-per-agent map (so a slow wallboard holds at most one pending
+//! frame per agent, SPEC §4.4) and the reader's cursor moves past it. Memory
+//! is bounded by the log's capacity plus, per lagging reader, one frame per
+//! agent.
+//!
+//! Lock order: the replica's lock, then an outbox's, then the log's. The
+//! log never takes an outbox's lock.
+
+use super::outbox::Frame;
+use indexmap::IndexMap;
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Frames the log keeps for readers that have not taken them yet. Readers
+/// that keep up take their frames within a wake-up, so the log rarely holds
+/// more than a batch; a full log means a slow reader, which then coalesces.
+pub const LOG_CAPACITY: usize = 4096;
+
+pub struct DeltaLog {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    /// The position of `entries[0]`; positions only grow.
+    start: u64,
+    entries: VecDeque<(Arc<str>, Frame)>,
+    capacity: usize,
+    readers: HashMap<u64, Reader>,
+    next_reader: u64,
+}
+
+#[derive(Default)]
+struct Reader {
+    /// The position of the next entry this reader takes.
+    cursor: u64,
+    /// Entries the log dropped before this reader took them, newest per agent.
+    behind: IndexMap<Arc<str>, Frame>,
+}
+
+impl Inner {
+    fn end(&self) -> u64 {
+        self.start + self.entries.len() as u64
+    }
+
+    /// Drops the entries every reader has taken.
+    fn trim(&mut self) {
+        let min = self
+            .readers
+            .values()
+            .map(|r| r.cursor)
+            .min()
+            .unwrap_or_else(|| self.end());
+        while self.start < min && self.entries.pop_front().is_some() {
+            self.start += 1;
+        }
+    }
+
+    /// Drops the oldest entry; readers that had not taken it keep it in
+    /// their per-agent map instead. Returns how many pending frames that
+    /// replaced (coalesced).
+    fn evict_oldest(&mut self) -> u64 {
+        let Some((agent, frame)) = self.entries.pop_front() else {
+            return 0;
+        };
+        let at = self.start;
+        self.start += 1;
+        let mut coalesced = 0;
+        for reader in self.readers.values_mut() {
+            if reader.cursor <= at {
+                reader.cursor = at + 1;
+                if reader.behind.insert(agent.clone(), frame.clone()).is_some() {
+                    coalesced += 1;
+                }
+            }
+        }
+        coalesced
+    }
+}
+
+impl DeltaLog {
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(DeltaLog {
+            inner: Mutex::new(Inner {
+                start: 0,
+                entries: VecDeque::new(),
+                capacity: capacity.max(1),
+                readers: HashMap::new(),
+                next_reader: 0,
+            }),
+        })
+    }
+
+    /// Appends the newest frame about `agent` for every reader.
+    pub fn append(&self, agent: &Arc<str>, frame: Frame) {
+        let mut inner = self.inner.lock();
+        if inner.readers.is_empty() {
+            // Nobody to read it: keep nothing (positions stay consistent).
+            inner.trim();
+            return;
+        }
+        let mut coalesced = 0;
+        if inner.entries.len() >= inner.capacity {
+            inner.trim();
+            while inner.entries.len() >= inner.capacity {
+                coalesced += inner.evict_oldest();
+            }
+        }
+        inner.entries.push_back((agent.clone(), frame));
+        drop(inner);
+        if coalesced > 0 {
+            crate::metrics::get().deltas_coalesced.increment(coalesced);
+        }
+    }
+
+    /// A new reader, positioned after everything appended so far.
+    pub fn attach(&self) -> u64 {
+        let mut inner = self.inner.lock();
+        let id = inner.next_reader;
+        inner.next_reader += 1;
+        let cursor = inner.end();
+        inner.readers.insert(
+            id,
+            Reader {
+                cursor,
+                ..Reader::default()
+            },
+        );
+        id
+    }
+
+    pub fn detach(&self, reader: u64) {
+        let mut inner = self.inner.lock();
+        inner.readers.remove(&reader);
+        inner.trim();
+    }
+
+    /// Moves everything `reader` has not taken into `out`: first what it
+    /// fell behind on (newest per agent), then the log after its cursor.
+    pub fn take(&self, reader: u64, out: &mut Vec<Frame>) {
+        let mut inner = self.inner.lock();
+        let (start, end) = (inner.start, inner.end());
+        let Some(r) = inner.readers.get_mut(&reader) else {
+            return;
+        };
+        out.extend(r.behind.drain(..).map(|(_, f)| f));
+        // Give back a slow reader's map once it caught up.
+        if r.behind.capacity() > 64 {
+            r.behind = IndexMap::new();
+        }
+        let from = r.cursor.max(start);
+        r.cursor = end;
+        let skip = (from - start) as usize;
+        out.extend(inner.entries.range(skip..).map(|(_, f)| f.clone()));
+    }
+
+    /// Entries held now (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.inner.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::outbox::Kind;
+
+    fn f(s: &str) -> Frame {
+        Frame::new(Kind::Agent, s.to_string())
+    }
+
+    fn texts(frames: &[Frame]) -> Vec<&str> {
+        frames.iter().map(|f| f.text.as_str()).collect()
+    }
+
+    #[test]
+    fn every_reader_gets_every_frame_in_order_from_where_it_attached() {
+        let log = DeltaLog::new(8);
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        let first = log.attach();
+        log.append(&a, f("a1"));
+        let second = log.attach();
+        log.append(&b, f("b1"));
+        log.append(&a, f("a2"));
+        let mut out = Vec::new();
+        log.take(first, &mut out);
+        assert_eq!(texts(&out), ["a1", "b1", "a2"]);
+        out.clear();
+        log.take(second, &mut out);
+        assert_eq!(texts(&out), ["b1", "a2"]);
+        // Both took everything: the log holds nothing once it trims.
+        log.append(&b, f("b2"));
+        out.clear();
+        log.take(first, &mut out);
+        assert_eq!(texts(&out), ["b2"]);
+    }
+
+    #[test]
+    fn a_reader_that_falls_behind_gets_the_newest_frame_per_agent_and_memory_stays_bounded() {
+        let log = DeltaLog::new(4);
+        let ids: Vec<Arc<str>> = (0..3).map(|i| Arc::from(format!("ag{i}"))).collect();
+        let slow = log.attach();
+        let fast = log.attach();
+        let mut out = Vec::new();
+        for round in 0..100 {
+            for id in &ids {
+                log.append(id, f(&format!("{id}-{round}")));
+            }
+            out.clear();
+            log.take(fast, &mut out);
+            assert_eq!(out.len(), 3, "the reader that keeps up misses nothing");
+            assert!(log.len() <= 4, "the log never grows past its capacity");
+        }
+        out.clear();
+        log.take(slow, &mut out);
+        // Three agents: what it fell behind on is one frame each, then the
+        // log's tail; the last frame of each agent is its newest.
+        assert!(out.len() <= 3 + 4, "{out:?}");
+        for id in &ids {
+            let last = out
+                .iter()
+                .rev()
+                .find(|f| f.text.as_str().starts_with(&format!("{id}-")))
+                .map(|f| f.text.as_str());
+            assert_eq!(last, Some(format!("{id}-99").as_str()));
+        }
+    }
+
+    #[test]
+    fn without_readers_the_log_keeps_nothing() {
+        let log = DeltaLog::new(4);
+        let a: Arc<str> = "a".into();
+        let r = log.attach();
+        log.detach(r);
+        for _ in 0..10 {
+            log.append(&a, f("a"));
+        }
+        assert!(log.is_empty());
+        let late = log.attach();
+        let mut out = Vec::new();
+        log.take(late, &mut out);
+        assert!(
+            out.is_empty(),
+            "a new reader starts after what was appended"
+        );
+    }
+}
