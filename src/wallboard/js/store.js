@@ -1,0 +1,135 @@
+// The view over the live records the client keeps: which agents match the
+// filters, in which order, the totals by state, and per-channel counts when
+// the hub does not send them. The client applies every message as it arrives;
+// this only notes what changed, and the page asks for the result at most once
+// per animation frame (`flush`).
+
+import { STATUSES, channelKey } from "./format.js";
+
+const STATUS_RANK = { paused: 0, wrap_up: 1, busy: 2, available: 3, offline: 4 };
+const collator = new Intl.Collator(undefined, { sensitivity: "base", numeric: true });
+
+export class Store {
+  constructor(client) {
+    this.client = client;
+    this.filter = { status: "", channel: "", text: "" };
+    this.sort = "name";
+    /** Ids of records changed since the last flush. */
+    this.dirty = new Set();
+    this.orderDirty = true;
+    this.everything = true;
+    /** The ids that match the filters, in display order. */
+    this.rows = [];
+    this.totals = Object.fromEntries(STATUSES.map((s) => [s, 0]));
+    this.nameRank = new Map();
+    this.countsCache = null;
+    this.countsAt = 0;
+  }
+
+  /** A record changed (or arrived, or left). */
+  touch(id) {
+    this.dirty.add(id);
+    this.orderDirty = true;
+  }
+
+  /** Everything changed (a snapshot). */
+  reset() {
+    this.everything = true;
+    this.orderDirty = true;
+    this.countsCache = null;
+    this.nameRank.clear();
+  }
+
+  setFilter(part) { Object.assign(this.filter, part); this.orderDirty = true; }
+  setSort(sort) { this.sort = sort; this.orderDirty = true; }
+
+  matches(rec) {
+    const f = this.filter;
+    if (f.status && rec.status !== f.status) return false;
+    if (f.channel && !rec.channels.some((c) => c.connected && channelKey(c) === f.channel)) return false;
+    if (f.text) {
+      const t = f.text;
+      if (!rec.name.toLowerCase().includes(t) && !rec.id.toLowerCase().includes(t)) return false;
+    }
+    return true;
+  }
+
+  rank(id) {
+    let r = this.nameRank.get(id);
+    if (r === undefined) {
+      // A new name: rank them all again (names never change, so this is rare).
+      const all = [...this.client.agents.values()].sort((a, b) => collator.compare(a.name, b.name) || (a.id < b.id ? -1 : 1));
+      this.nameRank = new Map(all.map((a, i) => [a.id, i]));
+      r = this.nameRank.get(id) ?? 0;
+    }
+    return r;
+  }
+
+  /**
+   * Applies what changed since the last call. Returns `{ dirty, all, order }`:
+   * the changed ids, whether everything changed, whether the row order did.
+   */
+  flush() {
+    const agents = this.client.agents;
+    const all = this.everything;
+    const dirty = this.dirty;
+    const order = this.orderDirty;
+    this.dirty = new Set();
+    this.everything = false;
+    this.orderDirty = false;
+    if (all || dirty.size) {
+      const totals = Object.fromEntries(STATUSES.map((s) => [s, 0]));
+      for (const rec of agents.values()) totals[rec.status] = (totals[rec.status] || 0) + 1;
+      this.totals = totals;
+    }
+    if (order) {
+      const list = [];
+      for (const rec of agents.values()) if (this.matches(rec)) list.push(rec);
+      const byName = (a, b) => this.rank(a.id) - this.rank(b.id);
+      if (this.sort === "name") list.sort(byName);
+      else if (this.sort === "status") list.sort((a, b) => (STATUS_RANK[a.status] - STATUS_RANK[b.status]) || (a.status_since_ms - b.status_since_ms) || byName(a, b));
+      else list.sort((a, b) => (a.status_since_ms - b.status_since_ms) || byName(a, b));
+      this.rows = list.map((r) => r.id);
+    }
+    return { dirty, all, order };
+  }
+
+  /**
+   * Per-channel figures: the hub's `counts` (channel messages, snapshot) when
+   * it sends them, else computed here from the records (at most once a second).
+   */
+  channelStats(now) {
+    const out = [];
+    const needCompute = [...this.client.channels.values()].some((c) => !c.counts);
+    if (needCompute && (!this.countsCache || now - this.countsAt >= 1000)) {
+      this.countsCache = this.computeCounts();
+      this.countsAt = now;
+    }
+    for (const [key, c] of this.client.channels) {
+      if (c.counts) out.push({ key, name: c.name, kind: c.kind, counts: c.counts, connected: c.connected, lingering: c.lingering, longest: c.longest_available_since_ms, fromHub: true });
+      else out.push({ key, name: c.name, kind: c.kind, ...(this.countsCache.get(key) || emptyCounts()), fromHub: false });
+    }
+    return out;
+  }
+
+  computeCounts() {
+    const byKey = new Map();
+    for (const rec of this.client.agents.values()) {
+      for (const c of rec.channels) {
+        if (!c.connected) continue;
+        const key = channelKey(c);
+        let e = byKey.get(key);
+        if (!e) byKey.set(key, (e = emptyCounts()));
+        e.counts[rec.status] += 1;
+        e.connected += 1;
+        if (c.lingering) e.lingering += 1;
+        if (rec.status === "available" && (e.longest === null || rec.status_since_ms < e.longest)) e.longest = rec.status_since_ms;
+      }
+    }
+    return byKey;
+  }
+}
+
+function emptyCounts() {
+  return { counts: Object.fromEntries(STATUSES.map((s) => [s, 0])), connected: 0, lingering: 0, longest: null };
+}
