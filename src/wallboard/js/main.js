@@ -60,6 +60,7 @@ function start(token, role) {
     const now = Date.now();
     const { dirty, all, order } = store.flush();
     if (all || dirty.size) renderTotals();
+    if (all || order) $("shown").textContent = `${store.rows.length} of ${client.agents.size} shown`;
     if (all || dirty.size || order || scrolled) list.render(store.rows, all, now);
     scrolled = false;
     if (panel.id && (all || dirty.has(panel.id))) panel.refresh(now);
@@ -77,7 +78,6 @@ function start(token, role) {
     const t = store.totals;
     $("t-all").textContent = client.agents.size;
     for (const s of STATUSES) $(`t-${s}`).textContent = t[s] || 0;
-    $("shown").textContent = `${store.rows.length} of ${client.agents.size} shown`;
   }
 
   // Channel cards: one element per channel, updated in place.
