@@ -46,6 +46,8 @@ async function settled(page) {
     const a = window.wallboard?.client?.agents;
     return a && want.every(([id, v]) => (a.get(id)?.version ?? -1) >= v);
   }, want, { timeout: 20000 });
+  // Every change drawn, and no re-sort pending.
+  await page.waitForFunction(() => window.wallboard.store.dirty.size === 0 && !window.wallboard.store.orderDirty, null, { timeout: 5000 });
   await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
 }
 

@@ -58,7 +58,9 @@ function start(token, role) {
   function frame() {
     scheduled = false;
     const now = Date.now();
-    const { dirty, all, order } = store.flush();
+    const { dirty, all, order } = store.flush(now);
+    const due = store.orderDue(now);
+    if (due !== null) setTimeout(invalidate, due);
     if (all || dirty.size) renderTotals();
     if (all || order) $("shown").textContent = `${store.rows.length} of ${client.agents.size} shown`;
     if (all || dirty.size || order || scrolled) list.render(store.rows, all, now);

@@ -6,6 +6,12 @@
 
 import { STATUSES, channelKey } from "./format.js";
 
+/**
+ * While the order depends on live fields (sort by status or time, a status or
+ * channel filter), rows are re-sorted at most this often: changes still show
+ * in place at once, and rows do not jump under the user at every change.
+ */
+const ORDER_MS = 250;
 const STATUS_RANK = { paused: 0, wrap_up: 1, busy: 2, available: 3, offline: 4 };
 const collator = new Intl.Collator(undefined, { sensitivity: "base", numeric: true });
 
@@ -17,6 +23,9 @@ export class Store {
     /** Ids of records changed since the last flush. */
     this.dirty = new Set();
     this.orderDirty = true;
+    /** The order must be redone at the next frame (not throttled). */
+    this.orderNow = true;
+    this.orderAt = 0;
     this.everything = true;
     /** The ids that match the filters, in display order. */
     this.rows = [];
@@ -29,19 +38,32 @@ export class Store {
   /** A record changed (or arrived, or left). */
   touch(id) {
     this.dirty.add(id);
-    this.orderDirty = true;
+    // An agent in or out of the set changes the rows at once; otherwise the
+    // order moves only when it depends on live fields.
+    if (!this.nameRank.has(id) || !this.client.agents.has(id)) {
+      this.orderDirty = true;
+      this.orderNow = true;
+    } else if (this.sort !== "name" || this.filter.status || this.filter.channel) {
+      this.orderDirty = true;
+    }
   }
 
   /** Everything changed (a snapshot). */
   reset() {
     this.everything = true;
     this.orderDirty = true;
+    this.orderNow = true;
     this.countsCache = null;
     this.nameRank.clear();
   }
 
-  setFilter(part) { Object.assign(this.filter, part); this.orderDirty = true; }
-  setSort(sort) { this.sort = sort; this.orderDirty = true; }
+  setFilter(part) { Object.assign(this.filter, part); this.orderDirty = this.orderNow = true; }
+  setSort(sort) { this.sort = sort; this.orderDirty = this.orderNow = true; }
+
+  /** Milliseconds until a pending re-sort is due (null: none pending). */
+  orderDue(now) {
+    return this.orderDirty ? Math.max(0, this.orderAt + ORDER_MS - now) : null;
+  }
 
   matches(rec) {
     const f = this.filter;
@@ -69,22 +91,27 @@ export class Store {
    * Applies what changed since the last call. Returns `{ dirty, all, order }`:
    * the changed ids, whether everything changed, whether the row order did.
    */
-  flush() {
+  flush(now) {
     const agents = this.client.agents;
     const all = this.everything;
     const dirty = this.dirty;
-    const order = this.orderDirty;
+    const order = this.orderDirty && (this.orderNow || now - this.orderAt >= ORDER_MS);
     this.dirty = new Set();
     this.everything = false;
-    this.orderDirty = false;
+    if (order) {
+      this.orderDirty = this.orderNow = false;
+      this.orderAt = now;
+    }
     if (all || dirty.size) {
       const totals = Object.fromEntries(STATUSES.map((s) => [s, 0]));
       for (const rec of agents.values()) totals[rec.status] = (totals[rec.status] || 0) + 1;
       this.totals = totals;
     }
     if (order) {
+      if (this.nameRank.size < agents.size) this.nameRank.clear();
       const list = [];
       for (const rec of agents.values()) if (this.matches(rec)) list.push(rec);
+      if (list.length) this.rank(list[0].id);
       const byName = (a, b) => this.rank(a.id) - this.rank(b.id);
       if (this.sort === "name") list.sort(byName);
       else if (this.sort === "status") list.sort((a, b) => (STATUS_RANK[a.status] - STATUS_RANK[b.status]) || (a.status_since_ms - b.status_since_ms) || byName(a, b));
