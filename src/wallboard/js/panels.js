@@ -340,12 +340,14 @@ export class Search {
     this.timer = null;
     $("searchform").addEventListener("submit", (ev) => { ev.preventDefault(); this.limit = 50; this.run(); });
     $("search-more").addEventListener("click", () => { this.limit = Math.min(1000, this.limit + 50); this.run(); });
-    $("results").addEventListener("click", (ev) => {
+    const openResult = (ev) => {
       const li = ev.target.closest("li[data-agent]");
       if (!li) return;
       const u = this.results.find((x) => x.id === li.dataset.agent);
       if (u) onOpen(u.id, u);
-    });
+    };
+    $("results").addEventListener("click", openResult);
+    $("results").addEventListener("keydown", (ev) => { if (ev.key === "Enter") openResult(ev); });
   }
 
   async run() {

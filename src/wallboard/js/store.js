@@ -48,13 +48,12 @@ export class Store {
     }
   }
 
-  /** Everything changed (a snapshot). */
+  /** Everything changed (a snapshot; names loaded). Names never change, so ranks stay. */
   reset() {
     this.everything = true;
     this.orderDirty = true;
     this.orderNow = true;
     this.countsCache = null;
-    this.nameRank.clear();
   }
 
   setFilter(part) { Object.assign(this.filter, part); this.orderDirty = this.orderNow = true; }
