@@ -4,6 +4,7 @@
 // them. Reports, after the first render, over DURATION seconds:
 //
 //   first render   navigation start → the first frame with the snapshot drawn
+//                  (and snapshot message → that frame)
 //   frames/s       requestAnimationFrame callbacks per second
 //   long tasks     main-thread tasks over 50 ms (PerformanceObserver)
 //   data age       at each frame, now − status_since_ms of each record drawn
@@ -58,12 +59,14 @@ const metric = async (name) => {
 
 // Agents connect, then change at RATE for long enough to cover the whole measurement.
 const load = spawn(path.join(bin, "presence-loadtest"), ["fanout", "--url", `ws://${addr}/v1/ws`, "--jwt-secret", secret,
-  "--agents", String(N), "--supervisors", "0", "--changes-per-s", String(RATE), "--duration-s", String(DURATION + 60)], { stdio: "ignore" });
+  "--agents", String(N), "--supervisors", "0", "--changes-per-s", String(RATE), "--duration-s", String(DURATION + 600)], { stdio: "ignore" });
 children.push(load);
 await until(async () => (await metric('presence_hub_connections{role="agent"}')) >= N, 300000, `${N} agents connected`);
 console.error(`${N} agents connected; opening the wallboard`);
 await until(async () => (await metric("presence_hub_deltas_published_total")) > RATE, 60000, "changes flowing").catch(() => {});
 
+const log = (what) => console.error(`${new Date().toISOString().slice(11, 19)} ${what}`);
+log("launching Chromium");
 const browser = await launch();
 const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
 await page.addInitScript(() => {
@@ -75,7 +78,8 @@ await page.addInitScript(() => {
 await devRoutes(page);
 await page.goto(`${base}/#role=supervisor&token=${mint(secret, "load", "sv0")}`, { waitUntil: "commit", timeout: 120000 });
 await page.waitForFunction((n) => window.wallboard?.client?.agents.size >= n && performance.getEntriesByName("wallboard-first-render").length, N, { timeout: 120000 });
-const firstRender = await page.evaluate(() => performance.getEntriesByName("wallboard-first-render")[0].startTime);
+const [firstRender, snapshotAt] = await page.evaluate(() => ["wallboard-first-render", "wallboard-snapshot"].map((m) => performance.getEntriesByName(m)[0].startTime));
+log(`first render after ${Math.round(firstRender)} ms; measuring for ${DURATION} s`);
 // Let the first render's work finish, then measure.
 await page.evaluate(() => new Promise((r) => setTimeout(r, 1000)));
 const t0 = await page.evaluate(() => {
@@ -90,8 +94,10 @@ const t0 = await page.evaluate(() => {
   b.measuring = true;
   return performance.now();
 });
+// --profile: the page's main-thread CPU profile over the run, top functions by self time.
+const cdp = process.argv.includes("--profile") ? await page.context().newCDPSession(page) : null;
+if (cdp) { await cdp.send("Profiler.enable"); await cdp.send("Profiler.start"); }
 const changes0 = await metric("presence_hub_deltas_published_total");
-const coalesced0 = await metric("presence_hub_deltas_coalesced_total");
 
 // Clicks during the run, spread over it.
 const clicks = { row: [], filter: [] };
@@ -135,13 +141,23 @@ const r = await page.evaluate((t0) => {
            age_p50_ms: pct(0.5), age_p99_ms: pct(0.99), age_max_ms: ages[ages.length - 1] ?? null, dom: document.getElementsByTagName("*").length,
            first_render_tasks: b.longTasks.filter((t) => t.at < t0).map((t) => Math.round(t.ms)) };
 }, t0);
+if (cdp) {
+  const { profile } = await cdp.send("Profiler.stop");
+  const self = new Map();
+  const dt = new Map();
+  profile.samples.forEach((id, i) => dt.set(id, (dt.get(id) || 0) + (profile.timeDeltas[i] || 0)));
+  for (const n of profile.nodes) {
+    const key = `${n.callFrame.functionName || "(anon)"} ${n.callFrame.url.split("/").pop()}:${n.callFrame.lineNumber}`;
+    self.set(key, (self.get(key) || 0) + (dt.get(n.id) || 0));
+  }
+  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25);
+  for (const [k, us] of top) console.error(`${(us / 1000).toFixed(0).padStart(7)} ms  ${k}`);
+}
 const changes = (await metric("presence_hub_deltas_published_total")) - changes0;
-const coalesced = (await metric("presence_hub_deltas_coalesced_total")) - coalesced0;
 const max = (xs) => (xs.some((x) => x === null) ? null : Math.max(...xs));
 const result = {
   agents: N, changes_per_s_asked: RATE, hub_changes_per_s: Math.round(changes / r.secs), page_applied_per_s: Math.round(r.applied_per_s),
-  hub_coalesced_for_the_page: coalesced,
-  first_render_ms: Math.round(firstRender), fps: Math.round(r.fps * 10) / 10, long_tasks_after_first_render: r.long_tasks,
+  first_render_ms: Math.round(firstRender), snapshot_to_first_render_ms: Math.round(firstRender - snapshotAt), fps: Math.round(r.fps * 10) / 10, long_tasks_after_first_render: r.long_tasks,
   longest_task_ms: Math.round(r.longest_task_ms), data_age_ms: { p50: r.age_p50_ms, p99: r.age_p99_ms, max: r.age_max_ms },
   click_row_to_panel_ms_max: Math.round(max(clicks.row)), click_filter_to_list_ms_max: Math.round(max(clicks.filter)),
   dom_elements: r.dom, first_render_long_tasks_ms: r.first_render_tasks, load: os.loadavg().map((x) => Math.round(x * 100) / 100),

@@ -11,7 +11,8 @@
 //  5. an admin's unsaved edits survive live settings updates; an empty number
 //     is refused by the form, not sent as 0; Save sends the edits;
 //  6. the stale-data state shows when the hub goes away (a proxy between page
-//     and hub cuts every connection) and clears when it is back.
+//     and hub cuts every connection) and clears when it is back, resumed
+//     (`since_seq`), with the changes made meanwhile.
 //
 // node --experimental-websocket wallboard.mjs HUB_ADDR SECRET AGENTS SCREENSHOT
 import { Conn, agents, devRoutes, agentId, launch, mint, proxy, randomChange, until } from "./lib.mjs";
@@ -249,6 +250,7 @@ try {
 
   // 6. The stale-data state while the hub is away.
   step("the stale-data state shows while the hub is away and clears when it is back");
+  await page.evaluate(() => window.wallboard.client.on("snapshot", (s) => { window.lastSnapshot = s; }));
   await front.cut();
   await page.locator("#stale", { hasText: "reconnecting in" }).waitFor({ timeout: 10000 });
   if (!(await page.evaluate(() => document.body.classList.contains("stale")))) fail("the board is not greyed while stale");
@@ -260,7 +262,8 @@ try {
   await page.locator("#status", { hasText: "live" }).waitFor({ timeout: 20000 });
   await page.locator("#stale").waitFor({ state: "hidden", timeout: 10000 });
   if (await page.evaluate(() => document.body.classList.contains("stale"))) fail("still greyed after reconnecting");
-  await settled(page); // the changes made while away are applied (resumed or full snapshot)
+  await settled(page); // the changes made while away are applied
+  if (!(await page.evaluate(() => window.lastSnapshot?.resumed))) fail("the reconnect did not resume (since_seq)");
 
   await page.locator("#query").fill(target.rec.name.split(" ")[0]);
   await page.locator("#searchform button").click();

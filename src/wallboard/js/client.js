@@ -46,6 +46,7 @@ export class SupervisorClient extends Emitter {
     this.channels = new Map();
     this.settings = {};
     this.seq = null;
+    this.epoch = null;
     this.welcome = null;
     this.scope = null;
     this.ws = null;
@@ -206,6 +207,7 @@ export class SupervisorClient extends Emitter {
     this.channels = channels;
     if (m.settings) this.settings = m.settings;
     this.seq = m.seq;
+    this.epoch = m.epoch ?? null;
     this.emit("snapshot", { resumed: !!m.resumed });
   }
 
@@ -222,19 +224,25 @@ export class SupervisorClient extends Emitter {
     });
   }
 
+  /** A subscribe, with what resume needs (PROTOCOL.md §5.1.1) when there is a seq to resume from. */
+  subscribeBody(scope) {
+    const body = { type: "subscribe", scope };
+    if (this.seq !== null) {
+      body.since_seq = this.seq;
+      if (this.epoch !== null) body.epoch = this.epoch;
+    }
+    return body;
+  }
+
   resubscribe() {
-    const body = { type: "subscribe", scope: this.scope };
-    if (this.seq !== null) body.since_seq = this.seq;
-    this.request(body).catch((e) => this.emit("error", e));
+    this.request(this.subscribeBody(this.scope)).catch((e) => this.emit("error", e));
   }
 
   async subscribe(scope) {
     const same = this.scope && JSON.stringify(this.scope) === JSON.stringify(scope);
-    if (!same) this.seq = null;
+    if (!same) { this.seq = null; this.epoch = null; }
     this.scope = scope;
-    const body = { type: "subscribe", scope };
-    if (same && this.seq !== null) body.since_seq = this.seq;
-    return this.request(body);
+    return this.request(this.subscribeBody(scope));
   }
 
   search(query, { role, limit } = {}) {

@@ -148,6 +148,7 @@ function start(token, role) {
 
   // The hub's messages.
   client.on("snapshot", () => {
+    if (!firstRender) performance.mark("wallboard-snapshot");
     store.reset();
     channelsDirty = true;
     setStale(false);
