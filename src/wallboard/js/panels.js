@@ -145,7 +145,7 @@ export class AgentPanel {
     }
     for (const o of sel.options) {
       const c = (rec.channels || []).find((x) => channelKey(x) === o.value);
-      const text = `${o.dataset.name}${c?.connected ? " (connected)" : ""}${c?.assigned ? ", assigned" : ""}`;
+      const text = `${o.dataset.name}${c?.connected ? " ● connected" : ""}${c?.assigned ? " (assigned)" : ""}`;
       if (o.textContent !== text) o.textContent = text;
     }
   }
