@@ -268,6 +268,14 @@ try {
   await page.locator("#query").fill(target.rec.name.split(" ")[0]);
   await page.locator("#searchform button").click();
   await page.locator("#search-total", { hasText: "shown" }).waitFor({ timeout: 5000 });
+  // The total counts every match; a result opens the same panel of actions.
+  const first = target.rec.name.split(" ")[0].toLowerCase();
+  const total = truth().filter((r) => r.name.toLowerCase().includes(first) || r.id.includes(first)).length;
+  if (!(await page.locator("#search-total").textContent()).endsWith(`of ${total} shown`)) fail(`search total: ${await page.locator("#search-total").textContent()} (want ${total})`);
+  const hit = page.locator("#results li[data-agent]").nth(1);
+  const hitName = await hit.locator("strong").textContent();
+  await hit.click();
+  await page.locator("#p-name", { hasText: hitName }).waitFor({ timeout: 5000 });
   await page.screenshot({ path: screenshot });
   console.log("browser test passed; screenshot:", screenshot);
 } catch (e) {

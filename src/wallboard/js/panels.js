@@ -374,18 +374,30 @@ export class Search {
   }
 
   show(r) {
+    const same = r.agents.length === this.results.length && r.agents.every((u, i) => u.id === this.results[i].id);
     this.results = r.agents;
     this.total = r.total ?? r.agents.length;
     $("search-total").textContent = this.total === 0 ? "Nobody found." : `${r.agents.length} of ${this.total} shown`;
     $("search-more").hidden = r.agents.length >= this.total;
-    this.pills.clear();
-    $("results").innerHTML = r.agents.map((u) => {
-      const isAgent = u.roles.includes("agent");
-      return `<li ${isAgent ? `data-agent="${esc(u.id)}" tabindex="0" title="open ${esc(u.name)}'s actions"` : ""}>
-        <span class="pill ${esc(u.status)}">${esc(STATUS_LABEL[u.status] || u.status)}</span> <strong>${esc(u.name)}</strong>
-        <span class="muted">${u.roles.map(esc).join(", ")} · ${u.devices.filter((d) => d.active).length} of ${u.devices.length} devices active</span></li>`;
-    }).join("");
-    for (const li of $("results").querySelectorAll("li[data-agent]")) this.pills.set(li.dataset.agent, li.querySelector(".pill"));
+    const devices = (u) => `${u.roles.join(", ")} · ${u.devices.filter((d) => d.active).length} of ${u.devices.length} devices active`;
+    if (same) {
+      // The same people asked again: update in place, never under the pointer.
+      const items = $("results").children;
+      r.agents.forEach((u, i) => {
+        const pill = items[i].querySelector(".pill");
+        if (!this.client.agents.has(u.id)) { pill.className = `pill ${u.status}`; pill.textContent = STATUS_LABEL[u.status] || u.status; }
+        items[i].querySelector(".muted").textContent = devices(u);
+      });
+    } else {
+      this.pills.clear();
+      $("results").innerHTML = r.agents.map((u) => {
+        const isAgent = u.roles.includes("agent");
+        return `<li ${isAgent ? `data-agent="${esc(u.id)}" tabindex="0" title="open ${esc(u.name)}'s actions"` : ""}>
+          <span class="pill ${esc(u.status)}">${esc(STATUS_LABEL[u.status] || u.status)}</span> <strong>${esc(u.name)}</strong>
+          <span class="muted">${esc(devices(u))}</span></li>`;
+      }).join("");
+      for (const li of $("results").querySelectorAll("li[data-agent]")) this.pills.set(li.dataset.agent, li.querySelector(".pill"));
+    }
     this.refresh(null);
   }
 
