@@ -42,7 +42,8 @@ function start(token, role) {
   let channelsDirty = true;
   let lastCards = 0;
 
-  const panel = new AgentPanel({ client, names, onClose: () => { list.select(null); invalidate(); } });
+  const session = { user: null, role };
+  const panel = new AgentPanel({ client, names, session, onClose: () => { list.select(null); invalidate(); } });
   const open = (id, stub) => { list.select(id); panel.open(id, stub); invalidate(); };
   list = new AgentList($("viewport"), { client, names, onSelect: (id) => open(id) });
   const search = new Search({ client, onOpen: open });
@@ -162,6 +163,8 @@ function start(token, role) {
     if (panel.id) panel.refreshButtons();
   });
   client.on("welcome", (w) => {
+    session.user = w.user;
+    session.role = w.role || role;
     $("who").textContent = `${w.user.name || w.user.id} (${w.role || role})`;
     $("tenant").textContent = w.user.tenant;
     admin.show((w.role || role) === "admin");

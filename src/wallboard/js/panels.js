@@ -11,8 +11,10 @@ import { STATUS_LABEL, channelKey, clock, duration, esc, level } from "./format.
 const $ = (id) => document.getElementById(id);
 
 export class AgentPanel {
-  constructor({ client, names, onClose }) {
+  constructor({ client, names, session, onClose }) {
     this.client = client;
+    /** `{ user, role }` from the hub's welcome (only the library's public API is used). */
+    this.session = session;
     this.names = names;
     this.id = null;
     this.stub = null;
@@ -160,7 +162,7 @@ export class AgentPanel {
   refreshButtons() {
     const rec = this.record();
     if (!rec) return;
-    const me = this.client.welcome?.user?.id;
+    const me = this.session.user?.id;
     const online = rec.presence ? rec.presence === "online" : rec.status !== "offline";
     const set = (act, why) => {
       for (const b of this.el.querySelectorAll(`[data-act="${act}"]`)) {
@@ -192,7 +194,7 @@ export class AgentPanel {
     $("p-unassign").textContent = ch ? `Unassign from ${chName}` : "Unassign";
     set("assign", !ch ? "choose a channel" : c?.assigned ? `already assigned to ${chName}` : "");
     set("unassign", !ch ? "choose a channel" : c?.assigned ? "" : `not assigned to ${chName}`);
-    $("p-admin").hidden = this.client.welcome?.role !== "admin";
+    $("p-admin").hidden = this.session.role !== "admin";
   }
 
   async run(label, promise, done) {
