@@ -163,6 +163,7 @@ function start(token, role) {
     if (panel.id) panel.refreshButtons();
   });
   client.on("welcome", (w) => {
+    if (!firstRender) performance.mark("wallboard-welcome");
     session.user = w.user;
     session.role = w.role || role;
     $("who").textContent = `${w.user.name || w.user.id} (${w.role || role})`;
