@@ -1,8 +1,9 @@
 //! The supervisor wallboard, embedded in the binary: nothing loads from
 //! outside. Served at `/`; plain HTML, one stylesheet and ES modules under
-//! `/wallboard/`, no build step. The modules (see `js/main.js` for the map):
-//! `client.js` (the connection: the `SupervisorClient` interface of the JS
-//! client library), `store.js` (filters, sort, totals over the live records),
+//! `/wallboard/`, no build step. The connection is the JS client library's
+//! `SupervisorClient` (served at `/client/`, see `client_lib.rs`); the page's
+//! modules (see `js/main.js` for the map): `client.js` (its own implementation
+//! of the same interface, a one-line fallback), `store.js` (filters, sort, totals over the live records),
 //! `list.js` (the windowed agent list), `panels.js` (one agent's actions,
 //! search), `admin.js` (the settings form), `format.js` (names, durations).
 //! They are served with `no-cache` so a new binary's page is never mixed

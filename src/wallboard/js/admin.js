@@ -21,12 +21,12 @@ export class AdminForm {
       $(f.el).addEventListener("input", () => { this.edited.add(f.key); this.note(""); });
     }
     $("settingsform").addEventListener("submit", (ev) => { ev.preventDefault(); this.save(); });
-    $("s-reset").addEventListener("click", () => { this.edited.clear(); this.fill(this.client.settings); this.note(""); });
+    $("s-reset").addEventListener("click", () => { this.edited.clear(); this.fill(this.client.settings || {}); this.note(""); });
   }
 
   show(isAdmin) {
     $("admin").hidden = !isAdmin;
-    if (isAdmin) this.fill(this.client.settings);
+    if (isAdmin) this.fill(this.client.settings || {});
   }
 
   /** Live settings: only the untouched fields follow. */
@@ -84,7 +84,7 @@ export class AdminForm {
     try {
       const r = await this.client.updateSettings(partial);
       this.edited.clear();
-      this.fill(r.settings || this.client.settings);
+      this.fill(r.settings || this.client.settings || {});
       this.note("Settings saved.");
     } catch (e) {
       this.note(`Not saved (${e.code}): ${e.message}`, false);

@@ -35,11 +35,11 @@ export class Names {
   }
   /** A pause reason code's label (settings `pause_reasons`), else the text itself. */
   reason(code) {
-    const r = (this.client.settings.pause_reasons || []).find((x) => x.code === code);
+    const r = ((this.client.settings || {}).pause_reasons || []).find((x) => x.code === code);
     return r ? r.label || r.code : code || "";
   }
   maxMinutes(code) {
-    return (this.client.settings.pause_reasons || []).find((x) => x.code === code)?.max_minutes;
+    return ((this.client.settings || {}).pause_reasons || []).find((x) => x.code === code)?.max_minutes;
   }
   async load() {
     // Supervisors and admins are not in the records; one search each names them.

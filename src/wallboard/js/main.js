@@ -1,6 +1,8 @@
 // The wallboard's entry point: sign-in, then wiring the modules together.
 //
-//   client.js  the connection (SupervisorClient: live records, resume, backoff)
+//   /client/presence-hub-client.js  the connection (the client library's
+//              SupervisorClient: live records, resume, backoff); client.js is the
+//              page's own implementation of the same interface (a fallback)
 //   store.js   filters, sort, totals, per-channel counts over the records
 //   list.js    the windowed agent list
 //   panels.js  one agent's actions (side panel) and the search
@@ -11,9 +13,9 @@
 // at most once per animation frame, only what changed and is in view. Timers
 // tick once a second over visible cells only, and stop while the data is stale.
 
-// When the client library (clients/js) is served by the hub, this becomes:
-// import { SupervisorClient } from "/client/presence-hub-client.js";
-import { SupervisorClient } from "./client.js";
+// The client library (clients/js), served by the hub. `./client.js` is the
+// page's own implementation of the same interface, kept as a fallback.
+import { SupervisorClient } from "/client/presence-hub-client.js";
 import { AdminForm } from "./admin.js";
 import { AgentList } from "./list.js";
 import { AgentPanel, Search } from "./panels.js";
@@ -169,6 +171,7 @@ function start(token, role) {
     $("who").textContent = `${w.user.name || w.user.id} (${w.role || role})`;
     $("tenant").textContent = w.user.tenant;
     admin.show((w.role || role) === "admin");
+    if (w.settings) admin.fill(w.settings);
   });
   client.on("status", (s) => {
     const el = $("status");

@@ -174,7 +174,7 @@ export class AgentPanel {
     set("unpause", rec.status === "paused" ? "" : "the agent is not paused");
     set("cancel-pending", rec.pending_pause ? "" : "no pause is pending");
     set("end_wrap_up", rec.status !== "wrap_up" ? "the agent is not in wrap-up"
-      : this.client.settings.supervisor_can_end_wrap_up ? "" : "disabled: an admin has not allowed ending wrap-up early");
+      : (this.client.settings || {}).supervisor_can_end_wrap_up ? "" : "disabled: an admin has not allowed ending wrap-up early");
     set("disconnect_unassigned", (rec.channels || []).some((c) => c.connected && !c.assigned) ? "" : "no connection to an unassigned channel");
     const mons = rec.monitors || (rec.monitored_by || []).map((by) => ({ by, mode: "listen" }));
     const mine = mons.find((m) => m.by === me);
@@ -254,7 +254,7 @@ export class AgentPanel {
 
   openPause() {
     this.pauseFor = this.id;
-    const codes = this.client.settings.pause_reasons || [];
+    const codes = (this.client.settings || {}).pause_reasons || [];
     const sel = $("p-reason-code"), text = $("p-reason-text");
     sel.hidden = codes.length === 0;
     text.hidden = codes.length > 0;
