@@ -1,5 +1,13 @@
 //! The supervisor wallboard, embedded in the binary: nothing loads from
-//! outside. Served at `/`; plain HTML, CSS and JavaScript, no build step.
+//! outside. Served at `/`; plain HTML, one stylesheet and ES modules under
+//! `/wallboard/`, no build step. The connection is the JS client library's
+//! `SupervisorClient` (served at `/client/`, see `client_lib.rs`); the page's
+//! modules (see `js/main.js` for the map): `client.js` (its own implementation
+//! of the same interface, a one-line fallback), `store.js` (filters, sort, totals over the live records),
+//! `list.js` (the windowed agent list), `panels.js` (one agent's actions,
+//! search), `admin.js` (the settings form), `format.js` (names, durations).
+//! They are served with `no-cache` so a new binary's page is never mixed
+//! with an old cached module.
 //!
 //! `/dev/signin` lists one-click sign-ins (supervisors, admins, agents of the
 //! first tenant, with fresh tokens) only when the node generated its own dev
@@ -9,7 +17,7 @@ use crate::auth;
 use crate::domain::Role;
 use crate::hub::Hub;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,10 +26,44 @@ use std::sync::Arc;
 
 const INDEX: &str = include_str!("index.html");
 
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// Every embedded file of the page but `index.html`: path, type, content.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "/wallboard/wallboard.css",
+        CSS,
+        include_str!("wallboard.css"),
+    ),
+    ("/wallboard/main.js", JS, include_str!("js/main.js")),
+    ("/wallboard/client.js", JS, include_str!("js/client.js")),
+    ("/wallboard/store.js", JS, include_str!("js/store.js")),
+    ("/wallboard/list.js", JS, include_str!("js/list.js")),
+    ("/wallboard/panels.js", JS, include_str!("js/panels.js")),
+    ("/wallboard/admin.js", JS, include_str!("js/admin.js")),
+    ("/wallboard/format.js", JS, include_str!("js/format.js")),
+];
+
 pub fn routes() -> Router<Arc<Hub>> {
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(|| async { Html(INDEX) }))
-        .route("/dev/signin", get(dev_signin))
+        .route("/dev/signin", get(dev_signin));
+    for &(path, content_type, body) in ASSETS {
+        router = router.route(
+            path,
+            get(move || async move {
+                (
+                    [
+                        (header::CONTENT_TYPE, content_type),
+                        (header::CACHE_CONTROL, "no-cache"),
+                    ],
+                    body,
+                )
+            }),
+        );
+    }
+    router
 }
 
 async fn dev_signin(State(hub): State<Arc<Hub>>) -> Response {

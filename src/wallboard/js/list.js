@@ -1,0 +1,132 @@
+// The agent list, windowed: a spacer as tall as every matching row, and a
+// fixed pool of row elements placed over the rows in view. A frame updates
+// only rows whose agent or version changed; the second timer rewrites only the
+// visible time cells. The DOM has the same size at 10 agents or 5 000, and the
+// list never touches its scroll position.
+
+import { STATUS_LABEL, duration, level } from "./format.js";
+
+export const ROW_H = 34;
+const OVERSCAN = 6;
+
+export class AgentList {
+  constructor(viewport, { client, names, onSelect }) {
+    this.viewport = viewport;
+    this.client = client;
+    this.names = names;
+    this.spacer = viewport.appendChild(document.createElement("div"));
+    this.spacer.className = "spacer";
+    this.pool = [];
+    this.selected = null;
+    this.first = -1;
+    this.count = -1;
+    viewport.addEventListener("click", (ev) => {
+      const row = ev.target.closest(".row");
+      if (row && row.dataset.agent) onSelect(row.dataset.agent);
+    });
+  }
+
+  makeRow() {
+    const el = document.createElement("div");
+    el.className = "row";
+    el.setAttribute("role", "row");
+    el.hidden = true;
+    el.innerHTML = `<span class="c-name" role="gridcell"><button type="button" class="who"></button><span class="mon" title="monitored"></span></span>
+      <span class="c-status" role="gridcell"><span class="pill"></span><span class="pend"></span></span>
+      <span class="c-time" role="gridcell"></span>
+      <span class="c-reason" role="gridcell"></span>
+      <span class="c-chan" role="gridcell"></span>
+      <span class="c-dev" role="gridcell"></span>`;
+    const q = (s) => el.querySelector(s);
+    const row = { el, id: null, version: -1, top: -1, sel: false, lvl: "", name: q(".who"), mon: q(".mon"), pill: q(".pill"), pend: q(".pend"),
+                  time: q(".c-time"), reason: q(".c-reason"), chan: q(".c-chan"), dev: q(".c-dev") };
+    this.viewport.appendChild(el);
+    return row;
+  }
+
+  /** Lays out the rows in view; `all` redraws every row in view (a snapshot). */
+  render(ids, all, now) {
+    const vp = this.viewport;
+    if (ids.length !== this.count) {
+      this.count = ids.length;
+      this.spacer.style.height = `${ids.length * ROW_H}px`;
+    }
+    const height = vp.clientHeight || 600;
+    const want = Math.ceil(height / ROW_H) + 2 * OVERSCAN;
+    while (this.pool.length < want) this.pool.push(this.makeRow());
+    const first = Math.max(0, Math.floor(vp.scrollTop / ROW_H) - OVERSCAN);
+    this.first = first;
+    for (let j = 0; j < this.pool.length; j++) {
+      const row = this.pool[j];
+      const idx = first + j;
+      const id = idx < ids.length ? ids[idx] : null;
+      const rec = id && this.client.agents.get(id);
+      if (!rec) {
+        if (row.id !== null) { row.el.hidden = true; row.id = null; row.el.removeAttribute("data-agent"); }
+        continue;
+      }
+      if (row.id === null) row.el.hidden = false;
+      const top = idx * ROW_H;
+      if (row.top !== top) { row.el.style.transform = `translateY(${top}px)`; row.top = top; }
+      if (all || row.id !== id || row.version !== rec.version) this.fill(row, rec, now);
+      const sel = id === this.selected;
+      if (row.sel !== sel) { row.el.classList.toggle("sel", sel); row.sel = sel; }
+    }
+  }
+
+  fill(row, rec, now) {
+    if (row.id !== rec.id) {
+      row.id = rec.id;
+      row.el.dataset.agent = rec.id;
+      row.name.textContent = rec.name;
+      row.name.title = `${rec.name} (${rec.id})`;
+    }
+    row.version = rec.version;
+    row.pill.className = `pill ${rec.status}`;
+    row.pill.textContent = STATUS_LABEL[rec.status] || rec.status;
+    row.pend.textContent = rec.pending_pause ? `pause pending: ${this.names.reason(rec.pending_pause.reason)}` : "";
+    const mons = rec.monitors || rec.monitored_by.map((by) => ({ by, mode: "listen" }));
+    row.mon.textContent = mons.length ? "🎧" : "";
+    row.mon.title = mons.map((m) => `${this.names.person(m.by)} (${m.mode})`).join(", ");
+    row.reason.textContent = this.reasonText(rec);
+    row.reason.classList.toggle("overrun", !!rec.pause_overrun_since_ms);
+    let lingering = false;
+    row.chan.textContent = rec.channels.map((c) => {
+      if (c.lingering) lingering = true;
+      return `${c.lingering ? "⚠" : c.connected ? "●" : "○"} ${this.names.channel(c)}`;
+    }).join("  ");
+    row.chan.classList.toggle("lingering", lingering);
+    const active = rec.devices.filter((d) => d.active);
+    row.dev.textContent = rec.devices.length ? `${active.length ? "●" : "○"} ${(active[0] || rec.devices[0]).label || (active[0] || rec.devices[0]).kind}${rec.devices.length > 1 ? ` +${rec.devices.length - 1}` : ""}` : "no device";
+    row.dev.classList.toggle("on", active.length > 0);
+    this.fillTime(row, rec, now);
+  }
+
+  reasonText(rec) {
+    const by = rec.changed_by && rec.changed_by.role !== "agent" ? ` · by ${this.names.person(rec.changed_by.id)}` : "";
+    if (rec.status === "paused") {
+      const over = rec.pause_overrun_since_ms ? ` · OVER since ${new Date(rec.pause_overrun_since_ms).toLocaleTimeString()}` : "";
+      return `${this.names.reason(rec.pause_reason)}${over}${by}`;
+    }
+    const list = rec.interactions || (rec.interaction ? [rec.interaction] : []);
+    if (list.length) return `${list.map((i) => `${i.id} (${this.names.channel(i.channel)})`).join(", ")}${by}`;
+    return by.slice(3);
+  }
+
+  fillTime(row, rec, now) {
+    row.time.textContent = duration(now - rec.status_since_ms);
+    const lvl = level(rec, now);
+    if (row.lvl !== lvl) { row.time.className = `c-time ${lvl}`; row.lvl = lvl; }
+  }
+
+  /** The second timer: only the visible time cells. */
+  tick(now) {
+    for (const row of this.pool) {
+      if (row.id === null) continue;
+      const rec = this.client.agents.get(row.id);
+      if (rec) this.fillTime(row, rec, now);
+    }
+  }
+
+  select(id) { this.selected = id; }
+}

@@ -1,0 +1,257 @@
+// The wallboard's entry point: sign-in, then wiring the modules together.
+//
+//   /client/presence-hub-client.js  the connection (the client library's
+//              SupervisorClient: live records, resume, backoff); client.js is the
+//              page's own implementation of the same interface (a fallback)
+//   store.js   filters, sort, totals, per-channel counts over the records
+//   list.js    the windowed agent list
+//   panels.js  one agent's actions (side panel) and the search
+//   admin.js   the settings form
+//   format.js  names, durations, labels, thresholds
+//
+// Messages are applied to the client's records as they arrive; the page draws
+// at most once per animation frame, only what changed and is in view. Timers
+// tick once a second over visible cells only, and stop while the data is stale.
+
+// The client library (clients/js), served by the hub. `./client.js` is the
+// page's own implementation of the same interface, kept as a fallback.
+import { SupervisorClient } from "/client/presence-hub-client.js";
+import { AdminForm } from "./admin.js";
+import { AgentList } from "./list.js";
+import { AgentPanel, Search } from "./panels.js";
+import { Store } from "./store.js";
+import { Names, STATUSES, duration, esc } from "./format.js";
+
+const $ = (id) => document.getElementById(id);
+
+/** For the browser tests and the benchmark: the live objects and a per-frame hook. */
+const wallboard = (window.wallboard = { frames: 0, onFrame: null });
+
+function start(token, role) {
+  $("signin").hidden = true;
+  $("board").hidden = false;
+  $("leave").hidden = false;
+  const client = new SupervisorClient({ token, role });
+  const names = new Names(client);
+  const store = new Store(client);
+  let list = null;
+  let firstRender = false;
+  let stale = true;
+  let staleSince = null;
+  let retryAt = null;
+  let scheduled = false;
+  let scrolled = false;
+  let channelsDirty = true;
+  let lastCards = 0;
+
+  const session = { user: null, role };
+  const panel = new AgentPanel({ client, names, session, onClose: () => { list.select(null); invalidate(); } });
+  const open = (id, stub) => { list.select(id); panel.open(id, stub); invalidate(); };
+  list = new AgentList($("viewport"), { client, names, onSelect: (id) => open(id) });
+  const search = new Search({ client, onOpen: open });
+  const admin = new AdminForm(client);
+  Object.assign(wallboard, { client, store, list, panel });
+
+  function invalidate() {
+    if (scheduled) return;
+    scheduled = true;
+    requestAnimationFrame(frame);
+  }
+
+  function frame() {
+    scheduled = false;
+    const now = Date.now();
+    const { dirty, all, order } = store.flush(now);
+    const due = store.orderDue(now);
+    if (due !== null) setTimeout(invalidate, due);
+    if (all || dirty.size) renderTotals();
+    if (all || order) $("shown").textContent = `${store.rows.length} of ${client.agents.size} shown`;
+    if (all || dirty.size || order || scrolled) list.render(store.rows, all, now);
+    scrolled = false;
+    if (panel.id && (all || dirty.has(panel.id))) panel.refresh(now);
+    if (all || dirty.size) search.refresh(all ? null : dirty);
+    if (channelsDirty || now - lastCards >= 1000) renderChannels(now);
+    wallboard.frames++;
+    if (!firstRender && client.seq !== null) {
+      firstRender = true;
+      performance.mark("wallboard-first-render");
+    }
+    if (wallboard.onFrame) wallboard.onFrame(dirty, all);
+  }
+
+  function renderTotals() {
+    const t = store.totals;
+    $("t-all").textContent = client.agents.size;
+    for (const s of STATUSES) $(`t-${s}`).textContent = t[s] || 0;
+  }
+
+  // Channel cards: one element per channel, updated in place.
+  const cards = new Map();
+  function renderChannels(now) {
+    channelsDirty = false;
+    lastCards = now;
+    const box = $("channels");
+    const stats = store.channelStats(now);
+    const seen = new Set();
+    for (const s of stats) {
+      seen.add(s.key);
+      let card = cards.get(s.key);
+      if (!card) {
+        const el = document.createElement("button");
+        el.type = "button";
+        el.className = "card";
+        el.dataset.channel = s.key;
+        el.title = `show only agents connected to ${s.name}`;
+        el.innerHTML = `<span class="c-title"><strong></strong> <span class="muted"></span></span><span class="counts"></span><span class="c-foot muted"></span>`;
+        el.querySelector("strong").textContent = s.name;
+        el.querySelector(".muted").textContent = s.kind;
+        box.appendChild(el);
+        card = { el, counts: el.querySelector(".counts"), foot: el.querySelector(".c-foot"), text: "", foot_: "" };
+        cards.set(s.key, card);
+      }
+      const c = s.counts;
+      const text = `<span class="n available" title="available">${c.available}</span><span class="n busy" title="busy">${c.busy}</span><span class="n wrap_up" title="wrap-up">${c.wrap_up}</span><span class="n paused" title="paused">${c.paused}</span><span class="n offline" title="offline">${c.offline ?? 0}</span>`;
+      if (text !== card.text) { card.counts.innerHTML = text; card.text = text; }
+      const idle = s.longest && !stale ? `idle ${duration(now - s.longest)}` : s.longest ? "idle —" : "nobody idle";
+      const foot = `${s.connected} connected${s.lingering ? ` · ⚠ ${s.lingering} lingering` : ""} · ${idle}`;
+      if (foot !== card.foot_) { card.foot.textContent = foot; card.foot_ = foot; card.el.classList.toggle("lingering", s.lingering > 0); }
+    }
+    for (const [key, card] of cards) if (!seen.has(key)) { card.el.remove(); cards.delete(key); }
+    syncChannelFilter();
+  }
+
+  let filterKeys = "";
+  function syncChannelFilter() {
+    const keys = [...client.channels.keys()].join("|");
+    if (keys === filterKeys) return;
+    filterKeys = keys;
+    const sel = $("f-channel");
+    const chosen = sel.value;
+    sel.innerHTML = `<option value="">any channel</option>` + [...client.channels.entries()].map(([k, c]) => `<option value="${esc(k)}">${esc(c.name)}</option>`).join("");
+    if (client.channels.has(chosen)) sel.value = chosen;
+  }
+
+  // Filters and sort.
+  const setStatus = (s) => { $("f-status").value = s; store.setFilter({ status: s }); invalidate(); };
+  $("totals").addEventListener("click", (ev) => { const b = ev.target.closest("button[data-status]"); if (b) setStatus(b.dataset.status); });
+  $("f-status").addEventListener("change", () => setStatus($("f-status").value));
+  $("f-channel").addEventListener("change", () => { store.setFilter({ channel: $("f-channel").value }); invalidate(); });
+  $("channels").addEventListener("click", (ev) => {
+    const b = ev.target.closest("[data-channel]");
+    if (!b) return;
+    const key = $("f-channel").value === b.dataset.channel ? "" : b.dataset.channel;
+    $("f-channel").value = key;
+    store.setFilter({ channel: key });
+    invalidate();
+  });
+  $("f-text").addEventListener("input", () => { store.setFilter({ text: $("f-text").value.trim().toLowerCase() }); invalidate(); });
+  $("f-sort").addEventListener("change", () => { store.setSort($("f-sort").value); invalidate(); });
+  $("viewport").addEventListener("scroll", () => { scrolled = true; invalidate(); }, { passive: true });
+  window.addEventListener("resize", () => { scrolled = true; invalidate(); });
+
+  // The hub's messages.
+  client.on("snapshot", () => {
+    if (!firstRender) performance.mark("wallboard-snapshot");
+    store.reset();
+    channelsDirty = true;
+    setStale(false);
+    invalidate();
+  });
+  client.on("agent", (rec) => { store.touch(rec.id); invalidate(); });
+  client.on("agent_removed", (id) => { store.touch(id); invalidate(); });
+  client.on("channel", () => { channelsDirty = true; invalidate(); });
+  client.on("settings", (s) => {
+    admin.fill(s);
+    if (panel.id) panel.refreshButtons();
+  });
+  client.on("welcome", (w) => {
+    if (!firstRender) performance.mark("wallboard-welcome");
+    session.user = w.user;
+    session.role = w.role || role;
+    $("who").textContent = `${w.user.name || w.user.id} (${w.role || role})`;
+    $("tenant").textContent = w.user.tenant;
+    admin.show((w.role || role) === "admin");
+    if (w.settings) admin.fill(w.settings);
+  });
+  client.on("status", (s) => {
+    const el = $("status");
+    el.className = s.state === "live" ? "live" : "down";
+    if (s.state === "live") { el.textContent = "live"; retryAt = null; return; }
+    setStale(true);
+    if (s.state === "connecting") { el.textContent = "connecting…"; retryAt = null; $("stale-text").textContent = "connecting to the hub"; }
+    if (s.state === "reconnecting") { retryAt = Date.now() + (s.retryInMs || 0); countdown(); }
+    if (s.state === "stopped") {
+      el.textContent = `stopped: ${s.reason?.message || ""}`;
+      $("stale-text").textContent = `disconnected: ${s.reason?.message || "stopped"}`;
+    }
+  });
+
+  function setStale(on) {
+    if (on === stale) return;
+    stale = on;
+    document.body.classList.toggle("stale", on);
+    $("stale").hidden = !on;
+    if (on) {
+      staleSince = Date.now();
+      $("stale-since").textContent = new Date(staleSince).toLocaleTimeString();
+    }
+  }
+
+  function countdown() {
+    if (retryAt === null) return;
+    const left = Math.max(0, retryAt - Date.now());
+    const text = `reconnecting in ${Math.ceil(left / 1000)} s`;
+    $("status").textContent = text;
+    $("stale-text").textContent = text;
+  }
+
+  // The second timer: visible time cells only, and nothing while stale.
+  setInterval(() => {
+    if (retryAt !== null) countdown();
+    if (stale) return;
+    const now = Date.now();
+    list.tick(now);
+    panel.tick(now);
+  }, 1000);
+  setInterval(() => { if (retryAt !== null) countdown(); }, 250);
+
+  $("leave").addEventListener("click", () => {
+    client.stop();
+    history.replaceState(null, "", location.pathname);
+    location.reload();
+  });
+
+  client.start().then(async () => {
+    await client.subscribe({ all: true });
+    names.load().then(() => { store.reset(); invalidate(); });
+  }).catch((e) => {
+    $("status").textContent = `not signed in: ${e.message}`;
+  });
+  // Until the first snapshot the board is not live.
+  document.body.classList.add("stale");
+  $("stale").hidden = true;
+}
+
+// Sign-in: a token in the URL fragment, a pasted token, or one click in dev mode.
+$("tokenform").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const t = $("token").value.trim();
+  if (t) start(t, $("role").value);
+});
+const params = new URLSearchParams(location.hash.slice(1));
+if (params.get("token")) {
+  start(params.get("token"), params.get("role") || "supervisor");
+} else {
+  fetch("/dev/signin").then((r) => (r.ok ? r.json() : null)).then((dev) => {
+    if (!dev) return;
+    $("dev").hidden = false;
+    $("people").innerHTML = dev.people.map((p, i) => `<button data-i="${i}" class="${p.role === "supervisor" && !p.scoped ? "primary" : ""}">${esc(p.name)} — ${esc(p.role)}${p.scoped ? " (scoped)" : ""}</button>`).join("");
+    $("people").onclick = (ev) => {
+      const b = ev.target.closest("button");
+      if (!b) return;
+      const p = dev.people[Number(b.dataset.i)];
+      history.replaceState(null, "", `#role=${p.role}&token=${p.token}`);
+      start(p.token, p.role);
+    };
+  }).catch(() => {});
+}
