@@ -245,11 +245,16 @@ if (params.get("token")) {
   fetch("/dev/signin").then((r) => (r.ok ? r.json() : null)).then((dev) => {
     if (!dev) return;
     $("dev").hidden = false;
-    $("people").innerHTML = dev.people.map((p, i) => `<button data-i="${i}" class="${p.role === "supervisor" && !p.scoped ? "primary" : ""}">${esc(p.name)} — ${esc(p.role)}${p.scoped ? " (scoped)" : ""}</button>`).join("");
+    $("people").innerHTML = dev.people.map((p, i) => `<button data-i="${i}" class="${p.role === "supervisor" && !p.scoped ? "primary" : ""}">${esc(p.name)} — ${p.role === "agent" ? "agent dashboard" : esc(p.role)}${p.scoped ? " (scoped)" : ""}</button>`).join("");
     $("people").onclick = (ev) => {
       const b = ev.target.closest("button");
       if (!b) return;
       const p = dev.people[Number(b.dataset.i)];
+      // Agents work from their own dashboard, not the wallboard.
+      if (p.role === "agent") {
+        location.href = `/agent#token=${p.token}`;
+        return;
+      }
       history.replaceState(null, "", `#role=${p.role}&token=${p.token}`);
       start(p.token, p.role);
     };
