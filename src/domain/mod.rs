@@ -3,11 +3,16 @@
 //! caller passes `now_ms`, so every rule is unit-testable and the same code
 //! runs on every node.
 
+pub mod capacity;
 pub mod machine;
+pub mod monitor;
+pub mod pause;
 pub mod permissions;
 #[cfg(test)]
 mod properties;
 pub mod record;
+#[cfg(test)]
+mod testkit;
 
 pub use machine::{apply, Context, Event};
 pub use record::*;

@@ -9,8 +9,11 @@
 //! gets is never older than what it can read next).
 
 pub mod cluster;
+pub mod counters;
 pub mod outbox;
+mod overrun;
 pub mod router;
+mod signout;
 pub mod tenant;
 
 use crate::auth::Verifier;
@@ -218,6 +221,7 @@ impl Hub {
                 };
                 let state = self.backplane.attach(id, seed, on_delta).await?;
                 tenant.load(state);
+                tenant.start_channel_updates(self.config.channel_update());
                 Ok::<_, HubError>(tenant)
             })
             .await?;
@@ -307,6 +311,12 @@ impl Hub {
                         if let Some(until) = record.wrap_up_until_ms {
                             self.schedule_wrap_up_end(tenant.clone(), record.id.clone(), until);
                         }
+                    }
+                    let new_pause = current.status != Status::Paused
+                        || current.status_since_ms != record.status_since_ms
+                        || current.pause_reason != record.pause_reason;
+                    if record.status == Status::Paused && new_pause {
+                        self.schedule_pause_overrun(tenant, &record);
                     }
                     return Ok(record);
                 }

@@ -1,8 +1,10 @@
 //! HTTP and WebSocket serving: `GET /v1/ws` (sessions), `/healthz`,
 //! `/readyz`, and the wallboard at `/`; plus graceful shutdown.
 
+mod admin;
 mod handlers;
 pub mod session;
+mod supervisor;
 
 use crate::hub::Hub;
 use crate::wallboard;
