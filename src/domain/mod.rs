@@ -29,6 +29,10 @@ pub struct User {
     /// Present for a scoped supervisor: the channels they see and act on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervises: Option<Vec<ChannelRef>>,
+    /// An agent's own capacity (SPEC §9.1): the kinds it names override
+    /// the tenant's `capacity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityOverride>,
 }
 
 impl User {

@@ -173,6 +173,14 @@ pub fn default_restore_window_s() -> u32 {
     3600
 }
 
+pub fn is_default_sign_in_reason(reason: &String) -> bool {
+    *reason == default_sign_in_reason()
+}
+
+pub fn is_default_restore_window_s(window: &u32) -> bool {
+    *window == default_restore_window_s()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;

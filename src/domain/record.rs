@@ -204,20 +204,36 @@ pub struct Settings {
     pub wrap_up_seconds: u32,
     #[serde(default = "default_true")]
     pub unassigned_access_default: bool,
-    // ---- contact-center depth (SPEC §9); the defaults are v1's behaviour.
+    // ---- contact-center depth (SPEC §9); the defaults are v1's behaviour,
+    // and a setting left at its default is omitted on the wire, so a tenant
+    // that uses none of §9 sends exactly v1's settings object.
     /// Interactions an agent may hold at once per channel kind (§9.1).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub capacity: Capacity,
     /// The allowed pause codes; empty: any reason (§9.2).
-    #[serde(default, deserialize_with = "super::pause::reasons_or_empty_object")]
+    #[serde(
+        default,
+        deserialize_with = "super::pause::reasons_or_empty_object",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub pause_reasons: Vec<PauseReason>,
     /// What the first device up does (§9.3).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub sign_in_status: SignInStatus,
-    #[serde(default = "super::pause::default_sign_in_reason")]
+    #[serde(
+        default = "super::pause::default_sign_in_reason",
+        skip_serializing_if = "super::pause::is_default_sign_in_reason"
+    )]
     pub sign_in_reason: String,
-    #[serde(default = "super::pause::default_restore_window_s")]
+    #[serde(
+        default = "super::pause::default_restore_window_s",
+        skip_serializing_if = "super::pause::is_default_restore_window_s"
+    )]
     pub restore_window_s: u32,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    value == &T::default()
 }
 
 fn default_wrap_up_seconds() -> u32 {
