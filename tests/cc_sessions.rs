@@ -623,3 +623,38 @@ async fn sign_out_closes_every_device_with_4010_offline_at_once_on_every_node() 
         .agent_update("c1", |a| a["presence"] == "online")
         .await;
 }
+
+#[tokio::test]
+async fn channel_messages_wait_for_the_next_update_period() {
+    // One period per minute: after the tick at attach, none within the test.
+    let hub = TestHub::start_with(|c| c.channel_update_ms = 60_000).await;
+    let (mut sup, _) = watcher(&hub).await;
+    let mut c1 = agent_on(&hub, 0, "c1", "d1").await;
+    c1.ok(json!({"type": "connect", "channel": ch("queue", "voice")}))
+        .await;
+    sup.agent_update("c1", |a| {
+        channel(a, "queue", "voice").is_some_and(|c| c["connected"] == true)
+    })
+    .await;
+    let quiet = sup.drain_for(Duration::from_millis(500)).await;
+    assert!(
+        quiet.iter().all(|m| m["type"] != "channel"),
+        "no channel message before the period ends: {quiet:?}"
+    );
+    // A snapshot is always current.
+    let snap = sup.subscribe(json!({"all": true})).await;
+    let voice = snap["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .find(|c| c["id"] == "voice")
+        .cloned()
+        .expect("voice");
+    assert_eq!(
+        (
+            voice["connected"].as_u64(),
+            voice["counts"]["available"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+}
