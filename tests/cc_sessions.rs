@@ -245,6 +245,21 @@ async fn pause_codes_are_enforced_and_the_hub_marks_an_overrun() {
             .all(|m| m["agent"]["pause_overrun_since_ms"].is_null()),
         "lunch has no limit: {quiet:?}"
     );
+
+    // An admin clears the codes (stored in Redis through Lua, which writes
+    // an empty list back as `{}`): any reason again.
+    let mut admin = staff(&hub, "cad", "admin").await;
+    let r = admin
+        .ok(json!({"type": "update_settings", "settings": {"pause_reasons": []}}))
+        .await;
+    assert!(r["settings"].get("pause_reasons").is_none(), "{r}");
+    c1.ok(json!({"type": "set_status", "status": "available"}))
+        .await;
+    c1.ok(json!({"type": "set_status", "status": "paused", "reason": "nap"}))
+        .await;
+    let snap = sup.subscribe(json!({"all": true})).await;
+    assert!(snap["settings"].get("pause_reasons").is_none());
+    assert_eq!(in_snapshot(&snap, "c1").expect("c1")["pause_reason"], "nap");
 }
 
 #[tokio::test]
