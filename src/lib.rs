@@ -23,6 +23,8 @@
 //! - [`protocol`]: decoding client messages and building server frames.
 //! - [`wallboard`]: the embedded supervisor page; [`demo`]: simulated agents
 //!   that make a fresh node look alive.
+//! - [`client_lib`]: the JavaScript client library (`clients/js/`), served
+//!   at `/client/`.
 //! - [`metrics`]: the Prometheus series of `/metrics`.
 //! - [`config`], [`directory`], [`auth`], [`error`], [`clock`]: the edges.
 //!
@@ -30,6 +32,7 @@
 
 pub mod auth;
 pub mod backplane;
+pub mod client_lib;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -1,5 +1,6 @@
 //! HTTP and WebSocket serving: `GET /v1/ws` (sessions), `/healthz`,
-//! `/readyz`, and the wallboard at `/`; plus graceful shutdown.
+//! `/readyz`, the wallboard at `/` and the client library at `/client/`;
+//! plus graceful shutdown.
 
 mod admin;
 mod handlers;
@@ -28,6 +29,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(|| async { crate::metrics::get().render() }))
         .merge(wallboard::routes())
+        .merge(crate::client_lib::routes())
         .with_state(hub)
 }
 
