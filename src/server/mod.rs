@@ -1,8 +1,10 @@
 //! HTTP and WebSocket serving: `GET /v1/ws` (sessions), `/healthz`,
-//! `/readyz`, the wallboard at `/` and the client library at `/client/`;
-//! plus graceful shutdown.
+//! `/readyz`, `/metrics`, the wallboard at `/` and the client library at
+//! `/client/`; plus graceful shutdown. Who the client is behind a load
+//! balancer: [`client_addr`].
 
 mod admin;
+pub mod client_addr;
 mod handlers;
 pub mod session;
 mod supervisor;
@@ -15,7 +17,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use axum::Extension;
 use axum::Router;
+use client_addr::{ClientAddr, ClientAddrs};
 use std::future::{Future, IntoFuture};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,13 +31,18 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/v1/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { crate::metrics::get().render() }))
+        .route("/metrics", get(metrics_text))
         .merge(wallboard::routes())
         .merge(crate::client_lib::routes())
+        .layer(Extension(Arc::new(ClientAddrs::new(&hub.config))))
         .with_state(hub)
 }
 
-async fn ws_upgrade(State(hub): State<Arc<Hub>>, ws: WebSocketUpgrade) -> Response {
+async fn ws_upgrade(
+    State(hub): State<Arc<Hub>>,
+    client: ClientAddr,
+    ws: WebSocketUpgrade,
+) -> Response {
     let refuse = |why: &'static str| {
         crate::metrics::get().rejected_connections.increment(1);
         (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
@@ -45,6 +54,10 @@ async fn ws_upgrade(State(hub): State<Arc<Hub>>, ws: WebSocketUpgrade) -> Respon
     if hub.connections.load(Ordering::Relaxed) >= hub.config.max_connections {
         return refuse("too many connections\n");
     }
+    // Behind a load balancer: the client's address (`client_addr`).
+    let Ok(slot) = client.admit() else {
+        return refuse("too many connections from this address\n");
+    };
     // The hub enforces `max_frame_bytes` itself on whole messages, so it can
     // answer `too_large` and close cleanly with 1009 (the oversize message is
     // fully read, so closing does not reset the TCP connection). The library
@@ -57,7 +70,15 @@ async fn ws_upgrade(State(hub): State<Arc<Hub>>, ws: WebSocketUpgrade) -> Respon
         .write_buffer_size(8 * 1024)
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| session::run(hub, socket))
+        .on_upgrade(move |socket| client.track(session::run(hub, socket), slot))
+}
+
+async fn metrics_text(State(hub): State<Arc<Hub>>) -> String {
+    let metrics = crate::metrics::get();
+    // Readiness as a series too, so an alert needs no HTTP prober.
+    let ready = !hub.is_draining() && hub.backplane.is_ready();
+    metrics.ready.set(if ready { 1.0 } else { 0.0 });
+    metrics.render()
 }
 
 async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
@@ -84,7 +105,9 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let server = axum::serve(listener, router(hub.clone())).with_graceful_shutdown(async move {
+    // Connection info: the peer address `client_addr` starts from.
+    let app = router(hub.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: draining sessions");
         drain_hub.begin_shutdown();
