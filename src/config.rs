@@ -151,6 +151,11 @@ pub struct Config {
     /// Log output format.
     #[arg(long, env = "PRESENCE_HUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+    // ---- contact-center depth (SPEC §9)
+    /// Shortest interval between two `channel` messages (counters) to one
+    /// connection; a channel's message is sent only when it changed.
+    #[arg(long, env = "PRESENCE_HUB_CHANNEL_UPDATE_MS", default_value_t = 1_000)]
+    pub channel_update_ms: u64,
 
     // ---- Redis high availability (README "High availability") ----------
     /// Redis Sentinels, `HOST:PORT[,HOST:PORT…]`: cluster mode on the master
@@ -255,5 +260,9 @@ impl Config {
         } else {
             Target::Single(url.clone())
         })
+    }
+
+    pub fn channel_update(&self) -> Duration {
+        Duration::from_millis(self.channel_update_ms)
     }
 }

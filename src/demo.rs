@@ -1,9 +1,11 @@
 //! The demo (`--demo`, on by default with the built-in directory in memory):
 //! simulated agents that connect to this node like real agent apps do — one
-//! WebSocket per softphone — connect to their queues, take calls and chats,
-//! wrap up, take breaks, and accept monitor requests, so a fresh
-//! `cargo run --release` shows a live wallboard. An agent a person signs in
-//! as at `/agent` is left to that person (the softphone only beats).
+//! WebSocket per softphone — connect to their queues, take calls and
+//! several chats at once (up to their free slots), wrap up, take breaks with
+//! the tenant's reason codes (some run over), and accept monitor requests,
+//! so a fresh `cargo run --release` shows a live wallboard. An agent a
+//! person signs in as at `/agent` is left to that person (the softphone
+//! only beats).
 
 use crate::directory::TenantDirectory;
 use crate::domain::{ChannelKind, Role};
@@ -134,7 +136,18 @@ async fn run_agent(url: &str, token: &str, id: &str, channels: &[Value]) -> Resu
                         let reasons = ["break", "lunch", "training", "meeting"];
                         Some(json!({"type": "set_status", "status": "paused", "reason": reasons[rand::random::<u64>() as usize % reasons.len()]}))
                     }
-                    "busy" if now >= until => Some(json!({"type": "interaction_end", "interaction_id": me["interaction"]["id"]})),
+                    // Multi-chat: another chat while a chat slot is free.
+                    "busy" if now < until && me["free_slots"]["chat"].as_u64().unwrap_or(0) > 0 && chance(0.1) => {
+                        let web = me["channels"].as_array().and_then(|c| c.iter().find(|c| c["kind"] == "chat" && c["connected"] == true).cloned());
+                        web.map(|c| json!({"type": "interaction_start", "interaction_id": format!("chat-{id}-{n}"),
+                                           "channel": {"kind": c["kind"], "id": c["id"]}}))
+                    }
+                    "busy" if now >= until => {
+                        if me["interactions"].as_array().is_some_and(|i| i.len() > 1) {
+                            until = 0; // the other chats go on a while
+                        }
+                        Some(json!({"type": "interaction_end", "interaction_id": me["interaction"]["id"]}))
+                    }
                     "wrap_up" if now >= until => Some(json!({"type": "end_wrap_up"})),
                     "paused" if now >= until => Some(json!({"type": "set_status", "status": "available"})),
                     _ => None,

@@ -77,7 +77,11 @@ impl TenantDirectory {
                     .iter()
                     .filter(|c| c.assigned.contains(&u.id))
                     .map(ChannelInfo::channel_ref);
-                AgentRecord::new(&u.id, &u.name, &u.roles, assigned, &self.settings)
+                let mut record =
+                    AgentRecord::new(&u.id, &u.name, &u.roles, assigned, &self.settings);
+                record.capacity_override = u.capacity;
+                record.normalize(&self.settings);
+                record
             })
             .collect()
     }
@@ -176,7 +180,12 @@ impl Directory {
                     }
                 }
             }
+            crate::domain::pause::validate_settings(&t.settings)
+                .map_err(|e| invalid(format!("{at}.settings: {e}")))?;
             for (ui, u) in t.users.iter().enumerate() {
+                if let Some(Err(e)) = u.capacity.map(|c| c.validate()) {
+                    return Err(invalid(format!("{at}.users[{ui}] ({}).{e}", u.id)));
+                }
                 for (si, s) in u.supervises.iter().flatten().enumerate() {
                     if !channel_index.contains_key(s) {
                         return Err(invalid(format!(

@@ -10,7 +10,8 @@
 //! The modules follow the picture of `docs/DESIGN.md` §5, from pure to I/O:
 //!
 //! - [`domain`]: the agent record, the state machine and the permission
-//!   table. Pure functions; no clock, no I/O.
+//!   table, with the contact-center rules by concern (capacity, pause codes
+//!   and sign-in status, monitor modes). Pure functions; no clock, no I/O.
 //! - [`backplane`]: the shared store behind a trait: compare-and-swap of
 //!   records, the tenant sequence, settings, history, ordered delta delivery.
 //!   [`backplane::memory`] is the single-process default.

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 /// Kinds of frames the hub sends, as the `type` label of messages out.
 /// In the order of [`Kind`](crate::hub::outbox::Kind).
-pub const OUT_KINDS: [&str; 10] = [
+pub const OUT_KINDS: [&str; 12] = [
     "welcome",
     "state",
     "reply",
@@ -23,6 +23,8 @@ pub const OUT_KINDS: [&str; 10] = [
     "settings",
     "command",
     "draining",
+    "channel",
+    "signed_out",
 ];
 
 pub struct Metrics {

@@ -26,6 +26,8 @@ pub mod close {
     pub const UNAUTHORIZED: u16 = 4003;
     pub const POLICY: u16 = 4008;
     pub const REPLACED: u16 = 4009;
+    /// Signed out by a supervisor (SPEC §9.6).
+    pub const SIGNED_OUT: u16 = 4010;
 }
 
 /// The device an agent connection speaks for.
@@ -71,6 +73,8 @@ pub enum CommandAction {
     StopMonitor,
     EndWrapUp,
     DisconnectUnassigned,
+    /// Signs the agent out (SPEC §9.6).
+    SignOut,
 }
 
 /// Every message a client may send after `hello`.
@@ -134,6 +138,9 @@ pub enum Request {
         channel: Option<ChannelRef>,
         #[serde(default)]
         reason: Option<String>,
+        /// `monitor` only: listen (default), whisper or barge (SPEC §9.5).
+        #[serde(default)]
+        mode: Option<crate::domain::MonitorMode>,
     },
     UpdateSettings {
         settings: SettingsPatch,

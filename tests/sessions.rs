@@ -572,9 +572,12 @@ async fn channel_scope_snapshot_then_deltas_and_agent_removed() {
         .filter_map(|a| a["id"].as_str())
         .collect();
     assert_eq!(ids, ["a2"], "only agents assigned or connected to billing");
+    // v1's fields, and the counters of SPEC §9.4 beside them.
     assert_eq!(
         snapshot["channels"],
-        json!([{"kind": "queue", "id": "billing", "name": "Billing"}])
+        json!([{"kind": "queue", "id": "billing", "name": "Billing",
+                "counts": {"available": 0, "busy": 0, "wrap_up": 0, "paused": 0, "offline": 0},
+                "connected": 0, "lingering": 0, "longest_available_since_ms": null}])
     );
     let seq = snapshot["seq"].as_u64().expect("seq");
 

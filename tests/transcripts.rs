@@ -4,7 +4,8 @@
 //! Each line is one step for a named client: `send` (JSON), `send_raw`
 //! (text), or `expect` — wait for the next message matching the pattern.
 //! A pattern matches when every field it names matches: objects by subset,
-//! arrays element by element, `"$ANY"` anything, `"$SAVE(k)"` anything and
+//! arrays element by element, `"$ANY"` anything, `"$SET"` anything but
+//! `null`, `"$SAVE(k)"` anything and
 //! remembers it as `k`; `"$LOAD(k)"` and `"$TOKEN(tenant,user)"` in `send`
 //! are substituted.
 
@@ -18,6 +19,7 @@ use std::collections::HashMap;
 fn matches(pattern: &Value, actual: &Value, saved: &mut HashMap<String, Value>) -> bool {
     match pattern {
         Value::String(s) if s == "$ANY" => true,
+        Value::String(s) if s == "$SET" => !actual.is_null(),
         Value::String(s) if s.starts_with("$SAVE(") => {
             saved.insert(s[6..s.len() - 1].to_string(), actual.clone());
             true
@@ -102,6 +104,7 @@ async fn replay(name: &str, text: &str) {
                 .recv_where(&what, |v| matches(pattern, v, &mut HashMap::new()))
                 .await;
             assert!(matches(pattern, &got, &mut saved));
+            assert_schema(&schemas().server, &got);
         }
     }
 }

@@ -142,12 +142,25 @@ impl HistoryEntry {
     }
 }
 
-/// A partial settings change; absent fields keep their value.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A partial settings change; absent fields keep their value. A `capacity`
+/// or `pause_reasons` given replaces the whole value (a kind a `capacity`
+/// leaves out is 1).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SettingsPatch {
     pub supervisor_can_end_wrap_up: Option<bool>,
     pub wrap_up_seconds: Option<u32>,
     pub unassigned_access_default: Option<bool>,
+    // ---- contact-center depth (SPEC §9)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::domain::Capacity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_reasons: Option<Vec<crate::domain::PauseReason>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in_status: Option<crate::domain::SignInStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_window_s: Option<u32>,
 }
 
 impl SettingsPatch {
@@ -160,6 +173,21 @@ impl SettingsPatch {
         }
         if let Some(v) = self.unassigned_access_default {
             settings.unassigned_access_default = v;
+        }
+        if let Some(v) = self.capacity {
+            settings.capacity = v;
+        }
+        if let Some(v) = &self.pause_reasons {
+            settings.pause_reasons = v.clone();
+        }
+        if let Some(v) = self.sign_in_status {
+            settings.sign_in_status = v;
+        }
+        if let Some(v) = &self.sign_in_reason {
+            settings.sign_in_reason = v.clone();
+        }
+        if let Some(v) = self.restore_window_s {
+            settings.restore_window_s = v;
         }
     }
 

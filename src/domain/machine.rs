@@ -5,6 +5,7 @@
 //! its argument, so a refused event provably changes nothing.
 
 use super::record::*;
+use super::{capacity, monitor, pause};
 use crate::error::{HubError, HubResult};
 
 /// Something that happens to one agent.
@@ -51,8 +52,10 @@ pub enum Event {
     DisconnectUnassigned {
         within: Option<Vec<ChannelRef>>,
     },
+    /// Starts monitoring, or changes the mode of a running monitor (§9.5).
     Monitor {
         supervisor_id: String,
+        mode: MonitorMode,
     },
     StopMonitor {
         supervisor_id: String,
@@ -69,6 +72,15 @@ pub enum Event {
     },
     /// Settings changed: recompute derived fields only.
     Renormalize,
+    /// A supervisor signs the agent out (§9.6): every device inactive,
+    /// offline at once, no grace, nothing to restore.
+    SignOut,
+    /// The pause that began at `paused_since_ms` with `reason` may have run
+    /// past its code's limit (§9.2). A stale or early firing changes nothing.
+    PauseOverrun {
+        paused_since_ms: u64,
+        reason: String,
+    },
 }
 
 impl Event {
@@ -92,6 +104,8 @@ impl Event {
             Event::Unassign { .. } => "unassign",
             Event::SetUnassignedAccess { .. } => "set_unassigned_access",
             Event::Renormalize => "settings",
+            Event::SignOut => "sign_out",
+            Event::PauseOverrun { .. } => "pause_overrun",
         }
     }
 }
@@ -145,8 +159,17 @@ pub fn apply(record: &AgentRecord, event: &Event, ctx: &Context) -> HubResult<Op
             }
             forget_old_devices(&mut next.devices, ctx.max_devices);
             if !was_online {
-                next.status = Status::Available;
-                next.pause_reason = None;
+                match pause::sign_in_pause(record, ctx.settings, ctx.now_ms) {
+                    Some(reason) => {
+                        next.status = Status::Paused;
+                        next.pause_reason = Some(reason);
+                    }
+                    None => {
+                        next.status = Status::Available;
+                        next.pause_reason = None;
+                    }
+                }
+                next.paused_when_offline = None;
             }
         }
         Event::DeviceDown { device_id, node } => {
@@ -160,70 +183,125 @@ pub fn apply(record: &AgentRecord, event: &Event, ctx: &Context) -> HubResult<Op
             d.active = false;
             d.since_ms = ctx.now_ms;
             if !next.has_active_device() {
-                // Offline clears the session-bound facts; channel connections
-                // are kept (SPEC §2).
-                next.status = Status::Offline;
+                // Remembered for `sign_in_status: restore` (§9.3).
+                next.paused_when_offline = match (next.status, &next.pause_reason) {
+                    (Status::Paused, Some(reason)) => Some(OfflinePause {
+                        reason: reason.clone(),
+                        at_ms: ctx.now_ms,
+                    }),
+                    _ => None,
+                };
+                go_offline(&mut next);
+            }
+        }
+        Event::SignOut => {
+            if !next.has_active_device() {
+                return Err(HubError::agent_offline(format!(
+                    "agent {} is offline",
+                    record.id
+                )));
+            }
+            for d in next.devices.iter_mut().filter(|d| d.active) {
+                d.active = false;
+                d.since_ms = ctx.now_ms;
+            }
+            // Deliberate: nothing to restore on the next sign-in.
+            next.paused_when_offline = None;
+            go_offline(&mut next);
+        }
+        Event::PauseOverrun {
+            paused_since_ms,
+            reason,
+        } => {
+            let same_pause = next.status == Status::Paused
+                && next.status_since_ms == *paused_since_ms
+                && next.pause_reason.as_ref() == Some(reason);
+            match pause::overrun_at(&next, ctx.settings) {
+                Some(at)
+                    if same_pause && next.pause_overrun_since_ms.is_none() && ctx.now_ms >= at =>
+                {
+                    next.pause_overrun_since_ms = Some(at);
+                }
+                _ => return Ok(None),
+            }
+        }
+        Event::Pause { reason } => {
+            // Reason codes first: a bad code is `bad_request` in any status.
+            pause::check_reason(ctx.settings, reason)?;
+            match next.status {
+                Status::Available | Status::WrapUp => {
+                    next.status = Status::Paused;
+                    next.pause_reason = Some(reason.clone());
+                    next.wrap_up_until_ms = None;
+                    next.pending_pause = None;
+                }
+                Status::Busy => {
+                    next.pending_pause = Some(PendingPause {
+                        reason: reason.clone(),
+                        by: ctx.by.clone(),
+                    });
+                }
+                Status::Paused => return Err(refuse(record, "is already paused")),
+                Status::Offline => return Err(refuse(record, "is offline")),
+            }
+        }
+        Event::Unpause => match next.status {
+            Status::Paused => {
+                next.status = Status::Available;
                 next.pause_reason = None;
-                next.pending_pause = None;
-                next.wrap_up_until_ms = None;
-                next.interaction = None;
-                next.monitored_by.clear();
             }
-        }
-        Event::Pause { reason } => match next.status {
-            Status::Available | Status::WrapUp => {
-                next.status = Status::Paused;
-                next.pause_reason = Some(reason.clone());
-                next.wrap_up_until_ms = None;
-                next.pending_pause = None;
-            }
-            Status::Busy => {
-                next.pending_pause = Some(PendingPause {
-                    reason: reason.clone(),
-                    by: ctx.by.clone(),
-                });
-            }
-            Status::Paused => return Err(refuse(record, "is already paused")),
-            Status::Offline => return Err(refuse(record, "is offline")),
+            // Busy with a pause pending: the pending pause is withdrawn.
+            Status::Busy if next.pending_pause.is_some() => next.pending_pause = None,
+            _ => return Err(refuse(record, "is not paused")),
         },
-        Event::Unpause => {
-            if next.status != Status::Paused {
-                return Err(refuse(record, "is not paused"));
-            }
-            next.status = Status::Available;
-            next.pause_reason = None;
-        }
         Event::InteractionStart {
             interaction_id,
             channel,
         } => {
-            if next.status != Status::Available {
-                return Err(refuse(record, "is not available"));
+            let capacity = record.capacity(ctx.settings);
+            if let Some(why) = capacity::refuse_start(record, channel.kind, &capacity) {
+                return Err(refuse(record, &why));
+            }
+            if next.interactions.iter().any(|i| &i.id == interaction_id) {
+                return Err(HubError::invalid_state(format!(
+                    "agent {} already holds interaction {interaction_id}",
+                    record.id
+                )));
             }
             next.status = Status::Busy;
-            next.interaction = Some(Interaction {
+            next.interactions.push(Interaction {
                 id: interaction_id.clone(),
                 channel: channel.clone(),
                 since_ms: ctx.now_ms,
             });
         }
         Event::InteractionEnd { interaction_id } => {
-            match &next.interaction {
-                Some(i) if next.status == Status::Busy && &i.id == interaction_id => {}
-                Some(i) => {
+            let held = next
+                .interactions
+                .iter()
+                .position(|i| &i.id == interaction_id);
+            match (&next.interaction, held) {
+                (Some(_), Some(_)) if next.status == Status::Busy => {}
+                (Some(i), _) => {
                     return Err(HubError::invalid_state(format!(
                         "agent {} is on interaction {}, not {interaction_id}",
                         record.id, i.id
                     )))
                 }
-                None => return Err(refuse(record, "has no interaction")),
+                (None, _) => return Err(refuse(record, "has no interaction")),
             }
-            next.interaction = None;
-            if ctx.settings.wrap_up_seconds > 0 {
+            if let Some(at) = held {
+                next.interactions.remove(at);
+            }
+            if !next.interactions.is_empty() {
+                // Others are still open: stays busy.
+            } else if ctx.settings.wrap_up_seconds > 0 {
+                next.interaction = None;
                 next.status = Status::WrapUp;
                 next.wrap_up_until_ms =
                     Some(ctx.now_ms + u64::from(ctx.settings.wrap_up_seconds) * 1000);
             } else {
+                next.interaction = None;
                 by = finish_wrap_up(&mut next, by);
             }
         }
@@ -277,29 +355,18 @@ pub fn apply(record: &AgentRecord, event: &Event, ctx: &Context) -> HubResult<Op
                 }
             }
         }
-        Event::Monitor { supervisor_id } => {
-            if !next.has_active_device() {
-                return Err(HubError::agent_offline(format!(
-                    "agent {} is offline",
-                    record.id
-                )));
-            }
-            if next.monitored_by.contains(supervisor_id) {
-                return Err(HubError::invalid_state(format!(
-                    "{supervisor_id} is already monitoring agent {}",
-                    record.id
-                )));
-            }
-            next.monitored_by.push(supervisor_id.clone());
-        }
+        Event::Monitor {
+            supervisor_id,
+            mode,
+        } => monitor::start(&mut next, supervisor_id, *mode, ctx.now_ms)?,
         Event::StopMonitor { supervisor_id } => {
-            if !next.monitored_by.contains(supervisor_id) {
+            if monitor::mode_of(&next, supervisor_id).is_none() {
                 return Err(HubError::invalid_state(format!(
                     "{supervisor_id} is not monitoring agent {}",
                     record.id
                 )));
             }
-            next.monitored_by.retain(|s| s != supervisor_id);
+            next.monitors.retain(|m| &m.by != supervisor_id);
         }
         Event::Assign { channel } => match next.channel_mut(channel) {
             Some(c) if c.assigned => {
@@ -337,7 +404,9 @@ pub fn apply(record: &AgentRecord, event: &Event, ctx: &Context) -> HubResult<Op
     if &next == record {
         return Ok(None);
     }
-    if !matches!(event, Event::Renormalize) {
+    // Recomputations and the overrun mark are nobody's change: the record
+    // keeps its author (the overrun belongs to the pause it marks).
+    if !matches!(event, Event::Renormalize | Event::PauseOverrun { .. }) {
         next.changed_by = Some(by);
     }
     Ok(Some(next))
@@ -358,6 +427,18 @@ fn finish_wrap_up(next: &mut AgentRecord, by: Actor) -> Actor {
             by
         }
     }
+}
+
+/// Offline clears the session-bound facts; channel connections are kept
+/// (SPEC §2).
+fn go_offline(next: &mut AgentRecord) {
+    next.status = Status::Offline;
+    next.pause_reason = None;
+    next.pending_pause = None;
+    next.wrap_up_until_ms = None;
+    next.interaction = None;
+    next.interactions.clear();
+    next.monitors.clear();
 }
 
 fn forget_old_devices(devices: &mut Vec<Device>, max: usize) {
@@ -513,6 +594,7 @@ mod tests {
             &r,
             Event::Monitor {
                 supervisor_id: "s1".into(),
+                mode: MonitorMode::Listen,
             },
         );
         let r2 = ok(&ok(&r, up("d2")), down("d1"));
@@ -744,6 +826,7 @@ mod tests {
             &online(),
             Event::Monitor {
                 supervisor_id: "s1".into(),
+                mode: MonitorMode::Listen,
             },
         );
         assert_eq!(m.monitored_by, ["s1"]);
@@ -751,6 +834,7 @@ mod tests {
             &m,
             Event::Monitor {
                 supervisor_id: "s1".into(),
+                mode: MonitorMode::Listen,
             },
             &settings(30),
         )
@@ -768,6 +852,7 @@ mod tests {
             &agent(),
             Event::Monitor {
                 supervisor_id: "s1".into(),
+                mode: MonitorMode::Listen,
             },
             &settings(30),
         )

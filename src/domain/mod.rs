@@ -3,11 +3,16 @@
 //! caller passes `now_ms`, so every rule is unit-testable and the same code
 //! runs on every node.
 
+pub mod capacity;
 pub mod machine;
+pub mod monitor;
+pub mod pause;
 pub mod permissions;
 #[cfg(test)]
 mod properties;
 pub mod record;
+#[cfg(test)]
+mod testkit;
 
 pub use machine::{apply, Context, Event};
 pub use record::*;
@@ -24,6 +29,10 @@ pub struct User {
     /// Present for a scoped supervisor: the channels they see and act on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervises: Option<Vec<ChannelRef>>,
+    /// An agent's own capacity (SPEC §9.1): the kinds it names override
+    /// the tenant's `capacity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityOverride>,
 }
 
 impl User {

@@ -133,6 +133,7 @@ mod tests {
             name: id.into(),
             roles: roles.to_vec(),
             supervises,
+            capacity: None,
         }
     }
 

@@ -44,22 +44,72 @@ fn event() -> impl Strategy<Value = Event> {
         channel().prop_map(|channel| Event::Disconnect { channel }),
         proptest::option::of(proptest::collection::vec(channel(), 0..3))
             .prop_map(|within| Event::DisconnectUnassigned { within }),
-        id("s").prop_map(|supervisor_id| Event::Monitor { supervisor_id }),
+        (id("s"), mode()).prop_map(|(supervisor_id, mode)| Event::Monitor {
+            supervisor_id,
+            mode
+        }),
         id("s").prop_map(|supervisor_id| Event::StopMonitor { supervisor_id }),
         channel().prop_map(|channel| Event::Assign { channel }),
         channel().prop_map(|channel| Event::Unassign { channel }),
         proptest::option::of(any::<bool>())
             .prop_map(|allowed| Event::SetUnassignedAccess { allowed }),
         Just(Event::Renormalize),
+        Just(Event::SignOut),
+        (0..200_000u64, id("r")).prop_map(|(paused_since_ms, reason)| Event::PauseOverrun {
+            paused_since_ms,
+            reason
+        }),
+    ]
+}
+
+fn mode() -> impl Strategy<Value = MonitorMode> {
+    prop_oneof![
+        Just(MonitorMode::Listen),
+        Just(MonitorMode::Whisper),
+        Just(MonitorMode::Barge)
     ]
 }
 
 fn settings() -> impl Strategy<Value = Settings> {
-    (any::<bool>(), 0..3u32, any::<bool>()).prop_map(|(s, w, u)| Settings {
-        supervisor_can_end_wrap_up: s,
-        wrap_up_seconds: w,
-        unassigned_access_default: u,
-    })
+    let capacity = (0..4u32, 0..4u32, 0..4u32).prop_map(|(queue, chat, campaign)| Capacity {
+        queue,
+        chat,
+        campaign,
+    });
+    // Mostly one setting for a whole run, so multi-chat sequences happen.
+    let codes = prop_oneof![
+        3 => Just(Vec::new()),
+        1 => Just(vec![
+            PauseReason { code: "r0".into(), label: "R0".into(), max_minutes: Some(0.01) },
+            PauseReason { code: "r1".into(), label: "R1".into(), max_minutes: None },
+        ]),
+    ];
+    let sign_in = prop_oneof![
+        Just(SignInStatus::Available),
+        Just(SignInStatus::Paused),
+        Just(SignInStatus::Restore)
+    ];
+    (
+        any::<bool>(),
+        0..3u32,
+        any::<bool>(),
+        capacity,
+        codes,
+        sign_in,
+        0..3u32,
+    )
+        .prop_map(
+            |(s, w, u, capacity, pause_reasons, sign_in_status, restore_window_s)| Settings {
+                supervisor_can_end_wrap_up: s,
+                wrap_up_seconds: w,
+                unassigned_access_default: u,
+                capacity,
+                pause_reasons,
+                sign_in_status,
+                sign_in_reason: "r0".into(),
+                restore_window_s,
+            },
+        )
 }
 
 /// The invariants every stored record keeps.
@@ -74,6 +124,37 @@ fn check_invariants(r: &AgentRecord) -> Result<(), String> {
     }
     if r.interaction.is_some() != (r.status == Status::Busy) {
         return fail("an interaction exactly while busy");
+    }
+    if r.interactions.is_empty() == (r.status == Status::Busy) {
+        return fail("busy iff at least one interaction");
+    }
+    if r.interaction.as_ref() != r.interactions.first() {
+        return fail("interaction is the oldest of interactions");
+    }
+    if let Some(first) = r.interactions.first() {
+        if r.interactions
+            .iter()
+            .any(|i| i.channel.kind != first.channel.kind)
+        {
+            return fail("kinds never mix");
+        }
+        let kinds = [ChannelKind::Queue, ChannelKind::Chat, ChannelKind::Campaign];
+        if kinds
+            .iter()
+            .any(|k| *k != first.channel.kind && r.free_slots.get(*k) != 0)
+        {
+            return fail("while busy only the held kind has free slots");
+        }
+    }
+    if !matches!(r.status, Status::Available | Status::Busy) && r.free_slots != Capacity::ZERO {
+        return fail("free slots only while available or busy");
+    }
+    if r.pause_overrun_since_ms.is_some() && r.status != Status::Paused {
+        return fail("an overrun only while paused");
+    }
+    let monitor_ids: Vec<&String> = r.monitors.iter().map(|m| &m.by).collect();
+    if r.monitored_by.iter().collect::<Vec<_>>() != monitor_ids {
+        return fail("monitored_by lists the monitors");
     }
     if r.pause_reason.is_some() != (r.status == Status::Paused) {
         return fail("a pause reason exactly while paused");
@@ -131,7 +212,9 @@ proptest! {
             let by = Actor::system();
             let ctx = Context { now_ms: now, by: &by, settings: &settings, max_devices: MAX_DEVICES };
             let before = record.clone();
-            match apply(&record, &event, &ctx) {
+            let verdict = apply(&record, &event, &ctx);
+            prop_assert_eq!(&record, &before, "apply never mutates its argument");
+            match verdict {
                 Ok(Some(mut next)) => {
                     prop_assert_ne!(&next, &before, "a change changes something");
                     // What the store does on commit: the next version.
@@ -147,7 +230,10 @@ proptest! {
                 Ok(None) => {}
                 Err(e) => {
                     use crate::error::ErrorCode::*;
-                    prop_assert!(matches!(e.code, InvalidState | AgentOffline), "unexpected refusal {:?}", e);
+                    prop_assert!(matches!(e.code, InvalidState | AgentOffline | BadRequest), "unexpected refusal {:?}", e);
+                    if e.code == BadRequest {
+                        prop_assert!(matches!(event, Event::Pause { .. }), "only a pause code is a bad request");
+                    }
                     prop_assert!(!e.message.is_empty());
                 }
             }

@@ -7,6 +7,9 @@
 //! recomputed by [`AgentRecord::normalize`] after every change, so no code
 //! path can leave them inconsistent.
 
+pub use super::capacity::{Capacity, CapacityOverride};
+pub use super::monitor::{Monitor, MonitorMode};
+pub use super::pause::{OfflinePause, PauseReason, SignInStatus};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -193,7 +196,7 @@ pub struct Device {
 }
 
 /// Per-tenant settings that admins change at runtime.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     #[serde(default)]
     pub supervisor_can_end_wrap_up: bool,
@@ -201,6 +204,36 @@ pub struct Settings {
     pub wrap_up_seconds: u32,
     #[serde(default = "default_true")]
     pub unassigned_access_default: bool,
+    // ---- contact-center depth (SPEC §9); the defaults are v1's behaviour,
+    // and a setting left at its default is omitted on the wire, so a tenant
+    // that uses none of §9 sends exactly v1's settings object.
+    /// Interactions an agent may hold at once per channel kind (§9.1).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub capacity: Capacity,
+    /// The allowed pause codes; empty: any reason (§9.2).
+    #[serde(
+        default,
+        deserialize_with = "super::pause::reasons_or_empty_object",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub pause_reasons: Vec<PauseReason>,
+    /// What the first device up does (§9.3).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub sign_in_status: SignInStatus,
+    #[serde(
+        default = "super::pause::default_sign_in_reason",
+        skip_serializing_if = "super::pause::is_default_sign_in_reason"
+    )]
+    pub sign_in_reason: String,
+    #[serde(
+        default = "super::pause::default_restore_window_s",
+        skip_serializing_if = "super::pause::is_default_restore_window_s"
+    )]
+    pub restore_window_s: u32,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    value == &T::default()
 }
 
 fn default_wrap_up_seconds() -> u32 {
@@ -217,6 +250,11 @@ impl Default for Settings {
             supervisor_can_end_wrap_up: false,
             wrap_up_seconds: default_wrap_up_seconds(),
             unassigned_access_default: true,
+            capacity: Capacity::default(),
+            pause_reasons: Vec::new(),
+            sign_in_status: SignInStatus::default(),
+            sign_in_reason: super::pause::default_sign_in_reason(),
+            restore_window_s: super::pause::default_restore_window_s(),
         }
     }
 }
@@ -243,8 +281,33 @@ pub struct AgentRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unassigned_access_override: Option<bool>,
     pub devices: Vec<Device>,
+    /// The ids of `monitors`, sorted (v1's field; derived).
     pub monitored_by: Vec<String>,
+    // ---- contact-center depth (SPEC §9). `version` must stay last: the
+    // Redis commit script appends its value to the serialized record.
+    /// Every open interaction, oldest first; `interaction` is the first.
+    #[serde(default)]
+    pub interactions: Vec<Interaction>,
+    /// How many more interactions of each kind the agent could take now.
+    #[serde(default = "zero_slots")]
+    pub free_slots: Capacity,
+    /// When the current pause ran past its code's `max_minutes`.
+    #[serde(default)]
+    pub pause_overrun_since_ms: Option<u64>,
+    /// Who monitors the agent, in which mode, since when.
+    #[serde(default)]
+    pub monitors: Vec<Monitor>,
+    /// The user's own capacity from the directory (kinds it names only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_override: Option<CapacityOverride>,
+    /// The pause the agent was on when it last went offline (`restore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_when_offline: Option<OfflinePause>,
     pub version: u64,
+}
+
+fn zero_slots() -> Capacity {
+    Capacity::ZERO
 }
 
 impl AgentRecord {
@@ -282,6 +345,12 @@ impl AgentRecord {
             unassigned_access_override: None,
             devices: Vec::new(),
             monitored_by: Vec::new(),
+            interactions: Vec::new(),
+            free_slots: Capacity::ZERO,
+            pause_overrun_since_ms: None,
+            monitors: Vec::new(),
+            capacity_override: None,
+            paused_when_offline: None,
             version: 0,
         };
         record.normalize(settings);
@@ -327,7 +396,23 @@ impl AgentRecord {
         }
         self.channels
             .sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
-        self.monitored_by.sort();
-        self.monitored_by.dedup();
+        self.monitors.sort_by(|a, b| a.by.cmp(&b.by));
+        self.monitors.dedup_by(|a, b| a.by == b.by);
+        self.monitored_by = self.monitors.iter().map(|m| m.by.clone()).collect();
+        if self.interactions.is_empty() {
+            // A record stored before §9 holds only `interaction`.
+            self.interactions.extend(self.interaction.clone());
+        }
+        self.interaction = self.interactions.first().cloned();
+        let capacity = settings.capacity.with(self.capacity_override.as_ref());
+        self.free_slots = super::capacity::free_slots(self, &capacity);
+        if self.status != Status::Paused {
+            self.pause_overrun_since_ms = None;
+        }
+    }
+
+    /// The agent's effective capacity: the tenant's, with its own kinds.
+    pub fn capacity(&self, settings: &Settings) -> Capacity {
+        settings.capacity.with(self.capacity_override.as_ref())
     }
 }

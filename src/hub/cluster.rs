@@ -29,7 +29,7 @@ use super::tenant::Tenant;
 use super::{device_key, Hub};
 use crate::backplane::NodeEvent;
 use crate::clock;
-use crate::domain::{Actor, AgentRecord, Event, Status};
+use crate::domain::{Actor, AgentRecord, Event, MonitorMode, Status};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -40,7 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 /// What nodes say to each other on their command channels.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-enum NodeMessage {
+pub(super) enum NodeMessage {
     /// Deliver `action` to the agent's devices; answer with a `Result`
     /// when `reply` is set.
     Command {
@@ -49,9 +49,18 @@ enum NodeMessage {
         tenant: String,
         agent: String,
         action: String,
+        #[serde(default)]
+        mode: MonitorMode,
         supervisor_id: String,
         supervisor_name: String,
         reply: bool,
+    },
+    /// Close the agent's devices here: signed out by a supervisor (§9.6).
+    SignOut {
+        tenant: String,
+        agent: String,
+        by: Actor,
+        reason: Option<String>,
     },
     Result {
         cid: String,
@@ -61,7 +70,7 @@ enum NodeMessage {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-enum WireOutcome {
+pub(super) enum WireOutcome {
     Accepted,
     Refused { reason: Option<String> },
     TimedOut,
@@ -284,6 +293,7 @@ async fn sweep_loop(hub: Arc<Hub>, view: Arc<StoreView>) {
                 sweep_dead_nodes(&hub, &tenant, &view).await;
             }
             end_overdue_wrap_ups(&hub, &tenant).await;
+            super::overrun::mark_overdue_pauses(&hub, &tenant).await;
         }
     }
 }
@@ -376,6 +386,7 @@ async fn event_loop(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<NodeEvent
                 tenant,
                 agent,
                 action,
+                mode,
                 supervisor_id,
                 supervisor_name,
                 reply,
@@ -390,6 +401,7 @@ async fn event_loop(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<NodeEvent
                                 &t,
                                 &agent,
                                 &action,
+                                mode,
                                 (&supervisor_id, &supervisor_name),
                                 reply,
                             )
@@ -408,6 +420,16 @@ async fn event_loop(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<NodeEvent
                     }
                 });
             }
+            Ok(NodeMessage::SignOut {
+                tenant,
+                agent,
+                by,
+                reason,
+            }) => {
+                if let Some(t) = hub.attached_tenant(&tenant) {
+                    super::signout::close_local(&t, &agent, &by, reason.as_deref());
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "unreadable node message ignored"),
         }
     }
@@ -420,6 +442,7 @@ async fn deliver_locally(
     tenant: &Tenant,
     agent_id: &str,
     action: &str,
+    mode: MonitorMode,
     supervisor: (&str, &str),
     wait: bool,
 ) -> Outcome {
@@ -429,7 +452,7 @@ async fn deliver_locally(
     }
     let in_flight = hub
         .router
-        .dispatch(tenant.id(), agent_id, action, supervisor, &devices);
+        .dispatch(tenant.id(), agent_id, action, mode, supervisor, &devices);
     let timeout = hub.config.command_timeout();
     if wait {
         in_flight.outcome(timeout).await
@@ -449,9 +472,10 @@ impl Hub {
         tenant: &Arc<Tenant>,
         record: &AgentRecord,
         action: &str,
+        mode: MonitorMode,
         supervisor: (&str, &str),
     ) -> Outcome {
-        self.command_agent(tenant, record, action, supervisor, true)
+        self.command_agent(tenant, record, action, mode, supervisor, true)
             .await
     }
 
@@ -461,10 +485,11 @@ impl Hub {
         tenant: &Arc<Tenant>,
         record: &AgentRecord,
         action: &str,
+        mode: MonitorMode,
         supervisor: (&str, &str),
     ) {
         let _ = self
-            .command_agent(tenant, record, action, supervisor, false)
+            .command_agent(tenant, record, action, mode, supervisor, false)
             .await;
     }
 
@@ -473,11 +498,12 @@ impl Hub {
         tenant: &Arc<Tenant>,
         record: &AgentRecord,
         action: &str,
+        mode: MonitorMode,
         supervisor: (&str, &str),
         wait: bool,
     ) -> Outcome {
         if !tenant.local_connections(&record.id).is_empty() {
-            return deliver_locally(self, tenant, &record.id, action, supervisor, wait).await;
+            return deliver_locally(self, tenant, &record.id, action, mode, supervisor, wait).await;
         }
         let mut owners: Vec<&str> = record
             .devices
@@ -494,6 +520,7 @@ impl Hub {
                 tenant: tenant.id().to_string(),
                 agent: record.id.clone(),
                 action: action.to_string(),
+                mode,
                 supervisor_id: supervisor.0.to_string(),
                 supervisor_name: supervisor.1.to_string(),
                 reply: wait,

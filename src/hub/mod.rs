@@ -9,9 +9,12 @@
 //! gets is never older than what it can read next).
 
 pub mod cluster;
+pub mod counters;
 pub mod delta_log;
 pub mod outbox;
+mod overrun;
 pub mod router;
+mod signout;
 pub mod tenant;
 
 use crate::auth::Verifier;
@@ -219,6 +222,7 @@ impl Hub {
                 };
                 let state = self.backplane.attach(id, seed, on_delta).await?;
                 tenant.load(state);
+                tenant.start_channel_updates(self.config.channel_update());
                 Ok::<_, HubError>(tenant)
             })
             .await?;
@@ -308,6 +312,12 @@ impl Hub {
                         if let Some(until) = record.wrap_up_until_ms {
                             self.schedule_wrap_up_end(tenant.clone(), record.id.clone(), until);
                         }
+                    }
+                    let new_pause = current.status != Status::Paused
+                        || current.status_since_ms != record.status_since_ms
+                        || current.pause_reason != record.pause_reason;
+                    if record.status == Status::Paused && new_pause {
+                        self.schedule_pause_overrun(tenant, &record);
                     }
                     return Ok(record);
                 }

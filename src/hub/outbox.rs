@@ -39,6 +39,10 @@ pub enum Kind {
     Settings,
     Command,
     Draining,
+    /// Channel counters (SPEC §9.4).
+    Channel,
+    /// Signed out by a supervisor (SPEC §9.6).
+    SignedOut,
 }
 
 impl Kind {

@@ -1,12 +1,13 @@
 //! Commands that need the agent's own client (monitor, stop_monitor).
 //!
-//! The hub sends `{"type": "command", "command_id", "action", "supervisor"}`
+//! The hub sends `{"type": "command", "command_id", "action", "mode", "supervisor"}`
 //! to the agent's connections on this node and waits for the first
 //! `command_ack`: the first acceptance wins; when every device has refused,
 //! the command is refused; after `command_timeout_ms`, it times out. A
 //! command id is unique per node, so a late or forged ack finds nothing.
 
 use super::outbox::Outbox;
+use crate::domain::MonitorMode;
 use crate::protocol;
 use dashmap::DashMap;
 use serde_json::json;
@@ -69,6 +70,7 @@ impl Router {
         tenant: &str,
         agent_id: &str,
         action: &str,
+        mode: MonitorMode,
         supervisor: (&str, &str),
         devices: &[Arc<Outbox>],
     ) -> InFlight {
@@ -91,6 +93,8 @@ impl Router {
             &json!({
                 "type": "command", "command_id": command_id, "action": action,
                 "supervisor": {"id": supervisor.0, "name": supervisor.1},
+                // Always present (SPEC §9.5): `listen` when none was asked.
+                "mode": mode,
             }),
         );
         for outbox in devices {

@@ -11,6 +11,7 @@
 //! [`DeltaLog`] (appended once per delta); channel-scoped ones and agents'
 //! own `state` go through each connection's outbox.
 
+use super::counters::{channel_json, ChannelCounters, Summary};
 use super::delta_log::{DeltaLog, LOG_CAPACITY};
 use super::outbox::{Frame, Kind, Outbox};
 use crate::backplane::{Delta, Epoch, TenantState};
@@ -84,6 +85,18 @@ struct Subscriber {
     outbox: Arc<Outbox>,
     scope: ScopeFilter,
     visible: HashSet<Arc<str>>,
+    /// The channel counters this connection last got (snapshot or
+    /// `channel`): a channel message goes out only when they changed.
+    channels_sent: HashMap<ChannelRef, Summary>,
+}
+
+impl Subscriber {
+    fn covers_channel(&self, channel: &ChannelRef) -> bool {
+        match &self.scope {
+            ScopeFilter::All => true,
+            ScopeFilter::Channels(list) => list.contains(channel),
+        }
+    }
 }
 
 struct Replica {
@@ -98,6 +111,8 @@ struct Replica {
     subscribers: HashMap<u64, Subscriber>,
     /// Local agent connections by agent id: they get `state` frames.
     watchers: HashMap<String, Vec<Watcher>>,
+    /// Per-channel counts, kept incrementally (SPEC §9.4).
+    counters: ChannelCounters,
 }
 
 /// A local agent connection: its device, and where its frames go.
@@ -139,6 +154,7 @@ impl Tenant {
                 agents: HashMap::new(),
                 subscribers: HashMap::new(),
                 watchers: HashMap::new(),
+                counters: ChannelCounters::new(&dir.channels),
             }),
             dir,
             log: DeltaLog::new(LOG_CAPACITY),
@@ -161,6 +177,10 @@ impl Tenant {
             .into_iter()
             .map(|rec| (rec.id.clone(), AgentEntry::new(rec)))
             .collect();
+        let Replica {
+            agents, counters, ..
+        } = &mut *r;
+        counters.rebuild(agents.values().map(|e| &*e.record));
         r.loaded = true;
         let early = std::mem::take(&mut r.early);
         for delta in early {
@@ -261,6 +281,13 @@ impl Tenant {
     /// connection of the agent that should see it.
     fn fan_out_agent(&self, r: &mut Replica, record: Arc<AgentRecord>) {
         let entry = AgentEntry::new(record);
+        let Replica {
+            agents, counters, ..
+        } = &mut *r;
+        counters.update(
+            agents.get(entry.id.as_ref()).map(|e| &*e.record),
+            &entry.record,
+        );
         let mut agent_frame: Option<Frame> = None;
         let mut removed_frame: Option<Frame> = None;
         let mut followers = 0usize;
@@ -368,6 +395,7 @@ impl Tenant {
             ScopeFilter::All => HashSet::new(),
             ScopeFilter::Channels(_) => ids.iter().map(|e| e.id.clone()).collect(),
         };
+        let mut channels_sent = HashMap::new();
         let since = resume
             .filter(|x| x.applies(&r.epoch, r.seq))
             .map(|x| x.since_seq);
@@ -379,7 +407,12 @@ impl Tenant {
                 ScopeFilter::All => true,
                 ScopeFilter::Channels(list) => list.contains(&c.channel_ref()),
             })
-            .map(|c| json!({"kind": c.kind, "id": c.id, "name": c.name}))
+            .map(|c| {
+                let summary = r.counters.summary(&c.channel_ref());
+                let entry = channel_json(c, &summary);
+                channels_sent.insert(c.channel_ref(), summary);
+                entry
+            })
             .collect();
         let sent = ids
             .iter()
@@ -423,8 +456,64 @@ impl Tenant {
                 outbox: outbox.clone(),
                 scope,
                 visible,
+                channels_sent,
             },
         );
+    }
+
+    /// Every `every`, sends each subscriber a `channel` message for every
+    /// channel in its scope whose counters changed since it last got them;
+    /// stops when the tenant is dropped. One pass per tenant bounds the
+    /// rate per connection to one message per channel per period.
+    pub fn start_channel_updates(self: &Arc<Self>, every: Duration) {
+        let tenant = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match tenant.upgrade() {
+                    Some(t) => t.flush_channels(),
+                    None => return,
+                }
+            }
+        });
+    }
+
+    fn flush_channels(&self) {
+        let mut r = self.replica.lock();
+        let dirty = r.counters.take_dirty();
+        if dirty.is_empty() || r.subscribers.is_empty() {
+            return;
+        }
+        for channel in dirty {
+            let Some(info) = self.dir.channel(&channel) else {
+                continue;
+            };
+            let summary = r.counters.summary(&channel);
+            let key: Arc<str> = Arc::from(format!("\u{0}channel {channel}"));
+            let mut frame: Option<Frame> = None;
+            for sub in r.subscribers.values_mut() {
+                if !sub.covers_channel(&channel)
+                    || sub.channels_sent.get(&channel) == Some(&summary)
+                {
+                    continue;
+                }
+                let f = frame.get_or_insert_with(|| {
+                    protocol::frame(
+                        Kind::Channel,
+                        &json!({"type": "channel", "channel": channel_json(info, &summary)}),
+                    )
+                });
+                sub.outbox.push_delta(&key, f.clone());
+                sub.channels_sent.insert(channel.clone(), summary.clone());
+            }
+        }
+    }
+
+    /// The counters of one channel as this replica has them.
+    pub fn channel_summary(&self, channel: &ChannelRef) -> Summary {
+        self.replica.lock().counters.summary(channel)
     }
 
     pub fn unsubscribe(&self, conn: u64) {

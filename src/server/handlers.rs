@@ -5,11 +5,10 @@
 
 use super::session::Session;
 use crate::domain::permissions::{self, Principal};
-use crate::domain::{self, Actor, AgentRecord, ChannelRef, Context, Event, Role};
+use crate::domain::{Actor, AgentRecord, ChannelRef, Event, Role};
 use crate::error::{HubError, HubResult};
-use crate::hub::router::Outcome;
 use crate::hub::tenant::{Resume, ScopeFilter};
-use crate::protocol::{self, CommandAction, Request, ScopeRequest};
+use crate::protocol::{self, Request, ScopeRequest};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -17,8 +16,6 @@ use std::sync::Arc;
 const MAX_REASON_LEN: usize = 200;
 /// Largest `limit` for search and history.
 const MAX_LIMIT: usize = 1000;
-/// Longest wrap-up an admin may set (one day).
-const MAX_WRAP_UP_SECONDS: u32 = 86_400;
 
 pub(super) enum Reply {
     /// Answer now with this result.
@@ -27,23 +24,23 @@ pub(super) enum Reply {
     Later,
 }
 
-fn agent_result(record: &AgentRecord) -> HubResult<Reply> {
+pub(super) fn agent_result(record: &AgentRecord) -> HubResult<Reply> {
     Ok(Reply::Now(json!({ "agent": record })))
 }
 
 impl Session {
-    fn principal(&self) -> Principal<'_> {
+    pub(super) fn principal(&self) -> Principal<'_> {
         Principal {
             user: &self.user,
             role: self.role,
         }
     }
 
-    fn actor(&self) -> Actor {
+    pub(super) fn actor(&self) -> Actor {
         Actor::new(self.user.id.clone(), self.role)
     }
 
-    fn channel_exists(&self, channel: &ChannelRef) -> HubResult<()> {
+    pub(super) fn channel_exists(&self, channel: &ChannelRef) -> HubResult<()> {
         match self.tenant.dir.channel(channel) {
             Some(_) => Ok(()),
             None => Err(HubError::not_found(format!(
@@ -53,7 +50,7 @@ impl Session {
         }
     }
 
-    fn agent_record(&self, agent_id: &str) -> HubResult<Arc<AgentRecord>> {
+    pub(super) fn agent_record(&self, agent_id: &str) -> HubResult<Arc<AgentRecord>> {
         self.tenant.record(agent_id).ok_or_else(|| {
             HubError::not_found(format!(
                 "no agent {agent_id:?} in tenant {}",
@@ -77,7 +74,7 @@ impl Session {
     }
 
     /// Changes another agent as a supervisor or admin, in scope.
-    async fn change_agent(
+    pub(super) async fn change_agent(
         &self,
         agent_id: &str,
         channel: Option<&ChannelRef>,
@@ -200,7 +197,11 @@ impl Session {
                 agent_id,
                 channel,
                 reason,
-            } => self.command(action, &agent_id, channel, reason, id).await,
+                mode,
+            } => {
+                self.command(action, &agent_id, channel, reason, mode, id)
+                    .await
+            }
             Request::UpdateSettings { settings } => self.update_settings(settings).await,
             Request::SetUnassignedAccess { agent_id, allowed } => {
                 self.change_as_admin(&agent_id, Event::SetUnassignedAccess { allowed })
@@ -315,215 +316,9 @@ impl Session {
             .collect();
         Ok(Reply::Now(json!({"changes": changes})))
     }
-
-    async fn command(
-        &mut self,
-        action: CommandAction,
-        agent_id: &str,
-        channel: Option<ChannelRef>,
-        reason: Option<String>,
-        id: Option<&str>,
-    ) -> HubResult<Reply> {
-        permissions::require_supervisor(&self.principal())?;
-        let need_channel = || match &channel {
-            Some(c) => self.channel_exists(c).map(|_| c.clone()),
-            None => Err(HubError::bad_request("this action needs a `channel`")),
-        };
-        match action {
-            CommandAction::Connect => {
-                let channel = need_channel()?;
-                self.change_agent(
-                    agent_id,
-                    Some(&channel),
-                    Event::Connect {
-                        channel: channel.clone(),
-                    },
-                )
-                .await
-            }
-            CommandAction::Disconnect => {
-                let channel = need_channel()?;
-                self.change_agent(
-                    agent_id,
-                    Some(&channel),
-                    Event::Disconnect {
-                        channel: channel.clone(),
-                    },
-                )
-                .await
-            }
-            CommandAction::Pause => {
-                let reason = pause_reason(reason)?;
-                self.change_agent(agent_id, None, Event::Pause { reason })
-                    .await
-            }
-            CommandAction::Unpause => self.change_agent(agent_id, None, Event::Unpause).await,
-            CommandAction::EndWrapUp => {
-                permissions::check_end_wrap_up(&self.principal(), &self.tenant.settings())?;
-                self.change_agent(agent_id, None, Event::EndWrapUp).await
-            }
-            CommandAction::DisconnectUnassigned => {
-                let within = self.principal().scope().map(<[ChannelRef]>::to_vec);
-                self.change_agent(agent_id, None, Event::DisconnectUnassigned { within })
-                    .await
-            }
-            CommandAction::Monitor => self.monitor(agent_id, id).await,
-            CommandAction::StopMonitor => {
-                let p = self.principal();
-                let record = self
-                    .stop_monitor(agent_id, |r| permissions::check_manage(&p, r, None))
-                    .await?;
-                agent_result(&record)
-            }
-        }
-    }
-
-    /// Monitoring needs the agent's device to accept: the request goes to the
-    /// agent's connections (on this node or the one holding them) and the
-    /// reply follows their answer; the session keeps serving meanwhile.
-    async fn monitor(&mut self, agent_id: &str, id: Option<&str>) -> HubResult<Reply> {
-        let p = self.principal();
-        self.agent_record(agent_id)?;
-        // From the store, not the replica: a refusal must not rest on a
-        // record this node has not caught up with yet (cluster mode).
-        let record = self.hub.fresh_record(&self.tenant, agent_id).await?;
-        permissions::check_manage(&p, &record, None)?;
-        let event = Event::Monitor {
-            supervisor_id: self.user.id.clone(),
-        };
-        // Refuse early (offline, already monitoring) without bothering the agent.
-        let settings = self.tenant.settings();
-        let actor = self.actor();
-        let ctx = Context {
-            now_ms: crate::clock::now_ms(),
-            by: &actor,
-            settings: &settings,
-            max_devices: usize::MAX,
-        };
-        domain::apply(&record, &event, &ctx)?;
-        let (hub, tenant, user, role) = (
-            self.hub.clone(),
-            self.tenant.clone(),
-            self.user.clone(),
-            self.role,
-        );
-        let (outbox, monitoring) = (self.outbox.clone(), self.monitoring.clone());
-        let id = id.map(str::to_string);
-        let started = std::time::Instant::now();
-        tokio::spawn(async move {
-            let agent_id = record.id.clone();
-            let result = match hub
-                .ask_agent(&tenant, &record, "monitor", (&user.id, &user.name))
-                .await
-            {
-                Outcome::Accepted => {
-                    let p = Principal { user: &user, role };
-                    hub.change(&tenant, &agent_id, &p.actor(), &event, |r| {
-                        permissions::check_manage(&p, r, None)
-                    })
-                    .await
-                    .map(|record| {
-                        monitoring.lock().insert(agent_id.clone());
-                        json!({ "agent": record })
-                    })
-                }
-                Outcome::Refused(reason) => Err(HubError::forbidden(format!(
-                    "agent {agent_id}'s device refused monitoring{}",
-                    reason.map(|r| format!(": {r}")).unwrap_or_default()
-                ))),
-                Outcome::TimedOut => Err({
-                    crate::metrics::get().command_timeouts.increment(1);
-                    HubError::timeout(format!(
-                        "agent {agent_id}'s device did not answer within {} ms",
-                        hub.config.command_timeout_ms
-                    ))
-                }),
-                Outcome::Offline => Err(HubError::agent_offline(format!(
-                    "agent {agent_id} has no connected device"
-                ))),
-                Outcome::Unavailable(why) => Err(HubError::unavailable(why)),
-            };
-            crate::metrics::get()
-                .command_seconds
-                .record(started.elapsed().as_secs_f64());
-            if let Some(frame) = protocol::answer(id.as_deref(), result) {
-                outbox.push(frame);
-            }
-        });
-        Ok(Reply::Later)
-    }
-
-    /// Ends this supervisor's monitor of an agent and tells the agent's devices.
-    pub(super) async fn stop_monitor(
-        &self,
-        agent_id: &str,
-        check: impl Fn(&AgentRecord) -> HubResult<()>,
-    ) -> HubResult<Arc<AgentRecord>> {
-        let event = Event::StopMonitor {
-            supervisor_id: self.user.id.clone(),
-        };
-        let before = self.agent_record(agent_id)?;
-        let record = self
-            .hub
-            .change(&self.tenant, agent_id, &self.actor(), &event, check)
-            .await?;
-        self.monitoring.lock().remove(agent_id);
-        // Tell the devices the store knew before the change (the owner node).
-        self.hub
-            .tell_agent(
-                &self.tenant,
-                &before,
-                "stop_monitor",
-                (&self.user.id, &self.user.name),
-            )
-            .await;
-        Ok(record)
-    }
-
-    async fn update_settings(&self, patch: crate::backplane::SettingsPatch) -> HubResult<Reply> {
-        permissions::require_admin(&self.principal())?;
-        if patch.is_empty() {
-            return Err(HubError::bad_request(
-                "settings must name at least one of supervisor_can_end_wrap_up, wrap_up_seconds, unassigned_access_default",
-            ));
-        }
-        if patch
-            .wrap_up_seconds
-            .is_some_and(|s| s > MAX_WRAP_UP_SECONDS)
-        {
-            return Err(HubError::bad_request(format!(
-                "wrap_up_seconds must be at most {MAX_WRAP_UP_SECONDS}"
-            )));
-        }
-        let (seq, settings) = self
-            .hub
-            .backplane
-            .update_settings(self.tenant.id(), &patch)
-            .await?;
-        self.tenant
-            .wait_for(seq, self.hub.config.command_timeout())
-            .await;
-        if patch.unassigned_access_default.is_some() {
-            // Effective access and `lingering` flags are part of each record.
-            // Nobody is disconnected (seed rule 4): only flags change.
-            let actor = self.actor();
-            for record in self.tenant.records() {
-                self.hub
-                    .change(
-                        &self.tenant,
-                        &record.id,
-                        &actor,
-                        &Event::Renormalize,
-                        |_| Ok(()),
-                    )
-                    .await?;
-            }
-        }
-        Ok(Reply::Now(json!({ "settings": settings })))
-    }
 }
 
-fn pause_reason(reason: Option<String>) -> HubResult<String> {
+pub(super) fn pause_reason(reason: Option<String>) -> HubResult<String> {
     match reason {
         Some(r) if !r.trim().is_empty() && r.len() <= MAX_REASON_LEN => Ok(r),
         Some(r) if r.len() > MAX_REASON_LEN => Err(HubError::bad_request(format!(

@@ -3,9 +3,11 @@
 //! `/client/` and the agent dashboard at `/agent`; plus graceful shutdown.
 //! Who the client is behind a load balancer: [`client_addr`].
 
+mod admin;
 pub mod client_addr;
 mod handlers;
 pub mod session;
+mod supervisor;
 
 use crate::hub::Hub;
 use crate::wallboard;

@@ -23,6 +23,53 @@ export type Settings = {
   supervisor_can_end_wrap_up: boolean;
   wrap_up_seconds: number;
   unassigned_access_default: boolean;
+  capacity?: Capacity;
+  pause_reasons?: PauseReason[];
+  sign_in_status?: "available" | "paused" | "restore";
+  sign_in_reason?: string;
+  restore_window_s?: number;
+};
+
+export type Capacity = {
+  queue?: number;
+  chat?: number;
+  campaign?: number;
+};
+
+export type FreeSlots = {
+  queue: number;
+  chat: number;
+  campaign: number;
+};
+
+export type PauseReason = {
+  code: string;
+  label: string;
+  max_minutes?: number;
+};
+
+export type MonitorMode = "listen" | "whisper" | "barge";
+
+export type Interaction = {
+  id: string;
+  channel: ChannelRef;
+  since_ms: number;
+};
+
+export type ChannelCounters = {
+  kind: "queue" | "chat" | "campaign";
+  id: string;
+  name: string;
+  counts: {
+    available: number;
+    busy: number;
+    wrap_up: number;
+    paused: number;
+    offline: number;
+  };
+  connected: number;
+  lingering: number;
+  longest_available_since_ms: number | null;
 };
 
 export type Device = {
@@ -48,10 +95,23 @@ export type AgentRecord = {
   };
   changed_by: null | Actor;
   wrap_up_until_ms: number | null;
-  interaction: null | {
-    id: string;
-    channel: ChannelRef;
+  interaction: null | Interaction;
+  interactions?: Interaction[];
+  free_slots?: FreeSlots;
+  pause_overrun_since_ms?: number | null;
+  monitors?: {
+    by: string;
+    mode: MonitorMode;
     since_ms: number;
+  }[];
+  capacity_override?: {
+    queue?: number;
+    chat?: number;
+    campaign?: number;
+  };
+  paused_when_offline?: {
+    reason: string;
+    at_ms: number;
   };
   channels: {
     kind: "queue" | "chat" | "campaign";
@@ -168,7 +228,8 @@ export type ClientHistory = {
 export type ClientCommand = {
   type: "command";
   id?: RequestId;
-  action: "connect" | "disconnect" | "pause" | "unpause" | "monitor" | "stop_monitor" | "end_wrap_up" | "disconnect_unassigned";
+  action: "connect" | "disconnect" | "pause" | "unpause" | "monitor" | "stop_monitor" | "end_wrap_up" | "disconnect_unassigned" | "sign_out";
+  mode?: MonitorMode;
   agent_id: string;
   channel?: ChannelRef;
   reason?: string;
@@ -181,6 +242,11 @@ export type ClientUpdateSettings = {
     supervisor_can_end_wrap_up?: boolean;
     wrap_up_seconds?: number;
     unassigned_access_default?: boolean;
+    capacity?: Capacity;
+    pause_reasons?: PauseReason[];
+    sign_in_status?: "available" | "paused" | "restore";
+    sign_in_reason?: string;
+    restore_window_s?: number;
   };
 };
 
@@ -299,11 +365,7 @@ export type ServerSnapshot = {
   resumed: boolean;
   agent_ids?: string[];
   agents: AgentRecord[];
-  channels: {
-    kind: "queue" | "chat" | "campaign";
-    id: string;
-    name: string;
-  }[];
+  channels: ChannelCounters[];
   settings: Settings;
 };
 
@@ -328,6 +390,7 @@ export type ServerCommand = {
   type: "command";
   command_id: string;
   action: "monitor" | "stop_monitor";
+  mode: MonitorMode;
   supervisor: {
     id: string;
     name: string;
@@ -337,6 +400,17 @@ export type ServerCommand = {
 export type ServerDraining = {
   type: "draining";
   reconnect_after_ms: number;
+};
+
+export type ServerChannel = {
+  type: "channel";
+  channel: ChannelCounters;
+};
+
+export type ServerSignedOut = {
+  type: "signed_out";
+  by: Actor;
+  reason: string | null;
 };
 
 export type ServerMessage =
@@ -350,4 +424,6 @@ export type ServerMessage =
   | ServerAgentRemoved
   | ServerSettings
   | ServerCommand
-  | ServerDraining;
+  | ServerDraining
+  | ServerChannel
+  | ServerSignedOut;

@@ -163,7 +163,7 @@ test('an abrupt drop reconnects within the grace, with a fresh token, and no off
   assert.equal(retry.reason.code, 1006);
   await live;
   assert.equal(tokens, 2, 'the token provider is called again on reconnect');
-  await agent.pause('after the drop');
+  await agent.pause('training');
   await waitFor('the pause on the wallboard', () => sup.agents.get('a8')?.status === 'paused');
   assert.deepEqual(
     seen.filter((r) => r.presence === 'offline'),

@@ -50,7 +50,7 @@ test('an agent follows a SIGTERM drain to another node with no offline flap', as
   assert.equal(status.retryInMs, reconnect_after_ms, 'waits the delay the hub asked for');
   await backOn;
   await drained; // node A has handed over and exited
-  await agent.pause('after the drain');
+  await agent.pause('meeting');
   await waitFor('the pause seen on node B', () => sup.agents.get('a1')?.status === 'paused');
   const offline = a1.filter((r) => r.presence === 'offline');
   assert.deepEqual(offline, [], 'no offline flap');

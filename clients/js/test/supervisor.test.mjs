@@ -100,7 +100,7 @@ test('search, history, every command action and the admin messages', async () =>
   await sup.updateSettings({ supervisor_can_end_wrap_up: true });
   await status(sup.endWrapUp('a3'), 'available');
   await sup.updateSettings({ supervisor_can_end_wrap_up: false });
-  await status(sup.command('pause', 'a3', { reason: 'via command()' }), 'paused');
+  await status(sup.command('pause', 'a3', { reason: 'coaching' }), 'paused');
 
   rec = (await sup.setUnassignedAccess('a3', false)).agent;
   assert.equal(rec.unassigned_access, false);
@@ -155,7 +155,7 @@ test('after a dropped connection the wallboard resubscribes with since_seq and c
   await admin.start();
   await admin.unassign('a6', 'queue:support');
   const a7 = await agentOf('a7');
-  await a7.pause('while you were away');
+  await a7.pause('lunch');
 
   const snapshot = await resnapshot;
   const resubscribe = sent.filter((m) => m.type === 'subscribe').at(-1);

@@ -1,0 +1,75 @@
+//! Admin requests on the tenant's settings (SPEC §4.5, §9 settings).
+//!
+//! Every setting is validated strictly before it reaches the store: a patch
+//! is laid over the current settings and the result must pass
+//! [`validate_settings`], so cross-field rules (the sign-in reason must be a
+//! listed code) hold. A refused patch changes nothing.
+
+use super::handlers::Reply;
+use super::session::Session;
+use crate::domain::pause::validate_settings;
+use crate::domain::permissions;
+use crate::domain::Event;
+use crate::error::{HubError, HubResult};
+use serde_json::json;
+
+/// Longest wrap-up an admin may set (one day).
+const MAX_WRAP_UP_SECONDS: u32 = 86_400;
+
+impl Session {
+    pub(super) async fn update_settings(
+        &self,
+        patch: crate::backplane::SettingsPatch,
+    ) -> HubResult<Reply> {
+        permissions::require_admin(&self.principal())?;
+        if patch.is_empty() {
+            return Err(HubError::bad_request(
+                "settings must name at least one of supervisor_can_end_wrap_up, wrap_up_seconds, unassigned_access_default, \
+                 capacity, pause_reasons, sign_in_status, sign_in_reason, restore_window_s",
+            ));
+        }
+        if patch
+            .wrap_up_seconds
+            .is_some_and(|s| s > MAX_WRAP_UP_SECONDS)
+        {
+            return Err(HubError::bad_request(format!(
+                "wrap_up_seconds must be at most {MAX_WRAP_UP_SECONDS}"
+            )));
+        }
+        let mut merged = self.tenant.settings();
+        patch.apply_to(&mut merged);
+        validate_settings(&merged).map_err(HubError::bad_request)?;
+        let (seq, settings) = self
+            .hub
+            .backplane
+            .update_settings(self.tenant.id(), &patch)
+            .await?;
+        self.tenant
+            .wait_for(seq, self.hub.config.command_timeout())
+            .await;
+        if patch.unassigned_access_default.is_some() || patch.capacity.is_some() {
+            // Effective access, `lingering` flags and `free_slots` are part
+            // of each record. Nobody is disconnected (seed rule 4): only
+            // derived fields change.
+            let actor = self.actor();
+            for record in self.tenant.records() {
+                self.hub
+                    .change(
+                        &self.tenant,
+                        &record.id,
+                        &actor,
+                        &Event::Renormalize,
+                        |_| Ok(()),
+                    )
+                    .await?;
+            }
+        }
+        if patch.pause_reasons.is_some() {
+            // New limits apply to pauses already running.
+            for record in self.tenant.records() {
+                self.hub.schedule_pause_overrun(&self.tenant, &record);
+            }
+        }
+        Ok(Reply::Now(json!({ "settings": settings })))
+    }
+}

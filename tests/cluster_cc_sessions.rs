@@ -1,0 +1,5 @@
+//! `tests/cc_sessions.rs` again, against three nodes sharing a Redis that
+//! the harness starts (see `tests/common/mod.rs`: the crate name decides).
+
+#[path = "cc_sessions.rs"]
+mod suite;
