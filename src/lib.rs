@@ -19,7 +19,9 @@
 //!   ownership and timers. [`hub::Hub::change`] is the one write path.
 //! - [`server`]: HTTP routes, the per-connection session task, the request
 //!   handlers, graceful drain.
-//! - [`protocol`]: decoding client messages and building server frames.
+//! - [`protocol`]: decoding client messages and building server frames;
+//!   [`strict`] holds decoded JSON to the exact shapes (an array is never an
+//!   object), [`text`] measures client strings in characters.
 //! - [`wallboard`]: the embedded supervisor page; [`demo`]: simulated agents
 //!   that make a fresh node look alive.
 //! - [`metrics`]: the Prometheus series of `/metrics`.
@@ -40,4 +42,6 @@ pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod server;
+pub mod strict;
+pub mod text;
 pub mod wallboard;

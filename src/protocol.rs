@@ -4,7 +4,9 @@
 //! Decoding is two-step so each failure gets its documented code: text that
 //! is not a JSON object is `bad_request`; an object whose `type` the hub does
 //! not know is `unknown_type`; a known type with a missing or mistyped field
-//! is `bad_request` naming the field. Unknown fields are ignored.
+//! is `bad_request` naming the field. Unknown fields are ignored. Shapes are
+//! strict ([`crate::strict`]): an array where an object is required is
+//! `bad_request` too, at any depth.
 
 use crate::backplane::SettingsPatch;
 use crate::domain::{ChannelRef, Role};
@@ -26,6 +28,8 @@ pub mod close {
     pub const UNAUTHORIZED: u16 = 4003;
     pub const POLICY: u16 = 4008;
     pub const REPLACED: u16 = 4009;
+    /// The agent already has `--max-devices-per-agent` active devices.
+    pub const TOO_MANY_DEVICES: u16 = 4011;
 }
 
 /// The device an agent connection speaks for.
@@ -73,9 +77,12 @@ pub enum CommandAction {
     DisconnectUnassigned,
 }
 
-/// Every message a client may send after `hello`.
+/// Every message a client may send after `hello`. Decoded from
+/// `{"<type>": {fields}}` (see [`decode`]): externally tagged, so that
+/// [`crate::strict`] sees every field (serde's internal tagging would
+/// buffer them past it).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Request {
     Heartbeat {},
     SetStatus {
@@ -134,7 +141,8 @@ pub enum Request {
     },
     SetUnassignedAccess {
         agent_id: String,
-        /// `null` removes the override (the tenant default applies).
+        /// Required; `null` removes the override (the tenant default applies).
+        #[serde(deserialize_with = "required_nullable")]
         allowed: Option<bool>,
     },
     Assign {
@@ -145,6 +153,12 @@ pub enum Request {
         agent_id: String,
         channel: ChannelRef,
     },
+}
+
+/// A field that must be present but may be `null` (serde's default for an
+/// `Option` would take a missing field as `null`).
+fn required_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Option::<bool>::deserialize(d)
 }
 
 /// Message types the hub knows (besides `hello`, which only opens a session).
@@ -179,7 +193,7 @@ pub struct Incoming {
 pub fn decode(text: &str) -> Result<Incoming, HubError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| HubError::bad_request(format!("malformed JSON: {e}")))?;
-    let Value::Object(map) = &value else {
+    let Value::Object(mut map) = value else {
         return Err(HubError::bad_request("a message must be a JSON object"));
     };
     let id = match map.get("id") {
@@ -213,7 +227,12 @@ pub fn decode(text: &str) -> Result<Incoming, HubError> {
             "unknown message type {kind:?}"
         )))
     } else {
-        serde_json::from_value::<Request>(value)
+        map.remove("type");
+        let tagged = Value::Object(serde_json::Map::from_iter([(
+            kind.clone(),
+            Value::Object(map),
+        )]));
+        crate::strict::from_value::<Request>(tagged)
             .map_err(|e| HubError::bad_request(format!("invalid {kind}: {e}")))
     };
     Ok(Incoming { id, kind, request })
@@ -226,7 +245,7 @@ pub fn decode_hello(text: &str) -> Result<Hello, String> {
         Some(Value::String(t)) if t == "hello" => {}
         _ => return Err("the first message must be {\"type\": \"hello\", ...}".into()),
     }
-    serde_json::from_value(value).map_err(|e| format!("invalid hello: {e}"))
+    crate::strict::from_value(value).map_err(|e| format!("invalid hello: {e}"))
 }
 
 // ---- frames the hub sends ------------------------------------------------

@@ -1,19 +1,23 @@
 //! HTTP and WebSocket serving: `GET /v1/ws` (sessions), `/healthz`,
 //! `/readyz`, and the wallboard at `/`; plus graceful shutdown.
+//! [`listener`] is the accept loop that bounds what a connection may hold
+//! before it is a session; [`client_addr`] is where a request's client
+//! address comes from.
 
+pub mod client_addr;
 mod handlers;
+pub mod listener;
 pub mod session;
 
 use crate::hub::Hub;
 use crate::wallboard;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
-use axum::Router;
-use std::future::{Future, IntoFuture};
+use axum::{Extension, Router};
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -29,17 +33,30 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .with_state(hub)
 }
 
-async fn ws_upgrade(State(hub): State<Arc<Hub>>, ws: WebSocketUpgrade) -> Response {
-    let refuse = |why: &'static str| {
+async fn ws_upgrade(
+    State(hub): State<Arc<Hub>>,
+    pending: Option<Extension<Arc<listener::Pending>>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let refuse = |status: StatusCode, why: &'static str| {
         crate::metrics::get().rejected_connections.increment(1);
-        (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+        (status, why).into_response()
     };
+    if !origin_allowed(&hub.config.allowed_origins, &headers) {
+        return refuse(StatusCode::FORBIDDEN, "origin not allowed\n");
+    }
     if hub.is_draining() {
-        return refuse("draining: connect to another node\n");
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: connect to another node\n",
+        );
     }
     // Refused at the handshake, before any per-connection memory is spent.
-    if hub.connections.load(Ordering::Relaxed) >= hub.config.max_connections {
-        return refuse("too many connections\n");
+    // Connections not yet upgraded count too, this one aside.
+    let others_pending = pending.map_or(0, |p| p.count().saturating_sub(1));
+    if hub.connections.load(Ordering::Relaxed) + others_pending >= hub.config.max_connections {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many connections\n");
     }
     // The hub enforces `max_frame_bytes` itself on whole messages, so it can
     // answer `too_large` and close cleanly with 1009 (the oversize message is
@@ -54,6 +71,23 @@ async fn ws_upgrade(State(hub): State<Arc<Hub>>, ws: WebSocketUpgrade) -> Respon
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
         .on_upgrade(move |socket| session::run(hub, socket))
+}
+
+/// With `--allowed-origins` set, a browser's upgrade must come from one of
+/// them. A request without `Origin` is not a browser's (browsers always
+/// send it on a WebSocket upgrade) and tokens travel only inside `hello`,
+/// so it is let through.
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
+    allowed
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
 }
 
 async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
@@ -75,17 +109,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let drain_hub = hub.clone();
-    // The hub batches its own writes (many frames, one flush): Nagle's
-    // algorithm would only add delay to small replies and commands.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, router(hub.clone())).with_graceful_shutdown(async move {
+    let server = listener::serve_http(hub.clone(), listener, router(hub.clone()), async move {
         shutdown.await;
         tracing::info!("shutting down: draining sessions");
         drain_hub.begin_shutdown();
     });
-    let mut server = std::pin::pin!(server.into_future());
+    let mut server = std::pin::pin!(server);
     let mut draining = hub.shutdown_signal();
     // The HTTP server may finish before the sessions do (upgraded
     // connections are the sessions' own), so finishing it is not the end.
