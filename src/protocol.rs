@@ -421,6 +421,104 @@ mod tests {
                 }
                 let _ = decode_hello(&text);
             }
+
+            /// A valid message with any one of its objects (at any depth)
+            /// turned into the array of its values is `bad_request`: an
+            /// array is never read as an object.
+            #[test]
+            fn an_array_is_never_an_object(pick in 0usize..64, which in 0usize..64) {
+                let valid = valid_messages();
+                let mut message = valid[which % valid.len()].clone();
+                let objects = count_objects(&message) - 1; // not the message itself
+                prop_assume!(objects > 0);
+                let mut target = pick % objects + 1;
+                arrayify(&mut message, &mut target);
+                let text = message.to_string();
+                if message["type"] == "hello" {
+                    prop_assert!(decode_hello(&text).is_err(), "{}", text);
+                } else {
+                    let m = decode(&text).expect("envelope");
+                    let e = m.request.expect_err(&text);
+                    prop_assert_eq!(e.code, ErrorCode::BadRequest);
+                }
+            }
         }
+
+        fn valid_messages() -> Vec<Value> {
+            let channel = json!({"kind": "queue", "id": "sales"});
+            let all = [
+                json!({"type": "hello", "token": "t", "role": "agent", "device": {"id": "d", "kind": "softphone"}}),
+                json!({"type": "connect", "channel": channel}),
+                json!({"type": "interaction_start", "interaction_id": "c1", "channel": channel}),
+                json!({"type": "subscribe", "scope": {"channels": [channel, {"kind": "chat", "id": "web"}]}}),
+                json!({"type": "update_settings", "settings": {"wrap_up_seconds": 5}}),
+                json!({"type": "command", "action": "connect", "agent_id": "a1", "channel": channel}),
+                json!({"type": "assign", "agent_id": "a1", "channel": channel}),
+            ];
+            for m in &all {
+                if m["type"] == "hello" {
+                    assert!(decode_hello(&m.to_string()).is_ok(), "{m}");
+                } else {
+                    assert!(
+                        decode(&m.to_string()).expect("envelope").request.is_ok(),
+                        "{m}"
+                    );
+                }
+            }
+            all.to_vec()
+        }
+
+        fn count_objects(v: &Value) -> usize {
+            match v {
+                Value::Object(m) => 1 + m.values().map(count_objects).sum::<usize>(),
+                Value::Array(a) => a.iter().map(count_objects).sum(),
+                _ => 0,
+            }
+        }
+
+        /// Replaces the `target`-th object (pre-order, 0 = `v`) by an array.
+        fn arrayify(v: &mut Value, target: &mut usize) -> bool {
+            if v.is_object() {
+                if *target == 0 {
+                    let values = v
+                        .as_object()
+                        .map(|m| m.values().cloned().collect())
+                        .unwrap_or_default();
+                    *v = Value::Array(values);
+                    return true;
+                }
+                *target -= 1;
+            }
+            match v {
+                Value::Object(m) => m.values_mut().any(|c| arrayify(c, target)),
+                Value::Array(a) => a.iter_mut().any(|c| arrayify(c, target)),
+                _ => false,
+            }
+        }
+    }
+
+    #[test]
+    fn unassigned_access_needs_allowed_and_only_null_removes_it() {
+        let missing =
+            decode(r#"{"type":"set_unassigned_access","agent_id":"a1"}"#).expect("envelope");
+        assert_eq!(
+            missing.request.err().map(|e| e.code),
+            Some(ErrorCode::BadRequest)
+        );
+        let null = decode(r#"{"type":"set_unassigned_access","agent_id":"a1","allowed":null}"#)
+            .expect("envelope");
+        assert!(matches!(
+            null.request,
+            Ok(Request::SetUnassignedAccess { allowed: None, .. })
+        ));
+        let yes = decode(r#"{"type":"set_unassigned_access","agent_id":"a1","allowed":true}"#)
+            .expect("envelope");
+        assert!(matches!(
+            yes.request,
+            Ok(Request::SetUnassignedAccess {
+                allowed: Some(true),
+                ..
+            })
+        ));
     }
 }
