@@ -356,13 +356,15 @@ impl Session {
                     }
                     Err(()) => return End::Dropped,
                 },
-                message = ws.recv() => {
-                    if let Some(end) = self.on_message(ws, message).await {
+                // Before reading: a peer with a backlog of frames must not
+                // starve the TTL and the pings.
+                _ = tokio::time::sleep_until(deadline) => {
+                    if let Some(end) = self.on_timer(ws).await {
                         return end;
                     }
                 }
-                _ = tokio::time::sleep_until(deadline) => {
-                    if let Some(end) = self.on_timer(ws).await {
+                message = ws.recv() => {
+                    if let Some(end) = self.on_message(ws, message).await {
                         return end;
                     }
                 }

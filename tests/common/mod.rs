@@ -10,6 +10,7 @@
 
 pub mod process;
 pub mod proxy;
+pub mod raw;
 pub mod redis;
 
 use futures_util::{SinkExt, StreamExt};
