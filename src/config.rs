@@ -153,7 +153,7 @@ pub struct Config {
     // ---- Hostile and broken clients (PROTOCOL.md §10) ----
     /// Longest one write to a client may take (a batch of frames, a ping, a
     /// close): a peer that does not read is closed (4008) or dropped.
-    #[arg(long, env = "PRESENCE_HUB_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "PRESENCE_HUB_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
     pub write_timeout_ms: u64,
     /// Longest a client may take to send a request's headers; the
     /// connection is closed after it.
