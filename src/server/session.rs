@@ -93,9 +93,16 @@ pub fn run(hub: Arc<Hub>, mut ws: WebSocket) -> impl std::future::Future<Output 
         let mut session = match Box::pin(hello(&hub, conn, &mut ws)).await {
             Ok(session) => session,
             Err(refusal) => {
-                // Debug formatting quotes and escapes what the client wrote
-                // (a serde error echoes it): no forged log lines.
-                tracing::info!(conn, code = refusal.code, reason = ?refusal.reason, "session refused");
+                // Strings are logged as string fields, never with Display
+                // (`%`): the human format quotes and escapes them, the JSON
+                // format encodes them, so what a client wrote (a serde error
+                // echoes it) cannot start a forged log line.
+                tracing::info!(
+                    conn,
+                    code = refusal.code,
+                    reason = refusal.reason.as_str(),
+                    "session refused"
+                );
                 close_socket(
                     &mut ws,
                     refusal.code,
@@ -108,8 +115,12 @@ pub fn run(hub: Arc<Hub>, mut ws: WebSocket) -> impl std::future::Future<Output 
             }
         };
         tracing::info!(
-            conn, tenant = session.tenant.id(), user = ?session.user.id, role = session.role.as_str(),
-            device = session.device.as_ref().map(|d| d.id.as_str()), "session start"
+            conn,
+            tenant = session.tenant.id(),
+            user = session.user.id.as_str(),
+            role = session.role.as_str(),
+            device = session.device.as_ref().map(|d| d.id.as_str()),
+            "session start"
         );
         let gauge = crate::metrics::get().connection(session.role);
         gauge.increment(1.0);
@@ -128,7 +139,7 @@ pub fn run(hub: Arc<Hub>, mut ws: WebSocket) -> impl std::future::Future<Output 
         };
         Box::pin(session.finish(end)).await;
         gauge.decrement(1.0);
-        tracing::info!(conn, tenant = session.tenant.id(), user = ?session.user.id, reason = ?end, "session end");
+        tracing::info!(conn, tenant = session.tenant.id(), user = session.user.id.as_str(), reason = ?end, "session end");
     }
 }
 
