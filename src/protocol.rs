@@ -112,6 +112,12 @@ pub enum Request {
     },
     Subscribe {
         scope: ScopeRequest,
+        /// Resume (SPEC §9.7): the seq of the last snapshot or delta applied.
+        #[serde(default)]
+        since_seq: Option<u64>,
+        /// The `epoch` of the snapshot that `since_seq` belongs to.
+        #[serde(default)]
+        epoch: Option<String>,
     },
     Search {
         #[serde(default)]

@@ -2,7 +2,8 @@
 //! given with `--url`) and reports the figures of SPEC §8 as a table and as
 //! JSON: `{"scenario", "params", "hub": {"rss_bytes", "nodes"}, "results"}`.
 //!
-//! Scenarios: `idle`, `fanout`, `commands`, `storm`, `failover`, `ceiling`;
+//! Scenarios: `idle`, `fanout`, `commands`, `storm`, `failover`, `ceiling`,
+//! `resume`;
 //! see BENCHMARKS.md.
 
 mod ceiling;
@@ -12,6 +13,7 @@ mod failover;
 mod fanout;
 mod idle;
 mod report;
+mod resume;
 mod storm;
 mod target;
 
@@ -73,6 +75,16 @@ enum Scenario {
     },
     /// Every agent drops abruptly and reconnects: time to all back, and the
     /// offline flaps a watching supervisor saw.
+    /// A wallboard of N agents: the full snapshot's bytes and time, then a
+    /// resume (SPEC §9.7) after `--changed` agents changed meanwhile.
+    Resume {
+        #[arg(long, default_value_t = 10_000)]
+        agents: usize,
+        #[arg(long, default_value_t = 100)]
+        changed: usize,
+        #[command(flatten)]
+        common: Common,
+    },
     Storm {
         #[arg(long, default_value_t = 1000)]
         agents: usize,
@@ -156,6 +168,11 @@ async fn main() -> ExitCode {
             rounds,
             common,
         } => commands::run(agents, supervisors, rounds, common).await,
+        Scenario::Resume {
+            agents,
+            changed,
+            common,
+        } => resume::run(agents, changed, common).await,
         Scenario::Storm {
             agents,
             reconnect_grace_ms,

@@ -190,3 +190,23 @@ fn storm_reconnects_everyone_and_counts_flaps() {
     assert!(r["reconnect_s"].as_f64().is_some_and(|s| s > 0.0));
     assert!(r["offline_flaps_seen"].is_u64());
 }
+
+#[test]
+fn resume_sends_only_the_changed_records_and_every_id() {
+    let hub = hub_bin();
+    let r = run(&[
+        "resume",
+        "--agents",
+        "300",
+        "--changed",
+        "7",
+        "--spawn",
+        "--hub-bin",
+        hub.to_str().expect("path"),
+    ]);
+    assert_eq!(r["resumed_records"], 7, "{r}");
+    assert_eq!(r["resumed_agent_ids"], 300, "{r}");
+    let full = r["full_snapshot_bytes"].as_u64().expect("bytes");
+    let resumed = r["resumed_snapshot_bytes"].as_u64().expect("bytes");
+    assert!(resumed * 5 < full, "a resume is much smaller: {r}");
+}

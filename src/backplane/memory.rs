@@ -12,6 +12,9 @@ use std::collections::{HashMap, VecDeque};
 pub struct MemoryBackplane {
     tenants: Mutex<HashMap<String, Arc<Mutex<Store>>>>,
     history_capacity: usize,
+    /// This process's one epoch: the store lives and dies with the process,
+    /// so a restarted node is another epoch (supervisors reload in full).
+    epoch: Epoch,
 }
 
 struct Store {
@@ -27,6 +30,7 @@ impl MemoryBackplane {
         MemoryBackplane {
             tenants: Mutex::new(HashMap::new()),
             history_capacity,
+            epoch: Epoch::new("memory", 0),
         }
     }
 
@@ -79,6 +83,7 @@ impl Backplane for MemoryBackplane {
             seq: store.seq,
             settings: store.settings.clone(),
             agents: store.records.values().cloned().collect(),
+            epoch: self.epoch.clone(),
         })
     }
 
@@ -171,6 +176,7 @@ impl Backplane for MemoryBackplane {
             seq: store.seq,
             settings: store.settings.clone(),
             agents: store.records.values().cloned().collect(),
+            epoch: self.epoch.clone(),
         }))
     }
 }

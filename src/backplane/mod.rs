@@ -51,6 +51,43 @@ pub struct TenantState {
     pub seq: u64,
     pub settings: Settings,
     pub agents: Vec<Arc<AgentRecord>>,
+    /// The store's incarnation of the tenant (see [`Epoch`]).
+    pub epoch: Epoch,
+}
+
+/// The store's incarnation of a tenant. It changes when the store lost the
+/// tenant and a node restored it from its replica; a supervisor can resume
+/// (SPEC §9.7, `since_seq`) only within one epoch, and only from a seq the
+/// epoch has seen: `start` is the tenant seq at which the epoch began.
+///
+/// On the wire and in Redis it is one opaque string, `"<id>@<start>"`
+/// (`@<start>` absent means 0), so every node derives the same `start`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Epoch {
+    pub id: String,
+    pub start: u64,
+}
+
+impl Epoch {
+    /// A new epoch that begins at `start`, named after the node creating it.
+    pub fn new(node_id: &str, start: u64) -> Self {
+        Epoch {
+            id: format!("{node_id}-{}@{start}", crate::clock::now_ms()),
+            start,
+        }
+    }
+
+    /// Reads a stored epoch value; a value without `@<start>` began at 0.
+    pub fn parse(value: &str) -> Self {
+        let start = value
+            .rsplit_once('@')
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or(0);
+        Epoch {
+            id: value.to_string(),
+            start,
+        }
+    }
 }
 
 /// What a node knows about a tenant before the store does: the directory's

@@ -25,7 +25,6 @@
 //! tenant from the store (see `hub::cluster`).
 
 use super::*;
-use crate::clock;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{AsyncCommands, PushInfo, PushKind, Script, Value as RedisValue};
 use dashmap::DashMap;
@@ -367,7 +366,7 @@ impl RedisBackplane {
         raw: (Option<u64>, Vec<String>, Option<String>, Option<String>),
     ) -> Result<Option<TenantState>, BackplaneError> {
         let (seq, records, settings, epoch) = raw;
-        let (Some(seq), Some(settings), Some(_)) = (seq, settings, epoch) else {
+        let (Some(seq), Some(settings), Some(epoch)) = (seq, settings, epoch) else {
             return Ok(None);
         };
         let settings = serde_json::from_str(&settings)
@@ -386,6 +385,7 @@ impl RedisBackplane {
             seq,
             settings,
             agents,
+            epoch: Epoch::parse(&epoch),
         }))
     }
 }
@@ -406,9 +406,10 @@ impl Backplane for RedisBackplane {
         let subscribed = guarded(conn.listen(&k.deltas), self.timeout).await;
         self.note(subscribed)?;
         let settings_json = to_json(&seed.settings)?;
-        let epoch = format!("{}-{}", self.node_id, clock::now_ms());
+        // Used only when the store has no epoch yet (a fresh tenant, seq 0).
+        let epoch = Epoch::new(&self.node_id, 0);
         let mut invocation = k.state_invocation(&self.seed);
-        invocation.arg(settings_json).arg(epoch);
+        invocation.arg(settings_json).arg(epoch.id);
         for record in &seed.agents {
             invocation.arg(&record.id).arg(without_version(record)?);
         }
@@ -579,8 +580,10 @@ impl Backplane for RedisBackplane {
         let k = keys(tenant);
         let mut invocation = k.state_invocation(&self.restore);
         let settings = to_json(&state.settings)?;
+        // The restored tenant is a new epoch beginning at the replica's seq:
+        // supervisors that applied seqs of the lost store cannot resume.
         invocation
-            .arg(format!("{}-{}", self.node_id, clock::now_ms()))
+            .arg(Epoch::new(&self.node_id, state.seq).id)
             .arg(state.seq)
             .arg(settings);
         for record in &state.agents {

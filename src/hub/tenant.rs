@@ -9,7 +9,7 @@
 //! serialized once; every subscriber gets a clone of the same bytes.
 
 use super::outbox::{Frame, Kind, Outbox};
-use crate::backplane::{Delta, TenantState};
+use crate::backplane::{Delta, Epoch, TenantState};
 use crate::directory::TenantDirectory;
 use crate::domain::permissions::in_scope;
 use crate::domain::{AgentRecord, ChannelRef, Settings};
@@ -36,6 +36,25 @@ impl ScopeFilter {
             ScopeFilter::All => true,
             ScopeFilter::Channels(channels) => in_scope(record, channels),
         }
+    }
+}
+
+/// A supervisor's request to resume (SPEC §9.7): the last seq it applied,
+/// and the epoch of the snapshot that seq belongs to, when it kept it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resume {
+    pub since_seq: u64,
+    pub epoch: Option<String>,
+}
+
+impl Resume {
+    /// Whether a replica at `seq` in `epoch` can send only what changed
+    /// after `since_seq`. A client that did not keep the epoch is trusted
+    /// within the seqs the current epoch has issued.
+    fn applies(&self, epoch: &Epoch, seq: u64) -> bool {
+        self.epoch.as_deref().is_none_or(|e| e == epoch.id)
+            && self.since_seq >= epoch.start
+            && self.since_seq <= seq
     }
 }
 
@@ -68,6 +87,8 @@ struct Replica {
     /// Deltas that arrived between attach and load.
     early: Vec<Delta>,
     seq: u64,
+    /// The store's incarnation of the tenant (resume works only within one).
+    epoch: Epoch,
     settings: Settings,
     agents: HashMap<String, AgentEntry>,
     subscribers: HashMap<u64, Subscriber>,
@@ -106,6 +127,7 @@ impl Tenant {
                 loaded: false,
                 early: Vec::new(),
                 seq: 0,
+                epoch: Epoch::default(),
                 settings: dir.settings.clone(),
                 agents: HashMap::new(),
                 subscribers: HashMap::new(),
@@ -124,6 +146,7 @@ impl Tenant {
     pub fn load(&self, state: TenantState) {
         let mut r = self.replica.lock();
         r.seq = state.seq;
+        r.epoch = state.epoch;
         r.settings = state.settings;
         r.agents = state
             .agents
@@ -161,6 +184,10 @@ impl Tenant {
             Self::fan_out_settings(&mut r, state.seq, state.settings);
         }
         r.seq = r.seq.max(state.seq);
+        if state.epoch != r.epoch {
+            tracing::info!(tenant = self.id(), epoch = %state.epoch.id, "the store is in a new epoch");
+            r.epoch = state.epoch;
+        }
         crate::metrics::get().resyncs.increment(1);
         tracing::info!(tenant = self.id(), seq = r.seq, changed, "replica resynced");
         self.seq_tx.send_replace(r.seq);
@@ -173,6 +200,7 @@ impl Tenant {
             seq: r.seq,
             settings: r.settings.clone(),
             agents: r.agents.values().map(|e| e.record.clone()).collect(),
+            epoch: r.epoch.clone(),
         }
     }
 
@@ -291,12 +319,19 @@ impl Tenant {
 
     /// Sets (replaces) a connection's scope. Under the lock: queues `reply`
     /// and the snapshot, then registers for the deltas after it.
+    ///
+    /// With `resume` (SPEC §9.7) the snapshot carries only the records in
+    /// scope changed after `since_seq`, plus the ids of every agent in scope,
+    /// when the replica can vouch for that: same epoch, and `since_seq`
+    /// neither before the epoch began nor ahead of the tenant. Otherwise it
+    /// is a full snapshot with `"resumed": false`.
     pub fn subscribe(
         &self,
         conn: u64,
         outbox: &Arc<Outbox>,
         scope: ScopeFilter,
         reply: Option<Frame>,
+        resume: Option<Resume>,
     ) {
         let mut r = self.replica.lock();
         let mut ids: Vec<&AgentEntry> = r
@@ -306,6 +341,9 @@ impl Tenant {
             .collect();
         ids.sort_by(|a, b| a.id.cmp(&b.id));
         let visible: HashSet<Arc<str>> = ids.iter().map(|e| e.id.clone()).collect();
+        let since = resume
+            .filter(|x| x.applies(&r.epoch, r.seq))
+            .map(|x| x.since_seq);
         let channels: Vec<_> = self
             .dir
             .channels
@@ -316,19 +354,31 @@ impl Tenant {
             })
             .map(|c| json!({"kind": c.kind, "id": c.id, "name": c.name}))
             .collect();
-        let mut snapshot =
-            String::with_capacity(256 + ids.iter().map(|e| e.json.len() + 1).sum::<usize>());
+        let sent = ids
+            .iter()
+            .filter(|e| since.is_none_or(|since| e.record.version > since));
+        let mut snapshot = String::with_capacity(
+            256 + sent.clone().map(|e| e.json.len() + 1).sum::<usize>()
+                + since.map_or(0, |_| ids.iter().map(|e| e.id.len() + 3).sum()),
+        );
         snapshot.push_str(&format!(
-            r#"{{"type":"snapshot","seq":{},"agents":["#,
-            r.seq
+            r#"{{"type":"snapshot","seq":{},"epoch":{},"resumed":{},"agents":["#,
+            r.seq,
+            json!(r.epoch.id),
+            since.is_some()
         ));
-        for (i, e) in ids.iter().enumerate() {
+        for (i, e) in sent.enumerate() {
             if i > 0 {
                 snapshot.push(',');
             }
             snapshot.push_str(&e.json);
         }
-        snapshot.push_str(r#"],"channels":"#);
+        snapshot.push(']');
+        if since.is_some() {
+            snapshot.push_str(r#","agent_ids":"#);
+            snapshot.push_str(&json!(ids.iter().map(|e| &*e.id).collect::<Vec<_>>()).to_string());
+        }
+        snapshot.push_str(r#","channels":"#);
         snapshot.push_str(&serde_json::Value::from(channels).to_string());
         snapshot.push_str(r#","settings":"#);
         snapshot.push_str(&json!(r.settings).to_string());

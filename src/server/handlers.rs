@@ -8,7 +8,7 @@ use crate::domain::permissions::{self, Principal};
 use crate::domain::{self, Actor, AgentRecord, ChannelRef, Context, Event, Role};
 use crate::error::{HubError, HubResult};
 use crate::hub::router::Outcome;
-use crate::hub::tenant::ScopeFilter;
+use crate::hub::tenant::{Resume, ScopeFilter};
 use crate::protocol::{self, CommandAction, Request, ScopeRequest};
 use crate::text;
 use serde_json::{json, Value};
@@ -182,7 +182,14 @@ impl Session {
                     )))
                 }
             }
-            Request::Subscribe { scope } => self.subscribe(scope, id),
+            Request::Subscribe {
+                scope,
+                since_seq,
+                epoch,
+            } => {
+                let resume = since_seq.map(|since_seq| Resume { since_seq, epoch });
+                self.subscribe(scope, resume, id)
+            }
             Request::Search { query, role, limit } => self.search(query, role, limit),
             Request::History {
                 agent_id,
@@ -213,7 +220,12 @@ impl Session {
         }
     }
 
-    fn subscribe(&mut self, scope: ScopeRequest, id: Option<&str>) -> HubResult<Reply> {
+    fn subscribe(
+        &mut self,
+        scope: ScopeRequest,
+        resume: Option<Resume>,
+        id: Option<&str>,
+    ) -> HubResult<Reply> {
         let p = self.principal();
         permissions::require_supervisor(&p)?;
         let filter = match (scope.all, scope.channels) {
@@ -236,7 +248,7 @@ impl Session {
         };
         let reply = id.map(|id| protocol::reply_ok(id, json!({})));
         self.tenant
-            .subscribe(self.conn, &self.outbox, filter, reply);
+            .subscribe(self.conn, &self.outbox, filter, reply, resume);
         self.subscribed = true;
         Ok(Reply::Later)
     }
