@@ -15,6 +15,8 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked 2>/dev/null || true
 COPY src ./src
+# The client library is embedded in the binary (src/client_lib.rs).
+COPY clients/js/src ./clients/js/src
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin presence-hub
 
 FROM debian:bookworm-slim

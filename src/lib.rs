@@ -24,6 +24,8 @@
 //!   object), [`text`] measures client strings in characters.
 //! - [`wallboard`]: the embedded supervisor page; [`demo`]: simulated agents
 //!   that make a fresh node look alive.
+//! - [`client_lib`]: the JavaScript client library (`clients/js/`), served
+//!   at `/client/`.
 //! - [`metrics`]: the Prometheus series of `/metrics`.
 //! - [`config`], [`directory`], [`auth`], [`error`], [`clock`]: the edges.
 //!
@@ -31,6 +33,7 @@
 
 pub mod auth;
 pub mod backplane;
+pub mod client_lib;
 pub mod clock;
 pub mod config;
 pub mod demo;

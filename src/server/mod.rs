@@ -1,8 +1,8 @@
 //! HTTP and WebSocket serving: `GET /v1/ws` (sessions), `/healthz`,
-//! `/readyz`, and the wallboard at `/`; plus graceful shutdown.
-//! [`listener`] is the accept loop that bounds what a connection may hold
-//! before it is a session; [`client_addr`] is where a request's client
-//! address comes from.
+//! `/readyz`, the wallboard at `/` and the client library at `/client/`;
+//! plus graceful shutdown. [`listener`] is the accept loop that bounds what
+//! a connection may hold before it is a session; [`client_addr`] is where a
+//! request's client address comes from.
 
 pub mod client_addr;
 mod handlers;
@@ -30,6 +30,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(|| async { crate::metrics::get().render() }))
         .merge(wallboard::routes())
+        .merge(crate::client_lib::routes())
         .with_state(hub)
 }
 

@@ -1,0 +1,131 @@
+// An agent's device: hello with the device, its own record (`state`), the
+// agent requests, and the answers to monitor requests (`command_ack`).
+
+import { Connection } from './connection.js';
+import { toChannelRef } from './channel.js';
+
+export class AgentClient extends Connection {
+  /**
+   * @param {object} options Connection options plus:
+   * @param {{id: string, kind?: string, label?: string}} options.device
+   *   `id` stable per device/app install: a reconnect with the same id within
+   *   the hub's grace keeps the agent online with no flap.
+   * @param {Function} [options.onCommand] see `onCommand`
+   */
+  constructor(options = {}) {
+    super(options);
+    const device = options.device;
+    if (!device || typeof device.id !== 'string' || device.id.length === 0) {
+      throw new TypeError('options.device.id is required (stable per device)');
+    }
+    this.device = { id: device.id, kind: device.kind ?? 'unknown' };
+    if (device.label !== undefined) this.device.label = device.label;
+    /** The agent's own record, as of the last `state`. */
+    this.record = null;
+    /**
+     * Answers a supervisor's monitor request: `({action, mode, supervisor,
+     * commandId}) => boolean | {ok, reason} | Promise of either`. A throw or
+     * `false` refuses. Without a handler, monitor requests are refused.
+     * `stop_monitor` is passed too, for information (no answer is sent).
+     */
+    this.onCommand = options.onCommand ?? null;
+  }
+
+  hello(token) {
+    return { type: 'hello', token, role: 'agent', device: this.device };
+  }
+
+  handleMessage(msg) {
+    switch (msg.type) {
+      case 'state':
+        this.record = msg.agent;
+        this.emit('state', msg.agent);
+        return;
+      case 'command':
+        this.#command(msg);
+        return;
+      case 'signed_out':
+        this.emit('signed_out', { by: msg.by, reason: msg.reason ?? null });
+        return;
+      default:
+        this.emit('message', msg);
+    }
+  }
+
+  async #command(msg) {
+    const socket = this.socketGeneration;
+    const command = {
+      commandId: msg.command_id,
+      action: msg.action,
+      mode: msg.mode ?? (msg.action === 'monitor' ? 'listen' : undefined),
+      supervisor: msg.supervisor,
+    };
+    this.emit('command', command);
+    if (msg.action === 'stop_monitor') {
+      try {
+        await this.onCommand?.(command);
+      } catch {
+        // informational: nothing to answer
+      }
+      return;
+    }
+    let ok = false;
+    let reason = 'this device does not handle monitor requests';
+    if (typeof this.onCommand === 'function') {
+      reason = undefined;
+      try {
+        const answer = await this.onCommand(command);
+        if (answer && typeof answer === 'object') {
+          ok = answer.ok === true;
+          reason = answer.reason;
+        } else {
+          ok = answer === true;
+        }
+      } catch (err) {
+        reason = err?.message ?? String(err);
+      }
+    }
+    // An answer for a socket that is gone would be `not_found` on the new one.
+    if (socket !== this.socketGeneration) return;
+    const ack = { type: 'command_ack', command_id: msg.command_id, ok };
+    if (!ok && reason) ack.reason = String(reason).slice(0, 200);
+    this.send(ack);
+  }
+
+  /** `available` (unpause) or `paused` (with a reason). Resolves with `{agent}`. */
+  setStatus(status, reason) {
+    const msg = { type: 'set_status', status };
+    if (reason !== undefined) msg.reason = reason;
+    return this.request(msg);
+  }
+
+  /** Pauses (pending while busy). */
+  pause(reason) {
+    return this.setStatus('paused', reason);
+  }
+
+  /** Unpauses (paused → available). */
+  unpause() {
+    return this.setStatus('available');
+  }
+
+  interactionStart(interactionId, channel) {
+    return this.request({ type: 'interaction_start', interaction_id: interactionId, channel: toChannelRef(channel) });
+  }
+
+  interactionEnd(interactionId) {
+    return this.request({ type: 'interaction_end', interaction_id: interactionId });
+  }
+
+  endWrapUp() {
+    return this.request({ type: 'end_wrap_up' });
+  }
+
+  connect(channel) {
+    return this.request({ type: 'connect', channel: toChannelRef(channel) });
+  }
+
+  disconnect(channel) {
+    return this.request({ type: 'disconnect', channel: toChannelRef(channel) });
+  }
+}

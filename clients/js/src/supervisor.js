@@ -1,0 +1,253 @@
+// A supervisor's or admin's wallboard connection: a scope, the live maps of
+// agents and channels (store.js), resume after a reconnect, and every
+// supervisor and admin request.
+
+import { Connection } from './connection.js';
+import { PresenceStore } from './store.js';
+import { toChannelRef, defined } from './channel.js';
+import { HubError } from './errors.js';
+
+/** The outbox slot key of settings frames (agent ids are the others). */
+const SETTINGS_SLOT = Symbol('settings');
+
+export class SupervisorClient extends Connection {
+  #scope = null;
+  #resumable = false;
+  #awaitingSnapshot = [];
+
+  /**
+   * @param {object} options Connection options plus:
+   * @param {'supervisor' | 'admin'} [options.role] default 'supervisor'
+   */
+  constructor(options = {}) {
+    super(options);
+    this.role = options.role ?? 'supervisor';
+    this.store = new PresenceStore();
+    // A subscribe answered but whose snapshot was lost with the socket
+    // fails like any request cut off (the scope is re-sent on reconnect).
+    const cutOff = () => {
+      for (const waiter of this.#awaitingSnapshot.splice(0)) {
+        waiter.reject(new HubError('disconnected', 'connection closed before the snapshot'));
+      }
+    };
+    this.on('disconnected', cutOff);
+    this.on('status', (s) => s.state === 'stopped' && cutOff());
+  }
+
+  /** Map<agent id, record>, live. */
+  get agents() {
+    return this.store.agents;
+  }
+
+  /** Map<"kind:id", channel>, live. */
+  get channels() {
+    return this.store.channels;
+  }
+
+  get settings() {
+    return this.store.settings;
+  }
+
+  /** The highest seq / version applied. (A resume sends `store.resumeSeq`, see store.js.) */
+  get seq() {
+    return this.store.seq;
+  }
+
+  /** The epoch of the current view (sent with `since_seq` on a resume). */
+  get epoch() {
+    return this.store.epoch;
+  }
+
+  hello(token) {
+    return { type: 'hello', token, role: this.role };
+  }
+
+  /**
+   * Sets the scope (`{all: true}` or `{channels: [...]}`) and resolves once
+   * its snapshot is applied. The scope is sent again after every reconnect,
+   * with `since_seq` so the hub can answer with only what changed.
+   */
+  async subscribe(scope) {
+    const normalized = scope?.all === true ? { all: true } : { channels: (scope?.channels ?? []).map(toChannelRef) };
+    const previous = [this.#scope, this.#resumable];
+    this.#scope = normalized;
+    this.#resumable = false; // a new scope needs a full snapshot
+    try {
+      return await this.#subscribe(false);
+    } catch (err) {
+      // A refused scope (bad_request, not_found, forbidden) changes nothing.
+      if (err.code !== 'disconnected') [this.#scope, this.#resumable] = previous;
+      throw err;
+    }
+  }
+
+  async #subscribe(resume) {
+    const msg = { type: 'subscribe', scope: this.#scope };
+    if (resume && this.#resumable && this.store.resumeSeq !== null) {
+      msg.since_seq = this.store.resumeSeq;
+      // The seq is only meaningful in the epoch it came from (a restarted
+      // hub or a restored store starts another): the hub checks it.
+      if (this.store.epoch !== null) msg.epoch = this.store.epoch;
+    }
+    let waiter;
+    const snapshot = new Promise((resolve, reject) => {
+      waiter = { resolve, reject };
+    });
+    snapshot.catch(() => {}); // rejected unawaited when the request failed first
+    this.#awaitingSnapshot.push(waiter);
+    try {
+      const result = await this.request(msg);
+      await snapshot;
+      return result;
+    } catch (err) {
+      const at = this.#awaitingSnapshot.indexOf(waiter);
+      if (at >= 0) this.#awaitingSnapshot.splice(at, 1);
+      throw err;
+    }
+  }
+
+  onLive(welcome) {
+    if (welcome.settings) this.store.settings = welcome.settings;
+    if (!this.#scope) return;
+    this.#subscribe(true).catch((err) => {
+      // A cut-off resubscribe is sent again on the next connection.
+      if (err.code !== 'disconnected') this.emit('error', err);
+    });
+  }
+
+  handleMessage(msg) {
+    switch (msg.type) {
+      case 'snapshot': {
+        const dropped = this.store.applySnapshot(msg);
+        this.#resumable = true;
+        for (const id of dropped) this.emit('agent_removed', id);
+        const resumed = msg.resumed === true;
+        this.emit('snapshot', { resumed, seq: msg.seq });
+        const waiter = this.#awaitingSnapshot.shift();
+        waiter?.resolve();
+        return;
+      }
+      case 'agent':
+        this.store.noteDelta(msg.agent?.id, msg.agent?.version);
+        if (this.store.applyAgent(msg.agent)) this.emit('agent', msg.agent);
+        return;
+      case 'agent_removed':
+        this.store.noteDelta(msg.agent_id, msg.version);
+        if (this.store.removeAgent(msg.agent_id, msg.version)) this.emit('agent_removed', msg.agent_id);
+        return;
+      case 'channel': {
+        const channel = this.store.applyChannel(msg.channel);
+        if (channel) this.emit('channel', channel);
+        return;
+      }
+      case 'settings':
+        this.store.noteDelta(SETTINGS_SLOT, msg.seq);
+        this.store.applySettings(msg);
+        this.emit('settings', msg.settings);
+        return;
+      default:
+        this.emit('message', msg);
+    }
+  }
+
+  // A reply's record is applied too (it is the newest the hub had), so a
+  // wallboard shows the result of its own action without waiting for the
+  // delta; only agents already in view are touched.
+  async #withRecord(promise) {
+    const result = await promise;
+    const record = result?.agent;
+    if (record && this.store.agents.has(record.id) && this.store.applyAgent(record)) {
+      this.emit('agent', record);
+    }
+    return result;
+  }
+
+  /** Searches every user of the tenant. Resolves with `{agents, total}`. */
+  search(query = '', { role, limit } = {}) {
+    return this.request(defined({ type: 'search', query, role, limit }));
+  }
+
+  /** An agent's recent changes, oldest first. Resolves with `{changes}`. */
+  history(agentId, { sinceMs, limit } = {}) {
+    return this.request(defined({ type: 'history', agent_id: agentId, since_ms: sinceMs, limit }));
+  }
+
+  /**
+   * Any `command` action (connect, disconnect, pause, unpause, end_wrap_up,
+   * disconnect_unassigned, monitor, stop_monitor, sign_out, …).
+   * `params`: {channel, reason, mode}. Resolves with `{agent}`.
+   */
+  command(action, agentId, params = {}) {
+    if (typeof action !== 'string' || typeof agentId !== 'string') {
+      return Promise.reject(new HubError('bad_request', 'command(action, agentId, params) needs two strings'));
+    }
+    const msg = defined({
+      type: 'command',
+      action,
+      agent_id: agentId,
+      channel: params.channel === undefined ? undefined : toChannelRef(params.channel),
+      reason: params.reason,
+      mode: params.mode,
+    });
+    return this.#withRecord(this.request(msg));
+  }
+
+  pause(agentId, reason) {
+    return this.command('pause', agentId, { reason });
+  }
+
+  unpause(agentId) {
+    return this.command('unpause', agentId);
+  }
+
+  endWrapUp(agentId) {
+    return this.command('end_wrap_up', agentId);
+  }
+
+  connectAgent(agentId, channel) {
+    return this.command('connect', agentId, { channel });
+  }
+
+  disconnectAgent(agentId, channel) {
+    return this.command('disconnect', agentId, { channel });
+  }
+
+  disconnectUnassigned(agentId) {
+    return this.command('disconnect_unassigned', agentId);
+  }
+
+  /** `mode`: 'listen' (default), 'whisper' or 'barge' (when the hub supports modes). */
+  monitor(agentId, mode) {
+    return this.command('monitor', agentId, { mode });
+  }
+
+  stopMonitor(agentId) {
+    return this.command('stop_monitor', agentId);
+  }
+
+  /** Signs the agent out on every device (when the hub supports it). */
+  signOut(agentId, reason) {
+    return this.command('sign_out', agentId, { reason });
+  }
+
+  // ---- admin ----
+
+  /** Admin: changes some settings. Resolves with `{settings}`. */
+  async updateSettings(partial) {
+    const result = await this.request({ type: 'update_settings', settings: partial });
+    return result;
+  }
+
+  /** Admin: `allowed` true/false sets the agent's override, null removes it. */
+  setUnassignedAccess(agentId, allowed) {
+    return this.#withRecord(this.request({ type: 'set_unassigned_access', agent_id: agentId, allowed }));
+  }
+
+  assign(agentId, channel) {
+    return this.#withRecord(this.request({ type: 'assign', agent_id: agentId, channel: toChannelRef(channel) }));
+  }
+
+  unassign(agentId, channel) {
+    return this.#withRecord(this.request({ type: 'unassign', agent_id: agentId, channel: toChannelRef(channel) }));
+  }
+}

@@ -1,0 +1,69 @@
+//! The JavaScript client library's own tests (`clients/js/test/*.test.mjs`,
+//! `node --test`) against this build's `presence-hub` binary, so the one
+//! `cargo test` covers them: agent and supervisor round trips, refused
+//! requests, reconnects (abrupt drop, SIGTERM drain over two nodes and a
+//! Redis), resume, the version rule, and that the generated types match
+//! `protocol/schemas/`.
+//!
+//! Needs `node` (20+) and `redis-server`; `.ci/run` installs them. Without
+//! node the test says so and passes on a developer machine, but fails in CI
+//! (`CI` set).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_presence-hub");
+
+/// Node 20 has `WebSocket` only behind a flag; 22+ has it by default.
+fn node_major() -> Option<u32> {
+    let out = Command::new("node").arg("--version").output().ok()?;
+    let version = String::from_utf8_lossy(&out.stdout);
+    version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[tokio::test]
+async fn the_client_library_passes_its_tests_against_this_hub() {
+    let Some(major) = node_major() else {
+        let why = "the client library's tests need node (apt-get install nodejs)";
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipped: {why}");
+        return;
+    };
+    assert!(
+        major >= 20,
+        "the client library needs node 20+, found {major}"
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/js");
+    let mut cmd = tokio::process::Command::new("node");
+    if major < 22 {
+        cmd.arg("--experimental-websocket");
+    }
+    cmd.args(["--test", "--test-reporter=spec", "test/"])
+        .current_dir(&dir)
+        .env("PRESENCE_HUB_BIN", BIN)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(240), cmd.output())
+        .await
+        .expect("the client library's tests end within 240 s")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "client library tests failed:\n{stdout}\n{stderr}"
+    );
+    // The spec reporter ends with "ℹ pass N": some tests must have run.
+    let passed: u32 = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("ℹ pass "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(passed > 0, "no client library test ran:\n{stdout}");
+}
