@@ -11,7 +11,9 @@ use std::time::Duration;
 #[command(
     name = "presence-hub",
     version,
-    about = "Realtime WebSocket presence hub for contact centers"
+    about = "Realtime WebSocket presence hub for contact centers",
+    after_help = "Design: docs/DESIGN.md. Wire protocol: protocol/PROTOCOL.md. \
+                  Deployment files (HAProxy, nginx, compose, systemd, Grafana, alerts): deploy/."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -69,7 +71,7 @@ pub struct Config {
     /// Address to listen on for HTTP and WebSocket.
     #[arg(long, env = "PRESENCE_HUB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Directory JSON file (SPEC §2); the built-in demo directory when absent.
+    /// Directory JSON file (format: docs/DESIGN.md §2); the built-in demo directory when absent.
     #[arg(long, env = "PRESENCE_HUB_DIRECTORY")]
     pub directory: Option<PathBuf>,
     /// HS256 secret for tokens. In-memory mode generates and prints one when unset.
@@ -171,6 +173,23 @@ pub struct Config {
     /// another `Origin` header is refused with HTTP 403.
     #[arg(long, env = "PRESENCE_HUB_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    // Behind a load balancer (see `server::client_addr`).
+    /// Proxies (CIDRs, comma-separated) whose `X-Forwarded-For` names the
+    /// client; from any other peer the header is ignored.
+    #[arg(long, env = "PRESENCE_HUB_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Concurrent WebSockets per client address; more get HTTP 503. 0: no
+    /// limit (agents behind one NAT share an address).
+    #[arg(long, env = "PRESENCE_HUB_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
+}
+
+/// A CIDR (`10.0.0.0/8`) or one address (`10.0.0.7`, as `/32` or `/128`).
+fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not a CIDR (10.0.0.0/8) or an IP address"))
 }
 
 impl Config {

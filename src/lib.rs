@@ -7,7 +7,7 @@
 //!
 //! # Layout
 //!
-//! The modules follow the picture of SPEC §5, from pure to I/O:
+//! The modules follow the picture of `docs/DESIGN.md` §5, from pure to I/O:
 //!
 //! - [`domain`]: the agent record, the state machine and the permission
 //!   table. Pure functions; no clock, no I/O.
@@ -18,7 +18,7 @@
 //!   subscriptions and coalescing outboxes; the command router; device
 //!   ownership and timers. [`hub::Hub::change`] is the one write path.
 //! - [`server`]: HTTP routes, the per-connection session task, the request
-//!   handlers, graceful drain.
+//!   handlers, graceful drain, the client's address behind a load balancer.
 //! - [`protocol`]: decoding client messages and building server frames;
 //!   [`strict`] holds decoded JSON to the exact shapes (an array is never an
 //!   object), [`text`] measures client strings in characters.

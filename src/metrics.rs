@@ -37,6 +37,10 @@ pub struct Metrics {
     pub resyncs: Counter,
     pub panics: Counter,
     pub rejected_connections: Counter,
+    // Operations (deploy/prometheus-alerts.yml alerts on these).
+    pub ready: Gauge,
+    pub outbox_overflows: Counter,
+    pub command_timeouts: Counter,
     messages_out: [Counter; OUT_KINDS.len()],
 }
 
@@ -73,6 +77,9 @@ pub fn get() -> &'static Metrics {
             resyncs: metrics::counter!("presence_hub_resyncs_total"),
             panics: metrics::counter!("presence_hub_session_panics_total"),
             rejected_connections: metrics::counter!("presence_hub_connections_rejected_total"),
+            ready: metrics::gauge!("presence_hub_ready"),
+            outbox_overflows: metrics::counter!("presence_hub_outbox_overflows_total"),
+            command_timeouts: metrics::counter!("presence_hub_command_timeouts_total"),
             messages_out: OUT_KINDS
                 .map(|kind| metrics::counter!("presence_hub_messages_out_total", "type" => kind)),
         }
@@ -127,6 +134,18 @@ fn describe() {
     describe_counter!(
         "presence_hub_connections_rejected_total",
         "Upgrades refused at the handshake (limit or draining)"
+    );
+    describe_gauge!(
+        "presence_hub_ready",
+        "1 when /readyz answers 200 (store reachable, not draining), else 0"
+    );
+    describe_counter!(
+        "presence_hub_outbox_overflows_total",
+        "Connections closed (4008) for not reading their replies"
+    );
+    describe_counter!(
+        "presence_hub_command_timeouts_total",
+        "Commands whose agent device did not answer in time"
     );
 }
 

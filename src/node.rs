@@ -207,12 +207,35 @@ impl Node {
                 ));
             }
             out.push_str(&format!(
-                "  Mint tokens: presence-hub token --jwt-secret {secret} --tenant {} --user <id>\n",
+                "  Mint tokens: {} token --jwt-secret {secret} --tenant {} --user <id>\n",
+                this_binary(),
                 tenant.id
             ));
         }
         out
     }
+}
+
+/// How to run this very binary again, as the banner shows it: a bare
+/// `presence-hub` only when that is what the PATH finds (e.g. after
+/// `cargo install --path .`), else its path (`target/release/presence-hub`
+/// after `cargo run --release`), relative to the working directory when
+/// below it.
+fn this_binary() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "presence-hub".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|dir| std::fs::canonicalize(dir.join("presence-hub")).is_ok_and(|p| p == exe))
+    });
+    if on_path {
+        return "presence-hub".into();
+    }
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(|p| p.display().to_string()))
+        .unwrap_or_else(|| exe.display().to_string())
 }
 
 /// Resolves on SIGINT or SIGTERM.

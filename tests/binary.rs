@@ -48,6 +48,21 @@ async fn the_default_node_prints_how_to_start_and_serves_health_and_the_wallboar
         .await;
     assert_eq!(sup.recv_type("welcome").await["user"]["id"], "s1");
 
+    // The banner's mint command works as written, from where the node was
+    // started (the binary's path unless `presence-hub` is on the PATH).
+    let mint = node
+        .banner
+        .iter()
+        .find_map(|l| l.split("Mint tokens: ").nth(1))
+        .expect("a mint command")
+        .replace("<id>", "a1");
+    let out = Command::new("sh")
+        .args(["-c", &mint])
+        .output()
+        .await
+        .expect("sh");
+    assert!(out.status.success(), "{mint}: {out:?}");
+
     // `presence-hub token` mints tokens with that secret.
     let out = Command::new(BIN)
         .args([
@@ -294,20 +309,25 @@ async fn the_healthcheck_subcommand_probes_a_node() {
         &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
     )
     .await;
+    // Output captured: the refused probe's message is asserted, not printed.
     let probe = |listen: String, path: &'static str| async move {
         Command::new(BIN)
             .args(["--listen", &listen, "healthcheck", "--path", path])
-            .status()
+            .output()
             .await
             .expect("run")
     };
-    assert!(probe(node.addr.clone(), "/healthz").await.success());
-    assert!(probe(node.addr.clone(), "/readyz").await.success());
+    assert!(probe(node.addr.clone(), "/healthz").await.status.success());
+    assert!(probe(node.addr.clone(), "/readyz").await.status.success());
     let unused = format!("127.0.0.1:{}", common::redis::free_port());
-    assert_eq!(
-        probe(unused, "/healthz").await.code(),
-        Some(1),
-        "nothing listening there"
+    let refused = probe(unused.clone(), "/healthz").await;
+    assert_eq!(refused.status.code(), Some(1), "nothing listening there");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("presence-hub healthcheck:")
+            && stderr.contains(&unused)
+            && stderr.contains("refused"),
+        "{stderr}"
     );
 }
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::process::Proc;
+use common::process::{start_cluster_node, Proc};
 use common::redis::RedisServer;
 use common::*;
 use parking_lot::Mutex;
@@ -16,24 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 async fn start_node(redis: &str, id: &str) -> Proc {
-    Proc::start(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--redis-url",
-            redis,
-            "--node-id",
-            id,
-            "--node-ttl-ms",
-            "1000",
-            "--reconnect-grace-ms",
-            "3000",
-            "--drain-timeout-ms",
-            "6000",
-        ],
-        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
-    )
-    .await
+    start_cluster_node(redis, id, "127.0.0.1:0").await
 }
 
 /// Connects an agent device to the first live node that takes it.

@@ -126,6 +126,7 @@ impl Outbox {
                 return;
             }
             if inner.control.len() >= max {
+                crate::metrics::get().outbox_overflows.increment(1);
                 inner.close = Some(CloseRequest {
                     code: crate::protocol::close::POLICY,
                     reason: "outbox overflow: the client is not reading".into(),

@@ -432,10 +432,13 @@ impl Session {
                     "agent {agent_id}'s device refused monitoring{}",
                     reason.map(|r| format!(": {r}")).unwrap_or_default()
                 ))),
-                Outcome::TimedOut => Err(HubError::timeout(format!(
-                    "agent {agent_id}'s device did not answer within {} ms",
-                    hub.config.command_timeout_ms
-                ))),
+                Outcome::TimedOut => Err({
+                    crate::metrics::get().command_timeouts.increment(1);
+                    HubError::timeout(format!(
+                        "agent {agent_id}'s device did not answer within {} ms",
+                        hub.config.command_timeout_ms
+                    ))
+                }),
                 Outcome::Offline => Err(HubError::agent_offline(format!(
                     "agent {agent_id} has no connected device"
                 ))),

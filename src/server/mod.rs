@@ -1,8 +1,9 @@
 //! HTTP and WebSocket serving: `GET /v1/ws` (sessions), `/healthz`,
-//! `/readyz`, the wallboard at `/` and the client library at `/client/`;
-//! plus graceful shutdown. [`listener`] is the accept loop that bounds what
-//! a connection may hold before it is a session; [`client_addr`] is where a
-//! request's client address comes from.
+//! `/readyz`, `/metrics`, the wallboard at `/` and the client library at
+//! `/client/`; plus graceful shutdown. Who the client is behind a load
+//! balancer: [`client_addr`]. [`listener`] is the accept loop that bounds
+//! what a connection may hold before it is a session (it attaches the peer
+//! address that [`client_addr`] starts from).
 
 pub mod client_addr;
 mod handlers;
@@ -17,6 +18,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
+use client_addr::{ClientAddr, ClientAddrs};
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,9 +30,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/v1/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { crate::metrics::get().render() }))
+        .route("/metrics", get(metrics_text))
         .merge(wallboard::routes())
         .merge(crate::client_lib::routes())
+        .layer(Extension(Arc::new(ClientAddrs::new(&hub.config))))
         .with_state(hub)
 }
 
@@ -38,6 +41,7 @@ async fn ws_upgrade(
     State(hub): State<Arc<Hub>>,
     pending: Option<Extension<Arc<listener::Pending>>>,
     headers: HeaderMap,
+    client: ClientAddr,
     ws: WebSocketUpgrade,
 ) -> Response {
     let refuse = |status: StatusCode, why: &'static str| {
@@ -59,6 +63,13 @@ async fn ws_upgrade(
     if hub.connections.load(Ordering::Relaxed) + others_pending >= hub.config.max_connections {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many connections\n");
     }
+    // Behind a load balancer: the client's address (`client_addr`).
+    let Ok(slot) = client.admit() else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections from this address\n",
+        );
+    };
     // The hub enforces `max_frame_bytes` itself on whole messages, so it can
     // answer `too_large` and close cleanly with 1009 (the oversize message is
     // fully read, so closing does not reset the TCP connection). The library
@@ -71,7 +82,15 @@ async fn ws_upgrade(
         .write_buffer_size(8 * 1024)
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| session::run(hub, socket))
+        .on_upgrade(move |socket| client.track(session::run(hub, socket), slot))
+}
+
+async fn metrics_text(State(hub): State<Arc<Hub>>) -> String {
+    let metrics = crate::metrics::get();
+    // Readiness as a series too, so an alert needs no HTTP prober.
+    let ready = !hub.is_draining() && hub.backplane.is_ready();
+    metrics.ready.set(if ready { 1.0 } else { 0.0 });
+    metrics.render()
 }
 
 /// With `--allowed-origins` set, a browser's upgrade must come from one of
@@ -110,6 +129,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let drain_hub = hub.clone();
+    // The accept loop attaches the peer address `client_addr` starts from.
     let server = listener::serve_http(hub.clone(), listener, router(hub.clone()), async move {
         shutdown.await;
         tracing::info!("shutting down: draining sessions");

@@ -8,6 +8,7 @@
 //! on another and raw connections on the third.
 #![allow(dead_code)]
 
+pub mod haproxy;
 pub mod process;
 pub mod proxy;
 pub mod raw;
@@ -29,6 +30,15 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const SECRET: &str = "test-secret";
+
+/// Skips a test whose tools are missing, saying so where `cargo test` shows
+/// it (straight to stderr: the harness captures `eprintln!` of passing
+/// tests). In CI (`CI` set) a missing tool fails the test instead.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    assert!(std::env::var_os("CI").is_none(), "{test}: {why}");
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
 
 /// Validators for `protocol/schemas`, built once per test binary.
 pub struct Schemas {

@@ -162,6 +162,29 @@ impl Proc {
     }
 }
 
+/// A cluster node on `listen` against `redis`, with the short timings of
+/// the rolling-restart tests (node TTL 1 s, grace 3 s, drain 6 s).
+pub async fn start_cluster_node(redis: &str, id: &str, listen: &str) -> Proc {
+    Proc::start(
+        &[
+            "--listen",
+            listen,
+            "--redis-url",
+            redis,
+            "--node-id",
+            id,
+            "--node-ttl-ms",
+            "1000",
+            "--reconnect-grace-ms",
+            "3000",
+            "--drain-timeout-ms",
+            "6000",
+        ],
+        &[("PRESENCE_HUB_JWT_SECRET", super::SECRET)],
+    )
+    .await
+}
+
 pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())

@@ -1,0 +1,242 @@
+//! The files of `deploy/` hold together: the compose file parses and agrees
+//! with the Dockerfile and `haproxy.cfg`; every series the Grafana
+//! dashboard and the Prometheus alerts name is one a live node exports; the
+//! systemd unit has what a 100 000-connection node needs. (`haproxy.cfg`
+//! itself runs in `tests/haproxy.rs`.)
+
+mod common;
+
+use common::process::{http_get, Proc};
+use common::*;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::Path;
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn read(path: &str) -> String {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+fn yaml(path: &str) -> Yaml {
+    let mut docs = YamlLoader::load_from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(docs.len(), 1, "{path}: one document");
+    docs.remove(0)
+}
+
+/// `map[key]`, following a YAML merge key (`<<: *anchor`), which the
+/// parser leaves to the reader.
+fn field<'a>(map: &'a Yaml, key: &str) -> &'a Yaml {
+    match &map[key] {
+        Yaml::BadValue => &map["<<"][key],
+        v => v,
+    }
+}
+
+/// The keys of a mapping, merged ones included.
+fn keys(map: &Yaml) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (k, v) in map.as_hash().into_iter().flatten() {
+        match k.as_str() {
+            Some("<<") => out.extend(keys(v)),
+            Some(k) => {
+                out.insert(k.to_string());
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+/// `presence_hub_…` names in a PromQL expression.
+fn series(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("presence_hub_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `${NAME}` references in a text.
+fn env_refs(text: &str) -> BTreeSet<String> {
+    text.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split('}').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_compose_file_parses_and_agrees_with_the_dockerfile_and_haproxy_cfg() {
+    let compose = yaml("deploy/docker-compose.yml");
+    let text = read("deploy/docker-compose.yml");
+    assert!(
+        text.contains("cannot be run in this project's CI"),
+        "header says so"
+    );
+    let services = &compose["services"];
+    let dockerfile = read("Dockerfile");
+    // The image the Dockerfile builds listens on 0.0.0.0:8080.
+    assert!(dockerfile.contains("PRESENCE_HUB_LISTEN=0.0.0.0:8080"));
+    assert!(dockerfile.contains("EXPOSE 8080"));
+
+    let redis = &services["redis"];
+    let command: Vec<&str> = redis["command"]
+        .as_vec()
+        .expect("redis command")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert!(
+        command.windows(2).any(|w| w == ["--appendonly", "yes"]),
+        "Redis with AOF: {command:?}"
+    );
+
+    let haproxy_cfg = read("deploy/haproxy.cfg");
+    let haproxy = &services["haproxy"];
+    let volumes: Vec<&str> = haproxy["volumes"]
+        .as_vec()
+        .expect("haproxy volumes")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert!(
+        volumes.iter().any(|v| v.starts_with("./haproxy.cfg:")),
+        "{volumes:?}"
+    );
+    // Every variable haproxy.cfg reads is set, and every node it names is
+    // a service built from the Dockerfile, on the port the image listens on.
+    let env = haproxy["environment"]
+        .as_hash()
+        .expect("haproxy environment");
+    for name in env_refs(&haproxy_cfg) {
+        assert!(
+            env.contains_key(&Yaml::String(name.clone())),
+            "haproxy.cfg reads ${{{name}}}, compose does not set it"
+        );
+    }
+    for i in 1..=3 {
+        let target = env[&Yaml::String(format!("PRESENCE_HUB{i}"))]
+            .as_str()
+            .expect("node address");
+        let (service, port) = target.split_once(':').expect("host:port");
+        assert_eq!(port, "8080", "{target}");
+        let hub = &services[service];
+        let build = field(hub, "build");
+        assert_eq!(build["dockerfile"].as_str(), Some("Dockerfile"));
+        assert_eq!(build["context"].as_str(), Some(".."));
+        let env = keys(&hub["environment"]);
+        for key in [
+            "PRESENCE_HUB_REDIS_URL",
+            "PRESENCE_HUB_JWT_SECRET",
+            "PRESENCE_HUB_TRUSTED_PROXIES",
+            "PRESENCE_HUB_NODE_ID",
+        ] {
+            assert!(env.contains(key), "{service}: {key} in {env:?}");
+        }
+        assert_eq!(
+            field(hub, "stop_signal").as_str(),
+            Some("SIGTERM"),
+            "{service} drains"
+        );
+    }
+    // Every setting the compose file passes is a real flag.
+    let help = std::process::Command::new(common::process::BIN)
+        .arg("--help")
+        .output()
+        .expect("--help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for key in keys(&services["hub1"]["environment"]) {
+        assert!(help.contains(&format!("[env: {key}")), "{key} is no flag");
+    }
+}
+
+#[tokio::test]
+async fn every_series_of_the_dashboard_and_the_alerts_is_exported_by_a_node() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana-dashboard.json")).expect("valid JSON");
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            exprs.push(target["expr"].as_str().expect("expr").to_string());
+        }
+    }
+    let alerts = yaml("deploy/prometheus-alerts.yml");
+    let mut names = Vec::new();
+    for group in alerts["groups"].as_vec().expect("groups") {
+        for rule in group["rules"].as_vec().expect("rules") {
+            names.push(rule["alert"].as_str().expect("alert name").to_string());
+            exprs.push(rule["expr"].as_str().expect("expr").to_string());
+        }
+    }
+    // The alerts the README's operations section recommends.
+    for wanted in [
+        "PresenceHubNodeNotReady",
+        "PresenceHubBackplaneReconnectStorm",
+        "PresenceHubOutboxOverflows",
+        "PresenceHubCommandTimeouts",
+    ] {
+        assert!(names.iter().any(|n| n == wanted), "no {wanted} alert");
+    }
+
+    // A live node, with some traffic so every labelled series exists.
+    let node = Proc::start(
+        &["--listen", "127.0.0.1:0"],
+        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
+    )
+    .await;
+    let mut a1 = Client::connect(&node.ws_url()).await;
+    a1.send(json!({"type": "hello", "token": token("acme", "a1"), "role": "agent", "device": {"id": "d1"}}))
+        .await;
+    a1.recv_type("state").await;
+    let mut sup = Client::connect(&node.ws_url()).await;
+    sup.send(json!({"type": "hello", "token": token("acme", "s1"), "role": "supervisor"}))
+        .await;
+    sup.recv_type("welcome").await;
+    sup.subscribe(json!({"all": true})).await;
+    sup.ok(json!({"type": "command", "action": "pause", "agent_id": "a1", "reason": "lunch"}))
+        .await;
+    let (code, text) = http_get(&node.addr, "/metrics").await;
+    assert_eq!(code, 200);
+    let exported: BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let mut checked = BTreeSet::new();
+    for expr in &exprs {
+        for name in series(expr) {
+            assert!(
+                exported.contains(name.as_str()),
+                "{name} (in {expr}) is not exported; /metrics has {exported:?}"
+            );
+            checked.insert(name);
+        }
+    }
+    assert!(checked.len() >= 12, "{checked:?}");
+    // presence_hub_ready is 1 on a ready node.
+    assert!(text.lines().any(|l| l == "presence_hub_ready 1"), "{text}");
+}
+
+#[test]
+fn the_systemd_unit_runs_unprivileged_with_room_for_100000_connections_and_time_to_drain() {
+    let unit = read("deploy/presence-hub.service");
+    let value = |key: &str| -> String {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key}="))
+            .trim()
+            .to_string()
+    };
+    assert_ne!(value("User"), "root");
+    let nofile: u64 = value("LimitNOFILE").parse().expect("a number");
+    assert!(nofile >= 100_000 + 256, "LimitNOFILE={nofile}");
+    assert!(value("EnvironmentFile").contains("presence-hub"));
+    assert_eq!(value("KillSignal"), "SIGTERM");
+    assert!(value("Restart").starts_with("on-"));
+    // Longer than the default --drain-timeout-ms (10 s).
+    let stop: u64 = value("TimeoutStopSec")
+        .trim_end_matches('s')
+        .parse()
+        .expect("seconds");
+    assert!(stop > 10, "TimeoutStopSec={stop}s");
+}
