@@ -194,6 +194,27 @@ pub struct Config {
     )]
     pub redis_wait_timeout_ms: u64,
 
+    // ---- Hostile and broken clients (PROTOCOL.md §11) ----
+    /// Longest one write to a client may take (a batch of frames, a ping, a
+    /// close): a peer that does not read is closed (4008) or dropped.
+    #[arg(long, env = "PRESENCE_HUB_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub write_timeout_ms: u64,
+    /// Longest a client may take to send a request's headers; the
+    /// connection is closed after it.
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_HTTP_HEADER_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub http_header_timeout_ms: u64,
+    /// Clock skew allowed on a token's `exp`, `nbf` and `iat`, in seconds.
+    #[arg(long, env = "PRESENCE_HUB_JWT_LEEWAY_S", default_value_t = 5)]
+    pub jwt_leeway_s: u64,
+    /// Origins allowed to open a WebSocket (comma-separated, e.g.
+    /// `https://wallboard.example.com`); any when empty. An upgrade with
+    /// another `Origin` header is refused with HTTP 403.
+    #[arg(long, env = "PRESENCE_HUB_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
     // Behind a load balancer (see `server::client_addr`).
     /// Proxies (CIDRs, comma-separated) whose `X-Forwarded-For` names the
     /// client; from any other peer the header is ignored.
@@ -264,5 +285,11 @@ impl Config {
 
     pub fn channel_update(&self) -> Duration {
         Duration::from_millis(self.channel_update_ms)
+    }
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
+    }
+    pub fn http_header_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_header_timeout_ms)
     }
 }

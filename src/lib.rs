@@ -20,7 +20,9 @@
 //!   ownership and timers. [`hub::Hub::change`] is the one write path.
 //! - [`server`]: HTTP routes, the per-connection session task, the request
 //!   handlers, graceful drain, the client's address behind a load balancer.
-//! - [`protocol`]: decoding client messages and building server frames.
+//! - [`protocol`]: decoding client messages and building server frames;
+//!   [`strict`] holds decoded JSON to the exact shapes (an array is never an
+//!   object), [`text`] measures client strings in characters.
 //! - [`wallboard`]: the embedded supervisor page; [`demo`]: simulated agents
 //!   that make a fresh node look alive.
 //! - [`client_lib`]: the JavaScript client library (`clients/js/`), served
@@ -46,4 +48,6 @@ pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod server;
+pub mod strict;
+pub mod text;
 pub mod wallboard;

@@ -75,7 +75,8 @@ impl Node {
                 generated_secret = Some(secret);
                 v
             }
-        };
+        }
+        .with_leeway(config.jwt_leeway_s);
         let backplane: Arc<dyn Backplane> = match &redis_target {
             None => Arc::new(MemoryBackplane::new(config.history_capacity)),
             Some(target) => {

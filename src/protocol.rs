@@ -4,7 +4,9 @@
 //! Decoding is two-step so each failure gets its documented code: text that
 //! is not a JSON object is `bad_request`; an object whose `type` the hub does
 //! not know is `unknown_type`; a known type with a missing or mistyped field
-//! is `bad_request` naming the field. Unknown fields are ignored.
+//! is `bad_request` naming the field. Unknown fields are ignored. Shapes are
+//! strict ([`crate::strict`]): an array where an object is required is
+//! `bad_request` too, at any depth.
 
 use crate::backplane::SettingsPatch;
 use crate::domain::{ChannelRef, Role};
@@ -28,6 +30,8 @@ pub mod close {
     pub const REPLACED: u16 = 4009;
     /// Signed out by a supervisor (SPEC §9.6).
     pub const SIGNED_OUT: u16 = 4010;
+    /// The agent already has `--max-devices-per-agent` active devices.
+    pub const TOO_MANY_DEVICES: u16 = 4011;
 }
 
 /// The device an agent connection speaks for.
@@ -77,9 +81,12 @@ pub enum CommandAction {
     SignOut,
 }
 
-/// Every message a client may send after `hello`.
+/// Every message a client may send after `hello`. Decoded from
+/// `{"<type>": {fields}}` (see [`decode`]): externally tagged, so that
+/// [`crate::strict`] sees every field (serde's internal tagging would
+/// buffer them past it).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Request {
     Heartbeat {},
     SetStatus {
@@ -147,7 +154,8 @@ pub enum Request {
     },
     SetUnassignedAccess {
         agent_id: String,
-        /// `null` removes the override (the tenant default applies).
+        /// Required; `null` removes the override (the tenant default applies).
+        #[serde(deserialize_with = "required_nullable")]
         allowed: Option<bool>,
     },
     Assign {
@@ -158,6 +166,12 @@ pub enum Request {
         agent_id: String,
         channel: ChannelRef,
     },
+}
+
+/// A field that must be present but may be `null` (serde's default for an
+/// `Option` would take a missing field as `null`).
+fn required_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Option::<bool>::deserialize(d)
 }
 
 /// Message types the hub knows (besides `hello`, which only opens a session).
@@ -192,7 +206,7 @@ pub struct Incoming {
 pub fn decode(text: &str) -> Result<Incoming, HubError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| HubError::bad_request(format!("malformed JSON: {e}")))?;
-    let Value::Object(map) = &value else {
+    let Value::Object(mut map) = value else {
         return Err(HubError::bad_request("a message must be a JSON object"));
     };
     let id = match map.get("id") {
@@ -226,7 +240,12 @@ pub fn decode(text: &str) -> Result<Incoming, HubError> {
             "unknown message type {kind:?}"
         )))
     } else {
-        serde_json::from_value::<Request>(value)
+        map.remove("type");
+        let tagged = Value::Object(serde_json::Map::from_iter([(
+            kind.clone(),
+            Value::Object(map),
+        )]));
+        crate::strict::from_value::<Request>(tagged)
             .map_err(|e| HubError::bad_request(format!("invalid {kind}: {e}")))
     };
     Ok(Incoming { id, kind, request })
@@ -239,7 +258,7 @@ pub fn decode_hello(text: &str) -> Result<Hello, String> {
         Some(Value::String(t)) if t == "hello" => {}
         _ => return Err("the first message must be {\"type\": \"hello\", ...}".into()),
     }
-    serde_json::from_value(value).map_err(|e| format!("invalid hello: {e}"))
+    crate::strict::from_value(value).map_err(|e| format!("invalid hello: {e}"))
 }
 
 // ---- frames the hub sends ------------------------------------------------
@@ -415,6 +434,104 @@ mod tests {
                 }
                 let _ = decode_hello(&text);
             }
+
+            /// A valid message with any one of its objects (at any depth)
+            /// turned into the array of its values is `bad_request`: an
+            /// array is never read as an object.
+            #[test]
+            fn an_array_is_never_an_object(pick in 0usize..64, which in 0usize..64) {
+                let valid = valid_messages();
+                let mut message = valid[which % valid.len()].clone();
+                let objects = count_objects(&message) - 1; // not the message itself
+                prop_assume!(objects > 0);
+                let mut target = pick % objects + 1;
+                arrayify(&mut message, &mut target);
+                let text = message.to_string();
+                if message["type"] == "hello" {
+                    prop_assert!(decode_hello(&text).is_err(), "{}", text);
+                } else {
+                    let m = decode(&text).expect("envelope");
+                    let e = m.request.expect_err(&text);
+                    prop_assert_eq!(e.code, ErrorCode::BadRequest);
+                }
+            }
         }
+
+        fn valid_messages() -> Vec<Value> {
+            let channel = json!({"kind": "queue", "id": "sales"});
+            let all = [
+                json!({"type": "hello", "token": "t", "role": "agent", "device": {"id": "d", "kind": "softphone"}}),
+                json!({"type": "connect", "channel": channel}),
+                json!({"type": "interaction_start", "interaction_id": "c1", "channel": channel}),
+                json!({"type": "subscribe", "scope": {"channels": [channel, {"kind": "chat", "id": "web"}]}}),
+                json!({"type": "update_settings", "settings": {"wrap_up_seconds": 5}}),
+                json!({"type": "command", "action": "connect", "agent_id": "a1", "channel": channel}),
+                json!({"type": "assign", "agent_id": "a1", "channel": channel}),
+            ];
+            for m in &all {
+                if m["type"] == "hello" {
+                    assert!(decode_hello(&m.to_string()).is_ok(), "{m}");
+                } else {
+                    assert!(
+                        decode(&m.to_string()).expect("envelope").request.is_ok(),
+                        "{m}"
+                    );
+                }
+            }
+            all.to_vec()
+        }
+
+        fn count_objects(v: &Value) -> usize {
+            match v {
+                Value::Object(m) => 1 + m.values().map(count_objects).sum::<usize>(),
+                Value::Array(a) => a.iter().map(count_objects).sum(),
+                _ => 0,
+            }
+        }
+
+        /// Replaces the `target`-th object (pre-order, 0 = `v`) by an array.
+        fn arrayify(v: &mut Value, target: &mut usize) -> bool {
+            if v.is_object() {
+                if *target == 0 {
+                    let values = v
+                        .as_object()
+                        .map(|m| m.values().cloned().collect())
+                        .unwrap_or_default();
+                    *v = Value::Array(values);
+                    return true;
+                }
+                *target -= 1;
+            }
+            match v {
+                Value::Object(m) => m.values_mut().any(|c| arrayify(c, target)),
+                Value::Array(a) => a.iter_mut().any(|c| arrayify(c, target)),
+                _ => false,
+            }
+        }
+    }
+
+    #[test]
+    fn unassigned_access_needs_allowed_and_only_null_removes_it() {
+        let missing =
+            decode(r#"{"type":"set_unassigned_access","agent_id":"a1"}"#).expect("envelope");
+        assert_eq!(
+            missing.request.err().map(|e| e.code),
+            Some(ErrorCode::BadRequest)
+        );
+        let null = decode(r#"{"type":"set_unassigned_access","agent_id":"a1","allowed":null}"#)
+            .expect("envelope");
+        assert!(matches!(
+            null.request,
+            Ok(Request::SetUnassignedAccess { allowed: None, .. })
+        ));
+        let yes = decode(r#"{"type":"set_unassigned_access","agent_id":"a1","allowed":true}"#)
+            .expect("envelope");
+        assert!(matches!(
+            yes.request,
+            Ok(Request::SetUnassignedAccess {
+                allowed: Some(true),
+                ..
+            })
+        ));
     }
 }

@@ -116,7 +116,8 @@ pub struct Context<'a> {
     pub now_ms: u64,
     pub by: &'a Actor,
     pub settings: &'a Settings,
-    /// Inactive devices beyond this many are forgotten, oldest first.
+    /// Inactive devices beyond this many are forgotten, oldest first; a
+    /// device may not come up while this many others are active.
     pub max_devices: usize,
 }
 
@@ -133,6 +134,17 @@ pub fn apply(record: &AgentRecord, event: &Event, ctx: &Context) -> HubResult<Op
             node,
         } => {
             let was_online = next.has_active_device();
+            let others_active = next
+                .devices
+                .iter()
+                .filter(|d| d.active && &d.id != device_id)
+                .count();
+            if others_active >= ctx.max_devices.max(1) {
+                return Err(refuse(
+                    record,
+                    &format!("already has {others_active} active devices (the most allowed)"),
+                ));
+            }
             match next.devices.iter_mut().find(|d| &d.id == device_id) {
                 Some(d) => {
                     if !d.active {
@@ -946,5 +958,18 @@ mod tests {
             r.devices.iter().any(|d| d.id == "d1" && d.active),
             "active devices are never forgotten"
         );
+    }
+
+    #[test]
+    fn no_device_comes_up_beyond_the_limit_of_active_ones() {
+        let mut r = online(); // d1 active
+        r = ok(&r, up("d2"));
+        r = ok(&r, up("d3"));
+        let e = run(&r, up("d4"), &settings(30)).expect_err("a fourth active device");
+        assert_eq!(e.code, ErrorCode::InvalidState);
+        // The same device again (a reconnect) is not a new one.
+        assert!(run(&r, up("d3"), &settings(30)).is_ok());
+        r = ok(&r, down("d2"));
+        assert!(run(&r, up("d4"), &settings(30)).is_ok(), "a slot freed");
     }
 }

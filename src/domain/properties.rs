@@ -194,6 +194,9 @@ fn check_invariants(r: &AgentRecord) -> Result<(), String> {
     if r.devices.len() > MAX_DEVICES.max(active) {
         return fail("too many devices remembered");
     }
+    if active > MAX_DEVICES {
+        return fail("more active devices than the limit");
+    }
     Ok(())
 }
 

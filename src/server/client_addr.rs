@@ -157,6 +157,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 }
 
 impl ClientAddr {
+    /// Whether the client is on this machine (the dev sign-in's test).
+    pub fn is_loopback(&self) -> bool {
+        self.ip.is_some_and(|ip| ip.is_loopback())
+    }
+
     /// Counts the connection against `--max-connections-per-ip`.
     pub fn admit(&self) -> Result<Slot, TooManyFromAddress> {
         match (&self.addrs, self.ip) {

@@ -9,10 +9,11 @@ use crate::domain::{Actor, AgentRecord, ChannelRef, Event, Role};
 use crate::error::{HubError, HubResult};
 use crate::hub::tenant::{Resume, ScopeFilter};
 use crate::protocol::{self, Request, ScopeRequest};
+use crate::text;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// Longest pause reason accepted.
+/// Longest pause reason accepted, in characters.
 const MAX_REASON_LEN: usize = 200;
 /// Largest `limit` for search and history.
 const MAX_LIMIT: usize = 1000;
@@ -320,16 +321,16 @@ impl Session {
 
 pub(super) fn pause_reason(reason: Option<String>) -> HubResult<String> {
     match reason {
-        Some(r) if !r.trim().is_empty() && r.len() <= MAX_REASON_LEN => Ok(r),
-        Some(r) if r.len() > MAX_REASON_LEN => Err(HubError::bad_request(format!(
-            "reason must be at most {MAX_REASON_LEN} bytes"
+        Some(r) if !r.trim().is_empty() && text::within(&r, 1, MAX_REASON_LEN) => Ok(r),
+        Some(r) if !text::within(&r, 0, MAX_REASON_LEN) => Err(HubError::bad_request(format!(
+            "reason must be at most {MAX_REASON_LEN} characters"
         ))),
         _ => Err(HubError::bad_request("a pause needs a non-empty `reason`")),
     }
 }
 
 fn non_empty(field: &str, value: &str) -> HubResult<()> {
-    if value.is_empty() || value.len() > 128 {
+    if !text::within(value, 1, 128) {
         Err(HubError::bad_request(format!(
             "`{field}` must be 1 to 128 characters"
         )))

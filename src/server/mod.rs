@@ -1,11 +1,14 @@
 //! HTTP and WebSocket serving: `GET /v1/ws` (sessions), `/healthz`,
 //! `/readyz`, `/metrics`, the wallboard at `/`, the client library at
 //! `/client/` and the agent dashboard at `/agent`; plus graceful shutdown.
-//! Who the client is behind a load balancer: [`client_addr`].
+//! Who the client is behind a load balancer: [`client_addr`]. [`listener`]
+//! is the accept loop that bounds what a connection may hold before it is a
+//! session (it attaches the peer address that [`client_addr`] starts from).
 
 mod admin;
 pub mod client_addr;
 mod handlers;
+pub mod listener;
 pub mod session;
 mod supervisor;
 
@@ -13,14 +16,12 @@ use crate::hub::Hub;
 use crate::wallboard;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
-use axum::Extension;
-use axum::Router;
+use axum::{Extension, Router};
 use client_addr::{ClientAddr, ClientAddrs};
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -41,23 +42,36 @@ pub fn router(hub: Arc<Hub>) -> Router {
 
 async fn ws_upgrade(
     State(hub): State<Arc<Hub>>,
+    pending: Option<Extension<Arc<listener::Pending>>>,
+    headers: HeaderMap,
     client: ClientAddr,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let refuse = |why: &'static str| {
+    let refuse = |status: StatusCode, why: &'static str| {
         crate::metrics::get().rejected_connections.increment(1);
-        (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+        (status, why).into_response()
     };
+    if !origin_allowed(&hub.config.allowed_origins, &headers) {
+        return refuse(StatusCode::FORBIDDEN, "origin not allowed\n");
+    }
     if hub.is_draining() {
-        return refuse("draining: connect to another node\n");
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: connect to another node\n",
+        );
     }
     // Refused at the handshake, before any per-connection memory is spent.
-    if hub.connections.load(Ordering::Relaxed) >= hub.config.max_connections {
-        return refuse("too many connections\n");
+    // Connections not yet upgraded count too, this one aside.
+    let others_pending = pending.map_or(0, |p| p.count().saturating_sub(1));
+    if hub.connections.load(Ordering::Relaxed) + others_pending >= hub.config.max_connections {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many connections\n");
     }
     // Behind a load balancer: the client's address (`client_addr`).
     let Ok(slot) = client.admit() else {
-        return refuse("too many connections from this address\n");
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections from this address\n",
+        );
     };
     // The hub enforces `max_frame_bytes` itself on whole messages, so it can
     // answer `too_large` and close cleanly with 1009 (the oversize message is
@@ -82,6 +96,23 @@ async fn metrics_text(State(hub): State<Arc<Hub>>) -> String {
     metrics.render()
 }
 
+/// With `--allowed-origins` set, a browser's upgrade must come from one of
+/// them. A request without `Origin` is not a browser's (browsers always
+/// send it on a WebSocket upgrade) and tokens travel only inside `hello`,
+/// so it is let through.
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
+    allowed
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
 async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
     if hub.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
@@ -101,19 +132,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let drain_hub = hub.clone();
-    // The hub batches its own writes (many frames, one flush): Nagle's
-    // algorithm would only add delay to small replies and commands.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    // Connection info: the peer address `client_addr` starts from.
-    let app = router(hub.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    // The accept loop attaches the peer address `client_addr` starts from.
+    let server = listener::serve_http(hub.clone(), listener, router(hub.clone()), async move {
         shutdown.await;
         tracing::info!("shutting down: draining sessions");
         drain_hub.begin_shutdown();
     });
-    let mut server = std::pin::pin!(server.into_future());
+    let mut server = std::pin::pin!(server);
     let mut draining = hub.shutdown_signal();
     // The HTTP server may finish before the sessions do (upgraded
     // connections are the sessions' own), so finishing it is not the end.

@@ -12,6 +12,12 @@
 //! abrupt drop, a close with 1001 (a browser page unloading or reloading) or
 //! a node drain keeps it active for `reconnect_grace_ms`; a
 //! replaced connection (4009) leaves it to the newer one.
+//!
+//! Every write to the peer — frames, pings, the pong tungstenite queues for
+//! each ping, close frames — finishes within `write_timeout_ms` or the
+//! connection is dropped, and every frame the peer sends (text, binary,
+//! ping, pong) counts against its rate limit: a peer that floods or does
+//! not read cannot make the hub hold memory or a connection slot for long.
 
 use crate::domain::{Actor, Event, Role, User};
 use crate::error::HubError;
@@ -19,6 +25,7 @@ use crate::hub::outbox::{CloseRequest, Kind, Outbox};
 use crate::hub::tenant::Tenant;
 use crate::hub::{device_key, Hub};
 use crate::protocol::{self, close, DeviceHello};
+use crate::text;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{FutureExt, SinkExt};
 use parking_lot::Mutex;
@@ -31,7 +38,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
-/// Device ids and labels longer than this are refused at hello.
+/// Device ids and labels longer than this (in characters) are refused at hello.
 const MAX_ID_LEN: usize = 128;
 
 /// How a session ended.
@@ -87,20 +94,34 @@ pub fn run(hub: Arc<Hub>, mut ws: WebSocket) -> impl std::future::Future<Output 
         let mut session = match Box::pin(hello(&hub, conn, &mut ws)).await {
             Ok(session) => session,
             Err(refusal) => {
-                tracing::info!(conn, code = refusal.code, reason = %refusal.reason, "session refused");
+                // Strings are logged as string fields, never with Display
+                // (`%`): the human format quotes and escapes them, the JSON
+                // format encodes them, so what a client wrote (a serde error
+                // echoes it) cannot start a forged log line.
+                tracing::info!(
+                    conn,
+                    code = refusal.code,
+                    reason = refusal.reason.as_str(),
+                    "session refused"
+                );
                 close_socket(
                     &mut ws,
                     refusal.code,
                     &refusal.reason,
                     hub.config.auth_timeout(),
+                    hub.config.write_timeout(),
                 )
                 .await;
                 return;
             }
         };
         tracing::info!(
-            conn, tenant = session.tenant.id(), user = %session.user.id, role = session.role.as_str(),
-            device = session.device.as_ref().map(|d| d.id.as_str()), "session start"
+            conn,
+            tenant = session.tenant.id(),
+            user = session.user.id.as_str(),
+            role = session.role.as_str(),
+            device = session.device.as_ref().map(|d| d.id.as_str()),
+            "session start"
         );
         let gauge = crate::metrics::get().connection(session.role);
         gauge.increment(1.0);
@@ -119,7 +140,7 @@ pub fn run(hub: Arc<Hub>, mut ws: WebSocket) -> impl std::future::Future<Output 
         };
         Box::pin(session.finish(end)).await;
         gauge.decrement(1.0);
-        tracing::info!(conn, tenant = session.tenant.id(), user = %session.user.id, reason = ?end, "session end");
+        tracing::info!(conn, tenant = session.tenant.id(), user = session.user.id.as_str(), reason = ?end, "session end");
     }
 }
 
@@ -127,9 +148,10 @@ pub fn run(hub: Arc<Hub>, mut ws: WebSocket) -> impl std::future::Future<Output 
 /// `welcome` (and an agent's first `state`) is on its way.
 async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session, CloseRequest> {
     let refuse = |code: u16, reason: String| CloseRequest { code, reason };
+    let mut limiter = RateLimiter::new(hub.config.rate_limit_per_sec);
     let text = match tokio::time::timeout(
         hub.config.auth_timeout(),
-        first_text(ws, hub.config.max_frame_bytes),
+        first_text(ws, &hub.config, &mut limiter),
     )
     .await
     {
@@ -178,10 +200,11 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
             ))
         }
         (Role::Agent, Some(d)) => {
-            if d.id.is_empty()
-                || d.id.len() > MAX_ID_LEN
-                || d.kind.len() > MAX_ID_LEN
-                || d.label.as_ref().is_some_and(|l| l.len() > MAX_ID_LEN)
+            if !text::within(&d.id, 1, MAX_ID_LEN)
+                || !text::within(&d.kind, 0, MAX_ID_LEN)
+                || d.label
+                    .as_ref()
+                    .is_some_and(|l| !text::within(l, 0, MAX_ID_LEN))
             {
                 return Err(refuse(
                     close::BAD_HELLO,
@@ -206,7 +229,7 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
         last_msg: now,
         last_frame: now,
         ping_sent: false,
-        limiter: RateLimiter::new(hub.config.rate_limit_per_sec),
+        limiter,
         subscribed: false,
         monitoring: Arc::default(),
         _tenant_lease: tenant_lease,
@@ -225,7 +248,13 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
         session.device_key = Some(key);
         if let Err(e) = session.device_up().await {
             session.finish(End::ServerClosed).await;
-            return Err(refuse(1011, e.message));
+            // The only refusal of a device coming up: the agent already has
+            // `--max-devices-per-agent` active devices.
+            let code = match e.code {
+                crate::error::ErrorCode::InvalidState => close::TOO_MANY_DEVICES,
+                _ => 1011,
+            };
+            return Err(refuse(code, e.message));
         }
     }
     let welcome = json!({
@@ -252,10 +281,26 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
     Ok(session)
 }
 
-/// The first text message; pings are skipped, anything else refuses.
-async fn first_text(ws: &mut WebSocket, max: usize) -> Result<String, CloseRequest> {
+/// The first text message; pings are answered (within the write deadline)
+/// and count against the rate limit, anything else refuses.
+async fn first_text(
+    ws: &mut WebSocket,
+    config: &crate::config::Config,
+    limiter: &mut RateLimiter,
+) -> Result<String, CloseRequest> {
+    let max = config.max_frame_bytes;
     loop {
-        match ws.recv().await {
+        let message = ws.recv().await;
+        if matches!(message, Some(Ok(_))) && !limiter.allow(Instant::now()) && limiter.flooded() {
+            return Err(CloseRequest {
+                code: close::POLICY,
+                reason: format!(
+                    "rate limit of {} messages/s exceeded",
+                    config.rate_limit_per_sec
+                ),
+            });
+        }
+        match message {
             Some(Ok(Message::Text(t))) if t.len() > max => {
                 return Err(CloseRequest {
                     code: close::TOO_LARGE,
@@ -263,7 +308,21 @@ async fn first_text(ws: &mut WebSocket, max: usize) -> Result<String, CloseReque
                 })
             }
             Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Ping(_))) => {
+                if !pong_within(ws, config.write_timeout()).await {
+                    return Err(CloseRequest {
+                        code: close::POLICY,
+                        reason: "not reading: pongs cannot be written".into(),
+                    });
+                }
+            }
+            Some(Ok(Message::Pong(_))) => continue,
+            Some(Ok(Message::Binary(b))) if b.len() > max => {
+                return Err(CloseRequest {
+                    code: close::TOO_LARGE,
+                    reason: format!("message larger than {max} bytes"),
+                })
+            }
             Some(Ok(Message::Binary(_))) => {
                 return Err(CloseRequest {
                     code: close::BAD_HELLO,
@@ -297,25 +356,27 @@ impl Session {
                     let cap = self.hub.config.reconnect_grace_ms.min(1000) / 2;
                     let after = if cap == 0 { 0 } else { rand::random::<u64>() % cap };
                     let notice = protocol::frame(Kind::Draining, &json!({"type": "draining", "reconnect_after_ms": after}));
-                    let _ = ws.send(Message::Text(notice.text)).await;
-                    close_socket(ws, close::DRAINING, "node draining: reconnect elsewhere", self.linger()).await;
+                    let _ = send_within(ws, Message::Text(notice.text), self.write_timeout()).await;
+                    close_socket(ws, close::DRAINING, "node draining: reconnect elsewhere", self.linger(), self.write_timeout()).await;
                     return End::Draining;
                 }
                 _ = self.outbox.notified() => match self.flush(ws).await {
                     Ok(None) => {}
                     Ok(Some(request)) => {
-                        close_socket(ws, request.code, &request.reason, self.linger()).await;
+                        close_socket(ws, request.code, &request.reason, self.linger(), self.write_timeout()).await;
                         return End::ServerClosed;
                     }
                     Err(()) => return End::Dropped,
                 },
-                message = ws.recv() => {
-                    if let Some(end) = self.on_message(ws, message).await {
+                // Before reading: a peer with a backlog of frames must not
+                // starve the TTL and the pings.
+                _ = tokio::time::sleep_until(deadline) => {
+                    if let Some(end) = self.on_timer(ws).await {
                         return end;
                     }
                 }
-                _ = tokio::time::sleep_until(deadline) => {
-                    if let Some(end) = self.on_timer(ws).await {
+                message = ws.recv() => {
+                    if let Some(end) = self.on_message(ws, message).await {
                         return end;
                     }
                 }
@@ -329,84 +390,117 @@ impl Session {
         message: Option<Result<Message, axum::Error>>,
     ) -> Option<End> {
         let now = Instant::now();
-        match message {
-            Some(Ok(Message::Text(text))) if text.len() > self.hub.config.max_frame_bytes => {
-                Some(self.too_large(ws, self.linger()).await)
+        let message = match message {
+            Some(Ok(message)) => message,
+            Some(Err(e)) if is_too_large(&e) => {
+                return Some(self.too_large(ws, Duration::ZERO).await)
             }
-            Some(Ok(Message::Text(text))) => {
-                self.last_frame = now;
-                self.last_msg = now;
-                self.ping_sent = false;
-                if !self.active.load(Ordering::Relaxed) && self.device.is_some() {
-                    // A device that lapsed past its TTL is back.
-                    if let Err(e) = Box::pin(self.device_up()).await {
-                        self.outbox.push(protocol::error(&e));
-                    }
+            Some(Err(_)) | None => return Some(End::Dropped),
+        };
+        if let Message::Close(frame) = message {
+            // Sends tungstenite's close reply (bounded: the peer may not read).
+            let _ = tokio::time::timeout(self.write_timeout(), ws.flush()).await;
+            // 1001 "going away" is a browser unloading the page, a reload
+            // included: treated as a drop, so a page that comes back within
+            // the grace shows no offline flap.
+            let going_away = frame.is_some_and(|f| f.code == axum::extract::ws::close_code::AWAY);
+            return Some(if going_away {
+                End::Dropped
+            } else {
+                End::ClientClosed
+            });
+        }
+        // Any frame is liveness of the line: a frozen app's browser still pongs.
+        self.last_frame = now;
+        self.ping_sent = false;
+        // One size limit and one rate limit for every kind of frame: text,
+        // binary and control frames alike.
+        let size = match &message {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+            _ => 0,
+        };
+        if size > self.hub.config.max_frame_bytes {
+            return Some(self.too_large(ws, self.linger()).await);
+        }
+        if let Message::Text(_) = message {
+            self.last_msg = now;
+            if !self.active.load(Ordering::Relaxed) && self.device.is_some() {
+                // A device that lapsed past its TTL is back.
+                if let Err(e) = Box::pin(self.device_up()).await {
+                    self.outbox.push(protocol::error(&e));
                 }
-                if !self.limiter.allow(now) {
-                    if self.limiter.strikes > self.hub.config.rate_limit_per_sec.max(1) {
-                        let reason = format!(
-                            "rate limit of {} messages/s exceeded",
-                            self.hub.config.rate_limit_per_sec
-                        );
-                        close_socket(ws, close::POLICY, &reason, self.linger()).await;
-                        return Some(End::ServerClosed);
-                    }
-                    let e = HubError::rate_limited(format!(
-                        "more than {} messages/s: message dropped",
-                        self.hub.config.rate_limit_per_sec
-                    ));
-                    let id = protocol::decode(&text).ok().and_then(|m| m.id);
+            }
+        }
+        if !self.limiter.allow(now) {
+            if self.limiter.flooded() {
+                let reason = format!(
+                    "rate limit of {} messages/s exceeded",
+                    self.hub.config.rate_limit_per_sec
+                );
+                close_socket(
+                    ws,
+                    close::POLICY,
+                    &reason,
+                    self.linger(),
+                    self.write_timeout(),
+                )
+                .await;
+                return Some(End::ServerClosed);
+            }
+            let e = HubError::rate_limited(format!(
+                "more than {} messages/s: message dropped",
+                self.hub.config.rate_limit_per_sec
+            ));
+            match &message {
+                Message::Text(text) => {
+                    let id = protocol::decode(text).ok().and_then(|m| m.id);
                     self.outbox.push(match id {
                         Some(id) => protocol::reply_err(&id, &e),
                         None => protocol::error(&e),
                     });
-                    return None;
                 }
-                self.on_text(&text).await;
-                None
+                Message::Binary(_) => self.outbox.push(protocol::error(&e)),
+                _ => {} // control frames get no error frame
             }
-            Some(Ok(Message::Binary(_))) => {
-                self.last_frame = now;
+            return None;
+        }
+        match message {
+            Message::Text(text) => self.on_text(&text).await,
+            Message::Binary(_) => {
                 self.outbox.push(protocol::error(&HubError::bad_request(
                     "binary frames are not supported: send JSON text frames",
                 )));
-                None
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                // Liveness of the line only: a frozen app's browser still pongs.
-                self.last_frame = now;
-                self.ping_sent = false;
-                None
+            Message::Ping(_) => {
+                // tungstenite queued the pong: write it before reading more,
+                // or a peer that sends pings and never reads would make the
+                // hub buffer pongs without end.
+                if !pong_within(ws, self.write_timeout()).await {
+                    return Some(End::Dropped);
+                }
             }
-            Some(Ok(Message::Close(frame))) => {
-                let _ = ws.flush().await; // sends tungstenite's close reply
-                                          // 1001 "going away" is a browser unloading the page, a reload
-                                          // included: treated as a drop, so a page that comes back
-                                          // within the grace shows no offline flap.
-                let going_away =
-                    frame.is_some_and(|f| f.code == axum::extract::ws::close_code::AWAY);
-                Some(if going_away {
-                    End::Dropped
-                } else {
-                    End::ClientClosed
-                })
-            }
-            Some(Err(e)) if is_too_large(&e) => Some(self.too_large(ws, Duration::ZERO).await),
-            Some(Err(_)) | None => Some(End::Dropped),
+            Message::Pong(_) | Message::Close(_) => {}
         }
+        None
     }
 
     /// A message over `max_frame_bytes`: `too_large`, then close 1009.
     async fn too_large(&self, ws: &mut WebSocket, linger: Duration) -> End {
         let max = self.hub.config.max_frame_bytes;
         let e = HubError::too_large(format!("message larger than {max} bytes"));
-        let _ = ws.send(Message::Text(protocol::error(&e).text)).await;
+        let _ = send_within(
+            ws,
+            Message::Text(protocol::error(&e).text),
+            self.write_timeout(),
+        )
+        .await;
         close_socket(
             ws,
             close::TOO_LARGE,
             &format!("message larger than {max} bytes"),
             linger,
+            self.write_timeout(),
         )
         .await;
         End::ServerClosed
@@ -470,12 +564,20 @@ impl Session {
         }
         if now >= self.last_frame + config.presence_ttl() {
             let reason = format!("nothing received for {} ms", config.presence_ttl_ms);
-            close_socket(ws, close::POLICY, &reason, Duration::ZERO).await;
+            close_socket(
+                ws,
+                close::POLICY,
+                &reason,
+                Duration::ZERO,
+                self.write_timeout(),
+            )
+            .await;
             return Some(End::Dropped);
         }
         if !self.ping_sent && now >= self.last_frame + config.heartbeat_interval() {
             self.ping_sent = true;
-            if ws.send(Message::Ping(Default::default())).await.is_err() {
+            let ping = Message::Ping(Default::default());
+            if !send_within(ws, ping, self.write_timeout()).await {
                 return Some(End::Dropped);
             }
         }
@@ -483,7 +585,7 @@ impl Session {
     }
 
     /// Writes everything pending in one batch. `Err` when the client cannot
-    /// be written to within the presence TTL (gone, or not reading at all).
+    /// be written to within `write_timeout_ms` (gone, or not reading).
     async fn flush(&mut self, ws: &mut WebSocket) -> Result<Option<CloseRequest>, ()> {
         let batch = self.outbox.take();
         // Counted per batch, not per frame: one atomic add per kind.
@@ -498,7 +600,7 @@ impl Session {
             }
             ws.flush().await
         };
-        match tokio::time::timeout(self.hub.config.presence_ttl(), write).await {
+        match tokio::time::timeout(self.write_timeout(), write).await {
             Ok(Ok(())) => {
                 let metrics = crate::metrics::get();
                 metrics.messages_out(&sent);
@@ -539,6 +641,10 @@ impl Session {
         self.hub.config.auth_timeout()
     }
 
+    fn write_timeout(&self) -> Duration {
+        self.hub.config.write_timeout()
+    }
+
     /// Releases what the session held, according to how it ended.
     async fn finish(&mut self, end: End) {
         if self.subscribed {
@@ -572,9 +678,31 @@ impl Session {
     }
 }
 
-/// Sends a close frame, then reads until the client answers it (at most
-/// `linger`), so unread client data does not turn the close into a reset.
-async fn close_socket(ws: &mut WebSocket, code: u16, reason: &str, linger: Duration) {
+/// Sends `message` and flushes it within `deadline`; `false` when it could
+/// not be (a peer that does not read, or is gone).
+async fn send_within(ws: &mut WebSocket, message: Message, deadline: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(deadline, ws.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Writes the pong tungstenite queued for a ping, within `deadline`.
+async fn pong_within(ws: &mut WebSocket, deadline: Duration) -> bool {
+    matches!(tokio::time::timeout(deadline, ws.flush()).await, Ok(Ok(())))
+}
+
+/// Sends a close frame (within `write_timeout`: when even that cannot be
+/// written the TCP connection is simply dropped), then reads until the
+/// client answers it (at most `linger`), so unread client data does not
+/// turn the close into a reset.
+async fn close_socket(
+    ws: &mut WebSocket,
+    code: u16,
+    reason: &str,
+    linger: Duration,
+    write_timeout: Duration,
+) {
     let mut reason = reason.to_string();
     if reason.len() > 120 {
         let mut cut = 120;
@@ -587,7 +715,7 @@ async fn close_socket(ws: &mut WebSocket, code: u16, reason: &str, linger: Durat
         code,
         reason: Utf8Bytes::from(reason),
     };
-    if ws.send(Message::Close(Some(frame))).await.is_err() {
+    if !send_within(ws, Message::Close(Some(frame)), write_timeout).await {
         return;
     }
     let _ = tokio::time::timeout(linger, async {
@@ -632,6 +760,11 @@ impl RateLimiter {
             window: now,
             strikes: 0,
         }
+    }
+
+    /// More refusals than one second's worth within the window: a flood.
+    fn flooded(&self) -> bool {
+        f64::from(self.strikes) > self.rate
     }
 
     fn allow(&mut self, now: Instant) -> bool {

@@ -12,10 +12,13 @@
 //! `/dev/signin` lists one-click sign-ins (supervisors, admins, agents of the
 //! first tenant, with fresh tokens) only when the node generated its own dev
 //! secret, i.e. in the in-memory development mode; otherwise it is 404.
+//! It hands out tokens, so it answers only clients on this machine (403
+//! for others).
 
 use crate::auth;
 use crate::domain::Role;
 use crate::hub::Hub;
+use crate::server::client_addr::ClientAddr;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -66,7 +69,14 @@ pub fn routes() -> Router<Arc<Hub>> {
     router
 }
 
-async fn dev_signin(State(hub): State<Arc<Hub>>) -> Response {
+async fn dev_signin(State(hub): State<Arc<Hub>>, client: ClientAddr) -> Response {
+    if !client.is_loopback() {
+        return (
+            StatusCode::FORBIDDEN,
+            "dev sign-in is only served to clients on this machine\n",
+        )
+            .into_response();
+    }
     let (Some(secret), Some(tenant)) = (hub.dev_secret.get(), hub.directory.tenants().next())
     else {
         return (

@@ -11,6 +11,7 @@
 pub mod haproxy;
 pub mod process;
 pub mod proxy;
+pub mod raw;
 pub mod redis;
 pub mod sentinel;
 

@@ -1,0 +1,137 @@
+//! The accept loop: every TCP connection is counted from `accept`, not only
+//! once it is a WebSocket, and must send its request headers within
+//! `--http-header-timeout-ms`.
+//!
+//! A client that opens sockets and sends half a request (or nothing) would
+//! otherwise hold a file descriptor forever without counting against
+//! `--max-connections`, and a few hundred of them would starve new clients
+//! and `/healthz`. Here, connections not yet upgraded count beside the
+//! sessions: an upgrade is refused with 503 once sessions plus other
+//! pending connections reach `--max-connections`, while plain requests
+//! (`/healthz`, `/readyz`) are still served; past that by
+//! [`HTTP_OVERFLOW`], a new connection gets a canned 503 at once and is
+//! closed without reading anything. The header deadline (hyper's, which
+//! also covers an idle keep-alive connection waiting for its next request)
+//! frees every pending slot in bounded time.
+//!
+//! The peer's address is attached to each request as
+//! `ConnectInfo<SocketAddr>`, read through [`super::client_addr`].
+
+use crate::hub::Hub;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// Connections beyond `--max-connections` still served as HTTP (so a full
+/// node answers `/healthz` and refuses upgrades with a proper 503); fits in
+/// the open files the node keeps beside its connections.
+pub const HTTP_OVERFLOW: usize = 64;
+
+/// HTTP connections accepted and not (yet) upgraded to a session.
+#[derive(Debug, Default)]
+pub struct Pending(AtomicUsize);
+
+impl Pending {
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn enter(self: &Arc<Self>) -> PendingGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        PendingGuard(self.clone())
+    }
+}
+
+struct PendingGuard(Arc<Pending>);
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What a full node writes to a connection it will not serve.
+const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+content-length: 21\r\nconnection: close\r\n\r\ntoo many connections\n";
+
+/// Accepts and serves HTTP until `shutdown` resolves, then lets every
+/// connection finish its current request (upgraded ones are sessions and
+/// end on their own) and returns.
+pub async fn serve_http(
+    hub: Arc<Hub>,
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let pending = Arc::new(Pending::default());
+    let router = router.layer(axum::Extension(pending.clone()));
+    // Signalled at shutdown: every connection task then shuts down gracefully.
+    let (stop_tx, stop_rx) = watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors or a transient error: back
+                    // off briefly rather than spin.
+                    tracing::warn!(error = ?e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        // The hub batches its own writes (many frames, one flush): Nagle's
+        // algorithm would only add delay to small replies and commands.
+        let _ = stream.set_nodelay(true);
+        let open = hub.connections.load(Ordering::Relaxed) + pending.count();
+        if open >= hub.config.max_connections.saturating_add(HTTP_OVERFLOW) {
+            crate::metrics::get().rejected_connections.increment(1);
+            // Whatever fits in the socket buffer at once; never waits.
+            let _ = stream.try_write(FULL);
+            continue;
+        }
+        let guard = pending.enter();
+        let router = router.clone();
+        let mut stop = stop_rx.clone();
+        let header_timeout = hub.config.http_header_timeout();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let service =
+                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    router.clone().oneshot(request)
+                });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stop.changed() => {}
+            }
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    drop(stop_rx);
+    // Each connection task holds a receiver: tell them all, then wait until
+    // every one has finished.
+    let _ = stop_tx.send(());
+    stop_tx.closed().await;
+    Ok(())
+}

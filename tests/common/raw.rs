@@ -1,0 +1,126 @@
+//! Raw TCP and hand-built WebSocket frames, for clients that misbehave in
+//! ways a WebSocket library would refuse to: half-sent requests, floods of
+//! pings from a peer that never reads.
+
+use super::DEADLINE;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const PING: u8 = 0x9;
+pub const TEXT: u8 = 0x1;
+
+/// A TCP connection with a small receive buffer (a peer that does not read
+/// fills it quickly, and the hub's writes block).
+pub async fn small_buffer(addr: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    socket
+        .connect(addr.parse().expect("addr"))
+        .await
+        .expect("tcp connect")
+}
+
+/// Sends a WebSocket upgrade for `/v1/ws` with `extra` header lines; returns
+/// the HTTP status of the answer.
+pub async fn upgrade(stream: &mut TcpStream, extra: &str) -> u16 {
+    let request = format!(
+        "GET /v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(DEADLINE, async {
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut byte).await.expect("read");
+            assert!(n == 1, "closed during the handshake: {head:?}");
+            head.push(byte[0]);
+        }
+    })
+    .await
+    .expect("an answer to the upgrade");
+    String::from_utf8_lossy(&head)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status")
+}
+
+/// One masked client frame.
+pub fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+    let mut out = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= u16::MAX as usize => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// Writes `count` pings (in chunks) without ever reading. Stops early when
+/// a chunk cannot be written for `stall` (the hub stopped reading) or the
+/// connection broke. Returns how many were written.
+pub async fn flood_pings(
+    stream: &mut TcpStream,
+    count: usize,
+    stall: std::time::Duration,
+) -> usize {
+    // The largest control payload: each pong echoes it.
+    let chunk: Vec<u8> = (0..1_000).flat_map(|_| frame(PING, &[b'p'; 125])).collect();
+    let mut sent = 0;
+    while sent < count {
+        match tokio::time::timeout(stall, stream.write_all(&chunk)).await {
+            Ok(Ok(())) => sent += 1_000,
+            _ => break,
+        }
+    }
+    sent
+}
+
+/// Keeps writing pings, never reading, until the hub has dropped the
+/// connection (a write fails); panics when it is still open after `within`.
+/// Reading would unblock the hub's writes: a peer that never reads is what
+/// is tested.
+pub async fn until_dropped_unread(stream: &mut TcpStream, within: std::time::Duration) {
+    let ping = frame(PING, &[b'p'; 125]);
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the hub did not drop a peer that never reads"
+        );
+        // Blocks while the hub does not read; fails once it closed.
+        let write = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            stream.write_all(&ping),
+        );
+        if let Ok(Err(_)) = write.await {
+            return;
+        }
+    }
+}
+
+/// Reads (and discards) until the hub closes the connection; panics when
+/// it is still open after the deadline.
+pub async fn until_closed(stream: &mut TcpStream, within: std::time::Duration) {
+    let mut buf = vec![0u8; 64 * 1024];
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the hub closes the connection");
+}
