@@ -157,7 +157,11 @@ impl DeltaLog {
         let Some(r) = inner.readers.get_mut(&reader) else {
             return;
         };
+        // In seq order (a replaced entry kept its place), and all older
+        // than what the log still holds.
+        let behind = out.len();
         out.extend(r.behind.drain(..).map(|(_, f)| f));
+        out[behind..].sort_by_key(|f| f.seq);
         // Give back a slow reader's map once it caught up.
         if r.behind.capacity() > 64 {
             r.behind = IndexMap::new();

@@ -57,6 +57,12 @@ impl Kind {
 pub struct Frame {
     pub kind: Kind,
     pub text: Utf8Bytes,
+    /// The tenant seq a delta carries (its record's `version`; 0 for frames
+    /// that carry none). Coalescing replaces a pending delta in place, so a
+    /// batch is put back in seq order before it is written: a client that
+    /// resumes from the highest version it applied (PROTOCOL.md §5.1.1)
+    /// then never skips a change that was still queued behind it.
+    pub seq: u64,
 }
 
 impl Frame {
@@ -64,7 +70,14 @@ impl Frame {
         Frame {
             kind,
             text: text.into(),
+            seq: 0,
         }
+    }
+
+    /// The same frame, carrying `seq`.
+    pub fn at(mut self, seq: u64) -> Self {
+        self.seq = seq;
+        self
     }
 }
 
@@ -222,7 +235,9 @@ impl Outbox {
         let mut frames = Vec::with_capacity(inner.control.len() + inner.deltas.len() + 1);
         frames.extend(inner.control.drain(..));
         frames.extend(inner.settings.take());
+        let deltas = frames.len();
         frames.extend(inner.deltas.drain(..).map(|(_, f)| f));
+        frames[deltas..].sort_by_key(|f| f.seq);
         if let Some((log, reader)) = &inner.feed {
             log.take(*reader, &mut frames);
         }
@@ -262,6 +277,20 @@ mod tests {
         let got: Vec<&str> = batch.frames.iter().map(|f| f.text.as_str()).collect();
         assert_eq!(got, ["reply", "a2", "b1"]);
         assert_eq!(outbox.coalesced(), 1);
+    }
+
+    #[test]
+    fn a_batch_of_deltas_is_written_in_seq_order_after_coalescing() {
+        // X@41 queued, then Y@45, then X@55 replaces X@41 in place: the
+        // batch must still carry Y@45 before X@55, or a client that drops
+        // after X@55 and resumes from 55 would never see Y@45.
+        let outbox = Outbox::new(8);
+        let (x, y): (Arc<str>, Arc<str>) = ("x".into(), "y".into());
+        outbox.push_delta(&x, f("x41").at(41));
+        outbox.push_delta(&y, f("y45").at(45));
+        outbox.push_delta(&x, f("x55").at(55));
+        let got: Vec<u64> = outbox.take().frames.iter().map(|f| f.seq).collect();
+        assert_eq!(got, [45, 55]);
     }
 
     #[test]

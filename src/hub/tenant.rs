@@ -298,19 +298,21 @@ impl Tenant {
                 followers += 1;
             } else if sub.scope.covers(&entry.record) {
                 sub.visible.insert(entry.id.clone());
-                let f = agent_frame
-                    .get_or_insert_with(|| protocol::agent_frame(Kind::Agent, &entry.json));
+                let f = agent_frame.get_or_insert_with(|| {
+                    protocol::agent_frame(Kind::Agent, &entry.json).at(entry.record.version)
+                });
                 sub.outbox.push_delta(&entry.id, f.clone());
             } else if sub.visible.remove(&entry.id) {
                 let f = removed_frame.get_or_insert_with(|| {
-                    protocol::frame(Kind::AgentRemoved, &json!({"type": "agent_removed", "agent_id": &*entry.id, "version": entry.record.version}))
+                    protocol::frame(Kind::AgentRemoved, &json!({"type": "agent_removed", "agent_id": &*entry.id, "version": entry.record.version})).at(entry.record.version)
                 });
                 sub.outbox.push_delta(&entry.id, f.clone());
             }
         }
         if followers > 0 {
-            let f =
-                agent_frame.get_or_insert_with(|| protocol::agent_frame(Kind::Agent, &entry.json));
+            let f = agent_frame.get_or_insert_with(|| {
+                protocol::agent_frame(Kind::Agent, &entry.json).at(entry.record.version)
+            });
             self.log.append(&entry.id, f.clone());
             for sub in r.subscribers.values() {
                 if matches!(sub.scope, ScopeFilter::All) {
@@ -319,7 +321,7 @@ impl Tenant {
             }
         }
         if let Some(watchers) = r.watchers.get(entry.id.as_ref()) {
-            let f = protocol::agent_frame(Kind::State, &entry.json);
+            let f = protocol::agent_frame(Kind::State, &entry.json).at(entry.record.version);
             for w in watchers {
                 let moved = entry
                     .record
@@ -526,7 +528,10 @@ impl Tenant {
     pub fn watch_agent(&self, agent_id: &str, device_id: &str, conn: u64, outbox: &Arc<Outbox>) {
         let mut r = self.replica.lock();
         if let Some(e) = r.agents.get(agent_id) {
-            outbox.push_delta(&e.id, protocol::agent_frame(Kind::State, &e.json));
+            outbox.push_delta(
+                &e.id,
+                protocol::agent_frame(Kind::State, &e.json).at(e.record.version),
+            );
         }
         let watcher = Watcher {
             conn,
