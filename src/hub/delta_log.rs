@@ -9,8 +9,10 @@
 //! each reader keeps a cursor into the log, as a broadcast channel does; a
 //! writer takes everything after its cursor in one go.
 //!
-//! Semantics are the outbox's: a reader that falls behind never makes the
-//! hub hold more. When the log is full and its oldest entry is one a reader
+//! Semantics are the outbox's: a take returns the newest frame of each
+//! agent since the reader's last take, in seq order, so a wallboard busy
+//! writing skips intermediate versions instead of queueing them; and a
+//! reader that falls behind never makes the hub hold more. When the log is full and its oldest entry is one a reader
 //! has not taken yet, that entry moves into the reader's own
 //! newest-record-per-agent map (so a slow wallboard holds at most one pending
 //! frame per agent, SPEC §4.4) and the reader's cursor moves past it. Memory
@@ -149,27 +151,51 @@ impl DeltaLog {
         inner.trim();
     }
 
-    /// Moves everything `reader` has not taken into `out`: first what it
-    /// fell behind on (newest per agent), then the log after its cursor.
+    /// Moves everything `reader` has not taken into `out`, newest frame
+    /// per agent, in seq order: what it fell behind on, then the log after
+    /// its cursor. A reader that keeps up takes one or two frames; one that
+    /// was busy writing takes everything that piled up meanwhile, and skips
+    /// the intermediate versions of each agent, as a per-connection outbox
+    /// does (SPEC §4.4: at most one pending record per agent).
     pub fn take(&self, reader: u64, out: &mut Vec<Frame>) {
         let mut inner = self.inner.lock();
         let (start, end) = (inner.start, inner.end());
         let Some(r) = inner.readers.get_mut(&reader) else {
             return;
         };
-        // In seq order (a replaced entry kept its place), and all older
-        // than what the log still holds.
-        let behind = out.len();
-        out.extend(r.behind.drain(..).map(|(_, f)| f));
-        out[behind..].sort_by_key(|f| f.seq);
-        // Give back a slow reader's map once it caught up.
-        if r.behind.capacity() > 64 {
-            r.behind = IndexMap::new();
-        }
+        let behind = std::mem::take(&mut r.behind);
         let from = r.cursor.max(start);
         r.cursor = end;
         let skip = (from - start) as usize;
-        out.extend(inner.entries.range(skip..).map(|(_, f)| f.clone()));
+        if behind.is_empty() && inner.entries.len() - skip <= 1 {
+            out.extend(inner.entries.range(skip..).map(|(_, f)| f.clone()));
+            return;
+        }
+        // Older first: what it fell behind on, then the log. Keep the last
+        // frame of each agent (O(n), no per-entry removal).
+        let pending: Vec<(Arc<str>, Frame)> = behind
+            .into_iter()
+            .chain(inner.entries.range(skip..).cloned())
+            .collect();
+        drop(inner);
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(pending.len());
+        for (i, (agent, _)) in pending.iter().enumerate() {
+            last.insert(agent, i);
+        }
+        let coalesced = (pending.len() - last.len()) as u64;
+        let first = out.len();
+        out.extend(
+            pending
+                .iter()
+                .enumerate()
+                .filter(|(i, (agent, _))| last.get(&**agent) == Some(i))
+                .map(|(_, (_, f))| f.clone()),
+        );
+        // `behind` kept a replaced frame's first place: back in seq order.
+        out[first..].sort_by_key(|f| f.seq);
+        if coalesced > 0 {
+            crate::metrics::get().deltas_coalesced.increment(coalesced);
+        }
     }
 
     /// Entries held now (for tests and metrics).
@@ -196,17 +222,18 @@ mod tests {
     }
 
     #[test]
-    fn every_reader_gets_every_frame_in_order_from_where_it_attached() {
+    fn every_reader_gets_the_newest_frame_per_agent_in_order_from_where_it_attached() {
         let log = DeltaLog::new(8);
         let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
         let first = log.attach();
-        log.append(&a, f("a1"));
+        log.append(&a, f("a1").at(1));
         let second = log.attach();
-        log.append(&b, f("b1"));
-        log.append(&a, f("a2"));
+        log.append(&b, f("b1").at(2));
+        log.append(&a, f("a2").at(3));
         let mut out = Vec::new();
         log.take(first, &mut out);
-        assert_eq!(texts(&out), ["a1", "b1", "a2"]);
+        // a1 is superseded by a2 before the reader took it.
+        assert_eq!(texts(&out), ["b1", "a2"]);
         out.clear();
         log.take(second, &mut out);
         assert_eq!(texts(&out), ["b1", "a2"]);
