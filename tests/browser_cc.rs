@@ -1,0 +1,130 @@
+//! The wallboard's contact-center features in a real headless Chromium
+//! (Debian's `chromium`, driven by `playwright-core` from npm) against the
+//! real binary, with a tenant whose pause reason codes carry `max_minutes`
+//! and six agents on real WebSockets opened by the script: channel cards
+//! show the hub's counters and they match the agents' states; a pause that
+//! runs past its code's limit (0.6 s) shows the overrun badge on the row and
+//! in the panel; "Sign out" in the panel asks first, then the agent's own
+//! socket receives `signed_out` and is closed with 4010 and the row shows it
+//! offline. See `tests/browser/wallboard_cc.mjs` for each step. A screenshot
+//! is saved to `tests/artifacts/wallboard_cc.png`.
+//!
+//! Needs `/usr/bin/chromium`, `node` and `npm ci --prefix tests/browser`, as
+//! `tests/browser.rs`: without them the test prints SKIPPED on a developer
+//! machine and fails in CI (`CI` set).
+
+mod common;
+
+use common::process::Proc;
+use common::*;
+use serde_json::json;
+use std::path::Path;
+
+/// Tenant `acme`: agents c0..c5 on queue `sales` (c0..c2 also on chat
+/// `web`), supervisor s1, pause codes `break` (0.01 min) and `lunch` (60 min).
+fn directory() -> serde_json::Value {
+    let agents: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+    let names = [
+        "Ana Souza",
+        "Bruno Costa",
+        "Carla Dias",
+        "Diego Alves",
+        "Elisa Martins",
+        "Fabio Rocha",
+    ];
+    let mut users: Vec<serde_json::Value> = agents
+        .iter()
+        .zip(names)
+        .map(|(id, name)| json!({"id": id, "name": name, "roles": ["agent"]}))
+        .collect();
+    users.push(json!({"id": "s1", "name": "Sara Supervisor", "roles": ["supervisor"]}));
+    json!({"tenants": [{
+        "id": "acme",
+        "name": "Acme Support",
+        "settings": {
+            "supervisor_can_end_wrap_up": false,
+            "wrap_up_seconds": 30,
+            "unassigned_access_default": true,
+            // With codes set, `sign_in_reason` must be one (even while unused).
+            "sign_in_reason": "lunch",
+            "pause_reasons": [
+                {"code": "break", "label": "Break", "max_minutes": 0.01},
+                {"code": "lunch", "label": "Lunch", "max_minutes": 60}
+            ]
+        },
+        "channels": [
+            {"kind": "queue", "id": "sales", "name": "Sales", "assigned": agents},
+            {"kind": "chat", "id": "web", "name": "Web chat", "assigned": agents[..3]}
+        ],
+        "users": users
+    }]})
+}
+
+#[tokio::test]
+async fn the_wallboard_shows_overruns_signs_agents_out_and_the_hubs_channel_counters() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing: Vec<&str> = [
+        (!Path::new(&chromium).exists()).then_some("chromium (apt-get install chromium)"),
+        (!dir.join("node_modules/playwright-core").exists())
+            .then_some("playwright-core (npm ci --prefix tests/browser)"),
+        std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_err()
+            .then_some("node"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !missing.is_empty() {
+        let why = format!("needs {}", missing.join(", "));
+        return skip("browser test (tests/browser_cc.rs)", &why);
+    }
+    let directory_path = std::env::temp_dir().join(format!(
+        "presence-hub-browser-cc-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(&directory_path, directory().to_string()).expect("write the directory");
+    let node = Proc::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--directory",
+            directory_path.to_str().expect("utf-8 temp path"),
+            "--channel-update-ms",
+            "100",
+        ],
+        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
+    )
+    .await;
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    let screenshot = artifacts.join("wallboard_cc.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let out = tokio::process::Command::new("node")
+        .arg("--experimental-websocket")
+        .arg(dir.join("wallboard_cc.mjs"))
+        .arg(&node.addr)
+        .arg(SECRET)
+        .arg(&screenshot)
+        .env("CHROMIUM", &chromium)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), out)
+        .await
+        .expect("the browser test ends")
+        .expect("node runs");
+    let _ = std::fs::remove_file(&directory_path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("browser test passed"), "{stdout}");
+    let png = std::fs::read(&screenshot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
+}
