@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 /// A snapshot once it shows `online` agents online (on a cluster the
@@ -225,7 +226,18 @@ async fn a_slow_reader_gets_coalesced_deltas_and_others_are_not_held_back() {
             };
             agent.send(body).await;
         }
-        agent.ok(json!({"type": "heartbeat"})).await; // all applied
+        // All applied: each change is a round trip through the store (and,
+        // in the cluster, Redis pub/sub), so draining 4 000 of them takes
+        // seconds; this waits for the condition, not for a speed.
+        agent
+            .send(json!({"type": "heartbeat", "id": "drained"}))
+            .await;
+        let drained = agent
+            .recv_where_within("the reply after the burst", Duration::from_secs(60), |v| {
+                v["type"] == "reply" && v["id"] == "drained"
+            })
+            .await;
+        assert_eq!(drained["ok"], true, "{drained}");
     }
     let mut finals = Vec::new();
     for agent in agents.iter_mut() {
