@@ -77,26 +77,9 @@ async fn a_page_going_away_keeps_the_grace_and_a_reload_shows_no_flap() {
 async fn an_agent_works_from_the_dashboard_beside_a_supervisor() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = root.join("tests/browser");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let missing: Vec<&str> = [
-        (!Path::new(&chromium).exists()).then_some("chromium (apt-get install chromium)"),
-        (!dir.join("node_modules/playwright-core").exists())
-            .then_some("playwright-core (npm ci --prefix tests/browser)"),
-        std::process::Command::new("node")
-            .arg("--version")
-            .output()
-            .is_err()
-            .then_some("node"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if !missing.is_empty() {
-        let why = format!("browser test needs {}", missing.join(", "));
-        assert!(std::env::var_os("CI").is_none(), "{why}");
-        eprintln!("skipped: {why}");
+    let Some(Browser { chromium, .. }) = browser("browser test (tests/agent_page.rs)") else {
         return;
-    }
+    };
     let directory = root.join("tests/common/directory.json");
     // A reload must come back well inside the grace even on a loaded machine;
     // heartbeats are fast so presence is exercised.

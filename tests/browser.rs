@@ -21,24 +21,9 @@ use std::path::Path;
 #[tokio::test]
 async fn the_wallboard_at_400_agents_acts_on_the_right_agent_under_live_updates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let missing: Vec<&str> = [
-        (!Path::new(&chromium).exists()).then_some("chromium (apt-get install chromium)"),
-        (!dir.join("node_modules/playwright-core").exists())
-            .then_some("playwright-core (npm ci --prefix tests/browser)"),
-        std::process::Command::new("node")
-            .arg("--version")
-            .output()
-            .is_err()
-            .then_some("node"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if !missing.is_empty() {
-        let why = format!("needs {}", missing.join(", "));
-        return skip("browser test (tests/browser.rs)", &why);
-    }
+    let Some(Browser { chromium, .. }) = browser("browser test (tests/browser.rs)") else {
+        return;
+    };
     const AGENTS: usize = 400;
     let directory =
         std::env::temp_dir().join(format!("presence-hub-browser-{}.json", std::process::id()));

@@ -63,24 +63,9 @@ fn directory() -> serde_json::Value {
 #[tokio::test]
 async fn the_wallboard_shows_overruns_signs_agents_out_and_the_hubs_channel_counters() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let missing: Vec<&str> = [
-        (!Path::new(&chromium).exists()).then_some("chromium (apt-get install chromium)"),
-        (!dir.join("node_modules/playwright-core").exists())
-            .then_some("playwright-core (npm ci --prefix tests/browser)"),
-        std::process::Command::new("node")
-            .arg("--version")
-            .output()
-            .is_err()
-            .then_some("node"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if !missing.is_empty() {
-        let why = format!("needs {}", missing.join(", "));
-        return skip("browser test (tests/browser_cc.rs)", &why);
-    }
+    let Some(Browser { chromium, .. }) = browser("browser test (tests/browser_cc.rs)") else {
+        return;
+    };
     let directory_path = std::env::temp_dir().join(format!(
         "presence-hub-browser-cc-{}.json",
         std::process::id()

@@ -229,9 +229,9 @@ async fn a_node_cut_off_from_redis_gets_its_agents_back_when_the_cut_heals() {
     })
     .await;
     // And it works both ways again.
-    a1.ok(json!({"type": "set_status", "status": "paused", "reason": "back"}))
+    a1.ok(json!({"type": "set_status", "status": "paused", "reason": "meeting"}))
         .await;
-    sup.agent_update("a1", |r| r["pause_reason"] == "back")
+    sup.agent_update("a1", |r| r["pause_reason"] == "meeting")
         .await;
 }
 
@@ -347,7 +347,7 @@ async fn a_device_reconnecting_to_another_node_replaces_its_old_connection() {
     );
     // No offline flap came in between, and the device works on node b.
     let r = new
-        .ok(json!({"type": "set_status", "status": "paused", "reason": "moved"}))
+        .ok(json!({"type": "set_status", "status": "paused", "reason": "training"}))
         .await;
     let next = sup
         .recv_where("a1 delta", |v| {
@@ -384,9 +384,9 @@ async fn a_node_follows_a_tenant_only_while_it_has_sessions_of_it() {
     assert_eq!(subscribers(), "hub:{acme}:deltas\n2");
     sup.agent_update("a1", |r| r["presence"] == "online").await;
     let r = again
-        .ok(json!({"type": "set_status", "status": "paused", "reason": "back"}))
+        .ok(json!({"type": "set_status", "status": "paused", "reason": "meeting"}))
         .await;
     assert!(r["agent"]["version"].as_u64() > Some(2));
-    sup.agent_update("a1", |r| r["pause_reason"] == "back")
+    sup.agent_update("a1", |r| r["pause_reason"] == "meeting")
         .await;
 }

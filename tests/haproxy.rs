@@ -126,7 +126,7 @@ async fn agent_app(w: Arc<Watch>, user: &'static str) -> (u32, Value) {
         c.send(match (toggle, n % 2) {
             (false, _) => json!({"type": "heartbeat", "id": id}),
             (true, 0) => json!({"type": "set_status", "id": id, "status": "available"}),
-            (true, _) => json!({"type": "set_status", "id": id, "status": "paused", "reason": format!("r{n}")}),
+            (true, _) => json!({"type": "set_status", "id": id, "status": "paused", "reason": demo_reason(n)}),
         })
         .await;
         loop {
@@ -158,7 +158,7 @@ async fn agent_app(w: Arc<Watch>, user: &'static str) -> (u32, Value) {
     }
     // One last change, confirmed: the final state must be exactly this.
     let last = if toggle {
-        json!({"type": "set_status", "status": "paused", "reason": format!("final-{user}")})
+        json!({"type": "set_status", "status": "paused", "reason": "meeting"})
     } else {
         json!({"type": "heartbeat"})
     };

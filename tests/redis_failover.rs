@@ -195,7 +195,7 @@ async fn toggle_until_refused(
         let body = if paused {
             json!({"type": "set_status", "status": "available"})
         } else {
-            json!({"type": "set_status", "status": "paused", "reason": format!("r{i}")})
+            json!({"type": "set_status", "status": "paused", "reason": demo_reason(i)})
         };
         let reply = c.request(body).await;
         if reply["ok"] != true {

@@ -78,7 +78,7 @@ async fn agent_app(
             (false, _) => json!({"type": "heartbeat", "id": id}),
             (true, 0) => json!({"type": "set_status", "id": id, "status": "available"}),
             (true, _) => {
-                json!({"type": "set_status", "id": id, "status": "paused", "reason": format!("r{n}")})
+                json!({"type": "set_status", "id": id, "status": "paused", "reason": demo_reason(n)})
             }
         };
         c.send(body).await;

@@ -121,7 +121,7 @@ async fn abuse_beside_good_clients_changes_nothing_and_memory_returns() {
     for round in 0..40 {
         for a in agents.iter_mut() {
             let body = if round % 2 == 0 {
-                json!({"type": "set_status", "status": "paused", "reason": format!("r{round}")})
+                json!({"type": "set_status", "status": "paused", "reason": demo_reason(round)})
             } else {
                 json!({"type": "set_status", "status": "available"})
             };

@@ -41,6 +41,48 @@ pub fn skip(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
+/// What a browser test drives: Debian's Chromium (or `$CHROMIUM`) and the
+/// scripts in `tests/browser/` with their `playwright-core`.
+pub struct Browser {
+    pub chromium: String,
+    pub dir: std::path::PathBuf,
+}
+
+/// The browser test's tools, or `None` after reporting the skip (which
+/// fails in CI, where `.ci/run` installs them).
+pub fn browser(test: &str) -> Option<Browser> {
+    use std::path::Path;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing: Vec<&str> = [
+        (!Path::new(&chromium).exists()).then_some("chromium (apt-get install chromium)"),
+        (!dir.join("node_modules/playwright-core").exists())
+            .then_some("playwright-core (npm ci --prefix tests/browser)"),
+        std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_err()
+            .then_some("node"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if missing.is_empty() {
+        Some(Browser { chromium, dir })
+    } else {
+        skip(test, &format!("needs {}", missing.join(", ")));
+        None
+    }
+}
+
+/// The `n`th of the demo directory's pause reason codes (it lists them, so a
+/// free-text reason is refused there): changes that need distinct pauses
+/// take turns.
+pub fn demo_reason(n: impl TryInto<usize>) -> &'static str {
+    const CODES: [&str; 5] = ["break", "lunch", "training", "meeting", "coaching"];
+    CODES[n.try_into().unwrap_or(0) % CODES.len()]
+}
+
 /// Validators for `protocol/schemas`, built once per test binary.
 pub struct Schemas {
     pub client: jsonschema::Validator,
