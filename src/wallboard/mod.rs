@@ -2,8 +2,8 @@
 //! outside. Served at `/`; plain HTML, one stylesheet and ES modules under
 //! `/wallboard/`, no build step. The connection is the JS client library's
 //! `SupervisorClient` (served at `/client/`, see `client_lib.rs`); the page's
-//! modules (see `js/main.js` for the map): `client.js` (its own implementation
-//! of the same interface, a one-line fallback), `store.js` (filters, sort, totals over the live records),
+//! modules (see `js/main.js` for the map): `store.js` (filters, sort,
+//! totals over the live records),
 //! `list.js` (the windowed agent list), `panels.js` (one agent's actions,
 //! search), `admin.js` (the settings form), `format.js` (names, durations).
 //! They are served with `no-cache` so a new binary's page is never mixed
@@ -40,7 +40,6 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("wallboard.css"),
     ),
     ("/wallboard/main.js", JS, include_str!("js/main.js")),
-    ("/wallboard/client.js", JS, include_str!("js/client.js")),
     ("/wallboard/store.js", JS, include_str!("js/store.js")),
     ("/wallboard/list.js", JS, include_str!("js/list.js")),
     ("/wallboard/panels.js", JS, include_str!("js/panels.js")),

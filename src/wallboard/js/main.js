@@ -1,8 +1,7 @@
 // The wallboard's entry point: sign-in, then wiring the modules together.
 //
 //   /client/presence-hub-client.js  the connection (the client library's
-//              SupervisorClient: live records, resume, backoff); client.js is the
-//              page's own implementation of the same interface (a fallback)
+//              SupervisorClient: live records, resume, backoff)
 //   store.js   filters, sort, totals, per-channel counts over the records
 //   list.js    the windowed agent list
 //   panels.js  one agent's actions (side panel) and the search
@@ -13,8 +12,7 @@
 // at most once per animation frame, only what changed and is in view. Timers
 // tick once a second over visible cells only, and stop while the data is stale.
 
-// The client library (clients/js), served by the hub. `./client.js` is the
-// page's own implementation of the same interface, kept as a fallback.
+// The client library (clients/js), served by the hub.
 import { SupervisorClient } from "/client/presence-hub-client.js";
 import { AdminForm } from "./admin.js";
 import { AgentList } from "./list.js";
