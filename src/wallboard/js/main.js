@@ -142,7 +142,9 @@ function start(token, role) {
     store.setFilter({ channel: key });
     invalidate();
   });
-  $("f-text").addEventListener("input", () => { store.setFilter({ text: $("f-text").value.trim().toLowerCase() }); invalidate(); });
+  // A new text filter shows its matches from the top: a viewport left
+  // scrolled far down a long list would otherwise draw them out of view.
+  $("f-text").addEventListener("input", () => { store.setFilter({ text: $("f-text").value.trim().toLowerCase() }); $("viewport").scrollTop = 0; invalidate(); });
   $("f-sort").addEventListener("change", () => { store.setSort($("f-sort").value); invalidate(); });
   $("viewport").addEventListener("scroll", () => { scrolled = true; invalidate(); }, { passive: true });
   window.addEventListener("resize", () => { scrolled = true; invalidate(); });
