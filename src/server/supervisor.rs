@@ -1,4 +1,4 @@
-//! Supervisor (and admin) commands on one agent (SPEC §4.4 `command`,
+//! Supervisor (and admin) commands on one agent (DESIGN.md §4.4 `command`,
 //! §9.5 monitor modes, §9.6 sign-out). Permissions are checked against the
 //! record inside [`Hub::change`](crate::hub::Hub::change)'s retry loop.
 
@@ -82,7 +82,7 @@ impl Session {
     /// reply follows their answer; the session keeps serving meanwhile.
     ///
     /// Monitoring again in another mode is a mode change, asked of the
-    /// device the same way (SPEC §9.5).
+    /// device the same way (DESIGN.md §9.5).
     async fn monitor(
         &mut self,
         agent_id: &str,

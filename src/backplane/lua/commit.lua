@@ -1,4 +1,4 @@
--- Compare-and-swap of one agent record (SPEC §5), atomically:
+-- Compare-and-swap of one agent record (DESIGN.md §5), atomically:
 -- check the version, bump the tenant seq, store the record with its new
 -- version, append the history, publish the delta.
 --
