@@ -31,6 +31,12 @@ async fn node_on(redis: &[&str], id: &str) -> Proc {
         "300",
         "--redis-timeout-ms",
         "500",
+        // The failover streams send changes back to back, as fast as the
+        // replica acknowledges them: on a quiet machine that is well over
+        // the default 50 messages/s, and a `rate_limited` reply is not the
+        // refusal these tests wait for.
+        "--rate-limit-per-sec",
+        "100000",
     ];
     args.extend_from_slice(redis);
     Proc::start(&args, &[("PRESENCE_HUB_JWT_SECRET", SECRET)]).await
