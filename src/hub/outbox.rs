@@ -233,10 +233,13 @@ impl Outbox {
     pub fn take(&self) -> Batch {
         let mut inner = self.inner.lock();
         let mut frames = Vec::with_capacity(inner.control.len() + inner.deltas.len() + 1);
-        frames.extend(inner.control.drain(..));
+        // Moved out rather than drained: an idle connection then holds no
+        // capacity left from its last burst (memory per idle connection,
+        // BENCHMARKS.md); a busy one allocates per batch, as `frames` does.
+        frames.extend(std::mem::take(&mut inner.control));
         frames.extend(inner.settings.take());
         let deltas = frames.len();
-        frames.extend(inner.deltas.drain(..).map(|(_, f)| f));
+        frames.extend(std::mem::take(&mut inner.deltas).into_values());
         frames[deltas..].sort_by_key(|f| f.seq);
         if let Some((log, reader)) = &inner.feed {
             log.take(*reader, &mut frames);

@@ -78,10 +78,12 @@ async fn ws_upgrade(
     // fully read, so closing does not reset the TCP connection). The library
     // limit is a hard cap above it that bounds what one message may buffer.
     let hard_cap = hub.config.max_frame_bytes.saturating_mul(4).max(64 * 1024);
-    // Per-connection buffers dominate idle memory: agents send tiny
-    // messages, so a 1 KiB read buffer costs nothing in calls and saves
-    // 3 KiB per connection against 4 KiB (BENCHMARKS.md, `idle`).
-    ws.read_buffer_size(1024)
+    // Per-connection buffers dominate idle memory: agents send messages of
+    // 100–200 bytes, so a 256-byte read buffer costs them nothing in calls
+    // (a larger message takes a few reads; tungstenite grows the buffer for
+    // a frame that needs it) and saves 3.75 KiB per idle connection against
+    // 4 KiB (BENCHMARKS.md, `idle`).
+    ws.read_buffer_size(256)
         .write_buffer_size(8 * 1024)
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)

@@ -360,7 +360,10 @@ impl Session {
                     close_socket(ws, close::DRAINING, "node draining: reconnect elsewhere", self.linger(), self.write_timeout()).await;
                     return End::Draining;
                 }
-                _ = self.outbox.notified() => match self.flush(ws).await {
+                // The arms' work is boxed: a future awaited inline is part of
+                // every idle connection's task (BENCHMARKS.md, memory), and
+                // a box per batch or message is nothing beside its syscalls.
+                _ = self.outbox.notified() => match Box::pin(self.flush(ws)).await {
                     Ok(None) => {}
                     Ok(Some(request)) => {
                         close_socket(ws, request.code, &request.reason, self.linger(), self.write_timeout()).await;
@@ -371,12 +374,12 @@ impl Session {
                 // Before reading: a peer with a backlog of frames must not
                 // starve the TTL and the pings.
                 _ = tokio::time::sleep_until(deadline) => {
-                    if let Some(end) = self.on_timer(ws).await {
+                    if let Some(end) = Box::pin(self.on_timer(ws)).await {
                         return end;
                     }
                 }
                 message = ws.recv() => {
-                    if let Some(end) = self.on_message(ws, message).await {
+                    if let Some(end) = Box::pin(self.on_message(ws, message)).await {
                         return end;
                     }
                 }
