@@ -41,8 +41,23 @@ pub async fn run(
     }
     // Wait until the watcher has seen everyone online.
     let mut online: HashSet<String> = HashSet::new();
+    let seen_by = Instant::now() + Duration::from_secs(120);
     while online.len() < agents {
-        let v = next_json(&mut watcher, Duration::from_secs(30)).await?;
+        if Instant::now() > seen_by {
+            let missing: Vec<String> = (0..agents)
+                .map(crate::target::agent_id)
+                .filter(|id| !online.contains(id))
+                .take(5)
+                .collect();
+            return Err(format!(
+                "the watcher saw {} of {agents} agents online within 120 s (missing e.g. {missing:?})",
+                online.len()
+            ));
+        }
+        let left = seen_by.saturating_duration_since(Instant::now());
+        let Ok(v) = next_json(&mut watcher, left.min(Duration::from_secs(30))).await else {
+            continue;
+        };
         for r in crate::client::records(&v) {
             if r["presence"] == "online" {
                 online.insert(r["id"].as_str().unwrap_or_default().to_string());
@@ -91,12 +106,15 @@ pub async fn run(
 }
 
 async fn next_json(ws: &mut crate::client::Ws, within: Duration) -> Result<Value, String> {
+    let until = Instant::now() + within;
     loop {
         match tokio::time::timeout(within, ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => {
                 return serde_json::from_str(&t).map_err(|e| e.to_string())
             }
-            Ok(Some(Ok(_))) => continue,
+            // Pings and pongs: `within` still bounds the whole wait.
+            Ok(Some(Ok(_))) if Instant::now() < until => continue,
+            Ok(Some(Ok(_))) => return Err("nothing within the wait".into()),
             Ok(_) => return Err("the watcher's connection closed".into()),
             Err(_) => return Err("nothing within the wait".into()),
         }

@@ -346,4 +346,46 @@ mod tests {
             "a new reader starts after what was appended"
         );
     }
+
+    #[test]
+    fn readers_at_any_pace_end_with_every_agents_newest_frame() {
+        // A fixed pseudo-random workload: 50 agents, 4 readers taking at
+        // different paces, a small log so that slow readers fall behind it.
+        let log = DeltaLog::new(16);
+        let ids: Vec<Arc<str>> = (0..50).map(|i| Arc::from(format!("ag{i}"))).collect();
+        let readers: Vec<u64> = (0..4).map(|_| log.attach()).collect();
+        let mut seen: Vec<HashMap<String, u64>> = vec![HashMap::new(); readers.len()];
+        let mut truth: HashMap<String, u64> = HashMap::new();
+        let mut x: u64 = 12345;
+        let mut out = Vec::new();
+        for seq in 1..=5_000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let id = &ids[(x >> 33) as usize % ids.len()];
+            log.append(id, f(&format!("{id}")).at(seq));
+            truth.insert(id.to_string(), seq);
+            for (k, r) in readers.iter().enumerate() {
+                // Reader k takes every 1, 7, 60 or 400 appends.
+                if seq % [1, 7, 60, 400][k] == 0 {
+                    out.clear();
+                    log.take(*r, &mut out);
+                    assert!(out.windows(2).all(|w| w[0].seq < w[1].seq), "seq order");
+                    for fr in &out {
+                        let v = seen[k].entry(fr.text.to_string()).or_default();
+                        assert!(fr.seq > *v, "newer versions only");
+                        *v = fr.seq;
+                    }
+                }
+            }
+        }
+        for (k, r) in readers.iter().enumerate() {
+            out.clear();
+            log.take(*r, &mut out);
+            for fr in &out {
+                seen[k].insert(fr.text.to_string(), fr.seq);
+            }
+            assert_eq!(seen[k], truth, "reader {k}");
+        }
+    }
 }
