@@ -34,9 +34,10 @@ async fn the_wallboard_at_400_agents_acts_on_the_right_agent_under_live_updates(
         .status()
         .expect("node writes the directory");
     assert!(made.success(), "directory.mjs failed");
-    // Known flake (issue 12, open): now and then a filtered row is drawn but
-    // never becomes visible to the click. Until that is found, a failed run
-    // is reported and tried once more against a fresh hub; two failures fail.
+    // Known flake, cause not found: now and then Playwright will not click a
+    // filtered row the page shows (wallboard.mjs `openAgent` retries that
+    // step and logs it). Should a run fail anyway, it is reported and tried
+    // once more against a fresh hub; two failures fail.
     for attempt in 1..=2 {
         let node = Proc::start(
             &[
