@@ -1,4 +1,4 @@
-//! Command line and environment: every flag of SPEC §6, each also readable
+//! Command line and environment: every flag of DESIGN.md §6, each also readable
 //! from `PRESENCE_HUB_<NAME>`. Timing flags exist so tests and benchmarks can
 //! run the real code paths fast; nothing waits on a constant it cannot set.
 
@@ -151,7 +151,7 @@ pub struct Config {
     /// Log output format.
     #[arg(long, env = "PRESENCE_HUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
-    // ---- contact-center depth (SPEC §9)
+    // ---- contact-center depth (DESIGN.md §9)
     /// Shortest interval between two `channel` messages (counters) to one
     /// connection; a channel's message is sent only when it changed.
     #[arg(long, env = "PRESENCE_HUB_CHANNEL_UPDATE_MS", default_value_t = 1_000)]

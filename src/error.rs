@@ -7,7 +7,7 @@
 use serde::Serialize;
 use std::fmt;
 
-/// The `error.code` values of SPEC §4.2.
+/// The `error.code` values of PROTOCOL.md §3.1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {

@@ -1,4 +1,4 @@
-//! Prometheus metrics (SPEC §6), through the `metrics` facade and its
+//! Prometheus metrics (DESIGN.md §6), through the `metrics` facade and its
 //! Prometheus exporter; `/metrics` renders them.
 //!
 //! Handles are registered once and kept here, so hot paths (fan-out,

@@ -1,4 +1,4 @@
-//! Protocol v1 on the wire (SPEC §4, `protocol/PROTOCOL.md`): the messages
+//! Protocol v1 on the wire (`protocol/PROTOCOL.md`; docs/DESIGN.md §4): the messages
 //! clients send, how they are decoded, and the frames the hub sends back.
 //!
 //! Decoding is two-step so each failure gets its documented code: text that
@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 /// The protocol version in `welcome`.
 pub const VERSION: u32 = 1;
 
-/// WebSocket close codes of SPEC §4.2.
+/// WebSocket close codes of PROTOCOL.md §3.2.
 pub mod close {
     pub const NORMAL: u16 = 1000;
     pub const TOO_LARGE: u16 = 1009;
@@ -28,7 +28,7 @@ pub mod close {
     pub const UNAUTHORIZED: u16 = 4003;
     pub const POLICY: u16 = 4008;
     pub const REPLACED: u16 = 4009;
-    /// Signed out by a supervisor (SPEC §9.6).
+    /// Signed out by a supervisor (PROTOCOL.md §10.6).
     pub const SIGNED_OUT: u16 = 4010;
     /// The agent already has `--max-devices-per-agent` active devices.
     pub const TOO_MANY_DEVICES: u16 = 4011;
@@ -77,7 +77,7 @@ pub enum CommandAction {
     StopMonitor,
     EndWrapUp,
     DisconnectUnassigned,
-    /// Signs the agent out (SPEC §9.6).
+    /// Signs the agent out (PROTOCOL.md §10.6).
     SignOut,
 }
 
@@ -116,7 +116,7 @@ pub enum Request {
     },
     Subscribe {
         scope: ScopeRequest,
-        /// Resume (SPEC §9.7): the seq of the last snapshot or delta applied.
+        /// Resume (PROTOCOL.md §5.1.1): the seq of the last snapshot or delta applied.
         #[serde(default)]
         since_seq: Option<u64>,
         /// The `epoch` of the snapshot that `since_seq` belongs to.
@@ -145,7 +145,7 @@ pub enum Request {
         channel: Option<ChannelRef>,
         #[serde(default)]
         reason: Option<String>,
-        /// `monitor` only: listen (default), whisper or barge (SPEC §9.5).
+        /// `monitor` only: listen (default), whisper or barge (PROTOCOL.md §10.5).
         #[serde(default)]
         mode: Option<crate::domain::MonitorMode>,
     },

@@ -1,4 +1,4 @@
-//! Bad input (SPEC §7): each gets its documented error or close code, the
+//! Bad input (DESIGN.md §7): each gets its documented error or close code, the
 //! connection's other state is untouched, no other connection is affected,
 //! and no record changes. Plus the slow reader whose memory stays bounded.
 

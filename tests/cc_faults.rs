@@ -1,5 +1,5 @@
-//! Contact-center timers when a node dies (SPEC §9.2, §5 "a sweeper covers
-//! agents whose owner died"), with the real binary as separate processes and
+//! Contact-center timers when a node dies (PROTOCOL.md §10.2; DESIGN.md §5: a sweeper covers
+//! agents whose owner died), with the real binary as separate processes and
 //! a real `redis-server` the test starts.
 //!
 //! A pause's overrun timer runs on the node that committed the pause. Here a

@@ -1,4 +1,4 @@
-//! Contact-center depth (SPEC §9.1–9.6) over real WebSockets, in the `cc`
+//! Contact-center depth (PROTOCOL.md §10.1–10.6) over real WebSockets, in the `cc`
 //! tenant of the test directory (chat capacity 3, reason codes with a
 //! 1.2 s break, `sign_in_status: restore`). Runs as `cc_sessions` on one
 //! node and as `cluster_cc_sessions` on three nodes sharing a Redis: agents

@@ -1,5 +1,5 @@
 //! Cluster faults with the real binary as separate processes and a real
-//! `redis-server` the test starts, kills and restarts (SPEC §5, issue 3):
+//! `redis-server` the test starts, kills and restarts (DESIGN.md §5, issue 3):
 //! a node killed with -9, Redis restarted with its AOF and empty, a node
 //! cut off from Redis, and three nodes racing on one agent.
 

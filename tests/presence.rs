@@ -1,4 +1,4 @@
-//! Devices and presence (SPEC §2): TTL, clean close, abrupt drop within and
+//! Devices and presence (DESIGN.md §2): TTL, clean close, abrupt drop within and
 //! beyond the reconnect grace, device replacement, half-open connections.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Supervisor resume (SPEC §9.7): a wallboard that reconnects with the seq it
+//! Supervisor resume (PROTOCOL.md §5.1.1): a wallboard that reconnects with the seq it
 //! last applied gets only what changed, plus the ids of everyone in scope;
 //! when the hub cannot vouch for that, a full snapshot. Runs on one node and
 //! (as `cluster_resume`) on three, where the resume goes to another node than

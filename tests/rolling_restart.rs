@@ -1,4 +1,4 @@
-//! A rolling restart of a 3-node cluster under load (SPEC §6): each node in
+//! A rolling restart of a 3-node cluster under load (DESIGN.md §6): each node in
 //! turn gets SIGTERM, tells its clients `draining` and closes them with
 //! 1012; they reconnect to another node within the grace; a new process
 //! takes the old one's place. No agent shows an offline flap, no state is

@@ -1,6 +1,6 @@
 //! Agent, supervisor and admin sessions over real WebSockets: every
 //! transition of the state machine and its refusals, every row of the
-//! permission table, and the seed rules of SPEC §1.
+//! permission table, and the seed rules of DESIGN.md §1.
 
 mod common;
 
@@ -572,7 +572,7 @@ async fn channel_scope_snapshot_then_deltas_and_agent_removed() {
         .filter_map(|a| a["id"].as_str())
         .collect();
     assert_eq!(ids, ["a2"], "only agents assigned or connected to billing");
-    // v1's fields, and the counters of SPEC §9.4 beside them.
+    // v1's fields, and the counters of PROTOCOL.md §10.4 beside them.
     assert_eq!(
         snapshot["channels"],
         json!([{"kind": "queue", "id": "billing", "name": "Billing",

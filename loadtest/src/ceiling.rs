@@ -1,7 +1,7 @@
 //! `ceiling`: a bare tokio-tungstenite server that broadcasts the same
 //! pre-serialized frame to M clients at R frames/s — no hub logic at all.
 //! Its delivered rate is the physical ceiling of this machine that the
-//! hub's fan-out is compared with (SPEC §8: ≥ 70 %).
+//! hub's fan-out is compared with (DESIGN.md §8: ≥ 70 %).
 
 use crate::report::latency_ms;
 use futures_util::SinkExt;

@@ -1,7 +1,7 @@
 //! `failover`: K nodes over Redis, agents spread over nodes 1..K, one
 //! supervisor on every node but node 1; then `kill -9` of node 1. Reports
 //! how long until every surviving node shows all of node 1's agents
-//! offline (SPEC §8: ≤ node TTL + 1 s).
+//! offline (DESIGN.md §8: ≤ node TTL + 1 s).
 
 use crate::client;
 use crate::target::{agent_id, Target};

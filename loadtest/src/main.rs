@@ -1,5 +1,5 @@
 //! `presence-loadtest`: drives a presence-hub (spawned, or running nodes
-//! given with `--url`) and reports the figures of SPEC §8 as a table and as
+//! given with `--url`) and reports the figures of DESIGN.md §8 as a table and as
 //! JSON: `{"scenario", "params", "hub": {"rss_bytes", "nodes"}, "results"}`.
 //!
 //! Scenarios: `idle`, `fanout`, `commands`, `storm`, `failover`, `ceiling`,
@@ -25,7 +25,7 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(
     name = "presence-loadtest",
-    about = "Load tool for presence-hub (SPEC §8)"
+    about = "Load tool for presence-hub (DESIGN.md §8)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,7 +42,7 @@ enum Scenario {
         #[arg(long, default_value_t = 2)]
         hold_s: u64,
         /// Each agent sends a heartbeat this often while held (spread evenly
-        /// over the agents), as SPEC §8 has it.
+        /// over the agents), as DESIGN.md §8 has it.
         #[arg(long, default_value_t = 10_000)]
         heartbeat_ms: u64,
         /// Hold the agents in this many worker processes (0: in this one).
@@ -87,7 +87,7 @@ enum Scenario {
     /// Every agent drops abruptly and reconnects: time to all back, and the
     /// offline flaps a watching supervisor saw.
     /// A wallboard of N agents: the full snapshot's bytes and time, then a
-    /// resume (SPEC §9.7) after `--changed` agents changed meanwhile.
+    /// resume (PROTOCOL.md §5.1.1) after `--changed` agents changed meanwhile.
     Resume {
         #[arg(long, default_value_t = 10_000)]
         agents: usize,

@@ -1,4 +1,4 @@
-//! `resume`: what a wallboard of N agents costs to (re)load (SPEC §9.7).
+//! `resume`: what a wallboard of N agents costs to (re)load (PROTOCOL.md §5.1.1).
 //!
 //! A supervisor subscribes to everything and times the full snapshot from
 //! sending `subscribe` to its last byte, and counts its bytes. It then drops

@@ -1,7 +1,7 @@
 //! `storm`: N agents connected; every one drops abruptly (no close frame)
 //! and reconnects at once with the same device id. Reports how long until
 //! all are back (`reconnect_s`) and how many offline flaps a supervisor
-//! watching everything saw until the reconnect grace had passed (SPEC §8:
+//! watching everything saw until the reconnect grace had passed (DESIGN.md §8:
 //! ≤ 10 s for 50 000, no flap). Agent `i` uses node `i mod K`; the
 //! supervisor is on the first node. With `--workers W` the agents are held
 //! (and dropped, and reconnected) by W worker processes.

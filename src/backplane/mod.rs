@@ -1,4 +1,4 @@
-//! The backplane: the store every node shares (SPEC §5).
+//! The backplane: the store every node shares (DESIGN.md §5).
 //!
 //! It owns the authoritative agent records, the tenant sequence number, the
 //! runtime settings and the history, and it delivers every committed change,
@@ -58,7 +58,7 @@ pub struct TenantState {
 
 /// The store's incarnation of a tenant. It changes when the store lost the
 /// tenant and a node restored it from its replica; a supervisor can resume
-/// (SPEC §9.7, `since_seq`) only within one epoch, and only from a seq the
+/// (PROTOCOL.md §5.1.1, `since_seq`) only within one epoch, and only from a seq the
 /// epoch has seen: `start` is the tenant seq at which the epoch began.
 ///
 /// On the wire and in Redis it is one opaque string, `"<id>@<start>"`
@@ -107,7 +107,7 @@ pub enum Commit {
     Conflict(Option<Arc<AgentRecord>>),
 }
 
-/// One entry of an agent's history (SPEC §4.4 `history`).
+/// One entry of an agent's history (PROTOCOL.md §5.5 `history`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     pub at_ms: u64,
@@ -150,7 +150,7 @@ pub struct SettingsPatch {
     pub supervisor_can_end_wrap_up: Option<bool>,
     pub wrap_up_seconds: Option<u32>,
     pub unassigned_access_default: Option<bool>,
-    // ---- contact-center depth (SPEC §9)
+    // ---- contact-center depth (DESIGN.md §9)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<crate::domain::Capacity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,4 +1,4 @@
-//! The Redis backplane: many nodes share state through one Redis (SPEC §5).
+//! The Redis backplane: many nodes share state through one Redis (DESIGN.md §5).
 //!
 //! Keys are tenant-scoped with a hash tag, so a tenant's keys and its delta
 //! channel live on one Redis Cluster shard:

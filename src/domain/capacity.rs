@@ -1,4 +1,4 @@
-//! Capacity per channel kind (multi-chat, SPEC §9.1): how many interactions
+//! Capacity per channel kind (multi-chat, PROTOCOL.md §10.1): how many interactions
 //! an agent may hold at once per kind, and the rules that follow from it.
 //!
 //! Kinds never mix: while an agent holds interactions of one kind, the other

@@ -1,4 +1,4 @@
-//! The agent state machine (SPEC §2): `apply(record, event, context)` returns
+//! The agent state machine (DESIGN.md §2): `apply(record, event, context)` returns
 //! the next record, `None` when the event changes nothing, or the refusal.
 //!
 //! `apply` is total and pure: it never panics on any input and never mutates
@@ -52,7 +52,7 @@ pub enum Event {
     DisconnectUnassigned {
         within: Option<Vec<ChannelRef>>,
     },
-    /// Starts monitoring, or changes the mode of a running monitor (§9.5).
+    /// Starts monitoring, or changes the mode of a running monitor (PROTOCOL.md §10.5).
     Monitor {
         supervisor_id: String,
         mode: MonitorMode,
@@ -72,11 +72,11 @@ pub enum Event {
     },
     /// Settings changed: recompute derived fields only.
     Renormalize,
-    /// A supervisor signs the agent out (§9.6): every device inactive,
+    /// A supervisor signs the agent out (PROTOCOL.md §10.6): every device inactive,
     /// offline at once, no grace, nothing to restore.
     SignOut,
     /// The pause that began at `paused_since_ms` with `reason` may have run
-    /// past its code's limit (§9.2). A stale or early firing changes nothing.
+    /// past its code's limit (PROTOCOL.md §10.2). A stale or early firing changes nothing.
     PauseOverrun {
         paused_since_ms: u64,
         reason: String,
@@ -195,7 +195,7 @@ pub fn apply(record: &AgentRecord, event: &Event, ctx: &Context) -> HubResult<Op
             d.active = false;
             d.since_ms = ctx.now_ms;
             if !next.has_active_device() {
-                // Remembered for `sign_in_status: restore` (§9.3).
+                // Remembered for `sign_in_status: restore` (PROTOCOL.md §10.3).
                 next.paused_when_offline = match (next.status, &next.pause_reason) {
                     (Status::Paused, Some(reason)) => Some(OfflinePause {
                         reason: reason.clone(),
@@ -442,7 +442,7 @@ fn finish_wrap_up(next: &mut AgentRecord, by: Actor) -> Actor {
 }
 
 /// Offline clears the session-bound facts; channel connections are kept
-/// (SPEC §2).
+/// (DESIGN.md §2).
 fn go_offline(next: &mut AgentRecord) {
     next.status = Status::Offline;
     next.pause_reason = None;

@@ -1,5 +1,5 @@
-//! The pure domain: the agent record, the state machine of SPEC §2 and the
-//! permission table of SPEC §3. Nothing here does I/O or reads a clock; the
+//! The pure domain: the agent record, the state machine of DESIGN.md §2 and the
+//! permission table of DESIGN.md §3. Nothing here does I/O or reads a clock; the
 //! caller passes `now_ms`, so every rule is unit-testable and the same code
 //! runs on every node.
 
@@ -29,7 +29,7 @@ pub struct User {
     /// Present for a scoped supervisor: the channels they see and act on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervises: Option<Vec<ChannelRef>>,
-    /// An agent's own capacity (SPEC §9.1): the kinds it names override
+    /// An agent's own capacity (PROTOCOL.md §10.1): the kinds it names override
     /// the tenant's `capacity`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<CapacityOverride>,

@@ -1,4 +1,4 @@
-//! Monitor modes (SPEC §9.5): a supervisor listens, whispers (coaches: the
+//! Monitor modes (PROTOCOL.md §10.5): a supervisor listens, whispers (coaches: the
 //! agent hears the supervisor) or barges in (three-way). `monitors` is the
 //! fact; `monitored_by` (v1) is derived from it by
 //! [`AgentRecord::normalize`](super::AgentRecord::normalize).

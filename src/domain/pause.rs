@@ -1,4 +1,4 @@
-//! Pause reason codes, overruns and the status on sign-in (SPEC §9.2, §9.3).
+//! Pause reason codes, overruns and the status on sign-in (PROTOCOL.md §10.2, §10.3).
 //!
 //! With an empty `pause_reasons` list (the default) any reason of 1–200
 //! bytes is accepted, as in v1. Once an admin lists codes, every pause must
@@ -98,7 +98,7 @@ pub fn sign_in_pause(record: &AgentRecord, settings: &Settings, now_ms: u64) -> 
     }
 }
 
-/// Validates the §9.2/§9.3 settings together (a patch is checked after it
+/// Validates the PROTOCOL.md §10.2/§10.3 settings together (a patch is checked after it
 /// is laid over the current settings, so cross-field rules hold).
 pub fn validate_settings(s: &Settings) -> Result<(), String> {
     if s.pause_reasons.len() > MAX_PAUSE_REASONS {

@@ -1,4 +1,4 @@
-//! The permission table of SPEC §3. Each check names the rule it enforces
+//! The permission table of DESIGN.md §3. Each check names the rule it enforces
 //! in its refusal, so a supervisor reads *why* an action was refused.
 //!
 //! Tenant isolation is not checked here: a session only ever looks agents

@@ -1,6 +1,6 @@
 //! Property-based fuzzing of the state machine: random event sequences,
 //! from any actor, never panic and always leave a record that keeps the
-//! invariants of SPEC §2. A bounded run is part of `cargo test`; raise
+//! invariants of DESIGN.md §2. A bounded run is part of `cargo test`; raise
 //! `PROPTEST_CASES` for a longer one.
 
 use super::machine::{apply, Context, Event};

@@ -1,4 +1,4 @@
-//! The agent record — the unit of state and of every delta (SPEC §2) — and
+//! The agent record — the unit of state and of every delta (DESIGN.md §2) — and
 //! the small value types it is made of.
 //!
 //! The record is stored, replicated and sent on the wire in one shape, so
@@ -204,20 +204,20 @@ pub struct Settings {
     pub wrap_up_seconds: u32,
     #[serde(default = "default_true")]
     pub unassigned_access_default: bool,
-    // ---- contact-center depth (SPEC §9); the defaults are v1's behaviour,
+    // ---- contact-center depth (DESIGN.md §9); the defaults are v1's behaviour,
     // and a setting left at its default is omitted on the wire, so a tenant
     // that uses none of §9 sends exactly v1's settings object.
-    /// Interactions an agent may hold at once per channel kind (§9.1).
+    /// Interactions an agent may hold at once per channel kind (PROTOCOL.md §10.1).
     #[serde(default, skip_serializing_if = "is_default")]
     pub capacity: Capacity,
-    /// The allowed pause codes; empty: any reason (§9.2).
+    /// The allowed pause codes; empty: any reason (PROTOCOL.md §10.2).
     #[serde(
         default,
         deserialize_with = "super::pause::reasons_or_empty_object",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub pause_reasons: Vec<PauseReason>,
-    /// What the first device up does (§9.3).
+    /// What the first device up does (PROTOCOL.md §10.3).
     #[serde(default, skip_serializing_if = "is_default")]
     pub sign_in_status: SignInStatus,
     #[serde(
@@ -259,7 +259,7 @@ impl Default for Settings {
     }
 }
 
-/// The full agent record of SPEC §2.
+/// The full agent record of DESIGN.md §2.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentRecord {
     pub id: String,
@@ -283,7 +283,7 @@ pub struct AgentRecord {
     pub devices: Vec<Device>,
     /// The ids of `monitors`, sorted (v1's field; derived).
     pub monitored_by: Vec<String>,
-    // ---- contact-center depth (SPEC §9). `version` must stay last: the
+    // ---- contact-center depth (DESIGN.md §9). `version` must stay last: the
     // Redis commit script appends its value to the serialized record.
     /// Every open interaction, oldest first; `interaction` is the first.
     #[serde(default)]

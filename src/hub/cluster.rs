@@ -1,4 +1,4 @@
-//! A node's duties when the backplane is shared with other nodes (SPEC §5).
+//! A node's duties when the backplane is shared with other nodes (DESIGN.md §5).
 //!
 //! - **Lease.** The node renews `hub:{leases}:<node>` every third of
 //!   `node_ttl_ms`. A failed renewal marks the node not ready; the first
@@ -55,7 +55,7 @@ pub(super) enum NodeMessage {
         supervisor_name: String,
         reply: bool,
     },
-    /// Close the agent's devices here: signed out by a supervisor (§9.6).
+    /// Close the agent's devices here: signed out by a supervisor (PROTOCOL.md §10.6).
     SignOut {
         tenant: String,
         agent: String,

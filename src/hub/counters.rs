@@ -1,4 +1,4 @@
-//! Channel counters (SPEC §9.4): per channel of a tenant, how many connected
+//! Channel counters (PROTOCOL.md §10.4): per channel of a tenant, how many connected
 //! agents are in each status, how many connections linger, and since when
 //! the longest-waiting available agent waits.
 //!

@@ -15,7 +15,7 @@
 //! reader that falls behind never makes the hub hold more. When the log is full and its oldest entry is one a reader
 //! has not taken yet, that entry moves into the reader's own
 //! newest-record-per-agent map (so a slow wallboard holds at most one pending
-//! frame per agent, SPEC §4.4) and the reader's cursor moves past it. Memory
+//! frame per agent, PROTOCOL.md §5.3) and the reader's cursor moves past it. Memory
 //! is bounded by the log's capacity plus, per lagging reader, one frame per
 //! agent.
 //!
@@ -198,7 +198,7 @@ impl DeltaLog {
     /// its cursor. A reader that keeps up takes one or two frames; one that
     /// was busy writing takes everything that piled up meanwhile, and skips
     /// the intermediate versions of each agent, as a per-connection outbox
-    /// does (SPEC §4.4: at most one pending record per agent).
+    /// does (PROTOCOL.md §5.3: at most one pending record per agent).
     pub fn take(&self, reader: u64, out: &mut Vec<Frame>) {
         let mut inner = self.inner.lock();
         let (start, end) = (inner.start, inner.end());
@@ -244,7 +244,7 @@ impl DeltaLog {
         // Log entries come in append order; a replica applying deltas from
         // several nodes may append them out of seq order, and `behind` kept
         // a replaced frame's first place. Readers resume from the highest
-        // seq they applied (SPEC §9.7), so a batch goes out in seq order.
+        // seq they applied (PROTOCOL.md §5.1.1), so a batch goes out in seq order.
         if !out[first..].is_sorted_by_key(|f| f.seq) {
             out[first..].sort_by_key(|f| f.seq);
         }

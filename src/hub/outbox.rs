@@ -6,7 +6,7 @@
 //! is closed (4008) instead of growing memory. *Deltas* are coalesced by
 //! agent: a newer record replaces the pending one in place, so a slow
 //! wallboard holds at most one pending frame per agent in scope and never
-//! lags without bound (SPEC §4.4). Frames are shared, pre-serialized bytes:
+//! lags without bound (PROTOCOL.md §5.3). Frames are shared, pre-serialized bytes:
 //! pushing one to a thousand outboxes copies a pointer a thousand times.
 //!
 //! The writer drains control before deltas, which keeps every snapshot ahead
@@ -39,9 +39,9 @@ pub enum Kind {
     Settings,
     Command,
     Draining,
-    /// Channel counters (SPEC §9.4).
+    /// Channel counters (PROTOCOL.md §10.4).
     Channel,
-    /// Signed out by a supervisor (SPEC §9.6).
+    /// Signed out by a supervisor (PROTOCOL.md §10.6).
     SignedOut,
 }
 

@@ -1,4 +1,4 @@
-//! Pause overruns (SPEC §9.2): when a pause runs past its code's
+//! Pause overruns (PROTOCOL.md §10.2): when a pause runs past its code's
 //! `max_minutes`, the hub itself marks `pause_overrun_since_ms`.
 //!
 //! Like wrap-up deadlines, the timer runs on the node that committed the

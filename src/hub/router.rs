@@ -93,7 +93,7 @@ impl Router {
             &json!({
                 "type": "command", "command_id": command_id, "action": action,
                 "supervisor": {"id": supervisor.0, "name": supervisor.1},
-                // Always present (SPEC §9.5): `listen` when none was asked.
+                // Always present (PROTOCOL.md §10.5): `listen` when none was asked.
                 "mode": mode,
             }),
         );

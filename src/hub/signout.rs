@@ -1,4 +1,4 @@
-//! Signing an agent out (SPEC §9.6): the agent goes offline at once, with
+//! Signing an agent out (PROTOCOL.md §10.6): the agent goes offline at once, with
 //! no reconnect grace, through the one write path; then every node that
 //! holds one of its sockets sends `signed_out` and closes it with 4010.
 //!

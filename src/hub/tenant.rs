@@ -44,7 +44,7 @@ impl ScopeFilter {
     }
 }
 
-/// A supervisor's request to resume (SPEC §9.7): the last seq it applied,
+/// A supervisor's request to resume (PROTOCOL.md §5.1.1): the last seq it applied,
 /// and the epoch of the snapshot that seq belongs to, when it kept it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resume {
@@ -114,7 +114,7 @@ struct Replica {
     subscribers: HashMap<u64, Subscriber>,
     /// Local agent connections by agent id: they get `state` frames.
     watchers: HashMap<String, Vec<Watcher>>,
-    /// Per-channel counts, kept incrementally (SPEC §9.4).
+    /// Per-channel counts, kept incrementally (PROTOCOL.md §10.4).
     counters: ChannelCounters,
 }
 
@@ -375,7 +375,7 @@ impl Tenant {
     /// Sets (replaces) a connection's scope. Under the lock: queues `reply`
     /// and the snapshot, then registers for the deltas after it.
     ///
-    /// With `resume` (SPEC §9.7) the snapshot carries only the records in
+    /// With `resume` (PROTOCOL.md §5.1.1) the snapshot carries only the records in
     /// scope changed after `since_seq`, plus the ids of every agent in scope,
     /// when the replica can vouch for that: same epoch, and `since_seq`
     /// neither before the epoch began nor ahead of the tenant. Otherwise it

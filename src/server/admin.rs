@@ -1,4 +1,4 @@
-//! Admin requests on the tenant's settings (DESIGN.md §4.5, §9 settings).
+//! Admin requests on the tenant's settings (PROTOCOL.md §7, §10.0 settings).
 //!
 //! Every setting is validated strictly before it reaches the store: a patch
 //! is laid over the current settings and the result must pass

@@ -1,4 +1,4 @@
-//! What each request does (DESIGN.md §4.3–4.5), per role. Every handler checks
+//! What each request does (PROTOCOL.md §5–§7), per role. Every handler checks
 //! permissions against the record it is about to change, inside
 //! [`Hub::change`]'s retry loop, so a concurrent change cannot slip an agent
 //! out of a supervisor's scope between the check and the write.

@@ -1,5 +1,5 @@
-//! Supervisor (and admin) commands on one agent (DESIGN.md §4.4 `command`,
-//! §9.5 monitor modes, §9.6 sign-out). Permissions are checked against the
+//! Supervisor (and admin) commands on one agent (PROTOCOL.md §5.6 `command`,
+//! §10.5 monitor modes, §10.6 sign-out). Permissions are checked against the
 //! record inside [`Hub::change`](crate::hub::Hub::change)'s retry loop.
 
 use super::handlers::{agent_result, pause_reason, Reply};
@@ -82,7 +82,7 @@ impl Session {
     /// reply follows their answer; the session keeps serving meanwhile.
     ///
     /// Monitoring again in another mode is a mode change, asked of the
-    /// device the same way (DESIGN.md §9.5).
+    /// device the same way (PROTOCOL.md §10.5).
     async fn monitor(
         &mut self,
         agent_id: &str,

@@ -5,7 +5,7 @@
 //
 // node --experimental-websocket agent.mjs BASE_URL AGENT_TOKEN SUPERVISOR_TOKEN ADMIN_TOKEN SCREENSHOT
 //
-// Features of SPEC §9 (pause codes, monitor modes, sign-out) are used when
+// Features of DESIGN.md §9 (pause codes, monitor modes, sign-out) are used when
 // the hub has them; without them the script says which steps were pending.
 import { chromium } from "playwright-core";
 
@@ -74,12 +74,12 @@ const supervisor = await new Raw(supervisorToken, "supervisor").open().catch((e)
 const admin = await new Raw(adminToken, "admin").open().catch((e) => fail(e.message));
 await supervisor.ok({ type: "subscribe", scope: { all: true } });
 
-// Pause reason codes (SPEC §9.2) when the hub knows them.
+// Pause reason codes (PROTOCOL.md §10.2) when the hub knows them.
 const codes = await admin.request({ type: "update_settings", settings: { pause_reasons: [
   { code: "break", label: "Break", max_minutes: 15 }, { code: "coaching", label: "Coaching" }],
   sign_in_reason: "break" } });
 const hasCodes = codes.ok;
-if (!hasCodes) pending.push(`pause reason codes as buttons (SPEC §9.2 not on this hub: ${codes.error?.code} ${codes.error?.message}; free text used)`);
+if (!hasCodes) pending.push(`pause reason codes as buttons (PROTOCOL.md §10.2 not on this hub: ${codes.error?.code} ${codes.error?.message}; free text used)`);
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -191,7 +191,7 @@ try {
   await page.locator("#prompt[open]").waitFor({ timeout: T });
   await page.locator("#prompt-text", { hasText: "Sara Supervisor (s1)" }).waitFor({ timeout: T });
   if (hasCodes) await page.locator("#prompt-text", { hasText: "whisper" }).waitFor({ timeout: T });
-  else pending.push("monitor mode in the prompt (SPEC §9.5 not on this hub: listen assumed)");
+  else pending.push("monitor mode in the prompt (PROTOCOL.md §10.5 not on this hub: listen assumed)");
   if (!(await page.evaluate(() => document.activeElement?.id === "accept"))) fail("the prompt does not focus Accept");
   await page.keyboard.press("Enter");
   const accepted = await monitor;
@@ -240,7 +240,7 @@ try {
   act();
   const out = await supervisor.request({ type: "command", action: "sign_out", agent_id: "a1", reason: "end of shift" });
   if (!out.ok && ["bad_request", "unknown_type"].includes(out.error?.code)) {
-    pending.push(`sign-out (SPEC §9.6 not on this hub: ${out.error.code})`);
+    pending.push(`sign-out (PROTOCOL.md §10.6 not on this hub: ${out.error.code})`);
   } else {
     if (!out.ok) fail(`sign_out: ${JSON.stringify(out)}`);
     await page.locator("#signedout").waitFor({ state: "visible", timeout: T });

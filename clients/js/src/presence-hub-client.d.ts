@@ -112,7 +112,7 @@ export class AgentClient extends Connection<AgentEvents> {
   disconnect(channel: Channel): Promise<AgentResult>;
 }
 
-/** A channel of the view: the snapshot's `{kind, id, name}` plus SPEC §9.4 counters when the hub sends them. */
+/** A channel of the view: the snapshot's `{kind, id, name}` plus PROTOCOL.md §10.4 counters when the hub sends them. */
 export interface ChannelView {
   kind: ChannelRef['kind'];
   id: string;

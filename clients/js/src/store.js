@@ -59,7 +59,7 @@ export class PresenceStore {
   }
 
   /**
-   * Applies a snapshot. `resumed: true` (SPEC §9.7) carries only the records
+   * Applies a snapshot. `resumed: true` (PROTOCOL.md §5.1.1) carries only the records
    * changed since `since_seq` plus `agent_ids`, every agent in scope: the
    * others are dropped. Otherwise the snapshot replaces everything.
    * Returns the ids of agents dropped by a resumed snapshot.
@@ -117,7 +117,7 @@ export class PresenceStore {
     return this.agents.delete(agentId);
   }
 
-  /** Applies a `channel` counters message (SPEC §9.4): merged into the channel. */
+  /** Applies a `channel` counters message (PROTOCOL.md §10.4): merged into the channel. */
   applyChannel(channel) {
     if (!channel || typeof channel.kind !== 'string' || typeof channel.id !== 'string') return null;
     const key = channelKey(channel);
