@@ -76,8 +76,7 @@ async fn a_page_going_away_keeps_the_grace_and_a_reload_shows_no_flap() {
 #[tokio::test]
 async fn an_agent_works_from_the_dashboard_beside_a_supervisor() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = root.join("tests/browser");
-    let Some(Browser { chromium, .. }) = browser("browser test (tests/agent_page.rs)") else {
+    let Some(tools) = browser("browser test (tests/agent_page.rs)") else {
         return;
     };
     let directory = root.join("tests/common/directory.json");
@@ -99,41 +98,25 @@ async fn an_agent_works_from_the_dashboard_beside_a_supervisor() {
         &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
     )
     .await;
-    let artifacts = root.join("tests/artifacts");
-    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
-    let screenshot = artifacts.join("agent.png");
-    let _ = std::fs::remove_file(&screenshot);
-    let out = tokio::process::Command::new("node")
-        .arg("--experimental-websocket")
-        .arg(dir.join("agent.mjs"))
-        .arg(format!("http://{}", node.addr))
-        .arg(token("acme", "a1"))
-        .arg(token("acme", "s1"))
-        .arg(token("acme", "ad1"))
-        .arg(&screenshot)
-        .env("CHROMIUM", &chromium)
-        .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(180), out)
-        .await
-        .expect("the browser test ends")
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "browser test failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("browser test passed"), "{stdout}");
+    let run = tools
+        .run(
+            "agent.mjs",
+            &[
+                format!("http://{}", node.addr),
+                token("acme", "a1"),
+                token("acme", "s1"),
+                token("acme", "ad1"),
+            ],
+            "agent.png",
+            Duration::from_secs(180),
+        )
+        .await;
+    run.assert_passed();
     // Shown in the test's output (cargo test -- --nocapture): which §9 steps
     // this hub could not run yet.
-    for line in stdout.lines().filter(|l| l.starts_with("PENDING")) {
+    for line in run.stdout.lines().filter(|l| l.starts_with("PENDING")) {
         eprintln!("{line}");
     }
-    let png = std::fs::read(&screenshot).expect("a screenshot");
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 10_000,
-        "a real screenshot"
-    );
 }
 
 #[tokio::test]

@@ -16,19 +16,17 @@ mod common;
 
 use common::process::Proc;
 use common::*;
-use std::path::Path;
 
 #[tokio::test]
 async fn the_wallboard_at_400_agents_acts_on_the_right_agent_under_live_updates() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let Some(Browser { chromium, .. }) = browser("browser test (tests/browser.rs)") else {
+    let Some(tools) = browser("browser test (tests/browser.rs)") else {
         return;
     };
     const AGENTS: usize = 400;
     let directory =
         std::env::temp_dir().join(format!("presence-hub-browser-{}.json", std::process::id()));
     let made = std::process::Command::new("node")
-        .arg(dir.join("directory.mjs"))
+        .arg(tools.dir.join("directory.mjs"))
         .arg(AGENTS.to_string())
         .arg(&directory)
         .status()
@@ -49,39 +47,22 @@ async fn the_wallboard_at_400_agents_acts_on_the_right_agent_under_live_updates(
             &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
         )
         .await;
-        let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
-        std::fs::create_dir_all(&artifacts).expect("artifacts dir");
-        let screenshot = artifacts.join("wallboard.png");
-        let _ = std::fs::remove_file(&screenshot);
-        let out = tokio::process::Command::new("node")
-            .arg("--experimental-websocket")
-            .arg(dir.join("wallboard.mjs"))
-            .arg(&node.addr)
-            .arg(SECRET)
-            .arg(AGENTS.to_string())
-            .arg(&screenshot)
-            .env("CHROMIUM", &chromium)
-            .output();
-        let out = tokio::time::timeout(std::time::Duration::from_secs(240), out)
-            .await
-            .expect("the browser test ends")
-            .expect("node runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if out.status.success() || attempt == 2 {
+        let run = tools
+            .run(
+                "wallboard.mjs",
+                &[node.addr.clone(), SECRET.to_string(), AGENTS.to_string()],
+                "wallboard.png",
+                std::time::Duration::from_secs(240),
+            )
+            .await;
+        if run.ok || attempt == 2 {
             let _ = std::fs::remove_file(&directory);
-            assert!(
-                out.status.success(),
-                "browser test failed:\n{stdout}\n{stderr}"
-            );
-            assert!(stdout.contains("browser test passed"), "{stdout}");
-            let png = std::fs::read(&screenshot).expect("a screenshot");
-            assert!(
-                png.starts_with(b"\x89PNG") && png.len() > 10_000,
-                "a real screenshot"
-            );
+            run.assert_passed();
             break;
         }
-        eprintln!("browser test attempt {attempt} failed, trying once more:\n{stdout}\n{stderr}");
+        eprintln!(
+            "browser test attempt {attempt} failed, trying once more:\n{}\n{}",
+            run.stdout, run.stderr
+        );
     }
 }

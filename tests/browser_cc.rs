@@ -18,7 +18,6 @@ mod common;
 use common::process::Proc;
 use common::*;
 use serde_json::json;
-use std::path::Path;
 
 /// Tenant `acme`: agents c0..c5 on queue `sales` (c0..c2 also on chat
 /// `web`), supervisor s1, pause codes `break` (0.01 min) and `lunch` (60 min).
@@ -62,8 +61,7 @@ fn directory() -> serde_json::Value {
 
 #[tokio::test]
 async fn the_wallboard_shows_overruns_signs_agents_out_and_the_hubs_channel_counters() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let Some(Browser { chromium, .. }) = browser("browser test (tests/browser_cc.rs)") else {
+    let Some(tools) = browser("browser test (tests/browser_cc.rs)") else {
         return;
     };
     let directory_path = std::env::temp_dir().join(format!(
@@ -83,33 +81,14 @@ async fn the_wallboard_shows_overruns_signs_agents_out_and_the_hubs_channel_coun
         &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
     )
     .await;
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
-    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
-    let screenshot = artifacts.join("wallboard_cc.png");
-    let _ = std::fs::remove_file(&screenshot);
-    let out = tokio::process::Command::new("node")
-        .arg("--experimental-websocket")
-        .arg(dir.join("wallboard_cc.mjs"))
-        .arg(&node.addr)
-        .arg(SECRET)
-        .arg(&screenshot)
-        .env("CHROMIUM", &chromium)
-        .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(120), out)
-        .await
-        .expect("the browser test ends")
-        .expect("node runs");
+    let run = tools
+        .run(
+            "wallboard_cc.mjs",
+            &[node.addr.clone(), SECRET.to_string()],
+            "wallboard_cc.png",
+            std::time::Duration::from_secs(120),
+        )
+        .await;
     let _ = std::fs::remove_file(&directory_path);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "browser test failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("browser test passed"), "{stdout}");
-    let png = std::fs::read(&screenshot).expect("a screenshot");
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 10_000,
-        "a real screenshot"
-    );
+    run.assert_passed();
 }

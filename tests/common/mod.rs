@@ -75,6 +75,64 @@ pub fn browser(test: &str) -> Option<Browser> {
     }
 }
 
+/// One run of a script of `tests/browser/`, as [`Browser::run`] left it.
+pub struct BrowserRun {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+    screenshot: std::path::PathBuf,
+}
+
+impl Browser {
+    /// Runs `node --experimental-websocket tests/browser/<script> ARGS…
+    /// SCREENSHOT` against this Chromium, the screenshot going to
+    /// `tests/artifacts/<screenshot>` (removed first, so a stale one cannot
+    /// pass for this run's). Panics if the script does not end `within`.
+    pub async fn run(
+        &self,
+        script: &str,
+        args: &[String],
+        screenshot: &str,
+        within: std::time::Duration,
+    ) -> BrowserRun {
+        let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
+        std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+        let screenshot = artifacts.join(screenshot);
+        let _ = std::fs::remove_file(&screenshot);
+        let out = tokio::process::Command::new("node")
+            .arg("--experimental-websocket")
+            .arg(self.dir.join(script))
+            .args(args)
+            .arg(&screenshot)
+            .env("CHROMIUM", &self.chromium)
+            .output();
+        let out = tokio::time::timeout(within, out)
+            .await
+            .expect("the browser test ends")
+            .expect("node runs");
+        BrowserRun {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            screenshot,
+        }
+    }
+}
+
+impl BrowserRun {
+    /// The script passed, said so, and left a real screenshot.
+    pub fn assert_passed(&self) {
+        let (stdout, stderr) = (&self.stdout, &self.stderr);
+        assert!(self.ok, "browser test failed:\n{stdout}\n{stderr}");
+        assert!(stdout.contains("browser test passed"), "{stdout}");
+        let png = std::fs::read(&self.screenshot).expect("a screenshot");
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "a real screenshot"
+        );
+    }
+}
+
 /// The `n`th of the demo directory's pause reason codes (it lists them, so a
 /// free-text reason is refused there): changes that need distinct pauses
 /// take turns.
