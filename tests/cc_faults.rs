@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::process::Proc;
+use common::process::{fault_node, Proc};
 use common::redis::RedisServer;
 use common::*;
 use serde_json::json;
@@ -17,28 +17,8 @@ use serde_json::json;
 const TTL_MS: u64 = 1000;
 
 async fn node(redis_url: &str, id: &str) -> Proc {
-    let ttl = TTL_MS.to_string();
     let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/directory.json");
-    Proc::start(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--directory",
-            directory,
-            "--redis-url",
-            redis_url,
-            "--node-id",
-            id,
-            "--node-ttl-ms",
-            &ttl,
-            "--reconnect-grace-ms",
-            "300",
-            "--redis-timeout-ms",
-            "300",
-        ],
-        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
-    )
-    .await
+    fault_node(redis_url, id, TTL_MS, &["--directory", directory]).await
 }
 
 #[tokio::test]

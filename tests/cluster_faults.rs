@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::process::{eventually, Proc};
+use common::process::{eventually, fault_node, Proc};
 use common::proxy::Proxy;
 use common::redis::RedisServer;
 use common::*;
@@ -15,27 +15,7 @@ use std::time::{Duration, Instant};
 const TTL_MS: u64 = 1000;
 
 async fn node(redis_url: &str, id: &str) -> Proc {
-    let ttl = TTL_MS.to_string();
-    Proc::start(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--redis-url",
-            redis_url,
-            "--node-id",
-            id,
-            "--node-ttl-ms",
-            &ttl,
-            "--reconnect-grace-ms",
-            "300",
-            "--redis-timeout-ms",
-            "300",
-            "--command-timeout-ms",
-            "1000",
-        ],
-        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
-    )
-    .await
+    fault_node(redis_url, id, TTL_MS, &["--command-timeout-ms", "1000"]).await
 }
 
 async fn agent(p: &Proc, user: &str, device: &str) -> Client {

@@ -162,6 +162,29 @@ impl Proc {
     }
 }
 
+/// A cluster node for the fault tests: node TTL `ttl_ms`, and a 300 ms
+/// reconnect grace and Redis timeout, so a kill or an outage shows within a
+/// second; `extra` adds flags.
+pub async fn fault_node(redis_url: &str, id: &str, ttl_ms: u64, extra: &[&str]) -> Proc {
+    let ttl = ttl_ms.to_string();
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--redis-url",
+        redis_url,
+        "--node-id",
+        id,
+        "--node-ttl-ms",
+        &ttl,
+        "--reconnect-grace-ms",
+        "300",
+        "--redis-timeout-ms",
+        "300",
+    ];
+    args.extend_from_slice(extra);
+    Proc::start(&args, &[("PRESENCE_HUB_JWT_SECRET", super::SECRET)]).await
+}
+
 /// A cluster node on `listen` against `redis`, with the short timings of
 /// the rolling-restart tests (node TTL 1 s, grace 3 s, drain 6 s).
 pub async fn start_cluster_node(redis: &str, id: &str, listen: &str) -> Proc {
