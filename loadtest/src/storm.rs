@@ -39,25 +39,22 @@ pub async fn run(
         }
         first = sockets;
     }
-    // Wait until the watcher has seen everyone online.
+    // Wait until the watcher has seen everyone online (bounded: a watcher
+    // that missed a change would otherwise keep the tool waiting forever).
     let mut online: HashSet<String> = HashSet::new();
     let seen_by = Instant::now() + Duration::from_secs(120);
     while online.len() < agents {
-        if Instant::now() > seen_by {
+        let v = next_json(&mut watcher, seen_by).await.map_err(|e| {
             let missing: Vec<String> = (0..agents)
                 .map(crate::target::agent_id)
                 .filter(|id| !online.contains(id))
                 .take(5)
                 .collect();
-            return Err(format!(
-                "the watcher saw {} of {agents} agents online within 120 s (missing e.g. {missing:?})",
+            format!(
+                "the watcher saw {} of {agents} agents online within 120 s (missing e.g. {missing:?}): {e}",
                 online.len()
-            ));
-        }
-        let left = seen_by.saturating_duration_since(Instant::now());
-        let Ok(v) = next_json(&mut watcher, left.min(Duration::from_secs(30))).await else {
-            continue;
-        };
+            )
+        })?;
         for r in crate::client::records(&v) {
             if r["presence"] == "online" {
                 online.insert(r["id"].as_str().unwrap_or_default().to_string());
@@ -84,8 +81,7 @@ pub async fn run(
     let window = Duration::from_millis(grace_ms + 1000);
     let mut flaps = 0;
     while dropped_at.elapsed() < window {
-        let left = window.saturating_sub(dropped_at.elapsed());
-        let Ok(v) = next_json(&mut watcher, left).await else {
+        let Ok(v) = next_json(&mut watcher, dropped_at + window).await else {
             break;
         };
         flaps += crate::client::records(&v)
@@ -105,16 +101,14 @@ pub async fn run(
     crate::report::emit("storm", params, hub, results, common.json.as_deref())
 }
 
-async fn next_json(ws: &mut crate::client::Ws, within: Duration) -> Result<Value, String> {
-    let until = Instant::now() + within;
+/// The next text message, by `until` (pings and pongs are skipped).
+async fn next_json(ws: &mut crate::client::Ws, until: Instant) -> Result<Value, String> {
     loop {
-        match tokio::time::timeout(within, ws.next()).await {
+        match tokio::time::timeout_at(until.into(), ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => {
                 return serde_json::from_str(&t).map_err(|e| e.to_string())
             }
-            // Pings and pongs: `within` still bounds the whole wait.
-            Ok(Some(Ok(_))) if Instant::now() < until => continue,
-            Ok(Some(Ok(_))) => return Err("nothing within the wait".into()),
+            Ok(Some(Ok(_))) => continue,
             Ok(_) => return Err("the watcher's connection closed".into()),
             Err(_) => return Err("nothing within the wait".into()),
         }
