@@ -81,8 +81,9 @@ async fn ws_upgrade(
     // Per-connection buffers dominate idle memory: agents send messages of
     // 100–200 bytes, so a 256-byte read buffer costs them nothing in calls
     // (a larger message takes a few reads; tungstenite grows the buffer for
-    // a frame that needs it) and saves 3.75 KiB per idle connection against
-    // 4 KiB (BENCHMARKS.md, `idle`).
+    // a frame that needs it, as it does once for the `hello` and its token:
+    // ≈ 500 bytes held per idle connection, against 1 KiB with 1 024 here;
+    // BENCHMARKS.md, the memory profile).
     ws.read_buffer_size(256)
         .write_buffer_size(8 * 1024)
         .max_message_size(hard_cap)
