@@ -625,11 +625,12 @@ async fn sign_out_closes_every_device_with_4010_offline_at_once_on_every_node() 
         .expect("changes")
         .iter()
         .any(|c| c["event"] == "sign_out" && c["by"]["id"] == "cs"));
-    sup.refused(
-        json!({"type": "command", "action": "sign_out", "agent_id": "c1"}),
-        "agent_offline",
-    )
-    .await;
+    // Signing out an agent already offline changes nothing.
+    let again = valid_result(
+        sup.ok(json!({"type": "command", "action": "sign_out", "agent_id": "c1"}))
+            .await,
+    );
+    assert_eq!(again["agent"]["version"], r["agent"]["version"]);
 
     // The agent may sign in again.
     let (_back, me) = agent_with_state(&hub, 1, "c1", "d1").await;
@@ -637,6 +638,27 @@ async fn sign_out_closes_every_device_with_4010_offline_at_once_on_every_node() 
     watch
         .agent_update("c1", |a| a["presence"] == "online")
         .await;
+}
+
+#[tokio::test]
+async fn signing_out_an_offline_agent_closes_the_socket_its_lapsed_device_kept() {
+    let hub = TestHub::start_with(|c| {
+        c.presence_ttl_ms = 600;
+        c.heartbeat_interval_ms = 100;
+    })
+    .await;
+    let mut c1 = agent_on(&hub, 0, "c1", "d1").await;
+    // Silent past its TTL: offline, with its socket still open.
+    let off = c1.state(|a| a["presence"] == "offline").await;
+    let mut sup = staff(&hub, "cs", "supervisor").await;
+    let r = valid_result(
+        sup.ok(json!({"type": "command", "action": "sign_out", "agent_id": "c1", "reason": "gone home"}))
+            .await,
+    );
+    assert_eq!(r["agent"]["version"], off["version"], "nothing changed");
+    let m = valid(c1.recv_type("signed_out").await);
+    assert_eq!(m["reason"], "gone home");
+    assert_eq!(c1.closed().await.code, 4010);
 }
 
 #[tokio::test]

@@ -18,7 +18,10 @@ fn one() -> u32 {
 
 /// Interactions per kind (the tenant setting `capacity`, the `free_slots`
 /// of a record). A missing kind is 1 when read as a setting.
+///
+/// Unknown kinds are refused: `{"chats": 3}` is a typo, not "one of each".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Capacity {
     #[serde(default = "one")]
     pub queue: u32,
@@ -140,7 +143,10 @@ pub fn refuse_start(
                     held.channel.kind.as_str()
                 ));
             }
-            if record.free_slots.get(kind) == 0 {
+            // From the capacity given, not the record's stored `free_slots`:
+            // right after an admin lowers the capacity the stored value is
+            // the old one until the record is renormalized.
+            if record.interactions.len() >= capacity.get(kind) as usize {
                 return Some(format!(
                     "has no free {} slot ({} of {} held)",
                     kind.as_str(),

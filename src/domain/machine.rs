@@ -207,11 +207,11 @@ pub fn apply(record: &AgentRecord, event: &Event, ctx: &Context) -> HubResult<Op
             }
         }
         Event::SignOut => {
+            // Already offline: nothing to change (no version, no history),
+            // but the caller still closes any socket the agent has left open
+            // (a device past its TTL keeps its socket, PROTOCOL.md §10.6).
             if !next.has_active_device() {
-                return Err(HubError::agent_offline(format!(
-                    "agent {} is offline",
-                    record.id
-                )));
+                return Ok(None);
             }
             for d in next.devices.iter_mut().filter(|d| d.active) {
                 d.active = false;

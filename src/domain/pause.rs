@@ -1,7 +1,7 @@
 //! Pause reason codes, overruns and the status on sign-in (PROTOCOL.md §10.2, §10.3).
 //!
 //! With an empty `pause_reasons` list (the default) any reason of 1–200
-//! bytes is accepted, as in v1. Once an admin lists codes, every pause must
+//! characters is accepted, as in v1. Once an admin lists codes, every pause must
 //! name one. A code may carry `max_minutes`; when a pause runs past it the
 //! hub's own timer sets `pause_overrun_since_ms` (see
 //! [`Event::PauseOverrun`](super::Event::PauseOverrun)), so a wallboard can
@@ -9,6 +9,7 @@
 
 use super::record::{AgentRecord, Settings, Status};
 use crate::error::HubError;
+use crate::text;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Longest code or label.
@@ -107,14 +108,14 @@ pub fn validate_settings(s: &Settings) -> Result<(), String> {
         ));
     }
     for (i, r) in s.pause_reasons.iter().enumerate() {
-        if r.code.trim().is_empty() || r.code.len() > MAX_CODE_LEN {
+        if r.code.trim().is_empty() || !text::within(&r.code, 1, MAX_CODE_LEN) {
             return Err(format!(
-                "pause_reasons[{i}].code must be 1 to {MAX_CODE_LEN} bytes"
+                "pause_reasons[{i}].code must be 1 to {MAX_CODE_LEN} characters"
             ));
         }
-        if r.label.trim().is_empty() || r.label.len() > MAX_CODE_LEN {
+        if r.label.trim().is_empty() || !text::within(&r.label, 1, MAX_CODE_LEN) {
             return Err(format!(
-                "pause_reasons[{i}].label must be 1 to {MAX_CODE_LEN} bytes"
+                "pause_reasons[{i}].label must be 1 to {MAX_CODE_LEN} characters"
             ));
         }
         if let Some(m) = r.max_minutes {
@@ -128,10 +129,18 @@ pub fn validate_settings(s: &Settings) -> Result<(), String> {
             return Err(format!("pause_reasons[{i}].code {:?} is repeated", r.code));
         }
     }
-    if s.sign_in_reason.trim().is_empty() || s.sign_in_reason.len() > MAX_CODE_LEN {
-        return Err(format!("sign_in_reason must be 1 to {MAX_CODE_LEN} bytes"));
+    if s.sign_in_reason.trim().is_empty() || !text::within(&s.sign_in_reason, 1, MAX_CODE_LEN) {
+        return Err(format!(
+            "sign_in_reason must be 1 to {MAX_CODE_LEN} characters"
+        ));
     }
-    if !s.pause_reasons.is_empty() && !s.pause_reasons.iter().any(|c| c.code == s.sign_in_reason) {
+    // Only a reason the hub will use must be a code: `sign_in_reason` is
+    // unused unless `sign_in_status` is `paused`, so a tenant may list codes
+    // without also listing the default "signed_in".
+    if s.sign_in_status == SignInStatus::Paused
+        && !s.pause_reasons.is_empty()
+        && !s.pause_reasons.iter().any(|c| c.code == s.sign_in_reason)
+    {
         return Err(format!(
             "sign_in_reason {:?} must be one of the pause_reasons codes",
             s.sign_in_reason
@@ -333,12 +342,22 @@ mod tests {
     #[test]
     fn settings_are_validated_together() {
         let mut s = coded();
+        // `sign_in_reason` is unused unless `sign_in_status` is `paused`.
+        assert_eq!(validate_settings(&s), Ok(()));
+        s.sign_in_status = SignInStatus::Paused;
         assert_eq!(
             validate_settings(&s),
             Err("sign_in_reason \"signed_in\" must be one of the pause_reasons codes".into())
         );
         s.sign_in_reason = "break".into();
         assert_eq!(validate_settings(&s), Ok(()));
+        let mut greek = coded();
+        greek.pause_reasons[0].label = "Διάλειμμα".repeat(20);
+        assert_eq!(
+            validate_settings(&greek),
+            Ok(()),
+            "180 characters, 360 bytes"
+        );
         for (bad, what) in [
             (
                 PauseReason {

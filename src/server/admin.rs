@@ -53,7 +53,12 @@ impl Session {
             // derived fields change.
             let actor = self.actor();
             for record in self.tenant.records() {
-                self.hub
+                // The settings are committed: a record that cannot be
+                // renormalized now (the store away, a lost race) must not turn
+                // the admin's reply into an error. Each record is renormalized
+                // again by its next change.
+                if let Err(e) = self
+                    .hub
                     .change(
                         &self.tenant,
                         &record.id,
@@ -61,7 +66,10 @@ impl Session {
                         &Event::Renormalize,
                         |_| Ok(()),
                     )
-                    .await?;
+                    .await
+                {
+                    tracing::warn!(tenant = self.tenant.id(), agent = %record.id, error = %e, "derived fields not renormalized after a settings change");
+                }
             }
         }
         if patch.pause_reasons.is_some() {

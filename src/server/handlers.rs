@@ -320,12 +320,29 @@ impl Session {
 }
 
 pub(super) fn pause_reason(reason: Option<String>) -> HubResult<String> {
+    reason_text(reason, "a pause needs a non-empty `reason`")
+}
+
+/// A sign-out's `reason` is optional; when given it follows a pause reason's
+/// limits.
+pub(super) fn sign_out_reason(reason: Option<String>) -> HubResult<Option<String>> {
+    reason
+        .map(|r| {
+            reason_text(
+                Some(r),
+                "a sign-out `reason`, when given, must not be empty",
+            )
+        })
+        .transpose()
+}
+
+fn reason_text(reason: Option<String>, when_empty: &str) -> HubResult<String> {
     match reason {
         Some(r) if !r.trim().is_empty() && text::within(&r, 1, MAX_REASON_LEN) => Ok(r),
         Some(r) if !text::within(&r, 0, MAX_REASON_LEN) => Err(HubError::bad_request(format!(
             "reason must be at most {MAX_REASON_LEN} characters"
         ))),
-        _ => Err(HubError::bad_request("a pause needs a non-empty `reason`")),
+        _ => Err(HubError::bad_request(when_empty)),
     }
 }
 

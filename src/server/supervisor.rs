@@ -2,7 +2,7 @@
 //! §10.5 monitor modes, §10.6 sign-out). Permissions are checked against the
 //! record inside [`Hub::change`](crate::hub::Hub::change)'s retry loop.
 
-use super::handlers::{agent_result, pause_reason, Reply};
+use super::handlers::{agent_result, pause_reason, sign_out_reason, Reply};
 use super::session::Session;
 use crate::domain::permissions::{self, Principal};
 use crate::domain::{self, monitor, AgentRecord, ChannelRef, Context, Event, MonitorMode};
@@ -193,10 +193,7 @@ impl Session {
     /// Signs the agent out: offline at once on every node, then each owning
     /// node sends `signed_out` to the agent's devices and closes them (4010).
     async fn sign_out(&self, agent_id: &str, reason: Option<String>) -> HubResult<Reply> {
-        let reason = match reason {
-            None => None,
-            Some(r) => Some(pause_reason(Some(r))?),
-        };
+        let reason = sign_out_reason(reason)?;
         self.agent_record(agent_id)?;
         let p = self.principal();
         let record = self
