@@ -177,6 +177,68 @@ async fn an_outage_longer_than_the_ttl_flaps_no_one_redis_back_empty() {
     outage_longer_than_the_ttl(false).await;
 }
 
+/// Redis comes back from a snapshot older than the last acknowledged change
+/// (what a failover to a replica that missed the last writes does, without
+/// needing one): the nodes write the lost change back with a new version,
+/// and the changes that follow reach every node.
+#[tokio::test]
+async fn a_store_that_lost_acknowledged_changes_gets_them_back_from_the_nodes() {
+    let mut redis = RedisServer::start_with(false);
+    let a = node(&redis.url(), "a").await;
+    let b = node(&redis.url(), "b").await;
+    let mut a1 = agent(&a, "a1", "d1").await;
+    let (mut sup, _) = supervisor(&b).await;
+    assert!(redis.cli(&["SAVE"]).contains("OK"));
+    // Acknowledged after the snapshot: the store will lose it.
+    let lunch = a1
+        .ok(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
+        .await["agent"]
+        .clone();
+    sup.agent_update("a1", |r| r["version"] == lunch["version"])
+        .await;
+
+    redis.restart(); // kill -9, then back from the snapshot
+    let stored = || -> Value {
+        serde_json::from_str(&redis.cli(&["HGET", "hub:{acme}:records", "a1"])).unwrap_or_default()
+    };
+    assert_eq!(stored()["status"], "available", "the store lost the change");
+    ready(&a, "node a ready again", 200).await;
+    ready(&b, "node b ready again", 200).await;
+    let back = sup
+        .agent_update("a1", |r| r["version"].as_u64() > lunch["version"].as_u64())
+        .await;
+    assert_eq!(back["pause_reason"], "lunch", "written back: {back}");
+    eventually(
+        "the store holds the change again",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async { stored()["pause_reason"] == "lunch" },
+    )
+    .await;
+    // Versions handed out from now on are above every one seen before, so
+    // the next change reaches the other node (it would drop a repeated one).
+    let next = a1
+        .ok(json!({"type": "set_status", "status": "available"}))
+        .await["agent"]
+        .clone();
+    assert!(next["version"].as_u64() > back["version"].as_u64());
+    sup.agent_update("a1", |r| {
+        r["version"] == next["version"] && r["status"] == "available"
+    })
+    .await;
+    let history = sup
+        .ok(json!({"type": "history", "agent_id": "a1", "limit": 100}))
+        .await;
+    assert!(
+        history["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .any(|h| h["event"] == "restore" && h["pause_reason"] == "lunch"),
+        "{history}"
+    );
+}
+
 async fn sentinel_node(sentinels: &str, id: &str) -> Proc {
     let mut redis = vec![
         "--redis-sentinel",

@@ -279,6 +279,13 @@ pub trait Backplane: Send + Sync + 'static {
         Ok(false)
     }
 
+    /// Raises the tenant's seq to at least `floor`: the store lost changes
+    /// that this node's replica holds, and the versions it hands out next
+    /// must be above every version a node or client saw.
+    async fn raise_seq(&self, _tenant: &str, _floor: u64) -> Result<(), BackplaneError> {
+        Ok(())
+    }
+
     /// Publishes to a node's command channel; returns how many received it.
     async fn send_to_node(&self, _node: &str, _message: &str) -> Result<usize, BackplaneError> {
         Ok(0)

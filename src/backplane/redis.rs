@@ -300,6 +300,7 @@ pub struct RedisBackplane {
     seed: Script,
     load: Script,
     restore: Script,
+    raise_seq: Script,
 }
 
 impl RedisBackplane {
@@ -399,6 +400,7 @@ impl RedisBackplane {
             seed: Script::new(include_str!("lua/seed.lua")),
             load: Script::new(include_str!("lua/load.lua")),
             restore: Script::new(include_str!("lua/restore.lua")),
+            raise_seq: Script::new(include_str!("lua/raise_seq.lua")),
         })
     }
 
@@ -702,6 +704,18 @@ impl Backplane for RedisBackplane {
         let restored: ::redis::RedisResult<i64> =
             guarded(invocation.invoke_async(&mut self.conn()), self.timeout).await;
         Ok(self.note(restored)? == 1)
+    }
+
+    async fn raise_seq(&self, tenant: &str, floor: u64) -> Result<(), BackplaneError> {
+        let raised: ::redis::RedisResult<u64> = guarded(
+            self.raise_seq
+                .key(keys(tenant).seq)
+                .arg(floor)
+                .invoke_async(&mut self.conn()),
+            self.timeout,
+        )
+        .await;
+        self.note(raised).map(|_| ())
     }
 
     async fn send_to_node(&self, node: &str, message: &str) -> Result<usize, BackplaneError> {

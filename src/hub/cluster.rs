@@ -25,9 +25,9 @@
 //!   the device's answer and publishes the outcome back to the origin.
 
 use super::router::Outcome;
-use super::tenant::Tenant;
+use super::tenant::{LostChanges, Tenant};
 use super::{device_key, Hub};
-use crate::backplane::NodeEvent;
+use crate::backplane::{Commit, NodeEvent};
 use crate::clock;
 use crate::domain::{Actor, AgentRecord, Event, MonitorMode, Status};
 use serde::{Deserialize, Serialize};
@@ -222,7 +222,15 @@ async fn catch_up_all(hub: &Arc<Hub>) {
 /// this node's devices.
 async fn catch_up(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
     match hub.backplane.load(tenant.id()).await {
-        Ok(Some(state)) => tenant.resync(state),
+        Ok(Some(state)) => match tenant.lost_by_store(&state) {
+            None => tenant.resync(state),
+            Some(lost) => {
+                write_back(hub, tenant, lost).await;
+                if let Ok(Some(state)) = hub.backplane.load(tenant.id()).await {
+                    tenant.resync(state);
+                }
+            }
+        },
         Ok(None) => match hub.backplane.restore(tenant.id(), &tenant.state()).await {
             Ok(true) => tracing::warn!(
                 tenant = tenant.id(),
@@ -244,6 +252,49 @@ async fn catch_up(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
         }
     }
     reassert_devices(hub, tenant).await;
+}
+
+/// Writes back what the store lost (see [`Tenant::lost_by_store`]): the
+/// seq is raised above this replica's, each lost record is committed again
+/// as this node last saw it, and the store's records whose version may
+/// repeat a lost one are committed again unchanged — all with new versions,
+/// so every node and every client (higher version wins) takes them. A
+/// change acknowledged before the failover thus survives it even without
+/// `--redis-wait-replicas`. Several nodes may do this at once: each write is
+/// a compare-and-swap, and a second one only gives the same record a newer
+/// version.
+async fn write_back(hub: &Arc<Hub>, tenant: &Arc<Tenant>, lost: LostChanges) {
+    tracing::warn!(
+        tenant = tenant.id(),
+        lost = lost.reapply.len(),
+        renumbered = lost.renumber.len(),
+        store_fell_back_below = lost.seq,
+        "the store lost changes this node had seen; writing them back"
+    );
+    if let Err(e) = hub.backplane.raise_seq(tenant.id(), lost.seq).await {
+        tracing::warn!(tenant = tenant.id(), error = %e, "cannot raise the seq; changes not written back");
+        return;
+    }
+    let writes = lost
+        .reapply
+        .into_iter()
+        .map(|l| (l.store_version, l.ours))
+        .chain(lost.renumber.into_iter().map(|r| (r.version, r)));
+    for (expected, record) in writes {
+        let id = record.id.clone();
+        match hub
+            .backplane
+            .commit_agent(tenant.id(), expected, (*record).clone(), "restore")
+            .await
+        {
+            Ok(Commit::Committed(_)) => {}
+            // Changed meanwhile: that change already has a new version.
+            Ok(Commit::Conflict(_)) => {}
+            Err(e) => {
+                tracing::warn!(tenant = tenant.id(), agent = %id, error = %e, "lost change not written back")
+            }
+        }
+    }
 }
 
 /// Makes the store agree with the sockets this node holds.

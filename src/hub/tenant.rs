@@ -224,6 +224,49 @@ impl Tenant {
         self.seq_tx.send_replace(r.seq);
     }
 
+    /// What the store lost that this replica holds: records of the same
+    /// epoch whose version here is above the store's. A healthy store's
+    /// versions only grow, so this happens only when Redis lost writes the
+    /// nodes had seen (a failover to a replica that missed them, a restart
+    /// from an older snapshot). `None` when nothing was lost.
+    pub fn lost_by_store(&self, state: &TenantState) -> Option<LostChanges> {
+        let r = self.replica.lock();
+        if state.epoch != r.epoch {
+            return None; // restored meanwhile: a new history, nothing to compare
+        }
+        let store: HashMap<&str, &Arc<AgentRecord>> =
+            state.agents.iter().map(|a| (a.id.as_str(), a)).collect();
+        let mut reapply = Vec::new();
+        for entry in r.agents.values() {
+            let ours = &entry.record;
+            if let Some(theirs) = store.get(ours.id.as_str()) {
+                if ours.version > theirs.version {
+                    reapply.push(LostChange {
+                        ours: ours.clone(),
+                        store_version: theirs.version,
+                    });
+                }
+            }
+        }
+        let oldest = reapply.iter().map(|l| l.ours.version).min()?;
+        // The store fell back below `oldest` and hands out versions from
+        // there again: a store record at `oldest` or above is a change the
+        // new master took after the failover, which is newer than ours and
+        // wins; it only needs a version no client saw on a lost change.
+        reapply.retain(|l| l.store_version < oldest);
+        let renumber = state
+            .agents
+            .iter()
+            .filter(|a| a.version >= oldest)
+            .cloned()
+            .collect();
+        Some(LostChanges {
+            seq: r.seq,
+            reapply,
+            renumber,
+        })
+    }
+
     /// The replica as a state (to restore a store that lost the tenant).
     pub fn state(&self) -> TenantState {
         let r = self.replica.lock();
@@ -566,4 +609,21 @@ impl Tenant {
             .map(|l| l.iter().map(|w| w.outbox.clone()).collect())
             .unwrap_or_default()
     }
+}
+
+/// Changes a store lost that a replica holds (see [`Tenant::lost_by_store`]).
+pub struct LostChanges {
+    /// The replica's seq: the store's must be raised above it.
+    pub seq: u64,
+    /// Records newer here than in the store, to write back.
+    pub reapply: Vec<LostChange>,
+    /// The store's records whose version may repeat one a client saw.
+    pub renumber: Vec<Arc<AgentRecord>>,
+}
+
+/// One record the store lost a change of.
+pub struct LostChange {
+    pub ours: Arc<AgentRecord>,
+    /// The store's version of it (the CAS's expectation).
+    pub store_version: u64,
 }
