@@ -32,13 +32,13 @@ export class AgentList {
     el.setAttribute("role", "row");
     el.hidden = true;
     el.innerHTML = `<span class="c-name" role="gridcell"><button type="button" class="who"></button><span class="mon" title="monitored"></span></span>
-      <span class="c-status" role="gridcell"><span class="pill"></span><span class="pend"></span></span>
+      <span class="c-status" role="gridcell"><span class="pill"></span><span class="free"></span><span class="pend"></span></span>
       <span class="c-time" role="gridcell"></span>
       <span class="c-reason" role="gridcell"></span>
       <span class="c-chan" role="gridcell"></span>
       <span class="c-dev" role="gridcell"></span>`;
     const q = (s) => el.querySelector(s);
-    const row = { el, id: null, version: -1, top: -1, sel: false, lvl: "", name: q(".who"), mon: q(".mon"), pill: q(".pill"), pend: q(".pend"),
+    const row = { el, id: null, version: -1, top: -1, sel: false, lvl: "", name: q(".who"), mon: q(".mon"), pill: q(".pill"), free: q(".free"), pend: q(".pend"),
                   time: q(".c-time"), reason: q(".c-reason"), chan: q(".c-chan"), dev: q(".c-dev") };
     this.viewport.appendChild(el);
     return row;
@@ -84,6 +84,11 @@ export class AgentList {
     row.version = rec.version;
     row.pill.className = `pill ${rec.status}`;
     row.pill.textContent = STATUS_LABEL[rec.status] || rec.status;
+    const free = freeSlots(rec);
+    const freeText = free ? `${free.n} free` : "";
+    const freeTitle = free ? `can take ${free.n} more ${{ queue: "call", chat: "chat" }[free.kind] || `${free.kind} interaction`}${free.n > 1 ? "s" : ""} (free slots)` : "";
+    if (row.free.textContent !== freeText) row.free.textContent = freeText;
+    if (row.free.title !== freeTitle) row.free.title = freeTitle;
     row.pend.textContent = rec.pending_pause ? `pause pending: ${this.names.reason(rec.pending_pause.reason)}` : "";
     const mons = rec.monitors || rec.monitored_by.map((by) => ({ by, mode: "listen" }));
     row.mon.textContent = mons.length ? "🎧" : "";
@@ -129,4 +134,18 @@ export class AgentList {
   }
 
   select(id) { this.selected = id; }
+}
+
+/**
+ * A busy agent's free slots in the kind it is handling (PROTOCOL.md §10.1:
+ * the other kinds are 0 while busy), or null when none: a multi-chat agent
+ * that can take another chat. An available agent's free slots are its
+ * capacity, which its status already says.
+ */
+export function freeSlots(rec) {
+  if (rec.status !== "busy" || !rec.free_slots) return null;
+  const held = rec.interactions?.[0] || rec.interaction;
+  const kind = held?.channel?.kind;
+  const n = kind ? rec.free_slots[kind] : 0;
+  return n > 0 ? { n, kind } : null;
 }

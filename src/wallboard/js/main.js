@@ -154,6 +154,8 @@ function start(token, role) {
     if (!firstRender) performance.mark("wallboard-snapshot");
     store.reset();
     channelsDirty = true;
+    // A snapshot carries the settings too (after a reconnect they may have changed).
+    if (client.settings) admin.fill(client.settings);
     setStale(false);
     invalidate();
   });
