@@ -11,13 +11,18 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 # Dependencies first, so source edits do not rebuild them.
+# The workspace names the load tool as a member: cargo reads its manifest
+# even when it builds only the hub, so it is copied (with a stub first).
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && cargo build --release --locked 2>/dev/null || true
+COPY loadtest/Cargo.toml ./loadtest/
+RUN mkdir -p src loadtest/src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && echo 'fn main() {}' > loadtest/src/main.rs \
+    && cargo build --release --locked -p presence-hub 2>/dev/null || true
 COPY src ./src
+COPY loadtest/src ./loadtest/src
 # The client library is embedded in the binary (src/client_lib.rs).
 COPY clients/js/src ./clients/js/src
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin presence-hub
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p presence-hub --bin presence-hub
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin hub

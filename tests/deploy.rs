@@ -240,3 +240,71 @@ fn the_systemd_unit_runs_unprivileged_with_room_for_100000_connections_and_time_
         .expect("seconds");
     assert!(stop > 10, "TimeoutStopSec={stop}s");
 }
+
+/// What the image build reads must be in its context: every workspace
+/// member (cargo reads each manifest even to build only the hub) and every
+/// file outside `src/` that the hub embeds with `include_str!`. Without a
+/// Docker engine here, this is the check that `docker build` would not
+/// stop at a missing file.
+#[test]
+fn the_dockerfile_copies_everything_the_build_reads() {
+    let dockerfile = read("Dockerfile");
+    let copied: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .flat_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words[..words.len().saturating_sub(1)].to_vec()
+        })
+        .collect();
+    let is_copied = |path: &str| {
+        copied
+            .iter()
+            .any(|c| path == *c || path.starts_with(&format!("{}/", c.trim_end_matches('/'))))
+    };
+    let manifest = read("Cargo.toml");
+    let members = manifest
+        .split("members = [")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .expect("workspace members");
+    for member in members.split(',').map(|m| m.trim().trim_matches('"')) {
+        if member.is_empty() || member == "." {
+            continue;
+        }
+        for path in [format!("{member}/Cargo.toml"), format!("{member}/src/main.rs")] {
+            assert!(is_copied(&path), "the Dockerfile does not copy {path}");
+        }
+    }
+    let mut embedded = Vec::new();
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("source");
+                for arg in text.split("include_str!(\"").skip(1) {
+                    let file = arg.split('"').next().unwrap_or_default();
+                    let full = path.parent().expect("parent").join(file);
+                    let full = full.canonicalize().unwrap_or(full);
+                    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .canonicalize()
+                        .expect("root");
+                    if let Ok(rel) = full.strip_prefix(&root) {
+                        embedded.push(rel.to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        embedded.iter().any(|p| p.starts_with("clients/")),
+        "the scan finds the embedded client library: {embedded:?}"
+    );
+    for path in &embedded {
+        assert!(is_copied(path), "the Dockerfile does not copy {path}");
+    }
+}
