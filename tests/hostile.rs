@@ -223,6 +223,35 @@ async fn half_sent_requests_are_counted_and_closed_and_a_full_node_answers_fast(
     still_serves(&node, baseline).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_never_read_are_dropped_and_free_their_slot() {
+    // The header deadline far beyond the test: only the write bound can end it.
+    let node = node(&[
+        "--write-timeout-ms",
+        "300",
+        "--http-header-timeout-ms",
+        "60000",
+        "--max-connections",
+        "3",
+    ])
+    .await;
+    let baseline = warm_rss(&node).await;
+    let mut s = raw::small_buffer(&node.addr).await;
+    // Requests for a 20 KB asset, answered into a socket nobody reads.
+    raw::until_dropped_writing(
+        &mut s,
+        b"GET /wallboard/panels.js HTTP/1.1\r\nHost: x\r\n\r\n",
+        DEADLINE,
+    )
+    .await;
+    // Its pending slot is free: three connections fit again.
+    still_serves(&node, baseline).await;
+    let url = node.ws_url();
+    let _a = agent(&url, "a1", "d1").await;
+    let _b = agent(&url, "a1", "d2").await;
+    let _c = staff(&url, "s1", "supervisor").await;
+}
+
 // ---- 3. active devices per agent ------------------------------------------
 
 #[tokio::test]

@@ -17,6 +17,7 @@
 //! The peer's address is attached to each request as
 //! `ConnectInfo<SocketAddr>`, read through [`super::client_addr`].
 
+use super::write_deadline::WriteDeadline;
 use crate::hub::Hub;
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -104,6 +105,7 @@ pub async fn serve_http(
         let router = router.clone();
         let mut stop = stop_rx.clone();
         let header_timeout = hub.config.http_header_timeout();
+        let write_timeout = hub.config.write_timeout();
         tokio::spawn(async move {
             let _guard = guard;
             let service =
@@ -116,7 +118,12 @@ pub async fn serve_http(
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout);
             let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
+                // Responses too are bounded in time (a peer that never
+                // reads is dropped, not waited on; `write_deadline`).
+                .serve_connection(
+                    TokioIo::new(WriteDeadline::new(stream, write_timeout)),
+                    service,
+                )
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             tokio::select! {

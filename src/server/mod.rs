@@ -11,6 +11,7 @@ mod handlers;
 pub mod listener;
 pub mod session;
 mod supervisor;
+mod write_deadline;
 
 use crate::hub::Hub;
 use crate::wallboard;

@@ -91,7 +91,17 @@ pub async fn flood_pings(
 /// Reading would unblock the hub's writes: a peer that never reads is what
 /// is tested.
 pub async fn until_dropped_unread(stream: &mut TcpStream, within: std::time::Duration) {
-    let ping = frame(PING, &[b'p'; 125]);
+    until_dropped_writing(stream, &frame(PING, &[b'p'; 125]), within).await;
+}
+
+/// As [`until_dropped_unread`], writing `payload` over and over (pings, or
+/// pipelined HTTP requests).
+pub async fn until_dropped_writing(
+    stream: &mut TcpStream,
+    payload: &[u8],
+    within: std::time::Duration,
+) {
+    let ping = payload;
     let until = tokio::time::Instant::now() + within;
     loop {
         assert!(
@@ -101,7 +111,7 @@ pub async fn until_dropped_unread(stream: &mut TcpStream, within: std::time::Dur
         // Blocks while the hub does not read; fails once it closed.
         let write = tokio::time::timeout(
             std::time::Duration::from_millis(200),
-            stream.write_all(&ping),
+            stream.write_all(ping),
         );
         if let Ok(Err(_)) = write.await {
             return;
