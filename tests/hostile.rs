@@ -486,7 +486,7 @@ async fn client_strings_cannot_forge_log_lines() {
 async fn upgrades_from_other_origins_are_refused_with_403() {
     let node = node(&[
         "--allowed-origins",
-        "https://wall.example,https://ops.example",
+        "https://wall.example, https://ops.example",
     ])
     .await;
     for (origin, status) in [

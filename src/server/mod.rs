@@ -114,7 +114,8 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
     allowed
         .iter()
-        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        // `--allowed-origins "a, b"`: entries are trimmed, as people write lists.
+        .any(|a| a.trim().trim_end_matches('/').eq_ignore_ascii_case(origin))
 }
 
 async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
