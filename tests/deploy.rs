@@ -273,7 +273,10 @@ fn the_dockerfile_copies_everything_the_build_reads() {
         if member.is_empty() || member == "." {
             continue;
         }
-        for path in [format!("{member}/Cargo.toml"), format!("{member}/src/main.rs")] {
+        for path in [
+            format!("{member}/Cargo.toml"),
+            format!("{member}/src/main.rs"),
+        ] {
             assert!(is_copied(&path), "the Dockerfile does not copy {path}");
         }
     }
