@@ -454,6 +454,34 @@ async fn a_redis_cluster_shard_failover_loses_no_acknowledged_change() {
     let seeds = cluster.seeds();
     let a = cluster_node(&seeds, "a").await;
     let b = cluster_node(&seeds, "b").await;
+    // `WAIT` goes to the acme shard's master only: with both replicas of
+    // another shard gone, acme's changes are still acknowledged.
+    let mut probe = agent(&a, "a1", "d0").await; // the tenant is in the store now
+    let acme = acme_master(&cluster).expect("the acme shard's master");
+    let other_port = cluster
+        .shards
+        .iter()
+        .enumerate()
+        .find(|(i, s)| *i != acme && s.cli(&["role"]).starts_with("master"))
+        .map(|(_, s)| s.port.to_string())
+        .expect("another master");
+    let its_replicas: Vec<usize> = (0..cluster.shards.len())
+        .filter(|&i| {
+            let role = cluster.shards[i].cli(&["role"]);
+            role.starts_with("slave") && role.lines().nth(2) == Some(other_port.as_str())
+        })
+        .collect();
+    assert_eq!(its_replicas.len(), 2, "two replicas per master");
+    for i in its_replicas {
+        cluster.shards[i].kill();
+    }
+    probe
+        .ok(json!({"type": "set_status", "status": "paused", "reason": "meeting"}))
+        .await;
+    probe
+        .ok(json!({"type": "set_status", "status": "available"}))
+        .await;
+    probe.close().await;
     let mut killed_at = None;
     let (mut agents, acked) = streams_until_refused([&a, &b], &["a1", "a2", "a3"], async {
         let master = acme_master(&cluster).expect("the acme shard's master");

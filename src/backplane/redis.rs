@@ -416,7 +416,11 @@ impl RedisBackplane {
     /// this connection wrote. `unavailable` when they do not in time — the
     /// change is on the master and may be seen, but a failover could lose
     /// it, so it is not acknowledged.
-    async fn replicated(&self, conn: &mut Conn) -> Result<(), BackplaneError> {
+    ///
+    /// `key` is one the change wrote: on a Redis Cluster `WAIT` goes to the
+    /// master of its shard only (the tenant's), not to every master, so a
+    /// shard short of replicas refuses only its own tenants' changes.
+    async fn replicated(&self, conn: &mut Conn, key: &str) -> Result<(), BackplaneError> {
         if self.wait_replicas == 0 {
             return Ok(());
         }
@@ -424,8 +428,21 @@ impl RedisBackplane {
             .arg(self.wait_replicas)
             .arg(self.wait_timeout.as_millis() as u64)
             .to_owned();
-        let acked: ::redis::RedisResult<u32> =
-            guarded(wait.query_async(conn), self.timeout + self.wait_timeout).await;
+        let deadline = self.timeout + self.wait_timeout;
+        let acked: ::redis::RedisResult<u32> = match conn {
+            Conn::Cluster(c) => {
+                use ::redis::cluster_routing::{
+                    Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+                };
+                let shard = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::with_key(key, SlotAddr::Master),
+                ));
+                guarded(c.route_command(wait, shard), deadline)
+                    .await
+                    .and_then(|v| ::redis::from_redis_value(v).map_err(Into::into))
+            }
+            _ => guarded(wait.query_async(conn), deadline).await,
+        };
         let acked = self.note(acked)?;
         if acked < self.wait_replicas {
             return Err(BackplaneError::Unavailable(format!(
@@ -570,7 +587,7 @@ impl Backplane for RedisBackplane {
         });
         let (ok, payload) = self.note(result)?;
         if ok == 1 {
-            self.replicated(&mut conn).await?;
+            self.replicated(&mut conn, &k.seq).await?;
             let seq: u64 = payload
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| BackplaneError::Unavailable("commit returned no seq".into()))?;
@@ -604,7 +621,7 @@ impl Backplane for RedisBackplane {
         )
         .await;
         let (seq, json) = self.note(result)?;
-        self.replicated(&mut conn).await?;
+        self.replicated(&mut conn, &k.seq).await?;
         let settings = serde_json::from_str(&json)
             .map_err(|e| BackplaneError::Unavailable(format!("settings: {e}")))?;
         Ok((seq, settings))
