@@ -314,6 +314,8 @@ async fn a_sentinel_failover_mid_stream_loses_no_acknowledged_change() {
         killed = Instant::now();
     })
     .await;
+    // No master reachable: the nodes say so to the load balancer.
+    ready(&a, "node a not ready while no master answers", 503).await;
     eventually(
         "the sentinels promote a replica",
         Duration::from_secs(20),
@@ -337,6 +339,29 @@ async fn a_sentinel_failover_mid_stream_loses_no_acknowledged_change() {
     // The other replica follows the new master: changes are acknowledged
     // again.
     acknowledged_again(&mut agents[0]).await;
+    // Both nodes listen on the new master: a1's change (made on node a)
+    // reaches a supervisor on node b as a delta.
+    let (mut sup, _) = supervisor(&b).await;
+    acknowledged_again(&mut agents[0]).await;
+    let stored: Value =
+        serde_json::from_str(&new_master.cli(&["hget", "hub:{acme}:records", "a1"]))
+            .expect("a1 in the store");
+    sup.agent_update("a1", |r| r["version"] == stored["version"])
+        .await;
+    // And no agent flapped: the failover outlasted the node TTL, but no
+    // node swept another.
+    for id in ["a1", "a2", "a3"] {
+        let history = sup
+            .ok(json!({"type": "history", "agent_id": id, "limit": 1000}))
+            .await;
+        let changes = history["changes"].as_array().expect("changes");
+        assert!(
+            changes
+                .iter()
+                .all(|h| h["presence"] == "online" && h["event"] != "device_down"),
+            "{id} flapped: {changes:?}"
+        );
+    }
 }
 
 async fn cluster_node(seeds: &str, id: &str) -> Proc {
