@@ -186,6 +186,20 @@ async fn a_node_cut_off_from_redis_gets_its_agents_back_when_the_cut_heals() {
     let mut a1 = agent(&cut_node, "a1", "d1").await;
     let (mut sup, snapshot) = watcher(&other, "s1").await;
     assert_eq!(record(&snapshot, "a1")["presence"], "online");
+    // An agent swept while on a break comes back as the tenant's sign-in
+    // status says (PROTOCOL.md §10.3): here `restore`, so still on it.
+    let mut admin = Client::connect(&other.ws_url()).await;
+    admin
+        .send(json!({"type": "hello", "token": token("acme", "ad1"), "role": "admin"}))
+        .await;
+    admin.recv_type("welcome").await;
+    admin
+        .ok(json!({"type": "update_settings", "settings": {"sign_in_status": "restore"}}))
+        .await;
+    a1.ok(json!({"type": "set_status", "status": "paused", "reason": "meeting"}))
+        .await;
+    sup.agent_update("a1", |r| r["pause_reason"] == "meeting")
+        .await;
 
     proxy.cut();
     // Its lease expires: the other node turns its agents offline.
@@ -204,15 +218,19 @@ async fn a_node_cut_off_from_redis_gets_its_agents_back_when_the_cut_heals() {
     let back = sup.agent_update("a1", |r| r["presence"] == "online").await;
     assert!(back["version"].as_u64() > off["version"].as_u64());
     assert_eq!(back["devices"][0]["node"], "cut");
+    assert_eq!(
+        (back["status"].as_str(), back["pause_reason"].as_str()),
+        (Some("paused"), Some("meeting")),
+        "restored to the break it was on: {back}"
+    );
     eventually("cut node ready", Duration::from_secs(10), tick, || async {
         cut_node.status("/readyz").await == 200
     })
     .await;
     // And it works both ways again.
-    a1.ok(json!({"type": "set_status", "status": "paused", "reason": "meeting"}))
+    a1.ok(json!({"type": "set_status", "status": "available"}))
         .await;
-    sup.agent_update("a1", |r| r["pause_reason"] == "meeting")
-        .await;
+    sup.agent_update("a1", |r| r["status"] == "available").await;
 }
 
 #[tokio::test]
