@@ -170,6 +170,39 @@ async fn an_agent_that_floods_pings_and_never_reads_goes_offline() {
     still_serves(&node, baseline).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_stops_reading_goes_inactive_at_its_ttl_not_after_the_write_timeout() {
+    // A write timeout and a grace far beyond the test: only the TTL can
+    // take the device down within the deadline.
+    let node = node(&[
+        "--write-timeout-ms",
+        "60000",
+        "--reconnect-grace-ms",
+        "60000",
+        "--presence-ttl-ms",
+        "1000",
+        "--heartbeat-interval-ms",
+        "300",
+        "--rate-limit-per-sec",
+        "10000000",
+    ])
+    .await;
+    let mut sup = staff(&node.ws_url(), "s1", "supervisor").await;
+    sup.subscribe(json!({"all": true})).await;
+    let mut s = raw::small_buffer(&node.addr).await;
+    assert_eq!(raw::upgrade(&mut s, "").await, 101);
+    let hello = json!({"type": "hello", "token": token("acme", "a1"), "role": "agent",
+                       "device": {"id": "stuck", "kind": "softphone"}});
+    s.write_all(&raw::frame(raw::TEXT, hello.to_string().as_bytes()))
+        .await
+        .expect("hello");
+    sup.agent_update("a1", |r| r["presence"] == "online").await;
+    // Pings until the hub's pongs stall in the full socket; never read.
+    raw::flood_pings(&mut s, 1_000_000, Duration::from_millis(400)).await;
+    sup.agent_update("a1", |r| r["presence"] == "offline").await;
+    raw::until_dropped_unread(&mut s, DEADLINE).await;
+}
+
 // ---- 2. half-sent requests: a header deadline, counted -------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,6 +40,8 @@ use tokio_tungstenite::tungstenite;
 
 /// Device ids and labels longer than this (in characters) are refused at hello.
 const MAX_ID_LEN: usize = 128;
+/// The shortest a write may be given (see `Session::write_deadline`).
+const MIN_WRITE: Duration = Duration::from_millis(100);
 
 /// How a session ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -479,7 +481,7 @@ impl Session {
                 // tungstenite queued the pong: write it before reading more,
                 // or a peer that sends pings and never reads would make the
                 // hub buffer pongs without end.
-                if !pong_within(ws, self.write_timeout()).await {
+                if !pong_within(ws, self.write_deadline()).await {
                     return Some(End::Dropped);
                 }
             }
@@ -580,7 +582,7 @@ impl Session {
         if !self.ping_sent && now >= self.last_frame + config.heartbeat_interval() {
             self.ping_sent = true;
             let ping = Message::Ping(Default::default());
-            if !send_within(ws, ping, self.write_timeout()).await {
+            if !send_within(ws, ping, self.write_deadline()).await {
                 return Some(End::Dropped);
             }
         }
@@ -603,7 +605,7 @@ impl Session {
             }
             ws.flush().await
         };
-        match tokio::time::timeout(self.write_timeout(), write).await {
+        match tokio::time::timeout(self.write_deadline(), write).await {
             Ok(Ok(())) => {
                 let metrics = crate::metrics::get();
                 metrics.messages_out(&sent);
@@ -648,6 +650,22 @@ impl Session {
         self.hub.config.write_timeout()
     }
 
+    /// How long the next write may take. For an active device, no longer
+    /// than what is left of its TTL: the session cannot read (and so cannot
+    /// see a heartbeat) while a write is stuck, and a device that neither
+    /// reads nor speaks for its TTL is inactive whatever the write timeout
+    /// (PROTOCOL.md §11). A moment at least, so a write that starts just as
+    /// the TTL runs out is still tried.
+    fn write_deadline(&self) -> Duration {
+        let timeout = self.write_timeout();
+        if self.device.is_none() || !self.active.load(Ordering::Relaxed) {
+            return timeout;
+        }
+        let ttl_left = (self.last_msg + self.hub.config.presence_ttl())
+            .saturating_duration_since(Instant::now());
+        timeout.min(ttl_left.max(MIN_WRITE))
+    }
+
     /// Releases what the session held, according to how it ended.
     async fn finish(&mut self, end: End) {
         if self.subscribed {
@@ -667,6 +685,14 @@ impl Session {
         }
         match end {
             End::ClientClosed | End::ServerClosed => {
+                self.hub
+                    .device_down(&self.tenant, &self.user.id, &device.id, Some(&key))
+                    .await
+            }
+            // Dropped after its TTL ran out (it stopped reading and speaking):
+            // inactive now, as the TTL says; the grace is for devices that
+            // were alive when their connection broke.
+            End::Dropped if Instant::now() >= self.last_msg + self.hub.config.presence_ttl() => {
                 self.hub
                     .device_down(&self.tenant, &self.user.id, &device.id, Some(&key))
                     .await
