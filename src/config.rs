@@ -220,8 +220,9 @@ pub struct Config {
     /// client; from any other peer the header is ignored.
     #[arg(long, env = "PRESENCE_HUB_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Concurrent WebSockets per client address; more get HTTP 503. 0: no
-    /// limit (agents behind one NAT share an address).
+    /// Concurrent WebSockets per client address; more get HTTP 503. Also
+    /// the most connections not yet upgraded one untrusted TCP peer may hold.
+    /// 0: no limit (agents behind one NAT share an address).
     #[arg(long, env = "PRESENCE_HUB_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
     pub max_connections_per_ip: usize,
 }

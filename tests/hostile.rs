@@ -285,6 +285,56 @@ async fn pipelined_requests_never_read_are_dropped_and_free_their_slot() {
     let _c = staff(&url, "s1", "supervisor").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_every_pending_slot() {
+    let node = node(&[
+        "--max-connections-per-ip",
+        "5",
+        "--http-header-timeout-ms",
+        "1500",
+    ])
+    .await;
+    let baseline = warm_rss(&node).await;
+    let mut half = Vec::new();
+    for _ in 0..5 {
+        let mut s = tokio::net::TcpStream::connect(&node.addr)
+            .await
+            .expect("connect");
+        s.write_all(b"GET /v1/ws HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
+        half.push(s);
+    }
+    // A sixth from the same address: refused at once, nothing read.
+    let mut sixth = tokio::net::TcpStream::connect(&node.addr)
+        .await
+        .expect("connect");
+    let mut answer = String::new();
+    tokio::time::timeout(DEADLINE, sixth.read_to_string(&mut answer))
+        .await
+        .expect("answered at once")
+        .expect("read");
+    assert!(
+        answer.starts_with("HTTP/1.1 503") && answer.contains("from this address"),
+        "{answer}"
+    );
+    // Another address is served meanwhile.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.2:0".parse().expect("addr"))
+        .expect("bind 127.0.0.2");
+    let mut other = socket
+        .connect(node.addr.parse().expect("addr"))
+        .await
+        .expect("connect");
+    assert_eq!(raw::upgrade(&mut other, "").await, 101);
+    // The header deadline closes the five; the address is served again.
+    for s in &mut half {
+        raw::until_closed(s, DEADLINE).await;
+    }
+    still_serves(&node, baseline).await;
+}
+
 // ---- 3. active devices per agent ------------------------------------------
 
 #[tokio::test]

@@ -40,6 +40,8 @@ pub struct ClientAddrs {
     trusted: Vec<IpNet>,
     max_per_ip: usize,
     open: DashMap<IpAddr, usize>,
+    /// Connections not yet upgraded, by TCP peer (untrusted peers only).
+    pending: DashMap<IpAddr, usize>,
 }
 
 impl ClientAddrs {
@@ -48,6 +50,7 @@ impl ClientAddrs {
             trusted: config.trusted_proxies.clone(),
             max_per_ip: config.max_connections_per_ip,
             open: DashMap::new(),
+            pending: DashMap::new(),
         }
     }
 
@@ -82,15 +85,39 @@ impl ClientAddrs {
     /// Counts one more connection from `ip`, or refuses it when the address
     /// already holds `--max-connections-per-ip`.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, TooManyFromAddress> {
+        self.count(ip, Counted::Session)
+    }
+
+    /// Counts one more not-yet-upgraded connection from the TCP peer `peer`,
+    /// or refuses it when the peer already holds `--max-connections-per-ip`
+    /// of them, so one address cannot take every pending slot of the node
+    /// with half-sent requests. A trusted proxy carries many clients and is
+    /// not counted here: its clients are counted at the upgrade.
+    pub fn admit_pending(self: &Arc<Self>, peer: IpAddr) -> Result<Slot, TooManyFromAddress> {
+        let peer = peer.to_canonical();
+        if self.is_trusted(peer) {
+            return Ok(Slot(None));
+        }
+        self.count(peer, Counted::Pending)
+    }
+
+    fn count(self: &Arc<Self>, ip: IpAddr, what: Counted) -> Result<Slot, TooManyFromAddress> {
         if self.max_per_ip == 0 {
             return Ok(Slot(None));
         }
-        let mut open = self.open.entry(ip).or_insert(0);
+        let mut open = self.map(what).entry(ip).or_insert(0);
         if *open >= self.max_per_ip {
             return Err(TooManyFromAddress);
         }
         *open += 1;
-        Ok(Slot(Some((self.clone(), ip))))
+        Ok(Slot(Some((self.clone(), ip, what))))
+    }
+
+    fn map(&self, what: Counted) -> &DashMap<IpAddr, usize> {
+        match what {
+            Counted::Session => &self.open,
+            Counted::Pending => &self.pending,
+        }
     }
 
     /// Open connections counted for `ip` (tests, diagnostics).
@@ -113,16 +140,24 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 #[error("too many connections from this address")]
 pub struct TooManyFromAddress;
 
-/// One counted connection; uncounted when dropped (the session ended).
+/// Which count a [`Slot`] holds.
+#[derive(Clone, Copy, Debug)]
+enum Counted {
+    Session,
+    Pending,
+}
+
+/// One counted connection; uncounted when dropped (the session ended, or
+/// the connection was upgraded or closed).
 #[derive(Debug)]
-pub struct Slot(Option<(Arc<ClientAddrs>, IpAddr)>);
+pub struct Slot(Option<(Arc<ClientAddrs>, IpAddr, Counted)>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Some((addrs, ip)) = self.0.take() {
+        if let Some((addrs, ip, what)) = self.0.take() {
             // Remove the entry with the last connection: the map holds only
             // addresses that have connections now.
-            addrs.open.remove_if_mut(&ip, |_, n| {
+            addrs.map(what).remove_if_mut(&ip, |_, n| {
                 *n = n.saturating_sub(1);
                 *n == 0
             });

@@ -17,6 +17,7 @@
 //! The peer's address is attached to each request as
 //! `ConnectInfo<SocketAddr>`, read through [`super::client_addr`].
 
+use super::client_addr::ClientAddrs;
 use super::write_deadline::WriteDeadline;
 use crate::hub::Hub;
 use axum::extract::ConnectInfo;
@@ -63,6 +64,12 @@ impl Drop for PendingGuard {
 const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
 content-length: 21\r\nconnection: close\r\n\r\ntoo many connections\n";
 
+/// What a connection past `--max-connections-per-ip` (not yet upgraded,
+/// from one untrusted peer) is told.
+const FULL_FROM_ADDRESS: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+content-length: 39\r\nconnection: close\r\n\r\ntoo many connections from this address\n";
+
 /// Accepts and serves HTTP until `shutdown` resolves, then lets every
 /// connection finish its current request (upgraded ones are sessions and
 /// end on their own) and returns.
@@ -70,6 +77,7 @@ pub async fn serve_http(
     hub: Arc<Hub>,
     listener: TcpListener,
     router: Router,
+    addrs: Arc<ClientAddrs>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let pending = Arc::new(Pending::default());
@@ -101,7 +109,14 @@ pub async fn serve_http(
             let _ = stream.try_write(FULL);
             continue;
         }
-        let guard = pending.enter();
+        // One address may not hold every pending slot (half-sent requests
+        // from one host): it gets as many as `--max-connections-per-ip`.
+        let Ok(from_peer) = addrs.admit_pending(peer.ip()) else {
+            crate::metrics::get().rejected_connections.increment(1);
+            let _ = stream.try_write(FULL_FROM_ADDRESS);
+            continue;
+        };
+        let guard = (pending.enter(), from_peer);
         let router = router.clone();
         let mut stop = stop_rx.clone();
         let header_timeout = hub.config.http_header_timeout();

@@ -29,6 +29,13 @@ use tokio::net::TcpListener;
 
 /// The HTTP routes of one node.
 pub fn router(hub: Arc<Hub>) -> Router {
+    let addrs = Arc::new(ClientAddrs::new(&hub.config));
+    router_with(hub, addrs)
+}
+
+/// The routes, counting connections per client address in `addrs` (shared
+/// with the accept loop, which counts connections not yet upgraded).
+fn router_with(hub: Arc<Hub>, addrs: Arc<ClientAddrs>) -> Router {
     Router::new()
         .route("/v1/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -37,7 +44,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(wallboard::routes())
         .merge(crate::client_lib::routes())
         .merge(crate::agent_page::routes())
-        .layer(Extension(Arc::new(ClientAddrs::new(&hub.config))))
+        .layer(Extension(addrs))
         .with_state(hub)
 }
 
@@ -138,7 +145,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let drain_hub = hub.clone();
     // The accept loop attaches the peer address `client_addr` starts from.
-    let server = listener::serve_http(hub.clone(), listener, router(hub.clone()), async move {
+    let addrs = Arc::new(ClientAddrs::new(&hub.config));
+    let routes = router_with(hub.clone(), addrs.clone());
+    let server = listener::serve_http(hub.clone(), listener, routes, addrs, async move {
         shutdown.await;
         tracing::info!("shutting down: draining sessions");
         drain_hub.begin_shutdown();
