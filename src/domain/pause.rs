@@ -285,6 +285,23 @@ mod tests {
         // A code without a limit never overruns.
         let t = ok(&ok(&agent(), up("d1"), &s), pause("training"), &s);
         assert_eq!(overrun_at(&t, &s), None);
+        // An admin who moves the limit past the mark, or lifts it, clears
+        // it (the next change of the record, e.g. the settings' own
+        // renormalization); the same limit keeps it.
+        let same = at(&over, &Event::Renormalize, &s, limit + 10).expect("ok");
+        assert_eq!(same, None, "nothing to change");
+        let mut longer = s.clone();
+        longer.pause_reasons[0].max_minutes = Some(30.0);
+        let cleared = at(&over, &Event::Renormalize, &longer, limit + 10)
+            .expect("ok")
+            .expect("changed");
+        assert_eq!(cleared.pause_overrun_since_ms, None);
+        let mut lifted = s.clone();
+        lifted.pause_reasons[0].max_minutes = None;
+        let cleared = at(&over, &Event::Renormalize, &lifted, limit + 10)
+            .expect("ok")
+            .expect("changed");
+        assert_eq!(cleared.pause_overrun_since_ms, None);
     }
 
     #[test]

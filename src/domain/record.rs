@@ -406,8 +406,13 @@ impl AgentRecord {
         self.interaction = self.interactions.first().cloned();
         let capacity = settings.capacity.with(self.capacity_override.as_ref());
         self.free_slots = super::capacity::free_slots(self, &capacity);
-        if self.status != Status::Paused {
-            self.pause_overrun_since_ms = None;
+        // The mark says the pause ran past its code's limit: gone with the
+        // pause, and gone when an admin lifted the limit or moved it past
+        // the mark (the hub's timer marks it again when the new one passes).
+        if let Some(marked) = self.pause_overrun_since_ms {
+            if super::pause::overrun_at(self, settings).is_none_or(|at| at > marked) {
+                self.pause_overrun_since_ms = None;
+            }
         }
     }
 

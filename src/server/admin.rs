@@ -47,10 +47,14 @@ impl Session {
         self.tenant
             .wait_for(seq, self.hub.config.command_timeout())
             .await;
-        if patch.unassigned_access_default.is_some() || patch.capacity.is_some() {
-            // Effective access, `lingering` flags and `free_slots` are part
-            // of each record. Nobody is disconnected (seed rule 4): only
-            // derived fields change.
+        if patch.unassigned_access_default.is_some()
+            || patch.capacity.is_some()
+            || patch.pause_reasons.is_some()
+        {
+            // Effective access, `lingering` flags, `free_slots` and overrun
+            // marks that a new limit no longer supports are part of each
+            // record. Nobody is disconnected (seed rule 4): only derived
+            // fields change.
             let actor = self.actor();
             for record in self.tenant.records() {
                 // The settings are committed: a record that cannot be
