@@ -205,6 +205,19 @@ async fn a_device_that_stops_reading_goes_inactive_at_its_ttl_not_after_the_writ
 
 // ---- 2. half-sent requests: a header deadline, counted -------------------
 
+/// `n` connections that each send half a request's headers and stop.
+async fn half_sent_requests(addr: &str, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut half = Vec::new();
+    for _ in 0..n {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"GET /v1/ws HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
+        half.push(s);
+    }
+    half
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_sent_requests_are_counted_and_closed_and_a_full_node_answers_fast() {
     let node = node(&[
@@ -215,16 +228,7 @@ async fn half_sent_requests_are_counted_and_closed_and_a_full_node_answers_fast(
     ])
     .await;
     let baseline = warm_rss(&node).await;
-    let mut half = Vec::new();
-    for _ in 0..30 {
-        let mut s = tokio::net::TcpStream::connect(&node.addr)
-            .await
-            .expect("connect");
-        s.write_all(b"GET /v1/ws HTTP/1.1\r\nHost: x\r\n")
-            .await
-            .expect("write");
-        half.push(s);
-    }
+    let mut half = half_sent_requests(&node.addr, 30).await;
     // Full: an upgrade is refused with 503, health still answers.
     match tokio_tungstenite::connect_async(node.ws_url()).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 503),
@@ -295,16 +299,7 @@ async fn one_address_cannot_take_every_pending_slot() {
     ])
     .await;
     let baseline = warm_rss(&node).await;
-    let mut half = Vec::new();
-    for _ in 0..5 {
-        let mut s = tokio::net::TcpStream::connect(&node.addr)
-            .await
-            .expect("connect");
-        s.write_all(b"GET /v1/ws HTTP/1.1\r\nHost: x\r\n")
-            .await
-            .expect("write");
-        half.push(s);
-    }
+    let mut half = half_sent_requests(&node.addr, 5).await;
     // A sixth from the same address: refused at once, nothing read.
     let mut sixth = tokio::net::TcpStream::connect(&node.addr)
         .await
