@@ -614,7 +614,8 @@ async fn sign_out_closes_every_device_with_4010_offline_at_once_on_every_node() 
         let m = valid(d.recv_type("signed_out").await);
         assert_eq!(m["by"], json!({"id": "cs", "role": "supervisor"}));
         assert_eq!(m["reason"], "end of shift");
-        assert_eq!(d.closed().await.code, 4010);
+        // Nothing after `signed_out` but the close (PROTOCOL.md §3.2).
+        assert_eq!(d.closed_next().await.code, 4010);
     }
     watch
         .agent_update("c1", |a| a["presence"] == "offline")

@@ -229,6 +229,27 @@ impl Outbox {
         });
     }
 
+    /// Asks the connection's task to close with `code` right after `last`,
+    /// which goes out after everything already queued — the pending deltas
+    /// too, which `take` would otherwise put after it (a `signed_out` comes
+    /// after the agent's own offline `state`, then the close). Nothing
+    /// queued afterwards is sent.
+    pub fn close_after(&self, last: Frame, code: u16, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.with(|inner| {
+            if inner.close.is_some() {
+                return;
+            }
+            let settings = inner.settings.take();
+            let mut pending: Vec<Frame> = std::mem::take(&mut inner.deltas).into_values().collect();
+            pending.sort_by_key(|f| f.seq);
+            inner.control.extend(settings);
+            inner.control.extend(pending);
+            inner.control.push_back(last);
+            inner.close = Some(CloseRequest { code, reason });
+        });
+    }
+
     /// Takes everything pending: control frames first, then deltas.
     pub fn take(&self) -> Batch {
         let mut inner = self.inner.lock();
@@ -315,6 +336,21 @@ mod tests {
         log.append(&a, f("a2"));
         assert!(outbox.take().frames.is_empty());
         assert!(log.is_empty(), "no reader left: the log holds nothing");
+    }
+
+    #[test]
+    fn a_last_frame_goes_out_after_pending_deltas_and_nothing_after_it() {
+        let outbox = Outbox::new(8);
+        let a: Arc<str> = "a".into();
+        outbox.push(f("reply"));
+        outbox.push_delta(&a, f("offline").at(7));
+        outbox.close_after(f("signed_out"), 4010, "signed out");
+        outbox.push_delta(&a, f("later").at(8));
+        outbox.push(f("later reply"));
+        let batch = outbox.take();
+        let got: Vec<&str> = batch.frames.iter().map(|f| f.text.as_str()).collect();
+        assert_eq!(got, ["reply", "offline", "signed_out"]);
+        assert_eq!(batch.close.map(|c| c.code), Some(4010));
     }
 
     #[test]

@@ -66,7 +66,10 @@ pub(super) fn close_local(tenant: &Tenant, agent_id: &str, by: &Actor, reason: O
         &json!({"type": "signed_out", "by": by, "reason": reason}),
     );
     for outbox in tenant.local_connections(agent_id) {
-        outbox.push(frame.clone());
-        outbox.close(protocol::close::SIGNED_OUT, "signed out by a supervisor");
+        outbox.close_after(
+            frame.clone(),
+            protocol::close::SIGNED_OUT,
+            "signed out by a supervisor",
+        );
     }
 }

@@ -640,6 +640,14 @@ impl Client {
         }
     }
 
+    /// The close, which must be the very next thing the hub sends.
+    pub async fn closed_next(&mut self) -> Closed {
+        match self.read().await {
+            Ok(v) => panic!("expected the close, got {v}"),
+            Err(closed) => closed,
+        }
+    }
+
     /// A clean close from the client side.
     pub async fn close(mut self) {
         let _ = self
