@@ -200,8 +200,16 @@ export class Connection {
     ws.addEventListener('close', (event) => {
       if (current()) this.#closed(event.code, event.reason);
     });
-    // An 'error' is always followed by 'close', which decides what to do.
-    ws.addEventListener('error', () => {});
+    // In a browser an 'error' is always followed by 'close', which decides
+    // what to do. Node's WebSocket (undici, as in Node 20) fires only 'error'
+    // when the opening handshake fails (connection refused or reset): without
+    // a 'close' the client would wait for ever, so a failure that no 'close'
+    // follows within a moment counts as an abrupt drop.
+    ws.addEventListener('error', () => {
+      setTimeout(() => {
+        if (current()) this.#abandon(ws, 'the connection failed');
+      }, 50);
+    });
   }
 
   #frame(data) {

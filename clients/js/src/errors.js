@@ -20,6 +20,7 @@ export const STOP_CODES = new Map([
   [4003, 'unauthorized: get a new token'],
   [4009, 'replaced by a newer connection of the same device'],
   [4010, 'signed out by a supervisor'],
+  [4011, 'too many active devices for this agent: close another device first'],
 ]);
 
 const CLOSE_MEANINGS = new Map([

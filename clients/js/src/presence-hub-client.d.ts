@@ -1,13 +1,30 @@
 // Type declarations of presence-hub-client (hand-written); the protocol's
 // message types are generated into ./protocol.d.ts from protocol/schemas/.
+// What the wire defines (actions, modes, statuses, results, channels) is
+// derived from the generated types here, never repeated, so a schema change
+// reaches the API through `npm run gen-types` (test/types.test.mjs fails
+// until it is run, and checks that no generated union is copied here).
 
 import type {
   AgentRecord,
-  Actor,
+  ChannelCounters,
   ChannelRef,
+  ClientCommand,
+  ClientHello,
+  ClientHistory,
+  ClientSearch,
+  ClientSetStatus,
+  ClientSetUnassignedAccess,
+  ClientSubscribe,
+  ClientUpdateSettings,
+  MonitorMode,
   Role,
   Settings,
+  ServerCommand,
   ServerWelcome,
+  ServerReplyOk,
+  ServerSettings,
+  ServerSignedOut,
   ServerSnapshot,
   ServerDraining,
   ServerMessage,
@@ -72,12 +89,13 @@ declare class Connection<Events extends CommonEvents> {
 
 export type Channel = ChannelRef | `${ChannelRef['kind']}:${string}`;
 
+/** A supervisor's command to the device (the hub's `command` message, renamed). */
 export interface Command {
-  commandId: string;
-  action: 'monitor' | 'stop_monitor' | (string & {});
+  commandId: ServerCommand['command_id'];
+  action: ServerCommand['action'];
   /** `listen` unless the supervisor asked another mode. */
-  mode?: 'listen' | 'whisper' | 'barge' | (string & {});
-  supervisor: { id: string; name: string };
+  mode?: MonitorMode;
+  supervisor: ServerCommand['supervisor'];
 }
 
 export type CommandAnswer = boolean | { ok: boolean; reason?: string };
@@ -85,11 +103,13 @@ export type CommandAnswer = boolean | { ok: boolean; reason?: string };
 export interface AgentEvents extends CommonEvents {
   state: AgentRecord;
   command: Command;
-  signed_out: { by: Actor; reason: string | null };
+  signed_out: Pick<ServerSignedOut, 'by' | 'reason'>;
 }
 
+export type DeviceHello = NonNullable<ClientHello['device']>;
+
 export interface AgentOptions extends ConnectionOptions {
-  device: { id: string; kind?: string; label?: string };
+  device: DeviceHello;
   onCommand?: (command: Command) => CommandAnswer | Promise<CommandAnswer>;
 }
 
@@ -99,10 +119,10 @@ export interface AgentResult {
 
 export class AgentClient extends Connection<AgentEvents> {
   constructor(options: AgentOptions);
-  readonly device: { id: string; kind: string; label?: string };
+  readonly device: DeviceHello & { kind: string };
   record: AgentRecord | null;
   onCommand: ((command: Command) => CommandAnswer | Promise<CommandAnswer>) | null;
-  setStatus(status: 'available' | 'paused', reason?: string): Promise<AgentResult>;
+  setStatus(status: ClientSetStatus['status'], reason?: string): Promise<AgentResult>;
   pause(reason: string): Promise<AgentResult>;
   unpause(): Promise<AgentResult>;
   interactionStart(interactionId: string, channel: Channel): Promise<AgentResult>;
@@ -112,20 +132,11 @@ export class AgentClient extends Connection<AgentEvents> {
   disconnect(channel: Channel): Promise<AgentResult>;
 }
 
-/** A channel of the view: the snapshot's `{kind, id, name}` plus PROTOCOL.md §10.4 counters when the hub sends them. */
-export interface ChannelView {
-  kind: ChannelRef['kind'];
-  id: string;
-  name: string;
-  counts?: { available: number; busy: number; wrap_up: number; paused: number; offline: number };
-  connected?: number;
-  lingering?: number;
-  longest_available_since_ms?: number | null;
-  [key: string]: unknown;
-}
+/** A channel of the view: as the snapshot lists it, with the counters of the latest `channel` message (PROTOCOL.md §10.4). */
+export type ChannelView = ChannelCounters;
 
 export interface SupervisorEvents extends CommonEvents {
-  snapshot: { resumed: boolean; seq: number };
+  snapshot: Pick<ServerSnapshot, 'resumed' | 'seq'>;
   agent: AgentRecord;
   agent_removed: string;
   channel: ChannelView;
@@ -133,39 +144,22 @@ export interface SupervisorEvents extends CommonEvents {
 }
 
 export interface SupervisorOptions extends ConnectionOptions {
-  role?: 'supervisor' | 'admin';
+  role?: Exclude<Role, 'agent'>;
 }
 
-export type Scope = { all: true } | { channels: Channel[] };
+/** A subscribe scope; channels may also be written "kind:id". */
+export type Scope = Extract<ClientSubscribe['scope'], { all: true }> | { channels: Channel[] };
 
-export type CommandAction =
-  | 'connect'
-  | 'disconnect'
-  | 'pause'
-  | 'unpause'
-  | 'end_wrap_up'
-  | 'disconnect_unassigned'
-  | 'monitor'
-  | 'stop_monitor'
-  | 'sign_out'
-  | (string & {});
+/** Every action of a supervisor's `command` (PROTOCOL.md §6). */
+export type CommandAction = ClientCommand['action'];
 
-export interface SearchResult {
-  agents: Array<Pick<AgentRecord, 'id' | 'name' | 'roles' | 'presence' | 'status' | 'devices'>>;
-  total?: number;
-}
+type ReplyResult = ServerReplyOk['result'];
 
-export interface HistoryResult {
-  changes: Array<{
-    version: number;
-    at_ms: number;
-    event: string;
-    presence: AgentRecord['presence'];
-    status: AgentRecord['status'];
-    pause_reason: string | null;
-    by: Actor;
-  }>;
-}
+/** The result of `search`: the users found, and how many match in all. */
+export type SearchResult = Extract<ReplyResult, { total: number }>;
+
+/** The result of `history`: an agent's changes, oldest first. */
+export type HistoryResult = Extract<ReplyResult, { changes: unknown }>;
 
 export class PresenceStore {
   agents: Map<string, AgentRecord>;
@@ -180,7 +174,7 @@ export class PresenceStore {
   applyAgent(record: AgentRecord): boolean;
   removeAgent(agentId: string, version: number): boolean;
   applyChannel(channel: ChannelView): ChannelView | null;
-  applySettings(message: { seq: number; settings: Settings }): void;
+  applySettings(message: Pick<ServerSettings, 'seq' | 'settings'>): void;
 }
 
 export function channelKey(channel: { kind: string; id: string }): string;
@@ -195,12 +189,15 @@ export class SupervisorClient extends Connection<SupervisorEvents> {
   readonly seq: number | null;
   readonly epoch: string | null;
   subscribe(scope: Scope): Promise<Record<string, never>>;
-  search(query?: string, options?: { role?: Role; limit?: number }): Promise<SearchResult>;
-  history(agentId: string, options?: { sinceMs?: number; limit?: number }): Promise<HistoryResult>;
+  search(query?: string, options?: { role?: ClientSearch['role']; limit?: ClientSearch['limit'] }): Promise<SearchResult>;
+  history(
+    agentId: string,
+    options?: { sinceMs?: ClientHistory['since_ms']; limit?: ClientHistory['limit'] },
+  ): Promise<HistoryResult>;
   command(
     action: CommandAction,
     agentId: string,
-    params?: { channel?: Channel; reason?: string; mode?: string },
+    params?: { channel?: Channel; reason?: ClientCommand['reason']; mode?: ClientCommand['mode'] },
   ): Promise<AgentResult>;
   pause(agentId: string, reason: string): Promise<AgentResult>;
   unpause(agentId: string): Promise<AgentResult>;
@@ -208,11 +205,11 @@ export class SupervisorClient extends Connection<SupervisorEvents> {
   connectAgent(agentId: string, channel: Channel): Promise<AgentResult>;
   disconnectAgent(agentId: string, channel: Channel): Promise<AgentResult>;
   disconnectUnassigned(agentId: string): Promise<AgentResult>;
-  monitor(agentId: string, mode?: 'listen' | 'whisper' | 'barge'): Promise<AgentResult>;
+  monitor(agentId: string, mode?: MonitorMode): Promise<AgentResult>;
   stopMonitor(agentId: string): Promise<AgentResult>;
   signOut(agentId: string, reason?: string): Promise<AgentResult>;
-  updateSettings(partial: Partial<Settings> & Record<string, unknown>): Promise<{ settings: Settings }>;
-  setUnassignedAccess(agentId: string, allowed: boolean | null): Promise<AgentResult>;
+  updateSettings(partial: ClientUpdateSettings['settings']): Promise<{ settings: Settings }>;
+  setUnassignedAccess(agentId: string, allowed: ClientSetUnassignedAccess['allowed']): Promise<AgentResult>;
   assign(agentId: string, channel: Channel): Promise<AgentResult>;
   unassign(agentId: string, channel: Channel): Promise<AgentResult>;
 }

@@ -96,19 +96,15 @@ export type AgentRecord = {
   changed_by: null | Actor;
   wrap_up_until_ms: number | null;
   interaction: null | Interaction;
-  interactions?: Interaction[];
-  free_slots?: FreeSlots;
-  pause_overrun_since_ms?: number | null;
-  monitors?: {
+  interactions: Interaction[];
+  free_slots: FreeSlots;
+  pause_overrun_since_ms: number | null;
+  monitors: {
     by: string;
     mode: MonitorMode;
     since_ms: number;
   }[];
-  capacity_override?: {
-    queue?: number;
-    chat?: number;
-    campaign?: number;
-  };
+  capacity_override?: Capacity;
   paused_when_offline?: {
     reason: string;
     at_ms: number;
@@ -337,7 +333,7 @@ export type ServerReplyOk = {
     changes: {
       version: number;
       at_ms: number;
-      event: string;
+      event: "device_up" | "device_down" | "pause" | "unpause" | "interaction_start" | "interaction_end" | "end_wrap_up" | "wrap_up_expired" | "connect" | "disconnect" | "disconnect_unassigned" | "monitor" | "stop_monitor" | "assign" | "unassign" | "set_unassigned_access" | "settings" | "sign_out" | "pause_overrun" | "restore";
       presence: Presence;
       status: Status;
       pause_reason: string | null;

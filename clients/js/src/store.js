@@ -8,16 +8,21 @@
 // snapshot clears them (every later delta is newer than the snapshot).
 //
 // Why `resumeSeq` and not `seq` for `since_seq`: the hub coalesces deltas
-// per agent *in place* (protocol §5.3): agent X's pending frame keeps its
-// position when a newer record replaces it. So X@55 can be delivered while
-// Y@45, queued behind X's slot, is not yet: a drop then, and a resume from
-// 55 (the highest version seen) would never bring Y@45. What is safe: X's
-// slot was created by a change newer than the last frame delivered for X,
-// and every frame still queued behind it is newer than that too, so after a
-// frame for X every change up to X's *previous* delivered version (or the
-// snapshot's seq, for X's first frame since) has been delivered.
-// `resumeSeq` is the highest such bound: a resume from it may resend a few
-// records, never miss one.
+// per agent in place (PROTOCOL.md §5.3), but it writes each batch of a
+// connection's deltas in seq order after coalescing (src/hub/outbox.rs
+// `Outbox::take`, src/hub/delta_log.rs `DeltaLog::take`): if X@41 was queued,
+// then Y@45, then X@55 replaced X@41, the batch goes out as Y@45, X@55. So
+// deltas arrive in increasing version and, as PROTOCOL.md §5.1.1 says, the
+// highest version applied (`seq`) is itself a safe `since_seq`.
+// `resumeSeq` is a lower bound that does not depend on that sort: it would
+// still be safe if a hub wrote coalesced slots in the order they were
+// queued (X@55 ahead of Y@45). After a frame for X, every change up to X's
+// *previous* delivered version (or the snapshot's seq, for X's first frame
+// since it) has been delivered: X's slot was created by a change newer than
+// that, and anything queued behind the slot is newer still. `resumeSeq` is
+// the highest such bound (≤ `seq`): a resume from it may resend a few
+// records the view already holds (the version rule ignores them), never
+// miss one; the price is a slightly larger resumed snapshot.
 
 /** The map key of a channel: "kind:id". */
 export function channelKey(channel) {

@@ -170,7 +170,8 @@ export function redisAvailable() {
 
 /**
  * One hub for a test file: started before its tests, killed after them with
- * every client the tests `track`ed stopped. `fixture.hub` is the node.
+ * every client the tests `track`ed stopped (and every proxy closed, so a
+ * failed test cannot keep the file's process alive). `fixture.hub` is the node.
  */
 export function hubForFile(before, after, extra = []) {
   const clients = [];
@@ -185,7 +186,10 @@ export function hubForFile(before, after, extra = []) {
     fixture.hub = await Hub.start(extra);
   });
   after(async () => {
-    for (const c of clients) c.stop();
+    for (const c of clients) {
+      if (typeof c.stop === 'function') c.stop();
+      else await c.close();
+    }
     await fixture.hub?.kill();
   });
   return fixture;

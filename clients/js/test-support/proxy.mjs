@@ -1,32 +1,41 @@
 // A TCP proxy in front of a hub whose connections the test can cut
 // abruptly (no close frame, like a lost network), while the hub keeps
-// running and new connections keep getting through.
+// running and new connections keep getting through; or that stops listening
+// for a while (`hold`), as a node that is down refuses connections.
 
 import { createServer, connect } from 'node:net';
 
 export class Proxy {
   static async start(targetAddr) {
-    const [host, port] = targetAddr.split(':');
     const proxy = new Proxy();
+    proxy.target = targetAddr;
     proxy.sockets = new Set();
-    proxy.server = createServer((client) => {
-      const upstream = connect(Number(port), host);
+    await proxy.#listen(0);
+    proxy.addr = `127.0.0.1:${proxy.server.address().port}`;
+    return proxy;
+  }
+
+  #listen(port) {
+    const [host, targetPort] = this.target.split(':');
+    this.server = createServer((client) => {
+      const upstream = connect(Number(targetPort), host);
       for (const [a, b] of [
         [client, upstream],
         [upstream, client],
       ]) {
-        proxy.sockets.add(a);
+        this.sockets.add(a);
         a.on('error', () => b.destroy());
         a.on('close', () => {
-          proxy.sockets.delete(a);
+          this.sockets.delete(a);
           b.destroy();
         });
         a.pipe(b);
       }
     });
-    await new Promise((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
-    proxy.addr = `127.0.0.1:${proxy.server.address().port}`;
-    return proxy;
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, '127.0.0.1', resolve);
+    });
   }
 
   get url() {
@@ -39,8 +48,22 @@ export class Proxy {
     this.sockets.clear();
   }
 
+  /**
+   * Stops listening until `release()`: every new connection is refused, so
+   * with `cut()` the hub is out of reach for as long as the test needs,
+   * whatever the client's backoff.
+   */
+  hold() {
+    this.server.close();
+  }
+
+  /** Listens again, on the same port. */
+  release() {
+    return this.#listen(Number(this.addr.split(':')[1]));
+  }
+
   close() {
     this.cut();
-    return new Promise((resolve) => this.server.close(resolve));
+    return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }

@@ -136,7 +136,7 @@ test('a bad token stops the client (4003) and start() says why', async () => {
 });
 
 test('an abrupt drop reconnects within the grace, with a fresh token, and no offline flap', async () => {
-  const proxy = await Proxy.start(fixture.hub.addr);
+  const proxy = track(await Proxy.start(fixture.hub.addr));
   const sup = track(new SupervisorClient({ url: fixture.hub.url, token: token('s1') }));
   await sup.start();
   await sup.subscribe({ all: true });
@@ -171,4 +171,109 @@ test('an abrupt drop reconnects within the grace, with a fresh token, and no off
     'no offline flap',
   );
   await proxy.close();
+});
+
+test('a supervisor signs the agent out: signed_out with who and why, then 4010, and no reconnect', async () => {
+  let sockets = 0;
+  class Counting extends WebSocket {
+    constructor(url) {
+      super(url);
+      sockets += 1;
+    }
+  }
+  const agent = track(new AgentClient({ url: fixture.hub.url, token: token('a3'), device: { id: 'a3-phone' }, WebSocket: Counting }));
+  await agent.start();
+  const sup = track(new SupervisorClient({ url: fixture.hub.url, token: token('s1') }));
+  await sup.start();
+  await sup.subscribe({ all: true });
+  await waitFor('a3 online', () => sup.agents.get('a3')?.presence === 'online');
+
+  const statuses = [];
+  agent.on('status', (s) => statuses.push(s));
+  const events = [];
+  agent.on('signed_out', (e) => events.push(e));
+  const stopped = nextEvent(agent, 'status', (s) => s.state === 'stopped');
+  const { agent: after } = await sup.signOut('a3', 'end of shift');
+  assert.equal(after.presence, 'offline');
+  const status = await stopped;
+
+  assert.equal(events.length, 1, 'one signed_out event');
+  assert.equal(events[0].by.id, 's1');
+  assert.equal(events[0].by.role, 'supervisor');
+  assert.equal(events[0].reason, 'end of shift');
+  assert.equal(status.reason.code, 4010);
+  assert.equal(agent.state, 'stopped');
+  assert.equal(agent.stopReason.code, 4010);
+  // The decision to stop is taken when the close arrives: a client that
+  // meant to reconnect would have said `reconnecting` (with its delay) then.
+  assert.deepEqual(statuses.map((s) => s.state), ['stopped'], 'no reconnecting');
+  assert.equal(sockets, 1);
+  await assert.rejects(agent.pause('x'), { code: 'disconnected' });
+  await waitFor('a3 offline on the wallboard', () => sup.agents.get('a3')?.presence === 'offline');
+  // A reconnect would bring a device back: the hub lists none active.
+  const { agents } = await sup.search('a3', { role: 'agent' });
+  assert.deepEqual(agents.find((a) => a.id === 'a3').devices.filter((d) => d.active), []);
+  assert.equal(sockets, 1, 'no new socket');
+
+  // Without a reason the event says null.
+  const again = track(new AgentClient({ url: fixture.hub.url, token: token('a3'), device: { id: 'a3-phone' } }));
+  await again.start();
+  const second = nextEvent(again, 'signed_out');
+  await sup.signOut('a3');
+  assert.equal((await second).reason, null);
+});
+
+test('a reconnect attempt that is refused (the node is down) is retried until the node is back', async () => {
+  const proxy = track(await Proxy.start(fixture.hub.addr));
+  const agent = track(new AgentClient({ url: proxy.url, token: token('a6'), device: { id: 'a6-tablet' }, backoff: { initialMs: 50, maxMs: 200 } }));
+  await agent.start();
+  const statuses = [];
+  agent.on('status', (s) => statuses.push(s));
+  // Down: every attempt is refused. Node's WebSocket reports a failed
+  // handshake with 'error' and no 'close'; each must still lead to the next.
+  proxy.hold();
+  proxy.cut();
+  await waitFor('three refused attempts', () => statuses.filter((s) => s.state === 'reconnecting').length >= 3);
+  assert.ok(statuses.every((s) => s.state === 'reconnecting' && s.reason.code === 1006), JSON.stringify(statuses));
+  const live = nextEvent(agent, 'status', (s) => s.state === 'live');
+  await proxy.release();
+  await live;
+  assert.equal((await agent.pause('training')).agent.status, 'paused');
+});
+
+test('a device beyond the agent\'s limit stops with 4011 and does not retry', async () => {
+  // The hub's default --max-devices-per-agent is 8; other tests of this
+  // file may have left devices of a4 active: fill up to the limit.
+  const tok = token('a4');
+  const sup = track(new SupervisorClient({ url: fixture.hub.url, token: token('s1') }));
+  await sup.start();
+  const { agents } = await sup.search('a4', { role: 'agent' });
+  const active = agents.find((a) => a.id === 'a4').devices.filter((d) => d.active).length;
+  for (let i = active; i < 8; i += 1) {
+    await track(new AgentClient({ url: fixture.hub.url, token: tok, device: { id: `a4-d${i}` } })).start();
+  }
+  let sockets = 0;
+  class Counting extends WebSocket {
+    constructor(url) {
+      super(url);
+      sockets += 1;
+    }
+  }
+  const ninth = track(new AgentClient({ url: fixture.hub.url, token: tok, device: { id: 'a4-d8' }, WebSocket: Counting }));
+  const statuses = [];
+  ninth.on('status', (s) => statuses.push(s.state));
+  // Bounded: a client that does not stop reconnects forever.
+  const within = (promise, ms) => Promise.race([
+    promise,
+    new Promise((_, reject) => setTimeout(() => reject(new Error(`not settled within ${ms} ms`)), ms).unref()),
+  ]);
+  await assert.rejects(within(ninth.start(), 10000), (err) => {
+    assert.equal(err.code, 'closed');
+    assert.equal(err.closeCode, 4011);
+    return true;
+  });
+  assert.equal(ninth.state, 'stopped');
+  assert.equal(ninth.stopReason.code, 4011);
+  assert.ok(!statuses.includes('reconnecting'), `no retry loop: ${statuses}`);
+  assert.equal(sockets, 1);
 });

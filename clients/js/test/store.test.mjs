@@ -67,9 +67,11 @@ test('channel counters merge into the snapshot channel; settings advance seq', (
 });
 
 test('resumeSeq never passes a change still queued behind a coalesced slot', () => {
-  // The hub's outbox (protocol §5.3): after the snapshot at 40, X changes
-  // (41: X's slot), then Y (45: Y's slot, behind X's), then X again (55:
-  // replaces 41 in place). The socket delivers X@55 and drops before Y@45.
+  // Coalescing in place (protocol §5.3) without the hub's sort of each batch
+  // by seq (see store.js): after the snapshot at 40, X changes (41: X's
+  // slot), then Y (45: Y's slot, behind X's), then X again (55: replaces 41
+  // in place). Such a hub would deliver X@55 and could drop before Y@45;
+  // resumeSeq does not rely on the sort.
   const store = new PresenceStore();
   store.applySnapshot({ seq: 40, epoch: 'e', agents: [rec('x', 30), rec('y', 20)], channels: [], settings: {} });
   store.noteDelta('x', 55);

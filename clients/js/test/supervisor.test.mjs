@@ -122,7 +122,7 @@ test('search, history, every command action and the admin messages', async () =>
 });
 
 test('after a dropped connection the wallboard resubscribes with since_seq and catches up', async () => {
-  const proxy = await Proxy.start(fixture.hub.addr);
+  const proxy = track(await Proxy.start(fixture.hub.addr));
   const sent = [];
   const received = [];
   // A WebSocket that records what the client sends and gets (injected constructor).
@@ -137,7 +137,7 @@ test('after a dropped connection the wallboard resubscribes with since_seq and c
       super.send(data);
     }
   }
-  const sup = track(new SupervisorClient({ url: proxy.url, token: token('s1'), WebSocket: Recording }));
+  const sup = track(new SupervisorClient({ url: proxy.url, token: token('s1'), WebSocket: Recording, backoff: { initialMs: 100, maxMs: 1000 } }));
   await sup.start();
   await sup.subscribe({ channels: ['queue:support'] });
   assert.ok(sup.agents.has('a6'));
@@ -148,6 +148,7 @@ test('after a dropped connection the wallboard resubscribes with since_seq and c
 
   const reconnecting = nextEvent(sup, 'status', (s) => s.state === 'reconnecting');
   const resnapshot = nextEvent(sup, 'snapshot');
+  proxy.hold(); // the hub stays out of reach until the changes below are made
   proxy.cut();
   await reconnecting;
   // While the wallboard is away: a6 leaves the scope, a7 signs in and pauses.
@@ -156,6 +157,7 @@ test('after a dropped connection the wallboard resubscribes with since_seq and c
   await admin.unassign('a6', 'queue:support');
   const a7 = await agentOf('a7');
   await a7.pause('lunch');
+  await proxy.release();
 
   const snapshot = await resnapshot;
   const resubscribe = sent.filter((m) => m.type === 'subscribe').at(-1);
@@ -171,5 +173,110 @@ test('after a dropped connection the wallboard resubscribes with since_seq and c
   assert.ok(!sup.agents.has('a6'), 'an agent that left the scope is dropped');
   assert.ok(sup.seq > seqBefore);
   await admin.assign('a6', 'queue:support');
+  await proxy.close();
+});
+
+test('the version rule against the real stream: an older frame or a duplicate after a newer one changes nothing', async () => {
+  // A WebSocket that keeps every `agent` frame the hub sent, and can play
+  // one of them again into the client (as a reordering or duplicating
+  // network path would deliver it).
+  const frames = [];
+  let socket = null;
+  class Replaying extends WebSocket {
+    constructor(url) {
+      super(url);
+      socket = this;
+      this.addEventListener('message', (e) => {
+        const m = JSON.parse(e.data);
+        if (m.type === 'agent') frames.push({ data: e.data, agent: m.agent });
+      });
+    }
+
+    replay(data) {
+      this.dispatchEvent(new MessageEvent('message', { data }));
+    }
+  }
+  const sup = track(new SupervisorClient({ url: fixture.hub.url, token: token('s1'), WebSocket: Replaying }));
+  await sup.start();
+  await sup.subscribe({ all: true });
+  const a4 = await agentOf('a4');
+  await waitFor('a4 online', () => sup.agents.get('a4')?.presence === 'online');
+  const { agent: paused } = await a4.pause('coaching');
+  await waitFor('a4 paused on the wallboard', () => sup.agents.get('a4')?.version === paused.version);
+  const newest = frames.find((f) => f.agent.id === 'a4' && f.agent.version === paused.version);
+  const older = frames.find((f) => f.agent.id === 'a4' && f.agent.version < paused.version && f.agent.status !== 'paused');
+  assert.ok(newest, 'the hub sent the paused record as a delta');
+  assert.ok(older, `an older a4 frame was recorded: ${frames.map((f) => `${f.agent.id}@${f.agent.version}`)}`);
+
+  const held = sup.agents.get('a4');
+  const seq = sup.seq;
+  const events = [];
+  const off = sup.on('agent', (r) => events.push(r));
+  socket.replay(older.data); // out of order: older than what is held
+  socket.replay(newest.data); // a duplicate of what is held
+  off();
+  assert.deepEqual(events, [], 'no agent event for a stale or duplicate frame');
+  assert.equal(sup.agents.get('a4'), held, 'the newer record is kept');
+  assert.equal(sup.agents.get('a4').status, 'paused');
+  assert.equal(sup.seq, seq, 'seq does not move');
+  // A really newer frame still goes through (the rule is not "ignore all").
+  const fresh = nextEvent(sup, 'agent', (r) => r.id === 'a4' && r.status === 'available');
+  await a4.unpause();
+  assert.ok((await fresh).version > paused.version);
+});
+
+test('a resume the hub cannot vouch for (another epoch) falls back to a full snapshot', async () => {
+  const proxy = track(await Proxy.start(fixture.hub.addr));
+  const sent = [];
+  const snapshots = [];
+  class Recording extends WebSocket {
+    constructor(url) {
+      super(url);
+      this.addEventListener('message', (e) => {
+        const m = JSON.parse(e.data);
+        if (m.type === 'snapshot') snapshots.push(m);
+      });
+    }
+
+    send(data) {
+      sent.push(JSON.parse(data));
+      super.send(data);
+    }
+  }
+  const sup = track(new SupervisorClient({ url: proxy.url, token: token('s1'), WebSocket: Recording, backoff: { initialMs: 100, maxMs: 1000 } }));
+  await sup.start();
+  await sup.subscribe({ all: true });
+  const all = [...sup.agents.keys()].sort();
+  assert.deepEqual(all, ['a1', 'a2', 'a3', 'a4', 'a5', 'a6', 'a7', 'a8'], 'every agent of the tenant');
+  // The view now claims an epoch the hub never issued (as after a restart
+  // of the hub, or a store restored from a replica).
+  sup.store.epoch = 'not-this-hubs-epoch@0';
+  const seqBefore = sup.store.resumeSeq;
+
+  const reconnecting = nextEvent(sup, 'status', (s) => s.state === 'reconnecting');
+  const resnapshot = nextEvent(sup, 'snapshot');
+  proxy.hold(); // the hub stays out of reach until the changes below are made
+  proxy.cut();
+  await reconnecting;
+  // Changed while the wallboard is away: it must show it after the fallback.
+  const a4 = await agentOf('a4');
+  const { agent: away } = await a4.pause('training');
+  await proxy.release();
+
+  const event = await resnapshot;
+  const resubscribe = sent.filter((m) => m.type === 'subscribe').at(-1);
+  assert.equal(resubscribe.since_seq, seqBefore, 'the resume was asked');
+  assert.equal(resubscribe.epoch, 'not-this-hubs-epoch@0');
+  assert.equal(event.resumed, false, 'the hub answers with a full snapshot');
+  const raw = snapshots.at(-1);
+  assert.equal(raw.resumed, false);
+  assert.equal(raw.agent_ids, undefined, 'a full snapshot has no agent_ids');
+  assert.deepEqual(raw.agents.map((a) => a.id).sort(), all, 'every record, not only the changed ones');
+  assert.deepEqual([...sup.agents.keys()].sort(), all, 'the view is complete');
+  assert.ok(sup.agents.get('a4').version >= away.version);
+  assert.equal(sup.agents.get('a4').status, 'paused');
+  assert.notEqual(sup.epoch, 'not-this-hubs-epoch@0', "the view takes the hub's epoch");
+  assert.equal(sup.seq, raw.seq);
+  await a4.unpause();
   await proxy.close();
 });
