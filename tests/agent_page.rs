@@ -1,10 +1,13 @@
 //! The agent dashboard (`/agent`) in a real headless Chromium (Debian's
 //! `chromium`, driven by `playwright-core` from npm) against the real binary,
-//! beside a supervisor and an admin on raw WebSockets: pause with a code,
-//! a supervisor's unpause announced, assigned / unassigned / lingering
-//! channels, a monitor prompt accepted from the keyboard, the softphone
-//! simulator through busy and wrap-up, a reload with no offline flap, and a
-//! supervisor's sign-out. The script is `tests/browser/agent.mjs`; the
+//! beside the real wallboard (`/`, signed in as the supervisor) and an admin
+//! on a raw WebSocket: pause with a code shown on the wallboard with its
+//! label, an unpause from the wallboard announced, assigned / unassigned /
+//! lingering channels, a monitor prompt refused with Escape and one accepted
+//! from the keyboard (shown on the wallboard), the softphone simulator's chat
+//! and call through busy and wrap-up, a reload with no offline state on the
+//! wallboard, a sign-out from the wallboard, and (on a second hub in dev
+//! mode) the one-click sign-in. The script is `tests/browser/agent.mjs`; the
 //! screenshot goes to `tests/artifacts/agent.png`.
 //!
 //! Needs `/usr/bin/chromium`, `node` and `npm ci --prefix tests/browser`.
@@ -98,6 +101,23 @@ async fn an_agent_works_from_the_dashboard_beside_a_supervisor() {
         &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
     )
     .await;
+    // Dev mode (no secret given: the node generates one) serves the
+    // one-click sign-ins the page offers.
+    let dev = Proc::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--directory",
+            directory.to_str().expect("utf-8 path"),
+        ],
+        &[],
+    )
+    .await;
+    assert!(
+        dev.banner.iter().any(|l| l.contains("Dev JWT secret")),
+        "the second node runs in dev mode: {:?}",
+        dev.banner
+    );
     let run = tools
         .run(
             "agent.mjs",
@@ -106,17 +126,13 @@ async fn an_agent_works_from_the_dashboard_beside_a_supervisor() {
                 token("acme", "a1"),
                 token("acme", "s1"),
                 token("acme", "ad1"),
+                format!("http://{}", dev.addr),
             ],
             "agent.png",
             Duration::from_secs(180),
         )
         .await;
     run.assert_passed();
-    // Shown in the test's output (cargo test -- --nocapture): which §9 steps
-    // this hub could not run yet.
-    for line in run.stdout.lines().filter(|l| l.starts_with("PENDING")) {
-        eprintln!("{line}");
-    }
 }
 
 #[tokio::test]
