@@ -267,6 +267,57 @@ async fn a_store_that_lost_acknowledged_changes_gets_them_back_from_the_nodes() 
     );
 }
 
+/// The store falls back behind a change that no agent record holds (a
+/// settings change): nothing to write back, but the versions it hands out
+/// next must still be above every one the nodes applied, or they would drop
+/// them as already seen and answer `ok` to changes nobody sees.
+#[tokio::test]
+async fn a_store_that_fell_back_hands_out_versions_every_node_applies() {
+    let mut redis = RedisServer::start_with(false);
+    let a = node(&redis.url(), "a").await;
+    let b = node(&redis.url(), "b").await;
+    let mut a1 = agent(&a, "a1", "d1").await;
+    let (mut sup, _) = supervisor(&b).await;
+    assert!(redis.cli(&["SAVE"]).contains("OK"));
+    let mut admin = Client::connect(&b.ws_url()).await;
+    admin
+        .send(json!({"type": "hello", "token": token("acme", "ad1"), "role": "admin"}))
+        .await;
+    admin.recv_type("welcome").await;
+    admin
+        .ok(json!({"type": "update_settings", "settings": {"wrap_up_seconds": 7}}))
+        .await;
+    sup.recv_type("settings").await;
+
+    redis.restart(); // back from the snapshot, without the settings change
+    ready(&a, "node a ready again", 200).await;
+    ready(&b, "node b ready again", 200).await;
+    let paused = acknowledged(
+        &mut a1,
+        json!({"type": "set_status", "status": "paused", "reason": "meeting"}),
+    )
+    .await;
+    sup.agent_update("a1", |r| {
+        r["version"] == paused["version"] && r["status"] == "paused"
+    })
+    .await;
+}
+
+/// Sends `body` until it is acknowledged (`unavailable` while the nodes
+/// repair the store); returns the record of the reply.
+async fn acknowledged(c: &mut Client, body: Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = c.request(body.clone()).await;
+        if reply["ok"] == true {
+            return reply["result"]["agent"].clone();
+        }
+        assert_eq!(reply["error"]["code"], "unavailable", "{reply}");
+        assert!(Instant::now() < deadline, "never acknowledged: {reply}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn sentinel_node(sentinels: &str, id: &str) -> Proc {
     let mut redis = vec![
         "--redis-sentinel",

@@ -279,11 +279,12 @@ pub trait Backplane: Send + Sync + 'static {
         Ok(false)
     }
 
-    /// Raises the tenant's seq to at least `floor`: the store lost changes
-    /// that this node's replica holds, and the versions it hands out next
-    /// must be above every version a node or client saw.
-    async fn raise_seq(&self, _tenant: &str, _floor: u64) -> Result<(), BackplaneError> {
-        Ok(())
+    /// Raises the tenant's seq to at least `floor`, so the versions the
+    /// store hands out next are above every version a node or client saw
+    /// (the store lost changes this node's replica holds). Returns the seq
+    /// before: at or above `floor`, the store had not fallen back.
+    async fn raise_seq(&self, _tenant: &str, floor: u64) -> Result<u64, BackplaneError> {
+        Ok(floor)
     }
 
     /// Publishes to a node's command channel; returns how many received it.

@@ -723,8 +723,8 @@ impl Backplane for RedisBackplane {
         Ok(self.note(restored)? == 1)
     }
 
-    async fn raise_seq(&self, tenant: &str, floor: u64) -> Result<(), BackplaneError> {
-        let raised: ::redis::RedisResult<u64> = guarded(
+    async fn raise_seq(&self, tenant: &str, floor: u64) -> Result<u64, BackplaneError> {
+        let before: ::redis::RedisResult<u64> = guarded(
             self.raise_seq
                 .key(keys(tenant).seq)
                 .arg(floor)
@@ -732,7 +732,7 @@ impl Backplane for RedisBackplane {
             self.timeout,
         )
         .await;
-        self.note(raised).map(|_| ())
+        self.note(before)
     }
 
     async fn send_to_node(&self, node: &str, message: &str) -> Result<usize, BackplaneError> {

@@ -27,7 +27,7 @@
 use super::router::Outcome;
 use super::tenant::{LostChanges, Tenant};
 use super::{device_key, Hub};
-use crate::backplane::{Commit, NodeEvent};
+use crate::backplane::{Commit, NodeEvent, TenantState};
 use crate::clock;
 use crate::domain::{Actor, AgentRecord, Event, MonitorMode, Status};
 use serde::{Deserialize, Serialize};
@@ -161,6 +161,8 @@ fn sweep_interval(hub: &Hub) -> Duration {
 /// node renews soon after the store returns (well within the TTL that
 /// survivors give it).
 const RETRY_WHILE_AWAY: Duration = Duration::from_millis(100);
+/// How soon a catch-up that could not read or repair the store is retried.
+const RETRY_CATCH_UP: Duration = Duration::from_secs(1);
 
 async fn lease_loop(hub: Arc<Hub>, view: Arc<StoreView>) {
     let mut healthy = true;
@@ -222,15 +224,12 @@ async fn catch_up_all(hub: &Arc<Hub>) {
 /// this node's devices.
 async fn catch_up(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
     match hub.backplane.load(tenant.id()).await {
-        Ok(Some(state)) => match tenant.lost_by_store(&state) {
-            None => tenant.resync(state),
-            Some(lost) => {
-                write_back(hub, tenant, lost).await;
-                if let Ok(Some(state)) = hub.backplane.load(tenant.id()).await {
-                    tenant.resync(state);
-                }
-            }
-        },
+        Ok(Some(state)) => {
+            let Some(state) = after_a_fall_back(hub, tenant, state).await else {
+                return;
+            };
+            tenant.resync(state);
+        }
         Ok(None) => match hub.backplane.restore(tenant.id(), &tenant.state()).await {
             Ok(true) => tracing::warn!(
                 tenant = tenant.id(),
@@ -254,27 +253,87 @@ async fn catch_up(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
     reassert_devices(hub, tenant).await;
 }
 
-/// Writes back what the store lost (see [`Tenant::lost_by_store`]): the
-/// seq is raised above this replica's, each lost record is committed again
-/// as this node last saw it, and the store's records whose version may
-/// repeat a lost one are committed again unchanged — all with new versions,
-/// so every node and every client (higher version wins) takes them. A
-/// change acknowledged before the failover thus survives it even without
-/// `--redis-wait-replicas`. Several nodes may do this at once: each write is
-/// a compare-and-swap, and a second one only gives the same record a newer
-/// version.
+/// When the store fell back behind this replica (it lost writes the nodes
+/// had seen: a failover to a replica that missed them, a restart from an
+/// older snapshot), repairs it before the replica resyncs from it, and
+/// returns the state to resync from; `None` when the store could not be
+/// read or repaired (the tenant is caught up again a moment later).
+///
+/// First the store's seq is raised above this replica's, so the versions it
+/// hands out next are above every version any node applied or any client
+/// saw — otherwise every node would drop them as already seen. Then the
+/// records this replica holds newer than the store are written back as this
+/// node last saw them, and the store's records whose version may repeat a
+/// lost one are committed again unchanged, all with new versions, so every
+/// node and every client (higher version wins) takes them. A change
+/// acknowledged before the failover thus survives it even without
+/// `--redis-wait-replicas`. Until this ran, `Hub::change` refuses to build on
+/// a store record older than the replica's (`unavailable`), so the node does
+/// not hand out repeated versions itself. Several nodes may do this at once:
+/// each write is a compare-and-swap, and a second one only gives the same
+/// record a newer version.
+async fn after_a_fall_back(
+    hub: &Arc<Hub>,
+    tenant: &Arc<Tenant>,
+    state: TenantState,
+) -> Option<TenantState> {
+    let behind = tenant.store_behind(&state);
+    let lost = tenant.lost_by_store(&state).is_some();
+    if behind.is_none() && !lost {
+        return Some(state);
+    }
+    let floor = tenant.state().seq;
+    match hub.backplane.raise_seq(tenant.id(), floor).await {
+        Ok(before) if before < floor => tracing::warn!(
+            tenant = tenant.id(),
+            store_seq = before,
+            replica_seq = floor,
+            "the store fell back behind the changes this node had seen; repairing it"
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(tenant = tenant.id(), error = %e, "cannot repair the store yet; retrying");
+            catch_up_later(tenant);
+            return None;
+        }
+    }
+    // What the store holds now, the raise in place.
+    let state = reload(hub, tenant).await?;
+    let Some(lost) = tenant.lost_by_store(&state) else {
+        return Some(state);
+    };
+    write_back(hub, tenant, lost).await;
+    reload(hub, tenant).await
+}
+
+async fn reload(hub: &Arc<Hub>, tenant: &Arc<Tenant>) -> Option<TenantState> {
+    match hub.backplane.load(tenant.id()).await {
+        Ok(Some(state)) => Some(state),
+        _ => {
+            catch_up_later(tenant);
+            None
+        }
+    }
+}
+
+/// Catches the tenant up again after a moment (the store was away).
+fn catch_up_later(tenant: &Arc<Tenant>) {
+    let tenant = tenant.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(RETRY_CATCH_UP).await;
+        tenant.request_catch_up();
+    });
+}
+
+/// Writes the lost records back and renumbers the store's that may repeat
+/// a lost version (see [`after_a_fall_back`]).
 async fn write_back(hub: &Arc<Hub>, tenant: &Arc<Tenant>, lost: LostChanges) {
     tracing::warn!(
         tenant = tenant.id(),
         lost = lost.reapply.len(),
         renumbered = lost.renumber.len(),
-        store_fell_back_below = lost.seq,
-        "the store lost changes this node had seen; writing them back"
+        "writing back the changes the store lost"
     );
-    if let Err(e) = hub.backplane.raise_seq(tenant.id(), lost.seq).await {
-        tracing::warn!(tenant = tenant.id(), error = %e, "cannot raise the seq; changes not written back");
-        return;
-    }
     let writes = lost
         .reapply
         .into_iter()

@@ -278,6 +278,14 @@ impl Hub {
                 Ok(None) | Err(_) if !verified => {
                     verified = true;
                     match self.backplane.read_agent(tenant.id(), agent_id).await? {
+                        // Older than the replica: the store fell back (see
+                        // the conflict case below).
+                        Some(fresh) if fresh.version < current.version => {
+                            tenant.request_catch_up();
+                            return Err(HubError::unavailable(format!(
+                                "the store lost recent changes of agent {agent_id}; catching up, try again"
+                            )));
+                        }
                         Some(fresh) if fresh.version != current.version => {
                             current = fresh;
                             continue;
@@ -320,6 +328,18 @@ impl Hub {
                         self.schedule_pause_overrun(tenant, &record);
                     }
                     return Ok(record);
+                }
+                Commit::Conflict(Some(record)) if record.version < current.version => {
+                    // The store holds an older record than this replica:
+                    // it fell back (a failover lost writes the nodes had
+                    // seen). A change built on it would hand out a version
+                    // some client already saw, and lose the newer record
+                    // for good; the catch-up repairs the store first
+                    // (`cluster::after_a_fall_back`).
+                    tenant.request_catch_up();
+                    return Err(HubError::unavailable(format!(
+                        "the store lost recent changes of agent {agent_id}; catching up, try again"
+                    )));
                 }
                 Commit::Conflict(Some(record)) => {
                     current = record;

@@ -224,11 +224,21 @@ impl Tenant {
         self.seq_tx.send_replace(r.seq);
     }
 
-    /// What the store lost that this replica holds: records of the same
-    /// epoch whose version here is above the store's. A healthy store's
-    /// versions only grow, so this happens only when Redis lost writes the
-    /// nodes had seen (a failover to a replica that missed them, a restart
-    /// from an older snapshot). `None` when nothing was lost.
+    /// This replica's seq when the store's, in the same epoch, is below it:
+    /// the store fell back (a failover to a replica that missed the last
+    /// writes, a restart from an older snapshot) — or deltas reached the
+    /// replica after `state` was read, which `Backplane::raise_seq` tells
+    /// apart. `None` otherwise.
+    pub fn store_behind(&self, state: &TenantState) -> Option<u64> {
+        let r = self.replica.lock();
+        (state.epoch == r.epoch && state.seq < r.seq).then_some(r.seq)
+    }
+
+    /// What the store lost that this replica holds, in the same epoch:
+    /// records whose version here is above the store's (a healthy store's
+    /// versions only grow), and records of equal version but other content
+    /// (the store handed that version out again after it fell back). `None`
+    /// when there is nothing of either kind.
     pub fn lost_by_store(&self, state: &TenantState) -> Option<LostChanges> {
         let r = self.replica.lock();
         if state.epoch != r.epoch {
@@ -237,34 +247,55 @@ impl Tenant {
         let store: HashMap<&str, &Arc<AgentRecord>> =
             state.agents.iter().map(|a| (a.id.as_str(), a)).collect();
         let mut reapply = Vec::new();
+        let mut renumber = Vec::new();
         for entry in r.agents.values() {
             let ours = &entry.record;
-            if let Some(theirs) = store.get(ours.id.as_str()) {
-                if ours.version > theirs.version {
-                    reapply.push(LostChange {
-                        ours: ours.clone(),
-                        store_version: theirs.version,
-                    });
+            let Some(theirs) = store.get(ours.id.as_str()) else {
+                continue;
+            };
+            if ours.version > theirs.version {
+                reapply.push(LostChange {
+                    ours: ours.clone(),
+                    store_version: theirs.version,
+                });
+            } else if ours.version == theirs.version && ours != *theirs {
+                // The store's is a change made after the fall-back, on a node
+                // that had not seen ours: the later one wins, under a version
+                // no client saw on the lost one.
+                renumber.push((*theirs).clone());
+            }
+        }
+        if reapply.is_empty() && renumber.is_empty() {
+            return None;
+        }
+        // The store fell back below the oldest version it lost and hands
+        // out versions from there again: a store record at that version or
+        // above may be a change taken since (newer than ours, so it wins)
+        // or repeat a version a client saw; either way it gets a new one.
+        // (A record of equal version and other content marks a lost version
+        // too.)
+        let oldest = reapply
+            .iter()
+            .map(|l| l.ours.version)
+            .chain(renumber.iter().map(|r| r.version))
+            .min();
+        if let Some(oldest) = oldest {
+            reapply.retain(|l| l.store_version < oldest);
+            for a in state.agents.iter().filter(|a| a.version >= oldest) {
+                if !renumber.iter().any(|r| r.id == a.id) {
+                    renumber.push(a.clone());
                 }
             }
         }
-        let oldest = reapply.iter().map(|l| l.ours.version).min()?;
-        // The store fell back below `oldest` and hands out versions from
-        // there again: a store record at `oldest` or above is a change the
-        // new master took after the failover, which is newer than ours and
-        // wins; it only needs a version no client saw on a lost change.
-        reapply.retain(|l| l.store_version < oldest);
-        let renumber = state
-            .agents
-            .iter()
-            .filter(|a| a.version >= oldest)
-            .cloned()
-            .collect();
-        Some(LostChanges {
-            seq: r.seq,
-            reapply,
-            renumber,
-        })
+        Some(LostChanges { reapply, renumber })
+    }
+
+    /// Asks the cluster task to catch this tenant up with the store (as
+    /// after a gap in the delta stream).
+    pub fn request_catch_up(&self) {
+        if let Some(gaps) = &self.gaps {
+            let _ = gaps.send(self.id().to_string());
+        }
     }
 
     /// The replica as a state (to restore a store that lost the tenant).
@@ -301,9 +332,7 @@ impl Tenant {
                 got = seq,
                 "gap in the delta stream; resyncing"
             );
-            if let Some(gaps) = &self.gaps {
-                let _ = gaps.send(self.id().to_string());
-            }
+            self.request_catch_up();
         }
         r.seq = seq;
         match delta {
@@ -613,8 +642,6 @@ impl Tenant {
 
 /// Changes a store lost that a replica holds (see [`Tenant::lost_by_store`]).
 pub struct LostChanges {
-    /// The replica's seq: the store's must be raised above it.
-    pub seq: u64,
     /// Records newer here than in the store, to write back.
     pub reapply: Vec<LostChange>,
     /// The store's records whose version may repeat one a client saw.
@@ -626,4 +653,82 @@ pub struct LostChange {
     pub ours: Arc<AgentRecord>,
     /// The store's version of it (the CAS's expectation).
     pub store_version: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::Directory;
+    use crate::domain::{Role, Settings};
+
+    fn tenant() -> Arc<Tenant> {
+        let directory = Directory::parse(crate::directory::DEMO_DIRECTORY).expect("demo directory");
+        let dir = directory.tenants().next().expect("a tenant").clone();
+        Tenant::new(dir, "n1", None)
+    }
+
+    fn record(id: &str, version: u64, reason: &str) -> Arc<AgentRecord> {
+        let mut r = AgentRecord::new(id, id, &[Role::Agent], [], &Settings::default());
+        r.version = version;
+        r.pause_reason = Some(reason.into());
+        Arc::new(r)
+    }
+
+    fn state(seq: u64, agents: Vec<Arc<AgentRecord>>) -> TenantState {
+        TenantState {
+            seq,
+            settings: Settings::default(),
+            agents,
+            epoch: Epoch::default(),
+        }
+    }
+
+    #[test]
+    fn what_a_store_that_fell_back_lost_is_told_apart_from_what_it_took_since() {
+        let t = tenant();
+        // The nodes saw seq 105: w@80, x@102, y@104 (lost), z@105 (lost).
+        t.load(state(
+            105,
+            vec![
+                record("w", 80, "w"),
+                record("x", 102, "x-seen"),
+                record("y", 104, "y-seen"),
+                record("z", 105, "z-seen"),
+            ],
+        ));
+        assert_eq!(
+            t.lost_by_store(&state(105, t.state().agents)).map(|_| ()),
+            None
+        );
+        // The store fell back to 101 and took x@102 and y@103 since, from
+        // nodes that had not seen the lost ones.
+        let store = state(
+            103,
+            vec![
+                record("w", 80, "w"),
+                record("x", 102, "x-new"),
+                record("y", 103, "y-new"),
+                record("z", 90, "z-old"),
+            ],
+        );
+        assert_eq!(t.store_behind(&store), Some(105));
+        let lost = t.lost_by_store(&store).expect("lost");
+        let ids = |v: &[Arc<AgentRecord>]| -> Vec<String> {
+            let mut ids: Vec<String> = v.iter().map(|r| r.id.clone()).collect();
+            ids.sort();
+            ids
+        };
+        let reapplied: Vec<Arc<AgentRecord>> =
+            lost.reapply.iter().map(|l| l.ours.clone()).collect();
+        // z's lost change is older than anything the store took since: back.
+        assert_eq!(ids(&reapplied), ["z"]);
+        assert_eq!(lost.reapply[0].store_version, 90);
+        // x (same version, other content) and y (taken since, at or above
+        // the oldest lost version) keep the store's change, renumbered.
+        assert_eq!(ids(&lost.renumber), ["x", "y"]);
+        assert!(lost
+            .renumber
+            .iter()
+            .all(|r| r.pause_reason.as_deref() != Some("x-seen")));
+    }
 }

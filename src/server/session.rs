@@ -368,7 +368,7 @@ impl Session {
                 _ = self.outbox.notified() => match Box::pin(self.flush(ws)).await {
                     Ok(None) => {}
                     Ok(Some(request)) => {
-                        close_socket(ws, request.code, &request.reason, self.linger(), self.write_timeout()).await;
+                        close_socket(ws, request.code, &request.reason, self.linger(), self.write_deadline()).await;
                         return End::ServerClosed;
                     }
                     Err(()) => return End::Dropped,

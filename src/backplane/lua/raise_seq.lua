@@ -5,11 +5,10 @@
 --
 -- KEYS: 1 seq
 -- ARGV: 1 floor
--- Returns the seq after the call.
+-- Returns the seq before the call: below the floor, the store had indeed
+-- fallen back; at or above it, it had moved on (nothing was raised).
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-local floor = tonumber(ARGV[1])
-if seq < floor then
+if seq < tonumber(ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1])
-  return floor
 end
 return seq
