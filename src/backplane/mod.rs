@@ -279,11 +279,17 @@ pub trait Backplane: Send + Sync + 'static {
         Ok(false)
     }
 
-    /// Raises the tenant's seq to at least `floor`, so the versions the
-    /// store hands out next are above every version a node or client saw
-    /// (the store lost changes this node's replica holds). Returns the seq
-    /// before: at or above `floor`, the store had not fallen back.
-    async fn raise_seq(&self, _tenant: &str, floor: u64) -> Result<u64, BackplaneError> {
+    /// When the tenant's seq is below `floor` (this node's: the store lost
+    /// changes the node had seen), sets it to `target`, far above, so the
+    /// versions the store hands out next are above every version any node
+    /// applied. Returns the seq before: at or above `floor`, the store had
+    /// not fallen back and nothing changed.
+    async fn raise_seq(
+        &self,
+        _tenant: &str,
+        floor: u64,
+        _target: u64,
+    ) -> Result<u64, BackplaneError> {
         Ok(floor)
     }
 

@@ -723,11 +723,17 @@ impl Backplane for RedisBackplane {
         Ok(self.note(restored)? == 1)
     }
 
-    async fn raise_seq(&self, tenant: &str, floor: u64) -> Result<u64, BackplaneError> {
+    async fn raise_seq(
+        &self,
+        tenant: &str,
+        floor: u64,
+        target: u64,
+    ) -> Result<u64, BackplaneError> {
         let before: ::redis::RedisResult<u64> = guarded(
             self.raise_seq
                 .key(keys(tenant).seq)
                 .arg(floor)
+                .arg(target)
                 .invoke_async(&mut self.conn()),
             self.timeout,
         )

@@ -163,6 +163,11 @@ fn sweep_interval(hub: &Hub) -> Duration {
 const RETRY_WHILE_AWAY: Duration = Duration::from_millis(100);
 /// How soon a catch-up that could not read or repair the store is retried.
 const RETRY_CATCH_UP: Duration = Duration::from_secs(1);
+/// How far a store that fell back has its seq raised past the repairing
+/// node's: further than any other node can have applied beyond it (they all
+/// read the same delta stream), so no version the store hands out next was
+/// seen before. Versions are u64: a million per repair is nothing.
+const SEQ_JUMP: u64 = 1_000_000;
 
 async fn lease_loop(hub: Arc<Hub>, view: Arc<StoreView>) {
     let mut healthy = true;
@@ -259,19 +264,18 @@ async fn catch_up(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
 /// returns the state to resync from; `None` when the store could not be
 /// read or repaired (the tenant is caught up again a moment later).
 ///
-/// First the store's seq is raised above this replica's, so the versions it
-/// hands out next are above every version any node applied or any client
-/// saw — otherwise every node would drop them as already seen. Then the
+/// First the store's seq is raised far past this replica's ([`SEQ_JUMP`]),
+/// so the versions it hands out next are above every version any node
+/// applied — otherwise the nodes would drop them as already seen. Then the
 /// records this replica holds newer than the store are written back as this
 /// node last saw them, and the store's records whose version may repeat a
 /// lost one are committed again unchanged, all with new versions, so every
 /// node and every client (higher version wins) takes them. A change
-/// acknowledged before the failover thus survives it even without
-/// `--redis-wait-replicas`. Until this ran, `Hub::change` refuses to build on
-/// a store record older than the replica's (`unavailable`), so the node does
-/// not hand out repeated versions itself. Several nodes may do this at once:
-/// each write is a compare-and-swap, and a second one only gives the same
-/// record a newer version.
+/// acknowledged before the failover thus usually survives it even without
+/// `--redis-wait-replicas` (README, "High availability", lists what this
+/// best effort does not cover). `Hub::change` refuses to build on a store
+/// record older than the replica's (`unavailable`). Several nodes may do
+/// this at once: each write is a compare-and-swap.
 async fn after_a_fall_back(
     hub: &Arc<Hub>,
     tenant: &Arc<Tenant>,
@@ -283,7 +287,11 @@ async fn after_a_fall_back(
         return Some(state);
     }
     let floor = tenant.state().seq;
-    match hub.backplane.raise_seq(tenant.id(), floor).await {
+    match hub
+        .backplane
+        .raise_seq(tenant.id(), floor, floor.saturating_add(SEQ_JUMP))
+        .await
+    {
         Ok(before) if before < floor => tracing::warn!(
             tenant = tenant.id(),
             store_seq = before,
@@ -302,7 +310,12 @@ async fn after_a_fall_back(
     let Some(lost) = tenant.lost_by_store(&state) else {
         return Some(state);
     };
-    write_back(hub, tenant, lost).await;
+    if !write_back(hub, tenant, lost).await {
+        // This replica holds records the store still lacks: resyncing now
+        // would keep them here only. Try again in a moment.
+        catch_up_later(tenant);
+        return None;
+    }
     reload(hub, tenant).await
 }
 
@@ -326,8 +339,9 @@ fn catch_up_later(tenant: &Arc<Tenant>) {
 }
 
 /// Writes the lost records back and renumbers the store's that may repeat
-/// a lost version (see [`after_a_fall_back`]).
-async fn write_back(hub: &Arc<Hub>, tenant: &Arc<Tenant>, lost: LostChanges) {
+/// a lost version (see [`after_a_fall_back`]); `false` when a write failed.
+async fn write_back(hub: &Arc<Hub>, tenant: &Arc<Tenant>, lost: LostChanges) -> bool {
+    let mut all_written = true;
     tracing::warn!(
         tenant = tenant.id(),
         lost = lost.reapply.len(),
@@ -350,10 +364,12 @@ async fn write_back(hub: &Arc<Hub>, tenant: &Arc<Tenant>, lost: LostChanges) {
             // Changed meanwhile: that change already has a new version.
             Ok(Commit::Conflict(_)) => {}
             Err(e) => {
-                tracing::warn!(tenant = tenant.id(), agent = %id, error = %e, "lost change not written back")
+                tracing::warn!(tenant = tenant.id(), agent = %id, error = %e, "lost change not written back");
+                all_written = false;
             }
         }
     }
+    all_written
 }
 
 /// Makes the store agree with the sockets this node holds.

@@ -1,14 +1,17 @@
--- Raises a tenant's seq to at least a floor, after the store lost changes
--- that the nodes had already seen (a failover to a replica that missed the
--- last writes, or a restart from an older snapshot). Versions handed out
--- afterwards are then above every version a node or client saw.
+-- Raises a tenant's seq after the store fell back: it lost changes that
+-- the nodes had already seen (a failover to a replica that missed the last
+-- writes, or a restart from an older snapshot). Versions handed out
+-- afterwards must be above every version any node applied or any client
+-- saw, and another node may have seen more than the one calling: the seq
+-- jumps well past the caller's (every node then sees a gap and resyncs).
 --
 -- KEYS: 1 seq
--- ARGV: 1 floor
+-- ARGV: 1 floor (the caller's seq), 2 target (far above it)
 -- Returns the seq before the call: below the floor, the store had indeed
--- fallen back; at or above it, it had moved on (nothing was raised).
+-- fallen back and was raised to the target; at or above it, it had moved
+-- on (deltas in flight to the caller) and nothing changed.
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 if seq < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[1], ARGV[2])
 end
 return seq
