@@ -188,11 +188,7 @@ async fn a_node_cut_off_from_redis_gets_its_agents_back_when_the_cut_heals() {
     assert_eq!(record(&snapshot, "a1")["presence"], "online");
     // An agent swept while on a break comes back as the tenant's sign-in
     // status says (PROTOCOL.md §10.3): here `restore`, so still on it.
-    let mut admin = Client::connect(&other.ws_url()).await;
-    admin
-        .send(json!({"type": "hello", "token": token("acme", "ad1"), "role": "admin"}))
-        .await;
-    admin.recv_type("welcome").await;
+    let mut admin = staff_at(&other.ws_url(), "acme", "ad1", "admin").await;
     admin
         .ok(json!({"type": "update_settings", "settings": {"sign_in_status": "restore"}}))
         .await;

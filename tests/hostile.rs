@@ -90,6 +90,16 @@ async fn still_serves(node: &Proc, baseline_rss: u64) {
     );
 }
 
+/// [`still_serves`], then three connections at once fit (on a node run
+/// with `--max-connections 3`: no slot is still held by the abuser).
+async fn serves_with_three_slots_free(node: &Proc, baseline_rss: u64) {
+    still_serves(node, baseline_rss).await;
+    let url = node.ws_url();
+    let _a = agent(&url, "a1", "d1").await;
+    let _b = agent(&url, "a1", "d2").await;
+    let _c = staff(&url, "s1", "supervisor").await;
+}
+
 /// A node's RSS once it served a first client (allocator and runtime warm).
 async fn warm_rss(node: &Proc) -> u64 {
     let a = agent(&node.ws_url(), "a2", "warm").await;
@@ -126,12 +136,8 @@ async fn unread_pings_before_hello_neither_grow_memory_nor_hold_a_slot() {
     );
     // Never read, never said hello: dropped, its slot freed.
     raw::until_dropped_unread(&mut s, DEADLINE).await;
-    still_serves(&node, baseline).await;
     // All three slots are free again.
-    let url = node.ws_url();
-    let _a = agent(&url, "a1", "d1").await;
-    let _b = agent(&url, "a1", "d2").await;
-    let _c = staff(&url, "s1", "supervisor").await;
+    serves_with_three_slots_free(&node, baseline).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,12 +287,8 @@ async fn pipelined_requests_never_read_are_dropped_and_free_their_slot() {
         DEADLINE,
     )
     .await;
-    // Its pending slot is free: three connections fit again.
-    still_serves(&node, baseline).await;
-    let url = node.ws_url();
-    let _a = agent(&url, "a1", "d1").await;
-    let _b = agent(&url, "a1", "d2").await;
-    let _c = staff(&url, "s1", "supervisor").await;
+    // Its pending slot is free again.
+    serves_with_three_slots_free(&node, baseline).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -205,18 +205,47 @@ async fn a_minute_long_outage_flaps_no_one() {
     outage_longer_than_the_ttl(true, Duration::from_secs(60)).await;
 }
 
+/// Two nodes over a Redis without persistence but with a snapshot just
+/// taken (`SAVE`): a restart brings the store back to that moment.
+struct Snapshotted {
+    redis: RedisServer,
+    a: Proc,
+    b: Proc,
+    /// a1 online on node a.
+    a1: Client,
+    /// A supervisor of everything on node b.
+    sup: Client,
+}
+
+async fn snapshotted() -> Snapshotted {
+    let redis = RedisServer::start_with(false);
+    let a = node(&redis.url(), "a").await;
+    let b = node(&redis.url(), "b").await;
+    let a1 = agent(&a, "a1", "d1").await;
+    let (sup, _) = supervisor(&b).await;
+    assert!(redis.cli(&["SAVE"]).contains("OK"));
+    Snapshotted {
+        redis,
+        a,
+        b,
+        a1,
+        sup,
+    }
+}
+
 /// Redis comes back from a snapshot older than the last acknowledged change
 /// (what a failover to a replica that missed the last writes does, without
 /// needing one): the nodes write the lost change back with a new version,
 /// and the changes that follow reach every node.
 #[tokio::test]
 async fn a_store_that_lost_acknowledged_changes_gets_them_back_from_the_nodes() {
-    let mut redis = RedisServer::start_with(false);
-    let a = node(&redis.url(), "a").await;
-    let b = node(&redis.url(), "b").await;
-    let mut a1 = agent(&a, "a1", "d1").await;
-    let (mut sup, _) = supervisor(&b).await;
-    assert!(redis.cli(&["SAVE"]).contains("OK"));
+    let Snapshotted {
+        mut redis,
+        a,
+        b,
+        mut a1,
+        mut sup,
+    } = snapshotted().await;
     // Acknowledged after the snapshot: the store will lose it.
     let lunch = a1
         .ok(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
@@ -273,17 +302,14 @@ async fn a_store_that_lost_acknowledged_changes_gets_them_back_from_the_nodes() 
 /// them as already seen and answer `ok` to changes nobody sees.
 #[tokio::test]
 async fn a_store_that_fell_back_hands_out_versions_every_node_applies() {
-    let mut redis = RedisServer::start_with(false);
-    let a = node(&redis.url(), "a").await;
-    let b = node(&redis.url(), "b").await;
-    let mut a1 = agent(&a, "a1", "d1").await;
-    let (mut sup, _) = supervisor(&b).await;
-    assert!(redis.cli(&["SAVE"]).contains("OK"));
-    let mut admin = Client::connect(&b.ws_url()).await;
-    admin
-        .send(json!({"type": "hello", "token": token("acme", "ad1"), "role": "admin"}))
-        .await;
-    admin.recv_type("welcome").await;
+    let Snapshotted {
+        mut redis,
+        a,
+        b,
+        mut a1,
+        mut sup,
+    } = snapshotted().await;
+    let mut admin = staff_at(&b.ws_url(), "acme", "ad1", "admin").await;
     admin
         .ok(json!({"type": "update_settings", "settings": {"wrap_up_seconds": 7}}))
         .await;

@@ -375,12 +375,7 @@ impl TestHub {
     }
 
     pub async fn staff_in(&self, tenant: &str, user: &str, role: &str) -> Client {
-        let mut c = Client::connect(&self.url()).await;
-        c.send(json!({"type": "hello", "token": token(tenant, user), "role": role}))
-            .await;
-        let welcome = c.recv_type("welcome").await;
-        assert_eq!(welcome["user"]["id"], user);
-        c
+        staff_at(&self.url(), tenant, user, role).await
     }
 
     /// A supervisor subscribed to everything, with its snapshot.
@@ -678,6 +673,16 @@ impl Client {
 }
 
 /// The record of `id` in a snapshot.
+/// A supervisor or admin of `tenant` connected to `url`, welcomed.
+pub async fn staff_at(url: &str, tenant: &str, user: &str, role: &str) -> Client {
+    let mut c = Client::connect(url).await;
+    c.send(json!({"type": "hello", "token": token(tenant, user), "role": role}))
+        .await;
+    let welcome = c.recv_type("welcome").await;
+    assert_eq!(welcome["user"]["id"], user);
+    c
+}
+
 pub fn in_snapshot<'a>(snapshot: &'a Value, id: &str) -> Option<&'a Value> {
     snapshot["agents"]
         .as_array()?
