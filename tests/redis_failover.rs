@@ -1,7 +1,7 @@
 //! Cluster mode across Redis outages and failovers, with the real binary as
 //! separate processes and real `redis-server`s the test starts and kills
-//! with SIGKILL (issue 10): an outage longer than the node TTL (2.5 TTLs
-//! with Redis back with its AOF and back empty, and a whole minute) flaps no
+//! with SIGKILL (issue 10): an outage of the node TTL or longer (1 s, 2.5 s
+//! with Redis back with its AOF and back empty, 10 s and 60 s) flaps no
 //! agent and loses no status, while a node that really died during the
 //! outage is still swept once Redis is back; a store that comes back without
 //! an acknowledged change gets it written back by the nodes; a Sentinel
@@ -194,6 +194,14 @@ async fn an_outage_longer_than_the_ttl_flaps_no_one_redis_back_with_its_aof() {
 #[tokio::test]
 async fn an_outage_longer_than_the_ttl_flaps_no_one_redis_back_empty() {
     outage_longer_than_the_ttl(false, Duration::from_millis(TTL_MS * 5 / 2)).await;
+}
+
+/// The outage lengths operators see: a blip of one TTL, and ten TTLs (a
+/// typical Sentinel failover).
+#[tokio::test]
+async fn outages_of_one_and_ten_seconds_flap_no_one() {
+    outage_longer_than_the_ttl(true, Duration::from_secs(1)).await;
+    outage_longer_than_the_ttl(true, Duration::from_secs(10)).await;
 }
 
 /// The long case: a minute without Redis, sixty node TTLs. The clients'
