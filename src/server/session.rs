@@ -683,26 +683,25 @@ impl Session {
         if !self.hub.release_device(&key, self.conn) {
             return; // replaced: the newer connection owns the device now
         }
-        match end {
-            End::ClientClosed | End::ServerClosed => {
-                self.hub
-                    .device_down(&self.tenant, &self.user.id, &device.id, Some(&key))
-                    .await
-            }
-            // Dropped after its TTL ran out (it stopped reading and speaking):
-            // inactive now, as the TTL says; the grace is for devices that
-            // were alive when their connection broke.
-            End::Dropped if Instant::now() >= self.last_msg + self.hub.config.presence_ttl() => {
-                self.hub
-                    .device_down(&self.tenant, &self.user.id, &device.id, Some(&key))
-                    .await
-            }
-            End::Dropped | End::Draining => self.hub.device_down_after_grace(
+        // A device dropped after its TTL ran out (it stopped reading and
+        // speaking) is inactive now, as the TTL says; the grace is for
+        // devices that were alive when their connection broke.
+        let at_once = match end {
+            End::ClientClosed | End::ServerClosed => true,
+            End::Dropped => Instant::now() >= self.last_msg + self.hub.config.presence_ttl(),
+            End::Draining => false,
+        };
+        if at_once {
+            self.hub
+                .device_down(&self.tenant, &self.user.id, &device.id, Some(&key))
+                .await
+        } else {
+            self.hub.device_down_after_grace(
                 self.tenant.clone(),
                 self.user.id.clone(),
                 device.id.clone(),
                 key,
-            ),
+            )
         }
     }
 }
