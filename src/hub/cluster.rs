@@ -286,7 +286,7 @@ async fn after_a_fall_back(
     if behind.is_none() && !lost {
         return Some(state);
     }
-    let floor = tenant.state().seq;
+    let floor = tenant.seq();
     match hub
         .backplane
         .raise_seq(tenant.id(), floor, floor.saturating_add(SEQ_JUMP))

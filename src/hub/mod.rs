@@ -278,13 +278,9 @@ impl Hub {
                 Ok(None) | Err(_) if !verified => {
                     verified = true;
                     match self.backplane.read_agent(tenant.id(), agent_id).await? {
-                        // Older than the replica: the store fell back (see
-                        // the conflict case below).
+                        // Older than the replica: the store fell back.
                         Some(fresh) if fresh.version < current.version => {
-                            tenant.request_catch_up();
-                            return Err(HubError::unavailable(format!(
-                                "the store lost recent changes of agent {agent_id}; catching up, try again"
-                            )));
+                            return Err(store_fell_back(tenant, agent_id));
                         }
                         Some(fresh) if fresh.version != current.version => {
                             current = fresh;
@@ -330,16 +326,8 @@ impl Hub {
                     return Ok(record);
                 }
                 Commit::Conflict(Some(record)) if record.version < current.version => {
-                    // The store holds an older record than this replica:
-                    // it fell back (a failover lost writes the nodes had
-                    // seen). A change built on it would hand out a version
-                    // some client already saw, and lose the newer record
-                    // for good; the catch-up repairs the store first
-                    // (`cluster::after_a_fall_back`).
-                    tenant.request_catch_up();
-                    return Err(HubError::unavailable(format!(
-                        "the store lost recent changes of agent {agent_id}; catching up, try again"
-                    )));
+                    // The store holds an older record than this replica.
+                    return Err(store_fell_back(tenant, agent_id));
                 }
                 Commit::Conflict(Some(record)) => {
                     current = record;
@@ -494,6 +482,18 @@ impl Drop for ConnectionGuard {
             self.0.idle.notify_waiters();
         }
     }
+}
+
+/// The refusal of a change whose store record is older than the replica's:
+/// the store fell back (a failover lost writes the nodes had seen). A change
+/// built on it would hand out a version some client already saw and lose
+/// the newer record for good, so the tenant is caught up first (the catch-up
+/// repairs the store: `cluster::after_a_fall_back`).
+fn store_fell_back(tenant: &Tenant, agent_id: &str) -> HubError {
+    tenant.request_catch_up();
+    HubError::unavailable(format!(
+        "the store lost recent changes of agent {agent_id}; catching up, try again"
+    ))
 }
 
 /// Resolves once the node is draining (for `select!` loops).

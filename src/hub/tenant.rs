@@ -290,6 +290,11 @@ impl Tenant {
         Some(LostChanges { reapply, renumber })
     }
 
+    /// The seq of the last delta this replica applied.
+    pub fn seq(&self) -> u64 {
+        self.replica.lock().seq
+    }
+
     /// Asks the cluster task to catch this tenant up with the store (as
     /// after a gap in the delta stream).
     pub fn request_catch_up(&self) {
