@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::process::{eventually, Proc};
+use common::process::{eventually, fault_node_on, Proc};
 use common::redis::{RedisCluster, RedisServer};
 use common::sentinel::{self, SentinelSet};
 use common::*;
@@ -21,27 +21,11 @@ const TTL_MS: u64 = 1000;
 
 /// A node with fast timing flags on the Redis that `redis` names.
 async fn node_on(redis: &[&str], id: &str) -> Proc {
-    let ttl = TTL_MS.to_string();
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--node-id",
-        id,
-        "--node-ttl-ms",
-        &ttl,
-        "--reconnect-grace-ms",
-        "300",
-        "--redis-timeout-ms",
-        "500",
-        // The failover streams send changes back to back, as fast as the
-        // replica acknowledges them: on a quiet machine that is well over
-        // the default 50 messages/s, and a `rate_limited` reply is not the
-        // refusal these tests wait for.
-        "--rate-limit-per-sec",
-        "100000",
-    ];
-    args.extend_from_slice(redis);
-    Proc::start(&args, &[("PRESENCE_HUB_JWT_SECRET", SECRET)]).await
+    // The failover streams send changes back to back, as fast as the
+    // replica acknowledges them: on a quiet machine that is well over the
+    // default 50 messages/s, and a `rate_limited` reply is not the refusal
+    // these tests wait for.
+    fault_node_on(redis, id, TTL_MS, 500, &["--rate-limit-per-sec", "100000"]).await
 }
 
 async fn node(redis_url: &str, id: &str) -> Proc {

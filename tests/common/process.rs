@@ -166,12 +166,23 @@ impl Proc {
 /// reconnect grace and Redis timeout, so a kill or an outage shows within a
 /// second; `extra` adds flags.
 pub async fn fault_node(redis_url: &str, id: &str, ttl_ms: u64, extra: &[&str]) -> Proc {
+    fault_node_on(&["--redis-url", redis_url], id, ttl_ms, 300, extra).await
+}
+
+/// As [`fault_node`], on the Redis that `redis` names (a URL, sentinels, a
+/// cluster: the flags themselves), with a Redis timeout of `redis_timeout_ms`.
+pub async fn fault_node_on(
+    redis: &[&str],
+    id: &str,
+    ttl_ms: u64,
+    redis_timeout_ms: u64,
+    extra: &[&str],
+) -> Proc {
     let ttl = ttl_ms.to_string();
+    let redis_timeout = redis_timeout_ms.to_string();
     let mut args = vec![
         "--listen",
         "127.0.0.1:0",
-        "--redis-url",
-        redis_url,
         "--node-id",
         id,
         "--node-ttl-ms",
@@ -179,8 +190,9 @@ pub async fn fault_node(redis_url: &str, id: &str, ttl_ms: u64, extra: &[&str]) 
         "--reconnect-grace-ms",
         "300",
         "--redis-timeout-ms",
-        "300",
+        &redis_timeout,
     ];
+    args.extend_from_slice(redis);
     args.extend_from_slice(extra);
     Proc::start(&args, &[("PRESENCE_HUB_JWT_SECRET", super::SECRET)]).await
 }
