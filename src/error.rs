@@ -23,6 +23,7 @@ pub enum ErrorCode {
     RateLimited,
     TooLarge,
     Unavailable,
+    OutcomeUnknown,
 }
 
 impl ErrorCode {
@@ -40,6 +41,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::OutcomeUnknown => "outcome_unknown",
         }
     }
 }
@@ -82,6 +84,7 @@ constructors! {
     rate_limited => RateLimited,
     too_large => TooLarge,
     unavailable => Unavailable,
+    outcome_unknown => OutcomeUnknown,
 }
 
 /// Shorthand used across the crate.

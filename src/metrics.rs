@@ -43,6 +43,8 @@ pub struct Metrics {
     pub ready: Gauge,
     pub outbox_overflows: Counter,
     pub command_timeouts: Counter,
+    /// Changes whose answer was lost, by what settling them found.
+    settled: [Counter; 3],
     messages_out: [Counter; OUT_KINDS.len()],
 }
 
@@ -82,6 +84,9 @@ pub fn get() -> &'static Metrics {
             ready: metrics::gauge!("presence_hub_ready"),
             outbox_overflows: metrics::counter!("presence_hub_outbox_overflows_total"),
             command_timeouts: metrics::counter!("presence_hub_command_timeouts_total"),
+            settled: ["applied", "not_applied", "unknown"].map(|outcome| {
+                metrics::counter!("presence_hub_changes_settled_total", "outcome" => outcome)
+            }),
             messages_out: OUT_KINDS
                 .map(|kind| metrics::counter!("presence_hub_messages_out_total", "type" => kind)),
         }
@@ -149,11 +154,26 @@ fn describe() {
         "presence_hub_command_timeouts_total",
         "Commands whose agent device did not answer in time"
     );
+    describe_counter!(
+        "presence_hub_changes_settled_total",
+        "Changes whose answer from the store was lost, by what the node then found out \
+         (applied, not_applied, unknown: the store could not be asked)"
+    );
 }
 
 impl Metrics {
     pub fn render(&self) -> String {
         self.handle.render()
+    }
+
+    pub fn changes_settled(&self, outcome: &crate::backplane::settle::Settled) {
+        use crate::backplane::settle::Settled;
+        let i = match outcome {
+            Settled::Applied(_) => 0,
+            Settled::NotApplied => 1,
+            Settled::Unknown => 2,
+        };
+        self.settled[i].increment(1);
     }
 
     pub fn connection(&self, role: crate::domain::Role) -> &Gauge {

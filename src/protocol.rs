@@ -199,6 +199,25 @@ pub struct Incoming {
     pub id: Option<String>,
     pub kind: String,
     pub request: HubResult<Request>,
+    /// The request's `idempotency_key` (PROTOCOL.md §3.3), when valid.
+    pub idempotency_key: Option<String>,
+}
+
+/// Longest `idempotency_key`, in characters.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// Reads the optional `idempotency_key`: a string of 1 to
+/// [`MAX_IDEMPOTENCY_KEY`] characters.
+fn idempotency_key(map: &serde_json::Map<String, Value>) -> HubResult<Option<String>> {
+    match map.get("idempotency_key") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if crate::text::within(s, 1, MAX_IDEMPOTENCY_KEY) => {
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(HubError::bad_request(format!(
+            "idempotency_key must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters"
+        ))),
+    }
 }
 
 /// Decodes one text frame. `Err` means not even the envelope was readable
@@ -221,6 +240,7 @@ pub fn decode(text: &str) -> Result<Incoming, HubError> {
                 id,
                 kind: String::new(),
                 request: Err(HubError::bad_request("field `type` must be a string")),
+                idempotency_key: None,
             })
         }
         None => {
@@ -228,9 +248,11 @@ pub fn decode(text: &str) -> Result<Incoming, HubError> {
                 id,
                 kind: String::new(),
                 request: Err(HubError::bad_request("missing field `type`")),
+                idempotency_key: None,
             })
         }
     };
+    let key = idempotency_key(&map);
     let request = if kind == "hello" {
         Err(HubError::bad_request(
             "already authenticated: hello is only the first message",
@@ -239,6 +261,8 @@ pub fn decode(text: &str) -> Result<Incoming, HubError> {
         Err(HubError::unknown_type(format!(
             "unknown message type {kind:?}"
         )))
+    } else if let Err(e) = &key {
+        Err(e.clone())
     } else {
         map.remove("type");
         let tagged = Value::Object(serde_json::Map::from_iter([(
@@ -248,7 +272,12 @@ pub fn decode(text: &str) -> Result<Incoming, HubError> {
         crate::strict::from_value::<Request>(tagged)
             .map_err(|e| HubError::bad_request(format!("invalid {kind}: {e}")))
     };
-    Ok(Incoming { id, kind, request })
+    Ok(Incoming {
+        id,
+        kind,
+        request,
+        idempotency_key: key.ok().flatten(),
+    })
 }
 
 /// Decodes the first message, which must be a `hello`.

@@ -988,3 +988,86 @@ async fn tenants_are_isolated() {
     c.send(json!({"type": "hello", "token": token("acme", "g1"), "role": "agent", "device": {"id": "x"}})).await;
     assert_eq!(c.closed().await.code, 4003);
 }
+
+/// The events of one agent's history, oldest first.
+async fn events_of(s: &mut Client, agent: &str) -> Vec<(String, Value)> {
+    let r = s
+        .ok(json!({"type": "history", "agent_id": agent, "since_ms": 0, "limit": 1000}))
+        .await;
+    r["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["event"].as_str().unwrap_or_default().to_string(),
+                c["pause_reason"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_request_repeated_with_its_idempotency_key_is_applied_once() {
+    let hub = TestHub::start().await;
+    let mut a1 = hub.agent("a1", "d1").await;
+    let mut s1 = hub.staff("s1", "supervisor").await;
+    let mut ad = hub.staff("ad1", "admin").await;
+    // An agent's own change, sent three times under one key (a softphone
+    // retrying after `outcome_unknown` or a lost connection).
+    let pause = json!({"type": "set_status", "status": "paused", "reason": "lunch",
+                       "idempotency_key": "pause-7f3a"});
+    let first = a1.ok(pause.clone()).await;
+    assert_eq!(first["agent"]["status"], "paused");
+    // Meanwhile the agent unpaused: the repeat must not pause it again.
+    a1.ok(json!({"type": "set_status", "status": "available"}))
+        .await;
+    for _ in 0..2 {
+        let again = a1.ok(pause.clone()).await;
+        assert_eq!(
+            again["agent"]["status"], "available",
+            "answered with the current record, nothing applied: {again}"
+        );
+    }
+    let events = events_of(&mut s1, "a1").await;
+    let pauses = events.iter().filter(|(e, _)| e == "pause").count();
+    assert_eq!(pauses, 1, "one pause in the history: {events:?}");
+    // The same key from another user is another request: a supervisor's
+    // command under it is applied, and repeated is not.
+    let cmd = json!({"type": "command", "action": "pause", "agent_id": "a1",
+                     "reason": "coaching", "idempotency_key": "pause-7f3a"});
+    s1.ok(cmd.clone()).await;
+    s1.ok(json!({"type": "command", "action": "unpause", "agent_id": "a1"}))
+        .await;
+    let again = s1.ok(cmd).await;
+    assert_eq!(again["agent"]["status"], "available", "{again}");
+    let events = events_of(&mut s1, "a1").await;
+    let coaching = events
+        .iter()
+        .filter(|(e, r)| e == "pause" && r == "coaching")
+        .count();
+    assert_eq!(coaching, 1, "{events:?}");
+    // A settings change too.
+    let settings = json!({"type": "update_settings", "settings": {"wrap_up_seconds": 42},
+                          "idempotency_key": "settings-1"});
+    ad.ok(settings.clone()).await;
+    ad.ok(json!({"type": "update_settings", "settings": {"wrap_up_seconds": 43}}))
+        .await;
+    let again = ad.ok(settings).await;
+    assert_eq!(again["settings"]["wrap_up_seconds"], 43, "{again}");
+    // A key that is not a string of 1 to 128 characters is refused, and the
+    // request with it is not applied.
+    for bad in [json!(""), json!(7), json!("k".repeat(129))] {
+        a1.refused(
+            json!({"type": "set_status", "status": "paused", "reason": "bad-key",
+                   "idempotency_key": bad}),
+            "bad_request",
+        )
+        .await;
+    }
+    let events = events_of(&mut s1, "a1").await;
+    assert!(
+        !events.iter().any(|(_, r)| r == "bad-key"),
+        "a refused request changes nothing: {events:?}"
+    );
+}

@@ -3,11 +3,18 @@
 //! Each tenant's store sits behind one mutex; a commit checks the version,
 //! bumps the seq, writes the record, appends the history and calls the
 //! attached handlers while still holding the lock, which is what makes
-//! delivery strictly seq-ordered without a separate sequencer.
+//! delivery strictly seq-ordered without a separate sequencer. Nothing here
+//! can time out, so a change is either applied or refused: this store never
+//! answers `outcome_unknown`.
 
 use super::*;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+/// How many idempotency keys a tenant's store remembers at most (PROTOCOL.md
+/// §3.3): within [`IdempotencyKey::WINDOW`], the newest this many.
+pub const MAX_KEYS: usize = 100_000;
 
 pub struct MemoryBackplane {
     tenants: Mutex<HashMap<String, Arc<Mutex<Store>>>>,
@@ -23,6 +30,40 @@ struct Store {
     records: HashMap<String, Arc<AgentRecord>>,
     history: VecDeque<HistoryEntry>,
     handlers: Vec<DeltaHandler>,
+    once: Remembered,
+}
+
+/// Idempotency keys used, with the seq of their change, oldest first.
+#[derive(Default)]
+struct Remembered {
+    seqs: HashMap<IdempotencyKey, u64>,
+    order: VecDeque<(Instant, IdempotencyKey)>,
+}
+
+impl Remembered {
+    fn forget_old(&mut self) {
+        while let Some((at, _)) = self.order.front() {
+            if at.elapsed() < IdempotencyKey::WINDOW && self.order.len() <= MAX_KEYS {
+                break;
+            }
+            if let Some((_, key)) = self.order.pop_front() {
+                self.seqs.remove(&key);
+            }
+        }
+    }
+
+    fn get(&mut self, key: &IdempotencyKey) -> Option<u64> {
+        self.forget_old();
+        self.seqs.get(key).copied()
+    }
+
+    fn remember(&mut self, key: Option<&IdempotencyKey>, seq: u64) {
+        if let Some(key) = key {
+            self.seqs.insert(key.clone(), seq);
+            self.order.push_back((Instant::now(), key.clone()));
+            self.forget_old();
+        }
+    }
 }
 
 impl MemoryBackplane {
@@ -68,6 +109,7 @@ impl Backplane for MemoryBackplane {
                     records: HashMap::new(),
                     history: VecDeque::new(),
                     handlers: Vec::new(),
+                    once: Remembered::default(),
                 }))
             })
             .clone();
@@ -93,10 +135,14 @@ impl Backplane for MemoryBackplane {
         expected_version: u64,
         mut record: AgentRecord,
         event: &str,
+        once: Option<&IdempotencyKey>,
     ) -> Result<Commit, BackplaneError> {
         let store = self.store(tenant)?;
         let mut store = store.lock();
         let current = store.records.get(&record.id).cloned();
+        if once.is_some_and(|key| store.once.get(key).is_some()) {
+            return Ok(Commit::AlreadyApplied(current));
+        }
         if current.as_ref().map(|r| r.version) != Some(expected_version) {
             return Ok(Commit::Conflict(current));
         }
@@ -110,6 +156,8 @@ impl Backplane for MemoryBackplane {
             }
             store.history.push_back(HistoryEntry::of(&record, event));
         }
+        let seq = store.seq;
+        store.once.remember(once, seq);
         Self::publish(&store, Delta::Agent(record.clone()));
         Ok(Commit::Committed(record))
     }
@@ -118,12 +166,17 @@ impl Backplane for MemoryBackplane {
         &self,
         tenant: &str,
         patch: &SettingsPatch,
+        once: Option<&IdempotencyKey>,
     ) -> Result<(u64, Settings), BackplaneError> {
         let store = self.store(tenant)?;
         let mut store = store.lock();
+        if let Some(seq) = once.and_then(|key| store.once.get(key)) {
+            return Ok((seq, store.settings.clone()));
+        }
         patch.apply_to(&mut store.settings);
         store.seq += 1;
         let (seq, settings) = (store.seq, store.settings.clone());
+        store.once.remember(once, seq);
         Self::publish(
             &store,
             Delta::Settings {
@@ -153,6 +206,14 @@ impl Backplane for MemoryBackplane {
             .collect();
         newest_first.reverse();
         Ok(newest_first)
+    }
+
+    async fn applied_under(
+        &self,
+        tenant: &str,
+        once: &IdempotencyKey,
+    ) -> Result<Option<u64>, BackplaneError> {
+        Ok(self.store(tenant)?.lock().once.get(once))
     }
 
     fn is_ready(&self) -> bool {

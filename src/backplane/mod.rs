@@ -13,6 +13,7 @@
 pub mod memory;
 pub mod redis;
 pub mod sentinel;
+pub mod settle;
 
 use crate::domain::{AgentRecord, Settings};
 use async_trait::async_trait;
@@ -105,6 +106,23 @@ pub enum Commit {
     Committed(Arc<AgentRecord>),
     /// The version did not match: here is the current record.
     Conflict(Option<Arc<AgentRecord>>),
+    /// A change under the same [`IdempotencyKey`] was applied before:
+    /// nothing was applied now; here is the current record.
+    AlreadyApplied(Option<Arc<AgentRecord>>),
+}
+
+/// A client's `idempotency_key` (PROTOCOL.md §3.3), scoped to the user who
+/// sent it: a change made under it is applied at most once within the
+/// store's idempotency window, however often the request is repeated.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    pub user: String,
+    pub key: String,
+}
+
+impl IdempotencyKey {
+    /// How long a store remembers a key (PROTOCOL.md §3.3).
+    pub const WINDOW: Duration = Duration::from_secs(600);
 }
 
 /// One entry of an agent's history (PROTOCOL.md §5.5 `history`).
@@ -196,15 +214,30 @@ impl SettingsPatch {
     }
 }
 
+/// Why the store did not do what was asked. What each guarantees about a
+/// change is the contract of PROTOCOL.md §3.1.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BackplaneError {
+    /// The store could not be reached or refused: nothing was applied, and
+    /// nothing of this request ever will be.
     #[error("backplane unavailable: {0}")]
     Unavailable(String),
+    /// A change was sent and the hub could not learn its outcome: it was
+    /// either applied before this error was returned, or it never will be.
+    /// Also a change the store applied that too few replicas confirmed
+    /// (`--redis-wait-replicas`): applied, but a failover may lose it.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
 }
 
 impl From<BackplaneError> for crate::error::HubError {
     fn from(e: BackplaneError) -> Self {
-        crate::error::HubError::unavailable(e.to_string())
+        match e {
+            BackplaneError::Unavailable(_) => crate::error::HubError::unavailable(e.to_string()),
+            BackplaneError::OutcomeUnknown(_) => {
+                crate::error::HubError::outcome_unknown(e.to_string())
+            }
+        }
     }
 }
 
@@ -223,20 +256,35 @@ pub trait Backplane: Send + Sync + 'static {
     /// Compare-and-swap of one record: if the stored version is
     /// `expected_version`, stores `record` with the next tenant seq as its
     /// version, appends `event` to the history and publishes the delta.
+    /// With `once`, nothing is applied when a change under the same key was
+    /// ([`Commit::AlreadyApplied`]), and the key is remembered otherwise.
     async fn commit_agent(
         &self,
         tenant: &str,
         expected_version: u64,
         record: AgentRecord,
         event: &str,
+        once: Option<&IdempotencyKey>,
     ) -> Result<Commit, BackplaneError>;
 
-    /// Applies a settings patch atomically; returns the seq and new settings.
+    /// Applies a settings patch atomically; returns the seq and new
+    /// settings. With `once` already used, applies nothing and returns the
+    /// seq of that change and the current settings.
     async fn update_settings(
         &self,
         tenant: &str,
         patch: &SettingsPatch,
+        once: Option<&IdempotencyKey>,
     ) -> Result<(u64, Settings), BackplaneError>;
+
+    /// The seq of the change made under `once`, while the store remembers
+    /// it (so a repeated request answers without running the domain rules
+    /// again: the first one changed what they would check).
+    async fn applied_under(
+        &self,
+        tenant: &str,
+        once: &IdempotencyKey,
+    ) -> Result<Option<u64>, BackplaneError>;
 
     /// The newest `limit` history entries of one agent at or after
     /// `since_ms`, oldest first.

@@ -11,6 +11,10 @@
 //! | `hub:{t}:settings` | settings JSON |
 //! | `hub:{t}:history` | capped stream of changes |
 //! | `hub:{t}:epoch` | present while the store holds this tenant; gone after an empty restart |
+//! | `hub:{t}:ops` | hash: agent id → the attempt id and seq of its last change (`settle`) |
+//! | `hub:{t}:op:<attempt>` | a settings change's seq, for 10 minutes (`settle`) |
+//! | `hub:{t}:fence:<attempt>` | a change whose answer was lost and that must never apply (24 h) |
+//! | `hub:{t}:once:<n>:<user>:<key>` | a client's idempotency key → its change's seq (10 minutes) |
 //! | `hub:{t}:deltas` | pub/sub channel of committed changes |
 //! | `hub:{t}:sweep:{node}` | short lock: one survivor cleans up a dead node |
 //! | `hub:{leases}:<node>` | a live node's lease (TTL `--node-ttl-ms`); every lease on one Redis Cluster slot, so a shard failover stops all renewals or none |
@@ -19,6 +23,9 @@
 //! Every change is one Lua script (`lua/commit.lua`) that checks the
 //! version, bumps the seq, writes, appends the history and publishes the
 //! delta, so a change is either fully applied and announced, or not at all.
+//! It is applied only while its sender may still be waiting for it, and a
+//! change whose answer was lost is settled before the client hears of it
+//! (see `super::settle`): `unavailable` means never applied.
 //! One multiplexed RESP3 connection (a `ConnectionManager`) carries commands
 //! and pub/sub pushes; it reconnects with backoff and resubscribes by itself.
 //! Pub/sub is at-most-once: after a disconnection the hub resyncs every
@@ -30,13 +37,20 @@
 //! acknowledged only once `WAIT N` says N replicas hold it, so a failover
 //! to one of them cannot lose it (see `commit_agent`).
 
-use super::sentinel::{master_may_have_moved, SentinelConn, SentinelTarget};
+use super::sentinel::{is_readonly, master_may_have_moved, SentinelConn, SentinelTarget};
+use super::settle::{Attempts, RedisClock, Settled, FENCE_TTL, SETTINGS_ATTEMPT_TTL};
 use super::*;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{AsyncCommands, PushInfo, PushKind, Script, Value as RedisValue};
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Which change `RedisBackplane::settle` asks about.
+enum Settling<'a> {
+    Agent { id: &'a str, expected: u64 },
+    Settings,
+}
 
 struct Shared {
     handlers: DashMap<String, DeltaHandler>,
@@ -104,6 +118,8 @@ struct Keys {
     history: String,
     epoch: String,
     deltas: String,
+    ops: String,
+    tenant: String,
 }
 
 impl Keys {
@@ -130,7 +146,50 @@ fn keys(tenant: &str) -> Keys {
         history: k("history"),
         epoch: k("epoch"),
         deltas: k("deltas"),
+        ops: k("ops"),
+        tenant: tenant.to_string(),
     }
+}
+
+impl Keys {
+    /// The fence of one attempt (`lua/settle.lua`).
+    fn fence(&self, attempt: &str) -> String {
+        format!("hub:{{{}}}:fence:{attempt}", self.tenant)
+    }
+
+    /// Where a settings change records its attempt.
+    fn op(&self, attempt: &str) -> String {
+        format!("hub:{{{}}}:op:{attempt}", self.tenant)
+    }
+
+    /// The marker of an idempotency key, or (without one) a key of the
+    /// tenant the script leaves alone: every key a script touches must be
+    /// declared, and on one shard.
+    fn once(&self, once: Option<&IdempotencyKey>) -> String {
+        match once {
+            Some(k) => format!(
+                "hub:{{{}}}:once:{}:{}:{}",
+                self.tenant,
+                k.user.len(),
+                k.user,
+                k.key
+            ),
+            None => self.seq.clone(),
+        }
+    }
+}
+
+/// The idempotency window in ms for a script, 0 without a key.
+fn window_ms(once: Option<&IdempotencyKey>) -> u64 {
+    once.map_or(0, |_| IdempotencyKey::WINDOW.as_millis() as u64)
+}
+
+/// Whether a failed call surely did not apply anything: the connection was
+/// refused, or Redis answered with an error (the scripts write nothing
+/// before their last check). Anything else — a timeout, a connection lost
+/// after sending — may have left the request to run.
+fn surely_not_applied(e: &::redis::RedisError) -> bool {
+    e.is_connection_refusal() || e.code().is_some() || is_readonly(e)
 }
 
 /// A node's lease. All leases share one hash tag: on a Redis Cluster a
@@ -301,6 +360,11 @@ pub struct RedisBackplane {
     load: Script,
     restore: Script,
     raise_seq: Script,
+    settle: Script,
+    lease: Script,
+    /// The server's clock as of the last lease renewal (change deadlines).
+    clock: RedisClock,
+    attempts: Attempts,
 }
 
 impl RedisBackplane {
@@ -401,7 +465,98 @@ impl RedisBackplane {
             load: Script::new(include_str!("lua/load.lua")),
             restore: Script::new(include_str!("lua/restore.lua")),
             raise_seq: Script::new(include_str!("lua/raise_seq.lua")),
+            settle: Script::new(include_str!("lua/settle.lua")),
+            lease: Script::new(include_str!("lua/lease.lua")),
+            clock: RedisClock::default(),
+            attempts: Attempts::new(),
         })
+    }
+
+    /// How much earlier than the node stops waiting a change's deadline
+    /// falls: room for servers whose clocks differ from the one the lease
+    /// renewal read (PROTOCOL.md §9: they must agree within it).
+    fn clock_margin(&self) -> Duration {
+        (self.timeout / 4).min(Duration::from_millis(100))
+    }
+
+    /// The deadline of a change sent now (`commit.lua`, `settings.lua`).
+    fn deadline(&self, sent: Instant) -> u64 {
+        self.clock.deadline(sent, self.timeout, self.clock_margin())
+    }
+
+    /// Before sending a change: while this node knows its link to the store
+    /// is broken (a lease renewal failed or the connection dropped, until a
+    /// renewal works again, retried every 100 ms), a change is refused here,
+    /// surely unapplied, instead of being sent into the broken link where
+    /// its outcome could only be settled later.
+    fn check_reachable(&self) -> Result<(), BackplaneError> {
+        if !self.shared.disconnected.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(BackplaneError::Unavailable(
+                "the store is unreachable; nothing was applied".into(),
+            ))
+        }
+    }
+
+    /// Finds out what became of an attempt whose answer did not come
+    /// (`error`), fencing it if it was not applied (`lua/settle.lua`).
+    /// Answers no sooner than the node would have waited (`sent` plus the
+    /// timeout) unless it learned the outcome, so that the deadline has
+    /// passed on Redis by then.
+    async fn settle(
+        &self,
+        conn: &mut Conn,
+        k: &Keys,
+        what: Settling<'_>,
+        attempt: &str,
+        sent: Instant,
+        error: ::redis::RedisError,
+    ) -> Result<Settled, BackplaneError> {
+        let mut invocation = self.settle.prepare_invoke();
+        match what {
+            Settling::Agent { id, expected } => {
+                invocation
+                    .key(&k.ops)
+                    .key(&k.versions)
+                    .key(k.fence(attempt))
+                    .arg("agent")
+                    .arg(id)
+                    .arg(attempt)
+                    .arg(expected);
+            }
+            Settling::Settings => {
+                invocation
+                    .key(k.op(attempt))
+                    .key(&k.versions)
+                    .key(k.fence(attempt))
+                    .arg("settings")
+                    .arg("")
+                    .arg(attempt)
+                    .arg("");
+            }
+        }
+        invocation.arg(FENCE_TTL.as_millis() as u64);
+        let answer: ::redis::RedisResult<(i64, Option<String>)> =
+            guarded(invocation.invoke_async(conn), self.timeout).await;
+        match self.note(answer) {
+            Ok((code, seq)) => {
+                let settled = Settled::parse(code, seq).ok_or_else(|| {
+                    BackplaneError::OutcomeUnknown("unreadable answer from settle.lua".into())
+                })?;
+                crate::metrics::get().changes_settled(&settled);
+                Ok(settled)
+            }
+            Err(e) => {
+                tokio::time::sleep_until((sent + self.timeout).into()).await;
+                crate::metrics::get().changes_settled(&Settled::Unknown);
+                Err(BackplaneError::OutcomeUnknown(format!(
+                    "the change was sent but its answer was lost ({error}), and Redis could not \
+                     be asked what became of it ({e}): it was applied before this reply, or \
+                     never will be"
+                )))
+            }
+        }
     }
 
     /// Acknowledges a change only once `replicas` replicas hold it (`WAIT`,
@@ -443,10 +598,17 @@ impl RedisBackplane {
             }
             _ => guarded(wait.query_async(conn), deadline).await,
         };
-        let acked = self.note(acked)?;
+        // The change is applied on the master whatever WAIT says: the
+        // outcome a client must act on is "maybe lost", not "not applied".
+        let acked = self.note(acked).map_err(|e| {
+            BackplaneError::OutcomeUnknown(format!(
+                "the change is applied on the master, but whether replicas hold it is unknown ({e})"
+            ))
+        })?;
         if acked < self.wait_replicas {
-            return Err(BackplaneError::Unavailable(format!(
-                "the change reached {acked} of {} replicas in time",
+            return Err(BackplaneError::OutcomeUnknown(format!(
+                "the change is applied on the master but reached {acked} of {} replicas in time: \
+                 a failover may lose it",
                 self.wait_replicas
             )));
         }
@@ -477,14 +639,19 @@ impl RedisBackplane {
 
     /// Remembers the outcome of a store operation for `/readyz`.
     fn note<T>(&self, result: ::redis::RedisResult<T>) -> Result<T, BackplaneError> {
-        match result {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                if master_may_have_moved(&e) {
-                    self.shared.ready.store(false, Ordering::Relaxed);
-                }
-                Err(unavailable(e))
-            }
+        result.map_err(|e| self.failed(e))
+    }
+
+    fn failed(&self, e: ::redis::RedisError) -> BackplaneError {
+        self.mark_if_unreachable(&e);
+        unavailable(e)
+    }
+
+    /// Not ready until a lease renewal works again, when the error says
+    /// the store may be away.
+    fn mark_if_unreachable(&self, e: &::redis::RedisError) {
+        if master_may_have_moved(e) {
+            self.shared.ready.store(false, Ordering::Relaxed);
         }
     }
 
@@ -559,10 +726,14 @@ impl Backplane for RedisBackplane {
         expected_version: u64,
         record: AgentRecord,
         event: &str,
+        once: Option<&IdempotencyKey>,
     ) -> Result<Commit, BackplaneError> {
+        self.check_reachable()?;
         let k = keys(tenant);
         let history = HistoryEntry::of(&record, event);
+        let attempt = self.attempts.next();
         let mut conn = self.conn();
+        let sent = Instant::now();
         let result: ::redis::RedisResult<(u64, Option<String>)> = guarded(
             self.commit
                 .key(&k.seq)
@@ -570,61 +741,164 @@ impl Backplane for RedisBackplane {
                 .key(&k.versions)
                 .key(&k.history)
                 .key(&k.deltas)
+                .key(&k.ops)
+                .key(k.fence(&attempt))
+                .key(k.once(once))
                 .arg(&record.id)
                 .arg(expected_version)
                 .arg(without_version(&record)?)
                 .arg(self.history_capacity)
                 .arg(without_version(&history)?)
                 .arg(conn.publish_command())
+                .arg(&attempt)
+                .arg(self.deadline(sent))
+                .arg(window_ms(once))
                 .invoke_async::<(u64, RedisValue)>(&mut conn),
             self.timeout,
         )
         .await
         .map(|v| match v.1 {
             RedisValue::BulkString(b) => (v.0, String::from_utf8(b).ok()),
+            RedisValue::SimpleString(s) => (v.0, Some(s)),
             RedisValue::Int(seq) => (v.0, Some(seq.to_string())),
             _ => (v.0, None),
         });
-        let (ok, payload) = self.note(result)?;
-        if ok == 1 {
-            self.replicated(&mut conn, &k.seq).await?;
-            let seq: u64 = payload
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| BackplaneError::Unavailable("commit returned no seq".into()))?;
-            let mut record = record;
+        let committed = |seq: u64| {
+            let mut record = record.clone();
             record.version = seq;
-            return Ok(Commit::Committed(Arc::new(record)));
+            Commit::Committed(Arc::new(record))
+        };
+        let current = |payload: Option<String>| {
+            payload
+                .and_then(|json| serde_json::from_str::<AgentRecord>(&json).ok())
+                .map(Arc::new)
+        };
+        let (code, payload) = match result {
+            Ok(answer) => answer,
+            Err(e) if surely_not_applied(&e) => return Err(self.failed(e)),
+            Err(e) => {
+                self.mark_if_unreachable(&e);
+                let what = Settling::Agent {
+                    id: &record.id,
+                    expected: expected_version,
+                };
+                return match self.settle(&mut conn, &k, what, &attempt, sent, e).await? {
+                    Settled::Applied(seq) => {
+                        self.replicated(&mut conn, &k.seq).await?;
+                        Ok(committed(seq))
+                    }
+                    Settled::NotApplied => Err(BackplaneError::Unavailable(
+                        "no answer from Redis in time; the change was not applied".into(),
+                    )),
+                    Settled::Unknown => Err(BackplaneError::OutcomeUnknown(
+                        "no answer from Redis in time, and the agent changed since: whether \
+                         this change was applied first is unknown (it will not be applied now)"
+                            .into(),
+                    )),
+                };
+            }
+        };
+        match code {
+            1 => {
+                self.replicated(&mut conn, &k.seq).await?;
+                let seq: u64 = payload.and_then(|s| s.parse().ok()).ok_or_else(|| {
+                    BackplaneError::OutcomeUnknown("commit returned no seq".into())
+                })?;
+                Ok(committed(seq))
+            }
+            2 => Ok(Commit::AlreadyApplied(current(payload))),
+            3 => Err(BackplaneError::Unavailable(format!(
+                "the change reached Redis too late ({}); it was not applied",
+                payload.as_deref().unwrap_or("late")
+            ))),
+            _ => Ok(Commit::Conflict(current(payload))),
         }
-        let current = payload
-            .and_then(|json| serde_json::from_str::<AgentRecord>(&json).ok())
-            .map(Arc::new);
-        Ok(Commit::Conflict(current))
     }
 
     async fn update_settings(
         &self,
         tenant: &str,
         patch: &SettingsPatch,
+        once: Option<&IdempotencyKey>,
     ) -> Result<(u64, Settings), BackplaneError> {
+        self.check_reachable()?;
         let k = keys(tenant);
         let patch = to_json(patch)?;
+        let attempt = self.attempts.next();
         let mut conn = self.conn();
+        let sent = Instant::now();
         let result: ::redis::RedisResult<(u64, String)> = guarded(
             self.settings
                 .key(&k.seq)
                 .key(&k.settings)
                 .key(&k.deltas)
+                .key(k.op(&attempt))
+                .key(k.fence(&attempt))
+                .key(k.once(once))
                 .arg(patch)
                 .arg(conn.publish_command())
+                .arg(self.deadline(sent))
+                .arg(SETTINGS_ATTEMPT_TTL.as_millis() as u64)
+                .arg(window_ms(once))
                 .invoke_async(&mut conn),
             self.timeout,
         )
         .await;
-        let (seq, json) = self.note(result)?;
+        let (seq, json) = match result {
+            Ok(answer) => answer,
+            Err(e) if surely_not_applied(&e) => return Err(self.failed(e)),
+            Err(e) => {
+                self.mark_if_unreachable(&e);
+                return match self
+                    .settle(&mut conn, &k, Settling::Settings, &attempt, sent, e)
+                    .await?
+                {
+                    Settled::Applied(seq) => {
+                        self.replicated(&mut conn, &k.seq).await?;
+                        // The settings it made: read back (a later change may
+                        // show through, as after any reply).
+                        match self.load(tenant).await {
+                            Ok(Some(state)) => Ok((seq, state.settings)),
+                            Ok(None) => Err(BackplaneError::OutcomeUnknown(
+                                "the change is applied, but the tenant vanished".into(),
+                            )),
+                            Err(e) => Err(BackplaneError::OutcomeUnknown(format!(
+                                "the change is applied (seq {seq}), but the settings could not \
+                                 be read back: {e}"
+                            ))),
+                        }
+                    }
+                    Settled::NotApplied | Settled::Unknown => Err(BackplaneError::Unavailable(
+                        "no answer from Redis in time; the change was not applied".into(),
+                    )),
+                };
+            }
+        };
+        if seq == 0 {
+            // Applied before under the same idempotency key: nothing now.
+            let settings = serde_json::from_str(&json)
+                .map_err(|e| BackplaneError::Unavailable(format!("settings: {e}")))?;
+            let earlier = match once {
+                Some(key) => self.applied_under(tenant, key).await?.unwrap_or(0),
+                None => 0,
+            };
+            return Ok((earlier, settings));
+        }
         self.replicated(&mut conn, &k.seq).await?;
         let settings = serde_json::from_str(&json)
-            .map_err(|e| BackplaneError::Unavailable(format!("settings: {e}")))?;
+            .map_err(|e| BackplaneError::OutcomeUnknown(format!("settings: {e}")))?;
         Ok((seq, settings))
+    }
+
+    async fn applied_under(
+        &self,
+        tenant: &str,
+        once: &IdempotencyKey,
+    ) -> Result<Option<u64>, BackplaneError> {
+        let mut conn = self.conn();
+        let seq: ::redis::RedisResult<Option<u64>> =
+            guarded(conn.get(keys(tenant).once(Some(once))), self.timeout).await;
+        self.note(seq)
     }
 
     async fn history(
@@ -754,19 +1028,22 @@ impl Backplane for RedisBackplane {
 
     async fn renew_lease(&self) -> Result<bool, BackplaneError> {
         let ttl = self.node_ttl.as_millis() as u64;
-        let renewed: ::redis::RedisResult<()> = guarded(
-            self.conn().set_options(
-                lease_key(&self.node_id),
-                1,
-                ::redis::SetOptions::default().with_expiration(::redis::SetExpiry::PX(ttl)),
-            ),
+        let sent = Instant::now();
+        let renewed: ::redis::RedisResult<(u64, u64)> = guarded(
+            self.lease
+                .key(lease_key(&self.node_id))
+                .arg(ttl)
+                .invoke_async(&mut self.conn()),
             self.timeout,
         )
         .await;
-        if let Err(e) = self.note(renewed) {
-            // Whatever broke, the next renewal that works catches up.
-            self.shared.disconnected.store(true, Ordering::Relaxed);
-            return Err(e);
+        match self.note(renewed) {
+            Ok(time) => self.clock.observe(time, sent, self.clock_margin()),
+            Err(e) => {
+                // Whatever broke, the next renewal that works catches up.
+                self.shared.disconnected.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
         }
         self.shared.ready.store(true, Ordering::Relaxed);
         let reconnected = self.shared.disconnected.swap(false, Ordering::Relaxed);

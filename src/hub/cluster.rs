@@ -251,7 +251,9 @@ async fn catch_up(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
             }
         },
         Err(e) => {
-            tracing::warn!(tenant = tenant.id(), error = %e, "resync failed");
+            // Deltas past a gap wait for this catch-up: try again soon.
+            tracing::warn!(tenant = tenant.id(), error = %e, "resync failed; retrying");
+            catch_up_later(tenant);
             return;
         }
     }
@@ -357,12 +359,12 @@ async fn write_back(hub: &Arc<Hub>, tenant: &Arc<Tenant>, lost: LostChanges) -> 
         let id = record.id.clone();
         match hub
             .backplane
-            .commit_agent(tenant.id(), expected, (*record).clone(), "restore")
+            .commit_agent(tenant.id(), expected, (*record).clone(), "restore", None)
             .await
         {
             Ok(Commit::Committed(_)) => {}
             // Changed meanwhile: that change already has a new version.
-            Ok(Commit::Conflict(_)) => {}
+            Ok(Commit::Conflict(_) | Commit::AlreadyApplied(_)) => {}
             Err(e) => {
                 tracing::warn!(tenant = tenant.id(), agent = %id, error = %e, "lost change not written back");
                 all_written = false;

@@ -18,7 +18,7 @@ mod signout;
 pub mod tenant;
 
 use crate::auth::Verifier;
-use crate::backplane::{Backplane, Commit, DeltaHandler, TenantSeed};
+use crate::backplane::{Backplane, Commit, DeltaHandler, IdempotencyKey, TenantSeed};
 use crate::clock;
 use crate::config::Config;
 use crate::directory::Directory;
@@ -256,6 +256,52 @@ impl Hub {
         event: &Event,
         check: impl Fn(&AgentRecord) -> HubResult<()>,
     ) -> HubResult<Arc<AgentRecord>> {
+        self.change_once(tenant, agent_id, by, event, check, None)
+            .await
+    }
+
+    /// [`Hub::change`] for a request that carries an idempotency key
+    /// (PROTOCOL.md §3.3): when a change under `once` was applied already,
+    /// nothing is applied and the current record is returned. The store
+    /// checks the key when it commits; when the rules refuse the request or
+    /// find nothing to change (the first one changed what they check), the
+    /// key is looked up before that answer goes out.
+    pub async fn change_once(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        agent_id: &str,
+        by: &Actor,
+        event: &Event,
+        check: impl Fn(&AgentRecord) -> HubResult<()>,
+        once: Option<&IdempotencyKey>,
+    ) -> HubResult<Arc<AgentRecord>> {
+        let outcome = self
+            .change_inner(tenant, agent_id, by, event, check, once)
+            .await;
+        let Some(key) = once else {
+            return outcome.map(|(record, _)| record);
+        };
+        match outcome {
+            Ok((record, true)) => Ok(record),
+            // Refused, or nothing to change: perhaps because it was done.
+            Ok((_, false)) | Err(_) => match self.backplane.applied_under(tenant.id(), key).await {
+                Ok(Some(seq)) => self.already_applied(tenant, agent_id, seq, None).await,
+                _ => outcome.map(|(record, _)| record),
+            },
+        }
+    }
+
+    /// The compare-and-swap loop; the flag says whether the record returned
+    /// is a change (this one, or one made earlier under the same key).
+    async fn change_inner(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        agent_id: &str,
+        by: &Actor,
+        event: &Event,
+        check: impl Fn(&AgentRecord) -> HubResult<()>,
+        once: Option<&IdempotencyKey>,
+    ) -> HubResult<(Arc<AgentRecord>, bool)> {
         let mut current = tenant
             .record(agent_id)
             .ok_or_else(|| HubError::not_found(format!("no agent {agent_id:?}")))?;
@@ -289,17 +335,17 @@ impl Hub {
                         _ => {}
                     }
                     match verdict {
-                        Ok(_) => return Ok(current),
+                        Ok(_) => return Ok((current, false)),
                         Err(e) => return Err(e),
                     }
                 }
-                Ok(None) => return Ok(current),
+                Ok(None) => return Ok((current, false)),
                 Err(e) => return Err(e),
             };
             let started = std::time::Instant::now();
             let commit = self
                 .backplane
-                .commit_agent(tenant.id(), current.version, next, event.name())
+                .commit_agent(tenant.id(), current.version, next, event.name(), once)
                 .await;
             crate::metrics::get()
                 .backplane_seconds
@@ -323,7 +369,7 @@ impl Hub {
                     if record.status == Status::Paused && new_pause {
                         self.schedule_pause_overrun(tenant, &record);
                     }
-                    return Ok(record);
+                    return Ok((record, true));
                 }
                 Commit::Conflict(Some(record)) if record.version < current.version => {
                     // The store holds an older record than this replica.
@@ -336,11 +382,33 @@ impl Hub {
                 Commit::Conflict(None) => {
                     return Err(HubError::not_found(format!("no agent {agent_id:?}")))
                 }
+                Commit::AlreadyApplied(record) => {
+                    let seq = record.as_ref().map_or(0, |r| r.version);
+                    let record = self.already_applied(tenant, agent_id, seq, record).await?;
+                    return Ok((record, true));
+                }
             }
         }
         Err(HubError::unavailable(format!(
             "agent {agent_id} is changing too fast; try again"
         )))
+    }
+
+    /// The answer to a request repeated under an idempotency key: the
+    /// agent's record once this replica shows the first request's change.
+    async fn already_applied(
+        &self,
+        tenant: &Tenant,
+        agent_id: &str,
+        seq: u64,
+        stored: Option<Arc<AgentRecord>>,
+    ) -> HubResult<Arc<AgentRecord>> {
+        tenant.wait_for(seq, self.config.command_timeout()).await;
+        tenant
+            .record(agent_id)
+            .filter(|r| stored.as_ref().is_none_or(|s| r.version >= s.version))
+            .or(stored)
+            .ok_or_else(|| HubError::not_found(format!("no agent {agent_id:?}")))
     }
 
     /// Ends a wrap-up when its deadline passes. The event carries the

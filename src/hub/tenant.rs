@@ -21,7 +21,7 @@ use crate::domain::{AgentRecord, ChannelRef, Settings};
 use crate::protocol;
 use parking_lot::Mutex;
 use serde_json::json;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -102,11 +102,29 @@ impl Subscriber {
     }
 }
 
+/// How many deltas past a gap a replica holds while it waits for the
+/// catch-up that fills the gap. More arrive only while the store answers,
+/// so the catch-up comes soon; past the bound the newest are dropped and a
+/// second catch-up reads them from the store.
+const MAX_HELD: usize = 65_536;
+
 struct Replica {
     loaded: bool,
     /// Deltas that arrived between attach and load.
     early: Vec<Delta>,
+    /// The seq of the last delta applied: every seq up to it is applied
+    /// (or included in a state read from the store), none is skipped.
     seq: u64,
+    /// Deltas that arrived past a gap (pub/sub lost some, or this node just
+    /// reconnected and committed before it caught up), by seq. They are
+    /// applied only once the gap is filled — by the missing deltas or by a
+    /// catch-up from the store — so every connection gets its deltas in
+    /// increasing version (PROTOCOL.md §5.1.1): a delta fanned out ahead of
+    /// older ones would make a client that resumes from it skip them.
+    held: BTreeMap<u64, Delta>,
+    /// A delta past the gap was dropped because `held` was full: one more
+    /// catch-up reads it from the store.
+    held_overflowed: bool,
     /// The store's incarnation of the tenant (resume works only within one).
     epoch: Epoch,
     settings: Settings,
@@ -152,6 +170,8 @@ impl Tenant {
                 loaded: false,
                 early: Vec::new(),
                 seq: 0,
+                held: BTreeMap::new(),
+                held_overflowed: false,
                 epoch: Epoch::default(),
                 settings: dir.settings.clone(),
                 agents: HashMap::new(),
@@ -218,6 +238,13 @@ impl Tenant {
         if state.epoch != r.epoch {
             tracing::info!(tenant = self.id(), epoch = %state.epoch.id, "the store is in a new epoch");
             r.epoch = state.epoch;
+        }
+        // The deltas held past the gap: those the state includes are done,
+        // the rest follow in order.
+        self.apply_held(&mut r);
+        if !r.held.is_empty() || std::mem::take(&mut r.held_overflowed) {
+            // Another gap beyond what the store had when it was read.
+            self.request_catch_up();
         }
         crate::metrics::get().resyncs.increment(1);
         tracing::info!(tenant = self.id(), seq = r.seq, changed, "replica resynced");
@@ -331,18 +358,52 @@ impl Tenant {
             return; // already have it
         }
         if seq > r.seq + 1 {
-            tracing::warn!(
-                tenant = self.id(),
-                have = r.seq,
-                got = seq,
-                "gap in the delta stream; resyncing"
-            );
-            self.request_catch_up();
+            // A gap: hold this delta until the missing ones arrive or a
+            // catch-up from the store fills it in (`resync`).
+            if r.held.is_empty() && !r.held_overflowed {
+                tracing::warn!(
+                    tenant = self.id(),
+                    have = r.seq,
+                    got = seq,
+                    "gap in the delta stream; holding later deltas and catching up"
+                );
+                self.request_catch_up();
+            }
+            if r.held.len() < MAX_HELD {
+                r.held.insert(seq, delta);
+            } else {
+                r.held_overflowed = true;
+            }
+            return;
         }
+        self.apply_next(r, delta);
+        self.apply_held(r);
+    }
+
+    /// Applies the delta that comes right after the replica's seq.
+    fn apply_next(&self, r: &mut Replica, delta: Delta) {
+        let seq = delta.seq();
+        debug_assert_eq!(seq, r.seq + 1);
         r.seq = seq;
         match delta {
             Delta::Settings { settings, .. } => Self::fan_out_settings(r, seq, settings),
             Delta::Agent(record) => self.fan_out_agent(r, record),
+        }
+    }
+
+    /// Applies the held deltas that now follow without a gap, and drops
+    /// those the replica already has.
+    fn apply_held(&self, r: &mut Replica) {
+        while let Some(entry) = r.held.first_entry() {
+            let seq = *entry.key();
+            if seq <= r.seq {
+                entry.remove();
+            } else if seq == r.seq + 1 {
+                let delta = entry.remove();
+                self.apply_next(r, delta);
+            } else {
+                break;
+            }
         }
     }
 
@@ -686,6 +747,75 @@ mod tests {
             agents,
             epoch: Epoch::default(),
         }
+    }
+
+    /// The seqs of the agent deltas a whole-tenant subscriber gets next.
+    fn delta_seqs(outbox: &Outbox) -> Vec<u64> {
+        outbox
+            .take()
+            .frames
+            .iter()
+            .filter(|f| f.kind == Kind::Agent)
+            .map(|f| f.seq)
+            .collect()
+    }
+
+    #[test]
+    fn a_delta_past_a_gap_waits_for_the_catch_up_and_goes_out_after_the_older_ones() {
+        // Issue 21: a node back from a Redis outage committed a06@13 before
+        // it caught up with a01..a05@8..12 from other nodes. Sent first, a
+        // supervisor resuming from 13 would never get 8..12.
+        let t = tenant();
+        let ids = ["a01", "a02", "a03", "a04", "a05", "a06"];
+        t.load(state(
+            7,
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| record(id, i as u64 + 1, "old"))
+                .collect(),
+        ));
+        let outbox = Outbox::new(64);
+        t.subscribe(1, &outbox, ScopeFilter::All, None, None);
+        assert!(delta_seqs(&outbox).is_empty(), "only the snapshot so far");
+        t.apply(Delta::Agent(record("a06", 13, "mine")));
+        assert!(
+            delta_seqs(&outbox).is_empty(),
+            "13 is held: 8..12 are missing"
+        );
+        assert_eq!(t.seq(), 7, "nothing past the gap is applied");
+        // The catch-up read the store at 12 (13 was committed after it).
+        t.resync(state(
+            12,
+            ids[..5]
+                .iter()
+                .enumerate()
+                .map(|(i, id)| record(id, i as u64 + 8, "new"))
+                .chain([record("a06", 6, "old")])
+                .collect(),
+        ));
+        assert_eq!(delta_seqs(&outbox), [8, 9, 10, 11, 12, 13]);
+        assert_eq!(t.seq(), 13);
+        assert_eq!(t.record("a06").map(|r| r.version), Some(13));
+    }
+
+    #[test]
+    fn held_deltas_follow_the_missing_ones_when_those_arrive_late() {
+        let t = tenant();
+        t.load(state(2, vec![record("a01", 1, "x"), record("a02", 2, "x")]));
+        let outbox = Outbox::new(64);
+        t.subscribe(1, &outbox, ScopeFilter::All, None, None);
+        t.apply(Delta::Agent(record("a02", 5, "y")));
+        t.apply(Delta::Agent(record("a01", 4, "y")));
+        assert!(delta_seqs(&outbox).is_empty());
+        t.apply(Delta::Settings {
+            seq: 3,
+            settings: Settings::default(),
+        });
+        assert_eq!(delta_seqs(&outbox), [4, 5]);
+        assert_eq!(t.seq(), 5);
+        // A catch-up that finds nothing newer changes nothing.
+        t.resync(state(5, t.state().agents));
+        assert!(delta_seqs(&outbox).is_empty());
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Session {
         let (seq, settings) = self
             .hub
             .backplane
-            .update_settings(self.tenant.id(), &patch)
+            .update_settings(self.tenant.id(), &patch, self.once.as_deref())
             .await?;
         self.tenant
             .wait_for(seq, self.hub.config.command_timeout())

@@ -69,7 +69,14 @@ impl Session {
         permissions::require_agent(&self.principal())?;
         let record = self
             .hub
-            .change(&self.tenant, &self.user.id, &self.actor(), &event, check)
+            .change_once(
+                &self.tenant,
+                &self.user.id,
+                &self.actor(),
+                &event,
+                check,
+                self.once.as_deref(),
+            )
             .await?;
         agent_result(&record)
     }
@@ -86,9 +93,14 @@ impl Session {
         let p = self.principal();
         let record = self
             .hub
-            .change(&self.tenant, agent_id, &self.actor(), &event, |r| {
-                permissions::check_manage(&p, r, channel)
-            })
+            .change_once(
+                &self.tenant,
+                agent_id,
+                &self.actor(),
+                &event,
+                |r| permissions::check_manage(&p, r, channel),
+                self.once.as_deref(),
+            )
             .await?;
         agent_result(&record)
     }
@@ -98,7 +110,14 @@ impl Session {
         permissions::require_admin(&self.principal())?;
         let record = self
             .hub
-            .change(&self.tenant, agent_id, &self.actor(), &event, |_| Ok(()))
+            .change_once(
+                &self.tenant,
+                agent_id,
+                &self.actor(),
+                &event,
+                |_| Ok(()),
+                self.once.as_deref(),
+            )
             .await?;
         agent_result(&record)
     }

@@ -19,6 +19,7 @@
 //! ping, pong) counts against its rate limit: a peer that floods or does
 //! not read cannot make the hub hold memory or a connection slot for long.
 
+use crate::backplane::IdempotencyKey;
 use crate::domain::{Actor, Event, Role, User};
 use crate::error::HubError;
 use crate::hub::outbox::{CloseRequest, Kind, Outbox};
@@ -74,6 +75,10 @@ pub(super) struct Session {
     ping_sent: bool,
     limiter: RateLimiter,
     pub(super) subscribed: bool,
+    /// The `idempotency_key` of the request being handled (PROTOCOL.md
+    /// §3.3), scoped to this user; boxed, as it is rare and every idle
+    /// connection carries the field.
+    pub(super) once: Option<Box<IdempotencyKey>>,
     /// Agents this connection started monitoring (ended with it).
     pub(super) monitoring: Arc<Mutex<HashSet<String>>>,
     /// Keeps the tenant attached on this node while the session lives.
@@ -233,6 +238,7 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
         ping_sent: false,
         limiter,
         subscribed: false,
+        once: None,
         monitoring: Arc::default(),
         _tenant_lease: tenant_lease,
     };
@@ -520,12 +526,19 @@ impl Session {
         metrics.message_in(&incoming.kind);
         let started = Instant::now();
         let is_command = incoming.kind == "command";
+        self.once = incoming.idempotency_key.map(|key| {
+            Box::new(IdempotencyKey {
+                user: self.user.id.clone(),
+                key,
+            })
+        });
         let result = match incoming.request {
             // Boxed (see `run`): one short-lived allocation per message,
             // beside the several its decoding makes anyway.
             Ok(request) => Box::pin(self.dispatch(request, incoming.id.as_deref())).await,
             Err(e) => Err(e),
         };
+        self.once = None;
         // Monitor answers later and records its own latency.
         if is_command && !matches!(result, Ok(super::handlers::Reply::Later)) {
             metrics

@@ -174,7 +174,14 @@ impl Session {
         let mode = monitor::mode_of(&before, &self.user.id).unwrap_or_default();
         let record = self
             .hub
-            .change(&self.tenant, agent_id, &self.actor(), &event, check)
+            .change_once(
+                &self.tenant,
+                agent_id,
+                &self.actor(),
+                &event,
+                check,
+                self.once.as_deref(),
+            )
             .await?;
         self.monitoring.lock().remove(agent_id);
         // Tell the devices the store knew before the change (the owner node).
