@@ -207,7 +207,26 @@ async fn lease_loop(hub: Arc<Hub>, view: Arc<StoreView>) {
         } else {
             lease_interval(&hub).min(RETRY_WHILE_AWAY)
         };
-        tokio::time::sleep(pause).await;
+        pause_unless_disconnected(&hub, pause).await;
+    }
+}
+
+/// Sleeps `pause`, but wakes within [`RETRY_WHILE_AWAY`] when the
+/// connection to the store drops meanwhile: the backplane refuses changes
+/// from then until a renewal works and the catch-up runs, so that renewal
+/// should not wait for the rest of a lease interval.
+async fn pause_unless_disconnected(hub: &Hub, pause: Duration) {
+    let seen = hub.backplane.disconnections();
+    let until = tokio::time::Instant::now() + pause;
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return;
+        }
+        tokio::time::sleep((until - now).min(RETRY_WHILE_AWAY)).await;
+        if hub.backplane.disconnections() != seen {
+            return;
+        }
     }
 }
 
