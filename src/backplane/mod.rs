@@ -376,7 +376,7 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// How many times the connection to the store was lost so far. A
     /// sweeper trusts an absent lease only while this has not moved for a
-    /// full node TTL (see `hub::cluster`).
+    /// while (see `hub::cluster`).
     fn disconnections(&self) -> u64 {
         0
     }

@@ -13,12 +13,16 @@
 //!   expired are made inactive by one survivor (under a short lock), so a
 //!   `kill -9` turns that node's agents offline everywhere within the TTL.
 //!   An absent lease only means "dead" when the sweeper itself has reached
-//!   the store without a break for a full node TTL: then the store was up
-//!   for that whole window and a live node, renewing every third of it,
-//!   would hold a lease. After a Redis outage (or a failover, or an empty
-//!   restart that dropped every lease) survivors therefore wait one TTL
-//!   from their own reconnection, which gives every live node the time to
-//!   renew, and a node that really died meanwhile is swept right after.
+//!   the store without a break for two node TTLs: then the store was up
+//!   for that whole window and a live node, renewing every third of a TTL
+//!   and retrying every 100 ms while away, would hold a lease — even one
+//!   that found the store up to a TTL later than the sweeper (each node
+//!   follows a Sentinel failover on its own). After a Redis outage (or a
+//!   failover, or an empty restart that dropped every lease) survivors
+//!   therefore wait two TTLs from their own reconnection, and a node that
+//!   really died meanwhile is swept right after. A node whose devices were
+//!   swept anyway re-asserts them when it reconnects, and retries until
+//!   the store takes them.
 //!   Wrap-ups whose deadline passed long ago (their owner died) are ended.
 //! - **Routing.** A command for an agent whose devices are on another node
 //!   goes to that node's command channel; the owner delivers it, waits for
@@ -122,11 +126,12 @@ impl StoreView {
     }
 
     /// Whether the store has been reachable from here without a break for
-    /// a full node TTL: only then does an absent lease mean a dead node.
+    /// [`TRUST_AFTER_TTLS`] node TTLs: only then does an absent lease mean
+    /// a dead node.
     fn trusts_absent_leases(&self, hub: &Hub) -> bool {
         match *self.since.lock() {
             Some((at, seen)) if seen == hub.backplane.disconnections() => {
-                at.elapsed() >= hub.config.node_ttl()
+                at.elapsed() >= hub.config.node_ttl() * TRUST_AFTER_TTLS
             }
             _ => false,
         }
@@ -161,6 +166,14 @@ fn sweep_interval(hub: &Hub) -> Duration {
 /// node renews soon after the store returns (well within the TTL that
 /// survivors give it).
 const RETRY_WHILE_AWAY: Duration = Duration::from_millis(100);
+/// How many node TTLs a sweeper must itself have reached the store without
+/// a break before it takes an absent lease for a dead node. One TTL is
+/// what a live node needs to renew once the store is back; the second is
+/// for a node that finds the store later than this one: after a Sentinel
+/// failover each node asks the sentinels on its own, and the convergence
+/// test saw a live node switch to the new master 1.25 s (with a 1 s TTL)
+/// after a survivor had, and get swept meanwhile.
+const TRUST_AFTER_TTLS: u32 = 2;
 /// How soon a catch-up that could not read or repair the store is retried.
 const RETRY_CATCH_UP: Duration = Duration::from_secs(1);
 /// How far a store that fell back has its seq raised past the repairing
@@ -408,6 +421,7 @@ async fn reassert_devices(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
             }
         }
     }
+    let mut failed = false;
     for (agent_id, device) in hub.local_active_devices(tenant.id()) {
         let event = Event::DeviceUp {
             device_id: device.id.clone(),
@@ -419,8 +433,15 @@ async fn reassert_devices(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
             .change(tenant, &agent_id, &Actor::system(), &event, |_| Ok(()))
             .await
         {
-            tracing::warn!(tenant = tenant.id(), agent = %agent_id, error = %e, "device not re-asserted");
+            tracing::warn!(tenant = tenant.id(), agent = %agent_id, error = %e, "device not re-asserted; retrying");
+            failed = true;
         }
+    }
+    if failed {
+        // A socket held here must not stay inactive in the store until
+        // the next reconnection (a sweep during a failover, a write that
+        // met the link down again): catch up and re-assert once more.
+        catch_up_later(tenant);
     }
 }
 
