@@ -344,6 +344,13 @@ pub async fn supervisor(spec: SupSpec, state: Arc<Mutex<SupState>>, mut ctx: Ctx
                     epoch: epoch.clone(),
                     ..Resume::default()
                 };
+                if last < *since {
+                    // §5.1.1: a since_seq ahead of the tenant's seq gets a
+                    // full snapshot, never a resumed one.
+                    log.ordering.push(format!(
+                        "{conn}: resumed snapshot with seq {last} below the since_seq {since} it resumed from"
+                    ));
+                }
                 for rec in snap["agents"].as_array().into_iter().flatten() {
                     let v = rec["version"].as_u64().unwrap_or(0);
                     if v <= *since {

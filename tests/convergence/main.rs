@@ -362,12 +362,13 @@ async fn fresh_snapshot(url: &str, user: &str, scope: &Value) -> Result<Value, S
 }
 
 /// Waits until the system is quiet: all nodes ready, every device
-/// connected, every supervisor subscribed, and no delta for 2 s.
+/// connected, every supervisor subscribed, and no delta for `calm`.
 async fn quiet(
     cluster: &Cluster,
     log: &Shared,
     sups: &[(SupSpec, Arc<Mutex<SupState>>)],
     devices: usize,
+    calm: Duration,
 ) -> Result<(), String> {
     cluster.all_ready(Duration::from_secs(60)).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -377,7 +378,7 @@ async fn quiet(
             (l.last_delta.elapsed(), l.connected_devices.len())
         };
         let subscribed = sups.iter().all(|(_, s)| s.lock().unwrap().node.is_some());
-        if since_delta >= Duration::from_secs(2) && connected == devices && subscribed {
+        if since_delta >= calm && connected == devices && subscribed {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -509,7 +510,8 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     let mut violations = Vec::new();
     // Everyone connected and subscribed before the first fault, so the
     // no-flap baseline is "online".
-    if let Err(e) = quiet(&cluster, &log, &sups, devices).await {
+    // (The load has started: deltas flow, so no calm is awaited here.)
+    if let Err(e) = quiet(&cluster, &log, &sups, devices, Duration::ZERO).await {
         violations.push(format!("setup: {e}"));
     }
     {
@@ -517,7 +519,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         l.t0 = Instant::now();
         l.t0_unix_ms = model::now_unix_ms();
         l.dropped_devices.clear();
-        l.event("run starts".to_string());
+        l.event("run starts");
     }
     // The history of a long soak is read as it goes (1000 entries a read).
     let collector = {
@@ -533,20 +535,26 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
             }
         })
     };
+    eprintln!(
+        "seed {seed}: everyone connected after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let mut chaos_rng = root.fork(1);
     chaos(&mut cluster, &mut chaos_rng, &log, secs).await;
     let _ = phase_tx.send(Phase::Quiet);
-    log.lock()
-        .unwrap()
-        .event("faults end; changes stop".to_string());
+    log.lock().unwrap().event("faults end; changes stop");
     collector.abort();
+    eprintln!(
+        "seed {seed}: faults over after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     // Quiet, then invariant 1, with one more wait for quiet if a view
     // lags (a delta still in flight is not a divergence).
     let mut divergences = Vec::new();
     for attempt in 0..3 {
         divergences.clear();
-        if let Err(e) = quiet(&cluster, &log, &sups, devices).await {
+        if let Err(e) = quiet(&cluster, &log, &sups, devices, Duration::from_secs(2)).await {
             divergences.push(format!("never quiet: {e}"));
             break;
         }
@@ -605,6 +613,10 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         violations.push(format!("invariant 1 (view = fresh snapshot): {d}"));
     }
 
+    eprintln!(
+        "seed {seed}: views compared after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     // Histories, read once everything is quiet, from a ready node.
     let mut history_ok = false;
     for u in urls.iter() {
@@ -633,6 +645,12 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         .flat_map(|(_, s)| s.lock().unwrap().resumes.clone())
         .collect();
     // Invariant 2: ordering, seen by the actors as it happened.
+    if log.ordering.len() > 10 {
+        violations.push(format!(
+            "invariant 2: {} deltas out of order in all; the first 10:",
+            log.ordering.len()
+        ));
+    }
     for o in log.ordering.iter().take(10) {
         violations.push(format!("invariant 2 (deltas in increasing version): {o}"));
     }
@@ -643,6 +661,9 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
             let Some(versions) = log.seen.get(id) else {
                 continue;
             };
+            if r.seq <= r.since {
+                continue;
+            }
             for (v, rec) in versions.range(r.since + 1..=r.seq) {
                 let same_epoch = rec["_epoch"].as_str().map(str::to_string) == r.epoch;
                 let covered = r.agents.get(id).is_some_and(|x| x >= v)
@@ -667,6 +688,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     let mut acked = 0u64;
     let mut refused = 0u64;
     let mut unknown = 0u64;
+    let mut refused_marked = 0u64;
     let mut refusal_codes: BTreeMap<String, u64> = BTreeMap::new();
     let mut missing = Vec::new();
     let mut applied_refusals = Vec::new();
@@ -712,6 +734,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
                 refused += 1;
                 let Some(m) = &r.marker else { continue };
                 changes_checked += 1;
+                refused_marked += 1;
                 let in_record = log.markers_seen.get(m);
                 let in_history = history_markers.get(m);
                 if in_record.is_some() || in_history.is_some() {
@@ -733,8 +756,20 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
             Outcome::Lost | Outcome::Pending => unknown += 1,
         }
     }
+    if missing.len() > 10 {
+        violations.push(format!(
+            "invariant 3: {} ok changes missing in all; the first 10:",
+            missing.len()
+        ));
+    }
     for m in missing.iter().take(10) {
         violations.push(format!("invariant 3 (ok change in history): {m}"));
+    }
+    if applied_refusals.len() > 10 {
+        violations.push(format!(
+            "invariant 4: {} refused changes applied in all; the first 10:",
+            applied_refusals.len()
+        ));
     }
     for a in applied_refusals.iter().take(10) {
         violations.push(format!("invariant 4 (refused change never applied): {a}"));
@@ -770,11 +805,12 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     }
     let summary = format!(
         "seed {seed} ({topology}): {} faults + {} client faults, {} requests ({acked} ok, {refused} refused {refusal_codes:?}, {unknown} unknown), \
-         {changes_checked} changes checked against history/records, {} deltas checked, {} resumes checked, {protected} agents held to no-flap; \
+         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {} applied though refused, {} deltas checked, {} resumes checked, {protected} agents held to no-flap; \
          {} violations; {:.1} s",
         log.faults,
         log.client_faults,
         log.requests.len(),
+        applied_refusals.len(),
         log.deltas_checked,
         resumes.len(),
         violations.len(),
@@ -800,7 +836,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         report.extend(
             log.schedule
                 .iter()
-                .filter(|l| !l.contains("snapshot seq"))
+                .filter(|l| !l.contains("full snapshot"))
                 .cloned(),
         );
         return Verdict {

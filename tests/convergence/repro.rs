@@ -175,7 +175,7 @@ async fn repro_ordering_after_redis_reconnection() {
             |v| v["type"] == "agent",
         )
         .await;
-    apply(&mut t_view, &[first.clone()]);
+    apply(&mut t_view, std::slice::from_ref(&first));
     t.drop_abruptly();
 
     let s_msgs = until_quiet(&mut s, Duration::from_secs(2)).await;
