@@ -144,6 +144,15 @@ pub async fn device(spec: DeviceSpec, mut ctx: Ctx, mut rng: Rng) {
         {
             let mut log = ctx.log.lock().unwrap();
             log.connected_devices.insert(key.clone());
+            let now = crate::model::now_unix_ms();
+            if let Some(gap) = log
+                .device_gaps
+                .iter_mut()
+                .rev()
+                .find(|(k, _, end)| *k == key && end.is_none())
+            {
+                gap.2 = Some(now);
+            }
             if !first {
                 log.event(format!("{who} reconnected to node {}", spec.node));
             }
@@ -203,7 +212,8 @@ pub async fn device(spec: DeviceSpec, mut ctx: Ctx, mut rng: Rng) {
         ctx.lost(&mut pending);
         let mut log = ctx.log.lock().unwrap();
         log.connected_devices.remove(&key);
-        log.dropped_devices.insert(key.clone());
+        log.device_gaps
+            .push((key.clone(), crate::model::now_unix_ms(), None));
         log.event(format!(
             "{who} lost its connection to node {}: {closed}",
             spec.node

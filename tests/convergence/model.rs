@@ -84,10 +84,12 @@ pub struct Log {
     pub faults: u64,
     pub client_faults: u64,
     pub last_delta: Instant,
-    /// Nodes that were killed or frozen past the node TTL during the run.
-    pub troubled_nodes: HashSet<usize>,
-    /// Agent devices whose connection ended at some point.
-    pub dropped_devices: HashSet<(String, String)>,
+    /// When a node was killed or frozen near its TTL: node, from, to (Unix
+    /// ms). Its agents may legitimately go offline then.
+    pub node_trouble: Vec<(usize, u128, u128)>,
+    /// When an agent device was not connected: (agent, device), from, to
+    /// (Unix ms; `None`: not back yet).
+    pub device_gaps: Vec<((String, String), u128, Option<u128>)>,
     /// Agent devices connected now.
     pub connected_devices: HashSet<(String, String)>,
     /// History entries read (agent → version → entry), merged over reads.
@@ -138,8 +140,8 @@ impl Log {
             faults: 0,
             client_faults: 0,
             last_delta: Instant::now(),
-            troubled_nodes: HashSet::new(),
-            dropped_devices: HashSet::new(),
+            node_trouble: Vec::new(),
+            device_gaps: Vec::new(),
             connected_devices: HashSet::new(),
             history: HashMap::new(),
         }))

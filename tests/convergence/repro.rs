@@ -27,16 +27,24 @@ async fn supervisor(node: &Node) -> (Client, Value) {
     (s, snap)
 }
 
-/// Sends `body` until it is acknowledged, retrying on `unavailable` (the
-/// nodes are getting back to Redis); returns the record.
-async fn until_ok(c: &mut Client, body: Value) -> Value {
+/// Sends `body` until it is acknowledged, retrying on `unavailable` or
+/// `outcome_unknown` (the nodes are getting back to Redis); returns the
+/// record. The request carries an `idempotency_key`, so once the hub
+/// honours it a retry of a change that was applied after all is answered
+/// `ok` rather than `invalid_state` (today the field is ignored, §1).
+async fn until_ok(c: &mut Client, mut body: Value) -> Value {
+    body["idempotency_key"] = json!(format!("until-ok-{body}"));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let reply = c.request(body.clone()).await;
         if reply["ok"] == true {
             return reply["result"]["agent"].clone();
         }
-        assert_eq!(reply["error"]["code"], "unavailable", "{body}: {reply}");
+        let code = reply["error"]["code"].as_str().unwrap_or("");
+        assert!(
+            code == "unavailable" || code == "outcome_unknown",
+            "{body}: {reply}"
+        );
         assert!(
             Instant::now() < deadline,
             "{body} never acknowledged: {reply}"
