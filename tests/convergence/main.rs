@@ -41,21 +41,32 @@
 //!    (§9.1 "no agent goes offline because of the outage itself").
 //!
 //! A failure prints the seed, the timestamped schedule of faults and the
-//! first divergences. The seed drives every choice (faults, their lengths,
-//! each actor's changes), the clock does the rest, as in Jepsen: a seed
-//! reproduces the schedule, not the exact interleaving.
+//! first divergences. The seed fixes the schedule of faults (kinds,
+//! targets, lengths, gaps) and each actor's random stream; the clock
+//! decides the interleaving, as in Jepsen: a failing seed is worth
+//! re-running, and the reproductions below pin down what it found.
 //!
-//! Run (the default seeds, ~30 s of faults each):
+//! Run the suite (≈2 min: seeds 1 and 2 on one Redis, seed 3 behind
+//! Sentinels, 30 s of faults each, then the reproductions):
 //!
 //! ```text
 //! CARGO_TARGET_DIR=target cargo test -j 1 --test convergence -- --nocapture
 //! ```
 //!
-//! One seed, longer; and the soak (half an hour of faults):
+//! Other seeds, or longer (`CONVERGENCE_SEED` takes a comma-separated list
+//! and replaces the default seeds of both topologies; `CONVERGENCE_SECS` is
+//! the length of the fault schedule per seed):
 //!
 //! ```text
-//! CONVERGENCE_SEED=42 CONVERGENCE_SECS=120 cargo test --test convergence convergence_ -- --nocapture
-//! CONVERGENCE_SECS=1800 cargo test --test convergence convergence_ -- --nocapture
+//! CONVERGENCE_SEED=42,43 CONVERGENCE_SECS=120 cargo test -j 1 --test convergence convergence_ -- --nocapture
+//! ```
+//!
+//! The soak, half an hour of faults on one Redis (and the same behind
+//! Sentinels with `convergence_under_sentinel_failovers`):
+//!
+//! ```text
+//! CONVERGENCE_SEED=7 CONVERGENCE_SECS=1800 CARGO_TARGET_DIR=target cargo test -j 1 \
+//!     --test convergence convergence_under_node_and_redis_faults -- --nocapture
 //! ```
 //!
 //! The same target holds deterministic reproductions of two faults the
