@@ -492,7 +492,9 @@ pub async fn supervisor(spec: SupSpec, state: Arc<Mutex<SupState>>, mut ctx: Ctx
                             log.event(format!("{conn}: stops reading for {} ms", stall.as_millis()));
                         }
                         tokio::time::sleep(stall).await;
-                        next_beat = Instant::now();
+                        // Read first what came meanwhile (a 4008 close, if
+                        // the hub gave up on it), then beat.
+                        next_beat = Instant::now() + beat / 4;
                     }
                 }
                 changed = ctx.phase.changed() => {
