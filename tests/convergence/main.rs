@@ -581,8 +581,10 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     // Quiet, then invariant 1, with one more wait for quiet if a view
     // lags (a delta still in flight is not a divergence).
     let mut divergences = Vec::new();
+    let mut records_compared = 0u64;
     for attempt in 0..3 {
         divergences.clear();
+        records_compared = 0;
         if let Err(e) = quiet(&cluster, &log, &sups, devices, Duration::from_secs(2)).await {
             divergences.push(format!("never quiet: {e}"));
             break;
@@ -620,6 +622,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
             };
             match fresh_snapshot(&urls[node], &spec.user, &spec.scope).await {
                 Ok(fresh) => {
+                    records_compared += by_id(&fresh).len() as u64;
                     for d in compare(&by_id(&fresh), &view, 10) {
                         divergences.push(format!("{} (on n{}): {d}", spec.name, node + 1));
                     }
@@ -853,7 +856,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     }
     let summary = format!(
         "seed {seed} ({topology}): {} faults + {} client faults, {} requests ({acked} ok, {refused} refused {refusal_codes:?}, {unknown} unknown), \
-         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {} applied though refused, {} deltas checked, {} resumes checked, {protected} agent-seconds held to no-flap ({offline_events} offline events judged); \
+         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {protected} agent-seconds held to no-flap ({offline_events} offline events judged); \
          {} violations; {:.1} s",
         log.faults,
         log.client_faults,
@@ -866,9 +869,14 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     );
     eprintln!("{summary}");
     // A run that checked nothing proves nothing.
-    if log.faults == 0 || changes_checked == 0 || log.deltas_checked == 0 || resumes.is_empty() {
+    if log.faults == 0
+        || changes_checked == 0
+        || log.deltas_checked == 0
+        || resumes.is_empty()
+        || records_compared == 0
+    {
         violations.push(format!(
-            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes",
+            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared",
             log.faults,
             log.deltas_checked,
             resumes.len()

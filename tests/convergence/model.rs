@@ -279,8 +279,8 @@ pub fn by_id(snap: &Value) -> BTreeMap<String, Value> {
         .unwrap_or_default()
 }
 
-/// A short, readable difference between two records.
-pub fn diff(expected: &Value, got: &Value) -> String {
+/// The fields in which two records differ.
+pub fn diff(expected: &Value, got: &Value) -> Vec<String> {
     let mut fields = Vec::new();
     if let (Some(e), Some(g)) = (expected.as_object(), got.as_object()) {
         for k in e
@@ -289,15 +289,25 @@ pub fn diff(expected: &Value, got: &Value) -> String {
             .collect::<std::collections::BTreeSet<_>>()
         {
             if e.get(k) != g.get(k) {
-                fields.push(format!(
-                    "{k}: expected {} got {}",
-                    e.get(k).unwrap_or(&Value::Null),
-                    g.get(k).unwrap_or(&Value::Null)
-                ));
+                fields.push(k.clone());
             }
         }
     }
-    fields.join("; ")
+    fields
+}
+
+/// A record in a few words: version, presence, status, pause reason.
+pub fn brief(r: &Value) -> String {
+    let mut s = format!(
+        "v{} {}/{}",
+        r["version"],
+        r["presence"].as_str().unwrap_or("?"),
+        r["status"].as_str().unwrap_or("?")
+    );
+    if let Some(reason) = r["pause_reason"].as_str() {
+        s.push_str(&format!(" {reason:?}"));
+    }
+    s
 }
 
 /// Differences between a view and a fresh snapshot (expected), first
@@ -312,18 +322,15 @@ pub fn compare(
     for id in ids {
         let line = match (expected.get(id), got.get(id)) {
             (Some(e), Some(g)) if e != g => format!(
-                "{id}: expected v{} got v{} ({})",
-                e["version"],
-                g["version"],
-                diff(e, g)
+                "{id}: expected {} got {} (fields differing: {})",
+                brief(e),
+                brief(g),
+                diff(e, g).join(", ")
             ),
-            (Some(e), None) => format!(
-                "{id}: expected v{} ({}), missing from the view",
-                e["version"], e["status"]
-            ),
+            (Some(e), None) => format!("{id}: expected {}, missing from the view", brief(e)),
             (None, Some(g)) => format!(
-                "{id}: not in scope any more, the view still has v{}",
-                g["version"]
+                "{id}: not in scope any more, the view still has {}",
+                brief(g)
             ),
             _ => continue,
         };

@@ -72,10 +72,13 @@ fn out_of_order(seq: u64, msgs: &[Value]) -> Vec<String> {
     for v in msgs {
         let (id, version) = match v["type"].as_str() {
             Some("agent") => (
-                v["agent"]["id"].clone(),
+                v["agent"]["id"].as_str().unwrap_or("?"),
                 v["agent"]["version"].as_u64().unwrap_or(0),
             ),
-            Some("agent_removed") => (v["agent_id"].clone(), v["version"].as_u64().unwrap_or(0)),
+            Some("agent_removed") => (
+                v["agent_id"].as_str().unwrap_or("?"),
+                v["version"].as_u64().unwrap_or(0),
+            ),
             _ => continue,
         };
         if version <= last {
@@ -190,11 +193,18 @@ async fn repro_ordering_after_redis_reconnection() {
     let s_order: Vec<String> = s_msgs
         .iter()
         .filter(|v| v["type"] == "agent")
-        .map(|v| format!("{} v{}", v["agent"]["id"], v["agent"]["version"]))
+        .map(|v| {
+            format!(
+                "{} v{}",
+                v["agent"]["id"].as_str().unwrap_or("?"),
+                v["agent"]["version"]
+            )
+        })
         .collect();
     eprintln!(
         "S got, in order: {s_order:?}; T's first delta: {} v{}",
-        first["agent"]["id"], first["agent"]["version"]
+        first["agent"]["id"].as_str().unwrap_or("?"),
+        first["agent"]["version"]
     );
     let bad = out_of_order(s_snap["seq"].as_u64().unwrap(), &s_msgs);
 
@@ -219,7 +229,7 @@ async fn repro_ordering_after_redis_reconnection() {
         "after a Redis restart with n1 frozen:\n  S's deltas out of version order: {bad:?}\n  S got {s_order:?}\n  \
          S's view after its resume differs from a fresh snapshot: {s_diff:?}\n  \
          T (dropped after its first delta, {} v{}) resumed and differs from a fresh snapshot: {t_diff:?}",
-        first["agent"]["id"],
+        first["agent"]["id"].as_str().unwrap_or("?"),
         first["agent"]["version"]
     );
 }
@@ -310,7 +320,11 @@ async fn repro_unavailable_is_not_applied() {
         for m in markers(&v["agent"]) {
             seen.push((
                 m,
-                format!("delta {} v{}", v["agent"]["id"], v["agent"]["version"]),
+                format!(
+                    "delta {} v{}",
+                    v["agent"]["id"].as_str().unwrap_or("?"),
+                    v["agent"]["version"]
+                ),
             ));
         }
     }
@@ -379,8 +393,18 @@ async fn idempotency_key_applies_at_most_once() {
         .collect();
     assert!(
         retries.iter().all(|r| r["ok"] == true) && entries.len() == 1,
-        "a change retried with one idempotency_key: retries answered {retries:?}; \
-         history entries for it: {} ({entries:?})",
-        entries.len()
+        "a change retried with one idempotency_key: retries answered {}; \
+         history entries for it: {} ({})",
+        retries
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        entries.len(),
+        entries
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 }
