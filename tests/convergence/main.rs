@@ -769,19 +769,19 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
                 refused_marked += 1;
                 let in_record = log.markers_seen.get(m);
                 let in_history = history_markers.get(m);
-                if in_record.is_some() || in_history.is_some() {
+                let wheres: Vec<String> = in_record
+                    .map(|w| format!("record {w}"))
+                    .into_iter()
+                    .chain(in_history.map(|(a, v)| format!("history of {a} v{v}")))
+                    .collect();
+                if !wheres.is_empty() {
                     applied_refusals.push(format!(
-                        "[{:>7} ms] {} {} on {} answered {code} ({msg:?}) but was applied: {}{}",
+                        "[{:>7} ms] {} {} on {} answered {code} ({msg:?}) but was applied: {}",
                         r.at_ms,
                         r.who,
                         r.what,
                         r.agent,
-                        in_record
-                            .map(|w| format!("record {w}; "))
-                            .unwrap_or_default(),
-                        in_history
-                            .map(|(a, v)| format!("history of {a} v{v}"))
-                            .unwrap_or_default()
+                        wheres.join("; ")
                     ));
                 }
             }
