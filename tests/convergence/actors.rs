@@ -280,6 +280,7 @@ fn agent_action(state: &Value, rng: &mut Rng, ctx: &Ctx) -> (Value, String, Opti
 
 /// A supervisor: its scope, the channels it acts on, its view (built by
 /// the rules only) and the resumes it made.
+#[derive(Clone)]
 pub struct SupSpec {
     pub name: String,
     pub user: String,
