@@ -1,7 +1,8 @@
 //! A tiny deterministic PRNG (SplitMix64): the seed alone decides the
 //! schedule of faults and every actor's choices, so a failing seed can be
-//! run again. No dependency: the crate's `rand` is not a dev-dependency of
-//! the tests' own choosing, and SplitMix64 is a dozen lines.
+//! run again. No dependency: `rand` is the hub's dependency, not a
+//! dev-dependency, and its streams may change between its versions; a
+//! dozen lines of SplitMix64 keep a seed's schedule the same for good.
 
 use std::time::Duration;
 
