@@ -1,0 +1,601 @@
+//! The load: agent devices and supervisors as independent tasks, each with
+//! its own seeded PRNG. They act like real clients: heartbeat at the
+//! interval `welcome` gives, make random changes without waiting for each
+//! reply (the hub answers in its own time, a fault may eat the reply),
+//! reconnect when a node dies, and — supervisors — resume with
+//! `since_seq` + `epoch` after a drop (PROTOCOL.md §5.1.1).
+
+use crate::model::{Outcome, Request, Resume, Shared, View};
+use crate::rng::Rng;
+use crate::wire::{self, Incoming, Ws};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Random changes and client faults.
+    Run,
+    /// No more changes or client faults; heartbeats and reads go on.
+    Quiet,
+    /// Actors end.
+    Stop,
+}
+
+/// Every channel of the test directory.
+pub const CHANNELS: [(&str, &str); 5] = [
+    ("queue", "sales"),
+    ("queue", "billing"),
+    ("queue", "support"),
+    ("chat", "web"),
+    ("campaign", "renewals"),
+];
+
+/// What every actor shares: the log, the node URLs, the phase and the
+/// counter that makes markers unique.
+#[derive(Clone)]
+pub struct Ctx {
+    pub log: Shared,
+    pub urls: Arc<Vec<String>>,
+    pub phase: watch::Receiver<Phase>,
+    pub unique: Arc<AtomicU64>,
+    pub seed: u64,
+}
+
+impl Ctx {
+    /// A string no other request of the run carries (fixed width and
+    /// delimited, so one is never a substring of another).
+    fn marker(&self, kind: char) -> String {
+        let n = self.unique.fetch_add(1, Ordering::Relaxed);
+        format!("{kind}{}-{n:07}-", self.seed)
+    }
+
+    fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    /// Logs a request sent; returns its index.
+    fn sent(&self, who: &str, agent: &str, what: String, marker: Option<String>) -> usize {
+        let mut log = self.log.lock().unwrap();
+        let at_ms = log.ms();
+        log.requests.push(Request {
+            who: who.to_string(),
+            agent: agent.to_string(),
+            what,
+            marker,
+            at_ms,
+            outcome: Outcome::Pending,
+        });
+        log.requests.len() - 1
+    }
+
+    /// Records a reply to request `idx`.
+    fn replied(&self, idx: usize, reply: &Value, epoch: Option<&str>, who: &str) {
+        let mut log = self.log.lock().unwrap();
+        let outcome = if reply["ok"] == true {
+            let record = &reply["result"]["agent"];
+            log.saw(record, epoch, &format!("reply to {who}"));
+            Outcome::Ok(record["version"].as_u64().unwrap_or(0))
+        } else {
+            Outcome::Refused(
+                reply["error"]["code"].as_str().unwrap_or("?").to_string(),
+                reply["error"]["message"].as_str().unwrap_or("").to_string(),
+            )
+        };
+        log.requests[idx].outcome = outcome;
+    }
+
+    fn lost(&self, pending: &mut HashMap<String, usize>) {
+        let mut log = self.log.lock().unwrap();
+        for (_, idx) in pending.drain() {
+            log.requests[idx].outcome = Outcome::Lost;
+        }
+    }
+}
+
+fn channel_json(c: (&str, &str)) -> Value {
+    json!({"kind": c.0, "id": c.1})
+}
+
+fn is_connected(record: &Value, c: (&str, &str)) -> bool {
+    record["channels"].as_array().is_some_and(|l| {
+        l.iter()
+            .any(|x| x["kind"] == c.0 && x["id"] == c.1 && x["connected"] == true)
+    })
+}
+
+/// One device of an agent, on its home node.
+pub struct DeviceSpec {
+    pub agent: String,
+    pub device: String,
+    pub node: usize,
+}
+
+pub async fn device(spec: DeviceSpec, mut ctx: Ctx, mut rng: Rng) {
+    let who = format!("{}/{}", spec.agent, spec.device);
+    let key = (spec.agent.clone(), spec.device.clone());
+    let url = ctx.urls[spec.node].clone();
+    let mut n = 0u64;
+    let mut first = true;
+    loop {
+        if ctx.phase() == Phase::Stop {
+            return;
+        }
+        let (mut ws, welcome) = match wire::hello(
+            &url,
+            &spec.agent,
+            "agent",
+            Some(&spec.device),
+            Duration::from_secs(2),
+        )
+        .await
+        {
+            Ok(ok) => ok,
+            Err(_) => {
+                // Pacing of the reconnect (a node down or frozen).
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            }
+        };
+        {
+            let mut log = ctx.log.lock().unwrap();
+            log.connected_devices.insert(key.clone());
+            let now = crate::model::now_unix_ms();
+            if let Some(gap) = log
+                .device_gaps
+                .iter_mut()
+                .rev()
+                .find(|(k, _, end)| *k == key && end.is_none())
+            {
+                gap.2 = Some(now);
+            }
+            if !first {
+                log.event(format!("{who} reconnected to node {}", spec.node));
+            }
+        }
+        first = false;
+        let beat = Duration::from_millis(welcome["heartbeat_interval_ms"].as_u64().unwrap_or(1000));
+        let mut state = Value::Null;
+        let mut pending: HashMap<String, usize> = HashMap::new();
+        let mut next_beat = Instant::now() + beat;
+        let mut next_act = Instant::now() + rng.ms(300, 2000);
+        let closed = loop {
+            let running = ctx.phase() == Phase::Run;
+            tokio::select! {
+                m = wire::next(&mut ws) => match m {
+                    Incoming::Msg(v) => match v["type"].as_str() {
+                        Some("state") => {
+                            state = v["agent"].clone();
+                            ctx.log.lock().unwrap().saw(&state, None, &format!("state of {who}"));
+                        }
+                        Some("reply") => {
+                            if let Some(idx) = v["id"].as_str().and_then(|id| pending.remove(id)) {
+                                ctx.replied(idx, &v, None, &who);
+                            }
+                        }
+                        _ => {}
+                    },
+                    Incoming::Closed(code, reason) => break format!("{code} {reason}"),
+                },
+                _ = sleep_until(next_beat) => {
+                    // Any message counts as a heartbeat (§2.4).
+                    if !wire::send(&mut ws, &json!({"type": "heartbeat"})).await {
+                        break "send failed".to_string();
+                    }
+                    next_beat += beat;
+                }
+                _ = sleep_until(next_act), if running => {
+                    next_act = Instant::now() + rng.ms(800, 3000);
+                    let (body, what, marker) = agent_action(&state, &mut rng, &ctx);
+                    n += 1;
+                    let id = format!("{}-{}-{n}", spec.agent, spec.device);
+                    let idx = ctx.sent(&who, &spec.agent, what, marker);
+                    pending.insert(id.clone(), idx);
+                    let mut body = body;
+                    body["id"] = json!(id);
+                    if !wire::send(&mut ws, &body).await {
+                        break "send failed".to_string();
+                    }
+                }
+                changed = ctx.phase.changed() => {
+                    if changed.is_err() || ctx.phase() == Phase::Stop {
+                        ctx.lost(&mut pending);
+                        return;
+                    }
+                }
+            }
+        };
+        ctx.lost(&mut pending);
+        let mut log = ctx.log.lock().unwrap();
+        log.connected_devices.remove(&key);
+        log.device_gaps
+            .push((key.clone(), crate::model::now_unix_ms(), None));
+        log.event(format!(
+            "{who} lost its connection to node {}: {closed}",
+            spec.node
+        ));
+    }
+}
+
+/// A random change fitting the agent's last known state (a stale state
+/// only makes a refusal, which is checked like any other).
+fn agent_action(state: &Value, rng: &mut Rng, ctx: &Ctx) -> (Value, String, Option<String>) {
+    let roll = rng.below(100);
+    let toggle = |rng: &mut Rng| {
+        let c = *rng.pick(&CHANNELS);
+        let kind = if is_connected(state, c) {
+            "disconnect"
+        } else {
+            "connect"
+        };
+        (
+            json!({"type": kind, "channel": channel_json(c)}),
+            format!("{kind} {}", c.1),
+            None,
+        )
+    };
+    let pause = |ctx: &Ctx| {
+        let reason = ctx.marker('P');
+        (
+            json!({"type": "set_status", "status": "paused", "reason": reason}),
+            format!("set_status paused {reason}"),
+            Some(reason),
+        )
+    };
+    match state["status"].as_str().unwrap_or("offline") {
+        "available" if roll < 35 => pause(ctx),
+        "available" if roll < 60 => {
+            let id = ctx.marker('I');
+            let c = *rng.pick(&CHANNELS);
+            (
+                json!({"type": "interaction_start", "interaction_id": id, "channel": channel_json(c)}),
+                format!("interaction_start {id}"),
+                Some(id),
+            )
+        }
+        "paused" if roll < 50 => (
+            json!({"type": "set_status", "status": "available"}),
+            "set_status available".into(),
+            None,
+        ),
+        "busy" if roll < 55 => {
+            let id = state["interaction"]["id"]
+                .as_str()
+                .unwrap_or("none")
+                .to_string();
+            (
+                json!({"type": "interaction_end", "interaction_id": id}),
+                format!("interaction_end {id}"),
+                None,
+            )
+        }
+        "busy" | "wrap_up" if roll < 75 => pause(ctx),
+        _ => toggle(rng),
+    }
+}
+
+/// A supervisor: its scope, the channels it acts on, its view (built by
+/// the rules only) and the resumes it made.
+#[derive(Clone)]
+pub struct SupSpec {
+    pub name: String,
+    pub user: String,
+    pub scope: Value,
+    pub channels: Vec<(&'static str, &'static str)>,
+    pub agents: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct SupState {
+    pub view: View,
+    pub resumes: Vec<Resume>,
+    /// The node of the current connection, when subscribed.
+    pub node: Option<usize>,
+    pub connections: u64,
+}
+
+pub async fn supervisor(spec: SupSpec, state: Arc<Mutex<SupState>>, mut ctx: Ctx, mut rng: Rng) {
+    let who = spec.name.clone();
+    let mut n = 0u64;
+    let mut node = rng.below(ctx.urls.len() as u64) as usize;
+    loop {
+        if ctx.phase() == Phase::Stop {
+            return;
+        }
+        let url = ctx.urls[node].clone();
+        let Ok((mut ws, welcome)) =
+            wire::hello(&url, &spec.user, "supervisor", None, Duration::from_secs(2)).await
+        else {
+            node = rng.below(ctx.urls.len() as u64) as usize;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        };
+        let conn_no = {
+            let mut s = state.lock().unwrap();
+            s.connections += 1;
+            s.connections
+        };
+        let conn = format!("{who}#{conn_no}@n{}", node + 1);
+        // Subscribe, resuming when a view exists (§5.1.1).
+        let mut sub = json!({"type": "subscribe", "id": "sub", "scope": spec.scope.clone()});
+        let resume_from = {
+            let s = state.lock().unwrap();
+            s.view
+                .subscribed
+                .then(|| (s.view.seq, s.view.epoch.clone()))
+        };
+        if let Some((since, epoch)) = &resume_from {
+            sub["since_seq"] = json!(since);
+            if let Some(e) = epoch {
+                sub["epoch"] = json!(e);
+            }
+        }
+        let Some((snap, last)) = subscribe(&mut ws, &sub).await else {
+            ctx.log
+                .lock()
+                .unwrap()
+                .event(format!("{conn}: subscribe failed"));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        };
+        let epoch = snap["epoch"].as_str().map(str::to_string);
+        let mut resume_idx = None;
+        {
+            let mut log = ctx.log.lock().unwrap();
+            let mut s = state.lock().unwrap();
+            if let (Some((since, _)), true) = (&resume_from, snap["resumed"] == true) {
+                let mut r = Resume {
+                    sup: conn.clone(),
+                    since: *since,
+                    seq: last,
+                    epoch: epoch.clone(),
+                    ..Resume::default()
+                };
+                if last < *since {
+                    // §5.1.1: a since_seq ahead of the tenant's seq gets a
+                    // full snapshot, never a resumed one.
+                    log.ordering.push(format!(
+                        "{conn}: resumed snapshot with seq {last} below the since_seq {since} it resumed from"
+                    ));
+                }
+                for rec in snap["agents"].as_array().into_iter().flatten() {
+                    let v = rec["version"].as_u64().unwrap_or(0);
+                    if v <= *since {
+                        log.ordering.push(format!(
+                            "{conn}: resumed snapshot (since_seq {since}) carries {} v{v}, not newer than since_seq",
+                            rec["id"]
+                        ));
+                    }
+                    r.agents
+                        .insert(rec["id"].as_str().unwrap_or("").to_string(), v);
+                }
+                r.agent_ids = snap["agent_ids"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect();
+                s.resumes.push(r);
+                resume_idx = Some(s.resumes.len() - 1);
+            }
+            for rec in snap["agents"].as_array().into_iter().flatten() {
+                log.saw(rec, epoch.as_deref(), &format!("snapshot of {conn}"));
+            }
+            s.view.snapshot(&snap);
+            s.node = Some(node);
+            log.event(format!(
+                "{conn}: {} snapshot seq {last}{}",
+                if snap["resumed"] == true {
+                    "resumed"
+                } else {
+                    "full"
+                },
+                resume_from
+                    .as_ref()
+                    .map(|(since, _)| format!(" (asked since_seq {since})"))
+                    .unwrap_or_default()
+            ));
+        }
+        let beat = Duration::from_millis(welcome["heartbeat_interval_ms"].as_u64().unwrap_or(1000));
+        // The ordering check (invariant 2): every delta after the snapshot
+        // is newer than its seq and than every delta before it.
+        let mut last = last;
+        let mut last_what = format!("snapshot seq {last}");
+        let mut pending: HashMap<String, usize> = HashMap::new();
+        let mut next_beat = Instant::now() + beat;
+        let mut next_act = Instant::now() + rng.ms(300, 1500);
+        let why = loop {
+            let running = ctx.phase() == Phase::Run;
+            tokio::select! {
+                m = wire::next(&mut ws) => match m {
+                    Incoming::Msg(v) => {
+                        let kind = v["type"].as_str().unwrap_or("");
+                        if kind == "agent" || kind == "agent_removed" {
+                            let (id, version) = if kind == "agent" {
+                                (v["agent"]["id"].as_str().unwrap_or("?"), v["agent"]["version"].as_u64().unwrap_or(0))
+                            } else {
+                                (v["agent_id"].as_str().unwrap_or("?"), v["version"].as_u64().unwrap_or(0))
+                            };
+                            let mut log = ctx.log.lock().unwrap();
+                            let mut s = state.lock().unwrap();
+                            log.deltas_checked += 1;
+                            log.last_delta = std::time::Instant::now();
+                            if version <= last {
+                                let at = log.ms();
+                                log.ordering.push(format!(
+                                    "[{at:>7} ms] {conn}: {kind} {id} v{version} arrived after {last_what}"
+                                ));
+                            } else {
+                                last = version;
+                                last_what = format!("{kind} {id} v{version}");
+                            }
+                            if kind == "agent" {
+                                log.saw(&v["agent"], epoch.as_deref(), &format!("delta to {conn}"));
+                                s.view.agent(&v["agent"]);
+                            } else {
+                                s.view.removed(id, version);
+                            }
+                            if let Some(r) = resume_idx.and_then(|i| s.resumes.get_mut(i)) {
+                                let e = r.later.entry(id.to_string()).or_insert(0);
+                                *e = (*e).max(version);
+                            }
+                        } else if kind == "reply" {
+                            if let Some(idx) = v["id"].as_str().and_then(|id| pending.remove(id)) {
+                                ctx.replied(idx, &v, epoch.as_deref(), &conn);
+                            }
+                        } else if kind == "snapshot" {
+                            ctx.log.lock().unwrap().ordering.push(format!("{conn}: a second snapshot without a subscribe: {v}"));
+                        }
+                    }
+                    Incoming::Closed(code, reason) => break format!("closed by the hub: {code} {reason}"),
+                },
+                _ = sleep_until(next_beat) => {
+                    if !wire::send(&mut ws, &json!({"type": "heartbeat"})).await {
+                        break "send failed".to_string();
+                    }
+                    next_beat += beat;
+                }
+                _ = sleep_until(next_act), if running => {
+                    next_act = Instant::now() + rng.ms(500, 2000);
+                    let roll = rng.below(100);
+                    if roll < 70 {
+                        n += 1;
+                        let id = format!("{who}-{n}");
+                        let body = sup_command(&spec, &state, &mut rng, &ctx, &who, &id, &mut pending);
+                        if !wire::send(&mut ws, &body).await {
+                            break "send failed".to_string();
+                        }
+                    } else if roll < 80 {
+                        // A burst, then the network cut mid-way: the
+                        // replies never come; then a resume.
+                        let count = 2 + rng.below(4);
+                        let mut bodies = Vec::new();
+                        for _ in 0..count {
+                            n += 1;
+                            let id = format!("{who}-{n}");
+                            bodies.push(sup_command(&spec, &state, &mut rng, &ctx, &who, &id, &mut pending));
+                        }
+                        let _ = wire::burst(&mut ws, &bodies).await;
+                        let mut log = ctx.log.lock().unwrap();
+                        log.client_faults += 1;
+                        break format!("dropped abruptly after a burst of {count} commands");
+                    } else if roll < 87 {
+                        // Stops reading (and speaking) for a while: past the
+                        // presence TTL the hub closes it with 4008.
+                        let stall = rng.ms(1000, 6000);
+                        {
+                            let mut log = ctx.log.lock().unwrap();
+                            log.client_faults += 1;
+                            log.event(format!("{conn}: stops reading for {} ms", stall.as_millis()));
+                        }
+                        tokio::time::sleep(stall).await;
+                        // Read first what came meanwhile (a 4008 close, if
+                        // the hub gave up on it), then beat.
+                        next_beat = Instant::now() + beat / 4;
+                    }
+                }
+                changed = ctx.phase.changed() => {
+                    if changed.is_err() || ctx.phase() == Phase::Stop {
+                        ctx.lost(&mut pending);
+                        return;
+                    }
+                }
+            }
+        };
+        ctx.lost(&mut pending);
+        {
+            let mut s = state.lock().unwrap();
+            s.node = None;
+        }
+        ctx.log.lock().unwrap().event(format!("{conn}: {why}"));
+        drop(ws);
+        // Reconnect to any node (§5.1.1: any node resumes a subscription
+        // made on another).
+        node = rng.below(ctx.urls.len() as u64) as usize;
+    }
+}
+
+/// Sends `sub` and waits for its reply and the snapshot; returns the
+/// snapshot and its seq.
+async fn subscribe(ws: &mut Ws, sub: &Value) -> Option<(Value, u64)> {
+    if !wire::send(ws, sub).await {
+        return None;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut replied = false;
+    loop {
+        match tokio::time::timeout_at(deadline, wire::next(ws)).await {
+            Ok(Incoming::Msg(v)) if v["type"] == "reply" && v["id"] == "sub" => {
+                if v["ok"] != true {
+                    return None;
+                }
+                replied = true;
+            }
+            Ok(Incoming::Msg(v)) if v["type"] == "snapshot" && replied => {
+                let seq = v["seq"].as_u64().unwrap_or(0);
+                return Some((v, seq));
+            }
+            Ok(Incoming::Msg(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// A random command on an agent of the supervisor's view (or any agent,
+/// which may be out of scope: a `forbidden` checked like any refusal).
+fn sup_command(
+    spec: &SupSpec,
+    state: &Arc<Mutex<SupState>>,
+    rng: &mut Rng,
+    ctx: &Ctx,
+    who: &str,
+    id: &str,
+    pending: &mut HashMap<String, usize>,
+) -> Value {
+    let (agent, record) = {
+        let s = state.lock().unwrap();
+        let ids: Vec<&String> = s.view.records.keys().collect();
+        if ids.is_empty() || rng.chance(10) {
+            (rng.pick(&spec.agents).clone(), Value::Null)
+        } else {
+            let a = (*rng.pick(&ids)).clone();
+            let r = s.view.records[&a].clone();
+            (a, r)
+        }
+    };
+    let roll = rng.below(100);
+    let (mut body, what, marker) = if record["status"] == "paused" && roll < 50 {
+        (
+            json!({"type": "command", "action": "unpause", "agent_id": agent}),
+            "unpause".to_string(),
+            None,
+        )
+    } else if record["status"] != "paused" && roll < 50 {
+        let reason = ctx.marker('S');
+        (
+            json!({"type": "command", "action": "pause", "agent_id": agent, "reason": reason}),
+            format!("pause {reason}"),
+            Some(reason),
+        )
+    } else {
+        let c = *rng.pick(&spec.channels);
+        let action = if is_connected(&record, c) {
+            "disconnect"
+        } else {
+            "connect"
+        };
+        (
+            json!({"type": "command", "action": action, "agent_id": agent, "channel": channel_json(c)}),
+            format!("{action} {}", c.1),
+            None,
+        )
+    };
+    body["id"] = json!(id);
+    let idx = ctx.sent(who, &agent, format!("command {what}"), marker);
+    pending.insert(id.to_string(), idx);
+    body
+}

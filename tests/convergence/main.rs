@@ -1,0 +1,968 @@
+//! Seeded, Jepsen-style fault injection against a real presence-hub
+//! cluster: three nodes (the real binary, separate processes) on a real
+//! Redis with its AOF — or on a master with two replicas behind three
+//! Sentinels — while tens of agents and several supervisors work, and
+//! faults are injected at random: nodes SIGKILLed and restarted on the same
+//! id and port, nodes SIGSTOPped shorter and longer than the node TTL,
+//! Redis SIGSTOPped shorter than `--redis-timeout-ms`, between it and the
+//! node TTL, and longer, Redis SIGKILLed and restarted from its AOF (alone
+//! and while a node is frozen), Sentinel failovers, supervisors cut off
+//! mid-burst that resume (PROTOCOL.md §5.1.1) and supervisors that stop
+//! reading (and are closed with 4008).
+//!
+//! Once every fault has healed, every node's `/readyz` answers 200 and the
+//! deltas have stopped, it checks:
+//!
+//! 1. every supervisor's view, built only by the documented rules
+//!    (snapshot, resumed snapshot + `agent_ids`, `agent` / `agent_removed`
+//!    deltas, never a record replaced by an older version) equals a fresh
+//!    snapshot of the same scope on the same node, record for record (the
+//!    full record: PROTOCOL.md §4 has no field that changes without a new
+//!    version); and every node's fresh snapshot equals every other's;
+//! 2. each connection's `agent` / `agent_removed` deltas arrive in strictly
+//!    increasing `version` (§5.1.1), and a resumed snapshot leaves no change
+//!    out: every version seen anywhere (same epoch) after `since_seq` and up
+//!    to the snapshot's seq is in it, or in a later delta, for every agent
+//!    of its `agent_ids`;
+//! 3. every change answered `ok` is in the agent's history (§5.5) under
+//!    the reply's version, or was written back by a `restore` (§9);
+//! 4. no change answered with an error (`unavailable`, `invalid_state`,
+//!    `forbidden`, `rate_limited`, …: §3 "a refused request changes
+//!    nothing", §9 "changes get `unavailable` (nothing is applied)") is ever
+//!    applied — each pause carries a unique reason and each interaction a
+//!    unique id, which must then appear in no record ever seen and no
+//!    history entry. `outcome_unknown`, a missing reply, and (behind
+//!    Sentinels, `--redis-wait-replicas`) an `unavailable` because replicas
+//!    did not confirm in time (§9.1: "may have been applied") are not
+//!    counted;
+//! 5. no flap: an agent with a device that stayed connected all run to a
+//!    node never killed nor frozen near its TTL never goes offline; and
+//!    (5b, §2.4 "its next message makes it active again", §9.1 "no agent
+//!    goes offline because of the outage itself") no agent is offline while
+//!    one of its devices is connected to a node that has been healthy for
+//!    the last few seconds — Redis outages and failovers included.
+//!
+//! A failure prints the seed, the timestamped schedule of faults and the
+//! first divergences. The seed fixes the schedule of faults (kinds,
+//! targets, lengths, gaps) and each actor's random stream; the clock
+//! decides the interleaving, as in Jepsen: a failing seed is worth
+//! re-running, and the reproductions below pin down what it found.
+//!
+//! Run the suite (≈2 min: seeds 1 and 2 on one Redis, seed 3 behind
+//! Sentinels, 30 s of faults each, then the reproductions):
+//!
+//! ```text
+//! CARGO_TARGET_DIR=target cargo test -j 1 --test convergence -- --nocapture
+//! ```
+//!
+//! Other seeds, or longer (`CONVERGENCE_SEED` takes a comma-separated list
+//! and replaces the default seeds of both topologies; `CONVERGENCE_SECS` is
+//! the length of the fault schedule per seed):
+//!
+//! ```text
+//! CONVERGENCE_SEED=42,43 CONVERGENCE_SECS=120 cargo test -j 1 --test convergence convergence_ -- --nocapture
+//! ```
+//!
+//! The soak, half an hour of faults on one Redis (and the same behind
+//! Sentinels with `convergence_under_sentinel_failovers`):
+//!
+//! ```text
+//! CONVERGENCE_SEED=7 CONVERGENCE_SECS=1800 CARGO_TARGET_DIR=target cargo test -j 1 \
+//!     --test convergence convergence_under_node_and_redis_faults -- --nocapture
+//! ```
+//!
+//! The same target holds deterministic reproductions of two faults the
+//! random runs find (`repro_*`), and `idempotency_key_applies_at_most_once`
+//! for the `idempotency_key` field being added. Every test here takes one
+//! global lock: they freeze and kill processes on a 2-core machine, and run
+//! one at a time so one test's load does not become another's fault.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod actors;
+mod cluster;
+mod model;
+mod repro;
+mod rng;
+mod wire;
+
+use actors::{Ctx, DeviceSpec, Phase, SupSpec, SupState, CHANNELS};
+use cluster::{Node, Store, NODE_TTL_MS, REDIS_TIMEOUT_MS};
+use model::{by_id, compare, Log, Outcome, Shared};
+use rng::Rng;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One test at a time in this target (see the module doc).
+pub static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const AGENTS: usize = 24;
+/// Agents with a second device, on another node.
+const TWO_DEVICES: usize = 8;
+/// A freeze at least this long may let the others sweep the node: its
+/// agents are not held to "no flap".
+const FREEZE_TROUBLE_MS: u64 = NODE_TTL_MS * 7 / 10;
+/// Slack after a node's trouble or a device's drop before its agent is
+/// held to "online" again.
+const SETTLE_MS: u128 = (cluster::PRESENCE_TTL_MS + NODE_TTL_MS + 1000) as u128;
+
+fn agent_ids() -> Vec<String> {
+    (1..=AGENTS).map(|i| format!("a{i:02}")).collect()
+}
+
+fn seeds(defaults: &[u64]) -> Vec<u64> {
+    match std::env::var("CONVERGENCE_SEED") {
+        Ok(s) => s
+            .split(',')
+            .map(|x| x.trim().parse().expect("CONVERGENCE_SEED: integers"))
+            .collect(),
+        Err(_) => defaults.to_vec(),
+    }
+}
+
+fn secs() -> u64 {
+    std::env::var("CONVERGENCE_SECS")
+        .ok()
+        .map(|s| s.parse().expect("CONVERGENCE_SECS: an integer"))
+        .unwrap_or(30)
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub store: Store,
+}
+
+impl Cluster {
+    pub async fn start(store: Store, n: usize, node_ttl_ms: u64, extra: &[&str]) -> Cluster {
+        let flags = store.node_flags();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            nodes.push(Node::start(&format!("n{}", i + 1), &flags, extra, node_ttl_ms).await);
+        }
+        Cluster { nodes, store }
+    }
+
+    /// Waits until every node answers `/readyz` 200.
+    pub async fn all_ready(&self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut not = Vec::new();
+            for n in &self.nodes {
+                let code = n.readyz().await;
+                if code != 200 {
+                    not.push(format!("{}: {code}", n.id));
+                }
+            }
+            if not.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "nodes not ready within {within:?}: {}",
+                    not.join(", ")
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The faults a run draws from.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    NodeKill,
+    NodeFreezeShort,
+    NodeFreezeLong,
+    RedisBlip,
+    RedisFreezeShort,
+    RedisFreezeLong,
+    RedisKill,
+    RedisKillNodeFreeze,
+    SentinelFailover,
+}
+
+/// Injects faults for `secs`, one at a time, each healed before the next.
+async fn chaos(cluster: &mut Cluster, rng: &mut Rng, log: &Shared, secs: u64) {
+    use Fault::*;
+    let menu: &[(Fault, u64)] = if cluster.store.is_sentinel() {
+        &[
+            (NodeKill, 2),
+            (NodeFreezeShort, 2),
+            (NodeFreezeLong, 2),
+            (RedisBlip, 1),
+            (SentinelFailover, 3),
+        ]
+    } else {
+        &[
+            (NodeKill, 2),
+            (NodeFreezeShort, 2),
+            (NodeFreezeLong, 2),
+            (RedisBlip, 1),
+            (RedisFreezeShort, 2),
+            (RedisFreezeLong, 2),
+            (RedisKill, 2),
+            (RedisKillNodeFreeze, 2),
+        ]
+    };
+    let total: u64 = menu.iter().map(|(_, w)| w).sum();
+    let until = Instant::now() + Duration::from_secs(secs);
+    let event = |s: String| log.lock().unwrap().event(s);
+    while Instant::now() < until {
+        // The pace of the schedule: faults are the load, not a wait.
+        tokio::time::sleep(rng.ms(700, 2500)).await;
+        let mut roll = rng.below(total);
+        let fault = menu
+            .iter()
+            .find(|(_, w)| {
+                let hit = roll < *w;
+                roll = roll.saturating_sub(*w);
+                hit
+            })
+            .map(|(f, _)| *f)
+            .expect("a fault");
+        let i = rng.below(cluster.nodes.len() as u64) as usize;
+        log.lock().unwrap().faults += 1;
+        match fault {
+            NodeKill => {
+                let down = rng.ms(200, 1500);
+                event(format!(
+                    "FAULT node {} SIGKILL, down {} ms",
+                    cluster.nodes[i].id,
+                    down.as_millis()
+                ));
+                let from = model::now_unix_ms();
+                cluster.nodes[i].kill().await;
+                tokio::time::sleep(down).await;
+                cluster.nodes[i].restart().await;
+                log.lock()
+                    .unwrap()
+                    .node_trouble
+                    .push((i, from, model::now_unix_ms()));
+                event(format!(
+                    "HEAL node {} restarted on port {}",
+                    cluster.nodes[i].id, cluster.nodes[i].port
+                ));
+            }
+            NodeFreezeShort | NodeFreezeLong => {
+                let d = if matches!(fault, NodeFreezeShort) {
+                    rng.ms(150, 500)
+                } else {
+                    rng.ms(NODE_TTL_MS * 3 / 2, NODE_TTL_MS * 5 / 2)
+                };
+                event(format!(
+                    "FAULT node {} SIGSTOP for {} ms",
+                    cluster.nodes[i].id,
+                    d.as_millis()
+                ));
+                let from = model::now_unix_ms();
+                cluster.nodes[i].freeze();
+                tokio::time::sleep(d).await;
+                cluster.nodes[i].thaw();
+                if d.as_millis() as u64 >= FREEZE_TROUBLE_MS {
+                    log.lock()
+                        .unwrap()
+                        .node_trouble
+                        .push((i, from, model::now_unix_ms()));
+                }
+                event(format!("HEAL node {} SIGCONT", cluster.nodes[i].id));
+            }
+            RedisBlip | RedisFreezeShort | RedisFreezeLong => {
+                let d = match fault {
+                    // Shorter than the Redis timeout (and, behind
+                    // Sentinels, than their down-after 400 ms).
+                    RedisBlip => rng.ms(100, 300),
+                    // Past the Redis timeout, within the node TTL.
+                    RedisFreezeShort => rng.ms(REDIS_TIMEOUT_MS + 150, NODE_TTL_MS - 100),
+                    _ => rng.ms(NODE_TTL_MS * 3 / 2, NODE_TTL_MS * 3),
+                };
+                let pid = cluster.store.master_pid();
+                event(format!(
+                    "FAULT redis (port {}) SIGSTOP for {} ms",
+                    cluster.store.master_port(),
+                    d.as_millis()
+                ));
+                cluster::signal(pid, "STOP");
+                tokio::time::sleep(d).await;
+                cluster::signal(pid, "CONT");
+                event("HEAL redis SIGCONT".to_string());
+            }
+            RedisKill => {
+                let down = rng.ms(200, 2000);
+                event(format!("FAULT redis SIGKILL, down {} ms", down.as_millis()));
+                cluster.store.kill();
+                tokio::time::sleep(down).await;
+                tokio::task::block_in_place(|| cluster.store.restart());
+                event("HEAL redis restarted from its AOF".to_string());
+            }
+            RedisKillNodeFreeze => {
+                // Reproduction (a) at random: a node frozen across a Redis
+                // restart wakes up behind the others.
+                let down = rng.ms(200, 800);
+                let after = rng.ms(300, 1200);
+                event(format!(
+                    "FAULT redis SIGKILL + node {} SIGSTOP; redis down {} ms, node thawed {} ms after redis is back",
+                    cluster.nodes[i].id,
+                    down.as_millis(),
+                    after.as_millis()
+                ));
+                cluster.store.kill();
+                let from = model::now_unix_ms();
+                cluster.nodes[i].freeze();
+                let frozen = Instant::now();
+                tokio::time::sleep(down).await;
+                tokio::task::block_in_place(|| cluster.store.restart());
+                event("HEAL redis restarted from its AOF".to_string());
+                tokio::time::sleep(after).await;
+                cluster.nodes[i].thaw();
+                let ms = frozen.elapsed().as_millis() as u64;
+                if ms >= FREEZE_TROUBLE_MS {
+                    log.lock()
+                        .unwrap()
+                        .node_trouble
+                        .push((i, from, model::now_unix_ms()));
+                }
+                event(format!(
+                    "HEAL node {} SIGCONT after {ms} ms",
+                    cluster.nodes[i].id
+                ));
+            }
+            SentinelFailover => {
+                event("FAULT sentinel failover".to_string());
+                match cluster.store.failover().await {
+                    Ok(port) => event(format!("HEAL new master on port {port}")),
+                    Err(e) => event(format!("failover did not complete: {e}")),
+                }
+            }
+        }
+    }
+}
+
+/// The history of `agent` (newest 1000), merged into the log's.
+async fn read_history(url: &str, agents: &[String], log: &Shared) -> Result<(), String> {
+    let (mut ws, _) = wire::hello(url, "s1", "supervisor", None, Duration::from_secs(3)).await?;
+    for (k, a) in agents.iter().enumerate() {
+        let reply = wire::request(
+            &mut ws,
+            json!({"type": "history", "agent_id": a, "limit": 1000}),
+            &format!("h{k}"),
+            Duration::from_secs(5),
+        )
+        .await
+        .ok_or_else(|| format!("no history reply for {a}"))?;
+        if reply["ok"] != true {
+            return Err(format!("history of {a} refused: {reply}"));
+        }
+        let mut log = log.lock().unwrap();
+        let h = log.history.entry(a.clone()).or_default();
+        for e in reply["result"]["changes"].as_array().into_iter().flatten() {
+            if let Some(v) = e["version"].as_u64() {
+                h.insert(v, e.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A fresh full snapshot of `scope` for `user` on `url`.
+async fn fresh_snapshot(url: &str, user: &str, scope: &Value) -> Result<Value, String> {
+    let (mut ws, _) = wire::hello(url, user, "supervisor", None, Duration::from_secs(3)).await?;
+    let reply = wire::request(
+        &mut ws,
+        json!({"type": "subscribe", "scope": scope}),
+        "fresh",
+        Duration::from_secs(5),
+    )
+    .await
+    .ok_or("no subscribe reply")?;
+    if reply["ok"] != true {
+        return Err(format!("subscribe refused: {reply}"));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, wire::next(&mut ws)).await {
+            Ok(wire::Incoming::Msg(v)) if v["type"] == "snapshot" => return Ok(v),
+            Ok(wire::Incoming::Msg(_)) => continue,
+            other => return Err(format!("no snapshot: {other:?}")),
+        }
+    }
+}
+
+/// Waits until the system is quiet: all nodes ready, every device
+/// connected, every supervisor subscribed, and no delta for `calm`.
+async fn quiet(
+    cluster: &Cluster,
+    log: &Shared,
+    sups: &[(SupSpec, Arc<Mutex<SupState>>)],
+    devices: usize,
+    calm: Duration,
+) -> Result<(), String> {
+    cluster.all_ready(Duration::from_secs(60)).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (since_delta, connected) = {
+            let l = log.lock().unwrap();
+            (l.last_delta.elapsed(), l.connected_devices.len())
+        };
+        let subscribed = sups.iter().all(|(_, s)| s.lock().unwrap().node.is_some());
+        if since_delta >= calm && connected == devices && subscribed {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "not quiet within 60 s: last delta {since_delta:?} ago, {connected}/{devices} devices connected, supervisors subscribed: {subscribed}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The result of one seed: the report lines of its violations (empty:
+/// none) and the counts.
+struct Verdict {
+    violations: Vec<String>,
+    summary: String,
+}
+
+async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
+    let started = Instant::now();
+    let topology = if sentinel {
+        "3 nodes, Redis behind 3 Sentinels"
+    } else {
+        "3 nodes, one Redis with AOF"
+    };
+    eprintln!("== seed {seed}: {topology}, {secs} s of faults");
+    let store = tokio::task::block_in_place(|| {
+        if sentinel {
+            Store::sentinel()
+        } else {
+            Store::single()
+        }
+    });
+    let mut cluster = Cluster::start(store, 3, NODE_TTL_MS, &[]).await;
+    let urls: Arc<Vec<String>> = Arc::new(cluster.nodes.iter().map(Node::ws_url).collect());
+    let log = Log::new();
+    let (phase_tx, phase_rx) = tokio::sync::watch::channel(Phase::Run);
+    let root = Rng::new(seed);
+    let ctx = Ctx {
+        log: log.clone(),
+        urls: urls.clone(),
+        phase: phase_rx,
+        unique: Arc::new(AtomicU64::new(0)),
+        seed,
+    };
+    let agents = agent_ids();
+    // Devices: every agent one on node i % 3, the first few a second one
+    // on the next node.
+    let mut tasks = Vec::new();
+    let mut devices = 0;
+    let mut device_nodes: Vec<(String, String, usize)> = Vec::new();
+    for (i, a) in agents.iter().enumerate() {
+        let homes = if i < TWO_DEVICES {
+            vec![i % 3, (i + 1) % 3]
+        } else {
+            vec![i % 3]
+        };
+        for (k, node) in homes.into_iter().enumerate() {
+            let spec = DeviceSpec {
+                agent: a.clone(),
+                device: format!("d{}", k + 1),
+                node,
+            };
+            device_nodes.push((a.clone(), spec.device.clone(), node));
+            devices += 1;
+            tasks.push(tokio::spawn(actors::device(
+                spec,
+                ctx.clone(),
+                root.fork(1000 + devices as u64),
+            )));
+        }
+    }
+    let all_channels: Vec<(&str, &str)> = CHANNELS.to_vec();
+    let sup_specs = vec![
+        SupSpec {
+            name: "S1".into(),
+            user: "s1".into(),
+            scope: json!({"all": true}),
+            channels: all_channels.clone(),
+            agents: agents.clone(),
+        },
+        SupSpec {
+            name: "S2".into(),
+            user: "s1".into(),
+            scope: json!({"all": true}),
+            channels: all_channels.clone(),
+            agents: agents.clone(),
+        },
+        SupSpec {
+            name: "Sbilling".into(),
+            user: "s2".into(),
+            scope: json!({"channels": [{"kind": "queue", "id": "billing"}]}),
+            channels: vec![("queue", "billing")],
+            agents: agents.clone(),
+        },
+        SupSpec {
+            name: "Snarrow".into(),
+            user: "s1".into(),
+            scope: json!({"channels": [{"kind": "chat", "id": "web"}, {"kind": "campaign", "id": "renewals"}]}),
+            channels: vec![("chat", "web"), ("campaign", "renewals")],
+            agents: agents.clone(),
+        },
+        SupSpec {
+            name: "Sscoped".into(),
+            user: "s3".into(),
+            scope: json!({"all": true}),
+            channels: vec![("queue", "support"), ("chat", "web")],
+            agents: agents.clone(),
+        },
+    ];
+    let mut sups = Vec::new();
+    for (k, spec) in sup_specs.into_iter().enumerate() {
+        let state = Arc::new(Mutex::new(SupState::default()));
+        tasks.push(tokio::spawn(actors::supervisor(
+            spec.clone(),
+            state.clone(),
+            ctx.clone(),
+            root.fork(2000 + k as u64),
+        )));
+        sups.push((spec, state));
+    }
+    let mut violations = Vec::new();
+    // Everyone connected and subscribed before the first fault, so the
+    // no-flap baseline is "online".
+    // (The load has started: deltas flow, so no calm is awaited here.)
+    if let Err(e) = quiet(&cluster, &log, &sups, devices, Duration::ZERO).await {
+        violations.push(format!("setup: {e}"));
+    }
+    {
+        let mut l = log.lock().unwrap();
+        l.t0 = Instant::now();
+        l.t0_unix_ms = model::now_unix_ms();
+        l.device_gaps.clear();
+        l.event("run starts");
+    }
+    // The history of a long soak is read as it goes (1000 entries a read).
+    let collector = {
+        let log = log.clone();
+        let urls = urls.clone();
+        let agents = agents.clone();
+        tokio::spawn(async move {
+            let mut k = 0usize;
+            loop {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                let _ = read_history(&urls[k % urls.len()], &agents, &log).await;
+                k += 1;
+            }
+        })
+    };
+    eprintln!(
+        "seed {seed}: everyone connected after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let mut chaos_rng = root.fork(1);
+    chaos(&mut cluster, &mut chaos_rng, &log, secs).await;
+    let _ = phase_tx.send(Phase::Quiet);
+    let run_end_unix_ms = model::now_unix_ms();
+    log.lock().unwrap().event("faults end; changes stop");
+    collector.abort();
+    eprintln!(
+        "seed {seed}: faults over after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Quiet, then invariant 1, with one more wait for quiet if a view
+    // lags (a delta still in flight is not a divergence).
+    let mut divergences = Vec::new();
+    let mut records_compared = 0u64;
+    for attempt in 0..3 {
+        divergences.clear();
+        records_compared = 0;
+        if let Err(e) = quiet(&cluster, &log, &sups, devices, Duration::from_secs(2)).await {
+            divergences.push(format!("never quiet: {e}"));
+            break;
+        }
+        let node_snaps = {
+            let mut snaps = Vec::new();
+            for u in urls.iter() {
+                snaps.push(
+                    fresh_snapshot(u, "s1", &json!({"all": true}))
+                        .await
+                        .map(|s| by_id(&s)),
+                );
+            }
+            snaps
+        };
+        for (k, s) in node_snaps.iter().enumerate() {
+            match (s, &node_snaps[0]) {
+                (Ok(s), Ok(first)) if k > 0 => {
+                    for d in compare(first, s, 5) {
+                        divergences.push(format!("node n{} vs n1 (fresh snapshots): {d}", k + 1));
+                    }
+                }
+                (Err(e), _) => divergences.push(format!("fresh snapshot on n{}: {e}", k + 1)),
+                _ => {}
+            }
+        }
+        for (spec, state) in &sups {
+            let (node, view) = {
+                let s = state.lock().unwrap();
+                (s.node, s.view.records.clone())
+            };
+            let Some(node) = node else {
+                divergences.push(format!("{}: not subscribed at the end", spec.name));
+                continue;
+            };
+            match fresh_snapshot(&urls[node], &spec.user, &spec.scope).await {
+                Ok(fresh) => {
+                    records_compared += by_id(&fresh).len() as u64;
+                    for d in compare(&by_id(&fresh), &view, 10) {
+                        divergences.push(format!("{} (on n{}): {d}", spec.name, node + 1));
+                    }
+                    let mut l = log.lock().unwrap();
+                    for r in fresh["agents"].as_array().into_iter().flatten() {
+                        l.saw(r, fresh["epoch"].as_str(), "final fresh snapshot");
+                    }
+                }
+                Err(e) => divergences.push(format!("{}: fresh snapshot: {e}", spec.name)),
+            }
+        }
+        if divergences.is_empty() {
+            break;
+        }
+        log.lock().unwrap().event(format!(
+            "views differ from fresh snapshots (attempt {attempt}); waiting for quiet again"
+        ));
+    }
+    for d in divergences.iter().take(20) {
+        violations.push(format!("invariant 1 (view = fresh snapshot): {d}"));
+    }
+
+    eprintln!(
+        "seed {seed}: views compared after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // Histories, read once everything is quiet, from a ready node.
+    let mut history_ok = false;
+    for u in urls.iter() {
+        match read_history(u, &agents, &log).await {
+            Ok(()) => {
+                history_ok = true;
+                break;
+            }
+            Err(e) => log
+                .lock()
+                .unwrap()
+                .event(format!("history read failed: {e}")),
+        }
+    }
+    if !history_ok {
+        violations.push("no node answered the history requests".into());
+    }
+    let _ = phase_tx.send(Phase::Stop);
+    for t in &tasks {
+        t.abort();
+    }
+
+    let log = log.lock().unwrap();
+    let resumes: Vec<model::Resume> = sups
+        .iter()
+        .flat_map(|(_, s)| s.lock().unwrap().resumes.clone())
+        .collect();
+    // Invariant 2: ordering, seen by the actors as it happened.
+    if log.ordering.len() > 10 {
+        violations.push(format!(
+            "invariant 2: {} deltas out of order in all; the first 10:",
+            log.ordering.len()
+        ));
+    }
+    for o in log.ordering.iter().take(10) {
+        violations.push(format!("invariant 2 (deltas in increasing version): {o}"));
+    }
+    // Invariant 2: no resumed snapshot leaves a change out.
+    let mut resume_gaps = Vec::new();
+    for r in &resumes {
+        for id in &r.agent_ids {
+            let Some(versions) = log.seen.get(id) else {
+                continue;
+            };
+            if r.seq <= r.since {
+                continue;
+            }
+            for (v, rec) in versions.range(r.since + 1..=r.seq) {
+                let same_epoch = rec["_epoch"].as_str().map(str::to_string) == r.epoch;
+                let covered = r.agents.get(id).is_some_and(|x| x >= v)
+                    || r.later.get(id).is_some_and(|x| x >= v);
+                if same_epoch && !covered {
+                    resume_gaps.push(format!(
+                        "{}: resumed with since_seq {} (snapshot seq {}) but {id} v{v} is neither in the resumed snapshot (it has {:?}) nor in a later delta (latest {:?})",
+                        r.sup, r.since, r.seq, r.agents.get(id), r.later.get(id)
+                    ));
+                }
+            }
+        }
+    }
+    for g in resume_gaps.iter().take(10) {
+        violations.push(format!("invariant 2 (resume leaves no change out): {g}"));
+    }
+    for c in log.conflicts.iter().take(5) {
+        violations.push(format!("versions: {c}"));
+    }
+    // Invariants 3 and 4.
+    let mut changes_checked = 0u64;
+    let mut acked = 0u64;
+    let mut refused = 0u64;
+    let mut unknown = 0u64;
+    let mut refused_marked = 0u64;
+    let mut refusal_codes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut missing = Vec::new();
+    let mut applied_refusals = Vec::new();
+    let history_markers: std::collections::HashMap<String, (String, u64)> = log
+        .history
+        .iter()
+        .flat_map(|(a, h)| {
+            h.iter().filter_map(move |(v, e)| {
+                e["pause_reason"]
+                    .as_str()
+                    .map(|r| (r.to_string(), (a.clone(), *v)))
+            })
+        })
+        .collect();
+    for r in &log.requests {
+        match &r.outcome {
+            Outcome::Ok(v) => {
+                acked += 1;
+                let Some(h) = log.history.get(&r.agent) else {
+                    continue;
+                };
+                changes_checked += 1;
+                let restored = h.range(v + 1..).any(|(_, e)| e["event"] == "restore");
+                if !h.contains_key(v) && !restored {
+                    missing.push(format!(
+                        "[{:>7} ms] {} {} on {}: ok v{v}, no history entry v{v} (history has {} entries, v{:?}..v{:?})",
+                        r.at_ms,
+                        r.who,
+                        r.what,
+                        r.agent,
+                        h.len(),
+                        h.keys().next(),
+                        h.keys().last()
+                    ));
+                }
+            }
+            Outcome::Refused(code, _) => {
+                *refusal_codes.entry(code.clone()).or_default() += 1;
+                let Some((code, msg)) = r.refused() else {
+                    unknown += 1;
+                    continue;
+                };
+                refused += 1;
+                let Some(m) = &r.marker else { continue };
+                changes_checked += 1;
+                refused_marked += 1;
+                let in_record = log.markers_seen.get(m);
+                let in_history = history_markers.get(m);
+                let wheres: Vec<String> = in_record
+                    .map(|w| format!("record {w}"))
+                    .into_iter()
+                    .chain(in_history.map(|(a, v)| format!("history of {a} v{v}")))
+                    .collect();
+                if !wheres.is_empty() {
+                    applied_refusals.push(format!(
+                        "[{:>7} ms] {} {} on {} answered {code} ({msg:?}) but was applied: {}",
+                        r.at_ms,
+                        r.who,
+                        r.what,
+                        r.agent,
+                        wheres.join("; ")
+                    ));
+                }
+            }
+            Outcome::Lost | Outcome::Pending => unknown += 1,
+        }
+    }
+    if missing.len() > 10 {
+        violations.push(format!(
+            "invariant 3: {} ok changes missing in all; the first 10:",
+            missing.len()
+        ));
+    }
+    for m in missing.iter().take(10) {
+        violations.push(format!("invariant 3 (ok change in history): {m}"));
+    }
+    if applied_refusals.len() > 10 {
+        violations.push(format!(
+            "invariant 4: {} refused changes applied in all; the first 10:",
+            applied_refusals.len()
+        ));
+    }
+    for a in applied_refusals.iter().take(10) {
+        violations.push(format!("invariant 4 (refused change never applied): {a}"));
+    }
+    // Invariant 5: no flap, in two strengths.
+    // 5 (as the test plan words it): an agent with a device that stayed
+    // connected for the whole run to a node never killed nor frozen near
+    // its TTL never goes offline.
+    // 5b (PROTOCOL.md §2.4 "its next message makes it active again", §9.1
+    // "no agent goes offline because of the outage itself"): at any time
+    // t, an agent with a device connected then to a node neither killed
+    // nor frozen near its TTL, with SETTLE_MS of slack after any such
+    // trouble or drop (a sweep, a presence TTL, a Redis back-log may land
+    // late), is online. Reported once per offline stretch.
+    let protected_at = |agent: &str, t: u128| {
+        device_nodes.iter().any(|(a, d, n)| {
+            a == agent
+                && !log.device_gaps.iter().any(|((ga, gd), from, to)| {
+                    ga == a
+                        && gd == d
+                        && t >= *from
+                        && t <= to.unwrap_or(u128::MAX).saturating_add(SETTLE_MS)
+                })
+                && !log
+                    .node_trouble
+                    .iter()
+                    .any(|(m, from, to)| m == n && t >= *from && t <= to + SETTLE_MS)
+        })
+    };
+    let always_protected = |agent: &str| {
+        device_nodes.iter().any(|(a, d, n)| {
+            a == agent
+                && !log
+                    .device_gaps
+                    .iter()
+                    .any(|((ga, gd), _, _)| ga == a && gd == d)
+                && !log.node_trouble.iter().any(|(m, _, _)| m == n)
+        })
+    };
+    let mut flaps = Vec::new();
+    let mut offline_events = 0;
+    let mut strict_agents = 0;
+    for a in &agents {
+        let strict = always_protected(a);
+        strict_agents += u64::from(strict);
+        let mut reported = false;
+        for (v, e) in log.history.get(a).into_iter().flatten() {
+            let Some(t) = e["at_ms"].as_u64().map(u128::from) else {
+                continue;
+            };
+            if t < log.t0_unix_ms {
+                continue;
+            }
+            if e["presence"] != "offline" {
+                reported = false;
+                continue;
+            }
+            offline_events += 1;
+            if !reported && (strict || protected_at(a, t)) {
+                reported = true;
+                let which = if strict {
+                    "5 (no flap): its device stayed connected all run to a node never killed nor frozen"
+                } else {
+                    "5b (no flap, §2.4/§9.1): a device of it was connected to a node healthy for the last few seconds"
+                };
+                flaps.push(format!(
+                    "invariant {which}; yet {a} is offline at v{v}, {} ms into the run: {e}",
+                    t - log.t0_unix_ms
+                ));
+            }
+        }
+    }
+    // How much the check covered: agent-seconds held to "online".
+    let mut protected = 0u64;
+    let mut t = log.t0_unix_ms;
+    while t < run_end_unix_ms {
+        protected += agents.iter().filter(|a| protected_at(a, t)).count() as u64;
+        t += 1000;
+    }
+    if flaps.len() > 10 {
+        violations.push(format!(
+            "invariant 5: {} offline stretches in all; the first 10:",
+            flaps.len()
+        ));
+    }
+    for f in flaps.iter().take(10) {
+        violations.push(f.clone());
+    }
+    let summary = format!(
+        "seed {seed} ({topology}): {} faults + {} client faults, {} requests ({acked} ok, {refused} refused {refusal_codes:?}, {unknown} unknown), \
+         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged); \
+         {} violations; {:.1} s",
+        log.faults,
+        log.client_faults,
+        log.requests.len(),
+        applied_refusals.len(),
+        log.deltas_checked,
+        resumes.len(),
+        violations.len(),
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!("{summary}");
+    // A run that checked nothing proves nothing.
+    if log.faults == 0
+        || changes_checked == 0
+        || log.deltas_checked == 0
+        || resumes.is_empty()
+        || records_compared == 0
+    {
+        violations.push(format!(
+            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared",
+            log.faults,
+            log.deltas_checked,
+            resumes.len()
+        ));
+    }
+    if !violations.is_empty() {
+        let mut report = vec![format!(
+            "SEED {seed} ({topology}) — {} violations",
+            violations.len()
+        )];
+        report.extend(violations);
+        report.push("schedule:".into());
+        report.extend(
+            log.schedule
+                .iter()
+                .filter(|l| !l.contains("full snapshot"))
+                .cloned(),
+        );
+        return Verdict {
+            violations: report,
+            summary,
+        };
+    }
+    Verdict {
+        violations: Vec::new(),
+        summary,
+    }
+}
+
+async fn run_seeds(defaults: &[u64], sentinel: bool) {
+    let _one = EXCLUSIVE.lock().await;
+    let mut failed = Vec::new();
+    let mut summaries = Vec::new();
+    for seed in seeds(defaults) {
+        let v = run_seed(seed, sentinel, secs()).await;
+        summaries.push(v.summary);
+        if !v.violations.is_empty() {
+            eprintln!("{}", v.violations.join("\n"));
+            failed.push(v.violations.join("\n"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "convergence violated:\n{}\n\nsummaries:\n{}",
+        failed.join("\n\n"),
+        summaries.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn convergence_under_node_and_redis_faults() {
+    run_seeds(&[1, 2], false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn convergence_under_sentinel_failovers() {
+    run_seeds(&[3], true).await;
+}

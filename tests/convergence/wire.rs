@@ -1,0 +1,117 @@
+//! A bare WebSocket client for actors that must survive faults: unlike the
+//! harness's `Client` it never panics on a close or a silent node, it
+//! reports them, so the actor can reconnect as a real client would.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What reading a connection gave.
+#[derive(Debug)]
+pub enum Incoming {
+    Msg(Value),
+    /// The connection ended: the close code (1006 without a close frame)
+    /// and reason.
+    Closed(u16, String),
+}
+
+/// Connects within `within`; `None` when the node is down or frozen.
+pub async fn connect(url: &str, within: Duration) -> Option<Ws> {
+    match tokio::time::timeout(within, tokio_tungstenite::connect_async(url)).await {
+        Ok(Ok((ws, _))) => Some(ws),
+        _ => None,
+    }
+}
+
+/// The next JSON message (pings and pongs skipped; tungstenite queues the
+/// answer to a ping and sends it with the next write).
+pub async fn next(ws: &mut Ws) -> Incoming {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => match serde_json::from_str(&t) {
+                Ok(v) => return Incoming::Msg(v),
+                Err(e) => return Incoming::Closed(0, format!("not JSON from the hub: {e}: {t}")),
+            },
+            Some(Ok(Message::Close(frame))) => {
+                return match frame {
+                    Some(f) => Incoming::Closed(u16::from(f.code), f.reason.to_string()),
+                    None => Incoming::Closed(1005, String::new()),
+                }
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Incoming::Closed(1006, e.to_string()),
+            None => return Incoming::Closed(1006, "eof".into()),
+        }
+    }
+}
+
+/// Sends one message; false when the connection is gone.
+pub async fn send(ws: &mut Ws, v: &Value) -> bool {
+    ws.send(Message::text(v.to_string())).await.is_ok()
+}
+
+/// Writes several messages with one flush (a burst).
+pub async fn burst(ws: &mut Ws, vs: &[Value]) -> bool {
+    for v in vs {
+        if ws.feed(Message::text(v.to_string())).await.is_err() {
+            return false;
+        }
+    }
+    ws.flush().await.is_ok()
+}
+
+pub fn token(user: &str) -> String {
+    // An hour: a reconnect mints a new one, so a long soak never meets
+    // an expired token.
+    presence_hub::auth::mint(crate::common::SECRET, "acme", user, 3600).expect("mint")
+}
+
+/// Connects and says hello; returns the socket and the `welcome`, or why
+/// not (node down, store unreachable: 1011, …) within `within`.
+pub async fn hello(
+    url: &str,
+    user: &str,
+    role: &str,
+    device: Option<&str>,
+    within: Duration,
+) -> Result<(Ws, Value), String> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut ws = connect(url, within).await.ok_or("no connection")?;
+    let mut hello = json!({"type": "hello", "token": token(user), "role": role});
+    if let Some(d) = device {
+        hello["device"] = json!({"id": d, "kind": "softphone"});
+    }
+    if !send(&mut ws, &hello).await {
+        return Err("hello not sent".into());
+    }
+    loop {
+        match tokio::time::timeout_at(deadline, next(&mut ws)).await {
+            Err(_) => return Err("no welcome in time".into()),
+            Ok(Incoming::Closed(code, reason)) => return Err(format!("closed {code} {reason}")),
+            Ok(Incoming::Msg(v)) if v["type"] == "welcome" => return Ok((ws, v)),
+            Ok(Incoming::Msg(_)) => continue,
+        }
+    }
+}
+
+/// One request on a fresh connection, waiting for its reply (`None`: no
+/// reply within `within`). Other messages are dropped.
+pub async fn request(ws: &mut Ws, mut body: Value, id: &str, within: Duration) -> Option<Value> {
+    body["id"] = json!(id);
+    if !send(ws, &body).await {
+        return None;
+    }
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, next(ws)).await {
+            Ok(Incoming::Msg(v)) if v["type"] == "reply" && v["id"] == id => return Some(v),
+            Ok(Incoming::Msg(_)) => continue,
+            _ => return None,
+        }
+    }
+}
