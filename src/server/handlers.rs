@@ -105,6 +105,30 @@ impl Session {
         agent_result(&record)
     }
 
+    /// A refusal decided before [`crate::hub::Hub::change_once`] (on settings that may
+    /// have changed since): `ok` with the agent's record instead when the
+    /// request's idempotency key says it was applied already.
+    pub(super) async fn refused_unless_done(
+        &self,
+        agent_id: &str,
+        refusal: HubError,
+    ) -> HubResult<Reply> {
+        if let Some(key) = self.once.as_deref() {
+            if let Ok(Some(seq)) = self
+                .hub
+                .backplane
+                .applied_under(self.tenant.id(), key)
+                .await
+            {
+                self.tenant
+                    .wait_for(seq, self.hub.config.command_timeout())
+                    .await;
+                return agent_result(&*self.agent_record(agent_id)?);
+            }
+        }
+        Err(refusal)
+    }
+
     /// Changes an agent as an admin (assignments, unassigned access).
     async fn change_as_admin(&self, agent_id: &str, event: Event) -> HubResult<Reply> {
         permissions::require_admin(&self.principal())?;

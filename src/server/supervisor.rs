@@ -57,7 +57,13 @@ impl Session {
             }
             CommandAction::Unpause => self.change_agent(agent_id, None, Event::Unpause).await,
             CommandAction::EndWrapUp => {
-                permissions::check_end_wrap_up(&self.principal(), &self.tenant.settings())?;
+                if let Err(e) =
+                    permissions::check_end_wrap_up(&self.principal(), &self.tenant.settings())
+                {
+                    // An admin may have turned the setting off since this
+                    // request, repeated under its key, was applied.
+                    return self.refused_unless_done(agent_id, e).await;
+                }
                 self.change_agent(agent_id, None, Event::EndWrapUp).await
             }
             CommandAction::DisconnectUnassigned => {

@@ -31,10 +31,8 @@
 //!    nothing", §9 "changes get `unavailable` (nothing is applied)") is ever
 //!    applied — each pause carries a unique reason and each interaction a
 //!    unique id, which must then appear in no record ever seen and no
-//!    history entry. `outcome_unknown`, a missing reply, and (behind
-//!    Sentinels, `--redis-wait-replicas`) an `unavailable` because replicas
-//!    did not confirm in time (§9.1: "may have been applied") are not
-//!    counted;
+//!    history entry (§3.1). Only `outcome_unknown` (applied before the
+//!    reply, or never) and a missing reply are not counted;
 //! 5. no flap: an agent with a device that stayed connected all run to a
 //!    node never killed nor frozen near its TTL never goes offline; and
 //!    (5b, §2.4 "its next message makes it active again", §9.1 "no agent

@@ -33,18 +33,12 @@ pub struct Request {
 }
 
 impl Request {
-    /// Whether the reply says the change was not made (PROTOCOL.md §3: "a
-    /// refused request changes nothing"). `outcome_unknown` is the one
-    /// error that does not say so; and with `--redis-wait-replicas` an
-    /// `unavailable` for replicas that did not confirm in time "may have
-    /// been applied" (§9.1), which the message tells apart.
+    /// Whether the reply says the change was not made (PROTOCOL.md §3.1:
+    /// every error but `outcome_unknown` guarantees nothing was applied, now
+    /// or later — `--redis-wait-replicas`'s shortfall included, §9.1).
     pub fn refused(&self) -> Option<(&str, &str)> {
         match &self.outcome {
-            Outcome::Refused(code, msg)
-                if code != "outcome_unknown" && !msg.contains("replicas in time") =>
-            {
-                Some((code, msg))
-            }
+            Outcome::Refused(code, msg) if code != "outcome_unknown" => Some((code, msg)),
             _ => None,
         }
     }
