@@ -92,40 +92,47 @@ export class AgentClient extends Connection {
     this.send(ack);
   }
 
+  // Every request below changes the agent's record: it is sent under an
+  // idempotency key and repeated under it until its outcome is known
+  // (Connection.change). `options.idempotencyKey` replaces the generated key,
+  // e.g. with one the app stored with the intended change so that a reloaded
+  // page can repeat it.
+
   /** `available` (unpause) or `paused` (with a reason). Resolves with `{agent}`. */
-  setStatus(status, reason) {
+  setStatus(status, reason, options = {}) {
     const msg = { type: 'set_status', status };
     if (reason !== undefined) msg.reason = reason;
-    return this.request(msg);
+    return this.change(msg, options.idempotencyKey);
   }
 
   /** Pauses (pending while busy). */
-  pause(reason) {
-    return this.setStatus('paused', reason);
+  pause(reason, options = {}) {
+    return this.setStatus('paused', reason, options);
   }
 
   /** Unpauses (paused → available). */
-  unpause() {
-    return this.setStatus('available');
+  unpause(options = {}) {
+    return this.setStatus('available', undefined, options);
   }
 
-  interactionStart(interactionId, channel) {
-    return this.request({ type: 'interaction_start', interaction_id: interactionId, channel: toChannelRef(channel) });
+  interactionStart(interactionId, channel, options = {}) {
+    const msg = { type: 'interaction_start', interaction_id: interactionId, channel: toChannelRef(channel) };
+    return this.change(msg, options.idempotencyKey);
   }
 
-  interactionEnd(interactionId) {
-    return this.request({ type: 'interaction_end', interaction_id: interactionId });
+  interactionEnd(interactionId, options = {}) {
+    return this.change({ type: 'interaction_end', interaction_id: interactionId }, options.idempotencyKey);
   }
 
-  endWrapUp() {
-    return this.request({ type: 'end_wrap_up' });
+  endWrapUp(options = {}) {
+    return this.change({ type: 'end_wrap_up' }, options.idempotencyKey);
   }
 
-  connect(channel) {
-    return this.request({ type: 'connect', channel: toChannelRef(channel) });
+  connect(channel, options = {}) {
+    return this.change({ type: 'connect', channel: toChannelRef(channel) }, options.idempotencyKey);
   }
 
-  disconnect(channel) {
-    return this.request({ type: 'disconnect', channel: toChannelRef(channel) });
+  disconnect(channel, options = {}) {
+    return this.change({ type: 'disconnect', channel: toChannelRef(channel) }, options.idempotencyKey);
   }
 }

@@ -13,13 +13,84 @@
 //   and after 4009 another connection of the device is live).
 // The token (or token provider) is read again on every attempt, so an
 // expired token is replaced by a fresh one.
+//
+// Changes (`change()`, PROTOCOL.md §3.1, §3.3) carry an idempotency key and
+// are repeated under it until their outcome is known: after `outcome_unknown`
+// (the hub could not learn whether the store applied it) and after a
+// connection lost before the reply (the hub may have applied it). Without
+// the repeat the caller could only guess: repeating without a key may apply
+// a change twice, or be refused (`invalid_state`) although the first one
+// worked.
 
 import { Emitter } from './emitter.js';
 import { HubError, STOP_CODES, describeClose } from './errors.js';
 import { DEFAULT_BACKOFF, backoffDelay } from './backoff.js';
 
+// Idempotency keys (PROTOCOL.md §3.3) are made here rather than in a module
+// of their own: the hub serves the library's modules from a fixed list
+// (src/client_lib.rs), so a page imports exactly these files. A key must be
+// unique per intended change: random, not a counter alone, since another tab
+// or a reloaded page of the same user starts its counter again.
+
+/** How long the hub remembers a key (PROTOCOL.md §3.3). */
+export const IDEMPOTENCY_WINDOW_MS = 10 * 60 * 1000;
+
+let counter = 0;
+
+/**
+ * A new key: `crypto.randomUUID()` where it exists. Browsers expose it only
+ * in secure contexts (https, localhost), so a page served over plain http
+ * gets a version-4 UUID built from `crypto.getRandomValues` (available in
+ * every context) instead; a runtime with neither gets Math.random plus the
+ * time and a counter, unique within this process and unlikely to collide
+ * with another's.
+ */
+export function newIdempotencyKey() {
+  const crypto = globalThis.crypto;
+  if (typeof crypto?.randomUUID === 'function') return crypto.randomUUID();
+  if (typeof crypto?.getRandomValues === 'function') {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
+    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+    const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+  counter += 1;
+  const random = () => Math.floor(Math.random() * 2 ** 32).toString(36);
+  return `k-${Date.now().toString(36)}-${random()}${random()}-${counter.toString(36)}`;
+}
+
 /** Prefix of the ids of the library's own heartbeats (their replies are dropped). */
 const HEARTBEAT_ID = 'hb-';
+
+/**
+ * How long a change whose outcome is unknown is repeated by default: long
+ * enough for a Redis failover (Sentinel promotes a replica in seconds to
+ * tens of seconds) and a reconnect with backoff, short enough that a caller
+ * awaiting a click's answer is not left hanging for minutes.
+ */
+export const DEFAULT_RETRY_UNKNOWN_MS = 120_000;
+
+/**
+ * The longest `retryUnknownForMs`: the hub's key window minus a margin for
+ * the last repeat's way to the store (in transit, queued on the node). A
+ * repeat past the window would be a new request, applied a second time if
+ * the first was applied.
+ */
+export const MAX_RETRY_UNKNOWN_MS = IDEMPOTENCY_WINDOW_MS - 30_000;
+
+/**
+ * Errors that leave the outcome of a change open: `outcome_unknown`, and a
+ * connection lost after the request was sent. On a repeat, `unavailable` and
+ * `rate_limited` say only that the repeat was not applied — the first
+ * attempt's outcome is still unknown — so they are repeated too. On the
+ * first attempt they are definite answers (nothing applied) and go to the
+ * caller: the app decides whether the change is still wanted.
+ */
+function leavesOutcomeOpen(err, repeat) {
+  if (err.code === 'outcome_unknown' || err.code === 'disconnected') return true;
+  return repeat && (err.code === 'unavailable' || err.code === 'rate_limited');
+}
 
 function defaultUrl() {
   const loc = globalThis.location;
@@ -46,6 +117,7 @@ export class Connection {
   #lastHeard = 0;
   #drainingAfterMs = null;
   #start = null;
+  #retryUnknownForMs;
 
   /**
    * @param {object} options
@@ -54,6 +126,9 @@ export class Connection {
    * @param {string | (() => string | Promise<string>)} options.token
    * @param {typeof WebSocket} [options.WebSocket] a WebSocket constructor (default: the global one)
    * @param {{initialMs?: number, maxMs?: number}} [options.backoff]
+   * @param {number} [options.retryUnknownForMs] how long a change whose outcome
+   *   is unknown is repeated under its idempotency key (default 120 000;
+   *   at most MAX_RETRY_UNKNOWN_MS; 0: never repeated)
    */
   constructor(options = {}) {
     if (options.token === undefined || options.token === null) {
@@ -65,6 +140,11 @@ export class Connection {
     this.#token = options.token;
     this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
     this.#backoff = { ...DEFAULT_BACKOFF, ...(options.backoff ?? {}) };
+    const retryFor = options.retryUnknownForMs ?? DEFAULT_RETRY_UNKNOWN_MS;
+    if (typeof retryFor !== 'number' || !(retryFor >= 0)) {
+      throw new TypeError('options.retryUnknownForMs must be a number of milliseconds, 0 or more');
+    }
+    this.#retryUnknownForMs = Math.min(retryFor, MAX_RETRY_UNKNOWN_MS);
     /** 'idle' before start(), then 'connecting' | 'live' | 'reconnecting' | 'stopped'. */
     this.state = 'idle';
     /** The last `welcome` from the hub (null before the first). */
@@ -127,15 +207,61 @@ export class Connection {
    * socket is not open or drops before the reply).
    */
   request(message) {
-    const ws = this.#ws;
-    if (!ws || this.state !== 'live') {
-      return Promise.reject(new HubError('disconnected', `not connected (${this.state})`));
+    return this.#transmit(message) ?? Promise.reject(new HubError('disconnected', `not connected (${this.state})`));
+  }
+
+  /**
+   * Sends a state-changing request under an idempotency key (`key`, or a new
+   * one) and resolves or rejects with its definite answer: after
+   * `outcome_unknown` or a connection lost before the reply it is repeated
+   * under the same key — after a backoff delay, once the connection is live
+   * again — for up to `retryUnknownForMs` since it was first sent; the hub
+   * applies it at most once. Rejects with:
+   * - `disconnected` when the client is not live: nothing was sent;
+   * - the hub's code when it refused the request (nothing applied), the
+   *   first attempt's `unavailable` included;
+   * - `outcome_unknown` when no definite answer came within the bound or the
+   *   client stopped meanwhile: the change may have been applied.
+   * Every such error carries `idempotencyKey`: a later request with it (the
+   * `idempotencyKey` option) resolves the doubt within the hub's 10 minutes.
+   */
+  async change(message, key) {
+    const idempotencyKey = key === undefined ? newIdempotencyKey() : key;
+    const msg = { ...message, idempotency_key: idempotencyKey };
+    const keyed = (err) => {
+      err.idempotencyKey = idempotencyKey;
+      return err;
+    };
+    let reply = this.#transmit(msg);
+    if (!reply) throw keyed(new HubError('disconnected', `not connected (${this.state}); nothing was sent`));
+    const giveUpAt = Date.now() + this.#retryUnknownForMs;
+    for (let repeats = 0; ; repeats += 1) {
+      let last;
+      try {
+        return await reply;
+      } catch (err) {
+        if (!(err instanceof HubError) || !leavesOutcomeOpen(err, repeats > 0)) throw keyed(err);
+        last = err;
+      }
+      // A lost connection is repeated as soon as another is live (its
+      // reconnect had its own backoff); an answer that left the outcome
+      // open, after a delay, since the store it could not reach needs time.
+      const delayMs = last.code === 'disconnected' ? 0 : backoffDelay(repeats, this.#backoff);
+      reply = (await this.#repeatWhenLive(msg, delayMs, giveUpAt))?.reply;
+      if (!reply) {
+        const why =
+          this.state === 'stopped'
+            ? `the client stopped (${this.stopReason?.message})`
+            : `no definite answer within ${this.#retryUnknownForMs} ms`;
+        const err = new HubError(
+          'outcome_unknown',
+          `${why}; the last attempt got ${last.code} (${last.message}): the change may have been applied. ` +
+            `Read the record, or repeat it with idempotencyKey "${idempotencyKey}" within 10 minutes of the first attempt`,
+        );
+        err.cause = last;
+        throw keyed(err);
+      }
     }
-    const id = String(++this.#nextId);
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      ws.send(JSON.stringify({ ...message, id }));
-    });
   }
 
   /** Sends a message that expects no reply; false when not connected. */
@@ -163,6 +289,50 @@ export class Connection {
   onLive(_welcome) {}
 
   // ---- internals ------------------------------------------------------------
+
+  /** Sends a request; its reply's promise, or null when not live (nothing sent). */
+  #transmit(message) {
+    const ws = this.#ws;
+    if (!ws || this.state !== 'live') return null;
+    const id = String(++this.#nextId);
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      ws.send(JSON.stringify({ ...message, id }));
+    });
+  }
+
+  /**
+   * Waits `delayMs`, then until the connection is live, and sends `message`
+   * again: `{reply}` (wrapped, or resolving with it would wait for it), or
+   * null (nothing sent) when `giveUpAt` passes first or the client stops.
+   */
+  #repeatWhenLive(message, delayMs, giveUpAt) {
+    return new Promise((resolve) => {
+      if (this.state === 'stopped' || Date.now() + delayMs >= giveUpAt) {
+        resolve(null);
+        return;
+      }
+      let waited = false;
+      const send = () => {
+        if (this.live) done({ reply: this.#transmit(message) });
+      };
+      const offStatus = this.on('status', (s) => {
+        if (s.state === 'stopped') done(null);
+        else if (waited) send();
+      });
+      const delay = setTimeout(() => {
+        waited = true;
+        send();
+      }, delayMs);
+      const bound = setTimeout(() => done(null), giveUpAt - Date.now());
+      function done(reply) {
+        clearTimeout(delay);
+        clearTimeout(bound);
+        offStatus();
+        resolve(reply);
+      }
+    });
+  }
 
   #status(status) {
     this.state = status.state;

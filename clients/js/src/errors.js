@@ -2,9 +2,12 @@
 
 /**
  * A refused or failed request. `code` is the protocol's error code
- * (`bad_request`, `forbidden`, `not_found`, `invalid_state`, …) or one of the
- * library's own: `disconnected` (the socket dropped, or was not open, before
- * the reply came).
+ * (`bad_request`, `forbidden`, `not_found`, `invalid_state`, `unavailable`,
+ * `outcome_unknown`, …) or one of the library's own: `disconnected` (the
+ * socket was not open, or — for a request that changes nothing — dropped
+ * before the reply came) and `closed` (start() failed). A change's error
+ * also carries the `idempotencyKey` it was sent under (README, "What each
+ * error guarantees").
  */
 export class HubError extends Error {
   constructor(code, message) {

@@ -29,11 +29,12 @@ import type {
   ServerDraining,
   ServerMessage,
   ErrorBody,
+  IdempotencyKey,
 } from './protocol.js';
 
 export * from './protocol.js';
 
-/** A protocol error code, or the library's own `disconnected` / `closed`. */
+/** A protocol error code (`outcome_unknown` also from the library), or the library's own `disconnected` / `closed`. */
 export type ErrorCode = ErrorBody['code'] | 'disconnected' | 'closed' | (string & {});
 
 export class HubError extends Error {
@@ -41,6 +42,14 @@ export class HubError extends Error {
   readonly code: ErrorCode;
   /** Set on the error `start()` rejects with: the close code that stopped the client. */
   closeCode?: number | string;
+  /**
+   * Set on every error of a change: the key it was sent under. After
+   * `outcome_unknown`, the same change with `{idempotencyKey}` within 10
+   * minutes of the first attempt is applied at most once.
+   */
+  idempotencyKey?: IdempotencyKey;
+  /** With the library's `outcome_unknown`: the last attempt's error. */
+  cause?: unknown;
 }
 
 export type ConnectionState = 'idle' | 'connecting' | 'live' | 'reconnecting' | 'stopped';
@@ -64,6 +73,23 @@ export interface ConnectionOptions {
   WebSocket?: new (url: string) => WebSocket;
   /** Full-jitter backoff: retry n waits random(0, min(maxMs, initialMs·2ⁿ)). Defaults 1000 / 30000. */
   backoff?: { initialMs?: number; maxMs?: number };
+  /**
+   * How long a change whose outcome is unknown (`outcome_unknown`, or the
+   * connection lost before the reply) is repeated under its idempotency key,
+   * from its first sending; then it rejects with `outcome_unknown`. Default
+   * 120 000, at most `MAX_RETRY_UNKNOWN_MS` (the hub's 10-minute key window
+   * minus a margin); 0 never repeats.
+   */
+  retryUnknownForMs?: number;
+}
+
+/**
+ * The last argument of every request that changes state: it is sent under
+ * `idempotencyKey` (default: a new random key) and repeated under it until
+ * its outcome is known (README, "What each error guarantees").
+ */
+export interface ChangeOptions {
+  idempotencyKey?: IdempotencyKey;
 }
 
 export interface CommonEvents {
@@ -122,14 +148,14 @@ export class AgentClient extends Connection<AgentEvents> {
   readonly device: DeviceHello & { kind: string };
   record: AgentRecord | null;
   onCommand: ((command: Command) => CommandAnswer | Promise<CommandAnswer>) | null;
-  setStatus(status: ClientSetStatus['status'], reason?: string): Promise<AgentResult>;
-  pause(reason: string): Promise<AgentResult>;
-  unpause(): Promise<AgentResult>;
-  interactionStart(interactionId: string, channel: Channel): Promise<AgentResult>;
-  interactionEnd(interactionId: string): Promise<AgentResult>;
-  endWrapUp(): Promise<AgentResult>;
-  connect(channel: Channel): Promise<AgentResult>;
-  disconnect(channel: Channel): Promise<AgentResult>;
+  setStatus(status: ClientSetStatus['status'], reason?: string, options?: ChangeOptions): Promise<AgentResult>;
+  pause(reason: string, options?: ChangeOptions): Promise<AgentResult>;
+  unpause(options?: ChangeOptions): Promise<AgentResult>;
+  interactionStart(interactionId: string, channel: Channel, options?: ChangeOptions): Promise<AgentResult>;
+  interactionEnd(interactionId: string, options?: ChangeOptions): Promise<AgentResult>;
+  endWrapUp(options?: ChangeOptions): Promise<AgentResult>;
+  connect(channel: Channel, options?: ChangeOptions): Promise<AgentResult>;
+  disconnect(channel: Channel, options?: ChangeOptions): Promise<AgentResult>;
 }
 
 /** A channel of the view: as the snapshot lists it, with the counters of the latest `channel` message (PROTOCOL.md §10.4). */
@@ -194,29 +220,42 @@ export class SupervisorClient extends Connection<SupervisorEvents> {
     agentId: string,
     options?: { sinceMs?: ClientHistory['since_ms']; limit?: ClientHistory['limit'] },
   ): Promise<HistoryResult>;
+  /** `idempotencyKey` is ignored for `monitor` and `sign_out`: they are sent once, without a key. */
   command(
     action: CommandAction,
     agentId: string,
-    params?: { channel?: Channel; reason?: ClientCommand['reason']; mode?: ClientCommand['mode'] },
+    params?: { channel?: Channel; reason?: ClientCommand['reason']; mode?: ClientCommand['mode'] } & ChangeOptions,
   ): Promise<AgentResult>;
-  pause(agentId: string, reason: string): Promise<AgentResult>;
-  unpause(agentId: string): Promise<AgentResult>;
-  endWrapUp(agentId: string): Promise<AgentResult>;
-  connectAgent(agentId: string, channel: Channel): Promise<AgentResult>;
-  disconnectAgent(agentId: string, channel: Channel): Promise<AgentResult>;
-  disconnectUnassigned(agentId: string): Promise<AgentResult>;
+  pause(agentId: string, reason: string, options?: ChangeOptions): Promise<AgentResult>;
+  unpause(agentId: string, options?: ChangeOptions): Promise<AgentResult>;
+  endWrapUp(agentId: string, options?: ChangeOptions): Promise<AgentResult>;
+  connectAgent(agentId: string, channel: Channel, options?: ChangeOptions): Promise<AgentResult>;
+  disconnectAgent(agentId: string, channel: Channel, options?: ChangeOptions): Promise<AgentResult>;
+  disconnectUnassigned(agentId: string, options?: ChangeOptions): Promise<AgentResult>;
   monitor(agentId: string, mode?: MonitorMode): Promise<AgentResult>;
-  stopMonitor(agentId: string): Promise<AgentResult>;
+  stopMonitor(agentId: string, options?: ChangeOptions): Promise<AgentResult>;
   signOut(agentId: string, reason?: string): Promise<AgentResult>;
-  updateSettings(partial: ClientUpdateSettings['settings']): Promise<{ settings: Settings }>;
-  setUnassignedAccess(agentId: string, allowed: ClientSetUnassignedAccess['allowed']): Promise<AgentResult>;
-  assign(agentId: string, channel: Channel): Promise<AgentResult>;
-  unassign(agentId: string, channel: Channel): Promise<AgentResult>;
+  updateSettings(partial: ClientUpdateSettings['settings'], options?: ChangeOptions): Promise<{ settings: Settings }>;
+  setUnassignedAccess(
+    agentId: string,
+    allowed: ClientSetUnassignedAccess['allowed'],
+    options?: ChangeOptions,
+  ): Promise<AgentResult>;
+  assign(agentId: string, channel: Channel, options?: ChangeOptions): Promise<AgentResult>;
+  unassign(agentId: string, channel: Channel, options?: ChangeOptions): Promise<AgentResult>;
 }
 
 export const STOP_CODES: Map<number, string>;
 export function describeClose(code: number): string;
 export const DEFAULT_BACKOFF: { readonly initialMs: number; readonly maxMs: number };
+/** A new idempotency key: crypto.randomUUID(), else a UUID from crypto.getRandomValues, else Math.random and a counter. */
+export function newIdempotencyKey(): IdempotencyKey;
+/** How long the hub remembers an idempotency key (10 minutes). */
+export const IDEMPOTENCY_WINDOW_MS: number;
+/** The default `retryUnknownForMs`. */
+export const DEFAULT_RETRY_UNKNOWN_MS: number;
+/** The largest `retryUnknownForMs` (larger values are capped to it). */
+export const MAX_RETRY_UNKNOWN_MS: number;
 export function backoffDelay(
   attempt: number,
   options?: { initialMs: number; maxMs: number },

@@ -7,3 +7,4 @@ export { SupervisorClient } from './supervisor.js';
 export { PresenceStore, channelKey } from './store.js';
 export { HubError, STOP_CODES, describeClose } from './errors.js';
 export { backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
+export { newIdempotencyKey, IDEMPOTENCY_WINDOW_MS, DEFAULT_RETRY_UNKNOWN_MS, MAX_RETRY_UNKNOWN_MS } from './connection.js';

@@ -124,11 +124,14 @@ export type AgentRecord = {
 };
 
 export type ErrorBody = {
-  code: "bad_request" | "unknown_type" | "unauthorized" | "forbidden" | "not_found" | "invalid_state" | "disabled" | "agent_offline" | "timeout" | "rate_limited" | "too_large" | "unavailable";
+  code: "bad_request" | "unknown_type" | "unauthorized" | "forbidden" | "not_found" | "invalid_state" | "disabled" | "agent_offline" | "timeout" | "rate_limited" | "too_large" | "unavailable" | "outcome_unknown";
   message: string;
 };
 
 export type RequestId = string;
+
+/** PROTOCOL.md §3.3: a repeat by the same user within 10 minutes is not applied again */
+export type IdempotencyKey = string;
 
 // ---- client.schema.json: presence-hub protocol v1: messages a client sends
 
@@ -151,6 +154,7 @@ export type ClientHeartbeat = {
 export type ClientSetStatus = {
   type: "set_status";
   id?: RequestId;
+  idempotency_key?: IdempotencyKey;
   status: "available" | "paused";
   reason?: string;
 };
@@ -158,18 +162,21 @@ export type ClientSetStatus = {
 export type ClientConnect = {
   type: "connect";
   id?: RequestId;
+  idempotency_key?: IdempotencyKey;
   channel: ChannelRef;
 };
 
 export type ClientDisconnect = {
   type: "disconnect";
   id?: RequestId;
+  idempotency_key?: IdempotencyKey;
   channel: ChannelRef;
 };
 
 export type ClientInteractionStart = {
   type: "interaction_start";
   id?: RequestId;
+  idempotency_key?: IdempotencyKey;
   interaction_id: string;
   channel: ChannelRef;
 };
@@ -177,12 +184,14 @@ export type ClientInteractionStart = {
 export type ClientInteractionEnd = {
   type: "interaction_end";
   id?: RequestId;
+  idempotency_key?: IdempotencyKey;
   interaction_id: string;
 };
 
 export type ClientEndWrapUp = {
   type: "end_wrap_up";
   id?: RequestId;
+  idempotency_key?: IdempotencyKey;
 };
 
 export type ClientCommandAck = {
@@ -224,6 +233,7 @@ export type ClientHistory = {
 export type ClientCommand = {
   type: "command";
   id?: RequestId;
+  idempotency_key?: IdempotencyKey;
   action: "connect" | "disconnect" | "pause" | "unpause" | "monitor" | "stop_monitor" | "end_wrap_up" | "disconnect_unassigned" | "sign_out";
   mode?: MonitorMode;
   agent_id: string;
@@ -234,6 +244,7 @@ export type ClientCommand = {
 export type ClientUpdateSettings = {
   type: "update_settings";
   id?: RequestId;
+  idempotency_key?: IdempotencyKey;
   settings: {
     supervisor_can_end_wrap_up?: boolean;
     wrap_up_seconds?: number;
@@ -249,6 +260,7 @@ export type ClientUpdateSettings = {
 export type ClientSetUnassignedAccess = {
   type: "set_unassigned_access";
   id?: RequestId;
+  idempotency_key?: IdempotencyKey;
   agent_id: string;
   allowed: boolean | null;
 };
@@ -256,6 +268,7 @@ export type ClientSetUnassignedAccess = {
 export type ClientAssign = {
   type: "assign";
   id?: RequestId;
+  idempotency_key?: IdempotencyKey;
   agent_id: string;
   channel: ChannelRef;
 };
@@ -263,6 +276,7 @@ export type ClientAssign = {
 export type ClientUnassign = {
   type: "unassign";
   id?: RequestId;
+  idempotency_key?: IdempotencyKey;
   agent_id: string;
   channel: ChannelRef;
 };

@@ -10,6 +10,9 @@ import { HubError } from './errors.js';
 /** The outbox slot key of settings frames (agent ids are the others). */
 const SETTINGS_SLOT = Symbol('settings');
 
+/** `command` actions sent without an idempotency key (PROTOCOL.md §3.3). */
+const UNKEYED_ACTIONS = new Set(['monitor', 'sign_out']);
+
 export class SupervisorClient extends Connection {
   #scope = null;
   #resumable = false;
@@ -175,7 +178,14 @@ export class SupervisorClient extends Connection {
   /**
    * Any `command` action (connect, disconnect, pause, unpause, end_wrap_up,
    * disconnect_unassigned, monitor, stop_monitor, sign_out, …).
-   * `params`: {channel, reason, mode}. Resolves with `{agent}`.
+   * `params`: {channel, reason, mode, idempotencyKey}. Resolves with `{agent}`.
+   *
+   * Every action but `monitor` and `sign_out` changes only the record: it is
+   * sent under an idempotency key (`params.idempotencyKey`, or a new one) and
+   * repeated under it until its outcome is known (Connection.change).
+   * `monitor` and `sign_out` involve the agent's devices, which the hub's
+   * keys do not cover (PROTOCOL.md §3.3): they are sent once, without a key,
+   * and a lost connection rejects them with `disconnected`.
    */
   command(action, agentId, params = {}) {
     if (typeof action !== 'string' || typeof agentId !== 'string') {
@@ -189,31 +199,35 @@ export class SupervisorClient extends Connection {
       reason: params.reason,
       mode: params.mode,
     });
-    return this.#withRecord(this.request(msg));
+    if (UNKEYED_ACTIONS.has(action)) return this.#withRecord(this.request(msg));
+    return this.#withRecord(this.change(msg, params.idempotencyKey));
   }
 
-  pause(agentId, reason) {
-    return this.command('pause', agentId, { reason });
+  // The shortcuts take the same trailing `options` ({idempotencyKey}) as
+  // the agent's requests.
+
+  pause(agentId, reason, options = {}) {
+    return this.command('pause', agentId, { reason, idempotencyKey: options.idempotencyKey });
   }
 
-  unpause(agentId) {
-    return this.command('unpause', agentId);
+  unpause(agentId, options = {}) {
+    return this.command('unpause', agentId, { idempotencyKey: options.idempotencyKey });
   }
 
-  endWrapUp(agentId) {
-    return this.command('end_wrap_up', agentId);
+  endWrapUp(agentId, options = {}) {
+    return this.command('end_wrap_up', agentId, { idempotencyKey: options.idempotencyKey });
   }
 
-  connectAgent(agentId, channel) {
-    return this.command('connect', agentId, { channel });
+  connectAgent(agentId, channel, options = {}) {
+    return this.command('connect', agentId, { channel, idempotencyKey: options.idempotencyKey });
   }
 
-  disconnectAgent(agentId, channel) {
-    return this.command('disconnect', agentId, { channel });
+  disconnectAgent(agentId, channel, options = {}) {
+    return this.command('disconnect', agentId, { channel, idempotencyKey: options.idempotencyKey });
   }
 
-  disconnectUnassigned(agentId) {
-    return this.command('disconnect_unassigned', agentId);
+  disconnectUnassigned(agentId, options = {}) {
+    return this.command('disconnect_unassigned', agentId, { idempotencyKey: options.idempotencyKey });
   }
 
   /** `mode`: 'listen' (default), 'whisper' or 'barge' (when the hub supports modes). */
@@ -221,8 +235,8 @@ export class SupervisorClient extends Connection {
     return this.command('monitor', agentId, { mode });
   }
 
-  stopMonitor(agentId) {
-    return this.command('stop_monitor', agentId);
+  stopMonitor(agentId, options = {}) {
+    return this.command('stop_monitor', agentId, { idempotencyKey: options.idempotencyKey });
   }
 
   /** Signs the agent out on every device (when the hub supports it). */
@@ -231,23 +245,27 @@ export class SupervisorClient extends Connection {
   }
 
   // ---- admin ----
+  // Changes, like the commands: under an idempotency key, repeated until
+  // their outcome is known; `options.idempotencyKey` replaces the key.
 
-  /** Admin: changes some settings. Resolves with `{settings}`. */
-  async updateSettings(partial) {
-    const result = await this.request({ type: 'update_settings', settings: partial });
-    return result;
+  /** Admin: changes some settings. Resolves with `{settings}` (on a repeat: the current settings). */
+  updateSettings(partial, options = {}) {
+    return this.change({ type: 'update_settings', settings: partial }, options.idempotencyKey);
   }
 
   /** Admin: `allowed` true/false sets the agent's override, null removes it. */
-  setUnassignedAccess(agentId, allowed) {
-    return this.#withRecord(this.request({ type: 'set_unassigned_access', agent_id: agentId, allowed }));
+  setUnassignedAccess(agentId, allowed, options = {}) {
+    const msg = { type: 'set_unassigned_access', agent_id: agentId, allowed };
+    return this.#withRecord(this.change(msg, options.idempotencyKey));
   }
 
-  assign(agentId, channel) {
-    return this.#withRecord(this.request({ type: 'assign', agent_id: agentId, channel: toChannelRef(channel) }));
+  assign(agentId, channel, options = {}) {
+    const msg = { type: 'assign', agent_id: agentId, channel: toChannelRef(channel) };
+    return this.#withRecord(this.change(msg, options.idempotencyKey));
   }
 
-  unassign(agentId, channel) {
-    return this.#withRecord(this.request({ type: 'unassign', agent_id: agentId, channel: toChannelRef(channel) }));
+  unassign(agentId, channel, options = {}) {
+    const msg = { type: 'unassign', agent_id: agentId, channel: toChannelRef(channel) };
+    return this.#withRecord(this.change(msg, options.idempotencyKey));
   }
 }

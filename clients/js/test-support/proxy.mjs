@@ -1,7 +1,9 @@
 // A TCP proxy in front of a hub whose connections the test can cut
 // abruptly (no close frame, like a lost network), while the hub keeps
 // running and new connections keep getting through; or that stops listening
-// for a while (`hold`), as a node that is down refuses connections.
+// for a while (`hold`), as a node that is down refuses connections; or that
+// swallows what the hub sends (`stall`), so a request reaches the hub and is
+// applied while its reply is lost with the connection.
 
 import { createServer, connect } from 'node:net';
 
@@ -10,6 +12,7 @@ export class Proxy {
     const proxy = new Proxy();
     proxy.target = targetAddr;
     proxy.sockets = new Set();
+    proxy.stalled = false;
     await proxy.#listen(0);
     proxy.addr = `127.0.0.1:${proxy.server.address().port}`;
     return proxy;
@@ -29,7 +32,11 @@ export class Proxy {
           this.sockets.delete(a);
           b.destroy();
         });
-        a.pipe(b);
+        // Written by hand rather than piped, so that `stall` can drop the
+        // hub's bytes (the test's traffic is small: no backpressure needed).
+        a.on('data', (chunk) => {
+          if (!(a === upstream && this.stalled)) b.write(chunk);
+        });
       }
     });
     return new Promise((resolve, reject) => {
@@ -46,6 +53,16 @@ export class Proxy {
   cut() {
     for (const socket of this.sockets) socket.resetAndDestroy();
     this.sockets.clear();
+    this.stalled = false;
+  }
+
+  /**
+   * Drops everything the hub sends from now on (the client's frames still
+   * reach it) until `cut()`: a request sent meanwhile is applied, and its
+   * reply never arrives.
+   */
+  stall() {
+    this.stalled = true;
   }
 
   /**

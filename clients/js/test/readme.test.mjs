@@ -62,9 +62,9 @@ after(async () => {
   await hub.kill();
 });
 
-test('the README has an agent example and a wallboard example of at most ~20 lines', () => {
+test('the README has an agent example, a wallboard example and a keyed change of at most ~20 lines', () => {
   const found = examples();
-  assert.deepEqual(Object.keys(found).sort(), ['agent.mjs', 'wallboard.mjs']);
+  assert.deepEqual(Object.keys(found).sort(), ['agent.mjs', 'change.mjs', 'wallboard.mjs']);
   for (const body of Object.values(found)) assert.ok(body.trim().split('\n').length <= 25);
 });
 
@@ -74,4 +74,8 @@ test('the README examples run as written', async () => {
   assert.match(agentOut, /I am paused/);
   const boardOut = await run('wallboard.mjs', 's1', /Ana Souza\s+online\s+paused/);
   assert.match(boardOut, /search: a1 wrap_up/);
+  // The same key twice: one interaction, and the repeat answered ok.
+  const changeOut = await run('change.mjs', 'a2', /repeated: /);
+  assert.match(changeOut, /on call-7: busy/);
+  assert.match(changeOut, /repeated: busy, 1 interaction/);
 });
