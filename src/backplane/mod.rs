@@ -359,6 +359,14 @@ pub trait Backplane: Send + Sync + 'static {
         Ok(nodes.iter().cloned().collect())
     }
 
+    /// Whether this node talks to the server that is the master now (asked
+    /// of the sentinels with `--redis-sentinel`; a single server or a Redis
+    /// Cluster, which redirects by itself, always is). `false` after
+    /// switching to the real one. Asked before sweeping another node.
+    async fn confirm_master(&self) -> Result<bool, BackplaneError> {
+        Ok(true)
+    }
+
     /// Takes a short, tenant-scoped lock; `false` when another node holds it.
     async fn try_lock(
         &self,

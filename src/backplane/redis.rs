@@ -1092,6 +1092,13 @@ impl Backplane for RedisBackplane {
         Ok(self.note(got)?.is_some())
     }
 
+    async fn confirm_master(&self) -> Result<bool, BackplaneError> {
+        match &self.conn {
+            Conn::Sentinel(c) => c.confirm_master().await.map_err(unavailable),
+            Conn::Single(_) | Conn::Cluster(_) => Ok(true),
+        }
+    }
+
     async fn epoch_present(&self, tenant: &str) -> Result<bool, BackplaneError> {
         let present: ::redis::RedisResult<bool> =
             guarded(self.conn().exists(keys(tenant).epoch), self.timeout).await;

@@ -146,13 +146,26 @@ impl SentinelConn {
     }
 }
 
+impl SentinelConn {
+    /// Asks the sentinels now whether the server this connection talks to
+    /// is still the master they name; if not, switches to theirs and says
+    /// `false`. For rare, drastic steps (sweeping another node's devices):
+    /// during a failover the old master may still answer, holding leases
+    /// that live nodes have stopped renewing there.
+    pub async fn confirm_master(&self) -> RedisResult<bool> {
+        guarded(self.inner.follow(), self.inner.timeout * 2).await
+    }
+}
+
 impl Inner {
-    async fn follow(&self) -> RedisResult<()> {
+    /// Connects to the master the sentinels name, if it is another server;
+    /// `true` when it is the one this connection already talks to.
+    async fn follow(&self) -> RedisResult<bool> {
         let client = self.sentinel.lock().await.async_get_client().await?;
         let addr = client.get_connection_info().addr().to_string();
         if self.current.read().0 == addr {
             // Same master: its manager reconnects by itself.
-            return Ok(());
+            return Ok(true);
         }
         let mut manager = client
             .get_connection_manager_with_config(self.config.clone())
@@ -164,7 +177,7 @@ impl Inner {
         tracing::warn!(master = %addr, "the sentinels name a new master: switched to it");
         *self.current.write() = (addr, manager);
         (self.on_switch)();
-        Ok(())
+        Ok(false)
     }
 }
 

@@ -121,6 +121,11 @@ impl StoreView {
         }
     }
 
+    /// How long the store has been reachable without a break (logs).
+    fn unbroken_for(&self) -> Option<Duration> {
+        self.since.lock().map(|(at, _)| at.elapsed())
+    }
+
     fn lost(&self) {
         *self.since.lock() = None;
     }
@@ -496,7 +501,16 @@ async fn sweep_dead_nodes(hub: &Arc<Hub>, tenant: &Arc<Tenant>, view: &StoreView
         ) {
             continue;
         }
-        tracing::warn!(tenant = tenant.id(), node = %dead, "node lease expired: its devices go inactive");
+        if !still_dead(hub, view, dead).await {
+            continue;
+        }
+        tracing::warn!(
+            tenant = tenant.id(),
+            node = %dead,
+            swept_by = %hub.node_id,
+            store_up_ms = view.unbroken_for().map_or(0, |d| d.as_millis() as u64),
+            "node lease expired: its devices go inactive"
+        );
         for record in records
             .iter()
             .filter(|r| r.devices.iter().any(|d| d.active && &d.node == dead))
@@ -519,6 +533,25 @@ async fn sweep_dead_nodes(hub: &Arc<Hub>, tenant: &Arc<Tenant>, view: &StoreView
             }
         }
     }
+}
+
+/// Checks again, with the sweep lock held, that `dead`'s lease is absent
+/// where it matters. During a Sentinel failover the old master may still
+/// answer this node — with an unbroken connection, so the lease read looked
+/// trustworthy — while live nodes already renew on the new one; and the
+/// lock may have been taken after a switch, on another server than the
+/// leases were read from. So: the sentinels must name the server this node
+/// talks to, and the lease is read again there, with the connection and
+/// the trust unchanged since.
+async fn still_dead(hub: &Arc<Hub>, view: &StoreView, dead: &str) -> bool {
+    let before = hub.backplane.disconnections();
+    if !matches!(hub.backplane.confirm_master().await, Ok(true)) {
+        return false;
+    }
+    let Ok(live) = hub.backplane.live_nodes(&[dead.to_string()]).await else {
+        return false;
+    };
+    live.is_empty() && hub.backplane.disconnections() == before && view.trusts_absent_leases(hub)
 }
 
 /// Wrap-ups whose deadline passed more than a node TTL ago: their owner's
