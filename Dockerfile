@@ -28,7 +28,12 @@ FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin hub
 COPY --from=build /src/target/release/presence-hub /usr/local/bin/presence-hub
 USER hub
+# /metrics on its own port (README "Web security"): 8080 is what gets
+# published; 9090 is reached only on the container network (Prometheus),
+# and the public port answers 404 for /metrics. Not EXPOSEd, so `-P` does
+# not publish it either.
 ENV PRESENCE_HUB_LISTEN=0.0.0.0:8080 \
+    PRESENCE_HUB_METRICS_LISTEN=0.0.0.0:9090 \
     PRESENCE_HUB_LOG_FORMAT=json
 EXPOSE 8080
 # The binary probes itself: no shell tools in the image.

@@ -225,6 +225,25 @@ pub struct Config {
     /// 0: no limit (agents behind one NAT share an address).
     #[arg(long, env = "PRESENCE_HUB_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
     pub max_connections_per_ip: usize,
+
+    // ---- Web security (README "Web security"; `crate::web`) ----
+    /// Origins whose pages may frame the wallboard and the agent page
+    /// (comma-separated, e.g. `https://portal.example.com`). Empty: no
+    /// framing at all (`frame-ancestors 'none'`, `X-Frame-Options: DENY`).
+    #[arg(long, env = "PRESENCE_HUB_FRAME_ANCESTORS", value_delimiter = ',', value_parser = crate::web::parse_origin)]
+    pub frame_ancestors: Vec<String>,
+    /// Origins whose pages may call the HTTP APIs cross-origin (CORS;
+    /// comma-separated). Empty: refused to every other origin. Independent
+    /// of `--allowed-origins`.
+    #[arg(long, env = "PRESENCE_HUB_CORS_ORIGINS", value_delimiter = ',', value_parser = crate::web::parse_origin)]
+    pub cors_origins: Vec<String>,
+    /// Serve `/metrics` only on this address (keep it private); the public
+    /// port then answers 404 for it.
+    #[arg(long, env = "PRESENCE_HUB_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// `/metrics` requires `Authorization: Bearer <this token>`.
+    #[arg(long, env = "PRESENCE_HUB_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// A CIDR (`10.0.0.0/8`) or one address (`10.0.0.7`, as `/32` or `/128`).

@@ -29,6 +29,9 @@
 //!   at `/client/`.
 //! - [`agent_page`]: the embedded agent dashboard at `/agent`.
 //! - [`metrics`]: the Prometheus series of `/metrics`.
+//! - [`web`]: web security of everything served over HTTP: the security
+//!   headers and CSP, the pages' versioned immutable assets, CORS on the
+//!   HTTP APIs, who may read `/metrics`.
 //! - [`config`], [`directory`], [`auth`], [`error`], [`clock`]: the edges.
 //!
 //! `main.rs` only parses flags and calls [`node::run`].
@@ -51,3 +54,4 @@ pub mod server;
 pub mod strict;
 pub mod text;
 pub mod wallboard;
+pub mod web;

@@ -10,6 +10,7 @@ use crate::directory::{Directory, DirectoryError};
 use crate::domain::Role;
 use crate::hub::Hub;
 use crate::server;
+use crate::web::{WebConfigError, WebSecurity};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Web(#[from] WebConfigError),
 }
 
 /// A node that is listening, ready to be served.
@@ -35,6 +38,10 @@ pub struct Node {
     pub hub: Arc<Hub>,
     pub addr: SocketAddr,
     listener: TcpListener,
+    /// Where `/metrics` is served apart (`--metrics-listen`), once bound.
+    pub metrics_addr: Option<SocketAddr>,
+    metrics_listener: Option<TcpListener>,
+    web: Arc<WebSecurity>,
     /// The HS256 secret in use when it was generated (dev mode).
     pub generated_secret: Option<String>,
 }
@@ -57,6 +64,8 @@ impl Node {
             .unwrap_or_else(crate::hub::random_node_id);
         config.node_id = Some(node_id.clone());
         config.max_connections = fit_open_files(config.max_connections);
+        // Flags built in code (tests) skip clap's checks: checked again here.
+        let web = Arc::new(WebSecurity::from_config(&config)?);
         let redis_target = config.redis_target();
         if redis_target.is_some() && config.jwt_secret.is_none() && config.jwt_public_key.is_none()
         {
@@ -108,6 +117,19 @@ impl Node {
         let addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
+        let (metrics_listener, metrics_addr) = match config.metrics_listen {
+            Some(at) => {
+                let bound = TcpListener::bind(at)
+                    .await
+                    .map_err(|source| StartError::Bind { addr: at, source })?;
+                let local = bound
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr: at, source })?;
+                (Some(bound), Some(local))
+            }
+            None => (None, None),
+        };
+        web.metrics.warn_if_exposed(addr);
         let hub = Hub::new(config, directory, backplane, verifier);
         if let Some(secret) = &generated_secret {
             let _ = hub.dev_secret.set(secret.clone());
@@ -116,6 +138,9 @@ impl Node {
             hub,
             addr,
             listener,
+            metrics_addr,
+            metrics_listener,
+            web,
             generated_secret,
         })
     }
@@ -125,7 +150,14 @@ impl Node {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        server::serve(self.hub, self.listener, shutdown).await
+        server::serve(
+            self.hub,
+            self.listener,
+            self.metrics_listener,
+            self.web,
+            shutdown,
+        )
+        .await
     }
 
     /// Starts the simulated agents of the first tenant (see [`crate::demo`]).
@@ -166,6 +198,9 @@ impl Node {
             hub.node_id,
             self.addr
         );
+        if let Some(metrics) = self.metrics_addr {
+            out.push_str(&format!("  Metrics: http://{metrics}/metrics\n"));
+        }
         let Some(secret) = &self.generated_secret else {
             out.push_str(&format!("  Wallboard: {base}/ (sign in with a token)\n"));
             return out;

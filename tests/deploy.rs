@@ -311,3 +311,53 @@ fn the_dockerfile_copies_everything_the_build_reads() {
         assert!(is_copied(path), "the Dockerfile does not copy {path}");
     }
 }
+
+/// `/metrics` is on a private port everywhere the deploy files run the hub
+/// (README "Web security"): the image sets `--metrics-listen`, the compose
+/// file states the same port and publishes it nowhere, and the Prometheus
+/// example scrapes every node there.
+#[test]
+fn metrics_are_scraped_on_the_private_port_that_the_image_and_compose_set() {
+    let dockerfile = read("Dockerfile");
+    let port = dockerfile
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("PRESENCE_HUB_METRICS_LISTEN=0.0.0.0:")
+                .map(|rest| rest.trim_end_matches(['\\', ' ']).to_string())
+        })
+        .expect("the image sets PRESENCE_HUB_METRICS_LISTEN");
+    assert!(
+        !dockerfile
+            .lines()
+            .any(|l| l.starts_with("EXPOSE") && l.contains(&port)),
+        "the metrics port is not EXPOSEd (`docker run -P` would publish it)"
+    );
+    let compose = yaml("deploy/docker-compose.yml");
+    let services = compose["services"].as_hash().expect("services");
+    let mut hubs = Vec::new();
+    for (name, service) in services {
+        let name = name.as_str().expect("a service name");
+        for published in field(service, "ports").as_vec().into_iter().flatten() {
+            let published = published.as_str().unwrap_or_default();
+            assert!(
+                !published.ends_with(&format!(":{port}")),
+                "{name} publishes the metrics port: {published}"
+            );
+        }
+        let env = field(service, "environment");
+        let Some(listen) = field(env, "PRESENCE_HUB_METRICS_LISTEN").as_str() else {
+            continue;
+        };
+        assert_eq!(listen, format!("0.0.0.0:{port}"), "{name}");
+        hubs.push(name.to_string());
+    }
+    assert_eq!(hubs, ["hub1", "hub2", "hub3"]);
+    let alerts = read("deploy/prometheus-alerts.yml");
+    for hub in &hubs {
+        assert!(
+            alerts.contains(&format!("{hub}:{port}")),
+            "the scrape example does not name {hub}:{port}"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 // The agent dashboard. Everything protocol-related is the client library's
 // AgentClient (heartbeats, reconnects, replies); this file only renders the
 // agent's own record and turns clicks into the library's requests.
-import { AgentClient } from '/client/presence-hub-client.js';
+import { AgentClient } from '../client/presence-hub-client.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'presence-hub-agent-token';

@@ -3,7 +3,8 @@
 //! own status, channels and (simulated) interactions, and answers
 //! supervisors' monitor requests. Plain HTML, CSS and ES modules with no
 //! build step; the protocol itself is the client library's `AgentClient`
-//! (served at `/client/`), never a second copy here.
+//! (served at `/client/`), never a second copy here. The page and its files
+//! are served by [`crate::web::assets`] (content-hashed immutable paths).
 //!
 //! `GET /agent/tenant` (with `Authorization: Bearer <token>` of an agent)
 //! gives the page what the `welcome` does not carry: the tenant's channels
@@ -13,43 +14,39 @@
 
 use crate::domain::Role;
 use crate::hub::Hub;
+use crate::web::assets::{Asset, Page, CSS, JS};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
 
-const INDEX: &str = include_str!("index.html");
-const APP: &str = include_str!("app.js");
-const STYLE: &str = include_str!("style.css");
+/// The page, at `/agent`.
+pub const PAGE: Page = Page {
+    path: "/agent",
+    html: include_str!("index.html"),
+};
 
-pub fn routes() -> Router<Arc<Hub>> {
-    Router::new()
-        .route("/agent", get(|| async { Html(INDEX) }))
-        .route(
-            "/agent/app.js",
-            get(|| async { asset("text/javascript", APP) }),
-        )
-        .route(
-            "/agent/style.css",
-            get(|| async { asset("text/css", STYLE) }),
-        )
-        .route("/agent/tenant", get(tenant))
-}
+/// The page's script and stylesheet.
+pub const ASSETS: &[Asset] = &[
+    Asset {
+        path: "/agent/app.js",
+        content_type: JS,
+        body: include_str!("app.js"),
+    },
+    Asset {
+        path: "/agent/style.css",
+        content_type: CSS,
+        body: include_str!("style.css"),
+    },
+];
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            // Embedded in the binary: a new build is a new page, so browsers
-            // must revalidate rather than keep last release's script.
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
-        .into_response()
+/// `GET /agent/tenant`, an HTTP API (CORS rules apply: see
+/// [`crate::web`]).
+pub fn api_routes() -> Router<Arc<Hub>> {
+    Router::new().route("/agent/tenant", get(tenant))
 }
 
 /// The tenant's channels and people's names, for a verified agent token.

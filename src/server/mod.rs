@@ -4,6 +4,8 @@
 //! Who the client is behind a load balancer: [`client_addr`]. [`listener`]
 //! is the accept loop that bounds what a connection may hold before it is a
 //! session (it attaches the peer address that [`client_addr`] starts from).
+//! Headers, CORS, versioned assets and `/metrics` access: [`crate::web`],
+//! which gets the page routes and the API routes apart (see [`router`]).
 
 mod admin;
 pub mod client_addr;
@@ -15,11 +17,12 @@ mod write_deadline;
 
 use crate::hub::Hub;
 use crate::wallboard;
+use crate::web::{self, WebSecurity};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Extension, Router};
 use client_addr::{ClientAddr, ClientAddrs};
 use std::future::Future;
@@ -30,22 +33,54 @@ use tokio::net::TcpListener;
 /// The HTTP routes of one node.
 pub fn router(hub: Arc<Hub>) -> Router {
     let addrs = Arc::new(ClientAddrs::new(&hub.config));
-    router_with(hub, addrs)
+    let security = web_security(&hub);
+    router_with(hub, addrs, security)
+}
+
+/// The node's web-security rules. [`crate::node::Node::bind`] has already
+/// refused flags they cannot be built from; should a configuration built in
+/// code still hold one, the strictest rules apply rather than none.
+fn web_security(hub: &Hub) -> Arc<WebSecurity> {
+    Arc::new(WebSecurity::from_config(&hub.config).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "web security flags refused: serving with the strictest rules");
+        WebSecurity::strict()
+    }))
 }
 
 /// The routes, counting connections per client address in `addrs` (shared
 /// with the accept loop, which counts connections not yet upgraded).
-fn router_with(hub: Arc<Hub>, addrs: Arc<ClientAddrs>) -> Router {
-    Router::new()
+/// Pages (HTML, assets, dev sign-in, the WebSocket, which checks
+/// `--allowed-origins` itself) and HTTP APIs (CORS applies) are handed to
+/// [`web::secure`] apart.
+fn router_with(hub: Arc<Hub>, addrs: Arc<ClientAddrs>, security: Arc<WebSecurity>) -> Router {
+    let pages = Router::new()
         .route("/v1/ws", get(ws_upgrade))
+        .merge(wallboard::routes());
+    let mut api = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .merge(wallboard::routes())
-        .merge(crate::client_lib::routes())
-        .merge(crate::agent_page::routes())
+        .merge(crate::agent_page::api_routes())
+        // Where the HTTP JSON APIs go; none yet, but the CORS rules already
+        // hold for the whole prefix.
+        .route("/api/{*rest}", any(no_such_api));
+    if security.metrics.on_public_port() {
+        api = api.merge(security.metrics.protect(metrics_route()));
+    }
+    web::secure(pages, api, security)
         .layer(Extension(addrs))
         .with_state(hub)
+}
+
+fn metrics_route() -> Router<Arc<Hub>> {
+    Router::new().route("/metrics", get(metrics_text))
+}
+
+async fn no_such_api() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": {"code": "not_found", "message": "no such API"}})),
+    )
+        .into_response()
 }
 
 async fn ws_upgrade(
@@ -99,12 +134,20 @@ async fn ws_upgrade(
         .on_upgrade(move |socket| client.track(session::run(hub, socket), slot))
 }
 
-async fn metrics_text(State(hub): State<Arc<Hub>>) -> String {
+async fn metrics_text(State(hub): State<Arc<Hub>>) -> Response {
     let metrics = crate::metrics::get();
     // Readiness as a series too, so an alert needs no HTTP prober.
     let ready = !hub.is_draining() && hub.backplane.is_ready();
     metrics.ready.set(if ready { 1.0 } else { 0.0 });
-    metrics.render()
+    (
+        // Prometheus' text exposition format, by name.
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+        .into_response()
 }
 
 /// With `--allowed-origins` set, a browser's upgrade must come from one of
@@ -138,15 +181,34 @@ async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
 /// Serves until `shutdown` resolves, then drains: stops accepting, marks the
 /// node not ready, tells every session `draining` and closes it with 1012,
 /// and returns once every session ended or `drain_timeout_ms` passed.
+///
+/// With `metrics` (`--metrics-listen`), `/metrics` is served there, and
+/// only there, until the node has drained.
 pub async fn serve(
     hub: Arc<Hub>,
     listener: TcpListener,
+    metrics: Option<TcpListener>,
+    security: Arc<WebSecurity>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let drain_hub = hub.clone();
+    // Scraped through the drain too: ended with the node, not before.
+    let _metrics_server = metrics.map(|metrics| {
+        let routes =
+            web::secure_metrics(security.metrics.protect(metrics_route()), security.clone())
+                .with_state(hub.clone());
+        let addrs = Arc::new(ClientAddrs::new(&hub.config));
+        AbortOnDrop(tokio::spawn(listener::serve_http(
+            hub.clone(),
+            metrics,
+            routes,
+            addrs,
+            std::future::pending(),
+        )))
+    });
     // The accept loop attaches the peer address `client_addr` starts from.
     let addrs = Arc::new(ClientAddrs::new(&hub.config));
-    let routes = router_with(hub.clone(), addrs.clone());
+    let routes = router_with(hub.clone(), addrs.clone(), security);
     let server = listener::serve_http(hub.clone(), listener, routes, addrs, async move {
         shutdown.await;
         tracing::info!("shutting down: draining sessions");
@@ -186,4 +248,14 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// A task that ends when its handle is dropped (the metrics listener ends
+/// with [`serve`], whichever way it returns).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -6,8 +6,9 @@
 //! totals over the live records),
 //! `list.js` (the windowed agent list), `panels.js` (one agent's actions,
 //! search), `admin.js` (the settings form), `format.js` (names, durations).
-//! They are served with `no-cache` so a new binary's page is never mixed
-//! with an old cached module.
+//! [`crate::web::assets`] serves the page and these files (content-hashed
+//! immutable paths, so a new binary's page is never mixed with an old
+//! cached module); this module lists them and serves `/dev/signin`.
 //!
 //! `/dev/signin` lists one-click sign-ins (supervisors, admins, agents of the
 //! first tenant, with fresh tokens) only when the node generated its own dev
@@ -19,53 +20,47 @@ use crate::auth;
 use crate::domain::Role;
 use crate::hub::Hub;
 use crate::server::client_addr::ClientAddr;
+use crate::web::assets::{Asset, Page, CSS, JS};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
 
-const INDEX: &str = include_str!("index.html");
+/// The page, at `/`.
+pub const PAGE: Page = Page {
+    path: "/",
+    html: include_str!("index.html"),
+};
 
-const JS: &str = "text/javascript; charset=utf-8";
-const CSS: &str = "text/css; charset=utf-8";
+const fn asset(path: &'static str, body: &'static str) -> Asset {
+    Asset {
+        path,
+        content_type: JS,
+        body,
+    }
+}
 
-/// Every embedded file of the page but `index.html`: path, type, content.
-const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "/wallboard/wallboard.css",
-        CSS,
-        include_str!("wallboard.css"),
-    ),
-    ("/wallboard/main.js", JS, include_str!("js/main.js")),
-    ("/wallboard/store.js", JS, include_str!("js/store.js")),
-    ("/wallboard/list.js", JS, include_str!("js/list.js")),
-    ("/wallboard/panels.js", JS, include_str!("js/panels.js")),
-    ("/wallboard/admin.js", JS, include_str!("js/admin.js")),
-    ("/wallboard/format.js", JS, include_str!("js/format.js")),
+/// Every embedded file of the page but `index.html`.
+pub const ASSETS: &[Asset] = &[
+    Asset {
+        path: "/wallboard/wallboard.css",
+        content_type: CSS,
+        body: include_str!("wallboard.css"),
+    },
+    asset("/wallboard/main.js", include_str!("js/main.js")),
+    asset("/wallboard/store.js", include_str!("js/store.js")),
+    asset("/wallboard/list.js", include_str!("js/list.js")),
+    asset("/wallboard/panels.js", include_str!("js/panels.js")),
+    asset("/wallboard/admin.js", include_str!("js/admin.js")),
+    asset("/wallboard/format.js", include_str!("js/format.js")),
 ];
 
+/// `/dev/signin` (the page and its files: [`crate::web::assets`]).
 pub fn routes() -> Router<Arc<Hub>> {
-    let mut router = Router::new()
-        .route("/", get(|| async { Html(INDEX) }))
-        .route("/dev/signin", get(dev_signin));
-    for &(path, content_type, body) in ASSETS {
-        router = router.route(
-            path,
-            get(move || async move {
-                (
-                    [
-                        (header::CONTENT_TYPE, content_type),
-                        (header::CACHE_CONTROL, "no-cache"),
-                    ],
-                    body,
-                )
-            }),
-        );
-    }
-    router
+    Router::new().route("/dev/signin", get(dev_signin))
 }
 
 async fn dev_signin(State(hub): State<Arc<Hub>>, client: ClientAddr) -> Response {

@@ -13,7 +13,7 @@
 // tick once a second over visible cells only, and stop while the data is stale.
 
 // The client library (clients/js), served by the hub.
-import { SupervisorClient } from "/client/presence-hub-client.js";
+import { SupervisorClient } from "../client/presence-hub-client.js";
 import { AdminForm } from "./admin.js";
 import { AgentList } from "./list.js";
 import { AgentPanel, Search } from "./panels.js";
