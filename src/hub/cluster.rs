@@ -189,6 +189,7 @@ const SEQ_JUMP: u64 = 1_000_000;
 
 async fn lease_loop(hub: Arc<Hub>, view: Arc<StoreView>) {
     let mut healthy = true;
+    let mut last_renewed = Instant::now();
     loop {
         // The lease outlives the drain: survivors must not sweep this
         // node's devices while their clients are still reconnecting.
@@ -197,11 +198,28 @@ async fn lease_loop(hub: Arc<Hub>, view: Arc<StoreView>) {
         }
         match hub.backplane.renew_lease().await {
             Ok(reconnected) => {
-                view.renewed(&hub, reconnected || !healthy);
-                if reconnected || !healthy {
+                // Renewed later than the lease lasts, with no failure seen:
+                // this node was frozen (SIGSTOP, a VM paused). Its lease
+                // expired meanwhile and survivors may have swept its
+                // devices, so it catches up and re-asserts them as after an
+                // outage (PROTOCOL.md §9.2).
+                let lapsed = last_renewed.elapsed() >= hub.config.node_ttl();
+                last_renewed = Instant::now();
+                let after_break = reconnected || !healthy || lapsed;
+                view.renewed(&hub, after_break);
+                if after_break {
                     crate::metrics::get().backplane_reconnects.increment(1);
-                    tracing::info!("store reachable again: catching up");
-                    catch_up_all(&hub).await;
+                    if lapsed && !reconnected && healthy {
+                        tracing::warn!("this node was frozen past its lease: catching up");
+                    } else {
+                        tracing::info!("store reachable again: catching up");
+                    }
+                    // In the gap loop's task, not this one: a long catch-up
+                    // (a large tenant, a slow store) must not hold up the
+                    // renewals and let the lease lapse.
+                    for tenant in hub.attached_tenants() {
+                        tenant.request_catch_up();
+                    }
                 } else {
                     // A store restarted empty without us noticing a drop.
                     for tenant in hub.attached_tenants() {
@@ -248,17 +266,22 @@ async fn pause_unless_disconnected(hub: &Hub, pause: Duration) {
     }
 }
 
+/// Catches tenants up, one at a time, as asked (a gap, a reconnection, a
+/// retry). Requests that piled up meanwhile are taken together, each tenant
+/// once: one catch-up reads everything the store has.
 async fn gap_loop(hub: Arc<Hub>, mut gaps: mpsc::UnboundedReceiver<String>) {
-    while let Some(tenant_id) = gaps.recv().await {
-        if let Some(tenant) = hub.attached_tenant(&tenant_id) {
-            catch_up(&hub, &tenant).await;
+    while let Some(first) = gaps.recv().await {
+        let mut due = vec![first];
+        while let Ok(more) = gaps.try_recv() {
+            if !due.contains(&more) {
+                due.push(more);
+            }
         }
-    }
-}
-
-async fn catch_up_all(hub: &Arc<Hub>) {
-    for tenant in hub.attached_tenants() {
-        catch_up(hub, &tenant).await;
+        for tenant_id in due {
+            if let Some(tenant) = hub.attached_tenant(&tenant_id) {
+                catch_up(&hub, &tenant).await;
+            }
+        }
     }
 }
 

@@ -296,6 +296,9 @@ pub struct SupState {
     /// The node of the current connection, when subscribed.
     pub node: Option<usize>,
     pub connections: u64,
+    /// Not reading (a stall): its view lags by design until it reads again,
+    /// so the final comparison waits for it.
+    pub stalled: bool,
 }
 
 pub async fn supervisor(spec: SupSpec, state: Arc<Mutex<SupState>>, mut ctx: Ctx, mut rng: Rng) {
@@ -492,7 +495,9 @@ pub async fn supervisor(spec: SupSpec, state: Arc<Mutex<SupState>>, mut ctx: Ctx
                             log.client_faults += 1;
                             log.event(format!("{conn}: stops reading for {} ms", stall.as_millis()));
                         }
+                        state.lock().unwrap().stalled = true;
                         tokio::time::sleep(stall).await;
+                        state.lock().unwrap().stalled = false;
                         // Read first what came meanwhile (a 4008 close, if
                         // the hub gave up on it), then beat.
                         next_beat = Instant::now() + beat / 4;

@@ -390,7 +390,9 @@ async fn fresh_snapshot(url: &str, user: &str, scope: &Value) -> Result<Value, S
 }
 
 /// Waits until the system is quiet: all nodes ready, every device
-/// connected, every supervisor subscribed, and no delta for `calm`.
+/// connected, every supervisor subscribed and reading (not in a stall: a
+/// stalled view lags by design), and no delta for `calm` since the last
+/// stall ended.
 async fn quiet(
     cluster: &Cluster,
     log: &Shared,
@@ -400,13 +402,24 @@ async fn quiet(
 ) -> Result<(), String> {
     cluster.all_ready(Duration::from_secs(60)).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut reading_since = Instant::now()
+        .checked_sub(calm)
+        .unwrap_or_else(Instant::now);
     loop {
         let (since_delta, connected) = {
             let l = log.lock().unwrap();
             (l.last_delta.elapsed(), l.connected_devices.len())
         };
         let subscribed = sups.iter().all(|(_, s)| s.lock().unwrap().node.is_some());
-        if since_delta >= calm && connected == devices && subscribed {
+        let stalled = sups.iter().any(|(_, s)| s.lock().unwrap().stalled);
+        if stalled {
+            reading_since = Instant::now();
+        }
+        if since_delta >= calm
+            && reading_since.elapsed() >= calm
+            && connected == devices
+            && subscribed
+        {
             return Ok(());
         }
         if Instant::now() > deadline {
