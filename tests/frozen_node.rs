@@ -38,7 +38,10 @@ async fn a_node_frozen_past_its_lease_gets_its_agents_back_when_it_wakes() {
     a1.recv_type("state").await;
     let mut sup = staff_at(&b.ws_url(), "acme", "s1", "supervisor").await;
     let snapshot = sup.subscribe(json!({"all": true})).await;
-    assert_eq!(in_snapshot(&snapshot, "a1").expect("a1")["presence"], "online");
+    assert_eq!(
+        in_snapshot(&snapshot, "a1").expect("a1")["presence"],
+        "online"
+    );
 
     signal(&a, "-STOP");
     // Node b sweeps a's devices once a's lease is gone: the correct view
@@ -61,7 +64,10 @@ async fn a_node_frozen_past_its_lease_gets_its_agents_back_when_it_wakes() {
         .ok(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
         .await;
     assert_eq!(
-        (r["agent"]["presence"].as_str(), r["agent"]["status"].as_str()),
+        (
+            r["agent"]["presence"].as_str(),
+            r["agent"]["status"].as_str()
+        ),
         (Some("online"), Some("paused"))
     );
 }

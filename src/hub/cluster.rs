@@ -29,7 +29,7 @@
 //!   the device's answer and publishes the outcome back to the origin.
 
 use super::router::Outcome;
-use super::tenant::{LostChanges, Tenant};
+use super::tenant::{LostChanges, Repair, Tenant};
 use super::{device_key, Hub};
 use crate::backplane::{Commit, NodeEvent, TenantState};
 use crate::clock;
@@ -144,7 +144,7 @@ impl StoreView {
 }
 
 /// Starts the cluster tasks when the backplane is shared.
-pub fn start(hub: &Arc<Hub>, gaps: mpsc::UnboundedReceiver<String>) {
+pub fn start(hub: &Arc<Hub>, gaps: mpsc::UnboundedReceiver<Repair>) {
     if !hub.backplane.is_shared() {
         return;
     }
@@ -266,10 +266,12 @@ async fn pause_unless_disconnected(hub: &Hub, pause: Duration) {
     }
 }
 
-/// Catches tenants up, one at a time, as asked (a gap, a reconnection, a
-/// retry). Requests that piled up meanwhile are taken together, each tenant
-/// once: one catch-up reads everything the store has.
-async fn gap_loop(hub: Arc<Hub>, mut gaps: mpsc::UnboundedReceiver<String>) {
+/// Catches tenants up and re-asserts swept devices, one at a time, as
+/// asked (a gap, a reconnection, a retry, a sweep of this node's device).
+/// Requests that piled up meanwhile are taken together, each once: one
+/// catch-up reads everything the store has and re-asserts every device of
+/// its tenant.
+async fn gap_loop(hub: Arc<Hub>, mut gaps: mpsc::UnboundedReceiver<Repair>) {
     while let Some(first) = gaps.recv().await {
         let mut due = vec![first];
         while let Ok(more) = gaps.try_recv() {
@@ -277,12 +279,61 @@ async fn gap_loop(hub: Arc<Hub>, mut gaps: mpsc::UnboundedReceiver<String>) {
                 due.push(more);
             }
         }
-        for tenant_id in due {
-            if let Some(tenant) = hub.attached_tenant(&tenant_id) {
-                catch_up(&hub, &tenant).await;
+        let caught_up: Vec<String> = due
+            .iter()
+            .filter_map(|r| match r {
+                Repair::CatchUp(t) => Some(t.clone()),
+                Repair::Reassert { .. } => None,
+            })
+            .collect();
+        for repair in due {
+            match repair {
+                Repair::CatchUp(tenant_id) => {
+                    if let Some(tenant) = hub.attached_tenant(&tenant_id) {
+                        catch_up(&hub, &tenant).await;
+                    }
+                }
+                Repair::Reassert { tenant, agent } if !caught_up.contains(&tenant) => {
+                    if let Some(tenant) = hub.attached_tenant(&tenant) {
+                        reassert_agent(&hub, &tenant, &agent).await;
+                    }
+                }
+                Repair::Reassert { .. } => {}
             }
         }
     }
+}
+
+/// Says again that this node's active devices of one agent are active.
+async fn reassert_agent(hub: &Arc<Hub>, tenant: &Arc<Tenant>, agent: &str) {
+    for (agent_id, device) in hub.local_active_devices(tenant.id()) {
+        if agent_id != agent {
+            continue;
+        }
+        if let Err(e) = device_up(hub, tenant, &agent_id, &device).await {
+            tracing::warn!(tenant = tenant.id(), agent = %agent_id, error = %e, "swept device not re-asserted; retrying");
+            catch_up_later(tenant);
+        } else {
+            tracing::info!(tenant = tenant.id(), agent = %agent_id, device = %device.id, "device swept by another node re-asserted");
+        }
+    }
+}
+
+/// Commits a device of this node as active.
+async fn device_up(
+    hub: &Arc<Hub>,
+    tenant: &Arc<Tenant>,
+    agent_id: &str,
+    device: &crate::protocol::DeviceHello,
+) -> crate::error::HubResult<Arc<AgentRecord>> {
+    let event = Event::DeviceUp {
+        device_id: device.id.clone(),
+        kind: device.kind.clone(),
+        label: device.label.clone(),
+        node: hub.node_id.clone(),
+    };
+    hub.change(tenant, agent_id, &Actor::system(), &event, |_| Ok(()))
+        .await
 }
 
 /// Reloads a tenant (restoring it if the store lost it), then re-asserts
@@ -451,16 +502,7 @@ async fn reassert_devices(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
     }
     let mut failed = false;
     for (agent_id, device) in hub.local_active_devices(tenant.id()) {
-        let event = Event::DeviceUp {
-            device_id: device.id.clone(),
-            kind: device.kind.clone(),
-            label: device.label.clone(),
-            node: hub.node_id.clone(),
-        };
-        if let Err(e) = hub
-            .change(tenant, &agent_id, &Actor::system(), &event, |_| Ok(()))
-            .await
-        {
+        if let Err(e) = device_up(hub, tenant, &agent_id, &device).await {
             tracing::warn!(tenant = tenant.id(), agent = %agent_id, error = %e, "device not re-asserted; retrying");
             failed = true;
         }

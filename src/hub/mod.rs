@@ -86,7 +86,7 @@ pub struct Hub {
     /// Commands sent to other nodes, awaiting their outcome.
     remote: DashMap<String, tokio::sync::oneshot::Sender<router::Outcome>>,
     /// Tenants whose delta stream skipped a seq (cluster mode resyncs them).
-    gaps: tokio::sync::mpsc::UnboundedSender<String>,
+    gaps: tokio::sync::mpsc::UnboundedSender<tenant::Repair>,
     /// Set once the node gave up its lease at the end of a drain.
     lease_released: std::sync::atomic::AtomicBool,
     /// The secret this node generated for itself (in-memory dev mode only):

@@ -26,6 +26,16 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// What a replica asks of the cluster task (`hub::cluster`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Repair {
+    /// Catch the tenant up with the store (a gap, a reconnection, a retry).
+    CatchUp(String),
+    /// The store shows inactive a device of this agent whose socket this
+    /// node holds: say again that it is active, if its session says so.
+    Reassert { tenant: String, agent: String },
+}
+
 /// Which agents a subscription covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ScopeFilter {
@@ -153,15 +163,16 @@ pub struct Tenant {
     /// replica's lock, so in the replica's order).
     log: Arc<DeltaLog>,
     seq_tx: watch::Sender<u64>,
-    /// Told when the delta stream skipped a seq (pub/sub is at-most-once).
-    gaps: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Told when the delta stream skipped a seq (pub/sub is at-most-once),
+    /// or a device this node holds was marked inactive by another node.
+    gaps: Option<tokio::sync::mpsc::UnboundedSender<Repair>>,
 }
 
 impl Tenant {
     pub fn new(
         dir: Arc<TenantDirectory>,
         node_id: &str,
-        gaps: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+        gaps: Option<tokio::sync::mpsc::UnboundedSender<Repair>>,
     ) -> Arc<Self> {
         Arc::new(Tenant {
             node_id: node_id.to_string(),
@@ -326,7 +337,7 @@ impl Tenant {
     /// after a gap in the delta stream).
     pub fn request_catch_up(&self) {
         if let Some(gaps) = &self.gaps {
-            let _ = gaps.send(self.id().to_string());
+            let _ = gaps.send(Repair::CatchUp(self.id().to_string()));
         }
     }
 
@@ -462,6 +473,23 @@ impl Tenant {
             }
         }
         if let Some(watchers) = r.watchers.get(entry.id.as_ref()) {
+            // A device of ours shown inactive while its socket is here: a
+            // survivor swept this node (it was frozen past its lease, or the
+            // sweep raced its return). Unless its own session let it go
+            // (TTL), it is re-asserted.
+            let swept = watchers.iter().any(|w| {
+                entry
+                    .record
+                    .devices
+                    .iter()
+                    .any(|d| d.id == w.device_id && !d.active && d.node == self.node_id)
+            });
+            if let (true, Some(gaps)) = (swept, &self.gaps) {
+                let _ = gaps.send(Repair::Reassert {
+                    tenant: self.id().to_string(),
+                    agent: entry.record.id.clone(),
+                });
+            }
             let f = protocol::agent_frame(Kind::State, &entry.json).at(entry.record.version);
             for w in watchers {
                 let moved = entry
@@ -796,6 +824,42 @@ mod tests {
         assert_eq!(delta_seqs(&outbox), [8, 9, 10, 11, 12, 13]);
         assert_eq!(t.seq(), 13);
         assert_eq!(t.record("a06").map(|r| r.version), Some(13));
+    }
+
+    #[test]
+    fn a_device_held_here_but_shown_inactive_by_a_sweep_is_sent_for_reassertion() {
+        let directory = Directory::parse(crate::directory::DEMO_DIRECTORY).expect("demo directory");
+        let dir = directory.tenants().next().expect("a tenant").clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let t = Tenant::new(dir, "n1", Some(tx));
+        let device = |active: bool, node: &str| crate::domain::Device {
+            id: "d1".into(),
+            kind: "softphone".into(),
+            label: None,
+            active,
+            node: node.into(),
+            since_ms: 1,
+        };
+        let with = |version: u64, d: crate::domain::Device| {
+            let mut r = (*record("a01", version, "x")).clone();
+            r.devices = vec![d];
+            Arc::new(r)
+        };
+        t.load(state(1, vec![with(1, device(true, "n1"))]));
+        t.watch_agent("a01", "d1", 7, &Outbox::new(8));
+        // Another node's device going down, or ours coming up: nothing.
+        t.apply(Delta::Agent(with(2, device(false, "n2"))));
+        t.apply(Delta::Agent(with(3, device(true, "n1"))));
+        assert!(rx.try_recv().is_err());
+        // Ours shown inactive (a survivor swept this node): re-assert.
+        t.apply(Delta::Agent(with(4, device(false, "n1"))));
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(Repair::Reassert {
+                tenant: t.id().to_string(),
+                agent: "a01".into()
+            })
+        );
     }
 
     #[test]
