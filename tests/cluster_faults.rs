@@ -162,7 +162,7 @@ async fn outage_keeps_state(aof: bool) {
     let r = a1
         .ok(json!({"type": "set_status", "status": "available"}))
         .await;
-    assert!(r["agent"]["version"].as_u64() > before["version"].as_u64());
+    assert!(u64_of(&r["agent"]["version"]) > u64_of(&before["version"]));
     let seen = sup.agent_update("a1", |r| r["status"] == "available").await;
     assert_eq!(seen["version"], r["agent"]["version"]);
 }
@@ -212,7 +212,7 @@ async fn a_node_cut_off_from_redis_gets_its_agents_back_when_the_cut_heals() {
 
     proxy.heal();
     let back = sup.agent_update("a1", |r| r["presence"] == "online").await;
-    assert!(back["version"].as_u64() > off["version"].as_u64());
+    assert!(u64_of(&back["version"]) > u64_of(&off["version"]));
     assert_eq!(back["devices"][0]["node"], "cut");
     assert_eq!(
         (back["status"].as_str(), back["pause_reason"].as_str()),

@@ -61,7 +61,7 @@ async fn clean_close_goes_offline_at_once_and_keeps_channel_connections() {
     // Coming back: available again, still connected.
     let _a1 = hub.agent("a1", "d1").await;
     let on = sup
-        .agent_update("a1", |a| a["version"].as_u64() > off["version"].as_u64())
+        .agent_update("a1", |a| u64_of(&a["version"]) > u64_of(&off["version"]))
         .await;
     assert_eq!(on["presence"], "online");
     assert_eq!(on["status"], "available");
@@ -101,7 +101,7 @@ async fn a_silent_device_goes_inactive_after_the_ttl_and_back_when_it_speaks() {
     sup.agent_update("a1", |a| a["presence"] == "offline").await;
     a1.send(json!({"type": "heartbeat"})).await;
     let on = a1
-        .state(|a| a["version"].as_u64() > off["version"].as_u64())
+        .state(|a| u64_of(&a["version"]) > u64_of(&off["version"]))
         .await;
     assert_eq!(
         (on["presence"].as_str(), on["status"].as_str()),

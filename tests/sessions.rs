@@ -63,7 +63,7 @@ async fn hello_gets_welcome_then_state_and_the_agent_is_online() {
 
     let seen = sup.agent_update("a1", |a| a["presence"] == "online").await;
     assert!(
-        seen["version"].as_u64() > snapshot["seq"].as_u64(),
+        u64_of(&seen["version"]) > u64_of(&snapshot["seq"]),
         "deltas come after the snapshot's seq"
     );
 }
@@ -794,7 +794,7 @@ async fn settings_changes_reach_subscribers() {
         s["settings"],
         json!({"supervisor_can_end_wrap_up": true, "wrap_up_seconds": 12, "unassigned_access_default": true})
     );
-    assert!(s["seq"].as_u64() > snapshot["seq"].as_u64());
+    assert!(u64_of(&s["seq"]) > u64_of(&snapshot["seq"]));
 }
 
 #[tokio::test]
@@ -930,7 +930,7 @@ async fn history_tells_who_paused_whom_and_when() {
     assert!(
         changes
             .windows(2)
-            .all(|w| w[0]["version"].as_u64() < w[1]["version"].as_u64()),
+            .all(|w| u64_of(&w[0]["version"]) < u64_of(&w[1]["version"])),
         "newest last"
     );
     let last = s1

@@ -141,6 +141,16 @@ pub fn demo_reason(n: impl TryInto<usize>) -> &'static str {
     CODES[n.try_into().unwrap_or(0) % CODES.len()]
 }
 
+/// A number the hub must have sent: panics when `v` is missing or not an
+/// unsigned integer, so a comparison such as `u64_of(&a) > u64_of(&b)`
+/// cannot pass on an absent field (as `a.as_u64() > b.as_u64()` does when
+/// `b` is absent: `Some(_) > None`).
+#[track_caller]
+pub fn u64_of(v: &Value) -> u64 {
+    v.as_u64()
+        .unwrap_or_else(|| panic!("expected an unsigned integer, got {v}"))
+}
+
 /// Validators for `protocol/schemas`, built once per test binary.
 pub struct Schemas {
     pub client: jsonschema::Validator,
@@ -484,7 +494,11 @@ impl Client {
             let next = self.ws.next().await;
             match next {
                 Some(Ok(Message::Text(t))) => {
-                    return Ok(serde_json::from_str(&t).expect("server sends JSON"))
+                    let v: Value = serde_json::from_str(&t).expect("server sends JSON");
+                    // Every message any test receives, checked in this one
+                    // place against the documented contract.
+                    assert_schema(&schemas().server, &v);
+                    return Ok(v);
                 }
                 Some(Ok(Message::Close(frame))) => {
                     // Answer the close at once, as a browser does.
