@@ -64,24 +64,13 @@ const rowsInView = (page) => page.evaluate(() => {
 async function openAgent(page, id) {
   const name = byId.get(id).rec.name;
   const row = page.locator(`.viewport .row[data-agent="${id}"]`);
-  // Known flake, cause not found: about one run in ten, right after this
-  // row is reported visible, Playwright's click keeps calling it "not
-  // visible" (and `boundingBox()` returns null), while the page, asked
-  // seconds later, has it in the DOM, displayed, 950×34 px at the top of the
-  // list, `checkVisibility()` true and under `elementFromPoint` at its
-  // centre. So the filter is typed again and the click tried again.
-  for (let attempt = 1; ; attempt++) {
-    await page.fill("#f-text", "");
-    await page.fill("#f-text", name);
-    try {
-      await row.waitFor({ state: "visible", timeout: 4000 });
-      await row.click({ timeout: 3000 });
-      break;
-    } catch (e) {
-      if (attempt === 4) throw e;
-      console.log(`  (row ${id} not clickable, attempt ${attempt}: typing the filter again)`);
-    }
-  }
+  // One try. (This once needed retries: the list handed a row's element to
+  // another agent under live updates, so an element found showing this
+  // agent could hide or show someone else before the click landed. The
+  // list now keeps an agent's element while the agent is in view.)
+  await page.fill("#f-text", name);
+  await row.waitFor({ state: "visible", timeout: 4000 });
+  await row.click({ timeout: 3000 });
   await page.locator("#p-name", { hasText: name }).waitFor({ timeout: 5000 });
   await page.fill("#f-text", "");
 }
