@@ -32,13 +32,17 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const SECRET: &str = "test-secret";
 
-/// Skips a test whose tools are missing, saying so where `cargo test` shows
-/// it (straight to stderr: the harness captures `eprintln!` of passing
-/// tests). In CI (`CI` set) a missing tool fails the test instead.
-pub fn skip(test: &str, why: &str) {
-    use std::io::Write;
-    assert!(std::env::var_os("CI").is_none(), "{test}: {why}");
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+/// Fails a test whose outside tools are missing. A test that needs them is
+/// `#[ignore]`d at build time when they are missing on a developer machine
+/// (`build.rs` sets `ph_no_browser`, `ph_no_haproxy`, `ph_no_node`), so the
+/// summary counts it as ignored and names what it needs; in CI (`CI` set)
+/// it is never ignored and fails here. A test that runs therefore has its
+/// tools, or fails: it never passes without having run.
+pub fn missing(test: &str, why: &str) -> ! {
+    panic!(
+        "{test}: {why} (in CI the tools must be there; elsewhere a rebuild \
+         after removing them marks the test ignored)"
+    )
 }
 
 /// What a browser test drives: Debian's Chromium (or `$CHROMIUM`) and the
@@ -48,13 +52,13 @@ pub struct Browser {
     pub dir: std::path::PathBuf,
 }
 
-/// The browser test's tools, or `None` after reporting the skip (which
-/// fails in CI, where `.ci/run` installs them).
-pub fn browser(test: &str) -> Option<Browser> {
+/// The browser test's tools; fails the test when one is missing (see
+/// [`missing`]).
+pub fn browser(test: &str) -> Browser {
     use std::path::Path;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let missing: Vec<&str> = [
+    let lacking: Vec<&str> = [
         (!Path::new(&chromium).exists()).then_some("chromium (apt-get install chromium)"),
         (!dir.join("node_modules/playwright-core").exists())
             .then_some("playwright-core (npm ci --prefix tests/browser)"),
@@ -67,12 +71,10 @@ pub fn browser(test: &str) -> Option<Browser> {
     .into_iter()
     .flatten()
     .collect();
-    if missing.is_empty() {
-        Some(Browser { chromium, dir })
-    } else {
-        skip(test, &format!("needs {}", missing.join(", ")));
-        None
+    if !lacking.is_empty() {
+        missing(test, &format!("needs {}", lacking.join(", ")));
     }
+    Browser { chromium, dir }
 }
 
 /// One run of a script of `tests/browser/`, as [`Browser::run`] left it.
