@@ -129,6 +129,30 @@ try {
   const dom = await page.evaluate(() => document.getElementsByTagName("*").length);
   if (dom > 2000) fail(`the DOM grew with the agents: ${dom} elements`);
 
+  // A row element belongs to its agent while the agent stays in view: when
+  // a live update re-sorts the list, an element found showing agent Y still
+  // shows Y (moved), not whoever took Y's old place. (Handing elements out
+  // by position made a click aimed at Y miss, or hit another agent.)
+  step("a row element stays with its agent while a live update re-sorts the list");
+  await page.selectOption("#f-sort", "time");
+  await settled(page);
+  const order = await rowsInView(page);
+  const at = order.findIndex((id, i) => i + 1 < order.length && ["available", "paused"].includes(byId.get(id).rec.status));
+  if (at < 0) fail(`no available or paused agent in view: ${order}`);
+  const [mover, stayer] = [order[at], order[at + 1]];
+  const element = await page.locator(`.viewport .row[data-agent="${stayer}"]`).elementHandle();
+  // The mover changes status: it is now the newest in its state and leaves
+  // its place (sorted by time in state, longest first); the stayer moves up.
+  const m = byId.get(mover);
+  await m.request(m.rec.status === "available" ? { type: "set_status", status: "paused", reason: "moved" } : { type: "set_status", status: "available" });
+  await settled(page);
+  const now = await rowsInView(page);
+  if (now.indexOf(stayer) !== at) fail(`${stayer} did not move up to row ${at}: ${now}`);
+  const held = await element.evaluate((el) => ({ agent: el.dataset.agent, hidden: el.hidden }));
+  if (held.agent !== stayer || held.hidden) fail(`the element that showed ${stayer} now shows ${held.hidden ? "nothing" : held.agent}`);
+  await element.dispose();
+  await page.selectOption("#f-sort", "name");
+
   // 2. The pause form survives 50 deltas, its own agent's included.
   step("an open pause form survives 50 deltas; Confirm pauses the right agent with the typed reason");
   const target = crew.list.find((c) => c.rec.status === "available");
