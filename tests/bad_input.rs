@@ -203,7 +203,7 @@ async fn a_flood_is_rate_limited_then_closed_with_4008() {
 }
 
 #[tokio::test]
-async fn a_slow_reader_gets_coalesced_deltas_and_others_are_not_held_back() {
+async fn a_slow_reader_gets_coalesced_deltas_in_increasing_version_and_others_are_not_held_back() {
     let hub = TestHub::start_with(|c| c.rate_limit_per_sec = 1_000_000).await;
     let mut slow = Client::connect_small_buffer(hub.addr, &hub.url()).await;
     slow.send(json!({"type": "hello", "token": token("acme", "s1"), "role": "supervisor"}))
@@ -217,8 +217,11 @@ async fn a_slow_reader_gets_coalesced_deltas_and_others_are_not_held_back() {
     // deltas, more than the kernel's socket buffers can absorb (up to 4 MB
     // for the sender here), so the rest has to wait in the hub's outbox.
     const ROUNDS: usize = 4000;
-    for agent in agents.iter_mut() {
-        for i in 0..ROUNDS {
+    // The two agents' changes interleave, so the slow reader's coalesced
+    // deltas of one agent get ahead of the other's older ones, which the
+    // hub must put back in version order.
+    for i in 0..ROUNDS {
+        for agent in agents.iter_mut() {
             let body = if i % 2 == 0 {
                 json!({"type": "set_status", "status": "paused", "reason": format!("r{i}")})
             } else {
@@ -226,6 +229,8 @@ async fn a_slow_reader_gets_coalesced_deltas_and_others_are_not_held_back() {
             };
             agent.send(body).await;
         }
+    }
+    for agent in agents.iter_mut() {
         // All applied: each change is a round trip through the store (and,
         // in the cluster, Redis pub/sub), so draining 4 000 of them takes
         // seconds; this waits for the condition, not for a speed.
@@ -255,8 +260,11 @@ async fn a_slow_reader_gets_coalesced_deltas_and_others_are_not_held_back() {
         assert_eq!(seen["pause_reason"], "final");
     }
     // The slow one gets the newest record of each agent, having skipped
-    // intermediate versions instead of queueing every one of them.
+    // intermediate versions instead of queueing every one of them, and its
+    // deltas come in increasing version across all agents (PROTOCOL.md
+    // §5.1.1: coalescing included, which a resume relies on).
     let mut deltas = 0;
+    let mut last_version = u64_of(&snapshot["seq"]);
     let mut newest = std::collections::HashMap::new();
     while newest.len() < finals.len()
         || finals
@@ -266,6 +274,12 @@ async fn a_slow_reader_gets_coalesced_deltas_and_others_are_not_held_back() {
         let v = slow.recv().await;
         if v["type"] == "agent" {
             deltas += 1;
+            let version = u64_of(&v["agent"]["version"]);
+            assert!(
+                version > last_version,
+                "delta {version} after {last_version}: not in increasing version across agents"
+            );
+            last_version = version;
             let id = v["agent"]["id"].as_str().unwrap_or("").to_string();
             if let Some(prev) = newest.get(&id).and_then(Value::as_u64) {
                 assert!(
@@ -283,7 +297,6 @@ async fn a_slow_reader_gets_coalesced_deltas_and_others_are_not_held_back() {
         deltas < changes,
         "the slow reader got {deltas} of {changes} deltas: nothing was coalesced"
     );
-    assert!(snapshot["seq"].as_u64().is_some());
 }
 
 #[tokio::test]

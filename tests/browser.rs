@@ -8,8 +8,8 @@
 //! `tests/artifacts/wallboard.png`.
 //!
 //! Needs `/usr/bin/chromium`, `node` and `npm ci --prefix tests/browser`;
-//! `.ci/run` installs them. Without them the test prints SKIPPED in the
-//! `cargo test` output and passes on a developer machine, but fails in CI
+//! `.ci/run` installs them. Without them the test is ignored on a developer
+//! machine (`build.rs`: `cargo test` counts and names it), and fails in CI
 //! (`CI` set), where they must be there.
 
 mod common;
@@ -18,10 +18,12 @@ use common::process::Proc;
 use common::*;
 
 #[tokio::test]
+#[cfg_attr(
+    ph_no_browser,
+    ignore = "needs chromium, node and playwright-core (see build.rs)"
+)]
 async fn the_wallboard_at_400_agents_acts_on_the_right_agent_under_live_updates() {
-    let Some(tools) = browser("browser test (tests/browser.rs)") else {
-        return;
-    };
+    let tools = browser("browser test (tests/browser.rs)");
     const AGENTS: usize = 400;
     let directory =
         std::env::temp_dir().join(format!("presence-hub-browser-{}.json", std::process::id()));
@@ -32,37 +34,27 @@ async fn the_wallboard_at_400_agents_acts_on_the_right_agent_under_live_updates(
         .status()
         .expect("node writes the directory");
     assert!(made.success(), "directory.mjs failed");
-    // Known flake, cause not found: now and then Playwright will not click a
-    // filtered row the page shows (wallboard.mjs `openAgent` retries that
-    // step and logs it). Should a run fail anyway, it is reported and tried
-    // once more against a fresh hub; two failures fail.
-    for attempt in 1..=2 {
-        let node = Proc::start(
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--directory",
-                directory.to_str().expect("utf-8 temp path"),
-            ],
-            &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
+    // One run: no retry. (A row click that once failed now and then was the
+    // list handing a row's element to another agent under live updates; the
+    // list keeps an agent's element while the agent stays in view.)
+    let node = Proc::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--directory",
+            directory.to_str().expect("utf-8 temp path"),
+        ],
+        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
+    )
+    .await;
+    let run = tools
+        .run(
+            "wallboard.mjs",
+            &[node.addr.clone(), SECRET.to_string(), AGENTS.to_string()],
+            "wallboard.png",
+            std::time::Duration::from_secs(240),
         )
         .await;
-        let run = tools
-            .run(
-                "wallboard.mjs",
-                &[node.addr.clone(), SECRET.to_string(), AGENTS.to_string()],
-                "wallboard.png",
-                std::time::Duration::from_secs(240),
-            )
-            .await;
-        if run.ok || attempt == 2 {
-            let _ = std::fs::remove_file(&directory);
-            run.assert_passed();
-            break;
-        }
-        eprintln!(
-            "browser test attempt {attempt} failed, trying once more:\n{}\n{}",
-            run.stdout, run.stderr
-        );
-    }
+    let _ = std::fs::remove_file(&directory);
+    run.assert_passed();
 }

@@ -6,8 +6,8 @@
 //! `protocol/schemas/`.
 //!
 //! Needs `node` (20+) and `redis-server`; `.ci/run` installs them. Without
-//! node the test says so and passes on a developer machine, but fails in CI
-//! (`CI` set).
+//! node the test is ignored on a developer machine (`build.rs`: `cargo test`
+//! counts and names it), and fails in CI (`CI` set).
 
 use std::path::Path;
 use std::process::Command;
@@ -43,13 +43,12 @@ fn test_files(dir: &Path) -> Vec<String> {
 }
 
 #[tokio::test]
+#[cfg_attr(ph_no_node, ignore = "needs node 20+ (apt-get install nodejs)")]
 async fn the_client_library_passes_its_tests_against_this_hub() {
-    let Some(major) = node_major() else {
-        let why = "the client library's tests need node (apt-get install nodejs)";
-        assert!(std::env::var_os("CI").is_none(), "{why}");
-        eprintln!("skipped: {why}");
-        return;
-    };
+    // Ignored at build time where node is missing and that is allowed (see
+    // build.rs); a test that runs without node fails, never passes.
+    let major =
+        node_major().expect("the client library's tests need node 20+ (apt-get install nodejs)");
     assert!(
         major >= 20,
         "the client library needs node 20+, found {major}"

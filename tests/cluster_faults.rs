@@ -1,7 +1,8 @@
 //! Cluster faults with the real binary as separate processes and a real
 //! `redis-server` the test starts, kills and restarts (DESIGN.md §5, issue 3):
-//! a node killed with -9, Redis restarted with its AOF and empty, a node
-//! cut off from Redis, and three nodes racing on one agent.
+//! a node killed with -9 (also under an agent with devices on two nodes),
+//! Redis restarted with its AOF and empty, a node cut off from Redis, and
+//! three nodes racing on one agent.
 
 mod common;
 
@@ -99,6 +100,71 @@ async fn a_killed_nodes_agents_go_offline_everywhere_and_nothing_else_changes() 
     a2.ok(json!({"type": "heartbeat"})).await;
 }
 
+/// The ids of a record's active devices, sorted.
+fn active_devices(r: &Value) -> Vec<&str> {
+    let mut ids: Vec<&str> = r["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .filter(|d| d["active"] == true)
+        .map(|d| d["id"].as_str().expect("device id"))
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[tokio::test]
+async fn a_killed_node_takes_down_only_its_own_device_of_an_agent_on_two_nodes() {
+    let redis = RedisServer::start();
+    let mut a = node(&redis.url(), "a").await;
+    let b = node(&redis.url(), "b").await;
+    // One agent, a desk phone on node a and a mobile on node b.
+    let _desk = agent(&a, "a1", "desk").await;
+    let mut mobile = agent(&b, "a1", "mobile").await;
+    let paused = mobile
+        .ok(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
+        .await["agent"]
+        .clone();
+    assert_eq!(active_devices(&paused), ["desk", "mobile"], "{paused}");
+    let (mut on_b, _) = watcher(&b, "s1").await;
+
+    a.kill().await;
+    // The survivor's sweeper takes the dead node's device down, and only it:
+    // the agent stays online on its mobile, still paused.
+    let swept = on_b
+        .agent_update("a1", |r| {
+            r["devices"]
+                .as_array()
+                .is_some_and(|ds| ds.iter().any(|d| d["id"] == "desk" && d["active"] == false))
+        })
+        .await;
+    assert_eq!(active_devices(&swept), ["mobile"], "{swept}");
+    assert_eq!(
+        (
+            swept["presence"].as_str(),
+            swept["status"].as_str(),
+            swept["pause_reason"].as_str()
+        ),
+        (Some("online"), Some("paused"), Some("lunch")),
+        "{swept}"
+    );
+    // Nothing more about a1 follows the sweep: the mobile's next change is
+    // the very next delta about it, on a record with the mobile active.
+    let next = mobile
+        .ok(json!({"type": "set_status", "status": "available"}))
+        .await["agent"]
+        .clone();
+    let seen = on_b
+        .agent_update("a1", |r| u64_of(&r["version"]) > u64_of(&swept["version"]))
+        .await;
+    assert_eq!(
+        seen["version"], next["version"],
+        "an unexpected delta: {seen}"
+    );
+    assert_eq!(active_devices(&seen), ["mobile"], "{seen}");
+    assert_eq!(seen["presence"], "online");
+}
+
 async fn outage_keeps_state(aof: bool) {
     let mut redis = RedisServer::start_with(aof);
     let a = node(&redis.url(), "a").await;
@@ -162,7 +228,7 @@ async fn outage_keeps_state(aof: bool) {
     let r = a1
         .ok(json!({"type": "set_status", "status": "available"}))
         .await;
-    assert!(r["agent"]["version"].as_u64() > before["version"].as_u64());
+    assert!(u64_of(&r["agent"]["version"]) > u64_of(&before["version"]));
     let seen = sup.agent_update("a1", |r| r["status"] == "available").await;
     assert_eq!(seen["version"], r["agent"]["version"]);
 }
@@ -212,7 +278,7 @@ async fn a_node_cut_off_from_redis_gets_its_agents_back_when_the_cut_heals() {
 
     proxy.heal();
     let back = sup.agent_update("a1", |r| r["presence"] == "online").await;
-    assert!(back["version"].as_u64() > off["version"].as_u64());
+    assert!(u64_of(&back["version"]) > u64_of(&off["version"]));
     assert_eq!(back["devices"][0]["node"], "cut");
     assert_eq!(
         (back["status"].as_str(), back["pause_reason"].as_str()),

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::process::{http_get, Proc};
+use common::process::{eventually, http_get, Proc};
 use common::raw;
 use common::*;
 use serde_json::{json, Value};
@@ -111,10 +111,13 @@ async fn warm_rss(node: &Proc) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unread_pings_before_hello_neither_grow_memory_nor_hold_a_slot() {
-    // Timers long enough that only the write bound can end the flood.
+    // Timers long enough that only the write bound can end the flood: the
+    // auth timeout (a minute) is far beyond the deadline the test waits for
+    // the drop (with it at 3 s, turning the write timeout off left this
+    // test green: the auth timeout closed the socket first).
     let node = node(&[
         "--auth-timeout-ms",
-        "3000",
+        "60000",
         "--write-timeout-ms",
         "300",
         // Not the rate limit: the write bound alone must hold.
@@ -207,6 +210,92 @@ async fn a_device_that_stops_reading_goes_inactive_at_its_ttl_not_after_the_writ
     raw::flood_pings(&mut s, 1_000_000, Duration::from_millis(400)).await;
     sup.agent_update("a1", |r| r["presence"] == "offline").await;
     raw::until_dropped_unread(&mut s, DEADLINE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_stops_reading_is_closed_with_4008_when_its_outbox_overflows() {
+    // A tiny outbox (`--max-outbox-frames`), no rate limit, and write,
+    // auth and command timeouts far beyond the test: only the outbox bound
+    // can end this connection.
+    let node = node(&[
+        "--max-outbox-frames",
+        "2",
+        "--rate-limit-per-sec",
+        "10000000",
+        "--write-timeout-ms",
+        "60000",
+        "--command-timeout-ms",
+        "60000",
+    ])
+    .await;
+    let url = node.ws_url();
+    let baseline = warm_rss(&node).await;
+    let mut s = raw::small_buffer(&node.addr).await;
+    assert_eq!(raw::upgrade(&mut s, "").await, 101);
+    let hello = json!({"type": "hello", "token": token("acme", "a1"), "role": "agent",
+                       "device": {"id": "deaf", "kind": "softphone"}});
+    s.write_all(&raw::frame(raw::TEXT, hello.to_string().as_bytes()))
+        .await
+        .expect("hello");
+    // Requests whose replies it never reads, until the hub's writes to it
+    // block (the socket buffers are full) and so the hub stops reading it:
+    // a write of ours that makes no progress for a second says so.
+    let asks: Vec<u8> = (0..100_000)
+        .flat_map(|i| {
+            let ask = if i % 2 == 0 {
+                json!({"type": "set_status", "id": format!("r{i}"), "status": "paused", "reason": "deaf"})
+            } else {
+                json!({"type": "set_status", "id": format!("r{i}"), "status": "available"})
+            };
+            raw::frame(raw::TEXT, ask.to_string().as_bytes())
+        })
+        .collect();
+    let mut blocked = false;
+    for chunk in asks.chunks(64 * 1024) {
+        if tokio::time::timeout(Duration::from_secs(1), s.write_all(chunk))
+            .await
+            .is_err()
+        {
+            blocked = true;
+            break;
+        }
+    }
+    assert!(blocked, "the hub kept reading a client that reads nothing");
+    // Supervisors ask to monitor it: three command frames for an outbox
+    // that holds two.
+    let mut staff_clients = Vec::new();
+    for (user, role) in [("s1", "supervisor"), ("a3", "supervisor"), ("ad1", "admin")] {
+        let mut c = staff(&url, user, role).await;
+        c.send(json!({"type": "command", "id": "m", "action": "monitor", "agent_id": "a1"}))
+            .await;
+        staff_clients.push(c);
+    }
+    // The overflow is counted as it happens.
+    eventually(
+        "the overflow counted",
+        DEADLINE,
+        Duration::from_millis(20),
+        || async {
+            let (_, metrics) = http_get(&node.addr, "/metrics").await;
+            metrics
+                .lines()
+                .any(|l| l.starts_with("presence_hub_outbox_overflows_total") && l.ends_with(" 1"))
+        },
+    )
+    .await;
+    // Now it reads: what was written before, then the close.
+    let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        tokio_tungstenite::MaybeTlsStream::Plain(s),
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    let mut deaf = Client::from_stream(ws);
+    let closed = deaf.closed().await;
+    assert_eq!(closed.code, 4008, "{closed:?}");
+    assert!(closed.reason.contains("outbox overflow"), "{closed:?}");
+    drop(staff_clients);
+    still_serves(&node, baseline).await;
 }
 
 // ---- 2. half-sent requests: a header deadline, counted -------------------

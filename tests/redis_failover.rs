@@ -254,7 +254,7 @@ async fn a_store_that_lost_acknowledged_changes_gets_them_back_from_the_nodes() 
     ready(&a, "node a ready again", 200).await;
     ready(&b, "node b ready again", 200).await;
     let back = sup
-        .agent_update("a1", |r| r["version"].as_u64() > lunch["version"].as_u64())
+        .agent_update("a1", |r| u64_of(&r["version"]) > u64_of(&lunch["version"]))
         .await;
     assert_eq!(back["pause_reason"], "lunch", "written back: {back}");
     eventually(
@@ -270,7 +270,7 @@ async fn a_store_that_lost_acknowledged_changes_gets_them_back_from_the_nodes() 
         .ok(json!({"type": "set_status", "status": "available"}))
         .await["agent"]
         .clone();
-    assert!(next["version"].as_u64() > back["version"].as_u64());
+    assert!(u64_of(&next["version"]) > u64_of(&back["version"]));
     sup.agent_update("a1", |r| {
         r["version"] == next["version"] && r["status"] == "available"
     })
@@ -494,7 +494,7 @@ async fn acknowledged_survive(acked: &[Value], store: impl Fn(&str) -> String, n
         let id = last["id"].as_str().expect("id");
         let stored: Value = serde_json::from_str(&store(id)).expect("record in the store");
         assert!(
-            stored["version"].as_u64() >= last["version"].as_u64(),
+            u64_of(&stored["version"]) >= u64_of(&last["version"]),
             "{id}: acknowledged {last} but the store holds {stored}"
         );
         if stored["version"] == last["version"] {

@@ -1,8 +1,10 @@
 //! A rolling restart of a 3-node cluster under load (DESIGN.md §6): each node in
 //! turn gets SIGTERM, tells its clients `draining` and closes them with
 //! 1012; they reconnect to another node within the grace; a new process
-//! takes the old one's place. No agent shows an offline flap, no state is
-//! lost, and changes keep flowing throughout.
+//! takes the old one's place. Every agent follows a drain; no agent shows an
+//! offline flap; no state is lost (a supervisor's pause survives, and each
+//! agent ends in the status the hub last confirmed to it); every request
+//! gets exactly one reply; and changes keep flowing throughout.
 
 mod common;
 
@@ -55,8 +57,24 @@ async fn connect(live: &Mutex<Vec<String>>, user: &str, avoid: Option<&str>) -> 
     }
 }
 
+/// What one agent app saw over the run.
+struct AppEnd {
+    user: &'static str,
+    /// Drains it followed (reconnects to another node).
+    reconnects: u32,
+    /// The status of its last `set_status` the hub confirmed.
+    confirmed: Option<&'static str>,
+    /// A `set_status` sent after that whose connection closed before its
+    /// reply: applied or not, the hub cannot have told (a drain closes the
+    /// socket), so the final status may be this one too.
+    unconfirmed: Option<&'static str>,
+}
+
 /// An agent app: changes its status (or just beats) in a loop, and follows
-/// `draining` to another node.
+/// `draining` to another node. Every request gets exactly one reply on the
+/// connection it was sent on, within the deadline, unless that connection
+/// closes first: a missing reply, a second one or one for an older request
+/// fails the test.
 async fn agent_app(
     user: &'static str,
     live: Arc<Mutex<Vec<String>>>,
@@ -66,29 +84,58 @@ async fn agent_app(
     // A slow client (a phone waking up) comes back this much later than
     // told, still well within the reconnect grace.
     slow: Duration,
-) -> u32 {
+) -> AppEnd {
     let (mut c, mut url) = connect(&live, user, None).await;
-    let mut reconnects = 0;
+    let mut end = AppEnd {
+        user,
+        reconnects: 0,
+        confirmed: None,
+        unconfirmed: None,
+    };
     let mut reconnect_after = Duration::ZERO;
     let mut n = 0u64;
+    // Ids sent on the current connection and already answered.
+    let mut answered: Vec<String> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         let id = format!("{user}-{n}");
-        let body = match (toggle, n % 2) {
-            (false, _) => json!({"type": "heartbeat", "id": id}),
-            (true, 0) => json!({"type": "set_status", "id": id, "status": "available"}),
-            (true, _) => {
+        let status = match (toggle, n % 2) {
+            (false, _) => None,
+            (true, 0) => Some("available"),
+            (true, _) => Some("paused"),
+        };
+        let body = match status {
+            None => json!({"type": "heartbeat", "id": id}),
+            Some("paused") => {
                 json!({"type": "set_status", "id": id, "status": "paused", "reason": demo_reason(n)})
             }
+            Some(s) => json!({"type": "set_status", "id": id, "status": s}),
         };
         c.send(body).await;
+        let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
-            match c.try_recv(Duration::from_millis(500)).await {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match c.try_recv(left).await {
                 Ok(Some(v)) if v["type"] == "reply" && v["id"] == id.as_str() => {
                     if v["ok"] == true && toggle {
                         changes.fetch_add(1, Ordering::Relaxed);
+                        end.confirmed = status;
+                        end.unconfirmed = None;
                     }
+                    answered.push(id.clone());
                     break;
+                }
+                Ok(Some(v)) if v["type"] == "reply" => {
+                    let seen = answered.iter().any(|a| v["id"] == a.as_str());
+                    panic!(
+                        "{user}: a reply to {} while waiting for {id} ({}): {v}",
+                        v["id"],
+                        if seen {
+                            "a second reply"
+                        } else {
+                            "not a request of this connection"
+                        }
+                    );
                 }
                 Ok(Some(v)) if v["type"] == "draining" => {
                     // As a real client does: wait as told, then reconnect elsewhere.
@@ -96,13 +143,18 @@ async fn agent_app(
                         Duration::from_millis(v["reconnect_after_ms"].as_u64().unwrap_or(0));
                 }
                 Ok(Some(_)) => continue, // state
-                Ok(None) => break,
+                Ok(None) => panic!("{user}: no reply to {id} within {DEADLINE:?}"),
                 Err(_) => {
+                    // Closed before the reply: the outcome is unknown.
+                    if status.is_some() {
+                        end.unconfirmed = status;
+                    }
                     tokio::time::sleep(std::mem::take(&mut reconnect_after) + slow).await;
                     let (next, next_url) = connect(&live, user, Some(&url)).await;
                     c = next;
                     url = next_url;
-                    reconnects += 1;
+                    answered.clear();
+                    end.reconnects += 1;
                     break;
                 }
             }
@@ -110,7 +162,7 @@ async fn agent_app(
         // A well-behaved client: a few changes per second.
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
-    reconnects
+    end
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,14 +232,18 @@ async fn a_rolling_restart_under_load_shows_no_flap_and_loses_nothing() {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let mut reconnects = 0;
+    let mut ends = Vec::new();
     for app in apps {
-        reconnects += app.await.expect("agent app");
+        ends.push(app.await.expect("agent app"));
     }
-    assert!(
-        reconnects >= 3,
-        "every agent followed at least one drain ({reconnects} reconnects)"
-    );
+    for end in &ends {
+        assert!(
+            end.reconnects >= 1,
+            "{} followed no drain: each node was restarted once, so every agent \
+             was on a draining node at least once",
+            end.user
+        );
+    }
 
     let (mut sup, _) = connect_staff(&live).await;
     let snapshot = sup.subscribe(json!({"all": true})).await;
@@ -210,12 +266,26 @@ async fn a_rolling_restart_under_load_shows_no_flap_and_loses_nothing() {
             .collect();
         assert!(flaps.is_empty(), "{id} flapped offline: {flaps:?}");
     }
+    // Nothing lost: a3 keeps the supervisor's pause through three restarts,
+    // and a1 and a2 end in the last status the hub confirmed to them (or
+    // the one sent after it whose reply a drain cut off).
     let a3 = in_snapshot(&snapshot, "a3").expect("a3");
     assert_eq!(
         (a3["status"].as_str(), a3["pause_reason"].as_str()),
         (Some("paused"), Some("coaching")),
         "state survived"
     );
+    for end in ends.iter().filter(|e| e.user != "a3") {
+        let r = in_snapshot(&snapshot, end.user).expect("agent");
+        let confirmed = end.confirmed.expect("some change was confirmed");
+        let status = r["status"].as_str().expect("status");
+        assert!(
+            status == confirmed || Some(status) == end.unconfirmed,
+            "{}: ends {status}, the hub last confirmed {confirmed} (unconfirmed after it: {:?}): {r}",
+            end.user,
+            end.unconfirmed
+        );
+    }
 }
 
 async fn connect_staff(live: &Mutex<Vec<String>>) -> (Client, String) {

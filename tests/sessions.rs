@@ -63,7 +63,7 @@ async fn hello_gets_welcome_then_state_and_the_agent_is_online() {
 
     let seen = sup.agent_update("a1", |a| a["presence"] == "online").await;
     assert!(
-        seen["version"].as_u64() > snapshot["seq"].as_u64(),
+        u64_of(&seen["version"]) > u64_of(&snapshot["seq"]),
         "deltas come after the snapshot's seq"
     );
 }
@@ -794,7 +794,7 @@ async fn settings_changes_reach_subscribers() {
         s["settings"],
         json!({"supervisor_can_end_wrap_up": true, "wrap_up_seconds": 12, "unassigned_access_default": true})
     );
-    assert!(s["seq"].as_u64() > snapshot["seq"].as_u64());
+    assert!(u64_of(&s["seq"]) > u64_of(&snapshot["seq"]));
 }
 
 #[tokio::test]
@@ -930,7 +930,7 @@ async fn history_tells_who_paused_whom_and_when() {
     assert!(
         changes
             .windows(2)
-            .all(|w| w[0]["version"].as_u64() < w[1]["version"].as_u64()),
+            .all(|w| u64_of(&w[0]["version"]) < u64_of(&w[1]["version"])),
         "newest last"
     );
     let last = s1
@@ -1070,4 +1070,83 @@ async fn a_request_repeated_with_its_idempotency_key_is_applied_once() {
         !events.iter().any(|(_, r)| r == "bad-key"),
         "a refused request changes nothing: {events:?}"
     );
+}
+
+/// PROTOCOL.md §3: a message with an `id` gets exactly one `reply` with
+/// that id, whether it succeeds, is refused, is of an unknown type or is
+/// malformed — here a pipelined burst of each, from an agent and from a
+/// supervisor. Nothing is left unanswered, nothing answered twice.
+#[tokio::test]
+async fn every_request_with_an_id_gets_exactly_one_reply() {
+    let hub = TestHub::start_with(|c| c.rate_limit_per_sec = 1_000).await;
+    let mut a1 = hub.agent("a1", "d1").await;
+    let mut s1 = hub.staff("s1", "supervisor").await;
+    let agent_asks = [
+        json!({"type": "heartbeat"}),
+        json!({"type": "set_status", "status": "paused", "reason": "break"}),
+        json!({"type": "set_status", "status": "available"}),
+        json!({"type": "set_status", "status": "sleeping"}),
+        json!({"type": "set_status", "status": "paused", "reason": ""}),
+        json!({"type": "connect", "channel": ch("queue", "billing")}),
+        json!({"type": "connect", "channel": ch("queue", "nowhere")}),
+        json!({"type": "disconnect", "channel": ch("queue", "billing")}),
+        json!({"type": "interaction_end", "interaction_id": "none"}),
+        json!({"type": "end_wrap_up"}),
+        json!({"type": "subscribe", "scope": {"all": true}}),
+        json!({"type": "no_such_type"}),
+        json!({"type": "set_status"}),
+        json!({"type": "hello", "token": "x", "role": "agent"}),
+    ];
+    let staff_asks = [
+        json!({"type": "subscribe", "scope": {"all": true}}),
+        json!({"type": "search", "query": "a"}),
+        json!({"type": "history", "agent_id": "a1", "limit": 5}),
+        json!({"type": "history", "agent_id": "nobody"}),
+        json!({"type": "command", "action": "pause", "agent_id": "a1", "reason": "coaching"}),
+        json!({"type": "command", "action": "unpause", "agent_id": "a1"}),
+        json!({"type": "command", "action": "pause", "agent_id": "nobody", "reason": "x"}),
+        json!({"type": "command", "action": "fly", "agent_id": "a1"}),
+        json!({"type": "set_status", "status": "available"}),
+        json!({"type": "update_settings", "settings": {"wrap_up_seconds": 5}}),
+        json!({"type": "heartbeat"}),
+        json!({"type": "no_such_type"}),
+    ];
+    for (c, asks, who) in [
+        (&mut a1, &agent_asks[..], "a"),
+        (&mut s1, &staff_asks[..], "s"),
+    ] {
+        let ids: Vec<String> = (0..asks.len()).map(|i| format!("{who}{i}")).collect();
+        c.burst(asks.iter().zip(&ids).map(|(ask, id)| {
+            let mut ask = ask.clone();
+            ask["id"] = json!(id);
+            ask.to_string()
+        }))
+        .await;
+        // One reply each...
+        for (id, ask) in ids.iter().zip(asks) {
+            c.recv_where(&format!("the reply to {ask} (id {id})"), |v| {
+                v["type"] == "reply" && v["id"] == id.as_str()
+            })
+            .await;
+        }
+        // ...and no second one: a last request, answered after them (one
+        // connection's requests are handled in order), then nothing else
+        // with any of their ids came or is still coming.
+        c.send(json!({"type": "heartbeat", "id": "last"})).await;
+        c.recv_where("the last reply", |v| {
+            v["type"] == "reply" && v["id"] == "last"
+        })
+        .await;
+        let seen: Vec<Value> = c.drain_for(std::time::Duration::from_millis(200)).await;
+        let more: Vec<&Value> = seen.iter().filter(|v| v["type"] == "reply").collect();
+        assert!(
+            more.is_empty(),
+            "a second reply, or one to nothing sent: {more:?}"
+        );
+        let errors: Vec<&Value> = seen.iter().filter(|v| v["type"] == "error").collect();
+        assert!(
+            errors.is_empty(),
+            "every ask had an id, so no bare error: {errors:?}"
+        );
+    }
 }

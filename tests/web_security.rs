@@ -581,10 +581,12 @@ async fn cors_is_refused_by_default_and_allowed_per_origin() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    ph_no_browser,
+    ignore = "needs chromium, node and playwright-core (see build.rs)"
+)]
 async fn the_pages_work_under_the_csp_and_other_origins_can_neither_frame_them_nor_call_the_apis() {
-    let Some(tools) = browser("browser test (tests/web_security.rs)") else {
-        return;
-    };
+    let tools = browser("browser test (tests/web_security.rs)");
     // The portal's origin must be known before the hub starts: a free port
     // on 127.0.0.3, which nothing else in the tests uses.
     let portal = {

@@ -1,19 +1,27 @@
 //! Seconds-long runs of the load tool so it cannot rot: each scenario runs
-//! against a spawned hub (the debug build) and writes its JSON report with
+//! against a spawned hub (the build of the running profile) and writes its JSON report with
 //! the documented fields. They assert that the run worked, not a speed.
 
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The hub binary of the profile these tests were built with: beside the
+/// test binary's `deps/` directory (`target/<profile>/presence-hub`), so
+/// `cargo test --release` runs the release hub and a debug build left over
+/// from earlier is never picked. `cargo test` at the workspace root builds
+/// it (the hub's own tests need it) in the same run.
 fn hub_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
-    let bin = target.join("debug/presence-hub");
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test binary>");
+    let bin = profile_dir.join(format!("presence-hub{}", std::env::consts::EXE_SUFFIX));
     assert!(
-        bin.exists(),
-        "build the hub first: cargo build -p presence-hub ({})",
+        bin.is_file(),
+        "no hub binary at {}: run `cargo test` at the workspace root \
+         (or `cargo build -p presence-hub` with this profile) first",
         bin.display()
     );
     bin
@@ -180,15 +188,17 @@ fn storm_reconnects_everyone_and_counts_flaps() {
         "storm",
         "--agents",
         "40",
+        // A grace that a debug build on a busy machine reconnects 40
+        // agents well within: then no offline flap at all.
         "--reconnect-grace-ms",
-        "500",
+        "2000",
         "--spawn",
         "--hub-bin",
         hub.to_str().expect("path"),
     ]);
     assert_eq!(r["reconnected"], 40, "{r}");
     assert!(r["reconnect_s"].as_f64().is_some_and(|s| s > 0.0));
-    assert!(r["offline_flaps_seen"].is_u64());
+    assert_eq!(r["offline_flaps_seen"], 0, "no agent flapped offline: {r}");
 }
 
 #[test]
@@ -241,15 +251,17 @@ fn storm_with_workers_reconnects_everyone() {
         "40",
         "--workers",
         "2",
+        // A grace that a debug build on a busy machine reconnects 40
+        // agents well within: then no offline flap at all.
         "--reconnect-grace-ms",
-        "500",
+        "2000",
         "--spawn",
         "--hub-bin",
         hub.to_str().expect("path"),
     ]);
     assert_eq!(r["reconnected"], 40, "{r}");
     assert!(r["reconnect_s"].as_f64().is_some_and(|s| s > 0.0));
-    assert!(r["offline_flaps_seen"].is_u64());
+    assert_eq!(r["offline_flaps_seen"], 0, "no agent flapped offline: {r}");
 }
 
 #[test]

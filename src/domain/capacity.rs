@@ -321,4 +321,57 @@ mod tests {
         .validate()
         .is_ok());
     }
+
+    #[test]
+    fn capacity_limits_are_checked_at_the_edge_and_for_a_users_own() {
+        // MAX_CAPACITY itself is allowed, one more is not; a user's own
+        // capacity is held to the same bound.
+        assert!(Capacity {
+            chat: MAX_CAPACITY,
+            ..Capacity::default()
+        }
+        .validate()
+        .is_ok());
+        assert!(CapacityOverride {
+            queue: Some(MAX_CAPACITY),
+            ..Default::default()
+        }
+        .validate()
+        .is_ok());
+        assert!(CapacityOverride {
+            campaign: Some(MAX_CAPACITY + 1),
+            ..Default::default()
+        }
+        .validate()
+        .expect_err("too many")
+        .contains("capacity.campaign"));
+    }
+
+    #[test]
+    fn a_kind_the_setting_does_not_name_is_one() {
+        let c: Capacity = serde_json::from_str(r#"{"chat": 3}"#).expect("a capacity");
+        assert_eq!(
+            c,
+            Capacity {
+                queue: 1,
+                chat: 3,
+                campaign: 1
+            }
+        );
+    }
+
+    #[test]
+    fn an_available_agent_without_capacity_for_a_kind_is_told_so() {
+        let s = Settings {
+            capacity: Capacity {
+                chat: 0,
+                ..Capacity::default()
+            },
+            ..Settings::default()
+        };
+        let online = ok(&agent(), up("d1"), &s);
+        let why = refuse_start(&online, ChannelKind::Chat, &s.capacity).expect("refused");
+        assert!(why.contains("no capacity for chat"), "{why}");
+        assert_eq!(refuse_start(&online, ChannelKind::Queue, &s.capacity), None);
+    }
 }

@@ -972,4 +972,93 @@ mod tests {
         r = ok(&r, down("d2"));
         assert!(run(&r, up("d4"), &settings(30)).is_ok(), "a slot freed");
     }
+
+    #[test]
+    fn a_device_is_active_since_it_last_came_up_not_since_it_last_spoke() {
+        let at = |r: &AgentRecord, e: Event, now_ms: u64| {
+            apply(
+                r,
+                &e,
+                &Context {
+                    now_ms,
+                    by: &Actor::new("a1", Role::Agent),
+                    settings: &settings(30),
+                    max_devices: 3,
+                },
+            )
+            .expect("allowed")
+            .expect("changes")
+        };
+        let since = |r: &AgentRecord, id: &str| {
+            r.devices
+                .iter()
+                .find(|d| d.id == id)
+                .map(|d| (d.active, d.since_ms))
+        };
+        let two = at(&at(&agent(), up("d1"), NOW), up("d2"), NOW + 1_000);
+        // d2 goes down and comes back: active since it came back.
+        let gone = at(&two, down("d2"), NOW + 2_000);
+        let back = at(&gone, up("d2"), NOW + 3_000);
+        assert_eq!(since(&back, "d2"), Some((true, NOW + 3_000)));
+        // An active device that comes up again (a new label, a heartbeat
+        // after a lapse elsewhere) is still active since it first came up.
+        let relabelled = at(
+            &back,
+            Event::DeviceUp {
+                device_id: "d1".into(),
+                kind: "softphone".into(),
+                label: Some("desk".into()),
+                node: "n1".into(),
+            },
+            NOW + 4_000,
+        );
+        assert_eq!(since(&relabelled, "d1"), Some((true, NOW)));
+    }
+
+    #[test]
+    fn assigning_a_channel_the_agent_is_connected_to_keeps_the_connection() {
+        let connected = ok(
+            &ok(&online(), Event::Connect { channel: sales() }),
+            Event::Unassign { channel: sales() },
+        );
+        assert!(connected.is_connected(&sales()) && !connected.is_assigned(&sales()));
+        let assigned = ok(&connected, Event::Assign { channel: sales() });
+        assert!(assigned.is_assigned(&sales()) && assigned.is_connected(&sales()));
+        assert_eq!(
+            run(&assigned, Event::Assign { channel: sales() }, &settings(30)).map_err(|e| e.code),
+            Err(crate::error::ErrorCode::InvalidState),
+            "assigned twice"
+        );
+    }
+
+    #[test]
+    fn unassigning_a_channel_not_assigned_is_refused_even_while_connected() {
+        let connected = ok(
+            &ok(&online(), Event::Connect { channel: sales() }),
+            Event::Unassign { channel: sales() },
+        );
+        assert_eq!(
+            run(
+                &connected,
+                Event::Unassign { channel: sales() },
+                &settings(30)
+            )
+            .map_err(|e| e.code),
+            Err(crate::error::ErrorCode::InvalidState)
+        );
+    }
+
+    #[test]
+    fn exactly_the_limit_of_devices_is_remembered_the_newest_inactive_kept() {
+        let mut r = online(); // d1 active
+        for i in 0..5 {
+            let id = format!("x{i}");
+            r = ok(&r, up(&id));
+            r = ok(&r, down(&id));
+        }
+        let mut ids: Vec<&str> = r.devices.iter().map(|d| d.id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        assert!(ids.contains(&"d1"), "the active device stays: {ids:?}");
+    }
 }

@@ -187,4 +187,15 @@ mod tests {
             Err(ErrorCode::InvalidState)
         );
     }
+
+    #[test]
+    fn a_modes_name_is_its_wire_name() {
+        for mode in [
+            MonitorMode::Listen,
+            MonitorMode::Whisper,
+            MonitorMode::Barge,
+        ] {
+            assert_eq!(serde_json::json!(mode), serde_json::json!(mode.as_str()));
+        }
+    }
 }

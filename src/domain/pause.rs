@@ -440,4 +440,101 @@ mod tests {
             serde_json::from_value(serde_json::to_value(coded()).expect("json")).expect("back");
         assert_eq!(round, coded());
     }
+
+    #[test]
+    fn max_minutes_are_fractional_minutes_in_milliseconds() {
+        let code = |max_minutes| PauseReason {
+            code: "c".into(),
+            label: "C".into(),
+            max_minutes,
+        };
+        assert_eq!(code(Some(0.02)).max_ms(), Some(1_200));
+        assert_eq!(code(Some(15.0)).max_ms(), Some(900_000));
+        assert_eq!(code(None).max_ms(), None);
+    }
+
+    #[test]
+    fn settings_limits_hold_at_their_edges() {
+        let reasons = |n: usize| Settings {
+            pause_reasons: (0..n)
+                .map(|i| PauseReason {
+                    code: format!("c{i}"),
+                    label: format!("C{i}"),
+                    max_minutes: None,
+                })
+                .collect(),
+            sign_in_status: SignInStatus::Available,
+            ..Settings::default()
+        };
+        assert_eq!(validate_settings(&reasons(MAX_PAUSE_REASONS)), Ok(()));
+        assert!(validate_settings(&reasons(MAX_PAUSE_REASONS + 1))
+            .expect_err("one code too many")
+            .contains("at most"));
+        let too_long = "x".repeat(MAX_CODE_LEN + 1);
+        for code in ["   ", too_long.as_str()] {
+            let s = Settings {
+                pause_reasons: vec![PauseReason {
+                    code: code.into(),
+                    label: "L".into(),
+                    max_minutes: None,
+                }],
+                sign_in_status: SignInStatus::Available,
+                ..Settings::default()
+            };
+            assert!(
+                validate_settings(&s).expect_err(code).contains(".code"),
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sign_in_settings_hold_at_their_edges() {
+        let with = |sign_in_reason: &str, restore_window_s: u32| Settings {
+            sign_in_reason: sign_in_reason.into(),
+            restore_window_s,
+            ..Settings::default()
+        };
+        // PROTOCOL.md §10.3: 0 to 604 800 (a week).
+        assert_eq!(validate_settings(&with("back", 604_800)), Ok(()));
+        assert!(validate_settings(&with("back", 604_801))
+            .expect_err("a window too long")
+            .contains("restore_window_s"));
+        let too_long = "x".repeat(MAX_CODE_LEN + 1);
+        for reason in ["   ", too_long.as_str()] {
+            assert!(
+                validate_settings(&with(reason, 60))
+                    .expect_err(reason)
+                    .contains("sign_in_reason"),
+                "{reason:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn default_sign_in_settings_are_left_out_on_the_wire_and_filled_in_when_read() {
+        let wire = serde_json::to_value(Settings::default()).expect("json");
+        assert!(
+            wire.get("sign_in_reason").is_none() && wire.get("restore_window_s").is_none(),
+            "{wire}"
+        );
+        let read: Settings = serde_json::from_value(wire).expect("settings");
+        assert_eq!(
+            (read.sign_in_reason.as_str(), read.restore_window_s),
+            ("signed_in", 3600)
+        );
+        let custom = Settings {
+            sign_in_reason: "back".into(),
+            restore_window_s: 60,
+            ..Settings::default()
+        };
+        let wire = serde_json::to_value(&custom).expect("json");
+        assert_eq!(
+            (
+                wire["sign_in_reason"].as_str(),
+                wire["restore_window_s"].as_u64()
+            ),
+            (Some("back"), Some(60))
+        );
+    }
 }

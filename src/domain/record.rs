@@ -421,3 +421,65 @@ impl AgentRecord {
         settings.capacity.with(self.capacity_override.as_ref())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn role_and_status_names_are_their_wire_names() {
+        for role in [Role::Agent, Role::Supervisor, Role::Admin] {
+            assert_eq!(json!(role), json!(role.as_str()));
+        }
+        for status in [
+            Status::Offline,
+            Status::Available,
+            Status::Busy,
+            Status::WrapUp,
+            Status::Paused,
+        ] {
+            assert_eq!(json!(status), json!(status.as_str()));
+        }
+    }
+
+    #[test]
+    fn default_settings_are_v1s_object_and_read_back_from_nothing() {
+        // A tenant that uses none of DESIGN.md §9 sends exactly v1's settings.
+        assert_eq!(
+            json!(Settings::default()),
+            json!({"supervisor_can_end_wrap_up": false, "wrap_up_seconds": 30, "unassigned_access_default": true})
+        );
+        let read: Settings = serde_json::from_value(json!({})).expect("settings");
+        assert_eq!(read, Settings::default());
+        let changed = Settings {
+            capacity: Capacity {
+                chat: 3,
+                ..Capacity::default()
+            },
+            sign_in_status: SignInStatus::Paused,
+            ..Settings::default()
+        };
+        let wire = json!(changed);
+        assert_eq!(wire["capacity"]["chat"], 3, "{wire}");
+        assert_eq!(wire["sign_in_status"], "paused", "{wire}");
+    }
+
+    #[test]
+    fn a_stored_record_without_free_slots_reads_with_none() {
+        let record = AgentRecord::new(
+            "a1",
+            "Ana",
+            &[Role::Agent],
+            [ChannelRef::new(ChannelKind::Queue, "sales")],
+            &Settings::default(),
+        );
+        let mut stored = json!(record);
+        stored
+            .as_object_mut()
+            .expect("an object")
+            .remove("free_slots");
+        let read: AgentRecord = serde_json::from_value(stored).expect("a record");
+        assert_eq!(read.free_slots, Capacity::ZERO);
+    }
+}

@@ -193,10 +193,7 @@ try {
   await onBoard("a1 paused (Break)", (r) => r.pill.includes("paused") && r.status === "Paused" && r.reason === "Break");
 
   step("the supervisor unpauses from the wallboard's panel; the agent page says who did it and announces it");
-  for (let attempt = 1; ; attempt++) {
-    // (See wallboard.mjs: a row reported visible is now and then not yet clickable.)
-    try { await row.locator(".who").click({ timeout: 3000 }); break; } catch (e) { if (attempt === 3) throw e; }
-  }
+  await row.locator(".who").click({ timeout: 3000 });
   await board.locator("#p-name", { hasText: "Ana Souza" }).waitFor({ timeout: T });
   await boardAct("unpause");
   await boardResult("Ana Souza unpaused.");

@@ -64,24 +64,13 @@ const rowsInView = (page) => page.evaluate(() => {
 async function openAgent(page, id) {
   const name = byId.get(id).rec.name;
   const row = page.locator(`.viewport .row[data-agent="${id}"]`);
-  // Known flake, cause not found: about one run in ten, right after this
-  // row is reported visible, Playwright's click keeps calling it "not
-  // visible" (and `boundingBox()` returns null), while the page, asked
-  // seconds later, has it in the DOM, displayed, 950×34 px at the top of the
-  // list, `checkVisibility()` true and under `elementFromPoint` at its
-  // centre. So the filter is typed again and the click tried again.
-  for (let attempt = 1; ; attempt++) {
-    await page.fill("#f-text", "");
-    await page.fill("#f-text", name);
-    try {
-      await row.waitFor({ state: "visible", timeout: 4000 });
-      await row.click({ timeout: 3000 });
-      break;
-    } catch (e) {
-      if (attempt === 4) throw e;
-      console.log(`  (row ${id} not clickable, attempt ${attempt}: typing the filter again)`);
-    }
-  }
+  // One try. (This once needed retries: the list handed a row's element to
+  // another agent under live updates, so an element found showing this
+  // agent could hide or show someone else before the click landed. The
+  // list now keeps an agent's element while the agent is in view.)
+  await page.fill("#f-text", name);
+  await row.waitFor({ state: "visible", timeout: 4000 });
+  await row.click({ timeout: 3000 });
   await page.locator("#p-name", { hasText: name }).waitFor({ timeout: 5000 });
   await page.fill("#f-text", "");
 }
@@ -139,6 +128,30 @@ try {
   await page.fill("#f-text", "");
   const dom = await page.evaluate(() => document.getElementsByTagName("*").length);
   if (dom > 2000) fail(`the DOM grew with the agents: ${dom} elements`);
+
+  // A row element belongs to its agent while the agent stays in view: when
+  // a live update re-sorts the list, an element found showing agent Y still
+  // shows Y (moved), not whoever took Y's old place. (Handing elements out
+  // by position made a click aimed at Y miss, or hit another agent.)
+  step("a row element stays with its agent while a live update re-sorts the list");
+  await page.selectOption("#f-sort", "time");
+  await settled(page);
+  const order = await rowsInView(page);
+  const at = order.findIndex((id, i) => i + 1 < order.length && ["available", "paused"].includes(byId.get(id).rec.status));
+  if (at < 0) fail(`no available or paused agent in view: ${order}`);
+  const [mover, stayer] = [order[at], order[at + 1]];
+  const element = await page.locator(`.viewport .row[data-agent="${stayer}"]`).elementHandle();
+  // The mover changes status: it is now the newest in its state and leaves
+  // its place (sorted by time in state, longest first); the stayer moves up.
+  const m = byId.get(mover);
+  await m.request(m.rec.status === "available" ? { type: "set_status", status: "paused", reason: "moved" } : { type: "set_status", status: "available" });
+  await settled(page);
+  const now = await rowsInView(page);
+  if (now.indexOf(stayer) !== at) fail(`${stayer} did not move up to row ${at}: ${now}`);
+  const held = await element.evaluate((el) => ({ agent: el.dataset.agent, hidden: el.hidden }));
+  if (held.agent !== stayer || held.hidden) fail(`the element that showed ${stayer} now shows ${held.hidden ? "nothing" : held.agent}`);
+  await element.dispose();
+  await page.selectOption("#f-sort", "name");
 
   // 2. The pause form survives 50 deltas, its own agent's included.
   step("an open pause form survives 50 deltas; Confirm pauses the right agent with the typed reason");

@@ -32,13 +32,17 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const SECRET: &str = "test-secret";
 
-/// Skips a test whose tools are missing, saying so where `cargo test` shows
-/// it (straight to stderr: the harness captures `eprintln!` of passing
-/// tests). In CI (`CI` set) a missing tool fails the test instead.
-pub fn skip(test: &str, why: &str) {
-    use std::io::Write;
-    assert!(std::env::var_os("CI").is_none(), "{test}: {why}");
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+/// Fails a test whose outside tools are missing. A test that needs them is
+/// `#[ignore]`d at build time when they are missing on a developer machine
+/// (`build.rs` sets `ph_no_browser`, `ph_no_haproxy`, `ph_no_node`), so the
+/// summary counts it as ignored and names what it needs; in CI (`CI` set)
+/// it is never ignored and fails here. A test that runs therefore has its
+/// tools, or fails: it never passes without having run.
+pub fn missing(test: &str, why: &str) -> ! {
+    panic!(
+        "{test}: {why} (in CI the tools must be there; elsewhere a rebuild \
+         after removing them marks the test ignored)"
+    )
 }
 
 /// What a browser test drives: Debian's Chromium (or `$CHROMIUM`) and the
@@ -48,13 +52,13 @@ pub struct Browser {
     pub dir: std::path::PathBuf,
 }
 
-/// The browser test's tools, or `None` after reporting the skip (which
-/// fails in CI, where `.ci/run` installs them).
-pub fn browser(test: &str) -> Option<Browser> {
+/// The browser test's tools; fails the test when one is missing (see
+/// [`missing`]).
+pub fn browser(test: &str) -> Browser {
     use std::path::Path;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let missing: Vec<&str> = [
+    let lacking: Vec<&str> = [
         (!Path::new(&chromium).exists()).then_some("chromium (apt-get install chromium)"),
         (!dir.join("node_modules/playwright-core").exists())
             .then_some("playwright-core (npm ci --prefix tests/browser)"),
@@ -67,12 +71,10 @@ pub fn browser(test: &str) -> Option<Browser> {
     .into_iter()
     .flatten()
     .collect();
-    if missing.is_empty() {
-        Some(Browser { chromium, dir })
-    } else {
-        skip(test, &format!("needs {}", missing.join(", ")));
-        None
+    if !lacking.is_empty() {
+        missing(test, &format!("needs {}", lacking.join(", ")));
     }
+    Browser { chromium, dir }
 }
 
 /// One run of a script of `tests/browser/`, as [`Browser::run`] left it.
@@ -139,6 +141,16 @@ impl BrowserRun {
 pub fn demo_reason(n: impl TryInto<usize>) -> &'static str {
     const CODES: [&str; 5] = ["break", "lunch", "training", "meeting", "coaching"];
     CODES[n.try_into().unwrap_or(0) % CODES.len()]
+}
+
+/// A number the hub must have sent: panics when `v` is missing or not an
+/// unsigned integer, so a comparison such as `u64_of(&a) > u64_of(&b)`
+/// cannot pass on an absent field (as `a.as_u64() > b.as_u64()` does when
+/// `b` is absent: `Some(_) > None`).
+#[track_caller]
+pub fn u64_of(v: &Value) -> u64 {
+    v.as_u64()
+        .unwrap_or_else(|| panic!("expected an unsigned integer, got {v}"))
 }
 
 /// Validators for `protocol/schemas`, built once per test binary.
@@ -484,7 +496,11 @@ impl Client {
             let next = self.ws.next().await;
             match next {
                 Some(Ok(Message::Text(t))) => {
-                    return Ok(serde_json::from_str(&t).expect("server sends JSON"))
+                    let v: Value = serde_json::from_str(&t).expect("server sends JSON");
+                    // Every message any test receives, checked in this one
+                    // place against the documented contract.
+                    assert_schema(&schemas().server, &v);
+                    return Ok(v);
                 }
                 Some(Ok(Message::Close(frame))) => {
                     // Answer the close at once, as a browser does.

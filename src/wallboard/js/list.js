@@ -56,22 +56,42 @@ export class AgentList {
     while (this.pool.length < want) this.pool.push(this.makeRow());
     const first = Math.max(0, Math.floor(vp.scrollTop / ROW_H) - OVERSCAN);
     this.first = first;
-    for (let j = 0; j < this.pool.length; j++) {
-      const row = this.pool[j];
-      const idx = first + j;
-      const id = idx < ids.length ? ids[idx] : null;
-      const rec = id && this.client.agents.get(id);
-      if (!rec) {
-        if (row.id !== null) { row.el.hidden = true; row.id = null; row.el.removeAttribute("data-agent"); }
-        continue;
-      }
-      if (row.id === null) row.el.hidden = false;
-      const top = idx * ROW_H;
-      if (row.top !== top) { row.el.style.transform = `translateY(${top}px)`; row.top = top; }
-      if (all || row.id !== id || row.version !== rec.version) this.fill(row, rec, now);
-      const sel = id === this.selected;
-      if (row.sel !== sel) { row.el.classList.toggle("sel", sel); row.sel = sel; }
+    // An agent keeps its row element for as long as it stays in the window:
+    // a re-sort or a filter moves the element (its transform), it does not
+    // hand it to another agent. Handing elements round by position made a
+    // row element that showed agent X a moment ago show agent Y, or hide,
+    // while X moved to another element: a click aimed at X (a supervisor's,
+    // or a test's that had found X's element) then hit Y or nothing.
+    const end = Math.min(ids.length, first + this.pool.length);
+    const wanted = new Map();
+    for (let idx = first; idx < end; idx++) {
+      if (this.client.agents.has(ids[idx])) wanted.set(ids[idx], idx);
     }
+    const free = [];
+    for (const row of this.pool) {
+      if (row.id !== null && wanted.has(row.id)) {
+        this.place(row, ids[wanted.get(row.id)], wanted.get(row.id), all, now);
+        wanted.delete(row.id);
+      } else {
+        free.push(row);
+      }
+    }
+    // Agents new to the window take the elements no agent in it holds.
+    for (const [id, idx] of wanted) this.place(free.pop(), id, idx, all, now);
+    for (const row of free) {
+      if (row.id !== null) { row.el.hidden = true; row.id = null; row.el.removeAttribute("data-agent"); }
+    }
+  }
+
+  /** Shows agent `id` at list position `idx` in `row`. */
+  place(row, id, idx, all, now) {
+    const rec = this.client.agents.get(id);
+    if (row.id === null) row.el.hidden = false;
+    const top = idx * ROW_H;
+    if (row.top !== top) { row.el.style.transform = `translateY(${top}px)`; row.top = top; }
+    if (all || row.id !== id || row.version !== rec.version) this.fill(row, rec, now);
+    const sel = id === this.selected;
+    if (row.sel !== sel) { row.el.classList.toggle("sel", sel); row.sel = sel; }
   }
 
   fill(row, rec, now) {
