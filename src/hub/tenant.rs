@@ -473,17 +473,24 @@ impl Tenant {
             }
         }
         if let Some(watchers) = r.watchers.get(entry.id.as_ref()) {
-            // A device of ours shown inactive while its socket is here: a
-            // survivor swept this node (it was frozen past its lease, or the
-            // sweep raced its return). Unless its own session let it go
-            // (TTL), it is re-asserted.
-            let swept = watchers.iter().any(|w| {
-                entry
-                    .record
-                    .devices
-                    .iter()
-                    .any(|d| d.id == w.device_id && !d.active && d.node == self.node_id)
-            });
+            // A device of ours shown inactive by the system while its
+            // socket is here: a survivor swept this node (it was frozen past
+            // its lease, or the sweep raced its return). Unless its own
+            // session let it go (TTL), it is re-asserted. (A supervisor's
+            // sign-out is a person's change: its sockets are closing.)
+            let by_system = entry
+                .record
+                .changed_by
+                .as_ref()
+                .is_some_and(|a| a.role == crate::domain::ActorRole::System);
+            let swept = by_system
+                && watchers.iter().any(|w| {
+                    entry
+                        .record
+                        .devices
+                        .iter()
+                        .any(|d| d.id == w.device_id && !d.active && d.node == self.node_id)
+                });
             if let (true, Some(gaps)) = (swept, &self.gaps) {
                 let _ = gaps.send(Repair::Reassert {
                     tenant: self.id().to_string(),
@@ -843,6 +850,7 @@ mod tests {
         let with = |version: u64, d: crate::domain::Device| {
             let mut r = (*record("a01", version, "x")).clone();
             r.devices = vec![d];
+            r.changed_by = Some(crate::domain::Actor::system());
             Arc::new(r)
         };
         t.load(state(1, vec![with(1, device(true, "n1"))]));
@@ -851,8 +859,15 @@ mod tests {
         t.apply(Delta::Agent(with(2, device(false, "n2"))));
         t.apply(Delta::Agent(with(3, device(true, "n1"))));
         assert!(rx.try_recv().is_err());
-        // Ours shown inactive (a survivor swept this node): re-assert.
-        t.apply(Delta::Agent(with(4, device(false, "n1"))));
+        // Signed out by a supervisor: the sockets are closing, nothing.
+        let mut signed_out = (*with(4, device(false, "n1"))).clone();
+        signed_out.changed_by = Some(crate::domain::Actor::new("s1", Role::Supervisor));
+        t.apply(Delta::Agent(Arc::new(signed_out)));
+        t.apply(Delta::Agent(with(5, device(true, "n1"))));
+        assert!(rx.try_recv().is_err());
+        // Ours shown inactive by the system (a survivor swept this node):
+        // re-assert.
+        t.apply(Delta::Agent(with(6, device(false, "n1"))));
         assert_eq!(
             rx.try_recv().ok(),
             Some(Repair::Reassert {
