@@ -98,35 +98,20 @@ impl Session {
                 agent_id,
                 &self.actor(),
                 &event,
-                |r| permissions::check_manage(&p, r, channel),
+                |r| {
+                    // Checked with the settings of each attempt, inside the
+                    // change: a repeat under the key of an end of wrap-up
+                    // already made is then answered `ok` even if an admin
+                    // turned the setting off since (`Hub::change_once`).
+                    if matches!(event, Event::EndWrapUp) {
+                        permissions::check_end_wrap_up(&p, &self.tenant.settings())?;
+                    }
+                    permissions::check_manage(&p, r, channel)
+                },
                 self.once.as_deref(),
             )
             .await?;
         agent_result(&record)
-    }
-
-    /// A refusal decided before [`crate::hub::Hub::change_once`] (on settings that may
-    /// have changed since): `ok` with the agent's record instead when the
-    /// request's idempotency key says it was applied already.
-    pub(super) async fn refused_unless_done(
-        &self,
-        agent_id: &str,
-        refusal: HubError,
-    ) -> HubResult<Reply> {
-        if let Some(key) = self.once.as_deref() {
-            if let Ok(Some(seq)) = self
-                .hub
-                .backplane
-                .applied_under(self.tenant.id(), key)
-                .await
-            {
-                self.tenant
-                    .wait_for(seq, self.hub.config.command_timeout())
-                    .await;
-                return agent_result(&*self.agent_record(agent_id)?);
-            }
-        }
-        Err(refusal)
     }
 
     /// Changes an agent as an admin (assignments, unassigned access).

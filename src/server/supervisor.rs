@@ -56,16 +56,7 @@ impl Session {
                     .await
             }
             CommandAction::Unpause => self.change_agent(agent_id, None, Event::Unpause).await,
-            CommandAction::EndWrapUp => {
-                if let Err(e) =
-                    permissions::check_end_wrap_up(&self.principal(), &self.tenant.settings())
-                {
-                    // An admin may have turned the setting off since this
-                    // request, repeated under its key, was applied.
-                    return self.refused_unless_done(agent_id, e).await;
-                }
-                self.change_agent(agent_id, None, Event::EndWrapUp).await
-            }
+            CommandAction::EndWrapUp => self.change_agent(agent_id, None, Event::EndWrapUp).await,
             CommandAction::DisconnectUnassigned => {
                 let within = self.principal().scope().map(<[ChannelRef]>::to_vec);
                 self.change_agent(agent_id, None, Event::DisconnectUnassigned { within })
