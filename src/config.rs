@@ -178,9 +178,41 @@ pub struct Config {
         hide_env_values = true
     )]
     pub redis_sentinel_password: Option<String>,
-    /// Password of the master and its replicas (with `--redis-sentinel`).
+    /// ACL user of the sentinels, if they require one.
+    #[arg(long, env = "PRESENCE_HUB_REDIS_SENTINEL_USERNAME")]
+    pub redis_sentinel_username: Option<String>,
+    /// Redis ACL user (every mode; wins over a user in `--redis-url`).
+    #[arg(long, env = "PRESENCE_HUB_REDIS_USERNAME")]
+    pub redis_username: Option<String>,
+    /// Redis password (every mode; wins over one in `--redis-url`): the
+    /// master's and its replicas' with `--redis-sentinel`.
     #[arg(long, env = "PRESENCE_HUB_REDIS_PASSWORD", hide_env_values = true)]
     pub redis_password: Option<String>,
+
+    // ---- Redis over TLS (README "Redis over TLS") ----
+    /// Speak TLS to Redis: to the sentinels and the master with
+    /// `--redis-sentinel`; with `--redis-url`, the same as `rediss://`.
+    #[arg(long, env = "PRESENCE_HUB_REDIS_TLS")]
+    pub redis_tls: bool,
+    /// PEM file of the certificate authorities that sign Redis's
+    /// certificate, trusted instead of the system's roots.
+    #[arg(long, env = "PRESENCE_HUB_REDIS_TLS_CA")]
+    pub redis_tls_ca: Option<PathBuf>,
+    /// PEM client certificate (chain) for Redis servers that ask for one
+    /// (`tls-auth-clients yes`); with `--redis-tls-key`.
+    #[arg(long, env = "PRESENCE_HUB_REDIS_TLS_CERT", requires = "redis_tls_key")]
+    pub redis_tls_cert: Option<PathBuf>,
+    /// PEM private key of `--redis-tls-cert`.
+    #[arg(long, env = "PRESENCE_HUB_REDIS_TLS_KEY", requires = "redis_tls_cert")]
+    pub redis_tls_key: Option<PathBuf>,
+    /// Longest pause between two attempts to reach Redis while a node
+    /// starts (it serves `/healthz`, and `/readyz` answers 503, meanwhile).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_REDIS_CONNECT_BACKOFF_MAX_MS",
+        default_value_t = 10_000
+    )]
+    pub redis_connect_backoff_max_ms: u64,
     /// Acknowledge a change only once this many replicas hold it (Redis
     /// `WAIT`), so a failover cannot lose it. 0: as soon as the master has it.
     #[arg(long, env = "PRESENCE_HUB_REDIS_WAIT_REPLICAS", default_value_t = 0)]
@@ -283,23 +315,35 @@ impl Config {
     }
 
     /// The shared Redis, when the node runs in cluster mode.
-    pub fn redis_target(&self) -> Option<crate::backplane::redis::Target> {
-        use crate::backplane::redis::Target;
-        if !self.redis_sentinel.is_empty() {
-            return Some(Target::Sentinel(
-                crate::backplane::sentinel::SentinelTarget {
-                    sentinels: self.redis_sentinel.clone(),
-                    master: self.redis_sentinel_master.clone().unwrap_or_default(),
-                    sentinel_password: self.redis_sentinel_password.clone(),
-                    password: self.redis_password.clone(),
-                },
-            ));
-        }
-        let url = self.redis_url.as_ref()?;
-        Some(if self.redis_cluster {
-            Target::Cluster(url.split(',').map(|u| u.trim().to_string()).collect())
+    pub fn redis_target(&self) -> Option<crate::backplane::target::Target> {
+        use crate::backplane::target::{Auth, Kind, Target, Tls};
+        let kind = if !self.redis_sentinel.is_empty() {
+            Kind::Sentinel {
+                sentinels: self.redis_sentinel.clone(),
+                master: self.redis_sentinel_master.clone().unwrap_or_default(),
+            }
         } else {
-            Target::Single(url.clone())
+            let url = self.redis_url.as_ref()?;
+            if self.redis_cluster {
+                Kind::Cluster(url.split(',').map(|u| u.trim().to_string()).collect())
+            } else {
+                Kind::Single(url.clone())
+            }
+        };
+        Some(Target {
+            kind,
+            auth: Auth {
+                username: self.redis_username.clone(),
+                password: self.redis_password.clone(),
+                sentinel_username: self.redis_sentinel_username.clone(),
+                sentinel_password: self.redis_sentinel_password.clone(),
+            },
+            tls: Tls {
+                enabled: self.redis_tls,
+                ca: self.redis_tls_ca.clone(),
+                cert: self.redis_tls_cert.clone(),
+                key: self.redis_tls_key.clone(),
+            },
         })
     }
 

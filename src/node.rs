@@ -86,28 +86,25 @@ impl Node {
             }
         }
         .with_leeway(config.jwt_leeway_s);
-        let backplane: Arc<dyn Backplane> = match &redis_target {
-            None => Arc::new(MemoryBackplane::new(config.history_capacity)),
+        // A mistake in the Redis flags (a missing certificate, a bad URL)
+        // ends the start at once; Redis not answering does not (below).
+        let redis = match &redis_target {
+            None => None,
             Some(target) => {
-                let redis = RedisBackplane::connect(
-                    target,
-                    &node_id,
-                    config.history_capacity,
-                    config.node_ttl(),
-                    std::time::Duration::from_millis(config.redis_timeout_ms),
+                if !target.tls.enabled
+                    && target.tls.has_files()
+                    && !matches!(&target.kind, crate::backplane::target::Kind::Single(u) if u.trim_start().starts_with("rediss://"))
+                    && !matches!(&target.kind, crate::backplane::target::Kind::Cluster(s) if s.iter().all(|u| u.starts_with("rediss://")))
+                {
+                    return Err(StartError::Config(
+                        "--redis-tls-ca/--redis-tls-cert given but TLS is off: add --redis-tls or use rediss://".into(),
+                    ));
+                }
+                Some(
+                    target
+                        .prepare()
+                        .map_err(|e| StartError::Config(format!("redis: {e}")))?,
                 )
-                .await
-                .map_err(|e| StartError::Config(format!("redis: {e}")))?
-                .wait_for_replicas(
-                    config.redis_wait_replicas,
-                    std::time::Duration::from_millis(config.redis_wait_timeout_ms),
-                );
-                // Hold a lease before serving anyone.
-                redis
-                    .renew_lease()
-                    .await
-                    .map_err(|e| StartError::Config(format!("redis: {e}")))?;
-                Arc::new(redis)
             }
         };
         let addr = config.listen;
@@ -128,6 +125,23 @@ impl Node {
                 (Some(bound), Some(local))
             }
             None => (None, None),
+        };
+        let backplane: Arc<dyn Backplane> = match redis {
+            None => Arc::new(MemoryBackplane::new(config.history_capacity)),
+            Some(prepared) => {
+                let waiting = server::starting::Waiting::default();
+                let listeners: Vec<&TcpListener> = std::iter::once(&listener)
+                    .chain(metrics_listener.as_ref())
+                    .collect();
+                let redis = server::starting::serve_while(
+                    &listeners,
+                    waiting.clone(),
+                    config.http_header_timeout(),
+                    reach_redis(&prepared, &node_id, &config, addr, waiting),
+                )
+                .await;
+                Arc::new(redis)
+            }
         };
         web.metrics.warn_if_exposed(addr);
         let hub = Hub::new(config, directory, backplane, verifier);
@@ -340,17 +354,93 @@ fn fit_open_files(max_connections: usize) -> usize {
     fits
 }
 
-/// Starts a node and serves until SIGINT/SIGTERM.
+/// Connects to Redis and takes this node's lease, trying again with
+/// backoff until both work: a node started before its Redis (or while it
+/// fails over) waits, not ready, instead of exiting. Each failure is
+/// logged with the next attempt's delay and kept in `waiting` for
+/// `/readyz`.
+async fn reach_redis(
+    target: &crate::backplane::target::Prepared,
+    node_id: &str,
+    config: &Config,
+    addr: SocketAddr,
+    waiting: server::starting::Waiting,
+) -> RedisBackplane {
+    use std::time::Duration;
+    let timeout = Duration::from_millis(config.redis_timeout_ms);
+    let max_delay = Duration::from_millis(config.redis_connect_backoff_max_ms.max(1));
+    let mut delay = Duration::from_millis(100).min(max_delay);
+    let mut attempt: u64 = 0;
+    loop {
+        attempt += 1;
+        let once = async {
+            let redis = RedisBackplane::connect(
+                target,
+                node_id,
+                config.history_capacity,
+                config.node_ttl(),
+                timeout,
+            )
+            .await?
+            .wait_for_replicas(
+                config.redis_wait_replicas,
+                Duration::from_millis(config.redis_wait_timeout_ms),
+            );
+            // Hold a lease before serving anyone.
+            redis.renew_lease().await?;
+            Ok::<_, crate::backplane::BackplaneError>(redis)
+        };
+        // Each step is bounded by the Redis timeout; the whole attempt too
+        // (a Sentinel asks several servers), generously.
+        let outcome = match tokio::time::timeout(timeout * 5, once).await {
+            Ok(outcome) => outcome.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", (timeout * 5).as_millis())),
+        };
+        match outcome {
+            Ok(redis) => {
+                if attempt > 1 {
+                    tracing::info!(attempts = attempt, "Redis answered: the node is starting");
+                }
+                return redis;
+            }
+            Err(why) => {
+                // Equal jitter: nodes restarted together do not knock in step.
+                let half = delay / 2;
+                let wait = half + half.mul_f64(rand::random::<f64>());
+                tracing::warn!(
+                    attempt,
+                    error = %why,
+                    retry_in_ms = wait.as_millis() as u64,
+                    listen = %addr,
+                    "Redis does not answer yet: not ready (/readyz 503) until it does"
+                );
+                waiting.set(why);
+                tokio::time::sleep(wait).await;
+                delay = (delay * 2).min(max_delay);
+            }
+        }
+    }
+}
+
+/// Starts a node and serves until SIGINT/SIGTERM (which also ends a start
+/// still waiting for Redis).
 pub async fn run(config: Config) -> Result<(), StartError> {
     let demo = !config.no_demo
         && (config.demo || (config.directory.is_none() && config.redis_target().is_none()));
-    let node = Node::bind(config).await?;
+    let mut shutdown = Box::pin(shutdown_signal());
+    let node = tokio::select! {
+        node = Node::bind(config) => node?,
+        _ = &mut shutdown => {
+            tracing::info!("stopped before the node was ready");
+            return Ok(());
+        }
+    };
     print!("{}", node.banner());
     if demo {
         node.start_demo()?;
         println!("  Demo agents are running (--no-demo to turn them off).");
     }
-    node.serve(shutdown_signal())
+    node.serve(shutdown)
         .await
         .map_err(|source| StartError::Bind {
             addr: ([0, 0, 0, 0], 0).into(),

@@ -84,8 +84,6 @@ enum Scenario {
         #[command(flatten)]
         common: Common,
     },
-    /// Every agent drops abruptly and reconnects: time to all back, and the
-    /// offline flaps a watching supervisor saw.
     /// A wallboard of N agents: the full snapshot's bytes and time, then a
     /// resume (PROTOCOL.md §5.1.1) after `--changed` agents changed meanwhile.
     Resume {
@@ -96,6 +94,8 @@ enum Scenario {
         #[command(flatten)]
         common: Common,
     },
+    /// Every agent drops abruptly and reconnects: time to all back, and the
+    /// offline flaps a watching supervisor saw.
     Storm {
         #[arg(long, default_value_t = 1000)]
         agents: usize,

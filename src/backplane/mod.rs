@@ -14,6 +14,7 @@ pub mod memory;
 pub mod redis;
 pub mod sentinel;
 pub mod settle;
+pub mod target;
 
 use crate::domain::{AgentRecord, Settings};
 use async_trait::async_trait;

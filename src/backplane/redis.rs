@@ -37,8 +37,9 @@
 //! acknowledged only once `WAIT N` says N replicas hold it, so a failover
 //! to one of them cannot lose it (see `commit_agent`).
 
-use super::sentinel::{is_readonly, master_may_have_moved, SentinelConn, SentinelTarget};
+use super::sentinel::{is_readonly, master_may_have_moved, SentinelConn};
 use super::settle::{Attempts, RedisClock, Settled, FENCE_TTL, SETTINGS_ATTEMPT_TTL};
+use super::target::{Prepared, PreparedKind};
 use super::*;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{AsyncCommands, PushInfo, PushKind, Script, Value as RedisValue};
@@ -261,17 +262,6 @@ fn unavailable(e: ::redis::RedisError) -> BackplaneError {
     BackplaneError::Unavailable(format!("redis: {e}"))
 }
 
-/// Which Redis the nodes share.
-#[derive(Clone, Debug)]
-pub enum Target {
-    /// One server (`--redis-url`).
-    Single(String),
-    /// Seed nodes of a Redis Cluster (`--redis-url` with `--redis-cluster`).
-    Cluster(Vec<String>),
-    /// The master that sentinels name (`--redis-sentinel`).
-    Sentinel(SentinelTarget),
-}
-
 /// One Redis server (`ConnectionManager`), a Redis Cluster (the cluster
 /// client, with sharded pub/sub) or a Sentinel-managed master; all
 /// multiplex RESP3 commands and pushes.
@@ -371,7 +361,7 @@ impl RedisBackplane {
     /// Connects (RESP3, with automatic resubscription) and subscribes to
     /// this node's command channel.
     pub async fn connect(
-        target: &Target,
+        target: &Prepared,
         node_id: &str,
         history_capacity: usize,
         node_ttl: Duration,
@@ -403,41 +393,44 @@ impl RedisBackplane {
                 .set_number_of_retries(1)
                 .set_max_delay(timeout)
         };
-        let mut conn = match target {
-            Target::Cluster(seeds) => {
-                let client = ::redis::cluster::ClusterClientBuilder::new(seeds.clone())
+        let mut conn = match &target.kind {
+            PreparedKind::Cluster(seeds) => {
+                let mut builder = ::redis::cluster::ClusterClientBuilder::new(seeds.clone())
                     .use_protocol(::redis::ProtocolVersion::RESP3)
                     .tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true))
                     .push_sender(on_push)
                     .connection_timeout(timeout)
-                    .response_timeout(timeout)
-                    .build()
-                    .map_err(unavailable)?;
+                    .response_timeout(timeout);
+                if target.tls {
+                    builder = builder.tls(::redis::TlsMode::Secure);
+                    if let Some(certs) = &target.certs {
+                        builder = builder.certs(certs.clone());
+                    }
+                }
+                let client = builder.build().map_err(unavailable)?;
                 Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
             }
-            Target::Sentinel(target) => {
+            PreparedKind::Sentinel { sentinels, master } => {
                 let replaced = shared.clone();
                 Conn::Sentinel(
-                    SentinelConn::connect(target, single(on_push), timeout, move || {
-                        replaced.connection_replaced()
-                    })
+                    SentinelConn::connect(
+                        sentinels,
+                        master,
+                        target,
+                        single(on_push),
+                        timeout,
+                        move || replaced.connection_replaced(),
+                    )
                     .await
                     .map_err(unavailable)?,
                 )
             }
-            Target::Single(url) => {
-                let url = if url.contains("protocol=") {
-                    url.to_string()
-                } else if url.contains('?') {
-                    format!("{url}&protocol=resp3")
-                } else {
-                    format!("{url}?protocol=resp3")
-                };
-                // Commands and pushes are small: no Nagle delay on them.
-                let info = ::redis::IntoConnectionInfo::into_connection_info(url.as_str())
-                    .map_err(unavailable)?
-                    .set_tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true));
-                let client = ::redis::Client::open(info).map_err(unavailable)?;
+            PreparedKind::Single(info) => {
+                let client = match &target.certs {
+                    Some(certs) => ::redis::Client::build_with_tls(info.clone(), certs.clone()),
+                    None => ::redis::Client::open(info.clone()),
+                }
+                .map_err(unavailable)?;
                 Conn::Single(
                     client
                         .get_connection_manager_with_config(single(on_push))

@@ -15,26 +15,14 @@
 //! is not ready.
 
 use super::redis::guarded;
+use super::target::Prepared;
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use ::redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-use ::redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use ::redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use ::redis::{Cmd, ConnectionAddr, Pipeline, RedisFuture, RedisResult, TlsMode, Value};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Where the sentinels are and how to reach the master they name.
-#[derive(Clone, Debug)]
-pub struct SentinelTarget {
-    /// `HOST:PORT` of each sentinel.
-    pub sentinels: Vec<String>,
-    /// The name the sentinels monitor the master under.
-    pub master: String,
-    /// Password of the sentinels (`requirepass` in their config), if any.
-    pub sentinel_password: Option<String>,
-    /// Password of the master and replicas, if any.
-    pub password: Option<String>,
-}
 
 /// A connection that follows the master the sentinels name. Cheap to clone.
 #[derive(Clone)]
@@ -69,37 +57,52 @@ pub fn is_readonly(e: &::redis::RedisError) -> bool {
 
 impl SentinelConn {
     /// Asks the sentinels for the master and connects to it (RESP3, with
-    /// the push sender and settings of `config`).
+    /// the push sender and settings of `config`). TLS, when on, applies to
+    /// the sentinels and to the master alike, with the same CA and client
+    /// certificate (`super::target`).
     pub async fn connect(
-        target: &SentinelTarget,
+        sentinels: &[ConnectionAddr],
+        master_name: &str,
+        target: &Prepared,
         config: ConnectionManagerConfig,
         timeout: Duration,
         on_switch: impl Fn() + Send + Sync + 'static,
     ) -> RedisResult<SentinelConn> {
-        let sentinels: Vec<String> = target
-            .sentinels
-            .iter()
-            .map(|addr| match &target.sentinel_password {
-                Some(pw) => format!("redis://:{pw}@{addr}/"),
-                None => format!("redis://{addr}/"),
-            })
-            .collect();
-        let mut redis =
-            ::redis::RedisConnectionInfo::default().set_protocol(::redis::ProtocolVersion::RESP3);
-        if let Some(pw) = &target.password {
-            redis = redis.set_password(pw);
-        }
-        let node = SentinelNodeConnectionInfo::default()
-            .set_redis_connection_info(redis)
-            .set_tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let mut sentinel = SentinelClient::build(
-            sentinels,
-            target.master.clone(),
-            Some(node),
+        let nodelay = ::redis::io::tcp::TcpSettings::default().set_nodelay(true);
+        let mut builder = SentinelClientBuilder::new(
+            sentinels.iter().cloned(),
+            master_name,
             SentinelServerType::Master,
-        )?;
+        )?
+        .set_client_to_redis_protocol(::redis::ProtocolVersion::RESP3)
+        .set_client_to_redis_tcp_settings(nodelay.clone())
+        .set_client_to_sentinel_tcp_settings(nodelay);
+        let auth = &target.auth;
+        if let Some(user) = &auth.username {
+            builder = builder.set_client_to_redis_username(user);
+        }
+        if let Some(pw) = &auth.password {
+            builder = builder.set_client_to_redis_password(pw);
+        }
+        if let Some(user) = &auth.sentinel_username {
+            builder = builder.set_client_to_sentinel_username(user);
+        }
+        if let Some(pw) = &auth.sentinel_password {
+            builder = builder.set_client_to_sentinel_password(pw);
+        }
+        if target.tls {
+            builder = builder
+                .set_client_to_redis_tls_mode(TlsMode::Secure)
+                .set_client_to_sentinel_tls_mode(TlsMode::Secure);
+            if let Some(certs) = &target.certs {
+                builder = builder
+                    .set_client_to_redis_certificates(certs.clone())
+                    .set_client_to_sentinel_certificates(certs.clone());
+            }
+        }
+        let mut sentinel = builder.build()?;
         let (addr, manager) = guarded(master(&mut sentinel, &config), timeout).await?;
-        tracing::info!(master = %addr, name = %target.master, "connected to the master the sentinels name");
+        tracing::info!(master = %addr, name = %master_name, "connected to the master the sentinels name");
         Ok(SentinelConn {
             inner: Arc::new(Inner {
                 sentinel: tokio::sync::Mutex::new(sentinel),

@@ -12,6 +12,7 @@ pub mod client_addr;
 mod handlers;
 pub mod listener;
 pub mod session;
+pub mod starting;
 mod supervisor;
 mod write_deadline;
 
@@ -242,10 +243,17 @@ pub async fn serve(
             .await;
     };
     if tokio::time::timeout(drain_timeout, drained).await.is_err() {
-        tracing::warn!(
-            open = hub.connections.load(Ordering::Relaxed),
-            "drain timeout reached with sessions still open"
-        );
+        // Sessions may all be gone and the hand-over (the reconnect grace
+        // of the devices, releasing the lease) what ran out of time: say
+        // which, so the log never reads "still open" next to `open=0`.
+        let open = hub.connections.load(Ordering::Relaxed);
+        if open > 0 {
+            tracing::warn!(open, "drain timeout reached with sessions still open");
+        } else {
+            tracing::warn!(
+                "drain timeout reached while handing devices over (all sessions closed): the other nodes take over when this node's lease expires"
+            );
+        }
     }
     Ok(())
 }

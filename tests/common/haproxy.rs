@@ -17,7 +17,7 @@ pub struct Haproxy {
     pub addr: String,
     /// HAProxy's status page (`/stats;csv`).
     pub ops: String,
-    /// HAProxy's log lines (stdout), as they come.
+    /// HAProxy's log lines and alerts (stdout and stderr), as they come.
     pub logs: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
@@ -49,23 +49,18 @@ impl Haproxy {
             .env("PRESENCE_HUB3", nodes[2])
             .env("PRESENCE_LB_CHECK_INTER", "100ms")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // Its alerts ("Server hubs/hub1 is DOWN") are what the tests
+            // provoke: collected with the logs, not printed into the test
+            // output (PRESENCE_HUB_TEST_LOGS=1 shows both).
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("haproxy on PATH (apt-get install haproxy)");
         let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
         let (tx, logs) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if std::env::var_os("PRESENCE_HUB_TEST_LOGS").is_some() {
-                    eprintln!("haproxy: {line}");
-                }
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        forward_lines(stdout, tx.clone());
+        forward_lines(stderr, tx);
         let lb = Haproxy {
             child,
             addr,
@@ -129,6 +124,25 @@ impl Haproxy {
         }
         out
     }
+}
+
+/// Sends each line of HAProxy's `out` to `tx` (and to the test output
+/// with PRESENCE_HUB_TEST_LOGS set).
+fn forward_lines(
+    out: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(out).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if std::env::var_os("PRESENCE_HUB_TEST_LOGS").is_some() {
+                eprintln!("haproxy: {line}");
+            }
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
 }
 
 /// The body of a chunked response (HAProxy chunks its stats even to

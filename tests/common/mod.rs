@@ -14,6 +14,7 @@ pub mod proxy;
 pub mod raw;
 pub mod redis;
 pub mod sentinel;
+pub mod tls;
 
 use futures_util::{SinkExt, StreamExt};
 use presence_hub::config::Config;

@@ -27,6 +27,26 @@ impl Proc {
         Proc::spawn(args, envs, false, None).await
     }
 
+    /// Starts a node listening on `listen` (a fixed `host:port`), with its
+    /// logs collected, without waiting for its banner: a node that waits
+    /// for Redis prints it only once Redis answered. Its stdout is drained
+    /// in the background.
+    pub async fn start_unready(listen: &str, args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        let mut all = vec!["--listen", listen];
+        all.extend_from_slice(args);
+        let (child, logs, stdout) = Proc::command(&all, envs, true, None);
+        if let Some(mut lines) = stdout {
+            // Read, not closed: `print!` to a closed pipe would end the node.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        }
+        Proc {
+            child,
+            addr: listen.to_string(),
+            banner: Vec::new(),
+            logs,
+        }
+    }
+
     /// As [`Proc::start_logged`], with the node's open-file limit (soft
     /// and hard) set to `open_files`, as a tight `ulimit -n` would.
     pub async fn start_with_open_files(
@@ -43,6 +63,48 @@ impl Proc {
         capture: bool,
         open_files: Option<u64>,
     ) -> Proc {
+        let (child, logs, stdout) = Proc::command(args, envs, capture, open_files);
+        let mut lines = stdout.expect("stdout");
+        let mut banner = Vec::new();
+        let addr = tokio::time::timeout(DEADLINE, async {
+            loop {
+                let line = lines.next_line().await.expect("read").expect("banner line");
+                banner.push(line.clone());
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    return rest.split_whitespace().next().expect("addr").to_string();
+                }
+            }
+        })
+        .await
+        .expect("the node prints where it listens");
+        // The rest of the banner follows at once.
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await
+        {
+            banner.push(line);
+        }
+        Proc {
+            child,
+            addr,
+            banner,
+            logs,
+        }
+    }
+
+    /// Spawns the binary: the child, its logs (when `capture`) as a channel
+    /// of lines, and its stdout as lines to read (the caller must keep
+    /// reading them).
+    #[allow(clippy::type_complexity)]
+    fn command(
+        args: &[&str],
+        envs: &[(&str, &str)],
+        capture: bool,
+        open_files: Option<u64>,
+    ) -> (
+        Child,
+        Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+        Option<tokio::io::Lines<BufReader<tokio::process::ChildStdout>>>,
+    ) {
         let mut cmd = Command::new(BIN);
         if let Some(n) = open_files {
             // SAFETY: only setrlimit(2), async-signal-safe, runs between
@@ -83,31 +145,8 @@ impl Proc {
             });
             rx
         });
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut banner = Vec::new();
-        let addr = tokio::time::timeout(DEADLINE, async {
-            loop {
-                let line = lines.next_line().await.expect("read").expect("banner line");
-                banner.push(line.clone());
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    return rest.split_whitespace().next().expect("addr").to_string();
-                }
-            }
-        })
-        .await
-        .expect("the node prints where it listens");
-        // The rest of the banner follows at once.
-        while let Ok(Ok(Some(line))) =
-            tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await
-        {
-            banner.push(line);
-        }
-        Proc {
-            child,
-            addr,
-            banner,
-            logs,
-        }
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        (child, logs, Some(lines))
     }
 
     pub fn ws_url(&self) -> String {

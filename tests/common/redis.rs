@@ -1,9 +1,11 @@
 //! A real `redis-server` per test, on a free port, that the test can kill
 //! and restart (with its AOF file, or empty). Never a shared server.
 
+use super::tls::TlsFiles;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct RedisServer {
@@ -11,13 +13,21 @@ pub struct RedisServer {
     dir: PathBuf,
     aof: bool,
     cluster: bool,
+    /// TLS only (no plain port), client certificates required.
+    tls: Option<Arc<TlsFiles>>,
     child: Option<Child>,
 }
 
 /// Runs a `redis-cli` command against the server on `port`.
 pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    redis_cli_tls(port, None, args)
+}
+
+/// As [`redis_cli`], over TLS when `tls` is given.
+pub fn redis_cli_tls(port: u16, tls: Option<&TlsFiles>, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-p", &port.to_string()])
+        .args(tls.map(TlsFiles::cli_args).unwrap_or_default())
         .args(args)
         .output()
         .expect("redis-cli");
@@ -40,6 +50,15 @@ impl RedisServer {
     /// With `aof`, every write is appended to disk (appendfsync always), so
     /// a restart comes back with the data.
     pub fn start_with(aof: bool) -> RedisServer {
+        RedisServer::start_on(aof, None)
+    }
+
+    /// A server that speaks only TLS, with `tls`'s certificates.
+    pub fn start_tls(tls: Arc<TlsFiles>) -> RedisServer {
+        RedisServer::start_on(false, Some(tls))
+    }
+
+    fn start_on(aof: bool, tls: Option<Arc<TlsFiles>>) -> RedisServer {
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("presence-hub-redis-{}-{port}", std::process::id()));
@@ -49,6 +68,7 @@ impl RedisServer {
             dir,
             aof,
             cluster: false,
+            tls,
             child: None,
         };
         server.spawn();
@@ -57,18 +77,18 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--port",
-            &self.port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .arg("--dir")
-        .arg(&self.dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        match &self.tls {
+            Some(tls) => cmd.args(tls.server_args(self.port)),
+            None => cmd.args(["--port", &self.port.to_string()]),
+        };
+        cmd.args(["--bind", "127.0.0.1", "--save", ""])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.cluster && self.tls.is_some() {
+            cmd.args(["--tls-cluster", "yes"]);
+        }
         if self.cluster {
             cmd.args([
                 "--cluster-enabled",
@@ -96,6 +116,17 @@ impl RedisServer {
 
     fn wait_ready(&self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        if self.tls.is_some() {
+            while self.cli(&["ping"]) != "PONG" {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "redis-server (TLS) did not come up on port {}",
+                    self.port
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            return;
+        }
         loop {
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
@@ -117,7 +148,12 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     /// `kill -9`: no shutdown save.
@@ -137,7 +173,7 @@ impl RedisServer {
 
     /// Runs a `redis-cli` command against this server.
     pub fn cli(&self, args: &[&str]) -> String {
-        redis_cli(self.port, args)
+        redis_cli_tls(self.port, self.tls.as_deref(), args)
     }
 }
 
@@ -157,16 +193,21 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
-        RedisCluster::create(0)
+        RedisCluster::create(0, None)
+    }
+
+    /// 3 masters that speak only TLS, the cluster bus included.
+    pub fn start_tls(tls: Arc<TlsFiles>) -> RedisCluster {
+        RedisCluster::create(0, Some(tls))
     }
 
     /// 3 masters with 2 replicas each (`--cluster-replicas 2`), for
     /// failovers: a promoted replica still has a replica of its own.
     pub fn start_with_replicas() -> RedisCluster {
-        RedisCluster::create(2)
+        RedisCluster::create(2, None)
     }
 
-    fn create(replicas: usize) -> RedisCluster {
+    fn create(replicas: usize, tls: Option<Arc<TlsFiles>>) -> RedisCluster {
         let shards: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
                 let port = free_port();
@@ -180,6 +221,7 @@ impl RedisCluster {
                     dir,
                     aof: false,
                     cluster: true,
+                    tls: tls.clone(),
                     child: None,
                 };
                 s.spawn();
@@ -191,6 +233,7 @@ impl RedisCluster {
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect();
         let out = Command::new("redis-cli")
+            .args(tls.as_deref().map(TlsFiles::cli_args).unwrap_or_default())
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])

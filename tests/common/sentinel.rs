@@ -3,9 +3,11 @@
 //! on free ports, with their config files in a temp dir. Killed with
 //! SIGKILL, never shared.
 
-use super::redis::{free_port, redis_cli};
+use super::redis::{free_port, redis_cli_tls};
+use super::tls::TlsFiles;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The name the sentinels monitor the master under.
@@ -14,10 +16,11 @@ pub const MASTER: &str = "hub";
 pub struct Daemon {
     pub port: u16,
     child: Option<Child>,
+    tls: Option<Arc<TlsFiles>>,
 }
 
 impl Daemon {
-    fn spawn(cmd: &mut Command, port: u16) -> Daemon {
+    fn spawn(cmd: &mut Command, port: u16, tls: Option<Arc<TlsFiles>>) -> Daemon {
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -26,6 +29,7 @@ impl Daemon {
         let d = Daemon {
             port,
             child: Some(child),
+            tls,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while d.cli(&["ping"]) != "PONG" {
@@ -44,7 +48,7 @@ impl Daemon {
     }
 
     pub fn cli(&self, args: &[&str]) -> String {
-        redis_cli(self.port, args)
+        redis_cli_tls(self.port, self.tls.as_deref(), args)
     }
 }
 
@@ -61,9 +65,18 @@ pub struct SentinelSet {
     dir: PathBuf,
 }
 
-fn server(dir: &PathBuf, port: u16, replica_of: Option<u16>) -> Daemon {
+fn server(
+    dir: &PathBuf,
+    port: u16,
+    replica_of: Option<u16>,
+    tls: &Option<Arc<TlsFiles>>,
+) -> Daemon {
     let mut cmd = Command::new("redis-server");
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+    match tls {
+        Some(tls) => cmd.args(tls.server_args(port)),
+        None => cmd.args(["--port", &port.to_string()]),
+    };
+    cmd.args(["--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         // A replica syncs at once (the default waits 5 s for more replicas).
         .args([
@@ -77,7 +90,7 @@ fn server(dir: &PathBuf, port: u16, replica_of: Option<u16>) -> Daemon {
     if let Some(master) = replica_of {
         cmd.args(["--replicaof", "127.0.0.1", &master.to_string()]);
     }
-    Daemon::spawn(&mut cmd, port)
+    Daemon::spawn(&mut cmd, port, tls.clone())
 }
 
 /// The value after `field` in redis-cli's one-item-per-line output.
@@ -93,18 +106,28 @@ fn field(out: &str, name: &str) -> Option<String> {
 
 impl SentinelSet {
     pub fn start() -> SentinelSet {
+        SentinelSet::start_on(None)
+    }
+
+    /// Every server and sentinel speaking only TLS, with client
+    /// certificates required.
+    pub fn start_tls(tls: Arc<TlsFiles>) -> SentinelSet {
+        SentinelSet::start_on(Some(tls))
+    }
+
+    fn start_on(tls: Option<Arc<TlsFiles>>) -> SentinelSet {
         let dir = std::env::temp_dir().join(format!(
             "presence-hub-sentinel-{}-{}",
             std::process::id(),
             free_port()
         ));
         std::fs::create_dir_all(&dir).expect("dir");
-        let master = server(&dir, free_port(), None);
+        let master = server(&dir, free_port(), None, &tls);
         let replicas: Vec<Daemon> = (0..2)
             .map(|i| {
                 let d = dir.join(format!("replica{i}"));
                 std::fs::create_dir_all(&d).expect("dir");
-                server(&d, free_port(), Some(master.port))
+                server(&d, free_port(), Some(master.port), &tls)
             })
             .collect();
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -119,10 +142,14 @@ impl SentinelSet {
             .map(|i| {
                 let port = free_port();
                 let conf = dir.join(format!("sentinel{i}.conf"));
+                let listen = match &tls {
+                    Some(tls) => tls.sentinel_conf(port),
+                    None => format!("port {port}\n"),
+                };
                 std::fs::write(
                     &conf,
                     format!(
-                        "port {port}\nbind 127.0.0.1\ndir {}\n\
+                        "{listen}bind 127.0.0.1\ndir {}\n\
                          sentinel monitor {MASTER} 127.0.0.1 {} 2\n\
                          sentinel down-after-milliseconds {MASTER} 400\n\
                          sentinel failover-timeout {MASTER} 2000\n\
@@ -135,6 +162,7 @@ impl SentinelSet {
                 Daemon::spawn(
                     Command::new("redis-server").arg(&conf).arg("--sentinel"),
                     port,
+                    tls.clone(),
                 )
             })
             .collect();
