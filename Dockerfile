@@ -25,6 +25,10 @@ COPY clients/js/src ./clients/js/src
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p presence-hub --bin presence-hub
 
 FROM debian:bookworm-slim
+# ca-certificates: the system's roots, which verify a managed Redis's TLS
+# certificate when no --redis-tls-ca is given.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin hub
 COPY --from=build /src/target/release/presence-hub /usr/local/bin/presence-hub
 USER hub

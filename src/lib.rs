@@ -14,12 +14,15 @@
 //!   and sign-in status, monitor modes). Pure functions; no clock, no I/O.
 //! - [`backplane`]: the shared store behind a trait: compare-and-swap of
 //!   records, the tenant sequence, settings, history, ordered delta delivery.
-//!   [`backplane::memory`] is the single-process default.
+//!   [`backplane::memory`] is the single-process default;
+//!   [`backplane::target`] says which Redis and how to reach it (ACL, TLS).
 //! - [`hub`]: this node's replicas of its tenants, fed by the delta stream;
 //!   subscriptions and coalescing outboxes; the command router; device
 //!   ownership and timers. [`hub::Hub::change`] is the one write path.
 //! - [`server`]: HTTP routes, the per-connection session task, the request
-//!   handlers, graceful drain, the client's address behind a load balancer.
+//!   handlers, graceful drain, the client's address behind a load balancer,
+//!   and what a node answers while it waits for Redis at start
+//!   ([`server::starting`]).
 //! - [`protocol`]: decoding client messages and building server frames;
 //!   [`strict`] holds decoded JSON to the exact shapes (an array is never an
 //!   object), [`text`] measures client strings in characters.

@@ -97,8 +97,8 @@ async fn one_redis_over_tls_with_a_client_certificate_and_an_acl_user() {
             "hub",
             "on",
             ">hub-pass",
-            "~*",
-            "&*",
+            "~hub:*",
+            "&hub:*",
             "+@all"
         ]),
         "OK"
@@ -254,8 +254,8 @@ async fn sentinel_over_tls_follows_a_failover() {
                 "hub",
                 "on",
                 ">hub-pass",
-                "~*",
-                "&*",
+                "~hub:*",
+                "&hub:*",
                 "+@all"
             ]),
             "OK"
