@@ -3,9 +3,17 @@
 //! WebSocket per softphone — connect to their queues, take calls and
 //! several chats at once (up to their free slots), wrap up, take breaks with
 //! the tenant's reason codes (some run over), and accept monitor requests,
-//! so a fresh `cargo run --release` shows a live wallboard. An agent a
-//! person signs in as at `/agent` is left to that person (the softphone
-//! only beats).
+//! so a fresh `cargo run --release` shows a live wallboard.
+//!
+//! People trying the hub get agents of their own: the first
+//! [`LEFT_TO_PEOPLE`] agents of the tenant (Ana Souza, a1, and Bruno
+//! Costa, a2, in the built-in directory — the ones the README, the client
+//! library's examples and the banner's agent link use) are never
+//! simulated, so what those examples show is what happens, however the
+//! simulation stands. And a simulated agent that a person signs in as on
+//! any other device (the agent page, a softphone of their own, a script)
+//! is left to that person while it is active: its simulated softphone only
+//! beats.
 
 use crate::directory::TenantDirectory;
 use crate::domain::{ChannelKind, Role};
@@ -16,15 +24,24 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Starts one simulated agent per agent of the tenant. `token` mints a
-/// token for a user id.
+/// How many of the tenant's agents, first in the directory, the demo
+/// leaves to people (see the module docs).
+pub const LEFT_TO_PEOPLE: usize = 2;
+
+/// Starts one simulated agent per agent of the tenant, except the first
+/// [`LEFT_TO_PEOPLE`]. `token` mints a token for a user id.
 pub fn start(
     addr: SocketAddr,
     tenant: Arc<TenantDirectory>,
     token: impl Fn(&str) -> Option<String>,
 ) {
     let url = format!("ws://{addr}/v1/ws");
-    for user in tenant.users.iter().filter(|u| u.has_role(Role::Agent)) {
+    for user in tenant
+        .users
+        .iter()
+        .filter(|u| u.has_role(Role::Agent))
+        .skip(LEFT_TO_PEOPLE)
+    {
         let Some(token) = token(&user.id) else {
             continue;
         };
@@ -60,8 +77,9 @@ async fn run_agent(url: &str, token: &str, id: &str, channels: &[Value]) -> Resu
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .map_err(|e| e.to_string())?;
+    let own_device = format!("{id}-softphone");
     let hello = json!({"type": "hello", "token": token, "role": "agent",
-                       "device": {"id": format!("{id}-softphone"), "kind": "softphone", "label": "Demo softphone"}});
+                       "device": {"id": own_device, "kind": "softphone", "label": "Demo softphone"}});
     let send = |v: Value| Message::text(v.to_string());
     ws.send(send(hello)).await.map_err(|e| e.to_string())?;
     for (i, channel) in channels.iter().enumerate() {
@@ -100,7 +118,7 @@ async fn run_agent(url: &str, token: &str, id: &str, channels: &[Value]) -> Resu
                     }
                     Some("command") => {
                         // Agents mostly accept being monitored.
-                        let ok = v["action"] != "monitor" || (chance(0.9) && !at_dashboard(&me));
+                        let ok = v["action"] != "monitor" || (chance(0.9) && !person_present(&me, &own_device));
                         let ack = json!({"type": "command_ack", "command_id": v["command_id"], "ok": ok,
                                          "reason": if ok { Value::Null } else { json!("on a private call") }});
                         ws.send(send(ack)).await.map_err(|e| e.to_string())?;
@@ -111,9 +129,9 @@ async fn run_agent(url: &str, token: &str, id: &str, channels: &[Value]) -> Resu
             _ = tick.tick() => {
                 let now = crate::clock::now_ms();
                 n += 1;
-                // A person at the agent dashboard drives this agent: the
-                // simulated softphone then only keeps its line alive.
-                let status = if at_dashboard(&me) { "driven by a person" } else { me["status"].as_str().unwrap_or("offline") };
+                // A person signed in as this agent drives it: the simulated
+                // softphone then only keeps its line alive.
+                let status = if person_present(&me, &own_device) { "driven by a person" } else { me["status"].as_str().unwrap_or("offline") };
                 if until == 0 {
                     until = now + match status {
                         "busy" => between(8, 30),
@@ -159,10 +177,32 @@ async fn run_agent(url: &str, token: &str, id: &str, channels: &[Value]) -> Resu
     }
 }
 
-/// Whether a person signed in at `/agent` as this agent (a `web` device is
-/// active): the page's answers and clicks are theirs, not the simulation's.
-fn at_dashboard(me: &Value) -> bool {
-    me["devices"]
-        .as_array()
-        .is_some_and(|d| d.iter().any(|d| d["kind"] == "web" && d["active"] == true))
+/// Whether a person signed in as this agent (a device other than the
+/// simulation's own is active, whatever its kind): their answers and
+/// clicks are theirs, not the simulation's.
+fn person_present(me: &Value, own_device: &str) -> bool {
+    me["devices"].as_array().is_some_and(|d| {
+        d.iter()
+            .any(|d| d["id"] != own_device && d["active"] == true)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_active_device_but_the_simulations_own_is_a_person() {
+        let me = |devices: Value| json!({ "devices": devices });
+        let own = "a3-softphone";
+        let sim = json!({"id": own, "kind": "softphone", "active": true});
+        assert!(!person_present(&me(json!([sim])), own));
+        for kind in ["web", "softphone", "desk_phone", "mobile"] {
+            let theirs = json!({"id": "mine", "kind": kind, "active": true});
+            assert!(person_present(&me(json!([sim, theirs])), own), "{kind}");
+        }
+        let gone = json!({"id": "mine", "kind": "web", "active": false});
+        assert!(!person_present(&me(json!([sim, gone])), own));
+        assert!(!person_present(&Value::Null, own));
+    }
 }

@@ -84,8 +84,12 @@ export function freePort() {
 
 /** A started hub node. */
 export class Hub {
-  static async start(extra = [], env = {}) {
-    const child = spawn(hubBinary(), ['--listen', '127.0.0.1:0', '--jwt-secret', SECRET, '--no-demo', ...FAST, ...extra], {
+  static start(extra = [], env = {}) {
+    return Hub.spawn(['--listen', '127.0.0.1:0', '--jwt-secret', SECRET, '--no-demo', ...FAST, ...extra], env);
+  }
+
+  static async spawn(args, env = {}) {
+    const child = spawn(hubBinary(), args, {
       stdio: ['ignore', 'pipe', process.env.PRESENCE_HUB_TEST_LOGS ? 'inherit' : 'ignore'],
       env: { ...process.env, ...env },
     });
@@ -102,6 +106,14 @@ export class Hub {
     });
     const exited = new Promise((resolve) => child.once('exit', resolve));
     return Object.assign(new Hub(), { child, addr, exited });
+  }
+
+  /**
+   * The hub as the README starts it, `presence-hub --jwt-secret …`: default
+   * timings and the demo agents running (only the port is free-picked).
+   */
+  static startAsDocumented() {
+    return Hub.spawn(['--listen', '127.0.0.1:0', '--jwt-secret', SECRET], { PRESENCE_HUB_NO_DEMO: 'false' });
   }
 
   get url() {

@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Hub, token } from '../test-support/hub.mjs';
+import { SupervisorClient } from '../src/presence-hub-client.js';
+import { Hub, token, waitFor } from '../test-support/hub.mjs';
 
 const PKG = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DIR = join(PKG, '.readme-examples');
@@ -51,7 +52,8 @@ function run(file, user, pattern, ms = 20000) {
 }
 
 before(async () => {
-  hub = await Hub.start();
+  // As the README says: `presence-hub --jwt-secret …`, demo agents running.
+  hub = await Hub.startAsDocumented();
   mkdirSync(DIR, { recursive: true });
   for (const [name, body] of Object.entries(examples())) writeFileSync(join(DIR, name), body);
 });
@@ -66,6 +68,21 @@ test('the README has an agent example, a wallboard example and a keyed change of
   const found = examples();
   assert.deepEqual(Object.keys(found).sort(), ['agent.mjs', 'change.mjs', 'wallboard.mjs']);
   for (const body of Object.values(found)) assert.ok(body.trim().split('\n').length <= 25);
+});
+
+test('the demo runs and leaves a1 and a2, the examples\' agents, to people', async () => {
+  const sup = new SupervisorClient({ url: hub.url, token: token('s1') });
+  try {
+    await sup.start();
+    await sup.subscribe({ all: true });
+    const online = (id) => sup.agents.get(id)?.presence === 'online';
+    // The simulated agents a3…a8 sign in within a second or two.
+    await waitFor('the demo agents online', () => ['a3', 'a4', 'a5', 'a6', 'a7', 'a8'].every(online), 20000);
+    assert.equal(online('a1'), false, 'the demo drives a1');
+    assert.equal(online('a2'), false, 'the demo drives a2');
+  } finally {
+    sup.stop();
+  }
 });
 
 test('the README examples run as written', async () => {
