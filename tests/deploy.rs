@@ -361,3 +361,48 @@ fn metrics_are_scraped_on_the_private_port_that_the_image_and_compose_set() {
         );
     }
 }
+
+/// The unit's header commands run as written on a fresh machine: the
+/// directory of `EnvironmentFile=` does not exist there, so it is created
+/// (`install -d`) before the file is put in it (or the file's `install`
+/// creates it with `-D`).
+#[test]
+fn the_systemd_units_header_creates_the_env_files_directory_before_the_file() {
+    let unit = read("deploy/presence-hub.service");
+    let env_file = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("EnvironmentFile="))
+        .expect("EnvironmentFile=")
+        .trim_start_matches('-')
+        .trim();
+    let dir = Path::new(env_file)
+        .parent()
+        .expect("a directory")
+        .to_string_lossy()
+        .into_owned();
+    // The commands: the header's comment lines indented as code.
+    let commands: Vec<Vec<&str>> = unit
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("#   "))
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect()
+        })
+        .collect();
+    let writes = commands
+        .iter()
+        .position(|c| c.first() == Some(&"install") && c.last() == Some(&env_file))
+        .unwrap_or_else(|| panic!("the header does not install {env_file}: {commands:?}"));
+    let creates = commands[..writes].iter().any(|c| {
+        c.first() == Some(&"install") && c.contains(&"-d") && c.last() == Some(&dir.as_str())
+    });
+    assert!(
+        creates || commands[writes].contains(&"-D"),
+        "{:?} fails where {dir} does not exist: nothing creates it first",
+        commands[writes]
+    );
+}
