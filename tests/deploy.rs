@@ -362,6 +362,139 @@ fn metrics_are_scraped_on_the_private_port_that_the_image_and_compose_set() {
     }
 }
 
+/// The words of `haproxy.cfg`'s lines, comments dropped.
+fn haproxy_lines(cfg: &str) -> Vec<Vec<String>> {
+    cfg.lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Under Compose a node that is recreated comes back on a new address:
+/// HAProxy must resolve the node names again while it runs (a `resolvers`
+/// section on every server), and must start while a name does not resolve
+/// yet (`init-addr` ending in `none`), or it would check an old address
+/// until restarted.
+#[test]
+fn haproxy_cfg_resolves_the_node_names_again_while_it_runs() {
+    let cfg = read("deploy/haproxy.cfg");
+    let lines = haproxy_lines(&cfg);
+    // The `resolvers NAME` section and what it reads.
+    let mut sections = Vec::new();
+    let mut current: Option<(String, Vec<Vec<String>>)> = None;
+    for words in &lines {
+        let starts = matches!(
+            words[0].as_str(),
+            "global" | "defaults" | "frontend" | "backend" | "listen" | "resolvers"
+        );
+        if starts {
+            sections.extend(current.take());
+            current = Some((words.join(" "), Vec::new()));
+        } else if let Some((_, body)) = current.as_mut() {
+            body.push(words.clone());
+        }
+    }
+    sections.extend(current);
+    let body = |name: &str| -> &Vec<Vec<String>> {
+        &sections
+            .iter()
+            .find(|(head, _)| head == name)
+            .unwrap_or_else(|| panic!("no `{name}` section"))
+            .1
+    };
+    let hubs = body("backend hubs");
+    let options: Vec<String> = hubs
+        .iter()
+        .filter(|w| w[0] == "default-server")
+        .flat_map(|w| w[1..].to_vec())
+        .collect();
+    let servers: Vec<&Vec<String>> = hubs.iter().filter(|w| w[0] == "server").collect();
+    assert_eq!(servers.len(), 3, "{servers:?}");
+    for server in servers {
+        let mut all = options.clone();
+        all.extend(server[3..].iter().cloned());
+        let after = |key: &str| {
+            all.windows(2)
+                .find(|w| w[0] == key)
+                .map(|w| w[1].clone())
+                .unwrap_or_else(|| panic!("{server:?}: no `{key}` in {all:?}"))
+        };
+        let resolvers = after("resolvers");
+        let init_addr = after("init-addr");
+        assert!(
+            init_addr.split(',').next_back() == Some("none"),
+            "{server:?}: init-addr {init_addr} stops HAProxy when a name does not resolve"
+        );
+        let dns = body(&format!("resolvers {resolvers}"));
+        assert!(
+            dns.iter()
+                .any(|w| w[0] == "parse-resolv-conf" || w[0] == "nameserver"),
+            "resolvers {resolvers} has no nameserver: {dns:?}"
+        );
+    }
+}
+
+/// `haproxy -c` accepts the file with the environment the compose file
+/// gives it (node names that do not resolve here: HAProxy must still
+/// start) and with the README's addresses.
+#[test]
+#[cfg_attr(ph_no_haproxy, ignore = "needs haproxy (apt-get install haproxy)")]
+fn haproxy_accepts_the_cfg_as_compose_and_the_readme_run_it() {
+    if !common::haproxy::available() {
+        missing("haproxy -c", "needs haproxy (apt-get install haproxy)");
+    }
+    let compose = yaml("deploy/docker-compose.yml");
+    let env: Vec<(String, String)> = compose["services"]["haproxy"]["environment"]
+        .as_hash()
+        .expect("haproxy environment")
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().expect("name").to_string(),
+                v.as_str().expect("a string value").to_string(),
+            )
+        })
+        .collect();
+    // The README's cluster by hand: the `NAME=value` words of the command
+    // that runs HAProxy, continuation lines included.
+    let readme = read("README.md");
+    let lines: Vec<&str> = readme.lines().collect();
+    let run = lines
+        .iter()
+        .position(|l| l.contains("haproxy -db -f deploy/haproxy.cfg"))
+        .expect("the README runs HAProxy by hand");
+    let first = (0..run)
+        .rev()
+        .take_while(|&i| lines[i].trim_end().ends_with('\\'))
+        .last()
+        .unwrap_or(run);
+    let by_hand: Vec<(String, String)> = lines[first..=run]
+        .iter()
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|w| w.split_once('='))
+        .filter(|(k, _)| k.starts_with("PRESENCE_"))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(by_hand.len(), 6, "{by_hand:?}");
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy.cfg");
+    for (setup, env) in [("compose", env), ("by hand", by_hand)] {
+        let out = std::process::Command::new("haproxy")
+            .arg("-c")
+            .arg("-f")
+            .arg(&cfg)
+            .envs(env)
+            .output()
+            .expect("haproxy -c");
+        assert!(
+            out.status.success(),
+            "{setup}: haproxy -c refuses deploy/haproxy.cfg:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// The unit's header commands run as written on a fresh machine: the
 /// directory of `EnvironmentFile=` does not exist there, so it is created
 /// (`install -d`) before the file is put in it (or the file's `install`
