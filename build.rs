@@ -7,7 +7,9 @@
 //!   (`tests/browser.rs`, `tests/browser_cc.rs`, `tests/agent_page.rs`,
 //!   `tests/web_security.rs`);
 //! - `ph_no_haproxy`: `haproxy` is not on the `PATH` (`tests/haproxy.rs`);
-//! - `ph_no_node`: `node` is not on the `PATH` (`tests/client_js.rs`).
+//! - `ph_no_node`: `node` is not on the `PATH` (`tests/client_js.rs`);
+//! - `ph_no_kubeval`: `kubernetes-validate` (PyPI) is not on the `PATH`
+//!   (`tests/deploy.rs`, the schema check of `deploy/kubernetes/`).
 //!
 //! With `CI` set (`.ci/run` exports it) nothing is ever ignored: a missing
 //! tool fails its test there. The script reruns when `CI`, `CHROMIUM` or a
@@ -28,7 +30,7 @@ fn on_path(dirs: &[PathBuf], name: &str) -> bool {
 }
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(ph_no_browser, ph_no_haproxy, ph_no_node)");
+    println!("cargo::rustc-check-cfg=cfg(ph_no_browser, ph_no_haproxy, ph_no_node, ph_no_kubeval)");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=CI");
     println!("cargo::rerun-if-env-changed=CHROMIUM");
@@ -84,5 +86,12 @@ fn main() {
     if !node {
         println!("cargo::rustc-cfg=ph_no_node");
         println!("cargo::warning=the client library's test will be ignored: no node on the PATH");
+    }
+    if !on_path(&dirs, "kubernetes-validate") {
+        println!("cargo::rustc-cfg=ph_no_kubeval");
+        println!(
+            "cargo::warning=the Kubernetes manifests' schema test will be ignored: \
+             no kubernetes-validate on the PATH (pip install kubernetes-validate)"
+        );
     }
 }

@@ -539,3 +539,433 @@ fn the_systemd_units_header_creates_the_env_files_directory_before_the_file() {
         commands[writes]
     );
 }
+
+// ---- deploy/kubernetes/ ------------------------------------------------
+
+const KUBE_DIR: &str = "deploy/kubernetes";
+
+/// Kubernetes versions the manifests are validated against: the oldest
+/// they support (the preStop `sleep` action is on by default from 1.30)
+/// and the newest the pinned validator knows.
+const KUBE_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
+
+/// Kinds that are not part of Kubernetes itself: the validator has no
+/// schema for them and says so with a warning, which is accepted for these
+/// only (their fields are checked against the Service below).
+const KUBE_CRDS: [(&str, &str); 1] = [("ServiceMonitor", "monitoring.coreos.com/v1")];
+
+/// The manifests (every `.yaml` of the directory but kustomize's own
+/// file), by file name, each with its documents.
+fn kube_manifests() -> Vec<(String, Vec<Yaml>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(KUBE_DIR);
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("deploy/kubernetes")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|name| {
+            let path = format!("{KUBE_DIR}/{name}");
+            let docs =
+                YamlLoader::load_from_str(&read(&path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+            (name, docs)
+        })
+        .collect()
+}
+
+/// The one document of `kind` among the manifests.
+fn kube_object(manifests: &[(String, Vec<Yaml>)], kind: &str) -> Yaml {
+    let found: Vec<&Yaml> = manifests
+        .iter()
+        .flat_map(|(_, docs)| docs)
+        .filter(|d| d["kind"].as_str() == Some(kind))
+        .collect();
+    assert_eq!(found.len(), 1, "one {kind} in {KUBE_DIR}");
+    found[0].clone()
+}
+
+/// `map` as string pairs (labels, selectors).
+fn string_map(map: &Yaml) -> BTreeSet<(String, String)> {
+    map.as_hash()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let v = match v {
+                Yaml::Integer(i) => i.to_string(),
+                v => v.as_str().expect("a string value").to_string(),
+            };
+            (k.as_str().expect("a key").to_string(), v)
+        })
+        .collect()
+}
+
+/// The version `.ci/run` installs (`kubernetes-validate==X`).
+fn pinned_kubeval_version() -> String {
+    read(".ci/run")
+        .split("kubernetes-validate==")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect(".ci/run pins kubernetes-validate==VERSION")
+        .to_string()
+}
+
+/// Every manifest passes `kubernetes-validate --strict` (the schemas of
+/// Kubernetes itself, bundled with it: no network) for each version of
+/// [`KUBE_VERSIONS`]; an unknown field, a wrong type or an `apiVersion`
+/// the version lacks fails. A kind it has no schema for is only a warning
+/// there, so this test fails on it too, but for the CRDs of [`KUBE_CRDS`].
+#[test]
+#[cfg_attr(
+    ph_no_kubeval,
+    ignore = "needs kubernetes-validate (pip install kubernetes-validate)"
+)]
+fn kubernetes_manifests_pass_the_schema_validator() {
+    let version = std::process::Command::new("kubernetes-validate")
+        .arg("--version")
+        .output();
+    let Ok(version) = version else {
+        missing(
+            "kubernetes-validate",
+            "needs kubernetes-validate (pip install kubernetes-validate)",
+        );
+    };
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let pinned = pinned_kubeval_version();
+    assert!(
+        version.split_whitespace().any(|w| w == pinned),
+        "kubernetes-validate {version:?}, .ci/run pins {pinned}"
+    );
+    let manifests = kube_manifests();
+    let files: Vec<String> = manifests.iter().map(|(name, _)| name.clone()).collect();
+    let documents = manifests.iter().map(|(_, docs)| docs.len()).sum::<usize>();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(KUBE_DIR);
+    for kube in KUBE_VERSIONS {
+        let out = std::process::Command::new("kubernetes-validate")
+            .args(["--strict", "--kubernetes-version", kube])
+            .args(&files)
+            .current_dir(&dir)
+            .output()
+            .expect("kubernetes-validate runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "Kubernetes {kube}:\n{text}");
+        let mut passed = 0;
+        for line in text.lines() {
+            if line.contains(" passed for resource ") {
+                passed += 1;
+            } else if line.contains("Couldn't find schema for kind") {
+                assert!(
+                    KUBE_CRDS.iter().any(|(kind, api)| line
+                        .contains(&format!("kind {kind} with api version {api} "))),
+                    "Kubernetes {kube}: no schema, so not validated: {line}"
+                );
+                passed += 1;
+            } else {
+                assert!(
+                    !line.starts_with("ERROR") && !line.starts_with("WARN"),
+                    "Kubernetes {kube}: {line}"
+                );
+            }
+        }
+        assert_eq!(passed, documents, "every document checked:\n{text}");
+    }
+}
+
+/// The hub's `--help`.
+fn help_text() -> String {
+    let out = std::process::Command::new(common::process::BIN)
+        .arg("--help")
+        .output()
+        .expect("--help");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `[default: N]` that `--help` gives `flag`.
+fn help_default(help: &str, flag: &str) -> String {
+    let at = help
+        .find(&format!("{flag} <"))
+        .unwrap_or_else(|| panic!("{flag} is no flag"));
+    help[at..]
+        .split("[default: ")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .unwrap_or_else(|| panic!("{flag} has no default"))
+        .to_string()
+}
+
+/// `"384Mi"` in bytes.
+fn quantity_bytes(q: &str) -> u64 {
+    let units = [("Ki", 1u64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30)];
+    for (suffix, factor) in units {
+        if let Some(n) = q.strip_suffix(suffix) {
+            return n.parse::<u64>().expect("a number") * factor;
+        }
+    }
+    q.parse().expect("bytes")
+}
+
+/// What no schema can check: the manifests agree with the hub and with
+/// each other. The container's flags are real (the node starts with them),
+/// the probes' paths answer 200 on the port they name, `/metrics` answers
+/// on the port Prometheus is pointed at (and not on the one the Ingress
+/// routes to), the grace period covers preStop and the drain, the
+/// selectors select the pods, the Secret holds the keys the pods read,
+/// and the memory request holds `--max-connections` connections.
+#[tokio::test]
+async fn kubernetes_manifests_agree_with_the_hub_and_with_each_other() {
+    let manifests = kube_manifests();
+    let help = help_text();
+    let deployment = kube_object(&manifests, "Deployment");
+    let pod = &deployment["spec"]["template"];
+    let pod_labels = string_map(&pod["metadata"]["labels"]);
+    let selects_pods = |what: &str, selector: &Yaml| {
+        let selector = string_map(selector);
+        assert!(
+            !selector.is_empty() && selector.is_subset(&pod_labels),
+            "{what} {selector:?} does not select the pods {pod_labels:?}"
+        );
+    };
+    selects_pods(
+        "the Deployment's selector",
+        &deployment["spec"]["selector"]["matchLabels"],
+    );
+    let containers = pod["spec"]["containers"].as_vec().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let hub = &containers[0];
+
+    // Flags and environment.
+    let args: Vec<&str> = hub["args"]
+        .as_vec()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("a string"))
+        .collect();
+    let arg = |flag: &str| -> Option<String> {
+        args.iter()
+            .find_map(|a| a.strip_prefix(&format!("{flag}=")))
+            .map(str::to_string)
+    };
+    for a in &args {
+        let flag = a.split('=').next().unwrap_or_default();
+        assert!(
+            flag.starts_with("--") && help.contains(&format!("  {flag} ")),
+            "{a}: {flag} is no flag of presence-hub"
+        );
+    }
+    let env = hub["env"].as_vec().expect("env");
+    let secret = kube_object(&manifests, "Secret");
+    let secret_name = secret["metadata"]["name"].as_str().expect("name");
+    for var in env {
+        let name = var["name"].as_str().expect("name");
+        assert!(help.contains(&format!("[env: {name}")), "{name} is no flag");
+        let key_ref = &var["valueFrom"]["secretKeyRef"];
+        if let Some(key) = key_ref["key"].as_str() {
+            assert_eq!(key_ref["name"].as_str(), Some(secret_name), "{name}");
+            assert!(
+                !secret["stringData"][key].is_badvalue(),
+                "{name}: the Secret has no {key}"
+            );
+        }
+    }
+
+    // Ports: by name, and what serves them.
+    let port_of = |name: &str| -> i64 {
+        hub["ports"]
+            .as_vec()
+            .expect("ports")
+            .iter()
+            .find(|p| p["name"].as_str() == Some(name))
+            .and_then(|p| p["containerPort"].as_i64())
+            .unwrap_or_else(|| panic!("no container port {name}"))
+    };
+    let port_in = |addr: String| -> i64 {
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("host:port")
+    };
+    let listen = port_in(arg("--listen").expect("--listen"));
+    let metrics = port_in(arg("--metrics-listen").expect("--metrics-listen"));
+    assert_eq!(port_of("http"), listen, "the http port is --listen's");
+    assert_eq!(
+        port_of("metrics"),
+        metrics,
+        "the metrics port is --metrics-listen's"
+    );
+    let probe = |which: &str| -> (String, i64) {
+        let get = &hub[which]["httpGet"];
+        let port = match &get["port"] {
+            Yaml::String(name) => port_of(name),
+            Yaml::Integer(n) => *n,
+            other => panic!("{which}: port {other:?}"),
+        };
+        (get["path"].as_str().expect("path").to_string(), port)
+    };
+    let (ready_path, ready_port) = probe("readinessProbe");
+    let (live_path, live_port) = probe("livenessProbe");
+    assert_eq!(
+        ready_path, "/readyz",
+        "readiness is /readyz (not draining, Redis reachable)"
+    );
+    assert_eq!(
+        live_path, "/healthz",
+        "liveness is /healthz (not /readyz: Redis outages)"
+    );
+    assert_eq!((ready_port, live_port), (listen, listen));
+    let annotations = &pod["metadata"]["annotations"];
+    let scrape_path = annotations["prometheus.io/path"].as_str().expect("path");
+    assert_eq!(
+        annotations["prometheus.io/port"].as_str(),
+        Some(metrics.to_string().as_str())
+    );
+
+    // The node starts with these very flags (addresses moved to loopback)
+    // and serves what the probes and Prometheus ask for.
+    let metrics_addr = format!("127.0.0.1:{}", common::redis::free_port());
+    let local: Vec<String> = args
+        .iter()
+        .map(|a| match a.split_once('=') {
+            Some(("--listen", _)) => "--listen=127.0.0.1:0".to_string(),
+            Some(("--metrics-listen", _)) => format!("--metrics-listen={metrics_addr}"),
+            _ => a.to_string(),
+        })
+        .collect();
+    let local: Vec<&str> = local.iter().map(String::as_str).collect();
+    let node = Proc::start(&local, &[("PRESENCE_HUB_JWT_SECRET", SECRET)]).await;
+    assert_eq!(
+        http_get(&node.addr, &ready_path).await.0,
+        200,
+        "{ready_path}"
+    );
+    assert_eq!(http_get(&node.addr, &live_path).await.0, 200, "{live_path}");
+    assert_eq!(
+        http_get(&metrics_addr, scrape_path).await.0,
+        200,
+        "{scrape_path}"
+    );
+    assert_eq!(
+        http_get(&node.addr, scrape_path).await.0,
+        404,
+        "the port the Ingress reaches does not serve /metrics"
+    );
+
+    // Grace: preStop, then the whole drain, before SIGKILL.
+    let pre_stop = pod["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_i64()
+        .expect("preStop sleep seconds");
+    let drain_ms: i64 = arg("--drain-timeout-ms")
+        .unwrap_or_else(|| help_default(&help, "--drain-timeout-ms"))
+        .parse()
+        .expect("ms");
+    let grace = pod["spec"]["terminationGracePeriodSeconds"]
+        .as_i64()
+        .expect("terminationGracePeriodSeconds");
+    assert!(
+        grace * 1000 >= pre_stop * 1000 + drain_ms,
+        "terminationGracePeriodSeconds {grace} < preStop {pre_stop} s + drain {drain_ms} ms"
+    );
+
+    // Memory: --max-connections idle connections at ≈ 8 KiB each (README
+    // "Sizing", BENCHMARKS.md) fit in the request.
+    let max_connections: u64 = arg("--max-connections")
+        .unwrap_or_else(|| help_default(&help, "--max-connections"))
+        .parse()
+        .expect("a number");
+    let request = quantity_bytes(
+        hub["resources"]["requests"]["memory"]
+            .as_str()
+            .expect("a memory request"),
+    );
+    assert!(
+        request >= max_connections * 8 * 1024,
+        "{request} B of memory for {max_connections} connections"
+    );
+
+    // The Service selects the pods and names their ports; the Ingress
+    // routes to its http port only; the ServiceMonitor scrapes its metrics
+    // port; the PodDisruptionBudget covers the pods.
+    let service = kube_object(&manifests, "Service");
+    selects_pods("the Service", &service["spec"]["selector"]);
+    let service_port = |name: &str| -> i64 {
+        let port = service["spec"]["ports"]
+            .as_vec()
+            .expect("ports")
+            .iter()
+            .find(|p| p["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("the Service has no port {name}"));
+        match &port["targetPort"] {
+            Yaml::String(target) => port_of(target),
+            Yaml::Integer(n) => *n,
+            other => panic!("targetPort {other:?}"),
+        }
+    };
+    let service_name = service["metadata"]["name"].as_str().expect("name");
+    let ingress = kube_object(&manifests, "Ingress");
+    for rule in ingress["spec"]["rules"].as_vec().expect("rules") {
+        for path in rule["http"]["paths"].as_vec().expect("paths") {
+            let backend = &path["backend"]["service"];
+            assert_eq!(backend["name"].as_str(), Some(service_name));
+            let port = backend["port"]["name"].as_str().expect("a port name");
+            assert_eq!(service_port(port), listen, "the Ingress routes to --listen");
+        }
+    }
+    let annotations = string_map(&ingress["metadata"]["annotations"]);
+    for timeout in ["proxy-read-timeout", "proxy-send-timeout"] {
+        let (_, seconds) = annotations
+            .iter()
+            .find(|(k, _)| *k == format!("nginx.ingress.kubernetes.io/{timeout}"))
+            .unwrap_or_else(|| panic!("no {timeout}"));
+        let heartbeat: i64 = help_default(&help, "--heartbeat-interval-ms")
+            .parse()
+            .expect("ms");
+        assert!(
+            seconds.parse::<i64>().expect("seconds") * 1000 > 2 * heartbeat,
+            "{timeout} {seconds} s would cut idle WebSockets"
+        );
+    }
+    let monitor = kube_object(&manifests, "ServiceMonitor");
+    let service_labels = string_map(&service["metadata"]["labels"]);
+    let monitor_selector = string_map(&monitor["spec"]["selector"]["matchLabels"]);
+    assert!(
+        !monitor_selector.is_empty() && monitor_selector.is_subset(&service_labels),
+        "the ServiceMonitor {monitor_selector:?} does not select the Service {service_labels:?}"
+    );
+    for endpoint in monitor["spec"]["endpoints"].as_vec().expect("endpoints") {
+        let port = endpoint["port"].as_str().expect("a port name");
+        assert_eq!(service_port(port), metrics, "scraped on --metrics-listen");
+        assert_eq!(endpoint["path"].as_str(), Some(scrape_path));
+    }
+    let pdb = kube_object(&manifests, "PodDisruptionBudget");
+    selects_pods(
+        "the PodDisruptionBudget",
+        &pdb["spec"]["selector"]["matchLabels"],
+    );
+
+    // kustomization.yaml applies every manifest but the two applied apart
+    // (their headers say why: placeholders, an optional CRD).
+    let kustomization = yaml(&format!("{KUBE_DIR}/kustomization.yaml"));
+    let resources: BTreeSet<&str> = kustomization["resources"]
+        .as_vec()
+        .expect("resources")
+        .iter()
+        .map(|r| r.as_str().expect("a file"))
+        .collect();
+    for (name, _) in &manifests {
+        let apart = ["secret.yaml", "servicemonitor.yaml"].contains(&name.as_str());
+        assert_eq!(
+            resources.contains(name.as_str()),
+            !apart,
+            "{name} in kustomization.yaml"
+        );
+        if apart {
+            assert!(read(&format!("{KUBE_DIR}/{name}")).contains("Not in kustomization.yaml"));
+        }
+    }
+    assert_eq!(resources.len(), manifests.len() - 2, "{resources:?}");
+}
