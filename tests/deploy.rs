@@ -549,10 +549,34 @@ const KUBE_DIR: &str = "deploy/kubernetes";
 /// and the newest the pinned validator knows.
 const KUBE_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
 
-/// Kinds that are not part of Kubernetes itself: the validator has no
-/// schema for them and says so with a warning, which is accepted for these
-/// only (their fields are checked against the Service below).
+/// Kinds that are not part of Kubernetes itself: kubernetes-validate has
+/// no schema for them and says so with a warning, which is accepted for
+/// these only; `tests/kubernetes/validate-crds.mjs` validates them instead.
 const KUBE_CRDS: [(&str, &str); 1] = [("ServiceMonitor", "monitoring.coreos.com/v1")];
+
+/// A YAML document as JSON (for the CRD validator).
+fn yaml_to_json(y: &Yaml) -> serde_json::Value {
+    use serde_json::Value;
+    match y {
+        Yaml::Hash(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().expect("a string key").to_string(),
+                        yaml_to_json(v),
+                    )
+                })
+                .collect(),
+        ),
+        Yaml::Array(items) => Value::Array(items.iter().map(yaml_to_json).collect()),
+        Yaml::String(s) => Value::String(s.clone()),
+        Yaml::Integer(i) => Value::from(*i),
+        Yaml::Real(r) => Value::from(r.parse::<f64>().expect("a number")),
+        Yaml::Boolean(b) => Value::Bool(*b),
+        Yaml::Null => Value::Null,
+        other => panic!("no JSON for {other:?}"),
+    }
+}
 
 /// The manifests (every `.yaml` of the directory but kustomize's own
 /// file), by file name, each with its documents.
@@ -616,20 +640,27 @@ fn pinned_kubeval_version() -> String {
 /// Kubernetes itself, bundled with it: no network) for each version of
 /// [`KUBE_VERSIONS`]; an unknown field, a wrong type or an `apiVersion`
 /// the version lacks fails. A kind it has no schema for is only a warning
-/// there, so this test fails on it too, but for the CRDs of [`KUBE_CRDS`].
+/// there, so this test fails on it too, but for the CRDs of [`KUBE_CRDS`],
+/// which `tests/kubernetes/validate-crds.mjs` validates against the
+/// schemas generated from the CRDs (it checks types, patterns and required
+/// fields; unknown fields of the ones used are caught by
+/// [`kubernetes_manifests_agree_with_the_hub_and_with_each_other`]).
 #[test]
 #[cfg_attr(
     ph_no_kubeval,
-    ignore = "needs kubernetes-validate (pip install kubernetes-validate)"
+    ignore = "needs kubernetes-validate (pip install kubernetes-validate), node and npm ci --prefix tests/kubernetes"
 )]
-fn kubernetes_manifests_pass_the_schema_validator() {
+fn kubernetes_manifests_pass_the_schema_validators() {
+    let crd_models = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/kubernetes/node_modules/@kubernetes-models/prometheus-operator");
     let version = std::process::Command::new("kubernetes-validate")
         .arg("--version")
         .output();
-    let Ok(version) = version else {
+    let (Ok(version), true) = (version, crd_models.is_dir()) else {
         missing(
-            "kubernetes-validate",
-            "needs kubernetes-validate (pip install kubernetes-validate)",
+            "kubernetes validators",
+            "needs kubernetes-validate (pip install kubernetes-validate) and \
+             npm ci --prefix tests/kubernetes",
         );
     };
     let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
@@ -675,6 +706,53 @@ fn kubernetes_manifests_pass_the_schema_validator() {
         }
         assert_eq!(passed, documents, "every document checked:\n{text}");
     }
+
+    // The CRDs' documents, through their own schemas.
+    let crds: Vec<serde_json::Value> = manifests
+        .iter()
+        .flat_map(|(_, docs)| docs)
+        .filter(|d| {
+            KUBE_CRDS.iter().any(|(kind, api)| {
+                d["kind"].as_str() == Some(kind) && d["apiVersion"].as_str() == Some(api)
+            })
+        })
+        .map(yaml_to_json)
+        .collect();
+    assert!(
+        !crds.is_empty(),
+        "the ServiceMonitor is among the manifests"
+    );
+    let mut node = std::process::Command::new("node")
+        .arg("validate-crds.mjs")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kubernetes"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| missing("kubernetes validators", &format!("node: {e}")));
+    {
+        use std::io::Write;
+        let mut stdin = node.stdin.take().expect("stdin");
+        stdin
+            .write_all(
+                serde_json::Value::Array(crds.clone())
+                    .to_string()
+                    .as_bytes(),
+            )
+            .expect("write");
+    }
+    let out = node.wait_with_output().expect("node runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "validate-crds.mjs:\n{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("OK ")).count(),
+        crds.len(),
+        "{text}"
+    );
 }
 
 /// The hub's `--help`.
