@@ -2,8 +2,10 @@
 #
 #   docker build -t presence-hub .
 #   docker run -p 8080:8080 -e PRESENCE_HUB_JWT_SECRET=change-me presence-hub
-#   docker run -p 8080:8080 -e PRESENCE_HUB_JWT_SECRET=... \
-#       -e PRESENCE_HUB_REDIS_URL=redis://redis:6379/ presence-hub      # cluster mode
+#   docker network create presence                                   # cluster mode:
+#   docker run -d --name redis --network presence redis:7 redis-server --appendonly yes
+#   docker run -p 8080:8080 --network presence -e PRESENCE_HUB_JWT_SECRET=... \
+#       -e PRESENCE_HUB_REDIS_URL=redis://redis:6379/ presence-hub
 #
 # Every flag is an environment variable PRESENCE_HUB_<NAME> (README,
 # "Configuration"); the image sets only what a container needs.

@@ -7,7 +7,10 @@
 //!   (`tests/browser.rs`, `tests/browser_cc.rs`, `tests/agent_page.rs`,
 //!   `tests/web_security.rs`);
 //! - `ph_no_haproxy`: `haproxy` is not on the `PATH` (`tests/haproxy.rs`);
-//! - `ph_no_node`: `node` is not on the `PATH` (`tests/client_js.rs`).
+//! - `ph_no_node`: `node` is not on the `PATH` (`tests/client_js.rs`);
+//! - `ph_no_kubeval`: `kubernetes-validate` (PyPI) is not on the `PATH`, or
+//!   `node` or `tests/kubernetes/node_modules` (the CRDs' schemas) is
+//!   missing (`tests/deploy.rs`, the schema check of `deploy/kubernetes/`).
 //!
 //! With `CI` set (`.ci/run` exports it) nothing is ever ignored: a missing
 //! tool fails its test there. The script reruns when `CI`, `CHROMIUM` or a
@@ -28,7 +31,7 @@ fn on_path(dirs: &[PathBuf], name: &str) -> bool {
 }
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(ph_no_browser, ph_no_haproxy, ph_no_node)");
+    println!("cargo::rustc-check-cfg=cfg(ph_no_browser, ph_no_haproxy, ph_no_node, ph_no_kubeval)");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=CI");
     println!("cargo::rerun-if-env-changed=CHROMIUM");
@@ -48,6 +51,17 @@ fn main() {
         println!("cargo::rerun-if-changed={}", playwright.display());
     } else if browser_dir.is_dir() {
         println!("cargo::rerun-if-changed={}", browser_dir.display());
+    }
+    let kube_dir = manifest
+        .as_deref()
+        .unwrap_or(Path::new("."))
+        .join("tests/kubernetes");
+    let crd_models =
+        kube_dir.join("node_modules/@kubernetes-models/prometheus-operator/package.json");
+    if crd_models.is_file() {
+        println!("cargo::rerun-if-changed={}", crd_models.display());
+    } else if kube_dir.is_dir() {
+        println!("cargo::rerun-if-changed={}", kube_dir.display());
     }
     let chromium = env::var_os("CHROMIUM")
         .map(PathBuf::from)
@@ -84,5 +98,22 @@ fn main() {
     if !node {
         println!("cargo::rustc-cfg=ph_no_node");
         println!("cargo::warning=the client library's test will be ignored: no node on the PATH");
+    }
+    let mut lacking = Vec::new();
+    if !on_path(&dirs, "kubernetes-validate") {
+        lacking.push("kubernetes-validate (pip install kubernetes-validate)");
+    }
+    if !node {
+        lacking.push("node");
+    }
+    if !crd_models.is_file() {
+        lacking.push("tests/kubernetes/node_modules (npm ci --prefix tests/kubernetes)");
+    }
+    if !lacking.is_empty() {
+        println!("cargo::rustc-cfg=ph_no_kubeval");
+        println!(
+            "cargo::warning=the Kubernetes manifests' schema test will be ignored: no {}",
+            lacking.join(", no ")
+        );
     }
 }
