@@ -71,7 +71,7 @@ pub struct Config {
     /// Address to listen on for HTTP and WebSocket.
     #[arg(long, env = "PRESENCE_HUB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Directory JSON file (format: docs/DESIGN.md §2); the built-in demo directory when absent.
+    /// Directory JSON file (format: docs/DIRECTORY.md); the built-in demo directory when absent.
     #[arg(long, env = "PRESENCE_HUB_DIRECTORY")]
     pub directory: Option<PathBuf>,
     /// HS256 secret for tokens. In-memory mode generates and prints one when unset.
