@@ -90,22 +90,11 @@ impl Node {
         // ends the start at once; Redis not answering does not (below).
         let redis = match &redis_target {
             None => None,
-            Some(target) => {
-                if !target.tls.enabled
-                    && target.tls.has_files()
-                    && !matches!(&target.kind, crate::backplane::target::Kind::Single(u) if u.trim_start().starts_with("rediss://"))
-                    && !matches!(&target.kind, crate::backplane::target::Kind::Cluster(s) if s.iter().all(|u| u.starts_with("rediss://")))
-                {
-                    return Err(StartError::Config(
-                        "--redis-tls-ca/--redis-tls-cert given but TLS is off: add --redis-tls or use rediss://".into(),
-                    ));
-                }
-                Some(
-                    target
-                        .prepare()
-                        .map_err(|e| StartError::Config(format!("redis: {e}")))?,
-                )
-            }
+            Some(target) => Some(
+                target
+                    .prepare()
+                    .map_err(|e| StartError::Config(format!("redis: {e}")))?,
+            ),
         };
         let addr = config.listen;
         let listener = TcpListener::bind(addr)

@@ -104,17 +104,10 @@ impl Target {
     /// Reads the TLS files and checks the addresses (see the module docs).
     pub fn prepare(&self) -> Result<Prepared, TargetError> {
         install_crypto_provider();
-        let certs = self.tls.certificates()?;
-        let kind = match &self.kind {
+        let (kind, tls) = match &self.kind {
             Kind::Single(url) => {
                 let (info, tls) = self.connection_info(url)?;
-                let tls = tls || self.tls.enabled;
-                return Ok(Prepared {
-                    kind: PreparedKind::Single(info),
-                    auth: self.auth.clone(),
-                    certs: certs.filter(|_| tls),
-                    tls,
-                });
+                (PreparedKind::Single(info), tls)
             }
             Kind::Cluster(seeds) => {
                 let mut infos = Vec::with_capacity(seeds.len());
@@ -124,17 +117,17 @@ impl Target {
                     schemes.insert(tls);
                     infos.push(info);
                 }
-                if infos.is_empty() {
-                    return Err(TargetError::Invalid(
-                        "--redis-url names no Redis Cluster seed node".into(),
-                    ));
-                }
                 if schemes.len() > 1 {
                     return Err(TargetError::Invalid(
                         "--redis-url mixes redis:// and rediss:// seed nodes: a cluster speaks TLS on every node or none".into(),
                     ));
                 }
-                PreparedKind::Cluster(infos)
+                let Some(&tls) = schemes.first() else {
+                    return Err(TargetError::Invalid(
+                        "--redis-url names no Redis Cluster seed node".into(),
+                    ));
+                };
+                (PreparedKind::Cluster(infos), tls)
             }
             Kind::Sentinel { sentinels, master } => {
                 let sentinels = sentinels
@@ -151,21 +144,31 @@ impl Target {
                         "--redis-sentinel needs --redis-sentinel-master".into(),
                     ));
                 }
-                PreparedKind::Sentinel {
+                let kind = PreparedKind::Sentinel {
                     sentinels,
                     master: master.clone(),
-                }
+                };
+                (kind, self.tls.enabled)
             }
         };
-        let tls = self.tls.enabled
-            || matches!(&kind, PreparedKind::Cluster(infos)
-                if infos.iter().any(|i| matches!(i.addr(), ConnectionAddr::TcpTls { .. })));
+        self.files_need_tls(tls)?;
         Ok(Prepared {
             kind,
             auth: self.auth.clone(),
-            certs: certs.filter(|_| tls),
+            certs: self.tls.certificates()?,
             tls,
         })
+    }
+
+    /// A CA or client certificate with TLS off is a mistake (the operator
+    /// meant TLS), not something to ignore.
+    fn files_need_tls(&self, tls: bool) -> Result<(), TargetError> {
+        if !tls && self.tls.has_files() {
+            return Err(TargetError::Invalid(
+                "--redis-tls-ca/--redis-tls-cert given but TLS is off: add --redis-tls or use rediss://".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// A URL's connection info, switched to TLS by `--redis-tls`, with the
