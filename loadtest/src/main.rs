@@ -16,6 +16,7 @@ mod report;
 mod resume;
 mod storm;
 mod target;
+mod tls;
 mod workers;
 
 use clap::{Args, Parser, Subcommand};
@@ -164,6 +165,11 @@ pub struct Common {
     /// acknowledged only once the replicas hold it).
     #[arg(long, default_value_t = 0)]
     pub redis_wait_replicas: u32,
+    /// With --nodes K > 1: the Redis (and its replicas) speak only TLS,
+    /// with a CA and certificate made for the run, and the nodes connect
+    /// with `rediss://` and `--redis-tls-ca` (what TLS costs).
+    #[arg(long)]
+    pub redis_tls: bool,
     /// The hub binary for --spawn [default: `presence-hub` beside this
     /// tool, i.e. the same cargo build].
     #[arg(long)]

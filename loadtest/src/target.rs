@@ -1,6 +1,7 @@
 //! The hub under load: spawned by the tool (`--spawn`, with a generated
 //! directory of N agents) or running nodes given by URL.
 
+use crate::tls;
 use crate::Common;
 use serde_json::json;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ pub struct Target {
     redis: Option<Child>,
     replicas: Vec<Child>,
     _directory: Option<TempFile>,
+    _tls: Option<tls::Files>,
 }
 
 struct TempFile(PathBuf);
@@ -47,6 +49,7 @@ impl Target {
             redis: None,
             replicas: vec![],
             _directory: None,
+            _tls: None,
         }
     }
 
@@ -81,31 +84,37 @@ impl Target {
         let mut redis = None;
         let mut redis_args: Vec<String> = Vec::new();
         let mut replicas = Vec::new();
+        let tls_files = if common.redis_tls && common.nodes > 1 {
+            Some(tls::Files::generate()?)
+        } else {
+            None
+        };
         if common.nodes > 1 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .map_err(|e| e.to_string())?
                 .port();
             let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
+                .args(tls::listen_args(tls_files.as_ref(), port))
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .stdout(Stdio::null())
                 .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| format!("redis-server: {e}"))?;
             redis = Some(child);
             wait_port(port).await?;
-            redis_args = vec!["--redis-url".into(), format!("redis://127.0.0.1:{port}/")];
+            redis_args = match &tls_files {
+                Some(files) => vec![
+                    "--redis-url".into(),
+                    format!("rediss://127.0.0.1:{port}/"),
+                    "--redis-tls-ca".into(),
+                    files.ca.display().to_string(),
+                ],
+                None => vec!["--redis-url".into(), format!("redis://127.0.0.1:{port}/")],
+            };
             if common.redis_wait_replicas > 0 {
-                replicas = start_replicas(port, common.redis_wait_replicas).await?;
+                replicas =
+                    start_replicas(port, common.redis_wait_replicas, tls_files.as_ref()).await?;
                 redis_args.extend([
                     "--redis-wait-replicas".to_string(),
                     common.redis_wait_replicas.to_string(),
@@ -178,6 +187,7 @@ impl Target {
             redis,
             replicas,
             _directory: Some(file),
+            _tls: tls_files,
         })
     }
 
@@ -268,7 +278,11 @@ async fn node_metric(url: &str, series: &str) -> Option<f64> {
 }
 
 /// `count` replicas of the Redis on `master`, once they are in sync.
-async fn start_replicas(master: u16, count: u32) -> Result<Vec<Child>, String> {
+async fn start_replicas(
+    master: u16,
+    count: u32,
+    tls: Option<&tls::Files>,
+) -> Result<Vec<Child>, String> {
     let mut replicas = Vec::new();
     for _ in 0..count {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -276,7 +290,8 @@ async fn start_replicas(master: u16, count: u32) -> Result<Vec<Child>, String> {
             .map_err(|e| e.to_string())?
             .port();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(tls::listen_args(tls, port))
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--replicaof", "127.0.0.1", &master.to_string()])
             .stdout(Stdio::null())
@@ -287,7 +302,9 @@ async fn start_replicas(master: u16, count: u32) -> Result<Vec<Child>, String> {
         wait_port(port).await?;
         for attempt in 0.. {
             let info = Command::new("redis-cli")
-                .args(["-p", &port.to_string(), "info", "replication"])
+                .args(["-p", &port.to_string()])
+                .args(tls.map(tls::Files::cli_args).unwrap_or_default())
+                .args(["info", "replication"])
                 .output()
                 .await
                 .map_err(|e| format!("redis-cli: {e}"))?;
