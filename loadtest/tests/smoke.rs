@@ -121,6 +121,37 @@ fn fanout_delivers_timed_deltas_to_every_supervisor() {
 }
 
 #[test]
+fn fanout_across_nodes_over_redis_tls() {
+    let hub = hub_bin();
+    let r = run(&[
+        "fanout",
+        "--agents",
+        "10",
+        "--supervisors",
+        "4",
+        "--changes-per-s",
+        "100",
+        "--duration-s",
+        "1",
+        "--nodes",
+        "2",
+        "--redis-tls",
+        "--spawn",
+        "--hub-bin",
+        hub.to_str().expect("path"),
+    ]);
+    let sent = r["changes_sent"].as_u64().expect("changes_sent");
+    assert!(sent > 0);
+    // Half the supervisors are on the other node: every change crossed
+    // the TLS Redis to reach them.
+    assert!(
+        r["delivered"].as_u64().expect("delivered") >= 4 * sent,
+        "{r}"
+    );
+    assert_eq!(r["errors"], 0);
+}
+
+#[test]
 fn ceiling_broadcasts_to_every_client() {
     let r = run(&[
         "ceiling",
