@@ -23,16 +23,7 @@ async fn the_default_node_prints_how_to_start_and_serves_health_and_the_wallboar
         .iter()
         .find(|l| l.contains("/#role=supervisor&token="))
         .expect("a supervisor link");
-    let secret = node
-        .banner
-        .iter()
-        .find_map(|l| {
-            l.split("Dev JWT secret (generated, in-memory mode only): ")
-                .nth(1)
-        })
-        .expect("the generated secret")
-        .trim()
-        .to_string();
+    let secret = node.generated_secret();
     assert!(link.contains(&node.addr));
 
     assert_eq!(http_get(&node.addr, "/healthz").await.0, 200);

@@ -195,16 +195,7 @@ fn node_id_elided(line: &str) -> String {
 #[tokio::test]
 async fn the_walk_through_runs_as_written_with_the_demo_on() {
     let node = as_documented().await;
-    let secret = node
-        .banner
-        .iter()
-        .find_map(|l| {
-            l.split("Dev JWT secret (generated, in-memory mode only): ")
-                .nth(1)
-        })
-        .expect("the printed secret")
-        .trim()
-        .to_string();
+    let secret = node.generated_secret();
     let readme = readme();
     let walk = blocks(&readme, "## Walk-through: a supervisor pauses an agent");
     assert!(walk.len() >= 3, "{walk:?}");

@@ -19,6 +19,19 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The hub's ACL user, `hub` / `hub-pass`, with exactly what the README
+/// says it needs: `hub:*` keys and channels.
+const HUB_USER: [&str; 8] = [
+    "acl",
+    "setuser",
+    "hub",
+    "on",
+    ">hub-pass",
+    "~hub:*",
+    "&hub:*",
+    "+@all",
+];
+
 /// A node on the Redis that `redis` names (its flags), with short timings.
 async fn node(redis: &[String], id: &str) -> Proc {
     let mut args: Vec<&str> = vec![
@@ -90,19 +103,7 @@ async fn one_redis_over_tls_with_a_client_certificate_and_an_acl_user() {
     let redis = RedisServer::start_tls(tls.clone());
     // The hub's own ACL user; the default user is switched off, so only
     // that user's credentials open the store.
-    assert_eq!(
-        redis.cli(&[
-            "acl",
-            "setuser",
-            "hub",
-            "on",
-            ">hub-pass",
-            "~hub:*",
-            "&hub:*",
-            "+@all"
-        ]),
-        "OK"
-    );
+    assert_eq!(redis.cli(&HUB_USER), "OK");
     // `--redis-tls` with a redis:// URL, the user from the flags: both ways
     // of saying it are exercised across the two nodes.
     let url = redis.url();
@@ -247,19 +248,7 @@ async fn sentinel_over_tls_follows_a_failover() {
     // An ACL user on every data server (ACLs are not replicated); the
     // sentinels keep the default user for their own checks.
     for d in std::iter::once(&set.master).chain(&set.replicas) {
-        assert_eq!(
-            d.cli(&[
-                "acl",
-                "setuser",
-                "hub",
-                "on",
-                ">hub-pass",
-                "~hub:*",
-                "&hub:*",
-                "+@all"
-            ]),
-            "OK"
-        );
+        assert_eq!(d.cli(&HUB_USER), "OK");
     }
     let flags = args(
         &[

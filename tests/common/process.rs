@@ -153,6 +153,19 @@ impl Proc {
         format!("ws://{}/v1/ws", self.addr)
     }
 
+    /// The HS256 secret a node in dev mode generated and printed.
+    pub fn generated_secret(&self) -> String {
+        self.banner
+            .iter()
+            .find_map(|l| {
+                l.split("Dev JWT secret (generated, in-memory mode only): ")
+                    .nth(1)
+            })
+            .expect("the generated secret in the banner")
+            .trim()
+            .to_string()
+    }
+
     /// `kill -9`.
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;

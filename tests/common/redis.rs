@@ -34,6 +34,17 @@ pub fn redis_cli_tls(port: u16, tls: Option<&TlsFiles>, args: &[&str]) -> String
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A port that was free a moment ago, with its cluster bus port (+10 000)
+/// free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55_535 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -71,11 +82,21 @@ impl RedisServer {
             tls,
             child: None,
         };
-        server.spawn();
+        server.spawn_on_a_free_port();
         server
     }
 
+    /// Starts the server on its port; panics unless it answers there.
     fn spawn(&mut self) {
+        assert!(
+            self.launch(),
+            "redis-server exited at start on port {}",
+            self.port
+        );
+    }
+
+    /// Starts the server; `false` when it exited instead of answering.
+    fn launch(&mut self) -> bool {
         let mut cmd = Command::new("redis-server");
         match &self.tls {
             Some(tls) => cmd.args(tls.server_args(self.port)),
@@ -111,32 +132,42 @@ impl RedisServer {
             .spawn()
             .expect("redis-server on PATH (apt-get install redis-server)");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        if self.tls.is_some() {
-            while self.cli(&["ping"]) != "PONG" {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "redis-server (TLS) did not come up on port {}",
-                    self.port
-                );
-                std::thread::sleep(Duration::from_millis(20));
+    /// Starts the server on a free port, on another one if the first was
+    /// taken between [`free_port`] and the server's bind (other test
+    /// processes open ephemeral ports meanwhile): the server then exits.
+    fn spawn_on_a_free_port(&mut self) {
+        for _ in 0..5 {
+            if self.launch() {
+                return;
             }
-            return;
+            self.port = if self.cluster {
+                free_cluster_port()
+            } else {
+                free_port()
+            };
         }
+        panic!("redis-server did not start on any of 5 free ports");
+    }
+
+    /// Whether the server process has ended.
+    fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_some())
+    }
+
+    /// Waits until the server answers PING; `false` when it exited instead.
+    fn wait_ready(&mut self) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-                use std::io::{Read, Write};
-                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                let mut buf = [0u8; 64];
-                if s.write_all(b"PING\r\n").is_ok()
-                    && matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
-                {
-                    return;
-                }
+            if self.pings() {
+                return true;
+            }
+            if self.exited() {
+                return false;
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -145,6 +176,20 @@ impl RedisServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn pings(&self) -> bool {
+        if self.tls.is_some() {
+            return self.cli(&["ping"]) == "PONG";
+        }
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        use std::io::{Read, Write};
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut buf = [0u8; 64];
+        s.write_all(b"PING\r\n").is_ok()
+            && matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
     }
 
     pub fn url(&self) -> String {
@@ -210,7 +255,7 @@ impl RedisCluster {
     fn create(replicas: usize, tls: Option<Arc<TlsFiles>>) -> RedisCluster {
         let shards: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
-                let port = free_port();
+                let port = free_cluster_port();
                 let dir = std::env::temp_dir().join(format!(
                     "presence-hub-rcluster-{}-{port}",
                     std::process::id()
@@ -224,7 +269,7 @@ impl RedisCluster {
                     tls: tls.clone(),
                     child: None,
                 };
-                s.spawn();
+                s.spawn_on_a_free_port();
                 s
             })
             .collect();
