@@ -94,6 +94,24 @@ pub struct Directory {
     order: Vec<String>,
 }
 
+/// `a.0.b` as `a[0].b`.
+fn bracketed(path: &str) -> String {
+    let mut out = String::new();
+    for part in path.split('.') {
+        if part.chars().all(|c| c.is_ascii_digit()) && !part.is_empty() {
+            out.push_str(&format!("[{part}]"));
+        } else if part == "?" {
+            // serde_ignored's mark for the inside of an Option.
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileShape {
@@ -127,7 +145,19 @@ impl Directory {
     }
 
     pub fn parse(text: &str) -> Result<Self, DirectoryError> {
-        let file: FileShape = serde_json::from_str(text)?;
+        let mut unknown = Vec::new();
+        let mut json = serde_json::Deserializer::from_str(text);
+        let file: FileShape =
+            serde_ignored::deserialize(&mut json, |path| unknown.push(path.to_string()))?;
+        json.end()?;
+        if let Some(path) = unknown.first() {
+            // `tenants.0.users.3.supervisess` reads as the loader's other
+            // places do: `tenants[0].users[3].supervisess`.
+            return Err(DirectoryError::Invalid(format!(
+                "{}: unknown member (misspelt?); docs/DIRECTORY.md lists the fields",
+                bracketed(path)
+            )));
+        }
         let mut tenants = HashMap::new();
         let mut order = Vec::new();
         for (ti, t) in file.tenants.into_iter().enumerate() {

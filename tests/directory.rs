@@ -206,14 +206,12 @@ fn files_the_schema_refuses_are_refused_by_the_hub() {
         (
             "an unknown member of a pause reason",
             with_settings(json!({"pause_reasons": [{"code": "c", "label": "L", "limit": 5}]})),
-            // Read through an untagged enum (a list, or `{}`): serde names
-            // no field here (docs/DIRECTORY.md says so).
-            "did not match any variant of untagged enum",
+            "unknown field `limit`",
         ),
         (
             "a pause reason without a label",
             with_settings(json!({"pause_reasons": [{"code": "c"}]})),
-            "did not match any variant of untagged enum",
+            "missing field `label`",
         ),
         (
             "101 pause reasons",
@@ -223,7 +221,45 @@ fn files_the_schema_refuses_are_refused_by_the_hub() {
         (
             "pause_reasons as a non-empty object",
             with_settings(json!({"pause_reasons": {"c": "L"}})),
-            "did not match any variant",
+            "found member `c`",
+        ),
+        (
+            "a wrap-up above a day",
+            with_settings(json!({"wrap_up_seconds": 86_401})),
+            "wrap_up_seconds must be at most 86400",
+        ),
+        (
+            "a misspelt member of a user (supervises)",
+            with_tenant(
+                json!({"users": [{"id": "s", "name": "S", "roles": ["supervisor"],
+                                          "supervisess": [{"kind": "queue", "id": "q"}]}]}),
+            ),
+            "tenants[0].users[0].supervisess: unknown member",
+        ),
+        (
+            "an unknown member of a tenant",
+            with_tenant(json!({"timezone": "UTC"})),
+            "tenants[0].timezone: unknown member",
+        ),
+        (
+            "an unknown member of a channel",
+            with_tenant(
+                json!({"channels": [{"kind": "queue", "id": "q", "name": "Q", "sla": 20}]}),
+            ),
+            "tenants[0].channels[0].sla: unknown member",
+        ),
+        (
+            "an unknown member of the settings",
+            with_settings(json!({"wrap_up_secs": 60})),
+            "tenants[0].settings.wrap_up_secs: unknown member",
+        ),
+        (
+            "an unknown member of a supervised channel",
+            with_tenant(
+                json!({"users": [{"id": "s", "name": "S", "roles": ["supervisor"],
+                                          "supervises": [{"kind": "queue", "id": "q", "name": "Q"}]}]}),
+            ),
+            "supervises[0].name: unknown member",
         ),
     ];
     for (case, file, reason) in cases {

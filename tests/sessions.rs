@@ -798,6 +798,41 @@ async fn settings_changes_reach_subscribers() {
 }
 
 #[tokio::test]
+async fn settings_out_of_bounds_are_refused_and_change_nothing() {
+    let hub = TestHub::start().await;
+    let mut admin = hub.staff("ad1", "admin").await;
+    let before = admin
+        .ok(json!({"type": "update_settings", "settings": {"wrap_up_seconds": 86_400}}))
+        .await;
+    for (settings, says) in [
+        (
+            json!({"wrap_up_seconds": 86_401}),
+            "wrap_up_seconds must be at most 86400",
+        ),
+        (
+            json!({"pause_reasons": [{"code": "c"}]}),
+            "missing field `label`",
+        ),
+        (json!({"pause_reasons": {"c": "L"}}), "expected a sequence"),
+    ] {
+        let refused = admin
+            .refused(
+                json!({"type": "update_settings", "settings": settings}),
+                "bad_request",
+            )
+            .await;
+        let message = refused["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{settings}: {refused}");
+    }
+    // Nothing applied: a no-op repeat of the last accepted value answers
+    // with the same settings.
+    let after = admin
+        .ok(json!({"type": "update_settings", "settings": {"wrap_up_seconds": 86_400}}))
+        .await;
+    assert_eq!(before["settings"], after["settings"]);
+}
+
+#[tokio::test]
 async fn monitor_accepted_stopped_refused_and_timed_out() {
     let hub = TestHub::start().await;
     let (mut watch, _) = hub.watcher("a3").await;

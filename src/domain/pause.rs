@@ -20,6 +20,8 @@ pub const MAX_PAUSE_REASONS: usize = 100;
 pub const MAX_PAUSE_MINUTES: f64 = 1440.0;
 /// Longest `restore_window_s` (one week).
 pub const MAX_RESTORE_WINDOW_S: u32 = 7 * 86_400;
+/// Longest `wrap_up_seconds` (one day).
+pub const MAX_WRAP_UP_SECONDS: u32 = 86_400;
 
 /// One admin-defined pause reason: `{"code", "label", "max_minutes"?}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -146,6 +148,11 @@ pub fn validate_settings(s: &Settings) -> Result<(), String> {
             s.sign_in_reason
         ));
     }
+    if s.wrap_up_seconds > MAX_WRAP_UP_SECONDS {
+        return Err(format!(
+            "wrap_up_seconds must be at most {MAX_WRAP_UP_SECONDS}"
+        ));
+    }
     if s.restore_window_s > MAX_RESTORE_WINDOW_S {
         return Err(format!(
             "restore_window_s must be at most {MAX_RESTORE_WINDOW_S}"
@@ -159,19 +166,31 @@ pub fn validate_settings(s: &Settings) -> Result<(), String> {
 pub fn reasons_or_empty_object<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Vec<PauseReason>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Shape {
-        List(Vec<PauseReason>),
-        Empty(EmptyObject),
+    // A visitor rather than an untagged enum: serde's error for a list
+    // then names the member at fault ("missing field `label`"), where an
+    // untagged enum only says that no shape matched.
+    struct Reasons;
+    impl<'de> serde::de::Visitor<'de> for Reasons {
+        type Value = Vec<PauseReason>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of pause reasons (or {})")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Vec::<PauseReason>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            match map.next_key::<String>()? {
+                None => Ok(Vec::new()),
+                Some(member) => Err(serde::de::Error::custom(format!(
+                    "pause_reasons must be a list (an object only when empty), found member `{member}`"
+                ))),
+            }
+        }
     }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct EmptyObject {}
-    Ok(match Shape::deserialize(d)? {
-        Shape::List(l) => l,
-        Shape::Empty(_) => Vec::new(),
-    })
+    d.deserialize_any(Reasons)
 }
 
 pub fn default_sign_in_reason() -> String {

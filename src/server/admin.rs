@@ -13,9 +13,6 @@ use crate::domain::Event;
 use crate::error::{HubError, HubResult};
 use serde_json::json;
 
-/// Longest wrap-up an admin may set (one day).
-const MAX_WRAP_UP_SECONDS: u32 = 86_400;
-
 impl Session {
     pub(super) async fn update_settings(
         &self,
@@ -27,14 +24,6 @@ impl Session {
                 "settings must name at least one of supervisor_can_end_wrap_up, wrap_up_seconds, unassigned_access_default, \
                  capacity, pause_reasons, sign_in_status, sign_in_reason, restore_window_s",
             ));
-        }
-        if patch
-            .wrap_up_seconds
-            .is_some_and(|s| s > MAX_WRAP_UP_SECONDS)
-        {
-            return Err(HubError::bad_request(format!(
-                "wrap_up_seconds must be at most {MAX_WRAP_UP_SECONDS}"
-            )));
         }
         let mut merged = self.tenant.settings();
         patch.apply_to(&mut merged);
