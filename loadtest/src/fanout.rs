@@ -51,16 +51,18 @@ pub async fn run(
         drivers.push(ws);
     }
     let errors = Arc::new(AtomicU64::new(0));
+    let redis_before = target.redis_counters().await;
     let sent = drive(drivers, rate, Duration::from_secs(duration_s), &errors).await;
     // Let the last deltas arrive, then stop the watchers.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let redis_after = target.redis_counters().await;
     let _ = stop.send(true);
     let all = crate::report::merged(watchers).await;
     let coalesced = target
         .metric("presence_hub_deltas_coalesced_total")
         .await
         .unwrap_or(0.0);
-    let results = json!({
+    let mut results = json!({
         "changes_sent": sent,
         "delivered": delivered.load(Ordering::Relaxed),
         "delivered_per_s": (delivered.load(Ordering::Relaxed) as f64 / duration_s.max(1) as f64).round(),
@@ -68,6 +70,10 @@ pub async fn run(
         "coalesced": coalesced,
         "errors": errors.load(Ordering::Relaxed),
     });
+    if let (Some(before), Some(after)) = (redis_before, redis_after) {
+        // Through Redis: what each change cost it (every node's share).
+        results["redis_per_change"] = after.per(&before, sent);
+    }
     let params = json!({"agents": agents, "supervisors": supervisors, "changes_per_s": rate, "duration_s": duration_s});
     let hub = json!({"rss_bytes": target.rss_bytes(), "nodes": target.urls.len()});
     crate::report::emit("fanout", params, hub, results, common.json.as_deref())

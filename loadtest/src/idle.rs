@@ -106,6 +106,7 @@ pub async fn run(p: Params, common: Common) -> Result<(), String> {
     let per_tick = ((sockets.len() as u64 * TICK.as_millis() as u64)
         .div_ceil(p.heartbeat_ms.max(1)))
     .max(1) as usize;
+    let redis_before = target.redis_counters().await;
     let hold_until = Instant::now() + Duration::from_secs(p.hold_s);
     let mut ticker = tokio::time::interval(TICK);
     let (mut next, mut heartbeats) = (0usize, 0u64);
@@ -136,6 +137,7 @@ pub async fn run(p: Params, common: Common) -> Result<(), String> {
         heartbeats += workers::sum(&reports, "heartbeats");
         errors = workers::sum(&reports, "errors") as usize;
     }
+    let redis_after = target.redis_counters().await;
     // What the hub itself counts: every agent still connected after the hold.
     let hub_connections = target
         .metric("presence_hub_connections{role=\"agent\"}")
@@ -151,6 +153,11 @@ pub async fn run(p: Params, common: Common) -> Result<(), String> {
         "connect_per_s": (connected as f64 / connect_s).round(),
         "rss_bytes_per_connection": ((after.saturating_sub(before)) as f64 / n).round(),
     });
+    if let (Some(before), Some(after), 0) = (&redis_before, &redis_after, drivers) {
+        // Only heartbeats (and the nodes' own lease renewals) meanwhile:
+        // what a heartbeat costs Redis.
+        results["redis_per_heartbeat"] = after.per(before, heartbeats);
+    }
     if let Some(task) = watcher {
         // Let the last deltas arrive, then stop the watcher.
         tokio::time::sleep(Duration::from_millis(500)).await;

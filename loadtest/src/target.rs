@@ -18,8 +18,46 @@ pub struct Target {
     pub children: Vec<Child>,
     redis: Option<Child>,
     replicas: Vec<Child>,
+    /// The spawned Redis's port, for its counters (`redis_counters`).
+    redis_port: Option<u16>,
     _directory: Option<TempFile>,
     _tls: Option<tls::Files>,
+}
+
+/// What a Redis has done so far: calls per command and bytes in and out
+/// (`INFO commandstats`, `INFO stats`).
+pub struct RedisCounters {
+    calls: std::collections::BTreeMap<String, u64>,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl RedisCounters {
+    /// What happened between `before` and `self`, per unit (`n` changes or
+    /// heartbeats): `calls` and `commands`, every command Redis ran — those
+    /// a Lua script runs included (Redis counts them alike: a change is one
+    /// `evalsha` round trip whose script runs the rest). The tool's own
+    /// `INFO` calls are left out of the counts (their few kilobytes stay in
+    /// the bytes: negligible over a run).
+    pub fn per(&self, before: &RedisCounters, n: u64) -> serde_json::Value {
+        let n = n.max(1) as f64;
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        let mut commands = serde_json::Map::new();
+        let mut total = 0;
+        for (cmd, calls) in &self.calls {
+            let diff = calls.saturating_sub(before.calls.get(cmd).copied().unwrap_or(0));
+            if diff > 0 && cmd != "info" {
+                total += diff;
+                commands.insert(cmd.clone(), json!(round(diff as f64 / n)));
+            }
+        }
+        json!({
+            "calls": round(total as f64 / n),
+            "commands": commands,
+            "bytes_in": round(self.bytes_in.saturating_sub(before.bytes_in) as f64 / n),
+            "bytes_out": round(self.bytes_out.saturating_sub(before.bytes_out) as f64 / n),
+        })
+    }
 }
 
 struct TempFile(PathBuf);
@@ -48,6 +86,7 @@ impl Target {
             children: vec![],
             redis: None,
             replicas: vec![],
+            redis_port: None,
             _directory: None,
             _tls: None,
         }
@@ -84,6 +123,7 @@ impl Target {
         let mut redis = None;
         let mut redis_args: Vec<String> = Vec::new();
         let mut replicas = Vec::new();
+        let mut redis_port = None;
         let tls_files = if common.redis_tls && common.nodes > 1 {
             Some(tls::Files::generate()?)
         } else {
@@ -102,6 +142,7 @@ impl Target {
                 .spawn()
                 .map_err(|e| format!("redis-server: {e}"))?;
             redis = Some(child);
+            redis_port = Some(port);
             wait_port(port).await?;
             redis_args = match &tls_files {
                 Some(files) => vec![
@@ -186,6 +227,7 @@ impl Target {
             children,
             redis,
             replicas,
+            redis_port,
             _directory: Some(file),
             _tls: tls_files,
         })
@@ -234,6 +276,45 @@ impl Target {
     }
 
     /// RSS of the spawned node(s), from /proc.
+    /// The spawned Redis's counters (none without one: `--nodes 1` or
+    /// `--url`).
+    pub async fn redis_counters(&self) -> Option<RedisCounters> {
+        let port = self.redis_port?;
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(
+                self._tls
+                    .as_ref()
+                    .map(tls::Files::cli_args)
+                    .unwrap_or_default(),
+            )
+            .args(["info", "everything"])
+            .output()
+            .await
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut counters = RedisCounters {
+            calls: Default::default(),
+            bytes_in: 0,
+            bytes_out: 0,
+        };
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("cmdstat_") {
+                let (cmd, stats) = rest.split_once(':')?;
+                let calls = stats
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("calls="))
+                    .and_then(|v| v.trim().parse().ok())?;
+                counters.calls.insert(cmd.to_string(), calls);
+            } else if let Some(v) = line.strip_prefix("total_net_input_bytes:") {
+                counters.bytes_in = v.trim().parse().ok()?;
+            } else if let Some(v) = line.strip_prefix("total_net_output_bytes:") {
+                counters.bytes_out = v.trim().parse().ok()?;
+            }
+        }
+        Some(counters)
+    }
+
     pub fn rss_bytes(&self) -> u64 {
         self.children
             .iter()

@@ -149,6 +149,15 @@ fn fanout_across_nodes_over_redis_tls() {
         "{r}"
     );
     assert_eq!(r["errors"], 0);
+    // What each change cost Redis: at least its commit script, and bytes.
+    let cost = &r["redis_per_change"];
+    assert!(
+        cost["commands"]["evalsha"]
+            .as_f64()
+            .is_some_and(|n| n >= 1.0),
+        "{cost}"
+    );
+    assert!(cost["bytes_in"].as_f64().is_some_and(|b| b > 0.0), "{cost}");
 }
 
 #[test]
