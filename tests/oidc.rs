@@ -1,0 +1,288 @@
+//! Sign-in through an identity provider (README "Sign-in with your identity
+//! provider (OIDC)"): the real binary verifying tokens with the keys a
+//! local OpenID provider publishes — discovery, a JSON Web Key Set the test
+//! rotates, takes down and floods — served in-process on a free port.
+
+mod common;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use common::process::{http_get_with, Proc};
+use common::DEADLINE;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const DIRECTORY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/directory.json");
+const AUDIENCE: &str = "presence-hub";
+
+/// An ECDSA P-256 signing key of the provider, and its public JWK.
+struct SigningKey {
+    kid: String,
+    pem: String,
+    jwk: Value,
+}
+
+impl SigningKey {
+    fn generate(kid: &str) -> SigningKey {
+        let pair = rcgen::KeyPair::generate().expect("P-256 key");
+        // The uncompressed point: 0x04, x, y.
+        let point = pair.public_key_raw();
+        assert_eq!(point.len(), 65);
+        SigningKey {
+            kid: kid.into(),
+            pem: pair.serialize_pem(),
+            jwk: json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+                        "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..])}),
+        }
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(self.pem.as_bytes()).expect("PEM");
+        jsonwebtoken::encode(&header, claims, &key).expect("sign")
+    }
+}
+
+/// The local identity provider: what it publishes and how often it is asked.
+struct Provider {
+    issuer: String,
+    keys: Arc<parking_lot::Mutex<Vec<Value>>>,
+    jwks_hits: Arc<AtomicUsize>,
+}
+
+impl Provider {
+    /// Serves on a free port.
+    async fn start(keys: &[&SigningKey]) -> Provider {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        Provider::serve(listener, keys)
+    }
+
+    /// Serves on `addr` (a port reserved before).
+    async fn start_on(addr: std::net::SocketAddr, keys: &[&SigningKey]) -> Provider {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
+        Provider::serve(listener, keys)
+    }
+
+    fn serve(listener: tokio::net::TcpListener, keys: &[&SigningKey]) -> Provider {
+        let addr = listener.local_addr().expect("addr");
+        let issuer = format!("http://{addr}");
+        let keys = Arc::new(parking_lot::Mutex::new(
+            keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>(),
+        ));
+        let jwks_hits = Arc::new(AtomicUsize::new(0));
+        let discovery = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/keys")});
+        let app = {
+            let (keys, hits) = (keys.clone(), jwks_hits.clone());
+            axum::Router::new()
+                .route(
+                    "/.well-known/openid-configuration",
+                    axum::routing::get(move || async move { axum::Json(discovery) }),
+                )
+                .route(
+                    "/keys",
+                    axum::routing::get(move || async move {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                        axum::Json(json!({"keys": *keys.lock()}))
+                    }),
+                )
+        };
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Provider {
+            issuer,
+            keys,
+            jwks_hits,
+        }
+    }
+
+    fn publish(&self, keys: &[&SigningKey]) {
+        *self.keys.lock() = keys.iter().map(|k| k.jwk.clone()).collect();
+    }
+
+    fn hits(&self) -> usize {
+        self.jwks_hits.load(Ordering::SeqCst)
+    }
+
+    /// Claims the hub accepts: agent a1 of tenant acme.
+    fn claims(&self) -> Value {
+        json!({"sub": "a1", "tenant": "acme", "iss": self.issuer, "aud": AUDIENCE,
+               "exp": now() + 600, "iat": now()})
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// The hub trusting `issuer`, with the given extra flags.
+async fn hub(issuer: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--directory",
+        DIRECTORY,
+        "--oidc-issuer",
+        issuer,
+        "--jwt-audience",
+        AUDIENCE,
+    ];
+    args.extend_from_slice(extra);
+    Proc::start_logged(&args, &[]).await
+}
+
+/// An agent hello with `token`: `Ok(())` on welcome, else the close code.
+async fn hello(node: &Proc, token: &str) -> Result<(), u16> {
+    let mut c = common::Client::connect(&node.ws_url()).await;
+    c.send(json!({"type": "hello", "token": token, "role": "agent", "device": {"id": "d1", "kind": "web"}}))
+        .await;
+    match c.try_recv(DEADLINE).await {
+        Ok(Some(v)) if v["type"] == "welcome" => Ok(()),
+        Ok(Some(v)) => panic!("neither welcome nor a close: {v}"),
+        Ok(None) => panic!("no answer to hello"),
+        Err(closed) => Err(closed.code),
+    }
+}
+
+/// Waits until `hello` with `token` gives `want` (deadline: 10 s).
+async fn until(node: &Proc, token: &str, want: Result<(), u16>, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = hello(node, token).await;
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: still {got:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn keys_rotate_without_a_restart() {
+    let (k1, k2) = (SigningKey::generate("k1"), SigningKey::generate("k2"));
+    let idp = Provider::start(&[&k1]).await;
+    let node = hub(
+        &idp.issuer,
+        &["--jwks-min-refresh-ms", "0", "--jwks-max-age-ms", "1000"],
+    )
+    .await;
+    let t1 = k1.sign(&idp.claims());
+    assert_eq!(hello(&node, &t1).await, Ok(()), "key 1");
+    // The agent page's API takes the same tokens.
+    let (status, body) = http_get_with(
+        &node.addr,
+        "/agent/tenant",
+        &format!("Authorization: Bearer {t1}\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The provider adds key 2: a token naming it makes the hub fetch again.
+    idp.publish(&[&k1, &k2]);
+    let t2 = k2.sign(&idp.claims());
+    assert_eq!(hello(&node, &t2).await, Ok(()), "key 2, no restart");
+
+    // Key 1 withdrawn: refused once the hub's copy of the set aged out.
+    idp.publish(&[&k2]);
+    until(&node, &t1, Err(4003), "key 1 after its withdrawal").await;
+    assert_eq!(hello(&node, &t2).await, Ok(()), "key 2 still");
+}
+
+#[tokio::test]
+async fn wrong_issuer_audience_or_algorithm_is_refused() {
+    let k1 = SigningKey::generate("k1");
+    let stranger = SigningKey::generate("k1"); // the same kid, another key
+    let idp = Provider::start(&[&k1]).await;
+    let node = hub(&idp.issuer, &[]).await;
+    let with = |field: &str, value: Value| {
+        let mut claims = idp.claims();
+        claims[field] = value;
+        claims
+    };
+    let mut without_aud = idp.claims();
+    without_aud.as_object_mut().expect("object").remove("aud");
+    let header = |alg: &str| B64.encode(json!({"alg": alg, "typ": "JWT", "kid": "k1"}).to_string());
+    let payload = B64.encode(idp.claims().to_string());
+    // alg confusion: HS256 "signed" with the public key's coordinates.
+    let hs256 = {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        h.kid = Some("k1".into());
+        let secret = k1.jwk.to_string();
+        jsonwebtoken::encode(
+            &h,
+            &idp.claims(),
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("sign")
+    };
+    let cases = [
+        (
+            "wrong iss",
+            k1.sign(&with("iss", json!("http://evil.example"))),
+        ),
+        ("wrong aud", k1.sign(&with("aud", json!("another-app")))),
+        ("no aud", k1.sign(&without_aud)),
+        ("expired", k1.sign(&with("exp", json!(now() - 600)))),
+        ("another key, same kid", stranger.sign(&idp.claims())),
+        ("alg none", format!("{}.{payload}.", header("none"))),
+        ("HS256 with a JWKS", hs256),
+    ];
+    for (what, token) in &cases {
+        assert_eq!(hello(&node, token).await, Err(4003), "{what}");
+    }
+    assert_eq!(hello(&node, &k1.sign(&idp.claims())).await, Ok(()));
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_kids_fetches_at_most_once_per_interval() {
+    let k1 = SigningKey::generate("k1");
+    let idp = Provider::start(&[&k1]).await;
+    let node = hub(&idp.issuer, &["--jwks-min-refresh-ms", "60000"]).await;
+    assert_eq!(hello(&node, &k1.sign(&idp.claims())).await, Ok(()));
+    assert_eq!(idp.hits(), 1, "the fetch at start");
+    let floods = (0..30).map(|i| {
+        let token = SigningKey::generate(&format!("made-up-{i}")).sign(&idp.claims());
+        let node = &node;
+        async move { hello(node, &token).await }
+    });
+    let refused = futures_util::future::join_all(floods).await;
+    assert!(refused.iter().all(|r| *r == Err(4003)), "{refused:?}");
+    assert_eq!(idp.hits(), 1, "no fetch within --jwks-min-refresh-ms");
+    assert_eq!(hello(&node, &k1.sign(&idp.claims())).await, Ok(()));
+}
+
+#[tokio::test]
+async fn a_node_started_before_its_identity_provider_waits_for_its_keys() {
+    let k1 = SigningKey::generate("k1");
+    // A port nobody answers on yet.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let issuer = format!("http://{addr}");
+    let mut node = hub(&issuer, &["--jwks-min-refresh-ms", "100"]).await;
+    node.log_line(&["cannot fetch the identity provider's keys"])
+        .await;
+    let claims =
+        json!({"sub": "a1", "tenant": "acme", "iss": issuer, "aud": AUDIENCE, "exp": now() + 600});
+    let token = k1.sign(&claims);
+    assert_eq!(hello(&node, &token).await, Err(4003), "no keys yet");
+
+    let idp = Provider::start_on(addr, &[&k1]).await;
+    // The node fetches by itself, without a token asking.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while idp.hits() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no fetch once the provider is up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    node.log_line(&["identity provider keys fetched"]).await;
+    assert_eq!(hello(&node, &token).await, Ok(()));
+}
