@@ -199,6 +199,11 @@ async fn wrong_issuer_audience_or_algorithm_is_refused() {
     let k1 = SigningKey::generate("k1");
     let stranger = SigningKey::generate("k1"); // the same kid, another key
     let idp = Provider::start(&[&k1]).await;
+    // A symmetric key in the set: whoever reads the set could sign with it.
+    let shared = b"a secret anyone can read";
+    idp.keys
+        .lock()
+        .push(json!({"kty": "oct", "kid": "h1", "k": B64.encode(shared)}));
     let node = hub(&idp.issuer, &[]).await;
     let with = |field: &str, value: Value| {
         let mut claims = idp.claims();
@@ -221,6 +226,16 @@ async fn wrong_issuer_audience_or_algorithm_is_refused() {
         )
         .expect("sign")
     };
+    let oct = {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        h.kid = Some("h1".into());
+        jsonwebtoken::encode(
+            &h,
+            &idp.claims(),
+            &jsonwebtoken::EncodingKey::from_secret(shared),
+        )
+        .expect("sign")
+    };
     let cases = [
         (
             "wrong iss",
@@ -232,6 +247,7 @@ async fn wrong_issuer_audience_or_algorithm_is_refused() {
         ("another key, same kid", stranger.sign(&idp.claims())),
         ("alg none", format!("{}.{payload}.", header("none"))),
         ("HS256 with a JWKS", hs256),
+        ("HS256 with an oct key of the set", oct),
     ];
     for (what, token) in &cases {
         assert_eq!(hello(&node, token).await, Err(4003), "{what}");
@@ -266,12 +282,12 @@ async fn a_node_started_before_its_identity_provider_waits_for_its_keys() {
         .expect("free port");
     let issuer = format!("http://{addr}");
     let mut node = hub(&issuer, &["--jwks-min-refresh-ms", "100"]).await;
-    node.log_line(&["cannot fetch the identity provider's keys"])
-        .await;
     let claims =
         json!({"sub": "a1", "tenant": "acme", "iss": issuer, "aud": AUDIENCE, "exp": now() + 600});
     let token = k1.sign(&claims);
     assert_eq!(hello(&node, &token).await, Err(4003), "no keys yet");
+    node.log_line(&["cannot fetch the identity provider's keys"])
+        .await;
 
     let idp = Provider::start_on(addr, &[&k1]).await;
     // The node fetches by itself, without a token asking.
@@ -285,4 +301,45 @@ async fn a_node_started_before_its_identity_provider_waits_for_its_keys() {
     }
     node.log_line(&["identity provider keys fetched"]).await;
     assert_eq!(hello(&node, &token).await, Ok(()));
+}
+
+/// `--jwt-user-claim` and `--jwt-tenant`: a provider whose tokens name the
+/// user in another claim and carry no tenant. The claim's value must be a
+/// directory user id; `--jwt-jwks-url` skips discovery, and `--jwt-issuer`
+/// then names the `iss`.
+#[tokio::test]
+async fn the_user_claim_and_a_fixed_tenant_are_configurable() {
+    let k1 = SigningKey::generate("k1");
+    let idp = Provider::start(&[&k1]).await;
+    let jwks = format!("{}/keys", idp.issuer);
+    let node = Proc::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--directory",
+            DIRECTORY,
+            "--jwt-jwks-url",
+            &jwks,
+            "--jwt-issuer",
+            &idp.issuer,
+            "--jwt-audience",
+            AUDIENCE,
+            "--jwt-user-claim",
+            "preferred_username",
+            "--jwt-tenant",
+            "acme",
+        ],
+        &[],
+    )
+    .await;
+    let claims = |user: &str| {
+        json!({"sub": "5f0c2a9e-idp-uuid", "preferred_username": user, "iss": idp.issuer,
+               "aud": AUDIENCE, "exp": now() + 600})
+    };
+    assert_eq!(hello(&node, &k1.sign(&claims("a1"))).await, Ok(()));
+    assert_eq!(
+        hello(&node, &k1.sign(&claims("ann@acme.example"))).await,
+        Err(4003),
+        "not a directory user id"
+    );
 }
