@@ -68,9 +68,49 @@ impl Provider {
         Provider::serve(listener, keys)
     }
 
+    /// Serves over HTTPS as `localhost`, with `tls`'s server certificate.
+    // ring, as the hub itself (see backplane/target.rs on its deprecation).
+    #[allow(deprecated)]
+    async fn start_https(tls: &common::tls::TlsFiles, keys: &[&SigningKey]) -> Provider {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_file_iter(&tls.server_cert)
+            .expect("cert file")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certs");
+        let key = PrivateKeyDer::from_pem_file(&tls.server_key).expect("key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        Provider::serve_with(
+            listener,
+            keys,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+    }
+
     fn serve(listener: tokio::net::TcpListener, keys: &[&SigningKey]) -> Provider {
+        Provider::serve_with(listener, keys, None)
+    }
+
+    fn serve_with(
+        listener: tokio::net::TcpListener,
+        keys: &[&SigningKey],
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Provider {
         let addr = listener.local_addr().expect("addr");
-        let issuer = format!("http://{addr}");
+        let issuer = match &tls {
+            None => format!("http://{addr}"),
+            Some(_) => format!("https://localhost:{}", addr.port()),
+        };
         let keys = Arc::new(parking_lot::Mutex::new(
             keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>(),
         ));
@@ -91,7 +131,28 @@ impl Provider {
                     }),
                 )
         };
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        match tls {
+            None => {
+                tokio::spawn(async move { axum::serve(listener, app).await });
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    while let Ok((tcp, _)) = listener.accept().await {
+                        let (acceptor, app) = (acceptor.clone(), app.clone());
+                        tokio::spawn(async move {
+                            // A client that refuses our certificate ends here.
+                            let Ok(stream) = acceptor.accept(tcp).await else {
+                                return;
+                            };
+                            let service = hyper_util::service::TowerToHyperService::new(app);
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                });
+            }
+        }
         Provider {
             issuer,
             keys,
@@ -342,4 +403,45 @@ async fn the_user_claim_and_a_fixed_tenant_are_configurable() {
         Err(4003),
         "not a directory user id"
     );
+}
+
+/// HTTPS with `--oidc-ca`: the provider's certificate is verified (by
+/// rustls with the ring provider), so another CA gets no keys; plain http
+/// to a host that is not loopback stops the node at start.
+#[tokio::test]
+async fn the_provider_is_reached_over_https_and_its_certificate_checked() {
+    let tls = common::tls::TlsFiles::generate();
+    let k1 = SigningKey::generate("k1");
+    let idp = Provider::start_https(&tls, &[&k1]).await;
+    let token = k1.sign(&idp.claims());
+    let ca = tls.ca.display().to_string();
+    let node = hub(&idp.issuer, &["--oidc-ca", &ca]).await;
+    assert_eq!(hello(&node, &token).await, Ok(()), "trusted CA");
+
+    let other = tls.other_ca.display().to_string();
+    let mut stranger = hub(&idp.issuer, &["--oidc-ca", &other]).await;
+    assert_eq!(hello(&stranger, &token).await, Err(4003), "another CA");
+    stranger
+        .log_line(&["cannot fetch the identity provider's keys"])
+        .await;
+
+    let out = tokio::time::timeout(
+        DEADLINE,
+        tokio::process::Command::new(common::process::BIN)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--oidc-issuer",
+                "http://idp.example.com/realms/cc",
+                "--jwt-audience",
+                AUDIENCE,
+            ])
+            .output(),
+    )
+    .await
+    .expect("exits in time")
+    .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("must come over https"), "{stderr}");
 }
