@@ -51,6 +51,8 @@ struct Provider {
     issuer: String,
     keys: Arc<parking_lot::Mutex<Vec<Value>>>,
     jwks_hits: Arc<AtomicUsize>,
+    /// The key set answers 503 while set.
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Provider {
@@ -116,8 +118,9 @@ impl Provider {
         ));
         let jwks_hits = Arc::new(AtomicUsize::new(0));
         let discovery = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/keys")});
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let app = {
-            let (keys, hits) = (keys.clone(), jwks_hits.clone());
+            let (keys, hits, down) = (keys.clone(), jwks_hits.clone(), down.clone());
             axum::Router::new()
                 .route(
                     "/.well-known/openid-configuration",
@@ -127,7 +130,10 @@ impl Provider {
                     "/keys",
                     axum::routing::get(move || async move {
                         hits.fetch_add(1, Ordering::SeqCst);
-                        axum::Json(json!({"keys": *keys.lock()}))
+                        if down.load(Ordering::SeqCst) {
+                            return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                        }
+                        Ok(axum::Json(json!({"keys": *keys.lock()})))
                     }),
                 )
         };
@@ -157,6 +163,7 @@ impl Provider {
             issuer,
             keys,
             jwks_hits,
+            down,
         }
     }
 
@@ -444,4 +451,74 @@ async fn the_provider_is_reached_over_https_and_its_certificate_checked() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("must come over https"), "{stderr}");
+}
+
+/// A provider that fails once the hub's copy of its keys aged out: the
+/// keys in hand are kept, nobody is signed out.
+#[tokio::test]
+async fn a_provider_outage_keeps_the_keys_in_hand() {
+    let k1 = SigningKey::generate("k1");
+    let idp = Provider::start(&[&k1]).await;
+    let node = hub(
+        &idp.issuer,
+        &["--jwks-min-refresh-ms", "0", "--jwks-max-age-ms", "200"],
+    )
+    .await;
+    let token = k1.sign(&idp.claims());
+    assert_eq!(hello(&node, &token).await, Ok(()));
+    idp.down.store(true, Ordering::SeqCst);
+    let before = idp.hits();
+    // Hellos past the keys' age make the hub fetch, and fail; each is
+    // still welcomed with the key in hand.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while idp.hits() < before + 2 {
+        assert!(Instant::now() < deadline, "no fetch after the keys aged");
+        assert_eq!(hello(&node, &token).await, Ok(()), "during the outage");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(hello(&node, &token).await, Ok(()), "after failed fetches");
+}
+
+/// The README's example, as written, against the local provider: its
+/// issuer, listen address and directory swapped for the test's.
+#[tokio::test]
+async fn the_readme_example_runs() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("### Sign-in with your identity provider (OIDC)")
+        .nth(1)
+        .expect("the README's OIDC section");
+    let block = section
+        .split("```")
+        .nth(1)
+        .expect("an example command")
+        .replace("\\\n", " ");
+    let words: Vec<&str> = block.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"presence-hub"), "{block}");
+    let k1 = SigningKey::generate("k1");
+    let idp = Provider::start(&[&k1]).await;
+    let mut args: Vec<String> = Vec::new();
+    let mut rest = words[1..].iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().expect("every flag of the example has a value");
+        let value = match *flag {
+            "--listen" => "127.0.0.1:0".to_string(),
+            "--directory" => DIRECTORY.to_string(),
+            "--oidc-issuer" => idp.issuer.clone(),
+            _ => value.to_string(),
+        };
+        args.extend([flag.to_string(), value]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let node = Proc::start(&args, &[]).await;
+    let audience = args
+        .iter()
+        .position(|a| *a == "--jwt-audience")
+        .map(|i| args[i + 1])
+        .expect("the example names the audience");
+    // A Keycloak access token: the user in preferred_username, no tenant.
+    let claims = json!({"sub": "0b6f7c1e-kc-uuid", "preferred_username": "a1",
+                        "iss": idp.issuer, "aud": audience, "exp": now() + 600});
+    assert_eq!(hello(&node, &k1.sign(&claims)).await, Ok(()));
 }
