@@ -53,6 +53,8 @@ struct Provider {
     jwks_hits: Arc<AtomicUsize>,
     /// The key set answers 503 while set.
     down: Arc<std::sync::atomic::AtomicBool>,
+    /// Where the key set is, as discovery names it (`/keys` or `/moved-keys`).
+    key_path: Arc<parking_lot::Mutex<String>>,
 }
 
 impl Provider {
@@ -117,25 +119,39 @@ impl Provider {
             keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>(),
         ));
         let jwks_hits = Arc::new(AtomicUsize::new(0));
-        let discovery = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/keys")});
         let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let key_path = Arc::new(parking_lot::Mutex::new("/keys".to_string()));
+        // The key set, at `path` while it is the one discovery names.
+        let key_set = |path: &'static str| {
+            let (keys, hits, down, key_path) = (
+                keys.clone(),
+                jwks_hits.clone(),
+                down.clone(),
+                key_path.clone(),
+            );
+            axum::routing::get(move || async move {
+                if *key_path.lock() != path {
+                    return Err(axum::http::StatusCode::NOT_FOUND);
+                }
+                hits.fetch_add(1, Ordering::SeqCst);
+                if down.load(Ordering::SeqCst) {
+                    return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                }
+                Ok(axum::Json(json!({"keys": *keys.lock()})))
+            })
+        };
         let app = {
-            let (keys, hits, down) = (keys.clone(), jwks_hits.clone(), down.clone());
+            let (issuer, key_path) = (issuer.clone(), key_path.clone());
             axum::Router::new()
                 .route(
                     "/.well-known/openid-configuration",
-                    axum::routing::get(move || async move { axum::Json(discovery) }),
-                )
-                .route(
-                    "/keys",
                     axum::routing::get(move || async move {
-                        hits.fetch_add(1, Ordering::SeqCst);
-                        if down.load(Ordering::SeqCst) {
-                            return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
-                        }
-                        Ok(axum::Json(json!({"keys": *keys.lock()})))
+                        let jwks_uri = format!("{issuer}{}", key_path.lock());
+                        axum::Json(json!({"issuer": issuer, "jwks_uri": jwks_uri}))
                     }),
                 )
+                .route("/keys", key_set("/keys"))
+                .route("/moved-keys", key_set("/moved-keys"))
         };
         match tls {
             None => {
@@ -164,6 +180,7 @@ impl Provider {
             keys,
             jwks_hits,
             down,
+            key_path,
         }
     }
 
@@ -521,4 +538,23 @@ async fn the_readme_example_runs() {
     let claims = json!({"sub": "0b6f7c1e-kc-uuid", "preferred_username": "a1",
                         "iss": idp.issuer, "aud": audience, "exp": now() + 600});
     assert_eq!(hello(&node, &k1.sign(&claims)).await, Ok(()));
+}
+
+/// A provider that moves its key set: the old address failing, the hub
+/// asks discovery again and finds the keys there.
+#[tokio::test]
+async fn a_key_set_that_moved_is_found_again_through_discovery() {
+    let (k1, k2) = (SigningKey::generate("k1"), SigningKey::generate("k2"));
+    let idp = Provider::start(&[&k1]).await;
+    let node = hub(&idp.issuer, &["--jwks-min-refresh-ms", "0"]).await;
+    assert_eq!(hello(&node, &k1.sign(&idp.claims())).await, Ok(()));
+    *idp.key_path.lock() = "/moved-keys".into();
+    idp.publish(&[&k1, &k2]);
+    until(
+        &node,
+        &k2.sign(&idp.claims()),
+        Ok(()),
+        "key 2 at the new address",
+    )
+    .await;
 }

@@ -84,7 +84,6 @@ pub enum JwksError {
 }
 
 /// A verification key and the algorithms it may verify.
-#[derive(Clone)]
 pub struct Key {
     pub decoding: DecodingKey,
     pub algorithms: Vec<Algorithm>,
@@ -93,7 +92,7 @@ pub struct Key {
 /// The keys in hand.
 #[derive(Default)]
 struct Cache {
-    keys: HashMap<String, Key>,
+    keys: HashMap<String, Arc<Key>>,
     /// When the set is to be fetched again; `None` before the first fetch.
     expires: Option<Instant>,
 }
@@ -170,7 +169,7 @@ impl KeySet {
     /// The key named `kid`, fetching the set again when the key is unknown
     /// or the set has aged out (rate-limited; awaited at most the fetch
     /// timeout). `None`: no such key, as far as can be told now.
-    pub async fn key(&self, kid: &str) -> Option<Key> {
+    pub async fn key(&self, kid: &str) -> Option<Arc<Key>> {
         if let (Some(key), true) = self.cached(kid) {
             return Some(key);
         }
@@ -193,7 +192,7 @@ impl KeySet {
     }
 
     /// The cached key and whether the set is fresh.
-    fn cached(&self, kid: &str) -> (Option<Key>, bool) {
+    fn cached(&self, kid: &str) -> (Option<Arc<Key>>, bool) {
         let cache = self.inner.cache.read().clone();
         let fresh = cache.expires.is_some_and(|at| Instant::now() < at);
         (cache.keys.get(kid).cloned(), fresh)
@@ -268,8 +267,18 @@ impl KeySet {
 }
 
 impl Inner {
-    /// One fetch: discovery if still needed, then the key set.
+    /// One fetch: discovery if still needed, then the key set. A key set
+    /// that cannot be fetched is looked up again next time (the provider
+    /// may have moved it).
     async fn fetch(&self) -> Result<Cache, JwksError> {
+        let fetched = self.fetch_once().await;
+        if fetched.is_err() {
+            *self.jwks_uri.lock() = None;
+        }
+        fetched
+    }
+
+    async fn fetch_once(&self) -> Result<Cache, JwksError> {
         let url = match &self.settings.source {
             Source::Url(url) => url.clone(),
             Source::Discovery { issuer } => {
@@ -421,7 +430,7 @@ fn cache_control_max_age(value: &str) -> Option<Duration> {
 /// The signing keys of a set, by `kid`. Skipped: keys without a `kid`
 /// (tokens choose by it), keys for encryption, symmetric keys, curves and
 /// algorithms not supported, and keys that do not parse.
-fn usable_keys(jwks: &[Jwk]) -> HashMap<String, Key> {
+fn usable_keys(jwks: &[Jwk]) -> HashMap<String, Arc<Key>> {
     let mut keys = HashMap::new();
     for jwk in jwks {
         let Some(kid) = &jwk.common.key_id else {
@@ -470,10 +479,10 @@ fn usable_keys(jwks: &[Jwk]) -> HashMap<String, Key> {
             );
             continue;
         };
-        keys.entry(kid.clone()).or_insert(Key {
+        keys.entry(kid.clone()).or_insert(Arc::new(Key {
             decoding,
             algorithms,
-        });
+        }));
     }
     keys
 }
