@@ -449,25 +449,50 @@ async fn the_provider_is_reached_over_https_and_its_certificate_checked() {
         .log_line(&["cannot fetch the identity provider's keys"])
         .await;
 
+    let stderr = refused_at_start(&[
+        "--oidc-issuer",
+        "http://idp.example.com/realms/cc",
+        "--jwt-audience",
+        AUDIENCE,
+    ])
+    .await;
+    assert!(stderr.contains("must come over https"), "{stderr}");
+}
+
+/// Runs the binary with `args`, which must stop it at start; its stderr.
+async fn refused_at_start(args: &[&str]) -> String {
     let out = tokio::time::timeout(
         DEADLINE,
         tokio::process::Command::new(common::process::BIN)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--oidc-issuer",
-                "http://idp.example.com/realms/cc",
-                "--jwt-audience",
-                AUDIENCE,
-            ])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("PRESENCE_HUB_NO_DEMO", "true")
             .output(),
     )
     .await
     .expect("exits in time")
     .expect("runs");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("must come over https"), "{stderr}");
+    assert!(!out.status.success(), "{args:?} started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Flags that cannot work stop the node at once, naming the problem: no
+/// audience (any application's token would do), or a provider beside a
+/// shared secret (one kind of key per node).
+#[tokio::test]
+async fn flags_that_cannot_work_stop_the_node_at_start() {
+    let no_audience = refused_at_start(&["--oidc-issuer", "http://127.0.0.1:9"]).await;
+    assert!(no_audience.contains("--jwt-audience"), "{no_audience}");
+    let both = refused_at_start(&[
+        "--jwt-jwks-url",
+        "http://127.0.0.1:9/keys",
+        "--jwt-audience",
+        AUDIENCE,
+        "--jwt-secret",
+        "s",
+    ])
+    .await;
+    assert!(both.contains("--jwt-secret"), "{both}");
 }
 
 /// A provider that fails once the hub's copy of its keys aged out: the
