@@ -182,15 +182,6 @@ impl KeySet {
         self.cached(kid).0
     }
 
-    /// Keys held now.
-    pub fn len(&self) -> usize {
-        self.inner.cache.read().keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The cached key and whether the set is fresh.
     fn cached(&self, kid: &str) -> (Option<Arc<Key>>, bool) {
         let cache = self.inner.cache.read().clone();
@@ -242,7 +233,7 @@ impl KeySet {
     }
 
     /// Until the first key set arrives, tries again each `min_refresh`
-    /// (at least every 100 ms): a node started before its identity
+    /// (never more often than every 100 ms): a node started before its identity
     /// provider gets keys without waiting for a token to ask.
     fn fetch_until_loaded(&self) {
         let set = self.clone();
