@@ -276,6 +276,63 @@ pub struct Config {
     /// `/metrics` requires `Authorization: Bearer <this token>`.
     #[arg(long, env = "PRESENCE_HUB_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+
+    // ---- Sign-in through an identity provider (README "Sign-in with your
+    // identity provider (OIDC)"; `crate::auth`) ----
+    /// OpenID Connect issuer URL (e.g. `https://idp.example.com/realms/cc`):
+    /// tokens are verified with the keys its discovery document names, and
+    /// must carry it as `iss`. Instead of --jwt-secret/--jwt-public-key.
+    #[arg(long, env = "PRESENCE_HUB_OIDC_ISSUER", conflicts_with_all = ["jwt_secret", "jwt_public_key", "jwt_jwks_url"])]
+    pub oidc_issuer: Option<String>,
+    /// JSON Web Key Set URL of the identity provider (without discovery).
+    /// Instead of --jwt-secret/--jwt-public-key.
+    #[arg(long, env = "PRESENCE_HUB_JWT_JWKS_URL", conflicts_with_all = ["jwt_secret", "jwt_public_key"])]
+    pub jwt_jwks_url: Option<String>,
+    /// PEM file of the certificate authorities trusted for the identity
+    /// provider instead of the system's roots.
+    #[arg(long, env = "PRESENCE_HUB_OIDC_CA")]
+    pub oidc_ca: Option<PathBuf>,
+    /// A token's `iss` must be this (default with --oidc-issuer: the issuer).
+    #[arg(long, env = "PRESENCE_HUB_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// A token's `aud` must name one of these (comma-separated). Required
+    /// with --oidc-issuer and --jwt-jwks-url.
+    #[arg(long, env = "PRESENCE_HUB_JWT_AUDIENCE", value_delimiter = ',')]
+    pub jwt_audience: Vec<String>,
+    /// The claim holding the user id (equal to a directory user's `id`).
+    #[arg(long, env = "PRESENCE_HUB_JWT_USER_CLAIM", default_value = "sub")]
+    pub jwt_user_claim: String,
+    /// The claim holding the tenant id.
+    #[arg(long, env = "PRESENCE_HUB_JWT_TENANT_CLAIM", default_value = "tenant")]
+    pub jwt_tenant_claim: String,
+    /// Every token is of this tenant (for identity providers that cannot add
+    /// a tenant claim); the tenant claim is then not read.
+    #[arg(long, env = "PRESENCE_HUB_JWT_TENANT")]
+    pub jwt_tenant: Option<String>,
+    /// At most one fetch of the identity provider's keys per this interval
+    /// (an unknown `kid` asks for one).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_JWKS_MIN_REFRESH_MS",
+        default_value_t = 30_000
+    )]
+    pub jwks_min_refresh_ms: u64,
+    /// Longest the identity provider's keys are used before they are fetched
+    /// again (a shorter `Cache-Control: max-age` wins).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_JWKS_MAX_AGE_MS",
+        default_value_t = 3_600_000
+    )]
+    pub jwks_max_age_ms: u64,
+    /// Longest one fetch of the keys may take, and so the longest a hello
+    /// waits for it.
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_JWKS_FETCH_TIMEOUT_MS",
+        default_value_t = 2_000
+    )]
+    pub jwks_fetch_timeout_ms: u64,
 }
 
 /// A CIDR (`10.0.0.0/8`) or one address (`10.0.0.7`, as `/32` or `/128`).

@@ -35,7 +35,8 @@
 //! - [`web`]: web security of everything served over HTTP: the security
 //!   headers and CSP, the pages' versioned immutable assets, CORS on the
 //!   HTTP APIs, who may read `/metrics`.
-//! - [`config`], [`directory`], [`auth`], [`error`], [`clock`]: the edges.
+//! - [`config`], [`directory`], [`auth`] (tokens; [`auth::jwks`]: an identity
+//!   provider's keys), [`error`], [`clock`]: the edges.
 //!
 //! `main.rs` only parses flags and calls [`node::run`].
 

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub command_timeouts: Counter,
     /// Changes whose answer was lost, by what settling them found.
     settled: [Counter; 3],
+    /// Identity provider key set fetches (`auth::jwks`): ok, error.
+    jwks_fetches: [Counter; 2],
+    /// Keys from the identity provider held now.
+    pub jwks_keys: Gauge,
     messages_out: [Counter; OUT_KINDS.len()],
 }
 
@@ -87,6 +91,10 @@ pub fn get() -> &'static Metrics {
             settled: ["applied", "not_applied", "unknown"].map(|outcome| {
                 metrics::counter!("presence_hub_changes_settled_total", "outcome" => outcome)
             }),
+            jwks_fetches: ["ok", "error"].map(|outcome| {
+                metrics::counter!("presence_hub_jwks_fetches_total", "outcome" => outcome)
+            }),
+            jwks_keys: metrics::gauge!("presence_hub_jwks_keys"),
             messages_out: OUT_KINDS
                 .map(|kind| metrics::counter!("presence_hub_messages_out_total", "type" => kind)),
         }
@@ -159,6 +167,14 @@ fn describe() {
         "Changes whose answer from the store was lost, by what the node then found out \
          (applied, not_applied, unknown: the store could not be asked)"
     );
+    describe_counter!(
+        "presence_hub_jwks_fetches_total",
+        "Fetches of the identity provider's key set (--oidc-issuer, --jwt-jwks-url), by outcome"
+    );
+    describe_gauge!(
+        "presence_hub_jwks_keys",
+        "Signing keys from the identity provider held now (0 with none configured or fetched)"
+    );
 }
 
 impl Metrics {
@@ -174,6 +190,11 @@ impl Metrics {
             Settled::Unknown => 2,
         };
         self.settled[i].increment(1);
+    }
+
+    /// Counts one fetch of the identity provider's key set.
+    pub fn jwks_fetched(&self, ok: bool) {
+        self.jwks_fetches[usize::from(!ok)].increment(1);
     }
 
     pub fn connection(&self, role: crate::domain::Role) -> &Gauge {

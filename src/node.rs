@@ -67,25 +67,13 @@ impl Node {
         // Flags built in code (tests) skip clap's checks: checked again here.
         let web = Arc::new(WebSecurity::from_config(&config)?);
         let redis_target = config.redis_target();
-        if redis_target.is_some() && config.jwt_secret.is_none() && config.jwt_public_key.is_none()
-        {
+        if redis_target.is_some() && !Verifier::configured(&config) {
             // Every node must verify the same tokens: no per-node dev secret.
             return Err(StartError::Config(
-                "cluster mode (--redis-url) needs --jwt-secret or --jwt-public-key, the same on every node".into(),
+                "cluster mode (--redis-url) needs --jwt-secret, --jwt-public-key, --oidc-issuer or --jwt-jwks-url, the same on every node".into(),
             ));
         }
-        let mut generated_secret = None;
-        let verifier = match (&config.jwt_public_key, &config.jwt_secret) {
-            (Some(path), _) => Verifier::public_key(path)?,
-            (None, Some(secret)) => Verifier::hs256(secret),
-            (None, None) => {
-                let secret = auth::generate_secret();
-                let v = Verifier::hs256(&secret);
-                generated_secret = Some(secret);
-                v
-            }
-        }
-        .with_leeway(config.jwt_leeway_s);
+        let (verifier, generated_secret) = Verifier::from_config(&config)?;
         // A mistake in the Redis flags (a missing certificate, a bad URL)
         // ends the start at once; Redis not answering does not (below).
         let redis = match &redis_target {
@@ -415,7 +403,13 @@ async fn reach_redis(
 /// still waiting for Redis).
 pub async fn run(config: Config) -> Result<(), StartError> {
     let demo = !config.no_demo
-        && (config.demo || (config.directory.is_none() && config.redis_target().is_none()));
+        && (config.demo
+            || (config.directory.is_none()
+                && config.redis_target().is_none()
+                // Demo agents sign in with tokens the hub mints (HS256),
+                // which a node trusting an identity provider refuses.
+                && config.oidc_issuer.is_none()
+                && config.jwt_jwks_url.is_none()));
     let mut shutdown = Box::pin(shutdown_signal());
     let node = tokio::select! {
         node = Node::bind(config) => node?,

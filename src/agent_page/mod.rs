@@ -59,7 +59,7 @@ async fn tenant(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Response {
     else {
         return unauthorized("expected Authorization: Bearer <token>\n".into());
     };
-    let claims = match hub.verifier.verify(token.trim()) {
+    let claims = match hub.verifier.verify(token.trim()).await {
         Ok(claims) => claims,
         Err(e) => return unauthorized(format!("{e}\n")),
     };

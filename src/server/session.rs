@@ -175,6 +175,7 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
     let claims = hub
         .verifier
         .verify(&hello.token)
+        .await
         .map_err(|e| refuse(close::UNAUTHORIZED, e.to_string()))?;
     let (tenant, tenant_lease) =
         hub.open_tenant(&claims.tenant)
