@@ -273,6 +273,28 @@ fn this_binary() -> String {
         .unwrap_or_else(|| exe.display().to_string())
 }
 
+/// SIGHUP (a closed terminal, or a `kill -HUP` meant as "reload") is logged
+/// and otherwise ignored: the hub has nothing to reload (the directory and
+/// the flags are read at start), and ending at once — the default — would
+/// drop every session without the drain, while draining would exit 0 and
+/// leave a node under `Restart=on-failure` down. A restart re-reads
+/// everything (README "Operations").
+fn ignore_hangups() {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    tracing::warn!(
+                        "SIGHUP ignored: nothing is reloaded at runtime; restart the node (SIGTERM drains it) to read the directory file and flags again"
+                    );
+                }
+            });
+        }
+        Err(e) => tracing::debug!(error = %e, "no SIGHUP handler"),
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -410,6 +432,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
                 // which a node trusting an identity provider refuses.
                 && config.oidc_issuer.is_none()
                 && config.jwt_jwks_url.is_none()));
+    ignore_hangups();
     let mut shutdown = Box::pin(shutdown_signal());
     let node = tokio::select! {
         node = Node::bind(config) => node?,

@@ -170,6 +170,30 @@ async fn sigterm_drains_clients_with_1012_and_exits() {
 }
 
 #[tokio::test]
+async fn sighup_is_logged_and_changes_nothing() {
+    let mut node = Proc::start_logged(
+        &["--listen", "127.0.0.1:0", "--no-demo"],
+        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
+    )
+    .await;
+    let mut a1 = Client::connect(&format!("ws://{}/v1/ws", node.addr)).await;
+    a1.send(json!({"type": "hello", "token": token("acme", "a1"), "role": "agent", "device": {"id": "d1"}})).await;
+    a1.recv_type("state").await;
+    let pid = node.child.id().expect("pid").to_string();
+    let hup = Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .await
+        .expect("kill");
+    assert!(hup.success());
+    node.log_line(&["SIGHUP ignored"]).await;
+    // Still running, the session still served, no drain.
+    assert!(node.child.try_wait().expect("wait").is_none());
+    a1.ok(json!({"type": "heartbeat"})).await;
+    assert_eq!(node.status("/readyz").await, 200);
+}
+
+#[tokio::test]
 async fn metrics_show_connections_messages_deltas_and_command_latency() {
     let node = Proc::start(
         &["--listen", "127.0.0.1:0"],
