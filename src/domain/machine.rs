@@ -419,6 +419,9 @@ pub fn apply(record: &AgentRecord, event: &Event, ctx: &Context) -> HubResult<Op
     // Recomputations and the overrun mark are nobody's change: the record
     // keeps its author (the overrun belongs to the pause it marks).
     if !matches!(event, Event::Renormalize | Event::PauseOverrun { .. }) {
+        if next.status != record.status || next.pause_reason != record.pause_reason {
+            next.status_by = Some(by.clone());
+        }
         next.changed_by = Some(by);
     }
     Ok(Some(next))
@@ -581,6 +584,45 @@ mod tests {
 
     fn paused() -> AgentRecord {
         ok(&online(), pause("break"))
+    }
+
+    #[test]
+    fn who_set_the_status_survives_device_events_and_other_changes() {
+        let system = Actor::system();
+        let agent = Actor::new("a1", Role::Agent);
+        // The agent pauses itself on its phone; a second device comes up
+        // and the phone drops and comes back (a node restart), by the system.
+        let p = ok(&ok(&online(), up("d2")), pause("training"));
+        assert_eq!(p.status_by, Some(agent.clone()));
+        let dropped = by(&p, down("d1"), &system);
+        let back = by(&dropped, up("d1"), &system);
+        assert_eq!(back.changed_by, Some(system.clone()), "the last change");
+        assert_eq!(
+            (back.status, back.status_by.clone()),
+            (Status::Paused, Some(agent.clone())),
+            "the pause is still the agent's"
+        );
+        // A supervisor's connect is theirs as a change, not as the status.
+        let moved = by(&back, Event::Connect { channel: sales() }, &sup());
+        assert_eq!(moved.status_by, Some(agent));
+        // A change of status is its author's: the supervisor's unpause, the
+        // system's offline, and a pending pause applied keeps its author.
+        let un = by(&moved, Event::Unpause, &sup());
+        assert_eq!(un.status_by, Some(sup()));
+        let off = by(&by(&un, down("d1"), &system), down("d2"), &system);
+        assert_eq!(
+            (off.status, off.status_by),
+            (Status::Offline, Some(system.clone()))
+        );
+        let pending = by(&busy(), pause("coaching"), &sup());
+        assert_eq!(
+            pending.status_by,
+            Some(Actor::new("a1", Role::Agent)),
+            "still busy"
+        );
+        let w = ok(&pending, end("c1"));
+        let done = by(&w, Event::EndWrapUp, &system);
+        assert_eq!((done.status, done.status_by), (Status::Paused, Some(sup())));
     }
 
     #[test]
