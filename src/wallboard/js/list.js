@@ -4,7 +4,7 @@
 // visible time cells. The DOM has the same size at 10 agents or 5 000, and the
 // list never touches its scroll position.
 
-import { STATUS_LABEL, duration, level } from "./format.js";
+import { STATUS_LABEL, level, since, statusBy } from "./format.js";
 
 export const ROW_H = 34;
 const OVERSCAN = 6;
@@ -16,6 +16,7 @@ export class AgentList {
     this.names = names;
     this.spacer = viewport.appendChild(document.createElement("div"));
     this.spacer.className = "spacer";
+    this.table = viewport.closest('[role="table"]');
     this.pool = [];
     this.selected = null;
     this.first = -1;
@@ -31,12 +32,12 @@ export class AgentList {
     el.className = "row";
     el.setAttribute("role", "row");
     el.hidden = true;
-    el.innerHTML = `<span class="c-name" role="gridcell"><button type="button" class="who"></button><span class="mon" title="monitored"></span></span>
-      <span class="c-status" role="gridcell"><span class="pill"></span><span class="free"></span><span class="pend"></span></span>
-      <span class="c-time" role="gridcell"></span>
-      <span class="c-reason" role="gridcell"></span>
-      <span class="c-chan" role="gridcell"></span>
-      <span class="c-dev" role="gridcell"></span>`;
+    el.innerHTML = `<span class="c-name" role="cell"><button type="button" class="who"></button><span class="mon" title="monitored"></span></span>
+      <span class="c-status" role="cell"><span class="pill"></span><span class="free"></span><span class="pend"></span></span>
+      <span class="c-time" role="cell"></span>
+      <span class="c-reason" role="cell"></span>
+      <span class="c-chan" role="cell"></span>
+      <span class="c-dev" role="cell"></span>`;
     const q = (s) => el.querySelector(s);
     const row = { el, id: null, version: -1, top: -1, sel: false, lvl: "", name: q(".who"), mon: q(".mon"), pill: q(".pill"), free: q(".free"), pend: q(".pend"),
                   time: q(".c-time"), reason: q(".c-reason"), chan: q(".c-chan"), dev: q(".c-dev") };
@@ -50,6 +51,9 @@ export class AgentList {
     if (ids.length !== this.count) {
       this.count = ids.length;
       this.spacer.style.height = `${ids.length * ROW_H}px`;
+      // Only the rows in view exist: the table says how many there are, and
+      // each row its place, so a screen reader reads "row 37 of 5 001".
+      this.table?.setAttribute("aria-rowcount", String(ids.length + 1));
     }
     const height = vp.clientHeight || 600;
     const want = Math.ceil(height / ROW_H) + 2 * OVERSCAN;
@@ -88,7 +92,7 @@ export class AgentList {
     const rec = this.client.agents.get(id);
     if (row.id === null) row.el.hidden = false;
     const top = idx * ROW_H;
-    if (row.top !== top) { row.el.style.transform = `translateY(${top}px)`; row.top = top; }
+    if (row.top !== top) { row.el.style.transform = `translateY(${top}px)`; row.el.setAttribute("aria-rowindex", String(idx + 2)); row.top = top; }
     if (all || row.id !== id || row.version !== rec.version) this.fill(row, rec, now);
     const sel = id === this.selected;
     if (row.sel !== sel) { row.el.classList.toggle("sel", sel); row.sel = sel; }
@@ -128,7 +132,8 @@ export class AgentList {
   }
 
   reasonText(rec) {
-    const by = rec.changed_by && rec.changed_by.role !== "agent" ? ` · by ${this.names.person(rec.changed_by.id)}` : "";
+    const author = statusBy(rec);
+    const by = author && author.role !== "agent" ? ` · by ${this.names.person(author.id)}` : "";
     if (rec.status === "paused") {
       const over = rec.pause_overrun_since_ms ? ` · OVER since ${new Date(rec.pause_overrun_since_ms).toLocaleTimeString()}` : "";
       return `${this.names.reason(rec.pause_reason)}${over}${by}`;
@@ -139,7 +144,7 @@ export class AgentList {
   }
 
   fillTime(row, rec, now) {
-    row.time.textContent = duration(now - rec.status_since_ms);
+    row.time.textContent = since(rec.status_since_ms, now);
     const lvl = level(rec, now);
     if (row.lvl !== lvl) { row.time.className = `c-time ${lvl}`; row.lvl = lvl; }
   }

@@ -41,6 +41,7 @@ function start(token, role) {
   let scrolled = false;
   let channelsDirty = true;
   let lastCards = 0;
+  let holdShown = false;
 
   const session = { user: null, role };
   const panel = new AgentPanel({ client, names, session, onClose: () => { list.select(null); invalidate(); } });
@@ -64,6 +65,10 @@ function start(token, role) {
     if (due !== null) setTimeout(invalidate, due);
     if (all || dirty.size) renderTotals();
     if (all || order) $("shown").textContent = `${store.rows.length} of ${client.agents.size} shown`;
+    if (store.holding !== holdShown) {
+      holdShown = store.holding;
+      $("held").hidden = !holdShown;
+    }
     if (all || dirty.size || order || scrolled) list.render(store.rows, all, now);
     scrolled = false;
     if (panel.id && (all || dirty.has(panel.id))) panel.refresh(now);
@@ -147,6 +152,17 @@ function start(token, role) {
   $("f-text").addEventListener("input", () => { store.setFilter({ text: $("f-text").value.trim().toLowerCase() }); $("viewport").scrollTop = 0; invalidate(); });
   $("f-sort").addEventListener("change", () => { store.setSort($("f-sort").value); invalidate(); });
   $("viewport").addEventListener("scroll", () => { scrolled = true; invalidate(); }, { passive: true });
+  // A list that holds still: while the pointer is on it or one of its rows
+  // has the focus, live changes do not re-sort it (store.js, `hold`).
+  {
+    const vp = $("viewport");
+    let pointer = false, focus = false;
+    const sync = () => { store.hold(pointer || focus); invalidate(); };
+    vp.addEventListener("pointerenter", () => { pointer = true; sync(); });
+    vp.addEventListener("pointerleave", () => { pointer = false; sync(); });
+    vp.addEventListener("focusin", () => { focus = true; sync(); });
+    vp.addEventListener("focusout", (ev) => { if (!vp.contains(ev.relatedTarget)) { focus = false; sync(); } });
+  }
   window.addEventListener("resize", () => { scrolled = true; invalidate(); });
 
   // The hub's messages.
@@ -183,6 +199,8 @@ function start(token, role) {
     if (s.state === "connecting") { el.textContent = "connecting…"; retryAt = null; $("stale-text").textContent = "connecting to the hub"; }
     if (s.state === "reconnecting") { retryAt = Date.now() + (s.retryInMs || 0); countdown(); }
     if (s.state === "stopped") {
+      // A refused token is forgotten, so a reload shows the sign-in again.
+      if (s.reason?.code === 4003) sessionStorage.removeItem(TOKEN_KEY);
       el.textContent = `stopped: ${s.reason?.message || ""}`;
       $("stale-text").textContent = `disconnected: ${s.reason?.message || "stopped"}`;
     }
@@ -219,7 +237,7 @@ function start(token, role) {
 
   $("leave").addEventListener("click", () => {
     client.stop();
-    history.replaceState(null, "", location.pathname);
+    sessionStorage.removeItem(TOKEN_KEY);
     location.reload();
   });
 
@@ -234,15 +252,29 @@ function start(token, role) {
   $("stale").hidden = true;
 }
 
-// Sign-in: a token in the URL fragment, a pasted token, or one click in dev mode.
+// Sign-in: a token in the URL fragment, a pasted token, or one click in dev
+// mode. The token is kept for this tab only (sessionStorage: a reload stays
+// signed in, another tab or a restarted browser does not) and never in the
+// URL: a wall screen's address bar and history are seen by everyone.
+const TOKEN_KEY = "presence-hub-wallboard-session";
+function signIn(token, role) {
+  sessionStorage.setItem(TOKEN_KEY, JSON.stringify({ token, role }));
+  start(token, role);
+}
 $("tokenform").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const t = $("token").value.trim();
-  if (t) start(t, $("role").value);
+  if (t) signIn(t, $("role").value);
 });
 const params = new URLSearchParams(location.hash.slice(1));
+let saved = null;
+try { saved = JSON.parse(sessionStorage.getItem(TOKEN_KEY) || "null"); } catch { /* signed out */ }
 if (params.get("token")) {
-  start(params.get("token"), params.get("role") || "supervisor");
+  // Out of the address bar and the history entry before anything else.
+  history.replaceState(null, "", location.pathname + location.search);
+  signIn(params.get("token"), params.get("role") || "supervisor");
+} else if (saved?.token) {
+  start(saved.token, saved.role || "supervisor");
 } else {
   fetch("/dev/signin").then((r) => (r.ok ? r.json() : null)).then((dev) => {
     if (!dev) return;
@@ -257,8 +289,7 @@ if (params.get("token")) {
         location.href = `/agent#token=${p.token}`;
         return;
       }
-      history.replaceState(null, "", `#role=${p.role}&token=${p.token}`);
-      start(p.token, p.role);
+      signIn(p.token, p.role);
     };
   }).catch(() => {});
 }
