@@ -342,9 +342,63 @@ try {
   await status("paused");
   if ((await page.locator("#error").textContent()) !== "") fail(`an error after a working pause: ${await page.locator("#error").textContent()}`);
 
-  step("5: an accessibility scan (axe-core, WCAG 2.1 AA) of both pages while live: no serious or critical violation");
-  await page.locator("#available").click();
+  step("bulk: a filtered list selected at once and paused from the keyboard — a line per agent, refusals named, counts that add up");
+  const t0 = Date.now();
+  // "Ana": Ana Souza a0000, Ana Costa a0020 (online), Ana Dias a0040 (never signed in).
+  await board.locator("#f-text").fill("Ana");
+  await board.locator("#shown", { hasText: "3 of 60 shown" }).waitFor({ timeout: T });
+  await tabTo(board, "#select-shown", "Select all shown");
+  await board.keyboard.press("Enter");
+  await board.locator("#bulk-count", { hasText: "3 agents selected" }).waitFor({ timeout: T });
+  await board.locator("#bulk-action").selectOption("pause");
+  await board.locator("#bulk-reason").selectOption("lunch");
+  await tabTo(board, "#bulk-apply", "Apply");
+  await board.keyboard.press("Enter");
+  await board.locator("#bulk-summary", { hasText: "of 3 agents:" }).waitFor({ timeout: T })
+    .catch(async () => fail(`the bulk pause did not finish: ${await board.locator("#bulk-summary").textContent()}`));
+  const lines = await board.$$eval("#bulk-results li", (els) => els.map((e) => ({ id: e.dataset.agent, text: e.textContent, cls: e.className })));
+  if (lines.map((l) => l.id).sort().join() !== ["a0000", "a0020", "a0040"].join()) fail(`bulk result lines: ${JSON.stringify(lines)}`);
+  const off = lines.find((l) => l.id === "a0040");
+  if (off.cls !== "bad" || !/refused \(invalid_state\).*offline/.test(off.text)) fail(`the offline agent's line: ${off.text}`);
+  for (const l of lines) {
+    if (!/: (paused \(Lunch\)|pause \(Lunch\) pending: busy|refused \(\w+\) .+)$/.test(l.text)) fail(`a bulk line says neither done nor refused: ${l.text}`);
+    // What the line says is what the hub did: a pause by s1 in its history, or none.
+    const h = await admin.request({ type: "history", agent_id: l.id, since_ms: t0, limit: 100 });
+    const paused = h.changes.some((c) => c.event === "pause" && c.by?.id === "s1");
+    if (paused !== (l.cls === "ok")) fail(`${l.id}'s line says "${l.text}" but the hub's history ${paused ? "has" : "has no"} pause by s1`);
+  }
+  const summary = await board.locator("#bulk-summary").textContent();
+  const [, done, refused] = summary.match(/(\d+) done, (\d+) refused/) ?? [];
+  if (Number(done) !== lines.filter((l) => l.cls === "ok").length || Number(refused) !== lines.filter((l) => l.cls === "bad").length) fail(`the summary "${summary}" does not add up: ${JSON.stringify(lines)}`);
+
+  step("bulk: sign out asks first (Cancel sends nothing); one agent picked by its checkbox (Space) and unpaused");
+  await board.locator("#bulk-action").selectOption("sign_out");
+  await board.locator("#bulk-apply").focus();
+  await board.keyboard.press("Enter");
+  await board.locator("#bulk-confirm", { hasText: "Sign 3 agents out of every device?" }).waitFor({ timeout: T });
+  await focusIs(board, (a) => a.id === "bulk-confirm-no", "on Cancel in the sign-out question");
+  await board.keyboard.press("Enter");
+  await board.locator("#bulk-confirm").waitFor({ state: "hidden", timeout: T });
+  if ((await board.locator("#bulk-summary").textContent()) !== summary) fail("a cancelled bulk sign-out changed the results");
+  await board.locator("#bulk-clear").focus();
+  await board.keyboard.press("Enter");
+  await board.locator("#bulk-count", { hasText: "0 agents selected" }).waitFor({ timeout: T });
+  await board.locator("#f-text").fill(myName);
+  const pick = board.locator(`.viewport .row[data-agent="${me}"] .pick`);
+  await pick.waitFor({ timeout: T });
+  await pick.focus();
+  await board.keyboard.press("Space");
+  await board.locator("#bulk-count", { hasText: "1 agent selected" }).waitFor({ timeout: T });
+  if (!(await pick.isChecked())) fail("the picked row's checkbox is not checked");
+  await board.locator("#bulk-action").selectOption("unpause");
+  await board.locator("#bulk-apply").focus();
+  await board.keyboard.press("Enter");
+  await board.locator("#bulk-summary", { hasText: "Unpause of 1 agent: 1 done, 0 refused." }).waitFor({ timeout: T })
+    .catch(async () => fail(`the bulk unpause says "${await board.locator("#bulk-summary").textContent()}"`));
+  await board.locator(`#bulk-results li[data-agent="${me}"]`, { hasText: `${myName}: unpaused` }).waitFor({ timeout: T });
   await status("available");
+
+  step("5: an accessibility scan (axe-core, WCAG 2.1 AA) of both pages while live: no serious or critical violation");
   await board.locator("#f-text").fill("");
   await openMyPanel();
   await board.locator('#panel button[data-act="pause-open"]').click();

@@ -10,7 +10,7 @@ export const ROW_H = 34;
 const OVERSCAN = 6;
 
 export class AgentList {
-  constructor(viewport, { client, names, onSelect }) {
+  constructor(viewport, { client, names, onSelect, isPicked = () => false, onPick = () => {} }) {
     this.viewport = viewport;
     this.client = client;
     this.names = names;
@@ -21,9 +21,13 @@ export class AgentList {
     this.selected = null;
     this.first = -1;
     this.count = -1;
+    this.isPicked = isPicked;
     viewport.addEventListener("click", (ev) => {
       const row = ev.target.closest(".row");
-      if (row && row.dataset.agent) onSelect(row.dataset.agent);
+      if (!row || !row.dataset.agent) return;
+      // The checkbox selects for a bulk action; anywhere else opens the panel.
+      if (ev.target.classList.contains("pick")) onPick(row.dataset.agent, ev.target.checked);
+      else onSelect(row.dataset.agent);
     });
   }
 
@@ -32,14 +36,14 @@ export class AgentList {
     el.className = "row";
     el.setAttribute("role", "row");
     el.hidden = true;
-    el.innerHTML = `<span class="c-name" role="cell"><button type="button" class="who"></button><span class="mon" title="monitored"></span></span>
+    el.innerHTML = `<span class="c-name" role="cell"><input type="checkbox" class="pick"><button type="button" class="who"></button><span class="mon" title="monitored"></span></span>
       <span class="c-status" role="cell"><span class="pill"></span><span class="free"></span><span class="pend"></span></span>
       <span class="c-time" role="cell"></span>
       <span class="c-reason" role="cell"></span>
       <span class="c-chan" role="cell"></span>
       <span class="c-dev" role="cell"></span>`;
     const q = (s) => el.querySelector(s);
-    const row = { el, id: null, version: -1, top: -1, sel: false, lvl: "", name: q(".who"), mon: q(".mon"), pill: q(".pill"), free: q(".free"), pend: q(".pend"),
+    const row = { el, id: null, version: -1, top: -1, sel: false, picked: false, lvl: "", pick: q(".pick"), name: q(".who"), mon: q(".mon"), pill: q(".pill"), free: q(".free"), pend: q(".pend"),
                   time: q(".c-time"), reason: q(".c-reason"), chan: q(".c-chan"), dev: q(".c-dev") };
     this.viewport.appendChild(el);
     return row;
@@ -96,6 +100,8 @@ export class AgentList {
     if (all || row.id !== id || row.version !== rec.version) this.fill(row, rec, now);
     const sel = id === this.selected;
     if (row.sel !== sel) { row.el.classList.toggle("sel", sel); row.sel = sel; }
+    const picked = this.isPicked(id);
+    if (row.picked !== picked || row.pick.checked !== picked) { row.pick.checked = picked; row.picked = picked; }
   }
 
   fill(row, rec, now) {
@@ -104,6 +110,7 @@ export class AgentList {
       row.el.dataset.agent = rec.id;
       row.name.textContent = rec.name;
       row.name.title = `${rec.name} (${rec.id})`;
+      row.pick.setAttribute("aria-label", `select ${rec.name} for a bulk action`);
     }
     row.version = rec.version;
     row.pill.className = `pill ${rec.status}`;

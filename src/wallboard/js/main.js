@@ -17,6 +17,7 @@ import { SupervisorClient } from "../client/presence-hub-client.js";
 import { AdminForm } from "./admin.js";
 import { AgentList } from "./list.js";
 import { AgentPanel, Search } from "./panels.js";
+import { Bulk } from "./bulk.js";
 import { Store } from "./store.js";
 import { Names, STATUSES, duration, esc } from "./format.js";
 
@@ -46,10 +47,16 @@ function start(token, role) {
   const session = { user: null, role };
   const panel = new AgentPanel({ client, names, session, onClose: () => { list.select(null); invalidate(); } });
   const open = (id, stub) => { list.select(id); panel.open(id, stub); invalidate(); };
-  list = new AgentList($("viewport"), { client, names, onSelect: (id) => open(id) });
+  let bulk = null;
+  list = new AgentList($("viewport"), {
+    client, names, onSelect: (id) => open(id),
+    isPicked: (id) => bulk.has(id), onPick: (id, on) => bulk.toggle(id, on),
+  });
+  // A selection change redraws the rows in view (their checkboxes).
+  bulk = new Bulk({ client, names, store, onChange: () => { scrolled = true; invalidate(); } });
   const search = new Search({ client, onOpen: open });
   const admin = new AdminForm(client);
-  Object.assign(wallboard, { client, store, list, panel });
+  Object.assign(wallboard, { client, store, list, panel, bulk });
 
   function invalidate() {
     if (scheduled) return;
@@ -173,6 +180,7 @@ function start(token, role) {
     // A snapshot carries the settings too (after a reconnect they may have changed).
     if (client.settings) admin.fill(client.settings);
     setStale(false);
+    bulk.refreshForm();
     invalidate();
   });
   client.on("agent", (rec) => { store.touch(rec.id); invalidate(); });
@@ -180,6 +188,7 @@ function start(token, role) {
   client.on("channel", () => { channelsDirty = true; invalidate(); });
   client.on("settings", (s) => {
     admin.fill(s);
+    bulk.refreshForm();
     if (panel.id) panel.refreshButtons();
   });
   client.on("welcome", (w) => {
