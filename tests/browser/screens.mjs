@@ -398,6 +398,59 @@ try {
   await board.locator(`#bulk-results li[data-agent="${me}"]`, { hasText: `${myName}: unpaused` }).waitFor({ timeout: T });
   await status("available");
 
+  step("saved views: filters, sort and columns kept per supervisor across a reload, saved by name, shared as a link without a token");
+  await board.locator("#f-text").fill("");
+  await board.locator("#f-status").selectOption("paused");
+  await board.locator("#f-sort").selectOption("time");
+  await board.locator("#views summary").focus();
+  await board.keyboard.press("Enter");
+  await board.locator('#columns input[data-col="dev"]').focus();
+  await board.keyboard.press("Space");
+  await board.locator("#agent-table .head .c-dev").waitFor({ state: "hidden", timeout: T });
+  const viewNow = () => board.evaluate(() => ({
+    status: document.getElementById("f-status").value, sort: document.getElementById("f-sort").value,
+    filter: window.wallboard.store.filter.status, order: window.wallboard.store.sort,
+    devHidden: getComputedStyle(document.querySelector("#agent-table .head .c-dev")).display === "none",
+    rowDevHidden: [...document.querySelectorAll(".viewport .row:not([hidden]) .c-dev")].every((e) => getComputedStyle(e).display === "none"),
+  }));
+  const isPausedByTime = (v) => v.status === "paused" && v.filter === "paused" && v.sort === "time" && v.order === "time" && v.devHidden && v.rowDevHidden;
+  await board.reload();
+  await board.locator("#status", { hasText: "live" }).waitFor({ timeout: T });
+  await until(async () => isPausedByTime(await viewNow()), T, "the view back after a reload")
+    .catch(async () => fail(`the view after a reload: ${JSON.stringify(await viewNow())}`));
+  const keys = await board.evaluate(() => Object.keys(localStorage));
+  if (!keys.includes("presence-hub-wallboard-views:acme:s1")) fail(`the view is not kept per supervisor: ${keys}`);
+  await board.locator("#views summary").click();
+  await board.locator("#view-name").fill("Paused longest");
+  await board.keyboard.press("Enter");
+  await board.locator("#view-note", { hasText: "Saved “Paused longest”." }).waitFor({ timeout: T });
+  await board.locator("#f-status").selectOption("");
+  await board.locator("#f-sort").selectOption("name");
+  await board.locator("#view-saved").selectOption("Paused longest");
+  await board.locator("#view-apply").click();
+  await until(async () => isPausedByTime(await viewNow()), T, "the saved view shown again")
+    .catch(async () => fail(`the saved view: ${JSON.stringify(await viewNow())}`));
+  const link = await board.locator("#view-link").inputValue();
+  if (/token/.test(link) || !/status=paused/.test(link) || !/sort=time/.test(link) || !/hide=dev/.test(link)) fail(`the view's link: ${link}`);
+  {
+    // Someone else's browser: the link, then their own sign-in (a pasted token).
+    const other = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+    other.on("pageerror", (e) => fail(`linked wallboard error: ${e.message}`));
+    await other.goto(link);
+    await other.locator("#signin").waitFor({ state: "visible", timeout: T });
+    await other.locator("#token").fill(supToken);
+    await other.keyboard.press("Enter");
+    await other.locator("#status", { hasText: "live" }).waitFor({ timeout: T });
+    const v = await other.evaluate(() => ({ status: document.getElementById("f-status").value, sort: document.getElementById("f-sort").value, filter: window.wallboard.store.filter.status, hidden: document.getElementById("agent-table").classList.contains("hide-dev") }));
+    if (v.status !== "paused" || v.filter !== "paused" || v.sort !== "time" || !v.hidden) fail(`the linked view was not applied: ${JSON.stringify(v)}`);
+    if (other.url().includes("view") || other.url().includes("token")) fail(`the linked page keeps ${other.url()}`);
+    await other.context().close();
+  }
+  await board.locator("#f-status").selectOption("");
+  await board.locator("#f-sort").selectOption("name");
+  await board.locator('#columns input[data-col="dev"]').check();
+  await board.locator("#views summary").click();
+
   step("5: an accessibility scan (axe-core, WCAG 2.1 AA) of both pages while live: no serious or critical violation");
   await board.locator("#f-text").fill("");
   await openMyPanel();

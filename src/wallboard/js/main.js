@@ -18,6 +18,7 @@ import { AdminForm } from "./admin.js";
 import { AgentList } from "./list.js";
 import { AgentPanel, Search } from "./panels.js";
 import { Bulk } from "./bulk.js";
+import { Views, viewFromFragment } from "./views.js";
 import { Store } from "./store.js";
 import { Names, STATUSES, duration, esc } from "./format.js";
 
@@ -26,7 +27,7 @@ const $ = (id) => document.getElementById(id);
 /** For the browser tests and the benchmark: the live objects and a per-frame hook. */
 const wallboard = (window.wallboard = { frames: 0, onFrame: null });
 
-function start(token, role) {
+function start(token, role, linked = null) {
   $("signin").hidden = true;
   $("board").hidden = false;
   $("leave").hidden = false;
@@ -56,7 +57,21 @@ function start(token, role) {
   bulk = new Bulk({ client, names, store, onChange: () => { scrolled = true; invalidate(); } });
   const search = new Search({ client, onOpen: open });
   const admin = new AdminForm(client);
-  Object.assign(wallboard, { client, store, list, panel, bulk });
+  // Filters, sort and columns: the supervisor's saved view (views.js).
+  const views = new Views({
+    apply: (v) => {
+      $("f-status").value = v.status;
+      $("f-text").value = v.text;
+      $("f-sort").value = v.sort;
+      store.setFilter({ status: v.status, channel: v.channel, text: v.text.trim().toLowerCase() });
+      store.setSort(v.sort);
+      filterKeys = ""; // the channel picker takes the view's channel at its next sync
+      $("viewport").scrollTop = 0;
+      invalidate();
+    },
+  });
+  let viewsStarted = false;
+  Object.assign(wallboard, { client, store, list, panel, bulk, views });
 
   function invalidate() {
     if (scheduled) return;
@@ -136,28 +151,29 @@ function start(token, role) {
     if (keys === filterKeys) return;
     filterKeys = keys;
     const sel = $("f-channel");
-    const chosen = sel.value;
+    const chosen = store.filter.channel;
     sel.innerHTML = `<option value="">any channel</option>` + [...client.channels.entries()].map(([k, c]) => `<option value="${esc(k)}">${esc(c.name)}</option>`).join("");
     if (client.channels.has(chosen)) sel.value = chosen;
   }
 
   // Filters and sort.
-  const setStatus = (s) => { $("f-status").value = s; store.setFilter({ status: s }); invalidate(); };
+  const setStatus = (s) => { $("f-status").value = s; store.setFilter({ status: s }); views.change({ status: s }); invalidate(); };
   $("totals").addEventListener("click", (ev) => { const b = ev.target.closest("button[data-status]"); if (b) setStatus(b.dataset.status); });
   $("f-status").addEventListener("change", () => setStatus($("f-status").value));
-  $("f-channel").addEventListener("change", () => { store.setFilter({ channel: $("f-channel").value }); invalidate(); });
+  $("f-channel").addEventListener("change", () => { store.setFilter({ channel: $("f-channel").value }); views.change({ channel: $("f-channel").value }); invalidate(); });
   $("channels").addEventListener("click", (ev) => {
     const b = ev.target.closest("[data-channel]");
     if (!b) return;
     const key = $("f-channel").value === b.dataset.channel ? "" : b.dataset.channel;
     $("f-channel").value = key;
     store.setFilter({ channel: key });
+    views.change({ channel: key });
     invalidate();
   });
   // A new text filter shows its matches from the top: a viewport left
   // scrolled far down a long list would otherwise draw them out of view.
-  $("f-text").addEventListener("input", () => { store.setFilter({ text: $("f-text").value.trim().toLowerCase() }); $("viewport").scrollTop = 0; invalidate(); });
-  $("f-sort").addEventListener("change", () => { store.setSort($("f-sort").value); invalidate(); });
+  $("f-text").addEventListener("input", () => { store.setFilter({ text: $("f-text").value.trim().toLowerCase() }); views.change({ text: $("f-text").value }); $("viewport").scrollTop = 0; invalidate(); });
+  $("f-sort").addEventListener("change", () => { store.setSort($("f-sort").value); views.change({ sort: $("f-sort").value }); invalidate(); });
   $("viewport").addEventListener("scroll", () => { scrolled = true; invalidate(); }, { passive: true });
   // A list that holds still: while the pointer is on it or one of its rows
   // has the focus, live changes do not re-sort it (store.js, `hold`).
@@ -194,6 +210,9 @@ function start(token, role) {
   client.on("welcome", (w) => {
     if (!firstRender) performance.mark("wallboard-welcome");
     session.user = w.user;
+    // Once per sign-in (a reconnect welcomes again): the supervisor's view,
+    // or the one of the link the page was opened with.
+    if (!viewsStarted) { viewsStarted = true; views.start(w.user.tenant, w.user.id, linked); }
     session.role = w.role || role;
     $("who").textContent = `${w.user.name || w.user.id} (${w.role || role})`;
     $("tenant").textContent = w.user.tenant;
@@ -268,7 +287,7 @@ function start(token, role) {
 const TOKEN_KEY = "presence-hub-wallboard-session";
 function signIn(token, role) {
   sessionStorage.setItem(TOKEN_KEY, JSON.stringify({ token, role }));
-  start(token, role);
+  start(token, role, linked);
 }
 $("tokenform").addEventListener("submit", (ev) => {
   ev.preventDefault();
@@ -276,6 +295,9 @@ $("tokenform").addEventListener("submit", (ev) => {
   if (t) signIn(t, $("role").value);
 });
 const params = new URLSearchParams(location.hash.slice(1));
+// A shared view's link (`#view&status=…`, views.js): applied once signed in.
+const linked = viewFromFragment(params);
+if (linked && !params.get("token")) history.replaceState(null, "", location.pathname + location.search);
 let saved = null;
 try { saved = JSON.parse(sessionStorage.getItem(TOKEN_KEY) || "null"); } catch { /* signed out */ }
 if (params.get("token")) {
@@ -283,7 +305,7 @@ if (params.get("token")) {
   history.replaceState(null, "", location.pathname + location.search);
   signIn(params.get("token"), params.get("role") || "supervisor");
 } else if (saved?.token) {
-  start(saved.token, saved.role || "supervisor");
+  start(saved.token, saved.role || "supervisor", linked);
 } else {
   fetch("/dev/signin").then((r) => (r.ok ? r.json() : null)).then((dev) => {
     if (!dev) return;
