@@ -451,6 +451,34 @@ try {
   await board.locator('#columns input[data-col="dev"]').check();
   await board.locator("#views summary").click();
 
+  step("alerts: a queue's thresholds shown on its card and on the rows, and as a desktop notification with a sound");
+  await boardCtx.grantPermissions(["notifications"], { origin: base });
+  await board.locator("#alert-channel").selectOption("queue:sales");
+  await board.locator("#alert-notify").check();
+  await until(() => board.evaluate(() => window.wallboard.alerts.notify), T, "notifications allowed");
+  await board.locator("#alert-min-available").fill("100"); // Sales has fewer agents than that: always on
+  await board.locator("#alert-max-minutes").fill("0.02"); // 1.2 s: agents in one state longer
+  await board.locator("#alert-save").focus();
+  await board.keyboard.press("Enter");
+  await board.locator("#alert-rules li", { hasText: "Sales: fewer than 100 available, an agent in one state over 0.02 min" }).waitFor({ timeout: T });
+  const card = board.locator('.card[data-channel="queue:sales"]');
+  await card.locator(".c-alert", { hasText: "available (fewer than 100)" }).waitFor({ timeout: T })
+    .catch(async () => fail(`the Sales card shows no alert: ${await card.textContent()}`));
+  if (!(await card.evaluate((e) => e.classList.contains("alert")))) fail("the Sales card is not marked");
+  await card.locator(".c-alert", { hasText: "in one state over 0.02 min" }).waitFor({ timeout: T });
+  await board.locator("#f-channel").selectOption("queue:sales");
+  await board.locator('.viewport .row:not([hidden]) .c-time.alert[title="alert: in state over 0.02 min"]').first().waitFor({ timeout: T })
+    .catch(() => fail("no row of Sales shows the time-in-state alert"));
+  await board.locator("#alert-live", { hasText: "Alert on Sales:" }).waitFor({ state: "attached", timeout: T });
+  const rang = await board.evaluate(() => ({ notified: window.wallboard.alerts.notified, sounds: window.wallboard.alerts.sounds }));
+  if (rang.notified < 1 || rang.sounds < 1) fail(`no desktop notification or sound for the new alert: ${JSON.stringify(rang)}`);
+  await board.reload();
+  await board.locator("#status", { hasText: "live" }).waitFor({ timeout: T });
+  await board.locator("#alert-rules li", { hasText: "Sales: fewer than 100 available" }).waitFor({ timeout: T })
+    .catch(() => fail("the alerts are not kept for the supervisor across a reload"));
+  await board.locator('.card[data-channel="queue:sales"] .c-alert', { hasText: "available (fewer than 100)" }).waitFor({ timeout: T });
+  await board.locator("#f-channel").selectOption("");
+
   step("5: an accessibility scan (axe-core, WCAG 2.1 AA) of both pages while live: no serious or critical violation");
   await board.locator("#f-text").fill("");
   await openMyPanel();

@@ -10,7 +10,7 @@ export const ROW_H = 34;
 const OVERSCAN = 6;
 
 export class AgentList {
-  constructor(viewport, { client, names, onSelect, isPicked = () => false, onPick = () => {} }) {
+  constructor(viewport, { client, names, onSelect, isPicked = () => false, onPick = () => {}, rowAlert = () => "" }) {
     this.viewport = viewport;
     this.client = client;
     this.names = names;
@@ -22,6 +22,7 @@ export class AgentList {
     this.first = -1;
     this.count = -1;
     this.isPicked = isPicked;
+    this.rowAlert = rowAlert;
     viewport.addEventListener("click", (ev) => {
       const row = ev.target.closest(".row");
       if (!row || !row.dataset.agent) return;
@@ -151,9 +152,12 @@ export class AgentList {
   }
 
   fillTime(row, rec, now) {
-    row.time.textContent = since(rec.status_since_ms, now);
-    const lvl = level(rec, now);
+    // A supervisor's alert on one of the agent's queues (alerts.js) marks the time.
+    const alert = this.rowAlert(rec, now);
+    row.time.textContent = `${alert ? "⚠ " : ""}${since(rec.status_since_ms, now)}`;
+    const lvl = `${level(rec, now)}${alert ? " alert" : ""}`;
     if (row.lvl !== lvl) { row.time.className = `c-time ${lvl}`; row.lvl = lvl; }
+    if (row.alert !== alert) { row.time.title = alert ? `alert: ${alert}` : ""; row.alert = alert; }
   }
 
   /** The second timer: only the visible time cells. */

@@ -19,6 +19,7 @@ import { AgentList } from "./list.js";
 import { AgentPanel, Search } from "./panels.js";
 import { Bulk } from "./bulk.js";
 import { Views, viewFromFragment } from "./views.js";
+import { Alerts } from "./alerts.js";
 import { Store } from "./store.js";
 import { Names, STATUSES, duration, esc } from "./format.js";
 
@@ -49,8 +50,10 @@ function start(token, role, linked = null) {
   const panel = new AgentPanel({ client, names, session, onClose: () => { list.select(null); invalidate(); } });
   const open = (id, stub) => { list.select(id); panel.open(id, stub); invalidate(); };
   let bulk = null;
+  // Per-queue thresholds (alerts.js): the cards and rows redraw when they change.
+  const alerts = new Alerts({ client, names, onChange: () => { channelsDirty = true; scrolled = true; invalidate(); } });
   list = new AgentList($("viewport"), {
-    client, names, onSelect: (id) => open(id),
+    client, names, onSelect: (id) => open(id), rowAlert: (rec, now) => alerts.rowAlert(rec, now),
     isPicked: (id) => bulk.has(id), onPick: (id, on) => bulk.toggle(id, on),
   });
   // A selection change redraws the rows in view (their checkboxes).
@@ -71,7 +74,7 @@ function start(token, role, linked = null) {
     },
   });
   let viewsStarted = false;
-  Object.assign(wallboard, { client, store, list, panel, bulk, views });
+  Object.assign(wallboard, { client, store, list, panel, bulk, views, alerts });
 
   function invalidate() {
     if (scheduled) return;
@@ -127,11 +130,11 @@ function start(token, role, linked = null) {
         el.className = "card";
         el.dataset.channel = s.key;
         el.title = `show only agents connected to ${s.name}`;
-        el.innerHTML = `<span class="c-title"><strong></strong> <span class="muted"></span></span><span class="counts"></span><span class="c-foot muted"></span>`;
+        el.innerHTML = `<span class="c-title"><strong></strong> <span class="muted"></span></span><span class="counts"></span><span class="c-foot muted"></span><span class="c-alert"></span>`;
         el.querySelector("strong").textContent = s.name;
         el.querySelector(".muted").textContent = s.kind;
         box.appendChild(el);
-        card = { el, counts: el.querySelector(".counts"), foot: el.querySelector(".c-foot"), text: "", foot_: "" };
+        card = { el, counts: el.querySelector(".counts"), foot: el.querySelector(".c-foot"), alert: el.querySelector(".c-alert"), text: "", foot_: "", alert_: "" };
         cards.set(s.key, card);
       }
       const c = s.counts;
@@ -142,7 +145,15 @@ function start(token, role, linked = null) {
       if (foot !== card.foot_) { card.foot.textContent = foot; card.foot_ = foot; card.el.classList.toggle("lingering", s.lingering > 0); }
     }
     for (const [key, card] of cards) if (!seen.has(key)) { card.el.remove(); cards.delete(key); }
+    // Alerts: checked with the cards (once a second, or when a counter moves);
+    // while the data is stale the last ones stay, greyed with the rest.
+    const active = stale ? alerts.active : alerts.evaluate(stats, now);
+    for (const [key, card] of cards) {
+      const text = (active.get(key) ?? []).map((a) => `⚠ ${a.text}`).join(" · ");
+      if (text !== card.alert_) { card.alert.textContent = text; card.alert_ = text; card.el.classList.toggle("alert", !!text); }
+    }
     syncChannelFilter();
+    alerts.syncChannels();
   }
 
   let filterKeys = "";
@@ -212,7 +223,7 @@ function start(token, role, linked = null) {
     session.user = w.user;
     // Once per sign-in (a reconnect welcomes again): the supervisor's view,
     // or the one of the link the page was opened with.
-    if (!viewsStarted) { viewsStarted = true; views.start(w.user.tenant, w.user.id, linked); }
+    if (!viewsStarted) { viewsStarted = true; views.start(w.user.tenant, w.user.id, linked); alerts.start(w.user.tenant, w.user.id); }
     session.role = w.role || role;
     $("who").textContent = `${w.user.name || w.user.id} (${w.role || role})`;
     $("tenant").textContent = w.user.tenant;
