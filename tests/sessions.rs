@@ -177,14 +177,35 @@ async fn refused_transitions_are_invalid_state_and_change_nothing() {
     .await;
     assert_eq!(version_of(&mut sup, "a1").await, before, "nothing changed");
 
-    a1.ok(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
+    let lunch = a1
+        .ok(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
         .await;
     let paused = version_of(&mut sup, "a1").await;
     a1.refused(
-        json!({"type": "set_status", "status": "paused", "reason": "again"}),
+        json!({"type": "set_status", "status": "paused", "reason": "lunch"}),
         "invalid_state",
     )
     .await;
+    assert_eq!(
+        version_of(&mut sup, "a1").await,
+        paused,
+        "the same pause again changes nothing"
+    );
+    // Another reason is a switch: a new pause, its time from now (PROTOCOL.md §4.2).
+    let switched = a1
+        .ok(json!({"type": "set_status", "status": "paused", "reason": "again"}))
+        .await;
+    assert_eq!(
+        (
+            &switched["agent"]["status"],
+            &switched["agent"]["pause_reason"]
+        ),
+        (&json!("paused"), &json!("again"))
+    );
+    assert!(
+        u64_of(&switched["agent"]["status_since_ms"]) >= u64_of(&lunch["agent"]["status_since_ms"])
+            && u64_of(&switched["agent"]["version"]) > paused
+    );
     a1.refused(json!({"type": "interaction_start", "interaction_id": "c", "channel": ch("queue", "sales")}), "invalid_state").await;
     a1.ok(json!({"type": "set_status", "status": "available"}))
         .await;

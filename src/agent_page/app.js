@@ -90,6 +90,48 @@ function announce(text) {
   });
 }
 
+// While this tab is in the background, what needs the agent — a monitor
+// request, a supervisor's change — also raises a desktop notification and a
+// short tone, if the agent allowed it (the checkbox asks the browser).
+const NOTIFY_KEY = 'presence-hub-agent-notify';
+const agentPage = (window.agentPage = { notified: 0, sounds: 0 });
+
+function canNotify() {
+  return typeof Notification !== 'undefined' && Notification.permission === 'granted' && localStorage.getItem(NOTIFY_KEY) === 'on';
+}
+
+function inBackground(title, body) {
+  if (document.visibilityState !== 'hidden' || !canNotify()) return;
+  try {
+    new Notification(title, { body, tag: 'presence-hub-agent' });
+    agentPage.notified++;
+  } catch {
+    // no notifications here: the page itself still shows it
+  }
+  try {
+    const ctx = (agentPage.audio ??= new AudioContext());
+    const osc = ctx.createOscillator();
+    const gain = ctx.createGain();
+    osc.frequency.value = 660;
+    gain.gain.value = 0.08;
+    osc.connect(gain).connect(ctx.destination);
+    osc.start();
+    osc.stop(ctx.currentTime + 0.2);
+    agentPage.sounds++;
+  } catch {
+    // no audio
+  }
+}
+
+async function setNotify(on) {
+  if (on && typeof Notification !== 'undefined' && Notification.permission !== 'granted') {
+    on = (await Notification.requestPermission().catch(() => 'denied')) === 'granted';
+  }
+  localStorage.setItem(NOTIFY_KEY, on ? 'on' : 'off');
+  $('notify').checked = canNotify();
+  $('notify-note').textContent = on || !$('notify').checked ? '' : 'The browser did not allow notifications.';
+}
+
 /** Whether a control may act now (see the top of the file). */
 const usable = (b) => !!b && b.getAttribute('aria-disabled') !== 'true' && b.getAttribute('aria-busy') !== 'true';
 
@@ -313,7 +355,10 @@ function noticeChange(before, after) {
   for (const c of before.channels) {
     if (c.connected && !connectedAfter.get(key(c))) parts.push(`disconnected you from ${channelName(c)}`);
   }
-  if (parts.length > 0) announce(`${who} ${parts.join(', ')}.`);
+  if (parts.length > 0) {
+    announce(`${who} ${parts.join(', ')}.`);
+    inBackground(`${who}`, `${parts.join(', ')}.`);
+  }
 }
 
 // ---- monitor prompts ----------------------------------------------------------
@@ -340,6 +385,7 @@ function onCommand(agent, command) {
       agent,
     };
     prompts.push(prompt);
+    inBackground('Monitor request', `${who} asks to monitor you (${command.mode ?? 'listen'}).`);
     // The hub ended the request before an answer (timed out, withdrawn, or
     // answered on another device): the prompt goes, nothing is sent.
     command.signal?.addEventListener('abort', () => endPrompt(prompt, command.signal.reason?.outcome));
@@ -467,8 +513,9 @@ function renderAll() {
 
   allow($('available'), live && paused, !live ? 'not connected to the hub' : 'you are not paused');
   const reasons = settings.pause_reasons ?? [];
-  const canPause = live && r.status !== 'paused' && r.status !== 'offline';
-  const whyNot = !live ? 'not connected to the hub' : r.status === 'paused' ? 'you are paused already' : 'you are offline';
+  // While paused, another reason switches straight to it (PROTOCOL.md §4.2).
+  const canPause = live && r.status !== 'offline';
+  const whyNot = !live ? 'not connected to the hub' : 'you are offline';
   show($('pause-codes'), reasons.length > 0);
   show($('pause-free'), reasons.length === 0);
   // Rebuilt only when the codes change: a render must not take the focus
@@ -483,8 +530,15 @@ function renderAll() {
           `Pause: ${reason.label}${reason.max_minutes ? ` (${reason.max_minutes} min)` : ''}`)),
     );
   }
-  for (const b of $('pause-buttons').children) allow(b, canPause, whyNot);
+  for (const b of $('pause-buttons').children) {
+    const reason = reasons.find((x) => x.code === b.dataset.code);
+    const current = paused && r.pause_reason === b.dataset.code;
+    allow(b, canPause && !current, current ? 'your current pause' : whyNot);
+    const text = `${paused && !current ? 'Switch to' : 'Pause'}: ${reason.label}${reason.max_minutes ? ` (${reason.max_minutes} min)` : ''}`;
+    if (b.textContent !== text) b.textContent = text;
+  }
   allow($('pause-free').querySelector('button'), canPause, whyNot);
+  $('pause-free').querySelector('button').textContent = paused ? 'Switch pause' : 'Pause';
 
   renderInteractions(r, live);
   renderChannels(r, live);
@@ -615,6 +669,8 @@ $('prompt').addEventListener('cancel', (e) => {
   e.preventDefault();
   answerPrompt(false);
 });
+$('notify').addEventListener('change', () => setNotify($('notify').checked));
+$('notify').checked = canNotify();
 setInterval(tick, 1000);
 
 // A token in the fragment (#token=…, as the start-up banner prints) wins;

@@ -253,7 +253,16 @@ pub fn apply(record: &AgentRecord, event: &Event, ctx: &Context) -> HubResult<Op
                         by: ctx.by.clone(),
                     });
                 }
-                Status::Paused => return Err(refuse(record, "is already paused")),
+                // Another reason: straight from one pause to the next (a break
+                // after training), a new pause whose time and limit start now.
+                Status::Paused if next.pause_reason.as_ref() != Some(reason) => {
+                    next.pause_reason = Some(reason.clone());
+                    next.status_since_ms = ctx.now_ms;
+                    next.pause_overrun_since_ms = None;
+                }
+                Status::Paused => {
+                    return Err(refuse(record, &format!("is already paused ({reason})")))
+                }
                 Status::Offline => return Err(refuse(record, "is offline")),
             }
         }
@@ -584,6 +593,38 @@ mod tests {
 
     fn paused() -> AgentRecord {
         ok(&online(), pause("break"))
+    }
+
+    #[test]
+    fn a_paused_agent_switches_reason_directly_as_a_new_pause() {
+        let p = paused();
+        let later = apply(
+            &p,
+            &pause("lunch"),
+            &Context {
+                now_ms: NOW + 5_000,
+                by: &sup(),
+                settings: &settings(30),
+                max_devices: 3,
+            },
+        )
+        .expect("allowed")
+        .expect("changes");
+        assert_eq!(
+            (
+                later.status,
+                later.pause_reason.as_deref(),
+                later.status_since_ms
+            ),
+            (Status::Paused, Some("lunch"), NOW + 5_000),
+            "the new reason, its time from the switch"
+        );
+        assert_eq!(
+            (&later.status_by, &later.changed_by),
+            (&Some(sup()), &Some(sup()))
+        );
+        let same = run(&later, pause("lunch"), &settings(30)).expect_err("the same reason");
+        assert_eq!(same.code, ErrorCode::InvalidState);
     }
 
     #[test]
@@ -938,7 +979,7 @@ mod tests {
         let s = settings(30);
         let cases: Vec<(&str, AgentRecord, Event)> = vec![
             ("pause offline", agent(), pause("x")),
-            ("pause paused", paused(), pause("x")),
+            ("pause paused for the same reason", paused(), pause("break")),
             ("unpause available", online(), Event::Unpause),
             ("unpause busy", busy(), Event::Unpause),
             ("unpause wrap_up", wrap_up(), Event::Unpause),

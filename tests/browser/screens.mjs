@@ -342,6 +342,29 @@ try {
   await status("paused");
   if ((await page.locator("#error").textContent()) !== "") fail(`an error after a working pause: ${await page.locator("#error").textContent()}`);
 
+  step("the agent switches straight from one pause reason to another; the wallboard shows the new pause with its own time");
+  await board.locator("#f-text").fill(myName);
+  await onBoard("paused (Break)", (r) => r.status === "Paused" && r.reason === "Break");
+  const breakSince = await board.evaluate((id) => window.wallboard.client.agents.get(id).status_since_ms, me);
+  if (!(await page.locator('#pause-buttons button[data-code="break"]').getAttribute("aria-disabled"))) fail("the current pause's button is offered");
+  await page.locator('#pause-buttons button[data-code="training"]', { hasText: "Switch to: Training" }).click();
+  await page.locator("#reason", { hasText: "Training" }).waitFor({ timeout: T });
+  await status("paused");
+  await onBoard("paused (Training)", (r) => r.status === "Paused" && r.reason === "Training");
+  const trainingSince = await board.evaluate((id) => window.wallboard.client.agents.get(id).status_since_ms, me);
+  if (!(trainingSince > breakSince)) fail(`the switched pause kept the old pause's time: ${breakSince} → ${trainingSince}`);
+  await board.locator("#f-text").fill("");
+
+  step("the agent allows notifications; its tab goes to the background (the bulk unpause below must reach it)");
+  await page.context().grantPermissions(["notifications"], { origin: `http://${front.addr}` });
+  await page.locator("#notify").check();
+  await until(() => page.evaluate(() => document.getElementById("notify").checked && localStorage.getItem("presence-hub-agent-notify") === "on"), T, "notifications on");
+  // The tab in the background, as the page sees it (headless Chromium has no other window to raise).
+  await page.evaluate(() => {
+    for (const [k, v] of [["visibilityState", "hidden"], ["hidden", true]]) Object.defineProperty(document, k, { configurable: true, get: () => v });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+
   step("bulk: a filtered list selected at once and paused from the keyboard — a line per agent, refusals named, counts that add up");
   const t0 = Date.now();
   // "Ana": Ana Souza a0000, Ana Costa a0020 (online), Ana Dias a0040 (never signed in).
@@ -397,6 +420,9 @@ try {
     .catch(async () => fail(`the bulk unpause says "${await board.locator("#bulk-summary").textContent()}"`));
   await board.locator(`#bulk-results li[data-agent="${me}"]`, { hasText: `${myName}: unpaused` }).waitFor({ timeout: T });
   await status("available");
+  await until(() => page.evaluate(() => window.agentPage.notified >= 1 && window.agentPage.sounds >= 1), T, "a notification and a sound on the agent's background tab")
+    .catch(async () => fail(`the background tab was not notified: ${JSON.stringify(await page.evaluate(() => ({ n: window.agentPage.notified, s: window.agentPage.sounds })))}`));
+  await page.evaluate(() => { delete document.visibilityState; delete document.hidden; document.dispatchEvent(new Event("visibilitychange")); });
 
   step("saved views: filters, sort and columns kept per supervisor across a reload, saved by name, shared as a link without a token");
   await board.locator("#f-text").fill("");

@@ -198,7 +198,11 @@ export class AgentPanel {
         b.title = why || "";
       }
     };
-    set("pause-open", !online ? "the agent is offline" : rec.status === "paused" ? "already paused" : "");
+    // A paused agent's reason can be switched straight to another (PROTOCOL.md §4.2).
+    set("pause-open", !online ? "the agent is offline" : "");
+    const pauseOpen = this.el.querySelector('[data-act="pause-open"]');
+    const pauseText = rec.status === "paused" ? "Switch pause…" : "Pause…";
+    if (pauseOpen.textContent !== pauseText) pauseOpen.textContent = pauseText;
     set("unpause", rec.status === "paused" ? "" : "the agent is not paused");
     set("cancel-pending", rec.pending_pause ? "" : "no pause is pending");
     set("end_wrap_up", rec.status !== "wrap_up" ? "the agent is not in wrap-up"
