@@ -271,6 +271,8 @@ function start(token, role, linked = null) {
     const now = Date.now();
     list.tick(now);
     panel.tick(now);
+    // Alerts on time in state must be checked even when no message comes.
+    if (alerts.rules.size) invalidate();
   }, 1000);
   setInterval(() => { if (retryAt !== null) countdown(); }, 250);
 
