@@ -2,10 +2,10 @@
 //! test needing one is *ignored* — counted as such in `cargo test`'s
 //! summary, with what it needs — instead of passing without having run:
 //!
-//! - `ph_no_browser`: Chromium (`/usr/bin/chromium` or `$CHROMIUM`), `node`
-//!   or `tests/browser/node_modules/playwright-core` is missing
-//!   (`tests/browser.rs`, `tests/browser_cc.rs`, `tests/agent_page.rs`,
-//!   `tests/web_security.rs`);
+//! - `ph_no_browser`: Chromium (`/usr/bin/chromium` or `$CHROMIUM`), `node`,
+//!   or `tests/browser/node_modules/playwright-core` or `…/axe-core` (the
+//!   accessibility scan) is missing (`tests/browser.rs`, `tests/browser_cc.rs`,
+//!   `tests/agent_page.rs`, `tests/screens.rs`, `tests/web_security.rs`);
 //! - `ph_no_haproxy`: `haproxy` is not on the `PATH` (`tests/haproxy.rs`);
 //! - `ph_no_node`: `node` is not on the `PATH` (`tests/client_js.rs`);
 //! - `ph_no_kubeval`: `kubernetes-validate` (PyPI) is not on the `PATH`, or
@@ -83,6 +83,12 @@ fn main() {
     }
     if !playwright.is_file() {
         lacking.push("playwright-core (npm ci --prefix tests/browser)");
+    }
+    if !browser_dir
+        .join("node_modules/axe-core/package.json")
+        .is_file()
+    {
+        lacking.push("axe-core (npm ci --prefix tests/browser)");
     }
     if !lacking.is_empty() {
         println!("cargo::rustc-cfg=ph_no_browser");

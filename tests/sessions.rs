@@ -177,14 +177,35 @@ async fn refused_transitions_are_invalid_state_and_change_nothing() {
     .await;
     assert_eq!(version_of(&mut sup, "a1").await, before, "nothing changed");
 
-    a1.ok(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
+    let lunch = a1
+        .ok(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
         .await;
     let paused = version_of(&mut sup, "a1").await;
     a1.refused(
-        json!({"type": "set_status", "status": "paused", "reason": "again"}),
+        json!({"type": "set_status", "status": "paused", "reason": "lunch"}),
         "invalid_state",
     )
     .await;
+    assert_eq!(
+        version_of(&mut sup, "a1").await,
+        paused,
+        "the same pause again changes nothing"
+    );
+    // Another reason is a switch: a new pause, its time from now (PROTOCOL.md §4.2).
+    let switched = a1
+        .ok(json!({"type": "set_status", "status": "paused", "reason": "again"}))
+        .await;
+    assert_eq!(
+        (
+            &switched["agent"]["status"],
+            &switched["agent"]["pause_reason"]
+        ),
+        (&json!("paused"), &json!("again"))
+    );
+    assert!(
+        u64_of(&switched["agent"]["status_since_ms"]) >= u64_of(&lunch["agent"]["status_since_ms"])
+            && u64_of(&switched["agent"]["version"]) > paused
+    );
     a1.refused(json!({"type": "interaction_start", "interaction_id": "c", "channel": ch("queue", "sales")}), "invalid_state").await;
     a1.ok(json!({"type": "set_status", "status": "available"}))
         .await;
@@ -887,6 +908,12 @@ async fn monitor_accepted_stopped_refused_and_timed_out() {
     assert!(reply["error"]["message"]
         .as_str()
         .is_some_and(|m| m.contains("private call")));
+    let end = a1
+        .recv_where("the refused request's end", |v| {
+            v["type"] == "command_ended" && v["command_id"] == cmd["command_id"]
+        })
+        .await;
+    assert_eq!(end["outcome"], "refused", "{end}");
 
     // No answer: timeout after command_timeout_ms; a late ack finds nothing.
     s1.send(json!({"type": "command", "id": "m3", "action": "monitor", "agent_id": "a1"}))
@@ -894,6 +921,14 @@ async fn monitor_accepted_stopped_refused_and_timed_out() {
     let cmd = a1.recv_type("command").await;
     let reply = s1.recv_where("reply m3", |v| v["id"] == "m3").await;
     assert_eq!(reply["error"]["code"], "timeout", "{reply}");
+    // The device is told, so a prompt it shows closes instead of taking
+    // an answer nobody waits for.
+    let end = a1
+        .recv_where("the timed-out request's end", |v| {
+            v["type"] == "command_ended" && v["command_id"] == cmd["command_id"]
+        })
+        .await;
+    assert_eq!(end["outcome"], "timeout", "{end}");
     a1.refused(
         json!({"type": "command_ack", "command_id": cmd["command_id"], "ok": true}),
         "not_found",
@@ -939,6 +974,86 @@ async fn monitors_end_when_the_supervisor_leaves() {
     watch
         .agent_update("a1", |a| a["monitored_by"] == json!([]))
         .await;
+}
+
+#[tokio::test]
+async fn a_monitor_request_still_unanswered_is_withdrawn_when_the_supervisor_leaves() {
+    // A long timeout: only the supervisor's leaving can end the request.
+    let hub = TestHub::start_with(|c| c.command_timeout_ms = 60_000).await;
+    let mut a1 = hub.agent("a1", "d1").await;
+    let mut a1b = hub.agent("a1", "d2").await;
+    let mut s1 = hub.staff("s1", "supervisor").await;
+    s1.send(json!({"type": "command", "id": "m1", "action": "monitor", "agent_id": "a1", "mode": "barge"}))
+        .await;
+    let cmd = a1.recv_type("command").await;
+    let other = a1b.recv_type("command").await;
+    assert_eq!(
+        cmd["command_id"], other["command_id"],
+        "one request, two devices"
+    );
+    s1.close().await;
+    for device in [&mut a1, &mut a1b] {
+        let end = device.recv_type("command_ended").await;
+        assert_eq!(
+            end,
+            json!({"type": "command_ended", "command_id": cmd["command_id"], "outcome": "withdrawn"})
+        );
+    }
+    // A late acceptance starts nothing.
+    a1.refused(
+        json!({"type": "command_ack", "command_id": cmd["command_id"], "ok": true}),
+        "not_found",
+    )
+    .await;
+    let mut s2 = hub.staff("ad1", "admin").await;
+    assert_eq!(hub_record_monitors(&mut s2, "a1").await, json!([]));
+}
+
+#[tokio::test]
+async fn who_set_the_status_survives_device_events_recorded_by_the_system() {
+    let hub = TestHub::start().await;
+    let (mut sup, _) = hub.watcher("s1").await;
+    let mut phone = hub.agent("a1", "phone").await;
+    let own = phone
+        .ok(json!({"type": "set_status", "status": "paused", "reason": "training"}))
+        .await;
+    let me = json!({"id": "a1", "role": "agent"});
+    assert_eq!(
+        (&own["agent"]["status_by"], &own["agent"]["changed_by"]),
+        (&me, &me)
+    );
+    // Another device comes and goes (as a phone reconnecting through
+    // another node does): each is a change by the system.
+    let tablet = hub.agent("a1", "tablet").await;
+    tablet.close().await;
+    let after = sup
+        .agent_update("a1", |a| {
+            a["devices"].as_array().is_some_and(|d| {
+                d.iter()
+                    .any(|d| d["id"] == "tablet" && d["active"] == false)
+            })
+        })
+        .await;
+    let system = json!({"id": "system", "role": "system"});
+    assert_eq!(
+        after["changed_by"], system,
+        "the last change is the system's"
+    );
+    assert_eq!(
+        (&after["status"], &after["status_by"]),
+        (&json!("paused"), &me),
+        "the pause is still the agent's"
+    );
+    let state = phone.state(|a| a["version"] == after["version"]).await;
+    assert_eq!(state["status_by"], me, "the agent's own record says so too");
+    // A supervisor's change of the status is theirs.
+    let r = sup
+        .ok(json!({"type": "command", "action": "unpause", "agent_id": "a1"}))
+        .await;
+    assert_eq!(
+        r["agent"]["status_by"],
+        json!({"id": "s1", "role": "supervisor"})
+    );
 }
 
 #[tokio::test]

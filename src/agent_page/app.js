@@ -1,6 +1,13 @@
 // The agent dashboard. Everything protocol-related is the client library's
 // AgentClient (heartbeats, reconnects, replies); this file only renders the
 // agent's own record and turns clicks into the library's requests.
+//
+// Focus stays where the agent put it: a control that cannot act now is
+// marked `aria-disabled` (its reason in its title), never `disabled`, which
+// would drop the focus to the page (as pausing would, by disabling the pause
+// button just pressed); and what a render rebuilds (channel rows) gets the
+// focus back by its `data-focus` key, or the section's heading when the
+// control is gone (an ended call's End button).
 import { AgentClient } from '../client/presence-hub-client.js';
 
 const $ = (id) => document.getElementById(id);
@@ -14,6 +21,9 @@ let tenant = { channels: [], people: [] };
 let names = new Map(); // user id -> display name
 let signedOut = null; // {by, reason} from the hub's signed_out
 const prompts = []; // monitor requests waiting for the agent's answer
+const answered = new Map(); // command id -> {who, ok}: answers the hub has not settled yet
+let errorCode = null; // the code of the refusal shown in #error
+let notLiveSince = null; // when the connection was last lost (null while live)
 
 // One device per browser tab: sessionStorage survives a reload (so the hub
 // sees the same device come back within its grace: no offline flap) but not
@@ -80,19 +90,94 @@ function announce(text) {
   });
 }
 
-// Runs a request from a click: the button is disabled meanwhile, a refusal is
-// shown in words (the hub's error code and message).
+// While this tab is in the background, what needs the agent — a monitor
+// request, a supervisor's change — also raises a desktop notification and a
+// short tone, if the agent allowed it (the checkbox asks the browser).
+const NOTIFY_KEY = 'presence-hub-agent-notify';
+const agentPage = (window.agentPage = { notified: 0, sounds: 0 });
+
+function canNotify() {
+  return typeof Notification !== 'undefined' && Notification.permission === 'granted' && localStorage.getItem(NOTIFY_KEY) === 'on';
+}
+
+function inBackground(title, body) {
+  if (document.visibilityState !== 'hidden' || !canNotify()) return;
+  try {
+    new Notification(title, { body, tag: 'presence-hub-agent' });
+    agentPage.notified++;
+  } catch {
+    // no notifications here: the page itself still shows it
+  }
+  try {
+    const ctx = (agentPage.audio ??= new AudioContext());
+    const osc = ctx.createOscillator();
+    const gain = ctx.createGain();
+    osc.frequency.value = 660;
+    gain.gain.value = 0.08;
+    osc.connect(gain).connect(ctx.destination);
+    osc.start();
+    osc.stop(ctx.currentTime + 0.2);
+    agentPage.sounds++;
+  } catch {
+    // no audio
+  }
+}
+
+async function setNotify(on) {
+  if (on && typeof Notification !== 'undefined' && Notification.permission !== 'granted') {
+    on = (await Notification.requestPermission().catch(() => 'denied')) === 'granted';
+  }
+  localStorage.setItem(NOTIFY_KEY, on ? 'on' : 'off');
+  $('notify').checked = canNotify();
+  $('notify-note').textContent = on || !$('notify').checked ? '' : 'The browser did not allow notifications.';
+}
+
+/** Whether a control may act now (see the top of the file). */
+const usable = (b) => !!b && b.getAttribute('aria-disabled') !== 'true' && b.getAttribute('aria-busy') !== 'true';
+
+/** Marks a control usable or not, with why not as its title. */
+function allow(b, ok, why = '') {
+  if (ok) b.removeAttribute('aria-disabled');
+  else b.setAttribute('aria-disabled', 'true');
+  b.title = ok ? '' : why;
+}
+
+function showError(err) {
+  errorCode = err?.code ?? null;
+  $('error').textContent = err ? `Refused (${err.code ?? 'error'}): ${err.message}` : '';
+}
+
+// Runs a request from a click: the button is marked busy meanwhile (a second
+// press does nothing), a refusal is shown in words (the hub's error code and
+// message), and the focus is kept (see the top of the file).
 async function act(button, request) {
-  $('error').textContent = '';
-  if (button) button.disabled = true;
+  if (button && !usable(button)) return;
+  showError(null);
+  button?.setAttribute('aria-busy', 'true');
   try {
     await request();
   } catch (err) {
-    $('error').textContent = `Refused (${err.code ?? 'error'}): ${err.message}`;
+    showError(err);
   } finally {
-    if (button) button.disabled = false;
+    button?.removeAttribute('aria-busy');
     render();
   }
+}
+
+/** The key that finds a control again after a render rebuilt it. */
+const focusKey = (node) => node?.dataset?.focus ?? (node?.id || null);
+
+// Re-renders `fn`'s part of the page keeping the focus: on the same control
+// (by key) when it was rebuilt, else on the heading of its section.
+function keepingFocus(fn) {
+  const had = document.activeElement;
+  const key = had && had !== document.body ? focusKey(had) : null;
+  const section = had?.closest?.('section');
+  fn();
+  if (!key || document.activeElement === had && had.isConnected) return;
+  const again = document.querySelector(`[data-focus="${CSS.escape(key)}"]`) ?? document.getElementById(key);
+  if (again && again.offsetParent !== null) again.focus();
+  else section?.querySelector('h2')?.focus();
 }
 
 // ---- sign-in ----------------------------------------------------------------
@@ -177,6 +262,9 @@ function start(token) {
   agent.on('signed_out', (info) => {
     if (agent === client) signedOut = info;
   });
+  agent.on('command_ended', (end) => {
+    if (agent === client) onCommandEnded(end);
+  });
   show($('signin'), false);
   show($('signedout'), false);
   show($('dash'), true);
@@ -193,19 +281,30 @@ function onStatus(agent, s) {
   if (s.state === 'live') {
     conn.textContent = 'live';
     conn.className = 'live';
+    notLiveSince = null;
+    // A refusal that said the connection was lost is not true any more.
+    if (CONNECTION_ERRORS.has(errorCode)) showError(null);
   } else if (s.state === 'reconnecting') {
     conn.textContent = `reconnecting in ${Math.ceil((s.retryInMs ?? 0) / 1000)} s`;
     conn.className = 'down';
+    notLiveSince ??= Date.now();
   } else if (s.state === 'connecting') {
     conn.textContent = 'connecting';
     conn.className = 'down';
   } else if (s.state === 'stopped') {
     stopped(s.reason ?? {});
   }
+  render();
 }
+
+// Refusals that only say the hub could not be reached (or could not say
+// whether a change was made): once it is back, the record shown is the
+// hub's word again, and the refusal is out of date.
+const CONNECTION_ERRORS = new Set(['disconnected', 'unavailable', 'outcome_unknown']);
 
 function stopped(reason) {
   for (const p of prompts.splice(0)) p.answer(false);
+  answered.clear();
   $('prompt').close();
   if (reason.code === 1000) return; // the agent left on purpose
   if (reason.code === 4003) {
@@ -242,17 +341,24 @@ function noticeChange(before, after) {
     const why = after.status === 'paused' && after.pause_reason ? ` (${reasonLabel(after.pause_reason)})` : '';
     parts.push(`changed your status to ${statusWords(after.status)}${why}`);
   }
-  if (!before.pending_pause && after.pending_pause) parts.push(`asked for a pause (${reasonLabel(after.pending_pause.reason)}) after this interaction`);
+  const was = before.pending_pause;
+  const now = after.pending_pause;
+  if (!was && now) parts.push(`asked for a pause (${reasonLabel(now.reason)}) after this interaction`);
+  else if (was && now && was.reason !== now.reason) parts.push(`changed the pause after this interaction to ${reasonLabel(now.reason)}`);
+  else if (was && !now && after.status !== 'paused') parts.push(`withdrew the pause (${reasonLabel(was.reason)}) after this interaction`);
   const key = (c) => `${c.kind}:${c.id}`;
-  const was = new Map(before.channels.map((c) => [key(c), c.connected]));
+  const connectedBefore = new Map(before.channels.map((c) => [key(c), c.connected]));
   for (const c of after.channels) {
-    if (c.connected && !was.get(key(c))) parts.push(`connected you to ${channelName(c)}`);
+    if (c.connected && !connectedBefore.get(key(c))) parts.push(`connected you to ${channelName(c)}`);
   }
-  const now = new Map(after.channels.map((c) => [key(c), c.connected]));
+  const connectedAfter = new Map(after.channels.map((c) => [key(c), c.connected]));
   for (const c of before.channels) {
-    if (c.connected && !now.get(key(c))) parts.push(`disconnected you from ${channelName(c)}`);
+    if (c.connected && !connectedAfter.get(key(c))) parts.push(`disconnected you from ${channelName(c)}`);
   }
-  if (parts.length > 0) announce(`${who} ${parts.join(', ')}.`);
+  if (parts.length > 0) {
+    announce(`${who} ${parts.join(', ')}.`);
+    inBackground(`${who}`, `${parts.join(', ')}.`);
+  }
 }
 
 // ---- monitor prompts ----------------------------------------------------------
@@ -272,14 +378,52 @@ function onCommand(agent, command) {
     return undefined;
   }
   return new Promise((resolve) => {
-    prompts.push({
+    const prompt = {
       command,
       who,
       answer: (ok) => resolve(ok ? true : { ok: false, reason: 'refused by the agent' }),
       agent,
-    });
+    };
+    prompts.push(prompt);
+    inBackground('Monitor request', `${who} asks to monitor you (${command.mode ?? 'listen'}).`);
+    // The hub ended the request before an answer (timed out, withdrawn, or
+    // answered on another device): the prompt goes, nothing is sent.
+    command.signal?.addEventListener('abort', () => endPrompt(prompt, command.signal.reason?.outcome));
     nextPrompt();
   });
+}
+
+const ENDED_UNANSWERED = {
+  timeout: (who) => `${who}'s monitor request timed out before you answered. Nobody is monitoring you.`,
+  withdrawn: (who) => `${who} withdrew the monitor request.`,
+  accepted: (who) => `${who}'s monitor request was accepted on another of your devices.`,
+  refused: (who) => `${who}'s monitor request was refused on another of your devices.`,
+};
+
+function endPrompt(prompt, outcome) {
+  const at = prompts.indexOf(prompt);
+  if (at < 0) return; // answered meanwhile: onCommandEnded tells the outcome
+  prompts.splice(at, 1);
+  prompt.answer(false);
+  const dialog = $('prompt');
+  if (at === 0 && dialog.open) closePrompt(dialog);
+  announce((ENDED_UNANSWERED[outcome] ?? ENDED_UNANSWERED.withdrawn)(prompt.who));
+  nextPrompt();
+}
+
+// What the hub made of an answer the agent gave: only it knows whether the
+// answer came in time.
+function onCommandEnded({ commandId, outcome }) {
+  const mine = answered.get(commandId);
+  if (!mine) return;
+  answered.delete(commandId);
+  const { who, ok } = mine;
+  if (outcome === 'accepted' && ok) announce(`You accepted ${who}'s monitor request.`);
+  else if (outcome === 'accepted') announce(ENDED_UNANSWERED.accepted(who));
+  else if (outcome === 'refused') announce(`You refused ${who}'s monitor request.`);
+  else if (ok) {
+    announce(`Too late: ${who}'s monitor request had ${outcome === 'timeout' ? 'timed out' : 'been withdrawn'} before your answer reached the hub. Nobody is monitoring you.`);
+  } else announce(`You refused ${who}'s monitor request.`);
 }
 
 function nextPrompt() {
@@ -291,18 +435,30 @@ function nextPrompt() {
   $('prompt-text').textContent = `${who} asks to monitor you in mode ${MODES[mode] ?? mode}.`;
   dialog.dataset.mode = mode;
   dialog.returnFocus = document.activeElement;
+  dialog.returnKey = focusKey(document.activeElement);
   dialog.showModal();
   $('accept').focus();
 }
 
+// Back to where the agent was before the prompt: the same control, found
+// again by its key if a render rebuilt it meanwhile, else the status heading.
+function closePrompt(dialog) {
+  dialog.close();
+  const back = dialog.returnFocus;
+  const key = dialog.returnKey;
+  const again = back?.isConnected && back !== document.body
+    ? back
+    : key && (document.querySelector(`[data-focus="${CSS.escape(key)}"]`) ?? document.getElementById(key));
+  (again || $('state-title')).focus();
+}
+
 function answerPrompt(ok) {
   const prompt = prompts.shift();
-  const dialog = $('prompt');
-  dialog.close();
-  dialog.returnFocus?.focus?.();
+  closePrompt($('prompt'));
   if (prompt) {
+    // Announced once the hub says how the request ended (onCommandEnded).
+    answered.set(prompt.command.commandId, { who: prompt.who, ok });
     prompt.answer(ok);
-    announce(ok ? `You accepted ${prompt.who}'s monitor request.` : `You refused ${prompt.who}'s monitor request.`);
   }
   nextPrompt();
 }
@@ -311,11 +467,22 @@ function answerPrompt(ok) {
 
 function render() {
   if (!record) return;
+  keepingFocus(renderAll);
+}
+
+function renderAll() {
   const r = record;
+  const live = client?.live ?? false;
   const status = $('status');
   status.textContent = statusWords(r.status);
   status.dataset.status = r.status;
   status.className = `big pill ${r.status}`;
+  // During an outage the status is what the hub last said, and says so.
+  $('state').classList.toggle('stale', !live);
+  show($('stale'), !live);
+  $('stale').textContent = live
+    ? ''
+    : `Not live${notLiveSince ? ` since ${new Date(notLiveSince).toLocaleTimeString()}` : ''}: this is your status as the hub last told it, and it may have changed.`;
   tick();
 
   const paused = r.status === 'paused';
@@ -327,30 +494,51 @@ function render() {
     ? `This pause ran over its limit at ${new Date(r.pause_overrun_since_ms).toLocaleTimeString()}.`
     : '';
   show($('pending'), !!r.pending_pause);
-  $('pending').textContent = r.pending_pause
+  $('pending-text').textContent = r.pending_pause
     ? `Pause pending: ${reasonLabel(r.pending_pause.reason)}, asked by ${author(r.pending_pause.by)}; it starts when your interactions and wrap-up end.`
     : '';
-  $('changed').textContent = `Last change by ${author(r.changed_by)}.`;
-  const monitors = r.monitors ?? (r.monitored_by ?? []).map((by) => ({ by }));
+  allow($('withdraw'), live && !!r.pending_pause, 'not connected to the hub');
+  // Who made the status what it is (`status_by`): a device of yours coming
+  // or going is not a change of your status. A hub older than the field
+  // sends only `changed_by`.
+  const by = r.status_by !== undefined ? r.status_by : r.changed_by;
+  $('changed').textContent = by ? `Status set by ${author(by)}.` : '';
+  const monitors = r.monitors ?? (r.monitored_by ?? []).map((m) => ({ by: m }));
   show($('monitors'), monitors.length > 0);
   $('monitors').textContent = monitors.length
     ? 'Monitored by ' + monitors.map((m) => `${personName(m.by)}${m.mode ? ` (${m.mode})` : ''}`).join(', ')
     : '';
   show($('wrapup'), r.status === 'wrap_up');
+  allow($('end-wrapup'), live, 'not connected to the hub');
 
-  const live = client?.live ?? false;
-  $('available').disabled = !live || !paused;
+  allow($('available'), live && paused, !live ? 'not connected to the hub' : 'you are not paused');
   const reasons = settings.pause_reasons ?? [];
-  const canPause = live && r.status !== 'paused' && r.status !== 'offline';
+  // While paused, another reason switches straight to it (PROTOCOL.md §4.2).
+  const canPause = live && r.status !== 'offline';
+  const whyNot = !live ? 'not connected to the hub' : 'you are offline';
   show($('pause-codes'), reasons.length > 0);
   show($('pause-free'), reasons.length === 0);
-  $('pause-buttons').replaceChildren(
-    ...reasons.map((reason) =>
-      el('button', { type: 'button', dataset: { code: reason.code }, disabled: !canPause,
-        onclick: (e) => act(e.currentTarget, () => client.pause(reason.code)) },
-        `Pause: ${reason.label}${reason.max_minutes ? ` (${reason.max_minutes} min)` : ''}`)),
-  );
-  $('pause-free').querySelector('button').disabled = !canPause;
+  // Rebuilt only when the codes change: a render must not take the focus
+  // away from the button the agent is on.
+  const codes = JSON.stringify(reasons);
+  if ($('pause-buttons').dataset.codes !== codes) {
+    $('pause-buttons').dataset.codes = codes;
+    $('pause-buttons').replaceChildren(
+      ...reasons.map((reason) =>
+        el('button', { type: 'button', dataset: { code: reason.code, focus: `pause:${reason.code}` },
+          onclick: (e) => act(e.currentTarget, () => client.pause(reason.code)) },
+          `Pause: ${reason.label}${reason.max_minutes ? ` (${reason.max_minutes} min)` : ''}`)),
+    );
+  }
+  for (const b of $('pause-buttons').children) {
+    const reason = reasons.find((x) => x.code === b.dataset.code);
+    const current = paused && r.pause_reason === b.dataset.code;
+    allow(b, canPause && !current, current ? 'your current pause' : whyNot);
+    const text = `${paused && !current ? 'Switch to' : 'Pause'}: ${reason.label}${reason.max_minutes ? ` (${reason.max_minutes} min)` : ''}`;
+    if (b.textContent !== text) b.textContent = text;
+  }
+  allow($('pause-free').querySelector('button'), canPause, whyNot);
+  $('pause-free').querySelector('button').textContent = paused ? 'Switch pause' : 'Pause';
 
   renderInteractions(r, live);
   renderChannels(r, live);
@@ -363,7 +551,8 @@ function renderInteractions(r, live) {
       el('li', { dataset: { interaction: i.id } },
         `${i.channel.kind === 'chat' ? 'Chat' : 'Call'} ${i.id} on ${channelName(i.channel)}, for `,
         el('span', { dataset: { since: i.since_ms } }, duration(Date.now() - i.since_ms)), ' ',
-        el('button', { type: 'button', 'aria-label': `End ${i.id}`,
+        el('button', { type: 'button', 'aria-label': `End ${i.id}`, dataset: { focus: `end:${i.id}` },
+          'aria-disabled': live ? null : 'true', title: live ? null : 'not connected to the hub',
           onclick: (e) => act(e.currentTarget, () => client.interactionEnd(i.id)) }, 'End'))),
   );
   if (held.length === 0) $('interactions').append(el('li', { class: 'muted' }, 'No interaction.'));
@@ -373,13 +562,18 @@ function renderInteractions(r, live) {
     : `Free slots: ${r.status === 'available' ? 'one interaction' : 'none'}`;
   const fill = (select, channels) => {
     const keep = select.value;
-    select.replaceChildren(...channels.map((c) => el('option', { value: `${c.kind}:${c.id}` }, channelName(c))));
-    if (channels.some((c) => `${c.kind}:${c.id}` === keep)) select.value = keep;
+    const options = channels.map((c) => `${c.kind}:${c.id}`).join('|');
+    if (select.dataset.options !== options) {
+      select.dataset.options = options;
+      select.replaceChildren(...channels.map((c) => el('option', { value: `${c.kind}:${c.id}` }, channelName(c))));
+      if (channels.some((c) => `${c.kind}:${c.id}` === keep)) select.value = keep;
+    }
     return channels.length > 0;
   };
   const can = live && (r.status === 'available' || r.status === 'busy');
-  $('start-call').disabled = !fill($('call-channel'), r.channels.filter((c) => c.kind !== 'chat')) || !can;
-  $('start-chat').disabled = !fill($('chat-channel'), r.channels.filter((c) => c.kind === 'chat')) || !can;
+  const why = !live ? 'not connected to the hub' : 'only while available or busy';
+  allow($('start-call'), fill($('call-channel'), r.channels.filter((c) => c.kind !== 'chat')) && can, why);
+  allow($('start-chat'), fill($('chat-channel'), r.channels.filter((c) => c.kind === 'chat')) && can, why);
 }
 
 function renderChannels(r, live) {
@@ -392,8 +586,10 @@ function renderChannels(r, live) {
         el('th', { scope: 'row' }, name), el('td', {}, c.kind),
         el('td', { dataset: { testid: 'connected' } }, c.connected ? 'connected' : 'not connected', ...tags),
         el('td', {}, el('button', {
-          type: 'button', 'aria-pressed': String(c.connected), disabled: !live,
-          'aria-label': `Connected to ${name}`,
+          type: 'button', 'aria-pressed': String(c.connected),
+          'aria-disabled': live ? null : 'true', title: live ? null : 'not connected to the hub',
+          // The name holds the visible text (WCAG 2.5.3) and says the channel.
+          'aria-label': `${c.connected ? 'Connected' : 'Connect'} to ${name}`, dataset: { focus: `channel:${c.kind}:${c.id}` },
           onclick: (e) => act(e.currentTarget, () => (c.connected ? client.disconnect(c) : client.connect(c))),
         }, c.connected ? 'Connected ✓' : 'Connect')));
     }),
@@ -411,7 +607,8 @@ function renderChannels(r, live) {
       el('tr', { dataset: { channel: `${c.kind}:${c.id}` } },
         el('th', { scope: 'row' }, c.name), el('td', {}, c.kind),
         el('td', {}, el('button', {
-          type: 'button', disabled: !live || !access, 'aria-describedby': 'access',
+          type: 'button', 'aria-describedby': 'access', dataset: { focus: `join:${c.kind}:${c.id}` },
+          'aria-disabled': live && access ? null : 'true', title: !live ? 'not connected to the hub' : access ? null : 'turned off by an admin',
           onclick: (e) => act(e.currentTarget, () => client.connect(c)),
         }, `Join ${c.name}`)))),
   );
@@ -420,7 +617,7 @@ function renderChannels(r, live) {
 // Time in state, wrap-up countdown and interaction timers, once a second.
 function tick() {
   if (!record) return;
-  $('since').textContent = duration(Date.now() - record.status_since_ms);
+  $('since').textContent = record.status_since_ms ? duration(Date.now() - record.status_since_ms) : '—';
   if (record.status === 'wrap_up' && record.wrap_up_until_ms) {
     $('wrapup-left').textContent = duration(record.wrap_up_until_ms - Date.now() + 999);
   }
@@ -432,6 +629,7 @@ function tick() {
 // ---- wiring -------------------------------------------------------------------------
 
 function startInteraction(kind, select, button) {
+  if (!usable(button)) return;
   const [chKind, ...rest] = select.value.split(':');
   const id = `${kind}-${Date.now().toString(36)}`;
   act(button, () => client.interactionStart(id, { kind: chKind, id: rest.join(':') }));
@@ -457,8 +655,10 @@ $('leave').addEventListener('click', () => {
 $('available').addEventListener('click', (e) => act(e.currentTarget, () => client.setStatus('available')));
 $('pause-free').addEventListener('submit', (e) => {
   e.preventDefault();
-  act(e.submitter, () => client.pause($('pause-reason').value.trim()));
+  act($('pause-free').querySelector('button'), () => client.pause($('pause-reason').value.trim()));
 });
+// A busy agent withdraws its own pending pause (unpausing while busy does that).
+$('withdraw').addEventListener('click', (e) => act(e.currentTarget, () => client.setStatus('available')));
 $('end-wrapup').addEventListener('click', (e) => act(e.currentTarget, () => client.endWrapUp()));
 $('start-call').addEventListener('click', (e) => startInteraction('call', $('call-channel'), e.currentTarget));
 $('start-chat').addEventListener('click', (e) => startInteraction('chat', $('chat-channel'), e.currentTarget));
@@ -469,6 +669,8 @@ $('prompt').addEventListener('cancel', (e) => {
   e.preventDefault();
   answerPrompt(false);
 });
+$('notify').addEventListener('change', () => setNotify($('notify').checked));
+$('notify').checked = canNotify();
 setInterval(tick, 1000);
 
 // A token in the fragment (#token=…, as the start-up banner prints) wins;

@@ -253,7 +253,16 @@ pub fn apply(record: &AgentRecord, event: &Event, ctx: &Context) -> HubResult<Op
                         by: ctx.by.clone(),
                     });
                 }
-                Status::Paused => return Err(refuse(record, "is already paused")),
+                // Another reason: straight from one pause to the next (a break
+                // after training), a new pause whose time and limit start now.
+                Status::Paused if next.pause_reason.as_ref() != Some(reason) => {
+                    next.pause_reason = Some(reason.clone());
+                    next.status_since_ms = ctx.now_ms;
+                    next.pause_overrun_since_ms = None;
+                }
+                Status::Paused => {
+                    return Err(refuse(record, &format!("is already paused ({reason})")))
+                }
                 Status::Offline => return Err(refuse(record, "is offline")),
             }
         }
@@ -419,6 +428,9 @@ pub fn apply(record: &AgentRecord, event: &Event, ctx: &Context) -> HubResult<Op
     // Recomputations and the overrun mark are nobody's change: the record
     // keeps its author (the overrun belongs to the pause it marks).
     if !matches!(event, Event::Renormalize | Event::PauseOverrun { .. }) {
+        if next.status != record.status || next.pause_reason != record.pause_reason {
+            next.status_by = Some(by.clone());
+        }
         next.changed_by = Some(by);
     }
     Ok(Some(next))
@@ -581,6 +593,77 @@ mod tests {
 
     fn paused() -> AgentRecord {
         ok(&online(), pause("break"))
+    }
+
+    #[test]
+    fn a_paused_agent_switches_reason_directly_as_a_new_pause() {
+        let p = paused();
+        let later = apply(
+            &p,
+            &pause("lunch"),
+            &Context {
+                now_ms: NOW + 5_000,
+                by: &sup(),
+                settings: &settings(30),
+                max_devices: 3,
+            },
+        )
+        .expect("allowed")
+        .expect("changes");
+        assert_eq!(
+            (
+                later.status,
+                later.pause_reason.as_deref(),
+                later.status_since_ms
+            ),
+            (Status::Paused, Some("lunch"), NOW + 5_000),
+            "the new reason, its time from the switch"
+        );
+        assert_eq!(
+            (&later.status_by, &later.changed_by),
+            (&Some(sup()), &Some(sup()))
+        );
+        let same = run(&later, pause("lunch"), &settings(30)).expect_err("the same reason");
+        assert_eq!(same.code, ErrorCode::InvalidState);
+    }
+
+    #[test]
+    fn who_set_the_status_survives_device_events_and_other_changes() {
+        let system = Actor::system();
+        let agent = Actor::new("a1", Role::Agent);
+        // The agent pauses itself on its phone; a second device comes up
+        // and the phone drops and comes back (a node restart), by the system.
+        let p = ok(&ok(&online(), up("d2")), pause("training"));
+        assert_eq!(p.status_by, Some(agent.clone()));
+        let dropped = by(&p, down("d1"), &system);
+        let back = by(&dropped, up("d1"), &system);
+        assert_eq!(back.changed_by, Some(system.clone()), "the last change");
+        assert_eq!(
+            (back.status, back.status_by.clone()),
+            (Status::Paused, Some(agent.clone())),
+            "the pause is still the agent's"
+        );
+        // A supervisor's connect is theirs as a change, not as the status.
+        let moved = by(&back, Event::Connect { channel: sales() }, &sup());
+        assert_eq!(moved.status_by, Some(agent));
+        // A change of status is its author's: the supervisor's unpause, the
+        // system's offline, and a pending pause applied keeps its author.
+        let un = by(&moved, Event::Unpause, &sup());
+        assert_eq!(un.status_by, Some(sup()));
+        let off = by(&by(&un, down("d1"), &system), down("d2"), &system);
+        assert_eq!(
+            (off.status, off.status_by),
+            (Status::Offline, Some(system.clone()))
+        );
+        let pending = by(&busy(), pause("coaching"), &sup());
+        assert_eq!(
+            pending.status_by,
+            Some(Actor::new("a1", Role::Agent)),
+            "still busy"
+        );
+        let w = ok(&pending, end("c1"));
+        let done = by(&w, Event::EndWrapUp, &system);
+        assert_eq!((done.status, done.status_by), (Status::Paused, Some(sup())));
     }
 
     #[test]
@@ -896,7 +979,7 @@ mod tests {
         let s = settings(30);
         let cases: Vec<(&str, AgentRecord, Event)> = vec![
             ("pause offline", agent(), pause("x")),
-            ("pause paused", paused(), pause("x")),
+            ("pause paused for the same reason", paused(), pause("break")),
             ("unpause available", online(), Event::Unpause),
             ("unpause busy", busy(), Event::Unpause),
             ("unpause wrap_up", wrap_up(), Event::Unpause),

@@ -225,10 +225,15 @@ proptest! {
                     // Versions are the store's (one per commit), never the machine's.
                     prop_assert_eq!(next.version, record.version, "apply leaves the version alone");
                     check_invariants(&next).map_err(TestCaseError::fail)?;
-                    if next.status != record.status {
+                    // A paused agent switched to another reason starts a new
+                    // pause (PROTOCOL.md §4.2): the time moves with it too.
+                    let switched = next.status == Status::Paused
+                        && record.status == Status::Paused
+                        && next.pause_reason != record.pause_reason;
+                    if next.status != record.status || switched {
                         prop_assert_eq!(next.status_since_ms, now);
                     } else {
-                        prop_assert_eq!(next.status_since_ms, record.status_since_ms, "status_since_ms moves only with the status");
+                        prop_assert_eq!(next.status_since_ms, record.status_since_ms, "status_since_ms moves only with the status or a pause's reason");
                     }
                     // What the store does on commit: the next version.
                     version += 1;

@@ -303,6 +303,14 @@ pub struct AgentRecord {
     /// The pause the agent was on when it last went offline (`restore`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_when_offline: Option<OfflinePause>,
+    /// Who made `status` (and `pause_reason`) what it is: the author of the
+    /// last change of either. Unlike `changed_by`, a change that leaves the
+    /// status alone (a device up or down while another stays active, a
+    /// connect, a monitor) does not move it, so "paused by the agent" still
+    /// reads so after the agent's phone reconnected through another node.
+    /// Records stored before the field existed read with `None`.
+    #[serde(default)]
+    pub status_by: Option<Actor>,
     pub version: u64,
 }
 
@@ -351,6 +359,7 @@ impl AgentRecord {
             monitors: Vec::new(),
             capacity_override: None,
             paused_when_offline: None,
+            status_by: None,
             version: 0,
         };
         record.normalize(settings);

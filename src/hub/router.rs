@@ -51,7 +51,12 @@ pub struct Router {
 pub struct InFlight {
     router: Arc<Router>,
     pub command_id: String,
-    devices: usize,
+    devices: Vec<Arc<Outbox>>,
+    /// Whether the devices are asked for an answer, and so told when the
+    /// request ends (`stop_monitor` is only news to them).
+    asks: bool,
+    /// The request's end was told to the devices.
+    ended: bool,
     rx: mpsc::UnboundedReceiver<Ack>,
 }
 
@@ -103,7 +108,9 @@ impl Router {
         InFlight {
             router: self.clone(),
             command_id,
-            devices: devices.len(),
+            devices: devices.to_vec(),
+            asks: action == "monitor",
+            ended: false,
             rx,
         }
     }
@@ -128,20 +135,45 @@ impl InFlight {
                     return Outcome::Accepted;
                 }
                 refusals += 1;
-                if refusals >= self.devices {
+                if refusals >= self.devices.len() {
                     return Outcome::Refused(ack.reason);
                 }
             }
             Outcome::TimedOut
         };
-        tokio::time::timeout(timeout, wait)
+        let outcome = tokio::time::timeout(timeout, wait)
             .await
-            .unwrap_or(Outcome::TimedOut)
+            .unwrap_or(Outcome::TimedOut);
+        self.end(match outcome {
+            Outcome::Accepted => "accepted",
+            Outcome::Refused(_) => "refused",
+            _ => "timeout",
+        });
+        outcome
+    }
+
+    /// Tells every device the request went to that it ended, and how.
+    fn end(&mut self, outcome: &str) {
+        if !self.asks || self.ended {
+            return;
+        }
+        self.ended = true;
+        // Forgotten first: an answer racing this message is `not_found`.
+        self.router.pending.remove(&self.command_id);
+        let frame = protocol::frame(
+            super::outbox::Kind::Command,
+            &json!({"type": "command_ended", "command_id": self.command_id, "outcome": outcome}),
+        );
+        for outbox in &self.devices {
+            outbox.push(frame.clone());
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        // Dropped unanswered: whoever asked stopped waiting.
+        self.end("withdrawn");
         self.router.pending.remove(&self.command_id);
     }
 }

@@ -81,6 +81,10 @@ pub(super) struct Session {
     pub(super) once: Option<Box<IdempotencyKey>>,
     /// Agents this connection started monitoring (ended with it).
     pub(super) monitoring: Arc<Mutex<HashSet<String>>>,
+    /// Dropped when the connection ends: monitor requests still waiting for
+    /// the agent's answer are withdrawn (their devices are told, PROTOCOL.md
+    /// §5.6). Made at the first monitor request.
+    pub(super) withdraw: Option<tokio::sync::watch::Sender<()>>,
     /// Keeps the tenant attached on this node while the session lives.
     _tenant_lease: crate::hub::TenantLease,
 }
@@ -241,6 +245,7 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
         subscribed: false,
         once: None,
         monitoring: Arc::default(),
+        withdraw: None,
         _tenant_lease: tenant_lease,
     };
     if let Some(d) = session.device.clone() {
@@ -685,6 +690,10 @@ impl Session {
         if self.subscribed {
             self.tenant.unsubscribe(self.conn);
         }
+        // Requests still waiting for an agent's answer first: nobody will
+        // read their replies, and an acceptance now would start a monitor
+        // that this connection's end has to stop again.
+        self.withdraw = None;
         let monitoring: Vec<String> = self.monitoring.lock().drain().collect();
         for agent_id in monitoring {
             // The supervisor left: their monitors end with them.

@@ -114,13 +114,22 @@ impl Session {
         );
         let (outbox, monitoring) = (self.outbox.clone(), self.monitoring.clone());
         let id = id.map(str::to_string);
+        let mut withdrawn = self
+            .withdraw
+            .get_or_insert_with(|| tokio::sync::watch::channel(()).0)
+            .subscribe();
         let started = std::time::Instant::now();
         tokio::spawn(async move {
             let agent_id = record.id.clone();
-            let result = match hub
-                .ask_agent(&tenant, &record, "monitor", mode, (&user.id, &user.name))
-                .await
-            {
+            let ask = hub.ask_agent(&tenant, &record, "monitor", mode, (&user.id, &user.name));
+            let outcome = tokio::select! {
+                outcome = ask => outcome,
+                // The connection ended (the sender is dropped, never sent
+                // on): dropping the question tells the devices it was
+                // withdrawn, and there is nobody to reply to.
+                _ = withdrawn.changed() => return,
+            };
+            let result = match outcome {
                 Outcome::Accepted => {
                     let p = Principal { user: &user, role };
                     hub.change(&tenant, &agent_id, &p.actor(), &event, |r| {

@@ -56,6 +56,9 @@ pub const ASSETS: &[Asset] = &[
     asset("/wallboard/panels.js", include_str!("js/panels.js")),
     asset("/wallboard/admin.js", include_str!("js/admin.js")),
     asset("/wallboard/format.js", include_str!("js/format.js")),
+    asset("/wallboard/bulk.js", include_str!("js/bulk.js")),
+    asset("/wallboard/views.js", include_str!("js/views.js")),
+    asset("/wallboard/alerts.js", include_str!("js/alerts.js")),
 ];
 
 /// `/dev/signin` (the page and its files: [`crate::web::assets`]).

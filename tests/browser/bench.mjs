@@ -105,8 +105,15 @@ const clicks = { row: [], filter: [] };
 // A real mouse click (trusted event, its own timestamp) → the next frame painted.
 async function clickTimed(kind, k) {
   const at = await page.evaluate(([kind, k]) => {
+    // A row in view (the pool also holds rows above and below it, in no
+    // particular order), clicked on its name (the checkbox left of it
+    // selects for a bulk action instead of opening the panel).
+    const vp = document.getElementById("viewport").getBoundingClientRect();
+    const inView = [...document.querySelectorAll(".viewport .row:not([hidden]) .who")]
+      .filter((b) => { const r = b.getBoundingClientRect(); return r.top >= vp.top && r.bottom <= vp.bottom; })
+      .sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);
     const el = kind === "row"
-      ? [...document.querySelectorAll(".viewport .row:not([hidden])")][k % 10]
+      ? inView[k % Math.max(1, Math.min(10, inView.length))]
       : document.querySelector(`#totals button[data-status="${k % 2 ? "paused" : ""}"]`);
     if (!el) return null;
     const on = kind === "row" ? document.getElementById("viewport") : el;
@@ -116,7 +123,7 @@ async function clickTimed(kind, k) {
       requestAnimationFrame(() => setTimeout(() => resolve(performance.now() - start), 0));
     }, { once: true, capture: true }));
     const r = el.getBoundingClientRect();
-    return { x: r.left + 30, y: r.top + r.height / 2 };
+    return { x: r.left + Math.min(30, r.width / 2), y: r.top + r.height / 2 };
   }, [kind, k]);
   if (!at) return null;
   await page.mouse.click(at.x, at.y);

@@ -188,3 +188,22 @@ export async function devRoutes(page) {
     route.fulfill({ body: fs.readFileSync(`${src}/${css ? "" : "js/"}${file}`, "utf8"), contentType: css ? "text/css" : "text/javascript" });
   });
 }
+
+/**
+ * An accessibility scan of the page as it is now, with axe-core (from npm,
+ * injected into the page): the WCAG 2.1 A and AA rules. Returns the
+ * violations of impact `serious` or `critical`, each as one line naming the
+ * rule and the elements.
+ */
+export async function axeScan(page) {
+  const source = fs.readFileSync(new URL("./node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+  // Evaluated, not added as a <script>: the pages' Content-Security-Policy
+  // (script-src 'self') refuses inline scripts, and must stay on here.
+  if (!(await page.evaluate(() => typeof window.axe !== "undefined"))) await page.evaluate(source);
+  const violations = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] }, resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(" ")}: ${n.failureSummary?.split("\n").slice(1).join(" ")}`) }));
+  });
+  return violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.join(" | ")}`);
+}

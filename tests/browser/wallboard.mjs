@@ -42,6 +42,8 @@ async function burst(count, skip = new Set(), seed = 0) {
 
 /** Waits until the page holds every agent's latest version, then for one more frame. */
 async function settled(page) {
+  // The pointer off the list: while it is on it the order is held.
+  await page.mouse.move(1, 1);
   const want = truth().map((r) => [r.id, r.version]);
   await page.waitForFunction((want) => {
     const a = window.wallboard?.client?.agents;

@@ -63,6 +63,8 @@ pub fn browser(test: &str) -> Browser {
         (!Path::new(&chromium).exists()).then_some("chromium (apt-get install chromium)"),
         (!dir.join("node_modules/playwright-core").exists())
             .then_some("playwright-core (npm ci --prefix tests/browser)"),
+        (!dir.join("node_modules/axe-core").exists())
+            .then_some("axe-core (npm ci --prefix tests/browser)"),
         std::process::Command::new("node")
             .arg("--version")
             .output()

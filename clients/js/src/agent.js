@@ -27,8 +27,13 @@ export class AgentClient extends Connection {
      * commandId}) => boolean | {ok, reason} | Promise of either`. A throw or
      * `false` refuses. Without a handler, monitor requests are refused.
      * `stop_monitor` is passed too, for information (no answer is sent).
+     * A monitor request's `signal` aborts when the hub says the request
+     * ended (`command_ended`: answered, timed out, withdrawn); an answer
+     * given after that is not sent (the hub would not take it).
      */
     this.onCommand = options.onCommand ?? null;
+    /** Monitor requests waiting for `onCommand`'s answer: command id -> AbortController. */
+    this.pendingCommands = new Map();
   }
 
   hello(token) {
@@ -44,6 +49,14 @@ export class AgentClient extends Connection {
       case 'command':
         this.#command(msg);
         return;
+      case 'command_ended': {
+        const waiting = this.pendingCommands.get(msg.command_id);
+        this.pendingCommands.delete(msg.command_id);
+        const ended = { commandId: msg.command_id, outcome: msg.outcome };
+        waiting?.abort(ended);
+        this.emit('command_ended', ended);
+        return;
+      }
       case 'signed_out':
         this.emit('signed_out', { by: msg.by, reason: msg.reason ?? null });
         return;
@@ -71,6 +84,9 @@ export class AgentClient extends Connection {
     }
     let ok = false;
     let reason = 'this device does not handle monitor requests';
+    const controller = new AbortController();
+    command.signal = controller.signal;
+    this.pendingCommands.set(msg.command_id, controller);
     if (typeof this.onCommand === 'function') {
       reason = undefined;
       try {
@@ -85,8 +101,10 @@ export class AgentClient extends Connection {
         reason = err?.message ?? String(err);
       }
     }
-    // An answer for a socket that is gone would be `not_found` on the new one.
-    if (socket !== this.socketGeneration) return;
+    this.pendingCommands.delete(msg.command_id);
+    // An answer for a socket that is gone would be `not_found` on the new
+    // one, and so would an answer to a request that has ended.
+    if (socket !== this.socketGeneration || controller.signal.aborted) return;
     const ack = { type: 'command_ack', command_id: msg.command_id, ok };
     if (!ok && reason) ack.reason = String(reason).slice(0, 200);
     this.send(ack);

@@ -21,6 +21,7 @@ import type {
   Role,
   Settings,
   ServerCommand,
+  ServerCommandEnded,
   ServerWelcome,
   ServerReplyOk,
   ServerSettings,
@@ -122,6 +123,17 @@ export interface Command {
   /** `listen` unless the supervisor asked another mode. */
   mode?: MonitorMode;
   supervisor: ServerCommand['supervisor'];
+  /**
+   * Monitor requests only: aborts (with the `CommandEnded` as its reason)
+   * when the hub says the request ended; an answer after that is not sent.
+   */
+  signal?: AbortSignal;
+}
+
+/** The hub's `command_ended`: a monitor request ended, and how. */
+export interface CommandEnded {
+  commandId: ServerCommandEnded['command_id'];
+  outcome: ServerCommandEnded['outcome'];
 }
 
 export type CommandAnswer = boolean | { ok: boolean; reason?: string };
@@ -129,6 +141,7 @@ export type CommandAnswer = boolean | { ok: boolean; reason?: string };
 export interface AgentEvents extends CommonEvents {
   state: AgentRecord;
   command: Command;
+  command_ended: CommandEnded;
   signed_out: Pick<ServerSignedOut, 'by' | 'reason'>;
 }
 

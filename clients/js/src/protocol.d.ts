@@ -94,6 +94,7 @@ export type AgentRecord = {
     by: Actor;
   };
   changed_by: null | Actor;
+  status_by: null | Actor;
   wrap_up_until_ms: number | null;
   interaction: null | Interaction;
   interactions: Interaction[];
@@ -423,6 +424,12 @@ export type ServerSignedOut = {
   reason: string | null;
 };
 
+export type ServerCommandEnded = {
+  type: "command_ended";
+  command_id: string;
+  outcome: "accepted" | "refused" | "timeout" | "withdrawn";
+};
+
 export type ServerMessage =
   | ServerWelcome
   | ServerState
@@ -436,4 +443,5 @@ export type ServerMessage =
   | ServerCommand
   | ServerDraining
   | ServerChannel
-  | ServerSignedOut;
+  | ServerSignedOut
+  | ServerCommandEnded;

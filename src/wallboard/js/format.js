@@ -5,12 +5,25 @@ export const STATUS_LABEL = { available: "Available", busy: "Busy", wrap_up: "Wr
 
 export const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;" }[c]));
 
+/**
+ * Time in state: "—" when the hub knows no start (`status_since_ms` 0: an
+ * agent who has not signed in since the record was made, PROTOCOL.md §4).
+ */
+export const since = (ms, now) => (ms ? duration(now - ms) : "—");
+
 /** "m:ss" below an hour, "h:mm:ss" above. */
 export function duration(ms) {
   const s = Math.max(0, Math.floor(ms / 1000));
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
   return h ? `${h}:${String(m).padStart(2, "0")}:${String(r).padStart(2, "0")}` : `${m}:${String(r).padStart(2, "0")}`;
 }
+
+/**
+ * Who made the status what it is (`status_by`, PROTOCOL.md §4): unlike
+ * `changed_by`, a device coming or going (the system's) does not replace
+ * it. A hub older than the field sends only `changed_by`.
+ */
+export const statusBy = (rec) => (rec.status_by !== undefined ? rec.status_by : rec.changed_by);
 
 export const clock = (ms) => new Date(ms).toLocaleTimeString();
 export const channelKey = (c) => `${c.kind}:${c.id}`;
@@ -63,6 +76,7 @@ export const THRESHOLDS = {
 
 export function level(rec, now) {
   if (rec.pause_overrun_since_ms) return "over";
+  if (!rec.status_since_ms) return "";
   const [amber, red] = THRESHOLDS[rec.status] || [Infinity, Infinity];
   const s = (now - rec.status_since_ms) / 1000;
   return s >= red ? "red" : s >= amber ? "amber" : "";

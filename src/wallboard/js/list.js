@@ -4,25 +4,31 @@
 // visible time cells. The DOM has the same size at 10 agents or 5 000, and the
 // list never touches its scroll position.
 
-import { STATUS_LABEL, duration, level } from "./format.js";
+import { STATUS_LABEL, level, since, statusBy } from "./format.js";
 
 export const ROW_H = 34;
 const OVERSCAN = 6;
 
 export class AgentList {
-  constructor(viewport, { client, names, onSelect }) {
+  constructor(viewport, { client, names, onSelect, isPicked = () => false, onPick = () => {}, rowAlert = () => "" }) {
     this.viewport = viewport;
     this.client = client;
     this.names = names;
     this.spacer = viewport.appendChild(document.createElement("div"));
     this.spacer.className = "spacer";
+    this.table = viewport.closest('[role="table"]');
     this.pool = [];
     this.selected = null;
     this.first = -1;
     this.count = -1;
+    this.isPicked = isPicked;
+    this.rowAlert = rowAlert;
     viewport.addEventListener("click", (ev) => {
       const row = ev.target.closest(".row");
-      if (row && row.dataset.agent) onSelect(row.dataset.agent);
+      if (!row || !row.dataset.agent) return;
+      // The checkbox selects for a bulk action; anywhere else opens the panel.
+      if (ev.target.classList.contains("pick")) onPick(row.dataset.agent, ev.target.checked);
+      else onSelect(row.dataset.agent);
     });
   }
 
@@ -31,14 +37,14 @@ export class AgentList {
     el.className = "row";
     el.setAttribute("role", "row");
     el.hidden = true;
-    el.innerHTML = `<span class="c-name" role="gridcell"><button type="button" class="who"></button><span class="mon" title="monitored"></span></span>
-      <span class="c-status" role="gridcell"><span class="pill"></span><span class="free"></span><span class="pend"></span></span>
-      <span class="c-time" role="gridcell"></span>
-      <span class="c-reason" role="gridcell"></span>
-      <span class="c-chan" role="gridcell"></span>
-      <span class="c-dev" role="gridcell"></span>`;
+    el.innerHTML = `<span class="c-name" role="cell"><input type="checkbox" class="pick"><button type="button" class="who"></button><span class="mon" title="monitored"></span></span>
+      <span class="c-status" role="cell"><span class="pill"></span><span class="free"></span><span class="pend"></span></span>
+      <span class="c-time" role="cell"></span>
+      <span class="c-reason" role="cell"></span>
+      <span class="c-chan" role="cell"></span>
+      <span class="c-dev" role="cell"></span>`;
     const q = (s) => el.querySelector(s);
-    const row = { el, id: null, version: -1, top: -1, sel: false, lvl: "", name: q(".who"), mon: q(".mon"), pill: q(".pill"), free: q(".free"), pend: q(".pend"),
+    const row = { el, id: null, version: -1, top: -1, sel: false, picked: false, lvl: "", pick: q(".pick"), name: q(".who"), mon: q(".mon"), pill: q(".pill"), free: q(".free"), pend: q(".pend"),
                   time: q(".c-time"), reason: q(".c-reason"), chan: q(".c-chan"), dev: q(".c-dev") };
     this.viewport.appendChild(el);
     return row;
@@ -50,6 +56,9 @@ export class AgentList {
     if (ids.length !== this.count) {
       this.count = ids.length;
       this.spacer.style.height = `${ids.length * ROW_H}px`;
+      // Only the rows in view exist: the table says how many there are, and
+      // each row its place, so a screen reader reads "row 37 of 5 001".
+      this.table?.setAttribute("aria-rowcount", String(ids.length + 1));
     }
     const height = vp.clientHeight || 600;
     const want = Math.ceil(height / ROW_H) + 2 * OVERSCAN;
@@ -88,10 +97,12 @@ export class AgentList {
     const rec = this.client.agents.get(id);
     if (row.id === null) row.el.hidden = false;
     const top = idx * ROW_H;
-    if (row.top !== top) { row.el.style.transform = `translateY(${top}px)`; row.top = top; }
+    if (row.top !== top) { row.el.style.transform = `translateY(${top}px)`; row.el.setAttribute("aria-rowindex", String(idx + 2)); row.top = top; }
     if (all || row.id !== id || row.version !== rec.version) this.fill(row, rec, now);
     const sel = id === this.selected;
     if (row.sel !== sel) { row.el.classList.toggle("sel", sel); row.sel = sel; }
+    const picked = this.isPicked(id);
+    if (row.picked !== picked || row.pick.checked !== picked) { row.pick.checked = picked; row.picked = picked; }
   }
 
   fill(row, rec, now) {
@@ -100,6 +111,7 @@ export class AgentList {
       row.el.dataset.agent = rec.id;
       row.name.textContent = rec.name;
       row.name.title = `${rec.name} (${rec.id})`;
+      row.pick.setAttribute("aria-label", `select ${rec.name} for a bulk action`);
     }
     row.version = rec.version;
     row.pill.className = `pill ${rec.status}`;
@@ -128,7 +140,8 @@ export class AgentList {
   }
 
   reasonText(rec) {
-    const by = rec.changed_by && rec.changed_by.role !== "agent" ? ` · by ${this.names.person(rec.changed_by.id)}` : "";
+    const author = statusBy(rec);
+    const by = author && author.role !== "agent" ? ` · by ${this.names.person(author.id)}` : "";
     if (rec.status === "paused") {
       const over = rec.pause_overrun_since_ms ? ` · OVER since ${new Date(rec.pause_overrun_since_ms).toLocaleTimeString()}` : "";
       return `${this.names.reason(rec.pause_reason)}${over}${by}`;
@@ -139,9 +152,12 @@ export class AgentList {
   }
 
   fillTime(row, rec, now) {
-    row.time.textContent = duration(now - rec.status_since_ms);
-    const lvl = level(rec, now);
+    // A supervisor's alert on one of the agent's queues (alerts.js) marks the time.
+    const alert = this.rowAlert(rec, now);
+    row.time.textContent = `${alert ? "⚠ " : ""}${since(rec.status_since_ms, now)}`;
+    const lvl = `${level(rec, now)}${alert ? " alert" : ""}`;
     if (row.lvl !== lvl) { row.time.className = `c-time ${lvl}`; row.lvl = lvl; }
+    if (row.alert !== alert) { row.time.title = alert ? `alert: ${alert}` : ""; row.alert = alert; }
   }
 
   /** The second timer: only the visible time cells. */

@@ -17,6 +17,9 @@ import { SupervisorClient } from "../client/presence-hub-client.js";
 import { AdminForm } from "./admin.js";
 import { AgentList } from "./list.js";
 import { AgentPanel, Search } from "./panels.js";
+import { Bulk } from "./bulk.js";
+import { Views, viewFromFragment } from "./views.js";
+import { Alerts } from "./alerts.js";
 import { Store } from "./store.js";
 import { Names, STATUSES, duration, esc } from "./format.js";
 
@@ -25,7 +28,7 @@ const $ = (id) => document.getElementById(id);
 /** For the browser tests and the benchmark: the live objects and a per-frame hook. */
 const wallboard = (window.wallboard = { frames: 0, onFrame: null });
 
-function start(token, role) {
+function start(token, role, linked = null) {
   $("signin").hidden = true;
   $("board").hidden = false;
   $("leave").hidden = false;
@@ -41,14 +44,37 @@ function start(token, role) {
   let scrolled = false;
   let channelsDirty = true;
   let lastCards = 0;
+  let holdShown = false;
 
   const session = { user: null, role };
   const panel = new AgentPanel({ client, names, session, onClose: () => { list.select(null); invalidate(); } });
   const open = (id, stub) => { list.select(id); panel.open(id, stub); invalidate(); };
-  list = new AgentList($("viewport"), { client, names, onSelect: (id) => open(id) });
+  let bulk = null;
+  // Per-queue thresholds (alerts.js): the cards and rows redraw when they change.
+  const alerts = new Alerts({ client, names, onChange: () => { channelsDirty = true; scrolled = true; invalidate(); } });
+  list = new AgentList($("viewport"), {
+    client, names, onSelect: (id) => open(id), rowAlert: (rec, now) => alerts.rowAlert(rec, now),
+    isPicked: (id) => bulk.has(id), onPick: (id, on) => bulk.toggle(id, on),
+  });
+  // A selection change redraws the rows in view (their checkboxes).
+  bulk = new Bulk({ client, names, store, onChange: () => { scrolled = true; invalidate(); } });
   const search = new Search({ client, onOpen: open });
   const admin = new AdminForm(client);
-  Object.assign(wallboard, { client, store, list, panel });
+  // Filters, sort and columns: the supervisor's saved view (views.js).
+  const views = new Views({
+    apply: (v) => {
+      $("f-status").value = v.status;
+      $("f-text").value = v.text;
+      $("f-sort").value = v.sort;
+      store.setFilter({ status: v.status, channel: v.channel, text: v.text.trim().toLowerCase() });
+      store.setSort(v.sort);
+      filterKeys = ""; // the channel picker takes the view's channel at its next sync
+      $("viewport").scrollTop = 0;
+      invalidate();
+    },
+  });
+  let viewsStarted = false;
+  Object.assign(wallboard, { client, store, list, panel, bulk, views, alerts });
 
   function invalidate() {
     if (scheduled) return;
@@ -64,6 +90,10 @@ function start(token, role) {
     if (due !== null) setTimeout(invalidate, due);
     if (all || dirty.size) renderTotals();
     if (all || order) $("shown").textContent = `${store.rows.length} of ${client.agents.size} shown`;
+    if (store.holding !== holdShown) {
+      holdShown = store.holding;
+      $("held").hidden = !holdShown;
+    }
     if (all || dirty.size || order || scrolled) list.render(store.rows, all, now);
     scrolled = false;
     if (panel.id && (all || dirty.has(panel.id))) panel.refresh(now);
@@ -100,11 +130,11 @@ function start(token, role) {
         el.className = "card";
         el.dataset.channel = s.key;
         el.title = `show only agents connected to ${s.name}`;
-        el.innerHTML = `<span class="c-title"><strong></strong> <span class="muted"></span></span><span class="counts"></span><span class="c-foot muted"></span>`;
+        el.innerHTML = `<span class="c-title"><strong></strong> <span class="muted"></span></span><span class="counts"></span><span class="c-foot muted"></span><span class="c-alert"></span>`;
         el.querySelector("strong").textContent = s.name;
         el.querySelector(".muted").textContent = s.kind;
         box.appendChild(el);
-        card = { el, counts: el.querySelector(".counts"), foot: el.querySelector(".c-foot"), text: "", foot_: "" };
+        card = { el, counts: el.querySelector(".counts"), foot: el.querySelector(".c-foot"), alert: el.querySelector(".c-alert"), text: "", foot_: "", alert_: "" };
         cards.set(s.key, card);
       }
       const c = s.counts;
@@ -115,7 +145,15 @@ function start(token, role) {
       if (foot !== card.foot_) { card.foot.textContent = foot; card.foot_ = foot; card.el.classList.toggle("lingering", s.lingering > 0); }
     }
     for (const [key, card] of cards) if (!seen.has(key)) { card.el.remove(); cards.delete(key); }
+    // Alerts: checked with the cards (once a second, or when a counter moves);
+    // while the data is stale the last ones stay, greyed with the rest.
+    const active = stale ? alerts.active : alerts.evaluate(stats, now);
+    for (const [key, card] of cards) {
+      const text = (active.get(key) ?? []).map((a) => `⚠ ${a.text}`).join(" · ");
+      if (text !== card.alert_) { card.alert.textContent = text; card.alert_ = text; card.el.classList.toggle("alert", !!text); }
+    }
     syncChannelFilter();
+    alerts.syncChannels();
   }
 
   let filterKeys = "";
@@ -124,29 +162,41 @@ function start(token, role) {
     if (keys === filterKeys) return;
     filterKeys = keys;
     const sel = $("f-channel");
-    const chosen = sel.value;
+    const chosen = store.filter.channel;
     sel.innerHTML = `<option value="">any channel</option>` + [...client.channels.entries()].map(([k, c]) => `<option value="${esc(k)}">${esc(c.name)}</option>`).join("");
     if (client.channels.has(chosen)) sel.value = chosen;
   }
 
   // Filters and sort.
-  const setStatus = (s) => { $("f-status").value = s; store.setFilter({ status: s }); invalidate(); };
+  const setStatus = (s) => { $("f-status").value = s; store.setFilter({ status: s }); views.change({ status: s }); invalidate(); };
   $("totals").addEventListener("click", (ev) => { const b = ev.target.closest("button[data-status]"); if (b) setStatus(b.dataset.status); });
   $("f-status").addEventListener("change", () => setStatus($("f-status").value));
-  $("f-channel").addEventListener("change", () => { store.setFilter({ channel: $("f-channel").value }); invalidate(); });
+  $("f-channel").addEventListener("change", () => { store.setFilter({ channel: $("f-channel").value }); views.change({ channel: $("f-channel").value }); invalidate(); });
   $("channels").addEventListener("click", (ev) => {
     const b = ev.target.closest("[data-channel]");
     if (!b) return;
     const key = $("f-channel").value === b.dataset.channel ? "" : b.dataset.channel;
     $("f-channel").value = key;
     store.setFilter({ channel: key });
+    views.change({ channel: key });
     invalidate();
   });
   // A new text filter shows its matches from the top: a viewport left
   // scrolled far down a long list would otherwise draw them out of view.
-  $("f-text").addEventListener("input", () => { store.setFilter({ text: $("f-text").value.trim().toLowerCase() }); $("viewport").scrollTop = 0; invalidate(); });
-  $("f-sort").addEventListener("change", () => { store.setSort($("f-sort").value); invalidate(); });
+  $("f-text").addEventListener("input", () => { store.setFilter({ text: $("f-text").value.trim().toLowerCase() }); views.change({ text: $("f-text").value }); $("viewport").scrollTop = 0; invalidate(); });
+  $("f-sort").addEventListener("change", () => { store.setSort($("f-sort").value); views.change({ sort: $("f-sort").value }); invalidate(); });
   $("viewport").addEventListener("scroll", () => { scrolled = true; invalidate(); }, { passive: true });
+  // A list that holds still: while the pointer is on it or one of its rows
+  // has the focus, live changes do not re-sort it (store.js, `hold`).
+  {
+    const vp = $("viewport");
+    let pointer = false, focus = false;
+    const sync = () => { store.hold(pointer || focus); invalidate(); };
+    vp.addEventListener("pointerenter", () => { pointer = true; sync(); });
+    vp.addEventListener("pointerleave", () => { pointer = false; sync(); });
+    vp.addEventListener("focusin", () => { focus = true; sync(); });
+    vp.addEventListener("focusout", (ev) => { if (!vp.contains(ev.relatedTarget)) { focus = false; sync(); } });
+  }
   window.addEventListener("resize", () => { scrolled = true; invalidate(); });
 
   // The hub's messages.
@@ -157,6 +207,7 @@ function start(token, role) {
     // A snapshot carries the settings too (after a reconnect they may have changed).
     if (client.settings) admin.fill(client.settings);
     setStale(false);
+    bulk.refreshForm();
     invalidate();
   });
   client.on("agent", (rec) => { store.touch(rec.id); invalidate(); });
@@ -164,11 +215,15 @@ function start(token, role) {
   client.on("channel", () => { channelsDirty = true; invalidate(); });
   client.on("settings", (s) => {
     admin.fill(s);
+    bulk.refreshForm();
     if (panel.id) panel.refreshButtons();
   });
   client.on("welcome", (w) => {
     if (!firstRender) performance.mark("wallboard-welcome");
     session.user = w.user;
+    // Once per sign-in (a reconnect welcomes again): the supervisor's view,
+    // or the one of the link the page was opened with.
+    if (!viewsStarted) { viewsStarted = true; views.start(w.user.tenant, w.user.id, linked); alerts.start(w.user.tenant, w.user.id); }
     session.role = w.role || role;
     $("who").textContent = `${w.user.name || w.user.id} (${w.role || role})`;
     $("tenant").textContent = w.user.tenant;
@@ -183,6 +238,8 @@ function start(token, role) {
     if (s.state === "connecting") { el.textContent = "connecting…"; retryAt = null; $("stale-text").textContent = "connecting to the hub"; }
     if (s.state === "reconnecting") { retryAt = Date.now() + (s.retryInMs || 0); countdown(); }
     if (s.state === "stopped") {
+      // A refused token is forgotten, so a reload shows the sign-in again.
+      if (s.reason?.code === 4003) sessionStorage.removeItem(TOKEN_KEY);
       el.textContent = `stopped: ${s.reason?.message || ""}`;
       $("stale-text").textContent = `disconnected: ${s.reason?.message || "stopped"}`;
     }
@@ -214,12 +271,14 @@ function start(token, role) {
     const now = Date.now();
     list.tick(now);
     panel.tick(now);
+    // Alerts on time in state must be checked even when no message comes.
+    if (alerts.rules.size) invalidate();
   }, 1000);
   setInterval(() => { if (retryAt !== null) countdown(); }, 250);
 
   $("leave").addEventListener("click", () => {
     client.stop();
-    history.replaceState(null, "", location.pathname);
+    sessionStorage.removeItem(TOKEN_KEY);
     location.reload();
   });
 
@@ -234,15 +293,32 @@ function start(token, role) {
   $("stale").hidden = true;
 }
 
-// Sign-in: a token in the URL fragment, a pasted token, or one click in dev mode.
+// Sign-in: a token in the URL fragment, a pasted token, or one click in dev
+// mode. The token is kept for this tab only (sessionStorage: a reload stays
+// signed in, another tab or a restarted browser does not) and never in the
+// URL: a wall screen's address bar and history are seen by everyone.
+const TOKEN_KEY = "presence-hub-wallboard-session";
+function signIn(token, role) {
+  sessionStorage.setItem(TOKEN_KEY, JSON.stringify({ token, role }));
+  start(token, role, linked);
+}
 $("tokenform").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const t = $("token").value.trim();
-  if (t) start(t, $("role").value);
+  if (t) signIn(t, $("role").value);
 });
 const params = new URLSearchParams(location.hash.slice(1));
+// A shared view's link (`#view&status=…`, views.js): applied once signed in.
+const linked = viewFromFragment(params);
+if (linked && !params.get("token")) history.replaceState(null, "", location.pathname + location.search);
+let saved = null;
+try { saved = JSON.parse(sessionStorage.getItem(TOKEN_KEY) || "null"); } catch { /* signed out */ }
 if (params.get("token")) {
-  start(params.get("token"), params.get("role") || "supervisor");
+  // Out of the address bar and the history entry before anything else.
+  history.replaceState(null, "", location.pathname + location.search);
+  signIn(params.get("token"), params.get("role") || "supervisor");
+} else if (saved?.token) {
+  start(saved.token, saved.role || "supervisor", linked);
 } else {
   fetch("/dev/signin").then((r) => (r.ok ? r.json() : null)).then((dev) => {
     if (!dev) return;
@@ -257,8 +333,7 @@ if (params.get("token")) {
         location.href = `/agent#token=${p.token}`;
         return;
       }
-      history.replaceState(null, "", `#role=${p.role}&token=${p.token}`);
-      start(p.token, p.role);
+      signIn(p.token, p.role);
     };
   }).catch(() => {});
 }

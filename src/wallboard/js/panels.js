@@ -5,8 +5,15 @@
 // focus. Every action names the agent (and the channel) it acts on, and the
 // agent is the one the panel was opened for, whatever the list does under it.
 // The result of an action is shown in the panel, next to the button.
+//
+// Focus stays where the supervisor put it. A button that cannot act now is
+// marked `aria-disabled` (with the reason as its title), not `disabled`: a
+// disabled button drops the focus to the page, and an action that makes its
+// own button unusable (Unpause, once the agent is available) would throw a
+// keyboard user out of the panel. The pause and sign-out forms give the
+// focus back to the button that opened them when they close.
 
-import { STATUS_LABEL, channelKey, clock, duration, esc, level } from "./format.js";
+import { STATUS_LABEL, channelKey, clock, esc, level, since, statusBy } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -28,14 +35,34 @@ export class AgentPanel {
     this.el.addEventListener("click", (ev) => this.onClick(ev));
     this.el.addEventListener("keydown", (ev) => {
       if (ev.key === "Escape") {
-        if (!$("p-pause").hidden) { ev.preventDefault(); this.closePause(); }
-        else if (!$("p-signout").hidden) { ev.preventDefault(); this.closeSignOut(); }
+        if (!$("p-pause").hidden) { ev.preventDefault(); this.closePause(true); }
+        else if (!$("p-signout").hidden) { ev.preventDefault(); this.closeSignOut(true); }
+      }
+    });
+    // Enter confirms the pause wherever the focus is in its form. On the
+    // reason list (where the form puts the focus) Chromium would otherwise
+    // open the list instead: a select does not submit its form.
+    $("p-pause").addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" && !ev.isComposing && ev.target === $("p-reason-code")) {
+        ev.preventDefault();
+        this.confirmPause();
       }
     });
     $("p-pause").addEventListener("submit", (ev) => { ev.preventDefault(); this.confirmPause(); });
     $("p-signout").addEventListener("submit", (ev) => { ev.preventDefault(); this.confirmSignOut(); });
     $("p-channel").addEventListener("change", () => this.refreshButtons());
     $("p-history").addEventListener("toggle", () => { if ($("p-history").open) this.loadHistory(); });
+  }
+
+  /** Whether a control of the panel may act now (see the module's docs). */
+  static usable(b) {
+    return !!b && !b.disabled && b.getAttribute("aria-disabled") !== "true" && !b.closest("[hidden]");
+  }
+
+  /** Gives the focus back to `to` (the opener), or the panel's heading when it cannot take it. */
+  refocus(to) {
+    if (AgentPanel.usable(to)) to.focus();
+    else $("p-name").focus();
   }
 
   record() {
@@ -93,9 +120,9 @@ export class AgentPanel {
 
   tick(now) {
     const rec = this.id && this.record();
-    if (!rec || !rec.status_since_ms) return;
     const t = $("p-time");
-    t.textContent = duration(now - rec.status_since_ms);
+    if (!rec || !t) return;
+    t.textContent = since(rec.status_since_ms, now);
     t.className = `time ${level(rec, now)}`;
   }
 
@@ -104,7 +131,7 @@ export class AgentPanel {
     const inScope = this.client.agents.has(rec.id);
     const parts = [];
     parts.push(`<div><span class="pill ${esc(rec.status)}">${esc(STATUS_LABEL[rec.status] || rec.status)}</span> for <span id="p-time" class="time"></span>
-      ${rec.changed_by ? `<span class="muted">· changed by ${esc(n.person(rec.changed_by.id))}</span>` : ""}</div>`);
+      ${statusBy(rec) ? `<span class="muted" data-testid="status-by">· set by ${esc(n.person(statusBy(rec).id))}</span>` : ""}</div>`);
     if (!inScope) parts.push(`<div class="muted">Not in your live scope: shown from search.</div>`);
     if (rec.status === "paused") {
       parts.push(`<div>Reason: <strong>${esc(n.reason(rec.pause_reason))}</strong>${n.maxMinutes(rec.pause_reason) ? ` <span class="muted">(max ${n.maxMinutes(rec.pause_reason)} min)</span>` : ""}
@@ -166,11 +193,16 @@ export class AgentPanel {
     const online = rec.presence ? rec.presence === "online" : rec.status !== "offline";
     const set = (act, why) => {
       for (const b of this.el.querySelectorAll(`[data-act="${act}"]`)) {
-        b.disabled = !!why;
+        if (why) b.setAttribute("aria-disabled", "true");
+        else b.removeAttribute("aria-disabled");
         b.title = why || "";
       }
     };
-    set("pause-open", !online ? "the agent is offline" : rec.status === "paused" ? "already paused" : "");
+    // A paused agent's reason can be switched straight to another (PROTOCOL.md §4.2).
+    set("pause-open", !online ? "the agent is offline" : "");
+    const pauseOpen = this.el.querySelector('[data-act="pause-open"]');
+    const pauseText = rec.status === "paused" ? "Switch pause…" : "Pause…";
+    if (pauseOpen.textContent !== pauseText) pauseOpen.textContent = pauseText;
     set("unpause", rec.status === "paused" ? "" : "the agent is not paused");
     set("cancel-pending", rec.pending_pause ? "" : "no pause is pending");
     set("end_wrap_up", rec.status !== "wrap_up" ? "the agent is not in wrap-up"
@@ -211,15 +243,15 @@ export class AgentPanel {
 
   onClick(ev) {
     const b = ev.target.closest("button[data-act]");
-    if (!b || !this.id) return;
+    if (!b || !this.id || !AgentPanel.usable(b)) return;
     const id = this.id, name = this.name();
     const act = b.dataset.act;
     const c = this.client;
     switch (act) {
       case "pause-open": return this.openPause();
-      case "pause-cancel": return this.closePause();
+      case "pause-cancel": return this.closePause(true);
       case "signout-open": return this.openSignOut();
-      case "signout-cancel": return this.closeSignOut();
+      case "signout-cancel": return this.closeSignOut(true);
       case "unpause": return this.run(`Unpausing ${name}`, c.command("unpause", id), () => `${name} unpaused.`);
       case "cancel-pending": return this.run(`Cancelling ${name}'s pending pause`, c.command("unpause", id), () => `${name}'s pending pause cancelled.`);
       case "end_wrap_up": return this.run(`Ending ${name}'s wrap-up`, c.command("end_wrap_up", id), () => `${name} is out of wrap-up.`);
@@ -269,9 +301,12 @@ export class AgentPanel {
     (codes.length ? sel : text).focus();
   }
 
-  closePause() {
+  /** Closes the pause form; `refocus`: the focus goes back to "Pause…". */
+  closePause(refocus = false) {
+    const open = !$("p-pause").hidden;
     this.pauseFor = null;
     $("p-pause").hidden = true;
+    if (refocus && open) this.refocus(this.el.querySelector('[data-act="pause-open"]'));
   }
 
   confirmPause() {
@@ -282,7 +317,7 @@ export class AgentPanel {
     if (!reason) { this.result("Type a reason for the pause.", false); $("p-reason-text").focus(); return; }
     const name = this.client.agents.get(id)?.name || id;
     const label = this.names.reason(reason);
-    this.closePause();
+    this.closePause(true);
     this.run(`Pausing ${name} (${label})`, this.client.command("pause", id, { reason }), (r) =>
       r?.agent?.pending_pause && r.agent.status !== "paused"
         ? `Pause of ${name} (${label}) is pending: it applies when the interaction and its wrap-up end. Cancel it with "Cancel pending pause".`
@@ -296,9 +331,11 @@ export class AgentPanel {
     $("p-signout-reason").focus();
   }
 
-  closeSignOut() {
+  closeSignOut(refocus = false) {
+    const open = !$("p-signout").hidden;
     this.signOutFor = null;
     $("p-signout").hidden = true;
+    if (refocus && open) this.refocus(this.el.querySelector('[data-act="signout-open"]'));
   }
 
   confirmSignOut() {
@@ -306,7 +343,7 @@ export class AgentPanel {
     if (!id) return;
     const name = this.client.agents.get(id)?.name || id;
     const reason = $("p-signout-reason").value.trim();
-    this.closeSignOut();
+    this.closeSignOut(true);
     this.run(`Signing ${name} out`, this.client.command("sign_out", id, reason ? { reason } : {}), () => `${name} signed out.`);
   }
 

@@ -23,8 +23,18 @@ export class Store {
     /** Ids of records changed since the last flush. */
     this.dirty = new Set();
     this.orderDirty = true;
-    /** The order must be redone at the next frame (not throttled). */
+    /** The order must be redone at the next frame (not throttled): the user changed the view. */
     this.orderNow = true;
+    /** An agent came into or left the set: redone at the next frame unless held. */
+    this.orderSoon = false;
+    /**
+     * Held: the pointer is on the list or a row has the focus, so live
+     * changes do not move rows under the user (a row read a moment ago must
+     * still be that agent when clicked). Changes still show in place; the
+     * order catches up when the hold ends. What the user asks (filter,
+     * sort) applies at once.
+     */
+    this.held = false;
     this.orderAt = 0;
     this.everything = true;
     /** The ids that match the filters, in display order. */
@@ -42,7 +52,7 @@ export class Store {
     // order moves only when it depends on live fields.
     if (!this.nameRank.has(id) || !this.client.agents.has(id)) {
       this.orderDirty = true;
-      this.orderNow = true;
+      this.orderSoon = true;
     } else if (this.sort !== "name" || this.filter.status || this.filter.channel) {
       this.orderDirty = true;
     }
@@ -59,9 +69,21 @@ export class Store {
   setFilter(part) { Object.assign(this.filter, part); this.orderDirty = this.orderNow = true; }
   setSort(sort) { this.sort = sort; this.orderDirty = this.orderNow = true; }
 
-  /** Milliseconds until a pending re-sort is due (null: none pending). */
+  /** Holds the order (true) or lets it catch up at the next frame (false). */
+  hold(on) {
+    this.held = on;
+    if (!on && this.orderDirty) this.orderSoon = true;
+  }
+
+  /** Whether live changes are waiting for the hold to end to move rows. */
+  get holding() {
+    return this.held && this.orderDirty && !this.orderNow;
+  }
+
+  /** Milliseconds until a pending re-sort is due (null: none pending, or held). */
   orderDue(now) {
-    return this.orderDirty ? Math.max(0, this.orderAt + ORDER_MS - now) : null;
+    if (!this.orderDirty || (this.held && !this.orderNow)) return null;
+    return Math.max(0, this.orderAt + ORDER_MS - now);
   }
 
   matches(rec) {
@@ -94,11 +116,11 @@ export class Store {
     const agents = this.client.agents;
     const all = this.everything;
     const dirty = this.dirty;
-    const order = this.orderDirty && (this.orderNow || now - this.orderAt >= ORDER_MS);
+    const order = this.orderDirty && (this.orderNow || (!this.held && (this.orderSoon || now - this.orderAt >= ORDER_MS)));
     this.dirty = new Set();
     this.everything = false;
     if (order) {
-      this.orderDirty = this.orderNow = false;
+      this.orderDirty = this.orderNow = this.orderSoon = false;
       this.orderAt = now;
     }
     if (all || dirty.size) {
@@ -113,8 +135,8 @@ export class Store {
       if (list.length) this.rank(list[0].id);
       const byName = (a, b) => this.rank(a.id) - this.rank(b.id);
       if (this.sort === "name") list.sort(byName);
-      else if (this.sort === "status") list.sort((a, b) => (STATUS_RANK[a.status] - STATUS_RANK[b.status]) || (a.status_since_ms - b.status_since_ms) || byName(a, b));
-      else list.sort((a, b) => (a.status_since_ms - b.status_since_ms) || byName(a, b));
+      else if (this.sort === "status") list.sort((a, b) => (STATUS_RANK[a.status] - STATUS_RANK[b.status]) || (sinceKey(a) - sinceKey(b)) || byName(a, b));
+      else list.sort((a, b) => (sinceKey(a) - sinceKey(b)) || byName(a, b));
       this.rows = list.map((r) => r.id);
     }
     return { dirty, all, order };
@@ -155,6 +177,13 @@ export class Store {
     return byKey;
   }
 }
+
+/**
+ * The start of the time in state for "longest first": a record with no
+ * known start (`status_since_ms` 0, never signed in) sorts last, not as the
+ * longest of all.
+ */
+const sinceKey = (rec) => rec.status_since_ms || Number.MAX_SAFE_INTEGER;
 
 function emptyCounts() {
   return { counts: Object.fromEntries(STATUSES.map((s) => [s, 0])), connected: 0, lingering: 0, longest: null };
