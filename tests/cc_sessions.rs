@@ -52,6 +52,22 @@ async fn agent_with_state(hub: &TestHub, node: usize, user: &str, device: &str) 
     (c, state["agent"].clone())
 }
 
+/// Waits until the agents' node (0) holds settings that `pred` accepts.
+/// On a cluster a settings change reaches the other nodes through the
+/// delta stream, so a sign-in there in the moment after the admin's reply
+/// may still see the previous settings (PROTOCOL.md §9); a test that signs
+/// an agent in on node 0 right after a change waits for it to arrive first.
+async fn settings_on_agents_node(hub: &TestHub, pred: impl Fn(&Value) -> bool) {
+    let mut s = staff_at(&hub.node(0).url(), T, "cs", "supervisor").await;
+    let snapshot = s.subscribe(json!({"all": true})).await;
+    if !pred(&snapshot["settings"]) {
+        s.recv_where("the settings on the agents' node", |m| {
+            m["type"] == "settings" && pred(&m["settings"])
+        })
+        .await;
+    }
+}
+
 async fn staff(hub: &TestHub, user: &str, role: &str) -> Client {
     hub.staff_in(T, user, role).await
 }
@@ -346,6 +362,7 @@ async fn sign_in_status_restore_and_paused_and_settings_are_validated() {
     assert_eq!(r["settings"]["sign_in_status"], "paused");
     let s = valid(sup.recv_type("settings").await);
     assert_eq!(s["settings"]["sign_in_status"], "paused");
+    settings_on_agents_node(&hub, |s| s["sign_in_status"] == "paused").await;
     let (_c4, me) = agent_with_state(&hub, 0, "c4", "d4").await;
     assert_eq!(
         (me["status"].as_str(), me["pause_reason"].as_str()),
