@@ -152,13 +152,7 @@ async fn sigterm_drains_clients_with_1012_and_exits() {
     let mut a1 = Client::connect(&format!("ws://{}/v1/ws", node.addr)).await;
     a1.send(json!({"type": "hello", "token": token("acme", "a1"), "role": "agent", "device": {"id": "d1"}})).await;
     a1.recv_type("state").await;
-    let pid = node.child.id().expect("pid").to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .expect("kill");
-    assert!(killed.success());
+    node.signal("-TERM");
     let notice = a1.recv_type("draining").await;
     assert!(notice["reconnect_after_ms"].is_u64());
     assert_eq!(a1.closed().await.code, 1012);
@@ -179,13 +173,7 @@ async fn sighup_is_logged_and_changes_nothing() {
     let mut a1 = Client::connect(&format!("ws://{}/v1/ws", node.addr)).await;
     a1.send(json!({"type": "hello", "token": token("acme", "a1"), "role": "agent", "device": {"id": "d1"}})).await;
     a1.recv_type("state").await;
-    let pid = node.child.id().expect("pid").to_string();
-    let hup = Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .await
-        .expect("kill");
-    assert!(hup.success());
+    node.signal("-HUP");
     node.log_line(&["SIGHUP ignored"]).await;
     // Still running, the session still served, no drain.
     assert!(node.child.try_wait().expect("wait").is_none());

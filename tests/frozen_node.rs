@@ -8,22 +8,13 @@
 
 mod common;
 
-use common::process::{eventually, fault_node, Proc};
+use common::process::{eventually, fault_node};
 use common::redis::RedisServer;
 use common::*;
 use serde_json::json;
 use std::time::Duration;
 
 const TTL_MS: u64 = 1000;
-
-fn signal(p: &Proc, sig: &str) {
-    let pid = p.child.id().expect("a running node").to_string();
-    let status = std::process::Command::new("kill")
-        .args([sig, &pid])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill {sig} {pid}");
-}
 
 #[tokio::test]
 async fn a_node_frozen_past_its_lease_gets_its_agents_back_when_it_wakes() {
@@ -43,11 +34,11 @@ async fn a_node_frozen_past_its_lease_gets_its_agents_back_when_it_wakes() {
         "online"
     );
 
-    signal(&a, "-STOP");
+    a.signal("-STOP");
     // Node b sweeps a's devices once a's lease is gone: the correct view
     // while a cannot answer anyone.
     sup.agent_update("a1", |r| r["presence"] == "offline").await;
-    signal(&a, "-CONT");
+    a.signal("-CONT");
     // Node a wakes, finds its lease had lapsed, and re-asserts d1, whose
     // socket it kept all along: a1 is online again, without reconnecting.
     let back = sup.agent_update("a1", |r| r["presence"] == "online").await;

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::process::{eventually, fault_node, Proc};
+use common::process::{fault_node, Proc};
 use common::redis::RedisServer;
 use common::*;
 use serde_json::{json, Value};
@@ -42,13 +42,7 @@ async fn agent(p: &Proc, user: &str, device: &str) -> Client {
 }
 
 async fn ready(p: &Proc, what: &str) {
-    eventually(
-        what,
-        Duration::from_secs(20),
-        Duration::from_millis(50),
-        || async { p.status("/readyz").await == 200 },
-    )
-    .await;
+    p.wait_readyz(what, 200, Duration::from_secs(20)).await;
 }
 
 /// The events of `id`'s history.

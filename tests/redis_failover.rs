@@ -58,13 +58,7 @@ async fn supervisor(p: &Proc) -> (Client, Value) {
 }
 
 async fn ready(p: &Proc, what: &str, want: u16) {
-    eventually(
-        what,
-        Duration::from_secs(15),
-        Duration::from_millis(50),
-        || async { p.status("/readyz").await == want },
-    )
-    .await;
+    p.wait_readyz(what, want, Duration::from_secs(15)).await;
 }
 
 /// The agent's history, read from the store: every entry online, no

@@ -81,13 +81,7 @@ async fn change_crosses(a: &Proc, sup: &mut Client, user: &str, reason: &str) {
 }
 
 async fn ready(p: &Proc, what: &str) {
-    eventually(
-        what,
-        Duration::from_secs(20),
-        Duration::from_millis(50),
-        || async { p.status("/readyz").await == 200 },
-    )
-    .await;
+    p.wait_readyz(what, 200, Duration::from_secs(20)).await;
 }
 
 fn args(list: &[&str], tls: &TlsFiles) -> Vec<String> {

@@ -153,6 +153,25 @@ impl Proc {
         format!("ws://{}/v1/ws", self.addr)
     }
 
+    /// Sends the node a signal (`-TERM`, `-HUP`, `-STOP`, …) with `kill`.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("a running node").to_string();
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {sig} {pid}");
+    }
+
+    /// Waits until `/readyz` answers `want`, polling every 50 ms for at
+    /// most `within`.
+    pub async fn wait_readyz(&self, what: &str, want: u16, within: Duration) {
+        eventually(what, within, Duration::from_millis(50), || async {
+            self.status("/readyz").await == want
+        })
+        .await;
+    }
+
     /// The HS256 secret a node in dev mode generated and printed.
     pub fn generated_secret(&self) -> String {
         self.banner
