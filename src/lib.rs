@@ -36,7 +36,8 @@
 //!   headers and CSP, the pages' versioned immutable assets, CORS on the
 //!   HTTP APIs, who may read `/metrics`.
 //! - [`config`], [`directory`], [`auth`] (tokens; [`auth::jwks`]: an identity
-//!   provider's keys), [`error`], [`clock`]: the edges.
+//!   provider's keys), [`error`], [`clock`], [`tls`] (the rustls crypto
+//!   provider those keys' and Redis's TLS clients share): the edges.
 //!
 //! `main.rs` only parses flags and calls [`node::run`].
 
@@ -57,5 +58,6 @@ pub mod protocol;
 pub mod server;
 pub mod strict;
 pub mod text;
+pub mod tls;
 pub mod wallboard;
 pub mod web;

@@ -130,7 +130,7 @@ impl KeySet {
         };
         check_url(&first)?;
         // reqwest uses the process's rustls provider: ring, as for Redis.
-        crate::backplane::target::install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(settings.fetch_timeout)
             .connect_timeout(settings.fetch_timeout)

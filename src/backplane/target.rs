@@ -103,7 +103,7 @@ pub enum PreparedKind {
 impl Target {
     /// Reads the TLS files and checks the addresses (see the module docs).
     pub fn prepare(&self) -> Result<Prepared, TargetError> {
-        install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let (kind, tls) = match &self.kind {
             Kind::Single(url) => {
                 let (info, tls) = self.connection_info(url)?;
@@ -332,19 +332,6 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
-}
-
-/// rustls needs one process-wide crypto provider; ring is the one built
-/// in. Installing it twice is harmless (the second call is refused).
-///
-/// rustls 0.23.48 deprecates ring's provider for lacking post-quantum key
-/// exchange (aws-lc-rs has it). Redis servers speak TLS through OpenSSL
-/// builds that mostly do not offer it either, so the handshake would land
-/// on X25519 all the same; ring keeps the build free of a C/CMake step.
-/// Revisit when Redis servers offer ML-KEM.
-#[allow(deprecated)]
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 #[cfg(test)]
