@@ -125,6 +125,13 @@ pub struct Config {
     /// Largest accepted WebSocket message; larger ones close the connection with 1009.
     #[arg(long, env = "PRESENCE_HUB_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
+    /// HTTP API requests (`/api/v1`) in flight at once on this node; more
+    /// are answered 429 `rate_limited` at once.
+    #[arg(long, env = "PRESENCE_HUB_API_MAX_IN_FLIGHT", default_value_t = 32)]
+    pub api_max_in_flight: usize,
+    /// Largest HTTP API request body; larger ones get 413 `too_large`.
+    #[arg(long, env = "PRESENCE_HUB_API_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub api_max_body_bytes: usize,
     /// Concurrent WebSocket connections; more are refused with HTTP 503.
     #[arg(long, env = "PRESENCE_HUB_MAX_CONNECTIONS", default_value_t = 200_000)]
     pub max_connections: usize,

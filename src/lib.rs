@@ -42,6 +42,7 @@
 //! `main.rs` only parses flags and calls [`node::run`].
 
 pub mod agent_page;
+pub mod api;
 pub mod auth;
 pub mod backplane;
 pub mod client_lib;

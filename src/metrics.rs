@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 /// Kinds of frames the hub sends, as the `type` label of messages out.
 /// In the order of [`Kind`](crate::hub::outbox::Kind).
-pub const OUT_KINDS: [&str; 12] = [
+pub const OUT_KINDS: [&str; 13] = [
     "welcome",
     "state",
     "reply",
@@ -24,6 +24,7 @@ pub const OUT_KINDS: [&str; 12] = [
     "command",
     "draining",
     "channel",
+    "channel_removed",
     "signed_out",
 ];
 
@@ -171,6 +172,10 @@ fn describe() {
         "presence_hub_jwks_fetches_total",
         "Fetches of the identity provider's key set (--oidc-issuer, --jwt-jwks-url), by outcome"
     );
+    describe_counter!(
+        "presence_hub_directory_changes_total",
+        "Directory changes this node committed (admin WebSocket, HTTP API), by event"
+    );
     describe_gauge!(
         "presence_hub_jwks_keys",
         "Signing keys from the identity provider held now (0 with none configured or fetched)"
@@ -190,6 +195,23 @@ impl Metrics {
             Settled::Unknown => 2,
         };
         self.settled[i].increment(1);
+    }
+
+    /// Counts one directory change this node committed, by event
+    /// (`user_created`, `channel_deleted`, …).
+    pub fn directory_changes(&self, event: &str) {
+        let event = [
+            "user_created",
+            "user_updated",
+            "user_deleted",
+            "channel_created",
+            "channel_updated",
+            "channel_deleted",
+        ]
+        .into_iter()
+        .find(|e| *e == event)
+        .unwrap_or("other");
+        metrics::counter!("presence_hub_directory_changes_total", "event" => event).increment(1);
     }
 
     /// Counts one fetch of the identity provider's key set.

@@ -32,6 +32,9 @@ pub mod close {
     pub const SIGNED_OUT: u16 = 4010;
     /// The agent already has `--max-devices-per-agent` active devices.
     pub const TOO_MANY_DEVICES: u16 = 4011;
+    /// The user was removed from the directory, or their roles or scope
+    /// changed (PROTOCOL.md §7.1): sign in again.
+    pub const DIRECTORY_CHANGED: u16 = 4012;
 }
 
 /// The device an agent connection speaks for.
@@ -166,6 +169,23 @@ pub enum Request {
         agent_id: String,
         channel: ChannelRef,
     },
+    // ---- the directory at runtime (PROTOCOL.md §7.1); admins only
+    /// The tenant's users and channels.
+    Directory {},
+    /// Creates or replaces a user (read strictly: `crate::api::directory`).
+    PutUser {
+        user: Value,
+    },
+    DeleteUser {
+        user_id: String,
+    },
+    /// Creates or renames a channel.
+    PutChannel {
+        channel: Value,
+    },
+    DeleteChannel {
+        channel: ChannelRef,
+    },
 }
 
 /// A field that must be present but may be `null` (serde's default for an
@@ -192,6 +212,11 @@ pub const REQUEST_TYPES: &[&str] = &[
     "set_unassigned_access",
     "assign",
     "unassign",
+    "directory",
+    "put_user",
+    "delete_user",
+    "put_channel",
+    "delete_channel",
 ];
 
 /// A decoded client message: its request `id` (if any) and the request.

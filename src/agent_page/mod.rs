@@ -63,24 +63,33 @@ async fn tenant(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Response {
         Ok(claims) => claims,
         Err(e) => return unauthorized(format!("{e}\n")),
     };
-    let Some(tenant) = hub.directory.tenant(&claims.tenant) else {
-        return unauthorized("unknown tenant\n".into());
+    let (tenant, _lease) = match hub.open_tenant(&claims.tenant).await {
+        Ok(opened) => opened,
+        Err(e) if e.code == crate::error::ErrorCode::Unavailable => {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
+        }
+        Err(e) => return unauthorized(format!("{e}\n")),
     };
-    if !tenant
+    if tenant.directory().user(&claims.sub).is_none() {
+        hub.catch_up_with_store(&tenant).await;
+    }
+    // The directory as it is now: channels and people change at runtime.
+    let dir = tenant.directory();
+    if !dir
         .user(&claims.sub)
         .is_some_and(|u| u.has_role(Role::Agent))
     {
         return (StatusCode::FORBIDDEN, "not an agent of this tenant\n").into_response();
     }
-    let channels: Vec<_> = tenant
+    let channels: Vec<_> = dir
         .channels
         .iter()
         .map(|c| json!({"kind": c.kind, "id": c.id, "name": c.name}))
         .collect();
-    let people: Vec<_> = tenant
+    let people: Vec<_> = dir
         .users
         .iter()
         .map(|u| json!({"id": u.id, "name": u.name}))
         .collect();
-    Json(json!({"tenant": tenant.name, "channels": channels, "people": people})).into_response()
+    Json(json!({"tenant": tenant.name(), "channels": channels, "people": people})).into_response()
 }

@@ -28,6 +28,7 @@ struct Store {
     seq: u64,
     settings: Settings,
     records: HashMap<String, Arc<AgentRecord>>,
+    directory: DirectoryImage,
     history: VecDeque<HistoryEntry>,
     handlers: Vec<DeltaHandler>,
     once: Remembered,
@@ -83,6 +84,25 @@ impl MemoryBackplane {
             .ok_or_else(|| BackplaneError::Unavailable(format!("tenant {tenant} is not attached")))
     }
 
+    fn record_history(&self, store: &mut Store, entry: HistoryEntry) {
+        if self.history_capacity > 0 {
+            if store.history.len() >= self.history_capacity {
+                store.history.pop_front();
+            }
+            store.history.push_back(entry);
+        }
+    }
+
+    fn state(&self, store: &Store) -> TenantState {
+        TenantState {
+            seq: store.seq,
+            settings: store.settings.clone(),
+            agents: store.records.values().cloned().collect(),
+            directory: Some(store.directory.clone()),
+            epoch: self.epoch.clone(),
+        }
+    }
+
     fn publish(store: &Store, delta: Delta) {
         for handler in &store.handlers {
             handler(delta.clone());
@@ -107,6 +127,7 @@ impl Backplane for MemoryBackplane {
                     seq: 0,
                     settings: seed.settings.clone(),
                     records: HashMap::new(),
+                    directory: seed.directory.clone(),
                     history: VecDeque::new(),
                     handlers: Vec::new(),
                     once: Remembered::default(),
@@ -121,12 +142,7 @@ impl Backplane for MemoryBackplane {
                 .or_insert_with(|| Arc::new(record));
         }
         store.handlers.push(on_delta);
-        Ok(TenantState {
-            seq: store.seq,
-            settings: store.settings.clone(),
-            agents: store.records.values().cloned().collect(),
-            epoch: self.epoch.clone(),
-        })
+        Ok(self.state(&store))
     }
 
     async fn commit_agent(
@@ -150,12 +166,7 @@ impl Backplane for MemoryBackplane {
         record.version = store.seq;
         let record = Arc::new(record);
         store.records.insert(record.id.clone(), record.clone());
-        if self.history_capacity > 0 {
-            if store.history.len() >= self.history_capacity {
-                store.history.pop_front();
-            }
-            store.history.push_back(HistoryEntry::of(&record, event));
-        }
+        self.record_history(&mut store, HistoryEntry::of(&record, event));
         let seq = store.seq;
         store.once.remember(once, seq);
         Self::publish(&store, Delta::Agent(record.clone()));
@@ -185,6 +196,60 @@ impl Backplane for MemoryBackplane {
             },
         );
         Ok((seq, settings))
+    }
+
+    async fn commit_directory(
+        &self,
+        tenant: &str,
+        write: &DirectoryWrite,
+        once: Option<&IdempotencyKey>,
+    ) -> Result<DirectoryCommit, BackplaneError> {
+        let store = self.store(tenant)?;
+        let mut store = store.lock();
+        if let Some(seq) = once.and_then(|key| store.once.get(key)) {
+            return Ok(DirectoryCommit::AlreadyApplied(seq));
+        }
+        let version = |id: &str| store.records.get(id).map(|r| r.version);
+        let stale = store.directory.version != write.expected_version
+            || write
+                .records_put
+                .iter()
+                .any(|p| version(&p.record.id) != p.expected)
+            || write
+                .records_removed
+                .iter()
+                .any(|r| version(&r.id) != Some(r.expected));
+        if stale {
+            return Ok(DirectoryCommit::Conflict(store.seq));
+        }
+        store.seq += 1;
+        let seq = store.seq;
+        store.directory.version = seq;
+        write.apply_to(&mut store.directory);
+        for record in write.committed_records(seq) {
+            store.records.insert(record.id.clone(), record.clone());
+            self.record_history(&mut store, HistoryEntry::of(&record, &write.event));
+        }
+        for removal in &write.records_removed {
+            if let Some(old) = store.records.remove(&removal.id) {
+                let mut entry = HistoryEntry::of(&old, &write.event);
+                entry.version = seq;
+                entry.by = write
+                    .by
+                    .clone()
+                    .unwrap_or_else(crate::domain::Actor::system);
+                self.record_history(&mut store, entry);
+            }
+        }
+        store.once.remember(once, seq);
+        Self::publish(
+            &store,
+            Delta::Directory {
+                seq,
+                write: Arc::new(write.clone()),
+            },
+        );
+        Ok(DirectoryCommit::Committed(seq))
     }
 
     async fn history(
@@ -233,11 +298,6 @@ impl Backplane for MemoryBackplane {
             return Ok(None);
         };
         let store = store.lock();
-        Ok(Some(TenantState {
-            seq: store.seq,
-            settings: store.settings.clone(),
-            agents: store.records.values().cloned().collect(),
-            epoch: self.epoch.clone(),
-        }))
+        Ok(Some(self.state(&store)))
     }
 }

@@ -16,6 +16,8 @@ pub mod sentinel;
 pub mod settle;
 pub mod target;
 
+use crate::directory::change::DirectoryWrite;
+use crate::directory::DirectoryImage;
 use crate::domain::{AgentRecord, Settings};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -33,13 +35,19 @@ pub enum Delta {
         seq: u64,
         settings: Settings,
     },
+    /// A directory change (users, channels, and the records it wrote or
+    /// removed, all at `seq`).
+    Directory {
+        seq: u64,
+        write: Arc<DirectoryWrite>,
+    },
 }
 
 impl Delta {
     pub fn seq(&self) -> u64 {
         match self {
             Delta::Agent(r) => r.version,
-            Delta::Settings { seq, .. } => *seq,
+            Delta::Settings { seq, .. } | Delta::Directory { seq, .. } => *seq,
         }
     }
 }
@@ -54,6 +62,9 @@ pub struct TenantState {
     pub seq: u64,
     pub settings: Settings,
     pub agents: Vec<Arc<AgentRecord>>,
+    /// The store's users and channels; `None` from a store that has none
+    /// (the node's seed applies).
+    pub directory: Option<DirectoryImage>,
     /// The store's incarnation of the tenant (see [`Epoch`]).
     pub epoch: Epoch,
 }
@@ -99,6 +110,9 @@ impl Epoch {
 pub struct TenantSeed {
     pub settings: Settings,
     pub agents: Vec<AgentRecord>,
+    /// The file's users and channels (stored only when the store has no
+    /// directory for the tenant yet).
+    pub directory: DirectoryImage,
 }
 
 /// The outcome of a compare-and-swap.
@@ -110,6 +124,19 @@ pub enum Commit {
     /// A change under the same [`IdempotencyKey`] was applied before:
     /// nothing was applied now; here is the current record.
     AlreadyApplied(Option<Arc<AgentRecord>>),
+}
+
+/// The outcome of [`Backplane::commit_directory`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DirectoryCommit {
+    /// Applied at this seq.
+    Committed(u64),
+    /// The directory or a record changed since the change was planned;
+    /// nothing applied. The store's seq then: a replica that reaches it can
+    /// plan again.
+    Conflict(u64),
+    /// A change under the same idempotency key was applied at this seq.
+    AlreadyApplied(u64),
 }
 
 /// A client's `idempotency_key` (PROTOCOL.md §3.3), scoped to the user who
@@ -278,6 +305,18 @@ pub trait Backplane: Send + Sync + 'static {
         once: Option<&IdempotencyKey>,
     ) -> Result<(u64, Settings), BackplaneError>;
 
+    /// Commits a directory change (PROTOCOL.md §7.1) under one seq, or
+    /// nothing: only while the tenant's directory is at
+    /// `write.expected_version` and every record at its `expected` version.
+    /// With `once` already used, applies nothing and answers
+    /// [`DirectoryCommit::AlreadyApplied`].
+    async fn commit_directory(
+        &self,
+        tenant: &str,
+        write: &DirectoryWrite,
+        once: Option<&IdempotencyKey>,
+    ) -> Result<DirectoryCommit, BackplaneError>;
+
     /// The seq of the change made under `once`, while the store remembers
     /// it (so a repeated request answers without running the domain rules
     /// again: the first one changed what they would check).
@@ -317,6 +356,14 @@ pub trait Backplane: Send + Sync + 'static {
     /// routing and resync).
     fn is_shared(&self) -> bool {
         false
+    }
+
+    /// The tenant's seq in the store now (`None` from a store that is this
+    /// process: its replicas are never behind). A node that must not act
+    /// on a stale replica — a sign-in of a user another node just added —
+    /// waits until its replica reaches it.
+    async fn current_seq(&self, _tenant: &str) -> Result<Option<u64>, BackplaneError> {
+        Ok(None)
     }
 
     /// Stops delivering the tenant's deltas to this node.

@@ -120,6 +120,9 @@ struct Keys {
     epoch: String,
     deltas: String,
     ops: String,
+    dir_version: String,
+    dir_users: String,
+    dir_channels: String,
     tenant: String,
 }
 
@@ -132,7 +135,10 @@ impl Keys {
             .key(&self.records)
             .key(&self.versions)
             .key(&self.settings)
-            .key(&self.epoch);
+            .key(&self.epoch)
+            .key(&self.dir_version)
+            .key(&self.dir_users)
+            .key(&self.dir_channels);
         invocation
     }
 }
@@ -148,6 +154,9 @@ fn keys(tenant: &str) -> Keys {
         epoch: k("epoch"),
         deltas: k("deltas"),
         ops: k("ops"),
+        dir_version: k("dir:version"),
+        dir_users: k("dir:users"),
+        dir_channels: k("dir:channels"),
         tenant: tenant.to_string(),
     }
 }
@@ -209,12 +218,20 @@ fn tenant_of_channel(channel: &str) -> Option<&str> {
     channel.strip_prefix("hub:{")?.strip_suffix("}:deltas")
 }
 
-/// `A<record json>` or `S<seq> <settings json>`.
+/// `A<record json>`, `S<seq> <settings json>` or `D<seq> <directory
+/// write json>`.
 fn parse_delta(payload: &str) -> Option<Delta> {
     if let Some(record) = payload.strip_prefix('A') {
         return serde_json::from_str::<AgentRecord>(record)
             .ok()
             .map(|r| Delta::Agent(Arc::new(r)));
+    }
+    if let Some(change) = payload.strip_prefix('D') {
+        let (seq, write) = change.split_once(' ')?;
+        return Some(Delta::Directory {
+            seq: seq.parse().ok()?,
+            write: Arc::new(serde_json::from_str(write).ok()?),
+        });
     }
     let (seq, settings) = payload.strip_prefix('S')?.split_once(' ')?;
     Some(Delta::Settings {
@@ -252,6 +269,40 @@ pub(super) async fn guarded<T>(
         )
         .into()),
     }
+}
+
+/// What `lua/load.lua` answers: seq, records, settings, epoch, directory
+/// version, users, channels.
+type RawState = (
+    Option<u64>,
+    Vec<String>,
+    Option<String>,
+    Option<String>,
+    Option<u64>,
+    Vec<String>,
+    Vec<String>,
+);
+
+/// A directory channel's field in the channels hash: `kind:id`.
+fn channel_key(channel: &crate::domain::ChannelRef) -> String {
+    format!("{}:{}", channel.kind.as_str(), channel.id)
+}
+
+/// The users then the channels of a directory as `seed.lua` and
+/// `restore.lua` take them: pairs of field and JSON.
+fn add_directory_args(
+    invocation: &mut ::redis::ScriptInvocation<'_>,
+    directory: &DirectoryImage,
+) -> Result<(), BackplaneError> {
+    for user in &directory.users {
+        invocation.arg(&user.id).arg(to_json(user)?);
+    }
+    for channel in &directory.channels {
+        invocation
+            .arg(channel_key(&channel.channel_ref()))
+            .arg(to_json(channel)?);
+    }
+    Ok(())
 }
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, BackplaneError> {
@@ -351,6 +402,7 @@ pub struct RedisBackplane {
     restore: Script,
     raise_seq: Script,
     settle: Script,
+    directory: Script,
     lease: Script,
     /// The server's clock as of the last lease renewal (change deadlines).
     clock: RedisClock,
@@ -459,6 +511,7 @@ impl RedisBackplane {
             restore: Script::new(include_str!("lua/restore.lua")),
             raise_seq: Script::new(include_str!("lua/raise_seq.lua")),
             settle: Script::new(include_str!("lua/settle.lua")),
+            directory: Script::new(include_str!("lua/directory.lua")),
             lease: Script::new(include_str!("lua/lease.lua")),
             clock: RedisClock::default(),
             attempts: Attempts::new(),
@@ -648,10 +701,8 @@ impl RedisBackplane {
         }
     }
 
-    fn parse_state(
-        raw: (Option<u64>, Vec<String>, Option<String>, Option<String>),
-    ) -> Result<Option<TenantState>, BackplaneError> {
-        let (seq, records, settings, epoch) = raw;
+    fn parse_state(raw: RawState) -> Result<Option<TenantState>, BackplaneError> {
+        let (seq, records, settings, epoch, dir_version, users, channels) = raw;
         let (Some(seq), Some(settings), Some(epoch)) = (seq, settings, epoch) else {
             return Ok(None);
         };
@@ -667,10 +718,29 @@ impl RedisBackplane {
                 }
             })
             .collect();
+        // Unreadable entries are errors, not skips: a directory that lost a
+        // user would sign that user out everywhere.
+        let directory = match dir_version {
+            None => None,
+            Some(version) => Some(DirectoryImage {
+                version,
+                users: users
+                    .iter()
+                    .map(|u| serde_json::from_str(u))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| BackplaneError::Unavailable(format!("directory user: {e}")))?,
+                channels: channels
+                    .iter()
+                    .map(|c| serde_json::from_str(c))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| BackplaneError::Unavailable(format!("directory channel: {e}")))?,
+            }),
+        };
         Ok(Some(TenantState {
             seq,
             settings,
             agents,
+            directory,
             epoch: Epoch::parse(&epoch),
         }))
     }
@@ -695,7 +765,12 @@ impl Backplane for RedisBackplane {
         // Used only when the store has no epoch yet (a fresh tenant, seq 0).
         let epoch = Epoch::new(&self.node_id, 0);
         let mut invocation = k.state_invocation(&self.seed);
-        invocation.arg(settings_json).arg(epoch.id);
+        invocation
+            .arg(settings_json)
+            .arg(epoch.id)
+            .arg(seed.directory.users.len())
+            .arg(seed.directory.channels.len());
+        add_directory_args(&mut invocation, &seed.directory)?;
         for record in &seed.agents {
             invocation.arg(&record.id).arg(without_version(record)?);
         }
@@ -883,6 +958,122 @@ impl Backplane for RedisBackplane {
         Ok((seq, settings))
     }
 
+    async fn commit_directory(
+        &self,
+        tenant: &str,
+        write: &DirectoryWrite,
+        once: Option<&IdempotencyKey>,
+    ) -> Result<DirectoryCommit, BackplaneError> {
+        self.check_reachable()?;
+        let k = keys(tenant);
+        let attempt = self.attempts.next();
+        let mut invocation = self.directory.prepare_invoke();
+        invocation
+            .key(&k.seq)
+            .key(&k.records)
+            .key(&k.versions)
+            .key(&k.history)
+            .key(&k.deltas)
+            .key(&k.dir_users)
+            .key(&k.dir_channels)
+            .key(&k.dir_version)
+            .key(k.op(&attempt))
+            .key(k.fence(&attempt))
+            .key(k.once(once));
+        let mut conn = self.conn();
+        let sent = Instant::now();
+        invocation
+            .arg(write.expected_version)
+            .arg(to_json(write)?)
+            .arg(conn.publish_command())
+            .arg(self.deadline(sent))
+            .arg(SETTINGS_ATTEMPT_TTL.as_millis() as u64)
+            .arg(window_ms(once))
+            .arg(self.history_capacity)
+            .arg(write.users_put.len())
+            .arg(write.users_removed.len())
+            .arg(write.channels_put.len())
+            .arg(write.channels_removed.len())
+            .arg(write.records_put.len())
+            .arg(write.records_removed.len());
+        for user in &write.users_put {
+            invocation.arg(&user.id).arg(to_json(user)?);
+        }
+        for id in &write.users_removed {
+            invocation.arg(id);
+        }
+        for channel in &write.channels_put {
+            invocation
+                .arg(channel_key(&channel.channel_ref()))
+                .arg(to_json(channel)?);
+        }
+        for channel in &write.channels_removed {
+            invocation.arg(channel_key(channel));
+        }
+        for put in &write.records_put {
+            let history = HistoryEntry::of(&put.record, &write.event);
+            invocation
+                .arg(&put.record.id)
+                .arg(put.expected.map(|v| v.to_string()).unwrap_or_default())
+                .arg(without_version(&put.record)?)
+                .arg(without_version(&history)?);
+        }
+        for removal in &write.records_removed {
+            // The history keeps the agent as it was, and who removed it.
+            let mut history = HistoryEntry {
+                at_ms: crate::clock::now_ms(),
+                agent_id: removal.id.clone(),
+                event: write.event.clone(),
+                presence: crate::domain::Presence::Offline,
+                status: crate::domain::Status::Offline,
+                pause_reason: None,
+                by: write
+                    .by
+                    .clone()
+                    .unwrap_or_else(crate::domain::Actor::system),
+                version: 0,
+            };
+            if let Some(old) = self.read_agent(tenant, &removal.id).await.ok().flatten() {
+                history.presence = old.presence;
+                history.status = old.status;
+                history.pause_reason = old.pause_reason.clone();
+            }
+            invocation
+                .arg(&removal.id)
+                .arg(removal.expected)
+                .arg(without_version(&history)?);
+        }
+        let result: ::redis::RedisResult<(i64, u64)> =
+            guarded(invocation.invoke_async(&mut conn), self.timeout).await;
+        let (code, seq) = match result {
+            Ok(answer) => answer,
+            Err(e) if surely_not_applied(&e) => return Err(self.failed(e)),
+            Err(e) => {
+                self.mark_if_unreachable(&e);
+                return match self
+                    .settle(&mut conn, &k, Settling::Settings, &attempt, sent, e)
+                    .await?
+                {
+                    Settled::Applied(seq) => {
+                        self.replicated(&mut conn, &k.seq).await?;
+                        Ok(DirectoryCommit::Committed(seq))
+                    }
+                    Settled::NotApplied | Settled::Unknown => Err(BackplaneError::Unavailable(
+                        "no answer from Redis in time; the change was not applied".into(),
+                    )),
+                };
+            }
+        };
+        match code {
+            1 => {
+                self.replicated(&mut conn, &k.seq).await?;
+                Ok(DirectoryCommit::Committed(seq))
+            }
+            2 => Ok(DirectoryCommit::AlreadyApplied(seq)),
+            _ => Ok(DirectoryCommit::Conflict(seq)),
+        }
+    }
+
     async fn applied_under(
         &self,
         tenant: &str,
@@ -943,18 +1134,27 @@ impl Backplane for RedisBackplane {
 
     async fn load(&self, tenant: &str) -> Result<Option<TenantState>, BackplaneError> {
         let k = keys(tenant);
-        let raw: ::redis::RedisResult<(Option<u64>, Vec<String>, Option<String>, Option<String>)> =
-            guarded(
-                self.load
-                    .key(&k.seq)
-                    .key(&k.records)
-                    .key(&k.settings)
-                    .key(&k.epoch)
-                    .invoke_async(&mut self.conn()),
-                self.timeout,
-            )
-            .await;
+        let raw: ::redis::RedisResult<RawState> = guarded(
+            self.load
+                .key(&k.seq)
+                .key(&k.records)
+                .key(&k.settings)
+                .key(&k.epoch)
+                .key(&k.dir_version)
+                .key(&k.dir_users)
+                .key(&k.dir_channels)
+                .invoke_async(&mut self.conn()),
+            self.timeout,
+        )
+        .await;
         Self::parse_state(self.note(raw)?)
+    }
+
+    async fn current_seq(&self, tenant: &str) -> Result<Option<u64>, BackplaneError> {
+        let mut conn = self.conn();
+        let seq: ::redis::RedisResult<Option<u64>> =
+            guarded(conn.get(keys(tenant).seq), self.timeout).await;
+        Ok(Some(self.note(seq)?.unwrap_or(0)))
     }
 
     async fn read_agent(
@@ -977,10 +1177,15 @@ impl Backplane for RedisBackplane {
         let settings = to_json(&state.settings)?;
         // The restored tenant is a new epoch beginning at the replica's seq:
         // supervisors that applied seqs of the lost store cannot resume.
+        let directory = state.directory.clone().unwrap_or_default();
         invocation
             .arg(Epoch::new(&self.node_id, state.seq).id)
             .arg(state.seq)
-            .arg(settings);
+            .arg(settings)
+            .arg(directory.version)
+            .arg(directory.users.len())
+            .arg(directory.channels.len());
+        add_directory_args(&mut invocation, &directory)?;
         for record in &state.agents {
             let json = to_json(&**record)?;
             invocation.arg(&record.id).arg(json).arg(record.version);

@@ -95,6 +95,22 @@ impl ChannelCounters {
         self.dirty.extend(self.channels.keys().cloned());
     }
 
+    /// Zero counters for a channel new to the directory (kept if it has some).
+    pub fn add_channel(&mut self, channel: &ChannelRef) {
+        self.channels.entry(channel.clone()).or_default();
+    }
+
+    /// Forgets a channel deleted from the directory.
+    pub fn remove_channel(&mut self, channel: &ChannelRef) {
+        self.channels.remove(channel);
+        self.dirty.remove(channel);
+    }
+
+    /// Takes out the contribution of a record that left the tenant.
+    pub fn remove(&mut self, old: &AgentRecord) {
+        self.add(old, -1);
+    }
+
     /// Replaces `old`'s contribution with `new`'s.
     pub fn update(&mut self, old: Option<&AgentRecord>, new: &AgentRecord) {
         if let Some(old) = old {

@@ -11,6 +11,7 @@
 pub mod cluster;
 pub mod counters;
 pub mod delta_log;
+pub mod directory;
 pub mod outbox;
 mod overrun;
 pub mod router;
@@ -34,7 +35,7 @@ use tenant::Tenant;
 use tokio::sync::{watch, OnceCell};
 
 /// Attempts of one compare-and-swap before giving up with `unavailable`.
-const MAX_CAS_ATTEMPTS: usize = 32;
+pub(crate) const MAX_CAS_ATTEMPTS: usize = 32;
 
 /// A tenant this node serves: its replica (attached once) and how many
 /// sessions of it are open here.
@@ -219,6 +220,7 @@ impl Hub {
                 let seed = TenantSeed {
                     settings: dir.settings.clone(),
                     agents: dir.seed_records(),
+                    directory: dir.image(),
                 };
                 let state = self.backplane.attach(id, seed, on_delta).await?;
                 tenant.load(state);
@@ -227,6 +229,16 @@ impl Hub {
             })
             .await?;
         Ok(tenant.clone())
+    }
+
+    /// Brings the replica up to the store's seq of now (cluster mode;
+    /// bounded by the command timeout): called before refusing a user this
+    /// replica does not know, who may have been added on another node an
+    /// instant ago. Quietly does nothing when the store cannot be asked.
+    pub async fn catch_up_with_store(&self, tenant: &Tenant) {
+        if let Ok(Some(seq)) = self.backplane.current_seq(tenant.id()).await {
+            tenant.wait_for(seq, self.config.command_timeout()).await;
+        }
     }
 
     /// The agent's record as the store has it now (the replica's on one node).
@@ -479,7 +491,11 @@ impl Hub {
             .change(tenant, agent_id, &Actor::system(), &event, check)
             .await
         {
-            if e.code != crate::error::ErrorCode::InvalidState {
+            // Not found: the directory removed the agent meanwhile.
+            if !matches!(
+                e.code,
+                crate::error::ErrorCode::InvalidState | crate::error::ErrorCode::NotFound
+            ) {
                 tracing::warn!(tenant = tenant.id(), agent = agent_id, device = device_id, error = %e, "device not marked inactive");
             }
         }

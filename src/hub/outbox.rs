@@ -41,6 +41,8 @@ pub enum Kind {
     Draining,
     /// Channel counters (PROTOCOL.md §10.4).
     Channel,
+    /// A channel deleted from the directory (PROTOCOL.md §7.1).
+    ChannelRemoved,
     /// Signed out by a supervisor (PROTOCOL.md §10.6).
     SignedOut,
 }

@@ -15,9 +15,10 @@ use super::counters::{channel_json, ChannelCounters, Summary};
 use super::delta_log::{DeltaLog, LOG_CAPACITY};
 use super::outbox::{Frame, Kind, Outbox};
 use crate::backplane::{Delta, Epoch, TenantState};
+use crate::directory::change::DirectoryWrite;
 use crate::directory::TenantDirectory;
 use crate::domain::permissions::in_scope;
-use crate::domain::{AgentRecord, ChannelRef, Settings};
+use crate::domain::{AgentRecord, ChannelRef, Settings, User};
 use crate::protocol;
 use parking_lot::Mutex;
 use serde_json::json;
@@ -138,8 +139,15 @@ struct Replica {
     /// The store's incarnation of the tenant (resume works only within one).
     epoch: Epoch,
     settings: Settings,
+    /// The tenant's users and channels as of `seq` (replaced whole by each
+    /// directory delta, so a reader holds one consistent version).
+    dir: Arc<TenantDirectory>,
     agents: HashMap<String, AgentEntry>,
     subscribers: HashMap<u64, Subscriber>,
+    /// Every open connection of this node by user, whatever its role: a
+    /// directory change that removes a user or changes their roles or scope
+    /// closes them (4012), since a session keeps what it signed in with.
+    sessions: HashMap<String, Vec<(u64, Arc<Outbox>)>>,
     /// Local agent connections by agent id: they get `state` frames.
     watchers: HashMap<String, Vec<Watcher>>,
     /// Per-channel counts, kept incrementally (PROTOCOL.md §10.4).
@@ -154,7 +162,9 @@ struct Watcher {
 }
 
 pub struct Tenant {
-    pub dir: Arc<TenantDirectory>,
+    id: String,
+    /// What the directory file says about the tenant (its seed).
+    seed: Arc<TenantDirectory>,
     /// This node: a local device that the store shows active on another
     /// node was taken over there, so its connection here is closed (4009).
     node_id: String,
@@ -175,6 +185,7 @@ impl Tenant {
         gaps: Option<tokio::sync::mpsc::UnboundedSender<Repair>>,
     ) -> Arc<Self> {
         Arc::new(Tenant {
+            id: dir.id.clone(),
             node_id: node_id.to_string(),
             gaps,
             replica: Mutex::new(Replica {
@@ -185,19 +196,67 @@ impl Tenant {
                 held_overflowed: false,
                 epoch: Epoch::default(),
                 settings: dir.settings.clone(),
+                dir: dir.clone(),
                 agents: HashMap::new(),
                 subscribers: HashMap::new(),
+                sessions: HashMap::new(),
                 watchers: HashMap::new(),
                 counters: ChannelCounters::new(&dir.channels),
             }),
-            dir,
+            seed: dir,
             log: DeltaLog::new(LOG_CAPACITY),
             seq_tx: watch::Sender::new(0),
         })
     }
 
     pub fn id(&self) -> &str {
-        &self.dir.id
+        &self.id
+    }
+
+    /// The tenant's display name (from the directory file).
+    pub fn name(&self) -> &str {
+        &self.seed.name
+    }
+
+    /// The tenant's users and channels as this replica has them now.
+    pub fn directory(&self) -> Arc<TenantDirectory> {
+        self.replica.lock().dir.clone()
+    }
+
+    /// Registers a connection of `user_id` as the user is now, returning
+    /// that user (`None`: no such user) and a guard that forgets the
+    /// connection when dropped. Read and registered under the replica's
+    /// lock, so a directory change that removes the user or changes their
+    /// roles either came before (and is seen here) or comes after (and
+    /// closes the connection, 4012).
+    pub fn sign_in(
+        self: &Arc<Self>,
+        user_id: &str,
+        conn: u64,
+        outbox: &Arc<Outbox>,
+    ) -> Option<(User, SignedIn)> {
+        let mut r = self.replica.lock();
+        let user = r.dir.user(user_id).cloned()?;
+        r.sessions
+            .entry(user_id.to_string())
+            .or_default()
+            .push((conn, outbox.clone()));
+        let guard = SignedIn {
+            tenant: self.clone(),
+            user_id: user_id.to_string(),
+            conn,
+        };
+        Some((user, guard))
+    }
+
+    fn sign_off(&self, user_id: &str, conn: u64) {
+        let mut r = self.replica.lock();
+        if let Some(list) = r.sessions.get_mut(user_id) {
+            list.retain(|(c, _)| *c != conn);
+            if list.is_empty() {
+                r.sessions.remove(user_id);
+            }
+        }
     }
 
     /// Installs the state returned by `attach`, then the deltas that raced it.
@@ -206,6 +265,10 @@ impl Tenant {
         r.seq = state.seq;
         r.epoch = state.epoch;
         r.settings = state.settings;
+        if let Some(image) = &state.directory {
+            r.dir = Arc::new(self.directory_from(image));
+            r.counters = ChannelCounters::new(&r.dir.channels);
+        }
         r.agents = state
             .agents
             .into_iter()
@@ -228,6 +291,16 @@ impl Tenant {
     pub fn resync(&self, state: TenantState) {
         let mut r = self.replica.lock();
         let mut changed = 0;
+        // Records the store no longer holds were removed by a directory
+        // change this replica missed.
+        let gone: Vec<String> = {
+            let kept: HashSet<&str> = state.agents.iter().map(|a| a.id.as_str()).collect();
+            r.agents
+                .keys()
+                .filter(|id| !kept.contains(id.as_str()))
+                .cloned()
+                .collect()
+        };
         let mut newer: Vec<Arc<AgentRecord>> = state
             .agents
             .into_iter()
@@ -241,6 +314,18 @@ impl Tenant {
         for record in newer {
             changed += 1;
             self.fan_out_agent(&mut r, record);
+        }
+        for id in gone {
+            changed += 1;
+            self.remove_agent(&mut r, &id, state.seq);
+        }
+        if let Some(image) = state
+            .directory
+            .as_ref()
+            .filter(|d| d.version > r.dir.version)
+        {
+            let after = Arc::new(self.directory_from(image));
+            self.fan_out_directory(&mut r, after);
         }
         if state.settings != r.settings {
             Self::fan_out_settings(&mut r, state.seq, state.settings);
@@ -348,6 +433,7 @@ impl Tenant {
             seq: r.seq,
             settings: r.settings.clone(),
             agents: r.agents.values().map(|e| e.record.clone()).collect(),
+            directory: Some(r.dir.image()),
             epoch: r.epoch.clone(),
         }
     }
@@ -399,6 +485,124 @@ impl Tenant {
         match delta {
             Delta::Settings { settings, .. } => Self::fan_out_settings(r, seq, settings),
             Delta::Agent(record) => self.fan_out_agent(r, record),
+            Delta::Directory { write, .. } => self.apply_directory(r, seq, &write),
+        }
+    }
+
+    fn directory_from(&self, image: &crate::directory::DirectoryImage) -> TenantDirectory {
+        TenantDirectory::from_parts(
+            &self.seed.id,
+            &self.seed.name,
+            self.seed.settings.clone(),
+            image,
+        )
+    }
+
+    /// A directory change: the records it wrote, the records it removed,
+    /// then the new users and channels.
+    fn apply_directory(&self, r: &mut Replica, seq: u64, write: &DirectoryWrite) {
+        for record in write.committed_records(seq) {
+            self.fan_out_agent(r, record);
+        }
+        for removal in &write.records_removed {
+            self.remove_agent(r, &removal.id, seq);
+        }
+        let after = Arc::new(r.dir.with(write, seq));
+        self.fan_out_directory(r, after);
+    }
+
+    /// Installs a new directory: `channel` messages for new or renamed
+    /// channels, `channel_removed` for deleted ones, and the connections of
+    /// users removed or whose roles or scope changed are closed (4012).
+    fn fan_out_directory(&self, r: &mut Replica, after: Arc<TenantDirectory>) {
+        let before = std::mem::replace(&mut r.dir, after.clone());
+        for channel in &after.channels {
+            let key = channel.channel_ref();
+            if before.channel(&key) == Some(channel) {
+                continue;
+            }
+            r.counters.add_channel(&key);
+            let summary = r.counters.summary(&key);
+            let f = protocol::frame(
+                Kind::Channel,
+                &json!({"type": "channel", "channel": channel_json(channel, &summary)}),
+            );
+            let ckey: Arc<str> = Arc::from(format!("\u{0}channel {key}"));
+            for sub in r.subscribers.values_mut() {
+                if sub.covers_channel(&key) {
+                    sub.outbox.push_delta(&ckey, f.clone());
+                    sub.channels_sent.insert(key.clone(), summary.clone());
+                }
+            }
+        }
+        for channel in &before.channels {
+            let key = channel.channel_ref();
+            if after.channel(&key).is_some() {
+                continue;
+            }
+            r.counters.remove_channel(&key);
+            let f = protocol::frame(
+                Kind::ChannelRemoved,
+                &json!({"type": "channel_removed", "channel": {"kind": key.kind, "id": key.id}}),
+            );
+            let ckey: Arc<str> = Arc::from(format!("\u{0}channel {key}"));
+            for sub in r.subscribers.values_mut() {
+                if sub.channels_sent.remove(&key).is_some() {
+                    sub.outbox.push_delta(&ckey, f.clone());
+                }
+            }
+        }
+        for user in &before.users {
+            let changed = match after.user(&user.id) {
+                None => true,
+                Some(now) => now.roles != user.roles || now.supervises != user.supervises,
+            };
+            if !changed {
+                continue;
+            }
+            for (_, outbox) in r.sessions.remove(&user.id).unwrap_or_default() {
+                outbox.close(
+                    protocol::close::DIRECTORY_CHANGED,
+                    "the directory changed: this user was removed, or their roles or scope changed; sign in again",
+                );
+            }
+        }
+    }
+
+    /// Takes an agent whose record the directory removed out of the
+    /// replica: `agent_removed` to every subscriber that saw it, its
+    /// connections here closed (their user is closed by the directory).
+    fn remove_agent(&self, r: &mut Replica, id: &str, seq: u64) {
+        let Some(entry) = r.agents.remove(id) else {
+            return;
+        };
+        r.counters.remove(&entry.record);
+        let f = protocol::frame(
+            Kind::AgentRemoved,
+            &json!({"type": "agent_removed", "agent_id": id, "version": seq}),
+        )
+        .at(seq);
+        let mut followers = false;
+        for sub in r.subscribers.values_mut() {
+            if matches!(sub.scope, ScopeFilter::All) {
+                followers = true;
+            } else if sub.visible.remove(&entry.id) {
+                sub.outbox.push_delta(&entry.id, f.clone());
+            }
+        }
+        if followers {
+            self.log.append(&entry.id, f);
+            for sub in r.subscribers.values() {
+                if matches!(sub.scope, ScopeFilter::All) {
+                    sub.outbox.wake();
+                }
+            }
+        }
+        for w in r.watchers.remove(id).unwrap_or_default() {
+            w.outbox.close(
+                protocol::close::DIRECTORY_CHANGED,
+                "the directory changed: this agent was removed; sign in again",
+            );
         }
     }
 
@@ -577,7 +781,7 @@ impl Tenant {
         let since = resume
             .filter(|x| x.applies(&r.epoch, r.seq))
             .map(|x| x.since_seq);
-        let channels: Vec<_> = self
+        let channels: Vec<_> = r
             .dir
             .channels
             .iter()
@@ -665,7 +869,8 @@ impl Tenant {
             return;
         }
         for channel in dirty {
-            let Some(info) = self.dir.channel(&channel) else {
+            let dir = r.dir.clone();
+            let Some(info) = dir.channel(&channel) else {
                 continue;
             };
             let summary = r.counters.summary(&channel);
@@ -741,6 +946,19 @@ impl Tenant {
     }
 }
 
+/// A connection registered by [`Tenant::sign_in`]; forgotten on drop.
+pub struct SignedIn {
+    tenant: Arc<Tenant>,
+    user_id: String,
+    conn: u64,
+}
+
+impl Drop for SignedIn {
+    fn drop(&mut self) {
+        self.tenant.sign_off(&self.user_id, self.conn);
+    }
+}
+
 /// Changes a store lost that a replica holds (see [`Tenant::lost_by_store`]).
 pub struct LostChanges {
     /// Records newer here than in the store, to write back.
@@ -780,6 +998,7 @@ mod tests {
             seq,
             settings: Settings::default(),
             agents,
+            directory: None,
             epoch: Epoch::default(),
         }
     }

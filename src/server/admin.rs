@@ -1,4 +1,6 @@
-//! Admin requests on the tenant's settings (PROTOCOL.md §7, §10.0 settings).
+//! Admin requests on the tenant's settings (PROTOCOL.md §7, §10.0 settings)
+//! and its directory (§7.1; the requests themselves are shared with the HTTP
+//! API, [`crate::api::directory`]).
 //!
 //! Every setting is validated strictly before it reaches the store: a patch
 //! is laid over the current settings and the result must pass
@@ -72,5 +74,28 @@ impl Session {
             }
         }
         Ok(Reply::Now(json!({ "settings": settings })))
+    }
+
+    pub(super) fn read_directory(&self) -> HubResult<Reply> {
+        permissions::require_admin(&self.principal())?;
+        Ok(Reply::Now(crate::api::directory::directory_json(
+            &self.tenant,
+        )))
+    }
+
+    pub(super) async fn change_directory(
+        &self,
+        change: crate::directory::change::DirectoryChange,
+    ) -> HubResult<Reply> {
+        permissions::require_admin(&self.principal())?;
+        let result = crate::api::directory::apply(
+            &self.hub,
+            &self.tenant,
+            &self.actor(),
+            change,
+            self.once.as_deref(),
+        )
+        .await?;
+        Ok(Reply::Now(result))
     }
 }

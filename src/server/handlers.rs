@@ -4,6 +4,7 @@
 //! out of a supervisor's scope between the check and the write.
 
 use super::session::Session;
+use crate::directory::change::DirectoryChange;
 use crate::domain::permissions::{self, Principal};
 use crate::domain::{Actor, AgentRecord, ChannelRef, Event, Role};
 use crate::error::{HubError, HubResult};
@@ -42,7 +43,7 @@ impl Session {
     }
 
     pub(super) fn channel_exists(&self, channel: &ChannelRef) -> HubResult<()> {
-        match self.tenant.dir.channel(channel) {
+        match self.tenant.directory().channel(channel) {
             Some(_) => Ok(()),
             None => Err(HubError::not_found(format!(
                 "no {channel} in tenant {}",
@@ -246,6 +247,23 @@ impl Session {
                 self.change_as_admin(&agent_id, Event::Unassign { channel })
                     .await
             }
+            Request::Directory {} => self.read_directory(),
+            Request::PutUser { user } => {
+                self.change_directory(crate::api::directory::put_user(user, None)?)
+                    .await
+            }
+            Request::DeleteUser { user_id } => {
+                self.change_directory(DirectoryChange::DeleteUser { id: user_id })
+                    .await
+            }
+            Request::PutChannel { channel } => {
+                self.change_directory(crate::api::directory::put_channel(channel, None)?)
+                    .await
+            }
+            Request::DeleteChannel { channel } => {
+                self.change_directory(DirectoryChange::DeleteChannel { channel })
+                    .await
+            }
         }
     }
 
@@ -292,9 +310,8 @@ impl Session {
         let limit = bounded_limit(limit, 50)?;
         let query = query.unwrap_or_default().to_lowercase();
         let mut found: Vec<Value> = Vec::new();
-        let mut users: Vec<_> = self
-            .tenant
-            .dir
+        let dir = self.tenant.directory();
+        let mut users: Vec<_> = dir
             .users
             .iter()
             .filter(|u| role.is_none_or(|r| u.has_role(r)))
@@ -328,14 +345,25 @@ impl Session {
     ) -> HubResult<Reply> {
         let p = self.principal();
         permissions::require_supervisor(&p)?;
-        let record = self.agent_record(agent_id)?;
-        permissions::check_manage(&p, &record, None)?;
+        // An agent the directory removed keeps its history, for supervisors
+        // who see everyone (a scoped one cannot tell it was in scope).
+        let removed = match self.agent_record(agent_id) {
+            Ok(record) => {
+                permissions::check_manage(&p, &record, None)?;
+                None
+            }
+            Err(e) if p.scope().is_some() => return Err(e),
+            Err(e) => Some(e),
+        };
         let limit = bounded_limit(limit, 100)?;
         let changes = self
             .hub
             .backplane
             .history(self.tenant.id(), agent_id, since_ms.unwrap_or(0), limit)
             .await?;
+        if let (Some(e), true) = (removed, changes.is_empty()) {
+            return Err(e); // never an agent here, or its history is gone
+        }
         let changes: Vec<Value> = changes
             .into_iter()
             .map(|h| {

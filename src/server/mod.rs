@@ -61,8 +61,8 @@ fn router_with(hub: Arc<Hub>, addrs: Arc<ClientAddrs>, security: Arc<WebSecurity
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .merge(crate::agent_page::api_routes())
-        // Where the HTTP JSON APIs go; none yet, but the CORS rules already
-        // hold for the whole prefix.
+        .merge(crate::api::routes(&hub))
+        // The rest of the prefix: a JSON 404 (the CORS rules hold for it).
         .route("/api/{*rest}", any(no_such_api));
     if security.metrics.on_public_port() {
         api = api.merge(security.metrics.protect(metrics_route()));

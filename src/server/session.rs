@@ -86,6 +86,9 @@ pub(super) struct Session {
     /// §5.6). Made at the first monitor request.
     pub(super) withdraw: Option<tokio::sync::watch::Sender<()>>,
     /// Keeps the tenant attached on this node while the session lives.
+    /// Registered with the replica as this user's connection (a directory
+    /// change to the user closes it); before the lease, so dropped first.
+    _signed_in: crate::hub::tenant::SignedIn,
     _tenant_lease: crate::hub::TenantLease,
 }
 
@@ -188,7 +191,12 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
                 crate::error::ErrorCode::Unavailable => refuse(1011, e.message),
                 _ => refuse(close::UNAUTHORIZED, e.message),
             })?;
-    let user = tenant.dir.user(&claims.sub).cloned().ok_or_else(|| {
+    let outbox = Outbox::new(hub.config.max_outbox_frames);
+    if tenant.directory().user(&claims.sub).is_none() {
+        // Perhaps added on another node an instant ago.
+        hub.catch_up_with_store(&tenant).await;
+    }
+    let (user, signed_in) = tenant.sign_in(&claims.sub, conn, &outbox).ok_or_else(|| {
         refuse(
             close::UNAUTHORIZED,
             format!("unknown user {:?} in tenant {}", claims.sub, claims.tenant),
@@ -231,7 +239,7 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
     let mut session = Session {
         hub: hub.clone(),
         conn,
-        outbox: Outbox::new(hub.config.max_outbox_frames),
+        outbox,
         tenant,
         user: Arc::new(user),
         role: hello.role,
@@ -246,6 +254,7 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
         once: None,
         monitoring: Arc::default(),
         withdraw: None,
+        _signed_in: signed_in,
         _tenant_lease: tenant_lease,
     };
     if let Some(d) = session.device.clone() {

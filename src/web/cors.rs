@@ -97,7 +97,11 @@ async fn guard_unsafe(listed: Arc<[String]>, request: Request, next: Next) -> Re
             .and_then(|h| h.to_str().ok())
             .unwrap_or_default();
         if !listed.contains(&origin) && !same_origin(&origin, host) {
-            return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+            return refused(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "origin not allowed (--cors-origins)",
+            );
         }
     }
     let bearer = headers
@@ -105,14 +109,26 @@ async fn guard_unsafe(listed: Arc<[String]>, request: Request, next: Next) -> Re
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("Bearer ") && v.len() > "Bearer ".len());
     if !bearer {
-        return (
+        let mut response = refused(
             StatusCode::UNAUTHORIZED,
-            [("www-authenticate", "Bearer")],
-            "expected Authorization: Bearer <token>\n",
-        )
-            .into_response();
+            "unauthorized",
+            "expected Authorization: Bearer <token>",
+        );
+        response
+            .headers_mut()
+            .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        return response;
     }
     next.run(request).await
+}
+
+/// A refusal in the APIs' error shape (`crate::api`).
+fn refused(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
 }
 
 /// The page that sent `origin` is the hub's own: its host and port are the

@@ -1,16 +1,29 @@
 -- Restores a tenant from a node's replica after the store came back empty
 -- (its epoch key is gone). Only the first node to get here writes.
 --
--- KEYS: 1 seq, 2 records, 3 versions, 4 settings, 5 epoch
--- ARGV: 1 epoch value, 2 seq, 3 settings JSON, then triples:
---       agent id, full record JSON, version
+-- KEYS: 1 seq, 2 records, 3 versions, 4 settings, 5 epoch,
+--       6 directory version, 7 directory users, 8 directory channels
+-- ARGV: 1 epoch value, 2 seq, 3 settings JSON, 4 directory version,
+--       5 number of users, 6 number of channels, then pairs: user id, user
+--       JSON; pairs: channel key, channel JSON; then triples: agent id,
+--       full record JSON, version
 -- Returns 1 when this call restored the tenant, 0 when it was not needed.
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SET', KEYS[4], ARGV[3])
-for i = 4, #ARGV, 3 do
+redis.call('DEL', KEYS[7], KEYS[8])
+redis.call('SET', KEYS[6], ARGV[4])
+local n_users, n_channels = tonumber(ARGV[5]), tonumber(ARGV[6])
+local records_at = 7 + 2 * (n_users + n_channels)
+for i = 7, 6 + 2 * n_users, 2 do
+  redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1])
+end
+for i = 7 + 2 * n_users, records_at - 1, 2 do
+  redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 1])
+end
+for i = records_at, #ARGV, 3 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])
 end

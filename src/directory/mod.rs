@@ -1,10 +1,16 @@
-//! The directory: tenants, users, channels and their initial assignments,
-//! loaded once at start-up from `--directory FILE` (or the built-in demo).
+//! The directory: tenants, users, channels and their initial assignments.
 //!
-//! The file only seeds the store: runtime changes (settings, assignments,
-//! unassigned access) live in the backplane so every node sees them. A bad
-//! file is refused with a message that names the place, e.g.
+//! The file (`--directory FILE`, or the built-in demo) is read at start-up
+//! and only **seeds** the store: a tenant's users and channels, like its
+//! settings and assignments, live in the backplane once it has them, and
+//! admins change them at runtime ([`change`]: what a change writes;
+//! `hub::Hub::change_directory`: how it is committed). Every node's replica
+//! holds the tenant's current [`TenantDirectory`], replaced as a whole by each
+//! directory delta, so a sign-in or a scope check reads one consistent
+//! version. A bad file is refused with a message that names the place, e.g.
 //! `tenants[0] (acme).channels[1] (queue billing).assigned[2]: unknown user "zz"`.
+
+pub mod change;
 
 use crate::domain::{AgentRecord, ChannelKind, ChannelRef, Role, Settings, User};
 use serde::{Deserialize, Serialize};
@@ -13,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The demo directory used when no `--directory` is given.
-pub const DEMO_DIRECTORY: &str = include_str!("demo_directory.json");
+pub const DEMO_DIRECTORY: &str = include_str!("../demo_directory.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
@@ -28,13 +34,14 @@ pub enum DirectoryError {
     Invalid(String),
 }
 
-/// A channel of a tenant with its display name and initial assignments.
+/// A channel of a tenant with its display name and, in the file only, its
+/// initial assignments (at runtime assignments live in the agents' records).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelInfo {
     pub kind: ChannelKind,
     pub id: String,
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assigned: Vec<String>,
 }
 
@@ -54,9 +61,80 @@ pub struct TenantDirectory {
     pub users: Vec<User>,
     user_index: HashMap<String, usize>,
     channel_index: HashMap<ChannelRef, usize>,
+    /// The seq of the last directory change (0: as seeded).
+    pub version: u64,
+}
+
+/// A tenant's users and channels as a store holds them, at the seq of the
+/// last directory change (`version`; 0 for the seed).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryImage {
+    pub version: u64,
+    pub users: Vec<User>,
+    pub channels: Vec<ChannelInfo>,
 }
 
 impl TenantDirectory {
+    /// A tenant's directory from its parts (indexes built here). Channels'
+    /// seed assignments are dropped: at runtime records hold them.
+    pub fn from_parts(id: &str, name: &str, settings: Settings, image: &DirectoryImage) -> Self {
+        let mut users = image.users.clone();
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        users.dedup_by(|a, b| a.id == b.id);
+        let mut channels: Vec<ChannelInfo> = image
+            .channels
+            .iter()
+            .map(|c| ChannelInfo {
+                assigned: Vec::new(),
+                ..c.clone()
+            })
+            .collect();
+        channels.sort_by_key(ChannelInfo::channel_ref);
+        channels.dedup_by(|a, b| a.channel_ref() == b.channel_ref());
+        TenantDirectory {
+            id: id.to_string(),
+            name: name.to_string(),
+            settings,
+            user_index: users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (u.id.clone(), i))
+                .collect(),
+            channel_index: channels
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.channel_ref(), i))
+                .collect(),
+            channels,
+            users,
+            version: image.version,
+        }
+    }
+
+    /// The users and channels as a store keeps them.
+    pub fn image(&self) -> DirectoryImage {
+        DirectoryImage {
+            version: self.version,
+            users: self.users.clone(),
+            channels: self
+                .channels
+                .iter()
+                .map(|c| ChannelInfo {
+                    assigned: Vec::new(),
+                    ..c.clone()
+                })
+                .collect(),
+        }
+    }
+
+    /// This directory with a committed change applied, at `seq`.
+    pub fn with(&self, write: &change::DirectoryWrite, seq: u64) -> Self {
+        let mut image = self.image();
+        image.version = seq;
+        write.apply_to(&mut image);
+        TenantDirectory::from_parts(&self.id, &self.name, self.settings.clone(), &image)
+    }
+
     pub fn user(&self, id: &str) -> Option<&User> {
         self.user_index.get(id).map(|&i| &self.users[i])
     }
@@ -236,6 +314,7 @@ impl Directory {
                     users: t.users,
                     user_index,
                     channel_index,
+                    version: 0,
                 }),
             );
         }

@@ -1,0 +1,341 @@
+//! The HTTP JSON API for scripts and integrations (docs/API.md), under
+//! `/api/v1`. Today: the directory (`/api/v1/directory`, the same changes
+//! as the admin WebSocket's, PROTOCOL.md §7.1).
+//!
+//! Every request carries `Authorization: Bearer <token>`: the same tokens
+//! as the WebSocket's `hello`, verified the same way, and the token's user
+//! must be an admin of the token's tenant in the directory (roles never
+//! come from a token). What a peer can make the node hold is bounded: the
+//! body (`--api-max-body-bytes`), the requests in flight at once
+//! (`--api-max-in-flight`; more get 429 at once, never a queue), and the
+//! time a change waits for the store (as on the WebSocket). Errors are the
+//! protocol's codes in `{"error": {"code", "message"}}` with the HTTP
+//! status that goes with each ([`status_of`]); each error guarantees what
+//! PROTOCOL.md §3.1 says of its code. Counted in
+//! `presence_hub_api_requests_total{route, status}`.
+
+pub mod directory;
+
+use crate::backplane::IdempotencyKey;
+use crate::domain::{Actor, ChannelKind, ChannelRef, Role};
+use crate::error::{ErrorCode, HubError, HubResult};
+use crate::hub::tenant::Tenant;
+use crate::hub::{Hub, TenantLease};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// The API's routes (CORS and the security headers are applied by
+/// [`crate::web::secure`], as for every HTTP API).
+pub fn routes(hub: &Hub) -> Router<Arc<Hub>> {
+    let limit = Arc::new(Semaphore::new(hub.config.api_max_in_flight.max(1)));
+    Router::new()
+        .route("/api/v1/directory", get(get_directory))
+        .route(
+            "/api/v1/directory/users/{id}",
+            get(get_user).put(put_user).delete(delete_user),
+        )
+        .route(
+            "/api/v1/directory/channels/{kind}/{id}",
+            get(get_channel).put(put_channel).delete(delete_channel),
+        )
+        .layer(axum::Extension(InFlight(limit)))
+}
+
+/// The permits of requests in flight (`--api-max-in-flight`).
+#[derive(Clone)]
+struct InFlight(Arc<Semaphore>);
+
+/// The HTTP status of each error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::BadRequest | ErrorCode::UnknownType => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden | ErrorCode::Disabled => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::InvalidState => StatusCode::CONFLICT,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::AgentOffline | ErrorCode::Timeout | ErrorCode::OutcomeUnknown => {
+            StatusCode::GATEWAY_TIMEOUT
+        }
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// An error as the API answers it.
+fn error_response(route: &'static str, e: &HubError) -> Response {
+    let status = status_of(e.code);
+    count(route, status);
+    let mut response = (status, Json(json!({"error": e}))).into_response();
+    if e.code == ErrorCode::Unauthorized {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+fn count(route: &'static str, status: StatusCode) {
+    metrics::counter!("presence_hub_api_requests_total", "route" => route, "status" => status.as_str().to_string())
+        .increment(1);
+}
+
+fn respond(route: &'static str, result: HubResult<(StatusCode, Value)>) -> Response {
+    match result {
+        Ok((status, body)) => {
+            count(route, status);
+            (status, Json(body)).into_response()
+        }
+        Err(e) => error_response(route, &e),
+    }
+}
+
+/// A verified admin of a tenant, for one request.
+struct Admin {
+    tenant: Arc<Tenant>,
+    actor: Actor,
+    /// The request's `Idempotency-Key` header (PROTOCOL.md §3.3 rules).
+    once: Option<IdempotencyKey>,
+    _lease: TenantLease,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+async fn admin(hub: &Arc<Hub>, headers: &HeaderMap, limit: &InFlight) -> HubResult<Admin> {
+    let permit = limit.0.clone().try_acquire_owned().map_err(|_| {
+        HubError::rate_limited(format!(
+            "more than {} API requests in flight on this node (--api-max-in-flight); retry later",
+            hub.config.api_max_in_flight
+        ))
+    })?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| HubError::unauthorized("expected Authorization: Bearer <token>"))?;
+    let claims = hub
+        .verifier
+        .verify(token)
+        .await
+        .map_err(|e| HubError::unauthorized(e.to_string()))?;
+    let (tenant, lease) = hub.open_tenant(&claims.tenant).await?;
+    if tenant.directory().user(&claims.sub).is_none() {
+        hub.catch_up_with_store(&tenant).await;
+    }
+    let holds_admin = tenant
+        .directory()
+        .user(&claims.sub)
+        .is_some_and(|u| u.has_role(Role::Admin));
+    if !holds_admin {
+        return Err(HubError::forbidden(format!(
+            "user {:?} is not an admin of tenant {}",
+            claims.sub, claims.tenant
+        )));
+    }
+    let once = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(key) if crate::text::within(key, 1, crate::protocol::MAX_IDEMPOTENCY_KEY) => {
+                Some(IdempotencyKey {
+                    user: claims.sub.clone(),
+                    key: key.to_string(),
+                })
+            }
+            _ => {
+                return Err(HubError::bad_request(format!(
+                    "Idempotency-Key must be 1 to {} characters",
+                    crate::protocol::MAX_IDEMPOTENCY_KEY
+                )))
+            }
+        },
+    };
+    Ok(Admin {
+        tenant,
+        actor: Actor::new(claims.sub, Role::Admin),
+        once,
+        _lease: lease,
+        _permit: permit,
+    })
+}
+
+/// A request body: one JSON object of at most `--api-max-body-bytes`
+/// (read no further than that).
+async fn body_json(hub: &Hub, body: Body) -> HubResult<Value> {
+    let limit = hub.config.api_max_body_bytes;
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        HubError::too_large(format!(
+            "the body is larger than {limit} bytes (--api-max-body-bytes), or was cut off"
+        ))
+    })?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| HubError::bad_request(format!("the body is not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(HubError::bad_request("the body must be a JSON object"));
+    }
+    Ok(value)
+}
+
+fn channel_of(kind: &str, id: &str) -> HubResult<ChannelRef> {
+    let kind = match kind {
+        "queue" => ChannelKind::Queue,
+        "chat" => ChannelKind::Chat,
+        "campaign" => ChannelKind::Campaign,
+        other => {
+            return Err(HubError::bad_request(format!(
+                "channel kind {other:?} is none of queue, chat, campaign"
+            )))
+        }
+    };
+    Ok(ChannelRef::new(kind, id))
+}
+
+type Hubs = State<Arc<Hub>>;
+type Limit = axum::Extension<InFlight>;
+
+async fn get_directory(State(hub): Hubs, limit: Limit, headers: HeaderMap) -> Response {
+    let route = "directory";
+    respond(
+        route,
+        async {
+            let a = admin(&hub, &headers, &limit).await?;
+            Ok((StatusCode::OK, directory::directory_json(&a.tenant)))
+        }
+        .await,
+    )
+}
+
+async fn get_user(
+    State(hub): Hubs,
+    limit: Limit,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    respond(
+        "user",
+        async {
+            let a = admin(&hub, &headers, &limit).await?;
+            Ok((StatusCode::OK, directory::get_user(&a.tenant, &id)?))
+        }
+        .await,
+    )
+}
+
+async fn put_user(
+    State(hub): Hubs,
+    limit: Limit,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    respond(
+        "user",
+        async {
+            let a = admin(&hub, &headers, &limit).await?;
+            let change = directory::put_user(body_json(&hub, body).await?, Some(&id))?;
+            let existed = a.tenant.directory().user(&id).is_some();
+            let result =
+                directory::apply(&hub, &a.tenant, &a.actor, change, a.once.as_ref()).await?;
+            let status = if existed || result["changed"] == false {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            Ok((status, result))
+        }
+        .await,
+    )
+}
+
+async fn delete_user(
+    State(hub): Hubs,
+    limit: Limit,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    respond(
+        "user",
+        async {
+            let a = admin(&hub, &headers, &limit).await?;
+            let change = crate::directory::change::DirectoryChange::DeleteUser { id };
+            let result =
+                directory::apply(&hub, &a.tenant, &a.actor, change, a.once.as_ref()).await?;
+            Ok((StatusCode::OK, result))
+        }
+        .await,
+    )
+}
+
+async fn get_channel(
+    State(hub): Hubs,
+    limit: Limit,
+    headers: HeaderMap,
+    Path((kind, id)): Path<(String, String)>,
+) -> Response {
+    respond(
+        "channel",
+        async {
+            let a = admin(&hub, &headers, &limit).await?;
+            let channel = channel_of(&kind, &id)?;
+            Ok((
+                StatusCode::OK,
+                directory::get_channel(&a.tenant.directory(), &channel)?,
+            ))
+        }
+        .await,
+    )
+}
+
+async fn put_channel(
+    State(hub): Hubs,
+    limit: Limit,
+    headers: HeaderMap,
+    Path((kind, id)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    respond(
+        "channel",
+        async {
+            let a = admin(&hub, &headers, &limit).await?;
+            let channel = channel_of(&kind, &id)?;
+            let change = directory::put_channel(body_json(&hub, body).await?, Some(&channel))?;
+            let existed = a.tenant.directory().channel(&channel).is_some();
+            let result =
+                directory::apply(&hub, &a.tenant, &a.actor, change, a.once.as_ref()).await?;
+            let status = if existed || result["changed"] == false {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            Ok((status, result))
+        }
+        .await,
+    )
+}
+
+async fn delete_channel(
+    State(hub): Hubs,
+    limit: Limit,
+    headers: HeaderMap,
+    Path((kind, id)): Path<(String, String)>,
+) -> Response {
+    respond(
+        "channel",
+        async {
+            let a = admin(&hub, &headers, &limit).await?;
+            let channel = channel_of(&kind, &id)?;
+            let change = crate::directory::change::DirectoryChange::DeleteChannel { channel };
+            let result =
+                directory::apply(&hub, &a.tenant, &a.actor, change, a.once.as_ref()).await?;
+            Ok((StatusCode::OK, result))
+        }
+        .await,
+    )
+}
