@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod haproxy;
+pub mod http;
 pub mod process;
 pub mod proxy;
 pub mod raw;
