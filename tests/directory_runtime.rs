@@ -172,7 +172,7 @@ async fn channels_come_and_go_and_leave_no_trace_in_records() {
         })
         .await;
 
-    admin
+    let deleted = admin
         .ok(json!({"type": "delete_channel", "channel": {"kind": "queue", "id": "sales"}}))
         .await;
     watcher
@@ -185,6 +185,17 @@ async fn channels_come_and_go_and_leave_no_trace_in_records() {
         .agent_update("a1", |a| common::channel(a, "queue", "sales").is_none())
         .await;
     assert_eq!(a1["status"], "available", "the agent stays signed in");
+    let a2 = watcher
+        .agent_update("a2", |a| common::channel(a, "queue", "sales").is_none())
+        .await;
+    // One change, two agents: a version each (resume stays exact), the
+    // reply's the last.
+    let (v1, v2) = (
+        common::u64_of(&a1["version"]),
+        common::u64_of(&a2["version"]),
+    );
+    assert_ne!(v1, v2, "two agents of one change share a version");
+    assert_eq!(v1.max(v2) + 1, common::u64_of(&deleted["version"]));
     agent
         .state(|a| common::channel(a, "queue", "sales").is_none())
         .await;

@@ -222,7 +222,7 @@ impl Backplane for MemoryBackplane {
         if stale {
             return Ok(DirectoryCommit::Conflict(store.seq));
         }
-        store.seq += 1;
+        store.seq += write.seqs_used();
         let seq = store.seq;
         store.directory.version = seq;
         write.apply_to(&mut store.directory);
@@ -230,10 +230,10 @@ impl Backplane for MemoryBackplane {
             store.records.insert(record.id.clone(), record.clone());
             self.record_history(&mut store, HistoryEntry::of(&record, &write.event));
         }
-        for removal in &write.records_removed {
-            if let Some(old) = store.records.remove(&removal.id) {
+        for (id, version) in write.removals(seq) {
+            if let Some(old) = store.records.remove(id) {
                 let mut entry = HistoryEntry::of(&old, &write.event);
-                entry.version = seq;
+                entry.version = version;
                 entry.by = write
                     .by
                     .clone()

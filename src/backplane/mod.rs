@@ -35,8 +35,9 @@ pub enum Delta {
         seq: u64,
         settings: Settings,
     },
-    /// A directory change (users, channels, and the records it wrote or
-    /// removed, all at `seq`).
+    /// A directory change: users, channels, and the records it wrote or
+    /// removed, each at its own seq up to `seq`, the change's last
+    /// ([`DirectoryWrite::first_seq`]).
     Directory {
         seq: u64,
         write: Arc<DirectoryWrite>,
@@ -44,10 +45,20 @@ pub enum Delta {
 }
 
 impl Delta {
+    /// The last seq the delta takes (a directory change takes several).
     pub fn seq(&self) -> u64 {
         match self {
             Delta::Agent(r) => r.version,
             Delta::Settings { seq, .. } | Delta::Directory { seq, .. } => *seq,
+        }
+    }
+
+    /// The first seq the delta takes: it follows, with no gap, a replica
+    /// whose seq is one below.
+    pub fn first_seq(&self) -> u64 {
+        match self {
+            Delta::Directory { seq, write } => write.first_seq(*seq),
+            _ => self.seq(),
         }
     }
 }

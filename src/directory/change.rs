@@ -111,16 +111,43 @@ impl DirectoryWrite {
         image.channels.extend(self.channels_put.iter().cloned());
     }
 
-    /// The records as committed at `seq` (each takes the change's seq).
-    pub fn committed_records(&self, seq: u64) -> Vec<Arc<AgentRecord>> {
+    /// How many seqs the change takes: one per record it writes or removes,
+    /// then one for the directory itself. Each record gets a version of its
+    /// own, so a connection's deltas keep strictly increasing versions and
+    /// a client that resumes from any of them misses none of the others
+    /// (PROTOCOL.md §5.1.1).
+    pub fn seqs_used(&self) -> u64 {
+        (self.records_put.len() + self.records_removed.len()) as u64 + 1
+    }
+
+    /// The first seq of a change committed with `last` as its last seq.
+    pub fn first_seq(&self, last: u64) -> u64 {
+        last + 1 - self.seqs_used()
+    }
+
+    /// The records as committed by a change whose last seq is `last`: the
+    /// i-th written record takes the change's i-th seq.
+    pub fn committed_records(&self, last: u64) -> Vec<Arc<AgentRecord>> {
+        let first = self.first_seq(last);
         self.records_put
             .iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(i, p)| {
                 let mut record = p.record.clone();
-                record.version = seq;
+                record.version = first + i as u64;
                 Arc::new(record)
             })
             .collect()
+    }
+
+    /// The removed records' ids with the seq of each removal (after the
+    /// written records' seqs).
+    pub fn removals(&self, last: u64) -> impl Iterator<Item = (&str, u64)> {
+        let first = self.first_seq(last) + self.records_put.len() as u64;
+        self.records_removed
+            .iter()
+            .enumerate()
+            .map(move |(j, r)| (r.id.as_str(), first + j as u64))
     }
 
     /// Users whose open connections must end: removed, or whose roles or

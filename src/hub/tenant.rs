@@ -454,7 +454,7 @@ impl Tenant {
         if seq <= r.seq {
             return; // already have it
         }
-        if seq > r.seq + 1 {
+        if delta.first_seq() > r.seq + 1 {
             // A gap: hold this delta until the missing ones arrive or a
             // catch-up from the store fills it in (`resync`).
             if r.held.is_empty() && !r.held_overflowed {
@@ -480,7 +480,7 @@ impl Tenant {
     /// Applies the delta that comes right after the replica's seq.
     fn apply_next(&self, r: &mut Replica, delta: Delta) {
         let seq = delta.seq();
-        debug_assert_eq!(seq, r.seq + 1);
+        debug_assert_eq!(delta.first_seq(), r.seq + 1);
         r.seq = seq;
         match delta {
             Delta::Settings { settings, .. } => Self::fan_out_settings(r, seq, settings),
@@ -504,8 +504,8 @@ impl Tenant {
         for record in write.committed_records(seq) {
             self.fan_out_agent(r, record);
         }
-        for removal in &write.records_removed {
-            self.remove_agent(r, &removal.id, seq);
+        for (id, version) in write.removals(seq) {
+            self.remove_agent(r, id, version);
         }
         let after = Arc::new(r.dir.with(write, seq));
         self.fan_out_directory(r, after);
@@ -613,7 +613,7 @@ impl Tenant {
             let seq = *entry.key();
             if seq <= r.seq {
                 entry.remove();
-            } else if seq == r.seq + 1 {
+            } else if entry.get().first_seq() == r.seq + 1 {
                 let delta = entry.remove();
                 self.apply_next(r, delta);
             } else {

@@ -1,6 +1,6 @@
 -- Commits a directory change (PROTOCOL.md §7.1) atomically: users,
--- channels and the records it writes or removes, all under one new seq,
--- then publishes it. Like `settings.lua`, only while its sender may still
+-- channels and the records it writes or removes, each record under a seq
+-- of its own and the change under the last, then publishes it. Like `settings.lua`, only while its sender may still
 -- be waiting (deadline, fence), recording its attempt so a node that gave
 -- up waiting can find out (`settle.lua`, as for settings).
 --
@@ -23,7 +23,7 @@
 --       none), record JSON up to `"version":`, history JSON up to
 --       `"version":`; records removed: id, expected version, history JSON
 --       up to `"version":`.
--- Returns {1, seq}; {0, seq} on a version mismatch (nothing applied);
+-- Returns {1, the change's last seq}; {0, seq} on a version mismatch (nothing applied);
 -- {2, seq of the earlier change} when the idempotency key was used
 -- already; an error reply `LATE` when the deadline passed or the attempt
 -- was fenced (nothing applied).
@@ -69,7 +69,10 @@ for i = 0, n_rec_del - 1 do
     return {0, seq_now}
   end
 end
-local seq = redis.call('INCR', KEYS[1])
+-- One seq per record written or removed, then one for the directory: each
+-- record gets a version of its own (in argument order), the change the last.
+local seq = redis.call('INCRBY', KEYS[1], n_rec_put + n_rec_del + 1)
+local first = seq - n_rec_put - n_rec_del
 redis.call('SET', KEYS[8], seq)
 for i = 0, n_users_put - 1 do
   redis.call('HSET', KEYS[6], ARGV[users_at + 2 * i], ARGV[users_at + 2 * i + 1])
@@ -85,19 +88,19 @@ for i = 0, n_chan_del - 1 do
 end
 local cap = tonumber(ARGV[7])
 for i = 0, n_rec_put - 1 do
-  local at = rec_at + 4 * i
-  redis.call('HSET', KEYS[2], ARGV[at], ARGV[at + 2] .. seq .. '}')
-  redis.call('HSET', KEYS[3], ARGV[at], seq)
+  local at, version = rec_at + 4 * i, first + i
+  redis.call('HSET', KEYS[2], ARGV[at], ARGV[at + 2] .. version .. '}')
+  redis.call('HSET', KEYS[3], ARGV[at], version)
   if cap > 0 then
-    redis.call('XADD', KEYS[4], 'MAXLEN', '~', cap, '*', 'h', ARGV[at + 3] .. seq .. '}')
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', cap, '*', 'h', ARGV[at + 3] .. version .. '}')
   end
 end
 for i = 0, n_rec_del - 1 do
-  local at = rec_del_at + 3 * i
+  local at, version = rec_del_at + 3 * i, first + n_rec_put + i
   redis.call('HDEL', KEYS[2], ARGV[at])
   redis.call('HDEL', KEYS[3], ARGV[at])
   if cap > 0 then
-    redis.call('XADD', KEYS[4], 'MAXLEN', '~', cap, '*', 'h', ARGV[at + 2] .. seq .. '}')
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', cap, '*', 'h', ARGV[at + 2] .. version .. '}')
   end
 end
 redis.call('SET', KEYS[9], seq, 'PX', ARGV[5])
