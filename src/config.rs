@@ -29,6 +29,43 @@ pub enum Command {
     /// Exit 0 when the node at --listen answers GET <path> with 200 (for
     /// container health checks: no curl needed in the image).
     Healthcheck(HealthcheckArgs),
+    /// Export the directory of a running hub as a directory file, or import
+    /// one into it, over its HTTP API with an admin's token (docs/DIRECTORY.md).
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Print the token's tenant as a directory file (users, channels and
+    /// assignments; settings are not included).
+    Export(HubArgs),
+    /// Put a directory file's channels and users of the token's tenant into
+    /// the hub; unchanged entries are left alone.
+    Import {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// The directory file (format: docs/DIRECTORY.md).
+        file: PathBuf,
+        /// Also delete the users and channels the file does not name.
+        #[arg(long)]
+        prune: bool,
+    },
+}
+
+/// Which hub, and as whom.
+#[derive(Debug, Args)]
+pub struct HubArgs {
+    /// The node's base URL.
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// An admin's token for the tenant.
+    #[arg(long, env = "PRESENCE_HUB_TOKEN", hide_env_values = true)]
+    pub token: String,
 }
 
 #[derive(Debug, Args)]

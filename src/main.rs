@@ -2,7 +2,7 @@
 //! the library (see `lib.rs`).
 
 use clap::Parser;
-use presence_hub::config::{Cli, Command, LogFormat};
+use presence_hub::config::{Cli, Command, DirectoryCommand, LogFormat};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -40,6 +40,7 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Directory(command)) => directory(command).await,
         None => match presence_hub::node::run(cli.config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -47,6 +48,40 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// `presence-hub directory export|import`.
+async fn directory(command: DirectoryCommand) -> ExitCode {
+    use presence_hub::directory::transfer;
+    let outcome = match command {
+        DirectoryCommand::Export(hub) => transfer::export(&hub.url, &hub.token)
+            .await
+            .map(|file| print!("{file}")),
+        DirectoryCommand::Import { hub, file, prune } => match std::fs::read_to_string(&file) {
+            Err(e) => {
+                eprintln!(
+                    "presence-hub directory import: cannot read {}: {e}",
+                    file.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            Ok(text) => transfer::import(&hub.url, &hub.token, &text, prune)
+                .await
+                .map(|done| {
+                    println!(
+                        "imported: {} changed, {} unchanged, {} deleted",
+                        done.changed, done.unchanged, done.deleted
+                    )
+                }),
+        },
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("presence-hub directory: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -100,3 +100,98 @@ async fn a_user_added_on_one_node_signs_in_on_another_and_the_store_outlives_the
         .collect();
     assert!(ids.contains(&"n1") && !ids.contains(&"a2"), "{ids:?}");
 }
+
+/// `presence-hub directory …` against `node`; its exit status and output.
+fn cli(node: &Proc, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(common::process::BIN)
+        .arg("directory")
+        .args(args)
+        .args(["--url", &format!("http://{}", node.addr)])
+        .env("PRESENCE_HUB_TOKEN", token("acme", "ad1"))
+        .output()
+        .expect("run presence-hub directory");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn export_then_import_round_trips_and_prunes() {
+    let redis = RedisServer::start();
+    let node = start_cluster_node(&redis.url(), "dir-x", "127.0.0.1:0").await;
+    let (ok, exported, err) = cli(&node, &["export"]);
+    assert!(ok, "export failed: {err}");
+    let parsed = presence_hub::directory::Directory::parse(&exported).expect("a valid file");
+    let acme = parsed.tenant("acme").expect("the token's tenant");
+    assert!(acme.user("a2").is_some());
+    assert!(acme
+        .channels
+        .iter()
+        .any(|c| c.id == "sales" && c.assigned.contains(&"a1".to_string())));
+
+    // The same file back: nothing changes.
+    let dir = std::env::temp_dir().join(format!("ph-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let same = dir.join("same.json");
+    std::fs::write(&same, &exported).expect("write");
+    let (ok, out, err) = cli(&node, &["import", same.to_str().expect("path")]);
+    assert!(ok, "import failed: {err}");
+    assert!(
+        out.contains(" 0 changed") && out.contains(" 0 deleted"),
+        "{out}"
+    );
+
+    // Edited: a user added, one left out, a channel renamed; with --prune.
+    let mut file: serde_json::Value = serde_json::from_str(&exported).expect("json");
+    let tenant = &mut file["tenants"][0];
+    let users = tenant["users"].as_array_mut().expect("users");
+    users.retain(|u| u["id"] != "a2");
+    users.push(json!({"id": "n7", "name": "Nora Seven", "roles": ["agent"]}));
+    for channel in tenant["channels"].as_array_mut().expect("channels") {
+        if let Some(list) = channel["assigned"].as_array_mut() {
+            list.retain(|a| a != "a2");
+        }
+        if channel["id"] == "sales" {
+            channel["name"] = json!("Sales EMEA");
+            channel["assigned"]
+                .as_array_mut()
+                .expect("assigned")
+                .push(json!("n7"));
+        }
+    }
+    let edited = dir.join("edited.json");
+    std::fs::write(&edited, file.to_string()).expect("write");
+    let (ok, out, err) = cli(
+        &node,
+        &["import", "--prune", edited.to_str().expect("path")],
+    );
+    assert!(ok, "import failed: {err}");
+    assert!(
+        out.contains(" 2 changed") && out.contains(" 1 deleted"),
+        "{out}"
+    );
+    let (_, now) = request(
+        &node.addr,
+        "GET",
+        "/api/v1/directory/users/n7",
+        Some(&token("acme", "ad1")),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(now["assigned"], json!([{"kind": "queue", "id": "sales"}]));
+    assert_eq!(sign_in(&node, "a2").await.err(), Some(4003));
+
+    // A bad file changes nothing and says why.
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"tenants": [{"id": "acme", "name": "A", "users": [{"id": "x", "name": "X", "rolez": []}]}]}"#)
+        .expect("write");
+    let (ok, _, err) = cli(&node, &["import", bad.to_str().expect("path")]);
+    assert!(!ok && err.contains("rolez"), "{err}");
+    let (ok, again, _) = cli(&node, &["export"]);
+    assert!(ok);
+    assert!(again.contains("Sales EMEA") && !again.contains("\"x\""));
+    let _ = std::fs::remove_dir_all(&dir);
+}

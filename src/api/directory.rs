@@ -116,10 +116,11 @@ pub fn user_json(tenant: &Tenant, user: &User) -> Value {
     value
 }
 
-/// The whole directory: `{"version", "users", "channels"}`.
+/// The whole directory: `{"tenant", "version", "users", "channels"}`.
 pub fn directory_json(tenant: &Tenant) -> Value {
     let dir = tenant.directory();
     json!({
+        "tenant": {"id": tenant.id(), "name": tenant.name()},
         "version": dir.version,
         "users": dir.users.iter().map(|u| user_json(tenant, u)).collect::<Vec<_>>(),
         "channels": dir.channels,

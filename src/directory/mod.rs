@@ -11,6 +11,7 @@
 //! `tenants[0] (acme).channels[1] (queue billing).assigned[2]: unknown user "zz"`.
 
 pub mod change;
+pub mod transfer;
 
 use crate::domain::{AgentRecord, ChannelKind, ChannelRef, Role, Settings, User};
 use serde::{Deserialize, Serialize};
