@@ -220,7 +220,7 @@ impl Session {
                 agent_id,
                 since_ms,
                 limit,
-            } => self.history(&agent_id, since_ms, limit).await,
+            } => self.history(agent_id.as_deref(), since_ms, limit).await,
             Request::Command {
                 action,
                 agent_id,
@@ -322,14 +322,17 @@ impl Session {
 
     async fn history(
         &self,
-        agent_id: &str,
+        agent_id: Option<&str>,
         since_ms: Option<u64>,
         limit: Option<usize>,
     ) -> HubResult<Reply> {
         let p = self.principal();
-        permissions::require_supervisor(&p)?;
-        let record = self.agent_record(agent_id)?;
-        permissions::check_manage(&p, &record, None)?;
+        // An agent reads its own history only; staff read agents in scope.
+        let agent_id = permissions::history_target(&p, agent_id)?;
+        if p.role != Role::Agent {
+            let record = self.agent_record(agent_id)?;
+            permissions::check_manage(&p, &record, None)?;
+        }
         let limit = bounded_limit(limit, 100)?;
         let changes = self
             .hub
