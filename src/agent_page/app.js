@@ -9,6 +9,8 @@
 // focus back by its `data-focus` key, or the section's heading when the
 // control is gone (an ended call's End button).
 import { AgentClient } from '../client/presence-hub-client.js';
+// The short tone is the wallboard's module (one copy, served to both pages).
+import { tone } from '../wallboard/tone.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'presence-hub-agent-token';
@@ -108,19 +110,7 @@ function inBackground(title, body) {
   } catch {
     // no notifications here: the page itself still shows it
   }
-  try {
-    const ctx = (agentPage.audio ??= new AudioContext());
-    const osc = ctx.createOscillator();
-    const gain = ctx.createGain();
-    osc.frequency.value = 660;
-    gain.gain.value = 0.08;
-    osc.connect(gain).connect(ctx.destination);
-    osc.start();
-    osc.stop(ctx.currentTime + 0.2);
-    agentPage.sounds++;
-  } catch {
-    // no audio
-  }
+  if (tone(660, 0.2)) agentPage.sounds++;
 }
 
 async function setNotify(on) {
