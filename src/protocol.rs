@@ -135,7 +135,10 @@ pub enum Request {
         limit: Option<usize>,
     },
     History {
-        agent_id: String,
+        /// Required from supervisors and admins; an agent connection may
+        /// leave it out (its own history, PROTOCOL.md §6).
+        #[serde(default)]
+        agent_id: Option<String>,
         #[serde(default)]
         since_ms: Option<u64>,
         #[serde(default)]

@@ -8,8 +8,12 @@
 //! returns to the control that opened a form or ran an action, on both
 //! pages; a withdrawn pending pause is announced; a monitor prompt closes
 //! when the request times out or is withdrawn (`command_ended`); an outage
-//! leaves no stale error and shows the status as stale; and an axe-core
-//! scan of both pages finds no serious or critical violation. See
+//! leaves no stale error and shows the status as stale; the agent's "today"
+//! panel counts its day live and the same from the hub's history; the
+//! wallboard's list works from the keyboard and keeps the focus on its agent
+//! across a re-sort; a refusal for want of a connection leaves the wallboard's
+//! panel once live again; one tone module sounds on both pages; and an
+//! axe-core scan of both pages finds no serious or critical violation. See
 //! `tests/browser/screens.mjs`; screenshots go to `tests/artifacts/`.
 //!
 //! Needs `/usr/bin/chromium`, `node` and `npm ci --prefix tests/browser`
@@ -50,6 +54,10 @@ async fn both_screens_work_from_the_keyboard_while_live_data_flows() {
             "2500",
             "--reconnect-grace-ms",
             "15000",
+            // The agent's "today" panel is compared before and after a
+            // reload: none of its day may leave the history meanwhile.
+            "--history-capacity",
+            "200000",
         ],
         &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
     )
@@ -59,7 +67,7 @@ async fn both_screens_work_from_the_keyboard_while_live_data_flows() {
             "screens.mjs",
             &[node.addr.clone(), SECRET.to_string()],
             "screens.png",
-            Duration::from_secs(240),
+            Duration::from_secs(360),
         )
         .await;
     let _ = std::fs::remove_file(&directory);

@@ -682,7 +682,7 @@ async fn each_role_is_refused_what_it_may_not_do() {
     for body in [
         json!({"type": "subscribe", "scope": {"all": true}}),
         json!({"type": "search", "query": ""}),
-        json!({"type": "history", "agent_id": "a1"}),
+        json!({"type": "history", "agent_id": "a2"}),
         json!({"type": "command", "action": "pause", "agent_id": "a2", "reason": "x"}),
         json!({"type": "update_settings", "settings": {"wrap_up_seconds": 5}}),
         json!({"type": "set_unassigned_access", "agent_id": "a1", "allowed": true}),
@@ -1308,4 +1308,78 @@ async fn every_request_with_an_id_gets_exactly_one_reply() {
             "every ask had an id, so no bare error: {errors:?}"
         );
     }
+}
+
+/// PROTOCOL.md §6: an agent connection reads its own history (`agent_id`
+/// left out or its own id, the reply of §5.5), never another agent's — not
+/// even as a user who is also a supervisor — and nothing else an agent may
+/// not do changed: staff still name the agent and stay in scope.
+#[tokio::test]
+async fn an_agent_reads_its_own_history_and_no_one_elses() {
+    let hub = TestHub::start().await;
+    let mut a1 = hub.agent("a1", "d1").await;
+    let _a2 = hub.agent("a2", "d2").await;
+    let t0 = presence_hub::clock::now_ms();
+    a1.ok(json!({"type": "set_status", "status": "paused", "reason": "break"}))
+        .await;
+    a1.ok(json!({"type": "set_status", "status": "available"}))
+        .await;
+    let mine = a1
+        .ok(json!({"type": "history", "since_ms": 0, "limit": 100}))
+        .await;
+    let events: Vec<&str> = mine["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c["event"].as_str())
+        .collect();
+    assert_eq!(events, ["device_up", "pause", "unpause"]);
+    let pause = &mine["changes"][1];
+    assert_eq!(pause["pause_reason"], "break");
+    assert_eq!(pause["by"], json!({"id": "a1", "role": "agent"}));
+    assert!(pause["at_ms"].as_u64() >= Some(t0));
+    // Naming itself is the same request; since_ms and limit work as for staff.
+    let named = a1.ok(json!({"type": "history", "agent_id": "a1"})).await;
+    assert_eq!(named, mine);
+    let last = a1.ok(json!({"type": "history", "limit": 1})).await;
+    assert_eq!(last["changes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(last["changes"][0]["event"], "unpause");
+    a1.refused(json!({"type": "history", "limit": 0}), "bad_request")
+        .await;
+    // Staff read the same history.
+    let mut s1 = hub.staff("s1", "supervisor").await;
+    let staff = s1.ok(json!({"type": "history", "agent_id": "a1"})).await;
+    assert_eq!(staff, mine);
+
+    // Another agent, one that does not exist, or a non-agent user: forbidden,
+    // without saying which.
+    for other in ["a2", "nobody", "s1"] {
+        let e = a1
+            .refused(json!({"type": "history", "agent_id": other}), "forbidden")
+            .await;
+        assert_eq!(
+            e["message"],
+            "an agent connection may read only its own history"
+        );
+    }
+    // Carla (a3) is also a supervisor, but on an agent connection she is an agent.
+    let mut a3 = hub.agent("a3", "d3").await;
+    a3.refused(json!({"type": "history", "agent_id": "a1"}), "forbidden")
+        .await;
+    a3.ok(json!({"type": "history"})).await;
+
+    // Nothing else changed: the rest of §5 stays forbidden to agents...
+    for body in [
+        json!({"type": "subscribe", "scope": {"all": true}}),
+        json!({"type": "search", "query": ""}),
+        json!({"type": "command", "action": "pause", "agent_id": "a1", "reason": "x"}),
+    ] {
+        a1.refused(body, "forbidden").await;
+    }
+    // ...staff must still name the agent, and a scoped supervisor stays in scope.
+    s1.refused(json!({"type": "history"}), "bad_request").await;
+    let mut s2 = hub.staff("s2", "supervisor").await;
+    s2.refused(json!({"type": "history", "agent_id": "a1"}), "forbidden")
+        .await;
+    s2.refused(json!({"type": "history"}), "bad_request").await;
 }

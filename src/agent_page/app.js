@@ -9,6 +9,8 @@
 // focus back by its `data-focus` key, or the section's heading when the
 // control is gone (an ended call's End button).
 import { AgentClient } from '../client/presence-hub-client.js';
+// The short tone is the wallboard's module (one copy, served to both pages).
+import { tone } from '../wallboard/tone.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'presence-hub-agent-token';
@@ -108,19 +110,7 @@ function inBackground(title, body) {
   } catch {
     // no notifications here: the page itself still shows it
   }
-  try {
-    const ctx = (agentPage.audio ??= new AudioContext());
-    const osc = ctx.createOscillator();
-    const gain = ctx.createGain();
-    osc.frequency.value = 660;
-    gain.gain.value = 0.08;
-    osc.connect(gain).connect(ctx.destination);
-    osc.start();
-    osc.stop(ctx.currentTime + 0.2);
-    agentPage.sounds++;
-  } catch {
-    // no audio
-  }
+  if (tone(660, 0.2)) agentPage.sounds++;
 }
 
 async function setNotify(on) {
@@ -233,6 +223,8 @@ function start(token) {
   client?.stop();
   record = null;
   signedOut = null;
+  today = null;
+  todayLive = [];
   const agent = new AgentClient({
     token,
     device: { id: deviceId(), kind: 'web', label: 'Agent dashboard (browser)' },
@@ -250,6 +242,7 @@ function start(token) {
   agent.on('state', (rec) => {
     if (agent !== client) return;
     noticeChange(record, rec);
+    noteToday(record, rec);
     record = rec;
     render();
   });
@@ -284,6 +277,8 @@ function onStatus(agent, s) {
     notLiveSince = null;
     // A refusal that said the connection was lost is not true any more.
     if (CONNECTION_ERRORS.has(errorCode)) showError(null);
+    // The day's changes, again: state frames may have been missed meanwhile.
+    loadToday(agent);
   } else if (s.state === 'reconnecting') {
     conn.textContent = `reconnecting in ${Math.ceil((s.retryInMs ?? 0) / 1000)} s`;
     conn.className = 'down';
@@ -463,6 +458,155 @@ function answerPrompt(ok) {
   nextPrompt();
 }
 
+// ---- today ---------------------------------------------------------------------
+//
+// Time in each status and pause reason since local midnight, interactions
+// handled, and each reason's longest pause against its limit: from the
+// agent's own history (PROTOCOL.md §6), read whenever the connection is live
+// again and at midnight, plus the `state` frames since. The history is bounded
+// (`--history-capacity` changes per tenant) and one reply holds at most
+// HISTORY_LIMIT changes: unless it reaches back to midnight, nothing is known
+// of the time before its oldest change, and the panel says so.
+
+const HISTORY_LIMIT = 1000;
+const TODAY_STATUSES = [
+  ['available', 'Available'], ['busy', 'Busy'], ['wrap_up', 'Wrap-up'], ['paused', 'Paused (all reasons)'], ['offline', 'Offline'],
+];
+let today = null; // {midnight, points: [{at, status, reason}], handled, version, limitHit}
+let todayLive = []; // what state frames said: {version, at, status, reason, change, ended}
+
+function localMidnight(now) {
+  const d = new Date(now);
+  d.setHours(0, 0, 0, 0);
+  return d.getTime();
+}
+
+async function loadToday(agent) {
+  const midnight = localMidnight(Date.now());
+  let changes;
+  try {
+    ({ changes } = await agent.request({ type: 'history', since_ms: 0, limit: HISTORY_LIMIT }));
+  } catch (err) {
+    // Read again when the connection is next live.
+    if (agent === client) $('today-note').textContent = `Today’s history could not be read (${err.code ?? 'error'}): ${err.message}`;
+    return;
+  }
+  if (agent !== client) return;
+  const version = changes.length ? changes[changes.length - 1].version : -1;
+  today = {
+    midnight,
+    points: changes.map((c) => ({ at: c.at_ms, status: c.status, reason: c.pause_reason ?? null })),
+    handled: changes.filter((c) => c.event === 'interaction_end' && c.at_ms >= midnight).length,
+    version,
+    limitHit: changes.length >= HISTORY_LIMIT,
+  };
+  todayLive = todayLive.filter((p) => p.version > version);
+  renderToday();
+}
+
+/** Notes what a `state` frame changed that the day's figures count. */
+function noteToday(before, after) {
+  const held = (r) => new Set((r?.interactions ?? (r?.interaction ? [r.interaction] : [])).map((i) => i.id));
+  const now = held(after);
+  // An interaction gone because the agent went offline was not handled.
+  const ended = before && after.status !== 'offline' ? [...held(before)].filter((id) => !now.has(id)).length : 0;
+  const change = !before || before.status !== after.status || before.pause_reason !== after.pause_reason
+    || before.status_since_ms !== after.status_since_ms;
+  if ((change && after.status_since_ms) || ended) {
+    todayLive.push({ version: after.version, at: after.status_since_ms, status: after.status, reason: after.pause_reason ?? null, change, ended });
+  }
+}
+
+/** The day's figures at `now`: time per status and reason, longest pause per reason, from when. */
+function todayFigures(now) {
+  const { midnight } = today;
+  const live = todayLive.filter((p) => p.version > today.version);
+  const points = [...today.points, ...live.filter((p) => p.change)];
+  const time = new Map();
+  const longest = new Map();
+  const add = (key, ms) => time.set(key, (time.get(key) ?? 0) + ms);
+  let cur = null;
+  const close = (until) => {
+    if (!cur || until <= midnight) return;
+    const ms = Math.max(0, until - Math.max(cur.at, midnight));
+    add(`status:${cur.status}`, ms);
+    if (cur.status === 'paused') {
+      add(`reason:${cur.reason}`, ms);
+      // A pause's limit counts from its start, even before midnight.
+      longest.set(cur.reason, Math.max(longest.get(cur.reason) ?? 0, until - cur.at));
+    }
+  };
+  for (const p of points) {
+    if (cur && p.status === cur.status && p.reason === cur.reason) continue;
+    close(p.at);
+    cur = p;
+  }
+  close(now);
+  const from = points.length ? points[0].at : null;
+  const handled = today.handled + live.reduce((n, p) => n + p.ended, 0);
+  return { time, longest, handled, from, complete: from !== null && from <= midnight };
+}
+
+// The rows are rebuilt only when the set of reasons changes; a tick rewrites
+// their figures in place (fixed columns: nothing moves).
+function renderToday() {
+  const tbody = $('today-rows');
+  const reasons = settings.pause_reasons ?? [];
+  const f = today ? todayFigures(Date.now()) : null;
+  const seen = f ? [...f.time.keys()].filter((k) => k.startsWith('reason:')).map((k) => k.slice(7)) : [];
+  const codes = [...reasons.map((r) => r.code), ...seen.filter((c) => !reasons.some((r) => r.code === c))];
+  const keys = TODAY_STATUSES.flatMap(([s]) => (s === 'paused' ? [`status:${s}`, ...codes.map((c) => `reason:${c}`)] : [`status:${s}`]));
+  if (tbody.dataset.keys !== keys.join('|')) {
+    tbody.dataset.keys = keys.join('|');
+    tbody.replaceChildren(...keys.map((key) => {
+      const [kind, what] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)];
+      const label = kind === 'status'
+        ? [TODAY_STATUSES.find(([s]) => s === what)[1]]
+        : [el('span', { class: 'sr-only' }, 'Paused: '), reasonLabel(what)];
+      return el('tr', { dataset: { today: key }, class: kind === 'reason' ? 'sub' : '' },
+        el('th', { scope: 'row' }, ...label), el('td', { class: 't' }, '—'), el('td', { class: 'longest' }), el('td', { class: 'limit' }));
+    }));
+  }
+  for (const tr of tbody.children) {
+    const key = tr.dataset.today;
+    const t = f ? duration(f.time.get(key) ?? 0) : '—';
+    const cell = tr.querySelector('.t');
+    if (cell.textContent !== t) cell.textContent = t;
+    if (!key.startsWith('reason:')) continue;
+    const code = key.slice(7);
+    const max = reasons.find((r) => r.code === code)?.max_minutes;
+    const long = f?.longest.get(code);
+    const over = !!max && long > max * 60_000;
+    const lc = tr.querySelector('.longest');
+    const longText = long === undefined ? '—' : duration(long);
+    if (lc.dataset.text !== `${longText}${over}`) {
+      lc.dataset.text = `${longText}${over}`;
+      // Over the limit: marked, and said (not by colour alone).
+      if (over) lc.replaceChildren(`${longText} ⚠`, el('span', { class: 'sr-only' }, ' over the limit'));
+      else lc.textContent = longText;
+      lc.classList.toggle('over', over);
+      lc.title = over ? 'over the limit' : '';
+    }
+    const limit = max ? duration(max * 60_000) : 'none';
+    const mc = tr.querySelector('.limit');
+    if (mc.textContent !== limit) mc.textContent = limit;
+  }
+  const handled = f ? String(f.handled) : '—';
+  if ($('today-handled').textContent !== handled) $('today-handled').textContent = handled;
+  let note = 'Reading today’s history…';
+  if (f && f.complete) note = '';
+  else if (f && f.from === null) note = 'Incomplete: the hub holds no change of yours yet.';
+  else if (f) {
+    const at = new Date(f.from).toLocaleTimeString();
+    note = today.limitHit
+      ? `Incomplete: counted from ${at}, the oldest of the newest ${HISTORY_LIMIT} changes the hub sent.`
+      : `Incomplete: counted from ${at}; the hub keeps a bounded history and holds nothing of yours from before then.`;
+  }
+  if (today || !$('today-note').textContent.startsWith('Today’s history could not')) {
+    if ($('today-note').textContent !== note) $('today-note').textContent = note;
+  }
+}
+
 // ---- rendering ------------------------------------------------------------------
 
 function render() {
@@ -542,6 +686,7 @@ function renderAll() {
 
   renderInteractions(r, live);
   renderChannels(r, live);
+  renderToday();
 }
 
 function renderInteractions(r, live) {
@@ -617,6 +762,11 @@ function renderChannels(r, live) {
 // Time in state, wrap-up countdown and interaction timers, once a second.
 function tick() {
   if (!record) return;
+  if (today && localMidnight(Date.now()) !== today.midnight) {
+    today.midnight = localMidnight(Date.now()); // one reload, not one a second
+    if (client?.live) loadToday(client);
+  }
+  renderToday();
   $('since').textContent = record.status_since_ms ? duration(Date.now() - record.status_since_ms) : '—';
   if (record.status === 'wrap_up' && record.wrap_up_until_ms) {
     $('wrapup-left').textContent = duration(record.wrap_up_until_ms - Date.now() + 999);

@@ -97,6 +97,23 @@ pub fn check_manage(
     Ok(())
 }
 
+/// Whose history a `history` request reads (PROTOCOL.md §5.5, §6): an
+/// agent connection its own (`agent_id` left out or its own id; any other
+/// is `forbidden`, whether or not such an agent exists); a supervisor or
+/// admin the agent it names, which it must name (scope is checked against
+/// the record by [`check_manage`]).
+pub fn history_target<'a>(p: &Principal<'a>, agent_id: Option<&'a str>) -> HubResult<&'a str> {
+    match (p.role, agent_id) {
+        (Role::Agent, None) => Ok(&p.user.id),
+        (Role::Agent, Some(id)) if id == p.user.id => Ok(&p.user.id),
+        (Role::Agent, Some(_)) => Err(HubError::forbidden(
+            "an agent connection may read only its own history",
+        )),
+        (_, Some(id)) => Ok(id),
+        (_, None) => Err(HubError::bad_request("history needs an `agent_id`")),
+    }
+}
+
 /// An agent connecting themselves: assigned channels always; unassigned
 /// ones only with unassigned access (seed rule 4).
 pub fn check_self_connect(record: &AgentRecord, channel: &ChannelRef) -> HubResult<()> {
@@ -299,5 +316,29 @@ mod tests {
         );
         assert_eq!(code(check_end_wrap_up(&p(Role::Supervisor), &on)), None);
         assert_eq!(code(check_end_wrap_up(&p(Role::Admin), &on)), None);
+    }
+
+    #[test]
+    fn an_agent_reads_only_its_own_history_staff_name_the_agent() {
+        let both = user("a1", &[Role::Agent, Role::Supervisor], None);
+        let agent = Principal {
+            user: &both,
+            role: Role::Agent,
+        };
+        assert_eq!(history_target(&agent, None).ok(), Some("a1"));
+        assert_eq!(history_target(&agent, Some("a1")).ok(), Some("a1"));
+        assert_eq!(
+            code(history_target(&agent, Some("a2"))),
+            Some(ErrorCode::Forbidden)
+        );
+        let sup = Principal {
+            user: &both,
+            role: Role::Supervisor,
+        };
+        assert_eq!(history_target(&sup, Some("a2")).ok(), Some("a2"));
+        assert_eq!(
+            code(history_target(&sup, None)),
+            Some(ErrorCode::BadRequest)
+        );
     }
 }

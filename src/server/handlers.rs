@@ -221,7 +221,7 @@ impl Session {
                 agent_id,
                 since_ms,
                 limit,
-            } => self.history(&agent_id, since_ms, limit).await,
+            } => self.history(agent_id.as_deref(), since_ms, limit).await,
             Request::Command {
                 action,
                 agent_id,
@@ -339,21 +339,25 @@ impl Session {
 
     async fn history(
         &self,
-        agent_id: &str,
+        agent_id: Option<&str>,
         since_ms: Option<u64>,
         limit: Option<usize>,
     ) -> HubResult<Reply> {
         let p = self.principal();
-        permissions::require_supervisor(&p)?;
-        // An agent the directory removed keeps its history, for supervisors
-        // who see everyone (a scoped one cannot tell it was in scope).
-        let removed = match self.agent_record(agent_id) {
-            Ok(record) => {
-                permissions::check_manage(&p, &record, None)?;
-                None
-            }
-            Err(e) if p.scope().is_some() => return Err(e),
-            Err(e) => Some(e),
+        // An agent reads its own history only; staff read agents in scope.
+        let agent_id = permissions::history_target(&p, agent_id)?;
+        // An agent the directory removed keeps its history, for staff who
+        // see everyone (a scoped supervisor cannot tell it was in scope).
+        let removed = match p.role {
+            Role::Agent => None,
+            _ => match self.agent_record(agent_id) {
+                Ok(record) => {
+                    permissions::check_manage(&p, &record, None)?;
+                    None
+                }
+                Err(e) if p.scope().is_some() => return Err(e),
+                Err(e) => Some(e),
+            },
         };
         let limit = bounded_limit(limit, 100)?;
         let changes = self

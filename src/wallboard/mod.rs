@@ -59,6 +59,7 @@ pub const ASSETS: &[Asset] = &[
     asset("/wallboard/bulk.js", include_str!("js/bulk.js")),
     asset("/wallboard/views.js", include_str!("js/views.js")),
     asset("/wallboard/alerts.js", include_str!("js/alerts.js")),
+    asset("/wallboard/tone.js", include_str!("js/tone.js")),
 ];
 
 /// `/dev/signin` (the page and its files: [`crate::web::assets`]).

@@ -14,6 +14,12 @@
 //  2. withdrawing a pending pause is announced to the agent;
 //  1. a monitor prompt closes when the request times out or is withdrawn;
 //  7. no stale error after an outage, and the status shows it is stale;
+//  today: the agent's day on its page (time per status and reason, handled
+//     interactions, a pause against its limit), live and from the history;
+//  keys: the wallboard's list from the keyboard (roving tabindex, arrows,
+//     Home/End, Enter), the focus kept on its agent across a re-sort;
+//  panel outage: a refusal for want of a connection clears once live again;
+//  tone: one Web Audio module sounds on both pages;
 //  5. + an axe-core scan of both pages: no serious or critical violation.
 //
 // node --experimental-websocket screens.mjs HUB_ADDR SECRET SCREENSHOT
@@ -34,6 +40,9 @@ const base = `http://${hubAddr}`;
 // The agent page's way to the hub, which the test can cut.
 const front = proxy(hubAddr);
 await front.listen();
+// And a second wallboard's, cut for the list and panel steps.
+const boardFront = proxy(hubAddr);
+await boardFront.listen();
 
 const ME = 45; // the agent at the dashboard: assigned billing, web chat, q05
 const me = agentId(ME);
@@ -44,7 +53,8 @@ const admin = new Conn(wsUrl, { type: "hello", role: "admin", token: mint(secret
 await admin.open();
 await admin.request({ type: "update_settings", settings: { pause_reasons: [
   { code: "break", label: "Break", max_minutes: 15 }, { code: "training", label: "Training" },
-  { code: "lunch", label: "Lunch", max_minutes: 60 }, { code: "coaching", label: "Coaching" }] } });
+  { code: "lunch", label: "Lunch", max_minutes: 60 }, { code: "coaching", label: "Coaching" },
+  { code: "stretch", label: "Stretch", max_minutes: 0.02 }] } });
 const crew = await agents(wsUrl, secret, CREW);
 // Live data all along: a change every 40 ms somewhere in the crew.
 let seq = 0;
@@ -53,10 +63,19 @@ const flow = setInterval(() => { seq++; randomChange(crew.list[(seq * 7) % CREW]
 const browser = await launch();
 let board, page;
 try {
+  // Each tone a page starts, by its frequency: what a person would hear.
+  const countTones = () => {
+    window.tones = [];
+    const start = OscillatorNode.prototype.start;
+    OscillatorNode.prototype.start = function (...args) { window.tones.push(this.frequency.value); return start.apply(this, args); };
+  };
   const boardCtx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  await boardCtx.addInitScript(countTones);
   board = await boardCtx.newPage();
   await devRoutes(board);
-  page = await (await browser.newContext({ viewport: { width: 1300, height: 1000 } })).newPage();
+  const pageCtx = await browser.newContext({ viewport: { width: 1300, height: 1000 } });
+  await pageCtx.addInitScript(countTones);
+  page = await pageCtx.newPage();
   for (const [p, name] of [[board, "wallboard"], [page, "agent page"]]) p.on("pageerror", (e) => fail(`${name} error: ${e.message}`));
   const supToken = mint(secret, "acme", "s1");
 
@@ -178,7 +197,7 @@ try {
     await until(() => board.evaluate(() => !window.wallboard.store.orderDirty), T, "the list settled");
     const held = await inView();
     if (how === "pointer") await board.locator(`.viewport .row[data-agent="${held[2]}"]`).hover();
-    // (Focused directly: Tab follows the row pool's order, not the rows' places.)
+    // (Focused directly: the keys step below enters the list by Tab.)
     else await board.locator(`.viewport .row[data-agent="${held[2]}"] .who`).focus();
     const was = await versions(held);
     await changesUnder(held, was, 4, `changes of agents in view (${how})`);
@@ -505,6 +524,223 @@ try {
   await board.locator('.card[data-channel="queue:sales"] .c-alert', { hasText: "available (fewer than 100)" }).waitFor({ timeout: T });
   await board.locator("#f-channel").selectOption("");
 
+  step("today: the agent's day on its page — time per status and reason, interactions handled, a pause against its limit — live, and the same from the hub's history after a reload");
+  const todayNow = () => page.evaluate(() => ({
+    handled: document.getElementById("today-handled").textContent,
+    note: document.getElementById("today-note").textContent,
+    rows: Object.fromEntries([...document.querySelectorAll("#today-rows tr")].map((tr) => [tr.dataset.today, {
+      label: tr.querySelector("th").textContent, t: tr.querySelector(".t").textContent,
+      longest: tr.querySelector(".longest").textContent, limit: tr.querySelector(".limit").textContent,
+      over: tr.querySelector(".longest").classList.contains("over") }])),
+  }));
+  const secs = (t) => t.split(":").reduce((a, b) => a * 60 + Number(b), 0);
+  const midnight = new Date(new Date().setHours(0, 0, 0, 0)).getTime();
+  /** What the hub's history says the agent handled today (interaction_end events), read as an admin. */
+  const handledByHub = async () => (await admin.request({ type: "history", agent_id: me, since_ms: midnight, limit: 1000 }))
+    .changes.filter((c) => c.event === "interaction_end").length;
+  const todayIs = async (what, check) => {
+    let last = null;
+    try {
+      await until(async () => { last = await todayNow(); return check(last); }, T, what);
+    } catch {
+      fail(`the agent's today panel never showed ${what}: ${JSON.stringify(last)}`);
+    }
+    return last;
+  };
+  await status("available");
+  {
+    const hub = await handledByHub();
+    if (hub < 1) fail(`the premise: the agent handled no interaction today by the hub's history (${hub})`);
+    const t = await todayIs(`${hub} interactions handled and every reason with its limit`, (v) => v.handled === String(hub)
+      && v.rows["reason:break"]?.limit === "15:00" && v.rows["reason:coaching"]?.limit === "none"
+      && v.rows["reason:stretch"]?.label === "Paused: Stretch" && v.rows["reason:training"]?.longest !== "—");
+    // a0045 first signed in during this test: the hub holds nothing of its day before that.
+    if (!/^Incomplete: counted from .+; the hub keeps a bounded history/.test(t.note)) fail(`the today panel does not say the day is incomplete: "${t.note}"`);
+    // Every second since the agent's first change the hub holds is in exactly one status.
+    const first = (await admin.request({ type: "history", agent_id: me, since_ms: 0, limit: 1000 })).changes[0];
+    const day = await todayNow();
+    const sum = ["available", "busy", "wrap_up", "paused", "offline"].reduce((n, st) => n + secs(day.rows[`status:${st}`].t), 0);
+    const since = (Date.now() - first.at_ms) / 1000;
+    if (Math.abs(sum - since) > 6) fail(`the statuses add up to ${sum} s, not the ${since.toFixed(1)} s since the agent's first change: ${JSON.stringify(day.rows)}`);
+    const reasons = Object.entries(day.rows).filter(([k]) => k.startsWith("reason:")).reduce((n, [, r]) => n + secs(r.t), 0);
+    if (Math.abs(reasons - secs(day.rows["status:paused"].t)) > 5) fail(`the reasons do not add up to the paused time: ${JSON.stringify(day.rows)}`);
+  }
+  await page.locator('#pause-buttons button[data-code="stretch"]').click();
+  await status("paused");
+  await todayIs("the running Stretch pause over its 1.2 s limit", (v) => v.rows["reason:stretch"].over && /^0:0\d ⚠ over the limit$/.test(v.rows["reason:stretch"].longest) && v.rows["reason:stretch"].limit === "0:01");
+  await page.locator("#available").click();
+  await status("available");
+  {
+    const frozen = (await todayNow()).rows["reason:stretch"].t;
+    const avail = secs((await todayNow()).rows["status:available"].t);
+    await todayIs("the available time counting on", (v) => secs(v.rows["status:available"].t) >= avail + 2);
+    const now = (await todayNow()).rows["reason:stretch"].t;
+    if (now !== frozen) fail(`the ended Stretch pause is still counted: ${frozen} → ${now}`);
+  }
+  const handledBefore = Number((await todayNow()).handled);
+  await page.locator("#call-channel").selectOption("queue:billing");
+  await page.locator("#start-call").click();
+  await status("busy");
+  await page.locator("#interactions li[data-interaction] button").click();
+  await status("wrap_up");
+  await todayIs(`${handledBefore + 1} interactions handled, counted live`, (v) => v.handled === String(handledBefore + 1));
+  await page.locator("#end-wrapup").click();
+  await status("available");
+  {
+    const live = await todayNow();
+    const t0 = Date.now();
+    await page.reload();
+    await page.locator("#conn", { hasText: "live" }).waitFor({ timeout: T });
+    const again = await todayIs("the day read back from the hub's history", (v) => !v.note.startsWith("Reading"));
+    const waited = Math.ceil((Date.now() - t0) / 1000);
+    if (again.handled !== live.handled || again.handled !== String(await handledByHub())) fail(`handled: live ${live.handled}, after a reload ${again.handled}`);
+    if (again.note !== live.note) fail(`the note: live "${live.note}", after a reload "${again.note}"`);
+    for (const [key, row] of Object.entries(live.rows)) {
+      const a = secs(row.t), b = secs(again.rows[key]?.t ?? "-1");
+      // Whole seconds, read at two instants: the running status (available) moved on meanwhile.
+      const ok = key === "status:available" ? b >= a - 1 && b <= a + waited + 1 : Math.abs(b - a) <= 1;
+      if (!ok || row.over !== again.rows[key].over) fail(`${key}: live ${JSON.stringify(row)}, from the history ${JSON.stringify(again.rows[key])}`);
+    }
+  }
+
+  step("keys: the wallboard's list from the keyboard — one row in the tab order, arrows, Home/End, Enter — and the focus stays on its agent when a re-sort moves it");
+  const board2 = await (await browser.newContext({ viewport: { width: 1400, height: 640 } })).newPage();
+  board2.on("pageerror", (e) => fail(`second wallboard error: ${e.message}`));
+  await devRoutes(board2);
+  await board2.goto(`http://${boardFront.addr}/#role=supervisor&token=${supToken}`);
+  await board2.locator("#status", { hasText: "live" }).waitFor({ timeout: T });
+  await board2.locator("#f-sort").selectOption("time");
+  await until(() => board2.evaluate(() => window.wallboard.store.sort === "time" && !window.wallboard.store.orderDirty), T, "sorted by time");
+  const focus2 = () => board2.evaluate(() => {
+    const e = document.activeElement;
+    const row = e?.closest?.(".viewport .row");
+    const vp = document.getElementById("viewport").getBoundingClientRect();
+    const r = row?.getBoundingClientRect();
+    return { agent: row?.dataset.agent ?? null, part: e?.className ?? e?.tagName, shows: row?.querySelector(".who").textContent ?? null,
+      inView: !!r && r.top >= vp.top - 1 && r.bottom <= vp.bottom + 1, rows: window.wallboard.store.rows.slice() };
+  });
+  const focus2Is = async (what, check) => {
+    let last = null;
+    try {
+      await until(async () => { last = await focus2(); return check(last); }, T, what);
+    } catch {
+      fail(`the wallboard's list focus is not ${what}: ${JSON.stringify({ ...last, rows: last?.rows.length })}`);
+    }
+    return last;
+  };
+  const nameOf = (id) => agentName(Number(id.slice(1)));
+  await tabTo(board2, ".viewport .row .pick", "a row of the list");
+  {
+    const f = await focus2();
+    if (f.agent !== f.rows[0]) fail(`Tab entered the list at ${f.agent}, not at its first row ${f.rows[0]}`);
+    const tabbable = await board2.evaluate(() => [...document.querySelectorAll(".viewport .row:not([hidden]) :is(.pick, .who)")].filter((e) => e.tabIndex >= 0).map((e) => e.closest(".row").dataset.agent));
+    if (tabbable.length !== 2 || tabbable[0] !== f.agent || tabbable[1] !== f.agent) fail(`the tab order holds other rows: ${tabbable}`);
+  }
+  await board2.keyboard.press("Tab");
+  await focus2Is("on the first row's name", (f) => f.agent === f.rows[0] && f.part === "who");
+  for (let i = 0; i < 3; i++) await board2.keyboard.press("ArrowDown");
+  await focus2Is("three rows down", (f) => f.agent === f.rows[3] && f.part === "who" && f.inView);
+  await board2.keyboard.press("ArrowUp");
+  await focus2Is("one row up", (f) => f.agent === f.rows[2]);
+  // Out of the list and back: Tab comes back to the agent last focused, not the first row.
+  {
+    const at = (await focus2()).agent;
+    await board2.locator("#f-text").focus();
+    await tabTo(board2, ".viewport .row .pick", "the list again");
+    const f = await focus2();
+    if (f.agent !== at) fail(`Tab came back to ${f.agent}, not to ${at}, the agent last focused`);
+    await board2.keyboard.press("Tab");
+  }
+  await board2.keyboard.press("End");
+  const last = await focus2Is("on the last agent, scrolled into view", (f) => f.agent === f.rows[f.rows.length - 1] && f.inView && f.shows === nameOf(f.agent));
+  await board2.keyboard.press("Home");
+  await focus2Is("on the first agent, scrolled into view", (f) => f.agent === f.rows[0] && f.inView);
+  await board2.keyboard.press("End");
+  await focus2Is("on the last agent again", (f) => f.agent === last.agent && f.inView);
+  // The last agent has never signed in (sorted last). The wallboard loses the
+  // hub; meanwhile that agent signs in; back live, the snapshot re-sorts the
+  // list and moves the agent up among the online ones, far out of the rows
+  // the list had drawn.
+  const x = last.agent;
+  const lastWindow = await board2.evaluate(() => window.wallboard.list.first);
+  await boardFront.cut();
+  await board2.locator("#status", { hasText: "reconnecting" }).waitFor({ timeout: T });
+  const xConn = new Conn(wsUrl, { type: "hello", role: "agent", token: mint(secret, "acme", x), device: { id: `${x}-phone`, kind: "softphone" } });
+  xConn.onCommand = (m) => xConn.send({ type: "command_ack", command_id: m.command_id, ok: true });
+  await xConn.open();
+  await boardFront.restore();
+  await board2.locator("#status", { hasText: "live" }).waitFor({ timeout: 20_000 });
+  await until(() => board2.evaluate((x) => window.wallboard.client.agents.get(x)?.status === "available" && !document.body.classList.contains("stale"), x), T, `${x} online on the wallboard`);
+  {
+    const f = await focus2Is(`still on ${x} after the re-sort, in view`, (f) => f.agent === x && f.shows === nameOf(x) && f.inView && f.part === "who");
+    const moved = f.rows.indexOf(x);
+    if (!(moved < lastWindow)) fail(`the premise: the re-sort did not move ${x} out of the rows drawn before (${moved}, drawn from ${lastWindow})`);
+  }
+  await board2.keyboard.press("ArrowUp");
+  {
+    const f = await focus2Is(`on the agent above ${x}`, (f) => f.agent !== x && f.inView);
+    if (f.rows.indexOf(f.agent) !== f.rows.indexOf(x) - 1) fail(`ArrowUp from ${x} went to ${f.agent}, not the row above`);
+  }
+  await board2.keyboard.press("ArrowDown");
+  await focus2Is(`back on ${x}`, (f) => f.agent === x);
+  await board2.keyboard.press("Enter");
+  await board2.locator("#p-name", { hasText: nameOf(x) }).waitFor({ timeout: T })
+    .catch(() => fail(`Enter on ${x}'s row did not open its panel`));
+
+  step("panel outage: a refusal for want of a connection, and a history that could not load, go once the wallboard is live again");
+  await boardFront.cut();
+  await board2.locator("#status", { hasText: "reconnecting" }).waitFor({ timeout: T });
+  await tabTo(board2, '#panel button[data-act="monitor-listen"]', "Listen");
+  await board2.keyboard.press("Enter");
+  await board2.locator("#p-result", { hasText: "refused (disconnected)" }).waitFor({ timeout: T })
+    .catch(async () => fail(`Listen while cut off says "${await board2.locator("#p-result").textContent()}"`));
+  await tabTo(board2, '#panel button[data-act="history"]', "History");
+  await board2.keyboard.press("Enter");
+  await board2.locator("#p-history-rows", { hasText: "History refused (disconnected)" }).waitFor({ timeout: T });
+  await boardFront.restore();
+  await board2.locator("#status", { hasText: "live" }).waitFor({ timeout: 20_000 });
+  await until(async () => (await board2.locator("#p-result").textContent()) === "", T, "the refusal gone")
+    .catch(async () => fail(`a stale refusal on the panel after the outage: "${await board2.locator("#p-result").textContent()}"`));
+  await board2.locator("#p-history-rows td", { hasText: "device_up" }).first().waitFor({ timeout: T })
+    .catch(async () => fail(`the panel's history after the outage: "${await board2.locator("#p-history-rows").textContent()}"`));
+  // And the action works now.
+  await tabTo(board2, '#panel button[data-act="monitor-listen"]', "Listen");
+  await board2.keyboard.press("Enter");
+  await board2.locator("#p-result", { hasText: `Monitoring ${nameOf(x)} (listen).` }).waitFor({ timeout: T })
+    .catch(async () => fail(`Listen once live says "${await board2.locator("#p-result").textContent()}"`));
+  xConn.close();
+  await board2.context().close();
+
+  step("tone: one Web Audio module sounds on both pages (the agent page's background notification, the wallboard's alert)");
+  {
+    const heard = async (p) => p.evaluate(() => ({ tones: window.tones, from: performance.getEntriesByType("resource").map((e) => new URL(e.name).pathname).filter((u) => u.endsWith("tone.js")) }));
+    // (The alert on Sales, set above, sounded again when the wallboard reloaded.)
+    await until(() => board.evaluate(() => window.tones.includes(880)), T, "the wallboard's alert tone")
+      .catch(async () => fail(`the wallboard's alert sounded no tone: ${JSON.stringify(await heard(board))}`));
+    const b = await heard(board);
+    if (!b.from.some((u) => u.endsWith("/wallboard/tone.js"))) fail(`the wallboard's tone module: ${JSON.stringify(b)}`);
+    // (The agent page was reloaded above: it is put in the background and notified again.)
+    await page.evaluate(() => {
+      for (const [k, v] of [["visibilityState", "hidden"], ["hidden", true]]) Object.defineProperty(document, k, { configurable: true, get: () => v });
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    await board.locator("#f-text").fill(myName);
+    await openMyPanel();
+    await board.locator('#panel button[data-act="pause-open"]').click();
+    await board.locator("#p-reason-code").selectOption("coaching");
+    await board.locator("#p-reason-code").press("Enter");
+    await status("paused");
+    await until(() => page.evaluate(() => window.tones.includes(660)), T, "the agent page's tone")
+      .catch(async () => fail(`the agent page sounded no tone: ${JSON.stringify(await heard(page))}`));
+    const a = await heard(page);
+    if (!a.from.some((u) => u.endsWith("/wallboard/tone.js"))) fail(`the agent page's tone is not the shared module: ${JSON.stringify(a)}`);
+    await page.evaluate(() => { delete document.visibilityState; delete document.hidden; document.dispatchEvent(new Event("visibilitychange")); });
+    await board.locator('#panel button[data-act="unpause"]').click();
+    await status("available");
+    await board.locator("#p-close").click();
+    await board.locator("#f-text").fill("");
+  }
+
   step("5: an accessibility scan (axe-core, WCAG 2.1 AA) of both pages while live: no serious or critical violation");
   await board.locator("#f-text").fill("");
   await openMyPanel();
@@ -530,6 +766,7 @@ try {
 } finally {
   clearInterval(flow);
   crew.stop();
+  await boardFront.cut();
   admin.close();
   await browser.close();
 }

@@ -226,7 +226,7 @@ export type ClientSearch = {
 export type ClientHistory = {
   type: "history";
   id?: RequestId;
-  agent_id: string;
+  agent_id?: string;
   since_ms?: number;
   limit?: number;
 };

@@ -10,6 +10,8 @@
 // one pass over the agents, only while such a threshold is set) and for
 // each row the list draws.
 
+import { tone } from "./tone.js";
+
 const $ = (id) => document.getElementById(id);
 
 /** A rule from untrusted storage: numbers in range, or absent. */
@@ -190,19 +192,9 @@ export class Alerts {
     this.beep();
   }
 
-  /** A short tone (Web Audio: no file to load). */
+  /** A short tone (tone.js); without audio the notification and the card remain. */
   beep() {
-    try {
-      const ctx = (this.audio ??= new AudioContext());
-      const osc = ctx.createOscillator();
-      const gain = ctx.createGain();
-      osc.frequency.value = 880;
-      gain.gain.value = 0.08;
-      osc.connect(gain).connect(ctx.destination);
-      osc.start();
-      osc.stop(ctx.currentTime + 0.18);
-      this.sounds++;
-    } catch { /* no audio: the notification and the card remain */ }
+    if (tone(880, 0.18)) this.sounds++;
   }
 }
 

@@ -2,7 +2,15 @@
 // fixed pool of row elements placed over the rows in view. A frame updates
 // only rows whose agent or version changed; the second timer rewrites only the
 // visible time cells. The DOM has the same size at 10 agents or 5 000, and the
-// list never touches its scroll position.
+// list never touches its scroll position (but to bring a row the keyboard
+// moves to into view).
+//
+// Keyboard: one row is in the tab order (roving tabindex: its checkbox and
+// name), the agent last focused or else the first row in view; Up/Down move
+// to the row above/below, Home/End to the first/last of the whole list,
+// Enter opens the agent's panel. A focused row keeps its element, and so the
+// focus, wherever a re-sort moves its agent (even out of the window); if its
+// agent leaves the list, the focus goes to the row now in its place.
 
 import { STATUS_LABEL, level, since, statusBy } from "./format.js";
 
@@ -23,6 +31,29 @@ export class AgentList {
     this.count = -1;
     this.isPicked = isPicked;
     this.rowAlert = rowAlert;
+    /** The ids in list order, as last rendered. */
+    this.ids = [];
+    /** The agent whose row is in the tab order (roving tabindex). */
+    this.current = null;
+    viewport.addEventListener("focusin", (ev) => {
+      const row = ev.target.closest(".row");
+      if (row?.dataset.agent && row.dataset.agent !== this.current) { this.current = row.dataset.agent; this.roving(); }
+    });
+    viewport.addEventListener("keydown", (ev) => {
+      const row = ev.target.closest(".row");
+      if (!row?.dataset.agent || ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+      const part = ev.target.classList.contains("pick") ? "pick" : "name";
+      if (ev.key === "Enter") {
+        // The name is a button (Enter clicks it); on the checkbox too.
+        if (part === "pick") { ev.preventDefault(); onSelect(row.dataset.agent); }
+        return;
+      }
+      const at = this.ids.indexOf(row.dataset.agent);
+      const to = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: this.ids.length - 1 }[ev.key];
+      if (to === undefined) return;
+      ev.preventDefault();
+      if (to >= 0 && to < this.ids.length && to !== at) this.focusAgent(this.ids[to], part);
+    });
     viewport.addEventListener("click", (ev) => {
       const row = ev.target.closest(".row");
       if (!row || !row.dataset.agent) return;
@@ -50,9 +81,57 @@ export class AgentList {
     return row;
   }
 
+  /** Brings agent `id`'s row into view and focuses its `part` ("name" or "pick"). */
+  focusAgent(id, part = "name") {
+    const idx = this.ids.indexOf(id);
+    if (idx < 0) return;
+    this.current = id;
+    this.reveal(idx);
+    this.render(this.ids, false, Date.now());
+    this.pool.find((r) => r.id === id)?.[part].focus({ preventScroll: true });
+  }
+
+  /** Scrolls the list as little as brings row `idx` wholly into view. */
+  reveal(idx) {
+    const vp = this.viewport;
+    const top = idx * ROW_H;
+    if (top < vp.scrollTop) vp.scrollTop = top;
+    else if (top + ROW_H > vp.scrollTop + vp.clientHeight) vp.scrollTop = top + ROW_H - vp.clientHeight;
+  }
+
+  /** The row holding the focus, if one does. */
+  focusedRow() {
+    const at = document.activeElement;
+    return at && this.viewport.contains(at) ? this.pool.find((r) => r.id !== null && r.el.contains(at)) ?? null : null;
+  }
+
+  /** One row in the tab order: the current agent's if shown, else the first in view. */
+  roving() {
+    let tab = this.pool.find((r) => r.id !== null && r.id === this.current);
+    if (!tab) {
+      const top = this.viewport.scrollTop - ROW_H / 2;
+      for (const r of this.pool) if (r.id !== null && r.top >= top && (!tab || r.top < tab.top)) tab = r;
+    }
+    for (const r of this.pool) {
+      const t = r === tab ? 0 : -1;
+      if (r.name.tabIndex !== t) { r.name.tabIndex = t; r.pick.tabIndex = t; }
+    }
+  }
+
   /** Lays out the rows in view; `all` redraws every row in view (a snapshot). */
   render(ids, all, now) {
     const vp = this.viewport;
+    const resorted = ids !== this.ids;
+    this.ids = ids;
+    // The focused row's agent keeps its element wherever a re-sort moved it,
+    // and the list scrolls to it; so does the agent in the tab order (Tab
+    // comes back to it), without the scroll.
+    const focused = this.focusedRow();
+    const part = focused && document.activeElement === focused.pick ? "pick" : "name";
+    const keepId = focused?.id ?? this.current;
+    const keep = keepId === null ? -1 : ids.indexOf(keepId);
+    if (keep < 0 && !focused) this.current = null;
+    if (focused && keep >= 0 && resorted) this.reveal(keep);
     if (ids.length !== this.count) {
       this.count = ids.length;
       this.spacer.style.height = `${ids.length * ROW_H}px`;
@@ -76,6 +155,8 @@ export class AgentList {
     for (let idx = first; idx < end; idx++) {
       if (this.client.agents.has(ids[idx])) wanted.set(ids[idx], idx);
     }
+    if (keep >= 0 && !wanted.has(keepId)) wanted.set(keepId, keep);
+    while (this.pool.length < wanted.size) this.pool.push(this.makeRow());
     const free = [];
     for (const row of this.pool) {
       if (row.id !== null && wanted.has(row.id)) {
@@ -89,6 +170,13 @@ export class AgentList {
     for (const [id, idx] of wanted) this.place(free.pop(), id, idx, all, now);
     for (const row of free) {
       if (row.id !== null) { row.el.hidden = true; row.id = null; row.el.removeAttribute("data-agent"); }
+    }
+    this.roving();
+    // The focused agent left the list: the focus goes to the row in its place.
+    if (focused && keep < 0 && ids.length) {
+      const next = ids[Math.min(Math.round(focused.top / ROW_H), ids.length - 1)];
+      const row = this.pool.find((r) => r.id === next);
+      if (row) { this.current = next; this.roving(); row[part].focus({ preventScroll: true }); }
     }
   }
 

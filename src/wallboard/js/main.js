@@ -233,7 +233,7 @@ function start(token, role, linked = null) {
   client.on("status", (s) => {
     const el = $("status");
     el.className = s.state === "live" ? "live" : "down";
-    if (s.state === "live") { el.textContent = "live"; retryAt = null; return; }
+    if (s.state === "live") { el.textContent = "live"; retryAt = null; panel.liveAgain(); return; }
     setStale(true);
     if (s.state === "connecting") { el.textContent = "connecting…"; retryAt = null; $("stale-text").textContent = "connecting to the hub"; }
     if (s.state === "reconnecting") { retryAt = Date.now() + (s.retryInMs || 0); countdown(); }

@@ -17,6 +17,12 @@ import { STATUS_LABEL, channelKey, clock, esc, level, since, statusBy } from "./
 
 const $ = (id) => document.getElementById(id);
 
+// Refusals that only say the hub could not be reached (or could not say
+// whether a change was made): once the page is live again the record shown
+// is the hub's word again, and such a refusal is out of date (as on the
+// agent page).
+const CONNECTION_ERRORS = new Set(["disconnected", "unavailable", "outcome_unknown"]);
+
 export class AgentPanel {
   constructor({ client, names, session, onClose }) {
     this.client = client;
@@ -31,6 +37,9 @@ export class AgentPanel {
     this.pauseFor = null;
     this.signOutFor = null;
     this.busy = false;
+    /** The error code of the refusal shown in the result line, and in the history. */
+    this.resultCode = null;
+    this.historyCode = null;
     $("p-close").addEventListener("click", () => { this.close(); onClose(); });
     this.el.addEventListener("click", (ev) => this.onClick(ev));
     this.el.addEventListener("keydown", (ev) => {
@@ -96,10 +105,18 @@ export class AgentPanel {
 
   name() { return this.record()?.name || this.id; }
 
-  result(text, ok = true) {
+  /** Shows an action's outcome; `code`: the refusal's error code. */
+  result(text, ok = true, code = null) {
     const el = $("p-result");
     el.textContent = text;
     el.className = ok ? "result ok" : "result bad";
+    this.resultCode = code;
+  }
+
+  /** The page is live again: a refusal for want of a connection no longer holds. */
+  liveAgain() {
+    if (CONNECTION_ERRORS.has(this.resultCode)) this.result("");
+    if (CONNECTION_ERRORS.has(this.historyCode) && this.id && $("p-history").open) this.loadHistory();
   }
 
   /** Rewrites the facts when the agent's version changed, and the buttons' state. */
@@ -236,7 +253,7 @@ export class AgentPanel {
       this.result(done(r));
       return r;
     } catch (e) {
-      this.result(`${label}: refused (${e.code}) ${e.message}`, false);
+      this.result(`${label}: refused (${e.code}) ${e.message}`, false, e.code);
       return null;
     }
   }
@@ -351,6 +368,7 @@ export class AgentPanel {
     const id = this.id;
     const rows = $("p-history-rows");
     rows.innerHTML = `<tr><td colspan="4" class="muted">loading…</td></tr>`;
+    this.historyCode = null;
     try {
       const r = await this.client.history(id, { limit: 50 });
       if (this.id !== id) return;
@@ -358,6 +376,8 @@ export class AgentPanel {
         <td><span class="pill ${esc(c.status)}">${esc(STATUS_LABEL[c.status] || c.status)}</span> ${esc(c.pause_reason ? this.names.reason(c.pause_reason) : "")}</td>
         <td>${esc(this.names.person(c.by?.id))}</td></tr>`).join("") || `<tr><td colspan="4" class="muted">no changes recorded</td></tr>`;
     } catch (e) {
+      if (this.id !== id) return;
+      this.historyCode = e.code;
       rows.innerHTML = `<tr><td colspan="4" class="bad">History refused (${esc(e.code)}): ${esc(e.message)}</td></tr>`;
     }
   }
