@@ -129,6 +129,26 @@ export type ErrorBody = {
   message: string;
 };
 
+/** PROTOCOL.md §7.1: a user of the directory; `assigned` (read only in replies) lists an agent's assigned channels */
+export type DirectoryUser = {
+  id: string;
+  name: string;
+  roles: Role[];
+  supervises?: ChannelRef[];
+  capacity?: {
+    queue?: number;
+    chat?: number;
+    campaign?: number;
+  };
+  assigned?: ChannelRef[];
+};
+
+export type DirectoryChannel = {
+  kind: "queue" | "chat" | "campaign";
+  id: string;
+  name: string;
+};
+
 export type RequestId = string;
 
 /** PROTOCOL.md §3.3: a repeat by the same user within 10 minutes is not applied again */
@@ -282,6 +302,41 @@ export type ClientUnassign = {
   channel: ChannelRef;
 };
 
+/** PROTOCOL.md §7.1 (admin): the tenant's users and channels */
+export type ClientDirectory = {
+  type: "directory";
+  id?: RequestId;
+};
+
+/** PROTOCOL.md §7.1 (admin): creates or replaces a user; `user.assigned`, for an agent, is its complete list of assigned channels */
+export type ClientPutUser = {
+  type: "put_user";
+  id?: RequestId;
+  idempotency_key?: IdempotencyKey;
+  user: DirectoryUser;
+};
+
+export type ClientDeleteUser = {
+  type: "delete_user";
+  id?: RequestId;
+  idempotency_key?: IdempotencyKey;
+  user_id: string;
+};
+
+export type ClientPutChannel = {
+  type: "put_channel";
+  id?: RequestId;
+  idempotency_key?: IdempotencyKey;
+  channel: DirectoryChannel;
+};
+
+export type ClientDeleteChannel = {
+  type: "delete_channel";
+  id?: RequestId;
+  idempotency_key?: IdempotencyKey;
+  channel: ChannelRef;
+};
+
 /** Every message is one JSON object in a text frame. `id` (a string) is optional on every message after hello; a message with an id gets exactly one reply with that id. Unknown fields are ignored. */
 export type ClientMessage =
   | ClientHello
@@ -300,7 +355,12 @@ export type ClientMessage =
   | ClientUpdateSettings
   | ClientSetUnassignedAccess
   | ClientAssign
-  | ClientUnassign;
+  | ClientUnassign
+  | ClientDirectory
+  | ClientPutUser
+  | ClientDeleteUser
+  | ClientPutChannel
+  | ClientDeleteChannel;
 
 // ---- server.schema.json: presence-hub protocol v1: messages the hub sends
 
@@ -348,12 +408,25 @@ export type ServerReplyOk = {
     changes: {
       version: number;
       at_ms: number;
-      event: "device_up" | "device_down" | "pause" | "unpause" | "interaction_start" | "interaction_end" | "end_wrap_up" | "wrap_up_expired" | "connect" | "disconnect" | "disconnect_unassigned" | "monitor" | "stop_monitor" | "assign" | "unassign" | "set_unassigned_access" | "settings" | "sign_out" | "pause_overrun" | "restore";
+      event: "device_up" | "device_down" | "pause" | "unpause" | "interaction_start" | "interaction_end" | "end_wrap_up" | "wrap_up_expired" | "connect" | "disconnect" | "disconnect_unassigned" | "monitor" | "stop_monitor" | "assign" | "unassign" | "set_unassigned_access" | "settings" | "sign_out" | "pause_overrun" | "restore" | "user_created" | "user_updated" | "user_deleted" | "channel_deleted";
       presence: Presence;
       status: Status;
       pause_reason: string | null;
       by: Actor;
     }[];
+  } | {
+    version: number;
+    changed: boolean;
+    user?: DirectoryUser;
+    channel?: DirectoryChannel;
+  } | {
+    version: number;
+    tenant: {
+      id: string;
+      name: string;
+    };
+    users: DirectoryUser[];
+    channels: DirectoryChannel[];
   };
 };
 
@@ -418,6 +491,12 @@ export type ServerChannel = {
   channel: ChannelCounters;
 };
 
+/** PROTOCOL.md §7.1: a channel in the subscriber's view was deleted from the directory */
+export type ServerChannelRemoved = {
+  type: "channel_removed";
+  channel: ChannelRef;
+};
+
 export type ServerSignedOut = {
   type: "signed_out";
   by: Actor;
@@ -443,5 +522,6 @@ export type ServerMessage =
   | ServerCommand
   | ServerDraining
   | ServerChannel
+  | ServerChannelRemoved
   | ServerSignedOut
   | ServerCommandEnded;
