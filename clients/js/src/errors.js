@@ -34,6 +34,7 @@ const CLOSE_MEANINGS = new Map([
   [1012, 'node draining'],
   [4001, 'no hello in time'],
   [4008, 'rate limit, outbox overflow or idle connection'],
+  [4012, 'the directory changed for this user (roles or scope): signing in again'],
 ]);
 
 /** A human-readable meaning of a WebSocket close code. */

@@ -179,6 +179,8 @@ export interface SupervisorEvents extends CommonEvents {
   agent: AgentRecord;
   agent_removed: string;
   channel: ChannelView;
+  /** A channel in view was deleted from the directory (PROTOCOL.md §7.1). */
+  channel_removed: Channel;
   settings: Settings;
 }
 
@@ -213,6 +215,7 @@ export class PresenceStore {
   applyAgent(record: AgentRecord): boolean;
   removeAgent(agentId: string, version: number): boolean;
   applyChannel(channel: ChannelView): ChannelView | null;
+  removeChannel(channel: Channel): boolean;
   applySettings(message: Pick<ServerSettings, 'seq' | 'settings'>): void;
 }
 

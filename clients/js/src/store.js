@@ -131,6 +131,12 @@ export class PresenceStore {
     return merged;
   }
 
+  /** Applies a `channel_removed` message (PROTOCOL.md §7.1); `true` when it was in view. */
+  removeChannel(channel) {
+    if (!channel || typeof channel.kind !== 'string' || typeof channel.id !== 'string') return false;
+    return this.channels.delete(channelKey(channel));
+  }
+
   /** Applies a `settings` message. */
   applySettings(message) {
     this.settings = message.settings;

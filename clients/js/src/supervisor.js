@@ -33,7 +33,12 @@ export class SupervisorClient extends Connection {
         waiter.reject(new HubError('disconnected', 'connection closed before the snapshot'));
       }
     };
-    this.on('disconnected', cutOff);
+    this.on('disconnected', ({ code }) => {
+      cutOff();
+      // 4012: this user's roles or scope changed (PROTOCOL.md §7.1). What is
+      // in view is another set of agents now: a full snapshot, not a resume.
+      if (code === 4012) this.#resumable = false;
+    });
     this.on('status', (s) => s.state === 'stopped' && cutOff());
   }
 
@@ -143,6 +148,9 @@ export class SupervisorClient extends Connection {
         if (channel) this.emit('channel', channel);
         return;
       }
+      case 'channel_removed':
+        if (this.store.removeChannel(msg.channel)) this.emit('channel_removed', msg.channel);
+        return;
       case 'settings':
         this.store.noteDelta(SETTINGS_SLOT, msg.seq);
         this.store.applySettings(msg);
