@@ -8,6 +8,7 @@
 //! on another and raw connections on the third.
 #![allow(dead_code)]
 
+pub mod docs;
 pub mod haproxy;
 pub mod http;
 pub mod process;
