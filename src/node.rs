@@ -274,8 +274,9 @@ fn this_binary() -> String {
 }
 
 /// SIGHUP (a closed terminal, or a `kill -HUP` meant as "reload") is logged
-/// and otherwise ignored: the hub has nothing to reload (the directory and
-/// the flags are read at start), and ending at once — the default — would
+/// and otherwise ignored: the hub has nothing to reload (the flags are read
+/// at start; the directory file only seeds the store, and the directory
+/// changes at runtime through the API), and ending at once — the default — would
 /// drop every session without the drain, while draining would exit 0 and
 /// leave a node under `Restart=on-failure` down. A restart re-reads
 /// everything (README "Operations").
@@ -286,7 +287,7 @@ fn ignore_hangups() {
             tokio::spawn(async move {
                 while hangups.recv().await.is_some() {
                     tracing::warn!(
-                        "SIGHUP ignored: nothing is reloaded at runtime; restart the node (SIGTERM drains it) to read the directory file and flags again"
+                        "SIGHUP ignored: nothing is reloaded; flags are read at start (restart the node: SIGTERM drains it), and the directory changes through the API (docs/API.md), not the file"
                     );
                 }
             });
