@@ -604,3 +604,117 @@ fn sup_command(
     pending.insert(id.to_string(), idx);
     body
 }
+
+/// The scratch agents and queue the admin creates and deletes.
+pub const SCRATCH_USERS: [&str; 4] = ["x0", "x1", "x2", "x3"];
+const SCRATCH_QUEUE: (&str, &str) = ("queue", "xq");
+
+/// An admin changing the directory while the faults happen (PROTOCOL.md
+/// §7.1): scratch agents created and replaced (each request's `name` a
+/// unique marker, so a refused one can be looked for), assigned to random
+/// channels, deleted; a scratch queue created and deleted (which takes it
+/// out of every scratch agent that has it: one change, several versions).
+/// One request at a time, each logged with its outcome; the agent of the
+/// log entry is `dir:<id>` (no history of its own to check it against:
+/// the end of the run compares the directory itself).
+pub async fn admin(ctx: Ctx, mut rng: Rng) {
+    let mut node = rng.below(ctx.urls.len() as u64) as usize;
+    let mut n = 0u64;
+    while ctx.phase() == Phase::Run {
+        let url = ctx.urls[node].clone();
+        let Ok((mut ws, _)) = wire::hello(&url, "ad1", "admin", None, Duration::from_secs(2)).await
+        else {
+            node = rng.below(ctx.urls.len() as u64) as usize;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        };
+        while ctx.phase() == Phase::Run {
+            tokio::time::sleep(rng.ms(200, 900)).await;
+            let user = SCRATCH_USERS[rng.below(SCRATCH_USERS.len() as u64) as usize];
+            let (body, target, marker) = match rng.below(10) {
+                0 => (
+                    json!({"type": "put_channel", "channel": {"kind": SCRATCH_QUEUE.0, "id": SCRATCH_QUEUE.1, "name": "Scratch"}}),
+                    "dir:queue xq".to_string(),
+                    None,
+                ),
+                1 => (
+                    json!({"type": "delete_channel", "channel": channel_json(SCRATCH_QUEUE)}),
+                    "dir:queue xq".to_string(),
+                    None,
+                ),
+                2 | 3 => (
+                    json!({"type": "delete_user", "user_id": user}),
+                    format!("dir:{user}"),
+                    None,
+                ),
+                _ => {
+                    let name = ctx.marker('N');
+                    let mut assigned: Vec<Value> = CHANNELS
+                        .iter()
+                        .filter(|_| rng.below(3) == 0)
+                        .map(|c| channel_json(*c))
+                        .collect();
+                    if rng.below(2) == 0 {
+                        assigned.push(channel_json(SCRATCH_QUEUE));
+                    }
+                    (
+                        json!({"type": "put_user", "user": {"id": user, "name": name, "roles": ["agent"], "assigned": assigned}}),
+                        format!("dir:{user}"),
+                        Some(name),
+                    )
+                }
+            };
+            let what = body["type"].as_str().unwrap_or("?").to_string();
+            let idx = ctx.sent("ADM", &target, what, marker);
+            n += 1;
+            let reply =
+                wire::request(&mut ws, body, &format!("adm{n}"), Duration::from_secs(5)).await;
+            let mut log = ctx.log.lock().unwrap();
+            log.requests[idx].outcome = match reply {
+                Some(r) if r["ok"] == true => {
+                    Outcome::Ok(r["result"]["version"].as_u64().unwrap_or(0))
+                }
+                Some(r) => Outcome::Refused(
+                    r["error"]["code"].as_str().unwrap_or("?").to_string(),
+                    r["error"]["message"].as_str().unwrap_or("").to_string(),
+                ),
+                None => Outcome::Lost,
+            };
+            if matches!(log.requests[idx].outcome, Outcome::Lost) {
+                drop(log);
+                break; // reconnect, perhaps elsewhere
+            }
+        }
+        node = rng.below(ctx.urls.len() as u64) as usize;
+    }
+}
+
+/// What the directory must hold for one scratch user after the run, from
+/// the admin's requests in order (one at a time): the last acknowledged
+/// change decides, unless a later one's outcome is unknown (then either).
+/// `Some(Some(name))`: the user with that name; `Some(None)`: no user;
+/// `None`: cannot tell.
+pub fn expected_scratch(requests: &[Request], user: &str) -> Option<Option<String>> {
+    let target = format!("dir:{user}");
+    let mut state: Option<Option<String>> = Some(None); // none at the start
+    let mut known = true;
+    for r in requests.iter().filter(|r| r.agent == target) {
+        match (&r.outcome, r.what.as_str()) {
+            (Outcome::Ok(_), "put_user") => {
+                state = Some(r.marker.clone());
+                known = true;
+            }
+            (Outcome::Ok(_), "delete_user") => {
+                state = Some(None);
+                known = true;
+            }
+            (Outcome::Refused(code, _), _) if code != "outcome_unknown" => {}
+            _ => known = false,
+        }
+    }
+    if known {
+        state
+    } else {
+        None
+    }
+}

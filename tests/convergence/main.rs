@@ -10,6 +10,9 @@
 //! mid-burst that resume (PROTOCOL.md §5.1.1) and supervisors that stop
 //! reading (and are closed with 4008).
 //!
+//! An admin changes the directory throughout (`actors::admin`, PROTOCOL.md
+//! §7.1): scratch agents and a scratch queue come and go.
+//!
 //! Once every fault has healed, every node's `/readyz` answers 200 and the
 //! deltas have stopped, it checks:
 //!
@@ -38,7 +41,10 @@
 //!    (5b, §2.4 "its next message makes it active again", §9.1 "no agent
 //!    goes offline because of the outage itself") no agent is offline while
 //!    one of its devices is connected to a node that has been healthy for
-//!    the last few seconds — Redis outages and failovers included.
+//!    the last few seconds — Redis outages and failovers included;
+//! 6. the directory: every node answers the same `directory`, and each
+//!    scratch agent is what the admin's last acknowledged change made it
+//!    (skipped for one whose later change has an unknown outcome).
 //!
 //! A failure prints the seed, the timestamped schedule of faults and the
 //! first divergences. The seed fixes the schedule of faults (kinds,
@@ -366,6 +372,24 @@ async fn read_history(url: &str, agents: &[String], log: &Shared) -> Result<(), 
 }
 
 /// A fresh full snapshot of `scope` for `user` on `url`.
+/// The tenant's directory as one node answers it (without `version`'s
+/// reader-side noise: the whole answer is compared across nodes).
+async fn read_directory(url: &str) -> Result<Value, String> {
+    let (mut ws, _) = wire::hello(url, "ad1", "admin", None, Duration::from_secs(5)).await?;
+    let reply = wire::request(
+        &mut ws,
+        json!({"type": "directory"}),
+        "dir",
+        Duration::from_secs(5),
+    )
+    .await
+    .ok_or("no reply to directory")?;
+    if reply["ok"] != true {
+        return Err(format!("directory refused: {reply}"));
+    }
+    Ok(reply["result"].clone())
+}
+
 async fn fresh_snapshot(url: &str, user: &str, scope: &Value) -> Result<Value, String> {
     let (mut ws, _) = wire::hello(url, user, "supervisor", None, Duration::from_secs(3)).await?;
     let reply = wire::request(
@@ -541,6 +565,8 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         )));
         sups.push((spec, state));
     }
+    // An admin changing the directory throughout (PROTOCOL.md §7.1).
+    tasks.push(tokio::spawn(actors::admin(ctx.clone(), root.fork(3000))));
     let mut violations = Vec::new();
     // Everyone connected and subscribed before the first fault, so the
     // no-flap baseline is "online".
@@ -655,6 +681,46 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         "seed {seed}: views compared after {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    // The directory (PROTOCOL.md §7.1): every node answers the same, and
+    // it holds what the admin's acknowledged changes made of the scratch
+    // users (a refused change made nothing; an unknown outcome either).
+    let mut directories = Vec::new();
+    for u in urls.iter() {
+        directories.push(read_directory(u).await);
+    }
+    let mut dir_checked = 0u64;
+    match &directories[0] {
+        Err(e) => violations.push(format!("directory on n1: {e}")),
+        Ok(first) => {
+            for (k, d) in directories.iter().enumerate().skip(1) {
+                match d {
+                    Ok(d) if d == first => {}
+                    Ok(d) => {
+                        violations.push(format!("directory: n{} answers {d} but n1 {first}", k + 1))
+                    }
+                    Err(e) => violations.push(format!("directory on n{}: {e}", k + 1)),
+                }
+            }
+            let requests = log.lock().unwrap().requests.clone();
+            for user in actors::SCRATCH_USERS {
+                let Some(expected) = actors::expected_scratch(&requests, user) else {
+                    continue;
+                };
+                dir_checked += 1;
+                let held = first["users"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|u| u["id"] == user)
+                    .map(|u| u["name"].as_str().unwrap_or("").to_string());
+                if held != expected {
+                    violations.push(format!(
+                        "directory: {user} is {held:?} after the run, but the admin's acknowledged changes make it {expected:?}"
+                    ));
+                }
+            }
+        }
+    }
     // Histories, read once everything is quiet, from a ready node.
     let mut history_ok = false;
     for u in urls.iter() {
@@ -898,7 +964,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     }
     let summary = format!(
         "seed {seed} ({topology}): {} faults + {} client faults, {} requests ({acked} ok, {refused} refused {refusal_codes:?}, {unknown} unknown), \
-         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged); \
+         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged); \
          {} violations; {:.1} s",
         log.faults,
         log.client_faults,
@@ -916,9 +982,10 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         || log.deltas_checked == 0
         || resumes.is_empty()
         || records_compared == 0
+        || dir_checked == 0
     {
         violations.push(format!(
-            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared",
+            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared, {dir_checked} directory entries",
             log.faults,
             log.deltas_checked,
             resumes.len()

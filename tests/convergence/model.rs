@@ -108,6 +108,7 @@ pub fn markers(record: &Value) -> Vec<String> {
         }
     };
     push(&record["pause_reason"]);
+    push(&record["name"]); // a scratch agent's name (`actors::admin`)
     push(&record["pending_pause"]["reason"]);
     push(&record["paused_when_offline"]["reason"]);
     push(&record["interaction"]["id"]);
