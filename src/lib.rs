@@ -35,7 +35,12 @@
 //! - [`web`]: web security of everything served over HTTP: the security
 //!   headers and CSP, the pages' versioned immutable assets, CORS on the
 //!   HTTP APIs, who may read `/metrics`.
-//! - [`config`], [`directory`], [`auth`] (tokens; [`auth::jwks`]: an identity
+//! - [`directory`]: the directory file (a seed), what a runtime change
+//!   writes ([`directory::change`], pure) and `directory export|import`
+//!   ([`directory::transfer`]); [`hub::directory`] commits changes.
+//! - [`api`]: the HTTP JSON API for scripts (`/api/v1`): bearer auth of an
+//!   admin, bounded bodies and requests in flight, JSON errors.
+//! - [`config`], [`auth`] (tokens; [`auth::jwks`]: an identity
 //!   provider's keys), [`error`], [`clock`], [`tls`] (the rustls crypto
 //!   provider those keys' and Redis's TLS clients share): the edges.
 //!
