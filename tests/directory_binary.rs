@@ -11,23 +11,15 @@ mod common;
 use common::http::request;
 use common::process::{start_cluster_node, Proc};
 use common::redis::RedisServer;
-use common::{token, Client, DEADLINE};
+use common::{token, Client};
 use serde_json::json;
 use std::time::Instant;
 
 /// A hello as an agent: the welcome, or the close code.
 async fn sign_in(node: &Proc, user: &str) -> Result<Client, u16> {
-    let mut c = Client::connect(&node.ws_url()).await;
-    c.send(
-        json!({"type": "hello", "token": token("acme", user), "role": "agent",
-                  "device": {"id": "d1", "kind": "softphone"}}),
-    )
-    .await;
-    match c.try_recv(DEADLINE).await {
-        Ok(Some(v)) if v["type"] == "welcome" => Ok(c),
-        Ok(other) => panic!("unexpected answer to the hello: {other:?}"),
-        Err(closed) => Err(closed.code),
-    }
+    common::agent_hello(&node.ws_url(), "acme", user)
+        .await
+        .map_err(|closed| closed.code)
 }
 
 #[tokio::test]

@@ -9,23 +9,11 @@
 mod common;
 
 use common::http::request as http;
-use common::{token, Client, TestHub, CLUSTER, DEADLINE};
+use common::{token, Client, TestHub, CLUSTER};
 use serde_json::json;
 
-/// A hello for `user` as an agent on `url`: `Ok` after the welcome, or the close.
 async fn agent_hello(url: &str, user: &str) -> Result<Client, common::Closed> {
-    let mut c = Client::connect(url).await;
-    c.send(
-        json!({"type": "hello", "token": token("acme", user), "role": "agent",
-                  "device": {"id": "d1", "kind": "softphone"}}),
-    )
-    .await;
-    match c.try_recv(DEADLINE).await {
-        Ok(Some(v)) if v["type"] == "welcome" => Ok(c),
-        Ok(Some(v)) => panic!("unexpected answer to hello: {v}"),
-        Ok(None) => panic!("no answer to the hello in time"),
-        Err(closed) => Err(closed),
-    }
+    common::agent_hello(url, "acme", user).await
 }
 
 #[tokio::test]

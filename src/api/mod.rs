@@ -17,6 +17,8 @@
 pub mod directory;
 
 use crate::backplane::IdempotencyKey;
+use crate::directory::change::DirectoryChange;
+use crate::directory::TenantDirectory;
 use crate::domain::{Actor, ChannelKind, ChannelRef, Role};
 use crate::error::{ErrorCode, HubError, HubResult};
 use crate::hub::tenant::Tenant;
@@ -235,14 +237,32 @@ async fn put_user(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
+    let exists = |dir: &TenantDirectory| dir.user(&id).is_some();
+    put("user", &hub, &limit, &headers, body, exists, |body| {
+        directory::put_user(body, Some(&id))
+    })
+    .await
+}
+
+/// A PUT of one entry: 201 when it creates it, 200 when it replaces it or
+/// nothing changed.
+async fn put(
+    route: &'static str,
+    hub: &Arc<Hub>,
+    limit: &InFlight,
+    headers: &HeaderMap,
+    body: Body,
+    exists: impl Fn(&TenantDirectory) -> bool,
+    change: impl FnOnce(Value) -> HubResult<DirectoryChange>,
+) -> Response {
     respond(
-        "user",
+        route,
         async {
-            let a = admin(&hub, &headers, &limit).await?;
-            let change = directory::put_user(body_json(&hub, body).await?, Some(&id))?;
-            let existed = a.tenant.directory().user(&id).is_some();
+            let a = admin(hub, headers, limit).await?;
+            let change = change(body_json(hub, body).await?)?;
+            let existed = exists(&a.tenant.directory());
             let result =
-                directory::apply(&hub, &a.tenant, &a.actor, change, a.once.as_ref()).await?;
+                directory::apply(hub, &a.tenant, &a.actor, change, a.once.as_ref()).await?;
             let status = if existed || result["changed"] == false {
                 StatusCode::OK
             } else {
@@ -264,7 +284,7 @@ async fn delete_user(
         "user",
         async {
             let a = admin(&hub, &headers, &limit).await?;
-            let change = crate::directory::change::DirectoryChange::DeleteUser { id };
+            let change = DirectoryChange::DeleteUser { id };
             let result =
                 directory::apply(&hub, &a.tenant, &a.actor, change, a.once.as_ref()).await?;
             Ok((StatusCode::OK, result))
@@ -300,24 +320,13 @@ async fn put_channel(
     Path((kind, id)): Path<(String, String)>,
     body: Body,
 ) -> Response {
-    respond(
-        "channel",
-        async {
-            let a = admin(&hub, &headers, &limit).await?;
-            let channel = channel_of(&kind, &id)?;
-            let change = directory::put_channel(body_json(&hub, body).await?, Some(&channel))?;
-            let existed = a.tenant.directory().channel(&channel).is_some();
-            let result =
-                directory::apply(&hub, &a.tenant, &a.actor, change, a.once.as_ref()).await?;
-            let status = if existed || result["changed"] == false {
-                StatusCode::OK
-            } else {
-                StatusCode::CREATED
-            };
-            Ok((status, result))
-        }
-        .await,
-    )
+    let exists = |dir: &TenantDirectory| {
+        channel_of(&kind, &id).is_ok_and(|channel| dir.channel(&channel).is_some())
+    };
+    put("channel", &hub, &limit, &headers, body, exists, |body| {
+        directory::put_channel(body, Some(&channel_of(&kind, &id)?))
+    })
+    .await
 }
 
 async fn delete_channel(
@@ -331,7 +340,7 @@ async fn delete_channel(
         async {
             let a = admin(&hub, &headers, &limit).await?;
             let channel = channel_of(&kind, &id)?;
-            let change = crate::directory::change::DirectoryChange::DeleteChannel { channel };
+            let change = DirectoryChange::DeleteChannel { channel };
             let result =
                 directory::apply(&hub, &a.tenant, &a.actor, change, a.once.as_ref()).await?;
             Ok((StatusCode::OK, result))

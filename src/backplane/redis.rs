@@ -49,7 +49,11 @@ use std::time::{Duration, Instant};
 
 /// Which change `RedisBackplane::settle` asks about.
 enum Settling<'a> {
-    Agent { id: &'a str, expected: u64 },
+    Agent {
+        id: &'a str,
+        expected: u64,
+    },
+    /// A settings or directory change: its attempt has a key of its own.
     Settings,
 }
 
@@ -605,6 +609,33 @@ impl RedisBackplane {
         }
     }
 
+    /// What became of a settings or directory change (its attempt recorded
+    /// under a key of its own) whose answer was lost: its seq once it was
+    /// applied (and replicated as asked), or `unavailable` — it was not,
+    /// and the fence makes sure it never will be.
+    async fn settle_own_attempt(
+        &self,
+        conn: &mut Conn,
+        k: &Keys,
+        attempt: &str,
+        sent: Instant,
+        error: ::redis::RedisError,
+    ) -> Result<u64, BackplaneError> {
+        self.mark_if_unreachable(&error);
+        match self
+            .settle(conn, k, Settling::Settings, attempt, sent, error)
+            .await?
+        {
+            Settled::Applied(seq) => {
+                self.replicated(conn, &k.seq).await?;
+                Ok(seq)
+            }
+            Settled::NotApplied | Settled::Unknown => Err(BackplaneError::Unavailable(
+                "no answer from Redis in time; the change was not applied".into(),
+            )),
+        }
+    }
+
     /// Acknowledges a change only once `replicas` replicas hold it (`WAIT`,
     /// up to `timeout`); 0 acknowledges as soon as the master has it.
     pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
@@ -916,29 +947,20 @@ impl Backplane for RedisBackplane {
             Ok(answer) => answer,
             Err(e) if surely_not_applied(&e) => return Err(self.failed(e)),
             Err(e) => {
-                self.mark_if_unreachable(&e);
-                return match self
-                    .settle(&mut conn, &k, Settling::Settings, &attempt, sent, e)
-                    .await?
-                {
-                    Settled::Applied(seq) => {
-                        self.replicated(&mut conn, &k.seq).await?;
-                        // The settings it made: read back (a later change may
-                        // show through, as after any reply).
-                        match self.load(tenant).await {
-                            Ok(Some(state)) => Ok((seq, state.settings)),
-                            Ok(None) => Err(BackplaneError::OutcomeUnknown(
-                                "the change is applied, but the tenant vanished".into(),
-                            )),
-                            Err(e) => Err(BackplaneError::OutcomeUnknown(format!(
-                                "the change is applied (seq {seq}), but the settings could not \
-                                 be read back: {e}"
-                            ))),
-                        }
-                    }
-                    Settled::NotApplied | Settled::Unknown => Err(BackplaneError::Unavailable(
-                        "no answer from Redis in time; the change was not applied".into(),
+                let seq = self
+                    .settle_own_attempt(&mut conn, &k, &attempt, sent, e)
+                    .await?;
+                // The settings it made: read back (a later change may show
+                // through, as after any reply).
+                return match self.load(tenant).await {
+                    Ok(Some(state)) => Ok((seq, state.settings)),
+                    Ok(None) => Err(BackplaneError::OutcomeUnknown(
+                        "the change is applied, but the tenant vanished".into(),
                     )),
+                    Err(e) => Err(BackplaneError::OutcomeUnknown(format!(
+                        "the change is applied (seq {seq}), but the settings could not \
+                         be read back: {e}"
+                    ))),
                 };
             }
         };
@@ -1049,19 +1071,10 @@ impl Backplane for RedisBackplane {
             Ok(answer) => answer,
             Err(e) if surely_not_applied(&e) => return Err(self.failed(e)),
             Err(e) => {
-                self.mark_if_unreachable(&e);
-                return match self
-                    .settle(&mut conn, &k, Settling::Settings, &attempt, sent, e)
-                    .await?
-                {
-                    Settled::Applied(seq) => {
-                        self.replicated(&mut conn, &k.seq).await?;
-                        Ok(DirectoryCommit::Committed(seq))
-                    }
-                    Settled::NotApplied | Settled::Unknown => Err(BackplaneError::Unavailable(
-                        "no answer from Redis in time; the change was not applied".into(),
-                    )),
-                };
+                let seq = self
+                    .settle_own_attempt(&mut conn, &k, &attempt, sent, e)
+                    .await?;
+                return Ok(DirectoryCommit::Committed(seq));
             }
         };
         match code {

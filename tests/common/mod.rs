@@ -693,6 +693,23 @@ impl Client {
     }
 }
 
+/// A hello for `user` of `tenant` as an agent (device `d1`) on `url`: the
+/// client after its `welcome`, or how the hub closed the connection.
+pub async fn agent_hello(url: &str, tenant: &str, user: &str) -> Result<Client, Closed> {
+    let mut c = Client::connect(url).await;
+    c.send(
+        json!({"type": "hello", "token": token(tenant, user), "role": "agent",
+                  "device": {"id": "d1", "kind": "softphone"}}),
+    )
+    .await;
+    match c.try_recv(DEADLINE).await {
+        Ok(Some(v)) if v["type"] == "welcome" => Ok(c),
+        Ok(Some(v)) => panic!("unexpected answer to hello: {v}"),
+        Ok(None) => panic!("no answer to the hello in time"),
+        Err(closed) => Err(closed),
+    }
+}
+
 /// The record of `id` in a snapshot.
 /// A supervisor or admin of `tenant` connected to `url`, welcomed.
 pub async fn staff_at(url: &str, tenant: &str, user: &str, role: &str) -> Client {
