@@ -4,13 +4,15 @@
 //! change, so supervisors see it, a deactivated agent's connections close
 //! with 4012 and it can no longer sign in; bad requests get a SCIM error
 //! and change nothing. `tests/cluster_scim.rs` runs the same against three
-//! nodes sharing a Redis (agents on node 0, supervisors and SCIM on node 1).
+//! nodes sharing a Redis (agents on node 0, supervisors on node 1, SCIM
+//! requests on each node in turn).
 
 mod common;
 
 use common::{token, Client, TestHub, DEADLINE};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ACME: &str = "acme-scim-secret-0123456789";
@@ -42,7 +44,12 @@ struct Answer {
     head: String,
 }
 
-/// One HTTP/1.1 request (`Connection: close`) to node 1.
+/// Which node the next request goes to: in the cluster variant, requests
+/// take turns among the three nodes, as an identity provider's do behind a
+/// load balancer (each must see what the one before it changed).
+static NEXT_NODE: AtomicUsize = AtomicUsize::new(1);
+
+/// One HTTP/1.1 request (`Connection: close`), to the nodes in turn.
 async fn http(
     hub: &TestHub,
     method: &str,
@@ -50,7 +57,7 @@ async fn http(
     bearer: Option<&str>,
     body: Option<&str>,
 ) -> Answer {
-    let addr = hub.node(1).addr;
+    let addr = hub.node(NEXT_NODE.fetch_add(1, Ordering::Relaxed)).addr;
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let body = body.unwrap_or("");
