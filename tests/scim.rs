@@ -257,6 +257,102 @@ async fn without_tokens_scim_is_off_and_answers_404() {
 }
 
 #[tokio::test]
+async fn an_unreadable_tokens_file_answers_503_never_open_access() {
+    let missing = std::env::temp_dir().join("presence-hub-scim-no-such-file.json");
+    let hub = TestHub::start_with(|c| c.scim_tokens = Some(missing)).await;
+    for bearer in [Some(ACME), None] {
+        let a = http(&hub, "GET", "/scim/v2/Users", bearer, None).await;
+        assert_eq!(error_of(&a), (503, None), "{bearer:?}");
+    }
+}
+
+// Okta's app integrations without PATCH (AIW) send whole users by PUT,
+// `active` included; groups can be replaced whole and deleted.
+#[tokio::test]
+async fn whole_users_and_groups_replace_and_a_deleted_group_is_a_deleted_channel() {
+    let hub = scim_hub("whole").await;
+    let (mut watcher, _) = hub.watcher("s1").await;
+    let mut agent = agent_hello(&hub, "a1").await.expect("a1 signs in");
+    let user = |active: bool| {
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": "a1", "name": {"givenName": "Ana", "familyName": "Souza"},
+                    "active": active}),
+        )
+    };
+    let a = scim(&hub, "PUT", "/scim/v2/Users/a1", user(false)).await;
+    assert_eq!(
+        (a.status, &a.body["active"]),
+        (200, &json!(false)),
+        "{}",
+        a.body
+    );
+    assert_eq!(agent.closed().await.code, 4012);
+    watcher
+        .recv_where("agent_removed a1", |v| {
+            v["type"] == "agent_removed" && v["agent_id"] == "a1"
+        })
+        .await;
+    let a = scim(&hub, "PUT", "/scim/v2/Users/a1", user(true)).await;
+    assert_eq!(
+        (a.status, &a.body["displayName"]),
+        (200, &json!("Ana Souza")),
+        "{}",
+        a.body
+    );
+    assert!(agent_hello(&hub, "a1").await.is_ok(), "a1 is back");
+
+    // The billing group replaced whole: a1 in, a2 out.
+    let a = scim(
+        &hub,
+        "PUT",
+        "/scim/v2/Groups/queue:billing",
+        Some(json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Billing", "members": [{"value": "a1"}]})),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.body["members"]
+            .as_array()
+            .map(|m| m.iter().map(|m| m["value"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("a1")])
+    );
+    watcher
+        .agent_update("a2", |a| {
+            common::flags(a, "queue", "billing").is_none_or(|(_, assigned)| !assigned)
+        })
+        .await;
+    let dir = directory(&hub).await;
+    assert_eq!(
+        assigned_of(&dir, "a1"),
+        Some(json!([{"kind": "queue", "id": "billing"}]))
+    );
+    // The history names SCIM as the actor.
+    let mut s = hub.staff("s1", "supervisor").await;
+    let history = s.ok(json!({"type": "history", "agent_id": "a1"})).await;
+    let last = history["changes"]
+        .as_array()
+        .and_then(|c| c.last())
+        .cloned()
+        .expect("a history");
+    assert_eq!(last["by"], json!({"id": "scim", "role": "admin"}));
+
+    // Deleting the group deletes the channel.
+    let a = scim(&hub, "DELETE", "/scim/v2/Groups/queue:billing", None).await;
+    assert_eq!((a.status, a.body), (204, Value::Null));
+    watcher
+        .recv_where("channel_removed billing", |v| {
+            v["type"] == "channel_removed"
+                && v["channel"] == json!({"kind": "queue", "id": "billing"})
+        })
+        .await;
+    let a = scim(&hub, "GET", "/scim/v2/Groups/queue:billing", None).await;
+    assert_eq!(error_of(&a), (404, None));
+}
+
+#[tokio::test]
 async fn users_are_created_listed_filtered_and_paginated() {
     let hub = scim_hub("list").await;
     let (mut watcher, _) = hub.watcher("s1").await;
