@@ -377,6 +377,11 @@ pub struct Config {
         default_value_t = 2_000
     )]
     pub jwks_fetch_timeout_ms: u64,
+    /// SCIM 2.0 provisioning at /scim/v2 (docs/SCIM.md): a JSON file
+    /// `{"<tenant>": "<sha256 hex of that tenant's SCIM token>"}` (it holds
+    /// no secret). Absent: /scim/v2 answers 404.
+    #[arg(long, env = "PRESENCE_HUB_SCIM_TOKENS")]
+    pub scim_tokens: Option<PathBuf>,
 }
 
 /// A CIDR (`10.0.0.0/8`) or one address (`10.0.0.7`, as `/32` or `/128`).

@@ -31,6 +31,8 @@
 //! - [`client_lib`]: the JavaScript client library (`clients/js/`), served
 //!   at `/client/`.
 //! - [`agent_page`]: the embedded agent dashboard at `/agent`.
+//! - [`scim`]: provisioning from identity providers (SCIM 2.0 at `/scim/v2`),
+//!   mapped onto directory changes through the hub's one write path.
 //! - [`metrics`]: the Prometheus series of `/metrics`.
 //! - [`web`]: web security of everything served over HTTP: the security
 //!   headers and CSP, the pages' versioned immutable assets, CORS on the
@@ -61,6 +63,7 @@ pub mod hub;
 pub mod metrics;
 pub mod node;
 pub mod protocol;
+pub mod scim;
 pub mod server;
 pub mod strict;
 pub mod text;
