@@ -74,6 +74,12 @@ impl Node {
             ));
         }
         let (verifier, generated_secret) = Verifier::from_config(&config)?;
+        // An unusable SCIM tokens file is a mistake no retry fixes.
+        if let crate::scim::Tokens::Broken(why) =
+            crate::scim::Tokens::configured(config.scim_tokens.as_deref())
+        {
+            return Err(StartError::Config(why));
+        }
         // A mistake in the Redis flags (a missing certificate, a bad URL)
         // ends the start at once; Redis not answering does not (below).
         let redis = match &redis_target {

@@ -116,18 +116,7 @@ fn error_of(a: &Answer) -> (u16, Option<String>) {
 
 /// A hello for `user` as an agent on node 0: `Ok` after the welcome, or the close.
 async fn agent_hello(hub: &TestHub, user: &str) -> Result<Client, common::Closed> {
-    let mut c = Client::connect(&hub.node(0).url()).await;
-    c.send(
-        json!({"type": "hello", "token": token("acme", user), "role": "agent",
-                  "device": {"id": "d1", "kind": "softphone"}}),
-    )
-    .await;
-    match c.try_recv(DEADLINE).await {
-        Ok(Some(v)) if v["type"] == "welcome" => Ok(c),
-        Ok(Some(v)) => panic!("unexpected answer to hello: {v}"),
-        Ok(None) => panic!("no answer to the hello in time"),
-        Err(closed) => Err(closed),
-    }
+    common::agent_hello(&hub.node(0).url(), "acme", user).await
 }
 
 /// The directory as the JSON API shows it to acme's admin.
@@ -257,13 +246,22 @@ async fn without_tokens_scim_is_off_and_answers_404() {
 }
 
 #[tokio::test]
-async fn an_unreadable_tokens_file_answers_503_never_open_access() {
-    let missing = std::env::temp_dir().join("presence-hub-scim-no-such-file.json");
-    let hub = TestHub::start_with(|c| c.scim_tokens = Some(missing)).await;
-    for bearer in [Some(ACME), None] {
-        let a = http(&hub, "GET", "/scim/v2/Users", bearer, None).await;
-        assert_eq!(error_of(&a), (503, None), "{bearer:?}");
+async fn an_unusable_tokens_file_stops_the_start_never_open_access() {
+    let dir = std::env::temp_dir().join(format!("ph-scim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let not_hex = dir.join("not-hex.json");
+    std::fs::write(&not_hex, r#"{"acme": "secret-in-clear"}"#).expect("write");
+    for path in [dir.join("no-such-file.json"), not_hex] {
+        let mut config = common::test_config();
+        config.scim_tokens = Some(path.clone());
+        let directory =
+            presence_hub::directory::Directory::parse(common::DIRECTORY).expect("directory");
+        match presence_hub::node::Node::bind_with(config, directory).await {
+            Ok(_) => panic!("a node started with {}", path.display()),
+            Err(e) => assert!(e.to_string().contains("--scim-tokens"), "{e}"),
+        }
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // Okta's app integrations without PATCH (AIW) send whole users by PUT,

@@ -86,6 +86,7 @@ fn error_response(route: &'static str, e: &HubError) -> Response {
 }
 
 fn count(route: &'static str, status: StatusCode) {
+    crate::metrics::get(); // the recorder, installed on first use
     metrics::counter!("presence_hub_api_requests_total", "route" => route, "status" => status.as_str().to_string())
         .increment(1);
 }
