@@ -31,6 +31,8 @@ pub enum StartError {
     Config(String),
     #[error(transparent)]
     Web(#[from] WebConfigError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// A node that is listening, ready to be served.
@@ -73,6 +75,17 @@ impl Node {
                 "cluster mode (--redis-url) needs --jwt-secret, --jwt-public-key, --oidc-issuer or --jwt-jwks-url, the same on every node".into(),
             ));
         }
+        // Before listening: a data directory that is locked or unreadable
+        // ends the start (exit 1), it never starts empty.
+        let data_dir = match (&config.data_dir, &redis_target) {
+            (Some(_), Some(_)) => {
+                return Err(StartError::Config(
+                    "--data-dir keeps a single in-memory node's data; with Redis, Redis keeps it: give one or the other".into(),
+                ))
+            }
+            (Some(dir), None) => Some(crate::store::DataDir::open(dir, config.history_capacity)?),
+            (None, _) => None,
+        };
         let (verifier, generated_secret) = Verifier::from_config(&config)?;
         // A mistake in the Redis flags (a missing certificate, a bad URL)
         // ends the start at once; Redis not answering does not (below).
@@ -104,7 +117,10 @@ impl Node {
             None => (None, None),
         };
         let backplane: Arc<dyn Backplane> = match redis {
-            None => Arc::new(MemoryBackplane::new(config.history_capacity)),
+            None => match &data_dir {
+                Some(opened) => Arc::new(opened.backplane(config.history_capacity)),
+                None => Arc::new(MemoryBackplane::new(config.history_capacity)),
+            },
             Some(prepared) => {
                 let waiting = server::starting::Waiting::default();
                 let listeners: Vec<&TcpListener> = std::iter::once(&listener)
@@ -122,6 +138,9 @@ impl Node {
         };
         web.metrics.warn_if_exposed(addr);
         let hub = Hub::new(config, directory, backplane, verifier);
+        if let Some(opened) = &data_dir {
+            devices_down_after_restart(&hub, &opened.restored);
+        }
         if let Some(secret) = &generated_secret {
             let _ = hub.dev_secret.set(secret.clone());
         }
@@ -249,6 +268,73 @@ impl Node {
         }
         out
     }
+}
+
+/// Devices the previous process recorded active are not connected to this
+/// one: like after an abrupt drop ([`Hub::device_down_after_grace`]), each
+/// gets the reconnect grace to come back (an agent app reconnects on its
+/// own), then is marked inactive by the system. A device that connected to
+/// this process meanwhile (its record's `since_ms` is from now) is left alone.
+fn devices_down_after_restart(hub: &Arc<Hub>, restored: &[crate::backplane::memory::Restored]) {
+    use crate::domain::{Actor, AgentRecord, Event};
+    let started_ms = crate::clock::now_ms();
+    let left: Vec<(String, String, String, String)> = restored
+        .iter()
+        .flat_map(|t| {
+            t.records.iter().flat_map(move |r| {
+                r.devices
+                    .iter()
+                    .filter(|d| d.active)
+                    .map(move |d| (t.tenant.clone(), r.id.clone(), d.id.clone(), d.node.clone()))
+            })
+        })
+        .collect();
+    if left.is_empty() {
+        return;
+    }
+    tracing::info!(
+        devices = left.len(),
+        grace_ms = hub.config.reconnect_grace_ms,
+        "devices active before the restart: inactive unless they reconnect within the grace"
+    );
+    let hub = hub.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(hub.config.reconnect_grace()).await;
+        for (tenant, agent, device_id, node) in left {
+            let tenant = match hub.tenant(&tenant).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(tenant, error = %e, "device left active: tenant not served");
+                    continue;
+                }
+            };
+            let still_old = |r: &AgentRecord| {
+                if r.devices
+                    .iter()
+                    .any(|d| d.id == device_id && d.active && d.since_ms < started_ms)
+                {
+                    Ok(())
+                } else {
+                    Err(crate::error::HubError::invalid_state("device reconnected"))
+                }
+            };
+            let event = Event::DeviceDown {
+                device_id: device_id.clone(),
+                node,
+            };
+            if let Err(e) = hub
+                .change(&tenant, &agent, &Actor::system(), &event, still_old)
+                .await
+            {
+                if !matches!(
+                    e.code,
+                    crate::error::ErrorCode::InvalidState | crate::error::ErrorCode::NotFound
+                ) {
+                    tracing::warn!(tenant = tenant.id(), agent, device = device_id, error = %e, "device not marked inactive");
+                }
+            }
+        }
+    });
 }
 
 /// How to run this very binary again, as the banner shows it: a bare
