@@ -139,7 +139,7 @@ impl Node {
         web.metrics.warn_if_exposed(addr);
         let hub = Hub::new(config, directory, backplane, verifier);
         if let Some(opened) = &data_dir {
-            devices_down_after_restart(&hub, &opened.restored);
+            restart_timers(&hub, &opened.restored);
         }
         if let Some(secret) = &generated_secret {
             let _ = hub.dev_secret.set(secret.clone());
@@ -198,9 +198,13 @@ impl Node {
         let hub = &self.hub;
         let base = format!("http://{}", self.addr);
         let backplane = if hub.backplane.is_shared() {
-            "Redis backplane"
+            "Redis backplane".to_string()
         } else {
-            "in-memory backplane"
+            match &hub.config.data_dir {
+                Some(dir) => format!("in-memory backplane, data kept in {}", dir.display()),
+                // As README's Quick start shows it (tests/readme.rs).
+                None => "in-memory backplane".to_string(),
+            }
         };
         let mut out = format!(
             "presence-hub {} listening on {base} (node {}, {backplane})\n  WebSocket endpoint: ws://{}/v1/ws\n",
@@ -270,12 +274,14 @@ impl Node {
     }
 }
 
-/// Devices the previous process recorded active are not connected to this
-/// one: like after an abrupt drop ([`Hub::device_down_after_grace`]), each
-/// gets the reconnect grace to come back (an agent app reconnects on its
-/// own), then is marked inactive by the system. A device that connected to
-/// this process meanwhile (its record's `since_ms` is from now) is left alone.
-fn devices_down_after_restart(hub: &Arc<Hub>, restored: &[crate::backplane::memory::Restored]) {
+/// The timers of the previous process, started again from the data
+/// directory. Devices it recorded active are not connected to this one:
+/// like after an abrupt drop ([`Hub::device_down_after_grace`]), each gets
+/// the reconnect grace to come back (an agent app reconnects on its own),
+/// then is marked inactive by the system; a device that connected to this
+/// process meanwhile (its record's `since_ms` is from now) is left alone.
+/// Wrap-ups end at their deadline, as they would have.
+fn restart_timers(hub: &Arc<Hub>, restored: &[crate::backplane::memory::Restored]) {
     use crate::domain::{Actor, AgentRecord, Event};
     let started_ms = crate::clock::now_ms();
     let left: Vec<(String, String, String, String)> = restored
@@ -289,7 +295,16 @@ fn devices_down_after_restart(hub: &Arc<Hub>, restored: &[crate::backplane::memo
             })
         })
         .collect();
-    if left.is_empty() {
+    let wrap_ups: Vec<(String, String, u64)> = restored
+        .iter()
+        .flat_map(|t| {
+            t.records.iter().filter_map(move |r| {
+                r.wrap_up_until_ms
+                    .map(|until| (t.tenant.clone(), r.id.clone(), until))
+            })
+        })
+        .collect();
+    if left.is_empty() && wrap_ups.is_empty() {
         return;
     }
     tracing::info!(
@@ -299,6 +314,11 @@ fn devices_down_after_restart(hub: &Arc<Hub>, restored: &[crate::backplane::memo
     );
     let hub = hub.clone();
     tokio::spawn(async move {
+        for (tenant, agent, until) in wrap_ups {
+            if let Ok(tenant) = hub.tenant(&tenant).await {
+                hub.schedule_wrap_up_end(tenant, agent, until);
+            }
+        }
         tokio::time::sleep(hub.config.reconnect_grace()).await;
         for (tenant, agent, device_id, node) in left {
             let tenant = match hub.tenant(&tenant).await {

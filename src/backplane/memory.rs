@@ -86,8 +86,9 @@ struct Store {
     handlers: Vec<DeltaHandler>,
     once: Remembered,
     epoch: Epoch,
-    /// Restored from a journal: the store is the authority, the directory
-    /// file seeds nothing more (as with Redis, `lua/seed.lua`).
+    /// Restored from a journal, or written to it: the store is the
+    /// authority, the directory file seeds nothing more (as with Redis,
+    /// `lua/seed.lua`).
     restored: bool,
 }
 
@@ -272,6 +273,9 @@ impl Backplane for MemoryBackplane {
                                 key: None,
                             },
                         )?;
+                        // From now on the file is the authority: the
+                        // directory file seeds nothing more.
+                        store.restored = true;
                     }
                     let store = Arc::new(Mutex::new(store));
                     tenants.insert(tenant.to_string(), store.clone());

@@ -189,14 +189,11 @@ pub fn expire_keys(
 ) -> Result<u64, String> {
     let window_ms = IdempotencyKey::WINDOW.as_millis() as u64;
     let mut first = cursor.keys_first;
-    let mut stale = 0usize;
     for row in table
         .range((tenant, cursor.keys_first)..(tenant, cursor.keys_next))
         .map_err(|e| e.to_string())?
+        .take(limit)
     {
-        if stale >= limit {
-            break;
-        }
         let (key, value) = row.map_err(|e| e.to_string())?;
         let n = key.value().1;
         let over = cursor.keys_next - n > MAX_KEYS as u64;
@@ -208,7 +205,6 @@ pub fn expire_keys(
             break;
         }
         first = n + 1;
-        stale += 1;
     }
     delete_below(table, tenant, cursor.keys_first, first)?;
     Ok(first)
