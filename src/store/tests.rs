@@ -126,9 +126,20 @@ async fn every_kind_of_change_comes_back_after_a_reopen() {
     assert_eq!(events, [("pause", "s1"), ("user_created", "admin1")]);
     assert_eq!(t.keys.len(), 3);
 
-    // The backplane built on it is the one that was: keys answer, seqs go on.
+    // The backplane built on it is the one that was: keys answer, seqs go
+    // on, and the directory file's seed adds nothing to a tenant the store
+    // holds.
     let bp = opened.backplane(100);
-    let state = bp.attach("t", seed(), quiet()).await.expect("attach");
+    let mut file_seed = seed();
+    file_seed.agents.push(AgentRecord::new(
+        "zz",
+        "Only In The File",
+        &[Role::Agent],
+        [],
+        &Settings::default(),
+    ));
+    let state = bp.attach("t", file_seed, quiet()).await.expect("attach");
+    assert!(bp.read_agent("t", "zz").await.expect("read").is_none());
     assert_eq!((state.seq, state.epoch), (seq, epoch));
     assert_eq!(
         bp.applied_under("t", &key("k2")).await.expect("keys"),
