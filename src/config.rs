@@ -182,6 +182,12 @@ pub struct Config {
     /// Changes kept in each tenant's history.
     #[arg(long, env = "PRESENCE_HUB_HISTORY_CAPACITY", default_value_t = 10_000)]
     pub history_capacity: usize,
+    /// In-memory mode: keep records, settings, directory changes, history
+    /// and idempotency keys in this directory (created if missing), written
+    /// and fsynced before each change is acknowledged, and start from it
+    /// again after a restart. Without it nothing is written.
+    #[arg(long, env = "PRESENCE_HUB_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
     /// Devices remembered per agent (inactive ones beyond are forgotten).
     #[arg(long, env = "PRESENCE_HUB_MAX_DEVICES_PER_AGENT", default_value_t = 8)]
     pub max_devices_per_agent: usize,

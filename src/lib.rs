@@ -16,6 +16,9 @@
 //!   records, the tenant sequence, settings, history, ordered delta delivery.
 //!   [`backplane::memory`] is the single-process default;
 //!   [`backplane::target`] says which Redis and how to reach it (ACL, TLS).
+//! - [`store`]: a single node that remembers (`--data-dir`): the memory
+//!   backplane's journal, an embedded file (redb) written and fsynced
+//!   before a change is acknowledged, read back at start.
 //! - [`hub`]: this node's replicas of its tenants, fed by the delta stream;
 //!   subscriptions and coalescing outboxes; the command router; device
 //!   ownership and timers. [`hub::Hub::change`] is the one write path.
@@ -65,6 +68,7 @@ pub mod node;
 pub mod protocol;
 pub mod scim;
 pub mod server;
+pub mod store;
 pub mod strict;
 pub mod text;
 pub mod tls;

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub deltas_coalesced: Counter,
     pub command_seconds: Histogram,
     pub backplane_seconds: Histogram,
+    /// One change written and fsynced to `--data-dir` (`crate::store`).
+    pub store_write_seconds: Histogram,
     pub backplane_reconnects: Counter,
     pub resyncs: Counter,
     pub panics: Counter,
@@ -82,6 +84,7 @@ pub fn get() -> &'static Metrics {
             deltas_coalesced: metrics::counter!("presence_hub_deltas_coalesced_total"),
             command_seconds: metrics::histogram!("presence_hub_command_seconds"),
             backplane_seconds: metrics::histogram!("presence_hub_backplane_roundtrip_seconds"),
+            store_write_seconds: metrics::histogram!("presence_hub_store_write_seconds"),
             backplane_reconnects: metrics::counter!("presence_hub_backplane_reconnects_total"),
             resyncs: metrics::counter!("presence_hub_resyncs_total"),
             panics: metrics::counter!("presence_hub_session_panics_total"),
@@ -134,6 +137,11 @@ fn describe() {
         "presence_hub_backplane_roundtrip_seconds",
         Unit::Seconds,
         "One commit to the backplane"
+    );
+    describe_histogram!(
+        "presence_hub_store_write_seconds",
+        Unit::Seconds,
+        "One change written and fsynced to the data directory (--data-dir)"
     );
     describe_counter!(
         "presence_hub_backplane_reconnects_total",

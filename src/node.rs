@@ -31,6 +31,8 @@ pub enum StartError {
     Config(String),
     #[error(transparent)]
     Web(#[from] WebConfigError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// A node that is listening, ready to be served.
@@ -73,6 +75,17 @@ impl Node {
                 "cluster mode (--redis-url) needs --jwt-secret, --jwt-public-key, --oidc-issuer or --jwt-jwks-url, the same on every node".into(),
             ));
         }
+        // Before listening: a data directory that is locked or unreadable
+        // ends the start (exit 1), it never starts empty.
+        let data_dir = match (&config.data_dir, &redis_target) {
+            (Some(_), Some(_)) => {
+                return Err(StartError::Config(
+                    "--data-dir keeps a single in-memory node's data; with Redis, Redis keeps it: give one or the other".into(),
+                ))
+            }
+            (Some(dir), None) => Some(crate::store::DataDir::open(dir, config.history_capacity)?),
+            (None, _) => None,
+        };
         let (verifier, generated_secret) = Verifier::from_config(&config)?;
         // An unusable SCIM tokens file is a mistake no retry fixes.
         if let crate::scim::Tokens::Broken(why) =
@@ -110,7 +123,10 @@ impl Node {
             None => (None, None),
         };
         let backplane: Arc<dyn Backplane> = match redis {
-            None => Arc::new(MemoryBackplane::new(config.history_capacity)),
+            None => match &data_dir {
+                Some(opened) => Arc::new(opened.backplane(config.history_capacity)),
+                None => Arc::new(MemoryBackplane::new(config.history_capacity)),
+            },
             Some(prepared) => {
                 let waiting = server::starting::Waiting::default();
                 let listeners: Vec<&TcpListener> = std::iter::once(&listener)
@@ -128,6 +144,9 @@ impl Node {
         };
         web.metrics.warn_if_exposed(addr);
         let hub = Hub::new(config, directory, backplane, verifier);
+        if let Some(opened) = &data_dir {
+            restart_timers(&hub, &opened.restored);
+        }
         if let Some(secret) = &generated_secret {
             let _ = hub.dev_secret.set(secret.clone());
         }
@@ -185,9 +204,13 @@ impl Node {
         let hub = &self.hub;
         let base = format!("http://{}", self.addr);
         let backplane = if hub.backplane.is_shared() {
-            "Redis backplane"
+            "Redis backplane".to_string()
         } else {
-            "in-memory backplane"
+            match &hub.config.data_dir {
+                Some(dir) => format!("in-memory backplane, data kept in {}", dir.display()),
+                // As README's Quick start shows it (tests/readme.rs).
+                None => "in-memory backplane".to_string(),
+            }
         };
         let mut out = format!(
             "presence-hub {} listening on {base} (node {}, {backplane})\n  WebSocket endpoint: ws://{}/v1/ws\n",
@@ -255,6 +278,89 @@ impl Node {
         }
         out
     }
+}
+
+/// The timers of the previous process, started again from the data
+/// directory. Devices it recorded active are not connected to this one:
+/// like after an abrupt drop ([`Hub::device_down_after_grace`]), each gets
+/// the reconnect grace to come back (an agent app reconnects on its own),
+/// then is marked inactive by the system; a device that connected to this
+/// process meanwhile (its record's `since_ms` is from now) is left alone.
+/// Wrap-ups end at their deadline, as they would have.
+fn restart_timers(hub: &Arc<Hub>, restored: &[crate::backplane::memory::Restored]) {
+    use crate::domain::{Actor, AgentRecord, Event};
+    let started_ms = crate::clock::now_ms();
+    let left: Vec<(String, String, String, String)> = restored
+        .iter()
+        .flat_map(|t| {
+            t.records.iter().flat_map(move |r| {
+                r.devices
+                    .iter()
+                    .filter(|d| d.active)
+                    .map(move |d| (t.tenant.clone(), r.id.clone(), d.id.clone(), d.node.clone()))
+            })
+        })
+        .collect();
+    let wrap_ups: Vec<(String, String, u64)> = restored
+        .iter()
+        .flat_map(|t| {
+            t.records.iter().filter_map(move |r| {
+                r.wrap_up_until_ms
+                    .map(|until| (t.tenant.clone(), r.id.clone(), until))
+            })
+        })
+        .collect();
+    if left.is_empty() && wrap_ups.is_empty() {
+        return;
+    }
+    tracing::info!(
+        devices = left.len(),
+        grace_ms = hub.config.reconnect_grace_ms,
+        "devices active before the restart: inactive unless they reconnect within the grace"
+    );
+    let hub = hub.clone();
+    tokio::spawn(async move {
+        for (tenant, agent, until) in wrap_ups {
+            if let Ok(tenant) = hub.tenant(&tenant).await {
+                hub.schedule_wrap_up_end(tenant, agent, until);
+            }
+        }
+        tokio::time::sleep(hub.config.reconnect_grace()).await;
+        for (tenant, agent, device_id, node) in left {
+            let tenant = match hub.tenant(&tenant).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(tenant, error = %e, "device left active: tenant not served");
+                    continue;
+                }
+            };
+            let still_old = |r: &AgentRecord| {
+                if r.devices
+                    .iter()
+                    .any(|d| d.id == device_id && d.active && d.since_ms < started_ms)
+                {
+                    Ok(())
+                } else {
+                    Err(crate::error::HubError::invalid_state("device reconnected"))
+                }
+            };
+            let event = Event::DeviceDown {
+                device_id: device_id.clone(),
+                node,
+            };
+            if let Err(e) = hub
+                .change(&tenant, &agent, &Actor::system(), &event, still_old)
+                .await
+            {
+                if !matches!(
+                    e.code,
+                    crate::error::ErrorCode::InvalidState | crate::error::ErrorCode::NotFound
+                ) {
+                    tracing::warn!(tenant = tenant.id(), agent, device = device_id, error = %e, "device not marked inactive");
+                }
+            }
+        }
+    });
 }
 
 /// How to run this very binary again, as the banner shows it: a bare

@@ -6,11 +6,18 @@
 //! delivery strictly seq-ordered without a separate sequencer. Nothing here
 //! can time out, so a change is either applied or refused: this store never
 //! answers `outcome_unknown`.
+//!
+//! With `--data-dir` the same store keeps a [`Journal`] (`crate::store`):
+//! every commit hands it what the commit changes, in the same critical
+//! section and *before* anything is applied in memory or published, so a
+//! change a client was told about is on disk, and a change the journal
+//! could not write is applied nowhere (the caller gets `unavailable`).
+//! Without a journal nothing below changes.
 
 use super::*;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How many idempotency keys a tenant's store remembers at most (PROTOCOL.md
 /// §3.3): within [`IdempotencyKey::WINDOW`], the newest this many.
@@ -19,9 +26,55 @@ pub const MAX_KEYS: usize = 100_000;
 pub struct MemoryBackplane {
     tenants: Mutex<HashMap<String, Arc<Mutex<Store>>>>,
     history_capacity: usize,
-    /// This process's one epoch: the store lives and dies with the process,
-    /// so a restarted node is another epoch (supervisors reload in full).
+    /// The epoch of the tenants this process creates: without a journal the
+    /// store lives and dies with the process, so a restarted node is another
+    /// epoch (supervisors reload in full). A restored tenant keeps its own.
     epoch: Epoch,
+    journal: Option<Arc<dyn Journal>>,
+}
+
+/// What one commit changes, as a [`Journal`] receives it: everything needed
+/// to replay it after a restart.
+#[derive(Debug)]
+pub struct Written<'a> {
+    /// The tenant seq after the change.
+    pub seq: u64,
+    /// Set on the tenant's first write only (its creation from the seed).
+    pub epoch: Option<&'a Epoch>,
+    pub settings: Option<&'a Settings>,
+    /// The whole directory after the change, when it changed.
+    pub directory: Option<&'a DirectoryImage>,
+    pub records: &'a [Arc<AgentRecord>],
+    /// Ids of the records the change deleted.
+    pub removed: &'a [String],
+    /// History entries appended, oldest first.
+    pub history: &'a [HistoryEntry],
+    /// The idempotency key the change was made under.
+    pub key: Option<&'a IdempotencyKey>,
+}
+
+/// Makes a commit durable before the memory store applies it. Called with
+/// the tenant's lock held: a journal must not call back into the backplane.
+pub trait Journal: Send + Sync + 'static {
+    /// `Err`: nothing of the change is durable, and the memory store then
+    /// applies none of it either.
+    fn write(&self, tenant: &str, change: &Written<'_>) -> Result<(), String>;
+}
+
+/// A tenant as a journal kept it: what the memory store starts from.
+#[derive(Clone, Debug)]
+pub struct Restored {
+    pub tenant: String,
+    pub seq: u64,
+    pub epoch: Epoch,
+    pub settings: Settings,
+    pub records: Vec<AgentRecord>,
+    pub directory: DirectoryImage,
+    /// Oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// Keys still within their window: key, seq of its change, when it was
+    /// used (ms since the Unix epoch), oldest first.
+    pub keys: Vec<(IdempotencyKey, u64, u64)>,
 }
 
 struct Store {
@@ -32,6 +85,11 @@ struct Store {
     history: VecDeque<HistoryEntry>,
     handlers: Vec<DeltaHandler>,
     once: Remembered,
+    epoch: Epoch,
+    /// Restored from a journal, or written to it: the store is the
+    /// authority, the directory file seeds nothing more (as with Redis,
+    /// `lua/seed.lua`).
+    restored: bool,
 }
 
 /// Idempotency keys used, with the seq of their change, oldest first.
@@ -73,6 +131,63 @@ impl MemoryBackplane {
             tenants: Mutex::new(HashMap::new()),
             history_capacity,
             epoch: Epoch::new("memory", 0),
+            journal: None,
+        }
+    }
+
+    /// A store that starts from `restored` and writes every change to
+    /// `journal` before applying it (`--data-dir`).
+    pub fn durable(
+        history_capacity: usize,
+        journal: Arc<dyn Journal>,
+        restored: Vec<Restored>,
+    ) -> Self {
+        let mut backplane = MemoryBackplane::new(history_capacity);
+        backplane.journal = Some(journal);
+        let now_ms = crate::clock::now_ms();
+        let now = Instant::now();
+        let mut tenants = HashMap::new();
+        for t in restored {
+            let mut once = Remembered::default();
+            for (key, seq, at_ms) in t.keys {
+                let age = Duration::from_millis(now_ms.saturating_sub(at_ms));
+                let at = now.checked_sub(age).unwrap_or(now);
+                once.seqs.insert(key.clone(), seq);
+                once.order.push_back((at, key));
+            }
+            once.forget_old();
+            let mut history: VecDeque<HistoryEntry> = t.history.into();
+            while history.len() > history_capacity {
+                history.pop_front();
+            }
+            let store = Store {
+                seq: t.seq,
+                settings: t.settings,
+                records: t
+                    .records
+                    .into_iter()
+                    .map(|r| (r.id.clone(), Arc::new(r)))
+                    .collect(),
+                directory: t.directory,
+                history,
+                handlers: Vec::new(),
+                once,
+                epoch: t.epoch,
+                restored: true,
+            };
+            tenants.insert(t.tenant, Arc::new(Mutex::new(store)));
+        }
+        backplane.tenants = Mutex::new(tenants);
+        backplane
+    }
+
+    /// Hands a change to the journal, if any: `Err` means refuse it.
+    fn journal(&self, tenant: &str, change: Written<'_>) -> Result<(), BackplaneError> {
+        match &self.journal {
+            None => Ok(()),
+            Some(journal) => journal.write(tenant, &change).map_err(|e| {
+                BackplaneError::Unavailable(format!("the data directory refused the change: {e}"))
+            }),
         }
     }
 
@@ -99,7 +214,7 @@ impl MemoryBackplane {
             settings: store.settings.clone(),
             agents: store.records.values().cloned().collect(),
             directory: Some(store.directory.clone()),
-            epoch: self.epoch.clone(),
+            epoch: store.epoch.clone(),
         }
     }
 
@@ -118,28 +233,64 @@ impl Backplane for MemoryBackplane {
         seed: TenantSeed,
         on_delta: DeltaHandler,
     ) -> Result<TenantState, BackplaneError> {
-        let store = self
-            .tenants
-            .lock()
-            .entry(tenant.to_string())
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(Store {
-                    seq: 0,
-                    settings: seed.settings.clone(),
-                    records: HashMap::new(),
-                    directory: seed.directory.clone(),
-                    history: VecDeque::new(),
-                    handlers: Vec::new(),
-                    once: Remembered::default(),
-                }))
-            })
-            .clone();
+        let store = {
+            let mut tenants = self.tenants.lock();
+            match tenants.get(tenant) {
+                Some(store) => store.clone(),
+                None => {
+                    let mut store = Store {
+                        seq: 0,
+                        settings: seed.settings.clone(),
+                        records: HashMap::new(),
+                        directory: seed.directory.clone(),
+                        history: VecDeque::new(),
+                        handlers: Vec::new(),
+                        once: Remembered::default(),
+                        epoch: self.epoch.clone(),
+                        restored: false,
+                    };
+                    if self.journal.is_some() {
+                        // The tenant's creation is durable before anyone
+                        // sees it, seed records included.
+                        for record in &seed.agents {
+                            store
+                                .records
+                                .entry(record.id.clone())
+                                .or_insert_with(|| Arc::new(record.clone()));
+                        }
+                        let records: Vec<Arc<AgentRecord>> =
+                            store.records.values().cloned().collect();
+                        self.journal(
+                            tenant,
+                            Written {
+                                seq: 0,
+                                epoch: Some(&store.epoch),
+                                settings: Some(&store.settings),
+                                directory: Some(&store.directory),
+                                records: &records,
+                                removed: &[],
+                                history: &[],
+                                key: None,
+                            },
+                        )?;
+                        // From now on the file is the authority: the
+                        // directory file seeds nothing more.
+                        store.restored = true;
+                    }
+                    let store = Arc::new(Mutex::new(store));
+                    tenants.insert(tenant.to_string(), store.clone());
+                    store
+                }
+            }
+        };
         let mut store = store.lock();
-        for record in seed.agents {
-            store
-                .records
-                .entry(record.id.clone())
-                .or_insert_with(|| Arc::new(record));
+        if !store.restored {
+            for record in seed.agents {
+                store
+                    .records
+                    .entry(record.id.clone())
+                    .or_insert_with(|| Arc::new(record));
+            }
         }
         store.handlers.push(on_delta);
         Ok(self.state(&store))
@@ -162,12 +313,26 @@ impl Backplane for MemoryBackplane {
         if current.as_ref().map(|r| r.version) != Some(expected_version) {
             return Ok(Commit::Conflict(current));
         }
-        store.seq += 1;
-        record.version = store.seq;
+        let seq = store.seq + 1;
+        record.version = seq;
         let record = Arc::new(record);
+        let entry = HistoryEntry::of(&record, event);
+        self.journal(
+            tenant,
+            Written {
+                seq,
+                epoch: None,
+                settings: None,
+                directory: None,
+                records: std::slice::from_ref(&record),
+                removed: &[],
+                history: std::slice::from_ref(&entry),
+                key: once,
+            },
+        )?;
+        store.seq = seq;
         store.records.insert(record.id.clone(), record.clone());
-        self.record_history(&mut store, HistoryEntry::of(&record, event));
-        let seq = store.seq;
+        self.record_history(&mut store, entry);
         store.once.remember(once, seq);
         Self::publish(&store, Delta::Agent(record.clone()));
         Ok(Commit::Committed(record))
@@ -184,9 +349,24 @@ impl Backplane for MemoryBackplane {
         if let Some(seq) = once.and_then(|key| store.once.get(key)) {
             return Ok((seq, store.settings.clone()));
         }
-        patch.apply_to(&mut store.settings);
-        store.seq += 1;
-        let (seq, settings) = (store.seq, store.settings.clone());
+        let mut settings = store.settings.clone();
+        patch.apply_to(&mut settings);
+        let seq = store.seq + 1;
+        self.journal(
+            tenant,
+            Written {
+                seq,
+                epoch: None,
+                settings: Some(&settings),
+                directory: None,
+                records: &[],
+                removed: &[],
+                history: &[],
+                key: once,
+            },
+        )?;
+        store.settings = settings.clone();
+        store.seq = seq;
         store.once.remember(once, seq);
         Self::publish(
             &store,
@@ -222,24 +402,51 @@ impl Backplane for MemoryBackplane {
         if stale {
             return Ok(DirectoryCommit::Conflict(store.seq));
         }
-        store.seq += write.seqs_used();
-        let seq = store.seq;
-        store.directory.version = seq;
-        write.apply_to(&mut store.directory);
-        for record in write.committed_records(seq) {
-            store.records.insert(record.id.clone(), record.clone());
-            self.record_history(&mut store, HistoryEntry::of(&record, &write.event));
-        }
+        let seq = store.seq + write.seqs_used();
+        let mut directory = store.directory.clone();
+        directory.version = seq;
+        write.apply_to(&mut directory);
+        let records = write.committed_records(seq);
+        let mut history: Vec<HistoryEntry> = records
+            .iter()
+            .map(|record| HistoryEntry::of(record, &write.event))
+            .collect();
+        let mut removed = Vec::new();
         for (id, version) in write.removals(seq) {
-            if let Some(old) = store.records.remove(id) {
-                let mut entry = HistoryEntry::of(&old, &write.event);
+            if let Some(old) = store.records.get(id) {
+                let mut entry = HistoryEntry::of(old, &write.event);
                 entry.version = version;
                 entry.by = write
                     .by
                     .clone()
                     .unwrap_or_else(crate::domain::Actor::system);
-                self.record_history(&mut store, entry);
+                history.push(entry);
+                removed.push(id.to_string());
             }
+        }
+        self.journal(
+            tenant,
+            Written {
+                seq,
+                epoch: None,
+                settings: None,
+                directory: Some(&directory),
+                records: &records,
+                removed: &removed,
+                history: &history,
+                key: once,
+            },
+        )?;
+        store.seq = seq;
+        store.directory = directory;
+        for record in records {
+            store.records.insert(record.id.clone(), record);
+        }
+        for id in &removed {
+            store.records.remove(id);
+        }
+        for entry in history {
+            self.record_history(&mut store, entry);
         }
         store.once.remember(once, seq);
         Self::publish(

@@ -425,7 +425,7 @@ impl Hub {
 
     /// Ends a wrap-up when its deadline passes. The event carries the
     /// deadline, so a late or duplicate firing changes nothing.
-    fn schedule_wrap_up_end(
+    pub(crate) fn schedule_wrap_up_end(
         self: &Arc<Self>,
         tenant: Arc<Tenant>,
         agent_id: String,

@@ -326,3 +326,40 @@ where
         tokio::time::sleep(every).await;
     }
 }
+
+/// Starts the binary with `cwd` as its working directory (and as its
+/// `HOME` and `TMPDIR`), waiting for its banner; stdout is drained after.
+/// For tests that look at what a node writes to disk.
+pub async fn start_in_dir(cwd: &std::path::Path, args: &[&str]) -> Proc {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("HOME", cwd)
+        .env("TMPDIR", cwd)
+        .env("PRESENCE_HUB_NO_DEMO", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut banner = Vec::new();
+    let addr = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let line = lines.next_line().await.expect("read").expect("banner line");
+            banner.push(line.clone());
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                return rest.split_whitespace().next().expect("addr").to_string();
+            }
+        }
+    })
+    .await
+    .expect("the node prints where it listens");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Proc {
+        child,
+        addr,
+        banner,
+        logs: None,
+    }
+}
