@@ -6,6 +6,7 @@
 //   list.js    the windowed agent list
 //   panels.js  one agent's actions (side panel) and the search
 //   admin.js   the settings form
+//   people.js  the admin's people and channels (the directory, PROTOCOL §7.1)
 //   format.js  names, durations, labels, thresholds
 //
 // Messages are applied to the client's records as they arrive; the page draws
@@ -15,6 +16,7 @@
 // The client library (clients/js), served by the hub.
 import { SupervisorClient } from "../client/presence-hub-client.js";
 import { AdminForm } from "./admin.js";
+import { PeopleView } from "./people.js";
 import { AgentList } from "./list.js";
 import { AgentPanel, Search } from "./panels.js";
 import { Bulk } from "./bulk.js";
@@ -60,6 +62,7 @@ function start(token, role, linked = null) {
   bulk = new Bulk({ client, names, store, onChange: () => { scrolled = true; invalidate(); } });
   const search = new Search({ client, onOpen: open });
   const admin = new AdminForm(client);
+  const people = new PeopleView({ client });
   // Filters, sort and columns: the supervisor's saved view (views.js).
   const views = new Views({
     apply: (v) => {
@@ -74,7 +77,7 @@ function start(token, role, linked = null) {
     },
   });
   let viewsStarted = false;
-  Object.assign(wallboard, { client, store, list, panel, bulk, views, alerts });
+  Object.assign(wallboard, { client, store, list, panel, bulk, views, alerts, people });
 
   function invalidate() {
     if (scheduled) return;
@@ -213,6 +216,7 @@ function start(token, role, linked = null) {
   client.on("agent", (rec) => { store.touch(rec.id); invalidate(); });
   client.on("agent_removed", (id) => { store.touch(id); invalidate(); });
   client.on("channel", () => { channelsDirty = true; invalidate(); });
+  client.on("channel_removed", () => { channelsDirty = true; invalidate(); });
   client.on("settings", (s) => {
     admin.fill(s);
     bulk.refreshForm();
@@ -228,6 +232,7 @@ function start(token, role, linked = null) {
     $("who").textContent = `${w.user.name || w.user.id} (${w.role || role})`;
     $("tenant").textContent = w.user.tenant;
     admin.show((w.role || role) === "admin");
+    people.show((w.role || role) === "admin");
     if (w.settings) admin.fill(w.settings);
   });
   client.on("status", (s) => {
