@@ -137,8 +137,14 @@ function start(token, role, linked = null) {
         el.querySelector("strong").textContent = s.name;
         el.querySelector(".muted").textContent = s.kind;
         box.appendChild(el);
-        card = { el, counts: el.querySelector(".counts"), foot: el.querySelector(".c-foot"), alert: el.querySelector(".c-alert"), text: "", foot_: "", alert_: "" };
+        card = { el, counts: el.querySelector(".counts"), foot: el.querySelector(".c-foot"), alert: el.querySelector(".c-alert"), text: "", foot_: "", alert_: "", name: s.name };
         cards.set(s.key, card);
+      }
+      // A channel renamed by an admin (a `channel` message, PROTOCOL §7.1).
+      if (card.name !== s.name) {
+        card.name = s.name;
+        card.el.querySelector("strong").textContent = s.name;
+        card.el.title = `show only agents connected to ${s.name}`;
       }
       const c = s.counts;
       const text = `<span class="n available" title="available">${c.available}</span><span class="n busy" title="busy">${c.busy}</span><span class="n wrap_up" title="wrap-up">${c.wrap_up}</span><span class="n paused" title="paused">${c.paused}</span><span class="n offline" title="offline">${c.offline ?? 0}</span>`;
@@ -161,7 +167,7 @@ function start(token, role, linked = null) {
 
   let filterKeys = "";
   function syncChannelFilter() {
-    const keys = [...client.channels.keys()].join("|");
+    const keys = [...client.channels.entries()].map(([k, c]) => `${k}=${c.name}`).join("|");
     if (keys === filterKeys) return;
     filterKeys = keys;
     const sel = $("f-channel");

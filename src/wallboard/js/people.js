@@ -110,7 +110,7 @@ export class PeopleView {
     this.scope = new ChannelChecks($("pc-u-scope"), "scope");
     this.assigned = new ChannelChecks($("pc-u-assigned"), "assigned");
 
-    $("people").addEventListener("toggle", () => { if ($("people").open) this.refresh(); });
+    $("pc-view").addEventListener("toggle", () => { if ($("pc-view").open) this.refresh(); });
     $("pc-refresh").addEventListener("click", () => this.refresh(true));
     $("pc-query").addEventListener("input", () => { this.shown = PAGE; this.renderUsers(); });
     $("pc-role").addEventListener("change", () => { this.shown = PAGE; this.renderUsers(); });
@@ -157,12 +157,12 @@ export class PeopleView {
   }
 
   get open() {
-    return !$("people-box").hidden && $("people").open;
+    return !$("people-box").hidden && $("pc-view").open;
   }
 
   show(isAdmin) {
     $("people-box").hidden = !isAdmin;
-    if (isAdmin && $("people").open) this.refresh();
+    if (isAdmin && $("pc-view").open) this.refresh();
   }
 
   refreshSoon() {
@@ -170,23 +170,33 @@ export class PeopleView {
     this.liveTimer = setTimeout(() => { this.liveTimer = null; this.refresh(); }, LIVE_REFRESH_MS);
   }
 
-  /** Reads the directory again (one request at a time; a call meanwhile reads once more after it). */
-  async refresh(announce = false) {
+  /**
+   * Reads the directory again: one request at a time; asked for meanwhile,
+   * it reads once more after the one in flight (and resolves after that).
+   */
+  refresh(announce = false) {
     if (this.loading) { this.again = true; return this.loading; }
     this.loading = (async () => {
-      do {
-        this.again = false;
-        try {
-          const d = await this.client.request({ type: "directory" });
-          this.apply(d);
-          $("pc-load").textContent = "";
-          if (announce) this.say(`Read the directory: ${d.users.length} people, ${d.channels.length} channels.`);
-        } catch (e) {
-          $("pc-load").textContent = `Could not read the directory (${e.code || "error"}): ${e.message}`;
-        }
-      } while (this.again);
+      try {
+        do {
+          this.again = false;
+          try {
+            const asked = performance.now();
+            const d = await this.client.request({ type: "directory" });
+            this.readMs = Math.round(performance.now() - asked);
+            this.apply(d);
+            $("pc-load").textContent = "";
+            if (announce) this.say(`Read the directory: ${d.users.length} people, ${d.channels.length} channels.`);
+          } catch (e) {
+            $("pc-load").textContent = `Could not read the directory (${e.code || "error"}): ${e.message}`;
+          }
+        } while (this.again);
+      } finally {
+        // In the same turn as the last check of `again`: no refresh asked for in between is lost.
+        this.loading = null;
+      }
     })();
-    try { await this.loading; } finally { this.loading = null; }
+    return this.loading;
   }
 
   apply(d) {
