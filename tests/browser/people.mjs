@@ -164,23 +164,31 @@ try {
   await admin.keyboard.press("Tab");
   await focusIs(admin, "#pc-u-name", "on the name");
   await admin.keyboard.type("Nina ");
-  // Another admin adds a channel while the name is half typed: the view reads
-  // the directory again and the new channel's checkbox appears in the form.
-  const changesBefore = changes;
+  await tabTo(admin, "#pc-u-role-agent", "the agent role");
+  await admin.keyboard.press("Space");
+  await admin.locator("#pc-u-assigned-box").waitFor({ state: "visible", timeout: T });
+  await tick("pc-u-assigned", "queue:sales");
+  // Another admin adds a channel while the form is half done: the view reads
+  // the directory again and the new channel's checkbox appears in the form,
+  // with the focus, the ticks and the typed text as they were.
+  const seqBefore = await admin.evaluate(() => window.wallboard.client.seq);
   await other.request({ type: "put_channel", channel: { kind: "queue", id: "vip", name: "VIP line" } });
   await admin.locator('#pc-u-assigned input[value="queue:vip"]').waitFor({ state: "attached", timeout: T })
     .catch(() => fail("the form never offered the channel another admin added (no refresh on `channel`)"));
-  await until(() => changes > changesBefore + 50, T, "live changes while typing");
+  await until(() => admin.evaluate((s) => window.wallboard.client.seq > s + 200, seqBefore), T, "live deltas on the page while the form is open");
+  {
+    const a = await active(admin);
+    const sales = await admin.evaluate(() => document.querySelector('#pc-u-assigned input[value="queue:sales"]')?.checked);
+    if (a?.value !== "queue:sales" || sales !== true) fail(`the refresh took the focus or the tick off Sales: focus ${JSON.stringify(a)}, Sales ticked: ${sales}`);
+  }
+  await tabTo(admin, "#pc-u-name", "the name");
+  await admin.keyboard.press("End");
   await admin.keyboard.type("New");
   {
     const a = await active(admin);
     if (a?.id !== "pc-u-name" || a.value !== "Nina New") fail(`the typed name did not survive the refresh and the live data: ${JSON.stringify(a)}`);
     if ((await admin.inputValue("#pc-u-id")) !== "nina") fail(`the typed id changed: ${await admin.inputValue("#pc-u-id")}`);
   }
-  await tabTo(admin, "#pc-u-role-agent", "the agent role");
-  await admin.keyboard.press("Space");
-  await admin.locator("#pc-u-assigned-box").waitFor({ state: "visible", timeout: T });
-  await tick("pc-u-assigned", "queue:sales");
   await tabTo(admin, "#pc-u-save", "Add person");
   await admin.keyboard.press("Enter");
   await said("Added Nina New (nina)");
