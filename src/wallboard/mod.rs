@@ -5,7 +5,8 @@
 //! modules (see `js/main.js` for the map): `store.js` (filters, sort,
 //! totals over the live records),
 //! `list.js` (the windowed agent list), `panels.js` (one agent's actions,
-//! search), `admin.js` (the settings form), `format.js` (names, durations).
+//! search), `admin.js` (the settings form), `people.js` (the admin's people and
+//! channels), `format.js` (names, durations).
 //! [`crate::web::assets`] serves the page and these files (content-hashed
 //! immutable paths, so a new binary's page is never mixed with an old
 //! cached module); this module lists them and serves `/dev/signin`.
@@ -55,6 +56,7 @@ pub const ASSETS: &[Asset] = &[
     asset("/wallboard/list.js", include_str!("js/list.js")),
     asset("/wallboard/panels.js", include_str!("js/panels.js")),
     asset("/wallboard/admin.js", include_str!("js/admin.js")),
+    asset("/wallboard/people.js", include_str!("js/people.js")),
     asset("/wallboard/format.js", include_str!("js/format.js")),
     asset("/wallboard/bulk.js", include_str!("js/bulk.js")),
     asset("/wallboard/views.js", include_str!("js/views.js")),

@@ -6,6 +6,7 @@
 //   list.js    the windowed agent list
 //   panels.js  one agent's actions (side panel) and the search
 //   admin.js   the settings form
+//   people.js  the admin's people and channels (the directory, PROTOCOL §7.1)
 //   format.js  names, durations, labels, thresholds
 //
 // Messages are applied to the client's records as they arrive; the page draws
@@ -15,6 +16,7 @@
 // The client library (clients/js), served by the hub.
 import { SupervisorClient } from "../client/presence-hub-client.js";
 import { AdminForm } from "./admin.js";
+import { PeopleView } from "./people.js";
 import { AgentList } from "./list.js";
 import { AgentPanel, Search } from "./panels.js";
 import { Bulk } from "./bulk.js";
@@ -60,6 +62,7 @@ function start(token, role, linked = null) {
   bulk = new Bulk({ client, names, store, onChange: () => { scrolled = true; invalidate(); } });
   const search = new Search({ client, onOpen: open });
   const admin = new AdminForm(client);
+  const people = new PeopleView({ client });
   // Filters, sort and columns: the supervisor's saved view (views.js).
   const views = new Views({
     apply: (v) => {
@@ -74,7 +77,7 @@ function start(token, role, linked = null) {
     },
   });
   let viewsStarted = false;
-  Object.assign(wallboard, { client, store, list, panel, bulk, views, alerts });
+  Object.assign(wallboard, { client, store, list, panel, bulk, views, alerts, people });
 
   function invalidate() {
     if (scheduled) return;
@@ -134,8 +137,14 @@ function start(token, role, linked = null) {
         el.querySelector("strong").textContent = s.name;
         el.querySelector(".muted").textContent = s.kind;
         box.appendChild(el);
-        card = { el, counts: el.querySelector(".counts"), foot: el.querySelector(".c-foot"), alert: el.querySelector(".c-alert"), text: "", foot_: "", alert_: "" };
+        card = { el, counts: el.querySelector(".counts"), foot: el.querySelector(".c-foot"), alert: el.querySelector(".c-alert"), text: "", foot_: "", alert_: "", name: s.name };
         cards.set(s.key, card);
+      }
+      // A channel renamed by an admin (a `channel` message, PROTOCOL §7.1).
+      if (card.name !== s.name) {
+        card.name = s.name;
+        card.el.querySelector("strong").textContent = s.name;
+        card.el.title = `show only agents connected to ${s.name}`;
       }
       const c = s.counts;
       const text = `<span class="n available" title="available">${c.available}</span><span class="n busy" title="busy">${c.busy}</span><span class="n wrap_up" title="wrap-up">${c.wrap_up}</span><span class="n paused" title="paused">${c.paused}</span><span class="n offline" title="offline">${c.offline ?? 0}</span>`;
@@ -158,7 +167,7 @@ function start(token, role, linked = null) {
 
   let filterKeys = "";
   function syncChannelFilter() {
-    const keys = [...client.channels.keys()].join("|");
+    const keys = [...client.channels.entries()].map(([k, c]) => `${k}=${c.name}`).join("|");
     if (keys === filterKeys) return;
     filterKeys = keys;
     const sel = $("f-channel");
@@ -213,6 +222,7 @@ function start(token, role, linked = null) {
   client.on("agent", (rec) => { store.touch(rec.id); invalidate(); });
   client.on("agent_removed", (id) => { store.touch(id); invalidate(); });
   client.on("channel", () => { channelsDirty = true; invalidate(); });
+  client.on("channel_removed", () => { channelsDirty = true; invalidate(); });
   client.on("settings", (s) => {
     admin.fill(s);
     bulk.refreshForm();
@@ -228,6 +238,7 @@ function start(token, role, linked = null) {
     $("who").textContent = `${w.user.name || w.user.id} (${w.role || role})`;
     $("tenant").textContent = w.user.tenant;
     admin.show((w.role || role) === "admin");
+    people.show((w.role || role) === "admin");
     if (w.settings) admin.fill(w.settings);
   });
   client.on("status", (s) => {
