@@ -404,8 +404,7 @@ impl Backplane for MemoryBackplane {
         }
         let seq = store.seq + write.seqs_used();
         let mut directory = store.directory.clone();
-        directory.version = seq;
-        write.apply_to(&mut directory);
+        write.apply_to(&mut directory, seq);
         let records = write.committed_records(seq);
         let mut history: Vec<HistoryEntry> = records
             .iter()

@@ -127,6 +127,7 @@ struct Keys {
     dir_version: String,
     dir_users: String,
     dir_channels: String,
+    dir_removed: String,
     tenant: String,
 }
 
@@ -142,7 +143,8 @@ impl Keys {
             .key(&self.epoch)
             .key(&self.dir_version)
             .key(&self.dir_users)
-            .key(&self.dir_channels);
+            .key(&self.dir_channels)
+            .key(&self.dir_removed);
         invocation
     }
 }
@@ -161,6 +163,7 @@ fn keys(tenant: &str) -> Keys {
         dir_version: k("dir:version"),
         dir_users: k("dir:users"),
         dir_channels: k("dir:channels"),
+        dir_removed: k("dir:removed"),
         tenant: tenant.to_string(),
     }
 }
@@ -276,7 +279,7 @@ pub(super) async fn guarded<T>(
 }
 
 /// What `lua/load.lua` answers: seq, records, settings, epoch, directory
-/// version, users, channels.
+/// version, users, channels, removed agents (id and seq, flat).
 type RawState = (
     Option<u64>,
     Vec<String>,
@@ -285,6 +288,7 @@ type RawState = (
     Option<u64>,
     Vec<String>,
     Vec<String>,
+    Vec<(String, u64)>,
 );
 
 /// A directory channel's field in the channels hash: `kind:id`.
@@ -733,7 +737,7 @@ impl RedisBackplane {
     }
 
     fn parse_state(raw: RawState) -> Result<Option<TenantState>, BackplaneError> {
-        let (seq, records, settings, epoch, dir_version, users, channels) = raw;
+        let (seq, records, settings, epoch, dir_version, users, channels, removed) = raw;
         let (Some(seq), Some(settings), Some(epoch)) = (seq, settings, epoch) else {
             return Ok(None);
         };
@@ -755,6 +759,7 @@ impl RedisBackplane {
             None => None,
             Some(version) => Some(DirectoryImage {
                 version,
+                removed: removed.into_iter().collect(),
                 users: users
                     .iter()
                     .map(|u| serde_json::from_str(u))
@@ -1001,7 +1006,8 @@ impl Backplane for RedisBackplane {
             .key(&k.dir_version)
             .key(k.op(&attempt))
             .key(k.fence(&attempt))
-            .key(k.once(once));
+            .key(k.once(once))
+            .key(&k.dir_removed);
         let mut conn = self.conn();
         let sent = Instant::now();
         invocation
@@ -1156,6 +1162,7 @@ impl Backplane for RedisBackplane {
                 .key(&k.dir_version)
                 .key(&k.dir_users)
                 .key(&k.dir_channels)
+                .key(&k.dir_removed)
                 .invoke_async(&mut self.conn()),
             self.timeout,
         )
@@ -1197,8 +1204,12 @@ impl Backplane for RedisBackplane {
             .arg(settings)
             .arg(directory.version)
             .arg(directory.users.len())
-            .arg(directory.channels.len());
+            .arg(directory.channels.len())
+            .arg(directory.removed.len());
         add_directory_args(&mut invocation, &directory)?;
+        for (id, seq) in &directory.removed {
+            invocation.arg(id).arg(seq);
+        }
         for record in &state.agents {
             let json = to_json(&**record)?;
             invocation.arg(&record.id).arg(json).arg(record.version);

@@ -97,8 +97,17 @@ pub struct DirectoryWrite {
 }
 
 impl DirectoryWrite {
-    /// Lays the write's entries over a directory image (records aside).
-    pub fn apply_to(&self, image: &mut DirectoryImage) {
+    /// Lays the write, committed with `last` as its last seq, over a
+    /// directory image: users, channels, the version, and the removed
+    /// agents' tombstones.
+    pub fn apply_to(&self, image: &mut DirectoryImage, last: u64) {
+        image.version = last;
+        for put in &self.records_put {
+            image.removed.remove(&put.record.id);
+        }
+        for (id, version) in self.removals(last) {
+            image.removed.insert(id.to_string(), version);
+        }
         image.users.retain(|u| {
             !self.users_removed.contains(&u.id) && !self.users_put.iter().any(|p| p.id == u.id)
         });

@@ -15,7 +15,7 @@ pub mod transfer;
 
 use crate::domain::{AgentRecord, ChannelKind, ChannelRef, Role, Settings, User};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -64,6 +64,8 @@ pub struct TenantDirectory {
     channel_index: HashMap<ChannelRef, usize>,
     /// The seq of the last directory change (0: as seeded).
     pub version: u64,
+    /// Agents removed by directory changes (see [`DirectoryImage::removed`]).
+    pub removed: BTreeMap<String, u64>,
 }
 
 /// A tenant's users and channels as a store holds them, at the seq of the
@@ -73,6 +75,13 @@ pub struct DirectoryImage {
     pub version: u64,
     pub users: Vec<User>,
     pub channels: Vec<ChannelInfo>,
+    /// Agents whose record a directory change removed, with the seq of
+    /// each removal: a replica that missed the change (a gap, a failover)
+    /// tells its subscribers `agent_removed` with that version, in order
+    /// with the other changes it catches up on. Dropped when the id gets a
+    /// record again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub removed: BTreeMap<String, u64>,
 }
 
 impl TenantDirectory {
@@ -109,6 +118,7 @@ impl TenantDirectory {
             channels,
             users,
             version: image.version,
+            removed: image.removed.clone(),
         }
     }
 
@@ -116,6 +126,7 @@ impl TenantDirectory {
     pub fn image(&self) -> DirectoryImage {
         DirectoryImage {
             version: self.version,
+            removed: self.removed.clone(),
             users: self.users.clone(),
             channels: self
                 .channels
@@ -131,8 +142,7 @@ impl TenantDirectory {
     /// This directory with a committed change applied, at `seq`.
     pub fn with(&self, write: &change::DirectoryWrite, seq: u64) -> Self {
         let mut image = self.image();
-        image.version = seq;
-        write.apply_to(&mut image);
+        write.apply_to(&mut image, seq);
         TenantDirectory::from_parts(&self.id, &self.name, self.settings.clone(), &image)
     }
 
@@ -316,6 +326,7 @@ impl Directory {
                     user_index,
                     channel_index,
                     version: 0,
+                    removed: BTreeMap::new(),
                 }),
             );
         }

@@ -292,32 +292,38 @@ impl Tenant {
         let mut r = self.replica.lock();
         let mut changed = 0;
         // Records the store no longer holds were removed by a directory
-        // change this replica missed.
-        let gone: Vec<String> = {
+        // change this replica missed, at the seq its tombstone keeps (a
+        // store from before tombstones: the store's seq).
+        let removals: Vec<(String, u64)> = {
             let kept: HashSet<&str> = state.agents.iter().map(|a| a.id.as_str()).collect();
+            let tombstones = state.directory.as_ref().map(|d| &d.removed);
             r.agents
                 .keys()
                 .filter(|id| !kept.contains(id.as_str()))
-                .cloned()
+                .map(|id| {
+                    let at = tombstones.and_then(|t| t.get(id)).copied();
+                    (id.clone(), at.unwrap_or(state.seq))
+                })
                 .collect()
         };
-        let mut newer: Vec<Arc<AgentRecord>> = state
-            .agents
-            .into_iter()
-            .filter(|rec| {
-                r.agents
-                    .get(&rec.id)
-                    .is_none_or(|e| e.record.version < rec.version)
-            })
+        let newer = state.agents.into_iter().filter(|rec| {
+            r.agents
+                .get(&rec.id)
+                .is_none_or(|e| e.record.version < rec.version)
+        });
+        // Newer records and removals together, in version order: a
+        // connection's deltas keep strictly increasing versions (§5.1.1).
+        let mut catch_up: Vec<(u64, Result<Arc<AgentRecord>, String>)> = newer
+            .map(|rec| (rec.version, Ok(rec)))
+            .chain(removals.into_iter().map(|(id, at)| (at, Err(id))))
             .collect();
-        newer.sort_by_key(|rec| rec.version);
-        for record in newer {
+        catch_up.sort_by_key(|(version, _)| *version);
+        for (version, change) in catch_up {
             changed += 1;
-            self.fan_out_agent(&mut r, record);
-        }
-        for id in gone {
-            changed += 1;
-            self.remove_agent(&mut r, &id, state.seq);
+            match change {
+                Ok(record) => self.fan_out_agent(&mut r, record),
+                Err(id) => self.remove_agent(&mut r, &id, version),
+            }
         }
         if let Some(image) = state
             .directory
@@ -1050,6 +1056,49 @@ mod tests {
         assert_eq!(delta_seqs(&outbox), [8, 9, 10, 11, 12, 13]);
         assert_eq!(t.seq(), 13);
         assert_eq!(t.record("a06").map(|r| r.version), Some(13));
+    }
+
+    #[test]
+    fn a_catch_up_sends_missed_removals_in_version_order_with_the_records() {
+        // The convergence run behind Sentinels found it: a replica that
+        // missed a directory change removing x0 (at 10) caught up with the
+        // store at 12 and sent `agent_removed x0` with the store's seq, the
+        // version a02 had just been sent with. The tombstone's seq goes in
+        // order instead.
+        let t = tenant();
+        t.load(state(
+            5,
+            vec![
+                record("a01", 1, "old"),
+                record("a02", 2, "old"),
+                record("x0", 3, "old"),
+            ],
+        ));
+        let outbox = Outbox::new(64);
+        t.subscribe(1, &outbox, ScopeFilter::All, None, None);
+        outbox.take();
+        let mut at_12 = state(12, vec![record("a01", 9, "new"), record("a02", 12, "new")]);
+        let mut image = t.directory().image();
+        image.version = 11;
+        image.removed.insert("x0".into(), 10);
+        at_12.directory = Some(image);
+        t.resync(at_12);
+        let sent: Vec<(Kind, u64)> = outbox
+            .take()
+            .frames
+            .iter()
+            .filter(|f| matches!(f.kind, Kind::Agent | Kind::AgentRemoved))
+            .map(|f| (f.kind, f.seq))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                (Kind::Agent, 9),
+                (Kind::AgentRemoved, 10),
+                (Kind::Agent, 12)
+            ]
+        );
+        assert!(t.record("x0").is_none());
     }
 
     #[test]

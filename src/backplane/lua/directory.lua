@@ -11,7 +11,7 @@
 --       6 directory users (hash), 7 directory channels (hash),
 --       8 directory version, 9 this attempt's record, 10 this attempt's
 --       fence, 11 the idempotency key's marker (any key of the tenant when
---       none)
+--       none), 12 removed agents (hash: id → seq of the removal)
 -- ARGV: 1 expected directory version, 2 the change as published (JSON),
 --       3 PUBLISH or SPUBLISH, 4 deadline in ms on this server's clock
 --       (0: none), 5 how long the attempt's record is kept in ms,
@@ -91,6 +91,7 @@ for i = 0, n_rec_put - 1 do
   local at, version = rec_at + 4 * i, first + i
   redis.call('HSET', KEYS[2], ARGV[at], ARGV[at + 2] .. version .. '}')
   redis.call('HSET', KEYS[3], ARGV[at], version)
+  redis.call('HDEL', KEYS[12], ARGV[at])
   if cap > 0 then
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', cap, '*', 'h', ARGV[at + 3] .. version .. '}')
   end
@@ -99,6 +100,7 @@ for i = 0, n_rec_del - 1 do
   local at, version = rec_del_at + 3 * i, first + n_rec_put + i
   redis.call('HDEL', KEYS[2], ARGV[at])
   redis.call('HDEL', KEYS[3], ARGV[at])
+  redis.call('HSET', KEYS[12], ARGV[at], version)
   if cap > 0 then
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', cap, '*', 'h', ARGV[at + 2] .. version .. '}')
   end

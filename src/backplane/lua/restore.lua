@@ -2,26 +2,33 @@
 -- (its epoch key is gone). Only the first node to get here writes.
 --
 -- KEYS: 1 seq, 2 records, 3 versions, 4 settings, 5 epoch,
---       6 directory version, 7 directory users, 8 directory channels
+--       6 directory version, 7 directory users, 8 directory channels,
+--       9 removed agents
 -- ARGV: 1 epoch value, 2 seq, 3 settings JSON, 4 directory version,
---       5 number of users, 6 number of channels, then pairs: user id, user
---       JSON; pairs: channel key, channel JSON; then triples: agent id,
---       full record JSON, version
+--       5 number of users, 6 number of channels, 7 number of removed
+--       agents, then pairs: user id, user JSON; pairs: channel key, channel
+--       JSON; pairs: removed agent id, seq of its removal; then triples:
+--       agent id, full record JSON, version
 -- Returns 1 when this call restored the tenant, 0 when it was not needed.
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SET', KEYS[4], ARGV[3])
-redis.call('DEL', KEYS[7], KEYS[8])
+redis.call('DEL', KEYS[7], KEYS[8], KEYS[9])
 redis.call('SET', KEYS[6], ARGV[4])
-local n_users, n_channels = tonumber(ARGV[5]), tonumber(ARGV[6])
-local records_at = 7 + 2 * (n_users + n_channels)
-for i = 7, 6 + 2 * n_users, 2 do
+local n_users, n_channels, n_removed = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local channels_at = 8 + 2 * n_users
+local removed_at = channels_at + 2 * n_channels
+local records_at = removed_at + 2 * n_removed
+for i = 8, channels_at - 1, 2 do
   redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1])
 end
-for i = 7 + 2 * n_users, records_at - 1, 2 do
+for i = channels_at, removed_at - 1, 2 do
   redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 1])
+end
+for i = removed_at, records_at - 1, 2 do
+  redis.call('HSET', KEYS[9], ARGV[i], ARGV[i + 1])
 end
 for i = records_at, #ARGV, 3 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])

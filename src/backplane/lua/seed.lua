@@ -4,7 +4,8 @@
 -- it at runtime; the file is only a seed).
 --
 -- KEYS: 1 seq, 2 records, 3 versions, 4 settings, 5 epoch,
---       6 directory version, 7 directory users, 8 directory channels
+--       6 directory version, 7 directory users, 8 directory channels,
+--       9 removed agents (not written here: `restore.lua` takes the same keys)
 -- ARGV: 1 settings JSON, 2 epoch value, 3 number of users, 4 number of
 --       channels, then pairs: user id, user JSON; pairs: channel key,
 --       channel JSON; then pairs: agent id, record JSON up to `"version":`
