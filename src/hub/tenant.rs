@@ -325,11 +325,11 @@ impl Tenant {
                 Err(id) => self.remove_agent(&mut r, &id, version),
             }
         }
-        if let Some(image) = state
-            .directory
-            .as_ref()
-            .filter(|d| d.version > r.dir.version)
-        {
+        // The store's directory wins, newer or not: like the settings, a
+        // directory change a store lost in a failover (without
+        // `--redis-wait-replicas`) is lost, and every node converges to
+        // what the store holds (PROTOCOL.md §9.1).
+        if let Some(image) = state.directory.as_ref().filter(|d| **d != r.dir.image()) {
             let after = Arc::new(self.directory_from(image));
             self.fan_out_directory(&mut r, after);
         }
