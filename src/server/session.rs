@@ -193,8 +193,9 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
             })?;
     let outbox = Outbox::new(hub.config.max_outbox_frames);
     if tenant.directory().user(&claims.sub).is_none() {
-        // Perhaps added on another node an instant ago.
-        hub.catch_up_with_store(&tenant).await;
+        // Perhaps added on another node an instant ago. Boxed: a rare
+        // path, kept out of every session task's own size.
+        Box::pin(hub.catch_up_with_store(&tenant)).await;
     }
     let (user, signed_in) = tenant.sign_in(&claims.sub, conn, &outbox).ok_or_else(|| {
         refuse(
