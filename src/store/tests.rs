@@ -118,7 +118,10 @@ async fn every_kind_of_change_comes_back_after_a_reopen() {
         (Status::Paused, Some("reason-k1"))
     );
     // The change's one record took its first seq, the directory its last.
-    assert!(t.records.iter().any(|r| r.id == "new1" && r.version == seq - 1));
+    assert!(t
+        .records
+        .iter()
+        .any(|r| r.id == "new1" && r.version == seq - 1));
     let events: Vec<(&str, &str)> = t
         .history
         .iter()
