@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A fresh directory under this test binary's own temporary path.
 fn fresh_dir(name: &str) -> PathBuf {
@@ -84,33 +83,9 @@ async fn staff(p: &Proc, user: &str, role: &str) -> Client {
     c
 }
 
-/// One HTTP/1.1 request with an admin's bearer token; status and JSON body.
+/// A PUT with an admin's bearer token; status and JSON body.
 async fn http_put(addr: &str, path: &str, bearer: &str, body: &str) -> (u16, Value) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!(
-        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {bearer}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(request.as_bytes()).await.expect("write");
-    let mut out = Vec::new();
-    tokio::time::timeout(DEADLINE, s.read_to_end(&mut out))
-        .await
-        .expect("an answer in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&out);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status line");
-    let json = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.trim())
-        .filter(|b| !b.is_empty())
-        .map(|b| serde_json::from_str(b).unwrap_or_else(|e| panic!("not JSON ({e}): {b}")))
-        .unwrap_or(Value::Null);
-    (status, json)
+    common::http::request(addr, "PUT", path, Some(bearer), "", Some(body)).await
 }
 
 fn record<'a>(snapshot: &'a Value, id: &str) -> &'a Value {

@@ -170,8 +170,8 @@ async fn admin(hub: &Arc<Hub>, headers: &HeaderMap, limit: &InFlight) -> HubResu
 }
 
 /// A request body: one JSON object of at most `--api-max-body-bytes`
-/// (read no further than that).
-async fn body_json(hub: &Hub, body: Body) -> HubResult<Value> {
+/// (read no further than that). SCIM reads its bodies with it too.
+pub(crate) async fn body_json(hub: &Hub, body: Body) -> HubResult<Value> {
     let limit = hub.config.api_max_body_bytes;
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
         HubError::too_large(format!(

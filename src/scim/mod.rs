@@ -276,20 +276,16 @@ fn respond(route: &'static str, result: ScimResult<Answer>) -> Response {
 
 /// A request body: one JSON object of at most `--api-max-body-bytes`.
 async fn body_json(hub: &Hub, body: Body) -> ScimResult<Value> {
-    let limit = hub.config.api_max_body_bytes;
-    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ScimError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            None,
-            format!("the body is larger than {limit} bytes (--api-max-body-bytes), or was cut off"),
-        )
-    })?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ScimError::invalid_syntax(format!("the body is not JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(ScimError::invalid_syntax("the body must be a JSON object"));
-    }
-    Ok(value)
+    // The API's reader (one bound, one message); its refusals in SCIM's
+    // terms: too large, or not a JSON object (`invalidSyntax`).
+    crate::api::body_json(hub, body)
+        .await
+        .map_err(|e| match e.code {
+            crate::error::ErrorCode::TooLarge => {
+                ScimError::new(StatusCode::PAYLOAD_TOO_LARGE, None, e.message)
+            }
+            _ => ScimError::invalid_syntax(e.message),
+        })
 }
 
 /// The query parameters a list or a read takes.
