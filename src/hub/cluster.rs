@@ -70,6 +70,13 @@ pub(super) enum NodeMessage {
         cid: String,
         outcome: WireOutcome,
     },
+    /// The asker of command `cid` stopped waiting (its supervisor's
+    /// connection ended): the owner withdraws the request, and the devices
+    /// hear `withdrawn` (PROTOCOL.md §5.6). Sent on the same channel as the
+    /// command, after it, so it never overtakes it.
+    Withdraw {
+        cid: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -657,24 +664,40 @@ async fn event_loop(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<NodeEvent
                 supervisor_name,
                 reply,
             }) => {
+                // Registered before the task starts: a withdrawal, which
+                // follows the command on this channel, always finds it.
+                let (withdraw, withdrawn) = oneshot::channel();
+                if reply {
+                    hub.asked_here.insert(cid.clone(), withdraw);
+                }
                 let hub = hub.clone();
                 tokio::spawn(async move {
                     // Only a node serving the tenant can hold the agent's devices.
-                    let outcome = match hub.attached_tenant(&tenant) {
-                        Some(t) => {
-                            deliver_locally(
-                                &hub,
-                                &t,
-                                &agent,
-                                &action,
-                                mode,
-                                (&supervisor_id, &supervisor_name),
-                                reply,
-                            )
-                            .await
+                    let deliver = async {
+                        match hub.attached_tenant(&tenant) {
+                            Some(t) => {
+                                deliver_locally(
+                                    &hub,
+                                    &t,
+                                    &agent,
+                                    &action,
+                                    mode,
+                                    (&supervisor_id, &supervisor_name),
+                                    reply,
+                                )
+                                .await
+                            }
+                            None => Outcome::Offline,
                         }
-                        None => Outcome::Offline,
                     };
+                    let outcome = tokio::select! {
+                        outcome = deliver => Some(outcome),
+                        // Dropping the request in flight tells its devices
+                        // `withdrawn`; nobody waits for a result.
+                        Ok(()) = withdrawn => None,
+                    };
+                    hub.asked_here.remove(&cid);
+                    let Some(outcome) = outcome else { return };
                     if reply {
                         let message = NodeMessage::Result {
                             cid,
@@ -685,6 +708,11 @@ async fn event_loop(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<NodeEvent
                         }
                     }
                 });
+            }
+            Ok(NodeMessage::Withdraw { cid }) => {
+                if let Some((_, withdraw)) = hub.asked_here.remove(&cid) {
+                    let _ = withdraw.send(());
+                }
             }
             Ok(NodeMessage::SignOut {
                 tenant,
@@ -727,6 +755,40 @@ async fn deliver_locally(
             let _ = in_flight.outcome(timeout).await;
         });
         Outcome::Accepted
+    }
+}
+
+/// A command this node sent to another node and may wait for.
+struct Asking {
+    hub: Arc<Hub>,
+    cid: String,
+    /// The node holding the request while this one waits for its verdict.
+    owner: Option<String>,
+}
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        self.hub.remote.remove(&self.cid);
+        // Dropped while waiting: whoever asked stopped waiting, so the
+        // owner withdraws the request (in memory, dropping it does).
+        let Some(owner) = self.owner.take() else {
+            return;
+        };
+        let message = NodeMessage::Withdraw {
+            cid: std::mem::take(&mut self.cid),
+        };
+        let (Ok(text), Ok(runtime)) = (
+            serde_json::to_string(&message),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let hub = self.hub.clone();
+        runtime.spawn(async move {
+            // Lost (the store is down): the devices hear `timeout` at the
+            // timeout instead, as before this message existed.
+            let _ = hub.backplane.send_to_node(&owner, &text).await;
+        });
     }
 }
 
@@ -795,31 +857,34 @@ impl Hub {
                 continue;
             };
             let (tx, rx) = oneshot::channel();
+            // Forgets the waiter however this ends, and withdraws the
+            // request from the owner if the asker stops waiting first.
+            let mut asking = Asking {
+                hub: self.clone(),
+                cid: cid.clone(),
+                owner: None,
+            };
             if wait {
                 self.remote.insert(cid.clone(), tx);
             }
             match self.backplane.send_to_node(owner, &text).await {
-                Ok(0) => {
-                    // Nobody listens there (the node is gone): try the next owner.
-                    self.remote.remove(&cid);
-                }
+                // Nobody listens there (the node is gone): try the next owner.
+                Ok(0) => {}
                 Ok(_) if !wait => return Outcome::Accepted,
                 Ok(_) => {
+                    asking.owner = Some(owner.to_string());
                     // The owner times the device out itself and reports it; wait a
                     // store round trip longer so its verdict normally wins.
                     let patience = self.config.command_timeout()
                         + Duration::from_millis(self.config.redis_timeout_ms);
                     let outcome = tokio::time::timeout(patience, rx).await;
-                    self.remote.remove(&cid);
+                    asking.owner = None;
                     return match outcome {
                         Ok(Ok(outcome)) => outcome,
                         _ => Outcome::TimedOut,
                     };
                 }
-                Err(e) => {
-                    self.remote.remove(&cid);
-                    return Outcome::Unavailable(e.to_string());
-                }
+                Err(e) => return Outcome::Unavailable(e.to_string()),
             }
         }
         Outcome::Offline

@@ -86,6 +86,9 @@ pub struct Hub {
     idle: tokio::sync::Notify,
     /// Commands sent to other nodes, awaiting their outcome.
     remote: DashMap<String, tokio::sync::oneshot::Sender<router::Outcome>>,
+    /// Requests other nodes sent here that await the agent's answer, by
+    /// their id: sending on one withdraws it (its asker stopped waiting).
+    asked_here: DashMap<String, tokio::sync::oneshot::Sender<()>>,
     /// Tenants whose delta stream skipped a seq (cluster mode resyncs them).
     gaps: tokio::sync::mpsc::UnboundedSender<tenant::Repair>,
     /// Set once the node gave up its lease at the end of a drain.
@@ -106,6 +109,7 @@ impl Hub {
         let (gaps, gap_rx) = tokio::sync::mpsc::unbounded_channel();
         let hub = Arc::new(Hub {
             remote: DashMap::new(),
+            asked_here: DashMap::new(),
             gaps,
             lease_released: std::sync::atomic::AtomicBool::new(false),
             dev_secret: std::sync::OnceLock::new(),
