@@ -33,6 +33,29 @@ pub enum Command {
     /// one into it, over its HTTP API with an admin's token (docs/DIRECTORY.md).
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Read a running hub's agent event stream over its HTTP API with an
+    /// admin's token (protocol/EVENTS.md).
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print the token's tenant's events, one JSON object per line, and
+    /// keep printing new ones as they come.
+    Tail {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// Start after this event id (default: the oldest kept).
+        #[arg(long, conflicts_with = "from_now")]
+        after: Option<String>,
+        /// Print only events that come after the newest one now.
+        #[arg(long)]
+        from_now: bool,
+        /// Exit after printing this many events.
+        #[arg(long)]
+        max_events: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +205,30 @@ pub struct Config {
     /// Changes kept in each tenant's history.
     #[arg(long, env = "PRESENCE_HUB_HISTORY_CAPACITY", default_value_t = 10_000)]
     pub history_capacity: usize,
+    /// Events kept per tenant in the agent event stream (protocol/EVENTS.md):
+    /// the Redis Stream `hub:{t}:events` on a cluster, the node's memory
+    /// (and `--data-dir`) on a single node. 0: no event stream.
+    #[arg(long, env = "PRESENCE_HUB_EVENTS_MAX_LEN", default_value_t = 100_000)]
+    pub events_max_len: usize,
+    /// Events older than this many seconds are dropped from the stream
+    /// (0: kept until `--events-max-len`).
+    #[arg(long, env = "PRESENCE_HUB_EVENTS_MAX_AGE_S", default_value_t = 172_800)]
+    pub events_max_age_s: u64,
+    /// Seconds between two `heartbeat` events of a signed-in agent (0: none).
+    #[arg(long, env = "PRESENCE_HUB_EVENTS_HEARTBEAT_S", default_value_t = 60)]
+    pub events_heartbeat_s: u64,
+    /// Longest a `GET /api/v1/events?wait_ms=` request waits for an event,
+    /// in ms (a longer `wait_ms` is cut to this).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_EVENTS_MAX_WAIT_MS",
+        default_value_t = 30_000
+    )]
+    pub events_max_wait_ms: u64,
+    /// `GET /api/v1/events?wait_ms=` requests waiting at once on this node;
+    /// more are refused with 429.
+    #[arg(long, env = "PRESENCE_HUB_EVENTS_MAX_WAITING", default_value_t = 256)]
+    pub events_max_waiting: usize,
     /// In-memory mode: keep records, settings, directory changes, history
     /// and idempotency keys in this directory (created if missing), written
     /// and fsynced before each change is acknowledged, and start from it
@@ -399,6 +446,14 @@ fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
 }
 
 impl Config {
+    /// How much of the event stream the store keeps.
+    pub fn events_retention(&self) -> crate::events::Retention {
+        crate::events::Retention {
+            max_len: self.events_max_len,
+            max_age_ms: (self.events_max_age_s > 0).then(|| self.events_max_age_s * 1000),
+        }
+    }
+
     /// Defaults, as if started with no flags (tests override fields).
     pub fn defaults() -> Self {
         Cli::parse_from(["presence-hub"]).config

@@ -45,6 +45,9 @@
 //!   ([`directory::transfer`]); [`hub::directory`] commits changes.
 //! - [`api`]: the HTTP JSON API for scripts (`/api/v1`): bearer auth of an
 //!   admin, bounded bodies and requests in flight, JSON errors.
+//! - [`events`]: events out — the agent event stream (one event per
+//!   committed change, written by the store with the change; heartbeats),
+//!   read over `GET /api/v1/events` or `presence-hub events tail`.
 //! - [`config`], [`auth`] (tokens; [`auth::jwks`]: an identity
 //!   provider's keys), [`error`], [`clock`], [`tls`] (the rustls crypto
 //!   provider those keys' and Redis's TLS clients share): the edges.
@@ -62,6 +65,7 @@ pub mod demo;
 pub mod directory;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod hub;
 pub mod metrics;
 pub mod node;

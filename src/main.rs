@@ -2,7 +2,7 @@
 //! the library (see `lib.rs`).
 
 use clap::Parser;
-use presence_hub::config::{Cli, Command, DirectoryCommand, LogFormat};
+use presence_hub::config::{Cli, Command, DirectoryCommand, EventsCommand, LogFormat};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -41,6 +41,26 @@ async fn main() -> ExitCode {
             }
         }
         Some(Command::Directory(command)) => directory(command).await,
+        Some(Command::Events(EventsCommand::Tail {
+            hub,
+            after,
+            from_now,
+            max_events,
+        })) => {
+            let tail = presence_hub::events::tail::Tail {
+                after,
+                from_now,
+                max_events,
+            };
+            let mut out = std::io::stdout().lock();
+            match presence_hub::events::tail::run(&hub.url, &hub.token, tail, &mut out).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("presence-hub events tail: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         None => match presence_hub::node::run(cli.config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -52,6 +52,10 @@ pub struct Metrics {
     jwks_fetches: [Counter; 2],
     /// Keys from the identity provider held now.
     pub jwks_keys: Gauge,
+    /// Heartbeat events appended (`crate::events::heartbeat`).
+    pub events_heartbeats: Counter,
+    /// Events handed to readers of `GET /api/v1/events`.
+    pub events_read: Counter,
     messages_out: [Counter; OUT_KINDS.len()],
 }
 
@@ -99,6 +103,8 @@ pub fn get() -> &'static Metrics {
                 metrics::counter!("presence_hub_jwks_fetches_total", "outcome" => outcome)
             }),
             jwks_keys: metrics::gauge!("presence_hub_jwks_keys"),
+            events_heartbeats: metrics::counter!("presence_hub_events_heartbeats_total"),
+            events_read: metrics::counter!("presence_hub_events_read_total"),
             messages_out: OUT_KINDS
                 .map(|kind| metrics::counter!("presence_hub_messages_out_total", "type" => kind)),
         }
@@ -183,6 +189,14 @@ fn describe() {
     describe_counter!(
         "presence_hub_directory_changes_total",
         "Directory changes this node committed (admin WebSocket, HTTP API), by event"
+    );
+    describe_counter!(
+        "presence_hub_events_heartbeats_total",
+        "Heartbeat events this node appended to the event stream (--events-heartbeat-s)"
+    );
+    describe_counter!(
+        "presence_hub_events_read_total",
+        "Events this node handed to readers of GET /api/v1/events"
     );
     describe_gauge!(
         "presence_hub_jwks_keys",

@@ -83,7 +83,11 @@ impl Node {
                     "--data-dir keeps a single in-memory node's data; with Redis, Redis keeps it: give one or the other".into(),
                 ))
             }
-            (Some(dir), None) => Some(crate::store::DataDir::open(dir, config.history_capacity)?),
+            (Some(dir), None) => Some(crate::store::DataDir::open_with(
+                dir,
+                config.history_capacity,
+                config.events_retention(),
+            )?),
             (None, _) => None,
         };
         let (verifier, generated_secret) = Verifier::from_config(&config)?;
@@ -125,7 +129,10 @@ impl Node {
         let backplane: Arc<dyn Backplane> = match redis {
             None => match &data_dir {
                 Some(opened) => Arc::new(opened.backplane(config.history_capacity)),
-                None => Arc::new(MemoryBackplane::new(config.history_capacity)),
+                None => Arc::new(
+                    MemoryBackplane::new(config.history_capacity)
+                        .with_events(config.events_retention()),
+                ),
             },
             Some(prepared) => {
                 let waiting = server::starting::Waiting::default();
@@ -144,6 +151,7 @@ impl Node {
         };
         web.metrics.warn_if_exposed(addr);
         let hub = Hub::new(config, directory, backplane, verifier);
+        crate::events::heartbeat::start(&hub);
         if let Some(opened) = &data_dir {
             restart_timers(&hub, &opened.restored);
         }
@@ -497,7 +505,8 @@ async fn reach_redis(
             .wait_for_replicas(
                 config.redis_wait_replicas,
                 Duration::from_millis(config.redis_wait_timeout_ms),
-            );
+            )
+            .with_events(config.events_retention());
             // Hold a lease before serving anyone.
             redis.renew_lease().await?;
             Ok::<_, crate::backplane::BackplaneError>(redis)

@@ -1,6 +1,7 @@
 //! The HTTP JSON API for scripts and integrations (docs/API.md), under
 //! `/api/v1`. Today: the directory (`/api/v1/directory`, the same changes
-//! as the admin WebSocket's, PROTOCOL.md §7.1).
+//! as the admin WebSocket's, PROTOCOL.md §7.1) and the agent event stream
+//! (`/api/v1/events`, protocol/EVENTS.md).
 //!
 //! Every request carries `Authorization: Bearer <token>`: the same tokens
 //! as the WebSocket's `hello`, verified the same way, and the token's user
@@ -14,7 +15,9 @@
 //! PROTOCOL.md §3.1 says of its code. Counted in
 //! `presence_hub_api_requests_total{route, status}`.
 
+pub mod client;
 pub mod directory;
+pub mod events;
 
 use crate::backplane::IdempotencyKey;
 use crate::directory::change::DirectoryChange;
@@ -47,7 +50,11 @@ pub fn routes(hub: &Hub) -> Router<Arc<Hub>> {
             "/api/v1/directory/channels/{kind}/{id}",
             get(get_channel).put(put_channel).delete(delete_channel),
         )
+        .route("/api/v1/events", get(events::get_events))
         .layer(axum::Extension(InFlight(limit)))
+        .layer(axum::Extension(events::Waiting(Arc::new(Semaphore::new(
+            hub.config.events_max_waiting.max(1),
+        )))))
 }
 
 /// The permits of requests in flight (`--api-max-in-flight`).

@@ -15,6 +15,8 @@
 //! Without a journal nothing below changes.
 
 use super::*;
+use crate::events::log::EventLog;
+use crate::events::{Body, Event, Retention};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -31,6 +33,8 @@ pub struct MemoryBackplane {
     /// epoch (supervisors reload in full). A restored tenant keeps its own.
     epoch: Epoch,
     journal: Option<Arc<dyn Journal>>,
+    /// How much of each tenant's event stream is kept.
+    retention: Retention,
 }
 
 /// What one commit changes, as a [`Journal`] receives it: everything needed
@@ -51,6 +55,8 @@ pub struct Written<'a> {
     pub history: &'a [HistoryEntry],
     /// The idempotency key the change was made under.
     pub key: Option<&'a IdempotencyKey>,
+    /// The events the change appends to the tenant's stream, in order.
+    pub events: &'a [(EventId, Event)],
 }
 
 /// Makes a commit durable before the memory store applies it. Called with
@@ -75,6 +81,8 @@ pub struct Restored {
     /// Keys still within their window: key, seq of its change, when it was
     /// used (ms since the Unix epoch), oldest first.
     pub keys: Vec<(IdempotencyKey, u64, u64)>,
+    /// The event stream as kept, oldest first.
+    pub events: Vec<(EventId, Arc<str>)>,
 }
 
 struct Store {
@@ -83,6 +91,7 @@ struct Store {
     records: HashMap<String, Arc<AgentRecord>>,
     directory: DirectoryImage,
     history: VecDeque<HistoryEntry>,
+    events: EventLog,
     handlers: Vec<DeltaHandler>,
     once: Remembered,
     epoch: Epoch,
@@ -132,7 +141,15 @@ impl MemoryBackplane {
             history_capacity,
             epoch: Epoch::new("memory", 0),
             journal: None,
+            retention: Retention::default(),
         }
+    }
+
+    /// Keeps each tenant's event stream within `retention`
+    /// ([`Retention::OFF`]: keeps none).
+    pub fn with_events(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// A store that starts from `restored` and writes every change to
@@ -170,6 +187,7 @@ impl MemoryBackplane {
                     .collect(),
                 directory: t.directory,
                 history,
+                events: EventLog::restored(t.events),
                 handlers: Vec::new(),
                 once,
                 epoch: t.epoch,
@@ -205,6 +223,30 @@ impl MemoryBackplane {
                 store.history.pop_front();
             }
             store.history.push_back(entry);
+        }
+    }
+
+    /// Numbers a change's events with the ids they will take (none when
+    /// the stream is off).
+    fn events(
+        &self,
+        store: &Store,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Vec<(EventId, Event)> {
+        if !self.retention.enabled() {
+            return Vec::new();
+        }
+        let events: Vec<Event> = events.into_iter().collect();
+        let ids = store.events.next_ids(events.len(), crate::clock::now_ms());
+        ids.into_iter().zip(events).collect()
+    }
+
+    /// Keeps events the journal (if any) has written.
+    fn append_events(&self, store: &mut Store, events: Vec<(EventId, Event)>) {
+        if !events.is_empty() {
+            store
+                .events
+                .append(events, &self.retention, crate::clock::now_ms());
         }
     }
 
@@ -244,6 +286,7 @@ impl Backplane for MemoryBackplane {
                         records: HashMap::new(),
                         directory: seed.directory.clone(),
                         history: VecDeque::new(),
+                        events: EventLog::default(),
                         handlers: Vec::new(),
                         once: Remembered::default(),
                         epoch: self.epoch.clone(),
@@ -271,6 +314,7 @@ impl Backplane for MemoryBackplane {
                                 removed: &[],
                                 history: &[],
                                 key: None,
+                                events: &[],
                             },
                         )?;
                         // From now on the file is the authority: the
@@ -317,6 +361,20 @@ impl Backplane for MemoryBackplane {
         record.version = seq;
         let record = Arc::new(record);
         let entry = HistoryEntry::of(&record, event);
+        let events = self.events(
+            &store,
+            [Event {
+                version: seq,
+                event: event.to_string(),
+                at_ms: entry.at_ms,
+                by: entry.by.clone(),
+                body: Body::Agent {
+                    agent_id: record.id.clone(),
+                    previous: current,
+                    current: Some(record.clone()),
+                },
+            }],
+        );
         self.journal(
             tenant,
             Written {
@@ -328,11 +386,13 @@ impl Backplane for MemoryBackplane {
                 removed: &[],
                 history: std::slice::from_ref(&entry),
                 key: once,
+                events: &events,
             },
         )?;
         store.seq = seq;
         store.records.insert(record.id.clone(), record.clone());
         self.record_history(&mut store, entry);
+        self.append_events(&mut store, events);
         store.once.remember(once, seq);
         Self::publish(&store, Delta::Agent(record.clone()));
         Ok(Commit::Committed(record))
@@ -342,6 +402,7 @@ impl Backplane for MemoryBackplane {
         &self,
         tenant: &str,
         patch: &SettingsPatch,
+        by: &Actor,
         once: Option<&IdempotencyKey>,
     ) -> Result<(u64, Settings), BackplaneError> {
         let store = self.store(tenant)?;
@@ -352,6 +413,18 @@ impl Backplane for MemoryBackplane {
         let mut settings = store.settings.clone();
         patch.apply_to(&mut settings);
         let seq = store.seq + 1;
+        let events = self.events(
+            &store,
+            [Event {
+                version: seq,
+                event: "settings_updated".into(),
+                at_ms: crate::clock::now_ms(),
+                by: by.clone(),
+                body: Body::Settings {
+                    settings: settings.clone(),
+                },
+            }],
+        );
         self.journal(
             tenant,
             Written {
@@ -363,10 +436,12 @@ impl Backplane for MemoryBackplane {
                 removed: &[],
                 history: &[],
                 key: once,
+                events: &events,
             },
         )?;
         store.settings = settings.clone();
         store.seq = seq;
+        self.append_events(&mut store, events);
         store.once.remember(once, seq);
         Self::publish(
             &store,
@@ -411,18 +486,54 @@ impl Backplane for MemoryBackplane {
             .map(|record| HistoryEntry::of(record, &write.event))
             .collect();
         let mut removed = Vec::new();
+        let by = write.by.clone().unwrap_or_else(Actor::system);
+        let at_ms = crate::clock::now_ms();
+        // One event per version, in version order: the records written,
+        // the records removed, then the directory change itself.
+        let mut events: Vec<Event> = records
+            .iter()
+            .map(|record| Event {
+                version: record.version,
+                event: write.event.clone(),
+                at_ms,
+                by: record.changed_by.clone().unwrap_or_else(|| by.clone()),
+                body: Body::Agent {
+                    agent_id: record.id.clone(),
+                    previous: store.records.get(&record.id).cloned(),
+                    current: Some(record.clone()),
+                },
+            })
+            .collect();
         for (id, version) in write.removals(seq) {
             if let Some(old) = store.records.get(id) {
                 let mut entry = HistoryEntry::of(old, &write.event);
                 entry.version = version;
-                entry.by = write
-                    .by
-                    .clone()
-                    .unwrap_or_else(crate::domain::Actor::system);
+                entry.by = by.clone();
                 history.push(entry);
                 removed.push(id.to_string());
+                events.push(Event {
+                    version,
+                    event: write.event.clone(),
+                    at_ms,
+                    by: by.clone(),
+                    body: Body::Agent {
+                        agent_id: id.to_string(),
+                        previous: Some(old.clone()),
+                        current: None,
+                    },
+                });
             }
         }
+        events.push(Event {
+            version: seq,
+            event: write.event.clone(),
+            at_ms,
+            by,
+            body: Body::Directory {
+                write: Arc::new(write.clone()),
+            },
+        });
+        let events = self.events(&store, events);
         self.journal(
             tenant,
             Written {
@@ -434,6 +545,7 @@ impl Backplane for MemoryBackplane {
                 removed: &removed,
                 history: &history,
                 key: once,
+                events: &events,
             },
         )?;
         store.seq = seq;
@@ -447,6 +559,7 @@ impl Backplane for MemoryBackplane {
         for entry in history {
             self.record_history(&mut store, entry);
         }
+        self.append_events(&mut store, events);
         store.once.remember(once, seq);
         Self::publish(
             &store,
@@ -485,6 +598,57 @@ impl Backplane for MemoryBackplane {
         once: &IdempotencyKey,
     ) -> Result<Option<u64>, BackplaneError> {
         Ok(self.store(tenant)?.lock().once.get(once))
+    }
+
+    async fn read_events(
+        &self,
+        tenant: &str,
+        after: Option<EventId>,
+        limit: usize,
+    ) -> Result<Page, BackplaneError> {
+        Ok(self.store(tenant)?.lock().events.read(tenant, after, limit))
+    }
+
+    async fn heartbeats(
+        &self,
+        tenant: &str,
+        agent_ids: &[String],
+    ) -> Result<usize, BackplaneError> {
+        let store = self.store(tenant)?;
+        let mut store = store.lock();
+        let at_ms = crate::clock::now_ms();
+        let beats: Vec<Event> = agent_ids
+            .iter()
+            .filter_map(|id| store.records.get(id))
+            .filter(|r| r.presence == crate::domain::Presence::Online)
+            .map(|r| Event {
+                version: r.version,
+                event: "heartbeat".into(),
+                at_ms,
+                by: Actor::system(),
+                body: Body::Heartbeat { current: r.clone() },
+            })
+            .collect();
+        let events = self.events(&store, beats);
+        let count = events.len();
+        if count > 0 {
+            self.journal(
+                tenant,
+                Written {
+                    seq: store.seq,
+                    epoch: None,
+                    settings: None,
+                    directory: None,
+                    records: &[],
+                    removed: &[],
+                    history: &[],
+                    key: None,
+                    events: &events,
+                },
+            )?;
+            self.append_events(&mut store, events);
+        }
+        Ok(count)
     }
 
     fn is_ready(&self) -> bool {

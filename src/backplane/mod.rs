@@ -18,7 +18,8 @@ pub mod target;
 
 use crate::directory::change::DirectoryWrite;
 use crate::directory::DirectoryImage;
-use crate::domain::{AgentRecord, Settings};
+use crate::domain::{Actor, AgentRecord, Settings};
+use crate::events::{EventId, Page};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -313,6 +314,7 @@ pub trait Backplane: Send + Sync + 'static {
         &self,
         tenant: &str,
         patch: &SettingsPatch,
+        by: &Actor,
         once: Option<&IdempotencyKey>,
     ) -> Result<(u64, Settings), BackplaneError>;
 
@@ -346,6 +348,20 @@ pub trait Backplane: Send + Sync + 'static {
         since_ms: u64,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, BackplaneError>;
+
+    /// Up to `limit` events of the tenant's event stream after `after`
+    /// (from the oldest kept without), oldest first (protocol/EVENTS.md).
+    async fn read_events(
+        &self,
+        tenant: &str,
+        after: Option<EventId>,
+        limit: usize,
+    ) -> Result<Page, BackplaneError>;
+
+    /// Appends a `heartbeat` event with the store's current record of each
+    /// of these agents that is online; returns how many it appended.
+    async fn heartbeats(&self, tenant: &str, agent_ids: &[String])
+        -> Result<usize, BackplaneError>;
 
     /// Whether the store is reachable (drives `/readyz`).
     fn is_ready(&self) -> bool;

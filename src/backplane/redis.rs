@@ -10,6 +10,7 @@
 //! | `hub:{t}:versions` | hash: agent id → version (what the CAS compares) |
 //! | `hub:{t}:settings` | settings JSON |
 //! | `hub:{t}:history` | capped stream of changes |
+//! | `hub:{t}:events` | the agent event stream (protocol/EVENTS.md): one entry `e <json>` per version, appended by the script that commits it, trimmed by `--events-max-len` and `--events-max-age-s` |
 //! | `hub:{t}:epoch` | present while the store holds this tenant; gone after an empty restart |
 //! | `hub:{t}:ops` | hash: agent id → the attempt id and seq of its last change (`settle`) |
 //! | `hub:{t}:op:<attempt>` | a settings change's seq, for 10 minutes (`settle`) |
@@ -41,6 +42,8 @@ use super::sentinel::{is_readonly, master_may_have_moved, SentinelConn};
 use super::settle::{Attempts, RedisClock, Settled, FENCE_TTL, SETTINGS_ATTEMPT_TTL};
 use super::target::{Prepared, PreparedKind};
 use super::*;
+use crate::domain::Actor;
+use crate::events::{Event, EventId, Page, Retention};
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{AsyncCommands, PushInfo, PushKind, Script, Value as RedisValue};
 use dashmap::DashMap;
@@ -128,6 +131,7 @@ struct Keys {
     dir_users: String,
     dir_channels: String,
     dir_removed: String,
+    events: String,
     tenant: String,
 }
 
@@ -144,7 +148,8 @@ impl Keys {
             .key(&self.dir_version)
             .key(&self.dir_users)
             .key(&self.dir_channels)
-            .key(&self.dir_removed);
+            .key(&self.dir_removed)
+            .key(&self.events);
         invocation
     }
 }
@@ -164,6 +169,7 @@ fn keys(tenant: &str) -> Keys {
         dir_users: k("dir:users"),
         dir_channels: k("dir:channels"),
         dir_removed: k("dir:removed"),
+        events: k("events"),
         tenant: tenant.to_string(),
     }
 }
@@ -412,6 +418,10 @@ pub struct RedisBackplane {
     settle: Script,
     directory: Script,
     lease: Script,
+    heartbeat: Script,
+    read_events: Script,
+    /// How much of each tenant's event stream is kept.
+    retention: Retention,
     /// The server's clock as of the last lease renewal (change deadlines).
     clock: RedisClock,
     attempts: Attempts,
@@ -521,6 +531,9 @@ impl RedisBackplane {
             settle: Script::new(include_str!("lua/settle.lua")),
             directory: Script::new(include_str!("lua/directory.lua")),
             lease: Script::new(include_str!("lua/lease.lua")),
+            heartbeat: Script::new(include_str!("lua/heartbeat.lua")),
+            read_events: Script::new(include_str!("lua/events.lua")),
+            retention: Retention::default(),
             clock: RedisClock::default(),
             attempts: Attempts::new(),
         })
@@ -638,6 +651,33 @@ impl RedisBackplane {
                 "no answer from Redis in time; the change was not applied".into(),
             )),
         }
+    }
+
+    /// Keeps each tenant's event stream within `retention`
+    /// ([`Retention::OFF`]: writes none).
+    pub fn with_events(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// An event's opening for a script, or empty when the stream is off.
+    fn event_prefix(
+        &self,
+        kind: &str,
+        tenant: &str,
+        agent_id: Option<&str>,
+        event: &str,
+        by: &crate::domain::Actor,
+    ) -> String {
+        if !self.retention.enabled() {
+            return String::new();
+        }
+        Event::prefix(kind, tenant, agent_id, event, crate::clock::now_ms(), by)
+    }
+
+    /// The events' maximum age for a script, 0 for none.
+    fn events_max_age(&self) -> u64 {
+        self.retention.max_age_ms.unwrap_or(0)
     }
 
     /// Acknowledges a change only once `replicas` replicas hold it (`WAIT`,
@@ -835,6 +875,7 @@ impl Backplane for RedisBackplane {
         self.check_reachable()?;
         let k = keys(tenant);
         let history = HistoryEntry::of(&record, event);
+        let event_prefix = self.event_prefix("agent", tenant, Some(&record.id), event, &history.by);
         let attempt = self.attempts.next();
         let mut conn = self.conn();
         let sent = Instant::now();
@@ -848,6 +889,7 @@ impl Backplane for RedisBackplane {
                 .key(&k.ops)
                 .key(k.fence(&attempt))
                 .key(k.once(once))
+                .key(&k.events)
                 .arg(&record.id)
                 .arg(expected_version)
                 .arg(without_version(&record)?)
@@ -857,6 +899,9 @@ impl Backplane for RedisBackplane {
                 .arg(&attempt)
                 .arg(self.deadline(sent))
                 .arg(window_ms(once))
+                .arg(event_prefix)
+                .arg(self.retention.max_len)
+                .arg(self.events_max_age())
                 .invoke_async::<(u64, RedisValue)>(&mut conn),
             self.timeout,
         )
@@ -923,10 +968,12 @@ impl Backplane for RedisBackplane {
         &self,
         tenant: &str,
         patch: &SettingsPatch,
+        by: &crate::domain::Actor,
         once: Option<&IdempotencyKey>,
     ) -> Result<(u64, Settings), BackplaneError> {
         self.check_reachable()?;
         let k = keys(tenant);
+        let event_prefix = self.event_prefix("settings", tenant, None, "settings_updated", by);
         let patch = to_json(patch)?;
         let attempt = self.attempts.next();
         let mut conn = self.conn();
@@ -939,11 +986,15 @@ impl Backplane for RedisBackplane {
                 .key(k.op(&attempt))
                 .key(k.fence(&attempt))
                 .key(k.once(once))
+                .key(&k.events)
                 .arg(patch)
                 .arg(conn.publish_command())
                 .arg(self.deadline(sent))
                 .arg(SETTINGS_ATTEMPT_TTL.as_millis() as u64)
                 .arg(window_ms(once))
+                .arg(event_prefix)
+                .arg(self.retention.max_len)
+                .arg(self.events_max_age())
                 .invoke_async(&mut conn),
             self.timeout,
         )
@@ -1007,7 +1058,12 @@ impl Backplane for RedisBackplane {
             .key(k.op(&attempt))
             .key(k.fence(&attempt))
             .key(k.once(once))
-            .key(&k.dir_removed);
+            .key(&k.dir_removed)
+            .key(&k.events);
+        let by = write
+            .by
+            .clone()
+            .unwrap_or_else(crate::domain::Actor::system);
         let mut conn = self.conn();
         let sent = Instant::now();
         invocation
@@ -1023,7 +1079,10 @@ impl Backplane for RedisBackplane {
             .arg(write.channels_put.len())
             .arg(write.channels_removed.len())
             .arg(write.records_put.len())
-            .arg(write.records_removed.len());
+            .arg(write.records_removed.len())
+            .arg(self.event_prefix("directory", tenant, None, &write.event, &by))
+            .arg(self.retention.max_len)
+            .arg(self.events_max_age());
         for user in &write.users_put {
             invocation.arg(&user.id).arg(to_json(user)?);
         }
@@ -1044,7 +1103,14 @@ impl Backplane for RedisBackplane {
                 .arg(&put.record.id)
                 .arg(put.expected.map(|v| v.to_string()).unwrap_or_default())
                 .arg(without_version(&put.record)?)
-                .arg(without_version(&history)?);
+                .arg(without_version(&history)?)
+                .arg(self.event_prefix(
+                    "agent",
+                    tenant,
+                    Some(&put.record.id),
+                    &write.event,
+                    &history.by,
+                ));
         }
         for removal in &write.records_removed {
             // The history keeps the agent as it was, and who removed it.
@@ -1069,7 +1135,8 @@ impl Backplane for RedisBackplane {
             invocation
                 .arg(&removal.id)
                 .arg(removal.expected)
-                .arg(without_version(&history)?);
+                .arg(without_version(&history)?)
+                .arg(self.event_prefix("agent", tenant, Some(&removal.id), &write.event, &by));
         }
         let result: ::redis::RedisResult<(i64, u64)> =
             guarded(invocation.invoke_async(&mut conn), self.timeout).await;
@@ -1205,7 +1272,9 @@ impl Backplane for RedisBackplane {
             .arg(directory.version)
             .arg(directory.users.len())
             .arg(directory.channels.len())
-            .arg(directory.removed.len());
+            .arg(directory.removed.len())
+            .arg(self.event_prefix("gap", tenant, None, "restored", &Actor::system()))
+            .arg(self.retention.max_len);
         add_directory_args(&mut invocation, &directory)?;
         for (id, seq) in &directory.removed {
             invocation.arg(id).arg(seq);
@@ -1228,13 +1297,77 @@ impl Backplane for RedisBackplane {
         let before: ::redis::RedisResult<u64> = guarded(
             self.raise_seq
                 .key(keys(tenant).seq)
+                .key(keys(tenant).events)
                 .arg(floor)
                 .arg(target)
+                .arg(self.event_prefix("gap", tenant, None, "gap", &Actor::system()))
+                .arg(self.retention.max_len)
                 .invoke_async(&mut self.conn()),
             self.timeout,
         )
         .await;
         self.note(before)
+    }
+
+    async fn read_events(
+        &self,
+        tenant: &str,
+        after: Option<EventId>,
+        limit: usize,
+    ) -> Result<Page, BackplaneError> {
+        let start = after.map_or_else(|| "-".to_string(), |id| format!("({id}"));
+        let answer: ::redis::RedisResult<Vec<String>> = guarded(
+            self.read_events
+                .key(keys(tenant).events)
+                .arg(start)
+                .arg(limit)
+                .invoke_async(&mut self.conn()),
+            self.timeout,
+        )
+        .await;
+        let answer = self.note(answer)?;
+        let id = |s: &str| s.parse::<EventId>().ok();
+        let mut page = Page {
+            oldest: answer.first().and_then(|s| id(s)),
+            last: answer.get(1).and_then(|s| id(s)),
+            events: Vec::new(),
+        };
+        for pair in answer.get(2..).unwrap_or_default().chunks_exact(2) {
+            if let Some(event_id) = id(&pair[0]) {
+                page.events.push((event_id, Arc::from(pair[1].as_str())));
+            }
+        }
+        Ok(page)
+    }
+
+    async fn heartbeats(
+        &self,
+        tenant: &str,
+        agent_ids: &[String],
+    ) -> Result<usize, BackplaneError> {
+        if !self.retention.enabled() || agent_ids.is_empty() {
+            return Ok(0);
+        }
+        let k = keys(tenant);
+        let mut invocation = self.heartbeat.prepare_invoke();
+        invocation
+            .key(&k.records)
+            .key(&k.versions)
+            .key(&k.events)
+            .arg(self.retention.max_len);
+        let system = Actor::system();
+        for id in agent_ids {
+            invocation.arg(id).arg(self.event_prefix(
+                "heartbeat",
+                tenant,
+                Some(id),
+                "heartbeat",
+                &system,
+            ));
+        }
+        let count: ::redis::RedisResult<usize> =
+            guarded(invocation.invoke_async(&mut self.conn()), self.timeout).await;
+        self.note(count)
     }
 
     async fn send_to_node(&self, node: &str, message: &str) -> Result<usize, BackplaneError> {

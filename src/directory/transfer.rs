@@ -15,19 +15,14 @@
 //! Settings are not part of it: they are changed with `update_settings`.
 
 use super::Directory;
+use crate::api::client::Api;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
-    #[error("{0}")]
-    Http(String),
-    #[error("the hub refused {what}: HTTP {status}: {body}")]
-    Refused {
-        what: String,
-        status: u16,
-        body: String,
-    },
+    #[error(transparent)]
+    Api(#[from] crate::api::client::ApiError),
     #[error(transparent)]
     Directory(#[from] super::DirectoryError),
     #[error("the file has no tenant {0:?} (the token's tenant)")]
@@ -40,63 +35,6 @@ pub struct Imported {
     pub changed: usize,
     pub unchanged: usize,
     pub deleted: usize,
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    fn new(base: &str, token: &str) -> Result<Self, TransferError> {
-        crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| TransferError::Http(format!("cannot build an HTTP client: {e}")))?;
-        Ok(Api {
-            http,
-            base: base.trim_end_matches('/').to_string(),
-            token: token.to_string(),
-        })
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, TransferError> {
-        let what = format!("{method} {path}");
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| TransferError::Http(format!("{what}: {e}")))?;
-        let status = response.status().as_u16();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| TransferError::Http(format!("{what}: {e}")))?;
-        if !(200..300).contains(&status) {
-            return Err(TransferError::Refused {
-                what,
-                status,
-                body: text,
-            });
-        }
-        serde_json::from_str(&text)
-            .map_err(|e| TransferError::Http(format!("{what}: the answer is not JSON: {e}")))
-    }
 }
 
 /// The token's tenant as a directory file (pretty JSON).

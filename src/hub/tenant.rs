@@ -729,6 +729,12 @@ impl Tenant {
 
     /// Waits until this replica has applied `seq` (read-your-writes for the
     /// connection that made the change). Gives up quietly after `timeout`.
+    /// Changes as the replica applies them (its seq), for whoever waits
+    /// for the next one (`GET /api/v1/events?wait_ms=`).
+    pub fn seq_changes(&self) -> watch::Receiver<u64> {
+        self.seq_tx.subscribe()
+    }
+
     pub async fn wait_for(&self, seq: u64, timeout: Duration) {
         let mut rx = self.seq_tx.subscribe();
         let _ = tokio::time::timeout(timeout, rx.wait_for(|&s| s >= seq)).await;

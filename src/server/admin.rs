@@ -33,7 +33,12 @@ impl Session {
         let (seq, settings) = self
             .hub
             .backplane
-            .update_settings(self.tenant.id(), &patch, self.once.as_deref())
+            .update_settings(
+                self.tenant.id(),
+                &patch,
+                &self.actor(),
+                self.once.as_deref(),
+            )
             .await?;
         self.tenant
             .wait_for(seq, self.hub.config.command_timeout())

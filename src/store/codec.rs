@@ -31,6 +31,27 @@ pub const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("h
 /// the idempotency window.
 pub const KEYS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("keys");
 
+/// (tenant, ms, n) → the event's JSON (after the format byte): the event
+/// stream, keyed by its ids (`crate::events::EventId`), so it reads back in
+/// order and trims from the front.
+pub const EVENTS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("events");
+
+/// An event's JSON as stored.
+pub fn encode_json(json: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() + 1);
+    out.push(FORMAT);
+    out.extend_from_slice(json.as_bytes());
+    out
+}
+
+pub fn decode_json(bytes: &[u8]) -> Result<&str, String> {
+    match bytes.split_first() {
+        Some((&FORMAT, json)) => std::str::from_utf8(json).map_err(|e| e.to_string()),
+        Some((other, _)) => Err(format!("unknown format {other}")),
+        None => Err("empty value".into()),
+    }
+}
+
 /// An idempotency key as stored: who used it, the seq of its change, and
 /// when (ms since the Unix epoch: an `Instant` does not survive a restart).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,7 +28,8 @@ pub mod codec;
 pub mod replay;
 
 use crate::backplane::memory::{Journal, MemoryBackplane, Restored, Written};
-use codec::{KeyEntry, DIRECTORY, EPOCH, HISTORY, KEYS, RECORDS, SEQ, SETTINGS};
+use crate::events::Retention;
+use codec::{KeyEntry, DIRECTORY, EPOCH, EVENTS, HISTORY, KEYS, RECORDS, SEQ, SETTINGS};
 use parking_lot::Mutex;
 use redb::{Database, DatabaseError};
 use replay::Cursor;
@@ -59,6 +60,7 @@ pub struct DataDir {
     db: Database,
     file: PathBuf,
     history_capacity: usize,
+    retention: Retention,
     cursors: Mutex<HashMap<String, Cursor>>,
 }
 
@@ -77,6 +79,7 @@ impl Opened {
             self.data_dir.clone(),
             self.restored.clone(),
         )
+        .with_events(self.data_dir.retention.clone())
     }
 }
 
@@ -85,6 +88,15 @@ impl DataDir {
     /// tenant back, prunes what is past `history_capacity` or the
     /// idempotency window, and compacts the file.
     pub fn open(dir: &Path, history_capacity: usize) -> Result<Opened, StoreError> {
+        DataDir::open_with(dir, history_capacity, Retention::default())
+    }
+
+    /// [`DataDir::open`], keeping the event stream within `retention`.
+    pub fn open_with(
+        dir: &Path,
+        history_capacity: usize,
+        retention: Retention,
+    ) -> Result<Opened, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
             dir: dir.to_path_buf(),
             source,
@@ -107,8 +119,9 @@ impl DataDir {
         })?;
         let now_ms = crate::clock::now_ms();
         let (restored, mut cursors) =
-            replay::load(&db, history_capacity, now_ms).map_err(unreadable)?;
-        replay::prune(&db, &mut cursors, history_capacity, now_ms).map_err(unreadable)?;
+            replay::load(&db, history_capacity, &retention, now_ms).map_err(unreadable)?;
+        replay::prune(&db, &mut cursors, history_capacity, &retention, now_ms)
+            .map_err(unreadable)?;
         if let Err(e) = db.compact() {
             tracing::warn!(file = %file.display(), error = %e, "data dir: compaction skipped");
         }
@@ -122,6 +135,7 @@ impl DataDir {
                 db,
                 file,
                 history_capacity,
+                retention,
                 cursors: Mutex::new(cursors),
             }),
             restored,
@@ -146,6 +160,7 @@ impl DataDir {
             let mut records = txn.open_table(RECORDS).map_err(|x| e(x.into()))?;
             let mut history = txn.open_table(HISTORY).map_err(|x| e(x.into()))?;
             let mut keys = txn.open_table(KEYS).map_err(|x| e(x.into()))?;
+            let mut events = txn.open_table(EVENTS).map_err(|x| e(x.into()))?;
             seqs.insert(tenant, w.seq).map_err(|x| e(x.into()))?;
             if let Some(epoch) = w.epoch {
                 epochs
@@ -194,6 +209,24 @@ impl DataDir {
                 cursor.history_first = keep_from;
             }
             let now_ms = crate::clock::now_ms();
+            for (id, event) in w.events {
+                events
+                    .insert(
+                        (tenant, id.ms, id.n),
+                        codec::encode_json(&event.to_json(tenant)).as_slice(),
+                    )
+                    .map_err(|x| e(x.into()))?;
+                cursor.events += 1;
+            }
+            // A few of the oldest per change keep the table within bounds.
+            replay::trim_events(
+                &mut events,
+                tenant,
+                &mut cursor,
+                &self.retention,
+                now_ms,
+                w.events.len() + 8,
+            )?;
             if let Some(key) = w.key {
                 let entry = KeyEntry {
                     user: key.user.clone(),

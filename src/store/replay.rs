@@ -6,11 +6,15 @@
 //! a part every tenant has, is an error naming what is wrong, and the node
 //! refuses to start rather than start from less than was acknowledged.
 
-use super::codec::{self, KeyEntry, DIRECTORY, EPOCH, HISTORY, KEYS, RECORDS, SEQ, SETTINGS};
+use super::codec::{
+    self, KeyEntry, DIRECTORY, EPOCH, EVENTS, HISTORY, KEYS, RECORDS, SEQ, SETTINGS,
+};
 use crate::backplane::memory::{Restored, MAX_KEYS};
 use crate::backplane::{Epoch, HistoryEntry, IdempotencyKey};
+use crate::events::{EventId, Retention};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Where a tenant's numbered rows stand: history entries and keys in
 /// `first..next`.
@@ -20,6 +24,8 @@ pub struct Cursor {
     pub history_next: u64,
     pub keys_first: u64,
     pub keys_next: u64,
+    /// Events the file holds for the tenant.
+    pub events: u64,
 }
 
 /// Every tenant of the file, with keys older than the idempotency window
@@ -28,6 +34,7 @@ pub struct Cursor {
 pub fn load(
     db: &Database,
     history_capacity: usize,
+    retention: &Retention,
     now_ms: u64,
 ) -> Result<(Vec<Restored>, HashMap<String, Cursor>), String> {
     let txn = db.begin_read().map_err(|e| e.to_string())?;
@@ -43,6 +50,12 @@ pub fn load(
     let records = txn.open_table(RECORDS).map_err(|e| e.to_string())?;
     let history = txn.open_table(HISTORY).map_err(|e| e.to_string())?;
     let keys = txn.open_table(KEYS).map_err(|e| e.to_string())?;
+    // Files written before the event stream existed have no such table.
+    let events = match txn.open_table(EVENTS) {
+        Ok(t) => Some(t),
+        Err(TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(e.to_string()),
+    };
     let window_ms = crate::backplane::IdempotencyKey::WINDOW.as_millis() as u64;
     let mut out = Vec::new();
     let mut cursors = HashMap::new();
@@ -123,6 +136,31 @@ pub fn load(
                 remembered.push((key, entry.seq, entry.at_ms));
             }
         }
+        let mut stream = Vec::new();
+        if let Some(events) = &events {
+            for row in events
+                .range((t, 0, 0)..=(t, u64::MAX, u64::MAX))
+                .map_err(|e| e.to_string())?
+            {
+                let (key, value) = row.map_err(|e| e.to_string())?;
+                let (_, ms, n) = key.value();
+                let json = codec::decode_json(value.value())
+                    .map_err(|e| format!("tenant {t:?}: event {ms}-{n}: {e}"))?;
+                stream.push((EventId { ms, n }, Arc::<str>::from(json)));
+            }
+        }
+        cursor.events = stream.len() as u64;
+        // What retention would have trimmed by now is left out (and
+        // deleted by `prune`).
+        let keep_from = retention
+            .max_age_ms
+            .map_or(0, |age| now_ms.saturating_sub(age));
+        let over = stream.len().saturating_sub(retention.max_len);
+        let stream: Vec<_> = stream
+            .into_iter()
+            .skip(over)
+            .filter(|(id, _)| id.ms >= keep_from)
+            .collect();
         cursors.insert(tenant.clone(), cursor);
         out.push(Restored {
             tenant,
@@ -133,6 +171,7 @@ pub fn load(
             directory,
             history: entries,
             keys: remembered,
+            events: stream,
         });
     }
     Ok((out, cursors))
@@ -144,13 +183,16 @@ pub fn prune(
     db: &Database,
     cursors: &mut HashMap<String, Cursor>,
     history_capacity: usize,
+    retention: &Retention,
     now_ms: u64,
 ) -> Result<(), String> {
     let txn = db.begin_write().map_err(|e| e.to_string())?;
     {
         let mut history = txn.open_table(HISTORY).map_err(|e| e.to_string())?;
         let mut keys = txn.open_table(KEYS).map_err(|e| e.to_string())?;
+        let mut events = txn.open_table(EVENTS).map_err(|e| e.to_string())?;
         for (tenant, cursor) in cursors.iter_mut() {
+            trim_events(&mut events, tenant, cursor, retention, now_ms, usize::MAX)?;
             let keep_from = cursor
                 .history_next
                 .saturating_sub(history_capacity as u64)
@@ -161,6 +203,42 @@ pub fn prune(
         }
     }
     txn.commit().map_err(|e| e.to_string())
+}
+
+/// Deletes a tenant's oldest events while there are more than
+/// `retention.max_len` or they are older than its age, at most `limit` of
+/// them (a commit trims a few at a time, `prune` all at once).
+pub fn trim_events(
+    table: &mut redb::Table<(&str, u64, u64), &[u8]>,
+    tenant: &str,
+    cursor: &mut Cursor,
+    retention: &Retention,
+    now_ms: u64,
+    limit: usize,
+) -> Result<(), String> {
+    let keep_from = retention
+        .max_age_ms
+        .map_or(0, |age| now_ms.saturating_sub(age));
+    let mut doomed = Vec::new();
+    let mut left = cursor.events;
+    for row in table
+        .range((tenant, 0, 0)..=(tenant, u64::MAX, u64::MAX))
+        .map_err(|e| e.to_string())?
+        .take(limit)
+    {
+        let (key, _) = row.map_err(|e| e.to_string())?;
+        let (_, ms, n) = key.value();
+        if left as usize <= retention.max_len && ms >= keep_from {
+            break;
+        }
+        doomed.push((ms, n));
+        left -= 1;
+    }
+    for (ms, n) in doomed {
+        table.remove((tenant, ms, n)).map_err(|e| e.to_string())?;
+    }
+    cursor.events = left;
+    Ok(())
 }
 
 /// Deletes rows `from..below` of a numbered table.

@@ -74,7 +74,7 @@ async fn every_kind_of_change_comes_back_after_a_reopen() {
             wrap_up_seconds: Some(77),
             ..SettingsPatch::default()
         };
-        bp.update_settings("t", &patch, Some(&key("k2")))
+        bp.update_settings("t", &patch, &Actor::system(), Some(&key("k2")))
             .await
             .expect("settings");
         let user = User {
@@ -223,7 +223,9 @@ async fn a_change_the_journal_refuses_is_applied_nowhere() {
         wrap_up_seconds: Some(5),
         ..SettingsPatch::default()
     };
-    let refused = bp.update_settings("t", &patch, None).await;
+    let refused = bp
+        .update_settings("t", &patch, &Actor::system(), None)
+        .await;
     assert!(matches!(refused, Err(BackplaneError::Unavailable(_))));
     let state = bp.load("t").await.expect("load").expect("tenant");
     assert_eq!(state.seq, 0);

@@ -11,12 +11,16 @@
 --
 -- KEYS: 1 seq, 2 records (hash), 3 versions (hash), 4 history (stream),
 --       5 delta channel, 6 ops (hash), 7 this attempt's fence,
---       8 the idempotency key's marker (any key of the tenant when none)
+--       8 the idempotency key's marker (any key of the tenant when none),
+--       9 the event stream
 -- ARGV: 1 agent id, 2 expected version, 3 record JSON up to and including
 --       `"version":` (the seq and `}` are appended here), 4 history cap,
 --       5 history entry JSON up to `"version":`, 6 PUBLISH or SPUBLISH,
 --       7 attempt id, 8 deadline in ms on this server's clock (0: none),
---       9 idempotency window in ms (0: no idempotency key)
+--       9 idempotency window in ms (0: no idempotency key),
+--       10 the event's opening, up to its body (`crate::events::Event::prefix`;
+--       empty: no event stream), 11 events kept at most, 12 events' maximum
+--       age in ms (0: none)
 -- Returns {1, seq}; on a version mismatch {0, current record or false};
 -- {2, current record or false} when the idempotency key was used already;
 -- {3, why} when the deadline passed or the attempt was fenced.
@@ -38,6 +42,18 @@ if current == false or current ~= ARGV[2] then
 end
 local seq = redis.call('INCR', KEYS[1])
 local record = ARGV[3] .. seq .. '}'
+if ARGV[10] ~= '' then
+  -- The event carries the record before and after: read before writing.
+  local previous = redis.call('HGET', KEYS[2], ARGV[1]) or 'null'
+  local event = ARGV[10] .. '"previous":' .. previous .. ',"current":' .. record
+    .. ',"version":' .. seq .. '}'
+  redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[11], '*', 'e', event)
+  if ARGV[12] ~= '0' then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    redis.call('XTRIM', KEYS[9], 'MINID', '~', now - tonumber(ARGV[12]))
+  end
+end
 redis.call('HSET', KEYS[2], ARGV[1], record)
 redis.call('HSET', KEYS[3], ARGV[1], seq)
 redis.call('HSET', KEYS[6], ARGV[1], ARGV[7] .. ' ' .. seq)

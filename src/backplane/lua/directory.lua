@@ -11,18 +11,22 @@
 --       6 directory users (hash), 7 directory channels (hash),
 --       8 directory version, 9 this attempt's record, 10 this attempt's
 --       fence, 11 the idempotency key's marker (any key of the tenant when
---       none), 12 removed agents (hash: id → seq of the removal)
+--       none), 12 removed agents (hash: id → seq of the removal), 13 the
+--       event stream
 -- ARGV: 1 expected directory version, 2 the change as published (JSON),
 --       3 PUBLISH or SPUBLISH, 4 deadline in ms on this server's clock
 --       (0: none), 5 how long the attempt's record is kept in ms,
 --       6 idempotency window in ms (0: none), 7 history cap,
 --       8..13 how many users put, users removed, channels put, channels
---       removed, records put, records removed; then in that order:
+--       removed, records put, records removed, 14 the directory event's
+--       opening (empty: no event stream), 15 events kept at most,
+--       16 events' maximum age in ms (0: none); then in that order:
 --       users put: id, JSON; users removed: id; channels put: key, JSON;
 --       channels removed: key; records put: id, expected version ('' for
 --       none), record JSON up to `"version":`, history JSON up to
---       `"version":`; records removed: id, expected version, history JSON
---       up to `"version":`.
+--       `"version":`, the record's event opening; records removed: id,
+--       expected version, history JSON up to `"version":`, the event
+--       opening.
 -- Returns {1, the change's last seq}; {0, seq} on a version mismatch (nothing applied);
 -- {2, seq of the earlier change} when the idempotency key was used
 -- already; an error reply `LATE` when the deadline passed or the attempt
@@ -49,22 +53,26 @@ end
 local n_users_put, n_users_del = tonumber(ARGV[8]), tonumber(ARGV[9])
 local n_chan_put, n_chan_del = tonumber(ARGV[10]), tonumber(ARGV[11])
 local n_rec_put, n_rec_del = tonumber(ARGV[12]), tonumber(ARGV[13])
-local users_at = 14
+local users_at = 17
 local users_del_at = users_at + 2 * n_users_put
 local chan_at = users_del_at + n_users_del
 local chan_del_at = chan_at + 2 * n_chan_put
 local rec_at = chan_del_at + n_chan_del
-local rec_del_at = rec_at + 4 * n_rec_put
+local rec_del_at = rec_at + 5 * n_rec_put
+local events = ARGV[14] ~= ''
+local function append_event(event)
+  redis.call('XADD', KEYS[13], 'MAXLEN', '~', ARGV[15], '*', 'e', event)
+end
 -- Every check before the first write: a refused change writes nothing.
 for i = 0, n_rec_put - 1 do
-  local at = rec_at + 4 * i
+  local at = rec_at + 5 * i
   local current = redis.call('HGET', KEYS[3], ARGV[at])
   if (current or '') ~= ARGV[at + 1] then
     return {0, seq_now}
   end
 end
 for i = 0, n_rec_del - 1 do
-  local at = rec_del_at + 3 * i
+  local at = rec_del_at + 4 * i
   if redis.call('HGET', KEYS[3], ARGV[at]) ~= ARGV[at + 1] then
     return {0, seq_now}
   end
@@ -88,8 +96,14 @@ for i = 0, n_chan_del - 1 do
 end
 local cap = tonumber(ARGV[7])
 for i = 0, n_rec_put - 1 do
-  local at, version = rec_at + 4 * i, first + i
-  redis.call('HSET', KEYS[2], ARGV[at], ARGV[at + 2] .. version .. '}')
+  local at, version = rec_at + 5 * i, first + i
+  local record = ARGV[at + 2] .. version .. '}'
+  if events then
+    local previous = redis.call('HGET', KEYS[2], ARGV[at]) or 'null'
+    append_event(ARGV[at + 4] .. '"previous":' .. previous .. ',"current":' .. record
+      .. ',"version":' .. version .. '}')
+  end
+  redis.call('HSET', KEYS[2], ARGV[at], record)
   redis.call('HSET', KEYS[3], ARGV[at], version)
   redis.call('HDEL', KEYS[12], ARGV[at])
   if cap > 0 then
@@ -97,12 +111,25 @@ for i = 0, n_rec_put - 1 do
   end
 end
 for i = 0, n_rec_del - 1 do
-  local at, version = rec_del_at + 3 * i, first + n_rec_put + i
+  local at, version = rec_del_at + 4 * i, first + n_rec_put + i
+  if events then
+    local previous = redis.call('HGET', KEYS[2], ARGV[at]) or 'null'
+    append_event(ARGV[at + 3] .. '"previous":' .. previous .. ',"current":null,"version":'
+      .. version .. '}')
+  end
   redis.call('HDEL', KEYS[2], ARGV[at])
   redis.call('HDEL', KEYS[3], ARGV[at])
   redis.call('HSET', KEYS[12], ARGV[at], version)
   if cap > 0 then
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', cap, '*', 'h', ARGV[at + 2] .. version .. '}')
+  end
+end
+if events then
+  append_event(ARGV[14] .. '"directory":' .. ARGV[2] .. ',"version":' .. seq .. '}')
+  if ARGV[16] ~= '0' then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    redis.call('XTRIM', KEYS[13], 'MINID', '~', now - tonumber(ARGV[16]))
   end
 end
 redis.call('SET', KEYS[9], seq, 'PX', ARGV[5])

@@ -5,11 +5,13 @@
 --
 -- KEYS: 1 seq, 2 settings, 3 delta channel, 4 this attempt's record,
 --       5 this attempt's fence, 6 the idempotency key's marker (any key of
---       the tenant when none)
+--       the tenant when none), 7 the event stream
 -- ARGV: 1 patch JSON (absent or null fields are kept), 2 PUBLISH or SPUBLISH,
 --       3 deadline in ms on this server's clock (0: none),
 --       4 how long the attempt's record is kept, in ms,
---       5 idempotency window in ms (0: no idempotency key)
+--       5 idempotency window in ms (0: no idempotency key),
+--       6 the event's opening (empty: no event stream), 7 events kept at
+--       most, 8 events' maximum age in ms (0: none)
 -- Returns {seq, settings JSON}; {0, settings JSON} when the idempotency key
 -- was used already (nothing applied); an error reply `LATE` when the
 -- deadline passed or the attempt was fenced (nothing applied).
@@ -39,6 +41,15 @@ local seq = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[4], seq, 'PX', ARGV[4])
 if ARGV[5] ~= '0' then
   redis.call('SET', KEYS[6], seq, 'PX', ARGV[5])
+end
+if ARGV[6] ~= '' then
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[7], '*', 'e',
+    ARGV[6] .. '"settings":' .. out .. ',"version":' .. seq .. '}')
+  if ARGV[8] ~= '0' then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    redis.call('XTRIM', KEYS[7], 'MINID', '~', now - tonumber(ARGV[8]))
+  end
 end
 redis.call(ARGV[2], KEYS[3], 'S' .. seq .. ' ' .. out)
 return {seq, out}
