@@ -38,6 +38,9 @@ async fn all_events(hub: &TestHub) -> Vec<Value> {
         if events.is_empty() {
             return out;
         }
+        for event in &events {
+            common::assert_schema(&common::schemas().event, event);
+        }
         out.extend(events);
         query = format!("?limit=1000&after={}", body["next"].as_str().expect("next"));
     }
@@ -192,6 +195,12 @@ async fn every_change_is_one_event_in_version_order_with_the_records_before_and_
         ]
     );
     assert_eq!(n1[1]["directory"]["users_put"][0]["id"], "n1");
+    assert_eq!(
+        n1[1]["directory"].as_object().map(|o| o.len()),
+        Some(4),
+        "users and channels put and removed, nothing of the store's: {}",
+        n1[1]
+    );
     assert_eq!(n1[3]["directory"]["users_removed"], json!(["n1"]));
     assert_eq!(n1[2]["previous"]["id"], "n1");
     assert_eq!(n1[3]["by"], json!({"id": "ad1", "role": "admin"}));

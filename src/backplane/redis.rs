@@ -675,6 +675,24 @@ impl RedisBackplane {
         Event::prefix(kind, tenant, agent_id, event, crate::clock::now_ms(), by)
     }
 
+    /// A directory event up to its version (the script appends it), or
+    /// empty when the stream is off.
+    fn directory_event(
+        &self,
+        tenant: &str,
+        write: &DirectoryWrite,
+        by: &crate::domain::Actor,
+    ) -> String {
+        let mut event = self.event_prefix("directory", tenant, None, &write.event, by);
+        if !event.is_empty() {
+            event.push_str(&format!(
+                "\"directory\":{},",
+                crate::events::event::directory_body(write)
+            ));
+        }
+        event
+    }
+
     /// The events' maximum age for a script, 0 for none.
     fn events_max_age(&self) -> u64 {
         self.retention.max_age_ms.unwrap_or(0)
@@ -1080,7 +1098,7 @@ impl Backplane for RedisBackplane {
             .arg(write.channels_removed.len())
             .arg(write.records_put.len())
             .arg(write.records_removed.len())
-            .arg(self.event_prefix("directory", tenant, None, &write.event, &by))
+            .arg(self.directory_event(tenant, write, &by))
             .arg(self.retention.max_len)
             .arg(self.events_max_age());
         for user in &write.users_put {

@@ -132,13 +132,26 @@ impl Event {
                 out.push_str(&format!("\"settings\":{},", json!(settings)));
             }
             Body::Directory { write } => {
-                out.push_str(&format!("\"directory\":{},", json!(write.as_ref())));
+                out.push_str(&format!("\"directory\":{},", directory_body(write)));
             }
             Body::Gap { from } => out.push_str(&format!("\"from\":{from},")),
         }
         out.push_str(&format!("\"version\":{}}}", self.version));
         out
     }
+}
+
+/// What a directory event says of its change: the users and channels put
+/// and removed (the records it wrote or removed are `agent` events of
+/// their own; how the store checked the change is not the consumer's
+/// business).
+pub fn directory_body(write: &DirectoryWrite) -> serde_json::Value {
+    json!({
+        "users_put": write.users_put,
+        "users_removed": write.users_removed,
+        "channels_put": write.channels_put,
+        "channels_removed": write.channels_removed,
+    })
 }
 
 #[cfg(test)]

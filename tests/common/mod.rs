@@ -162,6 +162,8 @@ pub fn u64_of(v: &Value) -> u64 {
 pub struct Schemas {
     pub client: jsonschema::Validator,
     pub server: jsonschema::Validator,
+    /// One event of the agent event stream (protocol/EVENTS.md).
+    pub event: jsonschema::Validator,
 }
 
 pub fn schemas() -> &'static Schemas {
@@ -190,6 +192,7 @@ pub fn schemas() -> &'static Schemas {
         Schemas {
             client: build("client.schema.json"),
             server: build("server.schema.json"),
+            event: build("event.schema.json"),
         }
     })
 }

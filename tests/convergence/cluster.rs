@@ -73,6 +73,11 @@ impl Node {
             // acknowledged change missing from the history is a real loss.
             "--history-capacity",
             "1000000",
+            // The event stream too (invariant 7), with heartbeats in it.
+            "--events-max-len",
+            "1000000",
+            "--events-heartbeat-s",
+            "1",
             "--directory",
             DIRECTORY,
         ]

@@ -44,7 +44,14 @@
 //!    the last few seconds — Redis outages and failovers included;
 //! 6. the directory: every node answers the same `directory`, and each
 //!    scratch agent is what the admin's last acknowledged change made it
-//!    (skipped for one whose later change has an unknown outcome).
+//!    (skipped for one whose later change has an unknown outcome);
+//! 7. the agent event stream (protocol/EVENTS.md), read through
+//!    `GET /api/v1/events`: one event per version, in version order, no
+//!    version twice and none missing but where a `gap` event says so; each
+//!    agent event's `previous` is the `current` of the agent's event before
+//!    it (unless a gap lies between); every change answered `ok` is in it
+//!    at its version (or in a gap, or written back by a `restore`); and the
+//!    last event of each agent holds its record as every node has it now.
 //!
 //! A failure prints the seed, the timestamped schedule of faults and the
 //! first divergences. The seed fixes the schedule of faults (kinds,
@@ -96,7 +103,7 @@ use cluster::{Node, Store, NODE_TTL_MS, REDIS_TIMEOUT_MS};
 use model::{by_id, compare, Log, Outcome, Shared};
 use rng::Rng;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -624,6 +631,9 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     // lags (a delta still in flight is not a divergence).
     let mut divergences = Vec::new();
     let mut records_compared = 0u64;
+    // Every agent as node 1 has it at the end (invariant 7 compares the
+    // event stream's last records with it).
+    let mut final_records: BTreeMap<String, Value> = BTreeMap::new();
     for attempt in 0..3 {
         divergences.clear();
         records_compared = 0;
@@ -642,6 +652,9 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
             }
             snaps
         };
+        if let Some(Ok(first)) = node_snaps.first() {
+            final_records = first.clone();
+        }
         for (k, s) in node_snaps.iter().enumerate() {
             match (s, &node_snaps[0]) {
                 (Ok(s), Ok(first)) if k > 0 => {
@@ -747,6 +760,20 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     }
     if !history_ok {
         violations.push("no node answered the history requests".into());
+    }
+    // The event stream, read once everything is quiet (invariant 7).
+    let mut stream = None;
+    for node in &cluster.nodes {
+        match read_events(&node.addr()).await {
+            Ok(events) => {
+                stream = Some(events);
+                break;
+            }
+            Err(e) => log
+                .lock()
+                .unwrap()
+                .event(format!("event stream read failed: {e}")),
+        }
     }
     let _ = phase_tx.send(Phase::Stop);
     for t in &tasks {
@@ -888,6 +915,21 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     for a in applied_refusals.iter().take(10) {
         violations.push(format!("invariant 4 (refused change never applied): {a}"));
     }
+    // Invariant 7: the event stream.
+    let mut events_checked = 0u64;
+    match &stream {
+        None => violations.push("invariant 7: no node answered GET /api/v1/events".into()),
+        Some(events) => {
+            let (checked, found) = check_events(events, &log, &final_records);
+            events_checked = checked;
+            for f in found.iter().take(10) {
+                violations.push(format!("invariant 7 (event stream): {f}"));
+            }
+            if found.len() > 10 {
+                violations.push(format!("invariant 7: {} violations in all", found.len()));
+            }
+        }
+    }
     // Invariant 5: no flap, in two strengths.
     // 5 (as the test plan words it): an agent with a device that stayed
     // connected for the whole run to a node never killed nor frozen near
@@ -974,7 +1016,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     }
     let summary = format!(
         "seed {seed} ({topology}): {} faults + {} client faults, {} requests ({acked} ok, {refused} refused {refusal_codes:?}, {unknown} unknown), \
-         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged); \
+         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {events_checked} events checked in the stream, {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged); \
          {} violations; {:.1} s",
         log.faults,
         log.client_faults,
@@ -992,6 +1034,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         || log.deltas_checked == 0
         || resumes.is_empty()
         || records_compared == 0
+        || events_checked == 0
         || (dir_checked == 0 && !sentinel)
     {
         violations.push(format!(
@@ -1023,6 +1066,118 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         violations: Vec::new(),
         summary,
     }
+}
+
+/// The whole event stream, as an admin reads it (`GET /api/v1/events`).
+async fn read_events(addr: &str) -> Result<Vec<Value>, String> {
+    let token = common::token("acme", "ad1");
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let path = format!("/api/v1/events?limit=1000&after={after}");
+        let (status, body) =
+            common::http::request(addr, "GET", &path, Some(&token), "", None).await;
+        if status != 200 {
+            return Err(format!("GET {path}: {status} {body}"));
+        }
+        let events = body["events"].as_array().cloned().unwrap_or_default();
+        if events.is_empty() {
+            return Ok(out);
+        }
+        out.extend(events);
+        after = body["next"].as_str().unwrap_or("").to_string();
+    }
+}
+
+/// Invariant 7 over the stream: how many events it checked, and what it
+/// found wrong.
+fn check_events(
+    events: &[Value],
+    log: &Log,
+    final_records: &BTreeMap<String, Value>,
+) -> (u64, Vec<String>) {
+    let mut found = Vec::new();
+    let version = |e: &Value| common::u64_of(&e["version"]);
+    // Versions the stream says it does not have.
+    let mut gaps: Vec<(u64, u64)> = Vec::new();
+    let mut at: HashMap<(String, u64), &Value> = HashMap::new();
+    let mut last_of: HashMap<String, &Value> = HashMap::new();
+    let mut before: Option<u64> = None;
+    for e in events.iter().filter(|e| e["type"] != "heartbeat") {
+        let v = version(e);
+        if e["type"] == "gap" {
+            let from = common::u64_of(&e["from"]);
+            if before.is_some_and(|b| from != b + 1) || from > v {
+                found.push(format!("a gap from v{from} to v{v} after v{before:?}: {e}"));
+            }
+            gaps.push((from, v));
+            // The records before a gap are not the ones after it.
+            last_of.clear();
+        } else if let Some(b) = before {
+            if v != b + 1 {
+                found.push(format!("v{v} follows v{b} with no gap event: {e}"));
+            }
+        }
+        before = Some(v);
+        if e["type"] == "directory" {
+            at.insert(("directory".to_string(), v), e);
+        }
+        if e["type"] != "agent" {
+            continue;
+        }
+        let agent = e["agent_id"].as_str().unwrap_or("").to_string();
+        if let Some(previous) = last_of.get(&agent) {
+            if &&e["previous"] != previous {
+                found.push(format!(
+                    "{agent} v{v}: its previous record is not its last event's current"
+                ));
+            }
+        }
+        at.insert((agent.clone(), v), e);
+        last_of.insert(agent, &e["current"]);
+    }
+    // Every acknowledged change is there.
+    let mut checked = events.len() as u64;
+    for r in &log.requests {
+        let Outcome::Ok(v) = &r.outcome else { continue };
+        checked += 1;
+        let in_gap = gaps.iter().any(|(from, to)| (from..=to).contains(&v));
+        let restored = log
+            .history
+            .get(&r.agent)
+            .is_some_and(|h| h.range(v + 1..).any(|(_, e)| e["event"] == "restore"));
+        // The admin's directory changes (`dir:<user>`) are directory events.
+        let key = if r.agent.starts_with("dir:") {
+            ("directory".to_string(), *v)
+        } else {
+            (r.agent.clone(), *v)
+        };
+        if !at.contains_key(&key) && !in_gap && !restored {
+            found.push(format!(
+                "[{:>7} ms] {} {} on {}: ok v{v}, not in the event stream",
+                r.at_ms, r.who, r.what, r.agent
+            ));
+        }
+    }
+    // The stream ends where the records are.
+    for (agent, record) in final_records {
+        let Some(last) = last_of.get(agent) else {
+            continue;
+        };
+        if version(last) < version(record) && !gaps.iter().any(|(_, to)| *to >= version(record)) {
+            found.push(format!(
+                "{agent}: the stream's last record is v{}, the store's v{}",
+                version(last),
+                version(record)
+            ));
+        } else if version(last) == version(record) && *last != record {
+            found.push(format!(
+                "{agent} v{}: the stream's record differs from the store's",
+                version(record)
+            ));
+        }
+    }
+    (checked, found)
 }
 
 async fn run_seeds(defaults: &[u64], sentinel: bool) {

@@ -18,8 +18,8 @@
 --       (0: none), 5 how long the attempt's record is kept in ms,
 --       6 idempotency window in ms (0: none), 7 history cap,
 --       8..13 how many users put, users removed, channels put, channels
---       removed, records put, records removed, 14 the directory event's
---       opening (empty: no event stream), 15 events kept at most,
+--       removed, records put, records removed, 14 the directory event up
+--       to its version (empty: no event stream), 15 events kept at most,
 --       16 events' maximum age in ms (0: none); then in that order:
 --       users put: id, JSON; users removed: id; channels put: key, JSON;
 --       channels removed: key; records put: id, expected version ('' for
@@ -125,7 +125,7 @@ for i = 0, n_rec_del - 1 do
   end
 end
 if events then
-  append_event(ARGV[14] .. '"directory":' .. ARGV[2] .. ',"version":' .. seq .. '}')
+  append_event(ARGV[14] .. '"version":' .. seq .. '}')
   if ARGV[16] ~= '0' then
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
