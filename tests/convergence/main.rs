@@ -1098,6 +1098,12 @@ fn check_events(
 ) -> (u64, Vec<String>) {
     let mut found = Vec::new();
     let version = |e: &Value| common::u64_of(&e["version"]);
+    let brief = |e: &Value| {
+        format!(
+            "{} {} {} of {}",
+            e["id"], e["type"], e["event"], e["agent_id"]
+        )
+    };
     // Versions the stream says it does not have.
     let mut gaps: Vec<(u64, u64)> = Vec::new();
     let mut at: HashMap<(String, u64), &Value> = HashMap::new();
@@ -1108,14 +1114,17 @@ fn check_events(
         if e["type"] == "gap" {
             let from = common::u64_of(&e["from"]);
             if before.is_some_and(|b| from != b + 1) || from > v {
-                found.push(format!("a gap from v{from} to v{v} after v{before:?}: {e}"));
+                found.push(format!(
+                    "a gap from v{from} to v{v} after v{before:?}: {}",
+                    brief(e)
+                ));
             }
             gaps.push((from, v));
             // The records before a gap are not the ones after it.
             last_of.clear();
         } else if let Some(b) = before {
             if v != b + 1 {
-                found.push(format!("v{v} follows v{b} with no gap event: {e}"));
+                found.push(format!("v{v} follows v{b} with no gap event: {}", brief(e)));
             }
         }
         before = Some(v);
