@@ -1,6 +1,15 @@
 //! The HTTP JSON API for scripts and integrations (docs/API.md), under
-//! `/api/v1`. Today: the directory (`/api/v1/directory`, the same changes
-//! as the admin WebSocket's, PROTOCOL.md §7.1).
+//! `/api/v1`: the directory (`/api/v1/directory`, the same changes as the
+//! admin WebSocket's, PROTOCOL.md §7.1), the service credentials an admin
+//! hands integrations ([`credentials`]), and what an integration (an ACD)
+//! does with one ([`integration`]): report interactions and set statuses
+//! for any agent, read agents and channels.
+//!
+//! The directory and credential routes take an admin's token; the
+//! integration routes take a service key with the route's scope, and
+//! nothing else (an admin's token there is 401: an integration's changes
+//! are attributed to the integration, and a person's token there would
+//! blur that).
 //!
 //! Every request carries `Authorization: Bearer <token>`: the same tokens
 //! as the WebSocket's `hello`, verified the same way, and the token's user
@@ -14,7 +23,9 @@
 //! PROTOCOL.md §3.1 says of its code. Counted in
 //! `presence_hub_api_requests_total{route, status}`.
 
+pub mod credentials;
 pub mod directory;
+pub mod integration;
 
 use crate::backplane::IdempotencyKey;
 use crate::directory::change::DirectoryChange;
@@ -27,7 +38,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -47,7 +58,16 @@ pub fn routes(hub: &Hub) -> Router<Arc<Hub>> {
             "/api/v1/directory/channels/{kind}/{id}",
             get(get_channel).put(put_channel).delete(delete_channel),
         )
+        .route(
+            "/api/v1/credentials",
+            get(list_credentials).post(create_credential),
+        )
+        .route("/api/v1/credentials/{id}", delete(revoke_credential))
+        .merge(integration::routes())
         .layer(axum::Extension(InFlight(limit)))
+        .layer(axum::Extension(
+            Arc::new(credentials::RateLimits::default()),
+        ))
 }
 
 /// The permits of requests in flight (`--api-max-in-flight`).
@@ -71,16 +91,38 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
+/// A refusal as the API answers it: the error, and for a rate limit how
+/// long to wait (`Retry-After`).
+#[derive(Debug)]
+pub struct ApiError {
+    pub error: HubError,
+    pub retry_after_s: Option<u64>,
+}
+
+impl From<HubError> for ApiError {
+    fn from(error: HubError) -> Self {
+        ApiError {
+            error,
+            retry_after_s: None,
+        }
+    }
+}
+
 /// An error as the API answers it.
-fn error_response(route: &'static str, e: &HubError) -> Response {
-    let status = status_of(e.code);
+fn error_response(route: &'static str, e: &ApiError) -> Response {
+    let status = status_of(e.error.code);
     count(route, status);
-    let mut response = (status, Json(json!({"error": e}))).into_response();
-    if e.code == ErrorCode::Unauthorized {
+    let mut response = (status, Json(json!({"error": e.error}))).into_response();
+    if e.error.code == ErrorCode::Unauthorized {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Bearer"),
         );
+    }
+    if let Some(seconds) = e.retry_after_s {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
     }
     response
 }
@@ -92,6 +134,10 @@ fn count(route: &'static str, status: StatusCode) {
 }
 
 fn respond(route: &'static str, result: HubResult<(StatusCode, Value)>) -> Response {
+    respond_api(route, result.map_err(ApiError::from))
+}
+
+fn respond_api(route: &'static str, result: Result<(StatusCode, Value), ApiError>) -> Response {
     match result {
         Ok((status, body)) => {
             count(route, status);
@@ -111,13 +157,38 @@ struct Admin {
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
-async fn admin(hub: &Arc<Hub>, headers: &HeaderMap, limit: &InFlight) -> HubResult<Admin> {
-    let permit = limit.0.clone().try_acquire_owned().map_err(|_| {
+/// One of the requests in flight on this node, or 429 at once.
+fn in_flight(hub: &Hub, limit: &InFlight) -> HubResult<tokio::sync::OwnedSemaphorePermit> {
+    limit.0.clone().try_acquire_owned().map_err(|_| {
         HubError::rate_limited(format!(
             "more than {} API requests in flight on this node (--api-max-in-flight); retry later",
             hub.config.api_max_in_flight
         ))
-    })?;
+    })
+}
+
+/// The request's `Idempotency-Key` header, scoped to `user` (PROTOCOL.md
+/// §3.3 rules).
+fn idempotency(headers: &HeaderMap, user: &str) -> HubResult<Option<IdempotencyKey>> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => match v.to_str() {
+            Ok(key) if crate::text::within(key, 1, crate::protocol::MAX_IDEMPOTENCY_KEY) => {
+                Ok(Some(IdempotencyKey {
+                    user: user.to_string(),
+                    key: key.to_string(),
+                }))
+            }
+            _ => Err(HubError::bad_request(format!(
+                "Idempotency-Key must be 1 to {} characters",
+                crate::protocol::MAX_IDEMPOTENCY_KEY
+            ))),
+        },
+    }
+}
+
+async fn admin(hub: &Arc<Hub>, headers: &HeaderMap, limit: &InFlight) -> HubResult<Admin> {
+    let permit = in_flight(hub, limit)?;
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -143,23 +214,7 @@ async fn admin(hub: &Arc<Hub>, headers: &HeaderMap, limit: &InFlight) -> HubResu
             claims.sub, claims.tenant
         )));
     }
-    let once = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => match v.to_str() {
-            Ok(key) if crate::text::within(key, 1, crate::protocol::MAX_IDEMPOTENCY_KEY) => {
-                Some(IdempotencyKey {
-                    user: claims.sub.clone(),
-                    key: key.to_string(),
-                })
-            }
-            _ => {
-                return Err(HubError::bad_request(format!(
-                    "Idempotency-Key must be 1 to {} characters",
-                    crate::protocol::MAX_IDEMPOTENCY_KEY
-                )))
-            }
-        },
-    };
+    let once = idempotency(headers, &claims.sub)?;
     Ok(Admin {
         tenant,
         actor: Actor::new(claims.sub, Role::Admin),
@@ -345,6 +400,49 @@ async fn delete_channel(
             let result =
                 directory::apply(&hub, &a.tenant, &a.actor, change, a.once.as_ref()).await?;
             Ok((StatusCode::OK, result))
+        }
+        .await,
+    )
+}
+
+async fn list_credentials(State(hub): Hubs, limit: Limit, headers: HeaderMap) -> Response {
+    respond(
+        "credentials",
+        async {
+            let a = admin(&hub, &headers, &limit).await?;
+            credentials::list(&hub, &a).await
+        }
+        .await,
+    )
+}
+
+async fn create_credential(
+    State(hub): Hubs,
+    limit: Limit,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        "credentials",
+        async {
+            let a = admin(&hub, &headers, &limit).await?;
+            credentials::create(&hub, &a, body).await
+        }
+        .await,
+    )
+}
+
+async fn revoke_credential(
+    State(hub): Hubs,
+    limit: Limit,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    respond(
+        "credential",
+        async {
+            let a = admin(&hub, &headers, &limit).await?;
+            credentials::revoke(&hub, &a, &id).await
         }
         .await,
     )
