@@ -186,7 +186,7 @@ pub(super) async fn service(
         return Err(refuse(
             Refused::Malformed,
             HubError::unauthorized(
-                "the integration API takes a service key (phk_…), not a user's token",
+                "the integration API takes a service key (phk_<tenant>.<id>.<secret>), not a user's token",
             ),
         ));
     };
