@@ -17,32 +17,29 @@
 //! An ACD can send its whole event stream without filtering it.
 
 use super::credentials::{service, RateLimits};
-use super::{body_json, respond_api, ApiError, Hubs, Limit};
+use super::{body_json, respond_api, ApiError, Hubs, Limit, Routes};
 use crate::backplane::credential::Scope;
 use crate::domain::{ChannelRef, Event};
 use crate::error::{HubError, HubResult};
-use crate::hub::Hub;
 use crate::server::handlers::{non_empty, pause_reason};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post, put};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 type Rates = axum::Extension<Arc<RateLimits>>;
 
-/// The integration routes (merged under the API's limits in [`super::routes`]).
-pub fn routes() -> Router<Arc<Hub>> {
-    Router::new()
-        .route("/api/v1/agents", get(list_agents))
-        .route("/api/v1/agents/{id}", get(get_agent))
-        .route("/api/v1/agents/{id}/status", put(put_status))
-        .route("/api/v1/agents/{id}/interactions", post(post_interaction))
-        .route("/api/v1/channels", get(list_channels))
+/// The integration routes, added to the API's (under its limits, [`super::routes`]).
+pub fn routes(routes: Routes) -> Routes {
+    routes
+        .get("/api/v1/agents", list_agents)
+        .get("/api/v1/agents/{id}", get_agent)
+        .put("/api/v1/agents/{id}/status", put_status)
+        .post("/api/v1/agents/{id}/interactions", post_interaction)
+        .get("/api/v1/channels", list_channels)
 }
 
 /// What the ACD reports of an interaction.

@@ -11,6 +11,10 @@
 //! are attributed to the integration, and a person's token there would
 //! blur that).
 //!
+//! The OpenAPI 3.1 document of every route is served at `/openapi.json`
+//! ([`openapi`]); the routes are declared once, in [`route_table`]'s
+//! builder, and `tests/openapi.rs` holds the document to them.
+//!
 //! Every request carries `Authorization: Bearer <token>`: the same tokens
 //! as the WebSocket's `hello`, verified the same way, and the token's user
 //! must be an admin of the token's tenant in the directory (roles never
@@ -26,6 +30,7 @@
 pub mod credentials;
 pub mod directory;
 pub mod integration;
+pub mod openapi;
 
 use crate::backplane::IdempotencyKey;
 use crate::directory::change::DirectoryChange;
@@ -45,29 +50,104 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// The API's routes (CORS and the security headers are applied by
-/// [`crate::web::secure`], as for every HTTP API).
+/// [`crate::web::secure`], as for every HTTP API), and `/openapi.json`.
 pub fn routes(hub: &Hub) -> Router<Arc<Hub>> {
     let limit = Arc::new(Semaphore::new(hub.config.api_max_in_flight.max(1)));
-    Router::new()
-        .route("/api/v1/directory", get(get_directory))
-        .route(
-            "/api/v1/directory/users/{id}",
-            get(get_user).put(put_user).delete(delete_user),
-        )
-        .route(
-            "/api/v1/directory/channels/{kind}/{id}",
-            get(get_channel).put(put_channel).delete(delete_channel),
-        )
-        .route(
-            "/api/v1/credentials",
-            get(list_credentials).post(create_credential),
-        )
-        .route("/api/v1/credentials/{id}", delete(revoke_credential))
-        .merge(integration::routes())
+    table()
+        .router
         .layer(axum::Extension(InFlight(limit)))
         .layer(axum::Extension(
             Arc::new(credentials::RateLimits::default()),
         ))
+        .route("/openapi.json", get(openapi_json))
+}
+
+/// Every (method, path) the API routes, as the router is built: what
+/// `/openapi.json` must describe (`tests/openapi.rs`).
+pub fn route_table() -> Vec<(&'static str, &'static str)> {
+    table().table
+}
+
+fn table() -> Routes {
+    let routes = Routes::default()
+        .get("/api/v1/directory", get_directory)
+        .get("/api/v1/directory/users/{id}", get_user)
+        .put("/api/v1/directory/users/{id}", put_user)
+        .delete("/api/v1/directory/users/{id}", delete_user)
+        .get("/api/v1/directory/channels/{kind}/{id}", get_channel)
+        .put("/api/v1/directory/channels/{kind}/{id}", put_channel)
+        .delete("/api/v1/directory/channels/{kind}/{id}", delete_channel)
+        .get("/api/v1/credentials", list_credentials)
+        .post("/api/v1/credentials", create_credential)
+        .delete("/api/v1/credentials/{id}", revoke_credential);
+    integration::routes(routes)
+}
+
+/// A router being built, with the (method, path) of each route added:
+/// the one place routes are declared, so the table cannot miss one.
+pub struct Routes {
+    router: Router<Arc<Hub>>,
+    table: Vec<(&'static str, &'static str)>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes {
+            router: Router::new(),
+            table: Vec::new(),
+        }
+    }
+}
+
+impl Routes {
+    fn add(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        route: axum::routing::MethodRouter<Arc<Hub>>,
+    ) -> Self {
+        self.table.push((method, path));
+        // A path added again merges its methods (axum 0.8).
+        self.router = self.router.route(path, route);
+        self
+    }
+
+    pub fn get<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, Arc<Hub>>,
+        T: 'static,
+    {
+        self.add("GET", path, get(handler))
+    }
+
+    pub fn put<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, Arc<Hub>>,
+        T: 'static,
+    {
+        self.add("PUT", path, axum::routing::put(handler))
+    }
+
+    pub fn post<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, Arc<Hub>>,
+        T: 'static,
+    {
+        self.add("POST", path, axum::routing::post(handler))
+    }
+
+    pub fn delete<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, Arc<Hub>>,
+        T: 'static,
+    {
+        self.add("DELETE", path, delete(handler))
+    }
+}
+
+/// `GET /openapi.json`: the document of every route above ([`openapi`]).
+async fn openapi_json() -> Response {
+    (StatusCode::OK, Json(openapi::document())).into_response()
 }
 
 /// The permits of requests in flight (`--api-max-in-flight`).
