@@ -18,6 +18,9 @@
 //!   nodes would cost a store write per request; behind a load balancer
 //!   that spreads requests the cluster-wide ceiling is the node count
 //!   times the rate.
+//! - The key is verified before the bucket is touched: a caller who only
+//!   knows a credential's id cannot spend that credential's budget (at
+//!   the cost of one store read for a request over the rate).
 //! - Refused keys are counted in
 //!   `presence_hub_api_credentials_refused_total{reason}` (`malformed`,
 //!   `unknown`, `scope`, `rate`).

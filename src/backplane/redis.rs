@@ -1352,7 +1352,7 @@ impl Backplane for RedisBackplane {
             self.timeout,
         )
         .await;
-        self.note(created)
+        self.note(created).map_err(sent_once)
     }
 
     async fn credential(
@@ -1390,7 +1390,20 @@ impl Backplane for RedisBackplane {
         let mut conn = self.conn();
         let removed: ::redis::RedisResult<u64> =
             guarded(conn.hdel(credentials_key(tenant), id), self.timeout).await;
-        Ok(self.note(removed)? > 0)
+        Ok(self.note(removed).map_err(sent_once)? > 0)
+    }
+}
+
+/// A credential write that was sent and got no answer may have been
+/// applied: `outcome_unknown`, not `unavailable` (PROTOCOL.md §3.1). A
+/// repeat tells: a creation answers that the id exists, a revocation that
+/// there is none.
+fn sent_once(e: BackplaneError) -> BackplaneError {
+    match e {
+        BackplaneError::Unavailable(why) => BackplaneError::OutcomeUnknown(format!(
+            "{why}; the credential change may have been applied: repeat it to know"
+        )),
+        other => other,
     }
 }
 
