@@ -411,6 +411,36 @@ async fn an_interaction_reported_by_the_acd_reaches_the_wallboard_attributed_to_
             "{body}: {e}"
         );
     }
+    let long_key = format!("Idempotency-Key: {}\r\n", "k".repeat(129));
+    let (status, e) = http(
+        addr,
+        "POST",
+        "/api/v1/agents/a1/interactions",
+        Some(&key),
+        &long_key,
+        Some(&answered.to_string()),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{e}"
+    );
+    let huge = json!({"event": "ended", "interaction_id": "x".repeat(70 * 1024)}).to_string();
+    let (status, e) = http(
+        addr,
+        "POST",
+        "/api/v1/agents/a1/interactions",
+        Some(&key),
+        "",
+        Some(&huge),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (413, Some("too_large")),
+        "{e}"
+    );
     let (status, e) = http(
         addr,
         "POST",
@@ -511,6 +541,11 @@ async fn a_credential_over_its_rate_gets_429_with_retry_after() {
         "{e}"
     );
     assert!(headers.iter().any(|h| h == "retry-after: 1"), "{headers:?}");
+    let (_, text) = common::process::http_get(&addr.to_string(), "/metrics").await;
+    assert!(
+        text.contains("presence_hub_api_credentials_refused_total{reason=\"rate\"}"),
+        "{text}"
+    );
     // Another credential has its own budget.
     let (status, channels) = http(addr, "GET", "/api/v1/channels", Some(&other), "", None).await;
     assert_eq!(status, 200);
