@@ -279,7 +279,7 @@ async fn an_interaction_reported_by_the_acd_reaches_the_wallboard_attributed_to_
     )
     .await;
     let (mut watcher, _) = hub.watcher("s1").await;
-    let _a1 = hub.agent("a1", "phone").await;
+    let mut a1 = hub.agent("a1", "phone").await;
     let addr = hub.node(2).addr;
     let post = |body: Value, extra: &'static str| {
         let key = key.clone();
@@ -307,6 +307,12 @@ async fn an_interaction_reported_by_the_acd_reaches_the_wallboard_attributed_to_
         json!({"id": "acd-1", "role": "integration"})
     );
     assert_eq!(busy["interactions"][0]["id"], "call-7");
+    // And the agent's own device (the agent page).
+    let mine = a1.state(|a| a["status"] == "busy").await;
+    assert_eq!(
+        mine["changed_by"],
+        json!({"id": "acd-1", "role": "integration"})
+    );
 
     // A retry with the same key changes nothing and answers the same.
     let (status, retry) = post(answered.clone(), "Idempotency-Key: acd-call-7-answered\r\n").await;
