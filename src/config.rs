@@ -192,6 +192,27 @@ pub struct Config {
     /// Largest HTTP API request body; larger ones get 413 `too_large`.
     #[arg(long, env = "PRESENCE_HUB_API_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub api_max_body_bytes: usize,
+    /// Requests a second one service credential of the integration API
+    /// may make on this node (a token bucket per credential and node);
+    /// more get 429 `rate_limited` with `Retry-After`.
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_API_RATE_PER_CREDENTIAL",
+        default_value_t = 50
+    )]
+    pub api_rate_per_credential: u32,
+    /// Requests a service credential may make at once beyond its rate
+    /// (the bucket's size).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_API_BURST_PER_CREDENTIAL",
+        default_value_t = 100
+    )]
+    pub api_burst_per_credential: u32,
+    /// Service credentials a tenant may hold; creating one more is refused
+    /// with 409 `invalid_state`.
+    #[arg(long, env = "PRESENCE_HUB_API_MAX_CREDENTIALS", default_value_t = 100)]
+    pub api_max_credentials: usize,
     /// Concurrent WebSocket connections; more are refused with HTTP 503.
     #[arg(long, env = "PRESENCE_HUB_MAX_CONNECTIONS", default_value_t = 200_000)]
     pub max_connections: usize,

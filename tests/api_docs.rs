@@ -3,7 +3,9 @@
 //! free), `HUB` and an admin's `TOKEN` set as the page says, then each `sh`
 //! block of "A session", in order, with `sh`; its output must be the JSON of
 //! the block under it (`…` standing for what differs from run to run). So an
-//! example edited without making it true turns this red.
+//! example edited without making it true turns this red. The service key a
+//! credential's creation shows is kept as `KEY` for the blocks after it, as
+//! the page tells its reader to.
 
 mod common;
 
@@ -54,6 +56,7 @@ async fn the_api_pages_session_runs_as_written() {
         }
     }
     let mut ran = 0;
+    let mut key = String::new();
     for pair in fenced.windows(2) {
         let [(kind, command), (next, expected)] = pair else {
             continue;
@@ -70,6 +73,7 @@ async fn the_api_pages_session_runs_as_written() {
             .arg(command)
             .env("HUB", format!("http://{}", node.addr))
             .env("TOKEN", token.trim())
+            .env("KEY", &key)
             .output()
             .expect("run sh");
         assert!(out.status.success(), "{command}: {out:?}");
@@ -80,7 +84,14 @@ async fn the_api_pages_session_runs_as_written() {
             shows(&want, &got),
             "{command}\nexpected {want}\ngot      {got}"
         );
+        if let Some(shown) = got["key"].as_str() {
+            key = shown.to_string();
+        }
         ran += 1;
     }
-    assert!(ran >= 10, "the session has its examples ({ran} ran)");
+    assert!(ran >= 18, "the session has its examples ({ran} ran)");
+    assert!(
+        key.starts_with("phk_acme.acd-1."),
+        "a key was shown: {key:?}"
+    );
 }

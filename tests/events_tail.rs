@@ -34,7 +34,14 @@ async fn tail_prints_the_stream_and_keeps_its_place_across_a_node_restart() {
         .await;
 
     let mut tail = tokio::process::Command::new(BIN)
-        .args(["events", "tail", "--url", &format!("http://{listen}"), "--max-events", "3"])
+        .args([
+            "events",
+            "tail",
+            "--url",
+            &format!("http://{listen}"),
+            "--max-events",
+            "3",
+        ])
         .env("PRESENCE_HUB_TOKEN", token("acme", "ad1"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -88,5 +95,8 @@ async fn tail_prints_the_stream_and_keeps_its_place_across_a_node_restart() {
     .expect("run");
     assert_eq!(refused.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("403") && stderr.contains("forbidden"), "{stderr}");
+    assert!(
+        stderr.contains("403") && stderr.contains("forbidden"),
+        "{stderr}"
+    );
 }

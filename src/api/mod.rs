@@ -1,7 +1,20 @@
 //! The HTTP JSON API for scripts and integrations (docs/API.md), under
-//! `/api/v1`. Today: the directory (`/api/v1/directory`, the same changes
-//! as the admin WebSocket's, PROTOCOL.md §7.1) and the agent event stream
-//! (`/api/v1/events`, protocol/EVENTS.md).
+//! `/api/v1`: the directory (`/api/v1/directory`, the same changes as the
+//! admin WebSocket's, PROTOCOL.md §7.1), the agent event stream
+//! (`/api/v1/events`, protocol/EVENTS.md), the service credentials an admin
+//! hands integrations ([`credentials`]), and what an integration (an ACD)
+//! does with one ([`integration`]): report interactions and set statuses
+//! for any agent, read agents and channels.
+//!
+//! The directory, event and credential routes take an admin's token; the
+//! integration routes take a service key with the route's scope, and
+//! nothing else (an admin's token there is 401: an integration's changes
+//! are attributed to the integration, and a person's token there would
+//! blur that).
+//!
+//! The OpenAPI 3.1 document of every route is served at `/openapi.json`
+//! ([`openapi`]); the routes are declared once, in [`route_table`]'s
+//! builder, and `tests/openapi.rs` holds the document to them.
 //!
 //! Every request carries `Authorization: Bearer <token>`: the same tokens
 //! as the WebSocket's `hello`, verified the same way, and the token's user
@@ -16,8 +29,11 @@
 //! `presence_hub_api_requests_total{route, status}`.
 
 pub mod client;
+pub mod credentials;
 pub mod directory;
 pub mod events;
+pub mod integration;
+pub mod openapi;
 
 use crate::backplane::IdempotencyKey;
 use crate::directory::change::DirectoryChange;
@@ -30,31 +46,115 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// The API's routes (CORS and the security headers are applied by
-/// [`crate::web::secure`], as for every HTTP API).
+/// [`crate::web::secure`], as for every HTTP API), and `/openapi.json`.
 pub fn routes(hub: &Hub) -> Router<Arc<Hub>> {
     let limit = Arc::new(Semaphore::new(hub.config.api_max_in_flight.max(1)));
-    Router::new()
-        .route("/api/v1/directory", get(get_directory))
-        .route(
-            "/api/v1/directory/users/{id}",
-            get(get_user).put(put_user).delete(delete_user),
-        )
-        .route(
-            "/api/v1/directory/channels/{kind}/{id}",
-            get(get_channel).put(put_channel).delete(delete_channel),
-        )
-        .route("/api/v1/events", get(events::get_events))
+    table()
+        .router
         .layer(axum::Extension(InFlight(limit)))
         .layer(axum::Extension(events::Waiting(Arc::new(Semaphore::new(
             hub.config.events_max_waiting.max(1),
         )))))
+        .layer(axum::Extension(
+            Arc::new(credentials::RateLimits::default()),
+        ))
+        .route("/openapi.json", get(openapi_json))
+}
+
+/// Every (method, path) the API routes, as the router is built: what
+/// `/openapi.json` must describe (`tests/openapi.rs`).
+pub fn route_table() -> Vec<(&'static str, &'static str)> {
+    table().table
+}
+
+fn table() -> Routes {
+    let routes = Routes::default()
+        .get("/api/v1/directory", get_directory)
+        .get("/api/v1/directory/users/{id}", get_user)
+        .put("/api/v1/directory/users/{id}", put_user)
+        .delete("/api/v1/directory/users/{id}", delete_user)
+        .get("/api/v1/directory/channels/{kind}/{id}", get_channel)
+        .put("/api/v1/directory/channels/{kind}/{id}", put_channel)
+        .delete("/api/v1/directory/channels/{kind}/{id}", delete_channel)
+        .get("/api/v1/credentials", list_credentials)
+        .post("/api/v1/credentials", create_credential)
+        .delete("/api/v1/credentials/{id}", revoke_credential)
+        .get("/api/v1/events", events::get_events);
+    integration::routes(routes)
+}
+
+/// A router being built, with the (method, path) of each route added:
+/// the one place routes are declared, so the table cannot miss one.
+pub struct Routes {
+    router: Router<Arc<Hub>>,
+    table: Vec<(&'static str, &'static str)>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes {
+            router: Router::new(),
+            table: Vec::new(),
+        }
+    }
+}
+
+impl Routes {
+    fn add(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        route: axum::routing::MethodRouter<Arc<Hub>>,
+    ) -> Self {
+        self.table.push((method, path));
+        // A path added again merges its methods (axum 0.8).
+        self.router = self.router.route(path, route);
+        self
+    }
+
+    pub fn get<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, Arc<Hub>>,
+        T: 'static,
+    {
+        self.add("GET", path, get(handler))
+    }
+
+    pub fn put<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, Arc<Hub>>,
+        T: 'static,
+    {
+        self.add("PUT", path, axum::routing::put(handler))
+    }
+
+    pub fn post<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, Arc<Hub>>,
+        T: 'static,
+    {
+        self.add("POST", path, axum::routing::post(handler))
+    }
+
+    pub fn delete<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, Arc<Hub>>,
+        T: 'static,
+    {
+        self.add("DELETE", path, delete(handler))
+    }
+}
+
+/// `GET /openapi.json`: the document of every route above ([`openapi`]).
+async fn openapi_json() -> Response {
+    (StatusCode::OK, Json(openapi::document())).into_response()
 }
 
 /// The permits of requests in flight (`--api-max-in-flight`).
@@ -78,16 +178,38 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
+/// A refusal as the API answers it: the error, and for a rate limit how
+/// long to wait (`Retry-After`).
+#[derive(Debug)]
+pub struct ApiError {
+    pub error: HubError,
+    pub retry_after_s: Option<u64>,
+}
+
+impl From<HubError> for ApiError {
+    fn from(error: HubError) -> Self {
+        ApiError {
+            error,
+            retry_after_s: None,
+        }
+    }
+}
+
 /// An error as the API answers it.
-fn error_response(route: &'static str, e: &HubError) -> Response {
-    let status = status_of(e.code);
+fn error_response(route: &'static str, e: &ApiError) -> Response {
+    let status = status_of(e.error.code);
     count(route, status);
-    let mut response = (status, Json(json!({"error": e}))).into_response();
-    if e.code == ErrorCode::Unauthorized {
+    let mut response = (status, Json(json!({"error": e.error}))).into_response();
+    if e.error.code == ErrorCode::Unauthorized {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Bearer"),
         );
+    }
+    if let Some(seconds) = e.retry_after_s {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
     }
     response
 }
@@ -99,6 +221,10 @@ fn count(route: &'static str, status: StatusCode) {
 }
 
 fn respond(route: &'static str, result: HubResult<(StatusCode, Value)>) -> Response {
+    respond_api(route, result.map_err(ApiError::from))
+}
+
+fn respond_api(route: &'static str, result: Result<(StatusCode, Value), ApiError>) -> Response {
     match result {
         Ok((status, body)) => {
             count(route, status);
@@ -118,13 +244,38 @@ struct Admin {
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
-async fn admin(hub: &Arc<Hub>, headers: &HeaderMap, limit: &InFlight) -> HubResult<Admin> {
-    let permit = limit.0.clone().try_acquire_owned().map_err(|_| {
+/// One of the requests in flight on this node, or 429 at once.
+fn in_flight(hub: &Hub, limit: &InFlight) -> HubResult<tokio::sync::OwnedSemaphorePermit> {
+    limit.0.clone().try_acquire_owned().map_err(|_| {
         HubError::rate_limited(format!(
             "more than {} API requests in flight on this node (--api-max-in-flight); retry later",
             hub.config.api_max_in_flight
         ))
-    })?;
+    })
+}
+
+/// The request's `Idempotency-Key` header, scoped to `user` (PROTOCOL.md
+/// §3.3 rules).
+fn idempotency(headers: &HeaderMap, user: &str) -> HubResult<Option<IdempotencyKey>> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => match v.to_str() {
+            Ok(key) if crate::text::within(key, 1, crate::protocol::MAX_IDEMPOTENCY_KEY) => {
+                Ok(Some(IdempotencyKey {
+                    user: user.to_string(),
+                    key: key.to_string(),
+                }))
+            }
+            _ => Err(HubError::bad_request(format!(
+                "Idempotency-Key must be 1 to {} characters",
+                crate::protocol::MAX_IDEMPOTENCY_KEY
+            ))),
+        },
+    }
+}
+
+async fn admin(hub: &Arc<Hub>, headers: &HeaderMap, limit: &InFlight) -> HubResult<Admin> {
+    let permit = in_flight(hub, limit)?;
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -150,23 +301,7 @@ async fn admin(hub: &Arc<Hub>, headers: &HeaderMap, limit: &InFlight) -> HubResu
             claims.sub, claims.tenant
         )));
     }
-    let once = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => match v.to_str() {
-            Ok(key) if crate::text::within(key, 1, crate::protocol::MAX_IDEMPOTENCY_KEY) => {
-                Some(IdempotencyKey {
-                    user: claims.sub.clone(),
-                    key: key.to_string(),
-                })
-            }
-            _ => {
-                return Err(HubError::bad_request(format!(
-                    "Idempotency-Key must be 1 to {} characters",
-                    crate::protocol::MAX_IDEMPOTENCY_KEY
-                )))
-            }
-        },
-    };
+    let once = idempotency(headers, &claims.sub)?;
     Ok(Admin {
         tenant,
         actor: Actor::new(claims.sub, Role::Admin),
@@ -352,6 +487,49 @@ async fn delete_channel(
             let result =
                 directory::apply(&hub, &a.tenant, &a.actor, change, a.once.as_ref()).await?;
             Ok((StatusCode::OK, result))
+        }
+        .await,
+    )
+}
+
+async fn list_credentials(State(hub): Hubs, limit: Limit, headers: HeaderMap) -> Response {
+    respond(
+        "credentials",
+        async {
+            let a = admin(&hub, &headers, &limit).await?;
+            credentials::list(&hub, &a).await
+        }
+        .await,
+    )
+}
+
+async fn create_credential(
+    State(hub): Hubs,
+    limit: Limit,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        "credentials",
+        async {
+            let a = admin(&hub, &headers, &limit).await?;
+            credentials::create(&hub, &a, body).await
+        }
+        .await,
+    )
+}
+
+async fn revoke_credential(
+    State(hub): Hubs,
+    limit: Limit,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    respond(
+        "credential",
+        async {
+            let a = admin(&hub, &headers, &limit).await?;
+            credentials::revoke(&hub, &a, &id).await
         }
         .await,
     )

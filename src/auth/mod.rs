@@ -15,6 +15,7 @@
 //! tenant is configurable ([`Rules`]).
 
 pub mod jwks;
+pub mod secret;
 
 use crate::config::Config;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};

@@ -35,6 +35,10 @@ pub struct MemoryBackplane {
     journal: Option<Arc<dyn Journal>>,
     /// How much of each tenant's event stream is kept.
     retention: Retention,
+    /// Service credentials by tenant, then id ([`credential`]): apart from
+    /// the tenants' stores, since a credential is no part of a tenant's
+    /// seq-ordered state.
+    credentials: Mutex<HashMap<String, std::collections::BTreeMap<String, credential::Credential>>>,
 }
 
 /// What one commit changes, as a [`Journal`] receives it: everything needed
@@ -65,6 +69,21 @@ pub trait Journal: Send + Sync + 'static {
     /// `Err`: nothing of the change is durable, and the memory store then
     /// applies none of it either.
     fn write(&self, tenant: &str, change: &Written<'_>) -> Result<(), String>;
+
+    /// Makes a tenant's service credentials durable: all of them, as they
+    /// are after a creation or a revocation. `Err`: the change is refused.
+    fn write_credentials(
+        &self,
+        _tenant: &str,
+        _all: &[credential::Credential],
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The credentials kept, by tenant (read once, at start).
+    fn read_credentials(&self) -> Vec<(String, Vec<credential::Credential>)> {
+        Vec::new()
+    }
 }
 
 /// A tenant as a journal kept it: what the memory store starts from.
@@ -142,6 +161,7 @@ impl MemoryBackplane {
             epoch: Epoch::new("memory", 0),
             journal: None,
             retention: Retention::default(),
+            credentials: Mutex::new(HashMap::new()),
         }
     }
 
@@ -160,6 +180,13 @@ impl MemoryBackplane {
         restored: Vec<Restored>,
     ) -> Self {
         let mut backplane = MemoryBackplane::new(history_capacity);
+        backplane.credentials = Mutex::new(
+            journal
+                .read_credentials()
+                .into_iter()
+                .map(|(tenant, all)| (tenant, all.into_iter().map(|c| (c.id.clone(), c)).collect()))
+                .collect(),
+        );
         backplane.journal = Some(journal);
         let now_ms = crate::clock::now_ms();
         let now = Instant::now();
@@ -669,5 +696,83 @@ impl Backplane for MemoryBackplane {
         };
         let store = store.lock();
         Ok(Some(self.state(&store)))
+    }
+
+    async fn create_credential(
+        &self,
+        tenant: &str,
+        credential: &credential::Credential,
+    ) -> Result<bool, BackplaneError> {
+        let mut all = self.credentials.lock();
+        let mine = all.entry(tenant.to_string()).or_default();
+        if mine.contains_key(&credential.id) {
+            return Ok(false);
+        }
+        let mut after = mine.clone();
+        after.insert(credential.id.clone(), credential.clone());
+        self.journal_credentials(tenant, &after)?;
+        *mine = after;
+        Ok(true)
+    }
+
+    async fn credential(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<credential::Credential>, BackplaneError> {
+        Ok(self
+            .credentials
+            .lock()
+            .get(tenant)
+            .and_then(|mine| mine.get(id).cloned()))
+    }
+
+    async fn credentials(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<credential::Credential>, BackplaneError> {
+        Ok(self
+            .credentials
+            .lock()
+            .get(tenant)
+            .map(|mine| mine.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn revoke_credential(&self, tenant: &str, id: &str) -> Result<bool, BackplaneError> {
+        let mut all = self.credentials.lock();
+        let Some(mine) = all.get_mut(tenant) else {
+            return Ok(false);
+        };
+        if !mine.contains_key(id) {
+            return Ok(false);
+        }
+        let mut after = mine.clone();
+        after.remove(id);
+        self.journal_credentials(tenant, &after)?;
+        *mine = after;
+        Ok(true)
+    }
+}
+
+impl MemoryBackplane {
+    /// Hands a tenant's credentials after a change to the journal, if any:
+    /// `Err` means the change is refused (applied nowhere).
+    fn journal_credentials(
+        &self,
+        tenant: &str,
+        after: &std::collections::BTreeMap<String, credential::Credential>,
+    ) -> Result<(), BackplaneError> {
+        match &self.journal {
+            None => Ok(()),
+            Some(journal) => {
+                let all: Vec<credential::Credential> = after.values().cloned().collect();
+                journal.write_credentials(tenant, &all).map_err(|e| {
+                    BackplaneError::Unavailable(format!(
+                        "the data directory refused the change: {e}"
+                    ))
+                })
+            }
+        }
     }
 }

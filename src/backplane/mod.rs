@@ -10,6 +10,7 @@
 //! [`memory::MemoryBackplane`] is the single-process implementation; the
 //! Redis one keeps the same contract with Lua scripts and pub/sub.
 
+pub mod credential;
 pub mod memory;
 pub mod redis;
 pub mod sentinel;
@@ -467,6 +468,41 @@ pub trait Backplane: Send + Sync + 'static {
     /// Messages for this node from other nodes (taken once, by the hub).
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NodeEvent>> {
         None
+    }
+
+    /// Stores a new service credential of the integration API
+    /// ([`credential`]); `false` (nothing written) when the tenant has one
+    /// with that id already.
+    async fn create_credential(
+        &self,
+        _tenant: &str,
+        _credential: &credential::Credential,
+    ) -> Result<bool, BackplaneError> {
+        Err(BackplaneError::Unavailable(
+            "this store keeps no service credentials".into(),
+        ))
+    }
+
+    /// One service credential, as the store has it now.
+    async fn credential(
+        &self,
+        _tenant: &str,
+        _id: &str,
+    ) -> Result<Option<credential::Credential>, BackplaneError> {
+        Ok(None)
+    }
+
+    /// Every service credential of the tenant, by id.
+    async fn credentials(
+        &self,
+        _tenant: &str,
+    ) -> Result<Vec<credential::Credential>, BackplaneError> {
+        Ok(Vec::new())
+    }
+
+    /// Deletes a service credential; `false` when there was none.
+    async fn revoke_credential(&self, _tenant: &str, _id: &str) -> Result<bool, BackplaneError> {
+        Ok(false)
     }
 }
 

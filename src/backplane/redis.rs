@@ -1489,6 +1489,79 @@ impl Backplane for RedisBackplane {
     fn is_shared(&self) -> bool {
         true
     }
+
+    async fn create_credential(
+        &self,
+        tenant: &str,
+        credential: &credential::Credential,
+    ) -> Result<bool, BackplaneError> {
+        self.check_reachable()?;
+        let json = to_json(credential)?;
+        let mut conn = self.conn();
+        let created: ::redis::RedisResult<bool> = guarded(
+            conn.hset_nx(credentials_key(tenant), &credential.id, json),
+            self.timeout,
+        )
+        .await;
+        self.note(created).map_err(sent_once)
+    }
+
+    async fn credential(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<credential::Credential>, BackplaneError> {
+        let mut conn = self.conn();
+        let json: ::redis::RedisResult<Option<String>> =
+            guarded(conn.hget(credentials_key(tenant), id), self.timeout).await;
+        // A value that does not parse is no credential: refused, never a panic.
+        Ok(self
+            .note(json)?
+            .and_then(|j| serde_json::from_str::<credential::Credential>(&j).ok()))
+    }
+
+    async fn credentials(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<credential::Credential>, BackplaneError> {
+        let mut conn = self.conn();
+        let all: ::redis::RedisResult<Vec<String>> =
+            guarded(conn.hvals(credentials_key(tenant)), self.timeout).await;
+        let mut all: Vec<credential::Credential> = self
+            .note(all)?
+            .iter()
+            .filter_map(|j| serde_json::from_str(j).ok())
+            .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(all)
+    }
+
+    async fn revoke_credential(&self, tenant: &str, id: &str) -> Result<bool, BackplaneError> {
+        self.check_reachable()?;
+        let mut conn = self.conn();
+        let removed: ::redis::RedisResult<u64> =
+            guarded(conn.hdel(credentials_key(tenant), id), self.timeout).await;
+        Ok(self.note(removed).map_err(sent_once)? > 0)
+    }
+}
+
+/// A credential write that was sent and got no answer may have been
+/// applied: `outcome_unknown`, not `unavailable` (PROTOCOL.md §3.1). A
+/// repeat tells: a creation answers that the id exists, a revocation that
+/// there is none.
+fn sent_once(e: BackplaneError) -> BackplaneError {
+    match e {
+        BackplaneError::Unavailable(why) => BackplaneError::OutcomeUnknown(format!(
+            "{why}; the credential change may have been applied: repeat it to know"
+        )),
+        other => other,
+    }
+}
+
+/// The hash of a tenant's service credentials (id → JSON), on the
+/// tenant's slot like every key of it.
+fn credentials_key(tenant: &str) -> String {
+    format!("hub:{{{tenant}}}:credentials")
 }
 
 #[cfg(test)]

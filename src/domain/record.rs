@@ -117,9 +117,20 @@ pub enum ActorRole {
     Supervisor,
     Admin,
     System,
+    /// A service credential of the integration API (an ACD, a PBX), by
+    /// its id: `{"id": "acd-1", "role": "integration"}`.
+    Integration,
 }
 
 impl Actor {
+    /// The integration holding the service credential `id`.
+    pub fn integration(id: impl Into<String>) -> Self {
+        Actor {
+            id: id.into(),
+            role: ActorRole::Integration,
+        }
+    }
+
     pub fn system() -> Self {
         Actor {
             id: "system".into(),

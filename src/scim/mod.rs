@@ -30,6 +30,7 @@ pub mod groups;
 pub mod patch;
 pub mod users;
 
+use crate::auth::secret;
 use crate::domain::{Actor, Role};
 use crate::hub::tenant::Tenant;
 use crate::hub::{Hub, TenantLease};
@@ -41,10 +42,8 @@ use axum::routing::{any, get};
 use axum::Router;
 use error::{ScimError, ScimResult};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 /// The media type of every answer (RFC 7644 §3.1).
@@ -134,7 +133,7 @@ impl Tokens {
             .map_err(|e| format!("expected {{\"<tenant>\": \"<sha256 hex>\"}}: {e}"))?;
         let mut list: Vec<(String, [u8; 32])> = Vec::with_capacity(map.len());
         for (tenant, hex) in map {
-            let hash = from_hex(hex.trim()).ok_or_else(|| {
+            let hash = secret::from_hex(hex.trim()).ok_or_else(|| {
                 format!("tenant {tenant:?}: not 64 hex digits (sha256 of the token)")
             })?;
             if list.iter().any(|(_, h)| *h == hash) {
@@ -154,28 +153,15 @@ impl Tokens {
         let Tokens::On(list) = self else {
             return None;
         };
-        let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        let given = secret::hash(given);
         let mut found = None;
         for (tenant, hash) in list {
-            if bool::from(hash.ct_eq(&given)) {
+            if secret::same(hash, &given) {
                 found = Some(tenant.as_str());
             }
         }
         found
     }
-}
-
-fn from_hex(text: &str) -> Option<[u8; 32]> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks(2).enumerate() {
-        let digit = |b: u8| (b as char).to_digit(16);
-        out[i] = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
-    }
-    Some(out)
 }
 
 /// One authenticated request: the tenant its token names.
@@ -713,10 +699,7 @@ mod tests {
     use super::*;
 
     fn hex(token: &str) -> String {
-        Sha256::digest(token.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        secret::to_hex(&secret::hash(token))
     }
 
     #[test]

@@ -379,7 +379,7 @@ impl Session {
     }
 }
 
-pub(super) fn pause_reason(reason: Option<String>) -> HubResult<String> {
+pub(crate) fn pause_reason(reason: Option<String>) -> HubResult<String> {
     reason_text(reason, "a pause needs a non-empty `reason`")
 }
 
@@ -406,7 +406,7 @@ fn reason_text(reason: Option<String>, when_empty: &str) -> HubResult<String> {
     }
 }
 
-fn non_empty(field: &str, value: &str) -> HubResult<()> {
+pub(crate) fn non_empty(field: &str, value: &str) -> HubResult<()> {
     if !text::within(value, 1, 128) {
         Err(HubError::bad_request(format!(
             "`{field}` must be 1 to 128 characters"

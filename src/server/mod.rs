@@ -9,7 +9,7 @@
 
 mod admin;
 pub mod client_addr;
-mod handlers;
+pub(crate) mod handlers;
 pub mod listener;
 pub mod session;
 pub mod starting;

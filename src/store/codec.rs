@@ -30,6 +30,9 @@ pub const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("h
 /// (tenant, key number) → [`KeyEntry`], oldest first; deleted once out of
 /// the idempotency window.
 pub const KEYS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("keys");
+/// Tenant → its service credentials (`Vec<backplane::credential::Credential>`),
+/// rewritten whole by each creation or revocation.
+pub const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
 
 /// (tenant, ms, n) → the event's JSON (after the format byte): the event
 /// stream, keyed by its ids (`crate::events::EventId`), so it reads back in

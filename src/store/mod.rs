@@ -27,9 +27,12 @@
 pub mod codec;
 pub mod replay;
 
+use crate::backplane::credential::Credential;
 use crate::backplane::memory::{Journal, MemoryBackplane, Restored, Written};
 use crate::events::Retention;
-use codec::{KeyEntry, DIRECTORY, EPOCH, EVENTS, HISTORY, KEYS, RECORDS, SEQ, SETTINGS};
+use codec::{
+    KeyEntry, CREDENTIALS, DIRECTORY, EPOCH, EVENTS, HISTORY, KEYS, RECORDS, SEQ, SETTINGS,
+};
 use parking_lot::Mutex;
 use redb::{Database, DatabaseError};
 use replay::Cursor;
@@ -62,6 +65,8 @@ pub struct DataDir {
     history_capacity: usize,
     retention: Retention,
     cursors: Mutex<HashMap<String, Cursor>>,
+    /// The service credentials read at open, until the memory store takes them.
+    credentials_at_open: Mutex<Vec<(String, Vec<Credential>)>>,
 }
 
 /// What [`DataDir::open`] found.
@@ -122,6 +127,7 @@ impl DataDir {
             replay::load(&db, history_capacity, &retention, now_ms).map_err(unreadable)?;
         replay::prune(&db, &mut cursors, history_capacity, &retention, now_ms)
             .map_err(unreadable)?;
+        let credentials_at_open = read_credentials(&db).map_err(unreadable)?;
         if let Err(e) = db.compact() {
             tracing::warn!(file = %file.display(), error = %e, "data dir: compaction skipped");
         }
@@ -137,6 +143,7 @@ impl DataDir {
                 history_capacity,
                 retention,
                 cursors: Mutex::new(cursors),
+                credentials_at_open: Mutex::new(credentials_at_open),
             }),
             restored,
         })
@@ -268,7 +275,47 @@ impl Journal for DataDir {
             }
         }
     }
+
+    fn write_credentials(&self, tenant: &str, all: &[Credential]) -> Result<(), String> {
+        let e = |e: redb::Error| e.to_string();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut table = txn.open_table(CREDENTIALS).map_err(|x| e(x.into()))?;
+            if all.is_empty() {
+                table.remove(tenant).map_err(|x| e(x.into()))?;
+            } else {
+                let bytes = codec::encode(&all)?;
+                table
+                    .insert(tenant, bytes.as_slice())
+                    .map_err(|x| e(x.into()))?;
+            }
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    fn read_credentials(&self) -> Vec<(String, Vec<Credential>)> {
+        std::mem::take(&mut *self.credentials_at_open.lock())
+    }
 }
 
 #[cfg(test)]
 mod tests;
+
+/// Every tenant's service credentials in the file (none before the first).
+fn read_credentials(db: &Database) -> Result<Vec<(String, Vec<Credential>)>, String> {
+    use redb::{ReadableTable, TableError};
+    let txn = db.begin_read().map_err(|e| e.to_string())?;
+    let table = match txn.open_table(CREDENTIALS) {
+        Ok(table) => table,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut out = Vec::new();
+    for entry in table.iter().map_err(|e| e.to_string())? {
+        let (tenant, bytes) = entry.map_err(|e| e.to_string())?;
+        let all: Vec<Credential> = codec::decode(bytes.value())
+            .map_err(|e| format!("credentials of {}: {e}", tenant.value()))?;
+        out.push((tenant.value().to_string(), all));
+    }
+    Ok(out)
+}

@@ -14,6 +14,20 @@ pub async fn request(
     extra: &str,
     body: Option<&str>,
 ) -> (u16, Value) {
+    let (status, _, json) = exchange(addr, method, path, bearer, extra, body).await;
+    (status, json)
+}
+
+/// As [`request`], with the answer's header lines too (lowercase names,
+/// `name: value` each).
+pub async fn exchange(
+    addr: impl std::fmt::Display,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    extra: &str,
+    body: Option<&str>,
+) -> (u16, Vec<String>, Value) {
     let mut s = tokio::net::TcpStream::connect(addr.to_string())
         .await
         .expect("connect");
@@ -42,5 +56,15 @@ pub async fn request(
         .filter(|b| !b.is_empty())
         .map(|b| serde_json::from_str(b).unwrap_or_else(|e| panic!("not JSON ({e}): {b}")))
         .unwrap_or(Value::Null);
-    (status, json)
+    let headers = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(h, _)| h)
+        .lines()
+        .skip(1)
+        .map(|l| match l.split_once(':') {
+            Some((name, value)) => format!("{}: {}", name.to_ascii_lowercase(), value.trim()),
+            None => l.to_string(),
+        })
+        .collect();
+    (status, headers, json)
 }

@@ -12,7 +12,7 @@ export type Role = "agent" | "supervisor" | "admin";
 
 export type Actor = {
   id: string;
-  role: "agent" | "supervisor" | "admin" | "system";
+  role: "agent" | "supervisor" | "admin" | "system" | "integration";
 };
 
 export type Status = "offline" | "available" | "busy" | "wrap_up" | "paused";
