@@ -45,6 +45,9 @@
 //!   ([`directory::transfer`]); [`hub::directory`] commits changes.
 //! - [`api`]: the HTTP JSON API for scripts (`/api/v1`): bearer auth of an
 //!   admin, bounded bodies and requests in flight, JSON errors.
+//! - [`reports`]: time in status, interactions, sign-ins and pause overruns
+//!   per agent and channel, bucketed in a time zone, from the agent event
+//!   stream (pure; JSON and CSV renderers, the query parser).
 //! - [`config`], [`auth`] (tokens; [`auth::jwks`]: an identity
 //!   provider's keys), [`error`], [`clock`], [`tls`] (the rustls crypto
 //!   provider those keys' and Redis's TLS clients share): the edges.
@@ -66,6 +69,7 @@ pub mod hub;
 pub mod metrics;
 pub mod node;
 pub mod protocol;
+pub mod reports;
 pub mod scim;
 pub mod server;
 pub mod store;
