@@ -65,6 +65,8 @@ struct Track {
     state: Option<Snap>,
     /// Time is counted up to here.
     since: u64,
+    /// Where the state in force began to be counted.
+    state_from: u64,
     /// A gap began here while the state was known: the state may have
     /// changed in the lost versions.
     suspect_from: Option<u64>,
@@ -229,6 +231,7 @@ impl<'a> Engine<'a> {
             .or_insert_with(|| Track {
                 state: None,
                 since: 0,
+                state_from: 0,
                 suspect_from: None,
                 in_scope: false,
                 figures: vec![AgentFigures::default(); buckets],
@@ -288,6 +291,7 @@ impl<'a> Engine<'a> {
         let track = self.track(agent);
         track.state = state;
         track.since = track.since.max(at);
+        track.state_from = track.since;
         track.suspect_from = None;
     }
 
@@ -367,16 +371,23 @@ impl<'a> Engine<'a> {
             }
         }
         let next = current.map(Snap::of);
-        let before = previous.map(Snap::of).and_then(|s| s.overrun_since_ms);
+        // The mark of the state that was counted up to `t` (the tracked
+        // one: a record of the same version is taken to be the same record).
+        let before = self
+            .agents
+            .get(agent)
+            .and_then(|t| t.state.as_ref())
+            .and_then(|s| s.overrun_since_ms);
         if let Some(mark) = next.as_ref().and_then(|s| s.overrun_since_ms) {
             if before != Some(mark) {
                 // The timer commits the mark a little after the limit
                 // passed: the time since the limit is overrun too (unless
                 // an earlier mark of the same pause counted it already).
-                // Never before the pause began, whatever a record says.
-                let began = previous.map_or(t, |p| p.status_since_ms);
-                let start = mark.max(began).min(t);
+                // Never before the pause began, nor before the time its
+                // record was counted from, whatever a record says.
                 let track = self.track(agent);
+                let began = previous.map_or(t, |p| p.status_since_ms.max(track.state_from));
+                let start = mark.max(began).min(t);
                 if let Some(i) = bucket_of(spans, start) {
                     let f = &mut track.figures[i];
                     f.pause_overruns = f.pause_overruns.saturating_add(1);

@@ -779,6 +779,55 @@ fn bad_requests_are_errors() {
     assert!(render::agents_csv(&empty).ends_with("pause_overrun_s\r\n"));
 }
 
+/// Found by the property below: a heartbeat's record and the next event's
+/// `previous` with the same version but different content (never made by
+/// the hub). The overrun already counted for the tracked state must not be
+/// counted again as the new mark's lag.
+#[test]
+fn an_overrun_is_never_counted_twice_on_odd_records() {
+    let mut paused = AgentRecord::new("b", "b", &[Role::Agent], [], &Settings::default());
+    paused.status = Status::Paused;
+    paused.pause_reason = Some("break".into());
+    paused.pause_overrun_since_ms = Some(0);
+    paused.version = 21;
+    let mut odd = paused.clone();
+    odd.status = Status::WrapUp;
+    odd.pause_overrun_since_ms = None;
+    let mut next = paused.clone();
+    next.pause_overrun_since_ms = Some(100);
+    next.version = 22;
+    let event = |kind, at_ms, previous, current| ReportEvent {
+        id: String::new(),
+        tenant: "t".into(),
+        version: 22,
+        kind,
+        event: String::new(),
+        at_ms,
+        by: None,
+        agent_id: Some("b".into()),
+        previous,
+        current,
+    };
+    let input = ReportInput {
+        events: vec![
+            event(EventType::Heartbeat, 1_000, None, Some(paused)),
+            event(EventType::Agent, 2_000, Some(odd), Some(next)),
+        ],
+        records_at_end: vec![],
+    };
+    let req = ReportRequest {
+        from_ms: 0,
+        until_ms: 3_600_000,
+        bucket: Bucket::Hour,
+        time_zone: "UTC".into(),
+        scope: None,
+    };
+    let r = compute(&input, &req).expect("report");
+    let b = &agent(&r, "b").total;
+    assert_eq!((b.pause_overruns, b.pause_overrun_ms), (1, 3_600_000));
+    assert_eq!(b.times.paused_ms, 3_600_000);
+}
+
 // ---- properties -----------------------------------------------------------
 
 fn arb_status() -> impl Strategy<Value = Status> {
