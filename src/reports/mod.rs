@@ -2,7 +2,7 @@
 //! handled, sign-in and sign-out times and pause overruns, per agent and per
 //! channel, per 15 minutes, hour or day of a time zone — computed from the
 //! agent event stream. Pure: no clock, no I/O; the HTTP handler reads the
-//! events and the records, calls [`compute`] and a renderer. The figures'
+//! events and the records, calls [`compute()`] and a renderer. The figures'
 //! meaning, the JSON shape and the CSV columns are in `docs/REPORTS.md`.
 //!
 //! # Layout

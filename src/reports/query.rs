@@ -44,7 +44,7 @@ pub struct ReportQuery {
 }
 
 impl ReportQuery {
-    /// The request for [`super::compute`], limited to a scoped supervisor's
+    /// The request for [`compute`](super::compute()), limited to a scoped supervisor's
     /// channels (`None`: admins and unscoped supervisors).
     pub fn request(&self, scope: Option<Vec<ChannelRef>>) -> ReportRequest {
         ReportRequest {

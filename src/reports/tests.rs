@@ -473,6 +473,12 @@ fn the_scripted_day_hour_by_hour() {
     assert_eq!((f.pause_overruns, f.pause_overrun_ms), (1, 300_000));
     let f = &a1.buckets[at("2026-03-29T12:00:00+02:00")];
     assert_eq!(reasons(&f.times), [("lunch", 2_700)]);
+    let f = &a1.buckets[at("2026-03-29T11:00:00+02:00")];
+    assert_eq!(
+        reasons(&f.times),
+        [],
+        "a pause from 12:00:00 leaves 11:00 alone"
+    );
     let f = &a1.buckets[at("2026-03-29T16:00:00+02:00")];
     assert_eq!(secs(&f.times), [0, 3_600, 0, 0, 0, 0]);
     assert!(
@@ -731,6 +737,51 @@ fn a_repeated_event_counts_once_and_a_clock_stepping_back_is_clamped() {
 }
 
 #[test]
+fn an_event_stepping_back_across_a_bucket_edge_counts_where_the_clock_stood() {
+    let mut s = Script::default();
+    s.existing("a", 1, |r| {
+        sign_in(r);
+        connect(sales())(r);
+    });
+    s.version = 10;
+    let t0 = ms("2026-06-01T10:00:00+00:00");
+    s.change("a", t0 - 60_000, start("k", sales(), t0 - 60_000));
+    s.change("a", t0 + 2, connect(support()));
+    // Another node, 5 ms behind, ends k "at 09:59:59.997".
+    s.change("a", t0 - 3, end("k"));
+    let req = ReportRequest {
+        from_ms: t0 - 3_600_000,
+        until_ms: t0 + 3_600_000,
+        bucket: Bucket::Hour,
+        time_zone: "UTC".into(),
+        scope: None,
+    };
+    let r = compute(
+        &ReportInput {
+            events: s.events,
+            records_at_end: vec![],
+        },
+        &req,
+    )
+    .expect("report");
+    assert_buckets_add_up(&r);
+    let a = agent(&r, "a");
+    assert_eq!(
+        (
+            a.buckets[0].interactions_handled,
+            a.buckets[1].interactions_handled
+        ),
+        (0, 1),
+        "k ended after 10:00:00.002, the change before it"
+    );
+    assert_eq!(
+        (a.buckets[0].times.busy_ms, a.buckets[1].times.busy_ms),
+        (60_000, 2)
+    );
+    assert_eq!(channel(&r, &sales()).buckets[1].interactions_handled, 1);
+}
+
+#[test]
 fn records_at_end_changed_after_the_events_are_not_used() {
     let mut s = Script::default();
     s.existing("a", 1, sign_in);
@@ -923,6 +974,18 @@ fn arb_event() -> impl Strategy<Value = ReportEvent> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Any query string and any text as events: an answer or a typed error.
+    #[test]
+    fn any_query_or_event_text_is_an_answer_or_an_error(
+        query in "[a-z0-9=&%+:/._-]{0,120}",
+        text in "\\PC{0,200}",
+    ) {
+        let _ = query::parse_query(&query);
+        let _ = query::parse_query(&format!("from=1&to=2&{query}"));
+        let _ = parse_ndjson(&text);
+        let _ = parse_ndjson(&format!("{{\"type\": \"agent\", \"at_ms\": 1, {text}"));
+    }
 
     /// Whatever the stream holds — odd records, repeated and out-of-order
     /// versions, gaps, clocks stepping back — the report is computed, every
