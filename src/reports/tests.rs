@@ -812,6 +812,50 @@ fn records_at_end_changed_after_the_events_are_not_used() {
 }
 
 #[test]
+fn the_fall_back_day_is_25_hours_with_the_doubled_hour_twice() {
+    let mut s = Script::default();
+    let a = s.existing("a", 3, sign_in);
+    let req = ReportRequest {
+        from_ms: ms("2026-10-25T00:00:00+02:00"),
+        until_ms: ms("2026-10-26T00:00:00+01:00"),
+        bucket: Bucket::Hour,
+        time_zone: "Europe/Paris".into(),
+        scope: None,
+    };
+    let input = ReportInput {
+        events: vec![],
+        records_at_end: vec![a],
+    };
+    let r = compute(&input, &req).expect("report");
+    assert_eq!(r.buckets.len(), 25);
+    let doubled: Vec<&str> = r
+        .buckets
+        .iter()
+        .map(|b| b.start.as_str())
+        .filter(|s| s.starts_with("2026-10-25T02:"))
+        .collect();
+    assert_eq!(
+        doubled,
+        ["2026-10-25T02:00:00+02:00", "2026-10-25T02:00:00+01:00"]
+    );
+    assert_buckets_add_up(&r);
+    assert_eq!(secs(&agent(&r, "a").total.times), [0, 90_000, 0, 0, 0, 0]);
+    let day = compute(
+        &input,
+        &ReportRequest {
+            bucket: Bucket::Day,
+            ..req
+        },
+    )
+    .expect("report");
+    assert_eq!(day.buckets.len(), 1);
+    assert_eq!(
+        secs(&agent(&day, "a").buckets[0].times),
+        [0, 90_000, 0, 0, 0, 0]
+    );
+}
+
+#[test]
 fn bad_requests_are_errors() {
     let mut req = request(Bucket::Hour);
     req.time_zone = "Nowhere/Atlantis".into();
