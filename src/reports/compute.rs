@@ -300,6 +300,23 @@ impl<'a> Engine<'a> {
         self.note_scope(agent, record);
         let known_from = self.known_from(record.version, t);
         let track = self.track(agent);
+        // An older record than the one in force (a heartbeat from a node
+        // whose replica lags the stream by a moment) tells nothing new:
+        // taking it would put back a state the agent already left. The
+        // time up to `t` is still counted (a change at `t` takes over from
+        // there): in the state in force, or unknown past a gap.
+        if track
+            .state
+            .as_ref()
+            .is_some_and(|s| record.version < s.version)
+        {
+            if let Some(stop) = track.suspect_from {
+                self.advance(agent, stop);
+                self.set_state(agent, None, 0);
+            }
+            self.advance(agent, t);
+            return;
+        }
         let continuous = track
             .state
             .as_ref()

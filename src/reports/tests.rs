@@ -782,6 +782,87 @@ fn an_event_stepping_back_across_a_bucket_edge_counts_where_the_clock_stood() {
 }
 
 #[test]
+fn a_heartbeat_from_a_lagging_replica_does_not_bring_back_an_old_state() {
+    let mut s = Script::default();
+    let before = s.existing("a", 1, sign_in);
+    s.version = 10;
+    let t0 = ms("2026-06-01T10:00:00+00:00");
+    s.change("a", t0, pause("break"));
+    // A node that has not applied the pause yet beats with the old record.
+    s.events.push(ReportEvent {
+        id: "hb".into(),
+        tenant: "acme".into(),
+        version: 1,
+        kind: EventType::Heartbeat,
+        event: "heartbeat".into(),
+        at_ms: t0 + 1,
+        by: None,
+        agent_id: Some("a".into()),
+        previous: None,
+        current: Some(before),
+    });
+    s.change("a", t0 + 600_000, available);
+    let req = ReportRequest {
+        from_ms: t0 - 3_600_000,
+        until_ms: t0 + 3_600_000,
+        bucket: Bucket::Day,
+        time_zone: "UTC".into(),
+        scope: None,
+    };
+    let r = compute(
+        &ReportInput {
+            events: s.events,
+            records_at_end: vec![],
+        },
+        &req,
+    )
+    .expect("report");
+    let a = &agent(&r, "a").total;
+    assert_eq!(secs(&a.times), [0, 6_600, 0, 0, 600, 0]);
+}
+
+/// Found by the property below: a change whose `previous` is older than
+/// the state in force still has the time up to it counted (the state in
+/// force held until then), never dropped.
+#[test]
+fn a_stale_previous_still_has_the_time_before_it_counted() {
+    let mut newer = AgentRecord::new("c", "c", &[Role::Agent], [], &Settings::default());
+    newer.version = 31;
+    let mut stale = newer.clone();
+    stale.version = 0;
+    let event = |version, at_ms, previous, current| ReportEvent {
+        id: String::new(),
+        tenant: "t".into(),
+        version,
+        kind: EventType::Agent,
+        event: String::new(),
+        at_ms,
+        by: None,
+        agent_id: Some("c".into()),
+        previous,
+        current,
+    };
+    let input = ReportInput {
+        events: vec![
+            event(1, 25_000, None, Some(newer)),
+            event(2, 40_000, Some(stale), None),
+        ],
+        records_at_end: vec![],
+    };
+    let req = ReportRequest {
+        from_ms: 0,
+        until_ms: 51_654,
+        bucket: Bucket::Minutes15,
+        time_zone: "Europe/Paris".into(),
+        scope: None,
+    };
+    let r = compute(&input, &req).expect("report");
+    assert_buckets_add_up(&r);
+    let c = &agent(&r, "c").total.times;
+    assert_eq!((c.unknown_ms, c.offline_ms), (51_654 - 15_000, 15_000));
+}
+
+#[test]
 fn records_at_end_changed_after_the_events_are_not_used() {
     let mut s = Script::default();
     s.existing("a", 1, sign_in);
