@@ -48,6 +48,9 @@
 //! - [`events`]: events out — the agent event stream (one event per
 //!   committed change, written by the store with the change; heartbeats),
 //!   read over `GET /api/v1/events` or `presence-hub events tail`.
+//! - [`reports`]: time in status, interactions, sign-ins and pause overruns
+//!   per agent and channel, bucketed in a time zone, from the agent event
+//!   stream (pure; JSON and CSV renderers, the query parser).
 //! - [`config`], [`auth`] (tokens; [`auth::jwks`]: an identity
 //!   provider's keys), [`error`], [`clock`], [`tls`] (the rustls crypto
 //!   provider those keys' and Redis's TLS clients share): the edges.
@@ -70,6 +73,7 @@ pub mod hub;
 pub mod metrics;
 pub mod node;
 pub mod protocol;
+pub mod reports;
 pub mod scim;
 pub mod server;
 pub mod store;
