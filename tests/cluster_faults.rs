@@ -231,6 +231,47 @@ async fn outage_keeps_state(aof: bool) {
     assert!(u64_of(&r["agent"]["version"]) > u64_of(&before["version"]));
     let seen = sup.agent_update("a1", |r| r["status"] == "available").await;
     assert_eq!(seen["version"], r["agent"]["version"]);
+    // The event stream (protocol/EVENTS.md) says what the store kept: with
+    // its AOF, every version; empty, a `gap` up to the restored version,
+    // then the change made after it.
+    let (status, body) = common::http::request(
+        &b.addr,
+        "GET",
+        "/api/v1/events?limit=1000",
+        Some(&token("acme", "ad1")),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let events: Vec<&Value> = body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] != "heartbeat")
+        .collect();
+    for pair in events.windows(2) {
+        assert_eq!(
+            u64_of(&pair[1]["version"]),
+            u64_of(&pair[0]["version"]) + 1,
+            "one event per version: {pair:#?}"
+        );
+    }
+    let gaps: Vec<&&Value> = events.iter().filter(|e| e["type"] == "gap").collect();
+    let lunch = events
+        .iter()
+        .any(|e| e["current"]["pause_reason"] == "lunch" && e["event"] == "pause");
+    if aof {
+        assert!(gaps.is_empty() && lunch, "{events:#?}");
+    } else {
+        assert_eq!(gaps.len(), 1, "{events:#?}");
+        assert_eq!(gaps[0]["from"], 1, "the stream lost everything before it");
+        assert_eq!(gaps[0]["event"], "restored");
+        assert!(!lunch, "nothing from before the loss: {events:#?}");
+    }
+    let last = events.last().expect("an event");
+    assert_eq!(last["version"], r["agent"]["version"], "{last}");
+    assert_eq!(last["event"], "unpause");
 }
 
 #[tokio::test]

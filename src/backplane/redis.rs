@@ -1127,7 +1127,9 @@ impl Backplane for RedisBackplane {
                     tenant,
                     Some(&put.record.id),
                     &write.event,
-                    &history.by,
+                    // As the memory store says it: the record's author, else
+                    // whoever made the directory change.
+                    put.record.changed_by.as_ref().unwrap_or(&by),
                 ));
         }
         for removal in &write.records_removed {
