@@ -280,6 +280,53 @@ async fn a_store_that_lost_acknowledged_changes_gets_them_back_from_the_nodes() 
             .any(|h| h["event"] == "restore" && h["pause_reason"] == "lunch"),
         "{history}"
     );
+    // The event stream (protocol/EVENTS.md) says which versions the store
+    // lost: a `gap` from the lost change's version, then the write-back
+    // and the next change, each at its own version.
+    let (status, body) = common::http::request(
+        &b.addr,
+        "GET",
+        "/api/v1/events?limit=1000",
+        Some(&token("acme", "ad1")),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let events: Vec<&Value> = body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] != "heartbeat")
+        .collect();
+    let gap = events
+        .iter()
+        .position(|e| e["type"] == "gap")
+        .unwrap_or_else(|| panic!("a gap event: {events:#?}"));
+    assert_eq!(events[gap]["from"], lunch["version"], "{:#?}", events[gap]);
+    assert!(
+        !events[..gap]
+            .iter()
+            .any(|e| e["current"]["pause_reason"] == "lunch"),
+        "the lost change is not in the stream"
+    );
+    let after: Vec<(u64, &str)> = events[gap..]
+        .iter()
+        .map(|e| (u64_of(&e["version"]), e["event"].as_str().unwrap_or("")))
+        .collect();
+    let from = u64_of(&events[gap]["version"]);
+    assert!(
+        after.contains(&(u64_of(&back["version"]), "restore")),
+        "{after:?}"
+    );
+    assert_eq!(after.last(), Some(&(u64_of(&next["version"]), "unpause")));
+    for (i, (v, _)) in after.iter().enumerate() {
+        assert_eq!(
+            *v,
+            from + i as u64,
+            "one event per version after the gap: {after:?}"
+        );
+    }
 }
 
 /// The store falls back behind a change that no agent record holds (a
