@@ -102,6 +102,15 @@ pub(super) async fn get_events(
             })?;
             wait(&hub, &tenant, after, count, Duration::from_millis(wait_ms)).await?
         };
+        if page.after_missing {
+            if let Some(after) = after {
+                return Err(HubError::not_found(format!(
+                    "event {after} is not in the stream: trimmed (see `oldest`), or lost with \
+                     the writes a failover lost; read again from an earlier time (after=<ms>-0) \
+                     and skip the versions you have (protocol/EVENTS.md)"
+                )));
+            }
+        }
         crate::metrics::get()
             .events_read
             .increment(page.events.len() as u64);
@@ -125,7 +134,7 @@ async fn wait(
         changes.mark_unchanged();
         let page = hub.backplane.read_events(tenant.id(), after, count).await?;
         let now = tokio::time::Instant::now();
-        if !page.events.is_empty() || now >= deadline {
+        if page.after_missing || !page.events.is_empty() || now >= deadline {
             return Ok(page);
         }
         // A change wakes the wait; heartbeats take no seq, so look again

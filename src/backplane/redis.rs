@@ -1341,6 +1341,7 @@ impl Backplane for RedisBackplane {
                 .key(keys(tenant).events)
                 .arg(start)
                 .arg(limit)
+                .arg(after.map(|id| id.to_string()).unwrap_or_default())
                 .invoke_async(&mut self.conn()),
             self.timeout,
         )
@@ -1350,9 +1351,10 @@ impl Backplane for RedisBackplane {
         let mut page = Page {
             oldest: answer.first().and_then(|s| id(s)),
             last: answer.get(1).and_then(|s| id(s)),
+            after_missing: answer.get(2).is_some_and(|s| s == "0"),
             events: Vec::new(),
         };
-        for pair in answer.get(2..).unwrap_or_default().chunks_exact(2) {
+        for pair in answer.get(3..).unwrap_or_default().chunks_exact(2) {
             if let Some(event_id) = id(&pair[0]) {
                 page.events.push((event_id, Arc::from(pair[1].as_str())));
             }

@@ -94,7 +94,13 @@ impl EventLog {
             Some(after) => self.events.partition_point(|(id, _)| *id <= after),
             None => 0,
         };
+        let after_missing = after.is_some_and(|after| {
+            self.events
+                .binary_search_by(|(id, _)| id.cmp(&after))
+                .is_err()
+        });
         Page {
+            after_missing,
             events: self
                 .events
                 .iter()
@@ -146,8 +152,11 @@ mod tests {
             ids[2..]
         );
         assert_eq!((page.oldest, page.last), (Some(ids[2]), Some(ids[4])));
-        // Reading after an id the log no longer has starts at the oldest.
-        assert_eq!(log.read("t", Some(ids[0]), 10).events.len(), 3);
+        // Reading after an id the log no longer has says so.
+        let trimmed = log.read("t", Some(ids[0]), 10);
+        assert!(trimmed.after_missing);
+        assert_eq!(trimmed.events.len(), 3);
+        assert!(!log.read("t", Some(ids[3]), 10).after_missing);
         assert_eq!(log.read("t", Some(ids[3]), 10).events[0].0, ids[4]);
         assert!(log.read("t", Some(ids[4]), 10).events.is_empty());
 

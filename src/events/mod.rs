@@ -73,4 +73,8 @@ pub struct Page {
     /// The newest id the store handed out (the position to wait from when
     /// the page is empty).
     pub last: Option<EventId>,
+    /// The id read after is not in the stream: trimmed, or lost with the
+    /// writes a failover lost (the reader read it from the old master).
+    /// What follows it may not be what the reader is missing.
+    pub after_missing: bool,
 }

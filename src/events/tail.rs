@@ -7,7 +7,12 @@
 //! It keeps its place (`next`) across transient failures (the node
 //! restarting, the store away: 5xx, 429, no connection), waiting a little
 //! longer each time, and stops on a refusal no retry fixes (401, 403, 400).
+//! When its place is no longer in the stream (a failover lost the events it
+//! had read from the old master), it reads again from [`REWIND_MS`] earlier
+//! and skips the versions it printed, so it prints the `gap` that says what
+//! was lost and goes on from there, each version once.
 
+use super::EventId;
 use crate::api::client::{Api, ApiError};
 use std::io::Write;
 use std::time::Duration;
@@ -27,6 +32,10 @@ pub struct Tail {
 /// How long one request waits for an event (below the client's timeout).
 const WAIT_MS: u64 = 20_000;
 
+/// How far back a reader whose place was lost reads again: more than a
+/// failover's window of writes to a master that was already replaced.
+pub const REWIND_MS: u64 = 60_000;
+
 /// Runs until `max_events` were printed (then `Ok`) or a refusal.
 pub async fn run(
     base: &str,
@@ -44,6 +53,10 @@ pub async fn run(
     }
     let mut printed = 0u64;
     let mut backoff = Duration::from_millis(200);
+    // The last version printed, and while reading again after a lost
+    // place, the place that was lost.
+    let mut last_version: Option<u64> = None;
+    let mut replaying: Option<EventId> = None;
     loop {
         if tail.max_events.is_some_and(|max| printed >= max) {
             return Ok(());
@@ -57,6 +70,22 @@ pub async fn run(
                 backoff = Duration::from_millis(200);
                 page
             }
+            Err(ApiError::Refused {
+                status: 404, body, ..
+            }) if body.contains("is not in the stream") => {
+                let Some(lost) = after.as_deref().and_then(|a| a.parse::<EventId>().ok()) else {
+                    return Err(ApiError::Http(format!(
+                        "the hub lost a place it never had: {body}"
+                    )));
+                };
+                eprintln!(
+                    "presence-hub events tail: event {lost} is not in the stream any more; \
+                     reading again from {REWIND_MS} ms earlier, skipping what was printed"
+                );
+                after = Some(format!("{}-0", lost.ms.saturating_sub(REWIND_MS)));
+                replaying = Some(lost);
+                continue;
+            }
             Err(e) if transient(&e) => {
                 eprintln!("presence-hub events tail: {e}; retrying in {backoff:?}");
                 tokio::time::sleep(backoff).await;
@@ -68,6 +97,25 @@ pub async fn run(
         for event in page["events"].as_array().into_iter().flatten() {
             if tail.max_events.is_some_and(|max| printed >= max) {
                 return Ok(());
+            }
+            let kind = event["type"].as_str().unwrap_or("");
+            let version = event["version"].as_u64();
+            if let Some(lost) = replaying {
+                let id = event["id"].as_str().and_then(|i| i.parse::<EventId>().ok());
+                let seen = match kind {
+                    "gap" => false,
+                    "heartbeat" => id.is_some_and(|id| id <= lost),
+                    _ => version.is_some_and(|v| last_version.is_some_and(|last| v <= last)),
+                };
+                if seen {
+                    continue;
+                }
+                if kind != "heartbeat" {
+                    replaying = None;
+                }
+            }
+            if kind != "heartbeat" {
+                last_version = version.or(last_version);
             }
             writeln!(out, "{event}").map_err(|e| ApiError::Http(format!("stdout: {e}")))?;
             printed += 1;

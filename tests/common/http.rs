@@ -28,9 +28,39 @@ pub async fn exchange(
     extra: &str,
     body: Option<&str>,
 ) -> (u16, Vec<String>, Value) {
-    let mut s = tokio::net::TcpStream::connect(addr.to_string())
+    try_exchange(addr, method, path, bearer, extra, body)
         .await
-        .expect("connect");
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// As [`request`], with what went wrong (no connection, no answer in time,
+/// not HTTP, not JSON) as an error instead of a panic: for a reader that
+/// carries on while nodes are killed (`tests/convergence`).
+pub async fn try_request(
+    addr: impl std::fmt::Display,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    extra: &str,
+    body: Option<&str>,
+) -> Result<(u16, Value), String> {
+    let (status, _, json) = try_exchange(addr, method, path, bearer, extra, body).await?;
+    Ok((status, json))
+}
+
+async fn try_exchange(
+    addr: impl std::fmt::Display,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    extra: &str,
+    body: Option<&str>,
+) -> Result<(u16, Vec<String>, Value), String> {
+    let connect = tokio::net::TcpStream::connect(addr.to_string());
+    let mut s = tokio::time::timeout(DEADLINE, connect)
+        .await
+        .map_err(|_| "no connection in time".to_string())?
+        .map_err(|e| format!("connect: {e}"))?;
     let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let body = body.unwrap_or("");
     let request = format!(
@@ -38,24 +68,26 @@ pub async fn exchange(
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(request.as_bytes()).await.expect("write");
+    s.write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("write: {e}"))?;
     let mut out = Vec::new();
     tokio::time::timeout(DEADLINE, s.read_to_end(&mut out))
         .await
-        .expect("an answer in time")
-        .expect("read");
+        .map_err(|_| "no answer in time".to_string())?
+        .map_err(|e| format!("read: {e}"))?;
     let text = String::from_utf8_lossy(&out);
     let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .expect("a status line");
-    let json = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.trim())
-        .filter(|b| !b.is_empty())
-        .map(|b| serde_json::from_str(b).unwrap_or_else(|e| panic!("not JSON ({e}): {b}")))
-        .unwrap_or(Value::Null);
+        .ok_or_else(|| format!("no status line: {text:?}"))?;
+    let json = match text.split_once("\r\n\r\n").map(|(_, b)| b.trim()) {
+        Some(b) if !b.is_empty() => {
+            serde_json::from_str(b).map_err(|e| format!("not JSON ({e}): {b}"))?
+        }
+        _ => Value::Null,
+    };
     let headers = text
         .split_once("\r\n\r\n")
         .map_or("", |(h, _)| h)
@@ -66,5 +98,5 @@ pub async fn exchange(
             None => l.to_string(),
         })
         .collect();
-    (status, headers, json)
+    Ok((status, headers, json))
 }

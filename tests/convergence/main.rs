@@ -51,7 +51,10 @@
 //!    agent event's `previous` is the `current` of the agent's event before
 //!    it (unless a gap lies between); every change answered `ok` is in it
 //!    at its version (or in a gap, or written back by a `restore`); and the
-//!    last event of each agent holds its record as every node has it now.
+//!    last event of each agent holds its record as every node has it now;
+//!    7b. a consumer reading the stream live through every fault, from
+//!    whichever node answers, sees each version once and in order (a `gap`
+//!    event where the store lost versions, even ones it had read).
 //!
 //! A failure prints the seed, the timestamped schedule of faults and the
 //! first divergences. The seed fixes the schedule of faults (kinds,
@@ -612,6 +615,23 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
             }
         })
     };
+    // A consumer of the event stream that reads it live, through every
+    // fault, from whichever node answers (invariant 7b).
+    let live: Arc<Mutex<LiveReader>> = Arc::default();
+    let reader = {
+        let live = live.clone();
+        let addrs: Vec<String> = cluster.nodes.iter().map(Node::addr).collect();
+        tokio::spawn(async move {
+            let mut k = 0usize;
+            loop {
+                read_live(&addrs[k % addrs.len()], &live, None).await;
+                k += 1;
+                // That node failed: a pause before the next, as a consumer
+                // backs off (not to spin while every node is down).
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
     eprintln!(
         "seed {seed}: everyone connected after {:.1} s",
         started.elapsed().as_secs_f64()
@@ -760,6 +780,25 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     }
     if !history_ok {
         violations.push("no node answered the history requests".into());
+    }
+    // The live reader catches up, then stops.
+    reader.abort();
+    for node in &cluster.nodes {
+        let token = common::token("acme", "ad1");
+        let end = common::http::try_request(
+            &node.addr(),
+            "GET",
+            "/api/v1/events?limit=1",
+            Some(&token),
+            "",
+            None,
+        )
+        .await;
+        let Ok((200, end)) = end else { continue };
+        let until = end["last"].as_str().unwrap_or("0-0").to_string();
+        if read_live(&node.addr(), &live, Some(&until)).await {
+            break;
+        }
     }
     // The event stream, read once everything is quiet (invariant 7).
     let mut stream = None;
@@ -930,6 +969,18 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
             }
         }
     }
+    // Invariant 7b: what the live reader saw, through the faults.
+    {
+        let live = live.lock().unwrap();
+        let found = check_live(&live.events);
+        for f in found.iter().take(10) {
+            violations.push(format!("invariant 7b (event stream read live): {f}"));
+        }
+        if live.events.is_empty() {
+            violations.push("invariant 7b: the live reader read nothing".into());
+        }
+        events_checked += live.events.len() as u64;
+    }
     // Invariant 5: no flap, in two strengths.
     // 5 (as the test plan words it): an agent with a device that stayed
     // connected for the whole run to a node never killed nor frozen near
@@ -1066,6 +1117,104 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         violations: Vec::new(),
         summary,
     }
+}
+
+/// A consumer of the event stream reading it as it grows.
+#[derive(Default)]
+struct LiveReader {
+    after: String,
+    events: Vec<Value>,
+    /// Reading again after its place was lost (protocol/EVENTS.md): skip
+    /// versions up to this one, already read.
+    replaying: Option<u64>,
+}
+
+/// An event id as a sortable pair.
+fn event_id(id: &str) -> (u64, u64) {
+    let (ms, n) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), n.parse().unwrap_or(0))
+}
+
+/// Reads from one node until it fails, or — with `until` — until it has
+/// read past that id; `true` then. (Heartbeats keep the stream growing, so
+/// "nothing more" never comes by itself.)
+async fn read_live(addr: &str, live: &Mutex<LiveReader>, until: Option<&str>) -> bool {
+    let token = common::token("acme", "ad1");
+    loop {
+        let after = live.lock().unwrap().after.clone();
+        if until.is_some_and(|u| !after.is_empty() && event_id(&after) >= event_id(u)) {
+            return true;
+        }
+        let path = format!("/api/v1/events?limit=1000&wait_ms=500&after={after}");
+        let page = common::http::try_request(addr, "GET", &path, Some(&token), "", None).await;
+        let body = match page {
+            Ok((200, body)) => body,
+            Ok((404, body)) if body.to_string().contains("is not in the stream") => {
+                // Read from a master a failover replaced: read again from
+                // a minute earlier, as EVENTS.md tells a consumer to.
+                let mut live = live.lock().unwrap();
+                let (ms, _) = event_id(&live.after);
+                live.after = format!("{}-0", ms.saturating_sub(60_000));
+                live.replaying = live
+                    .events
+                    .iter()
+                    .rev()
+                    .find(|e| e["type"] != "heartbeat")
+                    .map(|e| common::u64_of(&e["version"]));
+                continue;
+            }
+            // A node down, frozen or waiting for Redis: try another.
+            _ => return false,
+        };
+        let events = body["events"].as_array().cloned().unwrap_or_default();
+        if events.is_empty() && until.is_some() {
+            return true;
+        }
+        let mut live = live.lock().unwrap();
+        if let Some(next) = body["next"].as_str() {
+            live.after = next.to_string();
+        }
+        for e in events {
+            if e["type"] == "heartbeat" {
+                continue;
+            }
+            if let Some(seen) = live.replaying {
+                if e["type"] != "gap" && common::u64_of(&e["version"]) <= seen {
+                    continue;
+                }
+                live.replaying = None;
+            }
+            live.events.push(e);
+        }
+    }
+}
+
+/// What a consumer that read the stream live must have seen: each version
+/// once, in order — the next version, or a `gap` that says which versions
+/// the store lost (some of which the reader may have read before the
+/// failover that lost them), then the version after the gap.
+fn check_live(events: &[Value]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut last: Option<&Value> = None;
+    for e in events.iter().filter(|e| e["type"] != "heartbeat") {
+        let v = common::u64_of(&e["version"]);
+        if let Some(prev) = last {
+            let p = common::u64_of(&prev["version"]);
+            let ok = if e["type"] == "gap" {
+                common::u64_of(&e["from"]) <= p + 1 && v >= p
+            } else {
+                v == p + 1
+            };
+            if !ok {
+                found.push(format!(
+                    "v{v} ({} {}) read after v{p} ({} {})",
+                    e["type"], e["id"], prev["type"], prev["id"]
+                ));
+            }
+        }
+        last = Some(e);
+    }
+    found
 }
 
 /// The whole event stream, as an admin reads it (`GET /api/v1/events`).
