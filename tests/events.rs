@@ -287,6 +287,18 @@ async fn bad_event_queries_are_refused_and_read_nothing() {
         let message = body["error"]["message"].as_str().unwrap_or("");
         assert!(message.starts_with(field), "{query}: {message}");
     }
+    // A place that is not in the stream (trimmed, or lost in a failover)
+    // is said to be so, not read past.
+    let (status, body) =
+        http(hub.addr, "GET", "/api/v1/events?after=1-0", Some(&admin), "", None).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("1-0 is not in the stream")),
+        "{body}"
+    );
     let (status, body) = http(hub.addr, "GET", "/api/v1/events", None, "", None).await;
     assert_eq!(
         (status, &body["error"]["code"]),
