@@ -48,6 +48,8 @@
 //! - [`events`]: events out — the agent event stream (one event per
 //!   committed change, written by the store with the change; heartbeats),
 //!   read over `GET /api/v1/events` or `presence-hub events tail`.
+//! - [`webhooks`]: signed webhooks (Standard Webhooks) delivered from the
+//!   event stream, at least once, with a cursor per endpoint in the store.
 //! - [`config`], [`auth`] (tokens; [`auth::jwks`]: an identity
 //!   provider's keys), [`error`], [`clock`], [`tls`] (the rustls crypto
 //!   provider those keys' and Redis's TLS clients share): the edges.
@@ -78,3 +80,4 @@ pub mod text;
 pub mod tls;
 pub mod wallboard;
 pub mod web;
+pub mod webhooks;

@@ -59,7 +59,7 @@ pub fn routes(hub: &Hub) -> Router<Arc<Hub>> {
 
 /// The permits of requests in flight (`--api-max-in-flight`).
 #[derive(Clone)]
-struct InFlight(Arc<Semaphore>);
+pub(crate) struct InFlight(pub(crate) Arc<Semaphore>);
 
 /// The HTTP status of each error code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
@@ -98,7 +98,7 @@ fn count(route: &'static str, status: StatusCode) {
         .increment(1);
 }
 
-fn respond(route: &'static str, result: HubResult<(StatusCode, Value)>) -> Response {
+pub(crate) fn respond(route: &'static str, result: HubResult<(StatusCode, Value)>) -> Response {
     match result {
         Ok((status, body)) => {
             count(route, status);
@@ -109,16 +109,20 @@ fn respond(route: &'static str, result: HubResult<(StatusCode, Value)>) -> Respo
 }
 
 /// A verified admin of a tenant, for one request.
-struct Admin {
-    tenant: Arc<Tenant>,
-    actor: Actor,
+pub(crate) struct Admin {
+    pub(crate) tenant: Arc<Tenant>,
+    pub(crate) actor: Actor,
     /// The request's `Idempotency-Key` header (PROTOCOL.md §3.3 rules).
     once: Option<IdempotencyKey>,
     _lease: TenantLease,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
-async fn admin(hub: &Arc<Hub>, headers: &HeaderMap, limit: &InFlight) -> HubResult<Admin> {
+pub(crate) async fn admin(
+    hub: &Arc<Hub>,
+    headers: &HeaderMap,
+    limit: &InFlight,
+) -> HubResult<Admin> {
     let permit = limit.0.clone().try_acquire_owned().map_err(|_| {
         HubError::rate_limited(format!(
             "more than {} API requests in flight on this node (--api-max-in-flight); retry later",
