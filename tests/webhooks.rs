@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 const PATIENCE: Duration = Duration::from_secs(20);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Mode {
+pub enum Mode {
     Ok,
     Fail,
     Hang,
@@ -34,7 +34,7 @@ enum Mode {
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Got {
+pub struct Got {
     webhook_id: String,
     timestamp: u64,
     signatures: Vec<String>,
@@ -44,12 +44,12 @@ struct Got {
 }
 
 impl Got {
-    fn events(&self) -> Vec<Value> {
+    pub fn events(&self) -> Vec<Value> {
         let body: Value = serde_json::from_slice(&self.body).expect("a JSON body");
         body["events"].as_array().cloned().expect("events")
     }
 
-    fn ids(&self) -> Vec<String> {
+    pub fn ids(&self) -> Vec<String> {
         self.events()
             .iter()
             .map(|e| e["id"].as_str().expect("an id").to_string())
@@ -57,7 +57,7 @@ impl Got {
     }
 
     /// Whether one of its signatures is `secret`'s, computed here.
-    fn signed_by(&self, secret: &str) -> bool {
+    pub fn signed_by(&self, secret: &str) -> bool {
         let key = STANDARD
             .decode(secret.strip_prefix("whsec_").expect("whsec_"))
             .expect("base64");
@@ -65,7 +65,7 @@ impl Got {
         mac.update(format!("{}.{}.", self.webhook_id, self.timestamp).as_bytes());
         mac.update(&self.body);
         let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-        self.signatures.iter().any(|s| *s == expected)
+        self.signatures.contains(&expected)
     }
 }
 
@@ -77,14 +77,14 @@ struct Inner {
 }
 
 /// The integrator's HTTP receiver.
-struct Receiver {
+pub struct Receiver {
     port: u16,
     inner: Arc<Mutex<Inner>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl Receiver {
-    async fn start(mode: Mode) -> Receiver {
+    pub async fn start(mode: Mode) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let inner = Arc::new(Mutex::new(Inner {
@@ -95,20 +95,20 @@ impl Receiver {
         Receiver { port, inner, task }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/hook", self.port)
     }
 
-    fn set(&self, mode: Mode) {
+    pub fn set(&self, mode: Mode) {
         self.inner.lock().mode = Some(mode);
     }
 
-    fn got(&self) -> Vec<Got> {
+    pub fn got(&self) -> Vec<Got> {
         self.inner.lock().got.clone()
     }
 
     /// The port closes: connections are refused.
-    fn close(&mut self) {
+    pub fn close(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
         }
@@ -116,7 +116,7 @@ impl Receiver {
     }
 
     /// Listens again on the same port.
-    async fn reopen(&mut self) {
+    pub async fn reopen(&mut self) {
         let listener = until("the port is free again", || async {
             TcpListener::bind(("127.0.0.1", self.port)).await.ok()
         })
@@ -205,7 +205,7 @@ impl Drop for Receiver {
 }
 
 /// Waits for `check` to give something, looking again every 20 ms.
-async fn until<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn until<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -220,7 +220,7 @@ where
     }
 }
 
-async fn api(
+pub async fn api(
     addr: impl std::fmt::Display,
     method: &str,
     path: &str,
@@ -239,7 +239,7 @@ async fn api(
 }
 
 /// Creates webhook `id` to `url`: the secret and where delivery starts.
-async fn create(addr: impl std::fmt::Display, id: &str, url: &str) -> (String, Option<String>) {
+pub async fn create(addr: impl std::fmt::Display, id: &str, url: &str) -> (String, Option<String>) {
     let (status, body) = api(
         addr,
         "PUT",
@@ -258,7 +258,7 @@ async fn create(addr: impl std::fmt::Display, id: &str, url: &str) -> (String, O
 
 /// A change: a user put through the directory API (an `agent` event and a
 /// `directory` event).
-async fn change(addr: impl std::fmt::Display, user: &str) {
+pub async fn change(addr: impl std::fmt::Display, user: &str) {
     let (status, body) = api(
         addr,
         "PUT",
@@ -270,7 +270,7 @@ async fn change(addr: impl std::fmt::Display, user: &str) {
 }
 
 /// The stream's events after `after`, heartbeats left out.
-async fn stream_after(addr: impl std::fmt::Display + Copy, after: Option<&str>) -> Vec<Value> {
+pub async fn stream_after(addr: impl std::fmt::Display + Copy, after: Option<&str>) -> Vec<Value> {
     let mut out = Vec::new();
     let mut after = after.map(String::from);
     loop {
@@ -294,7 +294,7 @@ async fn stream_after(addr: impl std::fmt::Display + Copy, after: Option<&str>) 
 
 /// The event ids of the 2xx-answered requests, deduplicated, in the order
 /// first received.
-fn delivered(rx: &Receiver) -> Vec<String> {
+pub fn delivered(rx: &Receiver) -> Vec<String> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for got in rx.got().iter().filter(|g| g.answered == 200) {
@@ -307,14 +307,14 @@ fn delivered(rx: &Receiver) -> Vec<String> {
     out
 }
 
-fn ids(events: &[Value]) -> Vec<String> {
+pub fn ids(events: &[Value]) -> Vec<String> {
     events
         .iter()
         .map(|e| e["id"].as_str().expect("id").to_string())
         .collect()
 }
 
-fn fast(c: &mut presence_hub::config::Config) {
+pub fn fast(c: &mut presence_hub::config::Config) {
     c.events_heartbeat_s = 0;
     c.webhook_poll_ms = 50;
     c.webhook_retry_base_ms = 20;
@@ -324,7 +324,7 @@ fn fast(c: &mut presence_hub::config::Config) {
     c.webhook_batch_max_events = 3;
 }
 
-async fn webhook(addr: impl std::fmt::Display, id: &str) -> Value {
+pub async fn webhook(addr: impl std::fmt::Display, id: &str) -> Value {
     let (status, body) = api(addr, "GET", &format!("/api/v1/webhooks/{id}"), None).await;
     assert_eq!(status, 200, "{body}");
     body

@@ -162,3 +162,51 @@ pub fn check_url(url: &str, allow_http: bool) -> HubResult<()> {
         _ => Err(HubError::bad_request("url: expected https://host/…")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_https_or_loopback_http_without_credentials() {
+        for ok in [
+            "https://example.com/hook",
+            "http://127.0.0.1:9000/x",
+            "http://localhost/x",
+            "http://[::1]:8080/x",
+        ] {
+            assert!(check_url(ok, false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://example.com/x",
+            "http://10.0.0.1/x",
+            "ftp://example.com/x",
+            "https://user:pw@example.com/x",
+            "nope",
+            "mailto:a@example.com",
+        ] {
+            assert!(check_url(bad, false).is_err(), "{bad}");
+        }
+        assert!(check_url("http://example.com/x", true).is_ok());
+        assert!(check_id("crm-1_a").is_ok());
+        assert!(
+            check_id("").is_err() && check_id("a b").is_err() && check_id(&"x".repeat(65)).is_err()
+        );
+    }
+
+    #[test]
+    fn the_default_filter_is_everything_but_heartbeats() {
+        let mut e = Endpoint {
+            url: "https://example.com".into(),
+            events: None,
+            secrets: vec![],
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        assert!(e.wants("agent", "pause") && e.wants("settings", "settings_updated"));
+        assert!(!e.wants("heartbeat", "heartbeat"));
+        e.events = Some(vec!["pause".into(), "heartbeat".into()]);
+        assert!(e.wants("agent", "pause") && e.wants("heartbeat", "heartbeat"));
+        assert!(!e.wants("agent", "unpause"));
+    }
+}
