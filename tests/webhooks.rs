@@ -736,3 +736,60 @@ async fn a_node_killed_in_the_middle_loses_nothing() {
     assert!(rx.got().iter().all(|g| g.signed_by(&secret)));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// docs/WEBHOOKS.md's Python verifier, run as written on a real delivery:
+/// it accepts the request, and refuses it with a byte of the body changed
+/// or another secret.
+#[tokio::test]
+async fn the_documented_python_verifier_accepts_a_real_delivery() {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/WEBHOOKS.md"))
+        .expect("docs/WEBHOOKS.md");
+    let code = page
+        .split("```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a python block");
+    let hub = TestHub::start_with(fast).await;
+    let rx = Receiver::start(Mode::Ok).await;
+    let (secret, _) = create(hub.addr, "py", &rx.url()).await;
+    change(hub.node(0).addr, "p1").await;
+    let g = until("a delivery", || async { rx.got().into_iter().next() }).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "webhooks-py-{}-{}",
+        std::process::id(),
+        CLUSTER
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("body"), &g.body).expect("body");
+    let script = format!(
+        "{code}\nimport json, sys\nbody = open(sys.argv[1], 'rb').read()\n\
+         headers = json.loads(sys.argv[2])\n\
+         print(verify(sys.argv[3], headers, body), verify(sys.argv[3], headers, body + b' '), \
+         verify(sys.argv[4], headers, body))\n"
+    );
+    std::fs::write(dir.join("verify.py"), script).expect("script");
+    let headers = json!({
+        "webhook-id": g.webhook_id,
+        "webhook-timestamp": g.timestamp.to_string(),
+        "webhook-signature": g.signatures.join(" "),
+    });
+    let other = format!("whsec_{}", STANDARD.encode([7u8; 32]));
+    let out = std::process::Command::new("python3")
+        .arg(dir.join("verify.py"))
+        .arg(dir.join("body"))
+        .arg(headers.to_string())
+        .arg(&secret)
+        .arg(&other)
+        .output()
+        .expect("python3 runs (the docs' example needs it)");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "True False False"
+    );
+}
