@@ -458,6 +458,16 @@ async fn a_rotation_signs_with_both_secrets_until_the_previous_is_dropped() {
     assert_eq!(g.signatures.len(), 1, "{g:?}");
     assert!(g.signed_by(&new) && !g.signed_by(&old));
 
+    // A receiver that always answers gets each event once: one node
+    // delivers an endpoint at a time.
+    let answered: Vec<String> = rx
+        .got()
+        .iter()
+        .filter(|g| g.answered == 200)
+        .flat_map(|g| g.ids())
+        .collect();
+    assert_eq!(answered.len(), delivered(&rx).len(), "no event twice");
+
     let list = api(hub.addr, "GET", "/api/v1/webhooks", None)
         .await
         .1
