@@ -525,6 +525,38 @@ async fn a_batch_failing_too_long_is_dead_lettered_and_delivery_moves_on() {
     let w = webhook(hub.addr, "wfm").await;
     assert_eq!(w["delivery"]["dead_letters"], 1);
     assert_eq!(w["delivery"]["attempts"], 0);
+
+    // Re-driven by the admin: sent again once, under its own webhook-id;
+    // a 2xx removes it.
+    let letter_id = letter["webhook_id"].as_str().expect("an id").to_string();
+    let (status, body) = api(
+        hub.addr,
+        "POST",
+        &format!("/api/v1/webhooks/wfm/dead-letters/{letter_id}/redrive"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let again = until("the re-driven batch", || async {
+        rx.got()
+            .into_iter()
+            .find(|g| g.answered == 200 && g.webhook_id == letter_id)
+    })
+    .await;
+    assert_eq!(again.ids(), doomed);
+    until("the dead letter gone", || async {
+        let (_, body) = api(hub.addr, "GET", "/api/v1/webhooks/wfm/dead-letters", None).await;
+        (body["dead_letters"] == json!([])).then_some(())
+    })
+    .await;
+    let (status, body) = api(
+        hub.addr,
+        "POST",
+        &format!("/api/v1/webhooks/wfm/dead-letters/{letter_id}/redrive"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
 }
 
 /// Every route refuses bad input with a JSON error and changes nothing.
@@ -598,6 +630,10 @@ async fn bad_input_is_refused_with_a_json_error_and_changes_nothing() {
         ("POST", "/api/v1/webhooks/bad%20id/rotate"),
         ("DELETE", "/api/v1/webhooks/bad%20id/secrets/previous"),
         ("GET", "/api/v1/webhooks/bad%20id/dead-letters"),
+        (
+            "POST",
+            "/api/v1/webhooks/bad%20id/dead-letters/msg_1/redrive",
+        ),
         ("PUT", &format!("/api/v1/webhooks/{}", "x".repeat(65))),
     ] {
         let body = json!({"url": url}).to_string();
@@ -611,6 +647,8 @@ async fn bad_input_is_refused_with_a_json_error_and_changes_nothing() {
         ("POST", "/api/v1/webhooks/nope/rotate"),
         ("DELETE", "/api/v1/webhooks/nope/secrets/previous"),
         ("GET", "/api/v1/webhooks/nope/dead-letters"),
+        ("POST", "/api/v1/webhooks/nope/dead-letters/msg_1/redrive"),
+        ("POST", "/api/v1/webhooks/one/dead-letters/msg_1/redrive"),
     ] {
         let (status, answer) = api(hub.addr, method, path, None).await;
         assert_eq!(status, 404, "{method} {path}: {answer}");
@@ -653,6 +691,7 @@ async fn only_an_admin_manages_webhooks() {
         ("POST", "/api/v1/webhooks/x/rotate"),
         ("DELETE", "/api/v1/webhooks/x/secrets/previous"),
         ("GET", "/api/v1/webhooks/x/dead-letters"),
+        ("POST", "/api/v1/webhooks/x/dead-letters/msg_1/redrive"),
     ];
     for (method, path) in routes {
         for user in ["s1", "a1"] {

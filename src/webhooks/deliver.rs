@@ -214,6 +214,9 @@ impl Worker {
             *pending = None;
         }
         if pending.is_none() {
+            if let Some(letter) = state.dead_letters.iter().find(|d| d.redrive).cloned() {
+                return self.redrive(hub, letter).await;
+            }
             match self.build(hub, &endpoint, &state, cursor).await? {
                 Built::Nothing { lag } => {
                     self.lag(lag);
@@ -298,6 +301,7 @@ impl Worker {
                         dead_at_ms: now,
                         last_error: Some(why.clone()),
                         event_ids: b.event_ids.clone(),
+                        redrive: false,
                     };
                     tracing::warn!(tenant = %self.tenant, webhook = %self.id, batch = %b.webhook_id, events = b.event_ids.len(), error = %why, "webhooks: batch dead-lettered");
                     metrics::counter!("presence_hub_webhook_dead_letters_total").increment(1);
@@ -323,6 +327,82 @@ impl Worker {
                 Ok(Turn::Wait(delay))
             }
         }
+    }
+
+    /// Sends a dead letter again, once, with its own `webhook-id`.
+    async fn redrive(&self, hub: &Arc<Hub>, letter: DeadLetter) -> HubResult<Turn> {
+        let first = letter.first.parse::<EventId>().ok();
+        // Read from just before the letter's first event.
+        let after = first.and_then(|f| match f.n {
+            0 => f.ms.checked_sub(1).map(|ms| EventId { ms, n: u64::MAX }),
+            n => Some(EventId { ms: f.ms, n: n - 1 }),
+        });
+        let page = hub
+            .backplane
+            .read_events(&self.tenant, after, letter.event_ids.len().clamp(1, 1000))
+            .await?;
+        let mut events = Vec::new();
+        for (id, json) in &page.events {
+            let id = id.to_string();
+            if !letter.event_ids.contains(&id) {
+                continue;
+            }
+            if let Ok(mut event) = serde_json::from_str::<Value>(json) {
+                event["id"] = Value::String(id);
+                events.push(event.to_string());
+            }
+        }
+        let outcome = if events.len() < letter.event_ids.len() {
+            Err("its events are no longer all in the stream (retention)".to_string())
+        } else {
+            let (_, doc) = store::load::<Endpoints>(hub, &self.tenant, ENDPOINTS).await?;
+            let Some(endpoint) = doc.endpoints.get(&self.id).cloned() else {
+                return Ok(Turn::Gone);
+            };
+            let batch = Batch {
+                webhook_id: letter.webhook_id.clone(),
+                body: format!("{{\"events\":[{}]}}", events.join(",")).into_bytes(),
+                event_ids: letter.event_ids.clone(),
+                last: EventId::default(),
+                version: None,
+                missed: 0,
+                attempts: 0,
+                first_failure_ms: None,
+                retry_at: None,
+            };
+            self.send(hub, &endpoint, &batch)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let outcome_label = if outcome.is_ok() {
+            "ok"
+        } else {
+            "redrive_failed"
+        };
+        metrics::counter!("presence_hub_webhook_deliveries_total", "outcome" => outcome_label)
+            .increment(1);
+        store::update(
+            hub,
+            &self.tenant,
+            &store::state_name(&self.id),
+            |mut s: State| {
+                match &outcome {
+                    Ok(()) => s.dead_letters.retain(|d| d.webhook_id != letter.webhook_id),
+                    Err(why) => {
+                        for d in s.dead_letters.iter_mut() {
+                            if d.webhook_id == letter.webhook_id {
+                                d.redrive = false;
+                                d.attempts += 1;
+                                d.last_error = Some(why.clone());
+                            }
+                        }
+                    }
+                }
+                Ok((Some(Some(s)), ()))
+            },
+        )
+        .await?;
+        Ok(Turn::Again)
     }
 
     fn lag(&self, events: usize) {

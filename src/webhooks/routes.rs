@@ -33,6 +33,10 @@ pub fn routes(hub: &Hub) -> Router<Arc<Hub>> {
             delete(drop_previous),
         )
         .route("/api/v1/webhooks/{id}/dead-letters", get(dead_letters))
+        .route(
+            "/api/v1/webhooks/{id}/dead-letters/{webhook_id}/redrive",
+            post(redrive),
+        )
         .layer(Extension(InFlight(limit)))
 }
 
@@ -267,6 +271,45 @@ async fn dead_letters(
         Ok((
             StatusCode::OK,
             json!({"id": id, "dead_letters": state.dead_letters, "dead_lettered": state.dead_lettered}),
+        ))
+    }
+    .await;
+    respond("webhook", result)
+}
+
+async fn redrive(
+    Axum(hub): Hubs,
+    limit: Limit,
+    headers: HeaderMap,
+    Path((id, webhook_id)): Path<(String, String)>,
+) -> Response {
+    let result = async {
+        let a = admin(&hub, &headers, &limit).await?;
+        endpoint::check_id(&id)?;
+        if webhook_id.is_empty() || webhook_id.len() > 128 {
+            return Err(HubError::bad_request(
+                "a dead letter's webhook_id is 1 to 128 characters",
+            ));
+        }
+        let t = a.tenant.id().to_string();
+        let (_, doc) = store::load::<Endpoints>(&hub, &t, ENDPOINTS).await?;
+        if !doc.endpoints.contains_key(&id) {
+            return Err(missing(&id));
+        }
+        let letter = store::update(&hub, &t, &store::state_name(&id), |mut s: State| {
+            let d = s
+                .dead_letters
+                .iter_mut()
+                .find(|d| d.webhook_id == webhook_id)
+                .ok_or_else(|| HubError::not_found(format!("no dead letter {webhook_id:?}")))?;
+            d.redrive = true;
+            let d = d.clone();
+            Ok((Some(Some(s)), d))
+        })
+        .await?;
+        Ok((
+            StatusCode::ACCEPTED,
+            json!({"id": id, "dead_letter": letter}),
         ))
     }
     .await;

@@ -70,6 +70,11 @@ pub struct DeadLetter {
     /// The batch's event ids, for a re-drive or a manual fetch.
     #[serde(default)]
     pub event_ids: Vec<String>,
+    /// An admin asked to send it again (`POST …/dead-letters/{webhook_id}/redrive`):
+    /// the delivering node sends it once, before the next batch; a 2xx
+    /// removes the dead letter, a failure leaves it with `last_error`.
+    #[serde(default)]
+    pub redrive: bool,
 }
 
 /// Reads a document: its version and value (the default when absent).
