@@ -49,6 +49,28 @@ async fn another_node_takes_over_when_the_delivering_node_stops() {
         .strip_prefix("node-")
         .and_then(|n| n.parse().ok())
         .expect("a node's id");
+    // The holder renews its lease every turn: sampled over one and a half
+    // lease periods (1 s), it never runs low and never changes hands.
+    let mut lowest = i64::MAX;
+    for _ in 0..30 {
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg("hub:{acme}:webhook:sync:lease")
+            .query_async(&mut redis)
+            .await
+            .expect("PTTL");
+        lowest = lowest.min(pttl);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        lowest >= 600,
+        "the lease ran down to {lowest} ms: not renewed"
+    );
+    let still: Option<String> = redis::cmd("GET")
+        .arg("hub:{acme}:webhook:sync:lease")
+        .query_async(&mut redis)
+        .await
+        .expect("GET");
+    assert_eq!(still.as_deref(), Some(holder.as_str()));
     rx.set(Mode::Fail);
     let other = hub.node(i + 1).addr;
     change(other, "t2").await;
