@@ -752,7 +752,7 @@ async fn a_node_killed_in_the_middle_loses_nothing() {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut rx = Receiver::start(Mode::Ok).await;
-    let mut first = Proc::start(&args, &[]).await;
+    let mut first = Proc::start_logged(&args, &[("RUST_LOG", "debug")]).await;
     let addr = first.addr.clone();
     let (secret, start) = create(&addr, "erp", &rx.url()).await;
     change(&addr, "k1").await;
@@ -769,8 +769,9 @@ async fn a_node_killed_in_the_middle_loses_nothing() {
     .await;
     first.kill().await;
     rx.close();
+    let mut logs = first.drain_logs();
 
-    let second = Proc::start(&args, &[]).await;
+    let mut second = Proc::start_logged(&args, &[("RUST_LOG", "debug")]).await;
     let addr = second.addr.clone();
     rx.set(Mode::Ok);
     rx.reopen().await;
@@ -783,6 +784,17 @@ async fn a_node_killed_in_the_middle_loses_nothing() {
     .await;
     assert_eq!(delivered(&rx), expected);
     assert!(rx.got().iter().all(|g| g.signed_by(&secret)));
+    // Debug logs of both nodes, failures included: no secret in them.
+    logs.extend(second.drain_logs());
+    assert!(
+        logs.iter().any(|l| l.contains("webhooks: delivery failed")),
+        "the nodes logged the failures"
+    );
+    let bare = secret.trim_start_matches("whsec_");
+    assert!(
+        logs.iter().all(|l| !l.contains(bare)),
+        "a secret in the logs"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -310,6 +310,7 @@ impl Worker {
                     return Ok(Turn::Again);
                 }
                 metrics::counter!("presence_hub_webhook_retries_total").increment(1);
+                tracing::debug!(tenant = %self.tenant, webhook = %self.id, batch = %batch.webhook_id, attempts, error = %why, "webhooks: delivery failed, will retry");
                 store::update(hub, &self.tenant, &state_name, |mut s: State| {
                     s.failing_since_ms = Some(first);
                     s.attempts = attempts;
