@@ -250,6 +250,79 @@ pub struct Config {
     /// more are refused with 429.
     #[arg(long, env = "PRESENCE_HUB_EVENTS_MAX_WAITING", default_value_t = 256)]
     pub events_max_waiting: usize,
+    /// Webhook endpoints an admin may set per tenant (docs/WEBHOOKS.md).
+    #[arg(long, env = "PRESENCE_HUB_WEBHOOK_MAX_ENDPOINTS", default_value_t = 10)]
+    pub webhook_max_endpoints: usize,
+    /// Accept `http://` webhook URLs to any host (without it: https, or
+    /// http to a loopback address only).
+    #[arg(long, env = "PRESENCE_HUB_WEBHOOK_ALLOW_HTTP")]
+    pub webhook_allow_http: bool,
+    /// Most events in one webhook request.
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_WEBHOOK_BATCH_MAX_EVENTS",
+        default_value_t = 100
+    )]
+    pub webhook_batch_max_events: usize,
+    /// Most bytes of events in one webhook request (an event larger than
+    /// this goes alone).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_WEBHOOK_BATCH_MAX_BYTES",
+        default_value_t = 262_144
+    )]
+    pub webhook_batch_max_bytes: usize,
+    /// A webhook request (connect, send, answer) that takes longer fails.
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_WEBHOOK_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub webhook_timeout_ms: u64,
+    /// Most bytes of a receiver's answer read (the rest is ignored).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_WEBHOOK_MAX_RESPONSE_BYTES",
+        default_value_t = 4096
+    )]
+    pub webhook_max_response_bytes: usize,
+    /// First retry delay of a failed webhook request, in ms (doubling,
+    /// with full jitter, up to `--webhook-retry-max-ms`).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_WEBHOOK_RETRY_BASE_MS",
+        default_value_t = 1_000
+    )]
+    pub webhook_retry_base_ms: u64,
+    /// Longest delay between two attempts of a webhook request, in ms.
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_WEBHOOK_RETRY_MAX_MS",
+        default_value_t = 300_000
+    )]
+    pub webhook_retry_max_ms: u64,
+    /// A webhook batch still failing this many seconds after its first
+    /// failure is dead-lettered and delivery moves on.
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_WEBHOOK_DEAD_LETTER_AFTER_S",
+        default_value_t = 86_400
+    )]
+    pub webhook_dead_letter_after_s: u64,
+    /// Dead letters kept per webhook endpoint (the oldest go first).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_WEBHOOK_DEAD_LETTERS_MAX",
+        default_value_t = 100
+    )]
+    pub webhook_dead_letters_max: usize,
+    /// How often a node looks for webhook endpoints and new events, in ms.
+    #[arg(long, env = "PRESENCE_HUB_WEBHOOK_POLL_MS", default_value_t = 1_000)]
+    pub webhook_poll_ms: u64,
+    /// The lease a node takes to deliver one endpoint (cluster mode), in
+    /// ms: another node takes over this long after the holder died.
+    #[arg(long, env = "PRESENCE_HUB_WEBHOOK_LEASE_MS", default_value_t = 10_000)]
+    pub webhook_lease_ms: u64,
     /// In-memory mode: keep records, settings, directory changes, history
     /// and idempotency keys in this directory (created if missing), written
     /// and fsynced before each change is acknowledged, and start from it

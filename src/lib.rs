@@ -51,6 +51,8 @@
 //! - [`reports`]: time in status, interactions, sign-ins and pause overruns
 //!   per agent and channel, bucketed in a time zone, from the agent event
 //!   stream (pure; JSON and CSV renderers, the query parser).
+//! - [`webhooks`]: signed webhooks (Standard Webhooks) delivered from the
+//!   event stream, at least once, with a cursor per endpoint in the store.
 //! - [`config`], [`auth`] (tokens; [`auth::jwks`]: an identity
 //!   provider's keys), [`error`], [`clock`], [`tls`] (the rustls crypto
 //!   provider those keys' and Redis's TLS clients share): the edges.
@@ -82,3 +84,4 @@ pub mod text;
 pub mod tls;
 pub mod wallboard;
 pub mod web;
+pub mod webhooks;

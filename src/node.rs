@@ -152,6 +152,7 @@ impl Node {
         web.metrics.warn_if_exposed(addr);
         let hub = Hub::new(config, directory, backplane, verifier);
         crate::events::heartbeat::start(&hub);
+        crate::webhooks::start(&hub);
         if let Some(opened) = &data_dir {
             restart_timers(&hub, &opened.restored);
         }

@@ -289,8 +289,15 @@ async fn bad_event_queries_are_refused_and_read_nothing() {
     }
     // A place that is not in the stream (trimmed, or lost in a failover)
     // is said to be so, not read past.
-    let (status, body) =
-        http(hub.addr, "GET", "/api/v1/events?after=1-0", Some(&admin), "", None).await;
+    let (status, body) = http(
+        hub.addr,
+        "GET",
+        "/api/v1/events?after=1-0",
+        Some(&admin),
+        "",
+        None,
+    )
+    .await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], "not_found");
     assert!(

@@ -159,7 +159,7 @@ async fn openapi_json() -> Response {
 
 /// The permits of requests in flight (`--api-max-in-flight`).
 #[derive(Clone)]
-struct InFlight(Arc<Semaphore>);
+pub(crate) struct InFlight(pub(crate) Arc<Semaphore>);
 
 /// The HTTP status of each error code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
@@ -220,7 +220,7 @@ fn count(route: &'static str, status: StatusCode) {
         .increment(1);
 }
 
-fn respond(route: &'static str, result: HubResult<(StatusCode, Value)>) -> Response {
+pub(crate) fn respond(route: &'static str, result: HubResult<(StatusCode, Value)>) -> Response {
     respond_api(route, result.map_err(ApiError::from))
 }
 
@@ -235,9 +235,9 @@ fn respond_api(route: &'static str, result: Result<(StatusCode, Value), ApiError
 }
 
 /// A verified admin of a tenant, for one request.
-struct Admin {
-    tenant: Arc<Tenant>,
-    actor: Actor,
+pub(crate) struct Admin {
+    pub(crate) tenant: Arc<Tenant>,
+    pub(crate) actor: Actor,
     /// The request's `Idempotency-Key` header (PROTOCOL.md §3.3 rules).
     once: Option<IdempotencyKey>,
     _lease: TenantLease,
@@ -274,7 +274,11 @@ fn idempotency(headers: &HeaderMap, user: &str) -> HubResult<Option<IdempotencyK
     }
 }
 
-async fn admin(hub: &Arc<Hub>, headers: &HeaderMap, limit: &InFlight) -> HubResult<Admin> {
+pub(crate) async fn admin(
+    hub: &Arc<Hub>,
+    headers: &HeaderMap,
+    limit: &InFlight,
+) -> HubResult<Admin> {
     let permit = in_flight(hub, limit)?;
     let token = headers
         .get(header::AUTHORIZATION)

@@ -39,7 +39,13 @@ pub struct MemoryBackplane {
     /// the tenants' stores, since a credential is no part of a tenant's
     /// seq-ordered state.
     credentials: Mutex<HashMap<String, std::collections::BTreeMap<String, credential::Credential>>>,
+    /// Webhook documents by (tenant, name): version and document (`None`:
+    /// deleted; the version keeps growing so a stale writer never matches).
+    webhooks: Mutex<HashMap<(String, String), WebhookDoc>>,
 }
+
+/// A webhook document as the memory store keeps it.
+pub type WebhookDoc = (u64, Option<String>);
 
 /// What one commit changes, as a [`Journal`] receives it: everything needed
 /// to replay it after a restart.
@@ -83,6 +89,17 @@ pub trait Journal: Send + Sync + 'static {
     /// The credentials kept, by tenant (read once, at start).
     fn read_credentials(&self) -> Vec<(String, Vec<credential::Credential>)> {
         Vec::new()
+    }
+    /// Makes a webhook document (`crate::webhooks`) durable at `version`
+    /// (`doc: None`: deleted) before the memory store applies it.
+    fn write_webhook_doc(
+        &self,
+        _tenant: &str,
+        _name: &str,
+        _version: u64,
+        _doc: Option<&str>,
+    ) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -162,7 +179,20 @@ impl MemoryBackplane {
             journal: None,
             retention: Retention::default(),
             credentials: Mutex::new(HashMap::new()),
+            webhooks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Starts from the webhook documents a journal kept
+    /// (`crate::store::Opened::webhooks`).
+    pub fn with_webhook_docs(self, docs: Vec<(String, String, WebhookDoc)>) -> Self {
+        {
+            let mut map = self.webhooks.lock();
+            for (tenant, name, doc) in docs {
+                map.insert((tenant, name), doc);
+            }
+        }
+        self
     }
 
     /// Keeps each tenant's event stream within `retention`
@@ -688,6 +718,42 @@ impl Backplane for MemoryBackplane {
         agent_id: &str,
     ) -> Result<Option<Arc<AgentRecord>>, BackplaneError> {
         Ok(self.store(tenant)?.lock().records.get(agent_id).cloned())
+    }
+
+    async fn webhook_doc(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<(u64, Option<String>), BackplaneError> {
+        let key = (tenant.to_string(), name.to_string());
+        Ok(self.webhooks.lock().get(&key).cloned().unwrap_or((0, None)))
+    }
+
+    async fn put_webhook_doc(
+        &self,
+        tenant: &str,
+        name: &str,
+        expected: u64,
+        doc: Option<&str>,
+    ) -> Result<Option<u64>, BackplaneError> {
+        let key = (tenant.to_string(), name.to_string());
+        let mut docs = self.webhooks.lock();
+        let current = docs.get(&key).map_or(0, |(v, _)| *v);
+        if current != expected {
+            return Ok(None);
+        }
+        let version = current + 1;
+        if let Some(journal) = &self.journal {
+            journal
+                .write_webhook_doc(tenant, name, version, doc)
+                .map_err(|e| {
+                    BackplaneError::Unavailable(format!(
+                        "the data directory refused the change: {e}"
+                    ))
+                })?;
+        }
+        docs.insert(key, (version, doc.map(str::to_string)));
+        Ok(Some(version))
     }
 
     async fn load(&self, tenant: &str) -> Result<Option<TenantState>, BackplaneError> {

@@ -504,6 +504,38 @@ pub trait Backplane: Send + Sync + 'static {
     async fn revoke_credential(&self, _tenant: &str, _id: &str) -> Result<bool, BackplaneError> {
         Ok(false)
     }
+    // ---- webhooks (`crate::webhooks`) ------------------------------------
+
+    /// Extends a lock taken with [`Backplane::try_lock`] by this node to
+    /// `ttl` from now; `false` when this node does not hold it (any more).
+    async fn renew_lock(
+        &self,
+        _tenant: &str,
+        _name: &str,
+        _ttl: Duration,
+    ) -> Result<bool, BackplaneError> {
+        Ok(true)
+    }
+
+    /// One of the tenant's webhook documents (`name`: `endpoints`, or
+    /// `state:<id>`), with its version: `(0, None)` when there is none.
+    /// Documents are opaque JSON to the store (`crate::webhooks::store`).
+    async fn webhook_doc(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<(u64, Option<String>), BackplaneError>;
+
+    /// Writes (`Some`) or deletes (`None`) a webhook document if its
+    /// version is still `expected` (compare-and-swap); the new version, or
+    /// `None` when another writer changed it first (nothing written).
+    async fn put_webhook_doc(
+        &self,
+        tenant: &str,
+        name: &str,
+        expected: u64,
+        doc: Option<&str>,
+    ) -> Result<Option<u64>, BackplaneError>;
 }
 
 /// Something the backplane tells the hub besides a tenant's deltas.

@@ -1494,6 +1494,68 @@ impl Backplane for RedisBackplane {
         true
     }
 
+    async fn renew_lock(
+        &self,
+        tenant: &str,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<bool, BackplaneError> {
+        static RENEW: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::new(include_str!("lua/renew_lock.lua")));
+        let renewed: ::redis::RedisResult<i64> = guarded(
+            RENEW
+                .key(format!("hub:{{{tenant}}}:{name}"))
+                .arg(&self.node_id)
+                .arg(ttl.as_millis() as u64)
+                .invoke_async(&mut self.conn()),
+            self.timeout,
+        )
+        .await;
+        Ok(self.note(renewed)? == 1)
+    }
+
+    async fn webhook_doc(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<(u64, Option<String>), BackplaneError> {
+        let key = format!("hub:{{{tenant}}}:webhooks");
+        let got: ::redis::RedisResult<(Option<String>, Option<u64>)> = guarded(
+            ::redis::cmd("HMGET")
+                .arg(key)
+                .arg(name)
+                .arg(format!("{name}:v"))
+                .query_async(&mut self.conn()),
+            self.timeout,
+        )
+        .await;
+        let (doc, version) = self.note(got)?;
+        Ok((version.unwrap_or(0), doc))
+    }
+
+    async fn put_webhook_doc(
+        &self,
+        tenant: &str,
+        name: &str,
+        expected: u64,
+        doc: Option<&str>,
+    ) -> Result<Option<u64>, BackplaneError> {
+        static PUT: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::new(include_str!("lua/webhook_put.lua")));
+        let written: ::redis::RedisResult<i64> = guarded(
+            PUT.key(format!("hub:{{{tenant}}}:webhooks"))
+                .arg(name)
+                .arg(expected)
+                .arg(if doc.is_some() { "1" } else { "0" })
+                .arg(doc.unwrap_or(""))
+                .invoke_async(&mut self.conn()),
+            self.timeout,
+        )
+        .await;
+        let version = self.note(written)?;
+        Ok(u64::try_from(version).ok())
+    }
+
     async fn create_credential(
         &self,
         tenant: &str,

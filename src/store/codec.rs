@@ -39,6 +39,10 @@ pub const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("cred
 /// order and trims from the front.
 pub const EVENTS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("events");
 
+/// (tenant, name) → `(version, document or null)`: the webhook documents
+/// (`crate::webhooks::store`), written by their own compare-and-swap.
+pub const WEBHOOKS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("webhooks");
+
 /// An event's JSON as stored.
 pub fn encode_json(json: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(json.len() + 1);

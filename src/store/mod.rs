@@ -74,6 +74,8 @@ pub struct Opened {
     pub data_dir: Arc<DataDir>,
     /// Every tenant the file holds.
     pub restored: Vec<Restored>,
+    /// The webhook documents: (tenant, name, (version, document)).
+    pub webhooks: Vec<(String, String, crate::backplane::memory::WebhookDoc)>,
 }
 
 impl Opened {
@@ -85,6 +87,7 @@ impl Opened {
             self.restored.clone(),
         )
         .with_events(self.data_dir.retention.clone())
+        .with_webhook_docs(self.webhooks.clone())
     }
 }
 
@@ -128,6 +131,7 @@ impl DataDir {
         replay::prune(&db, &mut cursors, history_capacity, &retention, now_ms)
             .map_err(unreadable)?;
         let credentials_at_open = read_credentials(&db).map_err(unreadable)?;
+        let webhooks = load_webhooks(&db).map_err(unreadable)?;
         if let Err(e) = db.compact() {
             tracing::warn!(file = %file.display(), error = %e, "data dir: compaction skipped");
         }
@@ -146,6 +150,7 @@ impl DataDir {
                 credentials_at_open: Mutex::new(credentials_at_open),
             }),
             restored,
+            webhooks,
         })
     }
 
@@ -256,7 +261,50 @@ impl DataDir {
     }
 }
 
+/// Every webhook document the file holds (none in a file written before
+/// webhooks existed).
+fn load_webhooks(
+    db: &Database,
+) -> Result<Vec<(String, String, crate::backplane::memory::WebhookDoc)>, String> {
+    use redb::{ReadableTable, TableError};
+    let txn = db.begin_read().map_err(|e| e.to_string())?;
+    let table = match txn.open_table(codec::WEBHOOKS) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut out = Vec::new();
+    for row in table.iter().map_err(|e| e.to_string())? {
+        let (key, value) = row.map_err(|e| e.to_string())?;
+        let (tenant, name) = key.value();
+        let doc: crate::backplane::memory::WebhookDoc = codec::decode(value.value())
+            .map_err(|e| format!("tenant {tenant:?}: webhook document {name:?}: {e}"))?;
+        out.push((tenant.to_string(), name.to_string(), doc));
+    }
+    Ok(out)
+}
+
 impl Journal for DataDir {
+    fn write_webhook_doc(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: u64,
+        doc: Option<&str>,
+    ) -> Result<(), String> {
+        let e = |e: redb::Error| e.to_string();
+        let value = codec::encode(&(version, doc))?;
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut table = txn.open_table(codec::WEBHOOKS).map_err(|x| e(x.into()))?;
+            table
+                .insert((tenant, name), value.as_slice())
+                .map_err(|x| e(x.into()))?;
+        }
+        txn.commit().map_err(|x| e(x.into()))?;
+        Ok(())
+    }
+
     fn write(&self, tenant: &str, change: &Written<'_>) -> Result<(), String> {
         let started = Instant::now();
         let cursor = self.cursors.lock().get(tenant).copied().unwrap_or_default();

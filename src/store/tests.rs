@@ -317,3 +317,48 @@ fn a_record_that_does_not_decode_refuses_the_start_and_names_it() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Webhook documents (`crate::webhooks::store`) come back after a reopen
+/// at their versions, a delete included; a stale compare-and-swap writes
+/// nothing.
+#[tokio::test]
+async fn webhook_documents_survive_a_reopen_at_their_versions() {
+    let path = dir("webhooks");
+    {
+        let opened = DataDir::open(&path, 100).expect("open");
+        let store = opened.backplane(100);
+        assert_eq!(
+            store.webhook_doc("acme", "endpoints").await.expect("read"),
+            (0, None)
+        );
+        let v1 = store
+            .put_webhook_doc("acme", "endpoints", 0, Some("{\"a\":1}"))
+            .await
+            .expect("write");
+        assert_eq!(v1, Some(1));
+        let stale = store
+            .put_webhook_doc("acme", "endpoints", 0, Some("{\"b\":2}"))
+            .await
+            .expect("write");
+        assert_eq!(stale, None, "a stale writer writes nothing");
+        store
+            .put_webhook_doc("acme", "state:x", 0, Some("{}"))
+            .await
+            .expect("write");
+        store
+            .put_webhook_doc("acme", "state:x", 1, None)
+            .await
+            .expect("delete");
+    }
+    let opened = DataDir::open(&path, 100).expect("reopen");
+    let store = opened.backplane(100);
+    assert_eq!(
+        store.webhook_doc("acme", "endpoints").await.expect("read"),
+        (1, Some("{\"a\":1}".to_string()))
+    );
+    assert_eq!(
+        store.webhook_doc("acme", "state:x").await.expect("read"),
+        (2, None)
+    );
+    let _ = std::fs::remove_dir_all(&path);
+}

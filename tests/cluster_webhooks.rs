@@ -1,0 +1,104 @@
+//! `tests/webhooks.rs` again, against three nodes sharing a Redis that the
+//! harness starts (see `tests/common/mod.rs`: the crate name decides): the
+//! admin on node 1, changes on nodes 0 and 2, the deliveries from whichever
+//! node holds the endpoint's lease; the restart test runs the real binary
+//! on Redis instead of `--data-dir`.
+
+#[path = "webhooks.rs"]
+mod suite;
+
+mod common {
+    pub use super::suite::common::*;
+}
+
+use common::TestHub;
+use suite::{change, create, delivered, fast, ids, stream_after, until, Mode, Receiver};
+
+/// The node that holds an endpoint's lease stops: another node takes the
+/// lease once it runs out and goes on from the stored cursor — every event
+/// once, in order, nothing lost between the two.
+#[tokio::test]
+async fn another_node_takes_over_when_the_delivering_node_stops() {
+    let mut hub = TestHub::start_with(fast).await;
+    let url = hub.redis.as_ref().expect("the cluster's Redis").url();
+    let mut redis = redis::Client::open(url)
+        .expect("a Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis");
+    let rx = Receiver::start(Mode::Ok).await;
+    let (secret, start) = create(hub.addr, "sync", &rx.url()).await;
+    change(hub.node(0).addr, "t1").await;
+    until("t1 delivered", || async {
+        (delivered(&rx).len() >= 2).then_some(())
+    })
+    .await;
+    let holder: String = until("the lease's holder", || {
+        let mut redis = redis.clone();
+        async move {
+            redis::cmd("GET")
+                .arg("hub:{acme}:webhook:sync:lease")
+                .query_async::<Option<String>>(&mut redis)
+                .await
+                .ok()
+                .flatten()
+        }
+    })
+    .await;
+    let i: usize = holder
+        .strip_prefix("node-")
+        .and_then(|n| n.parse().ok())
+        .expect("a node's id");
+    // The holder renews its lease every turn: sampled over one and a half
+    // lease periods (1 s), it never runs low and never changes hands.
+    let mut lowest = i64::MAX;
+    for _ in 0..30 {
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg("hub:{acme}:webhook:sync:lease")
+            .query_async(&mut redis)
+            .await
+            .expect("PTTL");
+        lowest = lowest.min(pttl);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        lowest >= 600,
+        "the lease ran down to {lowest} ms: not renewed"
+    );
+    let still: Option<String> = redis::cmd("GET")
+        .arg("hub:{acme}:webhook:sync:lease")
+        .query_async(&mut redis)
+        .await
+        .expect("GET");
+    assert_eq!(still.as_deref(), Some(holder.as_str()));
+    rx.set(Mode::Fail);
+    let other = hub.node(i + 1).addr;
+    change(other, "t2").await;
+    until("t2 refused once", || async {
+        rx.got()
+            .iter()
+            .any(|g| g.events().iter().any(|e| e["agent_id"] == "t2"))
+            .then_some(())
+    })
+    .await;
+    hub.nodes[i].shutdown().await;
+    rx.set(Mode::Ok);
+    change(other, "t3").await;
+    let expected = ids(&stream_after(other, start.as_deref()).await);
+    assert_eq!(expected.len(), 6);
+    until("every event, from another node", || async {
+        (delivered(&rx).len() >= expected.len()).then_some(())
+    })
+    .await;
+    assert_eq!(delivered(&rx), expected);
+    assert!(rx.got().iter().all(|g| g.signed_by(&secret)));
+    let now_held: Option<String> = redis::cmd("GET")
+        .arg("hub:{acme}:webhook:sync:lease")
+        .query_async(&mut redis)
+        .await
+        .expect("GET");
+    assert!(
+        now_held.is_some_and(|h| h != holder),
+        "another node holds it"
+    );
+}
