@@ -89,6 +89,25 @@ fn junk_and_unknown_events_cost_a_count_not_a_panic() {
         assert!(calls.is_empty(), "{calls:?}");
         assert!(matches!(note, Some(Note::Ignored(_))), "{note:?}");
     }
+    // Absurd numbers: counted, never overflowed.
+    let join = |uid: &str, count: Option<&str>| {
+        let mut m = Message::from_pairs(&[
+            ("Event", "QueueCallerJoin"),
+            ("Queue", "q"),
+            ("Uniqueid", uid),
+            ("Timestamp", "1e300"),
+        ]);
+        if let Some(c) = count {
+            m.fields.push(("Count".into(), c.into()));
+        }
+        m
+    };
+    bridge.handle(&join("u.1", Some("18446744073709551615")), 0.0);
+    let (calls, _) = bridge.handle(&join("u.2", None), 0.0);
+    let [Call::Stats { body, .. }] = calls.as_slice() else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(body["waiting"], json!(u64::MAX));
     for event in [
         "AgentConnect",
         "QueueCallerJoin",

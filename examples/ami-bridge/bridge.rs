@@ -279,7 +279,7 @@ impl Bridge {
         // and without one, the count moves with the callers seen.
         let seen = match event {
             "QueueCallerJoin" => {
-                q.offered += 1;
+                q.offered = q.offered.saturating_add(1);
                 q.waiting.insert(caller.to_string(), now).is_none()
             }
             "QueueCallerAbandon" => {
@@ -292,7 +292,7 @@ impl Bridge {
         };
         q.count = match (count, q.count, event) {
             (Some(c), _, _) => Some(c),
-            (None, Some(c), "QueueCallerJoin") => Some(c + u64::from(seen)),
+            (None, Some(c), "QueueCallerJoin") => Some(c.saturating_add(u64::from(seen))),
             (None, Some(c), _) => Some(c.saturating_sub(u64::from(seen))),
             (None, None, _) => None,
         };
