@@ -64,7 +64,14 @@ pub async fn process(bridge: &mut Bridge, hub: &Hub, m: &Message, report: &mut R
     report.events += 1;
     let (calls, note) = bridge.handle(m, wall_clock());
     if let Some(note) = note {
-        tracing::debug!(?note, "not mapped");
+        match &note {
+            // By design (RingNoAnswer, Unhold, member added…) or unknown:
+            // Asterisk sends many; only worth seeing when debugging.
+            Note::Ignored(_) => tracing::debug!(?note, "not mapped"),
+            // A member missing from the mapping file, an event without its
+            // fields: an operator should know.
+            _ => tracing::warn!(?note, "not mapped"),
+        }
         report.notes.push(note);
     }
     apply(hub, calls, report).await;
