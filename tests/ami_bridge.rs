@@ -578,6 +578,18 @@ async fn the_recorded_morning_over_ami_shows_on_the_hub_and_a_replay_changes_not
     .expect("the transcript is played in time")
     .expect("the session");
     assert_eq!(report.events, 30);
+    let membership: Vec<&Note> = report
+        .notes
+        .iter()
+        .filter(|n| matches!(n, Note::Membership(_)))
+        .collect();
+    assert_eq!(
+        membership,
+        [
+            &Note::Membership("QueueMemberAdded: Agent/a3 in q_sales".into()),
+            &Note::Membership("QueueMemberRemoved: Agent/a3 in q_sales".into())
+        ]
+    );
     assert!(report.gave_up.is_empty(), "{:?}", report.gave_up);
     // Refused: Carla's pause (not signed in), and nothing else.
     assert_eq!(

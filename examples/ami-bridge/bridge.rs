@@ -128,6 +128,10 @@ pub enum Note {
     UnknownMember(String),
     /// A queue event without the fields it needs.
     Incomplete(String),
+    /// A member added to or removed from a queue in Asterisk: the hub's
+    /// directory owns assignments, so this is only logged (an operator may
+    /// want to mirror it there).
+    Membership(String),
 }
 
 /// Per queue: who waits since when, and the day's counters.
@@ -232,6 +236,11 @@ impl Bridge {
             }
             "QueueMemberPause" => self.pause(m, &mut calls),
             "Hold" => self.hold(m, &mut calls),
+            "QueueMemberAdded" | "QueueMemberRemoved" => Some(Note::Membership(format!(
+                "{event}: {} in {}",
+                m.get("Interface").unwrap_or("?"),
+                m.get("Queue").unwrap_or("?")
+            ))),
             // Documented as mapping to nothing: the hub has no "ringing"
             // state to undo, an unhold changes no hub state, and the
             // directory (not Asterisk) owns queue assignments.

@@ -68,6 +68,7 @@ pub async fn process(bridge: &mut Bridge, hub: &Hub, m: &Message, report: &mut R
             // By design (RingNoAnswer, Unhold, member added…) or unknown:
             // Asterisk sends many; only worth seeing when debugging.
             Note::Ignored(_) => tracing::debug!(?note, "not mapped"),
+            Note::Membership(_) => tracing::info!(?note, "the directory owns assignments"),
             // A member missing from the mapping file, an event without its
             // fields: an operator should know.
             _ => tracing::warn!(?note, "not mapped"),
