@@ -228,6 +228,14 @@ async fn a_reader_pages_through_the_stream_and_waits_for_what_comes_next() {
     )
     .await;
     assert_eq!(rest["events"], json!([all[2]]));
+    // From a time: the first event at or after it.
+    let ms = all[1]["id"]
+        .as_str()
+        .and_then(|id| id.split_once('-'))
+        .expect("id")
+        .0;
+    let from = page(&hub, &format!("?from_ms={ms}")).await;
+    assert_eq!(from["events"][0]["id"], all[1]["id"], "{from}");
     // Nothing after the last one: an empty page keeps the position.
     let at_end = all[2]["id"].as_str().expect("id").to_string();
     let empty = page(&hub, &format!("?after={at_end}")).await;
@@ -272,6 +280,8 @@ async fn bad_event_queries_are_refused_and_read_nothing() {
         ("?limit=1001", "limit"),
         ("?limit=ten", "limit"),
         ("?wait_ms=-1", "wait_ms"),
+        ("?from_ms=soon", "from_ms"),
+        ("?after=5-0&from_ms=5", "after and from_ms"),
     ] {
         let (status, body) = http(
             hub.addr,

@@ -3,7 +3,11 @@
 //! Redis, or on a single node, reads; `presence-hub events tail` uses it.
 //!
 //! `after` is the id of the last event the consumer has (none: from the
-//! oldest kept), `limit` how many at most (1–1000, default 100), `wait_ms`
+//! oldest kept) — it must be in the stream, or the answer says it is not
+//! (404) rather than read on from a place that was lost; `from_ms` instead
+//! starts at the first event at or after a time (a reader starting from a
+//! time, or reading again after its place was lost, protocol/EVENTS.md).
+//! `limit` is how many at most (1–1000, default 100), `wait_ms`
 //! how long to wait for one when there is none yet (long polling, cut to
 //! `--events-max-wait-ms`). The answer is `{"events": [...], "next": id,
 //! "oldest": id, "last": id}`: each event with its `id`; `next` is what to
@@ -38,12 +42,39 @@ pub struct Waiting(pub Arc<Semaphore>);
 #[derive(Deserialize)]
 pub struct Params {
     after: Option<String>,
+    from_ms: Option<String>,
     limit: Option<String>,
     wait_ms: Option<String>,
 }
 
+/// Where a read starts.
+#[derive(Clone, Copy)]
+enum Start {
+    /// After this event, which must be in the stream.
+    After(EventId),
+    /// At the first event at or after this time (ms).
+    From(u64),
+}
+
+impl Start {
+    /// The position to read after.
+    fn position(self) -> EventId {
+        match self {
+            Start::After(id) => id,
+            // Just below `<ms>-0`: ids are compared as (ms, n).
+            Start::From(ms) => match ms.checked_sub(1) {
+                Some(before) => EventId {
+                    ms: before,
+                    n: u64::MAX,
+                },
+                None => EventId { ms: 0, n: 0 },
+            },
+        }
+    }
+}
+
 /// The query, checked: a bad one is refused and reads nothing.
-fn parse(p: &Params, max_wait_ms: u64) -> HubResult<(Option<EventId>, usize, u64)> {
+fn parse(p: &Params, max_wait_ms: u64) -> HubResult<(Option<Start>, usize, u64)> {
     let after = match p.after.as_deref() {
         None | Some("") => None,
         Some(id) => Some(
@@ -59,6 +90,16 @@ fn parse(p: &Params, max_wait_ms: u64) -> HubResult<(Option<EventId>, usize, u64
                 })
             })
             .transpose()
+    };
+    let after = match (after, number("from_ms", &p.from_ms)?) {
+        (Some(_), Some(_)) => {
+            return Err(HubError::bad_request(
+                "after and from_ms: give one or the other",
+            ))
+        }
+        (Some(id), None) => Some(Start::After(id)),
+        (None, Some(ms)) => Some(Start::From(ms)),
+        (None, None) => None,
     };
     let limit = number("limit", &p.limit)?.unwrap_or(100);
     if !(1..=MAX_LIMIT as u64).contains(&limit) {
@@ -80,7 +121,8 @@ pub(super) async fn get_events(
     let route = "events";
     let result = async {
         let Query(params) = query.map_err(|e| HubError::bad_request(e.body_text()))?;
-        let (after, count, wait_ms) = parse(&params, hub.config.events_max_wait_ms)?;
+        let (start, count, wait_ms) = parse(&params, hub.config.events_max_wait_ms)?;
+        let after = start.map(Start::position);
         let a = admin(&hub, &headers, &limit).await?;
         if hub.config.events_max_len == 0 {
             return Err(HubError::not_found(
@@ -100,13 +142,22 @@ pub(super) async fn get_events(
                     hub.config.events_max_waiting
                 ))
             })?;
-            wait(&hub, &tenant, after, count, Duration::from_millis(wait_ms)).await?
+            let check = matches!(start, Some(Start::After(_)));
+            wait(
+                &hub,
+                &tenant,
+                after,
+                check,
+                count,
+                Duration::from_millis(wait_ms),
+            )
+            .await?
         };
         if page.after_missing {
-            if let Some(after) = after {
+            if let Some(Start::After(after)) = start {
                 return Err(HubError::not_found(format!(
                     "event {after} is not in the stream: trimmed (see `oldest`), or lost with \
-                     the writes a failover lost; read again from an earlier time (after=<ms>-0) \
+                     the writes a failover lost; read again from an earlier time (from_ms=<ms>) \
                      and skip the versions you have (protocol/EVENTS.md)"
                 )));
             }
@@ -114,17 +165,23 @@ pub(super) async fn get_events(
         crate::metrics::get()
             .events_read
             .increment(page.events.len() as u64);
-        Ok((StatusCode::OK, body(&page, after)))
+        let read_after = match start {
+            Some(Start::After(id)) => Some(id),
+            _ => None,
+        };
+        Ok((StatusCode::OK, body(&page, read_after)))
     }
     .await;
     respond(route, result)
 }
 
-/// Reads until there is an event after `after` or `patience` ran out.
+/// Reads until there is an event after `after`, `patience` ran out, or
+/// (with `check`) `after` is not in the stream.
 async fn wait(
     hub: &Arc<Hub>,
     tenant: &crate::hub::tenant::Tenant,
     after: Option<EventId>,
+    check: bool,
     count: usize,
     patience: Duration,
 ) -> HubResult<Page> {
@@ -134,7 +191,8 @@ async fn wait(
         changes.mark_unchanged();
         let page = hub.backplane.read_events(tenant.id(), after, count).await?;
         let now = tokio::time::Instant::now();
-        if page.after_missing || !page.events.is_empty() || now >= deadline {
+        let lost = page.after_missing && check;
+        if lost || !page.events.is_empty() || now >= deadline {
             return Ok(page);
         }
         // A change wakes the wait; heartbeats take no seq, so look again

@@ -87,7 +87,7 @@ fn table() -> Routes {
         .post("/api/v1/credentials", create_credential)
         .delete("/api/v1/credentials/{id}", revoke_credential)
         .get("/api/v1/events", events::get_events);
-    integration::routes(routes)
+    crate::webhooks::register(integration::routes(routes))
 }
 
 /// A router being built, with the (method, path) of each route added:

@@ -3,7 +3,7 @@
 //! Why that form everywhere, not only on Redis: a consumer reads the same
 //! ids from the Redis Stream, from `GET /api/v1/events` and from
 //! `presence-hub events tail`, whichever store the hub runs on, and can
-//! start from a time (`<ms>-0`). `ms` is the store's clock when the event
+//! start from a time (`from_ms`). `ms` is the store's clock when the event
 //! was appended, never going back (a clock stepping back repeats the last
 //! `ms` with a higher `n`), so ids grow strictly in the order events are
 //! appended — which is version order.

@@ -57,13 +57,18 @@ pub async fn run(
     // place, the place that was lost.
     let mut last_version: Option<u64> = None;
     let mut replaying: Option<EventId> = None;
+    // Reading again from a time (after a lost place), until a page comes.
+    let mut from_ms: Option<u64> = None;
     loop {
         if tail.max_events.is_some_and(|max| printed >= max) {
             return Ok(());
         }
-        let path = match &after {
-            Some(id) => format!("/api/v1/events?after={id}&limit=1000&wait_ms={WAIT_MS}"),
-            None => format!("/api/v1/events?limit=1000&wait_ms={WAIT_MS}"),
+        let path = match (&after, from_ms) {
+            (Some(id), _) => format!("/api/v1/events?after={id}&limit=1000&wait_ms={WAIT_MS}"),
+            (None, Some(ms)) => {
+                format!("/api/v1/events?from_ms={ms}&limit=1000&wait_ms={WAIT_MS}")
+            }
+            (None, None) => format!("/api/v1/events?limit=1000&wait_ms={WAIT_MS}"),
         };
         let page = match api.call(reqwest::Method::GET, &path, None).await {
             Ok(page) => {
@@ -82,7 +87,8 @@ pub async fn run(
                     "presence-hub events tail: event {lost} is not in the stream any more; \
                      reading again from {REWIND_MS} ms earlier, skipping what was printed"
                 );
-                after = Some(format!("{}-0", lost.ms.saturating_sub(REWIND_MS)));
+                after = None;
+                from_ms = Some(lost.ms.saturating_sub(REWIND_MS));
                 replaying = Some(lost);
                 continue;
             }
@@ -124,6 +130,7 @@ pub async fn run(
             .map_err(|e| ApiError::Http(format!("stdout: {e}")))?;
         if let Some(next) = page["next"].as_str() {
             after = Some(next.to_string());
+            from_ms = None;
         }
     }
 }

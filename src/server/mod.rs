@@ -62,7 +62,6 @@ fn router_with(hub: Arc<Hub>, addrs: Arc<ClientAddrs>, security: Arc<WebSecurity
         .route("/readyz", get(readyz))
         .merge(crate::agent_page::api_routes())
         .merge(crate::api::routes(&hub))
-        .merge(crate::webhooks::routes(&hub))
         .merge(crate::scim::routes(&hub))
         // The rest of the prefix: a JSON 404 (the CORS rules hold for it).
         .route("/api/{*rest}", any(no_such_api));

@@ -20,4 +20,4 @@ pub mod sign;
 pub mod store;
 
 pub use deliver::start;
-pub use routes::routes;
+pub use routes::register;

@@ -6,38 +6,33 @@
 
 use super::endpoint::{self, Endpoint, Endpoints};
 use super::store::{self, State, ENDPOINTS};
-use crate::api::{admin, body_json, respond, InFlight};
+use crate::api::{admin, body_json, respond, InFlight, Routes};
 use crate::error::HubError;
 use crate::hub::Hub;
 use axum::body::Body;
 use axum::extract::{Path, State as Axum};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
-use axum::{Extension, Router};
+use axum::Extension;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tokio::sync::Semaphore;
 
-pub fn routes(hub: &Hub) -> Router<Arc<Hub>> {
-    let limit = Arc::new(Semaphore::new(hub.config.api_max_in_flight.max(1)));
-    Router::new()
-        .route("/api/v1/webhooks", get(list))
-        .route(
-            "/api/v1/webhooks/{id}",
-            get(get_one).put(put).delete(remove),
-        )
-        .route("/api/v1/webhooks/{id}/rotate", post(rotate))
-        .route(
-            "/api/v1/webhooks/{id}/secrets/previous",
-            delete(drop_previous),
-        )
-        .route("/api/v1/webhooks/{id}/dead-letters", get(dead_letters))
-        .route(
+/// Adds the webhook routes to the API's table (so `/openapi.json` and
+/// `tests/openapi.rs` cover them, and they share the API's requests in
+/// flight, `--api-max-in-flight`).
+pub fn register(routes: Routes) -> Routes {
+    routes
+        .get("/api/v1/webhooks", list)
+        .get("/api/v1/webhooks/{id}", get_one)
+        .put("/api/v1/webhooks/{id}", put)
+        .delete("/api/v1/webhooks/{id}", remove)
+        .post("/api/v1/webhooks/{id}/rotate", rotate)
+        .delete("/api/v1/webhooks/{id}/secrets/previous", drop_previous)
+        .get("/api/v1/webhooks/{id}/dead-letters", dead_letters)
+        .post(
             "/api/v1/webhooks/{id}/dead-letters/{webhook_id}/redrive",
-            post(redrive),
+            redrive,
         )
-        .layer(Extension(InFlight(limit)))
 }
 
 type Hubs = Axum<Arc<Hub>>;

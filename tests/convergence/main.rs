@@ -1142,10 +1142,16 @@ async fn read_live(addr: &str, live: &Mutex<LiveReader>, until: Option<&str>) ->
     let token = common::token("acme", "ad1");
     loop {
         let after = live.lock().unwrap().after.clone();
-        if until.is_some_and(|u| !after.is_empty() && event_id(&after) >= event_id(u)) {
+        if until.is_some_and(|u| {
+            !after.is_empty() && !after.starts_with('@') && event_id(&after) >= event_id(u)
+        }) {
             return true;
         }
-        let path = format!("/api/v1/events?limit=1000&wait_ms=500&after={after}");
+        // After a lost place, `after` is `@<ms>`: read again from that time.
+        let path = match after.strip_prefix('@') {
+            Some(ms) => format!("/api/v1/events?limit=1000&wait_ms=500&from_ms={ms}"),
+            None => format!("/api/v1/events?limit=1000&wait_ms=500&after={after}"),
+        };
         let page = common::http::try_request(addr, "GET", &path, Some(&token), "", None).await;
         let body = match page {
             Ok((200, body)) => body,
@@ -1154,7 +1160,7 @@ async fn read_live(addr: &str, live: &Mutex<LiveReader>, until: Option<&str>) ->
                 // a minute earlier, as EVENTS.md tells a consumer to.
                 let mut live = live.lock().unwrap();
                 let (ms, _) = event_id(&live.after);
-                live.after = format!("{}-0", ms.saturating_sub(60_000));
+                live.after = format!("@{}", ms.saturating_sub(60_000));
                 live.replaying = live
                     .events
                     .iter()
