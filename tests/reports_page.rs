@@ -22,7 +22,7 @@ use std::time::Duration;
     ph_no_browser,
     ignore = "needs chromium, node, playwright-core and axe-core (see build.rs)"
 )]
-async fn a_supervisor_reads_today_and_yesterday_per_agent_and_team_from_the_keyboard() {
+async fn an_admin_reads_today_and_yesterday_per_agent_and_team_from_the_keyboard() {
     let tools = browser("browser test (tests/reports_page.rs)");
     const AGENTS: usize = 1200;
     const ONLINE: usize = 800;
