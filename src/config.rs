@@ -323,6 +323,15 @@ pub struct Config {
     /// ms: another node takes over this long after the holder died.
     #[arg(long, env = "PRESENCE_HUB_WEBHOOK_LEASE_MS", default_value_t = 10_000)]
     pub webhook_lease_ms: u64,
+    /// Events one report (`GET /api/v1/reports/...`) may read from the
+    /// stream (from its window's start to now); a report that would read
+    /// more is refused with 413 `too_large` (docs/REPORTS.md).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_REPORTS_MAX_EVENTS",
+        default_value_t = 200_000
+    )]
+    pub reports_max_events: usize,
     /// In-memory mode: keep records, settings, directory changes, history
     /// and idempotency keys in this directory (created if missing), written
     /// and fsynced before each change is acknowledged, and start from it

@@ -34,6 +34,7 @@ pub mod directory;
 pub mod events;
 pub mod integration;
 pub mod openapi;
+pub mod reports;
 
 use crate::backplane::IdempotencyKey;
 use crate::directory::change::DirectoryChange;
@@ -86,7 +87,9 @@ fn table() -> Routes {
         .get("/api/v1/credentials", list_credentials)
         .post("/api/v1/credentials", create_credential)
         .delete("/api/v1/credentials/{id}", revoke_credential)
-        .get("/api/v1/events", events::get_events);
+        .get("/api/v1/events", events::get_events)
+        .get("/api/v1/reports/agents", reports::get_agents)
+        .get("/api/v1/reports/channels", reports::get_channels);
     crate::webhooks::register(integration::routes(routes))
 }
 

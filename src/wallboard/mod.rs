@@ -6,7 +6,8 @@
 //! totals over the live records),
 //! `list.js` (the windowed agent list), `panels.js` (one agent's actions,
 //! search), `admin.js` (the settings form), `people.js` (the admin's people and
-//! channels), `format.js` (names, durations).
+//! channels), `reports.js` (today's and yesterday's reports, from
+//! `/api/v1/reports/…`), `format.js` (names, durations).
 //! [`crate::web::assets`] serves the page and these files (content-hashed
 //! immutable paths, so a new binary's page is never mixed with an old
 //! cached module); this module lists them and serves `/dev/signin`.
@@ -57,6 +58,7 @@ pub const ASSETS: &[Asset] = &[
     asset("/wallboard/panels.js", include_str!("js/panels.js")),
     asset("/wallboard/admin.js", include_str!("js/admin.js")),
     asset("/wallboard/people.js", include_str!("js/people.js")),
+    asset("/wallboard/reports.js", include_str!("js/reports.js")),
     asset("/wallboard/format.js", include_str!("js/format.js")),
     asset("/wallboard/bulk.js", include_str!("js/bulk.js")),
     asset("/wallboard/views.js", include_str!("js/views.js")),

@@ -17,6 +17,7 @@
 import { SupervisorClient } from "../client/presence-hub-client.js";
 import { AdminForm } from "./admin.js";
 import { PeopleView } from "./people.js";
+import { ReportsView } from "./reports.js";
 import { AgentList } from "./list.js";
 import { AgentPanel, Search } from "./panels.js";
 import { Bulk } from "./bulk.js";
@@ -63,6 +64,7 @@ function start(token, role, linked = null) {
   const search = new Search({ client, onOpen: open });
   const admin = new AdminForm(client);
   const people = new PeopleView({ client });
+  const reports = new ReportsView({ token });
   // Filters, sort and columns: the supervisor's saved view (views.js).
   const views = new Views({
     apply: (v) => {
@@ -77,7 +79,7 @@ function start(token, role, linked = null) {
     },
   });
   let viewsStarted = false;
-  Object.assign(wallboard, { client, store, list, panel, bulk, views, alerts, people });
+  Object.assign(wallboard, { client, store, list, panel, bulk, views, alerts, people, reports });
 
   function invalidate() {
     if (scheduled) return;
@@ -239,6 +241,7 @@ function start(token, role, linked = null) {
     $("tenant").textContent = w.user.tenant;
     admin.show((w.role || role) === "admin");
     people.show((w.role || role) === "admin");
+    reports.show((w.role || role) !== "agent");
     if (w.settings) admin.fill(w.settings);
   });
   client.on("status", (s) => {
