@@ -34,6 +34,7 @@ pub mod directory;
 pub mod events;
 pub mod integration;
 pub mod openapi;
+pub mod queue_stats;
 
 use crate::backplane::IdempotencyKey;
 use crate::directory::change::DirectoryChange;
@@ -87,7 +88,7 @@ fn table() -> Routes {
         .post("/api/v1/credentials", create_credential)
         .delete("/api/v1/credentials/{id}", revoke_credential)
         .get("/api/v1/events", events::get_events);
-    integration::routes(routes)
+    queue_stats::routes(integration::routes(routes))
 }
 
 /// A router being built, with the (method, path) of each route added:
