@@ -232,6 +232,24 @@ async fn bad_input_and_a_key_without_the_scope_change_nothing() {
     let hub = TestHub::start_with(|c| c.channel_update_ms = 50).await;
     let key = key(&hub, "acd-q", json!(["queues:write"])).await;
     let reader = common_key(&hub).await;
+    let path = "/api/v1/channels/queue/sales/stats";
+    // A key with every other scope: 403, and nothing is shown.
+    let (status, answer) = push(
+        &hub,
+        &reader,
+        path,
+        r#"{"waiting": 1, "longest_wait_s": 1}"#,
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["error"]["code"], "forbidden");
+    let (_s0, snap) = hub.watcher("s1").await;
+    assert_eq!(
+        snap["queue_stats"],
+        json!([]),
+        "a refused push changed nothing"
+    );
+
     let first = push_ok(
         &hub,
         &key,
@@ -239,7 +257,6 @@ async fn bad_input_and_a_key_without_the_scope_change_nothing() {
         json!({"waiting": 4, "longest_wait_s": 40}),
     )
     .await;
-    let path = "/api/v1/channels/queue/sales/stats";
     for (body, field) in [
         (r#"{"longest_wait_s": 1}"#, "waiting"),
         (r#"{"waiting": -1, "longest_wait_s": 1}"#, "waiting"),
@@ -294,7 +311,6 @@ async fn bad_input_and_a_key_without_the_scope_change_nothing() {
     )
     .await;
     assert_eq!(status, 403, "{answer}");
-    assert_eq!(answer["error"]["code"], "forbidden");
 
     // Nothing changed: a new subscriber has the first push.
     let (_s, snap) = hub.watcher("s1").await;
