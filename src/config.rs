@@ -356,6 +356,26 @@ pub struct Config {
     /// connection; a channel's message is sent only when it changed.
     #[arg(long, env = "PRESENCE_HUB_CHANNEL_UPDATE_MS", default_value_t = 1_000)]
     pub channel_update_ms: u64,
+    /// Queue statistics not pushed again for this long are shown stale
+    /// (PROTOCOL.md §10.7).
+    #[arg(long, env = "PRESENCE_HUB_QUEUE_STATS_STALE_S", default_value_t = 30)]
+    pub queue_stats_stale_s: u64,
+    /// The largest count a queue statistics push may carry (`waiting`,
+    /// `offered`, `answered`, `abandoned`).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_QUEUE_STATS_MAX_COUNT",
+        default_value_t = 1_000_000
+    )]
+    pub queue_stats_max_count: u64,
+    /// The largest duration in seconds a queue statistics push may carry
+    /// (`longest_wait_s`, `service_level_s`).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_QUEUE_STATS_MAX_SECONDS",
+        default_value_t = 604_800
+    )]
+    pub queue_stats_max_seconds: u64,
 
     // ---- Redis high availability (README "High availability") ----------
     /// Redis Sentinels, `HOST:PORT[,HOST:PORT…]`: cluster mode on the master
@@ -619,6 +639,19 @@ impl Config {
 
     pub fn channel_update(&self) -> Duration {
         Duration::from_millis(self.channel_update_ms)
+    }
+
+    /// How long queue statistics stay fresh without a push.
+    pub fn queue_stats_stale(&self) -> Duration {
+        Duration::from_secs(self.queue_stats_stale_s)
+    }
+
+    /// What a queue statistics push may carry at most.
+    pub fn queue_stats_bounds(&self) -> crate::domain::queue_stats::Bounds {
+        crate::domain::queue_stats::Bounds {
+            max_count: self.queue_stats_max_count,
+            max_seconds: self.queue_stats_max_seconds,
+        }
     }
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 /// Kinds of frames the hub sends, as the `type` label of messages out.
 /// In the order of [`Kind`](crate::hub::outbox::Kind).
-pub const OUT_KINDS: [&str; 13] = [
+pub const OUT_KINDS: [&str; 14] = [
     "welcome",
     "state",
     "reply",
@@ -26,6 +26,7 @@ pub const OUT_KINDS: [&str; 13] = [
     "channel",
     "channel_removed",
     "signed_out",
+    "queue_stats",
 ];
 
 pub struct Metrics {

@@ -7,7 +7,9 @@
 //! arrays element by element, `"$ANY"` anything, `"$SET"` anything but
 //! `null`, `"$SAVE(k)"` anything and
 //! remembers it as `k`; `"$LOAD(k)"` and `"$TOKEN(tenant,user)"` in `send`
-//! are substituted.
+//! are substituted. An `http` step (`method`, `path`, `bearer`, `body`)
+//! sends an API request to the first node, as an ACD would; its `status`
+//! must match and its `answer` the pattern (`$SAVE` works there too).
 
 mod common;
 
@@ -71,6 +73,35 @@ async fn replay(name: &str, text: &str) {
     {
         let step: Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}:{}: {e}", n + 1));
+        if let Some(req) = step.get("http") {
+            // An HTTP request of the API to the first node (a push from an
+            // ACD): its status must be `status`, its answer match `answer`.
+            let req = substitute(req, &saved);
+            let body = req.get("body").map(|b| b.to_string());
+            let (status, answer) = common::http::request(
+                hub.node(0).addr,
+                req["method"].as_str().expect("method"),
+                req["path"].as_str().expect("path"),
+                req["bearer"].as_str(),
+                "",
+                body.as_deref(),
+            )
+            .await;
+            assert_eq!(
+                Some(u64::from(status)),
+                step["status"].as_u64(),
+                "{name}:{}: {answer}",
+                n + 1
+            );
+            if let Some(pattern) = step.get("answer") {
+                assert!(
+                    matches(pattern, &answer, &mut saved),
+                    "{name}:{}: {answer}",
+                    n + 1
+                );
+            }
+            continue;
+        }
         let Some(who) = step["client"].as_str() else {
             continue;
         };

@@ -34,6 +34,7 @@ pub mod directory;
 pub mod events;
 pub mod integration;
 pub mod openapi;
+pub mod queue_stats;
 pub mod reports;
 
 use crate::backplane::IdempotencyKey;
@@ -90,7 +91,7 @@ fn table() -> Routes {
         .get("/api/v1/events", events::get_events)
         .get("/api/v1/reports/agents", reports::get_agents)
         .get("/api/v1/reports/channels", reports::get_channels);
-    crate::webhooks::register(integration::routes(routes))
+    crate::webhooks::register(queue_stats::routes(integration::routes(routes)))
 }
 
 /// A router being built, with the (method, path) of each route added:

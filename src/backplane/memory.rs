@@ -42,6 +42,17 @@ pub struct MemoryBackplane {
     /// Webhook documents by (tenant, name): version and document (`None`:
     /// deleted; the version keeps growing so a stale writer never matches).
     webhooks: Mutex<HashMap<(String, String), WebhookDoc>>,
+    /// Queue statistics by tenant, apart from the tenants' stores for the
+    /// same reason: they take no seq (PROTOCOL.md §10.7). Not journaled:
+    /// the ACD pushes them again within seconds.
+    queue_stats: Mutex<HashMap<String, QueueBoard>>,
+}
+
+/// One tenant's latest queue statistics and who receives new ones.
+#[derive(Default)]
+struct QueueBoard {
+    latest: HashMap<crate::domain::ChannelRef, ChannelStats>,
+    handlers: Vec<QueueStatsHandler>,
 }
 
 /// A webhook document as the memory store keeps it.
@@ -180,6 +191,7 @@ impl MemoryBackplane {
             retention: Retention::default(),
             credentials: Mutex::new(HashMap::new()),
             webhooks: Mutex::new(HashMap::new()),
+            queue_stats: Mutex::new(HashMap::new()),
         }
     }
 
@@ -326,6 +338,46 @@ impl MemoryBackplane {
 
 #[async_trait]
 impl Backplane for MemoryBackplane {
+    fn watch_queue_stats(&self, tenant: &str, handler: QueueStatsHandler) {
+        self.queue_stats
+            .lock()
+            .entry(tenant.to_string())
+            .or_default()
+            .handlers
+            .push(handler);
+    }
+
+    async fn put_queue_stats(
+        &self,
+        tenant: &str,
+        channel: &crate::domain::ChannelRef,
+        stats: &crate::domain::queue_stats::QueueStats,
+    ) -> Result<ChannelStats, BackplaneError> {
+        let mut boards = self.queue_stats.lock();
+        let board = boards.entry(tenant.to_string()).or_default();
+        // Two pushes within a millisecond still order (newer wins).
+        let last = board.latest.get(channel).map_or(0, |s| s.updated_ms);
+        let stored = ChannelStats {
+            channel: channel.clone(),
+            stats: stats.clone(),
+            updated_ms: crate::clock::now_ms().max(last + 1),
+        };
+        board.latest.insert(channel.clone(), stored.clone());
+        for handler in &board.handlers {
+            handler(stored.clone());
+        }
+        Ok(stored)
+    }
+
+    async fn queue_stats(&self, tenant: &str) -> Result<Vec<ChannelStats>, BackplaneError> {
+        Ok(self
+            .queue_stats
+            .lock()
+            .get(tenant)
+            .map(|b| b.latest.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
     async fn attach(
         &self,
         tenant: &str,

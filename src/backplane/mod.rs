@@ -19,6 +19,7 @@ pub mod target;
 
 use crate::directory::change::DirectoryWrite;
 use crate::directory::DirectoryImage;
+use crate::domain::queue_stats::ChannelStats;
 use crate::domain::{Actor, AgentRecord, Settings};
 use crate::events::{EventId, Page};
 use async_trait::async_trait;
@@ -68,6 +69,12 @@ impl Delta {
 /// Receives a tenant's deltas in seq order. Called from the backplane's own
 /// context, so it must not block.
 pub type DeltaHandler = Arc<dyn Fn(Delta) + Send + Sync>;
+
+/// Receives a tenant's queue statistics as any node takes them
+/// ([`Backplane::put_queue_stats`]). Not a [`Delta`]: statistics take no
+/// seq, so they travel beside the versioned stream and never move it
+/// (PROTOCOL.md §10.7). Called from the backplane's context: must not block.
+pub type QueueStatsHandler = Arc<dyn Fn(ChannelStats) + Send + Sync>;
 
 /// A tenant's state at one seq: what a replica starts from.
 #[derive(Clone, Debug)]
@@ -536,6 +543,34 @@ pub trait Backplane: Send + Sync + 'static {
         expected: u64,
         doc: Option<&str>,
     ) -> Result<Option<u64>, BackplaneError>;
+
+    // ---- queue statistics (PROTOCOL.md §10.7) ---------------------------
+
+    /// Registers the node's receiver of the tenant's queue statistics
+    /// (before [`Backplane::attach`], so none taken after the load is
+    /// missed: a receiver keeps the newest `updated_ms` per channel).
+    fn watch_queue_stats(&self, _tenant: &str, _handler: QueueStatsHandler) {}
+
+    /// Keeps `stats` as the channel's latest, stamped with the store's
+    /// clock (`updated_ms`, above the channel's stamp before), where every
+    /// node reads them, and hands them to every node's receiver. Takes no
+    /// seq. Returns what it stored.
+    async fn put_queue_stats(
+        &self,
+        _tenant: &str,
+        _channel: &crate::domain::ChannelRef,
+        _stats: &crate::domain::queue_stats::QueueStats,
+    ) -> Result<ChannelStats, BackplaneError> {
+        Err(BackplaneError::Unavailable(
+            "this store keeps no queue statistics".into(),
+        ))
+    }
+
+    /// The latest statistics of every channel that has some (what a node
+    /// loads when it attaches or resyncs).
+    async fn queue_stats(&self, _tenant: &str) -> Result<Vec<ChannelStats>, BackplaneError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Something the backplane tells the hub besides a tenant's deltas.

@@ -16,7 +16,9 @@
 //! | `hub:{t}:op:<attempt>` | a settings change's seq, for 10 minutes (`settle`) |
 //! | `hub:{t}:fence:<attempt>` | a change whose answer was lost and that must never apply (24 h) |
 //! | `hub:{t}:once:<n>:<user>:<key>` | a client's idempotency key → its change's seq (10 minutes) |
-//! | `hub:{t}:deltas` | pub/sub channel of committed changes |
+//! | `hub:{t}:deltas` | pub/sub channel of committed changes, and (prefix `Q`, no seq) of queue statistics |
+//! | `hub:{t}:queue_stats` | hash: `<kind>/<id>` → the channel's latest queue statistics JSON (PROTOCOL.md §10.7) |
+//! | `hub:{t}:queue_stats_ms` | hash: `<kind>/<id>` → their `updated_ms` (Redis's clock, `lua/queue_stats.lua`) |
 //! | `hub:{t}:sweep:{node}` | short lock: one survivor cleans up a dead node |
 //! | `hub:{leases}:<node>` | a live node's lease (TTL `--node-ttl-ms`); every lease on one Redis Cluster slot, so a shard failover stops all renewals or none |
 //! | `hub:cmd:{node}` | pub/sub channel of commands routed to a node (hash-tagged by node) |
@@ -62,6 +64,8 @@ enum Settling<'a> {
 
 struct Shared {
     handlers: DashMap<String, DeltaHandler>,
+    /// Receivers of queue statistics (`Q` on the delta channel).
+    queue_handlers: DashMap<String, QueueStatsHandler>,
     events: mpsc::UnboundedSender<NodeEvent>,
     /// Set when the connection dropped; cleared by the next lease renewal,
     /// which then reports the reconnection so the hub resyncs.
@@ -97,6 +101,21 @@ impl Shared {
                 if channel == self.node_channel {
                     let _ = self.events.send(NodeEvent::Message(payload.to_string()));
                 } else if let Some(tenant) = tenant_of_channel(channel) {
+                    // Queue statistics share the channel, not the seq
+                    // order: they go to their own receiver.
+                    if let Some(stats) = payload.strip_prefix('Q') {
+                        match serde_json::from_str::<ChannelStats>(stats) {
+                            Ok(stats) => {
+                                if let Some(handler) = self.queue_handlers.get(tenant) {
+                                    handler(stats);
+                                }
+                            }
+                            Err(_) => {
+                                tracing::warn!(channel, "unreadable queue statistics ignored")
+                            }
+                        }
+                        return;
+                    }
                     match parse_delta(payload) {
                         Some(delta) => {
                             if let Some(handler) = self.handlers.get(tenant) {
@@ -420,6 +439,7 @@ pub struct RedisBackplane {
     lease: Script,
     heartbeat: Script,
     read_events: Script,
+    queue_stats: Script,
     /// How much of each tenant's event stream is kept.
     retention: Retention,
     /// The server's clock as of the last lease renewal (change deadlines).
@@ -440,6 +460,7 @@ impl RedisBackplane {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             handlers: DashMap::new(),
+            queue_handlers: DashMap::new(),
             events: tx,
             disconnected: AtomicBool::new(false),
             disconnections: AtomicU64::new(0),
@@ -523,6 +544,7 @@ impl RedisBackplane {
             wait_replicas: 0,
             wait_timeout: timeout,
             commit: Script::new(include_str!("lua/commit.lua")),
+            queue_stats: Script::new(include_str!("lua/queue_stats.lua")),
             settings: Script::new(include_str!("lua/settings.lua")),
             seed: Script::new(include_str!("lua/seed.lua")),
             load: Script::new(include_str!("lua/load.lua")),
@@ -878,6 +900,7 @@ impl Backplane for RedisBackplane {
 
     async fn detach(&self, tenant: &str) {
         self.shared.handlers.remove(tenant);
+        self.shared.queue_handlers.remove(tenant);
         let mut conn = self.conn();
         let _ = guarded(conn.unlisten(&keys(tenant).deltas), self.timeout).await;
     }
@@ -1609,6 +1632,56 @@ impl Backplane for RedisBackplane {
             guarded(conn.hdel(credentials_key(tenant), id), self.timeout).await;
         Ok(self.note(removed).map_err(sent_once)? > 0)
     }
+
+    fn watch_queue_stats(&self, tenant: &str, handler: QueueStatsHandler) {
+        self.shared
+            .queue_handlers
+            .insert(tenant.to_string(), handler);
+    }
+
+    async fn put_queue_stats(
+        &self,
+        tenant: &str,
+        channel: &crate::domain::ChannelRef,
+        stats: &crate::domain::queue_stats::QueueStats,
+    ) -> Result<ChannelStats, BackplaneError> {
+        self.check_reachable()?;
+        let k = keys(tenant);
+        let mut conn = self.conn();
+        let mut invocation = self.queue_stats.prepare_invoke();
+        invocation
+            .key(queue_stats_key(tenant))
+            .key(format!("hub:{{{tenant}}}:queue_stats_ms"))
+            .key(&k.deltas)
+            .arg(format!("{}/{}", channel.kind.as_str(), channel.id))
+            .arg(to_json(channel)?)
+            .arg(to_json(stats)?)
+            .arg(conn.publish_command());
+        let stored: ::redis::RedisResult<String> =
+            guarded(invocation.invoke_async(&mut conn), self.timeout).await;
+        // Statistics are replaced whole by the next push: one whose answer
+        // was lost is simply pushed again, so `unavailable` is enough.
+        let stored = self.note(stored)?;
+        serde_json::from_str(&stored)
+            .map_err(|e| BackplaneError::Unavailable(format!("stored queue statistics: {e}")))
+    }
+
+    async fn queue_stats(&self, tenant: &str) -> Result<Vec<ChannelStats>, BackplaneError> {
+        let mut conn = self.conn();
+        let all: ::redis::RedisResult<Vec<String>> =
+            guarded(conn.hvals(queue_stats_key(tenant)), self.timeout).await;
+        // An entry that does not parse is skipped, never a panic.
+        Ok(self
+            .note(all)?
+            .iter()
+            .filter_map(|j| serde_json::from_str(j).ok())
+            .collect())
+    }
+}
+
+/// The hash of a tenant's latest queue statistics (`lua/queue_stats.lua`).
+fn queue_stats_key(tenant: &str) -> String {
+    format!("hub:{{{tenant}}}:queue_stats")
 }
 
 /// A credential write that was sent and got no answer may have been

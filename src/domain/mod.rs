@@ -10,6 +10,7 @@ pub mod pause;
 pub mod permissions;
 #[cfg(test)]
 mod properties;
+pub mod queue_stats;
 pub mod record;
 #[cfg(test)]
 mod testkit;

@@ -375,6 +375,8 @@ async fn catch_up(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
             return;
         }
     }
+    // Statistics pushed while this node was cut off arrived on no channel.
+    hub.load_queue_stats(tenant).await;
     reassert_devices(hub, tenant).await;
 }
 

@@ -14,6 +14,7 @@ pub mod delta_log;
 pub mod directory;
 pub mod outbox;
 mod overrun;
+pub mod queue_stats;
 pub mod router;
 mod signout;
 pub mod tenant;
@@ -226,13 +227,38 @@ impl Hub {
                     agents: dir.seed_records(),
                     directory: dir.image(),
                 };
+                // Queue statistics first: none pushed after the load below
+                // is missed (a replica keeps the newest per channel).
+                let feed = tenant.clone();
+                self.backplane
+                    .watch_queue_stats(id, Arc::new(move |stats| feed.put_queue_stats(stats)));
                 let state = self.backplane.attach(id, seed, on_delta).await?;
                 tenant.load(state);
-                tenant.start_channel_updates(self.config.channel_update());
+                self.load_queue_stats(&tenant).await;
+                tenant.start_channel_updates(
+                    self.config.channel_update(),
+                    self.config.queue_stats_stale(),
+                );
                 Ok::<_, HubError>(tenant)
             })
             .await?;
         Ok(tenant.clone())
+    }
+
+    /// Loads the store's queue statistics into the replica (attach,
+    /// resync). Quietly keeps what the replica has when the store cannot
+    /// be read: the next push, or the next resync, brings them.
+    pub async fn load_queue_stats(&self, tenant: &Tenant) {
+        match self.backplane.queue_stats(tenant.id()).await {
+            Ok(all) => {
+                for stats in all {
+                    tenant.put_queue_stats(stats);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(tenant = tenant.id(), error = %e, "cannot load queue statistics")
+            }
+        }
     }
 
     /// Brings the replica up to the store's seq of now (cluster mode;

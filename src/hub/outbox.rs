@@ -45,6 +45,8 @@ pub enum Kind {
     ChannelRemoved,
     /// Signed out by a supervisor (PROTOCOL.md §10.6).
     SignedOut,
+    /// A channel's queue statistics (PROTOCOL.md §10.7).
+    QueueStats,
 }
 
 impl Kind {

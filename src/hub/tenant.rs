@@ -14,10 +14,12 @@
 use super::counters::{channel_json, ChannelCounters, Summary};
 use super::delta_log::{DeltaLog, LOG_CAPACITY};
 use super::outbox::{Frame, Kind, Outbox};
+use super::queue_stats::{QueueBoard, Sent};
 use crate::backplane::{Delta, Epoch, TenantState};
 use crate::directory::change::DirectoryWrite;
 use crate::directory::TenantDirectory;
 use crate::domain::permissions::in_scope;
+use crate::domain::queue_stats::ChannelStats;
 use crate::domain::{AgentRecord, ChannelRef, Settings, User};
 use crate::protocol;
 use parking_lot::Mutex;
@@ -102,6 +104,9 @@ struct Subscriber {
     /// The channel counters this connection last got (snapshot or
     /// `channel`): a channel message goes out only when they changed.
     channels_sent: HashMap<ChannelRef, Summary>,
+    /// The queue statistics this connection last got, by channel
+    /// (PROTOCOL.md §10.7).
+    queue_sent: HashMap<ChannelRef, Sent>,
 }
 
 impl Subscriber {
@@ -152,6 +157,9 @@ struct Replica {
     watchers: HashMap<String, Vec<Watcher>>,
     /// Per-channel counts, kept incrementally (PROTOCOL.md §10.4).
     counters: ChannelCounters,
+    /// The ACD's latest statistics per channel (PROTOCOL.md §10.7): beside
+    /// the seq, never part of it.
+    queue: QueueBoard,
 }
 
 /// A local agent connection: its device, and where its frames go.
@@ -202,6 +210,7 @@ impl Tenant {
                 sessions: HashMap::new(),
                 watchers: HashMap::new(),
                 counters: ChannelCounters::new(&dir.channels),
+                queue: QueueBoard::default(),
             }),
             seed: dir,
             log: DeltaLog::new(LOG_CAPACITY),
@@ -547,12 +556,14 @@ impl Tenant {
                 continue;
             }
             r.counters.remove_channel(&key);
+            r.queue.remove_channel(&key);
             let f = protocol::frame(
                 Kind::ChannelRemoved,
                 &json!({"type": "channel_removed", "channel": {"kind": key.kind, "id": key.id}}),
             );
             let ckey: Arc<str> = Arc::from(format!("\u{0}channel {key}"));
             for sub in r.subscribers.values_mut() {
+                sub.queue_sent.remove(&key);
                 if sub.channels_sent.remove(&key).is_some() {
                     sub.outbox.push_delta(&ckey, f.clone());
                 }
@@ -834,6 +845,25 @@ impl Tenant {
         }
         snapshot.push_str(r#","channels":"#);
         snapshot.push_str(&serde_json::Value::from(channels).to_string());
+        // The channels' queue statistics in scope (PROTOCOL.md §10.7).
+        let mut queue_sent = HashMap::new();
+        let queue: Vec<serde_json::Value> = r
+            .dir
+            .channels
+            .iter()
+            .map(|c| c.channel_ref())
+            .filter(|c| match &scope {
+                ScopeFilter::All => true,
+                ScopeFilter::Channels(list) => list.contains(c),
+            })
+            .filter_map(|c| {
+                let entry = r.queue.entry_json(&c)?;
+                queue_sent.insert(c.clone(), r.queue.sent(&c)?);
+                Some(entry)
+            })
+            .collect();
+        snapshot.push_str(r#","queue_stats":"#);
+        snapshot.push_str(&serde_json::Value::from(queue).to_string());
         snapshot.push_str(r#","settings":"#);
         snapshot.push_str(&json!(r.settings).to_string());
         snapshot.push('}');
@@ -851,6 +881,7 @@ impl Tenant {
                 scope,
                 visible,
                 channels_sent,
+                queue_sent,
             },
         );
     }
@@ -859,7 +890,9 @@ impl Tenant {
     /// channel in its scope whose counters changed since it last got them;
     /// stops when the tenant is dropped. One pass per tenant bounds the
     /// rate per connection to one message per channel per period.
-    pub fn start_channel_updates(self: &Arc<Self>, every: Duration) {
+    /// The same tick sends queue statistics (PROTOCOL.md §10.7), and marks
+    /// stale those not updated for `stale`.
+    pub fn start_channel_updates(self: &Arc<Self>, every: Duration, stale: Duration) {
         let tenant = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
@@ -867,7 +900,10 @@ impl Tenant {
             loop {
                 tick.tick().await;
                 match tenant.upgrade() {
-                    Some(t) => t.flush_channels(),
+                    Some(t) => {
+                        t.flush_channels();
+                        t.flush_queue_stats(crate::clock::now_ms(), stale);
+                    }
                     None => return,
                 }
             }
@@ -902,6 +938,46 @@ impl Tenant {
                 });
                 sub.outbox.push_delta(&key, f.clone());
                 sub.channels_sent.insert(channel.clone(), summary.clone());
+            }
+        }
+    }
+
+    /// Keeps a channel's statistics if newer than the replica's (from the
+    /// backplane, or a load); they go out on the next tick.
+    pub fn put_queue_stats(&self, stats: ChannelStats) {
+        let mut r = self.replica.lock();
+        // A channel the directory no longer has is not shown.
+        if r.dir.channel(&stats.channel).is_some() {
+            r.queue.put(stats);
+        }
+    }
+
+    /// The statistics of one channel as this replica has them (the
+    /// `queue_stats` message's body).
+    pub fn queue_stats(&self, channel: &ChannelRef) -> Option<serde_json::Value> {
+        self.replica.lock().queue.message(channel)
+    }
+
+    /// Sends each subscriber in scope the newest message of every channel
+    /// whose statistics changed or went stale since it last got them.
+    fn flush_queue_stats(&self, now_ms: u64, stale: Duration) {
+        let mut r = self.replica.lock();
+        r.queue.mark_stale(now_ms, stale.as_millis() as u64);
+        let dirty = r.queue.take_dirty();
+        let r = &mut *r;
+        for channel in dirty {
+            let (Some(sent), Some(message)) = (r.queue.sent(&channel), r.queue.message(&channel))
+            else {
+                continue;
+            };
+            let key: Arc<str> = Arc::from(format!("\u{0}queue_stats {channel}"));
+            let frame = protocol::frame(Kind::QueueStats, &message);
+            for sub in r.subscribers.values_mut() {
+                if !sub.covers_channel(&channel) || sub.queue_sent.get(&channel) == Some(&sent) {
+                    continue;
+                }
+                sub.outbox.push_delta(&key, frame.clone());
+                sub.queue_sent.insert(channel.clone(), sent);
             }
         }
     }

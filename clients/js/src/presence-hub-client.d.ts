@@ -27,6 +27,8 @@ import type {
   ServerSettings,
   ServerSignedOut,
   ServerSnapshot,
+  ServerQueueStats,
+  ServerQueueStatsEntry,
   ServerDraining,
   ServerMessage,
   ErrorBody,
@@ -181,6 +183,8 @@ export interface SupervisorEvents extends CommonEvents {
   channel: ChannelView;
   /** A channel in view was deleted from the directory (PROTOCOL.md §7.1). */
   channel_removed: Channel;
+  /** A channel's queue statistics, newest, or marked stale (PROTOCOL.md §10.7). */
+  queue_stats: ServerQueueStatsEntry;
   settings: Settings;
 }
 
@@ -205,6 +209,8 @@ export type HistoryResult = Extract<ReplyResult, { changes: unknown }>;
 export class PresenceStore {
   agents: Map<string, AgentRecord>;
   channels: Map<string, ChannelView>;
+  /** "kind:id" → the channel's queue statistics (PROTOCOL.md §10.7). */
+  queueStats: Map<string, ServerQueueStatsEntry>;
   settings: Settings | null;
   seq: number | null;
   epoch: string | null;
@@ -216,6 +222,7 @@ export class PresenceStore {
   removeAgent(agentId: string, version: number): boolean;
   applyChannel(channel: ChannelView): ChannelView | null;
   removeChannel(channel: Channel): boolean;
+  applyQueueStats(message: ServerQueueStats): ServerQueueStatsEntry | null;
   applySettings(message: Pick<ServerSettings, 'seq' | 'settings'>): void;
 }
 
@@ -227,6 +234,7 @@ export class SupervisorClient extends Connection<SupervisorEvents> {
   readonly store: PresenceStore;
   readonly agents: Map<string, AgentRecord>;
   readonly channels: Map<string, ChannelView>;
+  readonly queueStats: Map<string, ServerQueueStatsEntry>;
   readonly settings: Settings | null;
   readonly seq: number | null;
   readonly epoch: string | null;

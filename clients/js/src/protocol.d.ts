@@ -450,6 +450,7 @@ export type ServerSnapshot = {
   agent_ids?: string[];
   agents: AgentRecord[];
   channels: ChannelCounters[];
+  queue_stats: ServerQueueStatsEntry[];
   settings: Settings;
 };
 
@@ -509,6 +510,33 @@ export type ServerCommandEnded = {
   outcome: "accepted" | "refused" | "timeout" | "withdrawn";
 };
 
+/** PROTOCOL.md §10.7: a channel's queue statistics, pushed by an ACD */
+export type ServerQueueStats = {
+  type: "queue_stats";
+  channel: ChannelRef;
+  stats: ServerQueueStatsValues;
+  updated_ms: number;
+  stale: boolean;
+};
+
+/** PROTOCOL.md §10.7: a snapshot's entry, the message without its type */
+export type ServerQueueStatsEntry = {
+  channel: ChannelRef;
+  stats: ServerQueueStatsValues;
+  updated_ms: number;
+  stale: boolean;
+};
+
+export type ServerQueueStatsValues = {
+  waiting: number;
+  longest_wait_s: number;
+  offered?: number;
+  answered?: number;
+  abandoned?: number;
+  service_level?: number;
+  service_level_s?: number;
+};
+
 export type ServerMessage =
   | ServerWelcome
   | ServerState
@@ -524,4 +552,5 @@ export type ServerMessage =
   | ServerChannel
   | ServerChannelRemoved
   | ServerSignedOut
-  | ServerCommandEnded;
+  | ServerCommandEnded
+  | ServerQueueStats;

@@ -35,6 +35,8 @@ export class PresenceStore {
     this.agents = new Map();
     /** @type {Map<string, object>} "kind:id" → channel */
     this.channels = new Map();
+    /** @type {Map<string, object>} "kind:id" → queue statistics (PROTOCOL.md §10.7) */
+    this.queueStats = new Map();
     /** The tenant settings, as of the last snapshot or settings message. */
     this.settings = null;
     /** The highest seq / version applied (sent as `since_seq` to resume). */
@@ -96,6 +98,14 @@ export class PresenceStore {
       for (const channel of snapshot.channels) channels.set(channelKey(channel), channel);
       this.channels = channels;
     }
+    // Statistics have no version: every snapshot carries all of them in scope.
+    if (Array.isArray(snapshot.queue_stats)) {
+      const stats = new Map();
+      for (const entry of snapshot.queue_stats) {
+        if (entry?.channel) stats.set(channelKey(entry.channel), entry);
+      }
+      this.queueStats = stats;
+    }
     if (snapshot.settings) this.settings = snapshot.settings;
     return dropped;
   }
@@ -134,7 +144,23 @@ export class PresenceStore {
   /** Applies a `channel_removed` message (PROTOCOL.md §7.1); `true` when it was in view. */
   removeChannel(channel) {
     if (!channel || typeof channel.kind !== 'string' || typeof channel.id !== 'string') return false;
+    this.queueStats.delete(channelKey(channel));
     return this.channels.delete(channelKey(channel));
+  }
+
+  /**
+   * Applies a `queue_stats` message (PROTOCOL.md §10.7); returns the entry
+   * kept, or null when it is older than the one held (newer `updated_ms` wins).
+   */
+  applyQueueStats(message) {
+    const channel = message?.channel;
+    if (!channel || typeof channel.kind !== 'string' || typeof channel.id !== 'string') return null;
+    const key = channelKey(channel);
+    const held = this.queueStats.get(key);
+    if (held && held.updated_ms > message.updated_ms) return null;
+    const { type: _type, ...entry } = message;
+    this.queueStats.set(key, entry);
+    return entry;
   }
 
   /** Applies a `settings` message. */

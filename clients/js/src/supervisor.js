@@ -52,6 +52,11 @@ export class SupervisorClient extends Connection {
     return this.store.channels;
   }
 
+  /** Map<"kind:id", queue statistics> (PROTOCOL.md §10.7), live. */
+  get queueStats() {
+    return this.store.queueStats;
+  }
+
   get settings() {
     return this.store.settings;
   }
@@ -146,6 +151,11 @@ export class SupervisorClient extends Connection {
       case 'channel': {
         const channel = this.store.applyChannel(msg.channel);
         if (channel) this.emit('channel', channel);
+        return;
+      }
+      case 'queue_stats': {
+        const entry = this.store.applyQueueStats(msg);
+        if (entry) this.emit('queue_stats', entry);
         return;
       }
       case 'channel_removed':

@@ -23,6 +23,9 @@ function cleanRule(r) {
   if (num(r.max_wrap_up, 100000) !== undefined) out.max_wrap_up = Math.max(1, Math.floor(r.max_wrap_up));
   if (r.overrun === true) out.overrun = true;
   if (num(r.max_minutes, 1440) !== undefined && r.max_minutes > 0) out.max_minutes = r.max_minutes;
+  // Queue statistics from the ACD (PROTOCOL §10.7).
+  if (num(r.max_waiting, 100000) !== undefined) out.max_waiting = Math.max(1, Math.floor(r.max_waiting));
+  if (num(r.max_wait_s, 86400) !== undefined) out.max_wait_s = Math.max(1, Math.floor(r.max_wait_s));
   return out;
 }
 
@@ -80,13 +83,15 @@ export class Alerts {
     $("alert-max-wrap").value = r.max_wrap_up ?? "";
     $("alert-overrun").checked = !!r.overrun;
     $("alert-max-minutes").value = r.max_minutes ?? "";
+    $("alert-max-waiting").value = r.max_waiting ?? "";
+    $("alert-max-wait").value = r.max_wait_s ?? "";
   }
 
   save() {
     const key = $("alert-channel").value;
     if (!key) return;
     const num = (id) => ($(id).value.trim() === "" ? undefined : Number($(id).value));
-    const rule = cleanRule({ min_available: num("alert-min-available"), max_wrap_up: num("alert-max-wrap"), overrun: $("alert-overrun").checked, max_minutes: num("alert-max-minutes") });
+    const rule = cleanRule({ min_available: num("alert-min-available"), max_wrap_up: num("alert-max-wrap"), overrun: $("alert-overrun").checked, max_minutes: num("alert-max-minutes"), max_waiting: num("alert-max-waiting"), max_wait_s: num("alert-max-wait") });
     if (Object.keys(rule).length) this.rules.set(key, rule);
     else this.rules.delete(key);
     this.store();
@@ -169,6 +174,9 @@ export class Alerts {
       const e = counts.get(s.key);
       if (r.overrun && e?.over) found.push({ kind: "overrun", text: `${e.over} pause${e.over > 1 ? "s" : ""} over the limit` });
       if (r.max_minutes && e?.long) found.push({ kind: "long", text: `${e.long} in one state over ${r.max_minutes} min` });
+      const q = this.client.queueStats?.get(s.key)?.stats;
+      if (q && r.max_waiting !== undefined && q.waiting >= r.max_waiting) found.push({ kind: "waiting", text: `${q.waiting} waiting (${r.max_waiting} or more)` });
+      if (q && r.max_wait_s !== undefined && q.longest_wait_s >= r.max_wait_s) found.push({ kind: "wait", text: `longest wait ${q.longest_wait_s}s (${r.max_wait_s}s or more)` });
       if (found.length) out.set(s.key, found);
     }
     // An alert that was not active at the last check is announced, once.
@@ -204,5 +212,7 @@ function describe(r) {
   if (r.max_wrap_up !== undefined) parts.push(`${r.max_wrap_up}+ in wrap-up`);
   if (r.overrun) parts.push("a pause over its limit");
   if (r.max_minutes) parts.push(`an agent in one state over ${r.max_minutes} min`);
+  if (r.max_waiting !== undefined) parts.push(`${r.max_waiting}+ waiting`);
+  if (r.max_wait_s !== undefined) parts.push(`a wait of ${r.max_wait_s}s or more`);
   return parts.join(", ");
 }

@@ -135,11 +135,11 @@ function start(token, role, linked = null) {
         el.className = "card";
         el.dataset.channel = s.key;
         el.title = `show only agents connected to ${s.name}`;
-        el.innerHTML = `<span class="c-title"><strong></strong> <span class="muted"></span></span><span class="counts"></span><span class="c-foot muted"></span><span class="c-alert"></span>`;
+        el.innerHTML = `<span class="c-title"><strong></strong> <span class="muted"></span></span><span class="counts"></span><span class="c-foot muted"></span><span class="c-queue"></span><span class="c-alert"></span>`;
         el.querySelector("strong").textContent = s.name;
         el.querySelector(".muted").textContent = s.kind;
         box.appendChild(el);
-        card = { el, counts: el.querySelector(".counts"), foot: el.querySelector(".c-foot"), alert: el.querySelector(".c-alert"), text: "", foot_: "", alert_: "", name: s.name };
+        card = { el, counts: el.querySelector(".counts"), foot: el.querySelector(".c-foot"), queue: el.querySelector(".c-queue"), alert: el.querySelector(".c-alert"), text: "", foot_: "", queue_: "", alert_: "", name: s.name };
         cards.set(s.key, card);
       }
       // A channel renamed by an admin (a `channel` message, PROTOCOL §7.1).
@@ -154,6 +154,9 @@ function start(token, role, linked = null) {
       const idle = s.longest && !stale ? `idle ${duration(now - s.longest)}` : s.longest ? "idle —" : "nobody idle";
       const foot = `${s.connected} connected${s.lingering ? ` · ⚠ ${s.lingering} lingering` : ""} · ${idle}`;
       if (foot !== card.foot_) { card.foot.textContent = foot; card.foot_ = foot; card.el.classList.toggle("lingering", s.lingering > 0); }
+      // The ACD's statistics (PROTOCOL §10.7); stale ones say so in words.
+      const q = queueLine(client.queueStats?.get(s.key));
+      if (q !== card.queue_) { card.queue.textContent = q; card.queue_ = q; card.el.classList.toggle("q-stale", q.startsWith("stale")); }
     }
     for (const [key, card] of cards) if (!seen.has(key)) { card.el.remove(); cards.delete(key); }
     // Alerts: checked with the cards (once a second, or when a counter moves);
@@ -165,6 +168,17 @@ function start(token, role, linked = null) {
     }
     syncChannelFilter();
     alerts.syncChannels();
+  }
+
+  /** A card's line of queue statistics: waiting, longest wait, service level, today's counts. */
+  function queueLine(e) {
+    if (!e?.stats) return "";
+    const st = e.stats;
+    const parts = [`${st.waiting} waiting`, `longest ${duration(st.longest_wait_s * 1000)}`];
+    if (typeof st.service_level === "number") parts.push(`SL ${Math.round(st.service_level * 100)}% in ${st.service_level_s}s`);
+    const today = [["offered", st.offered], ["answered", st.answered], ["abandoned", st.abandoned]].filter(([, n]) => typeof n === "number");
+    if (today.length) parts.push(today.map(([k, n]) => `${n} ${k}`).join(" / "));
+    return `${e.stale ? "stale (no update from the ACD): " : ""}${parts.join(" · ")}`;
   }
 
   let filterKeys = "";
@@ -225,6 +239,7 @@ function start(token, role, linked = null) {
   client.on("agent_removed", (id) => { store.touch(id); invalidate(); });
   client.on("channel", () => { channelsDirty = true; invalidate(); });
   client.on("channel_removed", () => { channelsDirty = true; invalidate(); });
+  client.on("queue_stats", () => { channelsDirty = true; invalidate(); });
   client.on("settings", (s) => {
     admin.fill(s);
     bulk.refreshForm();
