@@ -108,8 +108,10 @@ pub async fn run(
             let version = event["version"].as_u64();
             if let Some(lost) = replaying {
                 let id = event["id"].as_str().and_then(|i| i.parse::<EventId>().ok());
+                // Printed before the place was lost: changes, and gaps of
+                // earlier failovers, by version (the gap of this one is above
+                // every version printed); heartbeats by id.
                 let seen = match kind {
-                    "gap" => false,
                     "heartbeat" => id.is_some_and(|id| id <= lost),
                     _ => version.is_some_and(|v| last_version.is_some_and(|last| v <= last)),
                 };

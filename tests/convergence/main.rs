@@ -1185,7 +1185,9 @@ async fn read_live(addr: &str, live: &Mutex<LiveReader>, until: Option<&str>) ->
                 continue;
             }
             if let Some(seen) = live.replaying {
-                if e["type"] != "gap" && common::u64_of(&e["version"]) <= seen {
+                // Already read before the place was lost (a gap of an
+                // earlier failover included): the new gap is above it.
+                if common::u64_of(&e["version"]) <= seen {
                     continue;
                 }
                 live.replaying = None;
