@@ -24,6 +24,8 @@ COPY src ./src
 COPY loadtest/src ./loadtest/src
 # The client library is embedded in the binary (src/client_lib.rs).
 COPY clients/js/src ./clients/js/src
+# The protocol's shared schemas are embedded in /openapi.json (src/api/openapi.rs).
+COPY protocol/schemas/common.schema.json ./protocol/schemas/
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p presence-hub --bin presence-hub
 
 FROM debian:bookworm-slim

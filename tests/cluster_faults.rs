@@ -234,22 +234,7 @@ async fn outage_keeps_state(aof: bool) {
     // The event stream (protocol/EVENTS.md) says what the store kept: with
     // its AOF, every version; empty, a `gap` up to the restored version,
     // then the change made after it.
-    let (status, body) = common::http::request(
-        &b.addr,
-        "GET",
-        "/api/v1/events?limit=1000",
-        Some(&token("acme", "ad1")),
-        "",
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let events: Vec<&Value> = body["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter(|e| e["type"] != "heartbeat")
-        .collect();
+    let events = common::http::acme_events(&b.addr).await;
     for pair in events.windows(2) {
         assert_eq!(
             u64_of(&pair[1]["version"]),
@@ -257,7 +242,7 @@ async fn outage_keeps_state(aof: bool) {
             "one event per version: {pair:#?}"
         );
     }
-    let gaps: Vec<&&Value> = events.iter().filter(|e| e["type"] == "gap").collect();
+    let gaps: Vec<&Value> = events.iter().filter(|e| e["type"] == "gap").collect();
     let lunch = events
         .iter()
         .any(|e| e["current"]["pause_reason"] == "lunch" && e["event"] == "pause");

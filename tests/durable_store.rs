@@ -408,21 +408,6 @@ async fn without_data_dir_nothing_is_written_and_a_restart_forgets() {
     let _ = std::fs::remove_dir_all(&cwd);
 }
 
-/// Every event of the stream (protocol/EVENTS.md), as an admin reads it.
-async fn all_events(addr: &str) -> Vec<Value> {
-    let (status, body) = common::http::request(
-        addr,
-        "GET",
-        "/api/v1/events?limit=1000",
-        Some(&token("acme", "ad1")),
-        "",
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["events"].as_array().cloned().expect("events")
-}
-
 #[tokio::test]
 async fn the_event_stream_survives_a_kill_9_and_goes_on_where_it_was() {
     let dir = fresh_dir("events");
@@ -434,19 +419,19 @@ async fn the_event_stream_survives_a_kill_9_and_goes_on_where_it_was() {
     admin
         .ok(json!({"type": "update_settings", "settings": {"wrap_up_seconds": 42}}))
         .await;
-    let before = all_events(&first.addr).await;
+    let before = common::http::acme_events(&first.addr).await;
     assert_eq!(before.len(), 3, "sign-in, pause, settings: {before:#?}");
     first.kill().await;
     drop((a1, admin));
 
     let second = start(&dir).await;
-    let after = all_events(&second.addr).await;
+    let after = common::http::acme_events(&second.addr).await;
     assert_eq!(after[..3], before[..], "the stream as acknowledged");
     // The next change's event follows, at the next version, with a later id.
     let mut a2 = agent(&second, "a2", "d2").await;
     a2.ok(json!({"type": "set_status", "status": "paused", "reason": "break"}))
         .await;
-    let now = all_events(&second.addr).await;
+    let now = common::http::acme_events(&second.addr).await;
     let last_before = &before[2];
     let next = now
         .iter()

@@ -283,22 +283,7 @@ async fn a_store_that_lost_acknowledged_changes_gets_them_back_from_the_nodes() 
     // The event stream (protocol/EVENTS.md) says which versions the store
     // lost: a `gap` from the lost change's version, then the write-back
     // and the next change, each at its own version.
-    let (status, body) = common::http::request(
-        &b.addr,
-        "GET",
-        "/api/v1/events?limit=1000",
-        Some(&token("acme", "ad1")),
-        "",
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let events: Vec<&Value> = body["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter(|e| e["type"] != "heartbeat")
-        .collect();
+    let events = common::http::acme_events(&b.addr).await;
     let gap = events
         .iter()
         .position(|e| e["type"] == "gap")

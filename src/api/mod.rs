@@ -278,12 +278,14 @@ fn idempotency(headers: &HeaderMap, user: &str) -> HubResult<Option<IdempotencyK
     }
 }
 
-pub(crate) async fn admin(
+/// A person's bearer token, verified as the WebSocket's `hello` verifies
+/// it, and the tenant it names, opened and caught up with the store when
+/// it does not know the user yet (one added on another node a moment ago).
+/// Roles are the caller's to check, from the directory, never the token.
+pub(crate) async fn signed_in(
     hub: &Arc<Hub>,
     headers: &HeaderMap,
-    limit: &InFlight,
-) -> HubResult<Admin> {
-    let permit = in_flight(hub, limit)?;
+) -> HubResult<(crate::auth::Claims, Arc<Tenant>, TenantLease)> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -299,6 +301,16 @@ pub(crate) async fn admin(
     if tenant.directory().user(&claims.sub).is_none() {
         hub.catch_up_with_store(&tenant).await;
     }
+    Ok((claims, tenant, lease))
+}
+
+pub(crate) async fn admin(
+    hub: &Arc<Hub>,
+    headers: &HeaderMap,
+    limit: &InFlight,
+) -> HubResult<Admin> {
+    let permit = in_flight(hub, limit)?;
+    let (claims, tenant, lease) = signed_in(hub, headers).await?;
     let holds_admin = tenant
         .directory()
         .user(&claims.sub)

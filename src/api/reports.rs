@@ -123,21 +123,7 @@ struct Staff {
 /// never from the token.
 async fn staff(hub: &Arc<Hub>, headers: &HeaderMap, limit: &InFlight) -> HubResult<Staff> {
     let permit = in_flight(hub, limit)?;
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| HubError::unauthorized("expected Authorization: Bearer <token>"))?;
-    let claims = hub
-        .verifier
-        .verify(token)
-        .await
-        .map_err(|e| HubError::unauthorized(e.to_string()))?;
-    let (tenant, lease) = hub.open_tenant(&claims.tenant).await?;
-    if tenant.directory().user(&claims.sub).is_none() {
-        hub.catch_up_with_store(&tenant).await;
-    }
+    let (claims, tenant, lease) = super::signed_in(hub, headers).await?;
     let scope = match tenant.directory().user(&claims.sub) {
         Some(u) if u.has_role(Role::Admin) => None,
         Some(u) if u.has_role(Role::Supervisor) => crate::domain::permissions::Principal {

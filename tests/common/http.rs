@@ -18,6 +18,29 @@ pub async fn request(
     (status, json)
 }
 
+/// The first 1 000 events of acme's event stream, as its admin reads them
+/// (`GET /api/v1/events`, protocol/EVENTS.md), heartbeats left out.
+pub async fn acme_events(addr: impl std::fmt::Display) -> Vec<Value> {
+    let token = super::token("acme", "ad1");
+    let (status, body) = request(
+        addr,
+        "GET",
+        "/api/v1/events?limit=1000",
+        Some(&token),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] != "heartbeat")
+        .cloned()
+        .collect()
+}
+
 /// As [`request`], with the answer's header lines too (lowercase names,
 /// `name: value` each).
 pub async fn exchange(
