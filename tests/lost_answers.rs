@@ -141,11 +141,12 @@ fn settle_fences_an_attempt_that_did_not_run_and_the_deadline_refuses_a_late_one
             "hub:{t}:ops".into(),
             format!("hub:{{t}}:fence:{attempt}"),
             "hub:{t}:seq".into(),
+            "hub:{t}:events".into(),
         ]
     };
     let run_commit = |attempt: &str, expected: &str, deadline: &str| {
         let keys = keys(attempt);
-        let mut args = vec!["eval", commit, "8"];
+        let mut args = vec!["eval", commit, "9"];
         args.extend(keys.iter().map(String::as_str));
         args.extend([
             "x",
@@ -156,6 +157,10 @@ fn settle_fences_an_attempt_that_did_not_run_and_the_deadline_refuses_a_late_one
             "PUBLISH",
             attempt,
             deadline,
+            "0",
+            // No event stream: what is checked here is the fence.
+            "",
+            "0",
             "0",
         ]);
         redis.cli(&args)
