@@ -41,6 +41,9 @@ pub struct Metrics {
     pub store_write_seconds: Histogram,
     pub backplane_reconnects: Counter,
     pub resyncs: Counter,
+    /// Deltas the replica never received, found by comparing seqs
+    /// (`hub::cluster::seq_watch_loop`).
+    pub deltas_lost: Counter,
     pub panics: Counter,
     pub rejected_connections: Counter,
     // Operations (deploy/prometheus-alerts.yml alerts on these).
@@ -92,6 +95,7 @@ pub fn get() -> &'static Metrics {
             store_write_seconds: metrics::histogram!("presence_hub_store_write_seconds"),
             backplane_reconnects: metrics::counter!("presence_hub_backplane_reconnects_total"),
             resyncs: metrics::counter!("presence_hub_resyncs_total"),
+            deltas_lost: metrics::counter!("presence_hub_deltas_lost_total"),
             panics: metrics::counter!("presence_hub_session_panics_total"),
             rejected_connections: metrics::counter!("presence_hub_connections_rejected_total"),
             ready: metrics::gauge!("presence_hub_ready"),
@@ -157,6 +161,11 @@ fn describe() {
     describe_counter!(
         "presence_hub_resyncs_total",
         "Tenant replicas reloaded after a gap or reconnection"
+    );
+    describe_counter!(
+        "presence_hub_deltas_lost_total",
+        "Times this node found the store past its replica with no delta on the way \
+         (a delta pub/sub lost, caught by the seq check; each is followed by a resync)"
     );
     describe_counter!(
         "presence_hub_session_panics_total",

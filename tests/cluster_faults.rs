@@ -1,8 +1,8 @@
 //! Cluster faults with the real binary as separate processes and a real
 //! `redis-server` the test starts, kills and restarts (DESIGN.md §5, issue 3):
 //! a node killed with -9 (also under an agent with devices on two nodes),
-//! Redis restarted with its AOF and empty, a node cut off from Redis, and
-//! three nodes racing on one agent.
+//! Redis restarted with its AOF and empty, a node cut off from Redis,
+//! three nodes racing on one agent, and a delta lost with none after it.
 
 mod common;
 
@@ -475,4 +475,81 @@ async fn a_node_follows_a_tenant_only_while_it_has_sessions_of_it() {
     assert!(r["agent"]["version"].as_u64() > Some(2));
     sup.agent_update("a1", |r| r["pause_reason"] == "meeting")
         .await;
+}
+
+/// Pub/sub is at-most-once. A change whose delta never reached a node,
+/// with no later change to reveal the gap in the seqs, still reaches it:
+/// each node compares the store's seq with its replica's now and then and
+/// catches up (`hub::cluster::seq_watch_loop`). The lost delta is made
+/// here by committing with the real commit script and a no-op in place of
+/// its PUBLISH, the way a publish lost between the store and a node looks.
+#[tokio::test]
+async fn a_change_whose_delta_was_lost_still_reaches_every_node() {
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), "a").await;
+    let b = node(&redis.url(), "b").await;
+    let mut a1 = agent(&a, "a1", "d1").await;
+    a1.ok(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
+        .await;
+    let (mut on_a, _) = watcher(&a, "s1").await;
+    let (mut on_b, _) = watcher(&b, "s1").await;
+
+    let stored = redis.cli(&["hget", "hub:{acme}:records", "a1"]);
+    let expected = redis.cli(&["hget", "hub:{acme}:versions", "a1"]);
+    let changed = stored.replace(
+        r#""pause_reason":"lunch""#,
+        r#""pause_reason":"lost delta""#,
+    );
+    assert_ne!(changed, stored, "{stored}");
+    let cut = changed
+        .rfind(r#""version":"#)
+        .expect("the record ends with its version")
+        + r#""version":"#.len();
+    let commit = include_str!("../src/backplane/lua/commit.lua");
+    let keys = [
+        "hub:{acme}:seq",
+        "hub:{acme}:records",
+        "hub:{acme}:versions",
+        "hub:{acme}:history",
+        "hub:{acme}:deltas",
+        "hub:{acme}:ops",
+        "hub:{acme}:fence:lost",
+        "hub:{acme}:seq",
+        "hub:{acme}:events",
+    ];
+    let mut args = vec!["eval", commit, "9"];
+    args.extend(keys);
+    // No history, no event stream, no deadline, and EXISTS in place of
+    // PUBLISH: the change is in the store and no node hears of it.
+    args.extend([
+        "a1",
+        expected.as_str(),
+        &changed[..cut],
+        "0",
+        "",
+        "EXISTS",
+        "lost",
+        "0",
+        "0",
+        "",
+        "0",
+        "0",
+    ]);
+    let committed = redis.cli(&args);
+    assert!(committed.starts_with('1'), "{committed}");
+
+    // Both nodes' supervisors get the change, though no delta carried it.
+    for sup in [&mut on_a, &mut on_b] {
+        let seen = sup
+            .agent_update("a1", |r| r["pause_reason"] == "lost delta")
+            .await;
+        assert_eq!(seen["status"], "paused", "{seen}");
+    }
+    for node in [&a, &b] {
+        let (_, metrics) = common::process::http_get(&node.addr, "/metrics").await;
+        assert!(
+            metrics.contains("presence_hub_deltas_lost_total 1"),
+            "the catch-up is counted: {metrics}"
+        );
+    }
 }

@@ -35,7 +35,7 @@ use crate::backplane::{Commit, NodeEvent, TenantState};
 use crate::clock;
 use crate::domain::{Actor, AgentRecord, Event, MonitorMode, Status};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -158,6 +158,7 @@ pub fn start(hub: &Arc<Hub>, gaps: mpsc::UnboundedReceiver<Repair>) {
     let view = Arc::new(StoreView::default());
     tokio::spawn(lease_loop(hub.clone(), view.clone()));
     tokio::spawn(sweep_loop(hub.clone(), view));
+    tokio::spawn(seq_watch_loop(hub.clone()));
     tokio::spawn(gap_loop(hub.clone(), gaps));
     if let Some(events) = hub.backplane.take_events() {
         tokio::spawn(event_loop(hub.clone(), events));
@@ -251,6 +252,66 @@ async fn lease_loop(hub: Arc<Hub>, view: Arc<StoreView>) {
             lease_interval(&hub).min(RETRY_WHILE_AWAY)
         };
         pause_unless_disconnected(&hub, pause).await;
+    }
+}
+
+/// How often [`seq_watch_loop`] compares seqs, at least: a delta takes
+/// milliseconds from the store to every node, so a seq the store had this
+/// long ago and the replica still lacks is one whose delta was lost.
+const SEQ_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Finds deltas lost with no later delta to reveal them. Pub/sub is
+/// at-most-once: a gap in the seqs of the deltas that arrive starts a
+/// catch-up at once, and a reconnection the backplane reports starts one
+/// too; but the last delta of a burst, lost when the store froze or the
+/// connection broke around it, leaves nothing behind it to show the gap —
+/// the replica would show the old record (or the old directory) until
+/// some unrelated change came. So each attached tenant's seq in the store
+/// is read now and then (one `GET` per tenant), and a seq the store had at
+/// the previous check that the replica still lacks starts a catch-up.
+async fn seq_watch_loop(hub: Arc<Hub>) {
+    let every = lease_interval(&hub).max(SEQ_CHECK_EVERY);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The store's seq per tenant at the previous check.
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    loop {
+        tick.tick().await;
+        if hub.lease_released.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut now = HashMap::with_capacity(seen.len());
+        for tenant in hub.attached_tenants() {
+            if let Some(&then) = seen.get(tenant.id()) {
+                if tenant.seq() < then {
+                    // Behind by a whole check: lost, or a node so loaded
+                    // that its deltas queue up. One more period tells; a
+                    // catch-up reloads the whole tenant, not to be started
+                    // on a node that is merely slow.
+                    let tenant = tenant.clone();
+                    tokio::spawn(async move {
+                        tenant.wait_for(then, every).await;
+                        let applied = tenant.seq();
+                        if applied < then {
+                            tracing::warn!(
+                                tenant = tenant.id(),
+                                store_seq = then,
+                                replica_seq = applied,
+                                "the store is past this replica with no delta on the way: catching up"
+                            );
+                            crate::metrics::get().deltas_lost.increment(1);
+                            tenant.request_catch_up();
+                        }
+                    });
+                }
+            }
+            // A store that cannot be read now is not compared next time:
+            // the reconnection's own catch-up covers that case.
+            if let Ok(Some(seq)) = hub.backplane.current_seq(tenant.id()).await {
+                now.insert(tenant.id().to_string(), seq);
+            }
+        }
+        seen = now;
     }
 }
 
