@@ -209,6 +209,18 @@ pub struct Config {
         default_value_t = 100
     )]
     pub api_burst_per_credential: u32,
+    /// Integration WebSockets (`/api/v1/ws`) open at once on this node;
+    /// more are refused at the upgrade with 503 `unavailable`.
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_API_WS_MAX_CONNECTIONS",
+        default_value_t = 64
+    )]
+    pub api_ws_max_connections: usize,
+    /// An integration WebSocket from which nothing (not even a pong) came
+    /// for this long is closed; the node pings every third of it.
+    #[arg(long, env = "PRESENCE_HUB_API_WS_IDLE_S", default_value_t = 60)]
+    pub api_ws_idle_s: u64,
     /// Service credentials a tenant may hold; creating one more is refused
     /// with 409 `invalid_state`.
     #[arg(long, env = "PRESENCE_HUB_API_MAX_CREDENTIALS", default_value_t = 100)]

@@ -44,6 +44,8 @@ pub struct Metrics {
     /// Deltas the replica never received, found by comparing seqs
     /// (`hub::cluster::seq_watch_loop`).
     pub deltas_lost: Counter,
+    /// Integration WebSockets open (`api::socket`).
+    pub api_ws_connections: Gauge,
     pub panics: Counter,
     pub rejected_connections: Counter,
     // Operations (deploy/prometheus-alerts.yml alerts on these).
@@ -96,6 +98,7 @@ pub fn get() -> &'static Metrics {
             backplane_reconnects: metrics::counter!("presence_hub_backplane_reconnects_total"),
             resyncs: metrics::counter!("presence_hub_resyncs_total"),
             deltas_lost: metrics::counter!("presence_hub_deltas_lost_total"),
+            api_ws_connections: metrics::gauge!("presence_hub_api_ws_connections"),
             panics: metrics::counter!("presence_hub_session_panics_total"),
             rejected_connections: metrics::counter!("presence_hub_connections_rejected_total"),
             ready: metrics::gauge!("presence_hub_ready"),
@@ -166,6 +169,10 @@ fn describe() {
         "presence_hub_deltas_lost_total",
         "Times this node found the store past its replica with no delta on the way \
          (a delta pub/sub lost, caught by the seq check; each is followed by a resync)"
+    );
+    describe_gauge!(
+        "presence_hub_api_ws_connections",
+        "Integration WebSockets open on this node (/api/v1/ws)"
     );
     describe_counter!(
         "presence_hub_session_panics_total",

@@ -616,3 +616,369 @@ async fn credentials_survive_a_restart_with_a_data_dir() {
     let (status, _) = http(node.addr, "GET", "/api/v1/channels", Some(&gone), "", None).await;
     assert_eq!(status, 401);
 }
+
+// ---- the same over one WebSocket (docs/API.md, "Over one WebSocket") ----
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The upgrade's answer: the socket, or the HTTP status and JSON body.
+async fn api_socket(addr: std::net::SocketAddr, key: &str) -> Result<Socket, (u16, Value)> {
+    let mut request = format!("ws://{addr}/api/v1/ws")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {key}").parse().expect("header"),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let status = response.status().as_u16();
+            let body = response
+                .body()
+                .as_ref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or(Value::Null);
+            Err((status, body))
+        }
+        Err(e) => panic!("upgrade: {e}"),
+    }
+}
+
+/// The next frame from the hub: a reply, or the close code.
+async fn next_frame(socket: &mut Socket) -> Result<Value, Option<CloseCode>> {
+    let deadline = tokio::time::Instant::now() + common::DEADLINE;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("a frame from the hub in time");
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                return Ok(serde_json::from_str(text.as_str()).expect("a JSON reply"))
+            }
+            Some(Ok(Message::Close(close))) => return Err(close.map(|c| c.code)),
+            Some(Ok(_)) => continue,
+            None | Some(Err(_)) => return Err(None),
+        }
+    }
+}
+
+async fn reply(socket: &mut Socket) -> Value {
+    next_frame(socket).await.expect("a reply, not a close")
+}
+
+async fn send_text(socket: &mut Socket, text: String) {
+    socket.send(Message::text(text)).await.expect("send");
+}
+
+#[tokio::test]
+async fn over_one_websocket_the_acd_is_answered_in_order_with_the_http_apis_answers() {
+    let hub = TestHub::start().await;
+    let key = create(&hub, 0, "acd-ws", json!(["interactions:write", "read"])).await;
+    let (mut watcher, _) = hub.watcher("s1").await;
+    let _a1 = hub.agent("a1", "phone").await;
+    let mut socket = api_socket(hub.node(1).addr, &key).await.expect("open");
+
+    // Two requests sent back to back, before either answer: applied and
+    // answered in the order sent.
+    let answered = json!({"id": "r1", "method": "POST", "path": "/api/v1/agents/a1/interactions",
+        "idempotency_key": "call-9-answered",
+        "body": {"event": "answered", "interaction_id": "call-9", "channel": ch("queue", "sales")}});
+    let ended = json!({"id": 2, "method": "POST", "path": "/api/v1/agents/a1/interactions",
+        "body": {"event": "ended", "interaction_id": "call-9"}});
+    send_text(&mut socket, answered.to_string()).await;
+    send_text(&mut socket, ended.to_string()).await;
+    let first = reply(&mut socket).await;
+    assert_eq!(
+        (first["id"].clone(), first["status"].clone()),
+        (json!("r1"), json!(200)),
+        "{first}"
+    );
+    assert_eq!(first["body"]["agent"]["status"], "busy", "{first}");
+    let second = reply(&mut socket).await;
+    assert_eq!(
+        (second["id"].clone(), second["status"].clone()),
+        (json!(2), json!(200)),
+        "{second}"
+    );
+    let v1 = first["body"]["agent"]["version"].as_u64().expect("version");
+    assert!(
+        second["body"]["agent"]["version"].as_u64() > Some(v1),
+        "{second}"
+    );
+    let busy = watcher.agent_update("a1", |a| a["status"] == "busy").await;
+    assert_eq!(
+        busy["changed_by"],
+        json!({"id": "acd-ws", "role": "integration"})
+    );
+    watcher
+        .agent_update("a1", |a| {
+            a["status"] == "wrap_up" || a["status"] == "available"
+        })
+        .await;
+
+    // The same request again with its idempotency key: applied once; the
+    // answer is the record as it is now, which the repeat left unchanged.
+    send_text(&mut socket, answered.to_string()).await;
+    let again = reply(&mut socket).await;
+    assert_eq!(again["status"], 200, "{again}");
+    assert_eq!(
+        again["body"]["agent"]["version"], second["body"]["agent"]["version"],
+        "{again}"
+    );
+    assert_ne!(again["body"]["agent"]["status"], "busy", "{again}");
+
+    // Reads, and the route's own errors with the route's status.
+    send_text(
+        &mut socket,
+        json!({"id": "r3", "method": "GET", "path": "/api/v1/agents/a1"}).to_string(),
+    )
+    .await;
+    let read = reply(&mut socket).await;
+    assert_eq!(
+        (read["status"].clone(), read["body"]["agent"]["id"].clone()),
+        (json!(200), json!("a1")),
+        "{read}"
+    );
+    send_text(
+        &mut socket,
+        json!({"id": "r4", "method": "GET", "path": "/api/v1/agents/nobody"}).to_string(),
+    )
+    .await;
+    let missing = reply(&mut socket).await;
+    assert_eq!(
+        (
+            missing["status"].clone(),
+            missing["body"]["error"]["code"].clone()
+        ),
+        (json!(404), json!("not_found")),
+        "{missing}"
+    );
+    // A route outside the key's scopes: 403 in the reply, the socket stays.
+    send_text(
+        &mut socket,
+        json!({"id": "r5", "method": "PUT", "path": "/api/v1/agents/a1/status",
+        "body": {"status": "paused", "reason": "lunch"}})
+        .to_string(),
+    )
+    .await;
+    let scope = reply(&mut socket).await;
+    assert_eq!(
+        (
+            scope["status"].clone(),
+            scope["body"]["error"]["code"].clone()
+        ),
+        (json!(403), json!("forbidden")),
+        "{scope}"
+    );
+    send_text(
+        &mut socket,
+        json!({"id": "r6", "method": "GET", "path": "/api/v1/channels"}).to_string(),
+    )
+    .await;
+    assert_eq!(reply(&mut socket).await["status"], 200);
+}
+
+#[tokio::test]
+async fn over_one_websocket_bad_frames_get_400_and_change_nothing() {
+    let hub = TestHub::start().await;
+    let key = create(&hub, 0, "acd-ws", json!(["interactions:write", "read"])).await;
+    let _a1 = hub.agent("a1", "phone").await;
+    let mut socket = api_socket(hub.node(0).addr, &key).await.expect("open");
+    let version = || async {
+        let (_, body) = http(
+            hub.node(0).addr,
+            "GET",
+            "/api/v1/agents/a1",
+            Some(&key),
+            "",
+            None,
+        )
+        .await;
+        body["agent"]["version"].clone()
+    };
+    let before = version().await;
+    let interaction =
+        json!({"event": "answered", "interaction_id": "c1", "channel": ch("queue", "sales")});
+    let bad: Vec<(String, Value)> = vec![
+        ("not json".into(), Value::Null),
+        ("[1, 2]".into(), Value::Null),
+        (json!({"method": "GET", "path": "/api/v1/channels"}).to_string(), Value::Null),
+        (json!({"id": {"x": 1}, "method": "GET", "path": "/api/v1/channels"}).to_string(), Value::Null),
+        (json!({"id": "k".repeat(129), "method": "GET", "path": "/api/v1/channels"}).to_string(), Value::Null),
+        (json!({"id": "b1", "method": "PATCH", "path": "/api/v1/agents/a1/interactions", "body": interaction}).to_string(), json!("b1")),
+        (json!({"id": "b2", "method": "POST", "path": "/v1/ws", "body": interaction}).to_string(), json!("b2")),
+        (json!({"id": "b3", "method": "GET", "path": "/api/v1/ws"}).to_string(), json!("b3")),
+        (json!({"id": "b4", "method": "POST", "path": "/api/v1/agents/a 1/interactions", "body": interaction}).to_string(), json!("b4")),
+        (json!({"id": "b5", "method": "POST", "path": "/api/v1/agents/a1/interactions", "body": interaction, "extra": 1}).to_string(), json!("b5")),
+        (json!({"id": "b6", "method": "POST", "path": "/api/v1/agents/a1/interactions", "body": interaction, "idempotency_key": "é"}).to_string(), json!("b6")),
+        (json!({"id": "b7", "method": "POST", "path": "/api/v1/agents/a1/interactions", "body": {"event": "answered"}}).to_string(), json!("b7")),
+    ];
+    for (frame, id) in bad {
+        send_text(&mut socket, frame.clone()).await;
+        let answer = reply(&mut socket).await;
+        assert_eq!(
+            (
+                answer["id"].clone(),
+                answer["status"].clone(),
+                answer["body"]["error"]["code"].clone()
+            ),
+            (id, json!(400), json!("bad_request")),
+            "{frame} → {answer}"
+        );
+        assert!(
+            answer["body"]["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{answer}"
+        );
+    }
+    socket
+        .send(Message::binary(vec![1u8, 2, 3]))
+        .await
+        .expect("send");
+    let answer = reply(&mut socket).await;
+    assert_eq!(
+        (answer["id"].clone(), answer["status"].clone()),
+        (Value::Null, json!(400)),
+        "{answer}"
+    );
+    assert_eq!(version().await, before, "nothing was applied");
+    // The socket still works after all of it.
+    send_text(
+        &mut socket,
+        json!({"id": "ok", "method": "GET", "path": "/api/v1/channels"}).to_string(),
+    )
+    .await;
+    assert_eq!(reply(&mut socket).await["status"], 200);
+}
+
+#[tokio::test]
+async fn the_websocket_takes_only_a_valid_key_and_closes_when_it_is_revoked() {
+    let hub = TestHub::start().await;
+    let admin = token("acme", "ad1");
+    // No key, a person's token, a made-up key: 401 before any upgrade.
+    let (status, body) = http(hub.node(0).addr, "GET", "/api/v1/ws", None, "", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{body}"
+    );
+    let refused = api_socket(hub.node(0).addr, &admin)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        (refused.0, refused.1["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{refused:?}"
+    );
+    let made_up = "phk_acme.acd-x.0000000000000000000000000000000000000000000000000000000000000000";
+    let refused = api_socket(hub.node(0).addr, made_up)
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.0, 401, "{refused:?}");
+    // A valid key over plain HTTP (no upgrade): 400, in JSON.
+    let key = create(&hub, 0, "acd-ws", json!(["read"])).await;
+    let (status, body) = http(hub.node(0).addr, "GET", "/api/v1/ws", Some(&key), "", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{body}"
+    );
+
+    // Revoked while connected, on another node: the next request is 401,
+    // then the connection closes with 1008.
+    let mut socket = api_socket(hub.node(1).addr, &key).await.expect("open");
+    send_text(
+        &mut socket,
+        json!({"id": 1, "method": "GET", "path": "/api/v1/channels"}).to_string(),
+    )
+    .await;
+    assert_eq!(reply(&mut socket).await["status"], 200);
+    let (status, _) = http(
+        hub.node(2).addr,
+        "DELETE",
+        "/api/v1/credentials/acd-ws",
+        Some(&admin),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    send_text(
+        &mut socket,
+        json!({"id": 2, "method": "GET", "path": "/api/v1/channels"}).to_string(),
+    )
+    .await;
+    let answer = reply(&mut socket).await;
+    assert_eq!(
+        (answer["id"].clone(), answer["status"].clone()),
+        (json!(2), json!(401)),
+        "{answer}"
+    );
+    assert_eq!(
+        next_frame(&mut socket).await.err(),
+        Some(Some(CloseCode::Policy))
+    );
+}
+
+#[tokio::test]
+async fn the_websocket_is_bounded_in_connections_frame_size_and_silence() {
+    let hub = TestHub::start_with(|c| {
+        c.api_ws_max_connections = 1;
+        c.api_ws_idle_s = 1;
+        c.api_max_body_bytes = 1024;
+    })
+    .await;
+    let key = create(&hub, 0, "acd-ws", json!(["read"])).await;
+    let addr = hub.node(0).addr;
+    let mut first = api_socket(addr, &key).await.expect("open");
+    let refused = api_socket(addr, &key).await.expect_err("over the limit");
+    assert_eq!(
+        (refused.0, refused.1["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{refused:?}"
+    );
+
+    // A frame over the body limit and the envelope's room: closed with 1009.
+    let huge = json!({"id": 1, "method": "GET", "path": "/api/v1/channels", "body": {"x": "y".repeat(8 * 1024)}});
+    send_text(&mut first, huge.to_string()).await;
+    assert_eq!(
+        next_frame(&mut first).await.err(),
+        Some(Some(CloseCode::Size))
+    );
+    drop(first);
+
+    // The slot is free again once that connection is gone.
+    let socket = common::process::eventually_value(
+        "a slot again",
+        std::time::Duration::from_secs(5),
+        || async { api_socket(addr, &key).await.ok() },
+    )
+    .await;
+    drop(socket);
+
+    // A peer that reads the pings but never answers one: closed after
+    // --api-ws-idle-s of silence.
+    let mut raw = common::process::eventually_value(
+        "a slot for the silent peer",
+        std::time::Duration::from_secs(5),
+        || async {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+            let status = common::raw::upgrade_to(
+                &mut stream,
+                "/api/v1/ws",
+                &format!("Authorization: Bearer {key}\r\n"),
+            )
+            .await;
+            (status == 101).then_some(stream)
+        },
+    )
+    .await;
+    common::raw::until_closed(&mut raw, std::time::Duration::from_secs(10)).await;
+}

@@ -166,15 +166,13 @@ pub(super) struct Service {
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
-/// Verifies the request's service key and that it holds `scope`.
-pub(super) async fn service(
+/// The request's service key, checked against the store (on every
+/// request: a revocation holds at once): its parts and the credential.
+/// Any scope; the caller checks the one it needs.
+pub(super) async fn verified_key<'h>(
     hub: &Arc<Hub>,
-    headers: &HeaderMap,
-    limit: &InFlight,
-    rates: &RateLimits,
-    scope: Scope,
-) -> Result<Service, ApiError> {
-    let permit = super::in_flight(hub, limit)?;
+    headers: &'h HeaderMap,
+) -> Result<(KeyParts<'h>, Credential), ApiError> {
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -199,7 +197,6 @@ pub(super) async fn service(
             HubError::unauthorized("the service key is unknown or revoked"),
         )
     };
-    // From the store on every request: a revocation holds at once.
     let stored = hub
         .backplane
         .credential(parts.tenant, parts.id)
@@ -210,15 +207,26 @@ pub(super) async fn service(
     if !verified {
         return Err(unknown());
     }
+    Ok((parts, stored))
+}
+
+/// Verifies the request's service key and that it holds `scope`.
+pub(super) async fn service(
+    hub: &Arc<Hub>,
+    headers: &HeaderMap,
+    limit: &InFlight,
+    rates: &RateLimits,
+    scope: Scope,
+) -> Result<Service, ApiError> {
+    let permit = super::in_flight(hub, limit)?;
+    let (parts, stored) = verified_key(hub, headers).await?;
     if !stored.scopes.contains(&scope) {
-        return Err(refuse(
-            Refused::Scope,
-            HubError::forbidden(format!(
-                "the service credential {:?} lacks the scope {}",
-                stored.id,
-                scope.as_str()
-            )),
-        ));
+        Refused::Scope.count();
+        return Err(ApiError::from(HubError::forbidden(format!(
+            "the service credential {:?} lacks the scope {}",
+            stored.id,
+            scope.as_str()
+        ))));
     }
     let config = &hub.config;
     if let Err(seconds) = rates.take(

@@ -7,7 +7,8 @@
 //! for any agent, read agents and channels.
 //!
 //! The directory, event and credential routes take an admin's token; the
-//! integration routes take a service key with the route's scope, and
+//! integration routes take a service key with the route's scope (and the
+//! same routes are served over one WebSocket, [`socket`]), and
 //! nothing else (an admin's token there is 401: an integration's changes
 //! are attributed to the integration, and a person's token there would
 //! blur that).
@@ -36,6 +37,7 @@ pub mod integration;
 pub mod openapi;
 pub mod queue_stats;
 pub mod reports;
+pub mod socket;
 
 use crate::backplane::IdempotencyKey;
 use crate::directory::change::DirectoryChange;
@@ -58,7 +60,7 @@ use tokio::sync::Semaphore;
 /// [`crate::web::secure`], as for every HTTP API), and `/openapi.json`.
 pub fn routes(hub: &Hub) -> Router<Arc<Hub>> {
     let limit = Arc::new(Semaphore::new(hub.config.api_max_in_flight.max(1)));
-    table()
+    let api = table()
         .router
         .layer(axum::Extension(InFlight(limit)))
         .layer(axum::Extension(events::Waiting(Arc::new(Semaphore::new(
@@ -66,7 +68,11 @@ pub fn routes(hub: &Hub) -> Router<Arc<Hub>> {
         )))))
         .layer(axum::Extension(
             Arc::new(credentials::RateLimits::default()),
-        ))
+        ));
+    // The WebSocket hands each request to these same routes, under these
+    // same limits ([`socket`]).
+    let tunnel = socket::Tunnel::new(api.clone(), hub);
+    api.layer(axum::Extension(tunnel))
         .route("/openapi.json", get(openapi_json))
 }
 
@@ -90,7 +96,8 @@ fn table() -> Routes {
         .delete("/api/v1/credentials/{id}", revoke_credential)
         .get("/api/v1/events", events::get_events)
         .get("/api/v1/reports/agents", reports::get_agents)
-        .get("/api/v1/reports/channels", reports::get_channels);
+        .get("/api/v1/reports/channels", reports::get_channels)
+        .get(socket::PATH, socket::upgrade);
     crate::webhooks::register(queue_stats::routes(integration::routes(routes)))
 }
 

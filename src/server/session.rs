@@ -789,7 +789,7 @@ async fn close_socket(
     .await;
 }
 
-fn is_too_large(e: &axum::Error) -> bool {
+pub(crate) fn is_too_large(e: &axum::Error) -> bool {
     let source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     matches!(
         source.and_then(|s| s.downcast_ref::<tungstenite::Error>()),

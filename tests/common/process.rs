@@ -312,6 +312,25 @@ pub async fn http_get_with(addr: &str, path: &str, headers: &str) -> (u16, Strin
 }
 
 /// Waits (with the deadline) until `check` holds, polling every `every`.
+/// Tries `attempt` until it gives a value (every 50 ms), within `deadline`.
+pub async fn eventually_value<T, F, Fut>(what: &str, deadline: Duration, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "{what}: not within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn eventually<F, Fut>(what: &str, deadline: Duration, every: Duration, mut check: F)
 where
     F: FnMut() -> Fut,

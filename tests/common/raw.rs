@@ -23,8 +23,13 @@ pub async fn small_buffer(addr: &str) -> TcpStream {
 /// Sends a WebSocket upgrade for `/v1/ws` with `extra` header lines; returns
 /// the HTTP status of the answer.
 pub async fn upgrade(stream: &mut TcpStream, extra: &str) -> u16 {
+    upgrade_to(stream, "/v1/ws", extra).await
+}
+
+/// As [`upgrade`], for the WebSocket at `path`.
+pub async fn upgrade_to(stream: &mut TcpStream, path: &str, extra: &str) -> u16 {
     let request = format!(
-        "GET /v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET {path} HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     );
     stream.write_all(request.as_bytes()).await.expect("write");
