@@ -5,10 +5,8 @@
 //! the bridge sends what it maps to a real hub (`TestHub`) where agents
 //! are signed in over real WebSockets. The bridge's code is included here
 //! by `#[path]` and called directly (no example build, no subprocess).
-//!
-//! The hub on this branch has no queue statistics route
-//! (`PUT /api/v1/channels/{kind}/{id}/stats`, added in parallel): a stats
-//! push answered 404 is accepted and counted as refused, nothing else is.
+//! Its queue statistics pushes (`PUT /api/v1/channels/{kind}/{id}/stats`)
+//! must all be taken and reach the supervisor's wallboard.
 
 mod common;
 
@@ -540,8 +538,7 @@ fn by_bridge(history: &Value) -> Vec<String> {
         .collect()
 }
 
-/// What the hub refused, but for the stats pushes its missing route
-/// answers 404 (once the queue statistics route is merged they are 200).
+/// What the hub refused; every stats push must have been taken (200).
 fn refusals(report: &ami_bridge::Report) -> Vec<(String, u16, String)> {
     for (path, status) in &report.done {
         assert!(
@@ -549,12 +546,7 @@ fn refusals(report: &ami_bridge::Report) -> Vec<(String, u16, String)> {
             "{path} {status}"
         );
     }
-    report
-        .refused
-        .iter()
-        .filter(|(path, status, _)| !(path.ends_with("/stats") && *status == 404))
-        .cloned()
-        .collect()
+    report.refused.clone()
 }
 
 #[tokio::test]
@@ -600,18 +592,35 @@ async fn the_recorded_morning_over_ami_shows_on_the_hub_and_a_replay_changes_not
             "invalid_state".to_string()
         )]
     );
-    // Every queue event pushed statistics (applied, or 404 without the route).
+    // Every queue event pushed statistics, and the hub took each.
     let pushes = report
         .done
         .iter()
         .filter(|(p, _)| p.ends_with("/stats"))
-        .count()
-        + report
-            .refused
-            .iter()
-            .filter(|(p, _, _)| p.ends_with("/stats"))
-            .count();
+        .count();
     assert_eq!(pushes, 12);
+    // The supervisor's wallboard shows the morning's last push of each queue.
+    for (queue, last) in [
+        (
+            "sales",
+            json!({"waiting": 0, "longest_wait_s": 0, "offered": 3, "answered": 2,
+                         "abandoned": 1, "service_level": 0.333, "service_level_s": 20}),
+        ),
+        (
+            "billing",
+            json!({"waiting": 0, "longest_wait_s": 0, "offered": 1, "answered": 1,
+                           "abandoned": 0, "service_level": 0.0, "service_level_s": 20}),
+        ),
+    ] {
+        let seen = watcher
+            .recv_where(&format!("{queue}'s last statistics"), |v| {
+                v["type"] == "queue_stats"
+                    && v["channel"] == json!({"kind": "queue", "id": queue})
+                    && v["stats"] == last
+            })
+            .await;
+        assert_eq!(seen["stale"], false, "{seen}");
+    }
 
     // Bruno's lunch, seen by the supervisor, attributed to the bridge.
     let lunch = watcher

@@ -42,7 +42,7 @@ struct Args {
     /// Answered within this many seconds of waiting counts as in service level.
     #[arg(long, default_value_t = 20)]
     service_level_s: u32,
-    /// Do not push queue statistics (a hub without the queue statistics route).
+    /// Do not push queue statistics (an older hub without the queue statistics route).
     #[arg(long)]
     no_stats: bool,
     /// Attempts per request before it is logged and skipped.
