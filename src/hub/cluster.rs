@@ -259,6 +259,8 @@ async fn lease_loop(hub: Arc<Hub>, view: Arc<StoreView>) {
 /// milliseconds from the store to every node, so a seq the store had this
 /// long ago and the replica still lacks is one whose delta was lost.
 const SEQ_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// The most seq reads a node makes a second for [`seq_watch_loop`].
+const SEQ_READS_PER_S: f64 = 200.0;
 
 /// Finds deltas lost with no later delta to reveal them. Pub/sub is
 /// at-most-once: a gap in the seqs of the deltas that arrive starts a
@@ -267,21 +269,27 @@ const SEQ_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// connection broke around it, leaves nothing behind it to show the gap —
 /// the replica would show the old record (or the old directory) until
 /// some unrelated change came. So each attached tenant's seq in the store
-/// is read now and then (one `GET` per tenant), and a seq the store had at
-/// the previous check that the replica still lacks starts a catch-up.
+/// is read now and then (one `GET` per tenant, every second, or less often
+/// past [`SEQ_READS_PER_S`] tenants), and a seq the store had at the
+/// previous check that the replica still lacks starts a catch-up.
 async fn seq_watch_loop(hub: Arc<Hub>) {
     let every = lease_interval(&hub).max(SEQ_CHECK_EVERY);
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The store's seq per tenant at the previous check.
     let mut seen: HashMap<String, u64> = HashMap::new();
     loop {
-        tick.tick().await;
+        // A node serving many tenants checks each less often, so the reads
+        // stay under SEQ_READS_PER_S whatever the count (1 000 tenants:
+        // each every 5 s).
+        let tenants = hub.attached_tenants();
+        let round = every.max(Duration::from_secs_f64(
+            tenants.len() as f64 / SEQ_READS_PER_S,
+        ));
+        tokio::time::sleep(round).await;
         if hub.lease_released.load(Ordering::Relaxed) {
             return;
         }
         let mut now = HashMap::with_capacity(seen.len());
-        for tenant in hub.attached_tenants() {
+        for tenant in tenants {
             if let Some(&then) = seen.get(tenant.id()) {
                 if tenant.seq() < then {
                     // Behind by a whole check: lost, or a node so loaded
@@ -290,7 +298,7 @@ async fn seq_watch_loop(hub: Arc<Hub>) {
                     // on a node that is merely slow.
                     let tenant = tenant.clone();
                     tokio::spawn(async move {
-                        tenant.wait_for(then, every).await;
+                        tenant.wait_for(then, round).await;
                         let applied = tenant.seq();
                         if applied < then {
                             tracing::warn!(
