@@ -1,14 +1,17 @@
 //! A small client of the hub's HTTP API, for the commands that talk to a
 //! running hub as any script would (`presence-hub directory export|import`,
-//! `presence-hub events tail`): bearer token, JSON in and out, a refusal
-//! kept with its status and body.
+//! `presence-hub events tail`, the demo's simulated ACD): bearer token,
+//! JSON in and out, an optional `Idempotency-Key`, a refusal kept with its
+//! status and body.
 
 use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// No answer (the hub is not reachable, a timeout, a body not JSON).
     #[error("{0}")]
     Http(String),
+    /// An answer outside 2xx.
     #[error("the hub refused {what}: HTTP {status}: {body}")]
     Refused {
         what: String,
@@ -43,11 +46,26 @@ impl Api {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
+        self.call_once(method, path, body, None).await
+    }
+
+    /// As [`Api::call`], with an `Idempotency-Key` when `key` is given
+    /// (docs/API.md, "Idempotency"): a repeat answers as the first did.
+    pub async fn call_once(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> Result<Value, ApiError> {
         let what = format!("{method} {path}");
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.token);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
@@ -71,5 +89,26 @@ impl Api {
         }
         serde_json::from_str(&text)
             .map_err(|e| ApiError::Http(format!("{what}: the answer is not JSON: {e}")))
+    }
+}
+
+impl ApiError {
+    /// The HTTP status of a refusal; `None` when there was no answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Refused { status, .. } => Some(*status),
+            ApiError::Http(_) => None,
+        }
+    }
+
+    /// The error code of a refusal's body (`invalid_state`, …), when it
+    /// has one.
+    pub fn code(&self) -> Option<String> {
+        match self {
+            ApiError::Refused { body, .. } => serde_json::from_str::<Value>(body)
+                .ok()
+                .and_then(|v| v["error"]["code"].as_str().map(str::to_string)),
+            ApiError::Http(_) => None,
+        }
     }
 }
