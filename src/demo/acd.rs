@@ -28,8 +28,8 @@
 //! - **Refusals are normal**: the agent went on a break or offline between
 //!   the offer and the answer (`invalid_state`), a slot was taken. The
 //!   contact goes back to the queue (its place kept) and the refusal is
-//!   logged at debug level. An `ended` that got no answer is sent again
-//!   (the key makes a repeat harmless).
+//!   logged at debug level. An `answered` or `ended` that got no answer is
+//!   sent again with the same key (a repeat answers as the first did).
 //! - **Statistics.** Every second, per channel, `PUT
 //!   /api/v1/channels/{kind}/{id}/stats`: contacts waiting (ringing ones
 //!   included), the longest wait, today's offered/answered/abandoned, and
@@ -114,7 +114,7 @@ pub fn start(base: String, admin: String, simulated: HashSet<String>) {
         let Some(key) = credential(&base, &admin).await else {
             return;
         };
-        let api = match Api::new(&base, &key) {
+        let api = match Api::local(&base, &key) {
             Ok(api) => api,
             Err(e) => {
                 tracing::warn!(error = %e, "the demo ACD cannot start");
@@ -136,7 +136,7 @@ pub fn start(base: String, admin: String, simulated: HashSet<String>) {
 /// Creates the ACD's credential; its key. Retries with backoff while the
 /// node does not answer (the demo starts right after the listener).
 async fn credential(base: &str, admin: &str) -> Option<String> {
-    let api = match Api::new(base, admin) {
+    let api = match Api::local(base, admin) {
         Ok(api) => api,
         Err(e) => {
             tracing::warn!(error = %e, "the demo ACD cannot start");
@@ -157,11 +157,19 @@ async fn credential(base: &str, admin: &str) -> Option<String> {
                     return None;
                 }
             },
-            // One left from an earlier run or by another node's demo.
+            // One left from an earlier run or by another node's demo: made
+            // anew. (None to revoke: the tenant holds too many.)
             Err(e) if e.status() == Some(409) => {
                 let path = format!("/api/v1/credentials/{CREDENTIAL_ID}");
-                if let Err(e) = api.call(Method::DELETE, &path, None).await {
-                    tracing::debug!(error = %e, "the demo ACD's old credential stays");
+                match api.call(Method::DELETE, &path, None).await {
+                    Ok(_) => continue,
+                    Err(gone) if gone.status() == Some(404) => {
+                        tracing::warn!(error = %e, "the demo ACD cannot get a credential: no ACD");
+                        return None;
+                    }
+                    Err(gone) => {
+                        tracing::debug!(error = %gone, "the demo ACD's old credential stays")
+                    }
                 }
             }
             Err(e) if matches!(e.status(), None | Some(429) | Some(500..)) => {
@@ -515,7 +523,17 @@ impl Acd {
                     }
                 }
                 Err(Refusal::Revoked) => return Err(Refusal::Revoked),
-                Err(Refusal::Other(_, e)) => {
+                Err(Refusal::Other(None, e)) => {
+                    // No answer: it may have been done. Again in a second
+                    // with the same key, which answers as the first did
+                    // (the contact's patience bounds the attempts).
+                    tracing::debug!(contact = %c.id, %agent, error = %e, "demo ACD: no answer to answered");
+                    self.contacts[i].stage = Stage::Ringing {
+                        agent: agent.clone(),
+                        answer_at: now + 1000,
+                    };
+                }
+                Err(Refusal::Other(Some(_), e)) => {
                     // Back to the queue, its place kept.
                     tracing::debug!(contact = %c.id, %agent, error = %e, "demo ACD: not answered");
                     self.contacts[i].stage = Stage::Waiting;
