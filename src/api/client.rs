@@ -116,15 +116,4 @@ impl ApiError {
             ApiError::Http(_) => None,
         }
     }
-
-    /// The error code of a refusal's body (`invalid_state`, …), when it
-    /// has one.
-    pub fn code(&self) -> Option<String> {
-        match self {
-            ApiError::Refused { body, .. } => serde_json::from_str::<Value>(body)
-                .ok()
-                .and_then(|v| v["error"]["code"].as_str().map(str::to_string)),
-            ApiError::Http(_) => None,
-        }
-    }
 }
