@@ -30,7 +30,8 @@
 //!   [`strict`] holds decoded JSON to the exact shapes (an array is never an
 //!   object), [`text`] measures client strings in characters.
 //! - [`wallboard`]: the embedded supervisor page; [`demo`]: simulated agents
-//!   that make a fresh node look alive.
+//!   and a simulated ACD (through the integration API) that make a fresh
+//!   node look alive.
 //! - [`client_lib`]: the JavaScript client library (`clients/js/`), served
 //!   at `/client/`.
 //! - [`agent_page`]: the embedded agent dashboard at `/agent`.

@@ -185,7 +185,7 @@ impl Node {
         .await
     }
 
-    /// Starts the simulated agents of the first tenant (see [`crate::demo`]).
+    /// Starts the demo (simulated agents and ACD) of the first tenant (see [`crate::demo`]).
     pub fn start_demo(&self) -> Result<(), StartError> {
         let secret = self
             .generated_secret

@@ -356,9 +356,9 @@ async fn the_default_node_runs_demo_agents_that_move() {
         .await;
     sup.recv_type("welcome").await;
     sup.subscribe(json!({"all": true})).await;
-    // The simulated agents come online and take interactions on their own,
-    // at random: each available one takes an interaction with a 6 % chance
-    // a second, so the deadline is generous (seconds apart is usual).
+    // The simulated agents come online and the demo's ACD routes contacts
+    // to them at random (tests/demo_acd.rs follows the ACD closely), so the
+    // deadline is generous (seconds apart is usual).
     let busy = sup
         .recv_where_within(
             "a demo agent on an interaction",

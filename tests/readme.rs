@@ -26,14 +26,18 @@ fn readme() -> String {
 }
 
 /// The next message that shows `expected`; only live updates of other
-/// agents and channel counters (the demo runs) may come before it.
+/// agents, channel counters and the queue statistics the demo's ACD pushes
+/// (the demo runs) may come before it.
 async fn expect_shown(c: &mut Client, expected: &Value) -> Value {
     loop {
         let got = c.recv().await;
         if shows(expected, &got) {
             return got;
         }
-        let live = matches!(got["type"].as_str(), Some("agent" | "channel"));
+        let live = matches!(
+            got["type"].as_str(),
+            Some("agent" | "channel" | "queue_stats")
+        );
         assert!(live, "expected {expected}, got {got}");
     }
 }

@@ -1,6 +1,7 @@
 // Queue statistics on the wallboard (PROTOCOL.md §10.7) in a real headless
 // Chromium against a real hub running its demo (agents change status all
-// the time): an ACD's push through the integration API shows on the sales
+// the time; the demo's own ACD is revoked first, so it pushes no more): an
+// ACD's push through the integration API shows on the sales
 // card (waiting, longest wait, service level, offered/answered/abandoned);
 // an alert on waiting set from the keyboard highlights the card, in words;
 // statistics not pushed again turn "stale" in text, not only in colour;
@@ -19,6 +20,12 @@ async function api(method, path, bearer, body) {
   return { status: res.status, json: await res.json() };
 }
 
+// The demo's own ACD pushes every channel's statistics each second: revoked,
+// it stops (docs/API.md, "The demo as an example integration"), and this
+// test's pushes stay on the card.
+// (It makes its credential right after the node starts listening.)
+await until(async () => (await api("DELETE", "/api/v1/credentials/demo-acd", mint(secret, "acme", "ad1"))).status === 200,
+  10000, "the demo's ACD credential revoked");
 const made = await api("POST", "/api/v1/credentials", mint(secret, "acme", "ad1"), { id: "acd-sim", scopes: ["queues:write"] });
 if (made.status !== 201) fail(`credential: ${JSON.stringify(made)}`);
 const key = made.json.key;
