@@ -269,6 +269,11 @@ pub struct Config {
     /// http to a loopback address only).
     #[arg(long, env = "PRESENCE_HUB_WEBHOOK_ALLOW_HTTP")]
     pub webhook_allow_http: bool,
+    /// Deliver webhooks to private addresses too (RFC 1918, link-local and
+    /// cloud metadata, unique-local IPv6, carrier-grade NAT); without it
+    /// only public and loopback addresses are reached.
+    #[arg(long, env = "PRESENCE_HUB_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
     /// Most events in one webhook request.
     #[arg(
         long,

@@ -606,6 +606,26 @@ async fn bad_input_is_refused_with_a_json_error_and_changes_nothing() {
             "url too long",
             format!(r#"{{"url": "https://example.com/{}"}}"#, "x".repeat(3000)),
         ),
+        // Into the hub's own network (server-side request forgery): cloud
+        // metadata, a private network, an IPv4-mapped private address,
+        // unique-local IPv6, "this host".
+        (
+            "metadata",
+            r#"{"url": "https://169.254.169.254/latest/meta-data"}"#.to_string(),
+        ),
+        ("private", r#"{"url": "https://10.0.0.5/x"}"#.to_string()),
+        (
+            "mapped private",
+            r#"{"url": "https://[::ffff:192.168.1.1]/x"}"#.to_string(),
+        ),
+        (
+            "unique local",
+            r#"{"url": "https://[fd00::1]/x"}"#.to_string(),
+        ),
+        (
+            "unspecified",
+            r#"{"url": "http://0.0.0.0:9000/x"}"#.to_string(),
+        ),
     ];
     let admin = token("acme", "ad1");
     for (what, body) in &bad_bodies {
@@ -676,6 +696,41 @@ async fn bad_input_is_refused_with_a_json_error_and_changes_nothing() {
     change(hub.node(0).addr, "b1").await;
     let g = until("a delivery", || async { rx.got().into_iter().next() }).await;
     assert!(g.signed_by(&secret));
+}
+
+/// Private addresses take the operator's `--webhook-allow-private`; the
+/// refusal says so (README, WEBHOOKS.md).
+#[tokio::test]
+async fn a_private_address_needs_the_operators_flag() {
+    let strict = TestHub::start_with(fast).await;
+    let (status, answer) = api(
+        strict.addr,
+        "PUT",
+        "/api/v1/webhooks/crm",
+        Some(json!({"url": "https://172.16.0.9/hook"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("--webhook-allow-private"), "{answer}");
+    assert_eq!(
+        api(strict.addr, "GET", "/api/v1/webhooks", None).await.1,
+        json!({"webhooks": []})
+    );
+
+    let open = TestHub::start_with(|c| {
+        fast(c);
+        c.webhook_allow_private = true;
+    })
+    .await;
+    let (status, answer) = api(
+        open.addr,
+        "PUT",
+        "/api/v1/webhooks/crm",
+        Some(json!({"url": "https://172.16.0.9/hook"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
 }
 
 /// Supervisors and agents may not manage webhooks; without a token, 401.

@@ -47,6 +47,10 @@ pub fn start(hub: &Arc<Hub>) -> Option<JoinHandle<()>> {
         .connect_timeout(timeout)
         // A redirect could lead anywhere (plain http included): none.
         .redirect(reqwest::redirect::Policy::none())
+        // Names resolve to allowed addresses only (`super::address`).
+        .dns_resolver(Arc::new(super::address::Resolver {
+            allow_private: hub.config.webhook_allow_private,
+        }))
         .build()
     {
         Ok(c) => c,
@@ -557,6 +561,15 @@ impl Worker {
     /// One POST of the batch, signed with every valid secret.
     async fn send(&self, hub: &Hub, endpoint: &Endpoint, batch: &Batch) -> Result<(), Failure> {
         let timestamp = crate::clock::now_ms() / 1000;
+        // An address in the URL: the resolver never sees it, so the rule
+        // is checked here (the flag may have changed since it was set).
+        let literal = reqwest::Url::parse(&endpoint.url)
+            .ok()
+            .and_then(|u| super::address::literal(&u));
+        if literal.is_some_and(|ip| !super::address::allowed(ip, hub.config.webhook_allow_private))
+        {
+            return Err(Failure::Connect(super::address::REFUSED.to_string()));
+        }
         let signature =
             super::sign::header(&endpoint.secrets, &batch.webhook_id, timestamp, &batch.body);
         let response = self

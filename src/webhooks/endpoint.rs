@@ -8,6 +8,8 @@
 //! a reading aid for stream consumers, and would otherwise wake every
 //! receiver once a minute per signed-in agent.
 //!
+//! Private addresses are refused apart ([`super::address`]).
+//!
 //! Why `http://` only to loopback (or with `--webhook-allow-http`): events
 //! carry every agent of the tenant, and the signature protects integrity,
 //! not secrecy. Loopback is a receiver on the same host (a sidecar); a lab
@@ -87,7 +89,7 @@ pub struct Wanted {
     pub events: Option<Vec<String>>,
 }
 
-pub fn parse(body: &Value, allow_http: bool) -> HubResult<Wanted> {
+pub fn parse(body: &Value, allow_http: bool, allow_private: bool) -> HubResult<Wanted> {
     let object = body
         .as_object()
         .ok_or_else(|| HubError::bad_request("the body must be a JSON object"))?;
@@ -100,7 +102,7 @@ pub fn parse(body: &Value, allow_http: bool) -> HubResult<Wanted> {
         .get("url")
         .and_then(Value::as_str)
         .ok_or_else(|| HubError::bad_request("url: expected a string"))?;
-    check_url(url, allow_http)?;
+    check_url(url, allow_http, allow_private)?;
     let events = match object.get("events") {
         None | Some(Value::Null) => None,
         Some(Value::Array(names)) => {
@@ -133,7 +135,7 @@ pub fn parse(body: &Value, allow_http: bool) -> HubResult<Wanted> {
 
 /// `https://…`, or `http://` to loopback (any host with `allow_http`); no
 /// credentials in it (it is shown to admins).
-pub fn check_url(url: &str, allow_http: bool) -> HubResult<()> {
+pub fn check_url(url: &str, allow_http: bool, allow_private: bool) -> HubResult<()> {
     if url.len() > MAX_URL {
         return Err(HubError::bad_request(format!(
             "url: at most {MAX_URL} characters"
@@ -153,6 +155,14 @@ pub fn check_url(url: &str, allow_http: bool) -> HubResult<()> {
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback())
     });
+    if let Some(ip) = super::address::literal(&parsed) {
+        if !super::address::allowed(ip, allow_private) {
+            return Err(HubError::bad_request(format!(
+                "url: {}",
+                super::address::REFUSED
+            )));
+        }
+    }
     match parsed.scheme() {
         "https" if parsed.host_str().is_some() => Ok(()),
         "http" if loopback || (allow_http && parsed.host_str().is_some()) => Ok(()),
@@ -175,7 +185,7 @@ mod tests {
             "http://localhost/x",
             "http://[::1]:8080/x",
         ] {
-            assert!(check_url(ok, false).is_ok(), "{ok}");
+            assert!(check_url(ok, false, false).is_ok(), "{ok}");
         }
         for bad in [
             "http://example.com/x",
@@ -185,9 +195,19 @@ mod tests {
             "nope",
             "mailto:a@example.com",
         ] {
-            assert!(check_url(bad, false).is_err(), "{bad}");
+            assert!(check_url(bad, false, false).is_err(), "{bad}");
         }
-        assert!(check_url("http://example.com/x", true).is_ok());
+        assert!(check_url("http://example.com/x", true, false).is_ok());
+        // A private address, in https too: only with --webhook-allow-private.
+        for private in [
+            "https://10.0.0.5/x",
+            "https://[fd00::1]/x",
+            "https://169.254.169.254/x",
+        ] {
+            assert!(check_url(private, false, false).is_err(), "{private}");
+            assert!(check_url(private, false, true).is_ok(), "{private}");
+        }
+        assert!(check_url("https://0.0.0.0/x", false, true).is_err());
         assert!(check_id("crm-1_a").is_ok());
         assert!(
             check_id("").is_err() && check_id("a b").is_err() && check_id(&"x".repeat(65)).is_err()

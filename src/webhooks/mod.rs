@@ -13,6 +13,7 @@
 //! [`deliver`] (leases, batches, retries, dead letters), [`routes`] (the
 //! admin's HTTP API). The entry points are [`routes`] and [`start`].
 
+pub mod address;
 pub mod deliver;
 pub mod endpoint;
 pub mod routes;

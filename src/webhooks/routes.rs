@@ -103,7 +103,11 @@ async fn put(
     let result = async {
         let a = admin(&hub, &headers, &limit).await?;
         endpoint::check_id(&id)?;
-        let wanted = endpoint::parse(&body_json(&hub, body).await?, hub.config.webhook_allow_http)?;
+        let wanted = endpoint::parse(
+            &body_json(&hub, body).await?,
+            hub.config.webhook_allow_http,
+            hub.config.webhook_allow_private,
+        )?;
         if hub.config.events_max_len == 0 {
             return Err(HubError::invalid_state(
                 "webhooks are delivered from the event stream, and this hub keeps none (--events-max-len 0)",
