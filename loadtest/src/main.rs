@@ -3,8 +3,7 @@
 //! JSON: `{"scenario", "params", "hub": {"rss_bytes", "nodes"}, "results"}`.
 //!
 //! Scenarios: `idle`, `fanout`, `commands`, `storm`, `failover`, `ceiling`,
-//! `resume`;
-//! see BENCHMARKS.md.
+//! `resume`; see BENCHMARKS.md.
 
 mod ceiling;
 mod client;
@@ -189,7 +188,7 @@ pub struct Common {
 async fn main() -> ExitCode {
     // Many connections need many file descriptors; spawned hubs inherit it.
     let _ = presence_hub::node::raise_open_file_limit();
-    let result = match Cli::parse().scenario {
+    let (result, json) = match Cli::parse().scenario {
         Scenario::Idle {
             agents,
             hold_s,
@@ -207,7 +206,8 @@ async fn main() -> ExitCode {
                 watch,
                 changes_per_s,
             };
-            idle::run(params, common).await
+            let json = common.json.clone();
+            (idle::run(params, common).await, json)
         }
         Scenario::Fanout {
             agents,
@@ -215,24 +215,41 @@ async fn main() -> ExitCode {
             changes_per_s,
             duration_s,
             common,
-        } => fanout::run(agents, supervisors, changes_per_s, duration_s, common).await,
+        } => {
+            let json = common.json.clone();
+            let r = fanout::run(agents, supervisors, changes_per_s, duration_s, common).await;
+            (r, json)
+        }
         Scenario::Commands {
             agents,
             supervisors,
             rounds,
             common,
-        } => commands::run(agents, supervisors, rounds, common).await,
+        } => {
+            let json = common.json.clone();
+            (
+                commands::run(agents, supervisors, rounds, common).await,
+                json,
+            )
+        }
         Scenario::Resume {
             agents,
             changed,
             common,
-        } => resume::run(agents, changed, common).await,
+        } => {
+            let json = common.json.clone();
+            (resume::run(agents, changed, common).await, json)
+        }
         Scenario::Storm {
             agents,
             reconnect_grace_ms,
             workers,
             common,
-        } => storm::run(agents, reconnect_grace_ms, workers, common).await,
+        } => {
+            let json = common.json.clone();
+            let r = storm::run(agents, reconnect_grace_ms, workers, common).await;
+            (r, json)
+        }
         Scenario::Worker {
             url,
             jwt_secret,
@@ -240,20 +257,34 @@ async fn main() -> ExitCode {
             to,
             heartbeat_ms,
             concurrency,
-        } => workers::serve(url, jwt_secret, from, to, heartbeat_ms, concurrency).await,
+        } => {
+            // A worker answers its coordinator on stdout: no report.
+            let r = workers::serve(url, jwt_secret, from, to, heartbeat_ms, concurrency).await;
+            return finish(r);
+        }
         Scenario::Failover {
             agents,
             node_ttl_ms,
             common,
-        } => failover::run(agents, node_ttl_ms, common).await,
+        } => {
+            let json = common.json.clone();
+            (failover::run(agents, node_ttl_ms, common).await, json)
+        }
         Scenario::Ceiling {
             supervisors,
             frames_per_s,
             duration_s,
             frame_bytes,
             json,
-        } => ceiling::run(supervisors, frames_per_s, duration_s, frame_bytes, json).await,
+        } => {
+            let r = ceiling::run(supervisors, frames_per_s, duration_s, frame_bytes).await;
+            (r, json)
+        }
     };
+    finish(result.and_then(|report| report::emit(&report, json.as_deref())))
+}
+
+fn finish(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

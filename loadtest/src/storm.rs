@@ -20,7 +20,7 @@ pub async fn run(
     grace_ms: u64,
     worker_count: usize,
     common: Common,
-) -> Result<(), String> {
+) -> Result<Value, String> {
     let grace = grace_ms.to_string();
     let target = Target::open(&common, agents, 1, &["--reconnect-grace-ms", &grace]).await?;
     let url = target.urls[0].clone();
@@ -98,7 +98,7 @@ pub async fn run(
     let hub = json!({"rss_bytes": target.rss_bytes(), "nodes": target.urls.len()});
     again.clear();
     drop(pool);
-    crate::report::emit("storm", params, hub, results, common.json.as_deref())
+    Ok(crate::report::make("storm", params, hub, results))
 }
 
 /// The next text message, by `until` (pings and pongs are skipped).
