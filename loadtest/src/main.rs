@@ -3,7 +3,7 @@
 //! JSON: `{"scenario", "params", "hub": {"rss_bytes", "nodes"}, "results"}`.
 //!
 //! Scenarios: `idle`, `fanout`, `commands`, `storm`, `failover`, `ceiling`,
-//! `resume`; see BENCHMARKS.md.
+//! `resume`, `redis-cost`; see BENCHMARKS.md.
 
 mod ceiling;
 mod client;
@@ -11,6 +11,7 @@ mod commands;
 mod failover;
 mod fanout;
 mod idle;
+mod redis_cost;
 mod report;
 mod resume;
 mod storm;
@@ -131,6 +132,27 @@ enum Scenario {
         frame_bytes: usize,
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// What a change and an agent's heartbeat cost Redis: commands (those
+    /// inside Lua scripts included) and bytes in and out, per command.
+    /// Needs --spawn --nodes K (K ≥ 2: the tool starts the Redis).
+    RedisCost {
+        /// Agents connected (spread over the nodes) that make the changes
+        /// and the heartbeats, each waiting for the reply to its last.
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        /// Status changes to make (K).
+        #[arg(long, default_value_t = 2000)]
+        changes: u64,
+        /// Heartbeats to send (K), each with an `id` so it is answered.
+        #[arg(long, default_value_t = 2000)]
+        heartbeats: u64,
+        /// First, a window with no traffic this long: what the nodes send
+        /// Redis on their own (leases, sweeps), taken off the figures.
+        #[arg(long, default_value_t = 2000)]
+        quiet_ms: u64,
+        #[command(flatten)]
+        common: Common,
     },
     /// A worker process of `--workers` (started by the tool itself).
     #[command(hide = true)]
@@ -279,6 +301,22 @@ async fn main() -> ExitCode {
         } => {
             let r = ceiling::run(supervisors, frames_per_s, duration_s, frame_bytes).await;
             (r, json)
+        }
+        Scenario::RedisCost {
+            agents,
+            changes,
+            heartbeats,
+            quiet_ms,
+            common,
+        } => {
+            let json = common.json.clone();
+            let params = redis_cost::Params {
+                agents,
+                changes,
+                heartbeats,
+                quiet_ms,
+            };
+            (redis_cost::run(params, common).await, json)
         }
     };
     finish(result.and_then(|report| report::emit(&report, json.as_deref())))

@@ -323,3 +323,41 @@ fn resume_sends_only_the_changed_records_and_every_id() {
     let resumed = r["resumed_snapshot_bytes"].as_u64().expect("bytes");
     assert!(resumed * 5 < full, "a resume is much smaller: {r}");
 }
+
+#[test]
+fn redis_cost_counts_commands_and_bytes_per_change_and_heartbeat() {
+    let hub = hub_bin();
+    let r = run(&[
+        "redis-cost",
+        "--nodes",
+        "2",
+        "--agents",
+        "4",
+        "--changes",
+        "20",
+        "--heartbeats",
+        "20",
+        "--quiet-ms",
+        "200",
+        "--spawn",
+        "--hub-bin",
+        hub.to_str().expect("path"),
+    ]);
+    assert_eq!(r["errors"], 0, "every change and heartbeat answered: {r}");
+    // A change is at least its commit script's round trip, and bytes.
+    let change = &r["per_change"];
+    assert!(
+        change["commands"]["evalsha"]
+            .as_f64()
+            .is_some_and(|n| n >= 1.0),
+        "{change}"
+    );
+    assert!(change["bytes_in"].as_f64().is_some_and(|b| b > 0.0), "{r}");
+    for side in ["per_change", "per_heartbeat"] {
+        for k in ["calls", "bytes_in", "bytes_out"] {
+            assert!(r[side][k].is_number(), "{side}.{k}: {r}");
+            assert!(r[side]["net"][k].is_number(), "{side}.net.{k}: {r}");
+        }
+    }
+    assert!(r["background_per_s"]["calls"].is_number(), "{r}");
+}
