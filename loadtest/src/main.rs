@@ -3,7 +3,8 @@
 //! JSON: `{"scenario", "params", "hub": {"rss_bytes", "nodes"}, "results"}`.
 //!
 //! Scenarios: `idle`, `fanout`, `commands`, `storm`, `failover`, `ceiling`,
-//! `resume`, `redis-cost`; see BENCHMARKS.md.
+//! `resume`, `redis-cost`; `standard` runs the set behind BENCHMARKS.md's
+//! headline figures and prints each against its goal. See BENCHMARKS.md.
 
 mod ceiling;
 mod client;
@@ -14,6 +15,7 @@ mod idle;
 mod redis_cost;
 mod report;
 mod resume;
+mod standard;
 mod storm;
 mod target;
 mod tls;
@@ -154,6 +156,9 @@ enum Scenario {
         #[command(flatten)]
         common: Common,
     },
+    /// The standard set: the scenarios behind BENCHMARKS.md's headline
+    /// figures in one run, each figure printed against its goal.
+    Standard(standard::Args),
     /// A worker process of `--workers` (started by the tool itself).
     #[command(hide = true)]
     Worker {
@@ -317,6 +322,12 @@ async fn main() -> ExitCode {
                 quiet_ms,
             };
             (redis_cost::run(params, common).await, json)
+        }
+        Scenario::Standard(args) => {
+            return match standard::run(args).await {
+                Ok(code) => code,
+                Err(e) => finish(Err(e)),
+            }
         }
     };
     finish(result.and_then(|report| report::emit(&report, json.as_deref())))

@@ -361,3 +361,64 @@ fn redis_cost_counts_commands_and_bytes_per_change_and_heartbeat() {
     }
     assert!(r["background_per_s"]["calls"].is_number(), "{r}");
 }
+
+#[test]
+fn standard_runs_every_scenario_and_prints_every_row() {
+    let hub = hub_bin();
+    let json = std::env::temp_dir().join(format!(
+        "presence-loadtest-smoke-standard-{}.json",
+        std::process::id()
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_presence-loadtest"))
+        .args(["standard", "--spawn", "--quick"])
+        .args([
+            "--idle-agents",
+            "20",
+            "--storm-agents",
+            "20",
+            "--redis-k",
+            "20",
+        ])
+        .arg("--hub-bin")
+        .arg(&hub)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run presence-loadtest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Without --strict a missed goal is reported, not an error.
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json report")).expect("JSON");
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(report["scenario"], "standard");
+    let rows = report["rows"].as_array().expect("rows");
+    assert!(rows.len() >= 10, "{report}");
+    for row in rows {
+        let figure = row["figure"].as_str().expect("figure");
+        // Printed, with its goal and verdict; and every run worked (a
+        // figure was measured), whatever it was.
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {figure} |")))
+            .unwrap_or_else(|| panic!("no row {figure:?} in\n{stdout}"));
+        assert!(line.ends_with("| met |") || line.ends_with("| **NOT met** |"));
+        assert!(row["goal"].is_string() && row["met"].is_boolean(), "{row}");
+        assert!(row["measured"].is_number(), "{row}\n{stderr}");
+    }
+    for run in [
+        "idle",
+        "ceiling",
+        "fanout",
+        "commands",
+        "redis_cost",
+        "storm",
+    ] {
+        assert!(
+            report["runs"][run]["results"].is_object(),
+            "{run}: {report}"
+        );
+    }
+    assert!(stdout.contains("| command | per change |"), "{stdout}");
+}
