@@ -593,6 +593,7 @@ fn print_redis(report: &Value) {
         "Redis cost ({} nodes; {} changes, {} heartbeats; gross unless said):",
         report["params"]["nodes"], res["changes"], res["heartbeats"]
     );
+    println!();
     println!("| command | per change | Redis µs per change | per heartbeat |");
     println!("|---|---|---|---|");
     for n in &names {
@@ -619,6 +620,7 @@ fn print_redis(report: &Value) {
             f(&beat["net"][key])
         );
     }
+    println!();
     println!("(a script's `evalsha` µs include the commands it ran, which show their own too)");
     let bg = &res["background_per_s"];
     println!(
