@@ -7,9 +7,9 @@
 //! bare broadcast is this run's yardstick), `commands` across 3 nodes,
 //! `redis-cost` on 3 nodes, and last the reconnect `storm` (the most
 //! connections; with the hub's default 10 s reconnect grace, so an agent
-//! back within the 10 s goal never shows offline). It prints a table — figure, measured, goal, met / NOT met —
-//! and the Redis cost per command, and writes everything (every run's own
-//! report too) with `--json`. A figure that misses its goal, or a run that
+//! back within the 10 s goal never shows offline). It prints a table —
+//! figure, measured, goal, met / NOT met — and the Redis cost per command,
+//! and writes everything (every run's own report too) with `--json`. A figure that misses its goal, or a run that
 //! fails, is reported and the rest still run; only `--strict` turns a miss
 //! into a non-zero exit (a benchmark on a shared machine is not a test).
 
