@@ -77,12 +77,26 @@ pub async fn run(
         }
     };
     let reconnect_s = dropped_at.elapsed().as_secs_f64();
-    // Count offline deltas until the grace (and a second more) has passed.
-    let window = Duration::from_millis(grace_ms + 1000);
+    // Count offline deltas until the grace (and a second more) has passed,
+    // or until a second after the last agent was back if that is later (an
+    // agent back after the grace flaps then), and then what is already on
+    // its way: the watcher was not read while everyone reconnected, so what
+    // the hub sent within the window may arrive after it.
+    let window =
+        Duration::from_millis(grace_ms + 1000).max(dropped_at.elapsed() + Duration::from_secs(1));
+    let drained_by = dropped_at + window + Duration::from_secs(30);
     let mut flaps = 0;
-    while dropped_at.elapsed() < window {
-        let Ok(v) = next_json(&mut watcher, dropped_at + window).await else {
-            break;
+    loop {
+        let in_window = dropped_at.elapsed() < window;
+        let until = if in_window {
+            dropped_at + window
+        } else {
+            (Instant::now() + Duration::from_millis(500)).min(drained_by)
+        };
+        let v = match next_json(&mut watcher, until).await {
+            Ok(v) => v,
+            Err(_) if in_window && dropped_at.elapsed() >= window => continue,
+            Err(_) => break,
         };
         flaps += crate::client::records(&v)
             .iter()
