@@ -122,6 +122,11 @@ async fn next_json(ws: &mut crate::client::Ws, until: Instant) -> Result<Value, 
             Ok(Some(Ok(Message::Text(t)))) => {
                 return serde_json::from_str(&t).map_err(|e| e.to_string())
             }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return Err(format!(
+                    "the hub closed the watcher's connection: {frame:?}"
+                ))
+            }
             Ok(Some(Ok(_))) => continue,
             Ok(_) => return Err("the watcher's connection closed".into()),
             Err(_) => return Err("nothing within the wait".into()),
