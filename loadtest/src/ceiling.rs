@@ -5,8 +5,7 @@
 
 use crate::report::latency_ms;
 use futures_util::SinkExt;
-use serde_json::json;
-use std::path::PathBuf;
+use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,8 +18,7 @@ pub async fn run(
     rate: u64,
     duration_s: u64,
     frame_bytes: usize,
-    json_path: Option<PathBuf>,
-) -> Result<(), String> {
+) -> Result<Value, String> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -107,11 +105,10 @@ pub async fn run(
         "latency_ms": latency_ms(&all),
     });
     let params = json!({"supervisors": supervisors, "frames_per_s": rate, "duration_s": duration_s, "frame_bytes": frame_bytes});
-    crate::report::emit(
+    Ok(crate::report::make(
         "ceiling",
         params,
         json!({"rss_bytes": 0, "nodes": 0}),
         results,
-        json_path.as_deref(),
-    )
+    ))
 }

@@ -16,7 +16,7 @@ pub async fn run(
     supervisors: usize,
     rounds: usize,
     common: Common,
-) -> Result<(), String> {
+) -> Result<Value, String> {
     let target = Target::open(&common, agents, supervisors, &[]).await?;
     let urls = target.urls.clone();
     let agent_node = &urls[1 % urls.len()];
@@ -110,5 +110,5 @@ pub async fn run(
     });
     let params = json!({"agents": agents, "supervisors": supervisors, "rounds": rounds, "nodes": urls.len()});
     let hub = json!({"rss_bytes": target.rss_bytes(), "nodes": urls.len()});
-    crate::report::emit("commands", params, hub, results, common.json.as_deref())
+    Ok(crate::report::make("commands", params, hub, results))
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-pub async fn run(agents: usize, node_ttl_ms: u64, common: Common) -> Result<(), String> {
+pub async fn run(agents: usize, node_ttl_ms: u64, common: Common) -> Result<Value, String> {
     if !common.spawn || common.nodes < 2 {
         return Err("failover needs --spawn and --nodes 2 or more".into());
     }
@@ -71,7 +71,7 @@ pub async fn run(agents: usize, node_ttl_ms: u64, common: Common) -> Result<(), 
     });
     let params = json!({"agents": agents, "nodes": k, "node_ttl_ms": node_ttl_ms});
     let hub = json!({"rss_bytes": target.rss_bytes(), "nodes": k});
-    crate::report::emit("failover", params, hub, results, common.json.as_deref())
+    Ok(crate::report::make("failover", params, hub, results))
 }
 
 /// Follows one surviving node: says when all `agents` are online, then

@@ -7,7 +7,7 @@ use crate::report::latency_ms;
 use crate::target::Target;
 use crate::Common;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,7 @@ pub async fn run(
     rate: u64,
     duration_s: u64,
     common: Common,
-) -> Result<(), String> {
+) -> Result<Value, String> {
     let target = Target::open(&common, agents, supervisors, &[]).await?;
     let urls = target.urls.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -76,7 +76,7 @@ pub async fn run(
     }
     let params = json!({"agents": agents, "supervisors": supervisors, "changes_per_s": rate, "duration_s": duration_s});
     let hub = json!({"rss_bytes": target.rss_bytes(), "nodes": target.urls.len()});
-    crate::report::emit("fanout", params, hub, results, common.json.as_deref())
+    Ok(crate::report::make("fanout", params, hub, results))
 }
 
 /// Every agent sends pause / unpause in turn on its own tick (the ticks

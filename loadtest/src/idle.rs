@@ -13,7 +13,7 @@ use crate::target::Target;
 use crate::workers::{self, Workers};
 use crate::Common;
 use futures_util::SinkExt;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ pub struct Params {
     pub changes_per_s: u64,
 }
 
-pub async fn run(p: Params, common: Common) -> Result<(), String> {
+pub async fn run(p: Params, common: Common) -> Result<Value, String> {
     let agents = p.agents;
     let target = Target::open(&common, agents, 1, &[]).await?;
     // Let the node settle before the baseline.
@@ -173,10 +173,10 @@ pub async fn run(p: Params, common: Common) -> Result<(), String> {
     let hub = json!({"rss_bytes": after, "rss_bytes_before": before, "nodes": target.urls.len()});
     let params = json!({"agents": agents, "hold_s": p.hold_s, "heartbeat_ms": p.heartbeat_ms,
         "workers": p.workers, "watch": watcher_on(&p), "changes_per_s": p.changes_per_s});
-    crate::report::emit("idle", params, hub, results, common.json.as_deref())?;
+    let report = crate::report::make("idle", params, hub, results);
     drop(sockets);
     drop(pool);
-    Ok(())
+    Ok(report)
 }
 
 fn watcher_on(p: &Params) -> bool {

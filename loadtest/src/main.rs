@@ -3,8 +3,8 @@
 //! JSON: `{"scenario", "params", "hub": {"rss_bytes", "nodes"}, "results"}`.
 //!
 //! Scenarios: `idle`, `fanout`, `commands`, `storm`, `failover`, `ceiling`,
-//! `resume`;
-//! see BENCHMARKS.md.
+//! `resume`, `redis-cost`; `standard` runs the set behind BENCHMARKS.md's
+//! headline figures and prints each against its goal. See BENCHMARKS.md.
 
 mod ceiling;
 mod client;
@@ -12,8 +12,10 @@ mod commands;
 mod failover;
 mod fanout;
 mod idle;
+mod redis_cost;
 mod report;
 mod resume;
+mod standard;
 mod storm;
 mod target;
 mod tls;
@@ -133,6 +135,30 @@ enum Scenario {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// What a change and an agent's heartbeat cost Redis: commands (those
+    /// inside Lua scripts included) and bytes in and out, per command.
+    /// Needs --spawn --nodes K (K ≥ 2: the tool starts the Redis).
+    RedisCost {
+        /// Agents connected (spread over the nodes) that make the changes
+        /// and the heartbeats, each waiting for the reply to its last.
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        /// Status changes to make (K).
+        #[arg(long, default_value_t = 2000)]
+        changes: u64,
+        /// Heartbeats to send (K), each with an `id` so it is answered.
+        #[arg(long, default_value_t = 2000)]
+        heartbeats: u64,
+        /// First, a window with no traffic this long: what the nodes send
+        /// Redis on their own (leases, sweeps), taken off the figures.
+        #[arg(long, default_value_t = 2000)]
+        quiet_ms: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The standard set: the scenarios behind BENCHMARKS.md's headline
+    /// figures in one run, each figure printed against its goal.
+    Standard(standard::Args),
     /// A worker process of `--workers` (started by the tool itself).
     #[command(hide = true)]
     Worker {
@@ -189,7 +215,7 @@ pub struct Common {
 async fn main() -> ExitCode {
     // Many connections need many file descriptors; spawned hubs inherit it.
     let _ = presence_hub::node::raise_open_file_limit();
-    let result = match Cli::parse().scenario {
+    let (result, json) = match Cli::parse().scenario {
         Scenario::Idle {
             agents,
             hold_s,
@@ -207,7 +233,8 @@ async fn main() -> ExitCode {
                 watch,
                 changes_per_s,
             };
-            idle::run(params, common).await
+            let json = common.json.clone();
+            (idle::run(params, common).await, json)
         }
         Scenario::Fanout {
             agents,
@@ -215,24 +242,41 @@ async fn main() -> ExitCode {
             changes_per_s,
             duration_s,
             common,
-        } => fanout::run(agents, supervisors, changes_per_s, duration_s, common).await,
+        } => {
+            let json = common.json.clone();
+            let r = fanout::run(agents, supervisors, changes_per_s, duration_s, common).await;
+            (r, json)
+        }
         Scenario::Commands {
             agents,
             supervisors,
             rounds,
             common,
-        } => commands::run(agents, supervisors, rounds, common).await,
+        } => {
+            let json = common.json.clone();
+            (
+                commands::run(agents, supervisors, rounds, common).await,
+                json,
+            )
+        }
         Scenario::Resume {
             agents,
             changed,
             common,
-        } => resume::run(agents, changed, common).await,
+        } => {
+            let json = common.json.clone();
+            (resume::run(agents, changed, common).await, json)
+        }
         Scenario::Storm {
             agents,
             reconnect_grace_ms,
             workers,
             common,
-        } => storm::run(agents, reconnect_grace_ms, workers, common).await,
+        } => {
+            let json = common.json.clone();
+            let r = storm::run(agents, reconnect_grace_ms, workers, common).await;
+            (r, json)
+        }
         Scenario::Worker {
             url,
             jwt_secret,
@@ -240,20 +284,56 @@ async fn main() -> ExitCode {
             to,
             heartbeat_ms,
             concurrency,
-        } => workers::serve(url, jwt_secret, from, to, heartbeat_ms, concurrency).await,
+        } => {
+            // A worker answers its coordinator on stdout: no report.
+            let r = workers::serve(url, jwt_secret, from, to, heartbeat_ms, concurrency).await;
+            return finish(r);
+        }
         Scenario::Failover {
             agents,
             node_ttl_ms,
             common,
-        } => failover::run(agents, node_ttl_ms, common).await,
+        } => {
+            let json = common.json.clone();
+            (failover::run(agents, node_ttl_ms, common).await, json)
+        }
         Scenario::Ceiling {
             supervisors,
             frames_per_s,
             duration_s,
             frame_bytes,
             json,
-        } => ceiling::run(supervisors, frames_per_s, duration_s, frame_bytes, json).await,
+        } => {
+            let r = ceiling::run(supervisors, frames_per_s, duration_s, frame_bytes).await;
+            (r, json)
+        }
+        Scenario::RedisCost {
+            agents,
+            changes,
+            heartbeats,
+            quiet_ms,
+            common,
+        } => {
+            let json = common.json.clone();
+            let params = redis_cost::Params {
+                agents,
+                changes,
+                heartbeats,
+                quiet_ms,
+            };
+            (redis_cost::run(params, common).await, json)
+        }
+        Scenario::Standard(args) => {
+            return match standard::run(args).await {
+                Ok(code) => code,
+                Err(e) => finish(Err(e)),
+            }
+        }
     };
+    finish(result.and_then(|report| report::emit(&report, json.as_deref())))
+}
+
+fn finish(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -3,23 +3,29 @@
 use serde_json::{json, Value};
 use std::path::Path;
 
-/// Prints the table and writes the JSON report (when asked).
-pub fn emit(
-    scenario: &str,
-    params: Value,
-    hub: Value,
-    results: Value,
-    json_path: Option<&Path>,
-) -> Result<(), String> {
-    println!("scenario: {scenario}");
-    print_object("params", &params);
-    print_object("hub", &hub);
-    print_object("results", &results);
-    let report = json!({"scenario": scenario, "params": params, "hub": hub, "results": results});
+/// One run's report: `{"scenario", "params", "hub", "results"}`.
+pub fn make(scenario: &str, params: Value, hub: Value, results: Value) -> Value {
+    json!({"scenario": scenario, "params": params, "hub": hub, "results": results})
+}
+
+/// Prints a report as a table and writes it as JSON (when asked).
+pub fn emit(report: &Value, json_path: Option<&Path>) -> Result<(), String> {
+    println!(
+        "scenario: {}",
+        report["scenario"].as_str().unwrap_or_default()
+    );
+    for part in ["params", "hub", "results"] {
+        print_object(part, &report[part]);
+    }
+    write_json(report, json_path)
+}
+
+/// Writes a JSON report, pretty-printed (nothing without a path).
+pub fn write_json(report: &Value, json_path: Option<&Path>) -> Result<(), String> {
     if let Some(path) = json_path {
         std::fs::write(
             path,
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
+            serde_json::to_string_pretty(report).map_err(|e| e.to_string())?,
         )
         .map_err(|e| format!("{}: {e}", path.display()))?;
     }

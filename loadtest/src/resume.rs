@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-pub async fn run(agents: usize, changed: usize, common: Common) -> Result<(), String> {
+pub async fn run(agents: usize, changed: usize, common: Common) -> Result<Value, String> {
     if changed > agents {
         return Err("--changed must not exceed --agents".into());
     }
@@ -66,7 +66,7 @@ pub async fn run(agents: usize, changed: usize, common: Common) -> Result<(), St
     });
     let params = json!({"agents": agents, "changed": changed});
     let hub = json!({"rss_bytes": target.rss_bytes(), "nodes": target.urls.len()});
-    crate::report::emit("resume", params, hub, results, common.json.as_deref())
+    Ok(crate::report::make("resume", params, hub, results))
 }
 
 /// Subscribes to everything (with `extra` fields, e.g. a resume) and reads

@@ -20,7 +20,7 @@ pub async fn run(
     grace_ms: u64,
     worker_count: usize,
     common: Common,
-) -> Result<(), String> {
+) -> Result<Value, String> {
     let grace = grace_ms.to_string();
     let target = Target::open(&common, agents, 1, &["--reconnect-grace-ms", &grace]).await?;
     let url = target.urls[0].clone();
@@ -77,12 +77,26 @@ pub async fn run(
         }
     };
     let reconnect_s = dropped_at.elapsed().as_secs_f64();
-    // Count offline deltas until the grace (and a second more) has passed.
-    let window = Duration::from_millis(grace_ms + 1000);
+    // Count offline deltas until the grace (and a second more) has passed,
+    // or until a second after the last agent was back if that is later (an
+    // agent back after the grace flaps then), and then what is already on
+    // its way: the watcher was not read while everyone reconnected, so what
+    // the hub sent within the window may arrive after it.
+    let window =
+        Duration::from_millis(grace_ms + 1000).max(dropped_at.elapsed() + Duration::from_secs(1));
+    let drained_by = dropped_at + window + Duration::from_secs(30);
     let mut flaps = 0;
-    while dropped_at.elapsed() < window {
-        let Ok(v) = next_json(&mut watcher, dropped_at + window).await else {
-            break;
+    loop {
+        let in_window = dropped_at.elapsed() < window;
+        let until = if in_window {
+            dropped_at + window
+        } else {
+            (Instant::now() + Duration::from_millis(500)).min(drained_by)
+        };
+        let v = match next_json(&mut watcher, until).await {
+            Ok(v) => v,
+            Err(_) if in_window && dropped_at.elapsed() >= window => continue,
+            Err(_) => break,
         };
         flaps += crate::client::records(&v)
             .iter()
@@ -98,7 +112,7 @@ pub async fn run(
     let hub = json!({"rss_bytes": target.rss_bytes(), "nodes": target.urls.len()});
     again.clear();
     drop(pool);
-    crate::report::emit("storm", params, hub, results, common.json.as_deref())
+    Ok(crate::report::make("storm", params, hub, results))
 }
 
 /// The next text message, by `until` (pings and pongs are skipped).
@@ -107,6 +121,11 @@ async fn next_json(ws: &mut crate::client::Ws, until: Instant) -> Result<Value, 
         match tokio::time::timeout_at(until.into(), ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => {
                 return serde_json::from_str(&t).map_err(|e| e.to_string())
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return Err(format!(
+                    "the hub closed the watcher's connection: {frame:?}"
+                ))
             }
             Ok(Some(Ok(_))) => continue,
             Ok(_) => return Err("the watcher's connection closed".into()),

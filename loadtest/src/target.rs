@@ -28,32 +28,56 @@ pub struct Target {
 /// (`INFO commandstats`, `INFO stats`).
 pub struct RedisCounters {
     calls: std::collections::BTreeMap<String, u64>,
+    /// Microseconds Redis spent per command (`usec=`; a script's
+    /// `evalsha` includes the commands it ran, which count their own too).
+    usec: std::collections::BTreeMap<String, u64>,
     bytes_in: u64,
     bytes_out: u64,
 }
 
 impl RedisCounters {
+    /// Nothing counted yet: what a Redis has done since `CONFIG RESETSTAT`
+    /// is its counters minus this.
+    pub fn zero() -> RedisCounters {
+        RedisCounters {
+            calls: Default::default(),
+            usec: Default::default(),
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
     /// What happened between `before` and `self`, per unit (`n` changes or
     /// heartbeats): `calls` and `commands`, every command Redis ran — those
     /// a Lua script runs included (Redis counts them alike: a change is one
     /// `evalsha` round trip whose script runs the rest). The tool's own
-    /// `INFO` calls are left out of the counts (their few kilobytes stay in
-    /// the bytes: negligible over a run).
+    /// `INFO` and `CONFIG RESETSTAT` calls are left out of the counts (their
+    /// few bytes stay in the byte counters: negligible over a run).
     pub fn per(&self, before: &RedisCounters, n: u64) -> serde_json::Value {
-        let n = n.max(1) as f64;
+        self.rate(before, n.max(1) as f64)
+    }
+
+    /// As `per`, over any positive `n` (seconds, for a rate).
+    pub fn rate(&self, before: &RedisCounters, n: f64) -> serde_json::Value {
+        let n = if n > 0.0 { n } else { 1.0 };
         let round = |x: f64| (x * 1000.0).round() / 1000.0;
         let mut commands = serde_json::Map::new();
+        let mut usec = serde_json::Map::new();
         let mut total = 0;
         for (cmd, calls) in &self.calls {
             let diff = calls.saturating_sub(before.calls.get(cmd).copied().unwrap_or(0));
-            if diff > 0 && cmd != "info" {
+            if diff > 0 && !cmd.starts_with("info") && !cmd.starts_with("config") {
                 total += diff;
                 commands.insert(cmd.clone(), json!(round(diff as f64 / n)));
+                let spent = self.usec.get(cmd).copied().unwrap_or(0);
+                let spent = spent.saturating_sub(before.usec.get(cmd).copied().unwrap_or(0));
+                usec.insert(cmd.clone(), json!(round(spent as f64 / n)));
             }
         }
         json!({
             "calls": round(total as f64 / n),
             "commands": commands,
+            "usec": usec,
             "bytes_in": round(self.bytes_in.saturating_sub(before.bytes_in) as f64 / n),
             "bytes_out": round(self.bytes_out.saturating_sub(before.bytes_out) as f64 / n),
         })
@@ -275,37 +299,24 @@ impl Target {
         }
     }
 
-    /// RSS of the spawned node(s), from /proc.
     /// The spawned Redis's counters (none without one: `--nodes 1` or
     /// `--url`).
     pub async fn redis_counters(&self) -> Option<RedisCounters> {
-        let port = self.redis_port?;
-        let out = Command::new("redis-cli")
-            .args(["-p", &port.to_string()])
-            .args(
-                self._tls
-                    .as_ref()
-                    .map(tls::Files::cli_args)
-                    .unwrap_or_default(),
-            )
-            .args(["info", "everything"])
-            .output()
-            .await
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut counters = RedisCounters {
-            calls: Default::default(),
-            bytes_in: 0,
-            bytes_out: 0,
-        };
+        let text = self.redis_cli(&["info", "everything"]).await?;
+        let mut counters = RedisCounters::zero();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("cmdstat_") {
                 let (cmd, stats) = rest.split_once(':')?;
-                let calls = stats
-                    .split(',')
-                    .find_map(|kv| kv.strip_prefix("calls="))
-                    .and_then(|v| v.trim().parse().ok())?;
-                counters.calls.insert(cmd.to_string(), calls);
+                let field = |name: &str| {
+                    stats
+                        .split(',')
+                        .find_map(|kv| kv.strip_prefix(name))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                };
+                counters.calls.insert(cmd.to_string(), field("calls=")?);
+                counters
+                    .usec
+                    .insert(cmd.to_string(), field("usec=").unwrap_or(0));
             } else if let Some(v) = line.strip_prefix("total_net_input_bytes:") {
                 counters.bytes_in = v.trim().parse().ok()?;
             } else if let Some(v) = line.strip_prefix("total_net_output_bytes:") {
@@ -315,6 +326,33 @@ impl Target {
         Some(counters)
     }
 
+    /// `CONFIG RESETSTAT` on the spawned Redis: its command and byte
+    /// counters start again from zero (false without a spawned Redis).
+    pub async fn redis_reset(&self) -> bool {
+        self.redis_cli(&["config", "resetstat"])
+            .await
+            .is_some_and(|reply| reply.trim() == "OK")
+    }
+
+    /// One `redis-cli` command against the spawned Redis; its output.
+    async fn redis_cli(&self, args: &[&str]) -> Option<String> {
+        let port = self.redis_port?;
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(
+                self._tls
+                    .as_ref()
+                    .map(tls::Files::cli_args)
+                    .unwrap_or_default(),
+            )
+            .args(args)
+            .output()
+            .await
+            .ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// RSS of the spawned node(s), from /proc.
     pub fn rss_bytes(&self) -> u64 {
         self.children
             .iter()

@@ -323,3 +323,102 @@ fn resume_sends_only_the_changed_records_and_every_id() {
     let resumed = r["resumed_snapshot_bytes"].as_u64().expect("bytes");
     assert!(resumed * 5 < full, "a resume is much smaller: {r}");
 }
+
+#[test]
+fn redis_cost_counts_commands_and_bytes_per_change_and_heartbeat() {
+    let hub = hub_bin();
+    let r = run(&[
+        "redis-cost",
+        "--nodes",
+        "2",
+        "--agents",
+        "4",
+        "--changes",
+        "20",
+        "--heartbeats",
+        "20",
+        "--quiet-ms",
+        "200",
+        "--spawn",
+        "--hub-bin",
+        hub.to_str().expect("path"),
+    ]);
+    assert_eq!(r["errors"], 0, "every change and heartbeat answered: {r}");
+    // A change is at least its commit script's round trip, and bytes.
+    let change = &r["per_change"];
+    assert!(
+        change["commands"]["evalsha"]
+            .as_f64()
+            .is_some_and(|n| n >= 1.0),
+        "{change}"
+    );
+    assert!(change["bytes_in"].as_f64().is_some_and(|b| b > 0.0), "{r}");
+    for side in ["per_change", "per_heartbeat"] {
+        for k in ["calls", "bytes_in", "bytes_out"] {
+            assert!(r[side][k].is_number(), "{side}.{k}: {r}");
+            assert!(r[side]["net"][k].is_number(), "{side}.net.{k}: {r}");
+        }
+    }
+    assert!(r["background_per_s"]["calls"].is_number(), "{r}");
+}
+
+#[test]
+fn standard_runs_every_scenario_and_prints_every_row() {
+    let hub = hub_bin();
+    let json = std::env::temp_dir().join(format!(
+        "presence-loadtest-smoke-standard-{}.json",
+        std::process::id()
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_presence-loadtest"))
+        .args(["standard", "--spawn", "--quick"])
+        .args([
+            "--idle-agents",
+            "20",
+            "--storm-agents",
+            "20",
+            "--redis-k",
+            "20",
+        ])
+        .arg("--hub-bin")
+        .arg(&hub)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run presence-loadtest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Without --strict a missed goal is reported, not an error.
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json report")).expect("JSON");
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(report["scenario"], "standard");
+    let rows = report["rows"].as_array().expect("rows");
+    assert!(rows.len() >= 10, "{report}");
+    for row in rows {
+        let figure = row["figure"].as_str().expect("figure");
+        // Printed, with its goal and verdict; and every run worked (a
+        // figure was measured), whatever it was.
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {figure} |")))
+            .unwrap_or_else(|| panic!("no row {figure:?} in\n{stdout}"));
+        assert!(line.ends_with("| met |") || line.ends_with("| **NOT met** |"));
+        assert!(row["goal"].is_string() && row["met"].is_boolean(), "{row}");
+        assert!(row["measured"].is_number(), "{row}\n{stderr}");
+    }
+    for run in [
+        "idle",
+        "ceiling",
+        "fanout",
+        "commands",
+        "redis_cost",
+        "storm",
+    ] {
+        assert!(
+            report["runs"][run]["results"].is_object(),
+            "{run}: {report}"
+        );
+    }
+    assert!(stdout.contains("| command | per change |"), "{stdout}");
+}
