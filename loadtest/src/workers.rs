@@ -119,8 +119,11 @@ pub fn sum(reports: &[Value], field: &str) -> u64 {
     reports.iter().filter_map(|r| r[field].as_u64()).sum()
 }
 
-/// Handshakes in flight at once, over all the processes of the tool.
-pub const CONCURRENCY: usize = 256;
+/// Handshakes in flight at once, over all the processes of the tool. A
+/// real storm has every client reconnecting at once; with 256 the 50 000
+/// storm over 3 nodes left a third of the CPUs idle, the tool's own cap
+/// setting the pace (BENCHMARKS.md, "The 50 000 storm, 2026-12-06").
+pub const CONCURRENCY: usize = 1024;
 
 /// Connects agents `range` (agent `i` to node `i mod K`), `concurrency` at
 /// a time; the successes and the number of failures.

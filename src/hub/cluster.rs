@@ -35,7 +35,7 @@ use crate::backplane::{Commit, NodeEvent, TenantState};
 use crate::clock;
 use crate::domain::{Actor, AgentRecord, Event, MonitorMode, Status};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -615,17 +615,10 @@ async fn sweep_loop(hub: Arc<Hub>, view: Arc<StoreView>) {
 }
 
 async fn sweep_dead_nodes(hub: &Arc<Hub>, tenant: &Arc<Tenant>, view: &StoreView) {
-    let records = tenant.records();
-    let nodes: HashSet<String> = records
-        .iter()
-        .flat_map(|r| r.devices.iter())
-        .filter(|d| d.active && d.node != hub.node_id)
-        .map(|d| d.node.clone())
-        .collect();
+    let nodes = tenant.nodes_with_active_devices(&hub.node_id);
     if nodes.is_empty() {
         return;
     }
-    let nodes: Vec<String> = nodes.into_iter().collect();
     let Ok(live) = hub.backplane.live_nodes(&nodes).await else {
         return;
     };
@@ -654,10 +647,8 @@ async fn sweep_dead_nodes(hub: &Arc<Hub>, tenant: &Arc<Tenant>, view: &StoreView
             store_up_ms = view.unbroken_for().map_or(0, |d| d.as_millis() as u64),
             "node lease expired: its devices go inactive"
         );
-        for record in records
-            .iter()
-            .filter(|r| r.devices.iter().any(|d| d.active && &d.node == dead))
-        {
+        let held = |r: &AgentRecord| r.devices.iter().any(|d| d.active && &d.node == dead);
+        for record in tenant.records_where(held) {
             for device in record
                 .devices
                 .iter()
@@ -706,7 +697,7 @@ async fn end_overdue_wrap_ups(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
             && r.wrap_up_until_ms
                 .is_some_and(|until| until + hub.config.node_ttl_ms < now)
     };
-    for record in tenant.records().into_iter().filter(|r| overdue(r)) {
+    for record in tenant.records_where(overdue) {
         if let Some(until_ms) = record.wrap_up_until_ms {
             let event = Event::WrapUpExpired { until_ms };
             let _ = hub

@@ -54,10 +54,11 @@ impl Hub {
 pub(super) async fn mark_overdue_pauses(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
     let now = clock::now_ms();
     let settings = tenant.settings();
-    for record in tenant.records() {
-        if record.pause_overrun_since_ms.is_some() {
-            continue;
-        }
+    // Paused agents not yet marked: the few the sweep looks at.
+    let candidates = tenant.records_where(|r| {
+        r.pause_overrun_since_ms.is_none() && pause::overrun_at(r, &settings).is_some()
+    });
+    for record in candidates {
         let (Some(at), Some(reason)) = (
             pause::overrun_at(&record, &settings),
             record.pause_reason.clone(),

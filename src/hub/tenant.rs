@@ -759,6 +759,38 @@ impl Tenant {
             .map(|e| e.record.clone())
     }
 
+    /// The records `keep` selects, chosen under the replica's lock: the
+    /// periodic sweeps look for a few records among every agent of the
+    /// tenant, and copying all of them (an `Arc` each, 50 000 at a time,
+    /// several times a second) cost more than the look.
+    pub fn records_where(&self, keep: impl Fn(&AgentRecord) -> bool) -> Vec<Arc<AgentRecord>> {
+        self.replica
+            .lock()
+            .agents
+            .values()
+            .filter(|e| keep(&e.record))
+            .map(|e| e.record.clone())
+            .collect()
+    }
+
+    /// The nodes other than `except` that hold an active device of an
+    /// agent here, each once.
+    pub fn nodes_with_active_devices(&self, except: &str) -> Vec<String> {
+        let r = self.replica.lock();
+        let mut nodes: HashSet<&str> = HashSet::new();
+        for e in r.agents.values() {
+            for d in e
+                .record
+                .devices
+                .iter()
+                .filter(|d| d.active && d.node != except)
+            {
+                nodes.insert(d.node.as_str());
+            }
+        }
+        nodes.into_iter().map(str::to_string).collect()
+    }
+
     pub fn records(&self) -> Vec<Arc<AgentRecord>> {
         self.replica
             .lock()
