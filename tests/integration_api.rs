@@ -676,6 +676,20 @@ async fn send_text(socket: &mut Socket, text: String) {
     socket.send(Message::text(text)).await.expect("send");
 }
 
+/// Sends one request frame and reads its reply.
+async fn ask(socket: &mut Socket, request: Value) -> Value {
+    send_text(socket, request.to_string()).await;
+    reply(socket).await
+}
+
+/// A reply's status and error code.
+fn refused(reply: &Value) -> (Value, Value) {
+    (
+        reply["status"].clone(),
+        reply["body"]["error"]["code"].clone(),
+    )
+}
+
 #[tokio::test]
 async fn over_one_websocket_the_acd_is_answered_in_order_with_the_http_apis_answers() {
     let hub = TestHub::start().await;
@@ -734,54 +748,40 @@ async fn over_one_websocket_the_acd_is_answered_in_order_with_the_http_apis_answ
     assert_ne!(again["body"]["agent"]["status"], "busy", "{again}");
 
     // Reads, and the route's own errors with the route's status.
-    send_text(
+    let read = ask(
         &mut socket,
-        json!({"id": "r3", "method": "GET", "path": "/api/v1/agents/a1"}).to_string(),
+        json!({"id": "r3", "method": "GET", "path": "/api/v1/agents/a1"}),
     )
     .await;
-    let read = reply(&mut socket).await;
     assert_eq!(
         (read["status"].clone(), read["body"]["agent"]["id"].clone()),
         (json!(200), json!("a1")),
         "{read}"
     );
-    send_text(
+    let missing = ask(
         &mut socket,
-        json!({"id": "r4", "method": "GET", "path": "/api/v1/agents/nobody"}).to_string(),
+        json!({"id": "r4", "method": "GET", "path": "/api/v1/agents/nobody"}),
     )
     .await;
-    let missing = reply(&mut socket).await;
     assert_eq!(
-        (
-            missing["status"].clone(),
-            missing["body"]["error"]["code"].clone()
-        ),
+        refused(&missing),
         (json!(404), json!("not_found")),
         "{missing}"
     );
     // A route outside the key's scopes: 403 in the reply, the socket stays.
-    send_text(
+    let scope = ask(
         &mut socket,
         json!({"id": "r5", "method": "PUT", "path": "/api/v1/agents/a1/status",
-        "body": {"status": "paused", "reason": "lunch"}})
-        .to_string(),
+               "body": {"status": "paused", "reason": "lunch"}}),
     )
     .await;
-    let scope = reply(&mut socket).await;
-    assert_eq!(
-        (
-            scope["status"].clone(),
-            scope["body"]["error"]["code"].clone()
-        ),
-        (json!(403), json!("forbidden")),
-        "{scope}"
-    );
-    send_text(
+    assert_eq!(refused(&scope), (json!(403), json!("forbidden")), "{scope}");
+    let channels = ask(
         &mut socket,
-        json!({"id": "r6", "method": "GET", "path": "/api/v1/channels"}).to_string(),
+        json!({"id": "r6", "method": "GET", "path": "/api/v1/channels"}),
     )
     .await;
-    assert_eq!(reply(&mut socket).await["status"], 200);
+    assert_eq!(channels["status"], 200, "{channels}");
 }
 
 #[tokio::test]
@@ -850,12 +850,12 @@ async fn over_one_websocket_bad_frames_get_400_and_change_nothing() {
     );
     assert_eq!(version().await, before, "nothing was applied");
     // The socket still works after all of it.
-    send_text(
+    let channels = ask(
         &mut socket,
-        json!({"id": "ok", "method": "GET", "path": "/api/v1/channels"}).to_string(),
+        json!({"id": "ok", "method": "GET", "path": "/api/v1/channels"}),
     )
     .await;
-    assert_eq!(reply(&mut socket).await["status"], 200);
+    assert_eq!(channels["status"], 200, "{channels}");
 }
 
 #[tokio::test]
@@ -894,12 +894,12 @@ async fn the_websocket_takes_only_a_valid_key_and_closes_when_it_is_revoked() {
     // Revoked while connected, on another node: the next request is 401,
     // then the connection closes with 1008.
     let mut socket = api_socket(hub.node(1).addr, &key).await.expect("open");
-    send_text(
+    let channels = ask(
         &mut socket,
-        json!({"id": 1, "method": "GET", "path": "/api/v1/channels"}).to_string(),
+        json!({"id": 1, "method": "GET", "path": "/api/v1/channels"}),
     )
     .await;
-    assert_eq!(reply(&mut socket).await["status"], 200);
+    assert_eq!(channels["status"], 200, "{channels}");
     let (status, _) = http(
         hub.node(2).addr,
         "DELETE",
@@ -910,12 +910,11 @@ async fn the_websocket_takes_only_a_valid_key_and_closes_when_it_is_revoked() {
     )
     .await;
     assert_eq!(status, 200);
-    send_text(
+    let answer = ask(
         &mut socket,
-        json!({"id": 2, "method": "GET", "path": "/api/v1/channels"}).to_string(),
+        json!({"id": 2, "method": "GET", "path": "/api/v1/channels"}),
     )
     .await;
-    let answer = reply(&mut socket).await;
     assert_eq!(
         (answer["id"].clone(), answer["status"].clone()),
         (json!(2), json!(401)),
