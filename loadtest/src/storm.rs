@@ -24,7 +24,11 @@ pub async fn run(
     let grace = grace_ms.to_string();
     let target = Target::open(&common, agents, 1, &["--reconnect-grace-ms", &grace]).await?;
     let url = target.urls[0].clone();
-    let mut watcher = target.supervisor(&url, 0, agents, true).await?;
+    // Read all along by a task of its own: a watcher left unread while
+    // 50 000 agents connect fills its socket, and the hub, rightly, drops a
+    // client that does not read (`--write-timeout-ms`); what it saw waits
+    // here instead.
+    let mut watcher = read_all_along(target.supervisor(&url, 0, agents, true).await?);
     let (mut pool, mut first) = (None, Vec::new());
     if worker_count > 0 {
         let (w, reports) = Workers::start(worker_count, &target, 0..agents, 10_000).await?;
@@ -80,8 +84,7 @@ pub async fn run(
     // Count offline deltas until the grace (and a second more) has passed,
     // or until a second after the last agent was back if that is later (an
     // agent back after the grace flaps then), and then what is already on
-    // its way: the watcher was not read while everyone reconnected, so what
-    // the hub sent within the window may arrive after it.
+    // its way (what the hub sent within the window may arrive after it).
     let window =
         Duration::from_millis(grace_ms + 1000).max(dropped_at.elapsed() + Duration::from_secs(1));
     let drained_by = dropped_at + window + Duration::from_secs(30);
@@ -115,21 +118,46 @@ pub async fn run(
     Ok(crate::report::make("storm", params, hub, results))
 }
 
-/// The next text message, by `until` (pings and pongs are skipped).
-async fn next_json(ws: &mut crate::client::Ws, until: Instant) -> Result<Value, String> {
-    loop {
-        match tokio::time::timeout_at(until.into(), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => {
-                return serde_json::from_str(&t).map_err(|e| e.to_string())
+/// What the watcher's reader task hands on: a message, or why it ended.
+type Seen = tokio::sync::mpsc::UnboundedReceiver<Result<Value, String>>;
+
+/// Reads `ws` in a task of its own until it ends (pings are answered as it
+/// reads), handing on each text message parsed.
+fn read_all_along(mut ws: crate::client::Ws) -> Seen {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let seen = match ws.next().await {
+                Some(Ok(Message::Text(t))) => serde_json::from_str(&t).map_err(|e| e.to_string()),
+                Some(Ok(Message::Close(frame))) => {
+                    let _ = tx.send(Err(format!(
+                        "the hub closed the watcher's connection: {frame:?}"
+                    )));
+                    return;
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(format!("the watcher's connection failed: {e}")));
+                    return;
+                }
+                None => {
+                    let _ = tx.send(Err("the watcher's connection closed".into()));
+                    return;
+                }
+            };
+            if tx.send(seen).is_err() {
+                return;
             }
-            Ok(Some(Ok(Message::Close(frame)))) => {
-                return Err(format!(
-                    "the hub closed the watcher's connection: {frame:?}"
-                ))
-            }
-            Ok(Some(Ok(_))) => continue,
-            Ok(_) => return Err("the watcher's connection closed".into()),
-            Err(_) => return Err("nothing within the wait".into()),
         }
+    });
+    rx
+}
+
+/// The watcher's next text message, by `until`.
+async fn next_json(seen: &mut Seen, until: Instant) -> Result<Value, String> {
+    match tokio::time::timeout_at(until.into(), seen.recv()).await {
+        Ok(Some(v)) => v,
+        Ok(None) => Err("the watcher's reader ended".into()),
+        Err(_) => Err("nothing within the wait".into()),
     }
 }
