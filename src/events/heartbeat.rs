@@ -43,15 +43,14 @@ pub fn start(hub: &Arc<Hub>) {
 pub async fn beat(hub: &Arc<Hub>) {
     for tenant in hub.attached_tenants() {
         let mine: Vec<String> = tenant
-            .records()
-            .iter()
-            .filter(|r| r.presence == Presence::Online)
-            .filter(|r| {
-                r.devices
-                    .iter()
-                    .find(|d| d.active)
-                    .is_some_and(|d| d.node == hub.node_id)
+            .records_where(|r| {
+                r.presence == Presence::Online
+                    && r.devices
+                        .iter()
+                        .find(|d| d.active)
+                        .is_some_and(|d| d.node == hub.node_id)
             })
+            .iter()
             .map(|r| r.id.clone())
             .collect();
         if mine.is_empty() {

@@ -565,12 +565,9 @@ async fn write_back(hub: &Arc<Hub>, tenant: &Arc<Tenant>, lost: LostChanges) -> 
 
 /// Makes the store agree with the sockets this node holds.
 async fn reassert_devices(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
-    for record in tenant.records() {
-        for device in record
-            .devices
-            .iter()
-            .filter(|d| d.active && d.node == hub.node_id)
-        {
+    let here = |d: &crate::domain::Device| d.active && d.node == hub.node_id;
+    for record in tenant.records_where(|r| r.devices.iter().any(here)) {
+        for device in record.devices.iter().filter(|d| here(d)) {
             let key = device_key(tenant.id(), &record.id, &device.id);
             if !hub.has_device(&key) {
                 hub.device_down(tenant, &record.id, &device.id, Some(&key))
@@ -961,7 +958,7 @@ impl Hub {
         }
         let deadline = tokio::time::Instant::now() + within.min(self.config.reconnect_grace());
         let mine = |t: &Tenant| -> Vec<(String, String)> {
-            t.records()
+            t.records_where(|r| r.devices.iter().any(|d| d.active && d.node == self.node_id))
                 .iter()
                 .flat_map(|r| {
                     r.devices

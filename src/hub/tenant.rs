@@ -792,12 +792,7 @@ impl Tenant {
     }
 
     pub fn records(&self) -> Vec<Arc<AgentRecord>> {
-        self.replica
-            .lock()
-            .agents
-            .values()
-            .map(|e| e.record.clone())
-            .collect()
+        self.records_where(|_| true)
     }
 
     pub fn settings(&self) -> Settings {

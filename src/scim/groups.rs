@@ -57,13 +57,12 @@ pub fn channel_of(text: &str) -> Option<ChannelRef> {
 /// The agents assigned to `channel`, by id.
 fn members(c: &Caller, channel: &ChannelRef) -> BTreeSet<String> {
     c.tenant
-        .records()
-        .iter()
-        .filter(|r| {
+        .records_where(|r| {
             r.channels
                 .iter()
                 .any(|ch| ch.assigned && ch.channel_ref() == *channel)
         })
+        .iter()
         .map(|r| r.id.clone())
         .collect()
 }
