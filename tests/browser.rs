@@ -14,7 +14,6 @@
 
 mod common;
 
-use common::process::Proc;
 use common::*;
 
 #[tokio::test]
@@ -25,28 +24,10 @@ use common::*;
 async fn the_wallboard_at_400_agents_acts_on_the_right_agent_under_live_updates() {
     let tools = browser("browser test (tests/browser.rs)");
     const AGENTS: usize = 400;
-    let directory =
-        std::env::temp_dir().join(format!("presence-hub-browser-{}.json", std::process::id()));
-    let made = std::process::Command::new("node")
-        .arg(tools.dir.join("directory.mjs"))
-        .arg(AGENTS.to_string())
-        .arg(&directory)
-        .status()
-        .expect("node writes the directory");
-    assert!(made.success(), "directory.mjs failed");
     // One run: no retry. (A row click that once failed now and then was the
     // list handing a row's element to another agent under live updates; the
     // list keeps an agent's element while the agent stays in view.)
-    let node = Proc::start(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--directory",
-            directory.to_str().expect("utf-8 temp path"),
-        ],
-        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
-    )
-    .await;
+    let (node, _directory) = tools.node_with_agents("browser", AGENTS, &[]).await;
     let run = tools
         .run(
             "wallboard.mjs",
@@ -55,6 +36,5 @@ async fn the_wallboard_at_400_agents_acts_on_the_right_agent_under_live_updates(
             std::time::Duration::from_secs(240),
         )
         .await;
-    let _ = std::fs::remove_file(&directory);
     run.assert_passed();
 }

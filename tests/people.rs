@@ -21,7 +21,6 @@
 
 mod common;
 
-use common::process::Proc;
 use common::*;
 use std::time::Duration;
 
@@ -34,25 +33,7 @@ async fn an_admin_manages_people_and_channels_from_the_keyboard_while_live_data_
     let tools = browser("browser test (tests/people.rs)");
     const AGENTS: usize = 3000;
     const ONLINE: usize = 2000;
-    let directory =
-        std::env::temp_dir().join(format!("presence-hub-people-{}.json", std::process::id()));
-    let made = std::process::Command::new("node")
-        .arg(tools.dir.join("directory.mjs"))
-        .arg(AGENTS.to_string())
-        .arg(&directory)
-        .status()
-        .expect("node writes the directory");
-    assert!(made.success(), "directory.mjs failed");
-    let node = Proc::start(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--directory",
-            directory.to_str().expect("utf-8 temp path"),
-        ],
-        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
-    )
-    .await;
+    let (node, _directory) = tools.node_with_agents("people", AGENTS, &[]).await;
     let run = tools
         .run(
             "people.mjs",
@@ -66,7 +47,6 @@ async fn an_admin_manages_people_and_channels_from_the_keyboard_while_live_data_
             Duration::from_secs(480),
         )
         .await;
-    let _ = std::fs::remove_file(&directory);
     eprintln!("{}", run.stdout);
     run.assert_passed();
 }

@@ -13,7 +13,6 @@
 
 mod common;
 
-use common::process::Proc;
 use common::*;
 use std::time::Duration;
 
@@ -26,25 +25,7 @@ async fn an_admin_reads_today_and_yesterday_per_agent_and_team_from_the_keyboard
     let tools = browser("browser test (tests/reports_page.rs)");
     const AGENTS: usize = 1200;
     const ONLINE: usize = 800;
-    let directory =
-        std::env::temp_dir().join(format!("presence-hub-reports-{}.json", std::process::id()));
-    let made = std::process::Command::new("node")
-        .arg(tools.dir.join("directory.mjs"))
-        .arg(AGENTS.to_string())
-        .arg(&directory)
-        .status()
-        .expect("node writes the directory");
-    assert!(made.success(), "directory.mjs failed");
-    let node = Proc::start(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--directory",
-            directory.to_str().expect("utf-8 temp path"),
-        ],
-        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
-    )
-    .await;
+    let (node, _directory) = tools.node_with_agents("reports", AGENTS, &[]).await;
     let run = tools
         .run(
             "reports.mjs",
@@ -58,7 +39,6 @@ async fn an_admin_reads_today_and_yesterday_per_agent_and_team_from_the_keyboard
             Duration::from_secs(480),
         )
         .await;
-    let _ = std::fs::remove_file(&directory);
     eprintln!("{}", run.stdout);
     run.assert_passed();
 }

@@ -22,7 +22,6 @@
 
 mod common;
 
-use common::process::Proc;
 use common::*;
 use std::time::Duration;
 
@@ -33,35 +32,24 @@ use std::time::Duration;
 )]
 async fn both_screens_work_from_the_keyboard_while_live_data_flows() {
     let tools = browser("browser test (tests/screens.rs)");
-    let directory =
-        std::env::temp_dir().join(format!("presence-hub-screens-{}.json", std::process::id()));
-    let made = std::process::Command::new("node")
-        .arg(tools.dir.join("directory.mjs"))
-        .arg("60")
-        .arg(&directory)
-        .status()
-        .expect("node writes the directory");
-    assert!(made.success(), "directory.mjs failed");
-    let node = Proc::start(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--directory",
-            directory.to_str().expect("utf-8 temp path"),
-            // A monitor request nobody answers ends soon (defect 1); the
-            // agent page's proxy cut comes back well inside the grace.
-            "--command-timeout-ms",
-            "2500",
-            "--reconnect-grace-ms",
-            "15000",
-            // The agent's "today" panel is compared before and after a
-            // reload: none of its day may leave the history meanwhile.
-            "--history-capacity",
-            "200000",
-        ],
-        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
-    )
-    .await;
+    let (node, _directory) = tools
+        .node_with_agents(
+            "screens",
+            60,
+            &[
+                // A monitor request nobody answers ends soon (defect 1); the
+                // agent page's proxy cut comes back well inside the grace.
+                "--command-timeout-ms",
+                "2500",
+                "--reconnect-grace-ms",
+                "15000",
+                // The agent's "today" panel is compared before and after a
+                // reload: none of its day may leave the history meanwhile.
+                "--history-capacity",
+                "200000",
+            ],
+        )
+        .await;
     let run = tools
         .run(
             "screens.mjs",
@@ -70,6 +58,5 @@ async fn both_screens_work_from_the_keyboard_while_live_data_flows() {
             Duration::from_secs(360),
         )
         .await;
-    let _ = std::fs::remove_file(&directory);
     run.assert_passed();
 }

@@ -82,6 +82,16 @@ pub fn browser(test: &str) -> Browser {
     Browser { chromium, dir }
 }
 
+/// A directory of generated agents in a temporary file
+/// ([`Browser::node_with_agents`]), removed when dropped.
+pub struct GeneratedDirectory(pub std::path::PathBuf);
+
+impl Drop for GeneratedDirectory {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// One run of a script of `tests/browser/`, as [`Browser::run`] left it.
 pub struct BrowserRun {
     pub ok: bool,
@@ -91,6 +101,33 @@ pub struct BrowserRun {
 }
 
 impl Browser {
+    /// A node (the real binary, tokens signed with [`SECRET`]) on a
+    /// directory of `agents` agents that `tests/browser/directory.mjs`
+    /// generates, with `flags` added; the directory lasts as long as the
+    /// guard. `name` tells test runs' files apart.
+    pub async fn node_with_agents(
+        &self,
+        name: &str,
+        agents: usize,
+        flags: &[&str],
+    ) -> (process::Proc, GeneratedDirectory) {
+        let directory = GeneratedDirectory(
+            std::env::temp_dir().join(format!("presence-hub-{name}-{}.json", std::process::id())),
+        );
+        let made = std::process::Command::new("node")
+            .arg(self.dir.join("directory.mjs"))
+            .arg(agents.to_string())
+            .arg(&directory.0)
+            .status()
+            .expect("node writes the directory");
+        assert!(made.success(), "directory.mjs failed");
+        let path = directory.0.to_str().expect("utf-8 temp path");
+        let mut args = vec!["--listen", "127.0.0.1:0", "--directory", path];
+        args.extend_from_slice(flags);
+        let node = process::Proc::start(&args, &[("PRESENCE_HUB_JWT_SECRET", SECRET)]).await;
+        (node, directory)
+    }
+
     /// Runs `node --experimental-websocket tests/browser/<script> ARGS…
     /// SCREENSHOT` against this Chromium, the screenshot going to
     /// `tests/artifacts/<screenshot>` (removed first, so a stale one cannot
