@@ -71,6 +71,15 @@ export function nextEvent(client, name, predicate = () => true, ms = 15000) {
   });
 }
 
+/** `promise`, or a rejection naming `what` after `ms`. */
+export function within(promise, ms, what) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -124,16 +133,16 @@ export class Hub {
     return `http://${this.addr}`;
   }
 
-  /** SIGTERM (graceful drain) and wait for the exit. */
+  /** SIGTERM (graceful drain) and wait for the exit: within the drain timeout and a margin. */
   async drain() {
     this.child.kill('SIGTERM');
-    await this.exited;
+    await within(this.exited, 20000, 'the hub to exit after SIGTERM');
   }
 
   async kill() {
     if (this.child.exitCode === null && this.child.signalCode === null) {
       this.child.kill('SIGKILL');
-      await this.exited;
+      await within(this.exited, 10000, 'the hub to exit after SIGKILL');
     }
   }
 }
@@ -166,7 +175,7 @@ export class Redis {
 
   async stop() {
     this.child.kill('SIGKILL');
-    await this.exited;
+    await within(this.exited, 10000, 'redis-server to exit after SIGKILL');
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
