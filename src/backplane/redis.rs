@@ -85,6 +85,16 @@ impl Shared {
         self.disconnections.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Pushes were dropped (the queue to [`apply_pushes`] was full): the
+    /// next lease renewal reports a reconnection, so every tenant resyncs
+    /// from the store, as after a lost connection.
+    fn pushes_lost(&self) {
+        if !self.disconnected.swap(true, Ordering::Relaxed) {
+            self.disconnections.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("pub/sub pushes arrived faster than they were applied; some were dropped: resyncing");
+        }
+    }
+
     fn on_push(&self, push: PushInfo) {
         match push.kind {
             PushKind::Message | PushKind::SMessage => {
@@ -134,6 +144,48 @@ impl Shared {
             }
             _ => {}
         }
+    }
+}
+
+/// How many pub/sub pushes may wait for [`apply_pushes`] (a delta is a few
+/// hundred bytes: a few MB at most). Past it the connection does not wait:
+/// the push is dropped and the node resyncs from the store, as after a
+/// disconnection, since a lost delta is what pub/sub allows anyway.
+const PUSH_QUEUE: usize = 16_384;
+
+/// The connection's push sender: it only queues. Applying a delta (parse,
+/// the replica's lock, fan-out to every subscriber) happens in
+/// [`apply_pushes`], so the connection's reader is never held by it and
+/// the replies of commands in flight (commits, heartbeats) are read while
+/// a burst of deltas is being applied — in a reconnect storm each node
+/// applies every other node's changes, and used to delay its own replies
+/// behind them. One queue, one consumer: pushes keep their order.
+fn push_queue(
+    shared: &Arc<Shared>,
+) -> impl Fn(PushInfo) -> Result<(), std::convert::Infallible> + Clone + Send + Sync + 'static {
+    let (tx, rx) = mpsc::channel(PUSH_QUEUE);
+    tokio::spawn(apply_pushes(Arc::downgrade(shared), rx));
+    let overflow = shared.clone();
+    move |info: PushInfo| {
+        if let Err(mpsc::error::TrySendError::Full(info)) = tx.try_send(info) {
+            if matches!(info.kind, PushKind::Disconnection) {
+                overflow.on_push(info);
+            } else {
+                overflow.pushes_lost();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies queued pushes in order until the connection (its sender) or the
+/// backplane is gone.
+async fn apply_pushes(shared: std::sync::Weak<Shared>, mut rx: mpsc::Receiver<PushInfo>) {
+    while let Some(info) = rx.recv().await {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.on_push(info);
     }
 }
 
@@ -467,11 +519,7 @@ impl RedisBackplane {
             ready: AtomicBool::new(true),
             node_channel: node_channel(node_id),
         });
-        let push = shared.clone();
-        let on_push = move |info: PushInfo| {
-            push.on_push(info);
-            Ok::<(), std::convert::Infallible>(())
-        };
+        let on_push = push_queue(&shared);
         let single = |on_push| {
             ConnectionManagerConfig::new()
                 .set_push_sender(on_push)
