@@ -462,6 +462,11 @@ pub struct Config {
         default_value_t = 200
     )]
     pub redis_wait_timeout_ms: u64,
+    /// How many deltas from Redis may wait to be applied. Past it a delta
+    /// is dropped and the replica catches up from the store, as for any
+    /// delta pub/sub loses (`presence_hub_redis_pushes_dropped_total`).
+    #[arg(long, env = "PRESENCE_HUB_REDIS_PUSH_QUEUE", default_value_t = 16_384)]
+    pub redis_push_queue: usize,
 
     // ---- Hostile and broken clients (PROTOCOL.md §11) ----
     /// Longest one write to a client may take (a batch of frames, a ping, a

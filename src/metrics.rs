@@ -44,6 +44,9 @@ pub struct Metrics {
     /// Deltas the replica never received, found by comparing seqs
     /// (`hub::cluster::seq_watch_loop`).
     pub deltas_lost: Counter,
+    /// Pub/sub messages dropped because the queue to the task that applies
+    /// them was full (`backplane::redis`, `--redis-push-queue`).
+    pub redis_pushes_dropped: Counter,
     /// Integration WebSockets open (`api::socket`).
     pub api_ws_connections: Gauge,
     pub panics: Counter,
@@ -98,6 +101,7 @@ pub fn get() -> &'static Metrics {
             backplane_reconnects: metrics::counter!("presence_hub_backplane_reconnects_total"),
             resyncs: metrics::counter!("presence_hub_resyncs_total"),
             deltas_lost: metrics::counter!("presence_hub_deltas_lost_total"),
+            redis_pushes_dropped: metrics::counter!("presence_hub_redis_pushes_dropped_total"),
             api_ws_connections: metrics::gauge!("presence_hub_api_ws_connections"),
             panics: metrics::counter!("presence_hub_session_panics_total"),
             rejected_connections: metrics::counter!("presence_hub_connections_rejected_total"),
@@ -164,6 +168,11 @@ fn describe() {
     describe_counter!(
         "presence_hub_resyncs_total",
         "Tenant replicas reloaded after a gap or reconnection"
+    );
+    describe_counter!(
+        "presence_hub_redis_pushes_dropped_total",
+        "Deltas from Redis dropped because more were waiting to be applied than \
+         --redis-push-queue allows (the replica then catches up from the store)"
     );
     describe_counter!(
         "presence_hub_deltas_lost_total",

@@ -501,6 +501,7 @@ async fn reach_redis(
                 config.history_capacity,
                 config.node_ttl(),
                 timeout,
+                config.redis_push_queue.max(1),
             )
             .await?
             .wait_for_replicas(

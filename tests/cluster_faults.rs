@@ -2,7 +2,8 @@
 //! `redis-server` the test starts, kills and restarts (DESIGN.md §5, issue 3):
 //! a node killed with -9 (also under an agent with devices on two nodes),
 //! Redis restarted with its AOF and empty, a node cut off from Redis,
-//! three nodes racing on one agent, and a delta lost with none after it.
+//! three nodes racing on one agent, a delta lost with none after it, and a
+//! node that drops deltas it cannot apply in time (`--redis-push-queue`).
 
 mod common;
 
@@ -552,4 +553,76 @@ async fn a_change_whose_delta_was_lost_still_reaches_every_node() {
             "the catch-up is counted: {metrics}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_node_that_drops_deltas_it_cannot_apply_in_time_resyncs_to_the_store() {
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), "a").await;
+    // Room for one waiting push: a burst of deltas overflows it.
+    let b = fault_node(
+        &redis.url(),
+        "b",
+        TTL_MS,
+        &["--command-timeout-ms", "1000", "--redis-push-queue", "1"],
+    )
+    .await;
+    let agents = ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"];
+    let mut clients = Vec::new();
+    for id in agents {
+        clients.push(agent(&a, id, &format!("{id}-desk")).await);
+    }
+    let (mut on_b, _) = watcher(&b, "s1").await;
+
+    // Every agent flips between paused and available 40 times in one
+    // burst, all at once: 320 deltas reach node B back to back.
+    const FLIPS: usize = 40;
+    let bursts = clients.iter_mut().map(|c| {
+        c.burst((0..FLIPS).map(|i| {
+            let body = if i % 2 == 0 {
+                json!({"type": "set_status", "status": "paused", "reason": "lunch", "id": format!("f{i}")})
+            } else {
+                json!({"type": "set_status", "status": "available", "id": format!("f{i}")})
+            };
+            body.to_string()
+        }))
+    });
+    futures_util::future::join_all(bursts).await;
+    for c in &mut clients {
+        let last = format!("f{}", FLIPS - 1);
+        c.recv_where("the burst's last reply", |v| {
+            v["type"] == "reply" && v["id"] == last.as_str()
+        })
+        .await;
+    }
+
+    // Node B shows each agent as the store holds it: its live supervisor
+    // and a new one alike.
+    let stored = |id: &str| {
+        let version = redis.cli(&["hget", "hub:{acme}:versions", id]);
+        version.trim().parse::<u64>().expect("a stored version")
+    };
+    for id in agents {
+        let version = stored(id);
+        on_b.agent_update(id, |r| u64_of(&r["version"]) == version)
+            .await;
+    }
+    let snapshot = snapshot_of(&b).await;
+    for id in agents {
+        assert_eq!(
+            u64_of(&record(&snapshot, id)["version"]),
+            stored(id),
+            "{id} on node B: {snapshot}"
+        );
+    }
+    let (_, metrics) = common::process::http_get(&b.addr, "/metrics").await;
+    let dropped = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("presence_hub_redis_pushes_dropped_total "))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(
+        dropped > 0,
+        "the burst overflowed node B's queue: {metrics}"
+    );
 }

@@ -85,13 +85,25 @@ impl Shared {
         self.disconnections.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Pushes were dropped (the queue to [`apply_pushes`] was full): the
-    /// next lease renewal reports a reconnection, so every tenant resyncs
-    /// from the store, as after a lost connection.
+    /// A push was dropped (the queue to [`apply_pushes`] was full). Nothing
+    /// else is needed: the next delta of its tenant shows the gap in seqs,
+    /// and the seq check finds a lost last one (`hub::cluster`); either
+    /// resyncs the replica, as for any delta pub/sub lost.
     fn pushes_lost(&self) {
-        if !self.disconnected.swap(true, Ordering::Relaxed) {
-            self.disconnections.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("pub/sub pushes arrived faster than they were applied; some were dropped: resyncing");
+        crate::metrics::get().redis_pushes_dropped.increment(1);
+    }
+
+    /// Whether `push` is a delta (a tenant's channel, not its queue
+    /// statistics): what a resync brings back, so what may be dropped.
+    fn is_delta(&self, push: &PushInfo) -> bool {
+        let (PushKind::Message | PushKind::SMessage) = push.kind else {
+            return false;
+        };
+        match (push.data.first(), push.data.get(1)) {
+            (Some(RedisValue::BulkString(channel)), Some(RedisValue::BulkString(payload))) => {
+                channel.as_slice() != self.node_channel.as_bytes() && !payload.starts_with(b"Q")
+            }
+            _ => false,
         }
     }
 
@@ -147,31 +159,33 @@ impl Shared {
     }
 }
 
-/// How many pub/sub pushes may wait for [`apply_pushes`] (a delta is a few
-/// hundred bytes: a few MB at most). Past it the connection does not wait:
-/// the push is dropped and the node resyncs from the store, as after a
-/// disconnection, since a lost delta is what pub/sub allows anyway.
-const PUSH_QUEUE: usize = 16_384;
-
-/// The connection's push sender: it only queues. Applying a delta (parse,
-/// the replica's lock, fan-out to every subscriber) happens in
-/// [`apply_pushes`], so the connection's reader is never held by it and
+/// The connection's push sender: it only queues (at most `bound` pushes,
+/// `--redis-push-queue`; a delta is a few hundred bytes). Past the bound
+/// the connection does not wait: a delta is dropped, and found missing as
+/// any delta pub/sub loses is (see [`Shared::pushes_lost`]); the other
+/// pushes (commands routed to this node, queue statistics, a lost
+/// connection) are never dropped. Applying a delta (parse, the replica's
+/// lock, fan-out to every subscriber) happens in [`apply_pushes`], so the connection's reader is never held by it and
 /// the replies of commands in flight (commits, heartbeats) are read while
 /// a burst of deltas is being applied — in a reconnect storm each node
 /// applies every other node's changes, and used to delay its own replies
 /// behind them. One queue, one consumer: pushes keep their order.
 fn push_queue(
     shared: &Arc<Shared>,
+    bound: usize,
 ) -> impl Fn(PushInfo) -> Result<(), std::convert::Infallible> + Clone + Send + Sync + 'static {
-    let (tx, rx) = mpsc::channel(PUSH_QUEUE);
+    let (tx, rx) = mpsc::channel(bound);
     tokio::spawn(apply_pushes(Arc::downgrade(shared), rx));
     let overflow = shared.clone();
     move |info: PushInfo| {
         if let Err(mpsc::error::TrySendError::Full(info)) = tx.try_send(info) {
-            if matches!(info.kind, PushKind::Disconnection) {
-                overflow.on_push(info);
-            } else {
+            // What a resync cannot bring back is handled at once: a lost
+            // connection, a command routed to this node (only queued for
+            // the node's own task), queue statistics.
+            if overflow.is_delta(&info) {
                 overflow.pushes_lost();
+            } else {
+                overflow.on_push(info);
             }
         }
         Ok(())
@@ -508,6 +522,7 @@ impl RedisBackplane {
         history_capacity: usize,
         node_ttl: Duration,
         timeout: Duration,
+        push_bound: usize,
     ) -> Result<Self, BackplaneError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -519,7 +534,7 @@ impl RedisBackplane {
             ready: AtomicBool::new(true),
             node_channel: node_channel(node_id),
         });
-        let on_push = push_queue(&shared);
+        let on_push = push_queue(&shared, push_bound);
         let single = |on_push| {
             ConnectionManagerConfig::new()
                 .set_push_sender(on_push)
