@@ -9,10 +9,10 @@
 //! `bad_request` too, at any depth.
 
 use crate::backplane::SettingsPatch;
-use crate::domain::{ChannelRef, Role};
+use crate::domain::{AgentRecord, ChannelRef, Role};
 use crate::error::{HubError, HubResult};
 use crate::hub::outbox::{Frame, Kind};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The protocol version in `welcome`.
@@ -328,6 +328,33 @@ pub fn reply_ok(id: &str, result: Value) -> Frame {
     frame(
         Kind::Reply,
         &json!({"type": "reply", "id": id, "ok": true, "result": result}),
+    )
+}
+
+/// `reply_ok(id, {"agent": record})`, serialized straight from the record
+/// (the reply to every agent change: no `Value` tree on the hot path).
+pub fn reply_agent(id: &str, record: &AgentRecord) -> Frame {
+    #[derive(Serialize)]
+    struct AgentReply<'a> {
+        r#type: &'static str,
+        id: &'a str,
+        ok: bool,
+        result: AgentResult<'a>,
+    }
+    #[derive(Serialize)]
+    struct AgentResult<'a> {
+        agent: &'a AgentRecord,
+    }
+    let reply = AgentReply {
+        r#type: "reply",
+        id,
+        ok: true,
+        result: AgentResult { agent: record },
+    };
+    // A record always serializes (string keys, no fallible fields).
+    Frame::new(
+        Kind::Reply,
+        serde_json::to_string(&reply).unwrap_or_default(),
     )
 }
 

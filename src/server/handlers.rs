@@ -22,12 +22,16 @@ const MAX_LIMIT: usize = 1000;
 pub(super) enum Reply {
     /// Answer now with this result.
     Now(Value),
+    /// Answer now with `{"agent": <record>}`: every agent change's reply,
+    /// so it is written straight from the record (`protocol::reply_agent`)
+    /// instead of through a `Value` tree, which cost more than the change.
+    Agent(Arc<AgentRecord>),
     /// The handler answers itself (after the snapshot, or after an ack).
     Later,
 }
 
-pub(super) fn agent_result(record: &AgentRecord) -> HubResult<Reply> {
-    Ok(Reply::Now(json!({ "agent": record })))
+pub(super) fn agent_result(record: &Arc<AgentRecord>) -> HubResult<Reply> {
+    Ok(Reply::Agent(record.clone()))
 }
 
 impl Session {

@@ -564,6 +564,12 @@ impl Session {
         let result = match result {
             Ok(super::handlers::Reply::Later) => return,
             Ok(super::handlers::Reply::Now(value)) => Ok(value),
+            Ok(super::handlers::Reply::Agent(record)) => {
+                if let Some(id) = incoming.id.as_deref() {
+                    self.outbox.push(protocol::reply_agent(id, &record));
+                }
+                return;
+            }
             Err(e) => Err(e),
         };
         if let Some(frame) = protocol::answer(incoming.id.as_deref(), result) {
