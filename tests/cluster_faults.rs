@@ -3,7 +3,8 @@
 //! a node killed with -9 (also under an agent with devices on two nodes),
 //! Redis restarted with its AOF and empty, a node cut off from Redis,
 //! three nodes racing on one agent, a delta lost with none after it, and a
-//! node that drops deltas it cannot apply in time (`--redis-push-queue`).
+//! node that drops deltas it cannot apply in time (`--redis-push-queue`), and a
+//! node killed after its agents joined a tenant the survivors already followed.
 
 mod common;
 
@@ -625,4 +626,24 @@ async fn a_node_that_drops_deltas_it_cannot_apply_in_time_resyncs_to_the_store()
         dropped > 0,
         "the burst overflowed node B's queue: {metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_node_killed_after_its_agents_joined_a_followed_tenant_is_swept() {
+    let redis = RedisServer::start();
+    let mut a = node(&redis.url(), "a").await;
+    let b = node(&redis.url(), "b").await;
+    // Node b follows the tenant before any agent is on node a: what it
+    // knows of a's devices comes from deltas alone, not from its load.
+    let (mut on_b, snapshot) = watcher(&b, "s1").await;
+    assert_eq!(record(&snapshot, "a1")["presence"], "offline");
+    let _a1 = agent(&a, "a1", "d1").await;
+    on_b.agent_update("a1", |r| r["presence"] == "online").await;
+
+    a.kill().await;
+    let off = on_b
+        .agent_update("a1", |r| r["presence"] == "offline")
+        .await;
+    assert_eq!(off["devices"][0]["active"], false, "{off}");
+    assert_eq!(off["changed_by"], json!({"id": "system", "role": "system"}));
 }

@@ -11,6 +11,7 @@
 pub mod cluster;
 pub mod counters;
 pub mod delta_log;
+mod device_nodes;
 pub mod directory;
 pub mod outbox;
 mod overrun;

@@ -13,6 +13,7 @@
 
 use super::counters::{channel_json, ChannelCounters, Summary};
 use super::delta_log::{DeltaLog, LOG_CAPACITY};
+use super::device_nodes::DeviceNodes;
 use super::outbox::{Frame, Kind, Outbox};
 use super::queue_stats::{QueueBoard, Sent};
 use crate::backplane::{Delta, Epoch, TenantState};
@@ -157,6 +158,8 @@ struct Replica {
     watchers: HashMap<String, Vec<Watcher>>,
     /// Per-channel counts, kept incrementally (PROTOCOL.md §10.4).
     counters: ChannelCounters,
+    /// Active devices per node, kept incrementally (the dead-node sweep).
+    device_nodes: DeviceNodes,
     /// The ACD's latest statistics per channel (PROTOCOL.md §10.7): beside
     /// the seq, never part of it.
     queue: QueueBoard,
@@ -210,6 +213,7 @@ impl Tenant {
                 sessions: HashMap::new(),
                 watchers: HashMap::new(),
                 counters: ChannelCounters::new(&dir.channels),
+                device_nodes: DeviceNodes::default(),
                 queue: QueueBoard::default(),
             }),
             seed: dir,
@@ -284,9 +288,13 @@ impl Tenant {
             .map(|rec| (rec.id.clone(), AgentEntry::new(rec)))
             .collect();
         let Replica {
-            agents, counters, ..
+            agents,
+            counters,
+            device_nodes,
+            ..
         } = &mut *r;
         counters.rebuild(agents.values().map(|e| &*e.record));
+        device_nodes.rebuild(agents.values().map(|e| &*e.record));
         r.loaded = true;
         let early = std::mem::take(&mut r.early);
         for delta in early {
@@ -594,6 +602,7 @@ impl Tenant {
             return;
         };
         r.counters.remove(&entry.record);
+        r.device_nodes.remove(&entry.record);
         let f = protocol::frame(
             Kind::AgentRemoved,
             &json!({"type": "agent_removed", "agent_id": id, "version": seq}),
@@ -655,12 +664,14 @@ impl Tenant {
     fn fan_out_agent(&self, r: &mut Replica, record: Arc<AgentRecord>) {
         let entry = AgentEntry::new(record);
         let Replica {
-            agents, counters, ..
+            agents,
+            counters,
+            device_nodes,
+            ..
         } = &mut *r;
-        counters.update(
-            agents.get(entry.id.as_ref()).map(|e| &*e.record),
-            &entry.record,
-        );
+        let old = agents.get(entry.id.as_ref()).map(|e| &*e.record);
+        counters.update(old, &entry.record);
+        device_nodes.update(old, &entry.record);
         let mut agent_frame: Option<Frame> = None;
         let mut removed_frame: Option<Frame> = None;
         let mut followers = 0usize;
@@ -777,18 +788,25 @@ impl Tenant {
     /// agent here, each once.
     pub fn nodes_with_active_devices(&self, except: &str) -> Vec<String> {
         let r = self.replica.lock();
-        let mut nodes: HashSet<&str> = HashSet::new();
-        for e in r.agents.values() {
-            for d in e
-                .record
-                .devices
-                .iter()
+        let nodes = r.device_nodes.nodes_except(except);
+        // Tests run debug builds: there every answer is checked against a
+        // scan of the records, so the index cannot drift unnoticed.
+        #[cfg(debug_assertions)]
+        {
+            let scanned: HashSet<&str> = r
+                .agents
+                .values()
+                .flat_map(|e| e.record.devices.iter())
                 .filter(|d| d.active && d.node != except)
-            {
-                nodes.insert(d.node.as_str());
-            }
+                .map(|d| d.node.as_str())
+                .collect();
+            let indexed: HashSet<&str> = nodes.iter().map(String::as_str).collect();
+            debug_assert_eq!(
+                indexed, scanned,
+                "the device index drifted from the records"
+            );
         }
-        nodes.into_iter().map(str::to_string).collect()
+        nodes
     }
 
     pub fn records(&self) -> Vec<Arc<AgentRecord>> {
