@@ -381,6 +381,20 @@ pub trait Backplane: Send + Sync + 'static {
         agent_id: &str,
     ) -> Result<Option<Arc<AgentRecord>>, BackplaneError>;
 
+    /// One agent's current version in the store (what a compare-and-swap
+    /// compares). `Hub::change` asks it before trusting a "nothing to
+    /// change" or a refusal computed from the replica: almost always the
+    /// replica is current, and this answer is a number, not a record to
+    /// transfer and parse (every reconnection within its grace is such a
+    /// no-op: a reconnect storm asks it once per agent).
+    async fn agent_version(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+    ) -> Result<Option<u64>, BackplaneError> {
+        Ok(self.read_agent(tenant, agent_id).await?.map(|r| r.version))
+    }
+
     /// The tenant's current state, or `None` when the store does not hold
     /// it (it came back empty). Used to resync a replica.
     async fn load(&self, tenant: &str) -> Result<Option<TenantState>, BackplaneError>;

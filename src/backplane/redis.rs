@@ -1364,6 +1364,17 @@ impl Backplane for RedisBackplane {
             .map(Arc::new))
     }
 
+    async fn agent_version(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+    ) -> Result<Option<u64>, BackplaneError> {
+        let mut conn = self.conn();
+        let version: ::redis::RedisResult<Option<u64>> =
+            guarded(conn.hget(keys(tenant).versions, agent_id), self.timeout).await;
+        self.note(version)
+    }
+
     async fn restore(&self, tenant: &str, state: &TenantState) -> Result<bool, BackplaneError> {
         let k = keys(tenant);
         let mut invocation = k.state_invocation(&self.restore);

@@ -366,6 +366,15 @@ impl Hub {
                 Ok(Some(next)) => next,
                 Ok(None) | Err(_) if !verified => {
                     verified = true;
+                    // The version first: when it is the replica's, so is
+                    // the record, and the verdict stands.
+                    let stored = self.backplane.agent_version(tenant.id(), agent_id).await?;
+                    if stored == Some(current.version) {
+                        return match verdict {
+                            Ok(_) => Ok((current, false)),
+                            Err(e) => Err(e),
+                        };
+                    }
                     match self.backplane.read_agent(tenant.id(), agent_id).await? {
                         // Older than the replica: the store fell back.
                         Some(fresh) if fresh.version < current.version => {
