@@ -164,12 +164,15 @@ impl Shared {
 /// the connection does not wait: a delta is dropped, and found missing as
 /// any delta pub/sub loses is (see [`Shared::pushes_lost`]); the other
 /// pushes (commands routed to this node, queue statistics, a lost
-/// connection) are never dropped. Applying a delta (parse, the replica's
-/// lock, fan-out to every subscriber) happens in [`apply_pushes`], so the connection's reader is never held by it and
-/// the replies of commands in flight (commits, heartbeats) are read while
-/// a burst of deltas is being applied — in a reconnect storm each node
-/// applies every other node's changes, and used to delay its own replies
-/// behind them. One queue, one consumer: pushes keep their order.
+/// connection) are never dropped.
+///
+/// Applying a delta (parse, the replica's lock, fan-out to every
+/// subscriber) happens in [`apply_pushes`], so the connection's reader is
+/// never held by it: the replies of commands in flight (commits,
+/// heartbeats) are read while a burst of other nodes' deltas is applied,
+/// and a node that cannot keep up drops deltas (and catches up) instead of
+/// stalling its reader until Redis closes the connection for its pub/sub
+/// output buffer. One queue, one consumer: pushes keep their order.
 fn push_queue(
     shared: &Arc<Shared>,
     bound: usize,
