@@ -96,23 +96,15 @@ impl Shared {
     /// Whether `push` is a delta (a tenant's channel, not its queue
     /// statistics): what a resync brings back, so what may be dropped.
     fn is_delta(&self, push: &PushInfo) -> bool {
-        let (PushKind::Message | PushKind::SMessage) = push.kind else {
-            return false;
-        };
-        match (push.data.first(), push.data.get(1)) {
-            (Some(RedisValue::BulkString(channel)), Some(RedisValue::BulkString(payload))) => {
-                channel.as_slice() != self.node_channel.as_bytes() && !payload.starts_with(b"Q")
-            }
-            _ => false,
-        }
+        message_of(push).is_some_and(|(channel, payload)| {
+            channel != self.node_channel.as_bytes() && !payload.starts_with(b"Q")
+        })
     }
 
     fn on_push(&self, push: PushInfo) {
         match push.kind {
             PushKind::Message | PushKind::SMessage => {
-                let (Some(RedisValue::BulkString(channel)), Some(RedisValue::BulkString(payload))) =
-                    (push.data.first(), push.data.get(1))
-                else {
+                let Some((channel, payload)) = message_of(&push) else {
                     return;
                 };
                 let (Ok(channel), Ok(payload)) =
@@ -156,6 +148,19 @@ impl Shared {
             }
             _ => {}
         }
+    }
+}
+
+/// A pub/sub message's channel and payload (`None` for any other push).
+fn message_of(push: &PushInfo) -> Option<(&[u8], &[u8])> {
+    let (PushKind::Message | PushKind::SMessage) = push.kind else {
+        return None;
+    };
+    match (push.data.first(), push.data.get(1)) {
+        (Some(RedisValue::BulkString(channel)), Some(RedisValue::BulkString(payload))) => {
+            Some((channel, payload))
+        }
+        _ => None,
     }
 }
 

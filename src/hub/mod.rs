@@ -367,24 +367,21 @@ impl Hub {
                 Ok(None) | Err(_) if !verified => {
                     verified = true;
                     // The version first: when it is the replica's, so is
-                    // the record, and the verdict stands.
+                    // the record, and the verdict stands; the record is
+                    // read only when it is not.
                     let stored = self.backplane.agent_version(tenant.id(), agent_id).await?;
-                    if stored == Some(current.version) {
-                        return match verdict {
-                            Ok(_) => Ok((current, false)),
-                            Err(e) => Err(e),
-                        };
-                    }
-                    match self.backplane.read_agent(tenant.id(), agent_id).await? {
-                        // Older than the replica: the store fell back.
-                        Some(fresh) if fresh.version < current.version => {
-                            return Err(store_fell_back(tenant, agent_id));
+                    if stored != Some(current.version) {
+                        match self.backplane.read_agent(tenant.id(), agent_id).await? {
+                            // Older than the replica: the store fell back.
+                            Some(fresh) if fresh.version < current.version => {
+                                return Err(store_fell_back(tenant, agent_id));
+                            }
+                            Some(fresh) if fresh.version != current.version => {
+                                current = fresh;
+                                continue;
+                            }
+                            _ => {}
                         }
-                        Some(fresh) if fresh.version != current.version => {
-                            current = fresh;
-                            continue;
-                        }
-                        _ => {}
                     }
                     match verdict {
                         Ok(_) => return Ok((current, false)),
