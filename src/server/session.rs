@@ -380,8 +380,8 @@ impl Session {
                     let cap = self.hub.config.reconnect_grace_ms.min(1000) / 2;
                     let after = if cap == 0 { 0 } else { rand::random::<u64>() % cap };
                     let notice = protocol::frame(Kind::Draining, &json!({"type": "draining", "reconnect_after_ms": after}));
-                    let _ = send_within(ws, Message::Text(notice.text), self.write_timeout()).await;
-                    close_socket(ws, close::DRAINING, "node draining: reconnect elsewhere", self.linger(), self.write_timeout()).await;
+                    let _ = Box::pin(send_within(ws, Message::Text(notice.text), self.write_timeout())).await;
+                    Box::pin(close_socket(ws, close::DRAINING, "node draining: reconnect elsewhere", self.linger(), self.write_timeout())).await;
                     return End::Draining;
                 }
                 // The arms' work is boxed: a future awaited inline is part of
@@ -390,7 +390,7 @@ impl Session {
                 _ = self.outbox.notified() => match Box::pin(self.flush(ws)).await {
                     Ok(None) => {}
                     Ok(Some(request)) => {
-                        close_socket(ws, request.code, &request.reason, self.linger(), self.write_deadline()).await;
+                        Box::pin(close_socket(ws, request.code, &request.reason, self.linger(), self.write_deadline())).await;
                         return End::ServerClosed;
                     }
                     Err(()) => return End::Dropped,

@@ -11,7 +11,12 @@
 //! reading (and are closed with 4008).
 //!
 //! An admin changes the directory throughout (`actors::admin`, PROTOCOL.md
-//! §7.1): scratch agents and a scratch queue come and go.
+//! §7.1): scratch agents and a scratch queue come and go. The third node
+//! applies Redis's deltas through a push queue of 4 (`--redis-push-queue`):
+//! it drops the deltas of every burst it cannot apply in time and must
+//! catch up from the store (README, "a delta is dropped and the replica
+//! catches up"), held to the same invariants as the other two; the summary
+//! says how many it dropped.
 //!
 //! Once every fault has healed, every node's `/readyz` answers 200 and the
 //! deltas have stopped, it checks:
@@ -103,6 +108,7 @@ mod wire;
 
 use actors::{Ctx, DeviceSpec, Phase, SupSpec, SupState, CHANNELS};
 use cluster::{Node, Store, NODE_TTL_MS, REDIS_TIMEOUT_MS};
+use common::process::http_get;
 use model::{by_id, compare, Log, Outcome, Shared};
 use rng::Rng;
 use serde_json::{json, Value};
@@ -145,6 +151,20 @@ fn secs() -> u64 {
         .unwrap_or(30)
 }
 
+/// The push queue of node n3 (see [`Cluster::start`]).
+const TINY_PUSH_QUEUE: &str = "4";
+
+/// Deltas node `n` dropped since it last started
+/// (`presence_hub_redis_pushes_dropped_total`); 0 when it does not answer.
+async fn pushes_dropped(n: &Node) -> u64 {
+    let got = tokio::time::timeout(Duration::from_secs(2), http_get(&n.addr(), "/metrics")).await;
+    let Ok((200, text)) = got else { return 0 };
+    text.lines()
+        .find_map(|l| l.strip_prefix("presence_hub_redis_pushes_dropped_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 pub struct Cluster {
     pub nodes: Vec<Node>,
     pub store: Store,
@@ -155,7 +175,15 @@ impl Cluster {
         let flags = store.node_flags();
         let mut nodes = Vec::new();
         for i in 0..n {
-            nodes.push(Node::start(&format!("n{}", i + 1), &flags, extra, node_ttl_ms).await);
+            // The third node applies Redis's deltas through a queue of
+            // TINY_PUSH_QUEUE (`--redis-push-queue`): under the bursts of a
+            // run it drops deltas it cannot apply in time and catches up
+            // from the store, and the invariants hold it to the same views.
+            let mut extra: Vec<&str> = extra.to_vec();
+            if i == 2 && !extra.contains(&"--redis-push-queue") {
+                extra.extend(["--redis-push-queue", TINY_PUSH_QUEUE]);
+            }
+            nodes.push(Node::start(&format!("n{}", i + 1), &flags, &extra, node_ttl_ms).await);
         }
         Cluster { nodes, store }
     }
@@ -1065,9 +1093,13 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     for f in flaps.iter().take(10) {
         violations.push(f.clone());
     }
+    let dropped = match cluster.nodes.get(2) {
+        Some(n) => pushes_dropped(n).await,
+        None => 0,
+    };
     let summary = format!(
         "seed {seed} ({topology}): {} faults + {} client faults, {} requests ({acked} ok, {refused} refused {refusal_codes:?}, {unknown} unknown), \
-         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {events_checked} events checked in the stream, {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged); \
+         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {events_checked} events checked in the stream, {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged), {dropped} deltas dropped by n3's push queue of {TINY_PUSH_QUEUE} since its last start; \
          {} violations; {:.1} s",
         log.faults,
         log.client_faults,
