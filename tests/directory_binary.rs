@@ -187,3 +187,106 @@ async fn export_then_import_round_trips_and_prunes() {
     assert!(again.contains("Sales EMEA") && !again.contains("\"x\""));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A directory file larger than one `seed.lua` call (1 000 entries): the
+/// nodes seed the store in chunks, two of them at once here, and each
+/// loads the whole tenant — every user and every agent's first record —
+/// only once the last chunk is in. A node that joins later sends no seed:
+/// the store has the directory.
+///
+/// Redis's output limit for subscribed connections is lowered to 1 MB,
+/// below the tenant's state (≈ 1.5 MB): the state must come over a
+/// connection that does not subscribe, or Redis closes the node's
+/// connection mid-reply (as its default 32 MB did to a 100 000-agent
+/// tenant).
+#[tokio::test]
+async fn a_directory_of_thousands_is_seeded_in_chunks_by_nodes_starting_together() {
+    const AGENTS: usize = 2_600;
+    let redis = RedisServer::start();
+    let set = redis.cli(&[
+        "CONFIG",
+        "SET",
+        "client-output-buffer-limit",
+        "pubsub 1mb 1mb 0",
+    ]);
+    assert!(set.contains("OK"), "{set}");
+    let ids: Vec<String> = (0..AGENTS).map(|i| format!("a{i:05}")).collect();
+    let mut users: Vec<_> = ids
+        .iter()
+        .map(|id| json!({"id": id, "name": format!("Agent {id}"), "roles": ["agent"]}))
+        .collect();
+    users.push(json!({"id": "s1", "name": "Sam Supervisor", "roles": ["supervisor"]}));
+    users.push(json!({"id": "ad", "name": "Ada Admin", "roles": ["admin"]}));
+    let file = json!({"tenants": [{"id": "big", "name": "Big", "users": users,
+        "channels": [{"kind": "queue", "id": "q", "name": "Queue", "assigned": ids}]}]});
+    let path = std::env::temp_dir().join(format!("ph-big-{}.json", std::process::id()));
+    std::fs::write(&path, file.to_string()).expect("write the directory");
+    let path = path.to_string_lossy().to_string();
+    let node = |id: &'static str| {
+        let (redis, path) = (redis.url(), path.clone());
+        async move {
+            Proc::start(
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--redis-url",
+                    &redis,
+                    "--node-id",
+                    id,
+                    "--node-ttl-ms",
+                    "1000",
+                    "--no-demo",
+                    "--directory",
+                    &path,
+                ],
+                &[("PRESENCE_HUB_JWT_SECRET", common::SECRET)],
+            )
+            .await
+        }
+    };
+    let (a, b) = tokio::join!(node("big-a"), node("big-b"));
+    let watch = |p: &Proc| {
+        let url = p.ws_url();
+        async move {
+            let mut c = Client::connect(&url).await;
+            c.send(json!({"type": "hello", "token": token("big", "s1"), "role": "supervisor"}))
+                .await;
+            c.recv_type("welcome").await;
+            c.subscribe(json!({"all": true})).await
+        }
+    };
+    // Both attach at once: each seeds the chunks (the same file) before it
+    // loads, so neither may see a partial directory.
+    let (on_a, on_b) = tokio::join!(watch(&a), watch(&b));
+    for (node, snapshot) in [("a", &on_a), ("b", &on_b)] {
+        let agents = snapshot["agents"].as_array().expect("agents");
+        assert_eq!(agents.len(), AGENTS, "node {node}: agents in the snapshot");
+        assert!(
+            agents
+                .iter()
+                .all(|r| r["presence"] == "offline" && r["version"] == 0),
+            "node {node}: every agent at its seeded record"
+        );
+    }
+    // Deleted at runtime, then a third node with the same file joins: the
+    // store's directory stands (no seed is sent, and none would apply).
+    let (status, body) = request(
+        &a.addr,
+        "DELETE",
+        "/api/v1/directory/users/a00007",
+        Some(&token("big", "ad")),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let c = node("big-c").await;
+    let on_c = watch(&c).await;
+    let agents = on_c["agents"].as_array().expect("agents");
+    assert_eq!(agents.len(), AGENTS - 1, "node c: agents in the snapshot");
+    assert!(
+        agents.iter().all(|r| r["id"] != "a00007"),
+        "the deleted agent came back from the file"
+    );
+    let _ = std::fs::remove_file(&path);
+}

@@ -181,7 +181,7 @@ fn message_of(push: &PushInfo) -> Option<(&[u8], &[u8])> {
 fn push_queue(
     shared: &Arc<Shared>,
     bound: usize,
-) -> impl Fn(PushInfo) -> Result<(), std::convert::Infallible> + Clone + Send + Sync + 'static {
+) -> impl Fn(PushInfo) -> PushResult + Clone + Send + Sync + 'static {
     let (tx, rx) = mpsc::channel(bound);
     tokio::spawn(apply_pushes(Arc::downgrade(shared), rx));
     let overflow = shared.clone();
@@ -397,6 +397,90 @@ fn channel_key(channel: &crate::domain::ChannelRef) -> String {
 
 /// The users then the channels of a directory as `seed.lua` and
 /// `restore.lua` take them: pairs of field and JSON.
+/// What a push sender answers (it never fails: see [`push_queue`]).
+type PushResult = Result<(), std::convert::Infallible>;
+
+/// One connection to the store `target` names (RESP3, with automatic
+/// resubscription): with `on_push`, the node's subscribed connection; with
+/// none, one that never subscribes. `on_switch` runs when a Sentinel
+/// points at another master.
+async fn open<P>(
+    target: &Prepared,
+    timeout: Duration,
+    on_push: Option<P>,
+    on_switch: impl Fn() + Send + Sync + 'static,
+) -> Result<Conn, BackplaneError>
+where
+    P: Fn(PushInfo) -> PushResult + Clone + Send + Sync + 'static,
+{
+    let single = |on_push: Option<P>| {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            // Fail fast while Redis is away (callers get `unavailable` and
+            // the lease loop keeps trying) instead of queueing behind a
+            // long series of reconnection attempts.
+            .set_number_of_retries(1)
+            .set_max_delay(timeout);
+        match on_push {
+            Some(on_push) => config
+                .set_push_sender(on_push)
+                .set_automatic_resubscription(),
+            None => config,
+        }
+    };
+    Ok(match &target.kind {
+        PreparedKind::Cluster(seeds) => {
+            let mut builder = ::redis::cluster::ClusterClientBuilder::new(seeds.clone())
+                .use_protocol(::redis::ProtocolVersion::RESP3)
+                .tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true))
+                .connection_timeout(timeout)
+                .response_timeout(timeout);
+            if let Some(on_push) = on_push {
+                builder = builder.push_sender(on_push);
+            }
+            if target.tls {
+                builder = builder.tls(::redis::TlsMode::Secure);
+                if let Some(certs) = &target.certs {
+                    builder = builder.certs(certs.clone());
+                }
+            }
+            let client = builder.build().map_err(unavailable)?;
+            Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
+        }
+        PreparedKind::Sentinel { sentinels, master } => Conn::Sentinel(
+            SentinelConn::connect(
+                sentinels,
+                master,
+                target,
+                single(on_push),
+                single(None),
+                timeout,
+                on_switch,
+            )
+            .await
+            .map_err(unavailable)?,
+        ),
+        PreparedKind::Single(info) => {
+            let client = match &target.certs {
+                Some(certs) => ::redis::Client::build_with_tls(info.clone(), certs.clone()),
+                None => ::redis::Client::open(info.clone()),
+            }
+            .map_err(unavailable)?;
+            Conn::Single(
+                client
+                    .get_connection_manager_with_config(single(on_push))
+                    .await
+                    .map_err(unavailable)?,
+            )
+        }
+    })
+}
+
+/// Entries (users, channels and agents' records together) per `seed.lua`
+/// call: ≈ 1 MB of arguments for contact-center records.
+const SEED_CHUNK: usize = 1000;
+
 fn add_directory_args(
     invocation: &mut ::redis::ScriptInvocation<'_>,
     directory: &DirectoryImage,
@@ -493,6 +577,9 @@ impl Conn {
 
 pub struct RedisBackplane {
     conn: Conn,
+    /// A connection that never subscribes, for replies too large for the
+    /// subscribed one (see `connect`).
+    bulk: Conn,
     shared: Arc<Shared>,
     events: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<NodeEvent>>>,
     node_id: String,
@@ -543,62 +630,29 @@ impl RedisBackplane {
             node_channel: node_channel(node_id),
         });
         let on_push = push_queue(&shared, push_bound);
-        let single = |on_push| {
-            ConnectionManagerConfig::new()
-                .set_push_sender(on_push)
-                .set_automatic_resubscription()
-                .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout))
-                // Fail fast while Redis is away (callers get `unavailable` and
-                // the lease loop keeps trying) instead of queueing behind a
-                // long series of reconnection attempts.
-                .set_number_of_retries(1)
-                .set_max_delay(timeout)
-        };
-        let mut conn = match &target.kind {
-            PreparedKind::Cluster(seeds) => {
-                let mut builder = ::redis::cluster::ClusterClientBuilder::new(seeds.clone())
-                    .use_protocol(::redis::ProtocolVersion::RESP3)
-                    .tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true))
-                    .push_sender(on_push)
-                    .connection_timeout(timeout)
-                    .response_timeout(timeout);
-                if target.tls {
-                    builder = builder.tls(::redis::TlsMode::Secure);
-                    if let Some(certs) = &target.certs {
-                        builder = builder.certs(certs.clone());
-                    }
-                }
-                let client = builder.build().map_err(unavailable)?;
-                Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
-            }
-            PreparedKind::Sentinel { sentinels, master } => {
-                let replaced = shared.clone();
-                Conn::Sentinel(
-                    SentinelConn::connect(
-                        sentinels,
-                        master,
-                        target,
-                        single(on_push),
-                        timeout,
-                        move || replaced.connection_replaced(),
-                    )
-                    .await
-                    .map_err(unavailable)?,
-                )
-            }
-            PreparedKind::Single(info) => {
-                let client = match &target.certs {
-                    Some(certs) => ::redis::Client::build_with_tls(info.clone(), certs.clone()),
-                    None => ::redis::Client::open(info.clone()),
-                }
-                .map_err(unavailable)?;
-                Conn::Single(
-                    client
-                        .get_connection_manager_with_config(single(on_push))
-                        .await
-                        .map_err(unavailable)?,
-                )
+        let replaced = shared.clone();
+        // Boxed: the connect futures are deep, and the node's start (which
+        // awaits this) would otherwise pass the compiler's layout depth.
+        let mut conn = Box::pin(open(target, timeout, Some(on_push), move || {
+            replaced.connection_replaced()
+        }))
+        .await?;
+        // Large replies (a tenant's whole state: 70 MB for 100 000 agents)
+        // come over a connection of their own. On the subscribed one Redis
+        // counts them against its pub/sub output limit (`client-output-
+        // buffer-limit pubsub`, 32 MB by default) and closes it.
+        // Behind Sentinels, the same master's second manager (it switches
+        // with the first).
+        let bulk = match &conn {
+            Conn::Sentinel(c) => Conn::Sentinel(c.bulk()),
+            _ => {
+                Box::pin(open(
+                    target,
+                    timeout,
+                    None::<fn(PushInfo) -> PushResult>,
+                    || {},
+                ))
+                .await?
             }
         };
         conn.listen(&shared.node_channel)
@@ -606,6 +660,7 @@ impl RedisBackplane {
             .map_err(unavailable)?;
         Ok(RedisBackplane {
             conn,
+            bulk,
             shared,
             events: parking_lot::Mutex::new(Some(rx)),
             node_id: node_id.to_string(),
@@ -933,6 +988,63 @@ impl RedisBackplane {
     }
 }
 
+impl RedisBackplane {
+    /// Writes what the store lacks of `seed` (`lua/seed.lua`), in chunks of
+    /// at most [`SEED_CHUNK`] entries: one command per chunk keeps each
+    /// short for Redis and for the node's one connection (the lease
+    /// renewals share it), whatever the size of the directory file.
+    async fn seed_tenant(
+        &self,
+        k: &Keys,
+        seed: &TenantSeed,
+        conn: &mut Conn,
+    ) -> Result<(), BackplaneError> {
+        let settings_json = to_json(&seed.settings)?;
+        // Used only when the store has no epoch yet (a fresh tenant, seq 0).
+        let epoch = Epoch::new(&self.node_id, 0);
+        let users = &seed.directory.users;
+        let channels = &seed.directory.channels;
+        let total = users.len() + channels.len() + seed.agents.len();
+        let mut at = 0;
+        // One chunk at least: the last one sets the directory version, an
+        // empty directory included.
+        loop {
+            let end = (at + SEED_CHUNK).min(total);
+            let part =
+                |from: usize, len: usize| at.clamp(from, from + len)..end.clamp(from, from + len);
+            let (u, c) = (part(0, users.len()), part(users.len(), channels.len()));
+            let r = part(users.len() + channels.len(), seed.agents.len());
+            let base_c = users.len();
+            let base_r = users.len() + channels.len();
+            let mut invocation = k.state_invocation(&self.seed);
+            invocation
+                .arg(&settings_json)
+                .arg(&epoch.id)
+                .arg(u.len())
+                .arg(c.len())
+                .arg(if end == total { "1" } else { "0" });
+            for user in &users[u] {
+                invocation.arg(&user.id).arg(to_json(user)?);
+            }
+            for channel in &channels[c.start - base_c..c.end - base_c] {
+                invocation
+                    .arg(channel_key(&channel.channel_ref()))
+                    .arg(to_json(channel)?);
+            }
+            for record in &seed.agents[r.start - base_r..r.end - base_r] {
+                invocation.arg(&record.id).arg(without_version(record)?);
+            }
+            let wrote: ::redis::RedisResult<i64> =
+                guarded(invocation.invoke_async(conn), self.timeout).await;
+            // 0: another node finished seeding meanwhile; its directory stands.
+            if self.note(wrote)? == 0 || end == total {
+                return Ok(());
+            }
+            at = end;
+        }
+    }
+}
+
 #[async_trait]
 impl Backplane for RedisBackplane {
     async fn attach(
@@ -948,22 +1060,14 @@ impl Backplane for RedisBackplane {
         let mut conn = self.conn();
         let subscribed = guarded(conn.listen(&k.deltas), self.timeout).await;
         self.note(subscribed)?;
-        let settings_json = to_json(&seed.settings)?;
-        // Used only when the store has no epoch yet (a fresh tenant, seq 0).
-        let epoch = Epoch::new(&self.node_id, 0);
-        let mut invocation = k.state_invocation(&self.seed);
-        invocation
-            .arg(settings_json)
-            .arg(epoch.id)
-            .arg(seed.directory.users.len())
-            .arg(seed.directory.channels.len());
-        add_directory_args(&mut invocation, &seed.directory)?;
-        for record in &seed.agents {
-            invocation.arg(&record.id).arg(without_version(record)?);
+        // A store that has the tenant's directory needs no seed: one
+        // EXISTS instead of sending the whole file again (100 MB for
+        // 100 000 agents) at every node's attach.
+        let seeded: ::redis::RedisResult<bool> =
+            guarded(conn.exists(&k.dir_version), self.timeout).await;
+        if !self.note(seeded)? {
+            self.seed_tenant(&k, &seed, &mut conn).await?;
         }
-        let seeded: ::redis::RedisResult<i64> =
-            guarded(invocation.invoke_async(&mut conn), self.timeout).await;
-        self.note(seeded)?;
         self.load(tenant).await?.ok_or_else(|| {
             BackplaneError::Unavailable(format!("tenant {tenant} vanished while attaching"))
         })
@@ -1344,7 +1448,7 @@ impl Backplane for RedisBackplane {
                 .key(&k.dir_users)
                 .key(&k.dir_channels)
                 .key(&k.dir_removed)
-                .invoke_async(&mut self.conn()),
+                .invoke_async(&mut self.bulk.clone()),
             self.timeout,
         )
         .await;

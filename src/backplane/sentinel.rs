@@ -13,6 +13,10 @@
 //! reconnection. Lua scripts reload themselves on `NOSCRIPT`
 //! (`redis::Script`). Until a master answers, commands fail and the node
 //! is not ready.
+//!
+//! Each master gets two managers: the subscribed one, and one that never
+//! subscribes for large replies ([`SentinelConn::bulk`]; see
+//! `RedisBackplane::connect`). They switch together.
 
 use super::redis::guarded;
 use super::target::Prepared;
@@ -28,12 +32,22 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct SentinelConn {
     inner: Arc<Inner>,
+    /// Sends over the master's manager that never subscribes.
+    bulk: bool,
+}
+
+/// The master the sentinels named last, and this node's two managers to it.
+struct Master {
+    addr: String,
+    manager: ConnectionManager,
+    bulk: ConnectionManager,
 }
 
 struct Inner {
     sentinel: tokio::sync::Mutex<SentinelClient>,
     config: ConnectionManagerConfig,
-    current: parking_lot::RwLock<(String, ConnectionManager)>,
+    bulk_config: ConnectionManagerConfig,
+    current: parking_lot::RwLock<Master>,
     /// What this node listens to, subscribed again on a new master.
     channels: parking_lot::Mutex<BTreeSet<String>>,
     asking: AtomicBool,
@@ -65,6 +79,7 @@ impl SentinelConn {
         master_name: &str,
         target: &Prepared,
         config: ConnectionManagerConfig,
+        bulk_config: ConnectionManagerConfig,
         timeout: Duration,
         on_switch: impl Fn() + Send + Sync + 'static,
     ) -> RedisResult<SentinelConn> {
@@ -101,13 +116,15 @@ impl SentinelConn {
             }
         }
         let mut sentinel = builder.build()?;
-        let (addr, manager) = guarded(master(&mut sentinel, &config), timeout).await?;
-        tracing::info!(master = %addr, name = %master_name, "connected to the master the sentinels name");
+        let current = guarded(master(&mut sentinel, &config, &bulk_config), timeout).await?;
+        tracing::info!(master = %current.addr, name = %master_name, "connected to the master the sentinels name");
         Ok(SentinelConn {
+            bulk: false,
             inner: Arc::new(Inner {
                 sentinel: tokio::sync::Mutex::new(sentinel),
                 config,
-                current: parking_lot::RwLock::new((addr, manager)),
+                bulk_config,
+                current: parking_lot::RwLock::new(current),
                 channels: parking_lot::Mutex::new(BTreeSet::new()),
                 asking: AtomicBool::new(false),
                 timeout,
@@ -117,7 +134,20 @@ impl SentinelConn {
     }
 
     fn manager(&self) -> ConnectionManager {
-        self.inner.current.read().1.clone()
+        let current = self.inner.current.read();
+        if self.bulk {
+            current.bulk.clone()
+        } else {
+            current.manager.clone()
+        }
+    }
+
+    /// The same master through the manager that never subscribes.
+    pub fn bulk(&self) -> SentinelConn {
+        SentinelConn {
+            inner: self.inner.clone(),
+            bulk: true,
+        }
     }
 
     pub async fn subscribe(&self, channel: &str) -> RedisResult<()> {
@@ -166,19 +196,26 @@ impl Inner {
     async fn follow(&self) -> RedisResult<bool> {
         let client = self.sentinel.lock().await.async_get_client().await?;
         let addr = client.get_connection_info().addr().to_string();
-        if self.current.read().0 == addr {
-            // Same master: its manager reconnects by itself.
+        if self.current.read().addr == addr {
+            // Same master: its managers reconnect by themselves.
             return Ok(true);
         }
         let mut manager = client
             .get_connection_manager_with_config(self.config.clone())
+            .await?;
+        let bulk = client
+            .get_connection_manager_with_config(self.bulk_config.clone())
             .await?;
         let channels: Vec<String> = self.channels.lock().iter().cloned().collect();
         for channel in channels {
             manager.subscribe(channel).await?;
         }
         tracing::warn!(master = %addr, "the sentinels name a new master: switched to it");
-        *self.current.write() = (addr, manager);
+        *self.current.write() = Master {
+            addr,
+            manager,
+            bulk,
+        };
         (self.on_switch)();
         Ok(false)
     }
@@ -187,13 +224,21 @@ impl Inner {
 async fn master(
     sentinel: &mut SentinelClient,
     config: &ConnectionManagerConfig,
-) -> RedisResult<(String, ConnectionManager)> {
+    bulk_config: &ConnectionManagerConfig,
+) -> RedisResult<Master> {
     let client = sentinel.async_get_client().await?;
     let addr = client.get_connection_info().addr().to_string();
     let manager = client
         .get_connection_manager_with_config(config.clone())
         .await?;
-    Ok((addr, manager))
+    let bulk = client
+        .get_connection_manager_with_config(bulk_config.clone())
+        .await?;
+    Ok(Master {
+        addr,
+        manager,
+        bulk,
+    })
 }
 
 impl ConnectionLike for SentinelConn {

@@ -846,6 +846,11 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     for t in &tasks {
         t.abort();
     }
+    // What the small push queue of n3 (`Cluster::start`) dropped.
+    let dropped = match cluster.nodes.get(2) {
+        Some(n) => pushes_dropped(n).await,
+        None => 0,
+    };
 
     let log = log.lock().unwrap();
     let resumes: Vec<model::Resume> = sups
@@ -1093,10 +1098,6 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     for f in flaps.iter().take(10) {
         violations.push(f.clone());
     }
-    let dropped = match cluster.nodes.get(2) {
-        Some(n) => pushes_dropped(n).await,
-        None => 0,
-    };
     let summary = format!(
         "seed {seed} ({topology}): {} faults + {} client faults, {} requests ({acked} ok, {refused} refused {refusal_codes:?}, {unknown} unknown), \
          {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {events_checked} events checked in the stream, {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged), {dropped} deltas dropped by n3's push queue of {TINY_PUSH_QUEUE} since its last start; \
