@@ -538,6 +538,21 @@ pub trait Backplane: Send + Sync + 'static {
         Ok(true)
     }
 
+    /// A number every node sees change when any tenant gets a new webhook
+    /// endpoint ([`Backplane::bump_webhooks_generation`]), so a node's
+    /// poll for endpoints reads one key, not every tenant's document, while
+    /// nothing was added. `None`: not kept (one node: its poll reads its
+    /// own memory, which costs nothing).
+    async fn webhooks_generation(&self) -> Result<Option<u64>, BackplaneError> {
+        Ok(None)
+    }
+
+    /// Moves [`Backplane::webhooks_generation`] on, after an endpoint was
+    /// added.
+    async fn bump_webhooks_generation(&self) -> Result<(), BackplaneError> {
+        Ok(())
+    }
+
     /// One of the tenant's webhook documents (`name`: `endpoints`, or
     /// `state:<id>`), with its version: `(0, None)` when there is none.
     /// Documents are opaque JSON to the store (`crate::webhooks::store`).

@@ -397,6 +397,9 @@ fn channel_key(channel: &crate::domain::ChannelRef) -> String {
 
 /// The users then the channels of a directory as `seed.lua` and
 /// `restore.lua` take them: pairs of field and JSON.
+/// The one key outside every tenant's: see `Backplane::webhooks_generation`.
+const WEBHOOKS_GENERATION: &str = "hub:webhooks:generation";
+
 /// What a push sender answers (it never fails: see [`push_queue`]).
 type PushResult = Result<(), std::convert::Infallible>;
 
@@ -1763,6 +1766,18 @@ impl Backplane for RedisBackplane {
         .await;
         let version = self.note(written)?;
         Ok(u64::try_from(version).ok())
+    }
+
+    async fn webhooks_generation(&self) -> Result<Option<u64>, BackplaneError> {
+        let got: ::redis::RedisResult<Option<u64>> =
+            guarded(self.conn().get(WEBHOOKS_GENERATION), self.timeout).await;
+        Ok(Some(self.note(got)?.unwrap_or(0)))
+    }
+
+    async fn bump_webhooks_generation(&self) -> Result<(), BackplaneError> {
+        let bumped: ::redis::RedisResult<u64> =
+            guarded(self.conn().incr(WEBHOOKS_GENERATION, 1), self.timeout).await;
+        self.note(bumped).map(|_| ())
     }
 
     async fn create_credential(

@@ -64,11 +64,30 @@ pub fn start(hub: &Arc<Hub>) -> Option<JoinHandle<()>> {
     let poll = poll_of(hub);
     Some(tokio::spawn(async move {
         let mut workers: HashMap<(String, String), JoinHandle<()>> = HashMap::new();
+        // Every tenant's endpoints are read only when an endpoint was added
+        // somewhere (the store's generation moved), or once every
+        // `FULL_SCAN_POLLS` polls: with 1 000 tenants, 1 000 reads a second
+        // per node would otherwise find nothing new.
+        let mut seen: Option<u64> = None;
+        let mut polls_since_scan = FULL_SCAN_POLLS;
         loop {
             {
                 let Some(hub) = weak.upgrade() else { return };
                 workers.retain(|_, w| !w.is_finished());
-                let tenants: Vec<String> = hub.directory.tenants().map(|t| t.id.clone()).collect();
+                let generation = hub.backplane.webhooks_generation().await.ok().flatten();
+                polls_since_scan += 1;
+                // (A worker ends only when its endpoint is deleted; one
+                // added again under the same id moves the generation.)
+                let scan = generation.is_none()
+                    || generation != seen
+                    || polls_since_scan >= FULL_SCAN_POLLS;
+                let tenants: Vec<String> = if scan {
+                    seen = generation;
+                    polls_since_scan = 0;
+                    hub.directory.tenants().map(|t| t.id.clone()).collect()
+                } else {
+                    Vec::new()
+                };
                 for tenant in tenants {
                     let Ok((_, doc)) = store::load::<Endpoints>(&hub, &tenant, ENDPOINTS).await
                     else {
@@ -99,6 +118,10 @@ pub fn start(hub: &Arc<Hub>) -> Option<JoinHandle<()>> {
         }
     }))
 }
+
+/// Polls between two reads of every tenant's endpoints when the generation
+/// did not move (see `start`): a minute at the default poll of 1 s.
+const FULL_SCAN_POLLS: u32 = 60;
 
 fn poll_of(hub: &Hub) -> Duration {
     Duration::from_millis(hub.config.webhook_poll_ms.max(10))

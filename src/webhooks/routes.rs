@@ -149,6 +149,11 @@ async fn put(
                 Ok((Some(Some(state)), ()))
             })
             .await?;
+            // Every node's poll notices a new endpoint by this (the full
+            // scan it also makes now and then catches a lost bump).
+            if let Err(e) = hub.backplane.bump_webhooks_generation().await {
+                tracing::warn!(error = %e, "webhooks: the new endpoint waits for the nodes' next full scan");
+            }
         }
         let (_, state) = store::load::<State>(&hub, &t, &store::state_name(&id)).await?;
         let mut answer = view(&id, &endpoint, &state);
