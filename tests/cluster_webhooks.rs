@@ -14,18 +14,23 @@ mod common {
 use common::TestHub;
 use suite::{change, create, delivered, fast, ids, stream_after, until, Mode, Receiver};
 
+/// A connection to the cluster's Redis.
+async fn redis_of(hub: &TestHub) -> redis::aio::MultiplexedConnection {
+    let url = hub.redis.as_ref().expect("the cluster's Redis").url();
+    redis::Client::open(url)
+        .expect("a Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis")
+}
+
 /// The node that holds an endpoint's lease stops: another node takes the
 /// lease once it runs out and goes on from the stored cursor — every event
 /// once, in order, nothing lost between the two.
 #[tokio::test]
 async fn another_node_takes_over_when_the_delivering_node_stops() {
     let mut hub = TestHub::start_with(fast).await;
-    let url = hub.redis.as_ref().expect("the cluster's Redis").url();
-    let mut redis = redis::Client::open(url)
-        .expect("a Redis URL")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis");
+    let mut redis = redis_of(&hub).await;
     let rx = Receiver::start(Mode::Ok).await;
     let (secret, start) = create(hub.addr, "sync", &rx.url()).await;
     change(hub.node(0).addr, "t1").await;
@@ -127,12 +132,7 @@ async fn nodes_read_the_tenants_endpoints_only_when_one_was_added() {
         presence_hub::directory::Directory::parse(&file).expect("the generated directory")
     })
     .await;
-    let url = hub.redis.as_ref().expect("the cluster's Redis").url();
-    let mut redis = redis::Client::open(url)
-        .expect("a Redis URL")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis");
+    let mut redis = redis_of(&hub).await;
     let hmget = |stats: &str| -> u64 {
         stats
             .lines()
