@@ -113,7 +113,7 @@ async fn another_node_takes_over_when_the_delivering_node_stops() {
 /// endpoints at every poll: over a second of polls every 50 ms by three
 /// nodes, 40 tenants without endpoints cost at most one full scan per node
 /// (where reading each tenant at each poll is 40 × 20 × 3 = 2 400 reads).
-/// An endpoint added then is still picked up at once: the generation moved.
+/// An endpoint added then moves the generation, and is delivered.
 #[tokio::test]
 async fn nodes_read_the_tenants_endpoints_only_when_one_was_added() {
     const TENANTS: usize = 40;
@@ -171,8 +171,24 @@ async fn nodes_read_the_tenants_endpoints_only_when_one_was_added() {
         reads <= (3 * TENANTS) as u64,
         "{reads} reads of webhook documents in a second of polls with no endpoint added"
     );
+    let generation = |mut redis: redis::aio::MultiplexedConnection| async move {
+        redis::cmd("GET")
+            .arg("hub:webhooks:generation")
+            .query_async::<Option<u64>>(&mut redis)
+            .await
+            .expect("GET")
+            .unwrap_or(0)
+    };
+    let before = generation(redis.clone()).await;
     let rx = Receiver::start(Mode::Ok).await;
     create(hub.addr, "late", &rx.url()).await;
+    // What makes every node's next poll read the tenants (else they would
+    // find the endpoint only at their next full scan, 60 polls later).
+    assert_eq!(
+        generation(redis.clone()).await,
+        before + 1,
+        "the generation did not move"
+    );
     change(hub.node(0).addr, "t1").await;
     until("t1 delivered to the endpoint added last", || async {
         (!delivered(&rx).is_empty()).then_some(())

@@ -268,6 +268,30 @@ async fn a_directory_of_thousands_is_seeded_in_chunks_by_nodes_starting_together
             "node {node}: every agent at its seeded record"
         );
     }
+    // The directory too: every user, and the queue with every member.
+    let (status, listed) = request(
+        &b.addr,
+        "GET",
+        "/api/v1/directory",
+        Some(&token("big", "ad")),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["users"].as_array().map(Vec::len),
+        Some(AGENTS + 2),
+        "users"
+    );
+    // Each agent assigned to the queue (the channel's JSON in the seed).
+    let agents = on_b["agents"].as_array().expect("agents");
+    assert!(
+        agents.iter().all(|r| r["channels"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["id"] == "q" && c["assigned"] == true))),
+        "every agent assigned to the queue"
+    );
     // Deleted at runtime, then a third node with the same file joins: the
     // store's directory stands (no seed is sent, and none would apply).
     let (status, body) = request(

@@ -22,6 +22,7 @@
 //! | `hub:{t}:sweep:{node}` | short lock: one survivor cleans up a dead node |
 //! | `hub:{leases}:<node>` | a live node's lease (TTL `--node-ttl-ms`); every lease on one Redis Cluster slot, so a shard failover stops all renewals or none |
 //! | `hub:cmd:{node}` | pub/sub channel of commands routed to a node (hash-tagged by node) |
+//! | `hub:webhooks:generation` | a number moved on by every webhook endpoint created (`crate::webhooks`): what nodes poll instead of every tenant's endpoints |
 //!
 //! Every change is one Lua script (`lua/commit.lua`) that checks the
 //! version, bumps the seq, writes, appends the history and publishes the
@@ -31,6 +32,9 @@
 //! (see `super::settle`): `unavailable` means never applied.
 //! One multiplexed RESP3 connection (a `ConnectionManager`) carries commands
 //! and pub/sub pushes; it reconnects with backoff and resubscribes by itself.
+//! A second one, which never subscribes, carries the replies too large for a
+//! subscribed connection (a tenant's whole state: Redis holds those to its
+//! pub/sub output limit, see `connect`).
 //! Pub/sub is at-most-once: after a disconnection the hub resyncs every
 //! tenant from the store (see `hub::cluster`).
 //!
@@ -395,8 +399,6 @@ fn channel_key(channel: &crate::domain::ChannelRef) -> String {
     format!("{}:{}", channel.kind.as_str(), channel.id)
 }
 
-/// The users then the channels of a directory as `seed.lua` and
-/// `restore.lua` take them: pairs of field and JSON.
 /// The one key outside every tenant's: see `Backplane::webhooks_generation`.
 const WEBHOOKS_GENERATION: &str = "hub:webhooks:generation";
 
@@ -481,9 +483,15 @@ where
 }
 
 /// Entries (users, channels and agents' records together) per `seed.lua`
-/// call: ≈ 1 MB of arguments for contact-center records.
+/// call at most (≈ 1 MB of arguments for contact-center records).
 const SEED_CHUNK: usize = 1000;
 
+/// Bytes of entries per `seed.lua` call, past which a call ends early (a
+/// queue's JSON lists its members: a few queues can be megabytes).
+const SEED_CHUNK_BYTES: usize = 1 << 20;
+
+/// The users then the channels of a directory as `restore.lua` takes
+/// them: pairs of field and JSON.
 fn add_directory_args(
     invocation: &mut ::redis::ScriptInvocation<'_>,
     directory: &DirectoryImage,
@@ -992,10 +1000,12 @@ impl RedisBackplane {
 }
 
 impl RedisBackplane {
-    /// Writes what the store lacks of `seed` (`lua/seed.lua`), in chunks of
-    /// at most [`SEED_CHUNK`] entries: one command per chunk keeps each
-    /// short for Redis and for the node's one connection (the lease
-    /// renewals share it), whatever the size of the directory file.
+    /// Writes what the store lacks of `seed` (`lua/seed.lua`), in calls of
+    /// at most [`SEED_CHUNK`] entries and about [`SEED_CHUNK_BYTES`]: each
+    /// stays short for Redis and for the node's connection (its lease
+    /// renewals share it), whatever the size of the directory file. Starts
+    /// over when the last call finds earlier ones lost (a failover between
+    /// two calls), a few times at most.
     async fn seed_tenant(
         &self,
         k: &Keys,
@@ -1005,46 +1015,66 @@ impl RedisBackplane {
         let settings_json = to_json(&seed.settings)?;
         // Used only when the store has no epoch yet (a fresh tenant, seq 0).
         let epoch = Epoch::new(&self.node_id, 0);
-        let users = &seed.directory.users;
-        let channels = &seed.directory.channels;
-        let total = users.len() + channels.len() + seed.agents.len();
-        let mut at = 0;
-        // One chunk at least: the last one sets the directory version, an
-        // empty directory included.
-        loop {
-            let end = (at + SEED_CHUNK).min(total);
-            let part =
-                |from: usize, len: usize| at.clamp(from, from + len)..end.clamp(from, from + len);
-            let (u, c) = (part(0, users.len()), part(users.len(), channels.len()));
-            let r = part(users.len() + channels.len(), seed.agents.len());
-            let base_c = users.len();
-            let base_r = users.len() + channels.len();
-            let mut invocation = k.state_invocation(&self.seed);
-            invocation
-                .arg(&settings_json)
-                .arg(&epoch.id)
-                .arg(u.len())
-                .arg(c.len())
-                .arg(if end == total { "1" } else { "0" });
-            for user in &users[u] {
-                invocation.arg(&user.id).arg(to_json(user)?);
-            }
-            for channel in &channels[c.start - base_c..c.end - base_c] {
-                invocation
-                    .arg(channel_key(&channel.channel_ref()))
-                    .arg(to_json(channel)?);
-            }
-            for record in &seed.agents[r.start - base_r..r.end - base_r] {
-                invocation.arg(&record.id).arg(without_version(record)?);
-            }
-            let wrote: ::redis::RedisResult<i64> =
-                guarded(invocation.invoke_async(conn), self.timeout).await;
-            // 0: another node finished seeding meanwhile; its directory stands.
-            if self.note(wrote)? == 0 || end == total {
-                return Ok(());
-            }
-            at = end;
+        let (users, channels) = (&seed.directory.users, &seed.directory.channels);
+        // Every entry as the script takes it: users, then channels, then
+        // agents, each a field and its JSON.
+        let mut entries: Vec<(String, String)> =
+            Vec::with_capacity(users.len() + channels.len() + seed.agents.len());
+        for user in users {
+            entries.push((user.id.clone(), to_json(user)?));
         }
+        for channel in channels {
+            entries.push((channel_key(&channel.channel_ref()), to_json(channel)?));
+        }
+        for record in &seed.agents {
+            entries.push((record.id.clone(), without_version(record)?));
+        }
+        let kinds = [users.len(), users.len() + channels.len()];
+        for _attempt in 0..3 {
+            let mut at = 0;
+            loop {
+                // One entry at least, however large.
+                let mut end = at + 1;
+                let mut bytes = entries.get(at).map_or(0, |(f, j)| f.len() + j.len());
+                while end < entries.len() && end - at < SEED_CHUNK {
+                    let next = entries[end].0.len() + entries[end].1.len();
+                    if bytes + next > SEED_CHUNK_BYTES {
+                        break;
+                    }
+                    bytes += next;
+                    end += 1;
+                }
+                let end = end.min(entries.len());
+                let last = end == entries.len();
+                let in_chunk = |from: usize, to: usize| end.clamp(from, to) - at.clamp(from, to);
+                let mut invocation = k.state_invocation(&self.seed);
+                invocation
+                    .arg(&settings_json)
+                    .arg(&epoch.id)
+                    .arg(in_chunk(0, kinds[0]))
+                    .arg(in_chunk(kinds[0], kinds[1]))
+                    .arg(if last { "1" } else { "0" })
+                    .arg(users.len())
+                    .arg(channels.len())
+                    .arg(seed.agents.len());
+                for (field, json) in &entries[at..end] {
+                    invocation.arg(field).arg(json);
+                }
+                let wrote: ::redis::RedisResult<i64> =
+                    guarded(invocation.invoke_async(conn), self.timeout).await;
+                match self.note(wrote)? {
+                    // Another node finished seeding meanwhile: its stands.
+                    0 => return Ok(()),
+                    -1 => break,
+                    _ if last => return Ok(()),
+                    _ => at = end,
+                }
+            }
+            tracing::warn!(tenant = %k.tenant, "earlier seed chunks were lost (a failover?): seeding again");
+        }
+        Err(BackplaneError::Unavailable(
+            "the directory seed kept losing its earlier chunks".into(),
+        ))
     }
 }
 
@@ -1068,7 +1098,16 @@ impl Backplane for RedisBackplane {
         // 100 000 agents) at every node's attach.
         let seeded: ::redis::RedisResult<bool> =
             guarded(conn.exists(&k.dir_version), self.timeout).await;
-        if !self.note(seeded)? {
+        let skipped = self.note(seeded)?;
+        if !skipped {
+            self.seed_tenant(&k, &seed, &mut conn).await?;
+        }
+        if let Some(state) = self.load(tenant).await? {
+            return Ok(state);
+        }
+        // A directory without its seq, settings or epoch (evicted, or
+        // deleted by hand): the seed's first call puts them back.
+        if skipped {
             self.seed_tenant(&k, &seed, &mut conn).await?;
         }
         self.load(tenant).await?.ok_or_else(|| {

@@ -1,6 +1,6 @@
 //! Following a Sentinel-managed Redis master (`--redis-sentinel`).
 //!
-//! The sentinels name the master; [`SentinelConn`] holds one
+//! The sentinels name the master; [`SentinelConn`] holds a
 //! `ConnectionManager` to it and sends every command there. A
 //! `ConnectionManager` reconnects to one fixed address, so it cannot follow
 //! a failover by itself: when a command fails in a way that says the master
@@ -200,12 +200,11 @@ impl Inner {
             // Same master: its managers reconnect by themselves.
             return Ok(true);
         }
-        let mut manager = client
-            .get_connection_manager_with_config(self.config.clone())
-            .await?;
-        let bulk = client
-            .get_connection_manager_with_config(self.bulk_config.clone())
-            .await?;
+        // Both at once: the switch must fit in the caller's bound.
+        let (mut manager, bulk) = tokio::try_join!(
+            client.get_connection_manager_with_config(self.config.clone()),
+            client.get_connection_manager_with_config(self.bulk_config.clone()),
+        )?;
         let channels: Vec<String> = self.channels.lock().iter().cloned().collect();
         for channel in channels {
             manager.subscribe(channel).await?;
@@ -228,12 +227,10 @@ async fn master(
 ) -> RedisResult<Master> {
     let client = sentinel.async_get_client().await?;
     let addr = client.get_connection_info().addr().to_string();
-    let manager = client
-        .get_connection_manager_with_config(config.clone())
-        .await?;
-    let bulk = client
-        .get_connection_manager_with_config(bulk_config.clone())
-        .await?;
+    let (manager, bulk) = tokio::try_join!(
+        client.get_connection_manager_with_config(config.clone()),
+        client.get_connection_manager_with_config(bulk_config.clone()),
+    )?;
     Ok(Master {
         addr,
         manager,

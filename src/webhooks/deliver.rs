@@ -74,23 +74,31 @@ pub fn start(hub: &Arc<Hub>) -> Option<JoinHandle<()>> {
             {
                 let Some(hub) = weak.upgrade() else { return };
                 workers.retain(|_, w| !w.is_finished());
-                let generation = hub.backplane.webhooks_generation().await.ok().flatten();
-                polls_since_scan += 1;
+                polls_since_scan = polls_since_scan.saturating_add(1);
                 // (A worker ends only when its endpoint is deleted; one
                 // added again under the same id moves the generation.)
-                let scan = generation.is_none()
-                    || generation != seen
-                    || polls_since_scan >= FULL_SCAN_POLLS;
+                let (scan, generation) = match hub.backplane.webhooks_generation().await {
+                    // One node: its own memory, read every poll.
+                    Ok(None) => (true, None),
+                    Ok(Some(g)) => (
+                        seen != Some(g) || polls_since_scan >= FULL_SCAN_POLLS,
+                        Some(g),
+                    ),
+                    // The store is away: no scan would get anywhere.
+                    Err(_) => (false, None),
+                };
                 let tenants: Vec<String> = if scan {
-                    seen = generation;
-                    polls_since_scan = 0;
                     hub.directory.tenants().map(|t| t.id.clone()).collect()
                 } else {
                     Vec::new()
                 };
+                // Done only when every tenant was read: a read that failed
+                // is tried again at the next poll.
+                let mut complete = true;
                 for tenant in tenants {
                     let Ok((_, doc)) = store::load::<Endpoints>(&hub, &tenant, ENDPOINTS).await
                     else {
+                        complete = false;
                         continue;
                     };
                     for id in doc.endpoints.keys() {
@@ -106,6 +114,10 @@ pub fn start(hub: &Arc<Hub>) -> Option<JoinHandle<()>> {
                         };
                         workers.insert(key, tokio::spawn(worker.run()));
                     }
+                }
+                if scan && complete {
+                    seen = generation;
+                    polls_since_scan = 0;
                 }
             }
             tokio::select! {

@@ -498,6 +498,8 @@ async fn quiet(
 struct Verdict {
     violations: Vec<String>,
     summary: String,
+    /// Deltas n3's small push queue dropped (see `Cluster::start`).
+    dropped: u64,
 }
 
 async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
@@ -1144,11 +1146,13 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         return Verdict {
             violations: report,
             summary,
+            dropped,
         };
     }
     Verdict {
         violations: Vec::new(),
         summary,
+        dropped,
     }
 }
 
@@ -1383,9 +1387,11 @@ async fn run_seeds(defaults: &[u64], sentinel: bool) {
     let _one = EXCLUSIVE.lock().await;
     let mut failed = Vec::new();
     let mut summaries = Vec::new();
+    let mut dropped = 0;
     for seed in seeds(defaults) {
         let v = run_seed(seed, sentinel, secs()).await;
         summaries.push(v.summary);
+        dropped += v.dropped;
         if !v.violations.is_empty() {
             eprintln!("{}", v.violations.join("\n"));
             failed.push(v.violations.join("\n"));
@@ -1395,6 +1401,12 @@ async fn run_seeds(defaults: &[u64], sentinel: bool) {
         failed.is_empty(),
         "convergence violated:\n{}\n\nsummaries:\n{}",
         failed.join("\n\n"),
+        summaries.join("\n")
+    );
+    // Else the drop-and-catch-up path this suite promises to run did not.
+    assert!(
+        dropped > 0,
+        "n3's push queue of {TINY_PUSH_QUEUE} dropped no delta in any seed:\n{}",
         summaries.join("\n")
     );
 }

@@ -47,7 +47,10 @@ if ARGV[6] ~= '0' then
   end
 end
 local seq_now = tonumber(redis.call('GET', KEYS[1]) or '0')
-if (redis.call('GET', KEYS[8]) or '0') ~= ARGV[1] then
+-- No directory version: the tenant is being seeded (`seed.lua`) or was
+-- lost; a change planned on a replica must not make a partial directory
+-- the store's.
+if redis.call('GET', KEYS[8]) ~= ARGV[1] then
   return {0, seq_now}
 end
 local n_users_put, n_users_del = tonumber(ARGV[8]), tonumber(ARGV[9])

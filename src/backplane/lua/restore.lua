@@ -16,7 +16,9 @@ if redis.call('EXISTS', KEYS[5]) == 1 then
 end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SET', KEYS[4], ARGV[3])
-redis.call('DEL', KEYS[7], KEYS[8], KEYS[9])
+-- Records and versions too: a seed interrupted before its last chunk
+-- (`seed.lua`) leaves some behind, with no epoch.
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[7], KEYS[8], KEYS[9])
 redis.call('SET', KEYS[6], ARGV[4])
 local n_users, n_channels, n_removed = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local channels_at = 10 + 2 * n_users
