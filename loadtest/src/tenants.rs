@@ -79,6 +79,10 @@ pub struct Args {
     /// The measured window.
     #[arg(long, default_value_t = 10)]
     pub hold_s: u64,
+    /// Wait this long once everyone is connected before the window opens
+    /// (the attaches and sign-ins' own work dies down).
+    #[arg(long, default_value_t = 1)]
+    pub settle_s: u64,
     /// Each held agent sends a heartbeat this often.
     #[arg(long, default_value_t = 10_000)]
     pub heartbeat_ms: u64,
@@ -166,7 +170,7 @@ pub async fn run(a: Args) -> Result<Value, String> {
     let driver_count = drivers.len();
     let connect_s = started.elapsed().as_secs_f64();
     // The sign-ins' own writes settle before the window.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_secs(a.settle_s)).await;
 
     // What each node holds through the window (the drivers' sockets end
     // with it).
@@ -178,6 +182,10 @@ pub async fn run(a: Args) -> Result<Value, String> {
             conns += target.metric_of(n, &series).await.unwrap_or(0.0) as u64;
         }
         held_by.push(conns);
+    }
+    let mut breaks_before = Vec::new();
+    for n in 0..k {
+        breaks_before.push(breaks(&target, n).await);
     }
     let ids: Vec<String> = (0..tenants).map(tenant_id).collect();
     let pids: Vec<Option<u32>> = target.children.iter().map(|c| c.id()).collect();
@@ -229,13 +237,23 @@ pub async fn run(a: Args) -> Result<Value, String> {
         let (b, e) = (&before.sockets[n], &after.sockets[n]);
         let received = e.received.saturating_sub(b.received);
         let sent = e.sent.saturating_sub(b.sent);
-        let subscriptions: Option<u64> = e.ports.iter().map(|p| subs_by_port.get(p).copied()).sum();
+        // Over the node's connections that Redis lists (a connection the
+        // node opened or dropped between the two reads is left out).
+        let subscriptions: u64 = e.ports.iter().filter_map(|p| subs_by_port.get(p)).sum();
+        let (reconnects, resyncs) = breaks(&target, n).await;
+        let (reconnects_before, resyncs_before) = breaks_before[n];
+        let less = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?));
         let deltas_received: u64 = placed[n].iter().map(|&t| deltas[t]).sum();
         nodes.push(json!({
             "node": n,
             "tenants_placed": placed[n].len(),
             "tenants_attached": attached,
             "redis_subscriptions": subscriptions,
+            "redis_connections": e.ports.len(),
+            "backplane_reconnects": reconnects,
+            "backplane_reconnects_in_window": less(reconnects, reconnects_before),
+            "resyncs": resyncs,
+            "resyncs_in_window": less(resyncs, resyncs_before),
             "connections": held_by[n],
             "rss_bytes_before": rss_before[n],
             "rss_bytes": target.rss_of(n),
@@ -286,12 +304,25 @@ pub async fn run(a: Args) -> Result<Value, String> {
     });
     let params = json!({"tenants": tenants, "agents_per_tenant": per,
         "placement": a.placement.as_str(), "supervised_tenants": supervised,
-        "changes_per_s": a.changes_per_s, "hold_s": a.hold_s,
+        "changes_per_s": a.changes_per_s, "hold_s": a.hold_s, "settle_s": a.settle_s,
         "heartbeat_ms": a.heartbeat_ms, "workers": a.workers, "nodes": k});
     let hub = json!({"rss_bytes": target.rss_bytes(), "nodes": k});
     drop(sockets);
     drop(pool);
     Ok(crate::report::make("tenants", params, hub, results))
+}
+
+/// Node `n`'s `presence_hub_backplane_reconnects_total` (reconnections to
+/// Redis, and lease renewals that came too late: the node catches up as
+/// after an outage) and `presence_hub_resyncs_total` (tenant replicas
+/// reloaded), so far.
+async fn breaks(target: &Target, n: usize) -> (Option<u64>, Option<u64>) {
+    let of =
+        |series: &'static str| async move { target.metric_of(n, series).await.map(|v| v as u64) };
+    (
+        of("presence_hub_backplane_reconnects_total").await,
+        of("presence_hub_resyncs_total").await,
+    )
 }
 
 /// The supervisors of tenants `0..n`, each on node `t mod K`, subscribed to
@@ -548,12 +579,13 @@ fn print_table(nodes: &[Value]) {
     };
     println!(
         "| node | tenants placed | tenants attached | Redis subscriptions | connections | \
-         RSS before → end (MiB) | bytes from Redis/s | bytes to Redis/s | deltas received/s |"
+         RSS before → end (MiB) | bytes from Redis/s | bytes to Redis/s | deltas received/s | \
+         catch-ups / replicas reloaded (window) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for n in nodes {
         println!(
-            "| {} | {} | {} | {} | {} | {} → {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} → {} | {} | {} | {} | {} / {} |",
             n["node"],
             n["tenants_placed"],
             show(&n["tenants_attached"]),
@@ -564,6 +596,8 @@ fn print_table(nodes: &[Value]) {
             n["bytes_from_redis_per_s"],
             n["bytes_to_redis_per_s"],
             n["deltas_received_per_s"],
+            show(&n["backplane_reconnects_in_window"]),
+            show(&n["resyncs_in_window"]),
         );
     }
     println!();
