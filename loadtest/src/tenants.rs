@@ -23,8 +23,9 @@
 //! - its Redis subscriptions: `sub=` of its connection in Redis's `CLIENT
 //!   LIST` (the tenants' delta channels and the node's command channel);
 //! - the bytes Redis sent the node and the node sent Redis: Redis 7.0's
-//!   `CLIENT LIST` has no per-client byte counters (`tot-net-out` came in
-//!   7.4), so these are the kernel's TCP counters of the node's own sockets
+//!   `CLIENT LIST` has no per-client byte counters (`tot-net-out` came
+//!   later: redis/redis#13944, Valkey 8), so these are the kernel's TCP
+//!   counters of the node's own sockets
 //!   to the Redis port (`ss -tinp`: `bytes_received`, `bytes_acked`),
 //!   before and after the window: pub/sub pushes and command replies;
 //! - the deltas it received: the sum over the tenants placed on it of the
@@ -76,7 +77,9 @@ pub struct Args {
     /// goes inactive (another delta).
     #[arg(long, default_value_t = 100)]
     pub changes_per_s: u64,
-    /// The measured window.
+    /// The measured window. 60 s holds exactly one round of the heartbeat
+    /// events each node appends for its agents once a minute
+    /// (`--events-heartbeat-s`): a shorter window holds one or none.
     #[arg(long, default_value_t = 10)]
     pub hold_s: u64,
     /// Wait this long once everyone is connected before the window opens
