@@ -49,6 +49,9 @@ pub struct Metrics {
     pub redis_pushes_dropped: Counter,
     /// Integration WebSockets open (`api::socket`).
     pub api_ws_connections: Gauge,
+    /// Tenants this node holds a replica of and follows the deltas of
+    /// (`Hub::tenant` attaches, `Hub::close_tenant` detaches).
+    pub tenants_attached: Gauge,
     pub panics: Counter,
     pub rejected_connections: Counter,
     // Operations (deploy/prometheus-alerts.yml alerts on these).
@@ -103,6 +106,7 @@ pub fn get() -> &'static Metrics {
             deltas_lost: metrics::counter!("presence_hub_deltas_lost_total"),
             redis_pushes_dropped: metrics::counter!("presence_hub_redis_pushes_dropped_total"),
             api_ws_connections: metrics::gauge!("presence_hub_api_ws_connections"),
+            tenants_attached: metrics::gauge!("presence_hub_tenants_attached"),
             panics: metrics::counter!("presence_hub_session_panics_total"),
             rejected_connections: metrics::counter!("presence_hub_connections_rejected_total"),
             ready: metrics::gauge!("presence_hub_ready"),
@@ -182,6 +186,11 @@ fn describe() {
     describe_gauge!(
         "presence_hub_api_ws_connections",
         "Integration WebSockets open on this node (/api/v1/ws)"
+    );
+    describe_gauge!(
+        "presence_hub_tenants_attached",
+        "Tenants this node holds a replica of and follows (attached on first use, \
+         detached once unused for the reconnect grace plus the node TTL)"
     );
     describe_counter!(
         "presence_hub_session_panics_total",

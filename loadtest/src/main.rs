@@ -3,8 +3,9 @@
 //! JSON: `{"scenario", "params", "hub": {"rss_bytes", "nodes"}, "results"}`.
 //!
 //! Scenarios: `idle`, `fanout`, `commands`, `storm`, `failover`, `ceiling`,
-//! `resume`, `redis-cost`; `standard` runs the set behind BENCHMARKS.md's
-//! headline figures and prints each against its goal. See BENCHMARKS.md.
+//! `resume`, `redis-cost`, `tenants`; `standard` runs the set behind
+//! BENCHMARKS.md's headline figures and prints each against its goal. See
+//! BENCHMARKS.md.
 
 mod ceiling;
 mod client;
@@ -18,6 +19,7 @@ mod resume;
 mod standard;
 mod storm;
 mod target;
+mod tenants;
 mod tls;
 mod workers;
 
@@ -156,6 +158,12 @@ enum Scenario {
         #[command(flatten)]
         common: Common,
     },
+    /// Many tenants over K nodes (≥ 2, over Redis): each node's memory,
+    /// the tenants it follows (`presence_hub_tenants_attached`) and the
+    /// bytes Redis sends it while agents change status, with each tenant
+    /// on one node (`affine`) or on every node (`spread`).
+    /// Needs --spawn --nodes K (K ≥ 2: the tool starts the Redis).
+    Tenants(tenants::Args),
     /// The standard set: the scenarios behind BENCHMARKS.md's headline
     /// figures in one run, each figure printed against its goal.
     Standard(standard::Args),
@@ -174,6 +182,15 @@ enum Scenario {
         heartbeat_ms: u64,
         #[arg(long)]
         concurrency: usize,
+        /// With many tenants (`tenants`): agents per tenant (0: the one
+        /// generated tenant).
+        #[arg(long, default_value_t = 0)]
+        agents_per_tenant: usize,
+        /// With many tenants: the first agent of each tenant held here.
+        #[arg(long, default_value_t = 0)]
+        first_agent: usize,
+        #[arg(long, value_enum, default_value_t = workers::Placement::Spread)]
+        placement: workers::Placement,
     },
 }
 
@@ -284,9 +301,25 @@ async fn main() -> ExitCode {
             to,
             heartbeat_ms,
             concurrency,
+            agents_per_tenant,
+            first_agent,
+            placement,
         } => {
+            let tenancy = (agents_per_tenant > 0).then_some(workers::Tenancy {
+                agents_per_tenant,
+                first: first_agent,
+                placement,
+            });
             // A worker answers its coordinator on stdout: no report.
-            let r = workers::serve(url, jwt_secret, from, to, heartbeat_ms, concurrency).await;
+            let r = workers::serve(
+                url,
+                jwt_secret,
+                (from, to),
+                heartbeat_ms,
+                concurrency,
+                tenancy,
+            )
+            .await;
             return finish(r);
         }
         Scenario::Failover {
@@ -322,6 +355,10 @@ async fn main() -> ExitCode {
                 quiet_ms,
             };
             (redis_cost::run(params, common).await, json)
+        }
+        Scenario::Tenants(args) => {
+            let json = args.common.json.clone();
+            (tenants::run(args).await, json)
         }
         Scenario::Standard(args) => {
             return match standard::run(args).await {

@@ -37,15 +37,25 @@ fn print_object(title: &str, value: &Value) {
     if let Value::Object(map) = value {
         for (k, v) in map {
             match v {
-                Value::Object(inner) => {
-                    let parts: Vec<String> =
-                        inner.iter().map(|(ik, iv)| format!("{ik}={iv}")).collect();
-                    println!("    {k:<28} {}", parts.join("  "));
+                Value::Object(inner) => println!("    {k:<28} {}", pairs(inner)),
+                // Rows (`tenants`' nodes): one line each.
+                Value::Array(rows) if rows.iter().all(Value::is_object) => {
+                    for (i, row) in rows.iter().enumerate() {
+                        if let Value::Object(inner) = row {
+                            println!("    {:<28} {}", format!("{k}[{i}]"), pairs(inner));
+                        }
+                    }
                 }
                 other => println!("    {k:<28} {other}"),
             }
         }
     }
+}
+
+/// `key=value` pairs of an object, on one line.
+fn pairs(map: &serde_json::Map<String, Value>) -> String {
+    let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    parts.join("  ")
 }
 
 /// An empty latency histogram (µs, three significant figures).

@@ -1,5 +1,6 @@
 //! The hub under load: spawned by the tool (`--spawn`, with a generated
-//! directory of N agents) or running nodes given by URL.
+//! directory of N agents, or of T tenants of N agents each) or running
+//! nodes given by URL.
 
 use crate::tls;
 use crate::Common;
@@ -101,6 +102,23 @@ pub fn supervisor_id(i: usize) -> String {
     format!("sv{i}")
 }
 
+/// Tenant `t` of a generated directory of many tenants (`t0000`, …).
+pub fn tenant_id(t: usize) -> String {
+    format!("t{t:04}")
+}
+
+/// One generated tenant: `agents` agents (all assigned to its queue) and
+/// `supervisors` supervisors (at least one).
+fn tenant_json(id: &str, name: &str, agents: usize, supervisors: usize) -> serde_json::Value {
+    let users: Vec<_> = (0..agents)
+        .map(|i| json!({"id": agent_id(i), "name": format!("Agent {i}"), "roles": ["agent"]}))
+        .chain((0..supervisors.max(1)).map(|i| json!({"id": supervisor_id(i), "name": format!("Supervisor {i}"), "roles": ["supervisor"]})))
+        .collect();
+    let assigned: Vec<String> = (0..agents).map(agent_id).collect();
+    json!({"id": id, "name": name,
+        "channels": [{"kind": "queue", "id": "q", "name": "Queue", "assigned": assigned}], "users": users})
+}
+
 impl Target {
     /// Running nodes, by URL (a worker process's view of the coordinator's target).
     pub fn remote(urls: Vec<String>, secret: String) -> Target {
@@ -123,6 +141,30 @@ impl Target {
         supervisors: usize,
         extra: &[&str],
     ) -> Result<Target, String> {
+        let tenant = tenant_json(TENANT, "Load test", agents, supervisors);
+        Target::open_with(common, json!({ "tenants": [tenant] }), extra).await
+    }
+
+    /// As [`Target::open`], the directory holding `tenants` tenants
+    /// ([`tenant_id`]) of `agents` agents and `supervisors` supervisors each.
+    pub async fn open_tenants(
+        common: &Common,
+        tenants: usize,
+        agents: usize,
+        supervisors: usize,
+        extra: &[&str],
+    ) -> Result<Target, String> {
+        let all: Vec<_> = (0..tenants)
+            .map(|t| tenant_json(&tenant_id(t), &format!("Tenant {t}"), agents, supervisors))
+            .collect();
+        Target::open_with(common, json!({ "tenants": all }), extra).await
+    }
+
+    async fn open_with(
+        common: &Common,
+        directory: serde_json::Value,
+        extra: &[&str],
+    ) -> Result<Target, String> {
         if !common.spawn {
             if common.url.is_empty() {
                 return Err("give --spawn or at least one --url".into());
@@ -134,13 +176,6 @@ impl Target {
         }
         let path =
             std::env::temp_dir().join(format!("presence-loadtest-{}.json", std::process::id()));
-        let users: Vec<_> = (0..agents)
-            .map(|i| json!({"id": agent_id(i), "name": format!("Agent {i}"), "roles": ["agent"]}))
-            .chain((0..supervisors.max(1)).map(|i| json!({"id": supervisor_id(i), "name": format!("Supervisor {i}"), "roles": ["supervisor"]})))
-            .collect();
-        let assigned: Vec<String> = (0..agents).map(agent_id).collect();
-        let directory = json!({"tenants": [{"id": TENANT, "name": "Load test",
-            "channels": [{"kind": "queue", "id": "q", "name": "Queue", "assigned": assigned}], "users": users}]});
         std::fs::write(&path, directory.to_string()).map_err(|e| e.to_string())?;
         let file = TempFile(path.clone());
         let secret = common.jwt_secret.clone();
@@ -257,15 +292,28 @@ impl Target {
         })
     }
 
-    pub fn token(&self, user: &str) -> String {
-        presence_hub::auth::mint(&self.secret, TENANT, user, 24 * 3600).unwrap_or_default()
+    pub fn token_in(&self, tenant: &str, user: &str) -> String {
+        presence_hub::auth::mint(&self.secret, tenant, user, 24 * 3600).unwrap_or_default()
     }
 
     /// Agent `i`'s device, connected to `url` and past its first `state`.
     pub async fn agent(&self, url: &str, i: usize) -> Result<crate::client::Ws, String> {
-        let mut ws = crate::client::connect(url, i).await?;
+        self.agent_in(TENANT, url, i, i).await
+    }
+
+    /// Agent `i` of `tenant`, as [`Target::agent`], on connection number
+    /// `slot` (for the source address).
+    pub async fn agent_in(
+        &self,
+        tenant: &str,
+        url: &str,
+        i: usize,
+        slot: usize,
+    ) -> Result<crate::client::Ws, String> {
+        let mut ws = crate::client::connect(url, slot).await?;
         let id = agent_id(i);
-        crate::client::hello(&mut ws, &self.token(&id), "agent", Some(&format!("{id}-d"))).await?;
+        let token = self.token_in(tenant, &id);
+        crate::client::hello(&mut ws, &token, "agent", Some(&format!("{id}-d"))).await?;
         Ok(ws)
     }
 
@@ -278,9 +326,22 @@ impl Target {
         slot: usize,
         subscribe: bool,
     ) -> Result<crate::client::Ws, String> {
+        self.supervisor_in(TENANT, url, n, slot, subscribe).await
+    }
+
+    /// Supervisor `n` of `tenant`, as [`Target::supervisor`].
+    pub async fn supervisor_in(
+        &self,
+        tenant: &str,
+        url: &str,
+        n: usize,
+        slot: usize,
+        subscribe: bool,
+    ) -> Result<crate::client::Ws, String> {
         use futures_util::SinkExt;
         let mut ws = crate::client::connect(url, slot).await?;
-        crate::client::hello(&mut ws, &self.token(&supervisor_id(n)), "supervisor", None).await?;
+        let token = self.token_in(tenant, &supervisor_id(n));
+        crate::client::hello(&mut ws, &token, "supervisor", None).await?;
         if subscribe {
             let body = json!({"type": "subscribe", "id": "s", "scope": {"all": true}});
             ws.send(tokio_tungstenite::tungstenite::Message::text(
@@ -334,8 +395,13 @@ impl Target {
             .is_some_and(|reply| reply.trim() == "OK")
     }
 
+    /// The spawned Redis's port (none without one).
+    pub fn redis_port(&self) -> Option<u16> {
+        self.redis_port
+    }
+
     /// One `redis-cli` command against the spawned Redis; its output.
-    async fn redis_cli(&self, args: &[&str]) -> Option<String> {
+    pub async fn redis_cli(&self, args: &[&str]) -> Option<String> {
         let port = self.redis_port?;
         let out = Command::new("redis-cli")
             .args(["-p", &port.to_string()])
@@ -354,17 +420,25 @@ impl Target {
 
     /// RSS of the spawned node(s), from /proc.
     pub fn rss_bytes(&self) -> u64 {
-        self.children
-            .iter()
-            .filter_map(|c| c.id())
-            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
-            .filter_map(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-            .map(|kb| kb * 1024)
+        (0..self.children.len())
+            .filter_map(|n| self.rss_of(n))
             .sum()
+    }
+
+    /// RSS of spawned node `n`, from /proc.
+    pub fn rss_of(&self, n: usize) -> Option<u64> {
+        let pid = self.children.get(n)?.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    }
+
+    /// One Prometheus value from node `n`'s /metrics.
+    pub async fn metric_of(&self, n: usize, series: &str) -> Option<f64> {
+        node_metric(self.urls.get(n)?, series).await
     }
 
     /// One Prometheus series summed over every node's /metrics (a

@@ -15,6 +15,10 @@
 //!   `{"reconnected": n, "errors": e, "secs": s}`;
 //! - `report`: `{"connections": n, "heartbeats": h, "errors": e}`;
 //! - end of input: closes everything and exits.
+//!
+//! The agents are those of the one generated tenant (agent `i` on node
+//! `i mod K`), or, with a [`Tenancy`] (`tenants`), those of many tenants
+//! placed on the nodes as it says.
 
 use crate::client::Ws;
 use crate::target::Target;
@@ -39,6 +43,63 @@ struct Worker {
     stdout: Lines<BufReader<ChildStdout>>,
 }
 
+/// Agents of many tenants held by number: held agent `h` is agent
+/// `first + h mod (agents_per_tenant − first)` of tenant
+/// `h / (agents_per_tenant − first)` (the agents below `first` of every
+/// tenant are left to the coordinator), on the node `placement` gives it.
+#[derive(Clone, Copy, Debug)]
+pub struct Tenancy {
+    pub agents_per_tenant: usize,
+    pub first: usize,
+    pub placement: Placement,
+}
+
+/// Which node a tenant's connections go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Placement {
+    /// All of tenant `t`'s on node `t mod K`: a balancer with tenant affinity.
+    Affine,
+    /// Each tenant's agents round-robin over the nodes: a plain
+    /// round-robin balancer.
+    Spread,
+}
+
+impl Placement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placement::Affine => "affine",
+            Placement::Spread => "spread",
+        }
+    }
+}
+
+impl Tenancy {
+    /// Held agents per tenant.
+    pub fn held_per_tenant(&self) -> usize {
+        self.agents_per_tenant.saturating_sub(self.first)
+    }
+
+    /// Held agent `h`: its tenant's number and its agent number there.
+    pub fn agent(&self, h: usize) -> (usize, usize) {
+        let per = self.held_per_tenant().max(1);
+        (h / per, self.first + h % per)
+    }
+
+    /// Connection number of agent `j` of tenant `t` (its source address).
+    pub fn slot(&self, t: usize, j: usize) -> usize {
+        t * self.agents_per_tenant + j
+    }
+
+    /// The node of agent `j` of tenant `t`, of `nodes`.
+    pub fn node(&self, t: usize, j: usize, nodes: usize) -> usize {
+        let nodes = nodes.max(1);
+        match self.placement {
+            Placement::Affine => t % nodes,
+            Placement::Spread => self.slot(t, j) % nodes,
+        }
+    }
+}
+
 impl Workers {
     /// Starts `n` workers sharing the agents of `range` over the target's
     /// nodes, and waits until each has connected its share. Returns the
@@ -48,6 +109,18 @@ impl Workers {
         target: &Target,
         range: Range<usize>,
         heartbeat_ms: u64,
+    ) -> Result<(Workers, Vec<Value>), String> {
+        Workers::start_in(n, target, range, heartbeat_ms, None).await
+    }
+
+    /// As [`Workers::start`]; with a tenancy, `range` numbers held agents
+    /// of many tenants ([`Tenancy::agent`]).
+    pub async fn start_in(
+        n: usize,
+        target: &Target,
+        range: Range<usize>,
+        heartbeat_ms: u64,
+        tenancy: Option<Tenancy>,
     ) -> Result<(Workers, Vec<Value>), String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let n = n.clamp(1, range.len().max(1));
@@ -62,6 +135,11 @@ impl Workers {
                 .args(["--heartbeat-ms", &heartbeat_ms.to_string()])
                 .args(["--concurrency", &(CONCURRENCY / n).to_string()])
                 .args(["--jwt-secret", &target.secret]);
+            if let Some(t) = tenancy {
+                cmd.args(["--agents-per-tenant", &t.agents_per_tenant.to_string()])
+                    .args(["--first-agent", &t.first.to_string()])
+                    .args(["--placement", t.placement.as_str()]);
+            }
             for url in &target.urls {
                 cmd.args(["--url", url]);
             }
@@ -128,9 +206,30 @@ pub const CONCURRENCY: usize = 1024;
 /// Connects agents `range` (agent `i` to node `i mod K`), `concurrency` at
 /// a time; the successes and the number of failures.
 pub async fn connect(target: &Target, range: Range<usize>, concurrency: usize) -> (Vec<Ws>, usize) {
+    connect_in(target, range, concurrency, None).await
+}
+
+/// As [`connect`]; with a tenancy, `range` numbers held agents of many
+/// tenants ([`Tenancy::agent`]), each connected where it places them.
+pub async fn connect_in(
+    target: &Target,
+    range: Range<usize>,
+    concurrency: usize,
+    tenancy: Option<Tenancy>,
+) -> (Vec<Ws>, usize) {
     let urls = &target.urls;
     let results: Vec<Result<Ws, String>> = stream::iter(range)
-        .map(|i| async move { target.agent(&urls[i % urls.len()], i).await })
+        .map(|i| async move {
+            match tenancy {
+                None => target.agent(&urls[i % urls.len()], i).await,
+                Some(tenancy) => {
+                    let (t, j) = tenancy.agent(i);
+                    let url = &urls[tenancy.node(t, j, urls.len())];
+                    let tenant = crate::target::tenant_id(t);
+                    target.agent_in(&tenant, url, j, tenancy.slot(t, j)).await
+                }
+            }
+        })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
@@ -141,14 +240,15 @@ pub async fn connect(target: &Target, range: Range<usize>, concurrency: usize) -
     (results.into_iter().filter_map(Result::ok).collect(), errors)
 }
 
-/// The worker process: holds agents `from..to` until its input ends.
+/// The worker process: holds agents `from..to` (of the tenancy, if any)
+/// until its input ends.
 pub async fn serve(
     urls: Vec<String>,
     secret: String,
-    from: usize,
-    to: usize,
+    (from, to): (usize, usize),
     heartbeat_ms: u64,
     concurrency: usize,
+    tenancy: Option<Tenancy>,
 ) -> Result<(), String> {
     let target = Target::remote(urls, secret);
     let say = |v: Value| println!("{v}");
@@ -160,7 +260,7 @@ pub async fn serve(
     let mut i = from;
     while i < to {
         let end = (i + concurrency.max(1) * 4).min(to);
-        let (more, failed) = connect(&target, i..end, concurrency).await;
+        let (more, failed) = connect_in(&target, i..end, concurrency, tenancy).await;
         sockets.extend(more);
         errors += failed;
         i = end;
@@ -194,7 +294,7 @@ pub async fn serve(
                     let at = Instant::now();
                     // Abruptly: no close frame, the sockets just go.
                     drop(std::mem::take(&mut sockets));
-                    let (again, failed) = connect(&target, from..to, concurrency).await;
+                    let (again, failed) = connect_in(&target, from..to, concurrency, tenancy).await;
                     sockets = again;
                     errors += failed;
                     say(json!({"reconnected": sockets.len(), "errors": failed, "secs": at.elapsed().as_secs_f64()}));

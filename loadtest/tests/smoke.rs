@@ -28,6 +28,11 @@ fn hub_bin() -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Value {
+    run_printing(args).0
+}
+
+/// As [`run`], with what the tool printed.
+fn run_printing(args: &[&str]) -> (Value, String) {
     let json = std::env::temp_dir().join(format!(
         "presence-loadtest-smoke-{}-{}.json",
         args[0],
@@ -56,7 +61,7 @@ fn run(args: &[&str]) -> Value {
             && report["hub"]["nodes"].is_u64()
             && report["hub"]["rss_bytes"].is_u64()
     );
-    report["results"].clone()
+    (report["results"].clone(), stdout.into_owned())
 }
 
 #[test]
@@ -360,6 +365,85 @@ fn redis_cost_counts_commands_and_bytes_per_change_and_heartbeat() {
         }
     }
     assert!(r["background_per_s"]["calls"].is_number(), "{r}");
+}
+
+/// One `tenants` run over 3 nodes: 6 tenants of 3 agents and a supervisor.
+fn tenants_run(placement: &str, workers: &str) -> (Value, String) {
+    let hub = hub_bin();
+    run_printing(&[
+        "tenants",
+        "--nodes",
+        "3",
+        "--tenants",
+        "6",
+        "--agents-per-tenant",
+        "3",
+        "--placement",
+        placement,
+        "--changes-per-s",
+        "30",
+        "--hold-s",
+        "2",
+        "--heartbeat-ms",
+        "500",
+        "--workers",
+        workers,
+        "--spawn",
+        "--hub-bin",
+        hub.to_str().expect("path"),
+    ])
+}
+
+#[test]
+fn tenants_a_node_follows_only_the_tenants_placed_on_it() {
+    // Affine: tenant t on node t mod 3, two tenants per node; each node
+    // attaches and subscribes to its two only, and receives their deltas.
+    let (r, stdout) = tenants_run("affine", "0");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["connections"], 6 * 3 + 6, "{r}");
+    assert!(r["changes_sent"].as_u64().is_some_and(|n| n > 0), "{r}");
+    assert!(r["deltas"].as_u64().is_some_and(|n| n > 0), "{r}");
+    assert_eq!(r["subscriptions_match_placement"], true, "{r}");
+    assert_eq!(r["tenants_placed_total"], 6, "{r}");
+    let nodes = r["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 3, "{r}");
+    let mut received = 0;
+    for n in nodes {
+        assert_eq!(n["tenants_placed"], 2, "{n}");
+        assert_eq!(
+            n["tenants_attached"], 2,
+            "a node attaches only the tenants placed on it: {n}"
+        );
+        assert!(n["bytes_from_redis"].as_u64().is_some_and(|b| b > 0), "{n}");
+        assert!(n["rss_bytes"].as_u64().is_some_and(|b| b > 0), "{n}");
+        received += n["deltas_received"].as_u64().expect("deltas_received");
+        let row = format!("| {} | 2 | 2 |", n["node"]);
+        assert!(stdout.contains(&row), "no row {row:?} in\n{stdout}");
+    }
+    // Every delta reached the one node its tenant is on.
+    assert_eq!(Some(received), r["deltas"].as_u64(), "{r}");
+    assert_eq!(r["pubsub_deliveries"], r["deltas"], "{r}");
+    assert!(r["watch"]["deltas"].as_u64().is_some_and(|n| n > 0), "{r}");
+    assert!(r["redis_per_s"]["calls"].as_f64().is_some_and(|c| c > 0.0));
+
+    // Spread (agents held by two workers): each tenant's agents on every
+    // node, so every node follows all six, and every delta goes to three.
+    let (r, stdout) = tenants_run("spread", "2");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["connections"], 6 * 3 + 6, "{r}");
+    assert_eq!(r["subscriptions_match_placement"], true, "{r}");
+    for n in r["nodes"].as_array().expect("nodes") {
+        assert_eq!(n["tenants_placed"], 6, "{n}");
+        assert_eq!(n["tenants_attached"], 6, "{n}");
+        assert_eq!(n["deltas_received"], r["deltas"], "{n}");
+        let row = format!("| {} | 6 | 6 |", n["node"]);
+        assert!(stdout.contains(&row), "no row {row:?} in\n{stdout}");
+    }
+    assert_eq!(
+        r["pubsub_deliveries"].as_u64(),
+        r["deltas"].as_u64().map(|d| 3 * d),
+        "{r}"
+    );
 }
 
 #[test]

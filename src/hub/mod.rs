@@ -179,11 +179,11 @@ impl Hub {
         let (hub, id) = (self.clone(), id.to_string());
         tokio::spawn(async move {
             tokio::time::sleep(hub.config.reconnect_grace() + hub.config.node_ttl()).await;
-            if hub
-                .tenants
-                .remove_if(&id, |_, slot| slot.sessions == 0)
-                .is_some()
-            {
+            if let Some((_, slot)) = hub.tenants.remove_if(&id, |_, slot| slot.sessions == 0) {
+                if slot.cell.get().is_some() {
+                    // Not when its attach had failed: it was never counted.
+                    crate::metrics::get().tenants_attached.decrement(1.0);
+                }
                 tracing::info!(tenant = %id, "no sessions left: detaching from the tenant");
                 hub.backplane.detach(&id).await;
             }
@@ -240,6 +240,8 @@ impl Hub {
                     self.config.channel_update(),
                     self.config.queue_stats_stale(),
                 );
+                // Counted once the cell holds it (`close_tenant` uncounts).
+                crate::metrics::get().tenants_attached.increment(1.0);
                 Ok::<_, HubError>(tenant)
             })
             .await?;
