@@ -195,9 +195,19 @@ const RETRY_CATCH_UP: Duration = Duration::from_secs(1);
 /// seen before. Versions are u64: a million per repair is nothing.
 const SEQ_JUMP: u64 = 1_000_000;
 
+/// Clears its flag when dropped: the task that set it ended, however.
+struct Cleared(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Cleared {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 async fn lease_loop(hub: Arc<Hub>, view: Arc<StoreView>) {
     let mut healthy = true;
     let mut last_renewed = Instant::now();
+    let epochs_checking = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         // The lease outlives the drain: survivors must not sweep this
         // node's devices while their clients are still reconnecting.
@@ -228,13 +238,22 @@ async fn lease_loop(hub: Arc<Hub>, view: Arc<StoreView>) {
                     for tenant in hub.attached_tenants() {
                         tenant.request_catch_up();
                     }
-                } else {
+                } else if !epochs_checking.swap(true, Ordering::AcqRel) {
                     // A store restarted empty without us noticing a drop.
-                    for tenant in hub.attached_tenants() {
-                        if let Ok(false) = hub.backplane.epoch_present(tenant.id()).await {
-                            catch_up(&hub, &tenant).await;
+                    // One read per tenant: in a task of its own, so a node
+                    // with 1 000 tenants does not hold up its next renewal
+                    // for 1 000 round trips (a lease renewed late is a
+                    // catch-up of every replica; BENCHMARKS.md, many
+                    // tenants); one such task at a time.
+                    let (hub, checking) = (hub.clone(), epochs_checking.clone());
+                    tokio::spawn(async move {
+                        let _done = Cleared(checking);
+                        for tenant in hub.attached_tenants() {
+                            if let Ok(false) = hub.backplane.epoch_present(tenant.id()).await {
+                                catch_up(&hub, &tenant).await;
+                            }
                         }
-                    }
+                    });
                 }
                 healthy = true;
             }
