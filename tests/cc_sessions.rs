@@ -275,7 +275,11 @@ async fn pause_codes_are_enforced_and_the_hub_marks_an_overrun() {
         .await;
     let snap = sup.subscribe(json!({"all": true})).await;
     assert!(snap["settings"].get("pause_reasons").is_none());
-    assert_eq!(in_snapshot(&snap, "c1").expect("c1")["pause_reason"], "nap");
+    if in_snapshot(&snap, "c1").expect("c1")["pause_reason"] != "nap" {
+        // On a cluster the supervisor's node may apply the change an
+        // instant after it answered the subscribe: then its delta follows.
+        sup.agent_update("c1", |a| a["pause_reason"] == "nap").await;
+    }
 }
 
 #[tokio::test]
