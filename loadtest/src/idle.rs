@@ -12,12 +12,10 @@ use crate::client;
 use crate::target::Target;
 use crate::workers::{self, Workers};
 use crate::Common;
-use futures_util::SinkExt;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 
 pub struct Params {
     pub agents: usize,
@@ -99,31 +97,14 @@ pub async fn run(p: Params, common: Common) -> Result<Value, String> {
             crate::fanout::drive(ws, rate, hold, &errors).await
         }));
     }
-    // Heartbeat while holding, like real agents: each one every
-    // `heartbeat_ms`, spread evenly over the period in 50 ms ticks
-    // (workers do the same with their share).
-    const TICK: Duration = Duration::from_millis(50);
-    let per_tick = ((sockets.len() as u64 * TICK.as_millis() as u64)
-        .div_ceil(p.heartbeat_ms.max(1)))
-    .max(1) as usize;
+    // Heartbeat while holding, like real agents (workers do the same with
+    // their share).
     let redis_before = target.redis_counters().await;
     let hold_until = Instant::now() + Duration::from_secs(p.hold_s);
-    let mut ticker = tokio::time::interval(TICK);
-    let (mut next, mut heartbeats) = (0usize, 0u64);
-    while Instant::now() < hold_until {
-        ticker.tick().await;
-        for _ in 0..per_tick.min(sockets.len()) {
-            next %= sockets.len();
-            match sockets[next]
-                .send(Message::text("{\"type\":\"heartbeat\"}"))
-                .await
-            {
-                Ok(()) => heartbeats += 1,
-                Err(_) => errors += 1,
-            }
-            next += 1;
-        }
-    }
+    let (mut heartbeats, failed) = workers::Pacer::new(sockets.len(), p.heartbeat_ms)
+        .until(&mut sockets, hold_until)
+        .await;
+    errors += failed as usize;
     let changes_sent = match driving {
         Some(task) => task.await.unwrap_or(0),
         None => 0,

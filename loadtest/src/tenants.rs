@@ -47,13 +47,11 @@ use crate::target::{tenant_id, RedisCounters, Target};
 use crate::workers::{self, Placement, Tenancy, Workers};
 use crate::Common;
 use futures_util::stream::{self, StreamExt};
-use futures_util::SinkExt;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -199,8 +197,9 @@ pub async fn run(a: Args) -> Result<Value, String> {
         let (rate, errors) = (a.changes_per_s, drive_errors.clone());
         tokio::spawn(async move { crate::fanout::drive(drivers, rate, hold, &errors).await })
     };
-    let (mut heartbeats, beat_errors) =
-        beat(&mut sockets, a.heartbeat_ms, Instant::now() + hold).await;
+    let (mut heartbeats, beat_errors) = workers::Pacer::new(sockets.len(), a.heartbeat_ms)
+        .until(&mut sockets, Instant::now() + hold)
+        .await;
     // Let the last deltas arrive. The drivers send nothing after the hold
     // (each stops at its next tick, up to tenants / rate seconds later).
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -389,32 +388,6 @@ async fn drivers(target: &Target, tenants: usize, tenancy: Tenancy) -> (Vec<Ws>,
     }
     let errors = results.iter().filter(|r| r.is_err()).count();
     (results.into_iter().filter_map(Result::ok).collect(), errors)
-}
-
-/// Heartbeats from `sockets` until `until`, each every `heartbeat_ms`,
-/// spread evenly in 50 ms ticks (as `idle` and the workers do): sent and
-/// failed.
-async fn beat(sockets: &mut [Ws], heartbeat_ms: u64, until: Instant) -> (u64, u64) {
-    const TICK: Duration = Duration::from_millis(50);
-    let per_tick = ((sockets.len() as u64 * TICK.as_millis() as u64).div_ceil(heartbeat_ms.max(1)))
-        .max(1) as usize;
-    let mut ticker = tokio::time::interval(TICK);
-    let (mut next, mut sent, mut failed) = (0usize, 0u64, 0u64);
-    while Instant::now() < until {
-        ticker.tick().await;
-        for _ in 0..per_tick.min(sockets.len()) {
-            next %= sockets.len();
-            match sockets[next]
-                .send(Message::text("{\"type\":\"heartbeat\"}"))
-                .await
-            {
-                Ok(()) => sent += 1,
-                Err(_) => failed += 1,
-            }
-            next += 1;
-        }
-    }
-    (sent, failed)
 }
 
 /// Redis's counters, every node's socket counters to Redis and every

@@ -240,6 +240,65 @@ pub async fn connect_in(
     (results.into_iter().filter_map(Result::ok).collect(), errors)
 }
 
+/// Heartbeats paced like real agents: each of `count` sockets once every
+/// `heartbeat_ms`, spread evenly over the period in 50 ms ticks. `idle`'s
+/// hold, the `tenants` run and every worker process pace the same way.
+pub struct Pacer {
+    ticker: tokio::time::Interval,
+    per_tick: usize,
+    next: usize,
+}
+
+impl Pacer {
+    const TICK: Duration = Duration::from_millis(50);
+
+    pub fn new(count: usize, heartbeat_ms: u64) -> Self {
+        let per_tick = (count as u64 * Self::TICK.as_millis() as u64)
+            .div_ceil(heartbeat_ms.max(1))
+            .max(1) as usize;
+        Pacer {
+            ticker: tokio::time::interval(Self::TICK),
+            per_tick,
+            next: 0,
+        }
+    }
+
+    /// Waits for the next tick (cancel-safe, for `select!`).
+    pub async fn tick(&mut self) {
+        self.ticker.tick().await;
+    }
+
+    /// Sends this tick's share of heartbeats, round-robin over `sockets`:
+    /// sent and failed.
+    pub async fn beat(&mut self, sockets: &mut [Ws]) -> (u64, u64) {
+        let (mut sent, mut failed) = (0, 0);
+        for _ in 0..self.per_tick.min(sockets.len()) {
+            self.next %= sockets.len();
+            match sockets[self.next]
+                .send(Message::text("{\"type\":\"heartbeat\"}"))
+                .await
+            {
+                Ok(()) => sent += 1,
+                Err(_) => failed += 1,
+            }
+            self.next += 1;
+        }
+        (sent, failed)
+    }
+
+    /// Paces `sockets` until `until`: sent and failed.
+    pub async fn until(mut self, sockets: &mut [Ws], until: Instant) -> (u64, u64) {
+        let (mut sent, mut failed) = (0, 0);
+        while Instant::now() < until {
+            self.tick().await;
+            let (s, f) = self.beat(sockets).await;
+            sent += s;
+            failed += f;
+        }
+        (sent, failed)
+    }
+}
+
 /// The worker process: holds agents `from..to` (of the tenancy, if any)
 /// until its input ends.
 pub async fn serve(
@@ -280,13 +339,9 @@ pub async fn serve(
     say(
         json!({"connected": sockets.len(), "errors": errors, "beat_errors": beat_errors, "secs": started.elapsed().as_secs_f64()}),
     );
-    const TICK: Duration = Duration::from_millis(50);
-    let per_tick = ((to - from) as u64 * TICK.as_millis() as u64)
-        .div_ceil(heartbeat_ms.max(1))
-        .max(1) as usize;
-    let mut ticker = tokio::time::interval(TICK);
+    let mut pacer = Pacer::new(to - from, heartbeat_ms);
     let mut input = BufReader::new(tokio::io::stdin()).lines();
-    let (mut next, mut heartbeats) = (0usize, 0u64);
+    let mut heartbeats = 0u64;
     loop {
         tokio::select! {
             line = input.next_line() => match line.ok().flatten().as_deref() {
@@ -303,15 +358,10 @@ pub async fn serve(
                 Some(_) => {}
                 None => break,
             },
-            _ = ticker.tick() => {
-                for _ in 0..per_tick.min(sockets.len()) {
-                    next %= sockets.len();
-                    match sockets[next].send(Message::text("{\"type\":\"heartbeat\"}")).await {
-                        Ok(()) => heartbeats += 1,
-                        Err(_) => errors += 1,
-                    }
-                    next += 1;
-                }
+            _ = pacer.tick() => {
+                let (sent, failed) = pacer.beat(&mut sockets).await;
+                heartbeats += sent;
+                errors += failed as usize;
             }
         }
     }

@@ -490,21 +490,18 @@ const SEED_CHUNK: usize = 1000;
 /// queue's JSON lists its members: a few queues can be megabytes).
 const SEED_CHUNK_BYTES: usize = 1 << 20;
 
-/// The users then the channels of a directory as `restore.lua` takes
-/// them: pairs of field and JSON.
-fn add_directory_args(
-    invocation: &mut ::redis::ScriptInvocation<'_>,
-    directory: &DirectoryImage,
-) -> Result<(), BackplaneError> {
-    for user in &directory.users {
-        invocation.arg(&user.id).arg(to_json(user)?);
-    }
-    for channel in &directory.channels {
-        invocation
-            .arg(channel_key(&channel.channel_ref()))
-            .arg(to_json(channel)?);
-    }
-    Ok(())
+/// The users then the channels of a directory as `seed.lua` and
+/// `restore.lua` take them: pairs of field and JSON.
+fn directory_entries(directory: &DirectoryImage) -> Result<Vec<(String, String)>, BackplaneError> {
+    let users = directory
+        .users
+        .iter()
+        .map(|u| Ok((u.id.clone(), to_json(u)?)));
+    let channels = directory
+        .channels
+        .iter()
+        .map(|c| Ok((channel_key(&c.channel_ref()), to_json(c)?)));
+    users.chain(channels).collect()
 }
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, BackplaneError> {
@@ -1018,14 +1015,8 @@ impl RedisBackplane {
         let (users, channels) = (&seed.directory.users, &seed.directory.channels);
         // Every entry as the script takes it: users, then channels, then
         // agents, each a field and its JSON.
-        let mut entries: Vec<(String, String)> =
-            Vec::with_capacity(users.len() + channels.len() + seed.agents.len());
-        for user in users {
-            entries.push((user.id.clone(), to_json(user)?));
-        }
-        for channel in channels {
-            entries.push((channel_key(&channel.channel_ref()), to_json(channel)?));
-        }
+        let mut entries = directory_entries(&seed.directory)?;
+        entries.reserve(seed.agents.len());
         for record in &seed.agents {
             entries.push((record.id.clone(), without_version(record)?));
         }
@@ -1063,7 +1054,7 @@ impl RedisBackplane {
                 let wrote: ::redis::RedisResult<i64> =
                     guarded(invocation.invoke_async(conn), self.timeout).await;
                 match self.note(wrote)? {
-                    // Another node finished seeding meanwhile: its stands.
+                    // Another node finished seeding meanwhile: its directory stands.
                     0 => return Ok(()),
                     -1 => break,
                     _ if last => return Ok(()),
@@ -1546,7 +1537,9 @@ impl Backplane for RedisBackplane {
             .arg(directory.removed.len())
             .arg(self.event_prefix("gap", tenant, None, "restored", &Actor::system()))
             .arg(self.retention.max_len);
-        add_directory_args(&mut invocation, &directory)?;
+        for (field, json) in directory_entries(&directory)? {
+            invocation.arg(field).arg(json);
+        }
         for (id, seq) in &directory.removed {
             invocation.arg(id).arg(seq);
         }
