@@ -89,6 +89,23 @@ impl Ctx {
         log.requests[idx].outcome = outcome;
     }
 
+    /// Records the integration API's reply to request `idx` (`{"id",
+    /// "status", "body"}`, docs/API.md "Over one WebSocket").
+    fn api_replied(&self, idx: usize, reply: &Value, who: &str) {
+        let mut log = self.log.lock().unwrap();
+        let body = &reply["body"];
+        let outcome = if reply["status"] == 200 {
+            log.saw(&body["agent"], None, &format!("reply to {who}"));
+            Outcome::Ok(body["agent"]["version"].as_u64().unwrap_or(0))
+        } else {
+            Outcome::Refused(
+                body["error"]["code"].as_str().unwrap_or("?").to_string(),
+                body["error"]["message"].as_str().unwrap_or("").to_string(),
+            )
+        };
+        log.requests[idx].outcome = outcome;
+    }
+
     fn lost(&self, pending: &mut HashMap<String, usize>) {
         let mut log = self.log.lock().unwrap();
         for (_, idx) in pending.drain() {
@@ -113,6 +130,8 @@ pub struct DeviceSpec {
     pub agent: String,
     pub device: String,
     pub node: usize,
+    /// Heartbeats only, no changes: the device of [`INTEGRATION_AGENT`].
+    pub passive: bool,
 }
 
 pub async fn device(spec: DeviceSpec, mut ctx: Ctx, mut rng: Rng) {
@@ -188,7 +207,7 @@ pub async fn device(spec: DeviceSpec, mut ctx: Ctx, mut rng: Rng) {
                     }
                     next_beat += beat;
                 }
-                _ = sleep_until(next_act), if running => {
+                _ = sleep_until(next_act), if running && !spec.passive => {
                     next_act = Instant::now() + rng.ms(800, 3000);
                     let (body, what, marker) = agent_action(&state, &mut rng, &ctx);
                     n += 1;
@@ -716,5 +735,88 @@ pub fn expected_scratch(requests: &[Request], user: &str) -> Option<Option<Strin
         state
     } else {
         None
+    }
+}
+
+/// The agent only the integration changes (its device heartbeats and
+/// does nothing else; supervisors leave it alone), so that what the hub
+/// answers the integration can be judged exactly (invariant 8).
+pub const INTEGRATION_AGENT: &str = "a25";
+
+/// The integration's service credential (created at setup by the admin).
+pub const INTEGRATION_ID: &str = "acd-conv";
+
+/// The contact center's ACD on the integration WebSocket (`GET
+/// /api/v1/ws` with a service key, docs/API.md "Over one WebSocket"): it
+/// reports calls of [`INTEGRATION_AGENT`], `answered` then `ended` of a new
+/// interaction, **both sent in one write without waiting** — the API
+/// answers them one at a time in the order sent, so they apply in that
+/// order (invariant 8). The next pair waits for both replies and the
+/// agent's one-second wrap-up. When its node dies or freezes it goes to
+/// the next one; what was in flight has an unknown outcome.
+pub async fn integration(mut ctx: Ctx, key: String, addrs: Arc<Vec<String>>, mut rng: Rng) {
+    let who = "acd";
+    let agent = INTEGRATION_AGENT;
+    let path = format!("/api/v1/agents/{agent}/interactions");
+    let mut n = 0u64;
+    let mut node = rng.below(addrs.len() as u64) as usize;
+    loop {
+        if ctx.phase() == Phase::Stop {
+            return;
+        }
+        let Some(mut ws) = wire::api_connect(&addrs[node], &key, Duration::from_secs(2)).await
+        else {
+            node = (node + 1) % addrs.len();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        };
+        let mut pending: HashMap<String, usize> = HashMap::new();
+        let mut next_act = Instant::now() + rng.ms(300, 1000);
+        let closed = loop {
+            let running = ctx.phase() == Phase::Run;
+            tokio::select! {
+                m = wire::next(&mut ws) => match m {
+                    Incoming::Msg(v) => {
+                        if let Some(idx) = v["id"].as_str().and_then(|id| pending.remove(id)) {
+                            ctx.api_replied(idx, &v, who);
+                        }
+                    }
+                    Incoming::Closed(code, reason) => break format!("{code} {reason}"),
+                },
+                _ = sleep_until(next_act), if running && pending.is_empty() => {
+                    next_act = Instant::now() + rng.ms(1200, 2500);
+                    let interaction = ctx.marker('A');
+                    let channel = channel_json(*rng.pick(&CHANNELS));
+                    n += 1;
+                    let (first, second) = (format!("acd-{n}-answered"), format!("acd-{n}-ended"));
+                    let answered = ctx.sent(who, agent, format!("answered {interaction}"), Some(interaction.clone()));
+                    let ended = ctx.sent(who, agent, format!("ended {interaction}"), None);
+                    ctx.log.lock().unwrap().pipelines.push((answered, ended));
+                    pending.insert(first.clone(), answered);
+                    pending.insert(second.clone(), ended);
+                    let frames = [
+                        json!({"id": first, "method": "POST", "path": path,
+                               "body": {"event": "answered", "interaction_id": interaction, "channel": channel}}),
+                        json!({"id": second, "method": "POST", "path": path,
+                               "body": {"event": "ended", "interaction_id": interaction}}),
+                    ];
+                    if !wire::burst(&mut ws, &frames).await {
+                        break "send failed".to_string();
+                    }
+                }
+                changed = ctx.phase.changed() => {
+                    if changed.is_err() || ctx.phase() == Phase::Stop {
+                        ctx.lost(&mut pending);
+                        return;
+                    }
+                }
+            }
+        };
+        ctx.lost(&mut pending);
+        ctx.log.lock().unwrap().event(format!(
+            "{who} lost its integration WebSocket to {}: {closed}",
+            addrs[node]
+        ));
+        node = (node + 1) % addrs.len();
     }
 }

@@ -59,7 +59,12 @@
 //!    last event of each agent holds its record as every node has it now;
 //!    7b. a consumer reading the stream live through every fault, from
 //!    whichever node answers, sees each version once and in order (a `gap`
-//!    event where the store lost versions, even ones it had read).
+//!    event where the store lost versions, even ones it had read);
+//! 8. an integration's requests on one WebSocket apply in the order sent
+//!    (docs/API.md, "Over one WebSocket"): an ACD (`actors::integration`)
+//!    sends `answered` and `ended` of a new interaction together, for an
+//!    agent nothing else changes but the hub itself, and each pair is
+//!    judged by [`check_pipelines`].
 //!
 //! A failure prints the seed, the timestamped schedule of faults and the
 //! first divergences. The seed fixes the schedule of faults (kinds,
@@ -106,7 +111,7 @@ mod repro;
 mod rng;
 mod wire;
 
-use actors::{Ctx, DeviceSpec, Phase, SupSpec, SupState, CHANNELS};
+use actors::{Ctx, DeviceSpec, Phase, SupSpec, SupState, CHANNELS, INTEGRATION_AGENT};
 use cluster::{Node, Store, NODE_TTL_MS, REDIS_TIMEOUT_MS};
 use common::process::http_get;
 use model::{by_id, compare, Log, Outcome, Shared};
@@ -383,6 +388,101 @@ async fn chaos(cluster: &mut Cluster, rng: &mut Rng, log: &Shared, secs: u64) {
     }
 }
 
+/// A service key for the integration (`POST /api/v1/credentials` as the
+/// admin), from the first node that makes one.
+async fn service_key(addrs: &[String]) -> Result<String, String> {
+    let token = common::token("acme", "ad1");
+    let body = json!({"id": actors::INTEGRATION_ID, "scopes": ["interactions:write"]}).to_string();
+    let mut why = String::new();
+    for addr in addrs {
+        match common::http::try_request(
+            addr,
+            "POST",
+            "/api/v1/credentials",
+            Some(&token),
+            "",
+            Some(&body),
+        )
+        .await
+        {
+            Ok((201, answer)) => {
+                if let Some(key) = answer["key"].as_str() {
+                    return Ok(key.to_string());
+                }
+                why = format!("no key in {answer}");
+            }
+            Ok((status, answer)) => why = format!("{status} {answer}"),
+            Err(e) => why = e,
+        }
+    }
+    Err(why)
+}
+
+/// Invariant 8 (docs/API.md, "Over one WebSocket": requests are answered
+/// one at a time, in the order sent): for each pair the integration sent
+/// together — `answered`, then `ended` of the same new interaction, on
+/// [`INTEGRATION_AGENT`], whom nothing else changes but the hub itself
+/// (presence, the wrap-up's end, a restore):
+///
+/// - both `ok`: `ended`'s version is above `answered`'s;
+/// - `answered` `ok`, `ended` refused `invalid_state` (the agent does not
+///   hold the interaction): only right if the hub changed the agent after
+///   `answered` and before the integration's next change (the history
+///   says by whom); otherwise `ended` was judged without `answered`;
+/// - `answered` refused (nothing applied): `ended` cannot be `ok`.
+///
+/// The pairs judged, and the violations.
+fn check_pipelines(log: &model::Log) -> (u64, Vec<String>) {
+    let history = log.history.get(INTEGRATION_AGENT);
+    let mut judged = 0u64;
+    let mut found = Vec::new();
+    for &(first, second) in &log.pipelines {
+        let (a, e) = (&log.requests[first], &log.requests[second]);
+        match (&a.outcome, &e.outcome) {
+            (Outcome::Ok(va), Outcome::Ok(ve)) => {
+                judged += 1;
+                if ve <= va {
+                    found.push(format!(
+                        "[{:>7} ms] {} ok v{va}, then {} ok v{ve}: not applied in the order sent",
+                        a.at_ms, a.what, e.what
+                    ));
+                }
+            }
+            (Outcome::Ok(va), Outcome::Refused(code, msg)) if code == "invalid_state" => {
+                let Some(h) = history else { continue };
+                judged += 1;
+                let by_hub = h
+                    .range(va + 1..)
+                    .take_while(|(_, entry)| entry["by"]["role"] != "integration")
+                    .next();
+                if by_hub.is_none() {
+                    found.push(format!(
+                        "[{:>7} ms] {} ok v{va}, then {} refused invalid_state ({msg:?}) with no change by anyone else in between (history of {INTEGRATION_AGENT} from v{va}: {:?})",
+                        a.at_ms,
+                        a.what,
+                        e.what,
+                        h.range(va..).take(3).map(|(v, x)| format!("v{v} {} by {}", x["event"], x["by"])).collect::<Vec<_>>()
+                    ));
+                }
+            }
+            (Outcome::Refused(..), second) if a.refused().is_some() => {
+                judged += 1;
+                if let Outcome::Ok(ve) = second {
+                    found.push(format!(
+                        "[{:>7} ms] {} refused {:?}, yet {} ok v{ve}: it ended an interaction never applied",
+                        a.at_ms,
+                        a.what,
+                        a.refused(),
+                        e.what
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    (judged, found)
+}
+
 /// The history of `agent` (newest 1000), merged into the log's.
 async fn read_history(url: &str, agents: &[String], log: &Shared) -> Result<(), String> {
     let (mut ws, _) = wire::hello(url, "s1", "supervisor", None, Duration::from_secs(3)).await?;
@@ -530,6 +630,12 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         seed,
     };
     let agents = agent_ids();
+    // Whose history is read: the agents, and the integration's.
+    let read_agents: Vec<String> = agents
+        .iter()
+        .cloned()
+        .chain([INTEGRATION_AGENT.to_string()])
+        .collect();
     // Devices: every agent one on node i % 3, the first few a second one
     // on the next node.
     let mut tasks = Vec::new();
@@ -546,6 +652,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
                 agent: a.clone(),
                 device: format!("d{}", k + 1),
                 node,
+                passive: false,
             };
             device_nodes.push((a.clone(), spec.device.clone(), node));
             devices += 1;
@@ -555,6 +662,32 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
                 root.fork(1000 + devices as u64),
             )));
         }
+    }
+    // The integration's agent: one passive device, on node 1 (invariant 8).
+    {
+        let spec = DeviceSpec {
+            agent: INTEGRATION_AGENT.into(),
+            device: "d1".into(),
+            node: 0,
+            passive: true,
+        };
+        device_nodes.push((spec.agent.clone(), spec.device.clone(), spec.node));
+        devices += 1;
+        tasks.push(tokio::spawn(actors::device(
+            spec,
+            ctx.clone(),
+            root.fork(1000 + devices as u64),
+        )));
+    }
+    let addrs: Arc<Vec<String>> = Arc::new(cluster.nodes.iter().map(Node::addr).collect());
+    match service_key(&addrs).await {
+        Ok(key) => tasks.push(tokio::spawn(actors::integration(
+            ctx.clone(),
+            key,
+            addrs.clone(),
+            root.fork(4000),
+        ))),
+        Err(e) => eprintln!("seed {seed}: no service key, so no integration: {e}"),
     }
     let all_channels: Vec<(&str, &str)> = CHANNELS.to_vec();
     let sup_specs = vec![
@@ -635,7 +768,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     let collector = {
         let log = log.clone();
         let urls = urls.clone();
-        let agents = agents.clone();
+        let agents = read_agents.clone();
         tokio::spawn(async move {
             let mut k = 0usize;
             loop {
@@ -797,7 +930,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     // Histories, read once everything is quiet, from a ready node.
     let mut history_ok = false;
     for u in urls.iter() {
-        match read_history(u, &agents, &log).await {
+        match read_history(u, &read_agents, &log).await {
             Ok(()) => {
                 history_ok = true;
                 break;
@@ -989,6 +1122,13 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     for a in applied_refusals.iter().take(10) {
         violations.push(format!("invariant 4 (refused change never applied): {a}"));
     }
+    // Invariant 8: the integration's pipelined pairs apply in the order sent.
+    let (pairs_checked, misordered) = check_pipelines(&log);
+    for m in misordered.iter().take(10) {
+        violations.push(format!(
+            "invariant 8 (integration requests in the order sent): {m}"
+        ));
+    }
     // Invariant 7: the event stream.
     let mut events_checked = 0u64;
     match &stream {
@@ -1102,7 +1242,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     }
     let summary = format!(
         "seed {seed} ({topology}): {} faults + {} client faults, {} requests ({acked} ok, {refused} refused {refusal_codes:?}, {unknown} unknown), \
-         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {events_checked} events checked in the stream, {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged), {dropped} deltas dropped by n3's push queue of {TINY_PUSH_QUEUE} since its last start; \
+         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {events_checked} events checked in the stream, {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged), {dropped} deltas dropped by n3's push queue of {TINY_PUSH_QUEUE} since its last start, {pairs_checked} pipelined integration pairs judged; \
          {} violations; {:.1} s",
         log.faults,
         log.client_faults,
@@ -1122,6 +1262,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         || records_compared == 0
         || events_checked == 0
         || (dir_checked == 0 && !sentinel)
+        || pairs_checked == 0
     {
         violations.push(format!(
             "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared, {dir_checked} directory entries",

@@ -86,6 +86,10 @@ pub struct Log {
     pub device_gaps: Vec<((String, String), u128, Option<u128>)>,
     /// Agent devices connected now.
     pub connected_devices: HashSet<(String, String)>,
+    /// The integration's pipelined pairs (`answered`, then `ended` of the
+    /// same interaction, sent together on one WebSocket): indexes into
+    /// `requests`.
+    pub pipelines: Vec<(usize, usize)>,
     /// History entries read (agent → version → entry), merged over reads.
     pub history: HashMap<String, BTreeMap<u64, Value>>,
 }
@@ -138,6 +142,7 @@ impl Log {
             node_trouble: Vec::new(),
             device_gaps: Vec::new(),
             connected_devices: HashSet::new(),
+            pipelines: Vec::new(),
             history: HashMap::new(),
         }))
     }

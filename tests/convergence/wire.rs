@@ -28,6 +28,23 @@ pub async fn connect(url: &str, within: Duration) -> Option<Ws> {
     }
 }
 
+/// Opens the integration WebSocket (`GET /api/v1/ws`, docs/API.md "Over
+/// one WebSocket") of the node at `addr` with a service key, within
+/// `within`; `None` when the node is down, frozen or refuses.
+pub async fn api_connect(addr: &str, key: &str, within: Duration) -> Option<Ws> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/api/v1/ws")
+        .into_client_request()
+        .ok()?;
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse().ok()?);
+    match tokio::time::timeout(within, tokio_tungstenite::connect_async(request)).await {
+        Ok(Ok((ws, _))) => Some(ws),
+        _ => None,
+    }
+}
+
 /// The next JSON message (pings and pongs skipped; tungstenite queues the
 /// answer to a ping and sends it with the next write).
 pub async fn next(ws: &mut Ws) -> Incoming {
