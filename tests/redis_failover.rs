@@ -6,7 +6,9 @@
 //! outage is still swept once Redis is back; a store that comes back without
 //! an acknowledged change gets it written back by the nodes; a Sentinel
 //! failover and a Redis Cluster shard failover in the middle of a stream of
-//! changes lose no acknowledged change.
+//! changes lose no acknowledged change; an admin's credentials and webhook
+//! endpoints are acknowledged only once a replica holds them, like every
+//! change.
 
 mod common;
 
@@ -636,4 +638,108 @@ async fn a_redis_cluster_shard_failover_loses_no_acknowledged_change() {
     )
     .await;
     acknowledged_again(&mut agents[0]).await;
+}
+
+/// An admin's write to the API (`POST`, `PUT` or `DELETE`): status and body.
+async fn admin_write(p: &Proc, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let admin = token("acme", "ad1");
+    let body = body.map(|b| b.to_string());
+    common::http::request(&p.addr, method, path, Some(&admin), "", body.as_deref()).await
+}
+
+/// Whether a replica's copy of the hash `key` has `needle` in field `field`.
+fn a_replica_holds(set: &SentinelSet, key: &str, field: &str, needle: &str) -> bool {
+    set.replicas
+        .iter()
+        .any(|r| r.cli(&["hget", key, field]).contains(needle))
+}
+
+#[tokio::test]
+async fn credentials_and_webhook_endpoints_wait_for_a_replica_like_every_change() {
+    let set = SentinelSet::start();
+    let a = sentinel_node(&set.addrs(), "a").await;
+    let credentials = "hub:{acme}:credentials";
+    let webhooks = "hub:{acme}:webhooks";
+    let hook = |n: u32| json!({"url": format!("http://127.0.0.1:9/hook{n}")});
+
+    // Acknowledged: a replica holds it when the answer comes.
+    let (status, body) = admin_write(
+        &a,
+        "POST",
+        "/api/v1/credentials",
+        Some(json!({"id": "acd-1", "scopes": ["read"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(a_replica_holds(&set, credentials, "acd-1", "acd-1"));
+    let (status, body) = admin_write(&a, "PUT", "/api/v1/webhooks/w1", Some(hook(1))).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(a_replica_holds(&set, webhooks, "endpoints", "hook1"));
+
+    // No replica answers: applied on the master, never acknowledged.
+    for r in &set.replicas {
+        r.signal("STOP");
+    }
+    let unknown = |(status, body): (u16, Value), what: &str| {
+        assert_eq!(
+            (status, body["error"]["code"].clone()),
+            (504, json!("outcome_unknown")),
+            "{what} with no replica answering: {body}"
+        );
+    };
+    unknown(
+        admin_write(
+            &a,
+            "POST",
+            "/api/v1/credentials",
+            Some(json!({"id": "acd-2", "scopes": ["read"]})),
+        )
+        .await,
+        "a new credential",
+    );
+    unknown(
+        admin_write(&a, "DELETE", "/api/v1/credentials/acd-1", None).await,
+        "a revocation",
+    );
+    unknown(
+        admin_write(&a, "PUT", "/api/v1/webhooks/w2", Some(hook(2))).await,
+        "a new webhook endpoint",
+    );
+    for r in &set.replicas {
+        r.signal("CONT");
+    }
+
+    // The master has what it applied: repeating the requests says so, and
+    // once the replicas are back changes are acknowledged again.
+    let (status, body) = admin_write(
+        &a,
+        "POST",
+        "/api/v1/credentials",
+        Some(json!({"id": "acd-2", "scopes": ["read"]})),
+    )
+    .await;
+    assert_eq!(status, 409, "acd-2 was created on the master: {body}");
+    let (status, body) = admin_write(&a, "DELETE", "/api/v1/credentials/acd-1", None).await;
+    assert_eq!(status, 404, "acd-1 was revoked on the master: {body}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let repeated = loop {
+        let (status, body) = admin_write(&a, "PUT", "/api/v1/webhooks/w2", Some(hook(2))).await;
+        if status != 504 || Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // A new endpoint's cursor is written first (docs/WEBHOOKS.md), and that
+    // was the write no replica acknowledged: the endpoint itself was never
+    // written, so the repeat creates it and shows its secret.
+    assert_eq!(repeated.0, 201, "w2 created by the repeat: {}", repeated.1);
+    assert!(repeated.1["secret"].is_string(), "{}", repeated.1);
+    assert!(a_replica_holds(&set, webhooks, "endpoints", "hook2"));
+    // It has the cursor it was given before the endpoint was written: it
+    // starts at the stream's end, not its beginning.
+    assert!(
+        a_replica_holds(&set, webhooks, "state:w2", "cursor"),
+        "w2's delivery state: {}",
+        set.master.cli(&["hget", webhooks, "state:w2"])
+    );
 }

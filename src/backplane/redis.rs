@@ -863,7 +863,7 @@ impl RedisBackplane {
     }
 
     /// With `--redis-wait-replicas`: waits until enough replicas hold what
-    /// this connection wrote. `unavailable` when they do not in time — the
+    /// this connection wrote. `outcome_unknown` when they do not in time — the
     /// change is on the master and may be seen, but a failover could lose
     /// it, so it is not acknowledged.
     ///
@@ -1797,6 +1797,13 @@ impl Backplane for RedisBackplane {
         )
         .await;
         let version = self.note(written)?;
+        // An admin's endpoint (or a delivery's cursor) is acknowledged only
+        // once replicas hold it, like every other change (README, "No
+        // acknowledged change lost").
+        if version >= 0 {
+            let key = format!("hub:{{{tenant}}}:webhooks");
+            self.replicated(&mut self.conn(), &key).await?;
+        }
         Ok(u64::try_from(version).ok())
     }
 
@@ -1825,7 +1832,11 @@ impl Backplane for RedisBackplane {
             self.timeout,
         )
         .await;
-        self.note(created).map_err(sent_once)
+        let created = self.note(created).map_err(sent_once)?;
+        if created {
+            self.replicated(&mut conn, &credentials_key(tenant)).await?;
+        }
+        Ok(created)
     }
 
     async fn credential(
@@ -1863,7 +1874,11 @@ impl Backplane for RedisBackplane {
         let mut conn = self.conn();
         let removed: ::redis::RedisResult<u64> =
             guarded(conn.hdel(credentials_key(tenant), id), self.timeout).await;
-        Ok(self.note(removed).map_err(sent_once)? > 0)
+        let removed = self.note(removed).map_err(sent_once)? > 0;
+        if removed {
+            self.replicated(&mut conn, &credentials_key(tenant)).await?;
+        }
+        Ok(removed)
     }
 
     fn watch_queue_stats(&self, tenant: &str, handler: QueueStatsHandler) {

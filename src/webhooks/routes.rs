@@ -114,16 +114,33 @@ async fn put(
             ));
         }
         let t = a.tenant.id().to_string();
-        // Where a new endpoint starts: the stream's end now.
-        let start = hub.backplane.read_events(&t, None, 1).await?.last;
         let max = hub.config.webhook_max_endpoints;
+        // A new endpoint's cursor is written before the endpoint: an
+        // endpoint is never without one, even when the endpoint's write is
+        // answered `outcome_unknown` (`--redis-wait-replicas`) and repeated,
+        // or the node dies between the two writes. It starts at the
+        // stream's end now.
+        let (_, known) = store::load::<Endpoints>(&hub, &t, ENDPOINTS).await?;
+        if !known.endpoints.contains_key(&id) {
+            if known.endpoints.len() >= max {
+                return Err(too_many(max));
+            }
+            let start = hub.backplane.read_events(&t, None, 1).await?.last;
+            let cursor = start.map(|id| id.to_string());
+            store::update(&hub, &t, &store::state_name(&id), |_: State| {
+                let state = State {
+                    cursor: cursor.clone(),
+                    ..State::default()
+                };
+                Ok((Some(Some(state)), ()))
+            })
+            .await?;
+        }
         let now = crate::clock::now_ms();
         let (created, endpoint) = store::update(&hub, &t, ENDPOINTS, |mut doc: Endpoints| {
             let created = !doc.endpoints.contains_key(&id);
             if created && doc.endpoints.len() >= max {
-                return Err(HubError::invalid_state(format!(
-                    "this tenant has {max} webhooks already (--webhook-max-endpoints)"
-                )));
+                return Err(too_many(max));
             }
             let e = doc.endpoints.entry(id.clone()).or_insert_with(|| Endpoint {
                 url: String::new(),
@@ -140,15 +157,6 @@ async fn put(
         })
         .await?;
         if created {
-            let cursor = start.map(|id| id.to_string());
-            store::update(&hub, &t, &store::state_name(&id), |_: State| {
-                let state = State {
-                    cursor: cursor.clone(),
-                    ..State::default()
-                };
-                Ok((Some(Some(state)), ()))
-            })
-            .await?;
             // Every node's poll notices a new endpoint by this (the full
             // scan it also makes now and then catches a lost bump).
             if let Err(e) = hub.backplane.bump_webhooks_generation().await {
@@ -167,6 +175,12 @@ async fn put(
     }
     .await;
     respond("webhook", result)
+}
+
+fn too_many(max: usize) -> HubError {
+    HubError::invalid_state(format!(
+        "this tenant has {max} webhooks already (--webhook-max-endpoints)"
+    ))
 }
 
 async fn remove(
