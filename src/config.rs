@@ -269,6 +269,11 @@ pub struct Config {
     /// http to a loopback address only).
     #[arg(long, env = "PRESENCE_HUB_WEBHOOK_ALLOW_HTTP")]
     pub webhook_allow_http: bool,
+    /// Keys that seal webhook secrets at rest (docs/WEBHOOKS.md, "Secrets
+    /// at rest"): base64 of 32 bytes each, comma-separated; the first seals
+    /// new secrets, every one opens. Unset: secrets are stored as they are.
+    #[arg(long, env = "PRESENCE_HUB_WEBHOOK_SECRETS_KEY", hide_env_values = true)]
+    pub webhook_secrets_key: Option<String>,
     /// Deliver webhooks to private addresses too (RFC 1918, link-local and
     /// cloud metadata, unique-local IPv6, carrier-grade NAT); without it
     /// only public and loopback addresses are reached.

@@ -91,6 +91,9 @@ impl Node {
             (None, _) => None,
         };
         let (verifier, generated_secret) = Verifier::from_config(&config)?;
+        // So is a webhook secrets key that is not one.
+        crate::webhooks::seal::Keys::parse(config.webhook_secrets_key.as_deref())
+            .map_err(|e| StartError::Config(e.to_string()))?;
         // An unusable SCIM tokens file is a mistake no retry fixes.
         if let crate::scim::Tokens::Broken(why) =
             crate::scim::Tokens::configured(config.scim_tokens.as_deref())

@@ -766,15 +766,10 @@ async fn only_an_admin_manages_webhooks() {
 /// The real binary killed (-9) while the receiver is down, and started
 /// again (same `--data-dir`; on a cluster, the same Redis): the receiver
 /// gets every event all the same, in order.
-#[tokio::test]
-async fn a_node_killed_in_the_middle_loses_nothing() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "webhooks-{}-{}",
-        std::process::id(),
-        CLUSTER
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    let redis = CLUSTER.then(common::redis::RedisServer::start);
+/// The real binary's flags for the restart tests: fast webhook timings,
+/// and `--data-dir dir` on a single node or `--redis-url` on the cluster's
+/// Redis (started here: the same store across restarts).
+fn binary_args(dir: &std::path::Path, redis: Option<&common::redis::RedisServer>) -> Vec<String> {
     let directory = format!("{}/tests/common/directory.json", env!("CARGO_MANIFEST_DIR"));
     let mut args: Vec<String> = [
         "--listen",
@@ -798,13 +793,32 @@ async fn a_node_killed_in_the_middle_loses_nothing() {
     ]
     .map(String::from)
     .to_vec();
-    match &redis {
+    match redis {
         Some(r) => args.extend(["--redis-url".to_string(), r.url()]),
         None => args.extend([
             "--data-dir".to_string(),
             dir.to_str().expect("utf-8").to_string(),
         ]),
     }
+    args
+}
+
+/// A scratch data directory for one test (removed first).
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        CLUSTER
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[tokio::test]
+async fn a_node_killed_in_the_middle_loses_nothing() {
+    let dir = scratch_dir("webhooks");
+    let redis = CLUSTER.then(common::redis::RedisServer::start);
+    let args = binary_args(&dir, redis.as_ref());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut rx = Receiver::start(Mode::Ok).await;
     let mut first = Proc::start_logged(&args, &[("RUST_LOG", "debug")]).await;
@@ -961,4 +975,116 @@ async fn versions_lost_to_retention_are_counted_as_missed_never_skipped_silently
         );
     }
     assert!(versions.contains(&end), "delivery went on after the hole");
+}
+
+/// What the store keeps of acme's webhook endpoints, as bytes at rest: the
+/// Redis hash on a cluster, the data directory's files on one node.
+fn at_rest(dir: &std::path::Path, redis: Option<&common::redis::RedisServer>) -> String {
+    match redis {
+        Some(r) => r.cli(&["hget", "hub:{acme}:webhooks", "endpoints"]),
+        None => {
+            let mut all = String::new();
+            for entry in std::fs::read_dir(dir)
+                .expect("the data directory")
+                .flatten()
+            {
+                if let Ok(bytes) = std::fs::read(entry.path()) {
+                    all.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+            all
+        }
+    }
+}
+
+/// `--webhook-secrets-key` (docs/WEBHOOKS.md, "Secrets at rest"): the
+/// secret is stored sealed, never in the clear, and deliveries are signed
+/// with it as before; a node with another key sends nothing and says why;
+/// with the new key first and the old one after, delivery resumes; a key
+/// that is not one stops the start.
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_with_the_operators_key() {
+    let dir = scratch_dir("sealed");
+    let redis = CLUSTER.then(common::redis::RedisServer::start);
+    let (old, new) = (STANDARD.encode([7u8; 32]), STANDARD.encode([9u8; 32]));
+    let with_key = |key: &str| {
+        let mut args = binary_args(&dir, redis.as_ref());
+        args.extend(["--webhook-secrets-key".to_string(), key.to_string()]);
+        args
+    };
+    let rx = Receiver::start(Mode::Ok).await;
+    let args = with_key(&old);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut node = Proc::start(&args, &[]).await;
+    let (secret, _) = create(&node.addr, "crm", &rx.url()).await;
+    change(&node.addr, "k1").await;
+    until("k1 delivered", || async {
+        (delivered(&rx).len() >= 2).then_some(())
+    })
+    .await;
+    assert!(rx.got().iter().all(|g| g.signed_by(&secret)));
+    let bare = secret.trim_start_matches("whsec_");
+    let stored = at_rest(&dir, redis.as_ref());
+    assert!(
+        stored.contains("sealed:v1:"),
+        "no sealed secret in the {} bytes at rest",
+        stored.len()
+    );
+    assert!(!stored.contains(bare), "the secret is stored in the clear");
+    node.kill().await;
+
+    // Another key: nothing is sent, and the endpoint says why.
+    let args = with_key(&new);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut node = Proc::start(&args, &[]).await;
+    let sent = rx.got().len();
+    change(&node.addr, "k2").await;
+    let error = until("the delivery fails", || async {
+        let w = webhook(&node.addr, "crm").await;
+        w["delivery"]["last_error"].as_str().map(String::from)
+    })
+    .await;
+    assert!(error.contains("--webhook-secrets-key"), "{error}");
+    assert_eq!(rx.got().len(), sent, "a request went out unsigned");
+    node.kill().await;
+
+    // The new key first, the old one still listed: it opens, and delivers.
+    let args = with_key(&format!("{new},{old}"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut node = Proc::start(&args, &[]).await;
+    until("k2 delivered", || async {
+        (delivered(&rx).len() >= 4).then_some(())
+    })
+    .await;
+    assert!(rx
+        .got()
+        .iter()
+        .all(|g| g.answered != 200 || g.signed_by(&secret)));
+    // A rotation under the new key: both secrets sealed, both sign.
+    let (status, rotated) = api(&node.addr, "POST", "/api/v1/webhooks/crm/rotate", None).await;
+    assert_eq!(status, 200, "{rotated}");
+    let fresh = rotated["secret"]
+        .as_str()
+        .expect("the new secret")
+        .to_string();
+    let stored = at_rest(&dir, redis.as_ref());
+    assert!(
+        !stored.contains(fresh.trim_start_matches("whsec_")),
+        "the rotated secret is stored in the clear"
+    );
+    node.kill().await;
+
+    // A key that is not one: the node does not start.
+    let args = with_key("not-a-key");
+    let out = tokio::process::Command::new(common::process::BIN)
+        .args(&args)
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--webhook-secrets-key"),
+        "{out:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

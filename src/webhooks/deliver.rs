@@ -296,6 +296,7 @@ impl Worker {
             Err(Failure::Status(_)) => "http_error",
             Err(Failure::Timeout) => "timeout",
             Err(Failure::Connect(_)) => "connect_error",
+            Err(Failure::Sealed(_)) => "sealed_secret",
         };
         metrics::counter!("presence_hub_webhook_deliveries_total", "outcome" => metrics_outcome)
             .increment(1);
@@ -605,8 +606,16 @@ impl Worker {
         {
             return Err(Failure::Connect(super::address::REFUSED.to_string()));
         }
-        let signature =
-            super::sign::header(&endpoint.secrets, &batch.webhook_id, timestamp, &batch.body);
+        // Opened only to sign: a sealed secret is in the clear here alone.
+        let keys = super::seal::Keys::parse(hub.config.webhook_secrets_key.as_deref())
+            .map_err(|e| Failure::Sealed(e.to_string()))?;
+        let secrets = endpoint
+            .secrets
+            .iter()
+            .map(|s| super::seal::open(keys.as_ref(), &self.tenant, &self.id, s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Failure::Sealed(e.to_string()))?;
+        let signature = super::sign::header(&secrets, &batch.webhook_id, timestamp, &batch.body);
         let response = self
             .client
             .post(&endpoint.url)
@@ -681,6 +690,8 @@ enum Failure {
     Status(u16),
     Timeout,
     Connect(String),
+    /// A secret the node cannot open (`--webhook-secrets-key`): nothing sent.
+    Sealed(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -689,6 +700,7 @@ impl std::fmt::Display for Failure {
             Failure::Status(s) => write!(f, "HTTP {s}"),
             Failure::Timeout => write!(f, "timed out (--webhook-timeout-ms)"),
             Failure::Connect(e) => write!(f, "could not send: {e}"),
+            Failure::Sealed(e) => write!(f, "not sent: {e}"),
         }
     }
 }

@@ -11,12 +11,13 @@
 //! Layout: [`endpoint`] (what an admin sets, checked), [`sign`] (Standard
 //! Webhooks signatures), [`store`] (the documents in the shared store),
 //! [`deliver`] (leases, batches, retries, dead letters), [`routes`] (the
-//! admin's HTTP API). The entry points are [`routes`] and [`start`].
+//! admin's HTTP API), [`seal`] (secrets sealed at rest). The entry points are [`routes`] and [`start`].
 
 pub mod address;
 pub mod deliver;
 pub mod endpoint;
 pub mod routes;
+pub mod seal;
 pub mod sign;
 pub mod store;
 

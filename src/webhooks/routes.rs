@@ -5,9 +5,10 @@
 //! request that made it (a create or a rotate); never by a GET.
 
 use super::endpoint::{self, Endpoint, Endpoints};
+use super::seal;
 use super::store::{self, State, ENDPOINTS};
 use crate::api::{admin, body_json, respond, InFlight, Routes};
-use crate::error::HubError;
+use crate::error::{HubError, HubResult};
 use crate::hub::Hub;
 use axum::body::Body;
 use axum::extract::{Path, State as Axum};
@@ -137,6 +138,10 @@ async fn put(
             .await?;
         }
         let now = crate::clock::now_ms();
+        let keys = sealing_keys(&hub)?;
+        // The secret a new endpoint gets, answered once in the clear.
+        let secret = super::sign::new_secret();
+        let fresh = seal::seal(keys.as_ref(), &t, &id, &secret);
         let (created, endpoint) = store::update(&hub, &t, ENDPOINTS, |mut doc: Endpoints| {
             let created = !doc.endpoints.contains_key(&id);
             if created && doc.endpoints.len() >= max {
@@ -145,10 +150,12 @@ async fn put(
             let e = doc.endpoints.entry(id.clone()).or_insert_with(|| Endpoint {
                 url: String::new(),
                 events: None,
-                secrets: vec![super::sign::new_secret()],
+                secrets: vec![fresh.clone()],
                 created_at_ms: now,
                 updated_at_ms: now,
             });
+            // Secrets stored before a key was set are sealed now.
+            seal_all(keys.as_ref(), &t, &id, &mut e.secrets);
             e.url = wanted.url.clone();
             e.events = wanted.events.clone();
             e.updated_at_ms = now;
@@ -167,7 +174,7 @@ async fn put(
         let mut answer = view(&id, &endpoint, &state);
         if created {
             // The one time the secret is shown.
-            answer["secret"] = json!(endpoint.secrets[0]);
+            answer["secret"] = json!(secret);
             Ok((StatusCode::CREATED, answer))
         } else {
             Ok((StatusCode::OK, answer))
@@ -175,6 +182,19 @@ async fn put(
     }
     .await;
     respond("webhook", result)
+}
+
+/// `--webhook-secrets-key`, checked at start (so an error here is a bug).
+fn sealing_keys(hub: &Hub) -> HubResult<Option<seal::Keys>> {
+    seal::Keys::parse(hub.config.webhook_secrets_key.as_deref())
+        .map_err(|e| HubError::unavailable(e.to_string()))
+}
+
+/// Seals every secret of an endpoint that is not sealed yet.
+fn seal_all(keys: Option<&seal::Keys>, tenant: &str, id: &str, secrets: &mut [String]) {
+    for s in secrets {
+        *s = seal::seal(keys, tenant, id, s);
+    }
 }
 
 fn too_many(max: usize) -> HubError {
@@ -221,12 +241,15 @@ async fn rotate(
         endpoint::check_id(&id)?;
         let t = a.tenant.id().to_string();
         let secret = super::sign::new_secret();
+        let keys = sealing_keys(&hub)?;
+        let sealed = seal::seal(keys.as_ref(), &t, &id, &secret);
         let now = crate::clock::now_ms();
         let endpoint = store::update(&hub, &t, ENDPOINTS, |mut doc: Endpoints| {
             let e = doc.endpoints.get_mut(&id).ok_or_else(|| missing(&id))?;
             // The current one becomes the previous; an older previous goes.
             let current = e.secrets.first().cloned();
-            e.secrets = std::iter::once(secret.clone()).chain(current).collect();
+            e.secrets = std::iter::once(sealed.clone()).chain(current).collect();
+            seal_all(keys.as_ref(), &t, &id, &mut e.secrets);
             e.updated_at_ms = now;
             let e = e.clone();
             Ok((Some(Some(doc)), e))
