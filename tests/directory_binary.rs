@@ -304,8 +304,27 @@ async fn a_directory_of_thousands_is_seeded_in_chunks_by_nodes_starting_together
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    // What the nodes sent Redis meanwhile, counted by Redis itself.
+    let input_bytes = || -> u64 {
+        redis
+            .cli(&["INFO", "stats"])
+            .lines()
+            .find_map(|l| l.strip_prefix("total_net_input_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("total_net_input_bytes in INFO stats")
+    };
+    let before = input_bytes();
     let c = node("big-c").await;
     let on_c = watch(&c).await;
+    // Attaching without a seed is a lease, a subscription, one EXISTS and
+    // the state's read: under 2 KB here. A seed's first call alone is tens
+    // of KB (its 1 000 first users, 76 KB when tried), and that call would
+    // change nothing: the store's directory stands.
+    let sent = input_bytes() - before;
+    assert!(
+        sent < 20_000,
+        "node c sent Redis {sent} bytes while it attached: the seed again?"
+    );
     let agents = on_c["agents"].as_array().expect("agents");
     assert_eq!(agents.len(), AGENTS - 1, "node c: agents in the snapshot");
     assert!(
