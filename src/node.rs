@@ -92,7 +92,7 @@ impl Node {
         };
         let (verifier, generated_secret) = Verifier::from_config(&config)?;
         // So is a webhook secrets key that is not one.
-        crate::webhooks::seal::Keys::parse(config.webhook_secrets_key.as_deref())
+        crate::webhooks::seal::Keys::configured(&config)
             .map_err(|e| StartError::Config(e.to_string()))?;
         // An unusable SCIM tokens file is a mistake no retry fixes.
         if let crate::scim::Tokens::Broken(why) =

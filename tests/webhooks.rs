@@ -1060,7 +1060,16 @@ async fn secrets_are_sealed_at_rest_with_the_operators_key() {
         .got()
         .iter()
         .all(|g| g.answered != 200 || g.signed_by(&secret)));
-    // A rotation under the new key: both secrets sealed, both sign.
+    // The endpoint written again (a PUT, then a rotation) is sealed with
+    // the new key: the old one can then go.
+    let (status, body) = api(
+        &node.addr,
+        "PUT",
+        "/api/v1/webhooks/crm",
+        Some(json!({"url": rx.url()})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     let (status, rotated) = api(&node.addr, "POST", "/api/v1/webhooks/crm/rotate", None).await;
     assert_eq!(status, 200, "{rotated}");
     let fresh = rotated["secret"]
@@ -1071,6 +1080,27 @@ async fn secrets_are_sealed_at_rest_with_the_operators_key() {
     assert!(
         !stored.contains(fresh.trim_start_matches("whsec_")),
         "the rotated secret is stored in the clear"
+    );
+    node.kill().await;
+    let args = with_key(&new);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut node = Proc::start(&args, &[]).await;
+    let before = rx.got().len();
+    change(&node.addr, "k3").await;
+    until("k3 delivered with the new key alone", || async {
+        (delivered(&rx).len() >= 6).then_some(())
+    })
+    .await;
+    let after = rx.got();
+    assert!(
+        after.len() > before,
+        "nothing was sent after the key change"
+    );
+    assert!(
+        after[before..]
+            .iter()
+            .all(|g| g.signed_by(&fresh) && g.signed_by(&secret)),
+        "not signed with both secrets of the rotation"
     );
     node.kill().await;
 

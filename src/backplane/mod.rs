@@ -289,6 +289,19 @@ impl From<BackplaneError> for crate::error::HubError {
     }
 }
 
+/// When a webhook document's write is acknowledged (`--redis-wait-replicas`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ack {
+    /// An admin's write (an endpoint, a secret, a redrive): only once the
+    /// replicas hold it, like every change; `outcome_unknown` otherwise.
+    Replicated,
+    /// A delivery's own bookkeeping (its cursor, its failures): once the
+    /// master has it. Delivery is at least once, so a failover that loses
+    /// it sends a batch again; waiting for replicas after every batch
+    /// would only slow delivery down when they lag.
+    Master,
+}
+
 #[async_trait]
 pub trait Backplane: Send + Sync + 'static {
     /// Attaches this node to a tenant: seeds what the store lacks, returns
@@ -571,6 +584,7 @@ pub trait Backplane: Send + Sync + 'static {
         name: &str,
         expected: u64,
         doc: Option<&str>,
+        ack: Ack,
     ) -> Result<Option<u64>, BackplaneError>;
 
     // ---- queue statistics (PROTOCOL.md §10.7) ---------------------------

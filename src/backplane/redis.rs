@@ -1763,10 +1763,9 @@ impl Backplane for RedisBackplane {
         tenant: &str,
         name: &str,
     ) -> Result<(u64, Option<String>), BackplaneError> {
-        let key = format!("hub:{{{tenant}}}:webhooks");
         let got: ::redis::RedisResult<(Option<String>, Option<u64>)> = guarded(
             ::redis::cmd("HMGET")
-                .arg(key)
+                .arg(webhooks_key(tenant))
                 .arg(name)
                 .arg(format!("{name}:v"))
                 .query_async(&mut self.conn()),
@@ -1783,26 +1782,26 @@ impl Backplane for RedisBackplane {
         name: &str,
         expected: u64,
         doc: Option<&str>,
+        ack: super::Ack,
     ) -> Result<Option<u64>, BackplaneError> {
         static PUT: std::sync::LazyLock<Script> =
             std::sync::LazyLock::new(|| Script::new(include_str!("lua/webhook_put.lua")));
+        let mut conn = self.conn();
         let written: ::redis::RedisResult<i64> = guarded(
-            PUT.key(format!("hub:{{{tenant}}}:webhooks"))
+            PUT.key(webhooks_key(tenant))
                 .arg(name)
                 .arg(expected)
                 .arg(if doc.is_some() { "1" } else { "0" })
                 .arg(doc.unwrap_or(""))
-                .invoke_async(&mut self.conn()),
+                .invoke_async(&mut conn),
             self.timeout,
         )
         .await;
         let version = self.note(written)?;
-        // An admin's endpoint (or a delivery's cursor) is acknowledged only
-        // once replicas hold it, like every other change (README, "No
-        // acknowledged change lost").
-        if version >= 0 {
-            let key = format!("hub:{{{tenant}}}:webhooks");
-            self.replicated(&mut self.conn(), &key).await?;
+        // An admin's endpoint is acknowledged only once replicas hold it,
+        // like every other change (README, "No acknowledged change lost").
+        if version >= 0 && ack == super::Ack::Replicated {
+            self.replicated(&mut conn, &webhooks_key(tenant)).await?;
         }
         Ok(u64::try_from(version).ok())
     }
@@ -1947,6 +1946,11 @@ fn sent_once(e: BackplaneError) -> BackplaneError {
 
 /// The hash of a tenant's service credentials (id → JSON), on the
 /// tenant's slot like every key of it.
+/// The hash of a tenant's webhook documents (`crate::webhooks::store`).
+fn webhooks_key(tenant: &str) -> String {
+    format!("hub:{{{tenant}}}:webhooks")
+}
+
 fn credentials_key(tenant: &str) -> String {
     format!("hub:{{{tenant}}}:credentials")
 }

@@ -332,21 +332,39 @@ async fn webhook_documents_survive_a_reopen_at_their_versions() {
             (0, None)
         );
         let v1 = store
-            .put_webhook_doc("acme", "endpoints", 0, Some("{\"a\":1}"))
+            .put_webhook_doc(
+                "acme",
+                "endpoints",
+                0,
+                Some("{\"a\":1}"),
+                crate::backplane::Ack::Master,
+            )
             .await
             .expect("write");
         assert_eq!(v1, Some(1));
         let stale = store
-            .put_webhook_doc("acme", "endpoints", 0, Some("{\"b\":2}"))
+            .put_webhook_doc(
+                "acme",
+                "endpoints",
+                0,
+                Some("{\"b\":2}"),
+                crate::backplane::Ack::Master,
+            )
             .await
             .expect("write");
         assert_eq!(stale, None, "a stale writer writes nothing");
         store
-            .put_webhook_doc("acme", "state:x", 0, Some("{}"))
+            .put_webhook_doc(
+                "acme",
+                "state:x",
+                0,
+                Some("{}"),
+                crate::backplane::Ack::Master,
+            )
             .await
             .expect("write");
         store
-            .put_webhook_doc("acme", "state:x", 1, None)
+            .put_webhook_doc("acme", "state:x", 1, None, crate::backplane::Ack::Master)
             .await
             .expect("delete");
     }

@@ -26,6 +26,7 @@
 
 use super::endpoint::{Endpoint, Endpoints};
 use super::store::{self, DeadLetter, State, ENDPOINTS};
+use crate::backplane::Ack;
 use crate::error::HubResult;
 use crate::events::EventId;
 use crate::hub::Hub;
@@ -314,6 +315,10 @@ impl Worker {
                 Ok(Turn::Again)
             }
             Err(why) => {
+                // A secret this node cannot open is its configuration's
+                // fault, not the receiver's: such a batch is retried, never
+                // given up on.
+                let sealed = matches!(why, Failure::Sealed(_));
                 let why = why.to_string();
                 let now = crate::clock::now_ms();
                 batch.attempts += 1;
@@ -327,7 +332,7 @@ impl Worker {
                 );
                 let attempts = batch.attempts.max(state.attempts + 1);
                 let dead_after = hub.config.webhook_dead_letter_after_s.saturating_mul(1000);
-                if now.saturating_sub(first) >= dead_after {
+                if !sealed && now.saturating_sub(first) >= dead_after {
                     let Some(b) = pending.take() else {
                         return Ok(Turn::Again);
                     };
@@ -351,12 +356,18 @@ impl Worker {
                 }
                 metrics::counter!("presence_hub_webhook_retries_total").increment(1);
                 tracing::debug!(tenant = %self.tenant, webhook = %self.id, batch = %batch.webhook_id, attempts, error = %why, "webhooks: delivery failed, will retry");
-                store::update(hub, &self.tenant, &state_name, |mut s: State| {
-                    s.failing_since_ms = Some(first);
-                    s.attempts = attempts;
-                    s.last_error = Some(why.clone());
-                    Ok((Some(Some(s)), ()))
-                })
+                store::update(
+                    hub,
+                    &self.tenant,
+                    &state_name,
+                    Ack::Master,
+                    |mut s: State| {
+                        s.failing_since_ms = Some(first);
+                        s.attempts = attempts;
+                        s.last_error = Some(why.clone());
+                        Ok((Some(Some(s)), ()))
+                    },
+                )
                 .await?;
                 let base = hub.config.webhook_retry_base_ms.max(1);
                 let cap = hub.config.webhook_retry_max_ms.max(base);
@@ -426,6 +437,7 @@ impl Worker {
             hub,
             &self.tenant,
             &store::state_name(&self.id),
+            Ack::Master,
             |mut s: State| {
                 match &outcome {
                     Ok(()) => s.dead_letters.retain(|d| d.webhook_id != letter.webhook_id),
@@ -567,6 +579,7 @@ impl Worker {
             hub,
             &self.tenant,
             &store::state_name(&self.id),
+            Ack::Master,
             |mut s: State| {
                 let at = s.cursor.as_deref().and_then(|c| c.parse::<EventId>().ok());
                 if at.is_some_and(|at| at >= last) {
@@ -607,14 +620,20 @@ impl Worker {
             return Err(Failure::Connect(super::address::REFUSED.to_string()));
         }
         // Opened only to sign: a sealed secret is in the clear here alone.
-        let keys = super::seal::Keys::parse(hub.config.webhook_secrets_key.as_deref())
+        // The current secret (the first) must open; a previous one that
+        // does not is left out of the signatures.
+        let keys = super::seal::Keys::configured(&hub.config)
             .map_err(|e| Failure::Sealed(e.to_string()))?;
-        let secrets = endpoint
-            .secrets
-            .iter()
-            .map(|s| super::seal::open(keys.as_ref(), &self.tenant, &self.id, s))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Failure::Sealed(e.to_string()))?;
+        let mut secrets = Vec::with_capacity(endpoint.secrets.len());
+        for (i, stored) in endpoint.secrets.iter().enumerate() {
+            match super::seal::open(keys.as_ref(), &self.tenant, &self.id, stored) {
+                Ok(secret) => secrets.push(secret),
+                Err(e) if i == 0 => return Err(Failure::Sealed(e.to_string())),
+                Err(e) => {
+                    tracing::warn!(tenant = %self.tenant, webhook = %self.id, error = %e, "webhooks: the previous secret does not open: signed with the current one only");
+                }
+            }
+        }
         let signature = super::sign::header(&secrets, &batch.webhook_id, timestamp, &batch.body);
         let response = self
             .client

@@ -8,6 +8,7 @@ use super::endpoint::{self, Endpoint, Endpoints};
 use super::seal;
 use super::store::{self, State, ENDPOINTS};
 use crate::api::{admin, body_json, respond, InFlight, Routes};
+use crate::backplane::Ack;
 use crate::error::{HubError, HubResult};
 use crate::hub::Hub;
 use axum::body::Body;
@@ -116,24 +117,25 @@ async fn put(
         }
         let t = a.tenant.id().to_string();
         let max = hub.config.webhook_max_endpoints;
+        let state_name = store::state_name(&id);
+        // Where a new endpoint starts: the stream's end now.
+        let start = hub.backplane.read_events(&t, None, 1).await?.last;
+        let first = State {
+            cursor: start.map(|id| id.to_string()),
+            ..State::default()
+        };
         // A new endpoint's cursor is written before the endpoint: an
         // endpoint is never without one, even when the endpoint's write is
         // answered `outcome_unknown` (`--redis-wait-replicas`) and repeated,
-        // or the node dies between the two writes. It starts at the
-        // stream's end now.
+        // or the node dies between the two writes. Written whole: what a
+        // deleted endpoint of the same id left behind does not carry over.
         let (_, known) = store::load::<Endpoints>(&hub, &t, ENDPOINTS).await?;
         if !known.endpoints.contains_key(&id) {
             if known.endpoints.len() >= max {
                 return Err(too_many(max));
             }
-            let start = hub.backplane.read_events(&t, None, 1).await?.last;
-            let cursor = start.map(|id| id.to_string());
-            store::update(&hub, &t, &store::state_name(&id), |_: State| {
-                let state = State {
-                    cursor: cursor.clone(),
-                    ..State::default()
-                };
-                Ok((Some(Some(state)), ()))
+            store::update(&hub, &t, &state_name, Ack::Replicated, |_: State| {
+                Ok((Some(Some(first.clone())), ()))
             })
             .await?;
         }
@@ -141,8 +143,8 @@ async fn put(
         let keys = sealing_keys(&hub)?;
         // The secret a new endpoint gets, answered once in the clear.
         let secret = super::sign::new_secret();
-        let fresh = seal::seal(keys.as_ref(), &t, &id, &secret);
-        let (created, endpoint) = store::update(&hub, &t, ENDPOINTS, |mut doc: Endpoints| {
+        let fresh = seal::seal(keys.as_ref(), &t, &id, &secret).map_err(sealing)?;
+        let (created, endpoint) = store::update(&hub, &t, ENDPOINTS, Ack::Replicated, |mut doc: Endpoints| {
             let created = !doc.endpoints.contains_key(&id);
             if created && doc.endpoints.len() >= max {
                 return Err(too_many(max));
@@ -154,8 +156,9 @@ async fn put(
                 created_at_ms: now,
                 updated_at_ms: now,
             });
-            // Secrets stored before a key was set are sealed now.
-            seal_all(keys.as_ref(), &t, &id, &mut e.secrets);
+            // Secrets stored before a key was set, or under a key that is no
+            // longer the first, are sealed with the first key now.
+            reseal_all(keys.as_ref(), &t, &id, &mut e.secrets)?;
             e.url = wanted.url.clone();
             e.events = wanted.events.clone();
             e.updated_at_ms = now;
@@ -164,6 +167,9 @@ async fn put(
         })
         .await?;
         if created {
+            // Seen existing above but deleted before this write, its cursor
+            // went with it: one is put back (never over another's).
+            store::create_if_absent(&hub, &t, &state_name, &first).await?;
             // Every node's poll notices a new endpoint by this (the full
             // scan it also makes now and then catches a lost bump).
             if let Err(e) = hub.backplane.bump_webhooks_generation().await {
@@ -186,15 +192,24 @@ async fn put(
 
 /// `--webhook-secrets-key`, checked at start (so an error here is a bug).
 fn sealing_keys(hub: &Hub) -> HubResult<Option<seal::Keys>> {
-    seal::Keys::parse(hub.config.webhook_secrets_key.as_deref())
-        .map_err(|e| HubError::unavailable(e.to_string()))
+    seal::Keys::configured(&hub.config).map_err(sealing)
 }
 
-/// Seals every secret of an endpoint that is not sealed yet.
-fn seal_all(keys: Option<&seal::Keys>, tenant: &str, id: &str, secrets: &mut [String]) {
+fn sealing(e: seal::SealError) -> HubError {
+    HubError::unavailable(e.to_string())
+}
+
+/// Every secret of an endpoint as it should be stored now ([`seal::reseal`]).
+fn reseal_all(
+    keys: Option<&seal::Keys>,
+    tenant: &str,
+    id: &str,
+    secrets: &mut [String],
+) -> HubResult<()> {
     for s in secrets {
-        *s = seal::seal(keys, tenant, id, s);
+        *s = seal::reseal(keys, tenant, id, s).map_err(sealing)?;
     }
+    Ok(())
 }
 
 fn too_many(max: usize) -> HubError {
@@ -213,16 +228,26 @@ async fn remove(
         let a = admin(&hub, &headers, &limit).await?;
         endpoint::check_id(&id)?;
         let t = a.tenant.id().to_string();
-        store::update(&hub, &t, ENDPOINTS, |mut doc: Endpoints| {
-            if doc.endpoints.remove(&id).is_none() {
-                return Err(missing(&id));
-            }
-            Ok((Some(Some(doc)), ()))
-        })
+        store::update(
+            &hub,
+            &t,
+            ENDPOINTS,
+            Ack::Replicated,
+            |mut doc: Endpoints| {
+                if doc.endpoints.remove(&id).is_none() {
+                    return Err(missing(&id));
+                }
+                Ok((Some(Some(doc)), ()))
+            },
+        )
         .await?;
-        store::update(&hub, &t, &store::state_name(&id), |_: State| {
-            Ok((Some(None::<State>), ()))
-        })
+        store::update(
+            &hub,
+            &t,
+            &store::state_name(&id),
+            Ack::Replicated,
+            |_: State| Ok((Some(None::<State>), ())),
+        )
         .await?;
         Ok((StatusCode::OK, json!({"id": id, "deleted": true})))
     }
@@ -242,18 +267,24 @@ async fn rotate(
         let t = a.tenant.id().to_string();
         let secret = super::sign::new_secret();
         let keys = sealing_keys(&hub)?;
-        let sealed = seal::seal(keys.as_ref(), &t, &id, &secret);
+        let sealed = seal::seal(keys.as_ref(), &t, &id, &secret).map_err(sealing)?;
         let now = crate::clock::now_ms();
-        let endpoint = store::update(&hub, &t, ENDPOINTS, |mut doc: Endpoints| {
-            let e = doc.endpoints.get_mut(&id).ok_or_else(|| missing(&id))?;
-            // The current one becomes the previous; an older previous goes.
-            let current = e.secrets.first().cloned();
-            e.secrets = std::iter::once(sealed.clone()).chain(current).collect();
-            seal_all(keys.as_ref(), &t, &id, &mut e.secrets);
-            e.updated_at_ms = now;
-            let e = e.clone();
-            Ok((Some(Some(doc)), e))
-        })
+        let endpoint = store::update(
+            &hub,
+            &t,
+            ENDPOINTS,
+            Ack::Replicated,
+            |mut doc: Endpoints| {
+                let e = doc.endpoints.get_mut(&id).ok_or_else(|| missing(&id))?;
+                // The current one becomes the previous; an older previous goes.
+                let current = e.secrets.first().cloned();
+                e.secrets = std::iter::once(sealed.clone()).chain(current).collect();
+                reseal_all(keys.as_ref(), &t, &id, &mut e.secrets)?;
+                e.updated_at_ms = now;
+                let e = e.clone();
+                Ok((Some(Some(doc)), e))
+            },
+        )
         .await?;
         let mut answer = endpoint.view(&id);
         answer["secret"] = json!(secret);
@@ -274,17 +305,23 @@ async fn drop_previous(
         endpoint::check_id(&id)?;
         let t = a.tenant.id().to_string();
         let now = crate::clock::now_ms();
-        let (endpoint, changed) = store::update(&hub, &t, ENDPOINTS, |mut doc: Endpoints| {
-            let e = doc.endpoints.get_mut(&id).ok_or_else(|| missing(&id))?;
-            if e.secrets.len() < 2 {
+        let (endpoint, changed) = store::update(
+            &hub,
+            &t,
+            ENDPOINTS,
+            Ack::Replicated,
+            |mut doc: Endpoints| {
+                let e = doc.endpoints.get_mut(&id).ok_or_else(|| missing(&id))?;
+                if e.secrets.len() < 2 {
+                    let e = e.clone();
+                    return Ok((None, (e, false)));
+                }
+                e.secrets.truncate(1);
+                e.updated_at_ms = now;
                 let e = e.clone();
-                return Ok((None, (e, false)));
-            }
-            e.secrets.truncate(1);
-            e.updated_at_ms = now;
-            let e = e.clone();
-            Ok((Some(Some(doc)), (e, true)))
-        })
+                Ok((Some(Some(doc)), (e, true)))
+            },
+        )
         .await?;
         let mut answer = endpoint.view(&id);
         answer["changed"] = json!(changed);
@@ -337,16 +374,22 @@ async fn redrive(
         if !doc.endpoints.contains_key(&id) {
             return Err(missing(&id));
         }
-        let letter = store::update(&hub, &t, &store::state_name(&id), |mut s: State| {
-            let d = s
-                .dead_letters
-                .iter_mut()
-                .find(|d| d.webhook_id == webhook_id)
-                .ok_or_else(|| HubError::not_found(format!("no dead letter {webhook_id:?}")))?;
-            d.redrive = true;
-            let d = d.clone();
-            Ok((Some(Some(s)), d))
-        })
+        let letter = store::update(
+            &hub,
+            &t,
+            &store::state_name(&id),
+            Ack::Replicated,
+            |mut s: State| {
+                let d = s
+                    .dead_letters
+                    .iter_mut()
+                    .find(|d| d.webhook_id == webhook_id)
+                    .ok_or_else(|| HubError::not_found(format!("no dead letter {webhook_id:?}")))?;
+                d.redrive = true;
+                let d = d.clone();
+                Ok((Some(Some(s)), d))
+            },
+        )
         .await?;
         Ok((
             StatusCode::ACCEPTED,

@@ -11,6 +11,7 @@
 //! here never loses a concurrent change — an admin's rotation racing a
 //! delivery's cursor advance, or two nodes during a lease handover.
 
+use crate::backplane::Ack;
 use crate::error::{HubError, HubResult};
 use crate::hub::Hub;
 use serde::de::DeserializeOwned;
@@ -96,11 +97,13 @@ pub async fn load<T: DeserializeOwned + Default>(
 
 /// Read-modify-write of a document, retried on a concurrent change.
 /// `change` returns `Ok(None)` to write nothing, `Ok(Some(doc))` to write
-/// it (`doc: None` deletes the document).
+/// it (`doc: None` deletes the document). `ack`: an admin's write waits
+/// for the replicas, a delivery's bookkeeping does not ([`Ack`]).
 pub async fn update<T, R>(
     hub: &Hub,
     tenant: &str,
     name: &str,
+    ack: Ack,
     mut change: impl FnMut(T) -> HubResult<(Option<Option<T>>, R)>,
 ) -> HubResult<R>
 where
@@ -120,11 +123,42 @@ where
         };
         if hub
             .backplane
-            .put_webhook_doc(tenant, name, version, text.as_deref())
+            .put_webhook_doc(tenant, name, version, text.as_deref(), ack)
             .await?
             .is_some()
         {
             return Ok(answer);
+        }
+    }
+    Err(HubError::unavailable(
+        "the webhook document kept changing under this request; retry",
+    ))
+}
+
+/// Writes `doc` as document `name` only if there is none: `true` when this
+/// call wrote it. An endpoint's first cursor is written this way, so two
+/// creates of one id, or a create racing a delete, never overwrite the
+/// cursor of an endpoint that is already delivering.
+pub async fn create_if_absent<T: Serialize>(
+    hub: &Hub,
+    tenant: &str,
+    name: &str,
+    doc: &T,
+) -> HubResult<bool> {
+    let text = serde_json::to_string(doc)
+        .map_err(|e| HubError::unavailable(format!("cannot encode the webhook document: {e}")))?;
+    for _ in 0..16 {
+        let (version, current) = hub.backplane.webhook_doc(tenant, name).await?;
+        if current.is_some() {
+            return Ok(false);
+        }
+        if hub
+            .backplane
+            .put_webhook_doc(tenant, name, version, Some(&text), Ack::Replicated)
+            .await?
+            .is_some()
+        {
+            return Ok(true);
         }
     }
     Err(HubError::unavailable(

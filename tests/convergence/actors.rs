@@ -69,6 +69,7 @@ impl Ctx {
             marker,
             at_ms,
             outcome: Outcome::Pending,
+            replied_unix_ms: None,
         });
         log.requests.len() - 1
     }
@@ -87,6 +88,7 @@ impl Ctx {
             )
         };
         log.requests[idx].outcome = outcome;
+        log.requests[idx].replied_unix_ms = Some(crate::model::now_unix_ms());
     }
 
     /// Records the integration API's reply to request `idx` (`{"id",
@@ -104,6 +106,7 @@ impl Ctx {
             )
         };
         log.requests[idx].outcome = outcome;
+        log.requests[idx].replied_unix_ms = Some(crate::model::now_unix_ms());
     }
 
     fn lost(&self, pending: &mut HashMap<String, usize>) {

@@ -389,12 +389,14 @@ async fn chaos(cluster: &mut Cluster, rng: &mut Rng, log: &Shared, secs: u64) {
 }
 
 /// A service key for the integration (`POST /api/v1/credentials` as the
-/// admin), from the first node that makes one.
+/// admin), from the first node that makes one. An attempt answered 504
+/// may have created its id (its key never shown): the next uses another.
 async fn service_key(addrs: &[String]) -> Result<String, String> {
     let token = common::token("acme", "ad1");
-    let body = json!({"id": actors::INTEGRATION_ID, "scopes": ["interactions:write"]}).to_string();
     let mut why = String::new();
-    for addr in addrs {
+    for (attempt, addr) in addrs.iter().cycle().take(6).enumerate() {
+        let id = format!("{}-{attempt}", actors::INTEGRATION_ID);
+        let body = json!({"id": id, "scopes": ["interactions:write"]}).to_string();
         match common::http::try_request(
             addr,
             "POST",
@@ -427,8 +429,9 @@ async fn service_key(addrs: &[String]) -> Result<String, String> {
 /// - both `ok`: `ended`'s version is above `answered`'s;
 /// - `answered` `ok`, `ended` refused `invalid_state` (the agent does not
 ///   hold the interaction): only right if the hub changed the agent after
-///   `answered` and before the integration's next change (the history
-///   says by whom); otherwise `ended` was judged without `answered`;
+///   `answered`, before the integration's next change and before `ended`
+///   was answered (the history says by whom and when); otherwise `ended`
+///   was judged without `answered`;
 /// - `answered` refused (nothing applied): `ended` cannot be `ok`.
 ///
 /// The pairs judged, and the violations.
@@ -449,12 +452,20 @@ fn check_pipelines(log: &model::Log) -> (u64, Vec<String>) {
                 }
             }
             (Outcome::Ok(va), Outcome::Refused(code, msg)) if code == "invalid_state" => {
-                let Some(h) = history else { continue };
+                let (Some(h), Some(replied)) = (history, e.replied_unix_ms) else {
+                    continue;
+                };
                 judged += 1;
+                // Committed after `answered`, before the integration's next
+                // change and before `ended` was answered.
                 let by_hub = h
                     .range(va + 1..)
                     .take_while(|(_, entry)| entry["by"]["role"] != "integration")
-                    .next();
+                    .find(|(_, entry)| {
+                        entry["at_ms"]
+                            .as_u64()
+                            .is_some_and(|at| u128::from(at) <= replied)
+                    });
                 if by_hub.is_none() {
                     found.push(format!(
                         "[{:>7} ms] {} ok v{va}, then {} refused invalid_state ({msg:?}) with no change by anyone else in between (history of {INTEGRATION_AGENT} from v{va}: {:?})",
@@ -680,6 +691,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         )));
     }
     let addrs: Arc<Vec<String>> = Arc::new(cluster.nodes.iter().map(Node::addr).collect());
+    let mut setup_errors = Vec::new();
     match service_key(&addrs).await {
         Ok(key) => tasks.push(tokio::spawn(actors::integration(
             ctx.clone(),
@@ -687,7 +699,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
             addrs.clone(),
             root.fork(4000),
         ))),
-        Err(e) => eprintln!("seed {seed}: no service key, so no integration: {e}"),
+        Err(e) => setup_errors.push(format!("setup: no service key for the integration: {e}")),
     }
     let all_channels: Vec<(&str, &str)> = CHANNELS.to_vec();
     let sup_specs = vec![
@@ -750,7 +762,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     if !sentinel {
         tasks.push(tokio::spawn(actors::admin(ctx.clone(), root.fork(3000))));
     }
-    let mut violations = Vec::new();
+    let mut violations = setup_errors;
     // Everyone connected and subscribed before the first fault, so the
     // no-flap baseline is "online".
     // (The load has started: deltas flow, so no calm is awaited here.)
@@ -1265,7 +1277,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         || pairs_checked == 0
     {
         violations.push(format!(
-            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared, {dir_checked} directory entries",
+            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared, {dir_checked} directory entries, {pairs_checked} integration pairs",
             log.faults,
             log.deltas_checked,
             resumes.len()

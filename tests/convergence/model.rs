@@ -30,6 +30,8 @@ pub struct Request {
     pub marker: Option<String>,
     pub at_ms: u128,
     pub outcome: Outcome,
+    /// When the reply came (Unix ms; `None`: no reply yet).
+    pub replied_unix_ms: Option<u128>,
 }
 
 impl Request {
