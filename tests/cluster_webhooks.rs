@@ -195,3 +195,56 @@ async fn nodes_read_the_tenants_endpoints_only_when_one_was_added() {
     })
     .await;
 }
+
+/// A node that cannot open an endpoint's sealed secret (it has no
+/// `--webhook-secrets-key`, or another) sends nothing and steps aside: it
+/// lets the endpoint's lease run out, and a node that can sign takes it
+/// and delivers (docs/WEBHOOKS.md, "Secrets at rest"). Real binaries on one
+/// Redis, since the two nodes' flags differ.
+#[tokio::test]
+async fn a_node_that_cannot_open_a_secret_leaves_the_endpoint_to_one_that_can() {
+    use base64::Engine;
+    let redis = common::redis::RedisServer::start();
+    let dir = suite::scratch_dir("aside");
+    let key = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);
+    let mut keyed = suite::binary_args(&dir, Some(&redis));
+    keyed.extend(["--webhook-secrets-key".to_string(), key]);
+    let keyed: Vec<&str> = keyed.iter().map(String::as_str).collect();
+    let plain = suite::binary_args(&dir, Some(&redis));
+    let plain: Vec<&str> = plain.iter().map(String::as_str).collect();
+    let rx = Receiver::start(Mode::Ok).await;
+    // A node with the key creates the endpoint (its secret sealed) and
+    // delivers.
+    let mut a = common::process::Proc::start(&keyed, &[]).await;
+    let (secret, _) = create(&a.addr, "crm", &rx.url()).await;
+    change(&a.addr, "k1").await;
+    until("k1 delivered", || async {
+        (delivered(&rx).len() >= 2).then_some(())
+    })
+    .await;
+    a.kill().await;
+    // Alone, a node without the key takes the lease and cannot sign.
+    let b = common::process::Proc::start(&plain, &[]).await;
+    change(&b.addr, "k2").await;
+    until("the keyless node fails to sign", || async {
+        let w = suite::webhook(&b.addr, "crm").await;
+        w["delivery"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("--webhook-secrets-key"))
+            .then_some(())
+    })
+    .await;
+    // A node with the key joins: the keyless one steps aside, it delivers.
+    let _a = common::process::Proc::start(&keyed, &[]).await;
+    until("k2 delivered by the node with the key", || async {
+        (delivered(&rx).len() >= 4).then_some(())
+    })
+    .await;
+    assert!(
+        rx.got()
+            .iter()
+            .all(|g| g.answered != 200 || g.signed_by(&secret)),
+        "a delivery not signed with the endpoint's secret"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

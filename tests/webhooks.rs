@@ -40,7 +40,7 @@ pub struct Got {
     signatures: Vec<String>,
     body: Vec<u8>,
     /// 0: not answered (hung).
-    answered: u16,
+    pub answered: u16,
 }
 
 impl Got {
@@ -769,7 +769,10 @@ async fn only_an_admin_manages_webhooks() {
 /// The real binary's flags for the restart tests: fast webhook timings,
 /// and `--data-dir dir` on a single node or `--redis-url` on the cluster's
 /// Redis (started here: the same store across restarts).
-fn binary_args(dir: &std::path::Path, redis: Option<&common::redis::RedisServer>) -> Vec<String> {
+pub fn binary_args(
+    dir: &std::path::Path,
+    redis: Option<&common::redis::RedisServer>,
+) -> Vec<String> {
     let directory = format!("{}/tests/common/directory.json", env!("CARGO_MANIFEST_DIR"));
     let mut args: Vec<String> = [
         "--listen",
@@ -804,7 +807,7 @@ fn binary_args(dir: &std::path::Path, redis: Option<&common::redis::RedisServer>
 }
 
 /// A scratch data directory for one test (removed first).
-fn scratch_dir(name: &str) -> std::path::PathBuf {
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "{name}-{}-{}",
         std::process::id(),

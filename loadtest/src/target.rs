@@ -189,20 +189,9 @@ impl Target {
             None
         };
         if common.nodes > 1 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map_err(|e| e.to_string())?
-                .port();
-            let child = Command::new("redis-server")
-                .args(tls::listen_args(tls_files.as_ref(), port))
-                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|e| format!("redis-server: {e}"))?;
+            let (child, port) = spawn_redis(tls_files.as_ref(), &[]).await?;
             redis = Some(child);
             redis_port = Some(port);
-            wait_port(port).await?;
             redis_args = match &tls_files {
                 Some(files) => vec![
                     "--redis-url".into(),
@@ -478,21 +467,9 @@ async fn start_replicas(
 ) -> Result<Vec<Child>, String> {
     let mut replicas = Vec::new();
     for _ in 0..count {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let child = Command::new("redis-server")
-            .args(tls::listen_args(tls, port))
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(["--replicaof", "127.0.0.1", &master.to_string()])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("redis-server: {e}"))?;
+        let master = master.to_string();
+        let (child, port) = spawn_redis(tls, &["--replicaof", "127.0.0.1", &master]).await?;
         replicas.push(child);
-        wait_port(port).await?;
         for attempt in 0.. {
             let info = Command::new("redis-cli")
                 .args(["-p", &port.to_string()])
@@ -513,17 +490,45 @@ async fn start_replicas(
     Ok(replicas)
 }
 
-async fn wait_port(port: u16) -> Result<(), String> {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
+/// A `redis-server` of the tool's own (nothing saved) on a free port, once
+/// it accepts connections; `extra`: more of its flags. The port is free
+/// when picked, but another process may take it before Redis binds it:
+/// Redis then exits, and another port is tried.
+async fn spawn_redis(tls: Option<&tls::Files>, extra: &[&str]) -> Result<(Child, u16), String> {
+    let mut why = String::new();
+    for _ in 0..5 {
+        why.clear();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let mut child = Command::new("redis-server")
+            .args(tls::listen_args(tls, port))
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("redis-server: {e}"))?;
+        // Up to 20 s: a loaded 2-core machine can be slow to start it.
+        for _ in 0..800 {
+            if let Ok(Some(status)) = child.try_wait() {
+                why = format!("redis-server on port {port} exited ({status})");
+                break;
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok((child, port));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        if why.is_empty() {
+            return Err(format!("redis-server did not come up on port {port}"));
+        }
     }
-    Err(format!("redis-server did not come up on port {port}"))
+    Err(why)
 }
 
 impl Drop for Target {

@@ -173,6 +173,9 @@ enum Turn {
     Again,
     /// Wait this long (a retry's backoff).
     Wait(Duration),
+    /// This node cannot sign for the endpoint (`--webhook-secrets-key`):
+    /// let the lease run out and leave it to a node that can, for a while.
+    StepAside,
 }
 
 impl Worker {
@@ -183,6 +186,9 @@ impl Worker {
     async fn run(self) {
         let mut held = false;
         let mut batch: Option<Batch> = None;
+        // Not before this does the node try for the lease again (it
+        // stepped aside).
+        let mut aside_until: Option<tokio::time::Instant> = None;
         loop {
             let Some(hub) = self.hub.upgrade() else {
                 return;
@@ -193,7 +199,9 @@ impl Worker {
             let poll = poll_of(&hub);
             let lease = Duration::from_millis(hub.config.webhook_lease_ms.max(100));
             let name = self.lock_name();
-            held = if held {
+            held = if aside_until.is_some_and(|t| tokio::time::Instant::now() < t) {
+                false
+            } else if held {
                 hub.backplane
                     .renew_lock(&self.tenant, &name, lease)
                     .await
@@ -223,6 +231,14 @@ impl Worker {
                 Turn::Idle => poll,
                 // Renew the lease while backing off.
                 Turn::Wait(d) => d.min(lease / 3),
+                // Two leases: the one held runs out, and a node that can
+                // sign has one lease's time to take it.
+                Turn::StepAside => {
+                    held = false;
+                    batch = None;
+                    aside_until = Some(tokio::time::Instant::now() + lease * 2);
+                    lease * 2
+                }
             };
             let mut shutdown = hub.shutdown_signal();
             drop(hub);
@@ -376,6 +392,9 @@ impl Worker {
                     .min(cap);
                 let delay = Duration::from_millis(rand::random::<u64>() % (ceiling + 1));
                 batch.retry_at = Some(tokio::time::Instant::now() + delay);
+                if sealed {
+                    return Ok(Turn::StepAside);
+                }
                 Ok(Turn::Wait(delay))
             }
         }
