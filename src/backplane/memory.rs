@@ -787,7 +787,7 @@ impl Backplane for MemoryBackplane {
         name: &str,
         expected: u64,
         doc: Option<&str>,
-        _ack: super::Ack,
+        _ack: super::WriteAck,
     ) -> Result<Option<u64>, BackplaneError> {
         let key = (tenant.to_string(), name.to_string());
         let mut docs = self.webhooks.lock();

@@ -291,7 +291,7 @@ impl From<BackplaneError> for crate::error::HubError {
 
 /// When a webhook document's write is acknowledged (`--redis-wait-replicas`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ack {
+pub enum WriteAck {
     /// An admin's write (an endpoint, a secret, a redrive): only once the
     /// replicas hold it, like every change; `outcome_unknown` otherwise.
     Replicated,
@@ -584,7 +584,7 @@ pub trait Backplane: Send + Sync + 'static {
         name: &str,
         expected: u64,
         doc: Option<&str>,
-        ack: Ack,
+        ack: WriteAck,
     ) -> Result<Option<u64>, BackplaneError>;
 
     // ---- queue statistics (PROTOCOL.md §10.7) ---------------------------

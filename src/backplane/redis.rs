@@ -1782,7 +1782,7 @@ impl Backplane for RedisBackplane {
         name: &str,
         expected: u64,
         doc: Option<&str>,
-        ack: super::Ack,
+        ack: super::WriteAck,
     ) -> Result<Option<u64>, BackplaneError> {
         static PUT: std::sync::LazyLock<Script> =
             std::sync::LazyLock::new(|| Script::new(include_str!("lua/webhook_put.lua")));
@@ -1800,7 +1800,7 @@ impl Backplane for RedisBackplane {
         let version = self.note(written)?;
         // An admin's endpoint is acknowledged only once replicas hold it,
         // like every other change (README, "No acknowledged change lost").
-        if version >= 0 && ack == super::Ack::Replicated {
+        if version >= 0 && ack == super::WriteAck::Replicated {
             self.replicated(&mut conn, &webhooks_key(tenant)).await?;
         }
         Ok(u64::try_from(version).ok())

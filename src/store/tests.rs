@@ -337,7 +337,7 @@ async fn webhook_documents_survive_a_reopen_at_their_versions() {
                 "endpoints",
                 0,
                 Some("{\"a\":1}"),
-                crate::backplane::Ack::Master,
+                crate::backplane::WriteAck::Master,
             )
             .await
             .expect("write");
@@ -348,7 +348,7 @@ async fn webhook_documents_survive_a_reopen_at_their_versions() {
                 "endpoints",
                 0,
                 Some("{\"b\":2}"),
-                crate::backplane::Ack::Master,
+                crate::backplane::WriteAck::Master,
             )
             .await
             .expect("write");
@@ -359,12 +359,18 @@ async fn webhook_documents_survive_a_reopen_at_their_versions() {
                 "state:x",
                 0,
                 Some("{}"),
-                crate::backplane::Ack::Master,
+                crate::backplane::WriteAck::Master,
             )
             .await
             .expect("write");
         store
-            .put_webhook_doc("acme", "state:x", 1, None, crate::backplane::Ack::Master)
+            .put_webhook_doc(
+                "acme",
+                "state:x",
+                1,
+                None,
+                crate::backplane::WriteAck::Master,
+            )
             .await
             .expect("delete");
     }

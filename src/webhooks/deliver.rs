@@ -26,7 +26,7 @@
 
 use super::endpoint::{Endpoint, Endpoints};
 use super::store::{self, DeadLetter, State, ENDPOINTS};
-use crate::backplane::Ack;
+use crate::backplane::WriteAck;
 use crate::error::HubResult;
 use crate::events::EventId;
 use crate::hub::Hub;
@@ -376,7 +376,7 @@ impl Worker {
                     hub,
                     &self.tenant,
                     &state_name,
-                    Ack::Master,
+                    WriteAck::Master,
                     |mut s: State| {
                         s.failing_since_ms = Some(first);
                         s.attempts = attempts;
@@ -456,7 +456,7 @@ impl Worker {
             hub,
             &self.tenant,
             &store::state_name(&self.id),
-            Ack::Master,
+            WriteAck::Master,
             |mut s: State| {
                 match &outcome {
                     Ok(()) => s.dead_letters.retain(|d| d.webhook_id != letter.webhook_id),
@@ -598,7 +598,7 @@ impl Worker {
             hub,
             &self.tenant,
             &store::state_name(&self.id),
-            Ack::Master,
+            WriteAck::Master,
             |mut s: State| {
                 let at = s.cursor.as_deref().and_then(|c| c.parse::<EventId>().ok());
                 if at.is_some_and(|at| at >= last) {

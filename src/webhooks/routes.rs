@@ -8,7 +8,7 @@ use super::endpoint::{self, Endpoint, Endpoints};
 use super::seal;
 use super::store::{self, State, ENDPOINTS};
 use crate::api::{admin, body_json, respond, InFlight, Routes};
-use crate::backplane::Ack;
+use crate::backplane::WriteAck;
 use crate::error::{HubError, HubResult};
 use crate::hub::Hub;
 use axum::body::Body;
@@ -134,7 +134,7 @@ async fn put(
             if known.endpoints.len() >= max {
                 return Err(too_many(max));
             }
-            store::update(&hub, &t, &state_name, Ack::Replicated, |_: State| {
+            store::update(&hub, &t, &state_name, WriteAck::Replicated, |_: State| {
                 Ok((Some(Some(first.clone())), ()))
             })
             .await?;
@@ -144,7 +144,7 @@ async fn put(
         // The secret a new endpoint gets, answered once in the clear.
         let secret = super::sign::new_secret();
         let fresh = seal::seal(keys.as_ref(), &t, &id, &secret).map_err(sealing)?;
-        let (created, endpoint) = store::update(&hub, &t, ENDPOINTS, Ack::Replicated, |mut doc: Endpoints| {
+        let (created, endpoint) = store::update(&hub, &t, ENDPOINTS, WriteAck::Replicated, |mut doc: Endpoints| {
             let created = !doc.endpoints.contains_key(&id);
             if created && doc.endpoints.len() >= max {
                 return Err(too_many(max));
@@ -232,7 +232,7 @@ async fn remove(
             &hub,
             &t,
             ENDPOINTS,
-            Ack::Replicated,
+            WriteAck::Replicated,
             |mut doc: Endpoints| {
                 if doc.endpoints.remove(&id).is_none() {
                     return Err(missing(&id));
@@ -245,7 +245,7 @@ async fn remove(
             &hub,
             &t,
             &store::state_name(&id),
-            Ack::Replicated,
+            WriteAck::Replicated,
             |_: State| Ok((Some(None::<State>), ())),
         )
         .await?;
@@ -273,7 +273,7 @@ async fn rotate(
             &hub,
             &t,
             ENDPOINTS,
-            Ack::Replicated,
+            WriteAck::Replicated,
             |mut doc: Endpoints| {
                 let e = doc.endpoints.get_mut(&id).ok_or_else(|| missing(&id))?;
                 // The current one becomes the previous; an older previous goes.
@@ -309,7 +309,7 @@ async fn drop_previous(
             &hub,
             &t,
             ENDPOINTS,
-            Ack::Replicated,
+            WriteAck::Replicated,
             |mut doc: Endpoints| {
                 let e = doc.endpoints.get_mut(&id).ok_or_else(|| missing(&id))?;
                 if e.secrets.len() < 2 {
@@ -378,7 +378,7 @@ async fn redrive(
             &hub,
             &t,
             &store::state_name(&id),
-            Ack::Replicated,
+            WriteAck::Replicated,
             |mut s: State| {
                 let d = s
                     .dead_letters

@@ -11,7 +11,7 @@
 //! here never loses a concurrent change — an admin's rotation racing a
 //! delivery's cursor advance, or two nodes during a lease handover.
 
-use crate::backplane::Ack;
+use crate::backplane::WriteAck;
 use crate::error::{HubError, HubResult};
 use crate::hub::Hub;
 use serde::de::DeserializeOwned;
@@ -98,12 +98,12 @@ pub async fn load<T: DeserializeOwned + Default>(
 /// Read-modify-write of a document, retried on a concurrent change.
 /// `change` returns `Ok(None)` to write nothing, `Ok(Some(doc))` to write
 /// it (`doc: None` deletes the document). `ack`: an admin's write waits
-/// for the replicas, a delivery's bookkeeping does not ([`Ack`]).
+/// for the replicas, a delivery's bookkeeping does not ([`WriteAck`]).
 pub async fn update<T, R>(
     hub: &Hub,
     tenant: &str,
     name: &str,
-    ack: Ack,
+    ack: WriteAck,
     mut change: impl FnMut(T) -> HubResult<(Option<Option<T>>, R)>,
 ) -> HubResult<R>
 where
@@ -154,7 +154,7 @@ pub async fn create_if_absent<T: Serialize>(
         }
         if hub
             .backplane
-            .put_webhook_doc(tenant, name, version, Some(&text), Ack::Replicated)
+            .put_webhook_doc(tenant, name, version, Some(&text), WriteAck::Replicated)
             .await?
             .is_some()
         {
