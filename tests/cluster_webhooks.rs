@@ -248,3 +248,70 @@ async fn a_node_that_cannot_open_a_secret_leaves_the_endpoint_to_one_that_can() 
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An endpoint whose delivery state is lost (here deleted by hand; in life
+/// a create or delete racing another, or failing between its two writes)
+/// starts again at the stream's end, as a new endpoint does: it is never
+/// sent the events kept from before — neither those from before it
+/// existed nor those it already got.
+#[tokio::test]
+async fn an_endpoint_that_lost_its_delivery_state_starts_at_the_streams_end() {
+    let hub = TestHub::start_with(fast).await;
+    let mut redis = redis_of(&hub).await;
+    let rx = Receiver::start(Mode::Ok).await;
+    change(hub.node(0).addr, "before").await;
+    let (_, start) = create(hub.addr, "erp", &rx.url()).await;
+    change(hub.node(1).addr, "u1").await;
+    let first = ids(&stream_after(hub.addr, start.as_deref()).await);
+    assert_eq!(first.len(), 2, "u1's two events");
+    until("u1 delivered", || async {
+        (delivered(&rx) == first).then_some(())
+    })
+    .await;
+    let _: i64 = redis::cmd("HDEL")
+        .arg("hub:{acme}:webhooks")
+        .arg("state:erp")
+        .query_async(&mut redis)
+        .await
+        .expect("HDEL");
+    until("a delivery state put back", || {
+        let mut redis = redis.clone();
+        async move {
+            redis::cmd("HEXISTS")
+                .arg("hub:{acme}:webhooks")
+                .arg("state:erp")
+                .query_async::<bool>(&mut redis)
+                .await
+                .ok()
+                .filter(|b| *b)
+        }
+    })
+    .await;
+    let end = stream_after(hub.addr, None).await;
+    change(hub.node(2).addr, "u2").await;
+    let later: Vec<String> = ids(&stream_after(hub.addr, None).await)
+        .into_iter()
+        .skip(end.len())
+        .collect();
+    assert_eq!(later.len(), 2, "u2's two events");
+    until("u2 delivered", || async {
+        (delivered(&rx).len() >= 4).then_some(())
+    })
+    .await;
+    let expected: Vec<String> = first.into_iter().chain(later).collect();
+    assert_eq!(
+        delivered(&rx),
+        expected,
+        "events from before the endpoint, or sent again"
+    );
+    assert_eq!(
+        rx.got().iter().filter(|g| g.answered == 200).count(),
+        rx.got()
+            .iter()
+            .filter(|g| g.answered == 200)
+            .map(|g| g.ids())
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        "a batch sent twice"
+    );
+}

@@ -256,7 +256,22 @@ impl Worker {
             return Ok(Turn::Gone);
         };
         let state_name = store::state_name(&self.id);
-        let (_, state) = store::load::<State>(hub, &self.tenant, &state_name).await?;
+        let Some(state) = store::load_present::<State>(hub, &self.tenant, &state_name).await?
+        else {
+            // An endpoint without its delivery state (its create or delete
+            // raced another, or failed between two writes) starts at the
+            // stream's end, as a new endpoint does: never at its beginning,
+            // which would send it every event kept from before it existed.
+            let start = hub.backplane.read_events(&self.tenant, None, 1).await?.last;
+            let state = State {
+                cursor: start.map(|id| id.to_string()),
+                ..State::default()
+            };
+            if store::create_if_absent(hub, &self.tenant, &state_name, &state).await? {
+                tracing::warn!(tenant = %self.tenant, webhook = %self.id, "webhooks: the endpoint had no delivery state: it starts at the stream's end");
+            }
+            return Ok(Turn::Again);
+        };
         let cursor = state
             .cursor
             .as_deref()
@@ -330,11 +345,31 @@ impl Worker {
                     .await?;
                 Ok(Turn::Again)
             }
-            Err(why) => {
+            Err(Failure::Sealed(why)) => {
                 // A secret this node cannot open is its configuration's
-                // fault, not the receiver's: such a batch is retried, never
-                // given up on.
-                let sealed = matches!(why, Failure::Sealed(_));
+                // fault, not the receiver's: the batch is never given up on,
+                // and the failure neither starts nor advances the endpoint's
+                // dead-letter clock or backoff. Only the error is kept, for
+                // the admins; the node steps aside whatever that write says.
+                let why = Failure::Sealed(why).to_string();
+                *pending = None;
+                let noted = store::update(
+                    hub,
+                    &self.tenant,
+                    &state_name,
+                    WriteAck::Master,
+                    |mut s: State| {
+                        s.last_error = Some(why.clone());
+                        Ok((Some(Some(s)), ()))
+                    },
+                )
+                .await;
+                if let Err(e) = noted {
+                    tracing::debug!(tenant = %self.tenant, webhook = %self.id, error = %e, "webhooks: the sealed secret's error not recorded");
+                }
+                Ok(Turn::StepAside)
+            }
+            Err(why) => {
                 let why = why.to_string();
                 let now = crate::clock::now_ms();
                 batch.attempts += 1;
@@ -348,7 +383,7 @@ impl Worker {
                 );
                 let attempts = batch.attempts.max(state.attempts + 1);
                 let dead_after = hub.config.webhook_dead_letter_after_s.saturating_mul(1000);
-                if !sealed && now.saturating_sub(first) >= dead_after {
+                if now.saturating_sub(first) >= dead_after {
                     let Some(b) = pending.take() else {
                         return Ok(Turn::Again);
                     };
@@ -392,9 +427,6 @@ impl Worker {
                     .min(cap);
                 let delay = Duration::from_millis(rand::random::<u64>() % (ceiling + 1));
                 batch.retry_at = Some(tokio::time::Instant::now() + delay);
-                if sealed {
-                    return Ok(Turn::StepAside);
-                }
                 Ok(Turn::Wait(delay))
             }
         }
@@ -441,9 +473,11 @@ impl Worker {
                 first_failure_ms: None,
                 retry_at: None,
             };
-            self.send(hub, &endpoint, &batch)
-                .await
-                .map_err(|e| e.to_string())
+            match self.send(hub, &endpoint, &batch).await {
+                // This node cannot sign: the letter waits for one that can.
+                Err(Failure::Sealed(_)) => return Ok(Turn::StepAside),
+                other => other.map_err(|e| e.to_string()),
+            }
         };
         let outcome_label = if outcome.is_ok() {
             "ok"

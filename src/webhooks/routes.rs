@@ -128,7 +128,9 @@ async fn put(
         // endpoint is never without one, even when the endpoint's write is
         // answered `outcome_unknown` (`--redis-wait-replicas`) and repeated,
         // or the node dies between the two writes. Written whole: what a
-        // deleted endpoint of the same id left behind does not carry over.
+        // deleted endpoint of the same id left behind does not carry over
+        // (two creates of one id at the same instant may both write it:
+        // the later cursor stands, a moment after the first).
         let (_, known) = store::load::<Endpoints>(&hub, &t, ENDPOINTS).await?;
         if !known.endpoints.contains_key(&id) {
             if known.endpoints.len() >= max {

@@ -87,12 +87,29 @@ pub async fn load<T: DeserializeOwned + Default>(
     let (version, doc) = hub.backplane.webhook_doc(tenant, name).await?;
     let value = match doc {
         None => T::default(),
-        Some(text) => serde_json::from_str(&text).map_err(|e| {
-            tracing::error!(tenant, name, error = %e, "webhooks: a stored document does not decode");
-            HubError::unavailable(format!("the stored webhook document {name} does not decode"))
-        })?,
+        Some(text) => decode(tenant, name, &text)?,
     };
     Ok((version, value))
+}
+
+fn decode<T: DeserializeOwned>(tenant: &str, name: &str, text: &str) -> HubResult<T> {
+    serde_json::from_str(text).map_err(|e| {
+        tracing::error!(tenant, name, error = %e, "webhooks: a stored document does not decode");
+        HubError::unavailable(format!(
+            "the stored webhook document {name} does not decode"
+        ))
+    })
+}
+
+/// A document, or `None` when there is none (where [`load`] gives the
+/// default).
+pub async fn load_present<T: DeserializeOwned>(
+    hub: &Hub,
+    tenant: &str,
+    name: &str,
+) -> HubResult<Option<T>> {
+    let (_, doc) = hub.backplane.webhook_doc(tenant, name).await?;
+    doc.map(|text| decode(tenant, name, &text)).transpose()
 }
 
 /// Read-modify-write of a document, retried on a concurrent change.
@@ -136,9 +153,8 @@ where
 }
 
 /// Writes `doc` as document `name` only if there is none: `true` when this
-/// call wrote it. An endpoint's first cursor is written this way, so two
-/// creates of one id, or a create racing a delete, never overwrite the
-/// cursor of an endpoint that is already delivering.
+/// call wrote it. A cursor put back for an endpoint found without one is
+/// written this way, so it never overwrites one written meanwhile.
 pub async fn create_if_absent<T: Serialize>(
     hub: &Hub,
     tenant: &str,

@@ -395,6 +395,10 @@ async fn service_key(addrs: &[String]) -> Result<String, String> {
     let token = common::token("acme", "ad1");
     let mut why = String::new();
     for (attempt, addr) in addrs.iter().cycle().take(6).enumerate() {
+        if attempt > 0 {
+            // A refusal (503, 429) passes: the pace of a client's retry.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         let id = format!("{}-{attempt}", actors::INTEGRATION_ID);
         let body = json!({"id": id, "scopes": ["interactions:write"]}).to_string();
         match common::http::try_request(
