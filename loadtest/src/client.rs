@@ -131,3 +131,23 @@ pub async fn next_text(
         }
     }
 }
+
+/// What a watching supervisor saw until `stop`: change → delta latencies
+/// (µs), the deltas, and whether a snapshot came (its subscription worked:
+/// a refusal would be a reply).
+pub async fn watch_deltas(
+    mut ws: Ws,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> (hdrhistogram::Histogram<u64>, u64, bool) {
+    let (mut h, mut deltas, mut snapshot) = (crate::report::histogram(), 0u64, false);
+    while let Some(t) = next_text(&mut ws, &mut stop).await {
+        snapshot |= t.starts_with("{\"type\":\"snapshot\"");
+        if is_delta(&t) {
+            deltas += 1;
+            if let Some(sent) = stamp(&t) {
+                let _ = h.record(now_us().saturating_sub(sent));
+            }
+        }
+    }
+    (h, deltas, snapshot)
+}

@@ -35,22 +35,8 @@ pub async fn run(p: Params, common: Common) -> Result<Value, String> {
     let urls = target.urls.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let watcher = if p.watch || p.changes_per_s > 0 {
-        let mut ws = target.supervisor(&urls[0], 0, agents, true).await?;
-        let mut stopped = stopped.clone();
-        Some(tokio::spawn(async move {
-            let (mut h, mut deltas, mut snapshot) = (crate::report::histogram(), 0u64, false);
-            while let Some(t) = client::next_text(&mut ws, &mut stopped).await {
-                // Its subscription worked (a refusal would be a reply).
-                snapshot |= t.starts_with("{\"type\":\"snapshot\"");
-                if client::is_delta(&t) {
-                    deltas += 1;
-                    if let Some(sent) = client::stamp(&t) {
-                        let _ = h.record(client::now_us().saturating_sub(sent));
-                    }
-                }
-            }
-            (h, deltas, snapshot)
-        }))
+        let ws = target.supervisor(&urls[0], 0, agents, true).await?;
+        Some(tokio::spawn(client::watch_deltas(ws, stopped.clone())))
     } else {
         None
     };

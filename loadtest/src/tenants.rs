@@ -350,21 +350,8 @@ async fn supervisors(
         .await;
     let mut tasks = Vec::new();
     for ws in connected {
-        let mut ws = ws.map_err(|e| format!("a supervisor: {e}"))?;
-        let mut stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            let (mut h, mut deltas, mut snapshot) = (crate::report::histogram(), 0u64, false);
-            while let Some(t) = client::next_text(&mut ws, &mut stop).await {
-                snapshot |= t.starts_with("{\"type\":\"snapshot\"");
-                if client::is_delta(&t) {
-                    deltas += 1;
-                    if let Some(sent) = client::stamp(&t) {
-                        let _ = h.record(client::now_us().saturating_sub(sent));
-                    }
-                }
-            }
-            (h, deltas, snapshot)
-        }));
+        let ws = ws.map_err(|e| format!("a supervisor: {e}"))?;
+        tasks.push(tokio::spawn(client::watch_deltas(ws, stop.clone())));
     }
     Ok(tasks)
 }
@@ -383,11 +370,7 @@ async fn drivers(target: &Target, tenants: usize, tenancy: Tenancy) -> (Vec<Ws>,
         .buffer_unordered(workers::CONCURRENCY)
         .collect()
         .await;
-    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
-        eprintln!("first driver connection error: {e}");
-    }
-    let errors = results.iter().filter(|r| r.is_err()).count();
-    (results.into_iter().filter_map(Result::ok).collect(), errors)
+    workers::connected(results, "driver connection")
 }
 
 /// Redis's counters, every node's socket counters to Redis and every

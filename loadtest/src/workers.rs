@@ -233,8 +233,14 @@ pub async fn connect_in(
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
+    connected(results, "connection")
+}
+
+/// The connections made and how many failed, the first failure printed
+/// (`what`: which kind, for the message).
+pub fn connected(results: Vec<Result<Ws, String>>, what: &str) -> (Vec<Ws>, usize) {
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
-        eprintln!("first connection error: {e}");
+        eprintln!("first {what} error: {e}");
     }
     let errors = results.iter().filter(|r| r.is_err()).count();
     (results.into_iter().filter_map(Result::ok).collect(), errors)

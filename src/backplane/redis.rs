@@ -1786,9 +1786,9 @@ impl Backplane for RedisBackplane {
     ) -> Result<Option<u64>, BackplaneError> {
         static PUT: std::sync::LazyLock<Script> =
             std::sync::LazyLock::new(|| Script::new(include_str!("lua/webhook_put.lua")));
-        let mut conn = self.conn();
+        let (key, mut conn) = (webhooks_key(tenant), self.conn());
         let written: ::redis::RedisResult<i64> = guarded(
-            PUT.key(webhooks_key(tenant))
+            PUT.key(&key)
                 .arg(name)
                 .arg(expected)
                 .arg(if doc.is_some() { "1" } else { "0" })
@@ -1801,7 +1801,7 @@ impl Backplane for RedisBackplane {
         // An admin's endpoint is acknowledged only once replicas hold it,
         // like every other change (README, "No acknowledged change lost").
         if version >= 0 && ack == super::WriteAck::Replicated {
-            self.replicated(&mut conn, &webhooks_key(tenant)).await?;
+            self.replicated(&mut conn, &key).await?;
         }
         Ok(u64::try_from(version).ok())
     }
@@ -1944,13 +1944,13 @@ fn sent_once(e: BackplaneError) -> BackplaneError {
     }
 }
 
-/// The hash of a tenant's service credentials (id → JSON), on the
-/// tenant's slot like every key of it.
 /// The hash of a tenant's webhook documents (`crate::webhooks::store`).
 fn webhooks_key(tenant: &str) -> String {
     format!("hub:{{{tenant}}}:webhooks")
 }
 
+/// The hash of a tenant's service credentials (id → JSON), on the
+/// tenant's slot like every key of it.
 fn credentials_key(tenant: &str) -> String {
     format!("hub:{{{tenant}}}:credentials")
 }
