@@ -22,6 +22,8 @@
 //! - [`hub`]: this node's replicas of its tenants, fed by the delta stream;
 //!   subscriptions and coalescing outboxes; the command router; device
 //!   ownership and timers. [`hub::Hub::change`] is the one write path.
+//! - [`ws`]: the WebSocket the hub owns — the handshake, frames, and a
+//!   socket that holds no buffer while idle.
 //! - [`server`]: HTTP routes, the per-connection session task, the request
 //!   handlers, graceful drain, the client's address behind a load balancer,
 //!   and what a node answers while it waits for Redis at start
@@ -86,3 +88,4 @@ pub mod tls;
 pub mod wallboard;
 pub mod web;
 pub mod webhooks;
+pub mod ws;

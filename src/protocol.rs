@@ -21,6 +21,8 @@ pub const VERSION: u32 = 1;
 /// WebSocket close codes of PROTOCOL.md §3.2.
 pub mod close {
     pub const NORMAL: u16 = 1000;
+    /// A browser unloading or reloading its page (the client's code).
+    pub const GOING_AWAY: u16 = 1001;
     pub const TOO_LARGE: u16 = 1009;
     pub const DRAINING: u16 = 1012;
     pub const BAD_HELLO: u16 = 4000;

@@ -157,7 +157,7 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: WebSoc
             frame = socket.next() => {
                 heard = Instant::now();
                 let text = match frame {
-                    Some(Err(e)) if crate::server::session::is_too_large(&e) => {
+                    Some(Err(e)) if is_too_large(&e) => {
                         break Close(1009, "a frame over --api-max-body-bytes and its envelope");
                     }
                     None | Some(Err(_)) => return,
@@ -312,4 +312,14 @@ fn to_http(envelope: Envelope, key: &HeaderValue) -> Result<Request<Body>, HubEr
     request
         .body(body)
         .map_err(|_| HubError::bad_request(format!("path {path:?} is not a valid URI path")))
+}
+
+/// Whether axum's socket refused a message for its size.
+fn is_too_large(e: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite;
+    let source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    matches!(
+        source.and_then(|s| s.downcast_ref::<tungstenite::Error>()),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }

@@ -28,7 +28,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
@@ -36,6 +36,16 @@ use tower::ServiceExt;
 /// node answers `/healthz` and refuses upgrades with a proper 503); fits in
 /// the open files the node keeps beside its connections.
 pub const HTTP_OVERFLOW: usize = 64;
+
+/// The TCP stream under a connection [`serve_http`] upgraded, with what
+/// hyper read past the handshake; `None` for a connection served some
+/// other way (the routes are only ever served by [`serve_http`]).
+pub fn upgraded_stream(upgraded: hyper::upgrade::Upgraded) -> Option<(TcpStream, bytes::Bytes)> {
+    let parts = upgraded
+        .downcast::<TokioIo<WriteDeadline<TcpStream>>>()
+        .ok()?;
+    Some((parts.io.into_inner().into_inner(), parts.read_buf))
+}
 
 /// HTTP connections accepted and not (yet) upgraded to a session.
 #[derive(Debug, Default)]

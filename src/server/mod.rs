@@ -19,7 +19,6 @@ mod write_deadline;
 use crate::hub::Hub;
 use crate::wallboard;
 use crate::web::{self, WebSecurity};
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -90,7 +89,7 @@ async fn ws_upgrade(
     pending: Option<Extension<Arc<listener::Pending>>>,
     headers: HeaderMap,
     client: ClientAddr,
-    ws: WebSocketUpgrade,
+    ws: crate::ws::Upgrade,
 ) -> Response {
     let refuse = |status: StatusCode, why: &'static str| {
         crate::metrics::get().rejected_connections.increment(1);
@@ -120,20 +119,18 @@ async fn ws_upgrade(
     };
     // The hub enforces `max_frame_bytes` itself on whole messages, so it can
     // answer `too_large` and close cleanly with 1009 (the oversize message is
-    // fully read, so closing does not reset the TCP connection). The library
-    // limit is a hard cap above it that bounds what one message may buffer.
+    // fully read, so closing does not reset the TCP connection). The
+    // socket's bound is a hard cap above it that bounds what one message
+    // may buffer.
     let hard_cap = hub.config.max_frame_bytes.saturating_mul(4).max(64 * 1024);
-    // Per-connection buffers dominate idle memory: agents send messages of
-    // 100–200 bytes, so a 256-byte read buffer costs them nothing in calls
-    // (a larger message takes a few reads; tungstenite grows the buffer for
-    // a frame that needs it, as it does once for the `hello` and its token:
-    // ≈ 500 bytes held per idle connection, against 1 KiB with 1 024 here;
-    // BENCHMARKS.md, the memory profile).
-    ws.read_buffer_size(256)
-        .write_buffer_size(8 * 1024)
-        .max_message_size(hard_cap)
-        .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| client.track(session::run(hub, socket), slot))
+    ws.on_upgrade(move |upgraded| async move {
+        let Some((stream, already)) = listener::upgraded_stream(upgraded) else {
+            tracing::error!("an upgraded connection that is not the listener's TCP stream");
+            return;
+        };
+        let socket = crate::ws::Socket::new(stream, already, hard_cap);
+        client.track(session::run(hub, socket), slot).await
+    })
 }
 
 async fn metrics_text(State(hub): State<Arc<Hub>>) -> Response {

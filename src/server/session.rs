@@ -13,8 +13,8 @@
 //! a node drain keeps it active for `reconnect_grace_ms`; a
 //! replaced connection (4009) leaves it to the newer one.
 //!
-//! Every write to the peer — frames, pings, the pong tungstenite queues for
-//! each ping, close frames — finishes within `write_timeout_ms` or the
+//! Every write to the peer — frames, pings, the pong queued for each
+//! ping, close frames — finishes within `write_timeout_ms` or the
 //! connection is dropped, and every frame the peer sends (text, binary,
 //! ping, pong) counts against its rate limit: a peer that floods or does
 //! not read cannot make the hub hold memory or a connection slot for long.
@@ -27,8 +27,8 @@ use crate::hub::tenant::Tenant;
 use crate::hub::{device_key, Hub};
 use crate::protocol::{self, close, DeviceHello};
 use crate::text;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{FutureExt, SinkExt};
+use crate::ws::{Message, Out, Socket};
+use futures_util::FutureExt;
 use parking_lot::Mutex;
 use serde_json::json;
 use std::collections::HashSet;
@@ -37,7 +37,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite;
 
 /// Device ids and labels longer than this (in characters) are refused at hello.
 const MAX_ID_LEN: usize = 128;
@@ -94,10 +93,10 @@ pub(super) struct Session {
 
 /// Runs one accepted WebSocket to its end.
 #[allow(clippy::manual_async_fn)] // on purpose: see the comment inside
-pub fn run(hub: Arc<Hub>, mut ws: WebSocket) -> impl std::future::Future<Output = ()> + Send {
+pub fn run(hub: Arc<Hub>, mut ws: Socket) -> impl std::future::Future<Output = ()> + Send {
     // An `async` block rather than an `async fn`: an async fn's arguments
     // are stored in its future twice (rust-lang/rust#62958), and the
-    // WebSocket is the largest of them.
+    // socket is the largest of them.
     async move {
         let _counted = hub.connection_opened();
         let conn = hub.next_conn_id();
@@ -160,7 +159,7 @@ pub fn run(hub: Arc<Hub>, mut ws: WebSocket) -> impl std::future::Future<Output 
 
 /// Reads and checks `hello`; on success the session is registered and
 /// `welcome` (and an agent's first `state`) is on its way.
-async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session, CloseRequest> {
+async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut Socket) -> Result<Session, CloseRequest> {
     let refuse = |code: u16, reason: String| CloseRequest { code, reason };
     let mut limiter = RateLimiter::new(hub.config.rate_limit_per_sec);
     let text = match tokio::time::timeout(
@@ -308,7 +307,7 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut WebSocket) -> Result<Session,
 /// The first text message; pings are answered (within the write deadline)
 /// and count against the rate limit, anything else refuses.
 async fn first_text(
-    ws: &mut WebSocket,
+    ws: &mut Socket,
     config: &crate::config::Config,
     limiter: &mut RateLimiter,
 ) -> Result<String, CloseRequest> {
@@ -331,8 +330,8 @@ async fn first_text(
                     reason: format!("message larger than {max} bytes"),
                 })
             }
-            Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
-            Some(Ok(Message::Ping(_))) => {
+            Some(Ok(Message::Text(t))) => return Ok(t),
+            Some(Ok(Message::Ping)) => {
                 if !pong_within(ws, config.write_timeout()).await {
                     return Err(CloseRequest {
                         code: close::POLICY,
@@ -340,7 +339,7 @@ async fn first_text(
                     });
                 }
             }
-            Some(Ok(Message::Pong(_))) => continue,
+            Some(Ok(Message::Pong)) => continue,
             Some(Ok(Message::Binary(b))) if b.len() > max => {
                 return Err(CloseRequest {
                     code: close::TOO_LARGE,
@@ -353,7 +352,7 @@ async fn first_text(
                     reason: "hello must be a JSON text frame".into(),
                 })
             }
-            Some(Err(e)) if is_too_large(&e) => {
+            Some(Err(crate::ws::Error::TooLarge)) => {
                 return Err(CloseRequest {
                     code: close::TOO_LARGE,
                     reason: "message too large".into(),
@@ -370,7 +369,7 @@ async fn first_text(
 }
 
 impl Session {
-    async fn serve(&mut self, ws: &mut WebSocket) -> End {
+    async fn serve(&mut self, ws: &mut Socket) -> End {
         let mut draining = self.hub.shutdown_signal();
         loop {
             let deadline = self.next_deadline();
@@ -380,7 +379,7 @@ impl Session {
                     let cap = self.hub.config.reconnect_grace_ms.min(1000) / 2;
                     let after = if cap == 0 { 0 } else { rand::random::<u64>() % cap };
                     let notice = protocol::frame(Kind::Draining, &json!({"type": "draining", "reconnect_after_ms": after}));
-                    let _ = Box::pin(send_within(ws, Message::Text(notice.text), self.write_timeout())).await;
+                    let _ = Box::pin(send_within(ws, Out::Text(notice.text.as_str()), self.write_timeout())).await;
                     Box::pin(close_socket(ws, close::DRAINING, "node draining: reconnect elsewhere", self.linger(), self.write_timeout())).await;
                     return End::Draining;
                 }
@@ -413,24 +412,24 @@ impl Session {
 
     async fn on_message(
         &mut self,
-        ws: &mut WebSocket,
-        message: Option<Result<Message, axum::Error>>,
+        ws: &mut Socket,
+        message: Option<Result<Message, crate::ws::Error>>,
     ) -> Option<End> {
         let now = Instant::now();
         let message = match message {
             Some(Ok(message)) => message,
-            Some(Err(e)) if is_too_large(&e) => {
+            Some(Err(crate::ws::Error::TooLarge)) => {
                 return Some(self.too_large(ws, Duration::ZERO).await)
             }
             Some(Err(_)) | None => return Some(End::Dropped),
         };
-        if let Message::Close(frame) = message {
-            // Sends tungstenite's close reply (bounded: the peer may not read).
+        if let Message::Close(code) = message {
+            // Sends the socket's close reply (bounded: the peer may not read).
             let _ = tokio::time::timeout(self.write_timeout(), ws.flush()).await;
             // 1001 "going away" is a browser unloading the page, a reload
             // included: treated as a drop, so a page that comes back within
             // the grace shows no offline flap.
-            let going_away = frame.is_some_and(|f| f.code == axum::extract::ws::close_code::AWAY);
+            let going_away = code == Some(close::GOING_AWAY);
             return Some(if going_away {
                 End::Dropped
             } else {
@@ -499,29 +498,25 @@ impl Session {
                     "binary frames are not supported: send JSON text frames",
                 )));
             }
-            Message::Ping(_) => {
-                // tungstenite queued the pong: write it before reading more,
+            Message::Ping => {
+                // The socket queued the pong: write it before reading more,
                 // or a peer that sends pings and never reads would make the
                 // hub buffer pongs without end.
                 if !pong_within(ws, self.write_deadline()).await {
                     return Some(End::Dropped);
                 }
             }
-            Message::Pong(_) | Message::Close(_) => {}
+            Message::Pong | Message::Close(_) => {}
         }
         None
     }
 
     /// A message over `max_frame_bytes`: `too_large`, then close 1009.
-    async fn too_large(&self, ws: &mut WebSocket, linger: Duration) -> End {
+    async fn too_large(&self, ws: &mut Socket, linger: Duration) -> End {
         let max = self.hub.config.max_frame_bytes;
         let e = HubError::too_large(format!("message larger than {max} bytes"));
-        let _ = send_within(
-            ws,
-            Message::Text(protocol::error(&e).text),
-            self.write_timeout(),
-        )
-        .await;
+        let frame = protocol::error(&e);
+        let _ = send_within(ws, Out::Text(frame.text.as_str()), self.write_timeout()).await;
         close_socket(
             ws,
             close::TOO_LARGE,
@@ -589,7 +584,7 @@ impl Session {
         deadline
     }
 
-    async fn on_timer(&mut self, ws: &mut WebSocket) -> Option<End> {
+    async fn on_timer(&mut self, ws: &mut Socket) -> Option<End> {
         let now = Instant::now();
         let config = &self.hub.config;
         if self.active.load(Ordering::Relaxed) && now >= self.last_msg + config.presence_ttl() {
@@ -616,8 +611,7 @@ impl Session {
         }
         if !self.ping_sent && now >= self.last_frame + config.heartbeat_interval() {
             self.ping_sent = true;
-            let ping = Message::Ping(Default::default());
-            if !send_within(ws, ping, self.write_deadline()).await {
+            if !send_within(ws, Out::Ping, self.write_deadline()).await {
                 return Some(End::Dropped);
             }
         }
@@ -626,7 +620,7 @@ impl Session {
 
     /// Writes everything pending in one batch. `Err` when the client cannot
     /// be written to within `write_timeout_ms` (gone, or not reading).
-    async fn flush(&mut self, ws: &mut WebSocket) -> Result<Option<CloseRequest>, ()> {
+    async fn flush(&mut self, ws: &mut Socket) -> Result<Option<CloseRequest>, ()> {
         let batch = self.outbox.take();
         // Counted per batch, not per frame: one atomic add per kind.
         let mut sent = [0u64; crate::metrics::OUT_KINDS.len()];
@@ -634,13 +628,13 @@ impl Session {
             sent[frame.kind as usize] += 1;
         }
         let frames = batch.frames;
-        let write = async {
-            for frame in frames {
-                ws.feed(Message::Text(frame.text)).await?;
-            }
-            ws.flush().await
-        };
-        match tokio::time::timeout(self.write_deadline(), write).await {
+        ws.reserve(frames.len(), frames.iter().map(|f| f.text.len()).sum());
+        for frame in &frames {
+            ws.queue(Out::Text(frame.text.as_str()));
+        }
+        // Copied into the socket's batch: the frames' share goes now.
+        drop(frames);
+        match tokio::time::timeout(self.write_deadline(), ws.flush()).await {
             Ok(Ok(())) => {
                 let metrics = crate::metrics::get();
                 metrics.messages_out(&sent);
@@ -747,15 +741,15 @@ impl Session {
 
 /// Sends `message` and flushes it within `deadline`; `false` when it could
 /// not be (a peer that does not read, or is gone).
-async fn send_within(ws: &mut WebSocket, message: Message, deadline: Duration) -> bool {
+async fn send_within(ws: &mut Socket, message: Out<'_>, deadline: Duration) -> bool {
     matches!(
         tokio::time::timeout(deadline, ws.send(message)).await,
         Ok(Ok(()))
     )
 }
 
-/// Writes the pong tungstenite queued for a ping, within `deadline`.
-async fn pong_within(ws: &mut WebSocket, deadline: Duration) -> bool {
+/// Writes the pong the socket queued for a ping, within `deadline`.
+async fn pong_within(ws: &mut Socket, deadline: Duration) -> bool {
     matches!(tokio::time::timeout(deadline, ws.flush()).await, Ok(Ok(())))
 }
 
@@ -764,7 +758,7 @@ async fn pong_within(ws: &mut WebSocket, deadline: Duration) -> bool {
 /// client answers it (at most `linger`), so unread client data does not
 /// turn the close into a reset.
 async fn close_socket(
-    ws: &mut WebSocket,
+    ws: &mut Socket,
     code: u16,
     reason: &str,
     linger: Duration,
@@ -778,11 +772,7 @@ async fn close_socket(
         }
         reason.truncate(cut);
     }
-    let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from(reason),
-    };
-    if !send_within(ws, Message::Close(Some(frame)), write_timeout).await {
+    if !send_within(ws, Out::Close(code, &reason), write_timeout).await {
         return;
     }
     let _ = tokio::time::timeout(linger, async {
@@ -793,14 +783,6 @@ async fn close_socket(
         }
     })
     .await;
-}
-
-pub(crate) fn is_too_large(e: &axum::Error) -> bool {
-    let source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    matches!(
-        source.and_then(|s| s.downcast_ref::<tungstenite::Error>()),
-        Some(tungstenite::Error::Capacity(_))
-    )
 }
 
 /// A token bucket: `rate` messages per second, bursts of one second's

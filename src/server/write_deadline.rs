@@ -38,6 +38,11 @@ impl<S> WriteDeadline<S> {
         }
     }
 
+    /// The stream, once upgraded: a session bounds its own writes.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
     /// Passes a result through, starting the timer when the write stalls and
     /// clearing it on any progress; a timer that ran out fails the write.
     fn bounded<T>(

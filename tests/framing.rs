@@ -1,0 +1,272 @@
+//! The hub's own WebSocket (`src/ws/`) against hand-built frames on a raw
+//! TCP socket, through the real binary: what a WebSocket library would never
+//! send — fragments with a ping between them, a hello written one byte at a
+//! time or in the same packet as the upgrade, frames that break RFC 6455,
+//! text that is not UTF-8, a close and its echo, bad upgrade requests.
+
+mod common;
+
+use common::process::Proc;
+use common::raw::{self, frame, PING, TEXT};
+use common::*;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CONTINUATION: u8 = 0x0;
+const BINARY: u8 = 0x2;
+const CLOSE: u8 = 0x8;
+const PONG: u8 = 0xA;
+
+async fn node() -> Proc {
+    let dir = format!("{}/tests/common/directory.json", env!("CARGO_MANIFEST_DIR"));
+    Proc::start(
+        &["--listen", "127.0.0.1:0", "--directory", &dir],
+        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
+    )
+    .await
+}
+
+async fn upgraded(node: &Proc) -> TcpStream {
+    let mut stream = TcpStream::connect(&node.addr).await.expect("connect");
+    assert_eq!(raw::upgrade(&mut stream, "").await, 101);
+    stream
+}
+
+fn hello() -> Vec<u8> {
+    json!({"type": "hello", "token": token("acme", "s1"), "role": "supervisor"})
+        .to_string()
+        .into_bytes()
+}
+
+/// A frame written with the first header byte as given (FIN, RSV and
+/// opcode), masked.
+fn frame_with(b0: u8, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = frame(b0 & 0x0F, payload);
+    bytes[0] = b0;
+    bytes
+}
+
+/// The next frame from the hub (never masked): its opcode and payload.
+async fn next_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
+    tokio::time::timeout(DEADLINE, async {
+        let mut head = [0u8; 2];
+        stream.read_exact(&mut head).await.expect("a frame header");
+        assert_eq!(head[0] & 0x80, 0x80, "the hub's frames are final");
+        assert_eq!(head[1] & 0x80, 0, "the hub's frames are not masked");
+        let len = match head[1] & 0x7F {
+            126 => u64::from(stream.read_u16().await.expect("length")),
+            127 => stream.read_u64().await.expect("length"),
+            n => u64::from(n),
+        };
+        let mut payload = vec![0u8; len as usize];
+        stream.read_exact(&mut payload).await.expect("a payload");
+        (head[0] & 0x0F, payload)
+    })
+    .await
+    .expect("a frame from the hub in time")
+}
+
+/// The next text frame, as JSON (pings and pongs skipped).
+async fn next_json(stream: &mut TcpStream) -> Value {
+    loop {
+        let (opcode, payload) = next_frame(stream).await;
+        match opcode {
+            TEXT => return serde_json::from_slice(&payload).expect("JSON"),
+            PING | PONG => continue,
+            other => panic!("expected text, got opcode {other}: {payload:?}"),
+        }
+    }
+}
+
+/// The hub's close frame (its code), then the end of the connection.
+async fn closed_with(stream: &mut TcpStream) -> u16 {
+    let code = loop {
+        let (opcode, payload) = next_frame(stream).await;
+        if opcode == CLOSE {
+            assert!(payload.len() >= 2, "a close with a code: {payload:?}");
+            break u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    };
+    let mut rest = [0u8; 64];
+    let end = tokio::time::timeout(DEADLINE, stream.read(&mut rest)).await;
+    assert!(
+        matches!(end, Ok(Ok(0)) | Ok(Err(_))),
+        "the connection ends after the close: {end:?} {:?}",
+        &rest[..4]
+    );
+    code
+}
+
+#[tokio::test]
+async fn a_hello_in_fragments_with_a_ping_between_them_is_one_message() {
+    let node = node().await;
+    let mut s = upgraded(&node).await;
+    let hello = hello();
+    let (a, rest) = hello.split_at(10);
+    let (b, c) = rest.split_at(20);
+    let mut bytes = frame_with(TEXT, a); // FIN clear: a first fragment
+    bytes.extend(frame(PING, b"between"));
+    bytes.extend(frame_with(CONTINUATION, b));
+    bytes.extend(frame(CONTINUATION, c));
+    s.write_all(&bytes).await.expect("write");
+    assert_eq!(next_frame(&mut s).await, (PONG, b"between".to_vec()));
+    let welcome = next_json(&mut s).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+}
+
+#[tokio::test]
+async fn a_hello_written_a_byte_at_a_time_or_with_the_upgrade_is_read() {
+    let node = node().await;
+    let mut s = upgraded(&node).await;
+    for byte in frame(TEXT, &hello()) {
+        s.write_all(&[byte]).await.expect("write");
+        s.flush().await.expect("flush");
+    }
+    assert_eq!(next_json(&mut s).await["type"], "welcome");
+
+    // The upgrade and the first frame in one write: the frame arrives in
+    // what the HTTP server read past the request.
+    let mut s = TcpStream::connect(&node.addr).await.expect("connect");
+    let mut bytes = b"GET /v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    bytes.extend(frame(TEXT, &hello()));
+    s.write_all(&bytes).await.expect("write");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(s.read_u8().await.expect("the upgrade's answer"));
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // RFC 6455 §1.3's example key and its accept value.
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    assert_eq!(next_json(&mut s).await["type"], "welcome");
+}
+
+#[tokio::test]
+async fn frames_that_break_the_rfc_are_closed_with_1002() {
+    let node = node().await;
+    let mut unmasked = frame(TEXT, b"{}");
+    unmasked[1] &= 0x7F;
+    unmasked.truncate(2);
+    unmasked.extend_from_slice(b"{}");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("an unmasked frame", unmasked),
+        ("a reserved bit", frame_with(0x80 | 0x40 | TEXT, b"{}")),
+        ("an unknown opcode", frame_with(0x80 | 0x3, b"{}")),
+        (
+            "a continuation without a message",
+            frame(CONTINUATION, b"{}"),
+        ),
+        ("a fragmented ping", frame_with(PING, b"p")),
+        ("a close of one byte", frame(CLOSE, &[3])),
+        (
+            "a close code that is not sent",
+            frame(CLOSE, &1005u16.to_be_bytes()),
+        ),
+        ("a new message inside a fragmented one", {
+            let mut b = frame_with(TEXT, b"{");
+            b.extend(frame(BINARY, b"}"));
+            b
+        }),
+    ];
+    for (case, bytes) in cases {
+        let mut s = upgraded(&node).await;
+        s.write_all(&bytes).await.expect("write");
+        assert_eq!(closed_with(&mut s).await, 1002, "{case}");
+    }
+    // The node still serves.
+    let mut s = upgraded(&node).await;
+    s.write_all(&frame(TEXT, &hello())).await.expect("write");
+    assert_eq!(next_json(&mut s).await["type"], "welcome");
+}
+
+#[tokio::test]
+async fn text_that_is_not_utf8_is_closed_with_1007() {
+    let node = node().await;
+    let mut s = upgraded(&node).await;
+    s.write_all(&frame(TEXT, &hello())).await.expect("write");
+    assert_eq!(next_json(&mut s).await["type"], "welcome");
+    // Valid bytes split inside a character across two fragments are fine...
+    // (An unknown type: its error reply carries the id back.)
+    let text = "{\"type\":\"nope\",\"id\":\"é\"}".as_bytes();
+    let cut = text.iter().position(|&b| b == 0xC3).expect("é") + 1;
+    let mut bytes = frame_with(TEXT, &text[..cut]);
+    bytes.extend(frame(CONTINUATION, &text[cut..]));
+    s.write_all(&bytes).await.expect("write");
+    let reply = next_json(&mut s).await;
+    assert_eq!(reply["id"], "é", "{reply}");
+    // ...a byte that is not UTF-8 is not.
+    s.write_all(&frame(TEXT, b"{\"type\":\"nope\",\"id\":\"\xff\"}"))
+        .await
+        .expect("write");
+    assert_eq!(closed_with(&mut s).await, 1007);
+}
+
+#[tokio::test]
+async fn a_close_is_echoed_and_an_oversized_frame_is_refused_unread() {
+    let node = node().await;
+    let mut s = upgraded(&node).await;
+    s.write_all(&frame(TEXT, &hello())).await.expect("write");
+    assert_eq!(next_json(&mut s).await["type"], "welcome");
+    let mut close = 4321u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"bye");
+    s.write_all(&frame(CLOSE, &close)).await.expect("write");
+    assert_eq!(closed_with(&mut s).await, 4321);
+
+    // A header announcing 1 GiB: refused at once (the payload never comes).
+    let mut s = upgraded(&node).await;
+    let mut header = vec![0x80 | TEXT, 0x80 | 127];
+    header.extend_from_slice(&(1u64 << 30).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    s.write_all(&header).await.expect("write");
+    assert_eq!(closed_with(&mut s).await, 1009);
+}
+
+#[tokio::test]
+async fn requests_that_are_not_upgrades_are_refused_with_the_reason() {
+    let node = node().await;
+    for (request, status) in [
+        ("GET /v1/ws HTTP/1.1\r\nHost: hub\r\n\r\n", 400),
+        (
+            "GET /v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n",
+            400,
+        ),
+        (
+            "GET /v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+            400,
+        ),
+        (
+            "POST /v1/ws HTTP/1.1\r\nHost: hub\r\nContent-Length: 0\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n",
+            405,
+        ),
+    ] {
+        let mut s = TcpStream::connect(&node.addr).await.expect("connect");
+        s.write_all(request.as_bytes()).await.expect("write");
+        let mut head = Vec::new();
+        tokio::time::timeout(DEADLINE, async {
+            while !head.ends_with(b"\r\n\r\n") {
+                head.push(s.read_u8().await.expect("an answer"));
+            }
+        })
+        .await
+        .expect("an answer in time");
+        let answer = String::from_utf8_lossy(&head);
+        let got: u16 = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        assert_eq!(got, status, "{request:?} → {answer}");
+    }
+}
