@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Extension, Router};
 use client_addr::{ClientAddr, ClientAddrs};
+use futures_util::future::Either;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -123,13 +124,15 @@ async fn ws_upgrade(
     // socket's bound is a hard cap above it that bounds what one message
     // may buffer.
     let hard_cap = hub.config.max_frame_bytes.saturating_mul(4).max(64 * 1024);
-    ws.on_upgrade(move |upgraded| async move {
+    // Not an `async` block: the task holds the session's future and nothing
+    // of what built it.
+    ws.on_upgrade(move |upgraded| {
         let Some((stream, already)) = listener::upgraded_stream(upgraded) else {
             tracing::error!("an upgraded connection that is not the listener's TCP stream");
-            return;
+            return Either::Right(std::future::ready(()));
         };
         let socket = crate::ws::Socket::new(stream, already, hard_cap);
-        client.track(session::run(hub, socket), slot).await
+        Either::Left(client.track(session::run(hub, socket), slot))
     })
 }
 

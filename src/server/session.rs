@@ -104,29 +104,10 @@ pub fn run(hub: Arc<Hub>, mut ws: Socket) -> impl std::future::Future<Output = (
         // inline, and idle connections are the hub's bulk: the one-off and rare
         // steps (hello, message handlers, TTL expiry, finish) are boxed, so an
         // idle task holds only the `select!` loop (BENCHMARKS.md, memory).
-        let mut session = match Box::pin(hello(&hub, conn, &mut ws)).await {
-            Ok(session) => session,
-            Err(refusal) => {
-                // Strings are logged as string fields, never with Display
-                // (`%`): the human format quotes and escapes them, the JSON
-                // format encodes them, so what a client wrote (a serde error
-                // echoes it) cannot start a forged log line.
-                tracing::info!(
-                    conn,
-                    code = refusal.code,
-                    reason = refusal.reason.as_str(),
-                    "session refused"
-                );
-                close_socket(
-                    &mut ws,
-                    refusal.code,
-                    &refusal.reason,
-                    hub.config.auth_timeout(),
-                    hub.config.write_timeout(),
-                )
-                .await;
-                return;
-            }
+        // Boxed, with the refusal's close: the session is moved out of the
+        // box, not kept beside a `Result` that holds its room in the task.
+        let Some(mut session) = Box::pin(open(&hub, conn, &mut ws)).await else {
+            return;
         };
         tracing::info!(
             conn,
@@ -155,6 +136,33 @@ pub fn run(hub: Arc<Hub>, mut ws: Socket) -> impl std::future::Future<Output = (
         gauge.decrement(1.0);
         tracing::info!(conn, tenant = session.tenant.id(), user = session.user.id.as_str(), reason = ?end, "session end");
     }
+}
+
+/// `hello`, or the refusal and its close: the session when there is one.
+async fn open(hub: &Arc<Hub>, conn: u64, ws: &mut Socket) -> Option<Session> {
+    let refusal = match hello(hub, conn, ws).await {
+        Ok(session) => return Some(session),
+        Err(refusal) => refusal,
+    };
+    // Strings are logged as string fields, never with Display (`%`): the
+    // human format quotes and escapes them, the JSON format encodes them, so
+    // what a client wrote (a serde error echoes it) cannot start a forged
+    // log line.
+    tracing::info!(
+        conn,
+        code = refusal.code,
+        reason = refusal.reason.as_str(),
+        "session refused"
+    );
+    close_socket(
+        ws,
+        refusal.code,
+        &refusal.reason,
+        hub.config.auth_timeout(),
+        hub.config.write_timeout(),
+    )
+    .await;
+    None
 }
 
 /// Reads and checks `hello`; on success the session is registered and

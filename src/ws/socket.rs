@@ -130,7 +130,10 @@ impl Socket {
                     return Some(Err(e));
                 }
             }
-            if let Err(e) = self.stream.readable().await {
+            // Polled rather than `readable()`: the waker waits in the
+            // stream's own registration, not in a node inside this future
+            // (which every idle connection's task would carry).
+            if let Err(e) = std::future::poll_fn(|cx| self.stream.poll_read_ready(cx)).await {
                 return Some(Err(Error::Io(e)));
             }
             match self.fill() {
@@ -176,7 +179,7 @@ impl Socket {
     /// Writes everything queued (pongs and close replies included).
     pub async fn flush(&mut self) -> io::Result<()> {
         while self.written < self.out.len() {
-            self.stream.writable().await?;
+            std::future::poll_fn(|cx| self.stream.poll_write_ready(cx)).await?;
             match self.stream.try_write(&self.out[self.written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.written += n,

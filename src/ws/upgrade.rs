@@ -6,6 +6,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
+use futures_util::FutureExt;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use std::future::Future;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -104,12 +106,14 @@ impl Upgrade {
     {
         let accept = derive_accept_key(self.key.as_bytes());
         let on_upgrade = self.on_upgrade;
-        tokio::spawn(async move {
-            // Fails when the client went away before the switch.
-            if let Ok(upgraded) = on_upgrade.await {
-                serve(upgraded).await;
-            }
-        });
+        // Combinators, not an `async` block: the task then holds `serve`'s
+        // future alone once it runs, not beside `serve` itself and the
+        // upgrade's result (each connection's task is its idle cost).
+        tokio::spawn(on_upgrade.then(move |upgraded| match upgraded {
+            Ok(upgraded) => Either::Left(serve(upgraded)),
+            // The client went away before the switch.
+            Err(_) => Either::Right(std::future::ready(())),
+        }));
         let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
