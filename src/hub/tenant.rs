@@ -77,24 +77,31 @@ impl Resume {
     }
 }
 
+/// An agent in the replica. Its JSON is made when a frame or a snapshot
+/// needs it, not kept: kept, it was ≈ 500 bytes for every agent of every
+/// tenant a node serves, to save a snapshot ≈ 1 µs an agent
+/// (BENCHMARKS.md, memory per connection).
 struct AgentEntry {
     id: Arc<str>,
     record: Arc<AgentRecord>,
-    json: String,
 }
 
 impl AgentEntry {
     fn new(record: Arc<AgentRecord>) -> Self {
-        // Serializing a record of plain data cannot fail.
-        let mut json = serde_json::to_string(&*record).unwrap_or_default();
-        // Kept for every agent until its next change: without the slack of
-        // the serializer's doubling (a third of it, on average).
-        json.shrink_to_fit();
         AgentEntry {
             id: Arc::from(record.id.as_str()),
             record,
-            json,
         }
+    }
+
+    fn json(&self) -> String {
+        // Serializing a record of plain data cannot fail.
+        serde_json::to_string(&*self.record).unwrap_or_default()
+    }
+
+    /// `frame_kind` (`agent` or `state`) about this agent.
+    fn frame(&self, frame_kind: Kind) -> Frame {
+        protocol::agent_frame(frame_kind, &self.json()).at(self.record.version)
     }
 }
 
@@ -672,6 +679,11 @@ impl Tenant {
         let old = agents.get(entry.id.as_ref()).map(|e| &*e.record);
         counters.update(old, &entry.record);
         device_nodes.update(old, &entry.record);
+        // Serialized once, at the first frame that needs it.
+        let json = std::cell::OnceCell::new();
+        let frame = |kind: Kind| {
+            protocol::agent_frame(kind, json.get_or_init(|| entry.json())).at(entry.record.version)
+        };
         let mut agent_frame: Option<Frame> = None;
         let mut removed_frame: Option<Frame> = None;
         let mut followers = 0usize;
@@ -682,9 +694,7 @@ impl Tenant {
                 followers += 1;
             } else if sub.scope.covers(&entry.record) {
                 sub.visible.insert(entry.id.clone());
-                let f = agent_frame.get_or_insert_with(|| {
-                    protocol::agent_frame(Kind::Agent, &entry.json).at(entry.record.version)
-                });
+                let f = agent_frame.get_or_insert_with(|| frame(Kind::Agent));
                 sub.outbox.push_delta(&entry.id, f.clone());
             } else if sub.visible.remove(&entry.id) {
                 let f = removed_frame.get_or_insert_with(|| {
@@ -694,9 +704,7 @@ impl Tenant {
             }
         }
         if followers > 0 {
-            let f = agent_frame.get_or_insert_with(|| {
-                protocol::agent_frame(Kind::Agent, &entry.json).at(entry.record.version)
-            });
+            let f = agent_frame.get_or_insert_with(|| frame(Kind::Agent));
             self.log.append(&entry.id, f.clone());
             for sub in r.subscribers.values() {
                 if matches!(sub.scope, ScopeFilter::All) {
@@ -729,7 +737,7 @@ impl Tenant {
                     agent: entry.record.id.clone(),
                 });
             }
-            let f = protocol::agent_frame(Kind::State, &entry.json).at(entry.record.version);
+            let f = frame(Kind::State);
             for w in watchers {
                 let moved = entry
                     .record
@@ -867,22 +875,23 @@ impl Tenant {
         let sent = ids
             .iter()
             .filter(|e| since.is_none_or(|since| e.record.version > since));
-        let mut snapshot = String::with_capacity(
-            256 + sent.clone().map(|e| e.json.len() + 1).sum::<usize>()
-                + since.map_or(0, |_| ids.iter().map(|e| e.id.len() + 3).sum()),
-        );
-        snapshot.push_str(&format!(
+        let mut snapshot = format!(
             r#"{{"type":"snapshot","seq":{},"epoch":{},"resumed":{},"agents":["#,
             r.seq,
             json!(r.epoch.id),
             since.is_some()
-        ));
+        )
+        .into_bytes();
         for (i, e) in sent.enumerate() {
             if i > 0 {
-                snapshot.push(',');
+                snapshot.push(b',');
             }
-            snapshot.push_str(&e.json);
+            // Straight into the snapshot (a record of plain data always
+            // serializes).
+            let _ = serde_json::to_writer(&mut snapshot, &*e.record);
         }
+        // serde_json writes UTF-8 only: the check cannot fail.
+        let mut snapshot = String::from_utf8(snapshot).unwrap_or_default();
         snapshot.push(']');
         if since.is_some() {
             snapshot.push_str(r#","agent_ids":"#);
@@ -1042,10 +1051,7 @@ impl Tenant {
     pub fn watch_agent(&self, agent_id: &str, device_id: &str, conn: u64, outbox: &Arc<Outbox>) {
         let mut r = self.replica.lock();
         if let Some(e) = r.agents.get(agent_id) {
-            outbox.push_delta(
-                &e.id,
-                protocol::agent_frame(Kind::State, &e.json).at(e.record.version),
-            );
+            outbox.push_delta(&e.id, e.frame(Kind::State));
         }
         let watcher = Watcher {
             conn,
