@@ -119,6 +119,8 @@ async fn a_hello_in_fragments_with_a_ping_between_them_is_one_message() {
 async fn a_hello_written_a_byte_at_a_time_or_with_the_upgrade_is_read() {
     let node = node().await;
     let mut s = upgraded(&node).await;
+    // Each byte its own segment, so the hub sees every header cut.
+    s.set_nodelay(true).expect("nodelay");
     for byte in frame(TEXT, &hello()) {
         s.write_all(&[byte]).await.expect("write");
         s.flush().await.expect("flush");
@@ -181,6 +183,15 @@ async fn frames_that_break_the_rfc_are_closed_with_1002() {
         s.write_all(&bytes).await.expect("write");
         assert_eq!(closed_with(&mut s).await, 1002, "{case}");
     }
+    // More bytes behind the bad frame than the kernel's buffers hold: the
+    // hub drains them until the client is done, rather than dropping the
+    // connection with bytes unread (a reset, which fails this write and can
+    // lose the close frame).
+    let mut s = upgraded(&node).await;
+    let mut bytes = frame_with(0x80 | 0x40 | TEXT, b"{}");
+    bytes.extend(vec![0u8; 32 * 1024 * 1024]);
+    s.write_all(&bytes).await.expect("write");
+    assert_eq!(closed_with(&mut s).await, 1002, "with a tail");
     // The node still serves.
     let mut s = upgraded(&node).await;
     s.write_all(&frame(TEXT, &hello())).await.expect("write");
@@ -242,13 +253,7 @@ async fn requests_that_are_not_upgrades_are_refused_with_the_reason() {
         (
             "GET /v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
-            400,
-        ),
-        (
-            "POST /v1/ws HTTP/1.1\r\nHost: hub\r\nContent-Length: 0\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Sec-WebSocket-Version: 13\r\n\r\n",
-            405,
+            426,
         ),
     ] {
         let mut s = TcpStream::connect(&node.addr).await.expect("connect");
@@ -268,5 +273,52 @@ async fn requests_that_are_not_upgrades_are_refused_with_the_reason() {
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
         assert_eq!(got, status, "{request:?} → {answer}");
+        if status == 426 {
+            // The version the hub speaks (RFC 6455 §4.4).
+            assert!(
+                answer
+                    .to_ascii_lowercase()
+                    .contains("sec-websocket-version: 13"),
+                "{answer}"
+            );
+        }
     }
+}
+
+#[tokio::test]
+async fn a_close_between_fragments_is_echoed_and_a_ping_after_the_hubs_close_is_not() {
+    let node = node().await;
+    let mut s = upgraded(&node).await;
+    let mut bytes = frame_with(TEXT, b"{\"type\":");
+    bytes.extend(frame(CLOSE, &1000u16.to_be_bytes()));
+    s.write_all(&bytes).await.expect("write");
+    assert_eq!(closed_with(&mut s).await, 1000);
+
+    // The hub closes first (no hello in time: 4001) and then reads until the
+    // client is done: a ping in between gets no pong (the client then ends
+    // its side, which makes the hub write out whatever it had queued).
+    let quick = Proc::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--directory",
+            &format!("{}/tests/common/directory.json", env!("CARGO_MANIFEST_DIR")),
+            "--auth-timeout-ms",
+            "300",
+        ],
+        &[("PRESENCE_HUB_JWT_SECRET", SECRET)],
+    )
+    .await;
+    let mut s = upgraded(&quick).await;
+    let (opcode, payload) = next_frame(&mut s).await;
+    assert_eq!((opcode, &payload[..2]), (CLOSE, &4001u16.to_be_bytes()[..]));
+    s.write_all(&frame(PING, b"late")).await.expect("write");
+    s.shutdown().await.expect("shutdown");
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(DEADLINE, s.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(end, Ok(Ok(_))),
+        "the hub ends the connection: {end:?}"
+    );
+    assert!(rest.is_empty(), "nothing after the hub's close: {rest:?}");
 }

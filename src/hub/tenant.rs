@@ -921,6 +921,9 @@ impl Tenant {
         snapshot.push_str(r#","settings":"#);
         snapshot.push_str(&json!(r.settings).to_string());
         snapshot.push('}');
+        // Grown by doubling as records were written: it waits in the outbox
+        // at its size, not at twice it.
+        snapshot.shrink_to_fit();
         let log = (scope == ScopeFilter::All).then_some(&self.log);
         outbox.restart_deltas(
             log,

@@ -366,6 +366,13 @@ async fn first_text(
                     reason: "message too large".into(),
                 })
             }
+            // A frame that breaks RFC 6455: the socket has sent its close.
+            Some(Err(e)) if e.close_code().is_some() => {
+                return Err(CloseRequest {
+                    code: e.close_code().unwrap_or(close::BAD_HELLO),
+                    reason: e.to_string(),
+                })
+            }
             _ => {
                 return Err(CloseRequest {
                     code: close::BAD_HELLO,
@@ -428,6 +435,14 @@ impl Session {
             Some(Ok(message)) => message,
             Some(Err(crate::ws::Error::TooLarge)) => {
                 return Some(self.too_large(ws, Duration::ZERO).await)
+            }
+            // A frame that breaks RFC 6455: the socket has sent its close
+            // (1002, 1007); the peer is given the linger to take it.
+            Some(Err(e)) if e.close_code().is_some() => {
+                let code = e.close_code().unwrap_or(close::NORMAL);
+                let reason = e.to_string();
+                close_socket(ws, code, &reason, self.linger(), self.write_timeout()).await;
+                return Some(End::ServerClosed);
             }
             Some(Err(_)) | None => return Some(End::Dropped),
         };
@@ -784,9 +799,17 @@ async fn close_socket(
         return;
     }
     let _ = tokio::time::timeout(linger, async {
-        while let Some(Ok(message)) = ws.recv().await {
-            if matches!(message, Message::Close(_)) {
-                break;
+        loop {
+            match ws.recv().await {
+                Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+                // No more frames to read (the peer broke the protocol, or
+                // the line ended): what it still sends is dropped until it
+                // closes.
+                Some(Err(_)) | None => {
+                    ws.discard().await;
+                    break;
+                }
             }
         }
     })

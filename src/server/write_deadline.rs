@@ -8,10 +8,11 @@
 //! that has made no progress for the timeout, which ends the connection.
 //!
 //! Written here rather than taken from a crate (`tokio-io-timeout` does this
-//! and more) because it stays inside every upgraded WebSocket for its whole
-//! life: it holds only the timeout and, while a write is actually stalled,
-//! one boxed timer — no timer at all on an idle connection, where per
-//! connection bytes are what a node's capacity is made of (BENCHMARKS.md).
+//! and more) because it wraps every connection, keep-alive ones included:
+//! it holds only the timeout and, while a write is actually stalled, one
+//! boxed timer — no timer at all on an idle connection. An upgraded
+//! connection leaves it behind ([`super::listener::upgraded_stream`]): the
+//! session bounds its own writes.
 
 use std::future::Future;
 use std::io;

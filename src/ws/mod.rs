@@ -11,7 +11,7 @@
 //! RFC 6455 says (masked, no reserved bit, known opcode, short unfragmented
 //! control frames, UTF-8 text, allowed close codes), and a frame that
 //! breaks it ends the connection with 1002 (1007 for text that is not
-//! UTF-8; PROTOCOL.md §2).
+//! UTF-8; PROTOCOL.md §1 and §3.2).
 //!
 //! The integration API's WebSocket (`api::socket`: a handful of
 //! connections per deployment) still uses axum's.

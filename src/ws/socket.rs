@@ -16,6 +16,7 @@
 use super::frame::{self, Opcode};
 use bytes::Bytes;
 use std::io;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// How much one read takes from the kernel (on the stack, not kept).
@@ -55,6 +56,19 @@ pub enum Error {
     /// 1007.
     NotUtf8,
     Io(io::Error),
+}
+
+impl Error {
+    /// The close code a peer is told for this error: 1002 (RFC 6455
+    /// broken), 1007 (not UTF-8); none for the others (the session answers
+    /// a size with its own `too_large`, and an I/O error has no one to tell).
+    pub fn close_code(&self) -> Option<u16> {
+        match self {
+            Error::Malformed(_) => Some(1002),
+            Error::NotUtf8 => Some(1007),
+            Error::TooLarge | Error::Io(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Error {
@@ -198,6 +212,53 @@ impl Socket {
         self.flush().await
     }
 
+    /// Ends the hub's side (FIN, after what is queued) and reads and drops
+    /// whatever the peer still sends, until it closes too: after the hub's
+    /// close frame, so that bytes left unread do not turn the end into a
+    /// reset that loses that frame. Nothing more is parsed. The caller
+    /// bounds the time.
+    pub async fn discard(&mut self) {
+        self.read_done = true;
+        self.input = Vec::new();
+        self.at = 0;
+        self.partial = None;
+        if self.flush().await.is_err() || self.stream.shutdown().await.is_err() {
+            return;
+        }
+        loop {
+            if std::future::poll_fn(|cx| self.stream.poll_read_ready(cx))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            match self.skip() {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Reads what the kernel has into the stack, and drops it.
+    fn skip(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; READ_CHUNK];
+        self.stream.try_read(&mut chunk)
+    }
+
+    /// While a frame is incomplete: drops the bytes consumed before it, and
+    /// the room a larger message left behind.
+    fn compact(&mut self) {
+        if self.at > 0 {
+            self.input.drain(..self.at);
+            self.at = 0;
+        }
+        if self.input.capacity() > 2 * self.input.len() + READ_CHUNK {
+            self.input.shrink_to(self.input.len() + READ_CHUNK);
+        }
+    }
+
     /// Reads what the kernel has, through the stack.
     fn fill(&mut self) -> io::Result<usize> {
         let mut chunk = [0u8; READ_CHUNK];
@@ -218,14 +279,21 @@ impl Socket {
             else {
                 return Ok(None);
             };
-            let assembled = self.partial.as_ref().map_or(0, |p| p.data.len());
+            // A continuation adds to the message it continues; a control
+            // frame between fragments is measured alone.
+            let assembled = match (header.opcode, &self.partial) {
+                (Opcode::Continuation, Some(p)) => p.data.len(),
+                _ => 0,
+            };
             if header.len > self.max_message.saturating_sub(assembled) as u64 {
                 return Err(Error::TooLarge);
             }
             let len = header.len as usize;
             if available.len() < header.size + len {
-                // The rest of the frame is to come: room for it at once.
-                self.input.reserve(header.size + len - available.len());
+                // The rest is to come. Room is made as bytes arrive, not
+                // for the length announced: a header costs its sender 14
+                // bytes, and must not cost the hub the frame's size.
+                self.compact();
                 return Ok(None);
             }
             let start = self.at + header.size;
@@ -291,10 +359,8 @@ impl Socket {
     /// frame saying why, without waiting for the socket (it is ending).
     fn fail(&mut self, e: &Error) {
         self.read_done = true;
-        let code = match e {
-            Error::Malformed(_) => 1002,
-            Error::NotUtf8 => 1007,
-            Error::TooLarge | Error::Io(_) => return,
+        let Some(code) = e.close_code() else {
+            return;
         };
         self.queue(Out::Close(code, ""));
         if let Ok(n) = self.stream.try_write(&self.out[self.written..]) {

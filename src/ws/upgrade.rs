@@ -18,8 +18,10 @@ pub struct Upgrade {
     on_upgrade: OnUpgrade,
 }
 
-/// Why a request is not a WebSocket upgrade (`400`, `405` or `426`, with
-/// the reason as text).
+/// Why a request is not a WebSocket upgrade, with the reason as text: `400`
+/// (not an upgrade, or no key), `405` (not `GET`), `426` with
+/// `Sec-WebSocket-Version: 13` (another version), `500` (a connection the
+/// server cannot upgrade: never, under the hub's own listener).
 #[derive(Debug)]
 pub struct Rejection {
     pub status: StatusCode,
@@ -28,7 +30,15 @@ pub struct Rejection {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        (self.status, self.reason).into_response()
+        let mut response = (self.status, self.reason).into_response();
+        if self.status == StatusCode::UPGRADE_REQUIRED {
+            // The version the hub speaks (RFC 6455 §4.4).
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+        }
+        response
     }
 }
 
@@ -80,13 +90,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
         };
         if !is(headers, header::SEC_WEBSOCKET_VERSION, "13") {
             return Err(reject(
-                StatusCode::BAD_REQUEST,
+                StatusCode::UPGRADE_REQUIRED,
                 "`Sec-WebSocket-Version` header did not include '13'",
             ));
         }
         let Some(on_upgrade) = parts.extensions.remove::<OnUpgrade>() else {
             return Err(reject(
-                StatusCode::UPGRADE_REQUIRED,
+                StatusCode::INTERNAL_SERVER_ERROR,
                 "WebSocket request couldn't be upgraded since no upgrade state was present",
             ));
         };
