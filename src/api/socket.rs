@@ -34,14 +34,12 @@ use super::credentials::verified_key;
 use super::{count, error_response, ApiError};
 use crate::error::HubError;
 use crate::hub::Hub;
+use crate::ws::{Message, Out, Socket, Upgrade};
 use axum::body::Body;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::Response;
 use axum::Router;
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -81,7 +79,7 @@ pub(super) async fn upgrade(
     State(hub): State<Arc<Hub>>,
     axum::Extension(tunnel): axum::Extension<Tunnel>,
     headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    ws: Result<Upgrade, crate::ws::Rejection>,
 ) -> Response {
     const ROUTE: &str = "ws";
     if hub.is_draining() {
@@ -117,16 +115,19 @@ pub(super) async fn upgrade(
     count(ROUTE, StatusCode::SWITCHING_PROTOCOLS);
     let limit = hub.config.api_max_body_bytes.saturating_add(ENVELOPE);
     let api = tunnel.api.clone().with_state(hub.clone());
-    ws.max_message_size(limit)
-        .max_frame_size(limit)
-        .on_upgrade(move |socket| async move {
-            let _slot = slot;
-            let _counted = hub.connection_opened();
-            let gauge = &crate::metrics::get().api_ws_connections;
-            gauge.increment(1.0);
-            serve(&hub, api, key, socket).await;
-            gauge.decrement(1.0);
-        })
+    ws.on_upgrade(move |upgraded| async move {
+        let _slot = slot;
+        let Some((stream, already)) = crate::server::listener::upgraded_stream(upgraded) else {
+            tracing::error!("an upgraded connection that is not the listener's TCP stream");
+            return;
+        };
+        let socket = Socket::new(stream, already, limit);
+        let _counted = hub.connection_opened();
+        let gauge = &crate::metrics::get().api_ws_connections;
+        gauge.increment(1.0);
+        serve(&hub, api, key, socket).await;
+        gauge.decrement(1.0);
+    })
 }
 
 /// One request frame.
@@ -146,7 +147,7 @@ struct Envelope {
 /// Why the connection ends (a close frame's code and reason).
 struct Close(u16, &'static str);
 
-async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: WebSocket) {
+async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket) {
     let idle = Duration::from_secs(hub.config.api_ws_idle_s.max(1));
     let mut ping = tokio::time::interval(idle / 3);
     ping.reset();
@@ -154,27 +155,36 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: WebSoc
     let mut draining = hub.shutdown_signal();
     let close = loop {
         tokio::select! {
-            frame = socket.next() => {
+            frame = socket.recv() => {
                 heard = Instant::now();
                 let text = match frame {
-                    Some(Err(e)) if is_too_large(&e) => {
+                    Some(Err(crate::ws::Error::TooLarge)) => {
                         break Close(1009, "a frame over --api-max-body-bytes and its envelope");
                     }
+                    // 1002 or 1007 for a frame that breaks RFC 6455: sent
+                    // by the socket already.
                     None | Some(Err(_)) => return,
                     Some(Ok(Message::Close(_))) => break Close(1000, ""),
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {
                         let e = HubError::bad_request("requests are JSON text frames");
-                        if send(hub, &mut socket, reply(Value::Null, &e)).await.is_err() {
+                        if send(hub, &mut socket, Out::Text(&reply(Value::Null, &e))).await.is_err() {
                             return;
                         }
                         continue;
                     }
-                    // Pings are answered by the library; a pong is a sign of life.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    // The socket queued the pong: written before reading on.
+                    Some(Ok(Message::Ping)) => {
+                        if flush(hub, &mut socket).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    // A sign of life.
+                    Some(Ok(Message::Pong)) => continue,
                 };
-                let (answer, revoked) = handle(&api, &key, text.as_str()).await;
-                if send(hub, &mut socket, answer).await.is_err() {
+                let (answer, revoked) = handle(&api, &key, &text).await;
+                if send(hub, &mut socket, Out::Text(&answer)).await.is_err() {
                     return;
                 }
                 if revoked {
@@ -185,7 +195,7 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: WebSoc
                 if heard.elapsed() >= idle {
                     break Close(1000, "idle: nothing heard for --api-ws-idle-s");
                 }
-                if send(hub, &mut socket, Message::Ping(Default::default())).await.is_err() {
+                if send(hub, &mut socket, Out::Ping).await.is_err() {
                     return;
                 }
             }
@@ -195,34 +205,36 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: WebSoc
         }
     };
     let Close(code, reason) = close;
-    let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
-    };
-    let _ = send(hub, &mut socket, Message::Close(Some(frame))).await;
+    let _ = send(hub, &mut socket, Out::Close(code, reason)).await;
 }
 
 /// Writes one frame within `--write-timeout-ms`.
-async fn send(hub: &Hub, socket: &mut WebSocket, message: Message) -> Result<(), ()> {
-    match tokio::time::timeout(hub.config.write_timeout(), socket.send(message)).await {
+async fn send(hub: &Hub, socket: &mut Socket, message: Out<'_>) -> Result<(), ()> {
+    socket.queue(message);
+    flush(hub, socket).await
+}
+
+/// Writes what is queued within `--write-timeout-ms`.
+async fn flush(hub: &Hub, socket: &mut Socket) -> Result<(), ()> {
+    match tokio::time::timeout(hub.config.write_timeout(), socket.flush()).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
 }
 
 /// A reply frame refusing a request before it reached a route.
-fn reply(id: Value, e: &HubError) -> Message {
+fn reply(id: Value, e: &HubError) -> String {
     let status = super::status_of(e.code).as_u16();
     frame(id, status, json!({ "error": e }))
 }
 
-fn frame(id: Value, status: u16, body: Value) -> Message {
-    Message::text(json!({"id": id, "status": status, "body": body}).to_string())
+fn frame(id: Value, status: u16, body: Value) -> String {
+    json!({"id": id, "status": status, "body": body}).to_string()
 }
 
 /// Answers one request frame; `true` when the key was refused (the
 /// connection then ends).
-async fn handle(api: &Router, key: &HeaderValue, text: &str) -> (Message, bool) {
+async fn handle(api: &Router, key: &HeaderValue, text: &str) -> (String, bool) {
     let request = match serde_json::from_str::<Value>(text) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
@@ -312,14 +324,4 @@ fn to_http(envelope: Envelope, key: &HeaderValue) -> Result<Request<Body>, HubEr
     request
         .body(body)
         .map_err(|_| HubError::bad_request(format!("path {path:?} is not a valid URI path")))
-}
-
-/// Whether axum's socket refused a message for its size.
-fn is_too_large(e: &axum::Error) -> bool {
-    use tokio_tungstenite::tungstenite;
-    let source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    matches!(
-        source.and_then(|s| s.downcast_ref::<tungstenite::Error>()),
-        Some(tungstenite::Error::Capacity(_))
-    )
 }

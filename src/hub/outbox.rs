@@ -18,13 +18,13 @@
 //! falls behind; see `delta_log`).
 
 use super::delta_log::DeltaLog;
-use axum::extract::ws::Utf8Bytes;
 use indexmap::IndexMap;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// What a frame is (the `type` of the message), for metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

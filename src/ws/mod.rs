@@ -13,8 +13,8 @@
 //! breaks it ends the connection with 1002 (1007 for text that is not
 //! UTF-8; PROTOCOL.md §1 and §3.2).
 //!
-//! The integration API's WebSocket (`api::socket`: a handful of
-//! connections per deployment) still uses axum's.
+//! Sessions (`/v1/ws`) and the integration API (`/api/v1/ws`) both speak
+//! through it.
 
 pub mod frame;
 pub mod socket;
