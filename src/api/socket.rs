@@ -117,11 +117,9 @@ pub(super) async fn upgrade(
     let api = tunnel.api.clone().with_state(hub.clone());
     ws.on_upgrade(move |upgraded| async move {
         let _slot = slot;
-        let Some((stream, already)) = crate::server::listener::upgraded_stream(upgraded) else {
-            tracing::error!("an upgraded connection that is not the listener's TCP stream");
+        let Some(socket) = crate::server::listener::upgraded_socket(upgraded, limit) else {
             return;
         };
-        let socket = Socket::new(stream, already, limit);
         let _counted = hub.connection_opened();
         let gauge = &crate::metrics::get().api_ws_connections;
         gauge.increment(1.0);

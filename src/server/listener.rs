@@ -20,6 +20,7 @@
 use super::client_addr::ClientAddrs;
 use super::write_deadline::WriteDeadline;
 use crate::hub::Hub;
+use crate::ws::Socket;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
@@ -37,14 +38,22 @@ use tower::ServiceExt;
 /// the open files the node keeps beside its connections.
 pub const HTTP_OVERFLOW: usize = 64;
 
-/// The TCP stream under a connection [`serve_http`] upgraded, with what
-/// hyper read past the handshake; `None` for a connection served some
-/// other way (the routes are only ever served by [`serve_http`]).
-pub fn upgraded_stream(upgraded: hyper::upgrade::Upgraded) -> Option<(TcpStream, bytes::Bytes)> {
-    let parts = upgraded
-        .downcast::<TokioIo<WriteDeadline<TcpStream>>>()
-        .ok()?;
-    Some((parts.io.into_inner().into_inner(), parts.read_buf))
+/// The hub's WebSocket on a connection [`serve_http`] upgraded: its TCP
+/// stream, with what hyper read past the handshake, reading messages of at
+/// most `max_message` bytes. `None` (logged) for a connection served some
+/// other way: never, as the routes are only served by [`serve_http`].
+pub fn upgraded_socket(upgraded: hyper::upgrade::Upgraded, max_message: usize) -> Option<Socket> {
+    match upgraded.downcast::<TokioIo<WriteDeadline<TcpStream>>>() {
+        Ok(parts) => Some(Socket::new(
+            parts.io.into_inner().into_inner(),
+            parts.read_buf,
+            max_message,
+        )),
+        Err(_) => {
+            tracing::error!("an upgraded connection that is not the listener's TCP stream");
+            None
+        }
+    }
 }
 
 /// HTTP connections accepted and not (yet) upgraded to a session.

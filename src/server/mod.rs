@@ -126,14 +126,12 @@ async fn ws_upgrade(
     let hard_cap = hub.config.max_frame_bytes.saturating_mul(4).max(64 * 1024);
     // Not an `async` block: the task holds the session's future and nothing
     // of what built it.
-    ws.on_upgrade(move |upgraded| {
-        let Some((stream, already)) = listener::upgraded_stream(upgraded) else {
-            tracing::error!("an upgraded connection that is not the listener's TCP stream");
-            return Either::Right(std::future::ready(()));
-        };
-        let socket = crate::ws::Socket::new(stream, already, hard_cap);
-        Either::Left(client.track(session::run(hub, socket), slot))
-    })
+    ws.on_upgrade(
+        move |upgraded| match listener::upgraded_socket(upgraded, hard_cap) {
+            Some(socket) => Either::Left(client.track(session::run(hub, socket), slot)),
+            None => Either::Right(std::future::ready(())),
+        },
+    )
 }
 
 async fn metrics_text(State(hub): State<Arc<Hub>>) -> Response {

@@ -11,7 +11,7 @@
 //! and more) because it wraps every connection, keep-alive ones included:
 //! it holds only the timeout and, while a write is actually stalled, one
 //! boxed timer — no timer at all on an idle connection. An upgraded
-//! connection leaves it behind ([`super::listener::upgraded_stream`]): the
+//! connection leaves it behind ([`super::listener::upgraded_socket`]): the
 //! session bounds its own writes.
 
 use std::future::Future;
