@@ -546,8 +546,13 @@ mod tests {
                     let (hits, gate) = (hits.clone(), gate.clone());
                     async move {
                         hits.fetch_add(1, Ordering::SeqCst);
-                        // Held until the test has asked twenty times.
-                        let _ = gate.acquire().await;
+                        // Held until the test has asked twenty times. The
+                        // permit is used up, not handed back: otherwise the
+                        // first fetch's would let the second through early,
+                        // and a lookup polled after it would start a third.
+                        if let Ok(permit) = gate.acquire().await {
+                            permit.forget();
+                        }
                         r#"{"keys":[]}"#
                     }
                 }),
