@@ -147,6 +147,8 @@ struct Close(u16, &'static str);
 
 async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket) {
     let idle = Duration::from_secs(hub.config.api_ws_idle_s.max(1));
+    // Every write finishes within this, or the connection ends.
+    let timeout = hub.config.write_timeout();
     let mut ping = tokio::time::interval(idle / 3);
     ping.reset();
     let mut heard = Instant::now();
@@ -166,14 +168,14 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {
                         let e = HubError::bad_request("requests are JSON text frames");
-                        if send(hub, &mut socket, Out::Text(&reply(Value::Null, &e))).await.is_err() {
+                        if !socket.send_within(Out::Text(&reply(Value::Null, &e)), timeout).await {
                             return;
                         }
                         continue;
                     }
                     // The socket queued the pong: written before reading on.
                     Some(Ok(Message::Ping)) => {
-                        if flush(hub, &mut socket).await.is_err() {
+                        if !socket.flush_within(timeout).await {
                             return;
                         }
                         continue;
@@ -182,7 +184,7 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
                     Some(Ok(Message::Pong)) => continue,
                 };
                 let (answer, revoked) = handle(&api, &key, &text).await;
-                if send(hub, &mut socket, Out::Text(&answer)).await.is_err() {
+                if !socket.send_within(Out::Text(&answer), timeout).await {
                     return;
                 }
                 if revoked {
@@ -193,7 +195,7 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
                 if heard.elapsed() >= idle {
                     break Close(1000, "idle: nothing heard for --api-ws-idle-s");
                 }
-                if send(hub, &mut socket, Out::Ping).await.is_err() {
+                if !socket.send_within(Out::Ping, timeout).await {
                     return;
                 }
             }
@@ -203,21 +205,7 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
         }
     };
     let Close(code, reason) = close;
-    let _ = send(hub, &mut socket, Out::Close(code, reason)).await;
-}
-
-/// Writes one frame within `--write-timeout-ms`.
-async fn send(hub: &Hub, socket: &mut Socket, message: Out<'_>) -> Result<(), ()> {
-    socket.queue(message);
-    flush(hub, socket).await
-}
-
-/// Writes what is queued within `--write-timeout-ms`.
-async fn flush(hub: &Hub, socket: &mut Socket) -> Result<(), ()> {
-    match tokio::time::timeout(hub.config.write_timeout(), socket.flush()).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
+    let _ = socket.send_within(Out::Close(code, reason), timeout).await;
 }
 
 /// A reply frame refusing a request before it reached a route.

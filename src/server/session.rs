@@ -340,7 +340,7 @@ async fn first_text(
             }
             Some(Ok(Message::Text(t))) => return Ok(t),
             Some(Ok(Message::Ping)) => {
-                if !pong_within(ws, config.write_timeout()).await {
+                if !ws.flush_within(config.write_timeout()).await {
                     return Err(CloseRequest {
                         code: close::POLICY,
                         reason: "not reading: pongs cannot be written".into(),
@@ -367,9 +367,9 @@ async fn first_text(
                 })
             }
             // A frame that breaks RFC 6455: the socket has sent its close.
-            Some(Err(e)) if e.close_code().is_some() => {
+            Some(Err(e)) if let Some(code) = e.close_code() => {
                 return Err(CloseRequest {
-                    code: e.close_code().unwrap_or(close::BAD_HELLO),
+                    code,
                     reason: e.to_string(),
                 })
             }
@@ -394,7 +394,7 @@ impl Session {
                     let cap = self.hub.config.reconnect_grace_ms.min(1000) / 2;
                     let after = if cap == 0 { 0 } else { rand::random::<u64>() % cap };
                     let notice = protocol::frame(Kind::Draining, &json!({"type": "draining", "reconnect_after_ms": after}));
-                    let _ = Box::pin(send_within(ws, Out::Text(notice.text.as_str()), self.write_timeout())).await;
+                    let _ = Box::pin(ws.send_within(Out::Text(notice.text.as_str()), self.write_timeout())).await;
                     Box::pin(close_socket(ws, close::DRAINING, "node draining: reconnect elsewhere", self.linger(), self.write_timeout())).await;
                     return End::Draining;
                 }
@@ -438,8 +438,7 @@ impl Session {
             }
             // A frame that breaks RFC 6455: the socket has sent its close
             // (1002, 1007); the peer is given the linger to take it.
-            Some(Err(e)) if e.close_code().is_some() => {
-                let code = e.close_code().unwrap_or(close::NORMAL);
+            Some(Err(e)) if let Some(code) = e.close_code() => {
                 let reason = e.to_string();
                 close_socket(ws, code, &reason, self.linger(), self.write_timeout()).await;
                 return Some(End::ServerClosed);
@@ -448,7 +447,7 @@ impl Session {
         };
         if let Message::Close(code) = message {
             // Sends the socket's close reply (bounded: the peer may not read).
-            let _ = tokio::time::timeout(self.write_timeout(), ws.flush()).await;
+            let _ = ws.flush_within(self.write_timeout()).await;
             // 1001 "going away" is a browser unloading the page, a reload
             // included: treated as a drop, so a page that comes back within
             // the grace shows no offline flap.
@@ -525,7 +524,7 @@ impl Session {
                 // The socket queued the pong: write it before reading more,
                 // or a peer that sends pings and never reads would make the
                 // hub buffer pongs without end.
-                if !pong_within(ws, self.write_deadline()).await {
+                if !ws.flush_within(self.write_deadline()).await {
                     return Some(End::Dropped);
                 }
             }
@@ -539,7 +538,9 @@ impl Session {
         let max = self.hub.config.max_frame_bytes;
         let e = HubError::too_large(format!("message larger than {max} bytes"));
         let frame = protocol::error(&e);
-        let _ = send_within(ws, Out::Text(frame.text.as_str()), self.write_timeout()).await;
+        let _ = ws
+            .send_within(Out::Text(frame.text.as_str()), self.write_timeout())
+            .await;
         close_socket(
             ws,
             close::TOO_LARGE,
@@ -634,7 +635,7 @@ impl Session {
         }
         if !self.ping_sent && now >= self.last_frame + config.heartbeat_interval() {
             self.ping_sent = true;
-            if !send_within(ws, Out::Ping, self.write_deadline()).await {
+            if !ws.send_within(Out::Ping, self.write_deadline()).await {
                 return Some(End::Dropped);
             }
         }
@@ -657,19 +658,17 @@ impl Session {
         }
         // Copied into the socket's batch: the frames' share goes now.
         drop(frames);
-        match tokio::time::timeout(self.write_deadline(), ws.flush()).await {
-            Ok(Ok(())) => {
-                let metrics = crate::metrics::get();
-                metrics.messages_out(&sent);
-                let deltas = [Kind::Agent, Kind::AgentRemoved, Kind::State]
-                    .iter()
-                    .map(|k| sent[*k as usize])
-                    .sum();
-                metrics.deltas_delivered.increment(deltas);
-                Ok(batch.close)
-            }
-            _ => Err(()),
+        if !ws.flush_within(self.write_deadline()).await {
+            return Err(());
         }
+        let metrics = crate::metrics::get();
+        metrics.messages_out(&sent);
+        let deltas = [Kind::Agent, Kind::AgentRemoved, Kind::State]
+            .iter()
+            .map(|k| sent[*k as usize])
+            .sum();
+        metrics.deltas_delivered.increment(deltas);
+        Ok(batch.close)
     }
 
     /// This connection's device is active again (hello, or back after TTL).
@@ -762,20 +761,6 @@ impl Session {
     }
 }
 
-/// Sends `message` and flushes it within `deadline`; `false` when it could
-/// not be (a peer that does not read, or is gone).
-async fn send_within(ws: &mut Socket, message: Out<'_>, deadline: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(deadline, ws.send(message)).await,
-        Ok(Ok(()))
-    )
-}
-
-/// Writes the pong the socket queued for a ping, within `deadline`.
-async fn pong_within(ws: &mut Socket, deadline: Duration) -> bool {
-    matches!(tokio::time::timeout(deadline, ws.flush()).await, Ok(Ok(())))
-}
-
 /// Sends a close frame (within `write_timeout`: when even that cannot be
 /// written the TCP connection is simply dropped), then reads until the
 /// client answers it (at most `linger`), so unread client data does not
@@ -795,7 +780,10 @@ async fn close_socket(
         }
         reason.truncate(cut);
     }
-    if !send_within(ws, Out::Close(code, &reason), write_timeout).await {
+    if !ws
+        .send_within(Out::Close(code, &reason), write_timeout)
+        .await
+    {
         return;
     }
     let _ = tokio::time::timeout(linger, async {

@@ -16,6 +16,7 @@
 use super::frame::{self, Opcode};
 use bytes::Bytes;
 use std::io;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -206,10 +207,21 @@ impl Socket {
         Ok(())
     }
 
-    /// Queues `message` and flushes.
-    pub async fn send(&mut self, message: Out<'_>) -> io::Result<()> {
+    /// [`Socket::flush`] within `deadline`: `false` when it could not be
+    /// (a peer that does not read, or is gone), and the connection should
+    /// end.
+    pub async fn flush_within(&mut self, deadline: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(deadline, self.flush()).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Queues `message` and flushes within `deadline` (as
+    /// [`Socket::flush_within`]).
+    pub async fn send_within(&mut self, message: Out<'_>, deadline: Duration) -> bool {
         self.queue(message);
-        self.flush().await
+        self.flush_within(deadline).await
     }
 
     /// Ends the hub's side (FIN, after what is queued) and reads and drops
