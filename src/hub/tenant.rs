@@ -99,9 +99,9 @@ impl AgentEntry {
         serde_json::to_string(&*self.record).unwrap_or_default()
     }
 
-    /// `frame_kind` (`agent` or `state`) about this agent.
-    fn frame(&self, frame_kind: Kind) -> Frame {
-        protocol::agent_frame(frame_kind, &self.json()).at(self.record.version)
+    /// `frame_kind` (`agent` or `state`) about this agent, from its `json`.
+    fn frame(&self, frame_kind: Kind, json: &str) -> Frame {
+        protocol::agent_frame(frame_kind, json).at(self.record.version)
     }
 }
 
@@ -681,9 +681,7 @@ impl Tenant {
         device_nodes.update(old, &entry.record);
         // Serialized once, at the first frame that needs it.
         let json = std::cell::OnceCell::new();
-        let frame = |kind: Kind| {
-            protocol::agent_frame(kind, json.get_or_init(|| entry.json())).at(entry.record.version)
-        };
+        let frame = |kind: Kind| entry.frame(kind, json.get_or_init(|| entry.json()));
         let mut agent_frame: Option<Frame> = None;
         let mut removed_frame: Option<Frame> = None;
         let mut followers = 0usize;
@@ -1054,7 +1052,7 @@ impl Tenant {
     pub fn watch_agent(&self, agent_id: &str, device_id: &str, conn: u64, outbox: &Arc<Outbox>) {
         let mut r = self.replica.lock();
         if let Some(e) = r.agents.get(agent_id) {
-            outbox.push_delta(&e.id, e.frame(Kind::State));
+            outbox.push_delta(&e.id, e.frame(Kind::State, &e.json()));
         }
         let watcher = Watcher {
             conn,
