@@ -687,6 +687,27 @@ pub async fn admin(ctx: Ctx, mut rng: Rng) {
                 }
             };
             let what = body["type"].as_str().unwrap_or("?").to_string();
+            // Now and then a `put_user` in a frame that breaks RFC 6455, on a
+            // connection of its own: closed with 1002 or 1007, and its
+            // marker must never show (PROTOCOL.md §1: nothing applied).
+            if marker.is_some() && rng.below(4) == 0 {
+                let how = if rng.below(2) == 0 {
+                    wire::Broken::ReservedBit
+                } else {
+                    wire::Broken::NotUtf8
+                };
+                let idx = ctx.sent("ADM", &target, format!("{what} ({how:?} frame)"), marker);
+                let code =
+                    wire::broken_request(&url, "ad1", "admin", &body, how, Duration::from_secs(5))
+                        .await;
+                ctx.log.lock().unwrap().requests[idx].outcome = match code {
+                    Some(code @ (1002 | 1007)) => {
+                        Outcome::Refused(format!("close {code}"), format!("{how:?} frame"))
+                    }
+                    _ => Outcome::Lost,
+                };
+                continue;
+            }
             let idx = ctx.sent("ADM", &target, what, marker);
             n += 1;
             let reply =

@@ -39,8 +39,12 @@
 //!    nothing", §9 "changes get `unavailable` (nothing is applied)") is ever
 //!    applied — each pause carries a unique reason and each interaction a
 //!    unique id, which must then appear in no record ever seen and no
-//!    history entry (§3.1). Only `outcome_unknown` (applied before the
-//!    reply, or never) and a missing reply are not counted;
+//!    history entry (§3.1). The admin's `put_user`s sent now and then in a
+//!    frame that breaks RFC 6455 (a reserved bit, a byte that is not UTF-8)
+//!    are held to it too when closed with 1002 or 1007 (§1: nothing
+//!    applied), and a run that judged none fails. Only `outcome_unknown`
+//!    (applied before the reply, or never) and a missing reply are not
+//!    counted;
 //! 5. no flap: an agent with a device that stayed connected all run to a
 //!    node never killed nor frozen near its TTL never goes offline; and
 //!    (5b, §2.4 "its next message makes it active again", §9.1 "no agent
@@ -1138,6 +1142,18 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     for a in applied_refusals.iter().take(10) {
         violations.push(format!("invariant 4 (refused change never applied): {a}"));
     }
+    // Invariant 4 covers requests in frames that break RFC 6455 too (the
+    // admin's, closed 1002 or 1007): counted, so a run that judged none
+    // says so.
+    let broken_checked = log
+        .requests
+        .iter()
+        .filter(|r| r.marker.is_some())
+        .filter(|r| {
+            r.refused()
+                .is_some_and(|(code, _)| code.starts_with("close "))
+        })
+        .count();
     // Invariant 8: the integration's pipelined pairs apply in the order sent.
     let (pairs_checked, misordered) = check_pipelines(&log);
     for m in misordered.iter().take(10) {
@@ -1258,7 +1274,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     }
     let summary = format!(
         "seed {seed} ({topology}): {} faults + {} client faults, {} requests ({acked} ok, {refused} refused {refusal_codes:?}, {unknown} unknown), \
-         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {events_checked} events checked in the stream, {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged), {dropped} deltas dropped by n3's push queue of {TINY_PUSH_QUEUE} since its last start, {pairs_checked} pipelined integration pairs judged; \
+         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {events_checked} events checked in the stream, {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged), {dropped} deltas dropped by n3's push queue of {TINY_PUSH_QUEUE} since its last start, {pairs_checked} pipelined integration pairs judged, {broken_checked} requests in broken frames judged; \
          {} violations; {:.1} s",
         log.faults,
         log.client_faults,
@@ -1279,9 +1295,10 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         || events_checked == 0
         || (dir_checked == 0 && !sentinel)
         || pairs_checked == 0
+        || (broken_checked == 0 && !sentinel)
     {
         violations.push(format!(
-            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared, {dir_checked} directory entries, {pairs_checked} integration pairs",
+            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared, {dir_checked} directory entries, {pairs_checked} integration pairs, {broken_checked} broken frames",
             log.faults,
             log.deltas_checked,
             resumes.len()

@@ -132,3 +132,91 @@ pub async fn request(ws: &mut Ws, mut body: Value, id: &str, within: Duration) -
         }
     }
 }
+
+/// How [`broken_request`] breaks its frame.
+#[derive(Clone, Copy, Debug)]
+pub enum Broken {
+    /// A reserved bit set (PROTOCOL.md §1: close 1002).
+    ReservedBit,
+    /// A byte that is not UTF-8 after the JSON (close 1007).
+    NotUtf8,
+}
+
+/// `body` sent as a frame that breaks RFC 6455, on a connection of its own
+/// signed in as `user` (raw TCP: a WebSocket library would not send it).
+/// The close code the hub answered it with; `None` when no answer came
+/// within `within` (a node down or frozen: nothing can be concluded).
+pub async fn broken_request(
+    url: &str,
+    user: &str,
+    role: &str,
+    body: &Value,
+    how: Broken,
+    within: Duration,
+) -> Option<u16> {
+    use crate::common::raw::{frame, TEXT};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.strip_prefix("ws://")?.split('/').next()?.to_string();
+    let exchange = async {
+        let mut s = TcpStream::connect(&addr).await.ok()?;
+        let upgrade = "GET /v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\n\
+            Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+            Sec-WebSocket-Version: 13\r\n\r\n";
+        s.write_all(upgrade.as_bytes()).await.ok()?;
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(s.read_u8().await.ok()?);
+        }
+        if !head.starts_with(b"HTTP/1.1 101") {
+            return None;
+        }
+        let hello = json!({"type": "hello", "token": token(user), "role": role});
+        s.write_all(&frame(TEXT, hello.to_string().as_bytes()))
+            .await
+            .ok()?;
+        // The server's frames (never masked): opcode and payload.
+        async fn next(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+            let mut h = [0u8; 2];
+            s.read_exact(&mut h).await.ok()?;
+            let len = match h[1] & 0x7F {
+                126 => u64::from(s.read_u16().await.ok()?),
+                127 => s.read_u64().await.ok()?,
+                n => u64::from(n),
+            };
+            let mut payload = vec![0u8; usize::try_from(len).ok()?];
+            s.read_exact(&mut payload).await.ok()?;
+            Some((h[0] & 0x0F, payload))
+        }
+        loop {
+            let (opcode, payload) = next(&mut s).await?;
+            if opcode == 0x8 {
+                return None; // refused at hello (a fault meanwhile)
+            }
+            let welcome = opcode == TEXT
+                && serde_json::from_slice::<Value>(&payload).is_ok_and(|v| v["type"] == "welcome");
+            if welcome {
+                break;
+            }
+        }
+        let mut request = body.to_string().into_bytes();
+        let bytes = match how {
+            Broken::ReservedBit => {
+                let mut b = frame(TEXT, &request);
+                b[0] |= 0x40;
+                b
+            }
+            Broken::NotUtf8 => {
+                request.push(0xFF);
+                frame(TEXT, &request)
+            }
+        };
+        s.write_all(&bytes).await.ok()?;
+        loop {
+            let (opcode, payload) = next(&mut s).await?;
+            if opcode == 0x8 {
+                return payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            }
+        }
+    };
+    tokio::time::timeout(within, exchange).await.ok().flatten()
+}
