@@ -454,7 +454,7 @@ impl Backplane for MemoryBackplane {
         tenant: &str,
         expected_version: u64,
         mut record: AgentRecord,
-        event: &str,
+        event: &'static str,
         once: Option<&IdempotencyKey>,
     ) -> Result<Commit, BackplaneError> {
         let store = self.store(tenant)?;
@@ -474,11 +474,10 @@ impl Backplane for MemoryBackplane {
             &store,
             [Event {
                 version: seq,
-                event: event.to_string(),
+                event: event.into(),
                 at_ms: entry.at_ms,
                 by: entry.by.clone(),
                 body: Body::Agent {
-                    agent_id: record.id.clone(),
                     previous: current,
                     current: Some(record.clone()),
                 },
@@ -530,7 +529,7 @@ impl Backplane for MemoryBackplane {
                 at_ms: crate::clock::now_ms(),
                 by: by.clone(),
                 body: Body::Settings {
-                    settings: settings.clone(),
+                    settings: Box::new(settings.clone()),
                 },
             }],
         );
@@ -592,7 +591,7 @@ impl Backplane for MemoryBackplane {
         let records = write.committed_records(seq);
         let mut history: Vec<HistoryEntry> = records
             .iter()
-            .map(|record| HistoryEntry::of(record, &write.event))
+            .map(|record| HistoryEntry::of(record, write.event.clone()))
             .collect();
         let mut removed = Vec::new();
         let by = write.by.clone().unwrap_or_else(Actor::system);
@@ -603,11 +602,10 @@ impl Backplane for MemoryBackplane {
             .iter()
             .map(|record| Event {
                 version: record.version,
-                event: write.event.clone(),
+                event: write.event.clone().into(),
                 at_ms,
                 by: record.changed_by.clone().unwrap_or_else(|| by.clone()),
                 body: Body::Agent {
-                    agent_id: record.id.clone(),
                     previous: store.records.get(&record.id).cloned(),
                     current: Some(record.clone()),
                 },
@@ -615,18 +613,17 @@ impl Backplane for MemoryBackplane {
             .collect();
         for (id, version) in write.removals(seq) {
             if let Some(old) = store.records.get(id) {
-                let mut entry = HistoryEntry::of(old, &write.event);
+                let mut entry = HistoryEntry::of(old, write.event.clone());
                 entry.version = version;
                 entry.by = by.clone();
                 history.push(entry);
                 removed.push(id.to_string());
                 events.push(Event {
                     version,
-                    event: write.event.clone(),
+                    event: write.event.clone().into(),
                     at_ms,
                     by: by.clone(),
                     body: Body::Agent {
-                        agent_id: id.to_string(),
                         previous: Some(old.clone()),
                         current: None,
                     },
@@ -635,7 +632,7 @@ impl Backplane for MemoryBackplane {
         }
         events.push(Event {
             version: seq,
-            event: write.event.clone(),
+            event: write.event.clone().into(),
             at_ms,
             by,
             body: Body::Directory {

@@ -24,6 +24,7 @@ use crate::domain::{Actor, AgentRecord, Settings};
 use crate::events::{EventId, Page};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -178,8 +179,9 @@ impl IdempotencyKey {
 pub struct HistoryEntry {
     pub at_ms: u64,
     pub agent_id: String,
-    /// What happened (`pause`, `device_down`, `connect`, …).
-    pub event: String,
+    /// What happened (`pause`, `device_down`, `connect`, …): one of the
+    /// hub's names, not allocated per entry, but for entries read back.
+    pub event: Cow<'static, str>,
     pub presence: crate::domain::Presence,
     pub status: crate::domain::Status,
     pub pause_reason: Option<String>,
@@ -191,11 +193,11 @@ pub struct HistoryEntry {
 impl HistoryEntry {
     /// The entry for a committed change of `record` (its version is the
     /// record's; a store that assigns it on commit fills it in).
-    pub fn of(record: &AgentRecord, event: &str) -> Self {
+    pub fn of(record: &AgentRecord, event: impl Into<Cow<'static, str>>) -> Self {
         HistoryEntry {
             at_ms: crate::clock::now_ms(),
             agent_id: record.id.clone(),
-            event: event.to_string(),
+            event: event.into(),
             presence: record.presence,
             status: record.status,
             pause_reason: record.pause_reason.clone(),
@@ -324,7 +326,7 @@ pub trait Backplane: Send + Sync + 'static {
         tenant: &str,
         expected_version: u64,
         record: AgentRecord,
-        event: &str,
+        event: &'static str,
         once: Option<&IdempotencyKey>,
     ) -> Result<Commit, BackplaneError>;
 

@@ -1118,7 +1118,7 @@ impl Backplane for RedisBackplane {
         tenant: &str,
         expected_version: u64,
         record: AgentRecord,
-        event: &str,
+        event: &'static str,
         once: Option<&IdempotencyKey>,
     ) -> Result<Commit, BackplaneError> {
         self.check_reachable()?;
@@ -1347,7 +1347,7 @@ impl Backplane for RedisBackplane {
             invocation.arg(channel_key(channel));
         }
         for put in &write.records_put {
-            let history = HistoryEntry::of(&put.record, &write.event);
+            let history = HistoryEntry::of(&put.record, write.event.clone());
             invocation
                 .arg(&put.record.id)
                 .arg(put.expected.map(|v| v.to_string()).unwrap_or_default())
@@ -1368,7 +1368,7 @@ impl Backplane for RedisBackplane {
             let mut history = HistoryEntry {
                 at_ms: crate::clock::now_ms(),
                 agent_id: removal.id.clone(),
-                event: write.event.clone(),
+                event: write.event.clone().into(),
                 presence: crate::domain::Presence::Offline,
                 status: crate::domain::Status::Offline,
                 pause_reason: None,

@@ -213,7 +213,7 @@ pub fn plan(
                 };
                 next.name = user.name.clone();
                 next.roles = user.roles.clone();
-                next.capacity_override = user.capacity;
+                next.capacity_override = user.capacity.map(Box::new);
                 if let Some(list) = assigned {
                     reassign(&mut next, &list);
                 }

@@ -168,7 +168,7 @@ impl TenantDirectory {
                     .map(ChannelInfo::channel_ref);
                 let mut record =
                     AgentRecord::new(&u.id, &u.name, &u.roles, assigned, &self.settings);
-                record.capacity_override = u.capacity;
+                record.capacity_override = u.capacity.map(Box::new);
                 record.normalize(&self.settings);
                 record
             })

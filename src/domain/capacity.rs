@@ -260,10 +260,10 @@ mod tests {
     #[test]
     fn a_users_own_capacity_overrides_only_the_kinds_it_names() {
         let mut r = agent();
-        r.capacity_override = Some(CapacityOverride {
+        r.capacity_override = Some(Box::new(CapacityOverride {
             chat: Some(2),
             ..CapacityOverride::default()
-        });
+        }));
         let s = three_chats();
         let online = ok(&r, up("d1"), &s);
         assert_eq!(

@@ -197,10 +197,10 @@ pub fn apply(record: &AgentRecord, event: &Event, ctx: &Context) -> HubResult<Op
             if !next.has_active_device() {
                 // Remembered for `sign_in_status: restore` (PROTOCOL.md §10.3).
                 next.paused_when_offline = match (next.status, &next.pause_reason) {
-                    (Status::Paused, Some(reason)) => Some(OfflinePause {
+                    (Status::Paused, Some(reason)) => Some(Box::new(OfflinePause {
                         reason: reason.clone(),
                         at_ms: ctx.now_ms,
-                    }),
+                    })),
                     _ => None,
                 };
                 go_offline(&mut next);
@@ -248,10 +248,10 @@ pub fn apply(record: &AgentRecord, event: &Event, ctx: &Context) -> HubResult<Op
                     next.pending_pause = None;
                 }
                 Status::Busy => {
-                    next.pending_pause = Some(PendingPause {
+                    next.pending_pause = Some(Box::new(PendingPause {
                         reason: reason.clone(),
                         by: ctx.by.clone(),
-                    });
+                    }));
                 }
                 // Another reason: straight from one pause to the next (a break
                 // after training), a new pause whose time and limit start now.
@@ -736,10 +736,10 @@ mod tests {
         assert_eq!(r.status, Status::Busy);
         assert_eq!(
             r.pending_pause,
-            Some(PendingPause {
+            Some(Box::new(PendingPause {
                 reason: "coaching".into(),
                 by: sup()
-            })
+            }))
         );
     }
 

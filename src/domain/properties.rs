@@ -128,7 +128,7 @@ fn check_invariants(r: &AgentRecord) -> Result<(), String> {
     if r.interactions.is_empty() == (r.status == Status::Busy) {
         return fail("busy iff at least one interaction");
     }
-    if r.interaction.as_ref() != r.interactions.first() {
+    if r.interaction.as_deref() != r.interactions.first() {
         return fail("interaction is the oldest of interactions");
     }
     if let Some(first) = r.interactions.first() {

@@ -280,10 +280,10 @@ pub struct AgentRecord {
     pub status: Status,
     pub status_since_ms: u64,
     pub pause_reason: Option<String>,
-    pub pending_pause: Option<PendingPause>,
+    pub pending_pause: Option<Box<PendingPause>>,
     pub changed_by: Option<Actor>,
     pub wrap_up_until_ms: Option<u64>,
-    pub interaction: Option<Interaction>,
+    pub interaction: Option<Box<Interaction>>,
     pub channels: Vec<ChannelState>,
     /// Effective access to unassigned channels: the override if an admin set
     /// one, else the tenant's `unassigned_access_default`.
@@ -310,10 +310,10 @@ pub struct AgentRecord {
     pub monitors: Vec<Monitor>,
     /// The user's own capacity from the directory (kinds it names only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capacity_override: Option<CapacityOverride>,
+    pub capacity_override: Option<Box<CapacityOverride>>,
     /// The pause the agent was on when it last went offline (`restore`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paused_when_offline: Option<OfflinePause>,
+    pub paused_when_offline: Option<Box<OfflinePause>>,
     /// Who made `status` (and `pause_reason`) what it is: the author of the
     /// last change of either. Unlike `changed_by`, a change that leaves the
     /// status alone (a device up or down while another stays active, a
@@ -421,10 +421,11 @@ impl AgentRecord {
         self.monitored_by = self.monitors.iter().map(|m| m.by.clone()).collect();
         if self.interactions.is_empty() {
             // A record stored before §9 holds only `interaction`.
-            self.interactions.extend(self.interaction.clone());
+            self.interactions
+                .extend(self.interaction.as_deref().cloned());
         }
-        self.interaction = self.interactions.first().cloned();
-        let capacity = settings.capacity.with(self.capacity_override.as_ref());
+        self.interaction = self.interactions.first().cloned().map(Box::new);
+        let capacity = settings.capacity.with(self.capacity_override.as_deref());
         self.free_slots = super::capacity::free_slots(self, &capacity);
         // The mark says the pause ran past its code's limit: gone with the
         // pause, and gone when an admin lifted the limit or moved it past
@@ -438,7 +439,7 @@ impl AgentRecord {
 
     /// The agent's effective capacity: the tenant's, with its own kinds.
     pub fn capacity(&self, settings: &Settings) -> Capacity {
-        settings.capacity.with(self.capacity_override.as_ref())
+        settings.capacity.with(self.capacity_override.as_deref())
     }
 }
 

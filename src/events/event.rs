@@ -19,13 +19,15 @@
 use crate::directory::change::DirectoryWrite;
 use crate::domain::{Actor, AgentRecord, Settings};
 use serde_json::json;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// What an event is about.
 #[derive(Clone, Debug)]
 pub enum Body {
+    /// The agent is the records' `id` (kept once: a log holds many events,
+    /// BENCHMARKS.md).
     Agent {
-        agent_id: String,
         /// `None` when the change created the agent.
         previous: Option<Arc<AgentRecord>>,
         /// `None` when the change removed the agent.
@@ -34,8 +36,10 @@ pub enum Body {
     Heartbeat {
         current: Arc<AgentRecord>,
     },
+    /// Boxed: rare, and every event of a log has the room of its largest
+    /// body.
     Settings {
-        settings: Settings,
+        settings: Box<Settings>,
     },
     Directory {
         write: Arc<DirectoryWrite>,
@@ -52,8 +56,10 @@ pub struct Event {
     /// The version the event is at (a heartbeat: its record's).
     pub version: u64,
     /// The history's name for what happened (`pause`, `device_up`,
-    /// `user_created`, `settings_updated`, `heartbeat`, `gap`, …).
-    pub event: String,
+    /// `user_created`, `settings_updated`, `heartbeat`, `gap`, …): one of
+    /// the hub's own names, not allocated per event, but for events read
+    /// back from a store.
+    pub event: Cow<'static, str>,
     pub at_ms: u64,
     pub by: Actor,
     pub body: Body,
@@ -103,7 +109,10 @@ impl Event {
             None => "null".into(),
         };
         let agent_id = match &self.body {
-            Body::Agent { agent_id, .. } => Some(agent_id.as_str()),
+            Body::Agent { previous, current } => current
+                .as_ref()
+                .or(previous.as_ref())
+                .map(|r| r.id.as_str()),
             Body::Heartbeat { current } => Some(current.id.as_str()),
             _ => None,
         };
@@ -173,7 +182,6 @@ mod tests {
             at_ms: 1_765_000_000_000,
             by: Actor::new("a1", Role::Agent),
             body: Body::Agent {
-                agent_id: "a1".into(),
                 previous: Some(Arc::new(before)),
                 current: Some(Arc::new(after)),
             },

@@ -184,14 +184,14 @@ fn start(id: &'static str, c: ChannelRef, at: u64) -> impl FnOnce(&mut AgentReco
             since_ms: at,
         };
         r.interactions.push(i.clone());
-        r.interaction = Some(i);
+        r.interaction = Some(Box::new(i));
     }
 }
 
 fn end(id: &'static str) -> impl FnOnce(&mut AgentRecord) {
     move |r| {
         r.interactions.retain(|i| i.id != id);
-        r.interaction = r.interactions.first().cloned();
+        r.interaction = r.interactions.first().cloned().map(Box::new);
         if r.interactions.is_empty() {
             r.status = Status::WrapUp;
         }

@@ -125,7 +125,7 @@ async fn every_kind_of_change_comes_back_after_a_reopen() {
     let events: Vec<(&str, &str)> = t
         .history
         .iter()
-        .map(|h| (h.event.as_str(), h.by.id.as_str()))
+        .map(|h| (&*h.event, h.by.id.as_str()))
         .collect();
     assert_eq!(events, [("pause", "s1"), ("user_created", "admin1")]);
     assert_eq!(t.keys.len(), 3);
