@@ -285,7 +285,7 @@ pub fn plan(
             for user in &dir.users {
                 if let Some(scope) = &user.supervises {
                     if scope.contains(channel) {
-                        let mut user = user.clone();
+                        let mut user = User::clone(user);
                         user.supervises =
                             Some(scope.iter().filter(|c| *c != channel).cloned().collect());
                         write.users_put.push(user);

@@ -59,7 +59,9 @@ pub struct TenantDirectory {
     pub name: String,
     pub settings: Settings,
     pub channels: Vec<ChannelInfo>,
-    pub users: Vec<User>,
+    /// Shared with the sessions of each user (a session keeps the user it
+    /// signed in as).
+    pub users: Vec<Arc<User>>,
     user_index: HashMap<String, usize>,
     channel_index: HashMap<ChannelRef, usize>,
     /// The seq of the last directory change (0: as seeded).
@@ -88,7 +90,7 @@ impl TenantDirectory {
     /// A tenant's directory from its parts (indexes built here). Channels'
     /// seed assignments are dropped: at runtime records hold them.
     pub fn from_parts(id: &str, name: &str, settings: Settings, image: &DirectoryImage) -> Self {
-        let mut users = image.users.clone();
+        let mut users: Vec<Arc<User>> = image.users.iter().cloned().map(Arc::new).collect();
         users.sort_by(|a, b| a.id.cmp(&b.id));
         users.dedup_by(|a, b| a.id == b.id);
         let mut channels: Vec<ChannelInfo> = image
@@ -127,7 +129,7 @@ impl TenantDirectory {
         DirectoryImage {
             version: self.version,
             removed: self.removed.clone(),
-            users: self.users.clone(),
+            users: self.users.iter().map(|u| User::clone(u)).collect(),
             channels: self
                 .channels
                 .iter()
@@ -147,6 +149,11 @@ impl TenantDirectory {
     }
 
     pub fn user(&self, id: &str) -> Option<&User> {
+        self.shared_user(id).map(|u| &**u)
+    }
+
+    /// The user as the directory holds it, for a session to keep.
+    pub fn shared_user(&self, id: &str) -> Option<&Arc<User>> {
         self.user_index.get(id).map(|&i| &self.users[i])
     }
 
@@ -322,7 +329,7 @@ impl Directory {
                     name: t.name,
                     settings: t.settings,
                     channels: t.channels,
-                    users: t.users,
+                    users: t.users.into_iter().map(Arc::new).collect(),
                     user_index,
                     channel_index,
                     version: 0,

@@ -13,6 +13,7 @@ pub mod counters;
 pub mod delta_log;
 mod device_nodes;
 pub mod directory;
+mod local_device;
 pub mod outbox;
 mod overrun;
 pub mod queue_stats;
@@ -28,6 +29,7 @@ use crate::directory::Directory;
 use crate::domain::{self, Actor, AgentRecord, Context, Event, Status};
 use crate::error::{HubError, HubResult};
 use dashmap::DashMap;
+pub use local_device::{device_key, LocalDevice};
 use outbox::Outbox;
 use router::Router;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -64,11 +66,7 @@ impl Drop for TenantLease {
 pub struct DeviceSlot {
     pub conn: u64,
     pub outbox: Arc<Outbox>,
-    pub tenant: String,
-    pub agent_id: String,
-    pub device: crate::protocol::DeviceHello,
-    /// Whether the device is active (cleared when its TTL lapses).
-    pub active: Arc<std::sync::atomic::AtomicBool>,
+    pub device: Arc<LocalDevice>,
 }
 
 pub struct Hub {
@@ -81,7 +79,8 @@ pub struct Hub {
     /// Open WebSocket connections (for `--max-connections`).
     pub connections: AtomicUsize,
     tenants: DashMap<String, TenantSlot>,
-    devices: DashMap<String, DeviceSlot>,
+    /// Keyed by [`LocalDevice::key`] (the same allocation).
+    devices: DashMap<Arc<str>, DeviceSlot>,
     next_conn: AtomicU64,
     shutdown: watch::Sender<bool>,
     /// Woken when the last connection ends (drain).
@@ -201,8 +200,8 @@ impl Hub {
     ) -> Vec<(String, crate::protocol::DeviceHello)> {
         self.devices
             .iter()
-            .filter(|s| s.tenant == tenant && s.active.load(Ordering::Relaxed))
-            .map(|s| (s.agent_id.clone(), s.device.clone()))
+            .filter(|s| s.device.tenant() == tenant && s.device.is_active())
+            .map(|s| (s.device.agent_id().to_string(), s.device.hello.clone()))
             .collect()
     }
 
@@ -490,8 +489,8 @@ impl Hub {
 
     /// Makes `conn` the connection of a device; a previous connection of the
     /// same device is told to close with 4009.
-    pub fn claim_device(&self, key: &str, slot: DeviceSlot) {
-        let old = self.devices.insert(key.to_string(), slot);
+    pub fn claim_device(&self, slot: DeviceSlot) {
+        let old = self.devices.insert(slot.device.key().clone(), slot);
         if let Some(old) = old {
             old.outbox.close(
                 crate::protocol::close::REPLACED,
@@ -589,11 +588,6 @@ impl Hub {
     pub fn is_draining(&self) -> bool {
         *self.shutdown.borrow()
     }
-}
-
-/// The key of a device in the node's registry.
-pub fn device_key(tenant: &str, agent_id: &str, device_id: &str) -> String {
-    format!("{tenant}\u{1f}{agent_id}\u{1f}{device_id}")
 }
 
 /// Keeps a connection counted (see [`Hub::connection_opened`]).

@@ -16,6 +16,7 @@ use super::delta_log::{DeltaLog, LOG_CAPACITY};
 use super::device_nodes::DeviceNodes;
 use super::outbox::{Frame, Kind, Outbox};
 use super::queue_stats::{QueueBoard, Sent};
+use super::LocalDevice;
 use crate::backplane::{Delta, Epoch, TenantState};
 use crate::directory::change::DirectoryWrite;
 use crate::directory::TenantDirectory;
@@ -175,7 +176,7 @@ struct Replica {
 /// A local agent connection: its device, and where its frames go.
 struct Watcher {
     conn: u64,
-    device_id: String,
+    device: Arc<LocalDevice>,
     outbox: Arc<Outbox>,
 }
 
@@ -254,13 +255,13 @@ impl Tenant {
         user_id: &str,
         conn: u64,
         outbox: &Arc<Outbox>,
-    ) -> Option<(User, SignedIn)> {
+    ) -> Option<(Arc<User>, SignedIn)> {
         let mut r = self.replica.lock();
-        let user = r.dir.user(user_id).cloned()?;
-        r.sessions
-            .entry(user_id.to_string())
-            .or_default()
-            .push((conn, outbox.clone()));
+        let user = r.dir.shared_user(user_id).cloned()?;
+        push_one(
+            r.sessions.entry(user_id.to_string()).or_default(),
+            (conn, outbox.clone()),
+        );
         let guard = SignedIn {
             tenant: self.clone(),
             user_id: user_id.to_string(),
@@ -721,14 +722,13 @@ impl Tenant {
                 .changed_by
                 .as_ref()
                 .is_some_and(|a| a.role == crate::domain::ActorRole::System);
-            let swept = by_system
-                && watchers.iter().any(|w| {
-                    entry
-                        .record
-                        .devices
-                        .iter()
-                        .any(|d| d.id == w.device_id && !d.active && d.node == self.node_id)
-                });
+            let swept =
+                by_system
+                    && watchers.iter().any(|w| {
+                        entry.record.devices.iter().any(|d| {
+                            d.id == w.device.hello.id && !d.active && d.node == self.node_id
+                        })
+                    });
             if let (true, Some(gaps)) = (swept, &self.gaps) {
                 let _ = gaps.send(Repair::Reassert {
                     tenant: self.id().to_string(),
@@ -741,7 +741,7 @@ impl Tenant {
                     .record
                     .devices
                     .iter()
-                    .any(|d| d.id == w.device_id && d.active && d.node != self.node_id);
+                    .any(|d| d.id == w.device.hello.id && d.active && d.node != self.node_id);
                 if moved {
                     w.outbox.close(
                         protocol::close::REPLACED,
@@ -1049,20 +1049,23 @@ impl Tenant {
     }
 
     /// Registers a local agent connection; queues its current `state`.
-    pub fn watch_agent(&self, agent_id: &str, device_id: &str, conn: u64, outbox: &Arc<Outbox>) {
+    pub fn watch_agent(
+        &self,
+        agent_id: &str,
+        device: &Arc<LocalDevice>,
+        conn: u64,
+        outbox: &Arc<Outbox>,
+    ) {
         let mut r = self.replica.lock();
         if let Some(e) = r.agents.get(agent_id) {
             outbox.push_delta(&e.id, e.frame(Kind::State, &e.json()));
         }
         let watcher = Watcher {
             conn,
-            device_id: device_id.to_string(),
+            device: device.clone(),
             outbox: outbox.clone(),
         };
-        r.watchers
-            .entry(agent_id.to_string())
-            .or_default()
-            .push(watcher);
+        push_one(r.watchers.entry(agent_id.to_string()).or_default(), watcher);
     }
 
     pub fn unwatch_agent(&self, agent_id: &str, conn: u64) {
@@ -1084,6 +1087,14 @@ impl Tenant {
             .map(|l| l.iter().map(|w| w.outbox.clone()).collect())
             .unwrap_or_default()
     }
+}
+
+/// Pushes onto one of the per-user lists of connections, growing it by
+/// one: almost every user has one connection (an agent, one device), and a
+/// `Vec`'s first push reserves four (BENCHMARKS.md, memory per connection).
+fn push_one<T>(list: &mut Vec<T>, item: T) {
+    list.reserve_exact(1);
+    list.push(item);
 }
 
 /// A connection registered by [`Tenant::sign_in`]; forgotten on drop.
@@ -1256,7 +1267,13 @@ mod tests {
             Arc::new(r)
         };
         t.load(state(1, vec![with(1, device(true, "n1"))]));
-        t.watch_agent("a01", "d1", 7, &Outbox::new(8));
+        let d1 = crate::protocol::DeviceHello {
+            id: "d1".into(),
+            kind: "softphone".into(),
+            label: None,
+        };
+        let d1 = crate::hub::LocalDevice::new("t", "a01", d1);
+        t.watch_agent("a01", &d1, 7, &Outbox::new(8));
         // Another node's device going down, or ours coming up: nothing.
         t.apply(Delta::Agent(with(2, device(false, "n2"))));
         t.apply(Delta::Agent(with(3, device(true, "n1"))));

@@ -95,12 +95,13 @@ pub fn resource(c: &Caller, user: &User, active: bool) -> Value {
 pub fn list(c: &Caller, q: &Query) -> ScimResult<Value> {
     let dir = c.tenant.directory();
     let mut users: Vec<&User> = match &q.filter {
-        None => dir.users.iter().collect(),
+        None => dir.users.iter().map(|u| &**u).collect(),
         Some(f) if f.is("userName") || f.is("id") => {
             // userName is case-insensitive (RFC 7643 §4.1.1).
             dir.users
                 .iter()
                 .filter(|u| u.id.to_lowercase() == f.value.to_lowercase())
+                .map(|u| &**u)
                 .collect()
         }
         Some(f) => {

@@ -24,8 +24,8 @@ use crate::domain::{Actor, Event, Role, User};
 use crate::error::HubError;
 use crate::hub::outbox::{CloseRequest, Kind, Outbox};
 use crate::hub::tenant::Tenant;
-use crate::hub::{device_key, Hub};
-use crate::protocol::{self, close, DeviceHello};
+use crate::hub::{Hub, LocalDevice};
+use crate::protocol::{self, close};
 use crate::text;
 use crate::ws::{Message, Out, Socket};
 use futures_util::FutureExt;
@@ -33,7 +33,6 @@ use parking_lot::Mutex;
 use serde_json::json;
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -64,11 +63,9 @@ pub(super) struct Session {
     pub(super) tenant: Arc<Tenant>,
     pub(super) user: Arc<User>,
     pub(super) role: Role,
-    pub(super) device: Option<DeviceHello>,
-    device_key: Option<String>,
-    /// Whether this connection's device is currently active (TTL); shared
-    /// with the node's device registry.
-    active: Arc<AtomicBool>,
+    /// An agent connection's device, shared with the node's device
+    /// registry (which reads whether it is active, its TTL's verdict).
+    pub(super) device: Option<Arc<LocalDevice>>,
     last_msg: Instant,
     last_frame: Instant,
     ping_sent: bool,
@@ -78,8 +75,10 @@ pub(super) struct Session {
     /// §3.3), scoped to this user; boxed, as it is rare and every idle
     /// connection carries the field.
     pub(super) once: Option<Box<IdempotencyKey>>,
-    /// Agents this connection started monitoring (ended with it).
-    pub(super) monitoring: Arc<Mutex<HashSet<String>>>,
+    /// Agents this connection started monitoring (ended with it). Made at
+    /// the first monitor request, as `withdraw` is: most connections never
+    /// make one.
+    pub(super) monitoring: Option<Arc<Mutex<HashSet<String>>>>,
     /// Dropped when the connection ends: monitor requests still waiting for
     /// the agent's answer are withdrawn (their devices are told, PROTOCOL.md
     /// §5.6). Made at the first monitor request.
@@ -114,7 +113,7 @@ pub fn run(hub: Arc<Hub>, mut ws: Socket) -> impl std::future::Future<Output = (
             tenant = session.tenant.id(),
             user = session.user.id.as_str(),
             role = session.role.as_str(),
-            device = session.device.as_ref().map(|d| d.id.as_str()),
+            device = session.device.as_ref().map(|d| d.hello.id.as_str()),
             "session start"
         );
         let gauge = crate::metrics::get().connection(session.role);
@@ -239,7 +238,7 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut Socket) -> Result<Session, Cl
                     format!("device id must be 1 to {MAX_ID_LEN} characters; kind and label at most {MAX_ID_LEN}"),
                 ));
             }
-            Some(d)
+            Some(LocalDevice::new(tenant.id(), &user.id, d))
         }
         (_, _) => None,
     };
@@ -249,34 +248,26 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut Socket) -> Result<Session, Cl
         conn,
         outbox,
         tenant,
-        user: Arc::new(user),
+        user,
         role: hello.role,
         device,
-        device_key: None,
-        active: Arc::new(AtomicBool::new(false)),
         last_msg: now,
         last_frame: now,
         ping_sent: false,
         limiter,
         subscribed: false,
         once: None,
-        monitoring: Arc::default(),
+        monitoring: None,
         withdraw: None,
         _signed_in: signed_in,
         _tenant_lease: tenant_lease,
     };
-    if let Some(d) = session.device.clone() {
-        let key = device_key(session.tenant.id(), &session.user.id, &d.id);
-        let slot = crate::hub::DeviceSlot {
+    if let Some(device) = session.device.clone() {
+        hub.claim_device(crate::hub::DeviceSlot {
             conn,
             outbox: session.outbox.clone(),
-            tenant: session.tenant.id().to_string(),
-            agent_id: session.user.id.clone(),
-            device: d.clone(),
-            active: session.active.clone(),
-        };
-        hub.claim_device(&key, slot);
-        session.device_key = Some(key);
+            device,
+        });
         if let Err(e) = session.device_up().await {
             session.finish(End::ServerClosed).await;
             // The only refusal of a device coming up: the agent already has
@@ -302,12 +293,10 @@ async fn hello(hub: &Arc<Hub>, conn: u64, ws: &mut Socket) -> Result<Session, Cl
     session
         .outbox
         .push(protocol::frame(Kind::Welcome, &welcome));
-    if session.device.is_some() {
-        if let Some(d) = &session.device {
-            session
-                .tenant
-                .watch_agent(&session.user.id, &d.id, conn, &session.outbox);
-        }
+    if let Some(d) = &session.device {
+        session
+            .tenant
+            .watch_agent(&session.user.id, d, conn, &session.outbox);
     }
     Ok(session)
 }
@@ -473,7 +462,7 @@ impl Session {
         }
         if let Message::Text(_) = message {
             self.last_msg = now;
-            if !self.active.load(Ordering::Relaxed) && self.device.is_some() {
+            if self.device.as_ref().is_some_and(|d| !d.is_active()) {
                 // A device that lapsed past its TTL is back.
                 if let Err(e) = Box::pin(self.device_up()).await {
                     self.outbox.push(protocol::error(&e));
@@ -602,7 +591,7 @@ impl Session {
         if !self.ping_sent {
             deadline = deadline.min(self.last_frame + config.heartbeat_interval());
         }
-        if self.active.load(Ordering::Relaxed) {
+        if self.is_active() {
             deadline = deadline.min(self.last_msg + config.presence_ttl());
         }
         deadline
@@ -611,14 +600,16 @@ impl Session {
     async fn on_timer(&mut self, ws: &mut Socket) -> Option<End> {
         let now = Instant::now();
         let config = &self.hub.config;
-        if self.active.load(Ordering::Relaxed) && now >= self.last_msg + config.presence_ttl() {
-            self.active.store(false, Ordering::Relaxed);
-            if let (Some(d), false) = (&self.device, self.hub.is_draining()) {
-                Box::pin(
-                    self.hub
-                        .device_down(&self.tenant, &self.user.id, &d.id, None),
-                )
-                .await;
+        if let Some(d) = self.device.as_ref().filter(|d| d.is_active()) {
+            if now >= self.last_msg + config.presence_ttl() {
+                d.set_active(false);
+                if !self.hub.is_draining() {
+                    Box::pin(
+                        self.hub
+                            .device_down(&self.tenant, &self.user.id, &d.hello.id, None),
+                    )
+                    .await;
+                }
             }
         }
         if now >= self.last_frame + config.presence_ttl() {
@@ -673,7 +664,10 @@ impl Session {
 
     /// This connection's device is active again (hello, or back after TTL).
     pub(super) async fn device_up(&mut self) -> Result<(), HubError> {
-        let Some(d) = &self.device else { return Ok(()) };
+        let Some(device) = &self.device else {
+            return Ok(());
+        };
+        let d = &device.hello;
         let event = Event::DeviceUp {
             device_id: d.id.clone(),
             kind: d.kind.clone(),
@@ -689,7 +683,7 @@ impl Session {
                 |_| Ok(()),
             )
             .await?;
-        self.active.store(true, Ordering::Relaxed);
+        device.set_active(true);
         Ok(())
     }
 
@@ -701,6 +695,12 @@ impl Session {
         self.hub.config.write_timeout()
     }
 
+    /// Whether this connection's device is active (an agent's, within its
+    /// TTL).
+    fn is_active(&self) -> bool {
+        self.device.as_ref().is_some_and(|d| d.is_active())
+    }
+
     /// How long the next write may take. For an active device, no longer
     /// than what is left of its TTL: the session cannot read (and so cannot
     /// see a heartbeat) while a write is stuck, and a device that neither
@@ -709,7 +709,7 @@ impl Session {
     /// the TTL runs out is still tried.
     fn write_deadline(&self) -> Duration {
         let timeout = self.write_timeout();
-        if self.device.is_none() || !self.active.load(Ordering::Relaxed) {
+        if !self.is_active() {
             return timeout;
         }
         let ttl_left = (self.last_msg + self.hub.config.presence_ttl())
@@ -726,16 +726,20 @@ impl Session {
         // read their replies, and an acceptance now would start a monitor
         // that this connection's end has to stop again.
         self.withdraw = None;
-        let monitoring: Vec<String> = self.monitoring.lock().drain().collect();
+        let monitoring: Vec<String> = match self.monitoring.take() {
+            Some(monitoring) => monitoring.lock().drain().collect(),
+            None => Vec::new(),
+        };
         for agent_id in monitoring {
             // The supervisor left: their monitors end with them.
             let _ = self.stop_monitor(&agent_id, |_| Ok(())).await;
         }
-        let (Some(device), Some(key)) = (self.device.clone(), self.device_key.clone()) else {
+        let Some(device) = self.device.clone() else {
             return;
         };
+        let key = device.key();
         self.tenant.unwatch_agent(&self.user.id, self.conn);
-        if !self.hub.release_device(&key, self.conn) {
+        if !self.hub.release_device(key, self.conn) {
             return; // replaced: the newer connection owns the device now
         }
         // A device dropped after its TTL ran out (it stopped reading and
@@ -748,14 +752,14 @@ impl Session {
         };
         if at_once {
             self.hub
-                .device_down(&self.tenant, &self.user.id, &device.id, Some(&key))
+                .device_down(&self.tenant, &self.user.id, &device.hello.id, Some(key))
                 .await
         } else {
             self.hub.device_down_after_grace(
                 self.tenant.clone(),
                 self.user.id.clone(),
-                device.id.clone(),
-                key,
+                device.hello.id.clone(),
+                key.to_string(),
             )
         }
     }
@@ -809,7 +813,9 @@ async fn close_socket(
 /// them in a window is a flood (an allowed message in between does not
 /// excuse it).
 struct RateLimiter {
-    rate: f64,
+    /// Messages a second (a `u32` beside `strikes`: every connection's task
+    /// carries the limiter).
+    rate: u32,
     tokens: f64,
     at: Instant,
     window: Instant,
@@ -819,11 +825,11 @@ struct RateLimiter {
 
 impl RateLimiter {
     fn new(rate: u32) -> Self {
-        let rate = f64::from(rate.max(1));
+        let rate = rate.max(1);
         let now = Instant::now();
         RateLimiter {
             rate,
-            tokens: rate,
+            tokens: f64::from(rate),
             at: now,
             window: now,
             strikes: 0,
@@ -832,13 +838,14 @@ impl RateLimiter {
 
     /// More refusals than one second's worth within the window: a flood.
     fn flooded(&self) -> bool {
-        f64::from(self.strikes) > self.rate
+        self.strikes > self.rate
     }
 
     fn allow(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.at = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        let rate = f64::from(self.rate);
+        self.tokens = (self.tokens + elapsed * rate).min(rate);
         if now.saturating_duration_since(self.window) >= Duration::from_secs(1) {
             self.window = now;
             self.strikes = 0;

@@ -112,7 +112,8 @@ impl Session {
             self.user.clone(),
             self.role,
         );
-        let (outbox, monitoring) = (self.outbox.clone(), self.monitoring.clone());
+        let monitoring = self.monitoring.get_or_insert_with(Arc::default).clone();
+        let outbox = self.outbox.clone();
         let id = id.map(str::to_string);
         let mut withdrawn = self
             .withdraw
@@ -189,7 +190,9 @@ impl Session {
                 self.once.as_deref(),
             )
             .await?;
-        self.monitoring.lock().remove(agent_id);
+        if let Some(monitoring) = &self.monitoring {
+            monitoring.lock().remove(agent_id);
+        }
         // Tell the devices the store knew before the change (the owner node).
         self.hub
             .tell_agent(

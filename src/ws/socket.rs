@@ -99,7 +99,9 @@ pub struct Socket {
     /// between messages.
     input: Vec<u8>,
     at: usize,
-    partial: Option<Partial>,
+    /// A fragmented message being assembled: rare, and boxed so that every
+    /// idle connection's task does not carry its room.
+    partial: Option<Box<Partial>>,
     /// Frames queued and not yet written, from `written`; released after
     /// each flush.
     out: Vec<u8>,
@@ -326,10 +328,10 @@ impl Socket {
                     if header.fin {
                         return complete(text, payload).map(Some);
                     }
-                    self.partial = Some(Partial {
+                    self.partial = Some(Box::new(Partial {
                         text,
                         data: payload,
-                    });
+                    }));
                 }
                 Opcode::Continuation => {
                     let Some(mut partial) = self.partial.take() else {
