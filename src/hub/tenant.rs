@@ -161,9 +161,9 @@ struct Replica {
     /// Every open connection of this node by user, whatever its role: a
     /// directory change that removes a user or changes their roles or scope
     /// closes them (4012), since a session keeps what it signed in with.
-    sessions: HashMap<String, Vec<(u64, Arc<Outbox>)>>,
-    /// Local agent connections by agent id: they get `state` frames.
-    watchers: HashMap<String, Vec<Watcher>>,
+    /// An agent's connections with a device get its `state` frames. One map
+    /// for both: an idle agent connection is an entry, not two.
+    sessions: HashMap<String, Vec<Local>>,
     /// Per-channel counts, kept incrementally (PROTOCOL.md §10.4).
     counters: ChannelCounters,
     /// Active devices per node, kept incrementally (the dead-node sweep).
@@ -173,11 +173,18 @@ struct Replica {
     queue: QueueBoard,
 }
 
-/// A local agent connection: its device, and where its frames go.
-struct Watcher {
+/// One of this node's connections of a user: where its frames go, and an
+/// agent connection's device once it watches its agent.
+struct Local {
     conn: u64,
-    device: Arc<LocalDevice>,
     outbox: Arc<Outbox>,
+    device: Option<Arc<LocalDevice>>,
+}
+
+/// The connections of one user that watch their agent: (device, outbox).
+fn watchers(list: &[Local]) -> impl Iterator<Item = (&Arc<LocalDevice>, &Arc<Outbox>)> {
+    list.iter()
+        .filter_map(|l| l.device.as_ref().map(|d| (d, &l.outbox)))
 }
 
 pub struct Tenant {
@@ -219,7 +226,6 @@ impl Tenant {
                 agents: HashMap::new(),
                 subscribers: HashMap::new(),
                 sessions: HashMap::new(),
-                watchers: HashMap::new(),
                 counters: ChannelCounters::new(&dir.channels),
                 device_nodes: DeviceNodes::default(),
                 queue: QueueBoard::default(),
@@ -260,7 +266,11 @@ impl Tenant {
         let user = r.dir.shared_user(user_id).cloned()?;
         push_one(
             r.sessions.entry(user_id.to_string()).or_default(),
-            (conn, outbox.clone()),
+            Local {
+                conn,
+                outbox: outbox.clone(),
+                device: None,
+            },
         );
         let guard = SignedIn {
             tenant: self.clone(),
@@ -271,9 +281,14 @@ impl Tenant {
     }
 
     fn sign_off(&self, user_id: &str, conn: u64) {
+        self.forget(user_id, conn);
+    }
+
+    /// Takes one connection out of its user's list (it ends).
+    fn forget(&self, user_id: &str, conn: u64) {
         let mut r = self.replica.lock();
         if let Some(list) = r.sessions.get_mut(user_id) {
-            list.retain(|(c, _)| *c != conn);
+            list.retain(|l| l.conn != conn);
             if list.is_empty() {
                 r.sessions.remove(user_id);
             }
@@ -593,7 +608,7 @@ impl Tenant {
             if !changed {
                 continue;
             }
-            for (_, outbox) in r.sessions.remove(&user.id).unwrap_or_default() {
+            for Local { outbox, .. } in r.sessions.remove(&user.id).unwrap_or_default() {
                 outbox.close(
                     protocol::close::DIRECTORY_CHANGED,
                     "the directory changed: this user was removed, or their roles or scope changed; sign in again",
@@ -632,11 +647,15 @@ impl Tenant {
                 }
             }
         }
-        for w in r.watchers.remove(id).unwrap_or_default() {
-            w.outbox.close(
-                protocol::close::DIRECTORY_CHANGED,
-                "the directory changed: this agent was removed; sign in again",
-            );
+        if let Some(list) = r.sessions.get_mut(id) {
+            for (_, outbox) in watchers(list) {
+                outbox.close(
+                    protocol::close::DIRECTORY_CHANGED,
+                    "the directory changed: this agent was removed; sign in again",
+                );
+            }
+            // Closing: they get no more `state` frames.
+            list.iter_mut().for_each(|l| l.device = None);
         }
     }
 
@@ -711,7 +730,7 @@ impl Tenant {
                 }
             }
         }
-        if let Some(watchers) = r.watchers.get(entry.id.as_ref()) {
+        if let Some(list) = r.sessions.get(entry.id.as_ref()) {
             // A device of ours shown inactive by the system while its
             // socket is here: a survivor swept this node (it was frozen past
             // its lease, or the sweep raced its return). Unless its own
@@ -722,13 +741,14 @@ impl Tenant {
                 .changed_by
                 .as_ref()
                 .is_some_and(|a| a.role == crate::domain::ActorRole::System);
-            let swept =
-                by_system
-                    && watchers.iter().any(|w| {
-                        entry.record.devices.iter().any(|d| {
-                            d.id == w.device.hello.id && !d.active && d.node == self.node_id
-                        })
-                    });
+            let swept = by_system
+                && watchers(list).any(|(device, _)| {
+                    entry
+                        .record
+                        .devices
+                        .iter()
+                        .any(|d| d.id == device.hello.id && !d.active && d.node == self.node_id)
+                });
             if let (true, Some(gaps)) = (swept, &self.gaps) {
                 let _ = gaps.send(Repair::Reassert {
                     tenant: self.id().to_string(),
@@ -736,19 +756,19 @@ impl Tenant {
                 });
             }
             let f = frame(Kind::State);
-            for w in watchers {
+            for (device, outbox) in watchers(list) {
                 let moved = entry
                     .record
                     .devices
                     .iter()
-                    .any(|d| d.id == w.device.hello.id && d.active && d.node != self.node_id);
+                    .any(|d| d.id == device.hello.id && d.active && d.node != self.node_id);
                 if moved {
-                    w.outbox.close(
+                    outbox.close(
                         protocol::close::REPLACED,
                         "replaced by a newer connection of the same device",
                     );
                 } else {
-                    w.outbox.push_delta(&entry.id, f.clone());
+                    outbox.push_delta(&entry.id, f.clone());
                 }
             }
         }
@@ -1060,31 +1080,32 @@ impl Tenant {
         if let Some(e) = r.agents.get(agent_id) {
             outbox.push_delta(&e.id, e.frame(Kind::State, &e.json()));
         }
-        let watcher = Watcher {
-            conn,
-            device: device.clone(),
-            outbox: outbox.clone(),
-        };
-        push_one(r.watchers.entry(agent_id.to_string()).or_default(), watcher);
+        let list = r.sessions.entry(agent_id.to_string()).or_default();
+        match list.iter_mut().find(|l| l.conn == conn) {
+            Some(signed_in) => signed_in.device = Some(device.clone()),
+            None => push_one(
+                list,
+                Local {
+                    conn,
+                    outbox: outbox.clone(),
+                    device: Some(device.clone()),
+                },
+            ),
+        }
     }
 
+    /// The connection ends: no more `state` frames (nor directory closes).
     pub fn unwatch_agent(&self, agent_id: &str, conn: u64) {
-        let mut r = self.replica.lock();
-        if let Some(list) = r.watchers.get_mut(agent_id) {
-            list.retain(|w| w.conn != conn);
-            if list.is_empty() {
-                r.watchers.remove(agent_id);
-            }
-        }
+        self.forget(agent_id, conn);
     }
 
     /// The outboxes of this node's connections of one agent (command routing).
     pub fn local_connections(&self, agent_id: &str) -> Vec<Arc<Outbox>> {
         self.replica
             .lock()
-            .watchers
+            .sessions
             .get(agent_id)
-            .map(|l| l.iter().map(|w| w.outbox.clone()).collect())
+            .map(|list| watchers(list).map(|(_, o)| o.clone()).collect())
             .unwrap_or_default()
     }
 }
