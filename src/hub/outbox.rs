@@ -96,8 +96,10 @@ pub struct CloseRequest {
 struct Inner {
     control: VecDeque<Frame>,
     deltas: IndexMap<Arc<str>, Frame>,
-    settings: Option<Frame>,
-    close: Option<CloseRequest>,
+    // The two rare ones boxed: every connection has an outbox, and most
+    // never hold either (BENCHMARKS.md, memory per connection).
+    settings: Option<Box<Frame>>,
+    close: Option<Box<CloseRequest>>,
     /// The tenant log this outbox reads deltas from, and its reader id.
     feed: Option<(Arc<DeltaLog>, u64)>,
 }
@@ -164,10 +166,10 @@ impl Outbox {
             }
             if inner.control.len() >= max {
                 crate::metrics::get().outbox_overflows.increment(1);
-                inner.close = Some(CloseRequest {
+                inner.close = Some(Box::new(CloseRequest {
                     code: crate::protocol::close::POLICY,
                     reason: "outbox overflow: the client is not reading".into(),
-                });
+                }));
                 return;
             }
             inner.control.push_back(frame);
@@ -190,7 +192,7 @@ impl Outbox {
 
     /// Queues the newest settings frame (coalesced like a delta).
     pub fn push_settings(&self, frame: Frame) {
-        self.with(|inner| inner.settings = Some(frame));
+        self.with(|inner| inner.settings = Some(Box::new(frame)));
     }
 
     /// A new scope: pending deltas of the old one are obsolete, the snapshot
@@ -229,7 +231,9 @@ impl Outbox {
     pub fn close(&self, code: u16, reason: impl Into<String>) {
         let reason = reason.into();
         self.with(|inner| {
-            inner.close.get_or_insert(CloseRequest { code, reason });
+            inner
+                .close
+                .get_or_insert_with(|| Box::new(CloseRequest { code, reason }));
         });
     }
 
@@ -247,10 +251,10 @@ impl Outbox {
             let settings = inner.settings.take();
             let mut pending: Vec<Frame> = std::mem::take(&mut inner.deltas).into_values().collect();
             pending.sort_by_key(|f| f.seq);
-            inner.control.extend(settings);
+            inner.control.extend(settings.map(|s| *s));
             inner.control.extend(pending);
             inner.control.push_back(last);
-            inner.close = Some(CloseRequest { code, reason });
+            inner.close = Some(Box::new(CloseRequest { code, reason }));
         });
     }
 
@@ -262,7 +266,7 @@ impl Outbox {
         // capacity left from its last burst (memory per idle connection,
         // BENCHMARKS.md); a busy one allocates per batch, as `frames` does.
         frames.extend(std::mem::take(&mut inner.control));
-        frames.extend(inner.settings.take());
+        frames.extend(inner.settings.take().map(|s| *s));
         let deltas = frames.len();
         frames.extend(std::mem::take(&mut inner.deltas).into_values());
         frames[deltas..].sort_by_key(|f| f.seq);
@@ -271,7 +275,7 @@ impl Outbox {
         }
         Batch {
             frames,
-            close: inner.close.take(),
+            close: inner.close.take().map(|c| *c),
         }
     }
 
