@@ -180,7 +180,8 @@ pub struct HistoryEntry {
     pub at_ms: u64,
     pub agent_id: String,
     /// What happened (`pause`, `device_down`, `connect`, …): one of the
-    /// hub's names, not allocated per entry, but for entries read back.
+    /// hub's names, not allocated per entry, but for a directory change's
+    /// and for entries read back.
     pub event: Cow<'static, str>,
     pub presence: crate::domain::Presence,
     pub status: crate::domain::Status,

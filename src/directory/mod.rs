@@ -145,7 +145,16 @@ impl TenantDirectory {
     pub fn with(&self, write: &change::DirectoryWrite, seq: u64) -> Self {
         let mut image = self.image();
         write.apply_to(&mut image, seq);
-        TenantDirectory::from_parts(&self.id, &self.name, self.settings.clone(), &image)
+        let mut next =
+            TenantDirectory::from_parts(&self.id, &self.name, self.settings.clone(), &image);
+        // The users the change left alone stay the same `Arc`, which the
+        // sessions signed in as them share (rather than a copy each).
+        for user in &mut next.users {
+            if let Some(old) = self.shared_user(&user.id).filter(|old| *old == user) {
+                *user = old.clone();
+            }
+        }
+        next
     }
 
     pub fn user(&self, id: &str) -> Option<&User> {
@@ -357,6 +366,33 @@ fn invalid(message: String) -> DirectoryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_keeps_the_users_it_leaves_alone_shared() {
+        let dir = Directory::demo();
+        let acme = dir.tenant("acme").expect("acme");
+        let mut a2 = acme.user("a2").expect("a2").clone();
+        a2.name = "Renamed".into();
+        let write = change::DirectoryWrite {
+            expected_version: acme.version,
+            users_put: vec![a2],
+            users_removed: vec!["a4".into()],
+            event: "user_updated".into(),
+            ..change::DirectoryWrite::default()
+        };
+        let next = acme.with(&write, acme.version + 1);
+        let (before, after) = (
+            acme.shared_user("a1").expect("a1"),
+            next.shared_user("a1").expect("a1"),
+        );
+        assert!(Arc::ptr_eq(before, after), "untouched: the same Arc");
+        assert_eq!(next.user("a2").map(|u| u.name.as_str()), Some("Renamed"));
+        assert!(next.user("a4").is_none());
+        assert!(!Arc::ptr_eq(
+            acme.shared_user("a2").expect("a2"),
+            next.shared_user("a2").expect("a2")
+        ));
+    }
 
     #[test]
     fn demo_directory_is_valid_and_seeds_agents_only() {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub enum Body {
     /// The agent is the records' `id` (kept once: a log holds many events,
-    /// BENCHMARKS.md).
+    /// BENCHMARKS.md); at least one of the two is there.
     Agent {
         /// `None` when the change created the agent.
         previous: Option<Arc<AgentRecord>>,
@@ -57,8 +57,8 @@ pub struct Event {
     pub version: u64,
     /// The history's name for what happened (`pause`, `device_up`,
     /// `user_created`, `settings_updated`, `heartbeat`, `gap`, …): one of
-    /// the hub's own names, not allocated per event, but for events read
-    /// back from a store.
+    /// the hub's own names, not allocated per event, but for a directory
+    /// change's (its write carries the name as a string).
     pub event: Cow<'static, str>,
     pub at_ms: u64,
     pub by: Actor,

@@ -490,7 +490,15 @@ impl Hub {
     /// Makes `conn` the connection of a device; a previous connection of the
     /// same device is told to close with 4009.
     pub fn claim_device(&self, slot: DeviceSlot) {
-        let old = self.devices.insert(slot.device.key().clone(), slot);
+        use dashmap::mapref::entry::Entry;
+        let old = match self.devices.entry(slot.device.key().clone()) {
+            // The key too: it is the new device's (the old one goes with it).
+            Entry::Occupied(o) => Some(o.replace_entry(slot).1),
+            Entry::Vacant(v) => {
+                v.insert(slot);
+                None
+            }
+        };
         if let Some(old) = old {
             old.outbox.close(
                 crate::protocol::close::REPLACED,

@@ -158,11 +158,12 @@ struct Replica {
     dir: Arc<TenantDirectory>,
     agents: HashMap<String, AgentEntry>,
     subscribers: HashMap<u64, Subscriber>,
-    /// Every open connection of this node by user, whatever its role: a
-    /// directory change that removes a user or changes their roles or scope
-    /// closes them (4012), since a session keeps what it signed in with.
-    /// An agent's connections with a device get its `state` frames. One map
-    /// for both: an idle agent connection is an entry, not two.
+    /// Every open connection of this node by user, whatever its role, from
+    /// its sign-in until it ends: a directory change that removes a user or
+    /// changes their roles or scope closes them (4012), since a session
+    /// keeps what it signed in with. An agent's connections with a device
+    /// get its `state` frames. One map for both: an idle agent connection
+    /// is an entry, not two.
     sessions: HashMap<String, Vec<Local>>,
     /// Per-channel counts, kept incrementally (PROTOCOL.md §10.4).
     counters: ChannelCounters,
@@ -1080,18 +1081,25 @@ impl Tenant {
         if let Some(e) = r.agents.get(agent_id) {
             outbox.push_delta(&e.id, e.frame(Kind::State, &e.json()));
         }
-        let list = r.sessions.entry(agent_id.to_string()).or_default();
-        match list.iter_mut().find(|l| l.conn == conn) {
-            Some(signed_in) => signed_in.device = Some(device.clone()),
-            None => push_one(
-                list,
-                Local {
-                    conn,
-                    outbox: outbox.clone(),
-                    device: Some(device.clone()),
-                },
-            ),
+        // Signed in a moment ago: its entry is there (unless a directory
+        // change closed it meanwhile, when it is closing anyway).
+        if let Some(signed_in) = r
+            .sessions
+            .get_mut(agent_id)
+            .and_then(|list| list.iter_mut().find(|l| l.conn == conn))
+        {
+            signed_in.device = Some(device.clone());
+            return;
         }
+        let list = r.sessions.entry(agent_id.to_string()).or_default();
+        push_one(
+            list,
+            Local {
+                conn,
+                outbox: outbox.clone(),
+                device: Some(device.clone()),
+            },
+        );
     }
 
     /// The connection ends: no more `state` frames (nor directory closes).
@@ -1110,11 +1118,14 @@ impl Tenant {
     }
 }
 
-/// Pushes onto one of the per-user lists of connections, growing it by
-/// one: almost every user has one connection (an agent, one device), and a
-/// `Vec`'s first push reserves four (BENCHMARKS.md, memory per connection).
+/// Pushes onto one of the per-user lists of connections, with room for
+/// just one at first: almost every user has one connection (an agent, one
+/// device), and a `Vec`'s first push reserves four (BENCHMARKS.md, memory
+/// per connection). Later pushes grow it as usual.
 fn push_one<T>(list: &mut Vec<T>, item: T) {
-    list.reserve_exact(1);
+    if list.capacity() == 0 {
+        list.reserve_exact(1);
+    }
     list.push(item);
 }
 
@@ -1315,6 +1326,44 @@ mod tests {
                 agent: "a01".into()
             })
         );
+    }
+
+    #[test]
+    fn a_users_connections_on_this_node_and_the_state_frames_of_its_devices() {
+        let t = tenant();
+        t.load(state(1, vec![record("a3", 1, "x")]));
+        let device = crate::hub::LocalDevice::new(
+            "acme",
+            "a3",
+            crate::protocol::DeviceHello {
+                id: "d1".into(),
+                kind: "softphone".into(),
+                label: None,
+            },
+        );
+        // a3 is an agent and a supervisor: a phone and a wallboard.
+        let (phone, wallboard) = (Outbox::new(8), Outbox::new(8));
+        let (_, phone_in) = t.sign_in("a3", 1, &phone).expect("a3 signs in");
+        let (_, wallboard_in) = t.sign_in("a3", 2, &wallboard).expect("a3 signs in");
+        assert!(t.local_connections("a3").is_empty(), "no device yet");
+        t.watch_agent("a3", &device, 1, &phone);
+        let routed = t.local_connections("a3");
+        assert_eq!(routed.len(), 1, "the phone, not the wallboard");
+        assert!(Arc::ptr_eq(&routed[0], &phone));
+        let kinds = |o: &Outbox| -> Vec<Kind> { o.take().frames.iter().map(|f| f.kind).collect() };
+        assert_eq!(kinds(&phone), [Kind::State], "its agent's state at once");
+        t.apply(Delta::Agent(record("a3", 2, "y")));
+        assert_eq!(kinds(&phone), [Kind::State]);
+        assert!(kinds(&wallboard).is_empty(), "a wallboard gets no state");
+        // The phone's connection ends: first unwatched, then signed off.
+        t.unwatch_agent("a3", 1);
+        assert!(t.local_connections("a3").is_empty());
+        t.apply(Delta::Agent(record("a3", 3, "z")));
+        assert!(kinds(&phone).is_empty(), "nothing after it ended");
+        drop(phone_in);
+        assert_eq!(t.replica.lock().sessions["a3"].len(), 1, "the wallboard");
+        drop(wallboard_in);
+        assert!(t.replica.lock().sessions.is_empty());
     }
 
     #[test]

@@ -64,7 +64,8 @@ pub(super) struct Session {
     pub(super) user: Arc<User>,
     pub(super) role: Role,
     /// An agent connection's device, shared with the node's device
-    /// registry (which reads whether it is active, its TTL's verdict).
+    /// registry while this connection holds it (the registry reads whether
+    /// it is active, its TTL's verdict).
     pub(super) device: Option<Arc<LocalDevice>>,
     last_msg: Instant,
     last_frame: Instant,
