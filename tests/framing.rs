@@ -2,7 +2,9 @@
 //! TCP socket, through the real binary: what a WebSocket library would never
 //! send — fragments with a ping between them, a hello written one byte at a
 //! time or in the same packet as the upgrade, frames that break RFC 6455,
-//! text that is not UTF-8, a close and its echo, bad upgrade requests.
+//! text that is not UTF-8, a close and its echo, bad upgrade requests (a
+//! key that is not a 16-byte nonce among them), an endless run of empty
+//! continuations.
 
 mod common;
 
@@ -255,6 +257,28 @@ async fn requests_that_are_not_upgrades_are_refused_with_the_reason() {
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
             426,
         ),
+        // Keys that are not a 16-byte nonce in base64 (RFC 6455 §4.2.1):
+        // 15 bytes, not base64, 17 bytes, and empty.
+        (
+            "GET /v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            400,
+        ),
+        (
+            "GET /v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ!!\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            400,
+        ),
+        (
+            "GET /v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZSE=\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            400,
+        ),
+        (
+            "GET /v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: \r\nSec-WebSocket-Version: 13\r\n\r\n",
+            400,
+        ),
     ] {
         let mut s = TcpStream::connect(&node.addr).await.expect("connect");
         s.write_all(request.as_bytes()).await.expect("write");
@@ -321,4 +345,52 @@ async fn a_close_between_fragments_is_echoed_and_a_ping_after_the_hubs_close_is_
         "the hub ends the connection: {end:?}"
     );
     assert!(rest.is_empty(), "nothing after the hub's close: {rest:?}");
+}
+
+#[tokio::test]
+async fn an_endless_run_of_empty_continuations_is_rate_limited() {
+    // Every frame counts for the rate limit (PROTOCOL.md §1), the frames of
+    // a message that never completes too: without that, a peer could make
+    // the hub parse empty continuations at line rate, for ever.
+    let node = node().await;
+    let flood = || {
+        let mut bytes = frame_with(TEXT, b"{");
+        for _ in 0..200 {
+            bytes.extend(frame_with(CONTINUATION, b""));
+        }
+        bytes
+    };
+    // Before hello: the connection is closed with 4008, not left to the
+    // hello's timeout.
+    let mut s = upgraded(&node).await;
+    s.write_all(&flood()).await.expect("write");
+    assert_eq!(policy_close(&mut s).await, 4008);
+    // After hello, the same.
+    let mut s = upgraded(&node).await;
+    s.write_all(&frame(TEXT, &hello())).await.expect("write");
+    assert_eq!(next_json(&mut s).await["type"], "welcome");
+    s.write_all(&flood()).await.expect("write");
+    assert_eq!(policy_close(&mut s).await, 4008);
+}
+
+/// The code of the hub's close, answered as a client does (the hub waits
+/// for the answer to a close of its own policy); then the connection ends.
+async fn policy_close(stream: &mut TcpStream) -> u16 {
+    let code = loop {
+        let (opcode, payload) = next_frame(stream).await;
+        if opcode == CLOSE {
+            assert!(payload.len() >= 2, "a close with a code: {payload:?}");
+            break u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    };
+    // The hub reads nothing of the message it refused: the answer comes
+    // after the rest of the flood, in the same stream.
+    stream
+        .write_all(&frame(CLOSE, &code.to_be_bytes()))
+        .await
+        .expect("write");
+    let mut rest = [0u8; 64];
+    let end = tokio::time::timeout(DEADLINE, stream.read(&mut rest)).await;
+    assert!(matches!(end, Ok(Ok(0)) | Ok(Err(_))), "ends: {end:?}");
+    code
 }

@@ -180,8 +180,8 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
                         }
                         continue;
                     }
-                    // A sign of life.
-                    Some(Ok(Message::Pong)) => continue,
+                    // A sign of life (a fragment: the rest is to come).
+                    Some(Ok(Message::Pong | Message::Fragment)) => continue,
                 };
                 let (answer, revoked) = handle(&api, &key, &text).await;
                 if !socket.send_within(Out::Text(&answer), timeout).await {

@@ -337,7 +337,7 @@ async fn first_text(
                     });
                 }
             }
-            Some(Ok(Message::Pong)) => continue,
+            Some(Ok(Message::Pong | Message::Fragment)) => continue,
             Some(Ok(Message::Binary(b))) if b.len() > max => {
                 return Err(CloseRequest {
                     code: close::TOO_LARGE,
@@ -518,7 +518,7 @@ impl Session {
                     return Some(End::Dropped);
                 }
             }
-            Message::Pong | Message::Close(_) => {}
+            Message::Pong | Message::Fragment | Message::Close(_) => {}
         }
         None
     }

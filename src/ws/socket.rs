@@ -28,6 +28,10 @@ const READ_CHUNK: usize = 4096;
 pub enum Message {
     Text(String),
     Binary(Vec<u8>),
+    /// A frame of a message not yet complete (its bytes are kept until the
+    /// last one): returned so that every frame counts for the session's
+    /// limits, a peer's endless run of empty continuations included.
+    Fragment,
     /// Answered already: the pong is queued and goes with the next flush.
     Ping,
     Pong,
@@ -131,7 +135,8 @@ impl Socket {
         }
     }
 
-    /// The next whole message; `None` once the peer closed (after its
+    /// The next whole message (or [`Message::Fragment`] for each frame of
+    /// one still coming); `None` once the peer closed (after its
     /// `Close`) or the connection ended. After an `Err` nothing more is read
     /// (a close frame saying why was offered to the peer, without waiting).
     pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
@@ -287,84 +292,84 @@ impl Socket {
 
     /// The next message from the bytes read, if they hold one.
     fn parse(&mut self) -> Result<Option<Message>, Error> {
-        loop {
-            let available = &self.input[self.at..];
-            let Some(header) = frame::parse_header(available).map_err(|m| Error::Malformed(m.0))?
-            else {
-                return Ok(None);
-            };
-            // A continuation adds to the message it continues; a control
-            // frame between fragments is measured alone.
-            let assembled = match (header.opcode, &self.partial) {
-                (Opcode::Continuation, Some(p)) => p.data.len(),
-                _ => 0,
-            };
-            if header.len > self.max_message.saturating_sub(assembled) as u64 {
-                return Err(Error::TooLarge);
+        let available = &self.input[self.at..];
+        let Some(header) = frame::parse_header(available).map_err(|m| Error::Malformed(m.0))?
+        else {
+            return Ok(None);
+        };
+        // A continuation adds to the message it continues; a control
+        // frame between fragments is measured alone.
+        let assembled = match (header.opcode, &self.partial) {
+            (Opcode::Continuation, Some(p)) => p.data.len(),
+            _ => 0,
+        };
+        if header.len > self.max_message.saturating_sub(assembled) as u64 {
+            return Err(Error::TooLarge);
+        }
+        let len = header.len as usize;
+        if available.len() < header.size + len {
+            // The rest is to come. Room is made as bytes arrive, not
+            // for the length announced: a header costs its sender 14
+            // bytes, and must not cost the hub the frame's size.
+            self.compact();
+            return Ok(None);
+        }
+        let start = self.at + header.size;
+        let mut payload = self.input[start..start + len].to_vec();
+        frame::unmask(&mut payload, header.mask);
+        self.at = start + len;
+        if self.at == self.input.len() {
+            // Everything read is consumed: hold nothing while idle.
+            self.input = Vec::new();
+            self.at = 0;
+        }
+        match header.opcode {
+            Opcode::Text | Opcode::Binary => {
+                if self.partial.is_some() {
+                    return Err(Error::Malformed("a new message inside a fragmented one"));
+                }
+                let text = header.opcode == Opcode::Text;
+                if header.fin {
+                    return complete(text, payload).map(Some);
+                }
+                self.partial = Some(Box::new(Partial {
+                    text,
+                    data: payload,
+                }));
+                Ok(Some(Message::Fragment))
             }
-            let len = header.len as usize;
-            if available.len() < header.size + len {
-                // The rest is to come. Room is made as bytes arrive, not
-                // for the length announced: a header costs its sender 14
-                // bytes, and must not cost the hub the frame's size.
-                self.compact();
-                return Ok(None);
+            Opcode::Continuation => {
+                let Some(mut partial) = self.partial.take() else {
+                    return Err(Error::Malformed("a continuation without a message"));
+                };
+                partial.data.extend_from_slice(&payload);
+                if header.fin {
+                    return complete(partial.text, partial.data).map(Some);
+                }
+                self.partial = Some(partial);
+                Ok(Some(Message::Fragment))
             }
-            let start = self.at + header.size;
-            let mut payload = self.input[start..start + len].to_vec();
-            frame::unmask(&mut payload, header.mask);
-            self.at = start + len;
-            if self.at == self.input.len() {
-                // Everything read is consumed: hold nothing while idle.
-                self.input = Vec::new();
-                self.at = 0;
+            Opcode::Ping => {
+                if !self.close_sent {
+                    frame::write(&mut self.out, Opcode::Pong, &payload);
+                }
+                Ok(Some(Message::Ping))
             }
-            match header.opcode {
-                Opcode::Text | Opcode::Binary => {
-                    if self.partial.is_some() {
-                        return Err(Error::Malformed("a new message inside a fragmented one"));
-                    }
-                    let text = header.opcode == Opcode::Text;
-                    if header.fin {
-                        return complete(text, payload).map(Some);
-                    }
-                    self.partial = Some(Box::new(Partial {
-                        text,
-                        data: payload,
-                    }));
+            Opcode::Pong => Ok(Some(Message::Pong)),
+            Opcode::Close => {
+                let code = close_code(&payload)?;
+                self.read_done = true;
+                if !self.close_sent {
+                    // The reply echoes the peer's code (RFC 6455 §5.5.1).
+                    self.close_sent = true;
+                    let reply = code.map(u16::to_be_bytes);
+                    frame::write(
+                        &mut self.out,
+                        Opcode::Close,
+                        reply.as_ref().map_or(&[][..], |c| &c[..]),
+                    );
                 }
-                Opcode::Continuation => {
-                    let Some(mut partial) = self.partial.take() else {
-                        return Err(Error::Malformed("a continuation without a message"));
-                    };
-                    partial.data.extend_from_slice(&payload);
-                    if header.fin {
-                        return complete(partial.text, partial.data).map(Some);
-                    }
-                    self.partial = Some(partial);
-                }
-                Opcode::Ping => {
-                    if !self.close_sent {
-                        frame::write(&mut self.out, Opcode::Pong, &payload);
-                    }
-                    return Ok(Some(Message::Ping));
-                }
-                Opcode::Pong => return Ok(Some(Message::Pong)),
-                Opcode::Close => {
-                    let code = close_code(&payload)?;
-                    self.read_done = true;
-                    if !self.close_sent {
-                        // The reply echoes the peer's code (RFC 6455 §5.5.1).
-                        self.close_sent = true;
-                        let reply = code.map(u16::to_be_bytes);
-                        frame::write(
-                            &mut self.out,
-                            Opcode::Close,
-                            reply.as_ref().map_or(&[][..], |c| &c[..]),
-                        );
-                    }
-                    return Ok(Some(Message::Close(code)));
-                }
+                Ok(Some(Message::Close(code)))
             }
         }
     }

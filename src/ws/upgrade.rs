@@ -52,6 +52,16 @@ fn reject(status: StatusCode, reason: &'static str) -> Rejection {
     Rejection { status, reason }
 }
 
+/// Whether a `Sec-WebSocket-Key` is what RFC 6455 §4.2.1 asks for: a
+/// 16-byte nonce in base64 (its padded encoding, as clients send it).
+fn is_nonce(key: &[u8]) -> bool {
+    use base64::Engine;
+    key.len() == 24
+        && base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .is_ok_and(|nonce| nonce.len() == 16)
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
     type Rejection = Rejection;
 
@@ -88,6 +98,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
                 "`Sec-WebSocket-Key` header missing",
             ));
         };
+        if !is_nonce(key.as_bytes()) {
+            return Err(reject(
+                StatusCode::BAD_REQUEST,
+                "`Sec-WebSocket-Key` is not 16 bytes in base64",
+            ));
+        }
         if !is(headers, header::SEC_WEBSOCKET_VERSION, "13") {
             return Err(reject(
                 StatusCode::UPGRADE_REQUIRED,
