@@ -552,15 +552,18 @@ impl Hub {
     pub fn device_down_after_grace(
         self: &Arc<Self>,
         tenant: Arc<Tenant>,
-        agent_id: String,
-        device_id: String,
-        key: String,
+        device: Arc<LocalDevice>,
     ) {
         let hub = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(hub.config.reconnect_grace()).await;
-            hub.device_down(&tenant, &agent_id, &device_id, Some(&key))
-                .await;
+            hub.device_down(
+                &tenant,
+                device.agent_id(),
+                &device.hello.id,
+                Some(device.key()),
+            )
+            .await;
         });
     }
 

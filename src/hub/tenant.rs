@@ -281,12 +281,9 @@ impl Tenant {
         Some((user, guard))
     }
 
+    /// Takes one connection out of its user's list (it ends): on
+    /// [`SignedIn`]'s drop, or earlier through [`Tenant::unwatch_agent`].
     fn sign_off(&self, user_id: &str, conn: u64) {
-        self.forget(user_id, conn);
-    }
-
-    /// Takes one connection out of its user's list (it ends).
-    fn forget(&self, user_id: &str, conn: u64) {
         let mut r = self.replica.lock();
         if let Some(list) = r.sessions.get_mut(user_id) {
             list.retain(|l| l.conn != conn);
@@ -1104,7 +1101,7 @@ impl Tenant {
 
     /// The connection ends: no more `state` frames (nor directory closes).
     pub fn unwatch_agent(&self, agent_id: &str, conn: u64) {
-        self.forget(agent_id, conn);
+        self.sign_off(agent_id, conn);
     }
 
     /// The outboxes of this node's connections of one agent (command routing).

@@ -756,12 +756,8 @@ impl Session {
                 .device_down(&self.tenant, &self.user.id, &device.hello.id, Some(key))
                 .await
         } else {
-            self.hub.device_down_after_grace(
-                self.tenant.clone(),
-                self.user.id.clone(),
-                device.hello.id.clone(),
-                key.to_string(),
-            )
+            self.hub
+                .device_down_after_grace(self.tenant.clone(), device)
         }
     }
 }
