@@ -81,15 +81,20 @@ async fn next_json(stream: &mut TcpStream) -> Value {
     }
 }
 
-/// The hub's close frame (its code), then the end of the connection.
-async fn closed_with(stream: &mut TcpStream) -> u16 {
-    let code = loop {
+/// The code of the hub's next close frame (the frames before it skipped).
+async fn close_code(stream: &mut TcpStream) -> u16 {
+    loop {
         let (opcode, payload) = next_frame(stream).await;
         if opcode == CLOSE {
             assert!(payload.len() >= 2, "a close with a code: {payload:?}");
-            break u16::from_be_bytes([payload[0], payload[1]]);
+            return u16::from_be_bytes([payload[0], payload[1]]);
         }
-    };
+    }
+}
+
+/// The hub's close frame (its code), then the end of the connection.
+async fn closed_with(stream: &mut TcpStream) -> u16 {
+    let code = close_code(stream).await;
     let mut rest = [0u8; 64];
     let end = tokio::time::timeout(DEADLINE, stream.read(&mut rest)).await;
     assert!(
@@ -376,15 +381,8 @@ async fn an_endless_run_of_empty_continuations_is_rate_limited() {
 /// The code of the hub's close, answered as a client does (the hub waits
 /// for the answer to a close of its own policy); then the connection ends.
 async fn policy_close(stream: &mut TcpStream) -> u16 {
-    let code = loop {
-        let (opcode, payload) = next_frame(stream).await;
-        if opcode == CLOSE {
-            assert!(payload.len() >= 2, "a close with a code: {payload:?}");
-            break u16::from_be_bytes([payload[0], payload[1]]);
-        }
-    };
-    // The hub reads nothing of the message it refused: the answer comes
-    // after the rest of the flood, in the same stream.
+    let code = close_code(stream).await;
+    // The answer comes after the rest of the flood, in the same stream.
     stream
         .write_all(&frame(CLOSE, &code.to_be_bytes()))
         .await
