@@ -221,6 +221,17 @@ pub struct Config {
     /// for this long is closed; the node pings every third of it.
     #[arg(long, env = "PRESENCE_HUB_API_WS_IDLE_S", default_value_t = 60)]
     pub api_ws_idle_s: u64,
+    /// Frames a second one integration WebSocket may send, of every kind
+    /// (requests, each fragment, pings, pongs), in bursts of one second's
+    /// worth: a request over it is answered 429 `rate_limited` and dropped;
+    /// more refusals than that within a second close the connection with
+    /// 4008. Requests are also held to `--api-rate-per-credential`.
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_API_WS_RATE_LIMIT_PER_SEC",
+        default_value_t = 200
+    )]
+    pub api_ws_rate_limit_per_sec: u32,
     /// Service credentials a tenant may hold; creating one more is refused
     /// with 409 `invalid_state`.
     #[arg(long, env = "PRESENCE_HUB_API_MAX_CREDENTIALS", default_value_t = 100)]

@@ -9,16 +9,14 @@
 mod common;
 
 use common::process::Proc;
-use common::raw::{self, frame, PING, TEXT};
+use common::raw::{
+    self, close_code, frame, frame_with, next_frame, next_json, BINARY, CLOSE, CONTINUATION, PING,
+    PONG, TEXT,
+};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const CONTINUATION: u8 = 0x0;
-const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
-const PONG: u8 = 0xA;
 
 async fn node() -> Proc {
     let dir = format!("{}/tests/common/directory.json", env!("CARGO_MANIFEST_DIR"));
@@ -39,57 +37,6 @@ fn hello() -> Vec<u8> {
     json!({"type": "hello", "token": token("acme", "s1"), "role": "supervisor"})
         .to_string()
         .into_bytes()
-}
-
-/// A frame written with the first header byte as given (FIN, RSV and
-/// opcode), masked.
-fn frame_with(b0: u8, payload: &[u8]) -> Vec<u8> {
-    let mut bytes = frame(b0 & 0x0F, payload);
-    bytes[0] = b0;
-    bytes
-}
-
-/// The next frame from the hub (never masked): its opcode and payload.
-async fn next_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
-    tokio::time::timeout(DEADLINE, async {
-        let mut head = [0u8; 2];
-        stream.read_exact(&mut head).await.expect("a frame header");
-        assert_eq!(head[0] & 0x80, 0x80, "the hub's frames are final");
-        assert_eq!(head[1] & 0x80, 0, "the hub's frames are not masked");
-        let len = match head[1] & 0x7F {
-            126 => u64::from(stream.read_u16().await.expect("length")),
-            127 => stream.read_u64().await.expect("length"),
-            n => u64::from(n),
-        };
-        let mut payload = vec![0u8; len as usize];
-        stream.read_exact(&mut payload).await.expect("a payload");
-        (head[0] & 0x0F, payload)
-    })
-    .await
-    .expect("a frame from the hub in time")
-}
-
-/// The next text frame, as JSON (pings and pongs skipped).
-async fn next_json(stream: &mut TcpStream) -> Value {
-    loop {
-        let (opcode, payload) = next_frame(stream).await;
-        match opcode {
-            TEXT => return serde_json::from_slice(&payload).expect("JSON"),
-            PING | PONG => continue,
-            other => panic!("expected text, got opcode {other}: {payload:?}"),
-        }
-    }
-}
-
-/// The code of the hub's next close frame (the frames before it skipped).
-async fn close_code(stream: &mut TcpStream) -> u16 {
-    loop {
-        let (opcode, payload) = next_frame(stream).await;
-        if opcode == CLOSE {
-            assert!(payload.len() >= 2, "a close with a code: {payload:?}");
-            return u16::from_be_bytes([payload[0], payload[1]]);
-        }
-    }
 }
 
 /// The hub's close frame (its code), then the end of the connection.

@@ -986,3 +986,82 @@ async fn the_websocket_is_bounded_in_connections_frame_size_and_silence() {
     .await;
     common::raw::until_closed(&mut raw, std::time::Duration::from_secs(10)).await;
 }
+
+#[tokio::test]
+async fn the_websocket_counts_every_frame_and_closes_a_flood_with_4008() {
+    // docs/API.md, "Over one WebSocket": every frame counts for
+    // --api-ws-rate-limit-per-sec, each fragment of a request too.
+    use common::raw::{close_code, frame, frame_with, next_json, CONTINUATION, PING, TEXT};
+    use tokio::io::AsyncWriteExt;
+    let hub = TestHub::start_with(|c| c.api_ws_rate_limit_per_sec = 10).await;
+    let key = create(&hub, 0, "acd-ws", json!(["status:write", "read"])).await;
+    let _a2 = hub.agent("a2", "phone").await;
+    let addr = hub.node(0).addr;
+    let open = || async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let extra = format!("Authorization: Bearer {key}\r\n");
+        let status = common::raw::upgrade_to(&mut stream, "/api/v1/ws", &extra).await;
+        assert_eq!(status, 101);
+        stream
+    };
+    // `text` as a message of `n` fragments (the last one final).
+    let fragmented = |text: &str, n: usize| {
+        let bytes = text.as_bytes();
+        let cut = |i: usize| i * bytes.len() / n;
+        let mut out = Vec::new();
+        for (i, part) in (0..n).map(|i| &bytes[cut(i)..cut(i + 1)]).enumerate() {
+            let opcode = if i == 0 { TEXT } else { CONTINUATION };
+            let fin = if i + 1 == n { 0x80 } else { 0 };
+            out.extend(frame_with(fin | opcode, part));
+        }
+        out
+    };
+    let agent = || async {
+        let (status, a2) = http(addr, "GET", "/api/v1/agents/a2", Some(&key), "", None).await;
+        assert_eq!(status, 200, "{a2}");
+        a2
+    };
+    let before = agent().await;
+    let pause = json!({"id": "p1", "method": "PUT", "path": "/api/v1/agents/a2/status",
+        "body": {"status": "paused", "reason": "Fragmented"}})
+    .to_string();
+
+    // In more fragments than the budget has room for: 429 `rate_limited`
+    // under its id, and nothing applied.
+    let mut s = open().await;
+    s.write_all(&fragmented(&pause, 15)).await.expect("write");
+    let answer = next_json(&mut s).await;
+    assert_eq!(
+        (answer["id"].as_str(), answer["status"].as_u64()),
+        (Some("p1"), Some(429)),
+        "{answer}"
+    );
+    assert_eq!(answer["body"]["error"]["code"], "rate_limited", "{answer}");
+    let after = agent().await;
+    assert_eq!(
+        after["agent"]["version"], before["agent"]["version"],
+        "nothing applied: {after}"
+    );
+    assert_ne!(after["agent"]["status"], "paused", "{after}");
+
+    // In as many fragments as the budget allows: one request, applied.
+    let mut s = open().await;
+    s.write_all(&fragmented(&pause, 5)).await.expect("write");
+    let answer = next_json(&mut s).await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(answer["body"]["agent"]["pause_reason"], "Fragmented");
+
+    // An endless run of empty continuations: closed with 4008.
+    let mut s = open().await;
+    let mut flood = frame_with(TEXT, b"{");
+    for _ in 0..40 {
+        flood.extend(frame_with(CONTINUATION, b""));
+    }
+    s.write_all(&flood).await.expect("write");
+    assert_eq!(close_code(&mut s).await, 4008);
+    // A ping flood the same (the budget counts control frames too).
+    let mut s = open().await;
+    let pings: Vec<u8> = (0..40).flat_map(|_| frame(PING, b"")).collect();
+    s.write_all(&pings).await.expect("write");
+    assert_eq!(close_code(&mut s).await, 4008);
+}

@@ -34,7 +34,8 @@ use super::credentials::verified_key;
 use super::{count, error_response, ApiError};
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::ws::{Message, Out, Socket, Upgrade};
+use crate::protocol::close;
+use crate::ws::{Message, Out, RateLimiter, Socket, Upgrade};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
@@ -153,11 +154,12 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
     ping.reset();
     let mut heard = Instant::now();
     let mut draining = hub.shutdown_signal();
+    let mut limiter = RateLimiter::new(hub.config.api_ws_rate_limit_per_sec);
     let close = loop {
         tokio::select! {
             frame = socket.recv() => {
                 heard = Instant::now();
-                let text = match frame {
+                let message = match frame {
                     Some(Err(crate::ws::Error::TooLarge)) => {
                         break Close(1009, "a frame over --api-max-body-bytes and its envelope");
                     }
@@ -165,8 +167,39 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
                     // by the socket already.
                     None | Some(Err(_)) => return,
                     Some(Ok(Message::Close(_))) => break Close(1000, ""),
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Binary(_))) => {
+                    Some(Ok(message)) => message,
+                };
+                // Every frame counts, each fragment too: without that, a
+                // peer could make the node parse empty continuations at
+                // line rate for as long as it answers pings.
+                if !limiter.allow(heard) {
+                    if limiter.flooded() {
+                        break Close(
+                            close::POLICY,
+                            "more frames a second than --api-ws-rate-limit-per-sec",
+                        );
+                    }
+                    let id = match &message {
+                        Message::Text(text) => Some(request_id(text).unwrap_or(Value::Null)),
+                        Message::Binary(_) => Some(Value::Null),
+                        _ => None, // control frames and fragments get no reply
+                    };
+                    if let Some(id) = id {
+                        let e = HubError::rate_limited(format!(
+                            "more than {} frames/s on this connection \
+                             (--api-ws-rate-limit-per-sec): request dropped",
+                            hub.config.api_ws_rate_limit_per_sec
+                        ));
+                        if !socket.send_within(Out::Text(&reply(id, &e)), timeout).await {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                let text = match message {
+                    Message::Close(_) => break Close(1000, ""),
+                    Message::Text(text) => text,
+                    Message::Binary(_) => {
                         let e = HubError::bad_request("requests are JSON text frames");
                         if !socket.send_within(Out::Text(&reply(Value::Null, &e)), timeout).await {
                             return;
@@ -174,14 +207,14 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
                         continue;
                     }
                     // The socket queued the pong: written before reading on.
-                    Some(Ok(Message::Ping)) => {
+                    Message::Ping => {
                         if !socket.flush_within(timeout).await {
                             return;
                         }
                         continue;
                     }
                     // A sign of life (a fragment: the rest is to come).
-                    Some(Ok(Message::Pong | Message::Fragment)) => continue,
+                    Message::Pong | Message::Fragment => continue,
                 };
                 let (answer, revoked) = handle(&api, &key, &text).await;
                 if !socket.send_within(Out::Text(&answer), timeout).await {
@@ -230,19 +263,13 @@ async fn handle(api: &Router, key: &HeaderValue, text: &str) -> (String, bool) {
             return (reply(Value::Null, &e), false);
         }
     };
-    let id = request.get("id").cloned().unwrap_or(Value::Null);
-    let id_ok = match &id {
-        Value::String(s) => crate::text::within(s, 1, MAX_ID),
-        Value::Number(n) => n.is_u64(),
-        _ => false,
-    };
-    if !id_ok {
+    let Some(id) = valid_id(&request) else {
         let e = HubError::bad_request(format!(
             "`id` is required: a string of 1 to {MAX_ID} characters or a non-negative integer, \
              echoed in the reply"
         ));
         return (reply(Value::Null, &e), false);
-    }
+    };
     let envelope: Envelope = match serde_json::from_value(request) {
         Ok(envelope) => envelope,
         Err(e) => {
@@ -270,6 +297,24 @@ async fn handle(api: &Router, key: &HeaderValue, text: &str) -> (String, bool) {
         frame(id, status.as_u16(), body),
         status == StatusCode::UNAUTHORIZED,
     )
+}
+
+/// A request's `id` when it is one to echo: a string of 1 to [`MAX_ID`]
+/// characters or a non-negative integer.
+fn valid_id(request: &Value) -> Option<Value> {
+    let id = request.get("id")?;
+    let ok = match id {
+        Value::String(s) => crate::text::within(s, 1, MAX_ID),
+        Value::Number(n) => n.is_u64(),
+        _ => false,
+    };
+    ok.then(|| id.clone())
+}
+
+/// The `id` of a frame dropped unread (over the rate limit), when it has
+/// a valid one: its refusal is then matched to the request.
+fn request_id(frame: &str) -> Option<Value> {
+    valid_id(&serde_json::from_str::<Value>(frame).ok()?)
 }
 
 /// The HTTP request a frame stands for.

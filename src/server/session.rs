@@ -27,7 +27,7 @@ use crate::hub::tenant::Tenant;
 use crate::hub::{Hub, LocalDevice};
 use crate::protocol::{self, close};
 use crate::text;
-use crate::ws::{Message, Out, Socket};
+use crate::ws::{Message, Out, RateLimiter, Socket};
 use futures_util::FutureExt;
 use parking_lot::Mutex;
 use serde_json::json;
@@ -803,56 +803,4 @@ async fn close_socket(
         }
     })
     .await;
-}
-
-/// A token bucket: `rate` messages per second, bursts of one second's
-/// worth. Refusals are counted per one-second window: more than `rate` of
-/// them in a window is a flood (an allowed message in between does not
-/// excuse it).
-struct RateLimiter {
-    /// Messages a second (a `u32` beside `strikes`: every connection's task
-    /// carries the limiter).
-    rate: u32,
-    tokens: f64,
-    at: Instant,
-    window: Instant,
-    /// Messages refused in the current window.
-    strikes: u32,
-}
-
-impl RateLimiter {
-    fn new(rate: u32) -> Self {
-        let rate = rate.max(1);
-        let now = Instant::now();
-        RateLimiter {
-            rate,
-            tokens: f64::from(rate),
-            at: now,
-            window: now,
-            strikes: 0,
-        }
-    }
-
-    /// More refusals than one second's worth within the window: a flood.
-    fn flooded(&self) -> bool {
-        self.strikes > self.rate
-    }
-
-    fn allow(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.at = now;
-        let rate = f64::from(self.rate);
-        self.tokens = (self.tokens + elapsed * rate).min(rate);
-        if now.saturating_duration_since(self.window) >= Duration::from_secs(1) {
-            self.window = now;
-            self.strikes = 0;
-        }
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            self.strikes += 1;
-            false
-        }
-    }
 }

@@ -1,5 +1,6 @@
 //! The WebSocket, owned by the hub: the opening handshake ([`upgrade`]),
-//! frames ([`frame`], pure) and the connection ([`socket`]).
+//! frames ([`frame`], pure), the connection ([`socket`]) and its frame
+//! budget ([`rate_limit`]).
 //!
 //! Why not a WebSocket library's stream: idle connections are the bulk of
 //! a node, and a library keeps a read and a write buffer per connection
@@ -17,8 +18,10 @@
 //! through it.
 
 pub mod frame;
+pub mod rate_limit;
 pub mod socket;
 pub mod upgrade;
 
+pub use rate_limit::RateLimiter;
 pub use socket::{Error, Message, Out, Socket};
 pub use upgrade::{Rejection, Upgrade};
