@@ -638,10 +638,13 @@ const SCRATCH_QUEUE: (&str, &str) = ("queue", "xq");
 /// out of every scratch agent that has it: one change, several versions).
 /// One request at a time, each logged with its outcome; the agent of the
 /// log entry is `dir:<id>` (no history of its own to check it against:
-/// the end of the run compares the directory itself).
+/// the end of the run compares the directory itself). Now and then a
+/// `put_user` goes on a connection of its own, in a frame that breaks RFC
+/// 6455 or in too many fragments: refused, held to invariant 4.
 pub async fn admin(ctx: Ctx, mut rng: Rng) {
     let mut node = rng.below(ctx.urls.len() as u64) as usize;
     let mut n = 0u64;
+    let mut specials = 0u64;
     while ctx.phase() == Phase::Run {
         let url = ctx.urls[node].clone();
         let Ok((mut ws, _)) = wire::hello(&url, "ad1", "admin", None, Duration::from_secs(2)).await
@@ -687,25 +690,54 @@ pub async fn admin(ctx: Ctx, mut rng: Rng) {
                 }
             };
             let what = body["type"].as_str().unwrap_or("?").to_string();
-            // Now and then a `put_user` in a frame that breaks RFC 6455, on a
-            // connection of its own: closed with 1002 or 1007, and its
-            // marker must never show (PROTOCOL.md §1: nothing applied).
-            if marker.is_some() && rng.below(4) == 0 {
-                let how = if rng.below(2) == 0 {
-                    wire::Broken::ReservedBit
-                } else {
-                    wire::Broken::NotUtf8
+            // Now and then a `put_user` on a connection of its own, in a
+            // frame that breaks RFC 6455 (closed with 1002 or 1007) or in
+            // more fragments than the rate limit leaves room for (dropped
+            // and answered `rate_limited`), the three in turn: its marker
+            // must never show (PROTOCOL.md §1: nothing applied).
+            if marker.is_some() && rng.below(3) == 0 {
+                specials += 1;
+                let how = match specials % 3 {
+                    1 => Special::Fragmented(60 + rng.below(21) as usize),
+                    2 => Special::Broken(wire::Broken::ReservedBit),
+                    _ => Special::Broken(wire::Broken::NotUtf8),
                 };
-                let idx = ctx.sent("ADM", &target, format!("{what} ({how:?} frame)"), marker);
-                let code =
-                    wire::broken_request(&url, "ad1", "admin", &body, how, Duration::from_secs(5))
-                        .await;
-                ctx.log.lock().unwrap().requests[idx].outcome = match code {
-                    Some(code @ (1002 | 1007)) => {
-                        Outcome::Refused(format!("close {code}"), format!("{how:?} frame"))
+                let within = Duration::from_secs(5);
+                let (idx, outcome) = match how {
+                    Special::Broken(how) => {
+                        let idx =
+                            ctx.sent("ADM", &target, format!("{what} ({how:?} frame)"), marker);
+                        let code =
+                            wire::broken_request(&url, "ad1", "admin", &body, how, within).await;
+                        let outcome = match code {
+                            Some(code @ (1002 | 1007)) => {
+                                Outcome::Refused(format!("close {code}"), format!("{how:?} frame"))
+                            }
+                            _ => Outcome::Lost,
+                        };
+                        (idx, outcome)
                     }
-                    _ => Outcome::Lost,
+                    Special::Fragmented(fragments) => {
+                        let what = format!("{what} (in {fragments} {FRAGMENTS}");
+                        let idx = ctx.sent("ADM", &target, what, marker);
+                        n += 1;
+                        let id = format!("adm{n}");
+                        let reply = wire::fragmented_request(
+                            &url, "ad1", "admin", body, &id, fragments, within,
+                        )
+                        .await;
+                        if reply.as_ref().is_some_and(|r| r["ok"] == true) {
+                            // The bucket refilled meanwhile (the node
+                            // frozen between two fragments, say): applied,
+                            // and judged as any acknowledged change.
+                            ctx.log.lock().unwrap().event(format!(
+                                "ADM {id}: a put_user in {fragments} fragments answered ok"
+                            ));
+                        }
+                        (idx, reply_outcome(reply))
+                    }
                 };
+                ctx.log.lock().unwrap().requests[idx].outcome = outcome;
                 continue;
             }
             let idx = ctx.sent("ADM", &target, what, marker);
@@ -713,22 +745,44 @@ pub async fn admin(ctx: Ctx, mut rng: Rng) {
             let reply =
                 wire::request(&mut ws, body, &format!("adm{n}"), Duration::from_secs(5)).await;
             let mut log = ctx.log.lock().unwrap();
-            log.requests[idx].outcome = match reply {
-                Some(r) if r["ok"] == true => {
-                    Outcome::Ok(r["result"]["version"].as_u64().unwrap_or(0))
-                }
-                Some(r) => Outcome::Refused(
-                    r["error"]["code"].as_str().unwrap_or("?").to_string(),
-                    r["error"]["message"].as_str().unwrap_or("").to_string(),
-                ),
-                None => Outcome::Lost,
-            };
+            log.requests[idx].outcome = reply_outcome(reply);
             if matches!(log.requests[idx].outcome, Outcome::Lost) {
                 drop(log);
                 break; // reconnect, perhaps elsewhere
             }
         }
         node = rng.below(ctx.urls.len() as u64) as usize;
+    }
+}
+
+/// How the admin sends one of its odd `put_user`s.
+#[derive(Clone, Copy)]
+enum Special {
+    /// In a frame that breaks RFC 6455 ([`wire::broken_request`]).
+    Broken(wire::Broken),
+    /// In this many fragments ([`wire::fragmented_request`]).
+    Fragmented(usize),
+}
+
+/// How the log names the admin's `put_user`s sent in too many fragments:
+/// `put_user (in <n> fragments)`.
+const FRAGMENTS: &str = "fragments)";
+
+/// Whether `r` is one of the admin's requests sent in more fragments than
+/// the rate limit leaves room for (see [`admin`]).
+pub fn in_fragments(r: &Request) -> bool {
+    r.who == "ADM" && r.what.ends_with(FRAGMENTS)
+}
+
+/// A reply to one of the admin's requests as an outcome (`None`: no reply).
+fn reply_outcome(reply: Option<Value>) -> Outcome {
+    match reply {
+        Some(r) if r["ok"] == true => Outcome::Ok(r["result"]["version"].as_u64().unwrap_or(0)),
+        Some(r) => Outcome::Refused(
+            r["error"]["code"].as_str().unwrap_or("?").to_string(),
+            r["error"]["message"].as_str().unwrap_or("").to_string(),
+        ),
+        None => Outcome::Lost,
     }
 }
 

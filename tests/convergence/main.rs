@@ -42,9 +42,11 @@
 //!    history entry (§3.1). The admin's `put_user`s sent now and then in a
 //!    frame that breaks RFC 6455 (a reserved bit, a byte that is not UTF-8)
 //!    are held to it too when closed with 1002 or 1007 (§1: nothing
-//!    applied), and a run that judged none fails. Only `outcome_unknown`
-//!    (applied before the reply, or never) and a missing reply are not
-//!    counted;
+//!    applied), and so are those sent in more fragments than the rate
+//!    limit leaves room for (§1: every frame counts, so the message is
+//!    dropped and answered `rate_limited`); a run that judged none of
+//!    either fails. Only `outcome_unknown` (applied before the reply, or
+//!    never) and a missing reply are not counted;
 //! 5. no flap: an agent with a device that stayed connected all run to a
 //!    node never killed nor frozen near its TTL never goes offline; and
 //!    (5b, §2.4 "its next message makes it active again", §9.1 "no agent
@@ -1154,6 +1156,14 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
                 .is_some_and(|(code, _)| code.starts_with("close "))
         })
         .count();
+    // And requests sent in more fragments than the rate limit leaves room
+    // for (the admin's, answered `rate_limited`, §1): counted the same way.
+    let fragmented_checked = log
+        .requests
+        .iter()
+        .filter(|r| r.marker.is_some() && actors::in_fragments(r))
+        .filter(|r| r.refused().is_some_and(|(code, _)| code == "rate_limited"))
+        .count();
     // Invariant 8: the integration's pipelined pairs apply in the order sent.
     let (pairs_checked, misordered) = check_pipelines(&log);
     for m in misordered.iter().take(10) {
@@ -1274,7 +1284,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     }
     let summary = format!(
         "seed {seed} ({topology}): {} faults + {} client faults, {} requests ({acked} ok, {refused} refused {refusal_codes:?}, {unknown} unknown), \
-         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {events_checked} events checked in the stream, {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged), {dropped} deltas dropped by n3's push queue of {TINY_PUSH_QUEUE} since its last start, {pairs_checked} pipelined integration pairs judged, {broken_checked} requests in broken frames judged; \
+         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {events_checked} events checked in the stream, {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged), {dropped} deltas dropped by n3's push queue of {TINY_PUSH_QUEUE} since its last start, {pairs_checked} pipelined integration pairs judged, {broken_checked} requests in broken frames judged, {fragmented_checked} requests in too many fragments judged; \
          {} violations; {:.1} s",
         log.faults,
         log.client_faults,
@@ -1296,9 +1306,10 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         || (dir_checked == 0 && !sentinel)
         || pairs_checked == 0
         || (broken_checked == 0 && !sentinel)
+        || (fragmented_checked == 0 && !sentinel)
     {
         violations.push(format!(
-            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared, {dir_checked} directory entries, {pairs_checked} integration pairs, {broken_checked} broken frames",
+            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared, {dir_checked} directory entries, {pairs_checked} integration pairs, {broken_checked} broken frames, {fragmented_checked} requests in too many fragments",
             log.faults,
             log.deltas_checked,
             resumes.len()

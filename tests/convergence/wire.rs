@@ -142,6 +142,58 @@ pub enum Broken {
     NotUtf8,
 }
 
+/// A raw TCP connection to the node of `url`, upgraded to its WebSocket and
+/// signed in as `user` (the `welcome` read); `None` when the node is down,
+/// frozen past the caller's deadline, or refuses.
+async fn raw_session(url: &str, user: &str, role: &str) -> Option<TcpStream> {
+    use crate::common::raw::{frame, CLOSE, TEXT};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.strip_prefix("ws://")?.split('/').next()?;
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    let upgrade = "GET /v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+    s.write_all(upgrade.as_bytes()).await.ok()?;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(s.read_u8().await.ok()?);
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return None;
+    }
+    let hello = json!({"type": "hello", "token": token(user), "role": role});
+    s.write_all(&frame(TEXT, hello.to_string().as_bytes()))
+        .await
+        .ok()?;
+    loop {
+        let (opcode, payload) = server_frame(&mut s).await?;
+        if opcode == CLOSE {
+            return None; // refused at hello (a fault meanwhile)
+        }
+        let welcome = opcode == TEXT
+            && serde_json::from_slice::<Value>(&payload).is_ok_and(|v| v["type"] == "welcome");
+        if welcome {
+            return Some(s);
+        }
+    }
+}
+
+/// The server's next frame (never masked): opcode and payload; `None` when
+/// the connection ended.
+async fn server_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).await.ok()?;
+    let len = match h[1] & 0x7F {
+        126 => u64::from(s.read_u16().await.ok()?),
+        127 => s.read_u64().await.ok()?,
+        n => u64::from(n),
+    };
+    let mut payload = vec![0u8; usize::try_from(len).ok()?];
+    s.read_exact(&mut payload).await.ok()?;
+    Some((h[0] & 0x0F, payload))
+}
+
 /// `body` sent as a frame that breaks RFC 6455, on a connection of its own
 /// signed in as `user` (raw TCP: a WebSocket library would not send it).
 /// The close code the hub answered it with; `None` when no answer came
@@ -154,50 +206,10 @@ pub async fn broken_request(
     how: Broken,
     within: Duration,
 ) -> Option<u16> {
-    use crate::common::raw::{frame, TEXT};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = url.strip_prefix("ws://")?.split('/').next()?.to_string();
+    use crate::common::raw::{frame, CLOSE, TEXT};
+    use tokio::io::AsyncWriteExt;
     let exchange = async {
-        let mut s = TcpStream::connect(&addr).await.ok()?;
-        let upgrade = "GET /v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\n\
-            Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-            Sec-WebSocket-Version: 13\r\n\r\n";
-        s.write_all(upgrade.as_bytes()).await.ok()?;
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(s.read_u8().await.ok()?);
-        }
-        if !head.starts_with(b"HTTP/1.1 101") {
-            return None;
-        }
-        let hello = json!({"type": "hello", "token": token(user), "role": role});
-        s.write_all(&frame(TEXT, hello.to_string().as_bytes()))
-            .await
-            .ok()?;
-        // The server's frames (never masked): opcode and payload.
-        async fn next(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
-            let mut h = [0u8; 2];
-            s.read_exact(&mut h).await.ok()?;
-            let len = match h[1] & 0x7F {
-                126 => u64::from(s.read_u16().await.ok()?),
-                127 => s.read_u64().await.ok()?,
-                n => u64::from(n),
-            };
-            let mut payload = vec![0u8; usize::try_from(len).ok()?];
-            s.read_exact(&mut payload).await.ok()?;
-            Some((h[0] & 0x0F, payload))
-        }
-        loop {
-            let (opcode, payload) = next(&mut s).await?;
-            if opcode == 0x8 {
-                return None; // refused at hello (a fault meanwhile)
-            }
-            let welcome = opcode == TEXT
-                && serde_json::from_slice::<Value>(&payload).is_ok_and(|v| v["type"] == "welcome");
-            if welcome {
-                break;
-            }
-        }
+        let mut s = raw_session(url, user, role).await?;
         let mut request = body.to_string().into_bytes();
         let bytes = match how {
             Broken::ReservedBit => {
@@ -212,9 +224,62 @@ pub async fn broken_request(
         };
         s.write_all(&bytes).await.ok()?;
         loop {
-            let (opcode, payload) = next(&mut s).await?;
-            if opcode == 0x8 {
+            let (opcode, payload) = server_frame(&mut s).await?;
+            if opcode == CLOSE {
                 return payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            }
+        }
+    };
+    tokio::time::timeout(within, exchange).await.ok().flatten()
+}
+
+/// `body` with `"id": id` sent as one text message in `fragments` frames
+/// (the first a TEXT frame without FIN, then continuations, FIN on the
+/// last; empty ones where the JSON is shorter than `fragments`), all in one
+/// write, on a connection of its own signed in as `user`. PROTOCOL.md §1:
+/// every frame counts for the rate limit, so a message in more fragments
+/// than the limit leaves room for (the fresh connection's hello took one
+/// token of `--rate-limit-per-sec`) is dropped and answered `rate_limited`
+/// under its id. The reply that came under `id`; `None` when the hub
+/// closed the connection or nothing came within `within` (a node down or
+/// frozen: nothing can be concluded).
+pub async fn fragmented_request(
+    url: &str,
+    user: &str,
+    role: &str,
+    mut body: Value,
+    id: &str,
+    fragments: usize,
+    within: Duration,
+) -> Option<Value> {
+    use crate::common::raw::{frame_with, CLOSE, CONTINUATION, TEXT};
+    use tokio::io::AsyncWriteExt;
+    const FIN: u8 = 0x80;
+    body["id"] = json!(id);
+    let request = body.to_string().into_bytes();
+    let n = fragments.max(2);
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        let part = &request[request.len() * i / n..request.len() * (i + 1) / n];
+        let opcode = if i == 0 { TEXT } else { CONTINUATION };
+        let fin = if i + 1 == n { FIN } else { 0 };
+        bytes.extend_from_slice(&frame_with(fin | opcode, part));
+    }
+    let exchange = async {
+        let mut s = raw_session(url, user, role).await?;
+        s.write_all(&bytes).await.ok()?;
+        loop {
+            match server_frame(&mut s).await? {
+                (CLOSE, _) => return None,
+                (TEXT, payload) => {
+                    let Ok(v) = serde_json::from_slice::<Value>(&payload) else {
+                        continue;
+                    };
+                    if v["type"] == "reply" && v["id"] == id {
+                        return Some(v);
+                    }
+                }
+                _ => {} // pings (unanswered: the deadline is short), others
             }
         }
     };
