@@ -131,6 +131,13 @@ pub struct Config {
     /// Address to listen on for HTTP and WebSocket.
     #[arg(long, env = "PRESENCE_HUB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Threads that run the connections (the runtime's workers) [default:
+    /// the CPUs this process may use]. Lower it when the node shares the
+    /// machine with other busy processes, or when its CPU quota is below
+    /// the machine's CPUs: threads beyond the cores it really gets only
+    /// wait for them.
+    #[arg(long, env = "PRESENCE_HUB_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
     /// Directory JSON file (format: docs/DIRECTORY.md); the built-in demo directory when absent.
     #[arg(long, env = "PRESENCE_HUB_DIRECTORY")]
     pub directory: Option<PathBuf>,

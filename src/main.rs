@@ -5,9 +5,22 @@ use clap::Parser;
 use presence_hub::config::{Cli, Command, DirectoryCommand, EventsCommand, LogFormat};
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = cli.config.worker_threads {
+        runtime.worker_threads(usize::from(threads));
+    }
+    match runtime.enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("presence-hub: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     init_logging(cli.config.log_format);
     match cli.command {
         Some(Command::Token(args)) => {

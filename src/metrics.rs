@@ -52,6 +52,8 @@ pub struct Metrics {
     /// Tenants this node holds a replica of and follows the deltas of
     /// (`Hub::tenant` attaches, `Hub::close_tenant` detaches).
     pub tenants_attached: Gauge,
+    /// The runtime's worker threads (`--worker-threads`), set at start.
+    pub worker_threads: Gauge,
     pub panics: Counter,
     pub rejected_connections: Counter,
     // Operations (deploy/prometheus-alerts.yml alerts on these).
@@ -107,6 +109,7 @@ pub fn get() -> &'static Metrics {
             redis_pushes_dropped: metrics::counter!("presence_hub_redis_pushes_dropped_total"),
             api_ws_connections: metrics::gauge!("presence_hub_api_ws_connections"),
             tenants_attached: metrics::gauge!("presence_hub_tenants_attached"),
+            worker_threads: metrics::gauge!("presence_hub_worker_threads"),
             panics: metrics::counter!("presence_hub_session_panics_total"),
             rejected_connections: metrics::counter!("presence_hub_connections_rejected_total"),
             ready: metrics::gauge!("presence_hub_ready"),
@@ -132,6 +135,10 @@ fn describe() {
     describe_gauge!(
         "presence_hub_connections",
         "Open WebSocket sessions, by role"
+    );
+    describe_gauge!(
+        "presence_hub_worker_threads",
+        "Threads running the connections (--worker-threads)"
     );
     describe_counter!(
         "presence_hub_messages_in_total",

@@ -569,6 +569,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         }
     };
     print!("{}", node.banner());
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    crate::metrics::get().worker_threads.set(workers as f64);
     if demo {
         node.start_demo()?;
         println!("  Demo agents are running (--no-demo to turn them off).");

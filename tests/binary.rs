@@ -112,6 +112,38 @@ async fn flags_come_from_the_environment_too() {
 }
 
 #[tokio::test]
+async fn worker_threads_sets_how_many_threads_run_the_connections() {
+    for (flag, env, expected) in [
+        (Some("1"), None, 1),
+        (Some("3"), None, 3),
+        (None, Some("2"), 2),
+    ] {
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend(flag.map(|n| ["--worker-threads", n]).into_iter().flatten());
+        let mut envs = vec![("PRESENCE_HUB_JWT_SECRET", SECRET)];
+        envs.extend(env.map(|n| ("PRESENCE_HUB_WORKER_THREADS", n)));
+        let node = Proc::start(&args, &envs).await;
+        let (status, metrics) = http_get(&node.addr, "/metrics").await;
+        assert_eq!(status, 200);
+        let line = format!("presence_hub_worker_threads {expected}\n");
+        assert!(metrics.contains(&line), "{args:?} {envs:?}: no {line:?}");
+        // And it serves.
+        let mut c = Client::connect(&format!("ws://{}/v1/ws", node.addr)).await;
+        c.send(json!({"type": "hello", "token": token("acme", "s1"), "role": "supervisor"}))
+            .await;
+        c.recv_type("welcome").await;
+    }
+    // Zero is refused at start, naming the flag.
+    let out = Command::new(BIN)
+        .args(["--worker-threads", "0"])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--worker-threads"));
+}
+
+#[tokio::test]
 async fn a_bad_directory_is_refused_naming_the_place() {
     let path = std::env::temp_dir().join(format!("presence-hub-bad-{}.json", std::process::id()));
     std::fs::write(
