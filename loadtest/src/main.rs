@@ -3,7 +3,7 @@
 //! JSON: `{"scenario", "params", "hub": {"rss_bytes", "nodes"}, "results"}`.
 //!
 //! Scenarios: `idle`, `fanout`, `commands`, `storm`, `failover`, `ceiling`,
-//! `resume`, `redis-cost`, `tenants`; `standard` runs the set behind
+//! `relay`, `resume`, `redis-cost`, `tenants`; `standard` runs the set behind
 //! BENCHMARKS.md's headline figures and prints each against its goal. See
 //! BENCHMARKS.md.
 
@@ -14,6 +14,7 @@ mod failover;
 mod fanout;
 mod idle;
 mod redis_cost;
+mod relay;
 mod report;
 mod resume;
 mod standard;
@@ -73,6 +74,12 @@ enum Scenario {
         changes_per_s: u64,
         #[arg(long, default_value_t = 10)]
         duration_s: u64,
+        /// Run the tool's agents and supervisors on a runtime of this many
+        /// threads of its own [default: the tool's, the CPUs]. With
+        /// `--hub-threads`, the two processes together can be given as many
+        /// threads as the bare broadcast (`ceiling`) has: the cores.
+        #[arg(long)]
+        client_threads: Option<usize>,
         #[command(flatten)]
         common: Common,
     },
@@ -136,6 +143,30 @@ enum Scenario {
         frame_bytes: usize,
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// The bare broadcast in a process of its own, fed by agents over
+    /// WebSocket as the hub is (`fanout`'s agents and supervisors, no hub
+    /// logic): the limit for the hub's own shape.
+    Relay {
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        #[arg(long, default_value_t = 100)]
+        supervisors: usize,
+        #[arg(long, default_value_t = 1000)]
+        changes_per_s: u64,
+        #[arg(long, default_value_t = 10)]
+        duration_s: u64,
+        /// Delta and acknowledgement size (bytes), like the hub's.
+        #[arg(long, default_value_t = 700)]
+        frame_bytes: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// `relay`'s server (started by `relay`, not by hand).
+    #[command(hide = true)]
+    RelayServer {
+        #[arg(long, default_value_t = 700)]
+        frame_bytes: usize,
     },
     /// What a change and an agent's heartbeat cost Redis: commands (those
     /// inside Lua scripts included) and bytes in and out, per command.
@@ -217,6 +248,12 @@ pub struct Common {
     /// tool, i.e. the same cargo build].
     #[arg(long)]
     pub hub_bin: Option<PathBuf>,
+    /// With --spawn: each node runs this many worker threads [default:
+    /// the hub's, the CPUs]. Given through tokio's `TOKIO_WORKER_THREADS`,
+    /// which every hub build reads (the hub's own flag is
+    /// `--worker-threads`), so an older build compares at the same count.
+    #[arg(long)]
+    pub hub_threads: Option<usize>,
     /// A running node's WebSocket URL (ws://host:port/v1/ws); repeatable.
     #[arg(long)]
     pub url: Vec<String>,
@@ -226,6 +263,30 @@ pub struct Common {
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+/// Runs `scenario` on a runtime of `threads` worker threads of its own
+/// (this one's threads only wait for it), or on this runtime.
+pub async fn on_threads<F>(threads: Option<usize>, scenario: F) -> Result<serde_json::Value, String>
+where
+    F: std::future::Future<Output = Result<serde_json::Value, String>> + Send + 'static,
+{
+    let Some(threads) = threads else {
+        return scenario.await;
+    };
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let out = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .enable_all()
+            .build()
+            .map_err(|e| format!("a runtime of {threads} threads: {e}"))
+            .and_then(|runtime| runtime.block_on(scenario));
+        let _ = done.send(out);
+    });
+    result
+        .await
+        .map_err(|_| "the scenario's runtime ended without a result".to_string())?
 }
 
 #[tokio::main]
@@ -258,11 +319,12 @@ async fn main() -> ExitCode {
             supervisors,
             changes_per_s,
             duration_s,
+            client_threads,
             common,
         } => {
             let json = common.json.clone();
-            let r = fanout::run(agents, supervisors, changes_per_s, duration_s, common).await;
-            (r, json)
+            let run = fanout::run(agents, supervisors, changes_per_s, duration_s, common);
+            (on_threads(client_threads, run).await, json)
         }
         Scenario::Commands {
             agents,
@@ -339,6 +401,23 @@ async fn main() -> ExitCode {
         } => {
             let r = ceiling::run(supervisors, frames_per_s, duration_s, frame_bytes).await;
             (r, json)
+        }
+        Scenario::Relay {
+            agents,
+            supervisors,
+            changes_per_s,
+            duration_s,
+            frame_bytes,
+            json,
+        } => {
+            let r = relay::run(agents, supervisors, changes_per_s, duration_s, frame_bytes).await;
+            (r, json)
+        }
+        Scenario::RelayServer { frame_bytes } => {
+            if let Err(e) = relay::serve(frame_bytes).await {
+                eprintln!("relay-server: {e}");
+            }
+            return ExitCode::FAILURE;
         }
         Scenario::RedisCost {
             agents,

@@ -3,8 +3,9 @@
 //! regression shows before it lands.
 //!
 //! In order, each against hubs it spawns and stops itself: `idle` (memory
-//! per connection), `ceiling` and `fanout` at the same offered load (the
-//! bare broadcast is this run's yardstick), `commands` across 3 nodes,
+//! per connection); `ceiling`, `relay` and `fanout` at the same offered
+//! load, at 10 000 and then 20 000 changes/s (the bare broadcast and the
+//! bare relay are this run's yardsticks); `commands` across 3 nodes,
 //! `redis-cost` on 3 nodes, and last the reconnect `storm` (the most
 //! connections; with the hub's default 10 s reconnect grace, so an agent
 //! back within the 10 s goal never shows offline). It prints a table —
@@ -63,6 +64,8 @@ struct Plan {
     fanout_agents: usize,
     supervisors: usize,
     rate: u64,
+    /// The second, saturating load of the freshness goal.
+    rate_high: u64,
     duration_s: u64,
     cmd_nodes: usize,
     cmd_agents: usize,
@@ -87,6 +90,7 @@ impl Plan {
                 fanout_agents: 20,
                 supervisors: 20,
                 rate: 1_000,
+                rate_high: 2_000,
                 duration_s: 2,
                 cmd_nodes: 2,
                 cmd_agents: 10,
@@ -109,6 +113,7 @@ impl Plan {
                 fanout_agents: 100,
                 supervisors: 100,
                 rate: 10_000,
+                rate_high: 20_000,
                 duration_s: 5,
                 cmd_nodes: 3,
                 cmd_agents: 50,
@@ -136,9 +141,11 @@ impl Plan {
         json!({
             "idle": {"agents": self.idle_agents, "hold_s": self.idle_hold_s},
             "fanout": {"agents": self.fanout_agents, "supervisors": self.supervisors,
-                "changes_per_s": self.rate, "duration_s": self.duration_s},
-            "ceiling": {"supervisors": self.supervisors, "frames_per_s": self.rate,
-                "duration_s": self.duration_s},
+                "changes_per_s": [self.rate, self.rate_high], "duration_s": self.duration_s},
+            "ceiling": {"supervisors": self.supervisors,
+                "frames_per_s": [self.rate, self.rate_high], "duration_s": self.duration_s},
+            "relay": {"agents": self.fanout_agents, "supervisors": self.supervisors,
+                "changes_per_s": [self.rate, self.rate_high], "duration_s": self.duration_s},
             "commands": {"nodes": self.cmd_nodes, "agents": self.cmd_agents,
                 "supervisors": self.cmd_supervisors, "rounds": self.cmd_rounds},
             "redis_cost": {"nodes": self.redis_nodes, "agents": self.redis_agents,
@@ -261,6 +268,7 @@ pub async fn run(a: Args) -> Result<ExitCode, String> {
         redis_wait_replicas: 0,
         redis_tls: false,
         hub_bin: a.hub_bin.clone(),
+        hub_threads: None,
         url: vec![],
         jwt_secret: "loadtest-secret".into(),
         json: None,
@@ -283,25 +291,39 @@ pub async fn run(a: Args) -> Result<ExitCode, String> {
         ),
     )
     .await;
-    let ceiling = step(
-        format!("ceiling, {} frames/s × {} clients", p.rate, p.supervisors),
-        crate::ceiling::run(p.supervisors, p.rate, p.duration_s, 700),
-    )
-    .await;
-    let fanout = step(
-        format!(
-            "fanout, {} changes/s × {} supervisors",
-            p.rate, p.supervisors
-        ),
-        crate::fanout::run(
-            p.fanout_agents,
-            p.supervisors,
-            p.rate,
-            p.duration_s,
-            common(1),
-        ),
-    )
-    .await;
+    // Freshness at two loads, each beside the two yardsticks at the same
+    // load: the bare broadcast in one process (`ceiling`) and the bare
+    // relay of the hub's shape (`relay`: its own process, fed by agents).
+    let mut freshness = Vec::new();
+    for rate in [p.rate, p.rate_high] {
+        let ceiling = step(
+            format!("ceiling, {rate} frames/s × {} clients", p.supervisors),
+            crate::ceiling::run(p.supervisors, rate, p.duration_s, 700),
+        )
+        .await;
+        let relay = step(
+            format!("relay, {rate} changes/s × {} supervisors", p.supervisors),
+            crate::relay::run(p.fanout_agents, p.supervisors, rate, p.duration_s, 700),
+        )
+        .await;
+        let fanout = step(
+            format!("fanout, {rate} changes/s × {} supervisors", p.supervisors),
+            crate::fanout::run(
+                p.fanout_agents,
+                p.supervisors,
+                rate,
+                p.duration_s,
+                common(1),
+            ),
+        )
+        .await;
+        freshness.push(Freshness {
+            rate,
+            ceiling,
+            relay,
+            fanout,
+        });
+    }
     let commands = step(
         format!("commands, {} nodes", p.cmd_nodes),
         crate::commands::run(
@@ -342,7 +364,7 @@ pub async fn run(a: Args) -> Result<ExitCode, String> {
     )
     .await;
 
-    let rows = rows(&p, &idle, &ceiling, &fanout, &commands, &redis, &storm);
+    let rows = rows(&p, &idle, &freshness, &commands, &redis, &storm);
     let load_after = load_average();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
@@ -369,7 +391,9 @@ pub async fn run(a: Args) -> Result<ExitCode, String> {
         "met": rows.len() - missed,
         "missed": missed,
         "runs": {
-            "idle": run_json(&idle), "ceiling": run_json(&ceiling), "fanout": run_json(&fanout),
+            "idle": run_json(&idle),
+            "ceiling": run_json(&freshness[0].ceiling), "fanout": run_json(&freshness[0].fanout),
+            "freshness": freshness.iter().map(Freshness::json).collect::<Vec<_>>(),
             "commands": run_json(&commands), "redis_cost": run_json(&redis), "storm": run_json(&storm),
         },
     });
@@ -379,6 +403,25 @@ pub async fn run(a: Args) -> Result<ExitCode, String> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The hub's fan-out and its two yardsticks at one load.
+struct Freshness {
+    rate: u64,
+    ceiling: Result<Value, String>,
+    relay: Result<Value, String>,
+    fanout: Result<Value, String>,
+}
+
+impl Freshness {
+    fn json(&self) -> Value {
+        json!({
+            "changes_per_s": self.rate,
+            "ceiling": run_json(&self.ceiling),
+            "relay": run_json(&self.relay),
+            "fanout": run_json(&self.fanout),
+        })
+    }
 }
 
 fn run_json(run: &Result<Value, String>) -> Value {
@@ -393,8 +436,7 @@ fn run_json(run: &Result<Value, String>) -> Value {
 fn rows(
     p: &Plan,
     idle: &Result<Value, String>,
-    ceiling: &Result<Value, String>,
-    fanout: &Result<Value, String>,
+    freshness: &[Freshness],
     commands: &Result<Value, String>,
     redis: &Result<Value, String>,
     storm: &Result<Value, String>,
@@ -413,32 +455,46 @@ fn rows(
         |v| format!("{} B ({:.1} KiB)", thousands(v), v / 1024.0),
         |v, r| v <= 6_144.0 && no_errors(r),
     ));
-    let ceiling_p99 = ceiling
-        .as_ref()
-        .ok()
-        .and_then(|r| at(r, "/results/latency_ms/p99"));
+    for f in freshness {
+        let p99 = |run: &Result<Value, String>| {
+            run.as_ref()
+                .ok()
+                .and_then(|r| at(r, "/results/latency_ms/p99"))
+        };
+        for (yardstick, what) in [
+            (p99(&f.ceiling), "the bare broadcast's (one process)"),
+            (p99(&f.relay), "the bare relay's (the hub's shape)"),
+        ] {
+            rows.push(row(
+                &format!(
+                    "change → supervisor p99, {} changes/s × {} supervisors, against {}",
+                    thousands(f.rate as f64),
+                    p.supervisors,
+                    if what.contains("relay") {
+                        "the relay"
+                    } else {
+                        "the broadcast"
+                    }
+                ),
+                &f.fanout,
+                "/results/latency_ms/p99",
+                &match yardstick {
+                    Some(c) => format!(
+                        "≤ 1.5 × {what} {c:.2} ms (same load, this run) = {:.2} ms",
+                        1.5 * c
+                    ),
+                    None => format!("≤ 1.5 × {what} (not measured)"),
+                },
+                ms,
+                |v, r| yardstick.is_some_and(|c| v <= 1.5 * c) && no_errors(r),
+            ));
+        }
+    }
+    let (ceiling, fanout) = (&freshness[0].ceiling, &freshness[0].fanout);
     let ceiling_rate = ceiling
         .as_ref()
         .ok()
         .and_then(|r| at(r, "/results/delivered_per_s"));
-    rows.push(row(
-        &format!(
-            "change → supervisor p99, {} changes/s × {} supervisors",
-            thousands(p.rate as f64),
-            p.supervisors
-        ),
-        fanout,
-        "/results/latency_ms/p99",
-        &match ceiling_p99 {
-            Some(c) => format!(
-                "≤ 1.5 × the bare broadcast's {c:.2} ms (same load, this run) = {:.2} ms",
-                1.5 * c
-            ),
-            None => "≤ 1.5 × bare broadcast (no bare broadcast measured)".into(),
-        },
-        ms,
-        |v, r| ceiling_p99.is_some_and(|c| v <= 1.5 * c) && no_errors(r),
-    ));
     rows.push(row(
         "fan-out: frames delivered vs the bare broadcast",
         fanout,

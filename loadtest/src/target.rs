@@ -241,6 +241,11 @@ impl Target {
             .args(extra)
             .env("PRESENCE_HUB_JWT_SECRET", &secret)
             .env("RUST_LOG", "warn")
+            .envs(
+                common
+                    .hub_threads
+                    .map(|n| ("TOKIO_WORKER_THREADS", n.max(1).to_string())),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true);

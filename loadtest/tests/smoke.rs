@@ -183,6 +183,59 @@ fn ceiling_broadcasts_to_every_client() {
 }
 
 #[test]
+fn fanout_on_threads_of_its_own_with_a_hub_of_one_thread() {
+    let hub = hub_bin();
+    let r = run(&[
+        "fanout",
+        "--agents",
+        "4",
+        "--supervisors",
+        "3",
+        "--changes-per-s",
+        "100",
+        "--duration-s",
+        "1",
+        "--client-threads",
+        "1",
+        "--hub-threads",
+        "1",
+        "--spawn",
+        "--hub-bin",
+        hub.to_str().expect("path"),
+    ]);
+    let sent = r["changes_sent"].as_u64().expect("changes_sent");
+    assert!(sent > 0 && r["delivered"].as_u64() >= Some(3 * sent), "{r}");
+    assert_eq!(r["errors"], 0);
+}
+
+#[test]
+fn relay_broadcasts_every_agents_change_to_every_supervisor() {
+    let r = run(&[
+        "relay",
+        "--agents",
+        "3",
+        "--supervisors",
+        "5",
+        "--changes-per-s",
+        "200",
+        "--duration-s",
+        "1",
+    ]);
+    let sent = r["changes_sent"].as_u64().expect("changes_sent");
+    assert!(sent > 0);
+    assert_eq!(r["delivered"].as_u64(), Some(5 * sent), "{r}");
+    assert_eq!(r["errors"], 0);
+    // Every agent's first change and every other one after it is a pause,
+    // which carries its send time: half the changes, and one more per agent
+    // at most.
+    let samples = r["latency_ms"]["samples"].as_u64().expect("samples");
+    assert!(
+        (5 * sent / 2..=5 * (sent / 2 + 3)).contains(&samples),
+        "{r}"
+    );
+}
+
+#[test]
 fn failover_measures_a_killed_nodes_agents_going_offline() {
     let hub = hub_bin();
     let r = run(&[
@@ -503,6 +556,14 @@ fn standard_runs_every_scenario_and_prints_every_row() {
             report["runs"][run]["results"].is_object(),
             "{run}: {report}"
         );
+    }
+    // Freshness at two loads, each with both yardsticks.
+    let freshness = report["runs"]["freshness"].as_array().expect("freshness");
+    assert_eq!(freshness.len(), 2, "{report}");
+    for load in freshness {
+        for run in ["ceiling", "relay", "fanout"] {
+            assert!(load[run]["results"].is_object(), "{run}: {load}");
+        }
     }
     assert!(stdout.contains("| command | per change |"), "{stdout}");
 }

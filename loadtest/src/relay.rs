@@ -1,0 +1,217 @@
+//! `relay`: the bare broadcast fed the way the hub is. A server in a
+//! process of its own (this tool, run as `relay-server`) takes the agents'
+//! `set_status` frames over WebSocket, answers each with an acknowledgement
+//! and broadcasts a delta of the same size as the hub's to every
+//! supervisor; the agents and supervisors are `fanout`'s, driven the same
+//! way. No hub logic at all, but every hop and every process boundary of
+//! `fanout`: agent → server → supervisors, two processes on one machine.
+//!
+//! `ceiling` is the machine's limit for one process that both writes and
+//! reads; this is the limit for the hub's own shape, so `fanout` against
+//! `relay` at the same load is what the hub's logic costs, and `relay`
+//! against `ceiling` what the second process and the agents' hop cost
+//! (BENCHMARKS.md, "Freshness: the hub against a bare relay").
+
+use crate::report::latency_ms;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::Command;
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+/// What the server prints once it listens, before its address.
+const LISTENING: &str = "relay listening on ";
+
+/// The server: one broadcast to every `/supervisor` connection of what the
+/// `/agent` connections send. Runs until killed.
+pub async fn serve(frame_bytes: usize) -> Result<(), String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("{LISTENING}{addr}");
+    let (tx, _) = broadcast::channel::<Utf8Bytes>(1024);
+    let padding: Arc<str> = "x".repeat(frame_bytes.saturating_sub(90)).into();
+    loop {
+        let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true); // as the hub does
+                                          // Subscribed before the handshake ends, so a supervisor misses
+                                          // nothing sent once its connect returns.
+        let rx = tx.subscribe();
+        let (tx, padding) = (tx.clone(), padding.clone());
+        tokio::spawn(async move {
+            let mut agent = false;
+            // The callback's type is tungstenite's: its error is an HTTP
+            // response, large or not.
+            #[allow(clippy::result_large_err)]
+            let route = |request: &Request, response: Response| {
+                agent = request.uri().path() == "/agent";
+                Ok(response)
+            };
+            let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, route).await else {
+                return;
+            };
+            if agent {
+                drop(rx);
+                relay_agent(ws, tx, &padding).await;
+            } else {
+                feed_supervisor(ws, rx).await;
+            }
+        });
+    }
+}
+
+/// An agent's frames: each answered with an acknowledgement and turned
+/// into a delta for every supervisor (the pause reason, which carries the
+/// send time, copied over).
+async fn relay_agent(
+    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    tx: broadcast::Sender<Utf8Bytes>,
+    padding: &str,
+) {
+    while let Some(Ok(message)) = ws.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let delta = match reason(&text) {
+            Some(reason) => format!(
+                "{{\"type\":\"agent\",\"agent\":{{\"status\":\"paused\",\"pause_reason\":\"{reason}\",\"p\":\"{padding}\"}}}}"
+            ),
+            None => format!(
+                "{{\"type\":\"agent\",\"agent\":{{\"status\":\"available\",\"pause_reason\":null,\"p\":\"{padding}\"}}}}"
+            ),
+        };
+        let _ = tx.send(Utf8Bytes::from(delta));
+        let ack = format!("{{\"type\":\"reply\",\"ok\":true,\"p\":\"{padding}\"}}");
+        if ws.send(Message::text(ack)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The `reason` of a `set_status` frame, if it has one.
+fn reason(text: &str) -> Option<&str> {
+    let at = text.find("\"reason\":\"")? + "\"reason\":\"".len();
+    let rest = &text[at..];
+    Some(&rest[..rest.find('"')?])
+}
+
+/// Everything broadcast, fed as it comes and flushed once per batch: the
+/// same writer as `ceiling`'s and the hub's.
+async fn feed_supervisor(
+    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    mut rx: broadcast::Receiver<Utf8Bytes>,
+) {
+    loop {
+        let first = match rx.recv().await {
+            Ok(frame) => frame,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => return,
+        };
+        if ws.feed(Message::Text(first)).await.is_err() {
+            return;
+        }
+        while let Ok(frame) = rx.try_recv() {
+            if ws.feed(Message::Text(frame)).await.is_err() {
+                return;
+            }
+        }
+        if ws.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Starts the server (this tool, `relay-server`), drives `agents` at `rate`
+/// changes/s while `supervisors` watch, and times change → delta.
+pub async fn run(
+    agents: usize,
+    supervisors: usize,
+    rate: u64,
+    duration_s: u64,
+    frame_bytes: usize,
+) -> Result<Value, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut server = Command::new(exe)
+        .args(["relay-server", "--frame-bytes", &frame_bytes.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("the relay server: {e}"))?;
+    let stdout = server.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .map_err(|_| "the relay server did not start")?
+            .map_err(|e| e.to_string())?
+            .ok_or("the relay server exited")?;
+        if let Some(addr) = line.strip_prefix(LISTENING) {
+            break addr.to_string();
+        }
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut watchers = Vec::new();
+    for i in 0..supervisors {
+        let mut ws = crate::client::connect(&format!("ws://{addr}/supervisor"), i).await?;
+        let (mut stopped, delivered) = (stopped.clone(), delivered.clone());
+        watchers.push(tokio::spawn(async move {
+            let mut h = crate::report::histogram();
+            while let Some(t) = crate::client::next_text(&mut ws, &mut stopped).await {
+                if crate::client::is_delta(&t) {
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                    if let Some(sent) = crate::client::stamp(&t) {
+                        let _ = h.record(crate::client::now_us().saturating_sub(sent));
+                    }
+                }
+            }
+            h
+        }));
+    }
+    let mut drivers = Vec::new();
+    for i in 0..agents {
+        drivers.push(crate::client::connect(&format!("ws://{addr}/agent"), supervisors + i).await?);
+    }
+    let errors = Arc::new(AtomicU64::new(0));
+    let sent = crate::fanout::drive(drivers, rate, Duration::from_secs(duration_s), &errors).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop.send(true);
+    let all = crate::report::merged(watchers).await;
+    drop(server);
+    let delivered = delivered.load(Ordering::Relaxed);
+    let results = json!({
+        "changes_sent": sent,
+        "delivered": delivered,
+        "delivered_per_s": (delivered as f64 / duration_s.max(1) as f64).round(),
+        "latency_ms": latency_ms(&all),
+        "errors": errors.load(Ordering::Relaxed),
+    });
+    let params = json!({"agents": agents, "supervisors": supervisors, "changes_per_s": rate,
+        "duration_s": duration_s, "frame_bytes": frame_bytes});
+    Ok(crate::report::make(
+        "relay",
+        params,
+        json!({"rss_bytes": 0, "nodes": 0}),
+        results,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_reason_is_read_from_a_set_status_frame() {
+        let paused = r#"{"type":"set_status","status":"paused","reason":"t1234"}"#;
+        assert_eq!(super::reason(paused), Some("t1234"));
+        let available = r#"{"type":"set_status","status":"available"}"#;
+        assert_eq!(super::reason(available), None);
+    }
+}
