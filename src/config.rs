@@ -132,10 +132,9 @@ pub struct Config {
     #[arg(long, env = "PRESENCE_HUB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Threads that run the connections (the runtime's workers) [default:
-    /// the CPUs this process may use]. Lower it when the node shares the
-    /// machine with other busy processes, or when its CPU quota is below
-    /// the machine's CPUs: threads beyond the cores it really gets only
-    /// wait for them.
+    /// the CPUs this process may use, a cgroup's CPU quota included]. Lower
+    /// it when the node shares the machine with other busy processes:
+    /// threads beyond the cores it really gets only wait for them.
     #[arg(long, env = "PRESENCE_HUB_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub worker_threads: Option<u16>,
     /// Directory JSON file (format: docs/DIRECTORY.md); the built-in demo directory when absent.
@@ -228,15 +227,17 @@ pub struct Config {
     /// for this long is closed; the node pings every third of it.
     #[arg(long, env = "PRESENCE_HUB_API_WS_IDLE_S", default_value_t = 60)]
     pub api_ws_idle_s: u64,
-    /// Frames a second one integration WebSocket may send, of every kind
-    /// (requests, each fragment, pings, pongs), in bursts of one second's
-    /// worth: a request over it is answered 429 `rate_limited` and dropped;
-    /// more refusals than that within a second close the connection with
-    /// 4008. Requests are also held to `--api-rate-per-credential`.
+    /// Frames a second one integration WebSocket may send (requests, each
+    /// fragment of one, pings, pongs; not its close), in bursts of one
+    /// second's worth: a request over it, or with a fragment over it, is
+    /// answered 429 `rate_limited` and dropped; more refusals than that
+    /// within a second close the connection with 4008. Requests are also
+    /// held to `--api-rate-per-credential`.
     #[arg(
         long,
         env = "PRESENCE_HUB_API_WS_RATE_LIMIT_PER_SEC",
-        default_value_t = 200
+        default_value_t = 200,
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub api_ws_rate_limit_per_sec: u32,
     /// Service credentials a tenant may hold; creating one more is refused

@@ -339,3 +339,64 @@ async fn policy_close(stream: &mut TcpStream) -> u16 {
     assert!(matches!(end, Ok(Ok(0)) | Ok(Err(_))), "ends: {end:?}");
     code
 }
+
+#[tokio::test]
+async fn a_message_with_a_fragment_over_the_rate_limit_is_refused_whole() {
+    // PROTOCOL.md §1: a message with any frame over the limit is dropped
+    // whole and answered `rate_limited`, even when its last frame comes once
+    // the budget is back; a ping over the limit still gets its pong.
+    let node = node().await;
+    let mut s = upgraded(&node).await;
+    s.write_all(&frame(TEXT, &hello())).await.expect("write");
+    assert_eq!(next_json(&mut s).await["type"], "welcome");
+    // 60 frames at a budget of 50 (the hello took one): 11 refused.
+    let search = json!({"type": "search", "id": "q1", "query": "a"}).to_string();
+    let mut bytes = frame_with(TEXT, search.as_bytes());
+    for _ in 0..59 {
+        bytes.extend(frame_with(CONTINUATION, b""));
+    }
+    s.write_all(&bytes).await.expect("write");
+    // The refill is what is tested, so time has to pass: a quarter of a
+    // second gives twelve frames back at 50 a second.
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    s.write_all(&frame_with(0x80 | CONTINUATION, b""))
+        .await
+        .expect("write");
+    let reply = reply_to(&mut s).await;
+    assert_eq!(
+        (reply["id"].as_str(), reply["error"]["code"].as_str()),
+        (Some("q1"), Some("rate_limited")),
+        "{reply}"
+    );
+    // The same message whole, now within the budget: answered.
+    s.write_all(&frame(TEXT, search.as_bytes()))
+        .await
+        .expect("write");
+    let reply = reply_to(&mut s).await;
+    assert_eq!(
+        (reply["id"].as_str(), &reply["ok"]),
+        (Some("q1"), &json!(true)),
+        "{reply}"
+    );
+
+    // Pings over the limit are answered all the same, at once.
+    let mut s = upgraded(&node).await;
+    s.write_all(&frame(TEXT, &hello())).await.expect("write");
+    assert_eq!(next_json(&mut s).await["type"], "welcome");
+    let pings: Vec<u8> = (0..55).flat_map(|_| frame(PING, b"p")).collect();
+    s.write_all(&pings).await.expect("write");
+    for n in 0..55 {
+        let (opcode, payload) = next_frame(&mut s).await;
+        assert_eq!((opcode, payload.as_slice()), (PONG, &b"p"[..]), "pong {n}");
+    }
+}
+
+/// The next reply (other frames skipped).
+async fn reply_to(stream: &mut TcpStream) -> serde_json::Value {
+    loop {
+        let v = next_json(stream).await;
+        if v["type"] == "reply" {
+            return v;
+        }
+    }
+}

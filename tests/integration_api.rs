@@ -991,7 +991,9 @@ async fn the_websocket_is_bounded_in_connections_frame_size_and_silence() {
 async fn the_websocket_counts_every_frame_and_closes_a_flood_with_4008() {
     // docs/API.md, "Over one WebSocket": every frame counts for
     // --api-ws-rate-limit-per-sec, each fragment of a request too.
-    use common::raw::{close_code, frame, frame_with, next_json, CONTINUATION, PING, TEXT};
+    use common::raw::{
+        close_code, frame, frame_with, next_frame, next_json, CONTINUATION, PING, PONG, TEXT,
+    };
     use tokio::io::AsyncWriteExt;
     let hub = TestHub::start_with(|c| c.api_ws_rate_limit_per_sec = 10).await;
     let key = create(&hub, 0, "acd-ws", json!(["status:write", "read"])).await;
@@ -1004,14 +1006,14 @@ async fn the_websocket_counts_every_frame_and_closes_a_flood_with_4008() {
         assert_eq!(status, 101);
         stream
     };
-    // `text` as a message of `n` fragments (the last one final).
-    let fragmented = |text: &str, n: usize| {
+    // `text` as `n` fragments of a message, the last one final or not.
+    let fragments = |text: &str, n: usize, last_final: bool| {
         let bytes = text.as_bytes();
         let cut = |i: usize| i * bytes.len() / n;
         let mut out = Vec::new();
         for (i, part) in (0..n).map(|i| &bytes[cut(i)..cut(i + 1)]).enumerate() {
             let opcode = if i == 0 { TEXT } else { CONTINUATION };
-            let fin = if i + 1 == n { 0x80 } else { 0 };
+            let fin = if i + 1 == n && last_final { 0x80 } else { 0 };
             out.extend(frame_with(fin | opcode, part));
         }
         out
@@ -1029,7 +1031,9 @@ async fn the_websocket_counts_every_frame_and_closes_a_flood_with_4008() {
     // In more fragments than the budget has room for: 429 `rate_limited`
     // under its id, and nothing applied.
     let mut s = open().await;
-    s.write_all(&fragmented(&pause, 15)).await.expect("write");
+    s.write_all(&fragments(&pause, 15, true))
+        .await
+        .expect("write");
     let answer = next_json(&mut s).await;
     assert_eq!(
         (answer["id"].as_str(), answer["status"].as_u64()),
@@ -1044,9 +1048,40 @@ async fn the_websocket_counts_every_frame_and_closes_a_flood_with_4008() {
     );
     assert_ne!(after["agent"]["status"], "paused", "{after}");
 
+    // With fragments refused, then its last frame once the budget is back:
+    // refused whole all the same. The refill is what is tested, so time has
+    // to pass here (a tenth of a second gives one frame back at 10 a second).
+    let mut s = open().await;
+    s.write_all(&fragments(&pause, 14, false))
+        .await
+        .expect("write");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    s.write_all(&frame_with(0x80 | CONTINUATION, b""))
+        .await
+        .expect("write");
+    let answer = next_json(&mut s).await;
+    assert_eq!(answer["status"], 429, "{answer}");
+    let after = agent().await;
+    assert_eq!(
+        after["agent"]["version"], before["agent"]["version"],
+        "{after}"
+    );
+
+    // A ping over the budget still gets its pong, at once: the node holds
+    // no pongs.
+    let mut s = open().await;
+    let pings: Vec<u8> = (0..12).flat_map(|_| frame(PING, b"p")).collect();
+    s.write_all(&pings).await.expect("write");
+    for n in 0..12 {
+        let (opcode, payload) = next_frame(&mut s).await;
+        assert_eq!((opcode, payload.as_slice()), (PONG, &b"p"[..]), "pong {n}");
+    }
+
     // In as many fragments as the budget allows: one request, applied.
     let mut s = open().await;
-    s.write_all(&fragmented(&pause, 5)).await.expect("write");
+    s.write_all(&fragments(&pause, 5, true))
+        .await
+        .expect("write");
     let answer = next_json(&mut s).await;
     assert_eq!(answer["status"], 200, "{answer}");
     assert_eq!(answer["body"]["agent"]["pause_reason"], "Fragmented");

@@ -35,7 +35,7 @@ use super::{count, error_response, ApiError};
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::protocol::close;
-use crate::ws::{Message, Out, RateLimiter, Socket, Upgrade};
+use crate::ws::{Message, Out, Part, RateLimiter, Socket, Upgrade};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
@@ -172,7 +172,7 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
                 // Every frame counts, each fragment too: without that, a
                 // peer could make the node parse empty continuations at
                 // line rate for as long as it answers pings.
-                if !limiter.allow(heard) {
+                if !limiter.admit(heard, Part::of(&message)) {
                     if limiter.flooded() {
                         break Close(
                             close::POLICY,
@@ -182,7 +182,15 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
                     let id = match &message {
                         Message::Text(text) => Some(request_id(text).unwrap_or(Value::Null)),
                         Message::Binary(_) => Some(Value::Null),
-                        _ => None, // control frames and fragments get no reply
+                        // The socket queued the pong: written all the same,
+                        // so that the node never holds more than one.
+                        Message::Ping => {
+                            if !socket.flush_within(timeout).await {
+                                return;
+                            }
+                            None
+                        }
+                        _ => None, // pongs and fragments get no reply
                     };
                     if let Some(id) = id {
                         let e = HubError::rate_limited(format!(
@@ -197,7 +205,6 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
                     continue;
                 }
                 let text = match message {
-                    Message::Close(_) => break Close(1000, ""),
                     Message::Text(text) => text,
                     Message::Binary(_) => {
                         let e = HubError::bad_request("requests are JSON text frames");
@@ -213,8 +220,9 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
                         }
                         continue;
                     }
-                    // A sign of life (a fragment: the rest is to come).
-                    Message::Pong | Message::Fragment => continue,
+                    // A sign of life (a fragment: the rest is to come); a
+                    // close was answered above.
+                    Message::Pong | Message::Fragment | Message::Close(_) => continue,
                 };
                 let (answer, revoked) = handle(&api, &key, &text).await;
                 if !socket.send_within(Out::Text(&answer), timeout).await {
@@ -238,7 +246,10 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
         }
     };
     let Close(code, reason) = close;
-    let _ = socket.send_within(Out::Close(code, reason), timeout).await;
+    // Read on (and drop) until the peer answers, or a flood's unread bytes
+    // would turn the end into a reset that loses the close frame.
+    let linger = hub.config.auth_timeout();
+    socket.close_within(code, reason, linger, timeout).await;
 }
 
 /// A reply frame refusing a request before it reached a route.

@@ -27,7 +27,7 @@ use crate::hub::tenant::Tenant;
 use crate::hub::{Hub, LocalDevice};
 use crate::protocol::{self, close};
 use crate::text;
-use crate::ws::{Message, Out, RateLimiter, Socket};
+use crate::ws::{Message, Out, Part, RateLimiter, Socket};
 use futures_util::FutureExt;
 use parking_lot::Mutex;
 use serde_json::json;
@@ -154,8 +154,7 @@ async fn open(hub: &Arc<Hub>, conn: u64, ws: &mut Socket) -> Option<Session> {
         reason = refusal.reason.as_str(),
         "session refused"
     );
-    close_socket(
-        ws,
+    ws.close_within(
         refusal.code,
         &refusal.reason,
         hub.config.auth_timeout(),
@@ -312,7 +311,11 @@ async fn first_text(
     let max = config.max_frame_bytes;
     loop {
         let message = ws.recv().await;
-        if matches!(message, Some(Ok(_))) && !limiter.allow(Instant::now()) && limiter.flooded() {
+        let refused = match &message {
+            Some(Ok(m)) => !limiter.admit(Instant::now(), Part::of(m)),
+            _ => false,
+        };
+        if refused && limiter.flooded() {
             return Err(CloseRequest {
                 code: close::POLICY,
                 reason: format!(
@@ -385,7 +388,7 @@ impl Session {
                     let after = if cap == 0 { 0 } else { rand::random::<u64>() % cap };
                     let notice = protocol::frame(Kind::Draining, &json!({"type": "draining", "reconnect_after_ms": after}));
                     let _ = Box::pin(ws.send_within(Out::Text(notice.text.as_str()), self.write_timeout())).await;
-                    Box::pin(close_socket(ws, close::DRAINING, "node draining: reconnect elsewhere", self.linger(), self.write_timeout())).await;
+                    Box::pin(ws.close_within(close::DRAINING, "node draining: reconnect elsewhere", self.linger(), self.write_timeout())).await;
                     return End::Draining;
                 }
                 // The arms' work is boxed: a future awaited inline is part of
@@ -394,7 +397,7 @@ impl Session {
                 _ = self.outbox.notified() => match Box::pin(self.flush(ws)).await {
                     Ok(None) => {}
                     Ok(Some(request)) => {
-                        Box::pin(close_socket(ws, request.code, &request.reason, self.linger(), self.write_deadline())).await;
+                        Box::pin(ws.close_within(request.code, &request.reason, self.linger(), self.write_deadline())).await;
                         return End::ServerClosed;
                     }
                     Err(()) => return End::Dropped,
@@ -430,7 +433,8 @@ impl Session {
             // (1002, 1007); the peer is given the linger to take it.
             Some(Err(e)) if let Some(code) = e.close_code() => {
                 let reason = e.to_string();
-                close_socket(ws, code, &reason, self.linger(), self.write_timeout()).await;
+                ws.close_within(code, &reason, self.linger(), self.write_timeout())
+                    .await;
                 return Some(End::ServerClosed);
             }
             Some(Err(_)) | None => return Some(End::Dropped),
@@ -470,20 +474,14 @@ impl Session {
                 }
             }
         }
-        if !self.limiter.allow(now) {
+        if !self.limiter.admit(now, Part::of(&message)) {
             if self.limiter.flooded() {
                 let reason = format!(
                     "rate limit of {} messages/s exceeded",
                     self.hub.config.rate_limit_per_sec
                 );
-                close_socket(
-                    ws,
-                    close::POLICY,
-                    &reason,
-                    self.linger(),
-                    self.write_timeout(),
-                )
-                .await;
+                ws.close_within(close::POLICY, &reason, self.linger(), self.write_timeout())
+                    .await;
                 return Some(End::ServerClosed);
             }
             let e = HubError::rate_limited(format!(
@@ -499,7 +497,13 @@ impl Session {
                     });
                 }
                 Message::Binary(_) => self.outbox.push(protocol::error(&e)),
-                _ => {} // control frames get no error frame
+                // The socket queued the pong: written all the same, so
+                // that the hub never holds more than one (refused pings
+                // still count towards a flood).
+                Message::Ping if !ws.flush_within(self.write_deadline()).await => {
+                    return Some(End::Dropped);
+                }
+                _ => {} // pongs and fragments get nothing
             }
             return None;
         }
@@ -531,8 +535,7 @@ impl Session {
         let _ = ws
             .send_within(Out::Text(frame.text.as_str()), self.write_timeout())
             .await;
-        close_socket(
-            ws,
+        ws.close_within(
             close::TOO_LARGE,
             &format!("message larger than {max} bytes"),
             linger,
@@ -615,14 +618,8 @@ impl Session {
         }
         if now >= self.last_frame + config.presence_ttl() {
             let reason = format!("nothing received for {} ms", config.presence_ttl_ms);
-            close_socket(
-                ws,
-                close::POLICY,
-                &reason,
-                Duration::ZERO,
-                self.write_timeout(),
-            )
-            .await;
+            ws.close_within(close::POLICY, &reason, Duration::ZERO, self.write_timeout())
+                .await;
             return Some(End::Dropped);
         }
         if !self.ping_sent && now >= self.last_frame + config.heartbeat_interval() {
@@ -760,47 +757,4 @@ impl Session {
                 .device_down_after_grace(self.tenant.clone(), device)
         }
     }
-}
-
-/// Sends a close frame (within `write_timeout`: when even that cannot be
-/// written the TCP connection is simply dropped), then reads until the
-/// client answers it (at most `linger`), so unread client data does not
-/// turn the close into a reset.
-async fn close_socket(
-    ws: &mut Socket,
-    code: u16,
-    reason: &str,
-    linger: Duration,
-    write_timeout: Duration,
-) {
-    let mut reason = reason.to_string();
-    if reason.len() > 120 {
-        let mut cut = 120;
-        while !reason.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        reason.truncate(cut);
-    }
-    if !ws
-        .send_within(Out::Close(code, &reason), write_timeout)
-        .await
-    {
-        return;
-    }
-    let _ = tokio::time::timeout(linger, async {
-        loop {
-            match ws.recv().await {
-                Some(Ok(Message::Close(_))) => break,
-                Some(Ok(_)) => {}
-                // No more frames to read (the peer broke the protocol, or
-                // the line ended): what it still sends is dropped until it
-                // closes.
-                Some(Err(_)) | None => {
-                    ws.discard().await;
-                    break;
-                }
-            }
-        }
-    })
-    .await;
 }

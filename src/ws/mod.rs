@@ -22,6 +22,6 @@ pub mod rate_limit;
 pub mod socket;
 pub mod upgrade;
 
-pub use rate_limit::RateLimiter;
+pub use rate_limit::{Part, RateLimiter};
 pub use socket::{Error, Message, Out, Socket};
 pub use upgrade::{Rejection, Upgrade};

@@ -231,6 +231,46 @@ impl Socket {
         self.flush_within(deadline).await
     }
 
+    /// Sends a close frame (within `write_timeout`: when even that cannot
+    /// be written the TCP connection is simply dropped), then reads until
+    /// the peer answers it (at most `linger`), so unread data from the peer
+    /// does not turn the close into a reset that loses the frame. A reason
+    /// is cut to 120 bytes (a close frame's payload is at most 125).
+    pub async fn close_within(
+        &mut self,
+        code: u16,
+        reason: &str,
+        linger: Duration,
+        write_timeout: Duration,
+    ) {
+        let mut cut = reason.len().min(120);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if !self
+            .send_within(Out::Close(code, &reason[..cut]), write_timeout)
+            .await
+        {
+            return;
+        }
+        let _ = tokio::time::timeout(linger, async {
+            loop {
+                match self.recv().await {
+                    Some(Ok(Message::Close(_))) => break,
+                    Some(Ok(_)) => {}
+                    // No more frames to read (the peer broke the protocol,
+                    // or the line ended): what it still sends is dropped
+                    // until it closes.
+                    Some(Err(_)) | None => {
+                        self.discard().await;
+                        break;
+                    }
+                }
+            }
+        })
+        .await;
+    }
+
     /// Ends the hub's side (FIN, after what is queued) and reads and drops
     /// whatever the peer still sends, until it closes too: after the hub's
     /// close frame, so that bytes left unread do not turn the end into a
