@@ -13,6 +13,33 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+/// Writes everything broadcast to one client: all that is queued fed at
+/// once, then one flush (the same batching as the hub's writer). A client
+/// that falls more than the channel behind skips what it lost.
+pub async fn feed(
+    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    mut rx: broadcast::Receiver<Utf8Bytes>,
+) {
+    loop {
+        let first = match rx.recv().await {
+            Ok(frame) => frame,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => return,
+        };
+        if ws.feed(Message::Text(first)).await.is_err() {
+            return;
+        }
+        while let Ok(frame) = rx.try_recv() {
+            if ws.feed(Message::Text(frame)).await.is_err() {
+                return;
+            }
+        }
+        if ws.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
 pub async fn run(
     supervisors: usize,
     rate: u64,
@@ -28,30 +55,10 @@ pub async fn run(
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let _ = stream.set_nodelay(true); // as the hub does
-            let mut rx = server_tx.subscribe();
+            let rx = server_tx.subscribe();
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                // Feed everything queued, then flush once: the same batching
-                // the hub's writer does.
-                loop {
-                    let first = match rx.recv().await {
-                        Ok(frame) => frame,
-                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(_) => return,
-                    };
-                    if ws.feed(Message::Text(first)).await.is_err() {
-                        return;
-                    }
-                    while let Ok(frame) = rx.try_recv() {
-                        if ws.feed(Message::Text(frame)).await.is_err() {
-                            return;
-                        }
-                    }
-                    if ws.flush().await.is_err() {
-                        return;
-                    }
+                if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
+                    feed(ws, rx).await;
                 }
             });
         }
@@ -60,18 +67,9 @@ pub async fn run(
     let delivered = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
     for _ in 0..supervisors {
-        let mut ws = crate::client::connect(&format!("ws://{addr}/"), clients.len()).await?;
-        let (mut stopped, delivered) = (stopped.clone(), delivered.clone());
-        clients.push(tokio::spawn(async move {
-            let mut h = crate::report::histogram();
-            while let Some(t) = crate::client::next_text(&mut ws, &mut stopped).await {
-                delivered.fetch_add(1, Ordering::Relaxed);
-                if let Some(sent) = crate::client::stamp(&t) {
-                    let _ = h.record(crate::client::now_us().saturating_sub(sent));
-                }
-            }
-            h
-        }));
+        let ws = crate::client::connect(&format!("ws://{addr}/"), clients.len()).await?;
+        let watch = crate::client::time_deltas(ws, stopped.clone(), delivered.clone());
+        clients.push(tokio::spawn(watch));
     }
     while tx.receiver_count() < supervisors {
         tokio::task::yield_now().await;

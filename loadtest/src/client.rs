@@ -132,6 +132,25 @@ pub async fn next_text(
     }
 }
 
+/// Deltas until `stop`, each counted in `delivered` and, when it carries
+/// a send time, timed: the watcher of `fanout`, `ceiling` and `relay`.
+pub async fn time_deltas(
+    mut ws: Ws,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    delivered: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> hdrhistogram::Histogram<u64> {
+    let mut h = crate::report::histogram();
+    while let Some(t) = next_text(&mut ws, &mut stop).await {
+        if is_delta(&t) {
+            delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Some(sent) = stamp(&t) {
+                let _ = h.record(now_us().saturating_sub(sent));
+            }
+        }
+    }
+    h
+}
+
 /// What a watching supervisor saw until `stop`: change → delta latencies
 /// (µs), the deltas, and whether a snapshot came (its subscription worked:
 /// a refusal would be a reply).

@@ -27,22 +27,11 @@ pub async fn run(
     // Supervisors: subscribe to everything, then count and time deltas.
     let mut watchers = Vec::new();
     for i in 0..supervisors {
-        let mut ws = target
+        let ws = target
             .supervisor(&urls[i % urls.len()], i, agents + i, true)
             .await?;
-        let (mut stopped, delivered) = (stopped.clone(), delivered.clone());
-        watchers.push(tokio::spawn(async move {
-            let mut h = crate::report::histogram();
-            while let Some(t) = crate::client::next_text(&mut ws, &mut stopped).await {
-                if client::is_delta(&t) {
-                    delivered.fetch_add(1, Ordering::Relaxed);
-                    if let Some(sent) = client::stamp(&t) {
-                        let _ = h.record(client::now_us().saturating_sub(sent));
-                    }
-                }
-            }
-            h
-        }));
+        let watch = client::time_deltas(ws, stopped.clone(), delivered.clone());
+        watchers.push(tokio::spawn(watch));
     }
     // Agents: connected, then driven round-robin at the rate.
     let mut drivers = Vec::new();

@@ -38,14 +38,13 @@ pub async fn serve(frame_bytes: usize) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("{LISTENING}{addr}");
     let (tx, _) = broadcast::channel::<Utf8Bytes>(1024);
-    let padding: Arc<str> = "x".repeat(frame_bytes.saturating_sub(90)).into();
     loop {
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true); // as the hub does
                                           // Subscribed before the handshake ends, so a supervisor misses
                                           // nothing sent once its connect returns.
         let rx = tx.subscribe();
-        let (tx, padding) = (tx.clone(), padding.clone());
+        let tx = tx.clone();
         tokio::spawn(async move {
             let mut agent = false;
             // The callback's type is tungstenite's: its error is an HTTP
@@ -60,9 +59,9 @@ pub async fn serve(frame_bytes: usize) -> Result<(), String> {
             };
             if agent {
                 drop(rx);
-                relay_agent(ws, tx, &padding).await;
+                relay_agent(ws, tx, frame_bytes).await;
             } else {
-                feed_supervisor(ws, rx).await;
+                crate::ceiling::feed(ws, rx).await;
             }
         });
     }
@@ -74,26 +73,45 @@ pub async fn serve(frame_bytes: usize) -> Result<(), String> {
 async fn relay_agent(
     mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
     tx: broadcast::Sender<Utf8Bytes>,
-    padding: &str,
+    frame_bytes: usize,
 ) {
     while let Some(Ok(message)) = ws.next().await {
         let Message::Text(text) = message else {
             continue;
         };
         let delta = match reason(&text) {
-            Some(reason) => format!(
-                "{{\"type\":\"agent\",\"agent\":{{\"status\":\"paused\",\"pause_reason\":\"{reason}\",\"p\":\"{padding}\"}}}}"
+            Some(reason) => padded(
+                &format!("{{\"type\":\"agent\",\"agent\":{{\"status\":\"paused\",\"pause_reason\":\"{reason}\",\"p\":\""),
+                "\"}}",
+                frame_bytes,
             ),
-            None => format!(
-                "{{\"type\":\"agent\",\"agent\":{{\"status\":\"available\",\"pause_reason\":null,\"p\":\"{padding}\"}}}}"
+            None => padded(
+                "{\"type\":\"agent\",\"agent\":{\"status\":\"available\",\"pause_reason\":null,\"p\":\"",
+                "\"}}",
+                frame_bytes,
             ),
         };
         let _ = tx.send(Utf8Bytes::from(delta));
-        let ack = format!("{{\"type\":\"reply\",\"ok\":true,\"p\":\"{padding}\"}}");
+        let ack = padded(
+            "{\"type\":\"reply\",\"ok\":true,\"p\":\"",
+            "\"}",
+            frame_bytes,
+        );
         if ws.send(Message::text(ack)).await.is_err() {
             return;
         }
     }
+}
+
+/// `head`, then `x`s, then `tail`: `bytes` long in all (or just the two
+/// when they are longer).
+fn padded(head: &str, tail: &str, bytes: usize) -> String {
+    let fill = bytes.saturating_sub(head.len() + tail.len());
+    let mut frame = String::with_capacity(head.len() + fill + tail.len());
+    frame.push_str(head);
+    frame.extend(std::iter::repeat_n('x', fill));
+    frame.push_str(tail);
+    frame
 }
 
 /// The `reason` of a `set_status` frame, if it has one.
@@ -101,32 +119,6 @@ fn reason(text: &str) -> Option<&str> {
     let at = text.find("\"reason\":\"")? + "\"reason\":\"".len();
     let rest = &text[at..];
     Some(&rest[..rest.find('"')?])
-}
-
-/// Everything broadcast, fed as it comes and flushed once per batch: the
-/// same writer as `ceiling`'s and the hub's.
-async fn feed_supervisor(
-    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-    mut rx: broadcast::Receiver<Utf8Bytes>,
-) {
-    loop {
-        let first = match rx.recv().await {
-            Ok(frame) => frame,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(_) => return,
-        };
-        if ws.feed(Message::Text(first)).await.is_err() {
-            return;
-        }
-        while let Ok(frame) = rx.try_recv() {
-            if ws.feed(Message::Text(frame)).await.is_err() {
-                return;
-            }
-        }
-        if ws.flush().await.is_err() {
-            return;
-        }
-    }
 }
 
 /// Starts the server (this tool, `relay-server`), drives `agents` at `rate`
@@ -162,20 +154,9 @@ pub async fn run(
     let delivered = Arc::new(AtomicU64::new(0));
     let mut watchers = Vec::new();
     for i in 0..supervisors {
-        let mut ws = crate::client::connect(&format!("ws://{addr}/supervisor"), i).await?;
-        let (mut stopped, delivered) = (stopped.clone(), delivered.clone());
-        watchers.push(tokio::spawn(async move {
-            let mut h = crate::report::histogram();
-            while let Some(t) = crate::client::next_text(&mut ws, &mut stopped).await {
-                if crate::client::is_delta(&t) {
-                    delivered.fetch_add(1, Ordering::Relaxed);
-                    if let Some(sent) = crate::client::stamp(&t) {
-                        let _ = h.record(crate::client::now_us().saturating_sub(sent));
-                    }
-                }
-            }
-            h
-        }));
+        let ws = crate::client::connect(&format!("ws://{addr}/supervisor"), i).await?;
+        let watch = crate::client::time_deltas(ws, stopped.clone(), delivered.clone());
+        watchers.push(tokio::spawn(watch));
     }
     let mut drivers = Vec::new();
     for i in 0..agents {
@@ -207,6 +188,14 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn frames_are_padded_to_the_size_asked() {
+        let ack = super::padded("{\"p\":\"", "\"}", 700);
+        assert_eq!(ack.len(), 700);
+        assert!(serde_json::from_str::<serde_json::Value>(&ack).is_ok());
+        assert_eq!(super::padded("abc", "de", 3), "abcde");
+    }
+
     #[test]
     fn the_reason_is_read_from_a_set_status_frame() {
         let paused = r#"{"type":"set_status","status":"paused","reason":"t1234"}"#;

@@ -33,8 +33,11 @@ fn run(args: &[&str]) -> Value {
 
 /// As [`run`], with what the tool printed.
 fn run_printing(args: &[&str]) -> (Value, String) {
+    // One file per run: tests of one scenario run in parallel.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let json = std::env::temp_dir().join(format!(
-        "presence-loadtest-smoke-{}-{}.json",
+        "presence-loadtest-smoke-{}-{}-{run}.json",
         args[0],
         std::process::id()
     ));
