@@ -159,6 +159,9 @@ enum Scenario {
         /// Delta and acknowledgement size (bytes), like the hub's.
         #[arg(long, default_value_t = 700)]
         frame_bytes: usize,
+        /// The server's WebSocket: the hub's own, or tokio-tungstenite's.
+        #[arg(long, value_enum, default_value_t = relay::Transport::Hub)]
+        transport: relay::Transport,
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -167,6 +170,8 @@ enum Scenario {
     RelayServer {
         #[arg(long, default_value_t = 700)]
         frame_bytes: usize,
+        #[arg(long, value_enum, default_value_t = relay::Transport::Hub)]
+        transport: relay::Transport,
     },
     /// What a change and an agent's heartbeat cost Redis: commands (those
     /// inside Lua scripts included) and bytes in and out, per command.
@@ -408,13 +413,25 @@ async fn main() -> ExitCode {
             changes_per_s,
             duration_s,
             frame_bytes,
+            transport,
             json,
         } => {
-            let r = relay::run(agents, supervisors, changes_per_s, duration_s, frame_bytes).await;
+            let r = relay::run(
+                agents,
+                supervisors,
+                changes_per_s,
+                duration_s,
+                frame_bytes,
+                transport,
+            )
+            .await;
             (r, json)
         }
-        Scenario::RelayServer { frame_bytes } => {
-            if let Err(e) = relay::serve(frame_bytes).await {
+        Scenario::RelayServer {
+            frame_bytes,
+            transport,
+        } => {
+            if let Err(e) = relay::serve(frame_bytes, transport).await {
                 eprintln!("relay-server: {e}");
             }
             return ExitCode::FAILURE;

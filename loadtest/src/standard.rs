@@ -303,7 +303,14 @@ pub async fn run(a: Args) -> Result<ExitCode, String> {
         .await;
         let relay = step(
             format!("relay, {rate} changes/s × {} supervisors", p.supervisors),
-            crate::relay::run(p.fanout_agents, p.supervisors, rate, p.duration_s, 700),
+            crate::relay::run(
+                p.fanout_agents,
+                p.supervisors,
+                rate,
+                p.duration_s,
+                700,
+                crate::relay::Transport::Hub,
+            ),
         )
         .await;
         let fanout = step(

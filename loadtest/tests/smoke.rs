@@ -213,8 +213,16 @@ fn fanout_on_threads_of_its_own_with_a_hub_of_one_thread() {
 
 #[test]
 fn relay_broadcasts_every_agents_change_to_every_supervisor() {
+    for transport in ["hub", "tungstenite"] {
+        relay_on(transport);
+    }
+}
+
+fn relay_on(transport: &str) {
     let r = run(&[
         "relay",
+        "--transport",
+        transport,
         "--agents",
         "3",
         "--supervisors",
