@@ -169,6 +169,11 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
                     Some(Ok(Message::Close(_))) => break Close(1000, ""),
                     Some(Ok(message)) => message,
                 };
+                // The socket queued the pong: written before reading on,
+                // within the budget or not, so the node holds at most one.
+                if matches!(message, Message::Ping) && !socket.flush_within(timeout).await {
+                    return;
+                }
                 // Every frame counts, each fragment too: without that, a
                 // peer could make the node parse empty continuations at
                 // line rate for as long as it answers pings.
@@ -182,15 +187,7 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
                     let id = match &message {
                         Message::Text(text) => Some(request_id(text).unwrap_or(Value::Null)),
                         Message::Binary(_) => Some(Value::Null),
-                        // The socket queued the pong: written all the same,
-                        // so that the node never holds more than one.
-                        Message::Ping => {
-                            if !socket.flush_within(timeout).await {
-                                return;
-                            }
-                            None
-                        }
-                        _ => None, // pongs and fragments get no reply
+                        _ => None, // control frames and fragments get no reply
                     };
                     if let Some(id) = id {
                         let e = HubError::rate_limited(format!(
@@ -213,16 +210,11 @@ async fn serve(hub: &Arc<Hub>, api: Router, key: HeaderValue, mut socket: Socket
                         }
                         continue;
                     }
-                    // The socket queued the pong: written before reading on.
-                    Message::Ping => {
-                        if !socket.flush_within(timeout).await {
-                            return;
-                        }
-                        continue;
-                    }
                     // A sign of life (a fragment: the rest is to come); a
-                    // close was answered above.
-                    Message::Pong | Message::Fragment | Message::Close(_) => continue,
+                    // ping's pong and a close were answered above.
+                    Message::Ping | Message::Pong | Message::Fragment | Message::Close(_) => {
+                        continue
+                    }
                 };
                 let (answer, revoked) = handle(&api, &key, &text).await;
                 if !socket.send_within(Out::Text(&answer), timeout).await {

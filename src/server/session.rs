@@ -474,6 +474,13 @@ impl Session {
                 }
             }
         }
+        // The socket queued the pong: written before reading more, within
+        // the budget or not, or a peer that sends pings and never reads
+        // would make the hub buffer pongs without end (over the budget,
+        // the ping still counts towards a flood).
+        if matches!(message, Message::Ping) && !ws.flush_within(self.write_deadline()).await {
+            return Some(End::Dropped);
+        }
         if !self.limiter.admit(now, Part::of(&message)) {
             if self.limiter.flooded() {
                 let reason = format!(
@@ -497,13 +504,7 @@ impl Session {
                     });
                 }
                 Message::Binary(_) => self.outbox.push(protocol::error(&e)),
-                // The socket queued the pong: written all the same, so
-                // that the hub never holds more than one (refused pings
-                // still count towards a flood).
-                Message::Ping if !ws.flush_within(self.write_deadline()).await => {
-                    return Some(End::Dropped);
-                }
-                _ => {} // pongs and fragments get nothing
+                _ => {} // control frames and fragments get nothing more
             }
             return None;
         }
@@ -514,15 +515,7 @@ impl Session {
                     "binary frames are not supported: send JSON text frames",
                 )));
             }
-            Message::Ping => {
-                // The socket queued the pong: write it before reading more,
-                // or a peer that sends pings and never reads would make the
-                // hub buffer pongs without end.
-                if !ws.flush_within(self.write_deadline()).await {
-                    return Some(End::Dropped);
-                }
-            }
-            Message::Pong | Message::Fragment | Message::Close(_) => {}
+            Message::Ping | Message::Pong | Message::Fragment | Message::Close(_) => {}
         }
         None
     }
