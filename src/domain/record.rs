@@ -373,8 +373,27 @@ impl AgentRecord {
             status_by: None,
             version: 0,
         };
+        // Collected from a filter, the list would keep room for four: every
+        // directory user holds this record, and the event log keeps it once
+        // more as the sign-in's `previous` (BENCHMARKS.md, memory).
+        record.channels.shrink_to_fit();
         record.normalize(settings);
         record
+    }
+
+    /// A record as stored or published (JSON), its lists at their exact
+    /// size. Read from JSON, a list keeps the room its growth made (four
+    /// slots for one element), and a node keeps every record it reads: the
+    /// tenant's records at attach, every change another node publishes.
+    pub fn from_json(json: &str) -> serde_json::Result<AgentRecord> {
+        let mut record: AgentRecord = serde_json::from_str(json)?;
+        record.roles.shrink_to_fit();
+        record.channels.shrink_to_fit();
+        record.devices.shrink_to_fit();
+        record.monitored_by.shrink_to_fit();
+        record.interactions.shrink_to_fit();
+        record.monitors.shrink_to_fit();
+        Ok(record)
     }
 
     pub fn channel(&self, channel: &ChannelRef) -> Option<&ChannelState> {
@@ -447,6 +466,44 @@ impl AgentRecord {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Every directory user holds a record and a node keeps every record it
+    /// reads, so their lists are kept at their exact size (BENCHMARKS.md,
+    /// memory): a filter collected, or JSON read, would leave room for four.
+    #[test]
+    fn a_records_lists_are_kept_at_their_exact_size() {
+        let settings = Settings::default();
+        let assigned = ["sales", "support", "vip"]
+            .into_iter()
+            .map(|id| ChannelRef::new(ChannelKind::Queue, id))
+            .filter(|c| c.id != "vip");
+        let mut record = AgentRecord::new("a1", "Ann", &[Role::Agent], assigned, &settings);
+        assert_eq!(record.channels.len(), 2);
+        assert_eq!(record.channels.capacity(), 2, "made from the directory");
+        record.devices.push(Device {
+            id: "d1".into(),
+            kind: "softphone".into(),
+            label: None,
+            active: true,
+            node: "n1".into(),
+            since_ms: 1,
+        });
+        record.monitored_by.push("s1".into());
+        let read = AgentRecord::from_json(&json!(record).to_string()).expect("reads back");
+        assert_eq!(read, record);
+        for (list, len, capacity) in [
+            ("roles", read.roles.len(), read.roles.capacity()),
+            ("channels", read.channels.len(), read.channels.capacity()),
+            ("devices", read.devices.len(), read.devices.capacity()),
+            (
+                "monitored_by",
+                read.monitored_by.len(),
+                read.monitored_by.capacity(),
+            ),
+        ] {
+            assert_eq!(capacity, len, "{list} read from JSON");
+        }
+    }
 
     #[test]
     fn role_and_status_names_are_their_wire_names() {

@@ -83,6 +83,10 @@ pub struct Hub {
     devices: DashMap<Arc<str>, DeviceSlot>,
     next_conn: AtomicU64,
     shutdown: watch::Sender<bool>,
+    /// Woken once, at shutdown, for the sessions' loops: a `Notified` is 64
+    /// bytes where a watch receiver's wait is 160, and every idle
+    /// connection's task carries one (BENCHMARKS.md, memory).
+    stopping: tokio::sync::Notify,
     /// Woken when the last connection ends (drain).
     idle: tokio::sync::Notify,
     /// Commands sent to other nodes, awaiting their outcome.
@@ -125,6 +129,7 @@ impl Hub {
             devices: DashMap::new(),
             next_conn: AtomicU64::new(1),
             shutdown: watch::Sender::new(false),
+            stopping: tokio::sync::Notify::new(),
             idle: tokio::sync::Notify::new(),
         });
         cluster::start(&hub, gap_rx);
@@ -574,7 +579,17 @@ impl Hub {
     }
 
     pub fn begin_shutdown(&self) {
+        // The flag first: a session that checks it after making its
+        // `Notified` (below) either sees it or is woken.
         self.shutdown.send_replace(true);
+        self.stopping.notify_waiters();
+    }
+
+    /// Resolves at the next [`Hub::begin_shutdown`] after this call, not
+    /// before: make it, then check [`Hub::is_draining`], then await it
+    /// (tokio's `Notified` sees every wake from its making on).
+    pub fn stopping(&self) -> tokio::sync::futures::Notified<'_> {
+        self.stopping.notified()
     }
 
     /// Counts a connection until the returned guard drops.

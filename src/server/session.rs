@@ -378,19 +378,20 @@ async fn first_text(
 
 impl Session {
     async fn serve(&mut self, ws: &mut Socket) -> End {
-        let mut draining = self.hub.shutdown_signal();
+        // Its own handle: the shutdown wake borrows it across the arms,
+        // which borrow the session mutably.
+        let hub = self.hub.clone();
         loop {
+            // Made before the check, so a shutdown that begins after the
+            // check still wakes it.
+            let stopping = hub.stopping();
+            if hub.is_draining() {
+                return Box::pin(self.drain(ws)).await;
+            }
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;
-                _ = crate::hub::draining(&mut draining) => {
-                    let cap = self.hub.config.reconnect_grace_ms.min(1000) / 2;
-                    let after = if cap == 0 { 0 } else { rand::random::<u64>() % cap };
-                    let notice = protocol::frame(Kind::Draining, &json!({"type": "draining", "reconnect_after_ms": after}));
-                    let _ = Box::pin(ws.send_within(Out::Text(notice.text.as_str()), self.write_timeout())).await;
-                    Box::pin(ws.close_within(close::DRAINING, "node draining: reconnect elsewhere", self.linger(), self.write_timeout())).await;
-                    return End::Draining;
-                }
+                _ = stopping => return Box::pin(self.drain(ws)).await,
                 // The arms' work is boxed: a future awaited inline is part of
                 // every idle connection's task (BENCHMARKS.md, memory), and
                 // a box per batch or message is nothing beside its syscalls.
@@ -416,6 +417,33 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// The node is shutting down: tells the client to reconnect (elsewhere)
+    /// after a random delay below half the grace, at most half a second,
+    /// so the other nodes are not all hit at once, and closes with 1012.
+    async fn drain(&mut self, ws: &mut Socket) -> End {
+        let cap = self.hub.config.reconnect_grace_ms.min(1000) / 2;
+        let after = if cap == 0 {
+            0
+        } else {
+            rand::random::<u64>() % cap
+        };
+        let notice = protocol::frame(
+            Kind::Draining,
+            &json!({"type": "draining", "reconnect_after_ms": after}),
+        );
+        let _ = ws
+            .send_within(Out::Text(notice.text.as_str()), self.write_timeout())
+            .await;
+        ws.close_within(
+            close::DRAINING,
+            "node draining: reconnect elsewhere",
+            self.linger(),
+            self.write_timeout(),
+        )
+        .await;
+        End::Draining
     }
 
     async fn on_message(
