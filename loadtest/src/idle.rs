@@ -24,6 +24,8 @@ pub struct Params {
     pub workers: usize,
     pub watch: bool,
     pub changes_per_s: u64,
+    /// Handshakes in flight at once (held in this process).
+    pub concurrency: usize,
 }
 
 pub async fn run(p: Params, common: Common) -> Result<Value, String> {
@@ -56,7 +58,7 @@ pub async fn run(p: Params, common: Common) -> Result<Value, String> {
         );
         (Some(pool), Vec::new(), n as usize, e as usize)
     } else {
-        let (sockets, e) = workers::connect(&target, held, workers::CONCURRENCY).await;
+        let (sockets, e) = workers::connect(&target, held, p.concurrency.max(1)).await;
         let n = sockets.len();
         (None, sockets, n, e)
     };

@@ -61,6 +61,12 @@ enum Scenario {
         /// this rate and the watcher times change → delta (implies --watch).
         #[arg(long, default_value_t = 0)]
         changes_per_s: u64,
+        /// Handshakes in flight at once while connecting (without
+        /// `--workers`). The default is a storm's; a shift's agents signing
+        /// in are fewer at a time, and glibc keeps part of what a storm's
+        /// handshakes used (BENCHMARKS.md, "What a storm leaves").
+        #[arg(long, default_value_t = workers::CONCURRENCY)]
+        concurrency: usize,
         #[command(flatten)]
         common: Common,
     },
@@ -306,6 +312,7 @@ async fn main() -> ExitCode {
             workers,
             watch,
             changes_per_s,
+            concurrency,
             common,
         } => {
             let params = idle::Params {
@@ -315,6 +322,7 @@ async fn main() -> ExitCode {
                 workers,
                 watch,
                 changes_per_s,
+                concurrency,
             };
             let json = common.json.clone();
             (idle::run(params, common).await, json)

@@ -286,6 +286,7 @@ pub async fn run(a: Args) -> Result<ExitCode, String> {
                 workers: 0,
                 watch: false,
                 changes_per_s: 0,
+                concurrency: crate::workers::CONCURRENCY,
             },
             common(1),
         ),
