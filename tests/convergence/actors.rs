@@ -5,7 +5,8 @@
 //! reconnect when a node dies, and — supervisors — resume with
 //! `since_seq` + `epoch` after a drop (PROTOCOL.md §5.1.1).
 
-use crate::model::{Outcome, Request, Resume, Shared, View};
+use crate::cluster::API_WS_RATE_LIMIT_PER_SEC;
+use crate::model::{Fragmented, Outcome, Request, Resume, Shared, View};
 use crate::rng::Rng;
 use crate::wire::{self, Incoming, Ws};
 use serde_json::{json, Value};
@@ -830,14 +831,20 @@ pub const INTEGRATION_ID: &str = "acd-conv";
 /// interaction, **both sent in one write without waiting** — the API
 /// answers them one at a time in the order sent, so they apply in that
 /// order (invariant 8). The next pair waits for both replies and the
-/// agent's one-second wrap-up. When its node dies or freezes it goes to
-/// the next one; what was in flight has an unknown outcome.
+/// agent's one-second wrap-up. Now and then, before a pair, an
+/// `answered` of another interaction goes alone, in more fragments than
+/// the frame budget, on a WebSocket of its own ([`fragmented_answered`]):
+/// refused whole, held to invariant 4. When its node dies or freezes it
+/// goes to the next one; what was in flight has an unknown outcome.
 pub async fn integration(mut ctx: Ctx, key: String, addrs: Arc<Vec<String>>, mut rng: Rng) {
     let who = "acd";
     let agent = INTEGRATION_AGENT;
     let path = format!("/api/v1/agents/{agent}/interactions");
     let mut n = 0u64;
     let mut node = rng.below(addrs.len() as u64) as usize;
+    // A request in too many fragments is due (see below): the first slot
+    // is one, so that every run judges one while the cluster is whole.
+    let mut owed = true;
     loop {
         if ctx.phase() == Phase::Stop {
             return;
@@ -863,9 +870,35 @@ pub async fn integration(mut ctx: Ctx, key: String, addrs: Arc<Vec<String>>, mut
                 },
                 _ = sleep_until(next_act), if running && pending.is_empty() => {
                     next_act = Instant::now() + rng.ms(1200, 2500);
-                    let interaction = ctx.marker('A');
+                    let mut interaction = ctx.marker('A');
                     let channel = channel_json(*rng.pick(&CHANNELS));
                     n += 1;
+                    // The first slot, one in three after it, and the next
+                    // when one could not open its connection: first an
+                    // `answered` alone, in 40 to 90 frames more than the
+                    // budget has room for.
+                    if owed || rng.below(3) == 0 {
+                        let early = API_WS_RATE_LIMIT_PER_SEC as usize + 40 + rng.below(51) as usize;
+                        let oversized = Oversized { n, interaction: &interaction, channel: &channel, early };
+                        let alone = fragmented_answered(&ctx, &mut ws, &addrs[node], &key, oversized, &mut pending);
+                        match alone.await {
+                            // Not applied (or unknown): the slot's pair
+                            // follows, with an interaction of its own.
+                            Ok(true) if pending.is_empty() => {
+                                owed = false;
+                                interaction = ctx.marker('A');
+                            }
+                            // Applied, its `ended` sent: the next pair
+                            // waits for the reply and the wrap-up.
+                            Ok(true) => {
+                                owed = false;
+                                continue;
+                            }
+                            // Its connection did not open: nothing sent.
+                            Ok(false) => owed = true,
+                            Err(why) => break why,
+                        }
+                    }
                     let (first, second) = (format!("acd-{n}-answered"), format!("acd-{n}-ended"));
                     let answered = ctx.sent(who, agent, format!("answered {interaction}"), Some(interaction.clone()));
                     let ended = ctx.sent(who, agent, format!("ended {interaction}"), None);
@@ -897,4 +930,110 @@ pub async fn integration(mut ctx: Ctx, key: String, addrs: Arc<Vec<String>>, mut
         ));
         node = (node + 1) % addrs.len();
     }
+}
+
+/// How long the integration's request in too many fragments waits, once
+/// the hub has read every frame but the last, before it sends the last:
+/// ten frames' worth of the budget back, so that only the refusal of an
+/// earlier fragment can refuse it (docs/API.md: "even when its last frame
+/// comes once the budget is back").
+const REFILL: Duration = Duration::from_millis(50);
+
+/// The integration's request in too many fragments: its slot `n`, the
+/// `interaction` it answers on `channel`, and its `early` frames before the
+/// last.
+struct Oversized<'a> {
+    n: u64,
+    interaction: &'a str,
+    channel: &'a Value,
+    early: usize,
+}
+
+/// The integration's `answered` of a new `interaction` sent alone, in
+/// `early` frames and then a last one once the budget is back, on an
+/// integration WebSocket of its own to the node at `addr`
+/// ([`wire::api_fragmented_request`]): the pipelined connection `ws` is
+/// not spent on it (and not closed with 4008). The early frames are more
+/// than `--api-ws-rate-limit-per-sec` ([`API_WS_RATE_LIMIT_PER_SEC`]) has
+/// room for, but fewer than twice as many (more refusals than one
+/// second's worth would close with 4008), so docs/API.md promises a 429
+/// `rate_limited` under its id and nothing applied: the interaction id is
+/// its marker, which must then show in no record (invariant 4; nothing
+/// else starts interactions of [`INTEGRATION_AGENT`]). The agent's record
+/// is read back on `ws` right after the refusal, so the store's state then
+/// is judged too, not only what views happen to see. Other answers are
+/// judged by `main::check_fragmented`; an `ok` one (the budget back for
+/// every fragment, a node frozen between two of them) is ended on `ws`
+/// like a pair's, so the next pairs find the agent free.
+///
+/// `Ok(false)`: its connection did not open (the store down: the key is
+/// checked there), nothing sent. `Err`: `ws` is lost.
+async fn fragmented_answered(
+    ctx: &Ctx,
+    ws: &mut Ws,
+    addr: &str,
+    key: &str,
+    oversized: Oversized<'_>,
+    pending: &mut HashMap<String, usize>,
+) -> Result<bool, String> {
+    let Oversized {
+        n,
+        interaction,
+        channel,
+        early,
+    } = oversized;
+    let (who, agent) = ("acd", INTEGRATION_AGENT);
+    let within = Duration::from_secs(5);
+    let Some(alone) = wire::api_raw_connect(addr, key, Duration::from_secs(2)).await else {
+        return Ok(false);
+    };
+    let path = format!("/api/v1/agents/{agent}/interactions");
+    let id = format!("acd-{n}-fragmented");
+    let what = format!("answered {interaction} (in {} fragments)", early + 1);
+    let idx = ctx.sent(who, agent, what, Some(interaction.to_string()));
+    let request = json!({"id": id, "method": "POST", "path": path,
+        "body": {"event": "answered", "interaction_id": interaction, "channel": channel}});
+    let got = wire::api_fragmented_request(alone, &request, early + 1, REFILL, within).await;
+    let reply = got.map(|g| (g.reply, g.read_within));
+    match &reply {
+        None => ctx.log.lock().unwrap().requests[idx].outcome = Outcome::Lost,
+        Some((r, _)) => ctx.api_replied(idx, r, who),
+    }
+    ctx.log.lock().unwrap().api_fragmented.push(Fragmented {
+        request: idx,
+        id: id.clone(),
+        early,
+        reply: reply.clone(),
+    });
+    let Some((reply, read_within)) = reply else {
+        return Ok(true);
+    };
+    if reply["status"] == 200 {
+        ctx.log.lock().unwrap().event(format!(
+            "{who} {id}: answered ok (its {early} early frames read within {} ms)",
+            read_within.as_millis()
+        ));
+        let end = format!("acd-{n}-ended");
+        let idx = ctx.sent(who, agent, format!("ended {interaction}"), None);
+        pending.insert(end.clone(), idx);
+        let ended = json!({"id": end, "method": "POST", "path": path,
+            "body": {"event": "ended", "interaction_id": interaction}});
+        if !wire::send(ws, &ended).await {
+            return Err("send failed".into());
+        }
+    } else if reply["body"]["error"]["code"] == "rate_limited" {
+        let read = json!({"id": format!("acd-{n}-read"), "method": "GET",
+            "path": format!("/api/v1/agents/{agent}")});
+        let Some(read) = wire::api_request(ws, &read, within).await else {
+            return Err(format!("no answer to the read after {id}"));
+        };
+        // Not 200 when the store does not answer (a fault): the views and
+        // the final records judge it then.
+        if read["status"] == 200 {
+            let source = format!("{who}'s read after {id} was refused");
+            let mut log = ctx.log.lock().unwrap();
+            log.saw(&read["body"]["agent"], None, &source);
+        }
+    }
+    Ok(true)
 }

@@ -16,6 +16,10 @@ pub const REDIS_TIMEOUT_MS: u64 = 500;
 pub const HEARTBEAT_MS: u64 = 1000;
 /// A device (or supervisor) silent this long is inactive (closed with 4008).
 pub const PRESENCE_TTL_MS: u64 = 4000;
+/// Frames a second on one integration WebSocket (the default, named: the
+/// integration's requests in too many fragments are counted against it,
+/// `actors::integration`). Its pipelined pairs send a few frames a second.
+pub const API_WS_RATE_LIMIT_PER_SEC: u32 = 200;
 
 /// Where the test tenant lives: more agents than the demo directory, and no
 /// `pause_reasons` codes, so every pause can carry a unique free-text reason.
@@ -78,6 +82,8 @@ impl Node {
             "1000000",
             "--events-heartbeat-s",
             "1",
+            "--api-ws-rate-limit-per-sec",
+            &API_WS_RATE_LIMIT_PER_SEC.to_string(),
             "--directory",
             DIRECTORY,
         ]

@@ -45,8 +45,15 @@
 //!    applied), and so are those sent in more fragments than the rate
 //!    limit leaves room for (§1: every frame counts, so the message is
 //!    dropped and answered `rate_limited`); a run that judged none of
-//!    either fails. Only `outcome_unknown` (applied before the reply, or
-//!    never) and a missing reply are not counted;
+//!    either fails. So are the integration's `answered`s sent now and then
+//!    on an `/api/v1/ws` of their own in more fragments than
+//!    `--api-ws-rate-limit-per-sec` has room for, the last once the budget
+//!    is back (docs/API.md "Over one WebSocket", §11: refused whole, 429
+//!    `rate_limited` under its id, even then): the agent is read back
+//!    after the refusal, any other answer while a fragment was certainly
+//!    refused fails ([`check_fragmented`]), and a run on one Redis that
+//!    judged none fails. Only `outcome_unknown` (applied before the reply,
+//!    or never) and a missing reply are not counted;
 //! 5. no flap: an agent with a device that stayed connected all run to a
 //!    node never killed nor frozen near its TTL never goes offline; and
 //!    (5b, §2.4 "its next message makes it active again", §9.1 "no agent
@@ -406,7 +413,9 @@ async fn service_key(addrs: &[String]) -> Result<String, String> {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let id = format!("{}-{attempt}", actors::INTEGRATION_ID);
-        let body = json!({"id": id, "scopes": ["interactions:write"]}).to_string();
+        // `read` too: the integration reads its agent back after a request
+        // refused in too many fragments (`actors::fragmented_answered`).
+        let body = json!({"id": id, "scopes": ["interactions:write", "read"]}).to_string();
         match common::http::try_request(
             addr,
             "POST",
@@ -499,6 +508,59 @@ fn check_pipelines(log: &model::Log) -> (u64, Vec<String>) {
                 }
             }
             _ => {}
+        }
+    }
+    (judged, found)
+}
+
+/// Invariant 4 for the integration's requests sent in more fragments than
+/// its WebSocket's frame budget, the last once the budget was back
+/// (`actors::fragmented_answered`; docs/API.md "Over one WebSocket",
+/// PROTOCOL.md §11): answered under its id with 429 `rate_limited`, it is
+/// judged — nothing of it may be applied, which the marker check of
+/// invariant 4 holds it to (its interaction in no record ever seen: views,
+/// deltas, the agent read back right after the refusal, the final
+/// records). Any other answer, when the hub read the early frames faster
+/// than the budget could let them through (some fragment certainly
+/// refused), is a violation: the request was not refused whole. Slower
+/// (a node frozen between two frames) or without an answer it is not
+/// judged.
+///
+/// The requests judged, and the violations.
+fn check_fragmented(log: &model::Log) -> (u64, Vec<String>) {
+    let rate = cluster::API_WS_RATE_LIMIT_PER_SEC;
+    let mut judged = 0u64;
+    let mut found = Vec::new();
+    for f in &log.api_fragmented {
+        let Some((reply, read_within)) = &f.reply else {
+            continue;
+        };
+        let refused = reply["id"] == f.id.as_str()
+            && reply["status"] == 429
+            && reply["body"]["error"]["code"] == "rate_limited";
+        if refused {
+            judged += 1;
+        } else if f.over_budget(rate) {
+            let r = &log.requests[f.request];
+            let body = &reply["body"];
+            let answer = match (reply["status"].as_u64(), body["error"]["code"].as_str()) {
+                (Some(200), _) => format!("200 (applied: v{})", body["agent"]["version"]),
+                (Some(status), Some(code)) => {
+                    format!("{status} {code} ({})", body["error"]["message"])
+                }
+                _ => reply.to_string(),
+            };
+            found.push(format!(
+                "[{:>7} ms] {} {} on {}: its {} early frames were read within {:.1} ms, more than a budget of {rate} frames/s lets through, so one was refused, and its last came once the budget was back; answered {answer} under id {} instead of 429 rate_limited under {}: not refused whole",
+                r.at_ms,
+                r.who,
+                r.what,
+                r.agent,
+                f.early,
+                read_within.as_secs_f64() * 1000.0,
+                reply["id"],
+                f.id,
+            ));
         }
     }
     (judged, found)
@@ -1164,6 +1226,14 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         .filter(|r| r.marker.is_some() && actors::in_fragments(r))
         .filter(|r| r.refused().is_some_and(|(code, _)| code == "rate_limited"))
         .count();
+    // And the integration's requests in more fragments than its frame
+    // budget (answered `rate_limited`, docs/API.md "Over one WebSocket").
+    let (api_fragmented_checked, not_refused_whole) = check_fragmented(&log);
+    for m in not_refused_whole.iter().take(10) {
+        violations.push(format!(
+            "invariant 4 (a request with a fragment over --api-ws-rate-limit-per-sec is refused whole): {m}"
+        ));
+    }
     // Invariant 8: the integration's pipelined pairs apply in the order sent.
     let (pairs_checked, misordered) = check_pipelines(&log);
     for m in misordered.iter().take(10) {
@@ -1284,7 +1354,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     }
     let summary = format!(
         "seed {seed} ({topology}): {} faults + {} client faults, {} requests ({acked} ok, {refused} refused {refusal_codes:?}, {unknown} unknown), \
-         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {events_checked} events checked in the stream, {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged), {dropped} deltas dropped by n3's push queue of {TINY_PUSH_QUEUE} since its last start, {pairs_checked} pipelined integration pairs judged, {broken_checked} requests in broken frames judged, {fragmented_checked} requests in too many fragments judged; \
+         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {events_checked} events checked in the stream, {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged), {dropped} deltas dropped by n3's push queue of {TINY_PUSH_QUEUE} since its last start, {pairs_checked} pipelined integration pairs judged, {broken_checked} requests in broken frames judged, {fragmented_checked} requests in too many fragments judged, {api_fragmented_checked} integration requests in too many fragments judged; \
          {} violations; {:.1} s",
         log.faults,
         log.client_faults,
@@ -1307,9 +1377,10 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         || pairs_checked == 0
         || (broken_checked == 0 && !sentinel)
         || (fragmented_checked == 0 && !sentinel)
+        || (api_fragmented_checked == 0 && !sentinel)
     {
         violations.push(format!(
-            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared, {dir_checked} directory entries, {pairs_checked} integration pairs, {broken_checked} broken frames, {fragmented_checked} requests in too many fragments",
+            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared, {dir_checked} directory entries, {pairs_checked} integration pairs, {broken_checked} broken frames, {fragmented_checked} requests in too many fragments, {api_fragmented_checked} integration requests in too many fragments",
             log.faults,
             log.deltas_checked,
             resumes.len()

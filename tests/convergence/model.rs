@@ -5,7 +5,7 @@
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How a request ended, as far as a client can tell.
 #[derive(Clone, Debug)]
@@ -43,6 +43,37 @@ impl Request {
             Outcome::Refused(code, msg) if code != "outcome_unknown" => Some((code, msg)),
             _ => None,
         }
+    }
+}
+
+/// One of the integration's requests sent, on a WebSocket of its own, in
+/// more fragments than `--api-ws-rate-limit-per-sec` leaves room for, its
+/// last frame once the budget was back (`actors::fragmented_answered`).
+#[derive(Clone, Debug)]
+pub struct Fragmented {
+    /// Index into `requests` (its marker: the interaction it would start).
+    pub request: usize,
+    /// The request's `id`.
+    pub id: String,
+    /// Frames of the message before the last.
+    pub early: usize,
+    /// The hub's answer, and how long it took to read the early frames
+    /// (`wire::FragmentedReply`); `None`: the connection ended or nothing
+    /// came in time.
+    pub reply: Option<(Value, Duration)>,
+}
+
+impl Fragmented {
+    /// Whether the hub certainly refused one of the early frames: it read
+    /// them all faster than its budget of `rate` frames a second could let
+    /// them through (a burst of one second's worth, then the refill over
+    /// the time it took). `false` when it took longer (a node frozen
+    /// between two of them, say: the budget may have been back for each).
+    pub fn over_budget(&self, rate: u32) -> bool {
+        self.reply.as_ref().is_some_and(|(_, read_within)| {
+            let most = f64::from(rate) * (1.0 + read_within.as_secs_f64());
+            (self.early as f64) > most.ceil()
+        })
     }
 }
 
@@ -92,6 +123,9 @@ pub struct Log {
     /// same interaction, sent together on one WebSocket): indexes into
     /// `requests`.
     pub pipelines: Vec<(usize, usize)>,
+    /// The integration's requests sent in more fragments than its
+    /// WebSocket's frame budget (`actors::integration`, invariant 4).
+    pub api_fragmented: Vec<Fragmented>,
     /// History entries read (agent → version → entry), merged over reads.
     pub history: HashMap<String, BTreeMap<u64, Value>>,
 }
@@ -145,6 +179,7 @@ impl Log {
             device_gaps: Vec::new(),
             connected_devices: HashSet::new(),
             pipelines: Vec::new(),
+            api_fragmented: Vec::new(),
             history: HashMap::new(),
         }))
     }

@@ -142,25 +142,33 @@ pub enum Broken {
     NotUtf8,
 }
 
-/// A raw TCP connection to the node of `url`, upgraded to its WebSocket and
-/// signed in as `user` (the `welcome` read); `None` when the node is down,
-/// frozen past the caller's deadline, or refuses.
-async fn raw_session(url: &str, user: &str, role: &str) -> Option<TcpStream> {
-    use crate::common::raw::{frame, CLOSE, TEXT};
+/// A raw TCP connection to `addr`, upgraded to the WebSocket at `path`
+/// with `extra` header lines (each ending in CRLF); `None` when the node is
+/// down, frozen past the caller's deadline, or refuses the upgrade.
+async fn raw_upgrade(addr: &str, path: &str, extra: &str) -> Option<TcpStream> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = url.strip_prefix("ws://")?.split('/').next()?;
     let mut s = TcpStream::connect(addr).await.ok()?;
-    let upgrade = "GET /v1/ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\n\
-        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-        Sec-WebSocket-Version: 13\r\n\r\n";
+    let upgrade = format!(
+        "GET {path} HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n{extra}\r\n"
+    );
     s.write_all(upgrade.as_bytes()).await.ok()?;
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         head.push(s.read_u8().await.ok()?);
     }
-    if !head.starts_with(b"HTTP/1.1 101") {
-        return None;
-    }
+    head.starts_with(b"HTTP/1.1 101").then_some(s)
+}
+
+/// A raw TCP connection to the node of `url`, upgraded to its WebSocket and
+/// signed in as `user` (the `welcome` read); `None` when the node is down,
+/// frozen past the caller's deadline, or refuses.
+async fn raw_session(url: &str, user: &str, role: &str) -> Option<TcpStream> {
+    use crate::common::raw::{frame, CLOSE, TEXT};
+    use tokio::io::AsyncWriteExt;
+    let addr = url.strip_prefix("ws://")?.split('/').next()?;
+    let mut s = raw_upgrade(addr, "/v1/ws", "").await?;
     let hello = json!({"type": "hello", "token": token(user), "role": role});
     s.write_all(&frame(TEXT, hello.to_string().as_bytes()))
         .await
@@ -280,6 +288,109 @@ pub async fn fragmented_request(
                     }
                 }
                 _ => {} // pings (unanswered: the deadline is short), others
+            }
+        }
+    };
+    tokio::time::timeout(within, exchange).await.ok().flatten()
+}
+
+/// One request of the integration API on its WebSocket (`request` holds
+/// its `id`), waiting for the reply under that id (`{"id", "status",
+/// "body"}`); other messages are dropped. `None` when the connection ended
+/// or no reply came within `within`.
+pub async fn api_request(ws: &mut Ws, request: &Value, within: Duration) -> Option<Value> {
+    if !send(ws, request).await {
+        return None;
+    }
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, next(ws)).await {
+            Ok(Incoming::Msg(v)) if v["id"] == request["id"] => return Some(v),
+            Ok(Incoming::Msg(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// What [`api_fragmented_request`] got back.
+pub struct FragmentedReply {
+    /// The hub's first text frame after the request's last frame: on a
+    /// connection that carried nothing else, its answer (whatever its
+    /// `id`: the caller judges that too).
+    pub reply: Value,
+    /// From the start of the write of every frame but the last to the pong
+    /// of the ping written after them: the hub read (and admitted or
+    /// refused) all of them within it.
+    pub read_within: Duration,
+}
+
+/// The payload of the ping that follows the early fragments.
+const PROBE: &[u8] = b"fragments read";
+
+/// An integration WebSocket (`GET /api/v1/ws` of the node at `addr` with
+/// the service `key`) as raw TCP, so that a caller writes exactly the
+/// frames it means to; `None` when the node is down, frozen, or refuses
+/// within `within` (503 while its store does not answer: the key is
+/// checked there).
+pub async fn api_raw_connect(addr: &str, key: &str, within: Duration) -> Option<TcpStream> {
+    let extra = format!("Authorization: Bearer {key}\r\n");
+    let upgrade = raw_upgrade(addr, "/api/v1/ws", &extra);
+    tokio::time::timeout(within, upgrade).await.ok().flatten()
+}
+
+/// `request` (an integration API request with its `id`) sent as one text
+/// message in `fragments` frames (the first a TEXT frame without FIN, then
+/// continuations; empty ones where the JSON is shorter) on `s`, an
+/// integration WebSocket of its own ([`api_raw_connect`]). Every frame
+/// but the last goes in one write, followed by a ping; once its pong
+/// is back (the hub answers a ping before it reads on, so it has read them
+/// all), `refill` passes — the budget coming back is what is tested, so
+/// time has to pass — and the last frame goes. docs/API.md "Over one
+/// WebSocket": each fragment counts for `--api-ws-rate-limit-per-sec`, and
+/// a request with any fragment over it is answered 429 `rate_limited` and
+/// dropped whole, even when its last frame comes once the budget is back.
+/// `None` when the hub closed the connection or it did not all happen
+/// within `within` (a node down or frozen: nothing can be concluded).
+pub async fn api_fragmented_request(
+    mut s: TcpStream,
+    request: &Value,
+    fragments: usize,
+    refill: Duration,
+    within: Duration,
+) -> Option<FragmentedReply> {
+    use crate::common::raw::{frame, frame_with, CLOSE, CONTINUATION, PING, PONG, TEXT};
+    use tokio::io::AsyncWriteExt;
+    const FIN: u8 = 0x80;
+    let text = request.to_string().into_bytes();
+    let n = fragments.max(2);
+    let part = |i: usize| &text[text.len() * i / n..text.len() * (i + 1) / n];
+    let mut early: Vec<u8> = (0..n - 1)
+        .flat_map(|i| frame_with(if i == 0 { TEXT } else { CONTINUATION }, part(i)))
+        .collect();
+    early.extend(frame(PING, PROBE));
+    let last = frame_with(FIN | CONTINUATION, part(n - 1));
+    let exchange = async {
+        let written = std::time::Instant::now();
+        s.write_all(&early).await.ok()?;
+        loop {
+            match server_frame(&mut s).await? {
+                (PONG, payload) if payload == PROBE => break,
+                (CLOSE, _) => return None,
+                _ => {} // the hub's own pings (unanswered: the deadline is short)
+            }
+        }
+        let read_within = written.elapsed();
+        tokio::time::sleep(refill).await;
+        s.write_all(&last).await.ok()?;
+        loop {
+            match server_frame(&mut s).await? {
+                (CLOSE, _) => return None,
+                (TEXT, payload) => {
+                    let reply = serde_json::from_slice::<Value>(&payload)
+                        .unwrap_or_else(|e| json!({"not JSON from the hub": e.to_string()}));
+                    return Some(FragmentedReply { reply, read_within });
+                }
+                _ => {}
             }
         }
     };
