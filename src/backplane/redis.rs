@@ -332,7 +332,7 @@ fn tenant_of_channel(channel: &str) -> Option<&str> {
 /// write json>`.
 fn parse_delta(payload: &str) -> Option<Delta> {
     if let Some(record) = payload.strip_prefix('A') {
-        return AgentRecord::from_json(record)
+        return serde_json::from_str::<AgentRecord>(record)
             .ok()
             .map(|r| Delta::Agent(Arc::new(r)));
     }
@@ -959,7 +959,7 @@ impl RedisBackplane {
             .map_err(|e| BackplaneError::Unavailable(format!("settings: {e}")))?;
         let agents = records
             .iter()
-            .filter_map(|r| match AgentRecord::from_json(r) {
+            .filter_map(|r| match serde_json::from_str::<AgentRecord>(r) {
                 Ok(r) => Some(Arc::new(r)),
                 Err(e) => {
                     tracing::warn!(error = %e, "unreadable record in the store skipped");
@@ -1168,7 +1168,7 @@ impl Backplane for RedisBackplane {
         };
         let current = |payload: Option<String>| {
             payload
-                .and_then(|json| AgentRecord::from_json(&json).ok())
+                .and_then(|json| serde_json::from_str::<AgentRecord>(&json).ok())
                 .map(Arc::new)
         };
         let (code, payload) = match result {
@@ -1505,7 +1505,7 @@ impl Backplane for RedisBackplane {
             guarded(conn.hget(keys(tenant).records, agent_id), self.timeout).await;
         Ok(self
             .note(json)?
-            .and_then(|j| AgentRecord::from_json(&j).ok())
+            .and_then(|j| serde_json::from_str::<AgentRecord>(&j).ok())
             .map(Arc::new))
     }
 

@@ -275,6 +275,7 @@ impl Default for Settings {
 pub struct AgentRecord {
     pub id: String,
     pub name: String,
+    #[serde(deserialize_with = "exact")]
     pub roles: Vec<Role>,
     pub presence: Presence,
     pub status: Status,
@@ -284,6 +285,7 @@ pub struct AgentRecord {
     pub changed_by: Option<Actor>,
     pub wrap_up_until_ms: Option<u64>,
     pub interaction: Option<Box<Interaction>>,
+    #[serde(deserialize_with = "exact")]
     pub channels: Vec<ChannelState>,
     /// Effective access to unassigned channels: the override if an admin set
     /// one, else the tenant's `unassigned_access_default`.
@@ -291,13 +293,15 @@ pub struct AgentRecord {
     /// The admin's per-agent override; omitted while the tenant default applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unassigned_access_override: Option<bool>,
+    #[serde(deserialize_with = "exact")]
     pub devices: Vec<Device>,
     /// The ids of `monitors`, sorted (v1's field; derived).
+    #[serde(deserialize_with = "exact")]
     pub monitored_by: Vec<String>,
     // ---- contact-center depth (DESIGN.md §9). `version` must stay last: the
     // Redis commit script appends its value to the serialized record.
     /// Every open interaction, oldest first; `interaction` is the first.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact")]
     pub interactions: Vec<Interaction>,
     /// How many more interactions of each kind the agent could take now.
     #[serde(default = "zero_slots")]
@@ -306,7 +310,7 @@ pub struct AgentRecord {
     #[serde(default)]
     pub pause_overrun_since_ms: Option<u64>,
     /// Who monitors the agent, in which mode, since when.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact")]
     pub monitors: Vec<Monitor>,
     /// The user's own capacity from the directory (kinds it names only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -327,6 +331,20 @@ pub struct AgentRecord {
 
 fn zero_slots() -> Capacity {
     Capacity::ZERO
+}
+
+/// A record's list read at its exact size. Read from JSON, a `Vec` keeps the
+/// room its growth made (four slots for one element), and a node keeps
+/// every record it reads: the tenant's records at attach or at a restart
+/// from `--data-dir`, every change another node publishes.
+fn exact<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let mut list = Vec::<T>::deserialize(deserializer)?;
+    list.shrink_to_fit();
+    Ok(list)
 }
 
 impl AgentRecord {
@@ -379,21 +397,6 @@ impl AgentRecord {
         record.channels.shrink_to_fit();
         record.normalize(settings);
         record
-    }
-
-    /// A record as stored or published (JSON), its lists at their exact
-    /// size. Read from JSON, a list keeps the room its growth made (four
-    /// slots for one element), and a node keeps every record it reads: the
-    /// tenant's records at attach, every change another node publishes.
-    pub fn from_json(json: &str) -> serde_json::Result<AgentRecord> {
-        let mut record: AgentRecord = serde_json::from_str(json)?;
-        record.roles.shrink_to_fit();
-        record.channels.shrink_to_fit();
-        record.devices.shrink_to_fit();
-        record.monitored_by.shrink_to_fit();
-        record.interactions.shrink_to_fit();
-        record.monitors.shrink_to_fit();
-        Ok(record)
     }
 
     pub fn channel(&self, channel: &ChannelRef) -> Option<&ChannelState> {
@@ -489,7 +492,18 @@ mod tests {
             since_ms: 1,
         });
         record.monitored_by.push("s1".into());
-        let read = AgentRecord::from_json(&json!(record).to_string()).expect("reads back");
+        record.interactions.push(Interaction {
+            id: "i1".into(),
+            channel: ChannelRef::new(ChannelKind::Queue, "sales"),
+            since_ms: 2,
+        });
+        record.monitors.push(crate::domain::Monitor {
+            by: "s1".into(),
+            mode: crate::domain::MonitorMode::Listen,
+            since_ms: 3,
+        });
+        let read: AgentRecord =
+            serde_json::from_str(&json!(record).to_string()).expect("reads back");
         assert_eq!(read, record);
         for (list, len, capacity) in [
             ("roles", read.roles.len(), read.roles.capacity()),

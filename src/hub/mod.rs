@@ -85,8 +85,11 @@ pub struct Hub {
     shutdown: watch::Sender<bool>,
     /// Woken once, at shutdown, for the sessions' loops: a `Notified` is 64
     /// bytes where a watch receiver's wait is 160, and every idle
-    /// connection's task carries one (BENCHMARKS.md, memory).
-    stopping: tokio::sync::Notify,
+    /// connection's task carries one (BENCHMARKS.md, memory). Eight of
+    /// them, as tokio's watch channel has, for the lock a waiting
+    /// `Notified` takes at each poll: sessions on many cores do not all
+    /// take one.
+    stopping: [tokio::sync::Notify; 8],
     /// Woken when the last connection ends (drain).
     idle: tokio::sync::Notify,
     /// Commands sent to other nodes, awaiting their outcome.
@@ -129,7 +132,7 @@ impl Hub {
             devices: DashMap::new(),
             next_conn: AtomicU64::new(1),
             shutdown: watch::Sender::new(false),
-            stopping: tokio::sync::Notify::new(),
+            stopping: std::array::from_fn(|_| tokio::sync::Notify::new()),
             idle: tokio::sync::Notify::new(),
         });
         cluster::start(&hub, gap_rx);
@@ -582,14 +585,17 @@ impl Hub {
         // The flag first: a session that checks it after making its
         // `Notified` (below) either sees it or is woken.
         self.shutdown.send_replace(true);
-        self.stopping.notify_waiters();
+        for stopping in &self.stopping {
+            stopping.notify_waiters();
+        }
     }
 
     /// Resolves at the next [`Hub::begin_shutdown`] after this call, not
     /// before: make it, then check [`Hub::is_draining`], then await it
-    /// (tokio's `Notified` sees every wake from its making on).
-    pub fn stopping(&self) -> tokio::sync::futures::Notified<'_> {
-        self.stopping.notified()
+    /// (tokio's `Notified` is woken by every `notify_waiters` from its
+    /// making on). Connection `conn` waits on one of eight.
+    pub fn stopping(&self, conn: u64) -> tokio::sync::futures::Notified<'_> {
+        self.stopping[(conn % 8) as usize].notified()
     }
 
     /// Counts a connection until the returned guard drops.

@@ -381,17 +381,18 @@ impl Session {
         // Its own handle: the shutdown wake borrows it across the arms,
         // which borrow the session mutably.
         let hub = self.hub.clone();
+        // Made once, before the check, so a shutdown that begins after the
+        // check still wakes it.
+        let stopping = hub.stopping(self.conn);
+        tokio::pin!(stopping);
+        if hub.is_draining() {
+            return Box::pin(self.drain(ws)).await;
+        }
         loop {
-            // Made before the check, so a shutdown that begins after the
-            // check still wakes it.
-            let stopping = hub.stopping();
-            if hub.is_draining() {
-                return Box::pin(self.drain(ws)).await;
-            }
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;
-                _ = stopping => return Box::pin(self.drain(ws)).await,
+                _ = &mut stopping => return Box::pin(self.drain(ws)).await,
                 // The arms' work is boxed: a future awaited inline is part of
                 // every idle connection's task (BENCHMARKS.md, memory), and
                 // a box per batch or message is nothing beside its syscalls.
