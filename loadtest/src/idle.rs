@@ -2,11 +2,17 @@
 //! connection rate and the hub's memory per connection (RSS after minus
 //! before, over N, read from /proc).
 //!
+//! `--concurrency` is how many handshakes are in flight at once while
+//! connecting: by default a storm's, which leaves more memory behind than
+//! agents signing in a few at a time (BENCHMARKS.md, "What a storm
+//! leaves").
+//!
 //! With `--workers W` the agents are held by W worker processes (see
-//! `workers`); with `--watch` a supervisor on the first node watches every
-//! agent, and with `--changes-per-s R` a few of the N agents, connected to
-//! the other nodes when there are several, change status at R/s while the
-//! rest are held: the watcher times change → delta (through Redis).
+//! `workers`, which connect as many at once as a storm does); with
+//! `--watch` a supervisor on the first node watches every agent, and with
+//! `--changes-per-s R` a few of the N agents, connected to the other nodes
+//! when there are several, change status at R/s while the rest are held:
+//! the watcher times change → delta (through Redis).
 
 use crate::client;
 use crate::target::Target;
@@ -58,7 +64,7 @@ pub async fn run(p: Params, common: Common) -> Result<Value, String> {
         );
         (Some(pool), Vec::new(), n as usize, e as usize)
     } else {
-        let (sockets, e) = workers::connect(&target, held, p.concurrency.max(1)).await;
+        let (sockets, e) = workers::connect(&target, held, p.concurrency).await;
         let n = sockets.len();
         (None, sockets, n, e)
     };
@@ -141,7 +147,8 @@ pub async fn run(p: Params, common: Common) -> Result<Value, String> {
     }
     let hub = json!({"rss_bytes": after, "rss_bytes_before": before, "nodes": target.urls.len()});
     let params = json!({"agents": agents, "hold_s": p.hold_s, "heartbeat_ms": p.heartbeat_ms,
-        "workers": p.workers, "watch": watcher_on(&p), "changes_per_s": p.changes_per_s});
+        "workers": p.workers, "watch": watcher_on(&p), "changes_per_s": p.changes_per_s,
+        "concurrency": if p.workers > 0 { workers::CONCURRENCY } else { p.concurrency }});
     let report = crate::report::make("idle", params, hub, results);
     drop(sockets);
     drop(pool);

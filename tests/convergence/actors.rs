@@ -937,7 +937,7 @@ pub async fn integration(mut ctx: Ctx, key: String, addrs: Arc<Vec<String>>, mut
 /// ten frames' worth of the budget back, so that only the refusal of an
 /// earlier fragment can refuse it (docs/API.md: "even when its last frame
 /// comes once the budget is back").
-const REFILL: Duration = Duration::from_millis(50);
+const REFILL: Duration = Duration::from_millis(10_000 / API_WS_RATE_LIMIT_PER_SEC as u64);
 
 /// The integration's request in too many fragments: its slot `n`, the
 /// `interaction` it answers on `channel`, and its `early` frames before the
