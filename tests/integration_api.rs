@@ -1008,15 +1008,7 @@ async fn the_websocket_counts_every_frame_and_closes_a_flood_with_4008() {
     };
     // `text` as `n` fragments of a message, the last one final or not.
     let fragments = |text: &str, n: usize, last_final: bool| {
-        let bytes = text.as_bytes();
-        let cut = |i: usize| i * bytes.len() / n;
-        let mut out = Vec::new();
-        for (i, part) in (0..n).map(|i| &bytes[cut(i)..cut(i + 1)]).enumerate() {
-            let opcode = if i == 0 { TEXT } else { CONTINUATION };
-            let fin = if i + 1 == n && last_final { 0x80 } else { 0 };
-            out.extend(frame_with(fin | opcode, part));
-        }
-        out
+        common::raw::fragments(text.as_bytes(), n, last_final).concat()
     };
     let agent = || async {
         let (status, a2) = http(addr, "GET", "/api/v1/agents/a2", Some(&key), "", None).await;

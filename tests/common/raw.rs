@@ -84,6 +84,25 @@ pub fn frame_with(b0: u8, payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// The first header byte's FIN bit: the message's last frame.
+pub const FIN: u8 = 0x80;
+
+/// `message` as one text message in `n` frames (at least one), masked: a
+/// TEXT frame, then continuations, the last with FIN when `last_final`
+/// (without it the message stays open); empty ones where the message is
+/// shorter than `n`.
+pub fn fragments(message: &[u8], n: usize, last_final: bool) -> Vec<Vec<u8>> {
+    let n = n.max(1);
+    let cut = |i: usize| i * message.len() / n;
+    (0..n)
+        .map(|i| {
+            let opcode = if i == 0 { TEXT } else { CONTINUATION };
+            let fin = if i + 1 == n && last_final { FIN } else { 0 };
+            frame_with(fin | opcode, &message[cut(i)..cut(i + 1)])
+        })
+        .collect()
+}
+
 /// The next frame from the hub (never masked): its opcode and payload.
 pub async fn next_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
     tokio::time::timeout(DEADLINE, async {

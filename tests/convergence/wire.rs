@@ -260,19 +260,11 @@ pub async fn fragmented_request(
     fragments: usize,
     within: Duration,
 ) -> Option<Value> {
-    use crate::common::raw::{frame_with, CLOSE, CONTINUATION, TEXT};
+    use crate::common::raw::{self, CLOSE, TEXT};
     use tokio::io::AsyncWriteExt;
-    const FIN: u8 = 0x80;
     body["id"] = json!(id);
     let request = body.to_string().into_bytes();
-    let n = fragments.max(2);
-    let mut bytes = Vec::new();
-    for i in 0..n {
-        let part = &request[request.len() * i / n..request.len() * (i + 1) / n];
-        let opcode = if i == 0 { TEXT } else { CONTINUATION };
-        let fin = if i + 1 == n { FIN } else { 0 };
-        bytes.extend_from_slice(&frame_with(fin | opcode, part));
-    }
+    let bytes = raw::fragments(&request, fragments.max(2), true).concat();
     let exchange = async {
         let mut s = raw_session(url, user, role).await?;
         s.write_all(&bytes).await.ok()?;
@@ -358,17 +350,13 @@ pub async fn api_fragmented_request(
     refill: Duration,
     within: Duration,
 ) -> Option<FragmentedReply> {
-    use crate::common::raw::{frame, frame_with, CLOSE, CONTINUATION, PING, PONG, TEXT};
+    use crate::common::raw::{self, frame, CLOSE, PING, PONG, TEXT};
     use tokio::io::AsyncWriteExt;
-    const FIN: u8 = 0x80;
     let text = request.to_string().into_bytes();
-    let n = fragments.max(2);
-    let part = |i: usize| &text[text.len() * i / n..text.len() * (i + 1) / n];
-    let mut early: Vec<u8> = (0..n - 1)
-        .flat_map(|i| frame_with(if i == 0 { TEXT } else { CONTINUATION }, part(i)))
-        .collect();
+    let mut frames = raw::fragments(&text, fragments.max(2), true);
+    let last = frames.pop().unwrap_or_default();
+    let mut early = frames.concat();
     early.extend(frame(PING, PROBE));
-    let last = frame_with(FIN | CONTINUATION, part(n - 1));
     let exchange = async {
         let written = std::time::Instant::now();
         s.write_all(&early).await.ok()?;
