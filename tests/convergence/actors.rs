@@ -882,14 +882,14 @@ pub async fn integration(mut ctx: Ctx, key: String, addrs: Arc<Vec<String>>, mut
                         let oversized = Oversized { n, interaction: &interaction, channel: &channel, early };
                         let alone = fragmented_answered(&ctx, &mut ws, &addrs[node], &key, oversized, &mut pending);
                         match alone.await {
-                            // Not applied (or unknown): the slot's pair
-                            // follows, with an interaction of its own.
+                            // Refused: the slot's pair follows, with an
+                            // interaction of its own.
                             Ok(true) if pending.is_empty() => {
                                 owed = false;
                                 interaction = ctx.marker('A');
                             }
-                            // Applied, its `ended` sent: the next pair
-                            // waits for the reply and the wrap-up.
+                            // Applied, or no answer: its `ended` sent, the
+                            // next pair waits for the reply and the wrap-up.
                             Ok(true) => {
                                 owed = false;
                                 continue;
@@ -963,8 +963,9 @@ struct Oversized<'a> {
 /// is read back on `ws` right after the refusal, so the store's state then
 /// is judged too, not only what views happen to see. Other answers are
 /// judged by `main::check_fragmented`; an `ok` one (the budget back for
-/// every fragment, a node frozen between two of them) is ended on `ws`
-/// like a pair's, so the next pairs find the agent free.
+/// every fragment, a node frozen between two of them), or one without an
+/// answer, is ended on `ws` like a pair's, so the next pairs find the
+/// agent free.
 ///
 /// `Ok(false)`: its connection did not open (the store down: the key is
 /// checked there), nothing sent. `Err`: `ws` is lost.
@@ -1005,20 +1006,29 @@ async fn fragmented_answered(
         early,
         reply: reply.clone(),
     });
+    // Its `ended`, on `ws` like a pair's: an interaction left open would
+    // hold the agent, and the pairs after it would be refused.
+    let end = |pending: &mut HashMap<String, usize>| {
+        let end = format!("acd-{n}-ended");
+        let idx = ctx.sent(who, agent, format!("ended {interaction}"), None);
+        pending.insert(end.clone(), idx);
+        json!({"id": end, "method": "POST", "path": path,
+            "body": {"event": "ended", "interaction_id": interaction}})
+    };
     let Some((reply, read_within)) = reply else {
-        return Ok(true);
+        // No answer: it may have been applied (a node frozen between two
+        // frames, the budget back, then killed).
+        return match wire::send(ws, &end(pending)).await {
+            true => Ok(true),
+            false => Err("send failed".into()),
+        };
     };
     if reply["status"] == 200 {
         ctx.log.lock().unwrap().event(format!(
             "{who} {id}: answered ok (its {early} early frames read within {} ms)",
             read_within.as_millis()
         ));
-        let end = format!("acd-{n}-ended");
-        let idx = ctx.sent(who, agent, format!("ended {interaction}"), None);
-        pending.insert(end.clone(), idx);
-        let ended = json!({"id": end, "method": "POST", "path": path,
-            "body": {"event": "ended", "interaction_id": interaction}});
-        if !wire::send(ws, &ended).await {
+        if !wire::send(ws, &end(pending)).await {
             return Err("send failed".into());
         }
     } else if reply["body"]["error"]["code"] == "rate_limited" {
