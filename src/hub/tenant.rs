@@ -275,7 +275,7 @@ impl Tenant {
         );
         let guard = SignedIn {
             tenant: self.clone(),
-            user_id: user_id.to_string(),
+            user: user.clone(),
             conn,
         };
         Some((user, guard))
@@ -1129,13 +1129,14 @@ fn push_one<T>(list: &mut Vec<T>, item: T) {
 /// A connection registered by [`Tenant::sign_in`]; forgotten on drop.
 pub struct SignedIn {
     tenant: Arc<Tenant>,
-    user_id: String,
+    /// The directory's user, shared: not a copy of its id per connection.
+    user: Arc<User>,
     conn: u64,
 }
 
 impl Drop for SignedIn {
     fn drop(&mut self) {
-        self.tenant.sign_off(&self.user_id, self.conn);
+        self.tenant.sign_off(&self.user.id, self.conn);
     }
 }
 
