@@ -72,14 +72,8 @@ enum Scenario {
     },
     /// Agents change status at a rate while supervisors watch everything.
     Fanout {
-        #[arg(long, default_value_t = 100)]
-        agents: usize,
-        #[arg(long, default_value_t = 100)]
-        supervisors: usize,
-        #[arg(long, default_value_t = 1000)]
-        changes_per_s: u64,
-        #[arg(long, default_value_t = 10)]
-        duration_s: u64,
+        #[command(flatten)]
+        load: Load,
         /// Run the tool's agents and supervisors on a runtime of this many
         /// threads of its own [default: the tool's, the CPUs]. With
         /// `--hub-threads`, the two processes together can be given as many
@@ -154,14 +148,8 @@ enum Scenario {
     /// WebSocket as the hub is (`fanout`'s agents and supervisors, no hub
     /// logic): the limit for the hub's own shape.
     Relay {
-        #[arg(long, default_value_t = 100)]
-        agents: usize,
-        #[arg(long, default_value_t = 100)]
-        supervisors: usize,
-        #[arg(long, default_value_t = 1000)]
-        changes_per_s: u64,
-        #[arg(long, default_value_t = 10)]
-        duration_s: u64,
+        #[command(flatten)]
+        load: Load,
         /// Delta and acknowledgement size (bytes), like the hub's.
         #[arg(long, default_value_t = 700)]
         frame_bytes: usize,
@@ -234,6 +222,20 @@ enum Scenario {
         #[arg(long, value_enum, default_value_t = workers::Placement::Spread)]
         placement: workers::Placement,
     },
+}
+
+/// The load of `fanout` and of `relay`, its yardstick: agents changing
+/// status at a rate while supervisors watch them all.
+#[derive(Args, Clone, Copy)]
+pub struct Load {
+    #[arg(long, default_value_t = 100)]
+    pub agents: usize,
+    #[arg(long, default_value_t = 100)]
+    pub supervisors: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub changes_per_s: u64,
+    #[arg(long, default_value_t = 10)]
+    pub duration_s: u64,
 }
 
 #[derive(Args, Clone)]
@@ -328,10 +330,13 @@ async fn main() -> ExitCode {
             (idle::run(params, common).await, json)
         }
         Scenario::Fanout {
-            agents,
-            supervisors,
-            changes_per_s,
-            duration_s,
+            load:
+                Load {
+                    agents,
+                    supervisors,
+                    changes_per_s,
+                    duration_s,
+                },
             client_threads,
             common,
         } => {
@@ -416,10 +421,13 @@ async fn main() -> ExitCode {
             (r, json)
         }
         Scenario::Relay {
-            agents,
-            supervisors,
-            changes_per_s,
-            duration_s,
+            load:
+                Load {
+                    agents,
+                    supervisors,
+                    changes_per_s,
+                    duration_s,
+                },
             frame_bytes,
             transport,
             json,
