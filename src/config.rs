@@ -523,6 +523,26 @@ pub struct Config {
     /// 0: no limit (agents behind one NAT share an address).
     #[arg(long, env = "PRESENCE_HUB_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
     pub max_connections_per_ip: usize,
+    /// Connections whose first request the node reads and answers at once
+    /// (a WebSocket's until it is upgraded); the rest wait their turn, in
+    /// order. It bounds what a reconnect storm's handshakes hold
+    /// (`server::handshakes`).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_MAX_HANDSHAKES",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_handshakes: u32,
+    /// Longest a connection keeps its turn: a request sent more slowly, and
+    /// a kept-alive connection, go on without one.
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_HANDSHAKE_TURN_MS",
+        default_value_t = 200,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub handshake_turn_ms: u64,
 
     // ---- Web security (README "Web security"; `crate::web`) ----
     /// Origins whose pages may frame the wallboard and the agent page

@@ -56,6 +56,9 @@ pub struct Metrics {
     pub worker_threads: Gauge,
     pub panics: Counter,
     pub rejected_connections: Counter,
+    /// Connections holding a turn, and waiting for one (`server::handshakes`).
+    pub handshakes: Gauge,
+    pub handshakes_waiting: Gauge,
     // Operations (deploy/prometheus-alerts.yml alerts on these).
     pub ready: Gauge,
     pub outbox_overflows: Counter,
@@ -112,6 +115,8 @@ pub fn get() -> &'static Metrics {
             worker_threads: metrics::gauge!("presence_hub_worker_threads"),
             panics: metrics::counter!("presence_hub_session_panics_total"),
             rejected_connections: metrics::counter!("presence_hub_connections_rejected_total"),
+            handshakes: metrics::gauge!("presence_hub_handshakes"),
+            handshakes_waiting: metrics::gauge!("presence_hub_handshakes_waiting"),
             ready: metrics::gauge!("presence_hub_ready"),
             outbox_overflows: metrics::counter!("presence_hub_outbox_overflows_total"),
             command_timeouts: metrics::counter!("presence_hub_command_timeouts_total"),
@@ -206,6 +211,16 @@ fn describe() {
     describe_counter!(
         "presence_hub_connections_rejected_total",
         "Upgrades refused at the handshake (limit or draining)"
+    );
+    describe_gauge!(
+        "presence_hub_handshakes",
+        "Connections whose first request the node is reading and answering now \
+         (at most --max-handshakes per listener; the scrape reading it is one)"
+    );
+    describe_gauge!(
+        "presence_hub_handshakes_waiting",
+        "Connections that sent a request and wait for the node to read it \
+         (--max-handshakes are read at once)"
     );
     describe_gauge!(
         "presence_hub_ready",

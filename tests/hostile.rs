@@ -1,7 +1,8 @@
 //! Hostile and broken clients against the real binary: peers that flood
-//! pings and never read, half-sent HTTP requests, too many devices, binary
-//! floods, arrays for objects, non-ASCII limits, tokens from the future,
-//! forged log lines, foreign origins. After each, a normal agent and
+//! pings and never read, half-sent HTTP requests, slow requests holding the
+//! handshakes' turns, too many devices, binary floods, arrays for objects,
+//! non-ASCII limits, tokens from the future, forged log lines, foreign
+//! origins. After each, a normal agent and
 //! supervisor still work, nothing of theirs changed, and the node's memory
 //! stays bounded.
 
@@ -422,6 +423,126 @@ async fn one_address_cannot_take_every_pending_slot() {
         raw::until_closed(s, DEADLINE).await;
     }
     still_serves(&node, baseline).await;
+}
+
+/// The number `/metrics` on `addr` gives `name` (0 when absent).
+async fn gauge(addr: &str, name: &str) -> f64 {
+    let (_, metrics) = http_get(addr, "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A request's whole answer, read until the hub closes the connection.
+async fn answer(s: &mut tokio::net::TcpStream) -> String {
+    let mut answer = String::new();
+    tokio::time::timeout(DEADLINE, s.read_to_string(&mut answer))
+        .await
+        .expect("answered")
+        .expect("read");
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_read_in_turn_and_a_silent_connection_takes_no_turn() {
+    // One turn, which nothing but the end of its request gives back (turn
+    // and header deadline far beyond the test); /metrics on its own
+    // listener, which has turns of its own.
+    let metrics = format!("127.0.0.1:{}", common::redis::free_port());
+    let node = node(&[
+        "--max-handshakes",
+        "1",
+        "--handshake-turn-ms",
+        "60000",
+        "--http-header-timeout-ms",
+        "60000",
+        "--metrics-listen",
+        &metrics,
+    ])
+    .await;
+    // A connection that sends nothing takes no turn: the node still answers.
+    let _silent = tokio::net::TcpStream::connect(&node.addr)
+        .await
+        .expect("connect");
+    let healthz = tokio::time::timeout(DEADLINE, node.status("/healthz")).await;
+    assert_eq!(healthz.expect("answered while one is silent"), 200);
+    // The scrape that reads it holds a turn too (of its own listener).
+    let turns = || async { gauge(&metrics, "presence_hub_handshakes").await - 1.0 };
+    let every = Duration::from_millis(20);
+    eventually("no turn held", DEADLINE, every, || async {
+        turns().await == 0.0
+    })
+    .await;
+    // One that sent half a request takes the turn and keeps it ...
+    let mut slow = tokio::net::TcpStream::connect(&node.addr)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n")
+        .await
+        .expect("write");
+    eventually("the turn held", DEADLINE, every, || async {
+        turns().await == 1.0
+    })
+    .await;
+    // ... so a whole request waits for it (a second silent one does not).
+    let _silent_too = tokio::net::TcpStream::connect(&node.addr)
+        .await
+        .expect("connect");
+    let mut next = tokio::net::TcpStream::connect(&node.addr)
+        .await
+        .expect("connect");
+    next.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    eventually(
+        "one request waiting for its turn",
+        DEADLINE,
+        every,
+        || async { gauge(&metrics, "presence_hub_handshakes_waiting").await == 1.0 },
+    )
+    .await;
+    let mut early = [0u8; 1];
+    assert!(
+        matches!(next.try_read(&mut early), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "answered while the turn was held"
+    );
+    // The slow request ends: both are answered, in turn.
+    slow.write_all(b"\r\n").await.expect("write");
+    assert!(answer(&mut slow).await.starts_with("HTTP/1.1 200"));
+    assert!(answer(&mut next).await.starts_with("HTTP/1.0 200"));
+    eventually("every turn given back", DEADLINE, every, || async {
+        turns().await == 0.0 && gauge(&metrics, "presence_hub_handshakes_waiting").await == 0.0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_request_keeps_its_turn_no_longer_than_handshake_turn_ms() {
+    // The header deadline far beyond the test: only the turn's own bound
+    // can let the others in.
+    let node = node(&[
+        "--max-handshakes",
+        "1",
+        "--handshake-turn-ms",
+        "300",
+        "--http-header-timeout-ms",
+        "60000",
+    ])
+    .await;
+    let baseline = warm_rss(&node).await;
+    let mut half = half_sent_requests(&node.addr, 3).await;
+    // Agents and supervisors sign in, one turn at a time.
+    still_serves(&node, baseline).await;
+    // The slow ones went on without a turn, and are answered once whole.
+    for s in &mut half {
+        s.write_all(b"Connection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let answer = answer(s).await;
+        // `/v1/ws` without an upgrade's headers.
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
 }
 
 // ---- 3. active devices per agent ------------------------------------------

@@ -12,12 +12,14 @@
 //! [`HTTP_OVERFLOW`], a new connection gets a canned 503 at once and is
 //! closed without reading anything. The header deadline (hyper's, which
 //! also covers an idle keep-alive connection waiting for its next request)
-//! frees every pending slot in bounded time.
+//! frees every pending slot in bounded time. Each connection then waits for
+//! its turn (`super::handshakes`) before hyper reads it.
 //!
 //! The peer's address is attached to each request as
 //! `ConnectInfo<SocketAddr>`, read through [`super::client_addr`].
 
 use super::client_addr::ClientAddrs;
+use super::handshakes::Turns;
 use super::write_deadline::WriteDeadline;
 use crate::hub::Hub;
 use crate::ws::Socket;
@@ -26,7 +28,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -103,6 +105,7 @@ pub async fn serve_http(
     let router = router.layer(axum::Extension(pending.clone()));
     // Signalled at shutdown: every connection task then shuts down gracefully.
     let (stop_tx, stop_rx) = watch::channel(());
+    let turns = Arc::new(Turns::new(&hub.config));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -140,10 +143,23 @@ pub async fn serve_http(
         let mut stop = stop_rx.clone();
         let header_timeout = hub.config.http_header_timeout();
         let write_timeout = hub.config.write_timeout();
+        let turns = turns.clone();
         tokio::spawn(async move {
             let _guard = guard;
+            let mut turn = tokio::select! {
+                turn = turns.take(&stream) => match turn {
+                    Some(turn) => turn,
+                    None => return,
+                },
+                // Nothing read yet: closing it loses nothing.
+                _ = stop.changed() => return,
+            };
+            // Set once hyper has read the first request's headers.
+            let headed = Arc::new(AtomicBool::new(false));
+            let read = headed.clone();
             let service =
                 hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    read.store(true, Ordering::Relaxed);
                     request.extensions_mut().insert(ConnectInfo(peer));
                     router.clone().oneshot(request)
                 });
@@ -160,9 +176,23 @@ pub async fn serve_http(
                 )
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => return,
-                _ = stop.changed() => {}
+            let mut headers_due = true;
+            loop {
+                tokio::select! {
+                    _ = conn.as_mut() => return,
+                    // A slow request, or a kept-alive connection, goes on
+                    // without its turn (`handshakes`).
+                    _ = tokio::time::sleep_until(turn.ends_at), if turn.held() => turn.end(),
+                    // The first request's headers, due from the opening
+                    // (hyper's deadline covers the next ones).
+                    _ = tokio::time::sleep_until(turn.headers_by), if headers_due => {
+                        if !headed.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        headers_due = false;
+                    }
+                    _ = stop.changed() => break,
+                }
             }
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;

@@ -3,13 +3,15 @@
 //! `/client/` and the agent dashboard at `/agent`; plus graceful shutdown.
 //! Who the client is behind a load balancer: [`client_addr`]. [`listener`]
 //! is the accept loop that bounds what a connection may hold before it is a
-//! session (it attaches the peer address that [`client_addr`] starts from).
+//! session (it attaches the peer address that [`client_addr`] starts from),
+//! reading at most `--max-handshakes` first requests at once (`handshakes`).
 //! Headers, CORS, versioned assets and `/metrics` access: [`crate::web`],
 //! which gets the page routes and the API routes apart (see [`router`]).
 
 mod admin;
 pub mod client_addr;
 pub(crate) mod handlers;
+mod handshakes;
 pub mod listener;
 pub mod session;
 pub mod starting;
