@@ -524,9 +524,8 @@ pub struct Config {
     #[arg(long, env = "PRESENCE_HUB_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
     pub max_connections_per_ip: usize,
     /// Connections whose first request the node reads and answers at once
-    /// (a WebSocket's until it is upgraded); the rest wait their turn, in
-    /// order. It bounds what a reconnect storm's handshakes hold
-    /// (`server::handshakes`).
+    /// (per listener); the rest wait their turn, in order. It bounds what a
+    /// reconnect storm's handshakes hold (`server::handshakes`).
     #[arg(
         long,
         env = "PRESENCE_HUB_MAX_HANDSHAKES",
@@ -534,8 +533,9 @@ pub struct Config {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub max_handshakes: u32,
-    /// Longest a connection keeps its turn: a request sent more slowly, and
-    /// a kept-alive connection, go on without one.
+    /// Longest a connection keeps its turn (a request sent more slowly goes
+    /// on without it), and longest one waits for a turn (then it goes on
+    /// without one).
     #[arg(
         long,
         env = "PRESENCE_HUB_HANDSHAKE_TURN_MS",

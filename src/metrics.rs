@@ -215,7 +215,7 @@ fn describe() {
     describe_gauge!(
         "presence_hub_handshakes",
         "Connections whose first request the node is reading and answering now \
-         (at most --max-handshakes per listener; the scrape reading it is one)"
+         (at most --max-handshakes per listener; a scrape's first request on its connection is one)"
     );
     describe_gauge!(
         "presence_hub_handshakes_waiting",

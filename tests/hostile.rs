@@ -515,12 +515,40 @@ async fn requests_are_read_in_turn_and_a_silent_connection_takes_no_turn() {
         turns().await == 0.0 && gauge(&metrics, "presence_hub_handshakes_waiting").await == 0.0
     })
     .await;
+    // A kept-alive connection gives its turn back once answered, not when
+    // it closes.
+    let mut kept = tokio::net::TcpStream::connect(&node.addr)
+        .await
+        .expect("connect");
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut read = Vec::new();
+    while !read.ends_with(b"\r\n\r\nok\n") {
+        let mut chunk = [0u8; 512];
+        let n = tokio::time::timeout(DEADLINE, kept.read(&mut chunk))
+            .await
+            .expect("answered")
+            .expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&read));
+        read.extend_from_slice(&chunk[..n]);
+    }
+    eventually(
+        "the kept-alive one's turn given back",
+        DEADLINE,
+        every,
+        || async { turns().await == 0.0 },
+    )
+    .await;
+    drop(kept);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_request_keeps_its_turn_no_longer_than_handshake_turn_ms() {
+async fn slow_requests_hold_and_wait_for_turns_no_longer_than_handshake_turn_ms() {
     // The header deadline far beyond the test: only the turn's own bound
-    // can let the others in.
+    // can let the others in. Forty slow requests one turn after another
+    // would take twelve seconds.
+    let metrics = format!("127.0.0.1:{}", common::redis::free_port());
     let node = node(&[
         "--max-handshakes",
         "1",
@@ -528,13 +556,27 @@ async fn a_slow_request_keeps_its_turn_no_longer_than_handshake_turn_ms() {
         "300",
         "--http-header-timeout-ms",
         "60000",
+        "--metrics-listen",
+        &metrics,
     ])
     .await;
     let baseline = warm_rss(&node).await;
-    let mut half = half_sent_requests(&node.addr, 3).await;
-    // Agents and supervisors sign in, one turn at a time.
+    let mut half = half_sent_requests(&node.addr, 40).await;
+    // Agents and supervisors sign in, each waiting a turn's length at most.
     still_serves(&node, baseline).await;
-    // The slow ones went on without a turn, and are answered once whole.
+    // No slow request holds a turn or waits for one any more ...
+    eventually(
+        "no turn held or waited for",
+        DEADLINE,
+        Duration::from_millis(20),
+        || async {
+            // The scrape that reads it holds one (of its own listener).
+            gauge(&metrics, "presence_hub_handshakes").await == 1.0
+                && gauge(&metrics, "presence_hub_handshakes_waiting").await == 0.0
+        },
+    )
+    .await;
+    // ... and each is answered once whole.
     for s in &mut half {
         s.write_all(b"Connection: close\r\n\r\n")
             .await
@@ -543,6 +585,34 @@ async fn a_slow_request_keeps_its_turn_no_longer_than_handshake_turn_ms() {
         // `/v1/ws` without an upgrade's headers.
         assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_waited_until_its_header_deadline_is_still_answered() {
+    // The turn as long as the test: a waiting request goes on at its
+    // header deadline, with its headers already there.
+    let node = node(&[
+        "--max-handshakes",
+        "1",
+        "--handshake-turn-ms",
+        "60000",
+        "--http-header-timeout-ms",
+        "1000",
+    ])
+    .await;
+    // Opened first, so its header deadline comes before the slow one's
+    // (whose hyper starts counting only once it has the turn).
+    let mut next = tokio::net::TcpStream::connect(&node.addr)
+        .await
+        .expect("connect");
+    let mut slow = half_sent_requests(&node.addr, 1).await;
+    next.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let answer = answer(&mut next).await;
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    // The slow one is closed at its own deadline.
+    raw::until_closed(&mut slow[0], DEADLINE).await;
 }
 
 // ---- 3. active devices per agent ------------------------------------------

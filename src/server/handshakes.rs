@@ -1,77 +1,89 @@
 //! Turns: how many connections the node reads and answers the first
 //! request of at once (`--max-handshakes`), the rest waiting in order.
 //!
-//! Why: memory. A connection being served holds hyper's 8 KiB read buffer,
-//! its request and, for an upgrade, the session's first allocations, all
-//! freed a moment later. In a reconnect storm every agent's handshake is in
-//! flight at once: a thousand of them make ten megabytes that the allocator
-//! keeps once they are freed, between the sessions' own allocations made
-//! meanwhile. Serving them a bounded number at a time keeps that peak, and
-//! so what a node holds after a storm, bounded (BENCHMARKS.md, "Handshakes
-//! in turn"); the storm is not slower, as the node's cores were the limit.
+//! Why: memory. A connection being read holds hyper's 8 KiB read buffer
+//! and its request, freed a moment later. In a reconnect storm every
+//! agent's handshake is in flight at once: a thousand of them make ten
+//! megabytes that the allocator keeps once they are freed, between the
+//! sessions' own allocations made meanwhile. Reading them a bounded number
+//! at a time keeps that peak, and so what a node holds after a storm,
+//! bounded (BENCHMARKS.md, "Handshakes in turn"); the storm is not slower,
+//! as the node's cores were the limit.
 //!
-//! A turn must not become a way to stall sign-ins, so:
+//! A turn must not become a way to stall others, so:
 //! - a connection takes a turn only once it has sent something (one that
-//!   sends nothing is closed after `--http-header-timeout-ms`, as before:
-//!   the first request's headers are still due that long after the
-//!   connection opened, whatever it waited);
-//! - a turn lasts at most `--handshake-turn-ms`: a peer that sends its
-//!   request slowly, and a kept-alive connection, go on without one, so a
-//!   few slow hosts hold the turns for that long, not for the header
-//!   deadline;
-//! - a connection that has waited `--http-header-timeout-ms` for a turn
-//!   goes on without one: the bound never makes a request slower than that.
+//!   sends nothing holds none, and is closed after
+//!   `--http-header-timeout-ms`, as before);
+//! - a turn ends when the first request is answered (a WebSocket: at its
+//!   `101`), and at the latest after `--handshake-turn-ms`: a request sent
+//!   more slowly goes on without it;
+//! - a connection waits for a turn at most `--handshake-turn-ms` too, then
+//!   goes on without one: slow peers, however many, delay the others by
+//!   that much at most;
+//! - the first request's headers are due `--http-header-timeout-ms` after
+//!   the connection opened, whatever it waited (the listener checks it:
+//!   hyper's own deadline starts only once it reads).
 
 use crate::config::Config;
+use metrics::Gauge;
+use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-/// The node's turns.
+/// The turns of one listener.
 pub struct Turns {
     slots: Arc<Semaphore>,
     longest: Duration,
     header_deadline: Duration,
 }
 
-/// What a connection got: its turn (held until [`Turn::ends_at`] or until
-/// the connection is dropped, whichever comes first), or none.
+/// What a connection got: its turn, held until [`Turn::end`] (its time is
+/// up), [`Slot::release`] (its first request answered) or the connection's
+/// end; or none.
 pub struct Turn {
-    slot: Option<Slot>,
+    slot: Arc<Slot>,
     pub ends_at: Instant,
-    /// When the first request's headers must have arrived, counted from
-    /// the connection's opening: waiting for the turn does not extend it
-    /// (hyper's own deadline starts only once it reads).
+    /// When the first request's headers must have arrived.
     pub headers_by: Instant,
 }
 
-/// A turn held: counted in `presence_hub_handshakes` while it exists.
-struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
+/// A turn, shared with the connection's service, which gives it back once
+/// the first request is answered.
+#[derive(Default)]
+pub struct Slot(Mutex<Option<(OwnedSemaphorePermit, Counted)>>);
 
 impl Slot {
-    fn counted(permit: OwnedSemaphorePermit) -> Self {
-        crate::metrics::get().handshakes.increment(1.0);
-        Slot(permit)
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        crate::metrics::get().handshakes.decrement(1.0);
+    pub fn release(&self) {
+        self.0.lock().take();
     }
 }
 
 impl Turn {
-    /// Whether the connection still holds a turn.
-    pub fn held(&self) -> bool {
-        self.slot.is_some()
+    /// No turn (the node is closing): only the header deadline.
+    pub fn none(headers_by: Instant) -> Self {
+        Turn {
+            slot: Arc::default(),
+            ends_at: headers_by,
+            headers_by,
+        }
     }
 
-    /// Gives the turn back (its time is up).
-    pub fn end(&mut self) {
-        self.slot = None;
+    /// Whether the connection still holds a turn.
+    pub fn held(&self) -> bool {
+        self.slot.0.lock().is_some()
+    }
+
+    /// Gives the turn back: its time is up.
+    pub fn end(&self) {
+        self.slot.release();
+    }
+
+    /// The turn, for the service that answers the first request.
+    pub fn slot(&self) -> Arc<Slot> {
+        self.slot.clone()
     }
 }
 
@@ -79,21 +91,22 @@ impl Turns {
     pub fn new(config: &Config) -> Self {
         Turns {
             // At least 1 (the configuration refuses 0, which would make
-            // every connection wait out the header deadline).
+            // every connection wait).
             slots: Arc::new(Semaphore::new(config.max_handshakes.max(1) as usize)),
             longest: Duration::from_millis(config.handshake_turn_ms),
             header_deadline: config.http_header_timeout(),
         }
     }
 
-    /// Waits until `stream` has sent something, then for a turn. `None`: it
-    /// sent nothing within the header deadline (close it).
-    pub async fn take(&self, stream: &TcpStream) -> Option<Turn> {
-        let deadline = Instant::now() + self.header_deadline;
+    /// Waits until `stream` (accepted at `opened`) has sent something,
+    /// then for a turn. `None`: it sent nothing within the header deadline,
+    /// or closed (close it).
+    pub async fn take(&self, stream: &TcpStream, opened: Instant) -> Option<Turn> {
+        let headers_by = opened + self.header_deadline;
         // A peek, not `readable()`, which may report a socket ready that
         // has nothing to read.
         let mut first = [0u8; 1];
-        match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+        match tokio::time::timeout_at(headers_by, stream.peek(&mut first)).await {
             Ok(Ok(n)) if n > 0 => {}
             // Silent for the header deadline, closed, or broken.
             _ => return None,
@@ -101,35 +114,37 @@ impl Turns {
         let permit = match self.slots.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
             Err(_) => {
-                let _waiting = Waiting::counted();
+                let _waiting = Counted::on(&crate::metrics::get().handshakes_waiting);
+                let until = headers_by.min(Instant::now() + self.longest);
                 let permit =
-                    tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await;
-                // Waited the header deadline: go on without one. The
-                // semaphore is never closed, so `Err` from it cannot be.
+                    tokio::time::timeout_at(until, self.slots.clone().acquire_owned()).await;
+                // Waited a turn's length: go on without one. The semaphore
+                // is never closed, so `Err` from it cannot be.
                 permit.ok().and_then(Result::ok)
             }
         };
+        let slot = permit.map(|p| (p, Counted::on(&crate::metrics::get().handshakes)));
         Some(Turn {
-            slot: permit.map(Slot::counted),
+            slot: Arc::new(Slot(Mutex::new(slot))),
             ends_at: Instant::now() + self.longest,
-            headers_by: deadline,
+            headers_by,
         })
     }
 }
 
-/// One connection counted in `presence_hub_handshakes_waiting` while it
-/// exists (also when the wait is dropped: the node is closing).
-struct Waiting;
+/// One more on a gauge while it exists (also when the future holding it
+/// is dropped: the node is closing).
+struct Counted(&'static Gauge);
 
-impl Waiting {
-    fn counted() -> Self {
-        crate::metrics::get().handshakes_waiting.increment(1.0);
-        Waiting
+impl Counted {
+    fn on(gauge: &'static Gauge) -> Self {
+        gauge.increment(1.0);
+        Counted(gauge)
     }
 }
 
-impl Drop for Waiting {
+impl Drop for Counted {
     fn drop(&mut self) {
-        crate::metrics::get().handshakes_waiting.decrement(1.0);
+        self.0.decrement(1.0);
     }
 }

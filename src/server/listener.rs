@@ -19,7 +19,7 @@
 //! `ConnectInfo<SocketAddr>`, read through [`super::client_addr`].
 
 use super::client_addr::ClientAddrs;
-use super::handshakes::Turns;
+use super::handshakes::{Turn, Turns};
 use super::write_deadline::WriteDeadline;
 use crate::hub::Hub;
 use crate::ws::Socket;
@@ -144,24 +144,39 @@ pub async fn serve_http(
         let header_timeout = hub.config.http_header_timeout();
         let write_timeout = hub.config.write_timeout();
         let turns = turns.clone();
+        let opened = tokio::time::Instant::now();
         tokio::spawn(async move {
             let _guard = guard;
-            let mut turn = tokio::select! {
-                turn = turns.take(&stream) => match turn {
+            let mut stopping = false;
+            let turn = tokio::select! {
+                turn = turns.take(&stream, opened) => match turn {
                     Some(turn) => turn,
                     None => return,
                 },
-                // Nothing read yet: closing it loses nothing.
-                _ = stop.changed() => return,
+                // Closing while it waits: no turn, but what it sent is read
+                // and answered below (an upgrade: 503 draining).
+                _ = stop.changed() => {
+                    stopping = true;
+                    Turn::none(opened + header_timeout)
+                }
             };
             // Set once hyper has read the first request's headers.
             let headed = Arc::new(AtomicBool::new(false));
             let read = headed.clone();
+            let slot = turn.slot();
             let service =
                 hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                     read.store(true, Ordering::Relaxed);
                     request.extensions_mut().insert(ConnectInfo(peer));
-                    router.clone().oneshot(request)
+                    let answer = router.clone().oneshot(request);
+                    let slot = slot.clone();
+                    async move {
+                        let answer = answer.await;
+                        // Answered (a WebSocket: its 101): the turn is
+                        // the next connection's.
+                        slot.release();
+                        answer
+                    }
                 });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -177,11 +192,13 @@ pub async fn serve_http(
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             let mut headers_due = true;
-            loop {
+            // Biased, the connection first: hyper reads what arrived before
+            // a deadline is looked at.
+            while !stopping {
                 tokio::select! {
+                    biased;
                     _ = conn.as_mut() => return,
-                    // A slow request, or a kept-alive connection, goes on
-                    // without its turn (`handshakes`).
+                    // A slow request goes on without its turn (`handshakes`).
                     _ = tokio::time::sleep_until(turn.ends_at), if turn.held() => turn.end(),
                     // The first request's headers, due from the opening
                     // (hyper's deadline covers the next ones).
@@ -191,7 +208,15 @@ pub async fn serve_http(
                         }
                         headers_due = false;
                     }
-                    _ = stop.changed() => break,
+                    _ = stop.changed() => stopping = true,
+                }
+            }
+            drop(turn);
+            if !headed.load(Ordering::Relaxed) {
+                // Once, so that a request already here is read and then
+                // answered through the graceful shutdown.
+                if futures_util::poll!(conn.as_mut()).is_ready() {
+                    return;
                 }
             }
             conn.as_mut().graceful_shutdown();
