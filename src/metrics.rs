@@ -214,8 +214,8 @@ fn describe() {
     );
     describe_gauge!(
         "presence_hub_handshakes",
-        "Connections whose first request the node is reading and answering now \
-         (at most --max-handshakes per listener; a scrape's first request on its connection is one)"
+        "Connections holding a turn to have their first request read and answered \
+         (at most --max-handshakes per listener; a scrape's first request on its connection holds one)"
     );
     describe_gauge!(
         "presence_hub_handshakes_waiting",

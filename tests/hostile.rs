@@ -425,6 +425,15 @@ async fn one_address_cannot_take_every_pending_slot() {
     still_serves(&node, baseline).await;
 }
 
+/// Where the node serves `/metrics` (`--metrics-listen`), from its banner.
+fn metrics_addr(node: &Proc) -> String {
+    node.banner
+        .iter()
+        .find_map(|l| l.split("Metrics: http://").nth(1)?.strip_suffix("/metrics"))
+        .expect("the banner names the metrics address")
+        .to_string()
+}
+
 /// The number `/metrics` on `addr` gives `name` (0 when absent).
 async fn gauge(addr: &str, name: &str) -> f64 {
     let (_, metrics) = http_get(addr, "/metrics").await;
@@ -449,7 +458,6 @@ async fn requests_are_read_in_turn_and_a_silent_connection_takes_no_turn() {
     // One turn, which nothing but the end of its request gives back (turn
     // and header deadline far beyond the test); /metrics on its own
     // listener, which has turns of its own.
-    let metrics = format!("127.0.0.1:{}", common::redis::free_port());
     let node = node(&[
         "--max-handshakes",
         "1",
@@ -458,9 +466,10 @@ async fn requests_are_read_in_turn_and_a_silent_connection_takes_no_turn() {
         "--http-header-timeout-ms",
         "60000",
         "--metrics-listen",
-        &metrics,
+        "127.0.0.1:0",
     ])
     .await;
+    let metrics = metrics_addr(&node);
     // A connection that sends nothing takes no turn: the node still answers.
     let _silent = tokio::net::TcpStream::connect(&node.addr)
         .await
@@ -548,7 +557,6 @@ async fn slow_requests_hold_and_wait_for_turns_no_longer_than_handshake_turn_ms(
     // The header deadline far beyond the test: only the turn's own bound
     // can let the others in. Forty slow requests one turn after another
     // would take twelve seconds.
-    let metrics = format!("127.0.0.1:{}", common::redis::free_port());
     let node = node(&[
         "--max-handshakes",
         "1",
@@ -557,9 +565,10 @@ async fn slow_requests_hold_and_wait_for_turns_no_longer_than_handshake_turn_ms(
         "--http-header-timeout-ms",
         "60000",
         "--metrics-listen",
-        &metrics,
+        "127.0.0.1:0",
     ])
     .await;
+    let metrics = metrics_addr(&node);
     let baseline = warm_rss(&node).await;
     let mut half = half_sent_requests(&node.addr, 40).await;
     // Agents and supervisors sign in, each waiting a turn's length at most.
@@ -597,22 +606,87 @@ async fn a_request_that_waited_until_its_header_deadline_is_still_answered() {
         "--handshake-turn-ms",
         "60000",
         "--http-header-timeout-ms",
-        "1000",
+        "3000",
+        "--metrics-listen",
+        "127.0.0.1:0",
     ])
     .await;
-    // Opened first, so its header deadline comes before the slow one's
-    // (whose hyper starts counting only once it has the turn).
+    let metrics = metrics_addr(&node);
+    let every = Duration::from_millis(20);
+    // Opened first (silent: no turn), so its header deadline comes before
+    // that of the slow one, which holds the turn until its own.
     let mut next = tokio::net::TcpStream::connect(&node.addr)
         .await
         .expect("connect");
     let mut slow = half_sent_requests(&node.addr, 1).await;
+    eventually("the slow one holds the turn", DEADLINE, every, || async {
+        // The scrape that reads it holds one (of its own listener).
+        gauge(&metrics, "presence_hub_handshakes").await == 2.0
+    })
+    .await;
     next.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
         .await
         .expect("write");
+    eventually(
+        "the request waiting for its turn",
+        DEADLINE,
+        every,
+        || async { gauge(&metrics, "presence_hub_handshakes_waiting").await == 1.0 },
+    )
+    .await;
     let answer = answer(&mut next).await;
     assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
     // The slow one is closed at its own deadline.
     raw::until_closed(&mut slow[0], DEADLINE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waiting_for_its_turn_when_the_node_drains_is_answered() {
+    let node = node(&[
+        "--max-handshakes",
+        "1",
+        "--handshake-turn-ms",
+        "60000",
+        "--http-header-timeout-ms",
+        "60000",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    let metrics = metrics_addr(&node);
+    let _slow = half_sent_requests(&node.addr, 1).await;
+    eventually(
+        "the slow one holds the turn",
+        DEADLINE,
+        Duration::from_millis(20),
+        // The scrape that reads it holds one (of its own listener).
+        || async { gauge(&metrics, "presence_hub_handshakes").await == 2.0 },
+    )
+    .await;
+    let mut next = tokio::net::TcpStream::connect(&node.addr)
+        .await
+        .expect("connect");
+    next.write_all(
+        b"GET /v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    eventually(
+        "the upgrade waiting for its turn",
+        DEADLINE,
+        Duration::from_millis(20),
+        || async { gauge(&metrics, "presence_hub_handshakes_waiting").await == 1.0 },
+    )
+    .await;
+    // The node begins to drain: the upgrade is read and refused as such,
+    // not dropped unanswered.
+    node.signal("-TERM");
+    let answer = answer(&mut next).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 503") && answer.contains("draining"),
+        "{answer}"
+    );
 }
 
 // ---- 3. active devices per agent ------------------------------------------

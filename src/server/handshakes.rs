@@ -14,15 +14,17 @@
 //! - a connection takes a turn only once it has sent something (one that
 //!   sends nothing holds none, and is closed after
 //!   `--http-header-timeout-ms`, as before);
-//! - a turn ends when the first request is answered (a WebSocket: at its
-//!   `101`), and at the latest after `--handshake-turn-ms`: a request sent
-//!   more slowly goes on without it;
+//! - a turn ends once the first request's response is ready (a WebSocket:
+//!   its `101`), and at the latest after `--handshake-turn-ms`: a request
+//!   sent more slowly goes on without it;
 //! - a connection waits for a turn at most `--handshake-turn-ms` too, then
 //!   goes on without one: slow peers, however many, delay the others by
-//!   that much at most;
+//!   that much at most (so what is bounded is the turns: a connection that
+//!   goes on without one is read beside them);
 //! - the first request's headers are due `--http-header-timeout-ms` after
-//!   the connection opened, whatever it waited (the listener checks it:
-//!   hyper's own deadline starts only once it reads).
+//!   the connection opened, whatever it waited, also while the node drains
+//!   (the listener checks it: hyper's own deadline starts only once it
+//!   reads).
 
 use crate::config::Config;
 use metrics::Gauge;

@@ -10,10 +10,11 @@
 //! pending connections reach `--max-connections`, while plain requests
 //! (`/healthz`, `/readyz`) are still served; past that by
 //! [`HTTP_OVERFLOW`], a new connection gets a canned 503 at once and is
-//! closed without reading anything. The header deadline (hyper's, which
-//! also covers an idle keep-alive connection waiting for its next request)
-//! frees every pending slot in bounded time. Each connection then waits for
-//! its turn (`super::handshakes`) before hyper reads it.
+//! closed without reading anything. The header deadline (for the first
+//! request counted here from the opening; hyper's for the next ones on a
+//! kept-alive connection) frees every pending slot in bounded time. Each
+//! connection waits for its turn (`super::handshakes`) before hyper reads
+//! it.
 //!
 //! The peer's address is attached to each request as
 //! `ConnectInfo<SocketAddr>`, read through [`super::client_addr`].
@@ -192,9 +193,10 @@ pub async fn serve_http(
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             let mut headers_due = true;
+            let mut shut = false;
             // Biased, the connection first: hyper reads what arrived before
-            // a deadline is looked at.
-            while !stopping {
+            // a deadline, or the shutdown, is looked at.
+            loop {
                 tokio::select! {
                     biased;
                     _ = conn.as_mut() => return,
@@ -208,19 +210,17 @@ pub async fn serve_http(
                         }
                         headers_due = false;
                     }
-                    _ = stop.changed() => stopping = true,
+                    // Closing, the connection polled once more above: a
+                    // request that arrived is read and answered, then the
+                    // connection ends; the deadlines still hold meanwhile.
+                    _ = std::future::ready(()), if stopping && !shut => {
+                        turn.end();
+                        conn.as_mut().graceful_shutdown();
+                        shut = true;
+                    }
+                    _ = stop.changed(), if !stopping => stopping = true,
                 }
             }
-            drop(turn);
-            if !headed.load(Ordering::Relaxed) {
-                // Once, so that a request already here is read and then
-                // answered through the graceful shutdown.
-                if futures_util::poll!(conn.as_mut()).is_ready() {
-                    return;
-                }
-            }
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
         });
     }
     drop(listener);
