@@ -1,10 +1,9 @@
 //! Hostile and broken clients against the real binary: peers that flood
-//! pings and never read, half-sent HTTP requests, slow requests holding the
-//! handshakes' turns, too many devices, binary floods, arrays for objects,
-//! non-ASCII limits, tokens from the future, forged log lines, foreign
-//! origins. After each, a normal agent and
-//! supervisor still work, nothing of theirs changed, and the node's memory
-//! stays bounded.
+//! pings and never read, half-sent HTTP requests and API bodies, slow
+//! requests holding the handshakes' turns, too many devices, binary floods,
+//! arrays for objects, non-ASCII limits, tokens from the future, forged log
+//! lines, foreign origins. After each, a normal agent and supervisor still
+//! work, nothing of theirs changed, and the node's memory stays bounded.
 
 mod common;
 
@@ -360,6 +359,37 @@ async fn half_sent_requests_are_counted_and_closed_and_a_full_node_answers_fast(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_body_sent_too_slowly_is_refused_and_changes_nothing() {
+    let node = node(&["--http-header-timeout-ms", "1000"]).await;
+    let auth = format!("Authorization: Bearer {}\r\n", token("acme", "ad1"));
+    // The headers whole, then a third of the body, then nothing.
+    let mut s = tokio::net::TcpStream::connect(&node.addr)
+        .await
+        .expect("connect");
+    s.write_all(
+        format!(
+            "PUT /api/v1/directory/users/slow HTTP/1.1\r\nHost: x\r\n{auth}\
+             Content-Type: application/json\r\nContent-Length: 60\r\n\r\n{{\"name\": \"Slow\","
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut answer = String::new();
+    tokio::time::timeout(DEADLINE, s.read_to_string(&mut answer))
+        .await
+        .expect("answered within the header deadline, not held")
+        .expect("read");
+    assert!(
+        answer.starts_with("HTTP/1.1 400") && answer.contains("did not arrive within 1000 ms"),
+        "{answer}"
+    );
+    let (status, _) =
+        common::process::http_get_with(&node.addr, "/api/v1/directory/users/slow", &auth).await;
+    assert_eq!(status, 404, "nothing applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_never_read_are_dropped_and_free_their_slot() {
     // The header deadline far beyond the test: only the write bound can end it.
     let node = node(&[
@@ -425,22 +455,60 @@ async fn one_address_cannot_take_every_pending_slot() {
     still_serves(&node, baseline).await;
 }
 
-/// Where the node serves `/metrics` (`--metrics-listen`), from its banner.
-fn metrics_addr(node: &Proc) -> String {
-    node.banner
+/// A node with one turn (`--max-handshakes 1`) of `turn_ms`, its header
+/// deadline `header_ms`, and `/metrics` on a listener of its own (which
+/// has turns of its own); and its turn gauges.
+async fn one_turn_node(turn_ms: &str, header_ms: &str) -> (Proc, TurnGauges) {
+    let node = node(&[
+        "--max-handshakes",
+        "1",
+        "--handshake-turn-ms",
+        turn_ms,
+        "--http-header-timeout-ms",
+        header_ms,
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    let metrics = node
+        .banner
         .iter()
         .find_map(|l| l.split("Metrics: http://").nth(1)?.strip_suffix("/metrics"))
         .expect("the banner names the metrics address")
-        .to_string()
+        .to_string();
+    (node, TurnGauges(metrics))
 }
 
-/// The number `/metrics` on `addr` gives `name` (0 when absent).
-async fn gauge(addr: &str, name: &str) -> f64 {
-    let (_, metrics) = http_get(addr, "/metrics").await;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+/// `presence_hub_handshakes` and `presence_hub_handshakes_waiting`, read on
+/// the node's metrics listener.
+struct TurnGauges(String);
+
+impl TurnGauges {
+    async fn gauge(&self, name: &str) -> f64 {
+        let (_, metrics) = http_get(&self.0, "/metrics").await;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Waits until `held` turns are held on the public listener and
+    /// `waiting` connections wait for one.
+    async fn until(&self, what: &str, held: f64, waiting: f64) {
+        eventually(what, DEADLINE, Duration::from_millis(20), || async {
+            // The scrape that reads them holds one (of its own listener).
+            self.gauge("presence_hub_handshakes").await - 1.0 == held
+                && self.gauge("presence_hub_handshakes_waiting").await == waiting
+        })
+        .await;
+    }
+}
+
+/// A connection that sent `request`.
+async fn sent(addr: &str, request: &[u8]) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request).await.expect("write");
+    s
 }
 
 /// A request's whole answer, read until the hub closes the connection.
@@ -453,64 +521,31 @@ async fn answer(s: &mut tokio::net::TcpStream) -> String {
     answer
 }
 
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_read_in_turn_and_a_silent_connection_takes_no_turn() {
-    // One turn, which nothing but the end of its request gives back (turn
-    // and header deadline far beyond the test); /metrics on its own
-    // listener, which has turns of its own.
-    let node = node(&[
-        "--max-handshakes",
-        "1",
-        "--handshake-turn-ms",
-        "60000",
-        "--http-header-timeout-ms",
-        "60000",
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ])
-    .await;
-    let metrics = metrics_addr(&node);
+    // The turn and the header deadline far beyond the test: only the end
+    // of its request gives the turn back.
+    let (node, turns) = one_turn_node("60000", "60000").await;
     // A connection that sends nothing takes no turn: the node still answers.
-    let _silent = tokio::net::TcpStream::connect(&node.addr)
-        .await
-        .expect("connect");
+    let _silent = sent(&node.addr, b"").await;
     let healthz = tokio::time::timeout(DEADLINE, node.status("/healthz")).await;
     assert_eq!(healthz.expect("answered while one is silent"), 200);
-    // The scrape that reads it holds a turn too (of its own listener).
-    let turns = || async { gauge(&metrics, "presence_hub_handshakes").await - 1.0 };
-    let every = Duration::from_millis(20);
-    eventually("no turn held", DEADLINE, every, || async {
-        turns().await == 0.0
-    })
-    .await;
+    turns.until("no turn held", 0.0, 0.0).await;
     // One that sent half a request takes the turn and keeps it ...
-    let mut slow = tokio::net::TcpStream::connect(&node.addr)
-        .await
-        .expect("connect");
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n")
-        .await
-        .expect("write");
-    eventually("the turn held", DEADLINE, every, || async {
-        turns().await == 1.0
-    })
-    .await;
-    // ... so a whole request waits for it (a second silent one does not).
-    let _silent_too = tokio::net::TcpStream::connect(&node.addr)
-        .await
-        .expect("connect");
-    let mut next = tokio::net::TcpStream::connect(&node.addr)
-        .await
-        .expect("connect");
-    next.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
-    eventually(
-        "one request waiting for its turn",
-        DEADLINE,
-        every,
-        || async { gauge(&metrics, "presence_hub_handshakes_waiting").await == 1.0 },
+    let mut slow = sent(
+        &node.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
     )
     .await;
+    turns.until("the turn held", 1.0, 0.0).await;
+    // ... so a whole request waits for it (a second silent one does not).
+    let _silent_too = sent(&node.addr, b"").await;
+    let mut next = sent(&node.addr, HEALTHZ).await;
+    turns
+        .until("one request waiting for its turn", 1.0, 1.0)
+        .await;
     let mut early = [0u8; 1];
     assert!(
         matches!(next.try_read(&mut early), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
@@ -520,18 +555,10 @@ async fn requests_are_read_in_turn_and_a_silent_connection_takes_no_turn() {
     slow.write_all(b"\r\n").await.expect("write");
     assert!(answer(&mut slow).await.starts_with("HTTP/1.1 200"));
     assert!(answer(&mut next).await.starts_with("HTTP/1.0 200"));
-    eventually("every turn given back", DEADLINE, every, || async {
-        turns().await == 0.0 && gauge(&metrics, "presence_hub_handshakes_waiting").await == 0.0
-    })
-    .await;
+    turns.until("every turn given back", 0.0, 0.0).await;
     // A kept-alive connection gives its turn back once answered, not when
     // it closes.
-    let mut kept = tokio::net::TcpStream::connect(&node.addr)
-        .await
-        .expect("connect");
-    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
+    let mut kept = sent(&node.addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut read = Vec::new();
     while !read.ends_with(b"\r\n\r\nok\n") {
         let mut chunk = [0u8; 512];
@@ -542,13 +569,9 @@ async fn requests_are_read_in_turn_and_a_silent_connection_takes_no_turn() {
         assert!(n > 0, "closed: {}", String::from_utf8_lossy(&read));
         read.extend_from_slice(&chunk[..n]);
     }
-    eventually(
-        "the kept-alive one's turn given back",
-        DEADLINE,
-        every,
-        || async { turns().await == 0.0 },
-    )
-    .await;
+    turns
+        .until("the kept-alive one's turn given back", 0.0, 0.0)
+        .await;
     drop(kept);
 }
 
@@ -557,34 +580,13 @@ async fn slow_requests_hold_and_wait_for_turns_no_longer_than_handshake_turn_ms(
     // The header deadline far beyond the test: only the turn's own bound
     // can let the others in. Forty slow requests one turn after another
     // would take twelve seconds.
-    let node = node(&[
-        "--max-handshakes",
-        "1",
-        "--handshake-turn-ms",
-        "300",
-        "--http-header-timeout-ms",
-        "60000",
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ])
-    .await;
-    let metrics = metrics_addr(&node);
+    let (node, turns) = one_turn_node("300", "60000").await;
     let baseline = warm_rss(&node).await;
     let mut half = half_sent_requests(&node.addr, 40).await;
     // Agents and supervisors sign in, each waiting a turn's length at most.
     still_serves(&node, baseline).await;
     // No slow request holds a turn or waits for one any more ...
-    eventually(
-        "no turn held or waited for",
-        DEADLINE,
-        Duration::from_millis(20),
-        || async {
-            // The scrape that reads it holds one (of its own listener).
-            gauge(&metrics, "presence_hub_handshakes").await == 1.0
-                && gauge(&metrics, "presence_hub_handshakes_waiting").await == 0.0
-        },
-    )
-    .await;
+    turns.until("no turn held or waited for", 0.0, 0.0).await;
     // ... and each is answered once whole.
     for s in &mut half {
         s.write_all(b"Connection: close\r\n\r\n")
@@ -600,40 +602,16 @@ async fn slow_requests_hold_and_wait_for_turns_no_longer_than_handshake_turn_ms(
 async fn a_request_that_waited_until_its_header_deadline_is_still_answered() {
     // The turn as long as the test: a waiting request goes on at its
     // header deadline, with its headers already there.
-    let node = node(&[
-        "--max-handshakes",
-        "1",
-        "--handshake-turn-ms",
-        "60000",
-        "--http-header-timeout-ms",
-        "3000",
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ])
-    .await;
-    let metrics = metrics_addr(&node);
-    let every = Duration::from_millis(20);
+    let (node, turns) = one_turn_node("60000", "3000").await;
     // Opened first (silent: no turn), so its header deadline comes before
     // that of the slow one, which holds the turn until its own.
-    let mut next = tokio::net::TcpStream::connect(&node.addr)
-        .await
-        .expect("connect");
+    let mut next = sent(&node.addr, b"").await;
     let mut slow = half_sent_requests(&node.addr, 1).await;
-    eventually("the slow one holds the turn", DEADLINE, every, || async {
-        // The scrape that reads it holds one (of its own listener).
-        gauge(&metrics, "presence_hub_handshakes").await == 2.0
-    })
-    .await;
-    next.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
-    eventually(
-        "the request waiting for its turn",
-        DEADLINE,
-        every,
-        || async { gauge(&metrics, "presence_hub_handshakes_waiting").await == 1.0 },
-    )
-    .await;
+    turns.until("the slow one holds the turn", 1.0, 0.0).await;
+    next.write_all(HEALTHZ).await.expect("write");
+    turns
+        .until("the request waiting for its turn", 1.0, 1.0)
+        .await;
     let answer = answer(&mut next).await;
     assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
     // The slow one is closed at its own deadline.
@@ -642,43 +620,18 @@ async fn a_request_that_waited_until_its_header_deadline_is_still_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_waiting_for_its_turn_when_the_node_drains_is_answered() {
-    let node = node(&[
-        "--max-handshakes",
-        "1",
-        "--handshake-turn-ms",
-        "60000",
-        "--http-header-timeout-ms",
-        "60000",
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ])
-    .await;
-    let metrics = metrics_addr(&node);
+    let (node, turns) = one_turn_node("60000", "60000").await;
     let _slow = half_sent_requests(&node.addr, 1).await;
-    eventually(
-        "the slow one holds the turn",
-        DEADLINE,
-        Duration::from_millis(20),
-        // The scrape that reads it holds one (of its own listener).
-        || async { gauge(&metrics, "presence_hub_handshakes").await == 2.0 },
-    )
-    .await;
-    let mut next = tokio::net::TcpStream::connect(&node.addr)
-        .await
-        .expect("connect");
-    next.write_all(
+    turns.until("the slow one holds the turn", 1.0, 0.0).await;
+    let mut next = sent(
+        &node.addr,
         b"GET /v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
           Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
     )
-    .await
-    .expect("write");
-    eventually(
-        "the upgrade waiting for its turn",
-        DEADLINE,
-        Duration::from_millis(20),
-        || async { gauge(&metrics, "presence_hub_handshakes_waiting").await == 1.0 },
-    )
     .await;
+    turns
+        .until("the upgrade waiting for its turn", 1.0, 1.0)
+        .await;
     // The node begins to drain: the upgrade is read and refused as such,
     // not dropped unanswered.
     node.signal("-TERM");

@@ -339,10 +339,22 @@ pub(crate) async fn admin(
 }
 
 /// A request body: one JSON object of at most `--api-max-body-bytes`
-/// (read no further than that). SCIM reads its bodies with it too.
+/// (read no further than that), all there within `--http-header-timeout-ms`
+/// of its headers: a peer that trickles it would otherwise hold its
+/// connection's slot and a request in flight for as long as it likes. SCIM
+/// reads its bodies with it too.
 pub(crate) async fn body_json(hub: &Hub, body: Body) -> HubResult<Value> {
     let limit = hub.config.api_max_body_bytes;
-    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+    let deadline = hub.config.http_header_timeout();
+    let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| {
+            HubError::bad_request(format!(
+                "the body did not arrive within {} ms (--http-header-timeout-ms)",
+                deadline.as_millis()
+            ))
+        })?;
+    let body = read.map_err(|_| {
         HubError::too_large(format!(
             "the body is larger than {limit} bytes (--api-max-body-bytes), or was cut off"
         ))
