@@ -5,7 +5,7 @@
 use crate::client;
 use crate::report::latency_ms;
 use crate::target::Target;
-use crate::Common;
+use crate::{Common, Load};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-pub async fn run(
-    agents: usize,
-    supervisors: usize,
-    rate: u64,
-    duration_s: u64,
-    common: Common,
-) -> Result<Value, String> {
+pub async fn run(load: Load, common: Common) -> Result<Value, String> {
+    let Load {
+        agents,
+        supervisors,
+        changes_per_s: rate,
+        duration_s,
+    } = load;
     let target = Target::open(&common, agents, supervisors, &[]).await?;
     let urls = target.urls.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -330,18 +330,12 @@ async fn main() -> ExitCode {
             (idle::run(params, common).await, json)
         }
         Scenario::Fanout {
-            load:
-                Load {
-                    agents,
-                    supervisors,
-                    changes_per_s,
-                    duration_s,
-                },
+            load,
             client_threads,
             common,
         } => {
             let json = common.json.clone();
-            let run = fanout::run(agents, supervisors, changes_per_s, duration_s, common);
+            let run = fanout::run(load, common);
             (on_threads(client_threads, run).await, json)
         }
         Scenario::Commands {
@@ -421,28 +415,11 @@ async fn main() -> ExitCode {
             (r, json)
         }
         Scenario::Relay {
-            load:
-                Load {
-                    agents,
-                    supervisors,
-                    changes_per_s,
-                    duration_s,
-                },
+            load,
             frame_bytes,
             transport,
             json,
-        } => {
-            let r = relay::run(
-                agents,
-                supervisors,
-                changes_per_s,
-                duration_s,
-                frame_bytes,
-                transport,
-            )
-            .await;
-            (r, json)
-        }
+        } => (relay::run(load, frame_bytes, transport).await, json),
         Scenario::RelayServer {
             frame_bytes,
             transport,

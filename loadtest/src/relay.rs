@@ -15,6 +15,7 @@
 //! (BENCHMARKS.md, "Freshness: the hub against a bare relay").
 
 use crate::report::latency_ms;
+use crate::Load;
 use futures_util::{SinkExt, StreamExt};
 use presence_hub::ws::{Message as WsMessage, Out, Socket};
 use serde_json::{json, Value};
@@ -227,14 +228,13 @@ fn reason(text: &str) -> Option<&str> {
 
 /// Starts the server (this tool, `relay-server`), drives `agents` at `rate`
 /// changes/s while `supervisors` watch, and times change → delta.
-pub async fn run(
-    agents: usize,
-    supervisors: usize,
-    rate: u64,
-    duration_s: u64,
-    frame_bytes: usize,
-    transport: Transport,
-) -> Result<Value, String> {
+pub async fn run(load: Load, frame_bytes: usize, transport: Transport) -> Result<Value, String> {
+    let Load {
+        agents,
+        supervisors,
+        changes_per_s: rate,
+        duration_s,
+    } = load;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let transport_arg = match transport {
         Transport::Hub => "hub",

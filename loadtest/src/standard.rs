@@ -302,27 +302,20 @@ pub async fn run(a: Args) -> Result<ExitCode, String> {
             crate::ceiling::run(p.supervisors, rate, p.duration_s, 700),
         )
         .await;
+        let load = crate::Load {
+            agents: p.fanout_agents,
+            supervisors: p.supervisors,
+            changes_per_s: rate,
+            duration_s: p.duration_s,
+        };
         let relay = step(
             format!("relay, {rate} changes/s × {} supervisors", p.supervisors),
-            crate::relay::run(
-                p.fanout_agents,
-                p.supervisors,
-                rate,
-                p.duration_s,
-                700,
-                crate::relay::Transport::Hub,
-            ),
+            crate::relay::run(load, 700, crate::relay::Transport::Hub),
         )
         .await;
         let fanout = step(
             format!("fanout, {rate} changes/s × {} supervisors", p.supervisors),
-            crate::fanout::run(
-                p.fanout_agents,
-                p.supervisors,
-                rate,
-                p.duration_s,
-                common(1),
-            ),
+            crate::fanout::run(load, common(1)),
         )
         .await;
         freshness.push(Freshness {
