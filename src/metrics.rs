@@ -219,8 +219,8 @@ fn describe() {
     );
     describe_gauge!(
         "presence_hub_handshakes_waiting",
-        "Connections that sent a request and wait for the node to read it \
-         (--max-handshakes are read at once)"
+        "Connections that sent a request and wait for a turn to have it read \
+         (at most --handshake-turn-ms; --max-handshakes turns per listener)"
     );
     describe_gauge!(
         "presence_hub_ready",
