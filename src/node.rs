@@ -505,12 +505,12 @@ async fn reach_redis(
                 config.node_ttl(),
                 timeout,
                 config.redis_push_queue.max(1),
+                (
+                    config.redis_wait_replicas,
+                    Duration::from_millis(config.redis_wait_timeout_ms),
+                ),
             )
             .await?
-            .wait_for_replicas(
-                config.redis_wait_replicas,
-                Duration::from_millis(config.redis_wait_timeout_ms),
-            )
             .with_events(config.events_retention());
             // Hold a lease before serving anyone.
             redis.renew_lease().await?;

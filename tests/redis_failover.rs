@@ -745,3 +745,196 @@ async fn credentials_and_webhook_endpoints_wait_for_a_replica_like_every_change(
         "w2 has no delivery state on any replica"
     );
 }
+
+/// A second server made a replica of `master` at runtime, in sync once
+/// this returns.
+fn replica_of(master: &RedisServer) -> RedisServer {
+    // A replica syncs at once (the default waits 5 s for more replicas).
+    master.cli(&["config", "set", "repl-diskless-sync-delay", "0"]);
+    let replica = RedisServer::start();
+    follow(&replica, master);
+    replica
+}
+
+/// Makes `replica` follow `master` again and waits until it acknowledges
+/// writes: after a diskless sync the master streams to a replica only from
+/// its first acknowledgement on, up to a second after the sync, and `WAIT`
+/// counts it only then.
+fn follow(replica: &RedisServer, master: &RedisServer) {
+    use std::io::{Read, Write};
+    let port = master.port.to_string();
+    assert_eq!(replica.cli(&["replicaof", "127.0.0.1", &port]), "OK");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // A write and its WAIT on one connection, until the replica confirms.
+    let mut probe = std::net::TcpStream::connect(("127.0.0.1", master.port)).expect("master");
+    loop {
+        probe
+            .write_all(b"SET replica-probe 1\r\nWAIT 1 100\r\n")
+            .expect("probe sent");
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 64];
+        while answer.iter().filter(|b| **b == b'\n').count() < 2 {
+            let n = probe.read(&mut buf).expect("probe answered");
+            assert!(n > 0, "the master closed the probe");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        if answer.ends_with(b":1\r\n") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never confirmed a write"
+        );
+    }
+}
+
+/// The pauses for `reason` in `id`'s history.
+async fn pauses(sup: &mut Client, id: &str, reason: &str) -> usize {
+    let h = sup
+        .ok(json!({"type": "history", "agent_id": id, "limit": 1000}))
+        .await;
+    h["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["event"] == "pause" && c["pause_reason"] == reason)
+        .count()
+}
+
+fn outcome_unknown(reply: &Value, what: &str) {
+    assert_eq!(reply["error"]["code"], "outcome_unknown", "{what}: {reply}");
+}
+
+/// PROTOCOL.md §9.1: a repeat under the same `idempotency_key` answers `ok`
+/// only once the replicas hold the change it repeats — not merely because
+/// the master has it.
+#[tokio::test]
+async fn a_repeat_is_acknowledged_only_once_the_replicas_hold_what_it_repeats() {
+    let master = RedisServer::start();
+    let replica = replica_of(&master);
+    let url = master.url();
+    // A WAIT longer than DURABLE's: on a busy machine a replica that is up
+    // may take a few hundred ms to confirm, and here only the replica that
+    // left may fail to.
+    let flags = [
+        "--redis-url",
+        &url,
+        "--redis-wait-replicas",
+        "1",
+        "--redis-wait-timeout-ms",
+        "1000",
+    ];
+    let a = node_on(&flags, "a").await;
+    let mut a1 = agent(&a, "a1", "d1").await;
+    let (mut sup, _) = supervisor(&a).await;
+    // Acknowledged while the replica follows.
+    a1.ok(json!({"type": "set_status", "status": "paused", "reason": "break"}))
+        .await;
+    a1.ok(json!({"type": "set_status", "status": "available"}))
+        .await;
+
+    // The replica leaves: the master applies the change, the hub does not
+    // acknowledge it.
+    assert_eq!(replica.cli(&["replicaof", "no", "one"]), "OK");
+    let pause = json!({"type": "set_status", "status": "paused", "reason": "lunch",
+                       "idempotency_key": "a1-lunch"});
+    outcome_unknown(&a1.request(pause.clone()).await, "no replica holds it");
+    assert!(
+        master
+            .cli(&["hget", "hub:{acme}:records", "a1"])
+            .contains("\"paused\""),
+        "the master applied it"
+    );
+    // Its repeat finds it applied, and still no replica holding it.
+    outcome_unknown(
+        &a1.request(pause.clone()).await,
+        "a repeat while no replica holds the change",
+    );
+
+    // The replica is back and has it: now the repeat is acknowledged, and
+    // the change was applied once.
+    follow(&replica, &master);
+    let r = a1.ok(pause).await;
+    assert_eq!(r["agent"]["status"], "paused", "{r}");
+    assert_eq!(pauses(&mut sup, "a1", "lunch").await, 1);
+}
+
+/// A change whose answer is lost while its `WAIT` is pending is settled on
+/// the connection that replaced the lost one, and found applied: it is
+/// acknowledged only once the replicas hold it, through a `WAIT` behind the
+/// settle on that connection (backplane/replicated.rs).
+#[tokio::test]
+async fn a_change_settled_after_its_connection_was_lost_waits_for_replicas_that_hold_it() {
+    let master = RedisServer::start();
+    let replica = replica_of(&master);
+    // A long node TTL: no lease renewal writes on the new connection
+    // before the settle does. A long WAIT: the test kills it mid-wait.
+    let url = master.url();
+    let flags = [
+        "--redis-url",
+        &url,
+        "--redis-wait-replicas",
+        "1",
+        "--redis-wait-timeout-ms",
+        "1500",
+    ];
+    let a = fault_node_on(&flags, "a", 60_000, 500, &[]).await;
+    let mut a1 = agent(&a, "a1", "d1").await;
+    // Acknowledged while the replica follows.
+    a1.ok(json!({"type": "set_status", "status": "paused", "reason": "break"}))
+        .await;
+    a1.ok(json!({"type": "set_status", "status": "available"}))
+        .await;
+
+    // The replica freezes: it stays connected, acknowledging what it had.
+    let pid = replica
+        .cli(&["info", "server"])
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .map(|p| p.trim().to_string())
+        .expect("process_id");
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let change = tokio::spawn(async move {
+        let reply = a1
+            .request(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
+            .await;
+        (a1, reply)
+    });
+    // The change applied, its WAIT blocked: cut that connection.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let waiting = loop {
+        let clients = master.cli(&["client", "list"]);
+        if let Some(id) = clients
+            .lines()
+            // Blocked in WAIT now (`cmd` alone is a client's last command).
+            .find(|l| l.contains("cmd=wait") && l.contains(" flags=b "))
+            .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("id=")))
+        {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no WAIT blocked: {clients}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(master.cli(&["client", "kill", "id", &waiting]), "1");
+    let (_a1, reply) = change.await.expect("the change's task");
+    outcome_unknown(&reply, "the settled change, no replica holding it");
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("0 of 1 replicas"),
+        "settled as applied, then WAIT on the new connection: {reply}"
+    );
+    assert!(
+        master
+            .cli(&["hget", "hub:{acme}:records", "a1"])
+            .contains("\"paused\""),
+        "the master applied it"
+    );
+    signal("-CONT");
+}

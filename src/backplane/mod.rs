@@ -13,6 +13,7 @@
 pub mod credential;
 pub mod memory;
 pub mod redis;
+mod replicated;
 pub mod sentinel;
 pub mod settle;
 pub mod target;
@@ -356,7 +357,9 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// The seq of the change made under `once`, while the store remembers
     /// it (so a repeated request answers without running the domain rules
-    /// again: the first one changed what they would check).
+    /// again: the first one changed what they would check). A repeat is
+    /// acknowledged like the change it repeats: with
+    /// `--redis-wait-replicas`, `OutcomeUnknown` until the replicas hold it.
     async fn applied_under(
         &self,
         tenant: &str,

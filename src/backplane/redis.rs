@@ -14,7 +14,7 @@
 //! | `hub:{t}:epoch` | present while the store holds this tenant; gone after an empty restart |
 //! | `hub:{t}:ops` | hash: agent id → the attempt id and seq of its last change (`settle`) |
 //! | `hub:{t}:op:<attempt>` | a settings change's seq, for 10 minutes (`settle`) |
-//! | `hub:{t}:fence:<attempt>` | a change whose answer was lost and that must never apply (24 h) |
+//! | `hub:{t}:fence:<attempt>` | a change whose answer was lost and that must never apply, or (`applied`) one found applied (24 h) |
 //! | `hub:{t}:once:<n>:<user>:<key>` | a client's idempotency key → its change's seq (10 minutes) |
 //! | `hub:{t}:deltas` | pub/sub channel of committed changes, and (prefix `Q`, no seq) of queue statistics |
 //! | `hub:{t}:queue_stats` | hash: `<kind>/<id>` → the channel's latest queue statistics JSON (PROTOCOL.md §10.7) |
@@ -42,8 +42,12 @@
 //! sentinels name (`super::sentinel`); on a Redis Cluster the cluster
 //! client follows slot moves. With `--redis-wait-replicas N` a change is
 //! acknowledged only once `WAIT N` says N replicas hold it, so a failover
-//! to one of them cannot lose it (see `commit_agent`).
+//! to one of them cannot lose it: the change and its `WAIT` travel in one
+//! pipeline on a third connection, the changes' own, and a repeat or a
+//! settled lost answer writes its idempotency marker or fence again for
+//! that `WAIT` to cover (`super::replicated`).
 
+use super::replicated::{Acked, Replication, Write};
 use super::sentinel::{is_readonly, master_may_have_moved, SentinelConn};
 use super::settle::{Attempts, RedisClock, Settled, FENCE_TTL, SETTINGS_ATTEMPT_TTL};
 use super::target::{Prepared, PreparedKind};
@@ -399,6 +403,15 @@ fn channel_key(channel: &crate::domain::ChannelRef) -> String {
     format!("{}:{}", channel.kind.as_str(), channel.id)
 }
 
+/// `lua/applied_under.lua`: a repeat's earlier change, written again for
+/// the `WAIT` behind.
+static APPLIED_UNDER: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(include_str!("lua/applied_under.lua")));
+
+/// `lua/webhook_put.lua`.
+static WEBHOOK_PUT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(include_str!("lua/webhook_put.lua")));
+
 /// The one key outside every tenant's: see `Backplane::webhooks_generation`.
 const WEBHOOKS_GENERATION: &str = "hub:webhooks:generation";
 
@@ -407,18 +420,21 @@ type PushResult = Result<(), std::convert::Infallible>;
 
 /// One connection to the store `target` names (RESP3, with automatic
 /// resubscription): with `on_push`, the node's subscribed connection; with
-/// none, one that never subscribes. `on_switch` runs when a Sentinel
-/// points at another master.
+/// none, one that never subscribes. `timeout` bounds connecting and each
+/// reply. Behind Sentinels, `acks` asks for the changes' manager too, with
+/// replies bounded by it (see `RedisBackplane::connect`). `on_switch` runs
+/// when a Sentinel points at another master.
 async fn open<P>(
     target: &Prepared,
     timeout: Duration,
     on_push: Option<P>,
+    acks: Option<Duration>,
     on_switch: impl Fn() + Send + Sync + 'static,
 ) -> Result<Conn, BackplaneError>
 where
     P: Fn(PushInfo) -> PushResult + Clone + Send + Sync + 'static,
 {
-    let single = |on_push: Option<P>| {
+    let single = |on_push: Option<P>, timeout: Duration| {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -458,8 +474,11 @@ where
                 sentinels,
                 master,
                 target,
-                single(on_push),
-                single(None),
+                super::sentinel::Configs {
+                    main: single(on_push, timeout),
+                    bulk: single(None, timeout),
+                    acks: acks.map(|acks| single(None, acks)),
+                },
                 timeout,
                 on_switch,
             )
@@ -474,7 +493,7 @@ where
             .map_err(unavailable)?;
             Conn::Single(
                 client
-                    .get_connection_manager_with_config(single(on_push))
+                    .get_connection_manager_with_config(single(on_push, timeout))
                     .await
                     .map_err(unavailable)?,
             )
@@ -516,7 +535,7 @@ fn unavailable(e: ::redis::RedisError) -> BackplaneError {
 /// client, with sharded pub/sub) or a Sentinel-managed master; all
 /// multiplex RESP3 commands and pushes.
 #[derive(Clone)]
-enum Conn {
+pub(super) enum Conn {
     Single(ConnectionManager),
     Cluster(::redis::cluster_async::ClusterConnection),
     Sentinel(SentinelConn),
@@ -588,15 +607,17 @@ pub struct RedisBackplane {
     /// A connection that never subscribes, for replies too large for the
     /// subscribed one (see `connect`).
     bulk: Conn,
+    /// The connection for changes and their `WAIT`s: the subscribed one
+    /// unless `--redis-wait-replicas` (see `connect`).
+    acks: Conn,
     shared: Arc<Shared>,
     events: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<NodeEvent>>>,
     node_id: String,
     history_capacity: usize,
     node_ttl: Duration,
     timeout: Duration,
-    /// `WAIT` for this many replicas before acknowledging a change (0: no).
-    wait_replicas: u32,
-    wait_timeout: Duration,
+    /// `WAIT` for replicas before acknowledging a change (`super::replicated`).
+    replication: Replication,
     commit: Script,
     settings: Script,
     seed: Script,
@@ -618,7 +639,9 @@ pub struct RedisBackplane {
 
 impl RedisBackplane {
     /// Connects (RESP3, with automatic resubscription) and subscribes to
-    /// this node's command channel.
+    /// this node's command channel. With `wait`'s replicas above 0 a change
+    /// is acknowledged only once that many replicas hold it, waiting up to
+    /// `wait`'s timeout (`super::replicated`).
     pub async fn connect(
         target: &Prepared,
         node_id: &str,
@@ -626,7 +649,19 @@ impl RedisBackplane {
         node_ttl: Duration,
         timeout: Duration,
         push_bound: usize,
+        (wait_replicas, wait_timeout): (u32, Duration),
     ) -> Result<Self, BackplaneError> {
+        let replication = Replication {
+            replicas: wait_replicas,
+            wait: wait_timeout,
+            answer: timeout,
+        };
+        // A `WAIT` holds up every later command of its connection until the
+        // replicas answer (Redis runs one client's commands in order), so
+        // changes and their `WAIT`s get a connection of their own: lease
+        // renewals and loads never queue behind them. Its replies may take
+        // the wait too.
+        let acks_timeout = (wait_replicas > 0).then_some(timeout + wait_timeout);
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             handlers: DashMap::new(),
@@ -641,9 +676,13 @@ impl RedisBackplane {
         let replaced = shared.clone();
         // Boxed: the connect futures are deep, and the node's start (which
         // awaits this) would otherwise pass the compiler's layout depth.
-        let mut conn = Box::pin(open(target, timeout, Some(on_push), move || {
-            replaced.connection_replaced()
-        }))
+        let mut conn = Box::pin(open(
+            target,
+            timeout,
+            Some(on_push),
+            acks_timeout,
+            move || replaced.connection_replaced(),
+        ))
         .await?;
         // Large replies (a tenant's whole state: 70 MB for 100 000 agents)
         // come over a connection of their own. On the subscribed one Redis
@@ -658,6 +697,21 @@ impl RedisBackplane {
                     target,
                     timeout,
                     None::<fn(PushInfo) -> PushResult>,
+                    None,
+                    || {},
+                ))
+                .await?
+            }
+        };
+        let acks = match (&conn, acks_timeout) {
+            (_, None) => conn.clone(),
+            (Conn::Sentinel(c), Some(_)) => Conn::Sentinel(c.acks()),
+            (_, Some(acks_timeout)) => {
+                Box::pin(open(
+                    target,
+                    acks_timeout,
+                    None::<fn(PushInfo) -> PushResult>,
+                    None,
                     || {},
                 ))
                 .await?
@@ -666,17 +720,17 @@ impl RedisBackplane {
         conn.listen(&shared.node_channel)
             .await
             .map_err(unavailable)?;
-        Ok(RedisBackplane {
+        let backplane = RedisBackplane {
             conn,
             bulk,
+            acks,
             shared,
             events: parking_lot::Mutex::new(Some(rx)),
             node_id: node_id.to_string(),
             history_capacity,
             node_ttl,
             timeout,
-            wait_replicas: 0,
-            wait_timeout: timeout,
+            replication,
             commit: Script::new(include_str!("lua/commit.lua")),
             queue_stats: Script::new(include_str!("lua/queue_stats.lua")),
             settings: Script::new(include_str!("lua/settings.lua")),
@@ -692,7 +746,34 @@ impl RedisBackplane {
             retention: Retention::default(),
             clock: RedisClock::default(),
             attempts: Attempts::new(),
-        })
+        };
+        backplane.load_change_scripts().await?;
+        Ok(backplane)
+    }
+
+    /// With `--redis-wait-replicas`, loads the scripts of changes up front.
+    /// A script the server lacks costs its change a second pipeline, and the
+    /// first one's `WAIT` (`super::replicated`): a change first sent after
+    /// the replicas fell behind would then reach Redis past its deadline.
+    /// A new master (a failover) still loads them at their first use.
+    async fn load_change_scripts(&self) -> Result<(), BackplaneError> {
+        if self.replication.replicas == 0 {
+            return Ok(());
+        }
+        let mut pipe = ::redis::pipe();
+        for script in [
+            &self.commit,
+            &self.settings,
+            &self.directory,
+            &self.settle,
+            &APPLIED_UNDER,
+            &WEBHOOK_PUT,
+        ] {
+            pipe.load_script(script);
+        }
+        let loaded: ::redis::RedisResult<Vec<String>> =
+            guarded(pipe.query_async(&mut self.acks.clone()), self.timeout).await;
+        self.note(loaded).map(|_| ())
     }
 
     /// How much earlier than the node stops waiting a change's deadline
@@ -735,7 +816,7 @@ impl RedisBackplane {
         attempt: &str,
         sent: Instant,
         error: ::redis::RedisError,
-    ) -> Result<Settled, BackplaneError> {
+    ) -> Result<(Settled, Acked), BackplaneError> {
         let mut invocation = self.settle.prepare_invoke();
         match what {
             Settling::Agent { id, expected } => {
@@ -760,15 +841,19 @@ impl RedisBackplane {
             }
         }
         invocation.arg(FENCE_TTL.as_millis() as u64);
-        let answer: ::redis::RedisResult<(i64, Option<String>)> =
-            guarded(invocation.invoke_async(conn), self.timeout).await;
+        // With its WAIT: an attempt found applied is acknowledged only once
+        // the replicas hold it, and settle.lua wrote for the WAIT to cover.
+        let answer: ::redis::RedisResult<((i64, Option<String>), Acked)> = self
+            .replication
+            .send(conn, Write::Script(&invocation))
+            .await;
         match self.note(answer) {
-            Ok((code, seq)) => {
+            Ok(((code, seq), acked)) => {
                 let settled = Settled::parse(code, seq).ok_or_else(|| {
                     BackplaneError::OutcomeUnknown("unreadable answer from settle.lua".into())
                 })?;
                 crate::metrics::get().changes_settled(&settled);
-                Ok(settled)
+                Ok((settled, acked))
             }
             Err(e) => {
                 tokio::time::sleep_until((sent + self.timeout).into()).await;
@@ -799,11 +884,11 @@ impl RedisBackplane {
             .settle(conn, k, Settling::Settings, attempt, sent, error)
             .await?
         {
-            Settled::Applied(seq) => {
-                self.replicated(conn, &k.seq).await?;
+            (Settled::Applied(seq), acked) => {
+                self.replication.check(conn, acked, &k.seq).await?;
                 Ok(seq)
             }
-            Settled::NotApplied | Settled::Unknown => Err(BackplaneError::Unavailable(
+            (Settled::NotApplied | Settled::Unknown, _) => Err(BackplaneError::Unavailable(
                 "no answer from Redis in time; the change was not applied".into(),
             )),
         }
@@ -852,62 +937,6 @@ impl RedisBackplane {
     /// The events' maximum age for a script, 0 for none.
     fn events_max_age(&self) -> u64 {
         self.retention.max_age_ms.unwrap_or(0)
-    }
-
-    /// Acknowledges a change only once `replicas` replicas hold it (`WAIT`,
-    /// up to `timeout`); 0 acknowledges as soon as the master has it.
-    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
-        self.wait_replicas = replicas;
-        self.wait_timeout = timeout;
-        self
-    }
-
-    /// With `--redis-wait-replicas`: waits until enough replicas hold what
-    /// this connection wrote. `outcome_unknown` when they do not in time — the
-    /// change is on the master and may be seen, but a failover could lose
-    /// it, so it is not acknowledged.
-    ///
-    /// `key` is one the change wrote: on a Redis Cluster `WAIT` goes to the
-    /// master of its shard only (the tenant's), not to every master, so a
-    /// shard short of replicas refuses only its own tenants' changes.
-    async fn replicated(&self, conn: &mut Conn, key: &str) -> Result<(), BackplaneError> {
-        if self.wait_replicas == 0 {
-            return Ok(());
-        }
-        let wait = ::redis::cmd("WAIT")
-            .arg(self.wait_replicas)
-            .arg(self.wait_timeout.as_millis() as u64)
-            .to_owned();
-        let deadline = self.timeout + self.wait_timeout;
-        let acked: ::redis::RedisResult<u32> = match conn {
-            Conn::Cluster(c) => {
-                use ::redis::cluster_routing::{
-                    Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
-                };
-                let shard = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                    Route::with_key(key, SlotAddr::Master),
-                ));
-                guarded(c.route_command(wait, shard), deadline)
-                    .await
-                    .and_then(|v| ::redis::from_redis_value(v).map_err(Into::into))
-            }
-            _ => guarded(wait.query_async(conn), deadline).await,
-        };
-        // The change is applied on the master whatever WAIT says: the
-        // outcome a client must act on is "maybe lost", not "not applied".
-        let acked = self.note(acked).map_err(|e| {
-            BackplaneError::OutcomeUnknown(format!(
-                "the change is applied on the master, but whether replicas hold it is unknown ({e})"
-            ))
-        })?;
-        if acked < self.wait_replicas {
-            return Err(BackplaneError::OutcomeUnknown(format!(
-                "the change is applied on the master but reached {acked} of {} replicas in time: \
-                 a failover may lose it",
-                self.wait_replicas
-            )));
-        }
-        Ok(())
     }
 
     fn conn(&self) -> Conn {
@@ -1126,41 +1155,44 @@ impl Backplane for RedisBackplane {
         let history = HistoryEntry::of(&record, event);
         let event_prefix = self.event_prefix("agent", tenant, Some(&record.id), event, &history.by);
         let attempt = self.attempts.next();
-        let mut conn = self.conn();
+        let mut conn = self.acks.clone();
         let sent = Instant::now();
-        let result: ::redis::RedisResult<(u64, Option<String>)> = guarded(
-            self.commit
-                .key(&k.seq)
-                .key(&k.records)
-                .key(&k.versions)
-                .key(&k.history)
-                .key(&k.deltas)
-                .key(&k.ops)
-                .key(k.fence(&attempt))
-                .key(k.once(once))
-                .key(&k.events)
-                .arg(&record.id)
-                .arg(expected_version)
-                .arg(without_version(&record)?)
-                .arg(self.history_capacity)
-                .arg(without_version(&history)?)
-                .arg(conn.publish_command())
-                .arg(&attempt)
-                .arg(self.deadline(sent))
-                .arg(window_ms(once))
-                .arg(event_prefix)
-                .arg(self.retention.max_len)
-                .arg(self.events_max_age())
-                .invoke_async::<(u64, RedisValue)>(&mut conn),
-            self.timeout,
-        )
-        .await
-        .map(|v| match v.1 {
-            RedisValue::BulkString(b) => (v.0, String::from_utf8(b).ok()),
-            RedisValue::SimpleString(s) => (v.0, Some(s)),
-            RedisValue::Int(seq) => (v.0, Some(seq.to_string())),
-            _ => (v.0, None),
-        });
+        let mut invocation = self.commit.prepare_invoke();
+        invocation
+            .key(&k.seq)
+            .key(&k.records)
+            .key(&k.versions)
+            .key(&k.history)
+            .key(&k.deltas)
+            .key(&k.ops)
+            .key(k.fence(&attempt))
+            .key(k.once(once))
+            .key(&k.events)
+            .arg(&record.id)
+            .arg(expected_version)
+            .arg(without_version(&record)?)
+            .arg(self.history_capacity)
+            .arg(without_version(&history)?)
+            .arg(conn.publish_command())
+            .arg(&attempt)
+            .arg(self.deadline(sent))
+            .arg(window_ms(once))
+            .arg(event_prefix)
+            .arg(self.retention.max_len)
+            .arg(self.events_max_age());
+        let result: ::redis::RedisResult<((u64, Option<String>), Acked)> = self
+            .replication
+            .send::<(u64, RedisValue)>(&mut conn, Write::Script(&invocation))
+            .await
+            .map(|((code, payload), acked)| {
+                let payload = match payload {
+                    RedisValue::BulkString(b) => String::from_utf8(b).ok(),
+                    RedisValue::SimpleString(s) => Some(s),
+                    RedisValue::Int(seq) => Some(seq.to_string()),
+                    _ => None,
+                };
+                ((code, payload), acked)
+            });
         let committed = |seq: u64| {
             let mut record = record.clone();
             record.version = seq;
@@ -1171,7 +1203,7 @@ impl Backplane for RedisBackplane {
                 .and_then(|json| serde_json::from_str::<AgentRecord>(&json).ok())
                 .map(Arc::new)
         };
-        let (code, payload) = match result {
+        let ((code, payload), acked) = match result {
             Ok(answer) => answer,
             Err(e) if surely_not_applied(&e) => return Err(self.failed(e)),
             Err(e) => {
@@ -1181,14 +1213,14 @@ impl Backplane for RedisBackplane {
                     expected: expected_version,
                 };
                 return match self.settle(&mut conn, &k, what, &attempt, sent, e).await? {
-                    Settled::Applied(seq) => {
-                        self.replicated(&mut conn, &k.seq).await?;
+                    (Settled::Applied(seq), acked) => {
+                        self.replication.check(&mut conn, acked, &k.seq).await?;
                         Ok(committed(seq))
                     }
-                    Settled::NotApplied => Err(BackplaneError::Unavailable(
+                    (Settled::NotApplied, _) => Err(BackplaneError::Unavailable(
                         "no answer from Redis in time; the change was not applied".into(),
                     )),
-                    Settled::Unknown => Err(BackplaneError::OutcomeUnknown(
+                    (Settled::Unknown, _) => Err(BackplaneError::OutcomeUnknown(
                         "no answer from Redis in time, and the agent changed since: whether \
                          this change was applied first is unknown (it will not be applied now)"
                             .into(),
@@ -1198,13 +1230,18 @@ impl Backplane for RedisBackplane {
         };
         match code {
             1 => {
-                self.replicated(&mut conn, &k.seq).await?;
+                self.replication.check(&mut conn, acked, &k.seq).await?;
                 let seq: u64 = payload.and_then(|s| s.parse().ok()).ok_or_else(|| {
                     BackplaneError::OutcomeUnknown("commit returned no seq".into())
                 })?;
                 Ok(committed(seq))
             }
-            2 => Ok(Commit::AlreadyApplied(current(payload))),
+            // A repeat is acknowledged like the change it repeats: once the
+            // replicas hold that change (the script wrote for WAIT to cover).
+            2 => {
+                self.replication.check(&mut conn, acked, &k.seq).await?;
+                Ok(Commit::AlreadyApplied(current(payload)))
+            }
             3 => Err(BackplaneError::Unavailable(format!(
                 "the change reached Redis too late ({}); it was not applied",
                 payload.as_deref().unwrap_or("late")
@@ -1225,30 +1262,30 @@ impl Backplane for RedisBackplane {
         let event_prefix = self.event_prefix("settings", tenant, None, "settings_updated", by);
         let patch = to_json(patch)?;
         let attempt = self.attempts.next();
-        let mut conn = self.conn();
+        let mut conn = self.acks.clone();
         let sent = Instant::now();
-        let result: ::redis::RedisResult<(u64, String)> = guarded(
-            self.settings
-                .key(&k.seq)
-                .key(&k.settings)
-                .key(&k.deltas)
-                .key(k.op(&attempt))
-                .key(k.fence(&attempt))
-                .key(k.once(once))
-                .key(&k.events)
-                .arg(patch)
-                .arg(conn.publish_command())
-                .arg(self.deadline(sent))
-                .arg(SETTINGS_ATTEMPT_TTL.as_millis() as u64)
-                .arg(window_ms(once))
-                .arg(event_prefix)
-                .arg(self.retention.max_len)
-                .arg(self.events_max_age())
-                .invoke_async(&mut conn),
-            self.timeout,
-        )
-        .await;
-        let (seq, json) = match result {
+        let mut invocation = self.settings.prepare_invoke();
+        invocation
+            .key(&k.seq)
+            .key(&k.settings)
+            .key(&k.deltas)
+            .key(k.op(&attempt))
+            .key(k.fence(&attempt))
+            .key(k.once(once))
+            .key(&k.events)
+            .arg(patch)
+            .arg(conn.publish_command())
+            .arg(self.deadline(sent))
+            .arg(SETTINGS_ATTEMPT_TTL.as_millis() as u64)
+            .arg(window_ms(once))
+            .arg(event_prefix)
+            .arg(self.retention.max_len)
+            .arg(self.events_max_age());
+        let result: ::redis::RedisResult<((u64, String), Acked)> = self
+            .replication
+            .send(&mut conn, Write::Script(&invocation))
+            .await;
+        let ((seq, json), acked) = match result {
             Ok(answer) => answer,
             Err(e) if surely_not_applied(&e) => return Err(self.failed(e)),
             Err(e) => {
@@ -1269,6 +1306,8 @@ impl Backplane for RedisBackplane {
                 };
             }
         };
+        // Acknowledged, a repeat too, only once the replicas hold it.
+        self.replication.check(&mut conn, acked, &k.seq).await?;
         if seq == 0 {
             // Applied before under the same idempotency key: nothing now.
             let settings = serde_json::from_str(&json)
@@ -1279,7 +1318,6 @@ impl Backplane for RedisBackplane {
             };
             return Ok((earlier, settings));
         }
-        self.replicated(&mut conn, &k.seq).await?;
         let settings = serde_json::from_str(&json)
             .map_err(|e| BackplaneError::OutcomeUnknown(format!("settings: {e}")))?;
         Ok((seq, settings))
@@ -1313,7 +1351,7 @@ impl Backplane for RedisBackplane {
             .by
             .clone()
             .unwrap_or_else(crate::domain::Actor::system);
-        let mut conn = self.conn();
+        let mut conn = self.acks.clone();
         let sent = Instant::now();
         invocation
             .arg(write.expected_version)
@@ -1389,9 +1427,11 @@ impl Backplane for RedisBackplane {
                 .arg(without_version(&history)?)
                 .arg(self.event_prefix("agent", tenant, Some(&removal.id), &write.event, &by));
         }
-        let result: ::redis::RedisResult<(i64, u64)> =
-            guarded(invocation.invoke_async(&mut conn), self.timeout).await;
-        let (code, seq) = match result {
+        let result: ::redis::RedisResult<((i64, u64), Acked)> = self
+            .replication
+            .send(&mut conn, Write::Script(&invocation))
+            .await;
+        let ((code, seq), acked) = match result {
             Ok(answer) => answer,
             Err(e) if surely_not_applied(&e) => return Err(self.failed(e)),
             Err(e) => {
@@ -1403,10 +1443,13 @@ impl Backplane for RedisBackplane {
         };
         match code {
             1 => {
-                self.replicated(&mut conn, &k.seq).await?;
+                self.replication.check(&mut conn, acked, &k.seq).await?;
                 Ok(DirectoryCommit::Committed(seq))
             }
-            2 => Ok(DirectoryCommit::AlreadyApplied(seq)),
+            2 => {
+                self.replication.check(&mut conn, acked, &k.seq).await?;
+                Ok(DirectoryCommit::AlreadyApplied(seq))
+            }
             _ => Ok(DirectoryCommit::Conflict(seq)),
         }
     }
@@ -1416,10 +1459,19 @@ impl Backplane for RedisBackplane {
         tenant: &str,
         once: &IdempotencyKey,
     ) -> Result<Option<u64>, BackplaneError> {
-        let mut conn = self.conn();
-        let seq: ::redis::RedisResult<Option<u64>> =
-            guarded(conn.get(keys(tenant).once(Some(once))), self.timeout).await;
-        self.note(seq)
+        let k = keys(tenant);
+        let mut invocation = APPLIED_UNDER.prepare_invoke();
+        invocation.key(k.once(Some(once)));
+        let mut conn = self.acks.clone();
+        let answer: ::redis::RedisResult<(Option<u64>, Acked)> = self
+            .replication
+            .send(&mut conn, Write::Script(&invocation))
+            .await;
+        let (seq, acked) = self.note(answer)?;
+        if seq.is_some() {
+            self.replication.check(&mut conn, acked, &k.seq).await?;
+        }
+        Ok(seq)
     }
 
     async fn history(
@@ -1784,24 +1836,26 @@ impl Backplane for RedisBackplane {
         doc: Option<&str>,
         ack: super::WriteAck,
     ) -> Result<Option<u64>, BackplaneError> {
-        static PUT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::new(include_str!("lua/webhook_put.lua")));
-        let (key, mut conn) = (webhooks_key(tenant), self.conn());
-        let written: ::redis::RedisResult<i64> = guarded(
-            PUT.key(&key)
-                .arg(name)
-                .arg(expected)
-                .arg(if doc.is_some() { "1" } else { "0" })
-                .arg(doc.unwrap_or(""))
-                .invoke_async(&mut conn),
-            self.timeout,
-        )
-        .await;
-        let version = self.note(written)?;
+        let (key, mut conn) = (webhooks_key(tenant), self.acks.clone());
+        let mut invocation = WEBHOOK_PUT.prepare_invoke();
+        invocation
+            .key(&key)
+            .arg(name)
+            .arg(expected)
+            .arg(if doc.is_some() { "1" } else { "0" })
+            .arg(doc.unwrap_or(""));
         // An admin's endpoint is acknowledged only once replicas hold it,
         // like every other change (README, "No acknowledged change lost").
-        if version >= 0 && ack == super::WriteAck::Replicated {
-            self.replicated(&mut conn, &key).await?;
+        let replication = match ack {
+            super::WriteAck::Replicated => self.replication,
+            super::WriteAck::Master => self.replication.master_only(),
+        };
+        let written: ::redis::RedisResult<(i64, Acked)> = replication
+            .send(&mut conn, Write::Script(&invocation))
+            .await;
+        let (version, acked) = self.note(written)?;
+        if version >= 0 {
+            replication.check(&mut conn, acked, &key).await?;
         }
         Ok(u64::try_from(version).ok())
     }
@@ -1825,15 +1879,18 @@ impl Backplane for RedisBackplane {
     ) -> Result<bool, BackplaneError> {
         self.check_reachable()?;
         let json = to_json(credential)?;
-        let mut conn = self.conn();
-        let created: ::redis::RedisResult<bool> = guarded(
-            conn.hset_nx(credentials_key(tenant), &credential.id, json),
-            self.timeout,
-        )
-        .await;
-        let created = self.note(created).map_err(sent_once)?;
+        let mut conn = self.acks.clone();
+        let key = credentials_key(tenant);
+        let create = ::redis::cmd("HSETNX")
+            .arg(&key)
+            .arg(&credential.id)
+            .arg(json)
+            .to_owned();
+        let created: ::redis::RedisResult<(bool, Acked)> =
+            self.replication.send(&mut conn, Write::Cmd(&create)).await;
+        let (created, acked) = self.note(created).map_err(sent_once)?;
         if created {
-            self.replicated(&mut conn, &credentials_key(tenant)).await?;
+            self.replication.check(&mut conn, acked, &key).await?;
         }
         Ok(created)
     }
@@ -1870,12 +1927,15 @@ impl Backplane for RedisBackplane {
 
     async fn revoke_credential(&self, tenant: &str, id: &str) -> Result<bool, BackplaneError> {
         self.check_reachable()?;
-        let mut conn = self.conn();
-        let removed: ::redis::RedisResult<u64> =
-            guarded(conn.hdel(credentials_key(tenant), id), self.timeout).await;
-        let removed = self.note(removed).map_err(sent_once)? > 0;
+        let mut conn = self.acks.clone();
+        let key = credentials_key(tenant);
+        let revoke = ::redis::cmd("HDEL").arg(&key).arg(id).to_owned();
+        let removed: ::redis::RedisResult<(u64, Acked)> =
+            self.replication.send(&mut conn, Write::Cmd(&revoke)).await;
+        let (removed, acked) = self.note(removed).map_err(sent_once)?;
+        let removed = removed > 0;
         if removed {
-            self.replicated(&mut conn, &credentials_key(tenant)).await?;
+            self.replication.check(&mut conn, acked, &key).await?;
         }
         Ok(removed)
     }

@@ -16,7 +16,9 @@
 //!
 //! Each master gets two managers: the subscribed one, and one that never
 //! subscribes for large replies ([`SentinelConn::bulk`]; see
-//! `RedisBackplane::connect`). They switch together.
+//! `RedisBackplane::connect`); with `--redis-wait-replicas`, a third for the
+//! changes and their `WAIT`s ([`SentinelConn::acks`]; see
+//! `super::replicated`). They switch together.
 
 use super::redis::guarded;
 use super::target::Prepared;
@@ -32,21 +34,40 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct SentinelConn {
     inner: Arc<Inner>,
-    /// Sends over the master's manager that never subscribes.
-    bulk: bool,
+    /// Which of the master's managers this one sends over.
+    role: Role,
 }
 
-/// The master the sentinels named last, and this node's two managers to it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The subscribed manager.
+    Main,
+    /// The one that never subscribes, for large replies.
+    Bulk,
+    /// The one for changes and their `WAIT`s (the main one when there is
+    /// none: no `--redis-wait-replicas`).
+    Acks,
+}
+
+/// The master the sentinels named last, and this node's managers to it.
 struct Master {
     addr: String,
     manager: ConnectionManager,
     bulk: ConnectionManager,
+    acks: Option<ConnectionManager>,
+}
+
+/// The settings of each manager a master gets.
+pub struct Configs {
+    pub main: ConnectionManagerConfig,
+    pub bulk: ConnectionManagerConfig,
+    /// With `--redis-wait-replicas`: the changes' manager.
+    pub acks: Option<ConnectionManagerConfig>,
 }
 
 struct Inner {
     sentinel: tokio::sync::Mutex<SentinelClient>,
-    config: ConnectionManagerConfig,
-    bulk_config: ConnectionManagerConfig,
+    configs: Configs,
     current: parking_lot::RwLock<Master>,
     /// What this node listens to, subscribed again on a new master.
     channels: parking_lot::Mutex<BTreeSet<String>>,
@@ -78,8 +99,7 @@ impl SentinelConn {
         sentinels: &[ConnectionAddr],
         master_name: &str,
         target: &Prepared,
-        config: ConnectionManagerConfig,
-        bulk_config: ConnectionManagerConfig,
+        configs: Configs,
         timeout: Duration,
         on_switch: impl Fn() + Send + Sync + 'static,
     ) -> RedisResult<SentinelConn> {
@@ -116,14 +136,17 @@ impl SentinelConn {
             }
         }
         let mut sentinel = builder.build()?;
-        let current = guarded(master(&mut sentinel, &config, &bulk_config), timeout).await?;
+        let first = async {
+            let client = sentinel.async_get_client().await?;
+            master(client, &configs).await
+        };
+        let current = guarded(first, timeout).await?;
         tracing::info!(master = %current.addr, name = %master_name, "connected to the master the sentinels name");
         Ok(SentinelConn {
-            bulk: false,
+            role: Role::Main,
             inner: Arc::new(Inner {
                 sentinel: tokio::sync::Mutex::new(sentinel),
-                config,
-                bulk_config,
+                configs,
                 current: parking_lot::RwLock::new(current),
                 channels: parking_lot::Mutex::new(BTreeSet::new()),
                 asking: AtomicBool::new(false),
@@ -135,10 +158,10 @@ impl SentinelConn {
 
     fn manager(&self) -> ConnectionManager {
         let current = self.inner.current.read();
-        if self.bulk {
-            current.bulk.clone()
-        } else {
-            current.manager.clone()
+        match (self.role, &current.acks) {
+            (Role::Bulk, _) => current.bulk.clone(),
+            (Role::Acks, Some(acks)) => acks.clone(),
+            (Role::Main | Role::Acks, _) => current.manager.clone(),
         }
     }
 
@@ -146,7 +169,15 @@ impl SentinelConn {
     pub fn bulk(&self) -> SentinelConn {
         SentinelConn {
             inner: self.inner.clone(),
-            bulk: true,
+            role: Role::Bulk,
+        }
+    }
+
+    /// The same master through the changes' manager.
+    pub fn acks(&self) -> SentinelConn {
+        SentinelConn {
+            inner: self.inner.clone(),
+            role: Role::Acks,
         }
     }
 
@@ -200,41 +231,41 @@ impl Inner {
             // Same master: its managers reconnect by themselves.
             return Ok(true);
         }
-        // Both at once: the switch must fit in the caller's bound.
-        let (mut manager, bulk) = tokio::try_join!(
-            client.get_connection_manager_with_config(self.config.clone()),
-            client.get_connection_manager_with_config(self.bulk_config.clone()),
-        )?;
+        let mut master = master(client, &self.configs).await?;
         let channels: Vec<String> = self.channels.lock().iter().cloned().collect();
         for channel in channels {
-            manager.subscribe(channel).await?;
+            master.manager.subscribe(channel).await?;
         }
         tracing::warn!(master = %addr, "the sentinels name a new master: switched to it");
-        *self.current.write() = Master {
-            addr,
-            manager,
-            bulk,
-        };
+        *self.current.write() = master;
         (self.on_switch)();
         Ok(false)
     }
 }
 
-async fn master(
-    sentinel: &mut SentinelClient,
-    config: &ConnectionManagerConfig,
-    bulk_config: &ConnectionManagerConfig,
-) -> RedisResult<Master> {
-    let client = sentinel.async_get_client().await?;
+/// This node's managers to the master `client` reaches, opened at once: a
+/// switch must fit in its caller's bound.
+async fn master(client: ::redis::Client, configs: &Configs) -> RedisResult<Master> {
     let addr = client.get_connection_info().addr().to_string();
-    let (manager, bulk) = tokio::try_join!(
-        client.get_connection_manager_with_config(config.clone()),
-        client.get_connection_manager_with_config(bulk_config.clone()),
+    let acks = async {
+        match &configs.acks {
+            Some(config) => client
+                .get_connection_manager_with_config(config.clone())
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    };
+    let (manager, bulk, acks) = tokio::try_join!(
+        client.get_connection_manager_with_config(configs.main.clone()),
+        client.get_connection_manager_with_config(configs.bulk.clone()),
+        acks,
     )?;
     Ok(Master {
         addr,
         manager,
         bulk,
+        acks,
     })
 }
 

@@ -194,9 +194,13 @@ impl Store {
     }
 
     /// The flags that point a node at this store. Behind Sentinels a change
-    /// is acknowledged only once a replica holds it (`--redis-wait-replicas`):
+    /// is acknowledged only once every replica holds it
+    /// (`--redis-wait-replicas 2`, README "No acknowledged change lost"):
     /// without it PROTOCOL.md §9.1 promises nothing across a failover, and an
-    /// acknowledged change lost in one would not be a bug.
+    /// acknowledged change lost in one would not be a bug. One replica is
+    /// not enough: during a forced failover the old master takes writes
+    /// for seconds after the new one is promoted, and the replica left
+    /// behind confirms them.
     pub fn node_flags(&self) -> Vec<String> {
         match self {
             Store::Single(r) => vec!["--redis-url".into(), r.url()],
@@ -206,7 +210,7 @@ impl Store {
                 "--redis-sentinel-master",
                 sentinel::MASTER,
                 "--redis-wait-replicas",
-                "1",
+                "2",
                 "--redis-wait-timeout-ms",
                 "300",
             ]

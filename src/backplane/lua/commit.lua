@@ -22,7 +22,8 @@
 --       empty: no event stream), 11 events kept at most, 12 events' maximum
 --       age in ms (0: none)
 -- Returns {1, seq}; on a version mismatch {0, current record or false};
--- {2, current record or false} when the idempotency key was used already;
+-- {2, current record or false} when the idempotency key was used already
+-- (its marker is written again, for the WAIT behind);
 -- {3, why} when the deadline passed or the attempt was fenced.
 if redis.call('EXISTS', KEYS[7]) == 1 then
   return {3, 'fenced'}
@@ -39,8 +40,15 @@ end
 if ARGV[8] ~= '0' and clock() >= tonumber(ARGV[8]) then
   return {3, 'late'}
 end
-if ARGV[9] ~= '0' and redis.call('EXISTS', KEYS[8]) == 1 then
-  return {2, redis.call('HGET', KEYS[2], ARGV[1])}
+if ARGV[9] ~= '0' then
+  local earlier = redis.call('GET', KEYS[8])
+  if earlier then
+    -- Set again, unchanged: a write, so that the WAIT sent behind this
+    -- script covers the change this repeat answers for, wherever it was
+    -- written (backplane/replicated.rs).
+    redis.call('SET', KEYS[8], earlier, 'KEEPTTL')
+    return {2, redis.call('HGET', KEYS[2], ARGV[1])}
+  end
 end
 local current = redis.call('HGET', KEYS[3], ARGV[1])
 if current == false or current ~= ARGV[2] then

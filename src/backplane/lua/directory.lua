@@ -43,6 +43,8 @@ end
 if ARGV[6] ~= '0' then
   local earlier = redis.call('GET', KEYS[11])
   if earlier then
+    -- Set again, unchanged, for the WAIT behind (as in commit.lua).
+    redis.call('SET', KEYS[11], earlier, 'KEEPTTL')
     return {2, earlier}
   end
 end

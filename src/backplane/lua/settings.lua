@@ -13,7 +13,8 @@
 --       6 the event's opening (empty: no event stream), 7 events kept at
 --       most, 8 events' maximum age in ms (0: none)
 -- Returns {seq, settings JSON}; {0, settings JSON} when the idempotency key
--- was used already (nothing applied); an error reply `LATE` when the
+-- was used already (nothing applied; its marker is written again, for the
+-- WAIT behind); an error reply `LATE` when the
 -- deadline passed or the attempt was fenced (nothing applied).
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return redis.error_reply('LATE the attempt was fenced')
@@ -28,8 +29,13 @@ local stored = redis.call('GET', KEYS[2])
 if stored == false then
   return redis.error_reply('NOSETTINGS tenant not seeded')
 end
-if ARGV[5] ~= '0' and redis.call('EXISTS', KEYS[6]) == 1 then
-  return {0, stored}
+if ARGV[5] ~= '0' then
+  local earlier = redis.call('GET', KEYS[6])
+  if earlier then
+    -- Set again, unchanged, for the WAIT behind (as in commit.lua).
+    redis.call('SET', KEYS[6], earlier, 'KEEPTTL')
+    return {0, stored}
+  end
 end
 local settings = cjson.decode(stored)
 for k, v in pairs(cjson.decode(ARGV[1])) do

@@ -8,6 +8,10 @@
 --       changes), 3 the attempt's fence
 -- ARGV: 1 'agent' or 'settings', 2 agent id (agent changes), 3 attempt id,
 --       4 the version the change expected (agent changes), 5 fence TTL ms
+-- An attempt found applied is fenced too (it cannot run again anyway): a
+-- write, so that the WAIT sent behind this script covers the change, on
+-- whichever connection or master it was written (backplane/replicated.rs).
+--
 -- Returns {1, seq} applied; {0, false} not applied (and now never will be);
 -- {2, false} not applied now and never will be, but whether it was applied
 -- and then overwritten by a later change of the same agent is unknown.
@@ -16,12 +20,14 @@ if ARGV[1] == 'agent' then
   if op then
     local attempt, seq = string.match(op, '^(%S+) (%d+)$')
     if attempt == ARGV[3] then
+      redis.call('SET', KEYS[3], 'applied', 'PX', ARGV[5])
       return {1, seq}
     end
   end
 else
   local seq = redis.call('GET', KEYS[1])
   if seq then
+    redis.call('SET', KEYS[3], 'applied', 'PX', ARGV[5])
     return {1, seq}
   end
 end
