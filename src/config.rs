@@ -475,17 +475,30 @@ pub struct Config {
     )]
     pub redis_connect_backoff_max_ms: u64,
     /// Acknowledge a change only once this many replicas hold it (Redis
-    /// `WAIT`), so a failover cannot lose it. 0: as soon as the master has it.
+    /// `WAIT`), so a failover cannot lose it: the number of replicas (README,
+    /// "No acknowledged change lost"). 0: as soon as the master has it.
     #[arg(long, env = "PRESENCE_HUB_REDIS_WAIT_REPLICAS", default_value_t = 0)]
     pub redis_wait_replicas: u32,
-    /// Longest wait for those replicas; past it the change is refused
-    /// with `unavailable` (it may still be applied, and is then seen).
+    /// Longest wait for those replicas; past it the change is answered
+    /// `outcome_unknown` (applied on the master, and seen, but a failover
+    /// may undo it).
     #[arg(
         long,
         env = "PRESENCE_HUB_REDIS_WAIT_TIMEOUT_MS",
         default_value_t = 200
     )]
     pub redis_wait_timeout_ms: u64,
+    /// With `--redis-wait-replicas`: connections to the master that carry
+    /// changes and their `WAIT`s. A `WAIT` holds its connection until the
+    /// replicas answer, so this many of a node's changes wait at once; the
+    /// others queue (and past their deadline are refused `unavailable`).
+    #[arg(
+        long,
+        env = "PRESENCE_HUB_REDIS_WAIT_CONNECTIONS",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u16).range(1..=64)
+    )]
+    pub redis_wait_connections: u16,
     /// How many deltas from Redis may wait to be applied. Past it a delta
     /// is dropped and the replica catches up from the store, as for any
     /// delta pub/sub loses (`presence_hub_redis_pushes_dropped_total`).

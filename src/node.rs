@@ -505,10 +505,11 @@ async fn reach_redis(
                 config.node_ttl(),
                 timeout,
                 config.redis_push_queue.max(1),
-                (
-                    config.redis_wait_replicas,
-                    Duration::from_millis(config.redis_wait_timeout_ms),
-                ),
+                crate::backplane::redis::Durability {
+                    replicas: config.redis_wait_replicas,
+                    timeout: Duration::from_millis(config.redis_wait_timeout_ms),
+                    connections: config.redis_wait_connections.into(),
+                },
             )
             .await?
             .with_events(config.events_retention());

@@ -938,3 +938,57 @@ async fn a_change_settled_after_its_connection_was_lost_waits_for_replicas_that_
     );
     signal("-CONT");
 }
+
+/// A `WAIT` holds its connection until the replicas answer, so while they
+/// do not, a node's changes wait for them side by side on
+/// `--redis-wait-connections` connections: each is answered
+/// `outcome_unknown` by its own `WAIT`, none held behind another's until
+/// its answer is lost or its deadline passed.
+#[tokio::test]
+async fn changes_wait_for_replicas_side_by_side_not_one_behind_another() {
+    let master = RedisServer::start();
+    let replica = replica_of(&master);
+    let url = master.url();
+    // Each WAIT outlasts a change's deadline (the Redis timeout, 500 ms).
+    let flags = [
+        "--redis-url",
+        &url,
+        "--redis-wait-replicas",
+        "1",
+        "--redis-wait-timeout-ms",
+        "1000",
+        "--redis-wait-connections",
+        "4",
+    ];
+    let a = node_on(&flags, "a").await;
+    let mut agents = Vec::new();
+    for i in 1..=4 {
+        agents.push(agent(&a, &format!("a{i}"), &format!("d{i}")).await);
+    }
+    let pid = replica
+        .cli(&["info", "server"])
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .map(|p| p.trim().to_string())
+        .expect("process_id");
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let replies =
+        futures_util::future::join_all(agents.iter_mut().map(|c| {
+            c.request(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
+        }))
+        .await;
+    signal("-CONT");
+    for reply in &replies {
+        outcome_unknown(reply, "four changes while the replica is frozen");
+        // Each one's own WAIT answered: none timed out behind another's.
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("0 of 1 replicas"), "{replies:?}");
+    }
+}

@@ -43,7 +43,7 @@
 //! client follows slot moves. With `--redis-wait-replicas N` a change is
 //! acknowledged only once `WAIT N` says N replicas hold it, so a failover
 //! to one of them cannot lose it: the change and its `WAIT` travel in one
-//! pipeline on a third connection, the changes' own, and a repeat or a
+//! pipeline on connections of the changes' own, and a repeat or a
 //! settled lost answer writes its idempotency marker or fence again for
 //! that `WAIT` to cover (`super::replicated`).
 
@@ -403,41 +403,54 @@ fn channel_key(channel: &crate::domain::ChannelRef) -> String {
     format!("{}:{}", channel.kind.as_str(), channel.id)
 }
 
-/// `lua/applied_under.lua`: a repeat's earlier change, written again for
-/// the `WAIT` behind.
-static APPLIED_UNDER: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| Script::new(include_str!("lua/applied_under.lua")));
-
-/// `lua/webhook_put.lua`.
-static WEBHOOK_PUT: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| Script::new(include_str!("lua/webhook_put.lua")));
-
 /// The one key outside every tenant's: see `Backplane::webhooks_generation`.
 const WEBHOOKS_GENERATION: &str = "hub:webhooks:generation";
 
 /// What a push sender answers (it never fails: see [`push_queue`]).
 type PushResult = Result<(), std::convert::Infallible>;
 
+/// What a connection that [`open`] opens is for (see
+/// `RedisBackplane::connect`).
+enum Use<P> {
+    /// The node's subscribed connection, its pushes to `on_push`. Behind
+    /// Sentinels, `acks` (the changes' reply bound, and how many) asks for
+    /// the changes' managers too: they switch masters with this one.
+    Subscribed {
+        on_push: P,
+        acks: Option<(Duration, usize)>,
+    },
+    /// One that never subscribes, for large replies.
+    Bulk,
+    /// Changes and their `WAIT`s, each reply within `reply`. On a Redis
+    /// Cluster the cluster client retries nothing here: a `WAIT` it sent
+    /// again after a lost connection would leave on a fresh one and be
+    /// answered at once (`super::replicated`).
+    Acks { reply: Duration },
+}
+
 /// One connection to the store `target` names (RESP3, with automatic
-/// resubscription): with `on_push`, the node's subscribed connection; with
-/// none, one that never subscribes. `timeout` bounds connecting and each
-/// reply. Behind Sentinels, `acks` asks for the changes' manager too, with
-/// replies bounded by it (see `RedisBackplane::connect`). `on_switch` runs
-/// when a Sentinel points at another master.
+/// resubscription), for `what`. `timeout` bounds connecting, and each
+/// reply but the changes'. `on_switch` runs when a Sentinel points at
+/// another master.
 async fn open<P>(
     target: &Prepared,
     timeout: Duration,
-    on_push: Option<P>,
-    acks: Option<Duration>,
+    what: Use<P>,
     on_switch: impl Fn() + Send + Sync + 'static,
 ) -> Result<Conn, BackplaneError>
 where
     P: Fn(PushInfo) -> PushResult + Clone + Send + Sync + 'static,
 {
-    let single = |on_push: Option<P>, timeout: Duration| {
+    let changes_only = matches!(what, Use::Acks { .. });
+    let (on_push, reply, sentinel_acks) = match what {
+        Use::Subscribed { on_push, acks } => (Some(on_push), timeout, acks),
+        Use::Bulk => (None, timeout, None),
+        Use::Acks { reply } => (None, reply, None),
+    };
+    let single = |on_push: Option<P>, reply: Duration| {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
+            .set_response_timeout(Some(reply))
             // Fail fast while Redis is away (callers get `unavailable` and
             // the lease loop keeps trying) instead of queueing behind a
             // long series of reconnection attempts.
@@ -456,9 +469,12 @@ where
                 .use_protocol(::redis::ProtocolVersion::RESP3)
                 .tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true))
                 .connection_timeout(timeout)
-                .response_timeout(timeout);
+                .response_timeout(reply);
             if let Some(on_push) = on_push {
                 builder = builder.push_sender(on_push);
+            }
+            if changes_only {
+                builder = builder.retries(0);
             }
             if target.tls {
                 builder = builder.tls(::redis::TlsMode::Secure);
@@ -475,9 +491,9 @@ where
                 master,
                 target,
                 super::sentinel::Configs {
-                    main: single(on_push, timeout),
+                    main: single(on_push, reply),
                     bulk: single(None, timeout),
-                    acks: acks.map(|acks| single(None, acks)),
+                    acks: sentinel_acks.map(|(reply, n)| (single(None, reply), n)),
                 },
                 timeout,
                 on_switch,
@@ -493,7 +509,7 @@ where
             .map_err(unavailable)?;
             Conn::Single(
                 client
-                    .get_connection_manager_with_config(single(on_push, timeout))
+                    .get_connection_manager_with_config(single(on_push, reply))
                     .await
                     .map_err(unavailable)?,
             )
@@ -602,14 +618,29 @@ impl Conn {
     }
 }
 
+/// When a change is acknowledged (README, "No acknowledged change lost").
+#[derive(Clone, Copy, Debug)]
+pub struct Durability {
+    /// Replicas that must hold a change before `ok` (`--redis-wait-replicas`;
+    /// 0: once the master has it).
+    pub replicas: u32,
+    /// The longest wait for them (`--redis-wait-timeout-ms`).
+    pub timeout: Duration,
+    /// Connections carrying changes and their `WAIT`s
+    /// (`--redis-wait-connections`): a `WAIT` holds its connection, so this
+    /// many changes wait for replicas at once.
+    pub connections: usize,
+}
+
 pub struct RedisBackplane {
     conn: Conn,
     /// A connection that never subscribes, for replies too large for the
     /// subscribed one (see `connect`).
     bulk: Conn,
-    /// The connection for changes and their `WAIT`s: the subscribed one
-    /// unless `--redis-wait-replicas` (see `connect`).
-    acks: Conn,
+    /// The connections for changes and their `WAIT`s, taken in turn: the
+    /// subscribed one unless `--redis-wait-replicas` (see `connect`).
+    acks: Vec<Conn>,
+    next_ack: std::sync::atomic::AtomicUsize,
     shared: Arc<Shared>,
     events: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<NodeEvent>>>,
     node_id: String,
@@ -630,6 +661,8 @@ pub struct RedisBackplane {
     heartbeat: Script,
     read_events: Script,
     queue_stats: Script,
+    applied_under: Script,
+    webhook_put: Script,
     /// How much of each tenant's event stream is kept.
     retention: Retention,
     /// The server's clock as of the last lease renewal (change deadlines).
@@ -639,9 +672,9 @@ pub struct RedisBackplane {
 
 impl RedisBackplane {
     /// Connects (RESP3, with automatic resubscription) and subscribes to
-    /// this node's command channel. With `wait`'s replicas above 0 a change
-    /// is acknowledged only once that many replicas hold it, waiting up to
-    /// `wait`'s timeout (`super::replicated`).
+    /// this node's command channel. With `durability.replicas` above 0 a
+    /// change is acknowledged only once that many replicas hold it
+    /// (`super::replicated`).
     pub async fn connect(
         target: &Prepared,
         node_id: &str,
@@ -649,19 +682,22 @@ impl RedisBackplane {
         node_ttl: Duration,
         timeout: Duration,
         push_bound: usize,
-        (wait_replicas, wait_timeout): (u32, Duration),
+        durability: Durability,
     ) -> Result<Self, BackplaneError> {
         let replication = Replication {
-            replicas: wait_replicas,
-            wait: wait_timeout,
+            replicas: durability.replicas,
+            wait: durability.timeout,
             answer: timeout,
         };
         // A `WAIT` holds up every later command of its connection until the
         // replicas answer (Redis runs one client's commands in order), so
-        // changes and their `WAIT`s get a connection of their own: lease
-        // renewals and loads never queue behind them. Its replies may take
-        // the wait too.
-        let acks_timeout = (wait_replicas > 0).then_some(timeout + wait_timeout);
+        // changes and their `WAIT`s get connections of their own: lease
+        // renewals and loads never queue behind them, and changes queue
+        // behind one another only per connection. Their replies may take the
+        // wait too.
+        let connections = durability.connections.max(1);
+        let acks_timeout =
+            (durability.replicas > 0).then_some((timeout + durability.timeout, connections));
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             handlers: DashMap::new(),
@@ -676,13 +712,13 @@ impl RedisBackplane {
         let replaced = shared.clone();
         // Boxed: the connect futures are deep, and the node's start (which
         // awaits this) would otherwise pass the compiler's layout depth.
-        let mut conn = Box::pin(open(
-            target,
-            timeout,
-            Some(on_push),
-            acks_timeout,
-            move || replaced.connection_replaced(),
-        ))
+        let subscribed = Use::Subscribed {
+            on_push,
+            acks: acks_timeout,
+        };
+        let mut conn = Box::pin(open(target, timeout, subscribed, move || {
+            replaced.connection_replaced()
+        }))
         .await?;
         // Large replies (a tenant's whole state: 70 MB for 100 000 agents)
         // come over a connection of their own. On the subscribed one Redis
@@ -693,30 +729,23 @@ impl RedisBackplane {
         let bulk = match &conn {
             Conn::Sentinel(c) => Conn::Sentinel(c.bulk()),
             _ => {
-                Box::pin(open(
-                    target,
-                    timeout,
-                    None::<fn(PushInfo) -> PushResult>,
-                    None,
-                    || {},
-                ))
-                .await?
+                let bulk = Use::<fn(PushInfo) -> PushResult>::Bulk;
+                Box::pin(open(target, timeout, bulk, || {})).await?
             }
         };
-        let acks = match (&conn, acks_timeout) {
-            (_, None) => conn.clone(),
-            (Conn::Sentinel(c), Some(_)) => Conn::Sentinel(c.acks()),
-            (_, Some(acks_timeout)) => {
-                Box::pin(open(
-                    target,
-                    acks_timeout,
-                    None::<fn(PushInfo) -> PushResult>,
-                    None,
-                    || {},
-                ))
-                .await?
+        let mut acks = Vec::with_capacity(connections);
+        match (&conn, acks_timeout) {
+            (_, None) => acks.push(conn.clone()),
+            (Conn::Sentinel(c), Some(_)) => {
+                acks.extend((0..connections).map(|i| Conn::Sentinel(c.acks(i))));
             }
-        };
+            (_, Some((reply, _))) => {
+                for _ in 0..connections {
+                    let changes = Use::<fn(PushInfo) -> PushResult>::Acks { reply };
+                    acks.push(Box::pin(open(target, timeout, changes, || {})).await?);
+                }
+            }
+        }
         conn.listen(&shared.node_channel)
             .await
             .map_err(unavailable)?;
@@ -724,6 +753,7 @@ impl RedisBackplane {
             conn,
             bulk,
             acks,
+            next_ack: std::sync::atomic::AtomicUsize::new(0),
             shared,
             events: parking_lot::Mutex::new(Some(rx)),
             node_id: node_id.to_string(),
@@ -743,6 +773,8 @@ impl RedisBackplane {
             lease: Script::new(include_str!("lua/lease.lua")),
             heartbeat: Script::new(include_str!("lua/heartbeat.lua")),
             read_events: Script::new(include_str!("lua/events.lua")),
+            applied_under: Script::new(include_str!("lua/applied_under.lua")),
+            webhook_put: Script::new(include_str!("lua/webhook_put.lua")),
             retention: Retention::default(),
             clock: RedisClock::default(),
             attempts: Attempts::new(),
@@ -756,8 +788,10 @@ impl RedisBackplane {
     /// first one's `WAIT` (`super::replicated`): a change first sent after
     /// the replicas fell behind would then reach Redis past its deadline.
     /// A new master (a failover) still loads them at their first use.
+    /// (Not on a Redis Cluster: a pipeline without keys goes to any one
+    /// node there.)
     async fn load_change_scripts(&self) -> Result<(), BackplaneError> {
-        if self.replication.replicas == 0 {
+        if self.replication.replicas == 0 || matches!(self.acks(), Conn::Cluster(_)) {
             return Ok(());
         }
         let mut pipe = ::redis::pipe();
@@ -766,13 +800,13 @@ impl RedisBackplane {
             &self.settings,
             &self.directory,
             &self.settle,
-            &APPLIED_UNDER,
-            &WEBHOOK_PUT,
+            &self.applied_under,
+            &self.webhook_put,
         ] {
             pipe.load_script(script);
         }
         let loaded: ::redis::RedisResult<Vec<String>> =
-            guarded(pipe.query_async(&mut self.acks.clone()), self.timeout).await;
+            guarded(pipe.query_async(&mut self.acks()), self.timeout).await;
         self.note(loaded).map(|_| ())
     }
 
@@ -937,6 +971,12 @@ impl RedisBackplane {
     /// The events' maximum age for a script, 0 for none.
     fn events_max_age(&self) -> u64 {
         self.retention.max_age_ms.unwrap_or(0)
+    }
+
+    /// The next of the changes' connections.
+    fn acks(&self) -> Conn {
+        let i = self.next_ack.fetch_add(1, Ordering::Relaxed);
+        self.acks[i % self.acks.len()].clone()
     }
 
     fn conn(&self) -> Conn {
@@ -1155,7 +1195,7 @@ impl Backplane for RedisBackplane {
         let history = HistoryEntry::of(&record, event);
         let event_prefix = self.event_prefix("agent", tenant, Some(&record.id), event, &history.by);
         let attempt = self.attempts.next();
-        let mut conn = self.acks.clone();
+        let mut conn = self.acks();
         let sent = Instant::now();
         let mut invocation = self.commit.prepare_invoke();
         invocation
@@ -1262,7 +1302,7 @@ impl Backplane for RedisBackplane {
         let event_prefix = self.event_prefix("settings", tenant, None, "settings_updated", by);
         let patch = to_json(patch)?;
         let attempt = self.attempts.next();
-        let mut conn = self.acks.clone();
+        let mut conn = self.acks();
         let sent = Instant::now();
         let mut invocation = self.settings.prepare_invoke();
         invocation
@@ -1281,11 +1321,11 @@ impl Backplane for RedisBackplane {
             .arg(event_prefix)
             .arg(self.retention.max_len)
             .arg(self.events_max_age());
-        let result: ::redis::RedisResult<((u64, String), Acked)> = self
+        let result: ::redis::RedisResult<((u64, String, Option<u64>), Acked)> = self
             .replication
             .send(&mut conn, Write::Script(&invocation))
             .await;
-        let ((seq, json), acked) = match result {
+        let ((seq, json, earlier), acked) = match result {
             Ok(answer) => answer,
             Err(e) if surely_not_applied(&e) => return Err(self.failed(e)),
             Err(e) => {
@@ -1309,14 +1349,11 @@ impl Backplane for RedisBackplane {
         // Acknowledged, a repeat too, only once the replicas hold it.
         self.replication.check(&mut conn, acked, &k.seq).await?;
         if seq == 0 {
-            // Applied before under the same idempotency key: nothing now.
+            // Applied before under the same idempotency key (at `earlier`):
+            // nothing now.
             let settings = serde_json::from_str(&json)
-                .map_err(|e| BackplaneError::Unavailable(format!("settings: {e}")))?;
-            let earlier = match once {
-                Some(key) => self.applied_under(tenant, key).await?.unwrap_or(0),
-                None => 0,
-            };
-            return Ok((earlier, settings));
+                .map_err(|e| BackplaneError::OutcomeUnknown(format!("settings: {e}")))?;
+            return Ok((earlier.unwrap_or(0), settings));
         }
         let settings = serde_json::from_str(&json)
             .map_err(|e| BackplaneError::OutcomeUnknown(format!("settings: {e}")))?;
@@ -1351,7 +1388,7 @@ impl Backplane for RedisBackplane {
             .by
             .clone()
             .unwrap_or_else(crate::domain::Actor::system);
-        let mut conn = self.acks.clone();
+        let mut conn = self.acks();
         let sent = Instant::now();
         invocation
             .arg(write.expected_version)
@@ -1460,14 +1497,22 @@ impl Backplane for RedisBackplane {
         once: &IdempotencyKey,
     ) -> Result<Option<u64>, BackplaneError> {
         let k = keys(tenant);
-        let mut invocation = APPLIED_UNDER.prepare_invoke();
-        invocation.key(k.once(Some(once)));
-        let mut conn = self.acks.clone();
+        let mut invocation = self.applied_under.prepare_invoke();
+        invocation
+            .key(k.once(Some(once)))
+            .arg(u8::from(self.replication.replicas > 0));
+        let mut conn = self.acks();
         let answer: ::redis::RedisResult<(Option<u64>, Acked)> = self
             .replication
             .send(&mut conn, Write::Script(&invocation))
             .await;
-        let (seq, acked) = self.note(answer)?;
+        // Asked for a repeat: not knowing whether the key's change was made
+        // is not knowing whether this request's change is.
+        let (seq, acked) = self.note(answer).map_err(|e| {
+            BackplaneError::OutcomeUnknown(format!(
+                "whether a change was made under this idempotency key could not be read ({e})"
+            ))
+        })?;
         if seq.is_some() {
             self.replication.check(&mut conn, acked, &k.seq).await?;
         }
@@ -1836,8 +1881,8 @@ impl Backplane for RedisBackplane {
         doc: Option<&str>,
         ack: super::WriteAck,
     ) -> Result<Option<u64>, BackplaneError> {
-        let (key, mut conn) = (webhooks_key(tenant), self.acks.clone());
-        let mut invocation = WEBHOOK_PUT.prepare_invoke();
+        let (key, mut conn) = (webhooks_key(tenant), self.acks());
+        let mut invocation = self.webhook_put.prepare_invoke();
         invocation
             .key(&key)
             .arg(name)
@@ -1853,7 +1898,8 @@ impl Backplane for RedisBackplane {
         let written: ::redis::RedisResult<(i64, Acked)> = replication
             .send(&mut conn, Write::Script(&invocation))
             .await;
-        let (version, acked) = self.note(written)?;
+        // An answer lost may hide a write made.
+        let (version, acked) = self.note(written).map_err(sent_once)?;
         if version >= 0 {
             replication.check(&mut conn, acked, &key).await?;
         }
@@ -1879,7 +1925,7 @@ impl Backplane for RedisBackplane {
     ) -> Result<bool, BackplaneError> {
         self.check_reachable()?;
         let json = to_json(credential)?;
-        let mut conn = self.acks.clone();
+        let mut conn = self.acks();
         let key = credentials_key(tenant);
         let create = ::redis::cmd("HSETNX")
             .arg(&key)
@@ -1927,7 +1973,7 @@ impl Backplane for RedisBackplane {
 
     async fn revoke_credential(&self, tenant: &str, id: &str) -> Result<bool, BackplaneError> {
         self.check_reachable()?;
-        let mut conn = self.acks.clone();
+        let mut conn = self.acks();
         let key = credentials_key(tenant);
         let revoke = ::redis::cmd("HDEL").arg(&key).arg(id).to_owned();
         let removed: ::redis::RedisResult<(u64, Acked)> =
@@ -1991,14 +2037,14 @@ fn queue_stats_key(tenant: &str) -> String {
     format!("hub:{{{tenant}}}:queue_stats")
 }
 
-/// A credential write that was sent and got no answer may have been
-/// applied: `outcome_unknown`, not `unavailable` (PROTOCOL.md §3.1). A
-/// repeat tells: a creation answers that the id exists, a revocation that
-/// there is none.
+/// A write (a credential, a webhook document) that was sent and got no
+/// answer may have been applied: `outcome_unknown`, not `unavailable`
+/// (PROTOCOL.md §3.1). A repeat tells: a creation answers that the id
+/// exists, a revocation that there is none.
 fn sent_once(e: BackplaneError) -> BackplaneError {
     match e {
         BackplaneError::Unavailable(why) => BackplaneError::OutcomeUnknown(format!(
-            "{why}; the credential change may have been applied: repeat it to know"
+            "{why}; the change may have been applied: repeat it to know"
         )),
         other => other,
     }

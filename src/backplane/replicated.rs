@@ -21,15 +21,17 @@
 //! something (the idempotency key's marker set again, unchanged; the
 //! settled attempt's fence), which the `WAIT` behind it then covers, and
 //! with it everything this master held before, the change included.
-//! (Redis 7.0 in fact points a connection's `WAIT` at all the server has
-//! written as of that connection's last command, a read included; the
-//! marker keeps to the documented contract, which servers may follow to
-//! the letter.)
+//! (Redis 7.0, the one the tests run, points a connection's `WAIT` at all
+//! the server has written as of that connection's last command, a read
+//! included, so there the marker changes nothing; it is there for servers
+//! that keep to `WAIT`'s documented contract, the connection's own writes,
+//! to the letter.)
 //!
 //! A `WAIT` holds its connection until the replicas answer: Redis runs one
-//! client's commands in order. So these pipelines go on a connection of
-//! their own (`RedisBackplane::connect`), where only changes queue behind
-//! it, never lease renewals, loads or pub/sub.
+//! client's commands in order. So these pipelines go on connections of
+//! their own, taken in turn (`--redis-wait-connections`,
+//! `RedisBackplane::connect`), where only changes queue behind a `WAIT`,
+//! never lease renewals, loads or pub/sub.
 //!
 //! A script the server lacks (`NOSCRIPT`: a restarted or new master) costs
 //! a second pipeline, after the first one's `WAIT`; the scripts of changes
@@ -38,9 +40,13 @@
 //!
 //! On a Redis Cluster, pipelines do not follow `MOVED` as single commands
 //! do, so there the change goes alone and its `WAIT` follows it to the
-//! master of the tenant's shard ([`Acked::Later`]); the marker writes still
-//! hold, and what is left is a reconnection of that shard's connection in
-//! the instant between the two (README, "No acknowledged change lost").
+//! master of the tenant's shard ([`Acked::Later`]). The changes' cluster
+//! client retries nothing (a `WAIT` it sent again after a lost connection
+//! would leave on a fresh one and be answered at once): a change refused
+//! with `MOVED` is `unavailable` once, and a `WAIT` lost is
+//! `outcome_unknown`. What is left is that shard's connection replaced in
+//! the instant between the change and its `WAIT` (README, "No acknowledged
+//! change lost").
 
 use super::redis::{guarded, Conn};
 use super::BackplaneError;
@@ -89,11 +95,6 @@ pub(super) enum Acked {
 }
 
 impl Replication {
-    /// Sends `write` and, when waiting for replicas, `WAIT` behind it in one
-    /// pipeline. The write's own answer may take `answer`; the wait adds
-    /// `wait`. An error means the write's answer was lost
-    /// (a reply the server sent, a script's error included, is the `Ok`
-    /// side's `T` or an error with a server code: see `surely_not_applied`).
     /// The same without waiting for replicas: a write acknowledged once the
     /// master has it (a webhook delivery's own bookkeeping).
     pub fn master_only(self) -> Replication {
@@ -103,6 +104,19 @@ impl Replication {
         }
     }
 
+    /// `WAIT <replicas> <wait>`.
+    fn wait_command(&self) -> Cmd {
+        ::redis::cmd("WAIT")
+            .arg(self.replicas)
+            .arg(self.wait.as_millis() as u64)
+            .to_owned()
+    }
+
+    /// Sends `write` and, when waiting for replicas, `WAIT` behind it in one
+    /// pipeline. The write's own answer may take `answer`; the wait adds
+    /// `wait`. An error means the write's answer was lost (a reply the
+    /// server sent, a script's error included, is the `Ok` side's `T` or an
+    /// error with a server code: see `surely_not_applied`).
     pub async fn send<T: FromRedisValue>(
         &self,
         conn: &mut Conn,
@@ -121,13 +135,9 @@ impl Replication {
             };
             return Ok((answer, acked));
         }
-        let wait = ::redis::cmd("WAIT")
-            .arg(self.replicas)
-            .arg(self.wait.as_millis() as u64)
-            .to_owned();
         let mut pipe = ::redis::pipe();
         write.add_to(&mut pipe);
-        pipe.add_command(wait).ignore_errors();
+        pipe.add_command(self.wait_command()).ignore_errors();
         let bound = timeout + self.wait;
         let mut answers: Vec<Value> = guarded(pipe.query_async(conn), bound).await?;
         let no_script = matches!(answers.first(), Some(Value::ServerError(e))
@@ -193,15 +203,12 @@ impl Replication {
                 "WAIT by shard on a connection that is not a cluster's",
             )));
         };
-        let wait = ::redis::cmd("WAIT")
-            .arg(self.replicas)
-            .arg(self.wait.as_millis() as u64)
-            .to_owned();
         let shard = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
             key,
             SlotAddr::Master,
         )));
-        let answer = guarded(c.route_command(wait, shard), self.answer + self.wait).await?;
+        let wait = c.route_command(self.wait_command(), shard);
+        let answer = guarded(wait, self.answer + self.wait).await?;
         Ok(u32::from_redis_value(answer)?)
     }
 }

@@ -16,8 +16,8 @@
 //!
 //! Each master gets two managers: the subscribed one, and one that never
 //! subscribes for large replies ([`SentinelConn::bulk`]; see
-//! `RedisBackplane::connect`); with `--redis-wait-replicas`, a third for the
-//! changes and their `WAIT`s ([`SentinelConn::acks`]; see
+//! `RedisBackplane::connect`); with `--redis-wait-replicas`, a few more for
+//! the changes and their `WAIT`s ([`SentinelConn::acks`]; see
 //! `super::replicated`). They switch together.
 
 use super::redis::guarded;
@@ -44,9 +44,9 @@ enum Role {
     Main,
     /// The one that never subscribes, for large replies.
     Bulk,
-    /// The one for changes and their `WAIT`s (the main one when there is
-    /// none: no `--redis-wait-replicas`).
-    Acks,
+    /// One of those for changes and their `WAIT`s (the main one when there
+    /// are none: no `--redis-wait-replicas`).
+    Acks(usize),
 }
 
 /// The master the sentinels named last, and this node's managers to it.
@@ -54,15 +54,15 @@ struct Master {
     addr: String,
     manager: ConnectionManager,
     bulk: ConnectionManager,
-    acks: Option<ConnectionManager>,
+    acks: Vec<ConnectionManager>,
 }
 
 /// The settings of each manager a master gets.
 pub struct Configs {
     pub main: ConnectionManagerConfig,
     pub bulk: ConnectionManagerConfig,
-    /// With `--redis-wait-replicas`: the changes' manager.
-    pub acks: Option<ConnectionManagerConfig>,
+    /// With `--redis-wait-replicas`: the changes' managers, and how many.
+    pub acks: Option<(ConnectionManagerConfig, usize)>,
 }
 
 struct Inner {
@@ -158,10 +158,12 @@ impl SentinelConn {
 
     fn manager(&self) -> ConnectionManager {
         let current = self.inner.current.read();
-        match (self.role, &current.acks) {
-            (Role::Bulk, _) => current.bulk.clone(),
-            (Role::Acks, Some(acks)) => acks.clone(),
-            (Role::Main | Role::Acks, _) => current.manager.clone(),
+        match self.role {
+            Role::Bulk => current.bulk.clone(),
+            Role::Acks(i) if !current.acks.is_empty() => {
+                current.acks[i % current.acks.len()].clone()
+            }
+            Role::Main | Role::Acks(_) => current.manager.clone(),
         }
     }
 
@@ -173,11 +175,11 @@ impl SentinelConn {
         }
     }
 
-    /// The same master through the changes' manager.
-    pub fn acks(&self) -> SentinelConn {
+    /// The same master through the changes' `i`th manager.
+    pub fn acks(&self, i: usize) -> SentinelConn {
         SentinelConn {
             inner: self.inner.clone(),
-            role: Role::Acks,
+            role: Role::Acks(i),
         }
     }
 
@@ -197,15 +199,33 @@ impl SentinelConn {
     /// question at a time, in the background).
     fn after<T>(&self, result: &RedisResult<T>) {
         if let Err(e) = result {
-            if master_may_have_moved(e) && !self.inner.asking.swap(true, Ordering::AcqRel) {
-                let inner = self.inner.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = guarded(inner.follow(), inner.timeout * 2).await {
-                        tracing::debug!(error = %e, "no master from the sentinels yet");
-                    }
-                    inner.asking.store(false, Ordering::Release);
-                });
+            if master_may_have_moved(e) {
+                self.ask_sentinels();
             }
+        }
+    }
+
+    /// As [`SentinelConn::after`], for replies that carry their errors as
+    /// values (a pipeline's, `super::replicated`): a `READONLY` there says
+    /// the master was demoted as surely as one returned as an error.
+    fn after_replies(&self, replies: &RedisResult<Vec<Value>>) {
+        let demoted = |v: &Value| matches!(v, Value::ServerError(e) if e.code() == "READONLY");
+        match replies {
+            Ok(values) if values.iter().any(demoted) => self.ask_sentinels(),
+            Ok(_) => {}
+            Err(_) => self.after(replies),
+        }
+    }
+
+    fn ask_sentinels(&self) {
+        if !self.inner.asking.swap(true, Ordering::AcqRel) {
+            let inner = self.inner.clone();
+            tokio::spawn(async move {
+                if let Err(e) = guarded(inner.follow(), inner.timeout * 2).await {
+                    tracing::debug!(error = %e, "no master from the sentinels yet");
+                }
+                inner.asking.store(false, Ordering::Release);
+            });
         }
     }
 }
@@ -247,15 +267,17 @@ impl Inner {
 /// switch must fit in its caller's bound.
 async fn master(client: ::redis::Client, configs: &Configs) -> RedisResult<Master> {
     let addr = client.get_connection_info().addr().to_string();
-    let acks = async {
-        match &configs.acks {
-            Some(config) => client
-                .get_connection_manager_with_config(config.clone())
-                .await
-                .map(Some),
-            None => Ok(None),
-        }
+    let (acks_config, acks_count) = match &configs.acks {
+        Some((config, count)) => (Some(config), *count),
+        None => (None, 0),
     };
+    let acks = futures_util::future::try_join_all(
+        acks_config
+            .into_iter()
+            .cycle()
+            .take(acks_count)
+            .map(|config| client.get_connection_manager_with_config(config.clone())),
+    );
     let (manager, bulk, acks) = tokio::try_join!(
         client.get_connection_manager_with_config(configs.main.clone()),
         client.get_connection_manager_with_config(configs.bulk.clone()),
@@ -273,7 +295,10 @@ impl ConnectionLike for SentinelConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             let result = self.manager().req_packed_command(cmd).await;
-            self.after(&result);
+            match &result {
+                Ok(Value::ServerError(e)) if e.code() == "READONLY" => self.ask_sentinels(),
+                _ => self.after(&result),
+            }
             result
         })
     }
@@ -289,7 +314,7 @@ impl ConnectionLike for SentinelConn {
                 .manager()
                 .req_packed_commands(pipeline, offset, count)
                 .await;
-            self.after(&result);
+            self.after_replies(&result);
             result
         })
     }

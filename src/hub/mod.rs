@@ -22,9 +22,7 @@ mod signout;
 pub mod tenant;
 
 use crate::auth::Verifier;
-use crate::backplane::{
-    Backplane, BackplaneError, Commit, DeltaHandler, IdempotencyKey, TenantSeed,
-};
+use crate::backplane::{Backplane, Commit, DeltaHandler, IdempotencyKey, TenantSeed};
 use crate::clock;
 use crate::config::Config;
 use crate::directory::Directory;
@@ -340,10 +338,12 @@ impl Hub {
             // Refused, or nothing to change: perhaps because it was done.
             Ok((_, false)) | Err(_) => match self.backplane.applied_under(tenant.id(), key).await {
                 Ok(Some(seq)) => self.already_applied(tenant, agent_id, seq, None).await,
-                // Done under this key, but too few replicas hold it yet:
-                // never `ok` (README, "No acknowledged change lost").
-                Err(e @ BackplaneError::OutcomeUnknown(_)) => Err(e.into()),
-                _ => outcome.map(|(record, _)| record),
+                Ok(None) => outcome.map(|(record, _)| record),
+                // Whether the key's change was made (or, made, is held by
+                // enough replicas) is unknown: neither "nothing to change"
+                // nor a refusal may answer for it (README, "No acknowledged
+                // change lost").
+                Err(e) => Err(e.into()),
             },
         }
     }

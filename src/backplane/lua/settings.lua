@@ -12,9 +12,9 @@
 --       5 idempotency window in ms (0: no idempotency key),
 --       6 the event's opening (empty: no event stream), 7 events kept at
 --       most, 8 events' maximum age in ms (0: none)
--- Returns {seq, settings JSON}; {0, settings JSON} when the idempotency key
--- was used already (nothing applied; its marker is written again, for the
--- WAIT behind); an error reply `LATE` when the
+-- Returns {seq, settings JSON}; {0, settings JSON, the earlier change's seq}
+-- when the idempotency key was used already (nothing applied; its marker is
+-- written again, for the WAIT behind); an error reply `LATE` when the
 -- deadline passed or the attempt was fenced (nothing applied).
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return redis.error_reply('LATE the attempt was fenced')
@@ -34,7 +34,7 @@ if ARGV[5] ~= '0' then
   if earlier then
     -- Set again, unchanged, for the WAIT behind (as in commit.lua).
     redis.call('SET', KEYS[6], earlier, 'KEEPTTL')
-    return {0, stored}
+    return {0, stored, earlier}
   end
 end
 local settings = cjson.decode(stored)
