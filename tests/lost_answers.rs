@@ -15,24 +15,6 @@ use std::time::Duration;
 
 const TTL_MS: u64 = 1000;
 
-/// The pid `redis-server` reports of itself.
-fn redis_pid(redis: &RedisServer) -> String {
-    redis
-        .cli(&["info", "server"])
-        .lines()
-        .find_map(|l| l.strip_prefix("process_id:"))
-        .map(|p| p.trim().to_string())
-        .expect("process_id in INFO")
-}
-
-fn signal(pid: &str, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([sig, pid])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill {sig} {pid}");
-}
-
 async fn agent(p: &Proc, user: &str, device: &str) -> Client {
     let mut c = Client::connect(&p.ws_url()).await;
     c.send(json!({"type": "hello", "token": token("acme", user), "role": "agent", "device": {"id": device, "kind": "softphone"}}))
@@ -77,9 +59,8 @@ async fn a_change_refused_while_redis_is_frozen_is_never_applied_and_its_retry_a
     let _a2 = agent(&b, "a2", "d2").await;
     let mut sup = staff_at(&a.ws_url(), "acme", "s1", "supervisor").await;
     sup.subscribe(json!({"all": true})).await;
-    let pid = redis_pid(&redis);
 
-    signal(&pid, "-STOP");
+    redis.signal("STOP");
     // Frozen for longer than the Redis timeout (300 ms) and than the node
     // TTL: the requests sit unanswered in Redis's socket buffer.
     let own = json!({"type": "set_status", "status": "paused", "reason": "lunch",
@@ -91,7 +72,7 @@ async fn a_change_refused_while_redis_is_frozen_is_never_applied_and_its_retry_a
     let cmd_code = lost_answer(&sup.request(cmd.clone()).await);
     eprintln!("answers while frozen: {own_code}, {cmd_code}");
     tokio::time::sleep(Duration::from_millis(1500)).await; // the outage itself
-    signal(&pid, "-CONT");
+    redis.signal("CONT");
     ready(&a, "node a ready after the freeze").await;
     ready(&b, "node b ready after the freeze").await;
 

@@ -887,20 +887,7 @@ async fn a_change_settled_after_its_connection_was_lost_waits_for_replicas_that_
         .await;
 
     // The replica freezes: it stays connected, acknowledging what it had.
-    let pid = replica
-        .cli(&["info", "server"])
-        .lines()
-        .find_map(|l| l.strip_prefix("process_id:"))
-        .map(|p| p.trim().to_string())
-        .expect("process_id");
-    let signal = |sig: &str| {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig} {pid}");
-    };
-    signal("-STOP");
+    replica.signal("STOP");
     let change = tokio::spawn(async move {
         let reply = a1
             .request(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
@@ -936,7 +923,7 @@ async fn a_change_settled_after_its_connection_was_lost_waits_for_replicas_that_
             .contains("\"paused\""),
         "the master applied it"
     );
-    signal("-CONT");
+    replica.signal("CONT");
 }
 
 /// A `WAIT` holds its connection until the replicas answer, so while they
@@ -965,26 +952,13 @@ async fn changes_wait_for_replicas_side_by_side_not_one_behind_another() {
     for i in 1..=4 {
         agents.push(agent(&a, &format!("a{i}"), &format!("d{i}")).await);
     }
-    let pid = replica
-        .cli(&["info", "server"])
-        .lines()
-        .find_map(|l| l.strip_prefix("process_id:"))
-        .map(|p| p.trim().to_string())
-        .expect("process_id");
-    let signal = |sig: &str| {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig} {pid}");
-    };
-    signal("-STOP");
+    replica.signal("STOP");
     let replies =
         futures_util::future::join_all(agents.iter_mut().map(|c| {
             c.request(json!({"type": "set_status", "status": "paused", "reason": "lunch"}))
         }))
         .await;
-    signal("-CONT");
+    replica.signal("CONT");
     for reply in &replies {
         outcome_unknown(reply, "four changes while the replica is frozen");
         // Each one's own WAIT answered: none timed out behind another's.

@@ -220,6 +220,16 @@ impl RedisServer {
     pub fn cli(&self, args: &[&str]) -> String {
         redis_cli_tls(self.port, self.tls.as_deref(), args)
     }
+
+    /// Sends the server a signal (`STOP`, `CONT`, …).
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{sig} {pid}");
+    }
 }
 
 impl Drop for RedisServer {
