@@ -177,3 +177,40 @@ fn settle_fences_an_attempt_that_did_not_run_and_the_deadline_refuses_a_late_one
     assert_eq!(run_commit("n-4", "1", "1000"), "3\nlate");
     assert_eq!(redis.cli(&["hget", "hub:{t}:versions", "x"]), "1");
 }
+
+/// PROTOCOL.md §3.3: a keyed request that the hub cannot check against its
+/// key (the store unreachable) is `outcome_unknown`, since an earlier copy
+/// may have made the change; the same request without a key is
+/// `unavailable`: nothing was applied.
+#[tokio::test]
+async fn a_keyed_request_the_store_fails_is_outcome_unknown_never_unavailable() {
+    let redis = RedisServer::start_with(true);
+    let a = fault_node(&redis.url(), "a", TTL_MS, &[]).await;
+    let mut a1 = agent(&a, "a1", "d1").await;
+    let mut admin = staff_at(&a.ws_url(), "acme", "ad1", "admin").await;
+
+    redis.signal("STOP");
+    // The node learns that the store is away (a lease renewal fails), and
+    // from then on refuses changes without sending them.
+    a.wait_readyz(
+        "node a not ready while Redis is frozen",
+        503,
+        Duration::from_secs(10),
+    )
+    .await;
+    let pause = json!({"type": "set_status", "status": "paused", "reason": "lunch"});
+    let keyless = a1.request(pause.clone()).await;
+    let mut keyed = pause;
+    keyed["idempotency_key"] = json!("a1-lunch");
+    let keyed = a1.request(keyed).await;
+    let settings = admin
+        .request(
+            json!({"type": "update_settings", "settings": {"wrap_up_seconds": 45},
+                        "idempotency_key": "ad1-wrap-45"}),
+        )
+        .await;
+    redis.signal("CONT");
+    assert_eq!(keyless["error"]["code"], "unavailable", "{keyless}");
+    assert_eq!(keyed["error"]["code"], "outcome_unknown", "{keyed}");
+    assert_eq!(settings["error"]["code"], "outcome_unknown", "{settings}");
+}

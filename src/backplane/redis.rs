@@ -1297,7 +1297,16 @@ impl Backplane for RedisBackplane {
         by: &crate::domain::Actor,
         once: Option<&IdempotencyKey>,
     ) -> Result<(u64, Settings), BackplaneError> {
-        self.check_reachable()?;
+        // A keyed request not applied now may repeat one that was, which
+        // this node cannot check while the store fails it (PROTOCOL.md §3.3).
+        let keyed = |e: BackplaneError| match (e, once) {
+            (BackplaneError::Unavailable(why), Some(_)) => BackplaneError::OutcomeUnknown(format!(
+                "{why}; an earlier request under this idempotency key may have made the \
+                 change: repeat it to know"
+            )),
+            (e, _) => e,
+        };
+        self.check_reachable().map_err(keyed)?;
         let k = keys(tenant);
         let event_prefix = self.event_prefix("settings", tenant, None, "settings_updated", by);
         let patch = to_json(patch)?;
@@ -1327,11 +1336,12 @@ impl Backplane for RedisBackplane {
             .await;
         let ((seq, json, earlier), acked) = match result {
             Ok(answer) => answer,
-            Err(e) if surely_not_applied(&e) => return Err(self.failed(e)),
+            Err(e) if surely_not_applied(&e) => return Err(keyed(self.failed(e))),
             Err(e) => {
                 let seq = self
                     .settle_own_attempt(&mut conn, &k, &attempt, sent, e)
-                    .await?;
+                    .await
+                    .map_err(keyed)?;
                 // The settings it made: read back (a later change may show
                 // through, as after any reply).
                 return match self.load(tenant).await {
