@@ -267,15 +267,11 @@ impl Inner {
 /// switch must fit in its caller's bound.
 async fn master(client: ::redis::Client, configs: &Configs) -> RedisResult<Master> {
     let addr = client.get_connection_info().addr().to_string();
-    let (acks_config, acks_count) = match &configs.acks {
-        Some((config, count)) => (Some(config), *count),
-        None => (None, 0),
-    };
     let acks = futures_util::future::try_join_all(
-        acks_config
-            .into_iter()
-            .cycle()
-            .take(acks_count)
+        configs
+            .acks
+            .iter()
+            .flat_map(|(config, count)| std::iter::repeat_n(config, *count))
             .map(|config| client.get_connection_manager_with_config(config.clone())),
     );
     let (manager, bulk, acks) = tokio::try_join!(
