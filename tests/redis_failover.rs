@@ -966,3 +966,57 @@ async fn changes_wait_for_replicas_side_by_side_not_one_behind_another() {
         assert!(message.contains("0 of 1 replicas"), "{replies:?}");
     }
 }
+
+/// A session reads nothing while its own request runs; a change that waits
+/// for replicas longer than the presence TTL must not make its device
+/// lapse, nor its connection close for silence, while the heartbeats the
+/// client sent meanwhile wait unread (PROTOCOL.md §2.4).
+#[tokio::test]
+async fn a_change_waiting_for_replicas_longer_than_the_ttl_is_no_silence() {
+    let master = RedisServer::start();
+    let replica = replica_of(&master);
+    let url = master.url();
+    let flags = [
+        "--redis-url",
+        &url,
+        "--redis-wait-replicas",
+        "1",
+        "--redis-wait-timeout-ms",
+        "2500",
+        "--presence-ttl-ms",
+        "1000",
+        "--heartbeat-interval-ms",
+        "500",
+    ];
+    let a = node_on(&flags, "a").await;
+    let mut a1 = agent(&a, "a1", "d1").await;
+    replica.signal("STOP");
+    // The change, then heartbeats while it waits, as a client does.
+    a1.send(json!({"type": "set_status", "id": "pause", "status": "paused", "reason": "lunch"}))
+        .await;
+    for _ in 0..8 {
+        a1.send(json!({"type": "heartbeat"})).await;
+        tokio::time::sleep(Duration::from_millis(250)).await; // the client's own pace
+    }
+    let reply = a1
+        .recv_where("the change's reply", |v| {
+            v["type"] == "reply" && v["id"] == "pause"
+        })
+        .await;
+    replica.signal("CONT");
+    outcome_unknown(&reply, "the change while the replica is frozen");
+    // Still connected and online: answered, and never offline in the history.
+    let alive = a1.ok(json!({"type": "heartbeat"})).await;
+    assert!(alive.is_object(), "{alive}");
+    let (mut sup, _) = supervisor(&a).await;
+    let h = sup
+        .ok(json!({"type": "history", "agent_id": "a1", "limit": 1000}))
+        .await;
+    let offline = h["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["presence"] == "offline" && c["event"] != "sign_in")
+        .count();
+    assert_eq!(offline, 0, "a1 lapsed while its change waited: {h}");
+}

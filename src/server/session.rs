@@ -589,6 +589,14 @@ impl Session {
             Err(e) => Err(e),
         };
         self.once = None;
+        // The session read nothing while the request ran (a change may wait
+        // for replicas, `--redis-wait-timeout-ms`): what the client sent
+        // meanwhile sits unread, so its silence counts from now, not from
+        // before the request (a device would otherwise lapse, and its
+        // connection close for silence, while its heartbeats wait unread).
+        let now = Instant::now();
+        self.last_frame = now;
+        self.last_msg = now;
         // Monitor answers later and records its own latency.
         if is_command && !matches!(result, Ok(super::handlers::Reply::Later)) {
             metrics
