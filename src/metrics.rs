@@ -44,6 +44,10 @@ pub struct Metrics {
     /// Deltas the replica never received, found by comparing seqs
     /// (`hub::cluster::seq_watch_loop`).
     pub deltas_lost: Counter,
+    /// Deltas under a seq the replica had counted as applied that it never
+    /// saw: the store handed the seq out again after it fell back
+    /// (`hub::tenant`, `Tenant::forked`).
+    pub deltas_forked: Counter,
     /// Pub/sub messages dropped because the queue to the task that applies
     /// them was full (`backplane::redis`, `--redis-push-queue`).
     pub redis_pushes_dropped: Counter,
@@ -109,6 +113,7 @@ pub fn get() -> &'static Metrics {
             backplane_reconnects: metrics::counter!("presence_hub_backplane_reconnects_total"),
             resyncs: metrics::counter!("presence_hub_resyncs_total"),
             deltas_lost: metrics::counter!("presence_hub_deltas_lost_total"),
+            deltas_forked: metrics::counter!("presence_hub_deltas_forked_total"),
             redis_pushes_dropped: metrics::counter!("presence_hub_redis_pushes_dropped_total"),
             api_ws_connections: metrics::gauge!("presence_hub_api_ws_connections"),
             tenants_attached: metrics::gauge!("presence_hub_tenants_attached"),
@@ -194,6 +199,12 @@ fn describe() {
         "presence_hub_deltas_lost_total",
         "Times this node found the store past its replica with no delta on the way \
          (a delta pub/sub lost, caught by the seq check; each is followed by a resync)"
+    );
+    describe_counter!(
+        "presence_hub_deltas_forked_total",
+        "Deltas under a seq this node had already counted as applied but of a change it \
+         never saw: the store fell back in a failover and handed the seq out again \
+         (each is followed by a resync)"
     );
     describe_gauge!(
         "presence_hub_api_ws_connections",

@@ -647,3 +647,119 @@ async fn a_node_killed_after_its_agents_joined_a_followed_tenant_is_swept() {
     assert_eq!(off["devices"][0]["active"], false, "{off}");
     assert_eq!(off["changed_by"], json!({"id": "system", "role": "system"}));
 }
+
+#[tokio::test]
+async fn a_thawed_node_re_asserts_every_device_while_the_deltas_it_drops_leave_gaps() {
+    // The convergence run behind Sentinels (seed 22, 60 s) found it: a node
+    // re-asserting its devices after a catch-up waited, for each, until its
+    // replica applied the change; with a delta lost meanwhile (a gap) that
+    // wait could only end with the command timeout, because the catch-up
+    // filling the gap runs in the same task, after the re-assertions. The
+    // node's devices stayed swept, and its replica behind, for a command
+    // timeout per device.
+    let redis = RedisServer::start();
+    // Node A takes the traffic below, faster than the default rate limit.
+    let a = fault_node(
+        &redis.url(),
+        "a",
+        TTL_MS,
+        &[
+            "--command-timeout-ms",
+            "1000",
+            "--rate-limit-per-sec",
+            "100000",
+        ],
+    )
+    .await;
+    // A long command timeout makes such a wait outlast every deadline
+    // below; a push queue of one makes the node drop deltas (and see gaps)
+    // under the traffic below.
+    let b = fault_node(
+        &redis.url(),
+        "b",
+        TTL_MS,
+        &["--command-timeout-ms", "60000", "--redis-push-queue", "1"],
+    )
+    .await;
+    let on_b = ["a1", "a2", "a3", "a4"];
+    let mut held = Vec::new();
+    for id in on_b {
+        held.push(agent(&b, id, &format!("{id}-desk")).await);
+    }
+    let mut busy = Vec::new();
+    for id in ["a5", "a6", "a7", "a8"] {
+        busy.push(agent(&a, id, &format!("{id}-desk")).await);
+    }
+    let (mut on_a, _) = watcher(&a, "s1").await;
+
+    // Frozen past its lease: node A sweeps B's devices.
+    b.signal("-STOP");
+    for id in on_b {
+        on_a.agent_update(id, |r| r["presence"] == "offline").await;
+    }
+    // Agents on node A change as fast as they are answered, from before
+    // the thaw until B is back.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic: Vec<_> = busy
+        .into_iter()
+        .map(|mut c| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut round = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    c.burst((0..20).map(|i| {
+                        let body = if i % 2 == 0 {
+                            json!({"type": "set_status", "status": "paused", "reason": "lunch", "id": format!("b{round}-{i}")})
+                        } else {
+                            json!({"type": "set_status", "status": "available", "id": format!("b{round}-{i}")})
+                        };
+                        body.to_string()
+                    }))
+                    .await;
+                    let last = format!("b{round}-19");
+                    c.recv_where("the burst's last reply", |v| {
+                        v["type"] == "reply" && v["id"] == last.as_str()
+                    })
+                    .await;
+                    round += 1;
+                }
+            })
+        })
+        .collect();
+    b.signal("-CONT");
+
+    // Every device of B's is active again: none waits for another's
+    // change to reach B's replica.
+    for id in on_b {
+        on_a.agent_update(id, |r| r["presence"] == "online").await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in traffic {
+        t.await.expect("the traffic ran to the end");
+    }
+    // And B shows every agent as the store holds it.
+    let stored = |id: &str| {
+        let version = redis.cli(&["hget", "hub:{acme}:versions", id]);
+        version.trim().parse::<u64>().expect("a stored version")
+    };
+    let snapshot = snapshot_until(&b, "node B caught up", |s| {
+        on_b.iter()
+            .chain(&["a5", "a6", "a7", "a8"])
+            .all(|id| u64_of(&record(s, id)["version"]) == stored(id))
+    })
+    .await;
+    for id in on_b {
+        assert_eq!(record(&snapshot, id)["presence"], "online", "{snapshot}");
+    }
+    let (_, metrics) = common::process::http_get(&b.addr, "/metrics").await;
+    let dropped = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("presence_hub_redis_pushes_dropped_total "))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(
+        dropped > 0,
+        "the traffic overflowed node B's queue: {metrics}"
+    );
+    drop(held);
+}

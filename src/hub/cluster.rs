@@ -427,7 +427,7 @@ async fn device_up(
         label: device.label.clone(),
         node: hub.node_id.clone(),
     };
-    hub.change(tenant, agent_id, &Actor::system(), &event, |_| Ok(()))
+    hub.change_unawaited(tenant, agent_id, &event, |_| Ok(()))
         .await
 }
 

@@ -41,6 +41,14 @@ use tokio::sync::{watch, OnceCell};
 /// Attempts of one compare-and-swap before giving up with `unavailable`.
 pub(crate) const MAX_CAS_ATTEMPTS: usize = 32;
 
+/// Whether a change, once the store took it, waits for this node's replica
+/// to apply it (read-your-writes for the connection that asked).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadBack {
+    Wait,
+    Skip,
+}
+
 /// A tenant this node serves: its replica (attached once) and how many
 /// sessions of it are open here.
 #[derive(Default)]
@@ -328,7 +336,7 @@ impl Hub {
         once: Option<&IdempotencyKey>,
     ) -> HubResult<Arc<AgentRecord>> {
         let outcome = self
-            .change_inner(tenant, agent_id, by, event, check, once)
+            .change_inner(tenant, agent_id, by, event, check, once, ReadBack::Wait)
             .await;
         let Some(key) = once else {
             return outcome.map(|(record, _)| record);
@@ -348,8 +356,30 @@ impl Hub {
         }
     }
 
+    /// A change the node makes on its own, by the system: a device's
+    /// presence (its TTL or grace ran out, a re-assertion after a catch-up).
+    /// Unlike [`Hub::change`] it does not wait for this node's replica to
+    /// apply it: no connection reads after it, and the wait could only time
+    /// out when the replica holds deltas past a gap — the cluster task that
+    /// re-asserts devices is the one that runs the catch-up filling it, and
+    /// waiting there held every later catch-up of the node for a command
+    /// timeout per device (the convergence run behind Sentinels, seed 22).
+    pub async fn change_unawaited(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        agent_id: &str,
+        event: &Event,
+        check: impl Fn(&AgentRecord) -> HubResult<()>,
+    ) -> HubResult<Arc<AgentRecord>> {
+        let by = Actor::system();
+        self.change_inner(tenant, agent_id, &by, event, check, None, ReadBack::Skip)
+            .await
+            .map(|(record, _)| record)
+    }
+
     /// The compare-and-swap loop; the flag says whether the record returned
     /// is a change (this one, or one made earlier under the same key).
+    #[allow(clippy::too_many_arguments)]
     async fn change_inner(
         self: &Arc<Self>,
         tenant: &Arc<Tenant>,
@@ -358,6 +388,7 @@ impl Hub {
         event: &Event,
         check: impl Fn(&AgentRecord) -> HubResult<()>,
         once: Option<&IdempotencyKey>,
+        read_back: ReadBack,
     ) -> HubResult<(Arc<AgentRecord>, bool)> {
         let mut current = tenant
             .record(agent_id)
@@ -416,9 +447,11 @@ impl Hub {
             match commit? {
                 Commit::Committed(record) => {
                     crate::metrics::get().deltas_published.increment(1);
-                    tenant
-                        .wait_for(record.version, self.config.command_timeout())
-                        .await;
+                    if read_back == ReadBack::Wait {
+                        tenant
+                            .wait_for(record.version, self.config.command_timeout())
+                            .await;
+                    }
                     if record.status == Status::WrapUp
                         && record.wrap_up_until_ms != current.wrap_up_until_ms
                     {
@@ -546,10 +579,7 @@ impl Hub {
             }
             _ => Ok(()),
         };
-        if let Err(e) = self
-            .change(tenant, agent_id, &Actor::system(), &event, check)
-            .await
-        {
+        if let Err(e) = self.change_unawaited(tenant, agent_id, &event, check).await {
             // Not found: the directory removed the agent meanwhile.
             if !matches!(
                 e.code,

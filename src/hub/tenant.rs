@@ -496,7 +496,18 @@ impl Tenant {
     fn apply_locked(&self, r: &mut Replica, delta: Delta) {
         let seq = delta.seq();
         if seq <= r.seq {
-            return; // already have it
+            // Already applied, or included in a state read from the store.
+            if Self::forked(r, &delta) {
+                tracing::warn!(
+                    tenant = self.id(),
+                    have = r.seq,
+                    got = seq,
+                    "a delta under a seq this replica counts as applied, unseen: the store handed it out again; catching up"
+                );
+                crate::metrics::get().deltas_forked.increment(1);
+                self.request_catch_up();
+            }
+            return;
         }
         if delta.first_seq() > r.seq + 1 {
             // A gap: hold this delta until the missing ones arrive or a
@@ -519,6 +530,28 @@ impl Tenant {
         }
         self.apply_next(r, delta);
         self.apply_held(r);
+    }
+
+    /// Whether an agent delta at or below the replica's seq is one this
+    /// replica never applied. In one history that cannot be: every seq up
+    /// to the replica's was applied, or read from the store in a state
+    /// whose record of the agent is at least as new. So a record here older
+    /// than the delta, or of its version with other content, means the
+    /// store handed the seq out again: it fell back (a failover to a replica
+    /// that missed writes this node had seen) and this node took deltas
+    /// from both histories. Its seq stays above the store's changes of the
+    /// moment, so neither a gap nor the seq watch would ever tell, and the
+    /// agent would stay as the lost history left it here until its next
+    /// change (README, "High availability"). A catch-up compares every
+    /// record with the store's (and writes back what the store lost).
+    fn forked(r: &Replica, delta: &Delta) -> bool {
+        let Delta::Agent(record) = delta else {
+            return false;
+        };
+        r.agents.get(&record.id).is_some_and(|held| {
+            held.record.version < record.version
+                || (held.record.version == record.version && held.record != *record)
+        })
     }
 
     /// Applies the delta that comes right after the replica's seq.
@@ -1231,6 +1264,48 @@ mod tests {
         assert_eq!(delta_seqs(&outbox), [8, 9, 10, 11, 12, 13]);
         assert_eq!(t.seq(), 13);
         assert_eq!(t.record("a06").map(|r| r.version), Some(13));
+    }
+
+    #[test]
+    fn a_delta_under_an_applied_seq_that_this_replica_never_saw_starts_a_catch_up() {
+        // The convergence run behind Sentinels at 60 s (seed 22): in a slow
+        // forced failover n3 took deltas from the old master, then the new
+        // one handed the same seqs out again for other changes. n3 counted
+        // them as applied and kept a01..a05 as the lost history left them.
+        let directory = Directory::parse(crate::directory::DEMO_DIRECTORY).expect("demo directory");
+        let dir = directory.tenants().next().expect("a tenant").clone();
+        let (gaps, mut asked) = tokio::sync::mpsc::unbounded_channel();
+        let t = Tenant::new(dir, "n3", Some(gaps));
+        t.load(state(
+            10,
+            vec![
+                record("a01", 9, "old master"),
+                record("a02", 10, "old master"),
+            ],
+        ));
+        // The same deltas again (pub/sub, or a catch-up that read them
+        // first), or an older change of an agent: one history, nothing to do.
+        t.apply(Delta::Agent(record("a02", 10, "old master")));
+        t.apply(Delta::Agent(record("a01", 9, "old master")));
+        t.apply(Delta::Agent(record("a01", 7, "before")));
+        assert_eq!(asked.try_recv().ok(), None, "a duplicate is no fork");
+        // The new master's 10 is another change: a01 here is older than it.
+        t.apply(Delta::Agent(record("a01", 10, "new master")));
+        assert_eq!(
+            asked.try_recv().ok(),
+            Some(Repair::CatchUp(t.id().to_string()))
+        );
+        // Its version, but not its content.
+        t.apply(Delta::Agent(record("a02", 10, "new master")));
+        assert_eq!(
+            asked.try_recv().ok(),
+            Some(Repair::CatchUp(t.id().to_string()))
+        );
+        assert_eq!(
+            t.record("a01").map(|r| r.version),
+            Some(9),
+            "nothing applied: the catch-up compares with the store"
+        );
     }
 
     #[test]
