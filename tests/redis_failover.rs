@@ -34,6 +34,22 @@ async fn node(redis_url: &str, id: &str) -> Proc {
     node_on(&["--redis-url", redis_url], id).await
 }
 
+/// The flags of a node on the master at `url` whose changes are
+/// acknowledged once its one replica holds them, waiting at most `wait_ms`
+/// for it; `extra` after them.
+fn durable_on<'a>(url: &'a str, wait_ms: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut flags = vec![
+        "--redis-url",
+        url,
+        "--redis-wait-replicas",
+        "1",
+        "--redis-wait-timeout-ms",
+        wait_ms,
+    ];
+    flags.extend_from_slice(extra);
+    flags
+}
+
 /// Changes acknowledged only once a replica holds them.
 const DURABLE: [&str; 4] = [
     "--redis-wait-replicas",
@@ -816,14 +832,7 @@ async fn a_repeat_is_acknowledged_only_once_the_replicas_hold_what_it_repeats() 
     // A WAIT longer than DURABLE's: on a busy machine a replica that is up
     // may take a few hundred ms to confirm, and here only the replica that
     // left may fail to.
-    let flags = [
-        "--redis-url",
-        &url,
-        "--redis-wait-replicas",
-        "1",
-        "--redis-wait-timeout-ms",
-        "1000",
-    ];
+    let flags = durable_on(&url, "1000", &[]);
     let a = node_on(&flags, "a").await;
     let mut a1 = agent(&a, "a1", "d1").await;
     let (mut sup, _) = supervisor(&a).await;
@@ -870,14 +879,7 @@ async fn a_change_settled_after_its_connection_was_lost_waits_for_replicas_that_
     // A long node TTL: no lease renewal writes on the new connection
     // before the settle does. A long WAIT: the test kills it mid-wait.
     let url = master.url();
-    let flags = [
-        "--redis-url",
-        &url,
-        "--redis-wait-replicas",
-        "1",
-        "--redis-wait-timeout-ms",
-        "1500",
-    ];
+    let flags = durable_on(&url, "1500", &[]);
     let a = fault_node_on(&flags, "a", 60_000, 500, &[]).await;
     let mut a1 = agent(&a, "a1", "d1").await;
     // Acknowledged while the replica follows.
@@ -937,16 +939,7 @@ async fn changes_wait_for_replicas_side_by_side_not_one_behind_another() {
     let replica = replica_of(&master);
     let url = master.url();
     // Each WAIT outlasts a change's deadline (the Redis timeout, 500 ms).
-    let flags = [
-        "--redis-url",
-        &url,
-        "--redis-wait-replicas",
-        "1",
-        "--redis-wait-timeout-ms",
-        "1000",
-        "--redis-wait-connections",
-        "4",
-    ];
+    let flags = durable_on(&url, "1000", &["--redis-wait-connections", "4"]);
     let a = node_on(&flags, "a").await;
     let mut agents = Vec::new();
     for i in 1..=4 {
@@ -976,18 +969,16 @@ async fn a_change_waiting_for_replicas_longer_than_the_ttl_is_no_silence() {
     let master = RedisServer::start();
     let replica = replica_of(&master);
     let url = master.url();
-    let flags = [
-        "--redis-url",
+    let flags = durable_on(
         &url,
-        "--redis-wait-replicas",
-        "1",
-        "--redis-wait-timeout-ms",
         "2500",
-        "--presence-ttl-ms",
-        "1000",
-        "--heartbeat-interval-ms",
-        "500",
-    ];
+        &[
+            "--presence-ttl-ms",
+            "1000",
+            "--heartbeat-interval-ms",
+            "500",
+        ],
+    );
     let a = node_on(&flags, "a").await;
     let mut a1 = agent(&a, "a1", "d1").await;
     replica.signal("STOP");

@@ -47,6 +47,7 @@
 //! settled lost answer writes its idempotency marker or fence again for
 //! that `WAIT` to cover (`super::replicated`).
 
+pub use super::replicated::Durability;
 use super::replicated::{Acked, Replication, Write};
 use super::sentinel::{is_readonly, master_may_have_moved, SentinelConn};
 use super::settle::{Attempts, RedisClock, Settled, FENCE_TTL, SETTINGS_ATTEMPT_TTL};
@@ -618,20 +619,6 @@ impl Conn {
     }
 }
 
-/// When a change is acknowledged (README, "No acknowledged change lost").
-#[derive(Clone, Copy, Debug)]
-pub struct Durability {
-    /// Replicas that must hold a change before `ok` (`--redis-wait-replicas`;
-    /// 0: once the master has it).
-    pub replicas: u32,
-    /// The longest wait for them (`--redis-wait-timeout-ms`).
-    pub timeout: Duration,
-    /// Connections carrying changes and their `WAIT`s
-    /// (`--redis-wait-connections`): a `WAIT` holds its connection, so this
-    /// many changes wait for replicas at once.
-    pub connections: usize,
-}
-
 pub struct RedisBackplane {
     conn: Conn,
     /// A connection that never subscribes, for replies too large for the
@@ -685,8 +672,7 @@ impl RedisBackplane {
         durability: Durability,
     ) -> Result<Self, BackplaneError> {
         let replication = Replication {
-            replicas: durability.replicas,
-            wait: durability.timeout,
+            durability,
             answer: timeout,
         };
         // A `WAIT` holds up every later command of its connection until the
@@ -791,7 +777,7 @@ impl RedisBackplane {
     /// (Not on a Redis Cluster: a pipeline without keys goes to any one
     /// node there.)
     async fn load_change_scripts(&self) -> Result<(), BackplaneError> {
-        if self.replication.replicas == 0 || matches!(self.acks(), Conn::Cluster(_)) {
+        if !self.replication.asks_replicas() || matches!(self.acks(), Conn::Cluster(_)) {
             return Ok(());
         }
         let mut pipe = ::redis::pipe();
@@ -1510,7 +1496,7 @@ impl Backplane for RedisBackplane {
         let mut invocation = self.applied_under.prepare_invoke();
         invocation
             .key(k.once(Some(once)))
-            .arg(u8::from(self.replication.replicas > 0));
+            .arg(u8::from(self.replication.asks_replicas()));
         let mut conn = self.acks();
         let answer: ::redis::RedisResult<(Option<u64>, Acked)> = self
             .replication

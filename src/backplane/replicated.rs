@@ -72,14 +72,26 @@ impl Write<'_> {
     }
 }
 
-/// What `--redis-wait-replicas` and `--redis-wait-timeout-ms` say.
+/// When a change is acknowledged (README, "No acknowledged change lost").
+#[derive(Clone, Copy, Debug)]
+pub struct Durability {
+    /// Replicas that must hold a change before `ok` (`--redis-wait-replicas`;
+    /// 0: once the master has it).
+    pub replicas: u32,
+    /// The longest wait for them (`--redis-wait-timeout-ms`).
+    pub timeout: Duration,
+    /// Connections carrying changes and their `WAIT`s
+    /// (`--redis-wait-connections`): a `WAIT` holds its connection, so this
+    /// many changes wait for replicas at once.
+    pub connections: usize,
+}
+
+/// How this node's changes are acknowledged: [`Durability`], and how long
+/// a write's own answer may take.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Replication {
-    /// Replicas that must hold a change before it is acknowledged (0: none).
-    pub replicas: u32,
-    /// How long `WAIT` waits for them (`--redis-wait-timeout-ms`).
-    pub wait: Duration,
-    /// How long a write's own answer may take (`--redis-timeout-ms`).
+    pub durability: Durability,
+    /// `--redis-timeout-ms`.
     pub answer: Duration,
 }
 
@@ -99,16 +111,25 @@ impl Replication {
     /// master has it (a webhook delivery's own bookkeeping).
     pub fn master_only(self) -> Replication {
         Replication {
-            replicas: 0,
+            durability: Durability {
+                replicas: 0,
+                ..self.durability
+            },
             ..self
         }
+    }
+
+    /// Whether a change waits for replicas at all (`--redis-wait-replicas`
+    /// above 0).
+    pub fn asks_replicas(&self) -> bool {
+        self.durability.replicas > 0
     }
 
     /// `WAIT <replicas> <wait>`.
     fn wait_command(&self) -> Cmd {
         ::redis::cmd("WAIT")
-            .arg(self.replicas)
-            .arg(self.wait.as_millis() as u64)
+            .arg(self.durability.replicas)
+            .arg(self.durability.timeout.as_millis() as u64)
             .to_owned()
     }
 
@@ -123,12 +144,12 @@ impl Replication {
         write: Write<'_>,
     ) -> RedisResult<(T, Acked)> {
         let timeout = self.answer;
-        if self.replicas == 0 || matches!(conn, Conn::Cluster(_)) {
+        if !self.asks_replicas() || matches!(conn, Conn::Cluster(_)) {
             let answer = match write {
                 Write::Script(invocation) => guarded(invocation.invoke_async(conn), timeout).await,
                 Write::Cmd(cmd) => guarded(cmd.query_async(conn), timeout).await,
             }?;
-            let acked = if self.replicas == 0 {
+            let acked = if !self.asks_replicas() {
                 Acked::NotAsked
             } else {
                 Acked::Later
@@ -138,7 +159,7 @@ impl Replication {
         let mut pipe = ::redis::pipe();
         write.add_to(&mut pipe);
         pipe.add_command(self.wait_command()).ignore_errors();
-        let bound = timeout + self.wait;
+        let bound = timeout + self.durability.timeout;
         let mut answers: Vec<Value> = guarded(pipe.query_async(conn), bound).await?;
         let no_script = matches!(answers.first(), Some(Value::ServerError(e))
             if e.kind() == Some(ServerErrorKind::NoScript));
@@ -185,11 +206,11 @@ impl Replication {
                 "the change is applied on the master, but whether replicas hold it is unknown ({e})"
             ))
         })?;
-        if acked < self.replicas {
+        if acked < self.durability.replicas {
             return Err(BackplaneError::OutcomeUnknown(format!(
                 "the change is applied on the master but reached {acked} of {} replicas in time: \
                  a failover may lose it",
-                self.replicas
+                self.durability.replicas
             )));
         }
         Ok(())
@@ -208,7 +229,7 @@ impl Replication {
             SlotAddr::Master,
         )));
         let wait = c.route_command(self.wait_command(), shard);
-        let answer = guarded(wait, self.answer + self.wait).await?;
+        let answer = guarded(wait, self.answer + self.durability.timeout).await?;
         Ok(u32::from_redis_value(answer)?)
     }
 }

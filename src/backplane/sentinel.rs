@@ -90,6 +90,13 @@ pub fn is_readonly(e: &::redis::RedisError) -> bool {
     e.code() == Some("READONLY") || e.to_string().contains("READONLY")
 }
 
+/// A `READONLY` carried as a reply value (a single command's or one of a
+/// pipeline's, `super::replicated`): the master was demoted as surely as
+/// when it comes back as an error.
+fn demoted(reply: &Value) -> bool {
+    matches!(reply, Value::ServerError(e) if e.code() == "READONLY")
+}
+
 impl SentinelConn {
     /// Asks the sentinels for the master and connects to it (RESP3, with
     /// the push sender and settings of `config`). TLS, when on, applies to
@@ -206,10 +213,8 @@ impl SentinelConn {
     }
 
     /// As [`SentinelConn::after`], for replies that carry their errors as
-    /// values (a pipeline's, `super::replicated`): a `READONLY` there says
-    /// the master was demoted as surely as one returned as an error.
+    /// values (a pipeline's): see [`demoted`].
     fn after_replies(&self, replies: &RedisResult<Vec<Value>>) {
-        let demoted = |v: &Value| matches!(v, Value::ServerError(e) if e.code() == "READONLY");
         match replies {
             Ok(values) if values.iter().any(demoted) => self.ask_sentinels(),
             Ok(_) => {}
@@ -292,7 +297,7 @@ impl ConnectionLike for SentinelConn {
         Box::pin(async move {
             let result = self.manager().req_packed_command(cmd).await;
             match &result {
-                Ok(Value::ServerError(e)) if e.code() == "READONLY" => self.ask_sentinels(),
+                Ok(reply) if demoted(reply) => self.ask_sentinels(),
                 _ => self.after(&result),
             }
             result
