@@ -59,6 +59,36 @@ async fn snapshot_until(p: &Proc, what: &str, pred: impl Fn(&Value) -> bool) -> 
     }
 }
 
+/// An agent's version in the store.
+fn stored_version(redis: &RedisServer, id: &str) -> u64 {
+    let version = redis.cli(&["hget", "hub:{acme}:versions", id]);
+    version.trim().parse::<u64>().expect("a stored version")
+}
+
+/// Deltas a node dropped from its push queue (`--redis-push-queue`).
+async fn pushes_dropped(p: &Proc) -> (u64, String) {
+    let (_, metrics) = common::process::http_get(&p.addr, "/metrics").await;
+    let dropped = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("presence_hub_redis_pushes_dropped_total "))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    (dropped, metrics)
+}
+
+/// `n` status changes, paused and available in turn, with ids
+/// `{prefix}{i}`: sent as one burst, they reach the hub back to back.
+fn flips(prefix: &str, n: usize) -> impl Iterator<Item = String> + '_ {
+    (0..n).map(move |i| {
+        let body = if i % 2 == 0 {
+            json!({"type": "set_status", "status": "paused", "reason": "lunch", "id": format!("{prefix}{i}")})
+        } else {
+            json!({"type": "set_status", "status": "available", "id": format!("{prefix}{i}")})
+        };
+        body.to_string()
+    })
+}
+
 fn record<'a>(snapshot: &'a Value, id: &str) -> &'a Value {
     in_snapshot(snapshot, id).unwrap_or_else(|| panic!("{id} in {snapshot}"))
 }
@@ -578,16 +608,7 @@ async fn a_node_that_drops_deltas_it_cannot_apply_in_time_resyncs_to_the_store()
     // Every agent flips between paused and available 40 times in one
     // burst, all at once: 320 deltas reach node B back to back.
     const FLIPS: usize = 40;
-    let bursts = clients.iter_mut().map(|c| {
-        c.burst((0..FLIPS).map(|i| {
-            let body = if i % 2 == 0 {
-                json!({"type": "set_status", "status": "paused", "reason": "lunch", "id": format!("f{i}")})
-            } else {
-                json!({"type": "set_status", "status": "available", "id": format!("f{i}")})
-            };
-            body.to_string()
-        }))
-    });
+    let bursts = clients.iter_mut().map(|c| c.burst(flips("f", FLIPS)));
     futures_util::future::join_all(bursts).await;
     for c in &mut clients {
         let last = format!("f{}", FLIPS - 1);
@@ -599,10 +620,7 @@ async fn a_node_that_drops_deltas_it_cannot_apply_in_time_resyncs_to_the_store()
 
     // Node B shows each agent as the store holds it: its live supervisor
     // and a new one alike.
-    let stored = |id: &str| {
-        let version = redis.cli(&["hget", "hub:{acme}:versions", id]);
-        version.trim().parse::<u64>().expect("a stored version")
-    };
+    let stored = |id: &str| stored_version(&redis, id);
     for id in agents {
         let version = stored(id);
         on_b.agent_update(id, |r| u64_of(&r["version"]) == version)
@@ -616,12 +634,7 @@ async fn a_node_that_drops_deltas_it_cannot_apply_in_time_resyncs_to_the_store()
             "{id} on node B: {snapshot}"
         );
     }
-    let (_, metrics) = common::process::http_get(&b.addr, "/metrics").await;
-    let dropped = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("presence_hub_redis_pushes_dropped_total "))
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let (dropped, metrics) = pushes_dropped(&b).await;
     assert!(
         dropped > 0,
         "the burst overflowed node B's queue: {metrics}"
@@ -707,15 +720,7 @@ async fn a_thawed_node_re_asserts_every_device_while_the_deltas_it_drops_leave_g
             tokio::spawn(async move {
                 let mut round = 0usize;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    c.burst((0..20).map(|i| {
-                        let body = if i % 2 == 0 {
-                            json!({"type": "set_status", "status": "paused", "reason": "lunch", "id": format!("b{round}-{i}")})
-                        } else {
-                            json!({"type": "set_status", "status": "available", "id": format!("b{round}-{i}")})
-                        };
-                        body.to_string()
-                    }))
-                    .await;
+                    c.burst(flips(&format!("b{round}-"), 20)).await;
                     let last = format!("b{round}-19");
                     c.recv_where("the burst's last reply", |v| {
                         v["type"] == "reply" && v["id"] == last.as_str()
@@ -738,25 +743,16 @@ async fn a_thawed_node_re_asserts_every_device_while_the_deltas_it_drops_leave_g
         t.await.expect("the traffic ran to the end");
     }
     // And B shows every agent as the store holds it.
-    let stored = |id: &str| {
-        let version = redis.cli(&["hget", "hub:{acme}:versions", id]);
-        version.trim().parse::<u64>().expect("a stored version")
-    };
     let snapshot = snapshot_until(&b, "node B caught up", |s| {
         on_b.iter()
             .chain(&["a5", "a6", "a7", "a8"])
-            .all(|id| u64_of(&record(s, id)["version"]) == stored(id))
+            .all(|id| u64_of(&record(s, id)["version"]) == stored_version(&redis, id))
     })
     .await;
     for id in on_b {
         assert_eq!(record(&snapshot, id)["presence"], "online", "{snapshot}");
     }
-    let (_, metrics) = common::process::http_get(&b.addr, "/metrics").await;
-    let dropped = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("presence_hub_redis_pushes_dropped_total "))
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let (dropped, metrics) = pushes_dropped(&b).await;
     assert!(
         dropped > 0,
         "the traffic overflowed node B's queue: {metrics}"
