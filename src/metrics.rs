@@ -44,8 +44,8 @@ pub struct Metrics {
     /// Deltas the replica never received, found by comparing seqs
     /// (`hub::cluster::seq_watch_loop`).
     pub deltas_lost: Counter,
-    /// Deltas under a seq the replica had counted as applied that it never
-    /// saw: the store handed the seq out again after it fell back
+    /// Agent deltas under a seq the replica had counted as applied that it
+    /// never saw: the store handed the seq out again after it fell back
     /// (`hub::tenant`, `Tenant::forked`).
     pub deltas_forked: Counter,
     /// Pub/sub messages dropped because the queue to the task that applies
@@ -202,9 +202,9 @@ fn describe() {
     );
     describe_counter!(
         "presence_hub_deltas_forked_total",
-        "Deltas under a seq this node had already counted as applied but of a change it \
-         never saw: the store fell back in a failover and handed the seq out again \
-         (each is followed by a resync)"
+        "Agent deltas under a seq this node had already counted as applied but of a change \
+         it never saw: the store fell back (a failover, an empty restart) and handed the seq \
+         out again (a resync follows, one for several)"
     );
     describe_gauge!(
         "presence_hub_api_ws_connections",

@@ -150,6 +150,10 @@ struct Replica {
     /// A delta past the gap was dropped because `held` was full: one more
     /// catch-up reads it from the store.
     held_overflowed: bool,
+    /// A delta under an applied seq showed a change this replica never saw
+    /// (`Tenant::forked`) since the last catch-up: one catch-up is asked,
+    /// and one warning logged, per catch-up, not one per such delta.
+    forked: bool,
     /// The store's incarnation of the tenant (resume works only within one).
     epoch: Epoch,
     settings: Settings,
@@ -221,6 +225,7 @@ impl Tenant {
                 seq: 0,
                 held: BTreeMap::new(),
                 held_overflowed: false,
+                forked: false,
                 epoch: Epoch::default(),
                 settings: dir.settings.clone(),
                 dir: dir.clone(),
@@ -386,6 +391,7 @@ impl Tenant {
             // Another gap beyond what the store had when it was read.
             self.request_catch_up();
         }
+        r.forked = false;
         crate::metrics::get().resyncs.increment(1);
         tracing::info!(tenant = self.id(), seq = r.seq, changed, "replica resynced");
         self.seq_tx.send_replace(r.seq);
@@ -498,14 +504,16 @@ impl Tenant {
         if seq <= r.seq {
             // Already applied, or included in a state read from the store.
             if Self::forked(r, &delta) {
-                tracing::warn!(
-                    tenant = self.id(),
-                    have = r.seq,
-                    got = seq,
-                    "a delta under a seq this replica counts as applied, unseen: the store handed it out again; catching up"
-                );
                 crate::metrics::get().deltas_forked.increment(1);
-                self.request_catch_up();
+                if !std::mem::replace(&mut r.forked, true) {
+                    tracing::warn!(
+                        tenant = self.id(),
+                        have = r.seq,
+                        got = seq,
+                        "a delta under a seq this replica counts as applied, unseen: the store handed it out again; catching up"
+                    );
+                    self.request_catch_up();
+                }
             }
             return;
         }
@@ -806,14 +814,14 @@ impl Tenant {
         r.agents.insert(entry.record.id.clone(), entry);
     }
 
-    /// Waits until this replica has applied `seq` (read-your-writes for the
-    /// connection that made the change). Gives up quietly after `timeout`.
     /// Changes as the replica applies them (its seq), for whoever waits
     /// for the next one (`GET /api/v1/events?wait_ms=`).
     pub fn seq_changes(&self) -> watch::Receiver<u64> {
         self.seq_tx.subscribe()
     }
 
+    /// Waits until this replica has applied `seq` (read-your-writes for the
+    /// connection that made the change). Gives up quietly after `timeout`.
     pub async fn wait_for(&self, seq: u64, timeout: Duration) {
         let mut rx = self.seq_tx.subscribe();
         let _ = tokio::time::timeout(timeout, rx.wait_for(|&s| s >= seq)).await;
@@ -1298,16 +1306,27 @@ mod tests {
             asked.try_recv().ok(),
             Some(Repair::CatchUp(t.id().to_string()))
         );
+        assert_eq!(
+            t.record("a01").map(|r| r.version),
+            Some(9),
+            "nothing applied: the catch-up compares with the store"
+        );
+        // One catch-up asked until it is done, however many such deltas.
+        t.apply(Delta::Agent(record("a01", 10, "new master")));
+        assert_eq!(asked.try_recv().ok(), None);
+        t.resync(state(
+            10,
+            vec![
+                record("a01", 10, "new master"),
+                record("a02", 10, "old master"),
+            ],
+        ));
+        assert_eq!(t.record("a01").map(|r| r.version), Some(10));
         // Its version, but not its content.
         t.apply(Delta::Agent(record("a02", 10, "new master")));
         assert_eq!(
             asked.try_recv().ok(),
             Some(Repair::CatchUp(t.id().to_string()))
-        );
-        assert_eq!(
-            t.record("a01").map(|r| r.version),
-            Some(9),
-            "nothing applied: the catch-up compares with the store"
         );
     }
 
