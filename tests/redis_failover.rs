@@ -868,6 +868,48 @@ async fn a_repeat_is_acknowledged_only_once_the_replicas_hold_what_it_repeats() 
     assert_eq!(pauses(&mut sup, "a1", "lunch").await, 1);
 }
 
+/// README, "No acknowledged change lost": "nothing to change" is an `ok`
+/// too. Asked again after an `outcome_unknown`, the agent is already as
+/// asked on the master, but a failover could still undo it: the answer
+/// waits for the replicas like the change's own.
+#[tokio::test]
+async fn nothing_to_change_is_acknowledged_only_once_the_replicas_hold_it() {
+    let master = RedisServer::start();
+    let replica = replica_of(&master);
+    let url = master.url();
+    let flags = durable_on(&url, "1000", &[]);
+    let a = node_on(&flags, "a").await;
+    let mut admin = common::staff_at(&a.ws_url(), "acme", "ad1", "admin").await;
+    let (mut sup, _) = supervisor(&a).await;
+
+    assert_eq!(replica.cli(&["replicaof", "no", "one"]), "OK");
+    let deny = json!({"type": "set_unassigned_access", "agent_id": "a1", "allowed": false});
+    outcome_unknown(&admin.request(deny.clone()).await, "no replica holds it");
+    sup.agent_update("a1", |r| r["unassigned_access"] == false)
+        .await;
+    // The same again: nothing to change on the master, an `ok` until now.
+    outcome_unknown(
+        &admin.request(deny.clone()).await,
+        "nothing to change, while no replica holds what the master has",
+    );
+
+    // The replica is back and holds it: now "nothing to change" is `ok`,
+    // and the second request changed nothing.
+    follow(&replica, &master);
+    let r = admin.ok(deny).await;
+    assert_eq!(r["agent"]["unassigned_access"], false, "{r}");
+    let history = admin
+        .ok(json!({"type": "history", "agent_id": "a1", "limit": 1000}))
+        .await;
+    let changes = history["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["event"] == "set_unassigned_access")
+        .count();
+    assert_eq!(changes, 1, "applied once: {history}");
+}
+
 /// A change whose answer is lost while its `WAIT` is pending is settled on
 /// the connection that replaced the lost one, and found applied: it is
 /// acknowledged only once the replicas hold it, through a `WAIT` behind the

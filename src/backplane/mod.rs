@@ -414,6 +414,17 @@ pub trait Backplane: Send + Sync + 'static {
         Ok(self.read_agent(tenant, agent_id).await?.map(|r| r.version))
     }
 
+    /// `Ok` once the replicas hold everything the store held when this was
+    /// called (`--redis-wait-replicas`; at once when asked of none). A
+    /// client's "nothing to change" stands on the store's record as it is
+    /// now, which may come from a change not yet on the replicas (an
+    /// earlier request answered `outcome_unknown`, another client's change
+    /// still replicating): answered `ok` at once, a failover could undo
+    /// what that `ok` said. `OutcomeUnknown` when the replicas are short.
+    async fn replicas_hold_the_store(&self, _tenant: &str) -> Result<(), BackplaneError> {
+        Ok(())
+    }
+
     /// The tenant's current state, or `None` when the store does not hold
     /// it (it came back empty). Used to resync a replica.
     async fn load(&self, tenant: &str) -> Result<Option<TenantState>, BackplaneError>;

@@ -234,6 +234,9 @@ struct Keys {
     dir_channels: String,
     dir_removed: String,
     events: String,
+    /// Written before a `WAIT` that must cover what the store holds
+    /// (`replicas_hold_the_store`): a short-lived key of the tenant's.
+    synced: String,
     tenant: String,
 }
 
@@ -272,6 +275,7 @@ fn keys(tenant: &str) -> Keys {
         dir_channels: k("dir:channels"),
         dir_removed: k("dir:removed"),
         events: k("events"),
+        synced: k("synced"),
         tenant: tenant.to_string(),
     }
 }
@@ -1513,6 +1517,39 @@ impl Backplane for RedisBackplane {
             self.replication.check(&mut conn, acked, &k.seq).await?;
         }
         Ok(seq)
+    }
+
+    async fn replicas_hold_the_store(&self, tenant: &str) -> Result<(), BackplaneError> {
+        if !self.replication.asks_replicas() {
+            return Ok(());
+        }
+        // A write of this connection's, after (in the master's order) every
+        // write the answer stands on: the `WAIT` behind it covers them all
+        // (`super::replicated`). On the tenant's shard, short-lived.
+        let k = keys(tenant);
+        let mark = ::redis::cmd("SET")
+            .arg(&k.synced)
+            .arg(&self.node_id)
+            .arg("PX")
+            .arg(60_000)
+            .to_owned();
+        let mut conn = self.acks();
+        let answer: ::redis::RedisResult<((), Acked)> =
+            self.replication.send(&mut conn, Write::Cmd(&mark)).await;
+        let ((), acked) = self.note(answer).map_err(|e| {
+            BackplaneError::OutcomeUnknown(format!(
+                "nothing to change on the master, but whether the replicas hold what it holds could not be asked ({e})"
+            ))
+        })?;
+        self.replication
+            .check(&mut conn, acked, &k.synced)
+            .await
+            .map_err(|e| match e {
+                BackplaneError::OutcomeUnknown(why) => BackplaneError::OutcomeUnknown(format!(
+                    "nothing to change on the master, but what it holds is not yet on the replicas: {why}"
+                )),
+                other => other,
+            })
     }
 
     async fn history(

@@ -55,6 +55,9 @@ impl Hub {
                 plan(&tenant.directory(), change, &inputs)?
             };
             let Some(write) = planned else {
+                // An `ok` like a change's: on the replicas too
+                // (`Backplane::replicas_hold_the_store`).
+                self.backplane.replicas_hold_the_store(tenant.id()).await?;
                 return Ok(Applied::Unchanged);
             };
             let started = std::time::Instant::now();

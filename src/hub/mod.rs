@@ -26,7 +26,7 @@ use crate::backplane::{Backplane, Commit, DeltaHandler, IdempotencyKey, TenantSe
 use crate::clock;
 use crate::config::Config;
 use crate::directory::Directory;
-use crate::domain::{self, Actor, AgentRecord, Context, Event, Status};
+use crate::domain::{self, Actor, ActorRole, AgentRecord, Context, Event, Status};
 use crate::error::{HubError, HubResult};
 use dashmap::DashMap;
 pub use local_device::{device_key, LocalDevice};
@@ -338,21 +338,32 @@ impl Hub {
         let outcome = self
             .change_inner(tenant, agent_id, by, event, check, once, ReadBack::Wait)
             .await;
-        let Some(key) = once else {
-            return outcome.map(|(record, _)| record);
-        };
-        match outcome {
-            Ok((record, true)) => Ok(record),
+        let answer = match (once, outcome) {
+            (None, outcome) | (Some(_), outcome @ Ok((_, true))) => outcome,
             // Refused, or nothing to change: perhaps because it was done.
-            Ok((_, false)) | Err(_) => match self.backplane.applied_under(tenant.id(), key).await {
-                Ok(Some(seq)) => self.already_applied(tenant, agent_id, seq, None).await,
-                Ok(None) => outcome.map(|(record, _)| record),
+            (Some(key), outcome) => match self.backplane.applied_under(tenant.id(), key).await {
+                Ok(Some(seq)) => self
+                    .already_applied(tenant, agent_id, seq, None)
+                    .await
+                    .map(|record| (record, true)),
+                Ok(None) => outcome,
                 // Whether the key's change was made (or, made, is held by
                 // enough replicas) is unknown: neither "nothing to change"
                 // nor a refusal may answer for it (README, "No acknowledged
                 // change lost").
                 Err(e) => Err(e.into()),
             },
+        };
+        match answer {
+            // Nothing to change, told a client: the agent is as asked on
+            // the master, which must hold on the replicas too before that
+            // `ok` goes out, as a change's would. (The system's own no-ops
+            // answer no one: a reconnection within its grace, a sweep.)
+            Ok((record, false)) if by.role != ActorRole::System => {
+                self.backplane.replicas_hold_the_store(tenant.id()).await?;
+                Ok(record)
+            }
+            answer => answer.map(|(record, _)| record),
         }
     }
 
