@@ -368,7 +368,8 @@ impl Hub {
     }
 
     /// A change the node makes on its own, by the system: a device's
-    /// presence (its TTL or grace ran out, a re-assertion after a catch-up).
+    /// presence (its TTL or grace ran out, the node drains, a re-assertion
+    /// after a catch-up).
     /// Unlike [`Hub::change`] it does not wait for this node's replica to
     /// apply it: no connection reads after it, and the wait could only time
     /// out when the replica holds deltas past a gap — the cluster task that
