@@ -686,8 +686,9 @@ impl RedisBackplane {
         // behind one another only per connection. Their replies may take the
         // wait too.
         let connections = durability.connections.max(1);
-        let acks_timeout =
-            (durability.replicas > 0).then_some((timeout + durability.timeout, connections));
+        let acks_timeout = replication
+            .asks_replicas()
+            .then_some((replication.reply_bound(), connections));
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             handlers: DashMap::new(),

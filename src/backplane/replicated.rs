@@ -125,6 +125,12 @@ impl Replication {
         self.durability.replicas > 0
     }
 
+    /// How long a change's reply may take when it waits for replicas: the
+    /// write's own answer, then the `WAIT`.
+    pub fn reply_bound(&self) -> Duration {
+        self.answer + self.durability.timeout
+    }
+
     /// `WAIT <replicas> <wait>`.
     fn wait_command(&self) -> Cmd {
         ::redis::cmd("WAIT")
@@ -159,7 +165,7 @@ impl Replication {
         let mut pipe = ::redis::pipe();
         write.add_to(&mut pipe);
         pipe.add_command(self.wait_command()).ignore_errors();
-        let bound = timeout + self.durability.timeout;
+        let bound = self.reply_bound();
         let mut answers: Vec<Value> = guarded(pipe.query_async(conn), bound).await?;
         let no_script = matches!(answers.first(), Some(Value::ServerError(e))
             if e.kind() == Some(ServerErrorKind::NoScript));
@@ -229,7 +235,7 @@ impl Replication {
             SlotAddr::Master,
         )));
         let wait = c.route_command(self.wait_command(), shard);
-        let answer = guarded(wait, self.answer + self.durability.timeout).await?;
+        let answer = guarded(wait, self.reply_bound()).await?;
         Ok(u32::from_redis_value(answer)?)
     }
 }
