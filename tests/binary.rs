@@ -184,7 +184,7 @@ async fn sigterm_drains_clients_with_1012_and_exits() {
     let mut a1 = Client::connect(&format!("ws://{}/v1/ws", node.addr)).await;
     a1.send(json!({"type": "hello", "token": token("acme", "a1"), "role": "agent", "device": {"id": "d1"}})).await;
     a1.recv_type("state").await;
-    node.signal("-TERM");
+    node.signal("TERM");
     let notice = a1.recv_type("draining").await;
     assert!(notice["reconnect_after_ms"].is_u64());
     assert_eq!(a1.closed().await.code, 1012);
@@ -205,7 +205,7 @@ async fn sighup_is_logged_and_changes_nothing() {
     let mut a1 = Client::connect(&format!("ws://{}/v1/ws", node.addr)).await;
     a1.send(json!({"type": "hello", "token": token("acme", "a1"), "role": "agent", "device": {"id": "d1"}})).await;
     a1.recv_type("state").await;
-    node.signal("-HUP");
+    node.signal("HUP");
     node.log_line(&["SIGHUP ignored"]).await;
     // Still running, the session still served, no drain.
     assert!(node.child.try_wait().expect("wait").is_none());

@@ -706,7 +706,7 @@ async fn a_thawed_node_re_asserts_every_device_while_the_deltas_it_drops_leave_g
     let (mut on_a, _) = watcher(&a, "s1").await;
 
     // Frozen past its lease: node A sweeps B's devices.
-    b.signal("-STOP");
+    b.signal("STOP");
     for id in on_b {
         on_a.agent_update(id, |r| r["presence"] == "offline").await;
     }
@@ -731,7 +731,7 @@ async fn a_thawed_node_re_asserts_every_device_while_the_deltas_it_drops_leave_g
             })
         })
         .collect();
-    b.signal("-CONT");
+    b.signal("CONT");
 
     // Every device of B's is active again: none waits for another's
     // change to reach B's replica.

@@ -34,11 +34,11 @@ async fn a_node_frozen_past_its_lease_gets_its_agents_back_when_it_wakes() {
         "online"
     );
 
-    a.signal("-STOP");
+    a.signal("STOP");
     // Node b sweeps a's devices once a's lease is gone: the correct view
     // while a cannot answer anyone.
     sup.agent_update("a1", |r| r["presence"] == "offline").await;
-    a.signal("-CONT");
+    a.signal("CONT");
     // Node a wakes, finds its lease had lapsed, and re-asserts d1, whose
     // socket it kept all along: a1 is online again, without reconnecting.
     let back = sup.agent_update("a1", |r| r["presence"] == "online").await;

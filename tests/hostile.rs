@@ -634,7 +634,7 @@ async fn a_request_waiting_for_its_turn_when_the_node_drains_is_answered() {
         .await;
     // The node begins to drain: the upgrade is read and refused as such,
     // not dropped unanswered.
-    node.signal("-TERM");
+    node.signal("TERM");
     let answer = answer(&mut next).await;
     assert!(
         answer.starts_with("HTTP/1.1 503") && answer.contains("draining"),

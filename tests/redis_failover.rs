@@ -50,6 +50,13 @@ fn durable_on<'a>(url: &'a str, wait_ms: &'a str, extra: &[&'a str]) -> Vec<&'a 
     flags
 }
 
+/// Node "a" on `master`, its changes acknowledged once the one replica
+/// holds them ([`durable_on`]).
+async fn durable_node(master: &RedisServer, wait_ms: &str, extra: &[&str]) -> Proc {
+    let url = master.url();
+    node_on(&durable_on(&url, wait_ms, extra), "a").await
+}
+
 /// Changes acknowledged only once a replica holds them.
 const DURABLE: [&str; 4] = [
     "--redis-wait-replicas",
@@ -828,12 +835,10 @@ fn outcome_unknown(reply: &Value, what: &str) {
 async fn a_repeat_is_acknowledged_only_once_the_replicas_hold_what_it_repeats() {
     let master = RedisServer::start();
     let replica = replica_of(&master);
-    let url = master.url();
     // A WAIT longer than DURABLE's: on a busy machine a replica that is up
     // may take a few hundred ms to confirm, and here only the replica that
     // left may fail to.
-    let flags = durable_on(&url, "1000", &[]);
-    let a = node_on(&flags, "a").await;
+    let a = durable_node(&master, "1000", &[]).await;
     let mut a1 = agent(&a, "a1", "d1").await;
     let (mut sup, _) = supervisor(&a).await;
     // Acknowledged while the replica follows.
@@ -876,9 +881,7 @@ async fn a_repeat_is_acknowledged_only_once_the_replicas_hold_what_it_repeats() 
 async fn nothing_to_change_is_acknowledged_only_once_the_replicas_hold_it() {
     let master = RedisServer::start();
     let replica = replica_of(&master);
-    let url = master.url();
-    let flags = durable_on(&url, "1000", &[]);
-    let a = node_on(&flags, "a").await;
+    let a = durable_node(&master, "1000", &[]).await;
     let mut admin = common::staff_at(&a.ws_url(), "acme", "ad1", "admin").await;
     let (mut sup, _) = supervisor(&a).await;
 
@@ -979,10 +982,8 @@ async fn a_change_settled_after_its_connection_was_lost_waits_for_replicas_that_
 async fn changes_wait_for_replicas_side_by_side_not_one_behind_another() {
     let master = RedisServer::start();
     let replica = replica_of(&master);
-    let url = master.url();
     // Each WAIT outlasts a change's deadline (the Redis timeout, 500 ms).
-    let flags = durable_on(&url, "1000", &["--redis-wait-connections", "4"]);
-    let a = node_on(&flags, "a").await;
+    let a = durable_node(&master, "1000", &["--redis-wait-connections", "4"]).await;
     let mut agents = Vec::new();
     for i in 1..=4 {
         agents.push(agent(&a, &format!("a{i}"), &format!("d{i}")).await);
@@ -1010,9 +1011,8 @@ async fn changes_wait_for_replicas_side_by_side_not_one_behind_another() {
 async fn a_change_waiting_for_replicas_longer_than_the_ttl_is_no_silence() {
     let master = RedisServer::start();
     let replica = replica_of(&master);
-    let url = master.url();
-    let flags = durable_on(
-        &url,
+    let a = durable_node(
+        &master,
         "2500",
         &[
             "--presence-ttl-ms",
@@ -1020,8 +1020,8 @@ async fn a_change_waiting_for_replicas_longer_than_the_ttl_is_no_silence() {
             "--heartbeat-interval-ms",
             "500",
         ],
-    );
-    let a = node_on(&flags, "a").await;
+    )
+    .await;
     let mut a1 = agent(&a, "a1", "d1").await;
     replica.signal("STOP");
     // The change, then heartbeats while it waits, as a client does.

@@ -103,7 +103,7 @@ async fn sigterm_while_waiting_for_redis_stops_the_node() {
     )
     .await;
     node.log_line(&["Redis does not answer yet"]).await;
-    node.signal("-TERM");
+    node.signal("TERM");
     let status = tokio::time::timeout(DEADLINE, node.child.wait())
         .await
         .expect("the node stops on SIGTERM while waiting")

@@ -153,14 +153,9 @@ impl Proc {
         format!("ws://{}/v1/ws", self.addr)
     }
 
-    /// Sends the node a signal (`-TERM`, `-HUP`, `-STOP`, …) with `kill`.
+    /// Sends the node a signal (`TERM`, `HUP`, `STOP`, …): see [`signal`].
     pub fn signal(&self, sig: &str) {
-        let pid = self.child.id().expect("a running node").to_string();
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {sig} {pid}");
+        signal(self.child.id().expect("a running node"), sig);
     }
 
     /// Waits until `/readyz` answers `want`, polling every 50 ms for at
@@ -236,6 +231,16 @@ impl Proc {
 /// A cluster node for the fault tests: node TTL `ttl_ms`, and a 300 ms
 /// reconnect grace and Redis timeout, so a kill or an outage shows within a
 /// second; `extra` adds flags.
+/// Sends `sig` (`STOP`, `CONT`, `TERM`, …) to `pid` with `kill`: for every
+/// process a test starts (nodes, `redis-server`, sentinels).
+pub fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{sig} {pid}");
+}
+
 pub async fn fault_node(redis_url: &str, id: &str, ttl_ms: u64, extra: &[&str]) -> Proc {
     fault_node_on(&["--redis-url", redis_url], id, ttl_ms, 300, extra).await
 }

@@ -223,12 +223,7 @@ impl RedisServer {
 
     /// Sends the server a signal (`STOP`, `CONT`, …).
     pub fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("a running server").id();
-        let status = Command::new("kill")
-            .args([&format!("-{sig}"), &pid.to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill -{sig} {pid}");
+        super::process::signal(self.child.as_ref().expect("a running server").id(), sig);
     }
 }
 

@@ -53,12 +53,7 @@ impl Daemon {
 
     /// Sends the daemon a signal (`STOP`, `CONT`, …).
     pub fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("a running daemon").id();
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{sig}"), &pid.to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill -{sig} {pid}");
+        super::process::signal(self.child.as_ref().expect("a running daemon").id(), sig);
     }
 }
 

@@ -28,15 +28,7 @@ pub const DIRECTORY: &str = concat!(
     "/tests/convergence/directory.json"
 );
 
-/// Sends `sig` (`STOP`, `CONT`, `KILL`) to `pid`.
-pub fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "kill -{sig} {pid}");
-}
+pub use crate::common::process::signal;
 
 /// The pid of the `redis-server` on `port`, from `INFO server` (the
 /// harness keeps its `Child` private); `None` when it does not answer.
