@@ -759,3 +759,85 @@ async fn a_thawed_node_re_asserts_every_device_while_the_deltas_it_drops_leave_g
     );
     drop(held);
 }
+
+/// Commits a directory change putting channel `kind:id` as `json` with
+/// the real directory script and a no-op in place of its PUBLISH: the
+/// store holds it and no node hears of it, until the seq watch.
+fn lose_a_channel_put(redis: &RedisServer, kind_id: &str, json: &str) {
+    let version = redis.cli(&["get", "hub:{acme}:dir:version"]);
+    let script = include_str!("../src/backplane/lua/directory.lua");
+    let mut args = vec!["eval", script, "13"];
+    args.extend([
+        "hub:{acme}:seq",
+        "hub:{acme}:records",
+        "hub:{acme}:versions",
+        "hub:{acme}:history",
+        "hub:{acme}:deltas",
+        "hub:{acme}:dir:users",
+        "hub:{acme}:dir:channels",
+        "hub:{acme}:dir:version",
+        "hub:{acme}:op:lost",
+        "hub:{acme}:fence:lost",
+        "hub:{acme}:seq",
+        "hub:{acme}:dir:removed",
+        "hub:{acme}:events",
+    ]);
+    // EXISTS in place of PUBLISH, no deadline, no idempotency key, no
+    // event stream; one channel put.
+    args.extend([version.trim(), "{}", "EXISTS", "0", "60000", "0", "100"]);
+    args.extend(["0", "0", "1", "0", "0", "0", "", "0", "0", kind_id, json]);
+    let committed = redis.cli(&args);
+    assert!(committed.starts_with('1'), "{committed}");
+}
+
+/// A directory request that writes nothing — "nothing to change", or a
+/// refusal — is planned on the node's replica, which may lag the store by
+/// a lost delta: it must not answer for the store until the replica has
+/// caught up (PROTOCOL.md §7.1, "checked against the directory … as the
+/// store has them").
+#[tokio::test]
+async fn a_directory_request_that_writes_nothing_is_answered_from_the_store_not_a_lagging_replica()
+{
+    let redis = RedisServer::start();
+    // A command timeout past the seq watch's two checks (it finds the lost
+    // delta then), so the request waits for the catch-up.
+    let b = fault_node(&redis.url(), "b", TTL_MS, &["--command-timeout-ms", "5000"]).await;
+    let mut admin = staff_at(&b.ws_url(), "acme", "ad1", "admin").await;
+    let vip = json!({"kind": "queue", "id": "vip", "name": "VIP line"});
+    admin
+        .ok(json!({"type": "put_channel", "channel": vip}))
+        .await;
+    let stored =
+        |redis: &RedisServer, key: &str| redis.cli(&["hget", "hub:{acme}:dir:channels", key]);
+    let as_put = stored(&redis, "queue:vip");
+    assert!(as_put.contains("VIP line"), "{as_put}");
+
+    // Renamed in the store only: node B still shows "VIP line".
+    lose_a_channel_put(
+        &redis,
+        "queue:vip",
+        &as_put.replace("VIP line", "Lost line"),
+    );
+    // Put back as B shows it: a change against the store, not a no-op.
+    let put = admin
+        .ok(json!({"type": "put_channel", "channel": vip}))
+        .await;
+    assert_eq!(put["changed"], true, "{put}");
+    assert_eq!(put["channel"]["name"], "VIP line", "{put}");
+    let now = stored(&redis, "queue:vip");
+    assert!(now.contains("VIP line"), "the store holds the put: {now}");
+
+    // Created in the store only: deleting it is no `not_found`.
+    let ghost = as_put.replace(r#""vip""#, r#""ghost""#);
+    assert_ne!(ghost, as_put);
+    lose_a_channel_put(&redis, "queue:ghost", &ghost);
+    let deleted = admin
+        .ok(json!({"type": "delete_channel", "channel": {"kind": "queue", "id": "ghost"}}))
+        .await;
+    assert_eq!(deleted["changed"], true, "{deleted}");
+    assert_eq!(
+        stored(&redis, "queue:ghost").trim(),
+        "",
+        "deleted from the store"
+    );
+}
