@@ -756,6 +756,70 @@ pub async fn admin(ctx: Ctx, mut rng: Rng) {
     }
 }
 
+/// How [`overrides`] logs a request that finds the agent as asked.
+pub const AS_IT_IS: &str = "(as it is)";
+
+/// An admin setting agents' unassigned-access override while the faults
+/// happen, behind Sentinels too: `true` or `null` (the tenant default is
+/// `true`, so what an agent may do never changes), half the time to what
+/// its last acknowledged request left. Those find nothing to change: an
+/// `ok` that stands on the master's record, so with
+/// `--redis-wait-replicas` it must be on the replicas like a change's
+/// (README, "No acknowledged change lost") — invariant 3 finds its
+/// version in the history, or fails. Logged with [`AS_IT_IS`]; a failover
+/// that lost an override turns one into a change, judged the same way.
+pub async fn overrides(ctx: Ctx, mut rng: Rng, agents: Vec<String>) {
+    let mut node = rng.below(ctx.urls.len() as u64) as usize;
+    // What each agent's override is after this actor's last acknowledged
+    // request (none at the start); forgotten after an unknown outcome.
+    let mut held: HashMap<String, Value> =
+        agents.iter().map(|a| (a.clone(), Value::Null)).collect();
+    let mut n = 0u64;
+    while ctx.phase() == Phase::Run {
+        let url = ctx.urls[node].clone();
+        let Ok((mut ws, _)) = wire::hello(&url, "ad1", "admin", None, Duration::from_secs(2)).await
+        else {
+            node = rng.below(ctx.urls.len() as u64) as usize;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        };
+        while ctx.phase() == Phase::Run {
+            tokio::time::sleep(rng.ms(150, 600)).await;
+            let agent = rng.pick(&agents).clone();
+            let allowed = match held.get(&agent) {
+                Some(now) if rng.below(2) == 0 => now.clone(),
+                _ if rng.below(2) == 0 => json!(true),
+                _ => Value::Null,
+            };
+            let as_it_is = held.get(&agent) == Some(&allowed);
+            let what = if as_it_is {
+                format!("set_unassigned_access {allowed} {AS_IT_IS}")
+            } else {
+                format!("set_unassigned_access {allowed}")
+            };
+            let idx = ctx.sent("OVR", &agent, what, None);
+            n += 1;
+            let body =
+                json!({"type": "set_unassigned_access", "agent_id": agent, "allowed": allowed});
+            let Some(reply) =
+                wire::request(&mut ws, body, &format!("ovr{n}"), Duration::from_secs(5)).await
+            else {
+                ctx.log.lock().unwrap().requests[idx].outcome = Outcome::Lost;
+                held.remove(&agent);
+                break; // reconnect, perhaps elsewhere
+            };
+            ctx.replied(idx, &reply, None, "OVR");
+            if reply["ok"] == true {
+                let now = &reply["result"]["agent"]["unassigned_access_override"];
+                held.insert(agent, now.clone());
+            } else if reply["error"]["code"] == "outcome_unknown" {
+                held.remove(&agent);
+            }
+        }
+        node = rng.below(ctx.urls.len() as u64) as usize;
+    }
+}
+
 /// How the admin sends one of its odd `put_user`s.
 #[derive(Clone, Copy)]
 enum Special {

@@ -33,7 +33,12 @@
 //!    to the snapshot's seq is in it, or in a later delta, for every agent
 //!    of its `agent_ids`;
 //! 3. every change answered `ok` is in the agent's history (§5.5) under
-//!    the reply's version, or was written back by a `restore` (§9);
+//!    the reply's version, or was written back by a `restore` (§9); so is
+//!    the version of an `ok` that found nothing to change — an admin
+//!    setting an agent's unassigned-access override to what it is
+//!    (`actors::overrides`, behind Sentinels too: with
+//!    `--redis-wait-replicas` such an `ok` must be on the replicas); a run
+//!    that judged none of those fails;
 //! 4. no change answered with an error (`unavailable`, `invalid_state`,
 //!    `forbidden`, `rate_limited`, …: §3 "a refused request changes
 //!    nothing", §9 "changes get `unavailable` (nothing is applied)") is ever
@@ -834,6 +839,13 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     if !sentinel {
         tasks.push(tokio::spawn(actors::admin(ctx.clone(), root.fork(3000))));
     }
+    // An admin whose requests often find nothing to change, on every
+    // topology (invariant 3 holds those `ok`s too).
+    tasks.push(tokio::spawn(actors::overrides(
+        ctx.clone(),
+        root.fork(3100),
+        agents.clone(),
+    )));
     let mut violations = setup_errors;
     // Everyone connected and subscribed before the first fault, so the
     // no-flap baseline is "online".
@@ -1226,6 +1238,14 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         .filter(|r| r.marker.is_some() && actors::in_fragments(r))
         .filter(|r| r.refused().is_some_and(|(code, _)| code == "rate_limited"))
         .count();
+    // And the `ok`s to requests sent to find nothing to change
+    // (`actors::overrides`), held to invariant 3.
+    let as_it_is_acked = log
+        .requests
+        .iter()
+        .filter(|r| r.who == "OVR" && r.what.ends_with(actors::AS_IT_IS))
+        .filter(|r| matches!(r.outcome, Outcome::Ok(_)))
+        .count();
     // And the integration's requests in more fragments than its frame
     // budget (answered `rate_limited`, docs/API.md "Over one WebSocket").
     let (api_fragmented_checked, not_refused_whole) = check_fragmented(&log);
@@ -1354,7 +1374,7 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     }
     let summary = format!(
         "seed {seed} ({topology}): {} faults + {} client faults, {} requests ({acked} ok, {refused} refused {refusal_codes:?}, {unknown} unknown), \
-         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {events_checked} events checked in the stream, {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged), {dropped} deltas dropped by n3's push queue of {TINY_PUSH_QUEUE} since its last start, {pairs_checked} pipelined integration pairs judged, {broken_checked} requests in broken frames judged, {fragmented_checked} requests in too many fragments judged, {api_fragmented_checked} integration requests in too many fragments judged; \
+         {changes_checked} changes checked against history/records ({refused_marked} of them refused, marked), {events_checked} events checked in the stream, {} applied though refused, {} deltas checked, {} resumes checked, {records_compared} view records compared, {dir_checked} scratch users' directory entries checked on every node, {strict_agents} agents held to no-flap all run, {protected} agent-seconds held to no-flap ({offline_events} offline history entries judged), {dropped} deltas dropped by n3's push queue of {TINY_PUSH_QUEUE} since its last start, {pairs_checked} pipelined integration pairs judged, {broken_checked} requests in broken frames judged, {fragmented_checked} requests in too many fragments judged, {api_fragmented_checked} integration requests in too many fragments judged, {as_it_is_acked} `ok`s to requests that found nothing to change judged; \
          {} violations; {:.1} s",
         log.faults,
         log.client_faults,
@@ -1378,9 +1398,10 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
         || (broken_checked == 0 && !sentinel)
         || (fragmented_checked == 0 && !sentinel)
         || (api_fragmented_checked == 0 && !sentinel)
+        || as_it_is_acked == 0
     {
         violations.push(format!(
-            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared, {dir_checked} directory entries, {pairs_checked} integration pairs, {broken_checked} broken frames, {fragmented_checked} requests in too many fragments, {api_fragmented_checked} integration requests in too many fragments",
+            "the run checked too little: {} faults, {changes_checked} changes, {} deltas, {} resumes, {records_compared} view records compared, {dir_checked} directory entries, {pairs_checked} integration pairs, {broken_checked} broken frames, {fragmented_checked} requests in too many fragments, {api_fragmented_checked} integration requests in too many fragments, {as_it_is_acked} no-op oks",
             log.faults,
             log.deltas_checked,
             resumes.len()
