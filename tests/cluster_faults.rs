@@ -841,3 +841,39 @@ async fn a_directory_request_that_writes_nothing_is_answered_from_the_store_not_
         "deleted from the store"
     );
 }
+
+/// A store behind the node's replica lost changes the node applied (a
+/// failover to a replica that missed them): what the replica shows may be
+/// one of them, so a directory request that would write nothing is
+/// `unavailable` until the node has caught up, repairing the store — then
+/// answered. (The fall-back is made here by setting the seq back.)
+#[tokio::test]
+async fn a_directory_request_that_writes_nothing_waits_out_a_store_that_fell_back() {
+    let redis = RedisServer::start();
+    let b = node(&redis.url(), "b").await;
+    let mut admin = staff_at(&b.ws_url(), "acme", "ad1", "admin").await;
+    let vip = json!({"kind": "queue", "id": "vip", "name": "VIP line"});
+    admin
+        .ok(json!({"type": "put_channel", "channel": vip}))
+        .await;
+    let seq = |redis: &RedisServer| -> u64 {
+        let seq = redis.cli(&["get", "hub:{acme}:seq"]);
+        seq.trim().parse().expect("a seq")
+    };
+    let before = seq(&redis);
+    redis.cli(&["set", "hub:{acme}:seq", &(before - 1).to_string()]);
+
+    let put = json!({"type": "put_channel", "channel": vip});
+    admin.refused(put.clone(), "unavailable").await;
+    // The node repairs the store: its seq jumps past the replica's.
+    let redis = &redis;
+    eventually(
+        "the store's seq raised",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || async move { seq(redis) > before },
+    )
+    .await;
+    let again = admin.ok(put).await;
+    assert_eq!(again["changed"], false, "{again}");
+}

@@ -119,12 +119,21 @@ impl Hub {
     /// putting back an entry as the lagging replica shows it, or deleting
     /// one it has not heard of, would otherwise get `ok` "nothing to
     /// change" or `not_found` while the store holds another directory.
-    /// `unavailable` (nothing applied) when the replica does not catch up.
+    /// `unavailable` (nothing applied) when the replica does not catch up,
+    /// and when the store is behind the replica: it lost changes this node
+    /// applied (a failover), so what the replica shows may be one of them;
+    /// the node catches up, repairing the store, meanwhile.
     async fn replica_was_current(&self, tenant: &Tenant, planned_at: u64) -> HubResult<bool> {
         let Some(store_seq) = self.backplane.current_seq(tenant.id()).await? else {
             return Ok(true);
         };
-        if store_seq <= planned_at {
+        if store_seq < planned_at {
+            tenant.request_catch_up();
+            return Err(HubError::unavailable(
+                "the store lost recent changes of the directory; catching up, try again",
+            ));
+        }
+        if store_seq == planned_at {
             return Ok(true);
         }
         tenant
