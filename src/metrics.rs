@@ -202,7 +202,7 @@ fn describe() {
     );
     describe_counter!(
         "presence_hub_deltas_forked_total",
-        "Agent deltas under a seq this node had already counted as applied but of a change \
+        "Agent and directory deltas under a seq this node had already counted as applied but of a change \
          it never saw: the store fell back (a failover, an empty restart) and handed the seq \
          out again (a resync follows, one for several)"
     );

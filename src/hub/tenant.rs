@@ -552,14 +552,21 @@ impl Tenant {
     /// agent would stay as the lost history left it here until its next
     /// change (README, "High availability"). A catch-up compares every
     /// record with the store's (and writes back what the store lost).
+    ///
+    /// A directory delta the same way: a directory change sets the
+    /// directory's version to its seq, and a state read from the store holds
+    /// every directory change up to its seq, so in one history the
+    /// directory here is never older than a directory delta under the
+    /// replica's seq. (Settings carry no version to compare.)
     fn forked(r: &Replica, delta: &Delta) -> bool {
-        let Delta::Agent(record) = delta else {
-            return false;
-        };
-        r.agents.get(&record.id).is_some_and(|held| {
-            held.record.version < record.version
-                || (held.record.version == record.version && held.record != *record)
-        })
+        match delta {
+            Delta::Agent(record) => r.agents.get(&record.id).is_some_and(|held| {
+                held.record.version < record.version
+                    || (held.record.version == record.version && held.record != *record)
+            }),
+            Delta::Directory { seq, .. } => r.dir.version < *seq,
+            Delta::Settings { .. } => false,
+        }
     }
 
     /// Applies the delta that comes right after the replica's seq.
@@ -1199,8 +1206,8 @@ pub struct LostChange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::directory::Directory;
-    use crate::domain::{Role, Settings};
+    use crate::directory::{ChannelInfo, Directory};
+    use crate::domain::{ChannelKind, Role, Settings};
 
     fn tenant() -> Arc<Tenant> {
         tenant_asking(None)
@@ -1328,6 +1335,48 @@ mod tests {
             asked.try_recv().ok(),
             Some(Repair::CatchUp(t.id().to_string()))
         );
+    }
+
+    #[test]
+    fn a_directory_delta_under_an_applied_seq_newer_than_the_directory_starts_a_catch_up() {
+        let (gaps, mut asked) = tokio::sync::mpsc::unbounded_channel();
+        let t = tenant_asking(Some(gaps));
+        t.load(state(10, vec![record("a01", 9, "old master")]));
+        let channel = |name: &str| {
+            Arc::new(DirectoryWrite {
+                expected_version: 0,
+                channels_put: vec![ChannelInfo {
+                    kind: ChannelKind::Queue,
+                    id: "vip".into(),
+                    name: name.into(),
+                    assigned: Vec::new(),
+                }],
+                event: "channel_updated".into(),
+                ..DirectoryWrite::default()
+            })
+        };
+        // The next seq, then the same delta again: one history.
+        t.apply(Delta::Directory {
+            seq: 11,
+            write: channel("old master"),
+        });
+        t.apply(Delta::Directory {
+            seq: 11,
+            write: channel("old master"),
+        });
+        assert_eq!(asked.try_recv().ok(), None, "a duplicate is no fork");
+        assert_eq!(t.directory().version, 11);
+        t.apply(Delta::Agent(record("a01", 12, "old master")));
+        // A directory change at 12, which this replica applied as a01's.
+        t.apply(Delta::Directory {
+            seq: 12,
+            write: channel("new master"),
+        });
+        assert_eq!(
+            asked.try_recv().ok(),
+            Some(Repair::CatchUp(t.id().to_string()))
+        );
+        assert_eq!(t.directory().version, 11, "nothing applied");
     }
 
     #[test]
