@@ -762,7 +762,7 @@ async fn a_thawed_node_re_asserts_every_device_while_the_deltas_it_drops_leave_g
 
 /// Commits a directory change putting channel `kind:id` as `json` with
 /// the real directory script and a no-op in place of its PUBLISH: the
-/// store holds it and no node hears of it, until the seq watch.
+/// store holds it and no node hears of it, until a catch-up.
 fn lose_a_channel_put(redis: &RedisServer, kind_id: &str, json: &str) {
     let version = redis.cli(&["get", "hub:{acme}:dir:version"]);
     let script = include_str!("../src/backplane/lua/directory.lua");
@@ -799,9 +799,10 @@ fn lose_a_channel_put(redis: &RedisServer, kind_id: &str, json: &str) {
 async fn a_directory_request_that_writes_nothing_is_answered_from_the_store_not_a_lagging_replica()
 {
     let redis = RedisServer::start();
-    // A command timeout past the seq watch's two checks (it finds the lost
-    // delta then), so the request waits for the catch-up.
-    let b = fault_node(&redis.url(), "b", TTL_MS, &["--command-timeout-ms", "5000"]).await;
+    // A command timeout past the second the request waits for the lost
+    // delta before it asks for a catch-up itself, and short of the seq
+    // watch's finding it (two periods of a third of the node TTL: 4 s).
+    let b = fault_node(&redis.url(), "b", 6000, &["--command-timeout-ms", "2500"]).await;
     let mut admin = staff_at(&b.ws_url(), "acme", "ad1", "admin").await;
     let vip = json!({"kind": "queue", "id": "vip", "name": "VIP line"});
     admin
@@ -876,4 +877,22 @@ async fn a_directory_request_that_writes_nothing_waits_out_a_store_that_fell_bac
     .await;
     let again = admin.ok(put).await;
     assert_eq!(again["changed"], false, "{again}");
+}
+
+/// A `bad_request` depends on the request alone: it is answered as such
+/// while the store cannot be asked, not `unavailable` (which would invite
+/// a retry that can never succeed).
+#[tokio::test]
+async fn a_bad_directory_request_is_bad_request_while_the_store_is_frozen() {
+    let redis = RedisServer::start();
+    let b = node(&redis.url(), "b").await;
+    let mut admin = staff_at(&b.ws_url(), "acme", "ad1", "admin").await;
+    redis.signal("STOP");
+    admin
+        .refused(
+            json!({"type": "put_channel", "channel": {"kind": "queue", "id": "a/b", "name": "Q"}}),
+            "bad_request",
+        )
+        .await;
+    redis.signal("CONT");
 }

@@ -4,17 +4,18 @@
 //! under one seq by compare-and-swap on the directory's version and every
 //! record it touches, and on a conflict wait for the replica to catch up
 //! with the store and plan again. A verdict that writes nothing ("nothing
-//! to change", a refusal) is checked against the store's seq instead. The
-//! reply waits until this node's replica shows the change, like every
-//! other change's.
+//! to change", a refusal) is checked against the store's seq instead, and
+//! planned again on a replica that has caught up. The reply waits until
+//! this node's replica shows the change, like every other change's.
 
 use super::tenant::Tenant;
-use super::{Hub, MAX_CAS_ATTEMPTS};
+use super::{store_fell_back, Hub, MAX_CAS_ATTEMPTS};
 use crate::backplane::{DirectoryCommit, IdempotencyKey};
 use crate::directory::change::{plan, DirectoryChange, Inputs};
 use crate::domain::Actor;
-use crate::error::{HubError, HubResult};
+use crate::error::{ErrorCode, HubError, HubResult};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What a directory change did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,9 +42,40 @@ impl Hub {
                 return Ok(Applied::At(seq));
             }
         }
-        // Whether a verdict planned on the replica may be trusted without a
-        // commit to check it (see `replica_was_current`).
-        let mut verified = !self.backplane.is_shared();
+        let outcome = self
+            .change_directory_planned(tenant, by, change, once)
+            .await;
+        match (once, outcome) {
+            // Refused, or nothing to change: perhaps because the key's
+            // change was made meanwhile (a repeat that raced its first
+            // attempt), as for an agent's change (`Hub::change`).
+            (Some(key), outcome @ (Ok(Applied::Unchanged) | Err(_))) => {
+                match self.backplane.applied_under(tenant.id(), key).await {
+                    Ok(Some(seq)) => {
+                        tenant.wait_for(seq, self.config.command_timeout()).await;
+                        Ok(Applied::At(seq))
+                    }
+                    Ok(None) => outcome,
+                    Err(e) => Err(e.into()),
+                }
+            }
+            (_, outcome) => outcome,
+        }
+    }
+
+    /// The plan-and-commit loop of [`Hub::change_directory`].
+    async fn change_directory_planned(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        by: &Actor,
+        change: &DirectoryChange,
+        once: Option<&IdempotencyKey>,
+    ) -> HubResult<Applied> {
+        // Whether a verdict that writes nothing was checked against the
+        // store (`replica_was_current`); once is enough: the plan after it
+        // stands on a replica at least as new as the store was during the
+        // request.
+        let mut checked = !self.backplane.is_shared();
         for _ in 0..MAX_CAS_ATTEMPTS {
             let planned_at = tenant.seq();
             // Planned in a block of its own: the closures it borrows are
@@ -62,10 +94,16 @@ impl Hub {
             };
             // A change is checked by its compare-and-swap; "nothing to
             // change" and a refusal never reach the store, so they stand
-            // only on a replica that was not behind it.
-            if !verified && !matches!(planned, Ok(Some(_))) {
-                verified = true;
-                if !self.replica_was_current(tenant, planned_at).await? {
+            // only on a replica that was not behind it. (A `bad_request`
+            // depends on the request alone: `directory::change`.)
+            let stands_on_the_replica = match &planned {
+                Ok(write) => write.is_none(),
+                Err(e) => e.code != ErrorCode::BadRequest,
+            };
+            if !checked && stands_on_the_replica {
+                checked = true;
+                let planned = (planned_at, tenant.seq());
+                if !self.replica_was_current(tenant, planned).await? {
                     continue;
                 }
             }
@@ -103,6 +141,11 @@ impl Hub {
                     tenant
                         .wait_for(store_seq, self.config.command_timeout())
                         .await;
+                    if tenant.seq() < store_seq {
+                        // Planning again on this replica could only conflict
+                        // again, or stand on what the store is past.
+                        return Err(replica_behind());
+                    }
                 }
             }
         }
@@ -112,38 +155,62 @@ impl Hub {
     }
 
     /// Whether the replica was as new as the store when a verdict was
-    /// planned on it at seq `planned_at`; when not, waits (up to the
-    /// command timeout) until it is, for the caller to plan again. A
-    /// replica lags the store by the deltas on their way, and by a lost
-    /// delta until the seq watch catches it up (`hub::cluster`): an admin
-    /// putting back an entry as the lagging replica shows it, or deleting
-    /// one it has not heard of, would otherwise get `ok` "nothing to
-    /// change" or `not_found` while the store holds another directory.
+    /// planned on it (its seq before and after planning); when not, waits
+    /// (up to the command timeout) until it is, for the caller to plan
+    /// again. A replica lags the store by the deltas on their way, and by
+    /// a lost delta until a catch-up: an admin putting back an entry as the
+    /// lagging replica shows it, or deleting one it has not heard of, would
+    /// otherwise get `ok` "nothing to change" or `not_found` while the store
+    /// holds another directory. A replica still behind after
+    /// [`CATCH_UP_AFTER`] is caught up at once, not at the seq watch's next
+    /// look (seconds later: `hub::cluster`).
+    ///
     /// `unavailable` (nothing applied) when the replica does not catch up,
-    /// and when the store is behind the replica: it lost changes this node
-    /// applied (a failover), so what the replica shows may be one of them;
-    /// the node catches up, repairing the store, meanwhile.
-    async fn replica_was_current(&self, tenant: &Tenant, planned_at: u64) -> HubResult<bool> {
+    /// and while the store is known to have lost changes this replica holds
+    /// (its seq below the replica's, or a delta showed a fork): the verdict
+    /// may rest on one of them. The catch-up then repairs the store.
+    async fn replica_was_current(
+        &self,
+        tenant: &Tenant,
+        (before, after): (u64, u64),
+    ) -> HubResult<bool> {
+        if tenant.forked_since_catch_up() {
+            return Err(store_fell_back(tenant, "the directory"));
+        }
         let Some(store_seq) = self.backplane.current_seq(tenant.id()).await? else {
             return Ok(true);
         };
-        if store_seq < planned_at {
-            tenant.request_catch_up();
-            return Err(HubError::unavailable(
-                "the store lost recent changes of the directory; catching up, try again",
-            ));
+        if store_seq < after {
+            return Err(store_fell_back(tenant, "the directory"));
         }
-        if store_seq == planned_at {
+        if store_seq <= before {
             return Ok(true);
         }
+        let timeout = self.config.command_timeout();
         tenant
-            .wait_for(store_seq, self.config.command_timeout())
+            .wait_for(store_seq, CATCH_UP_AFTER.min(timeout))
             .await;
         if tenant.seq() < store_seq {
-            return Err(HubError::unavailable(
-                "this node's copy of the directory is behind the store; nothing was applied, try again",
-            ));
+            tenant.request_catch_up();
+            tenant
+                .wait_for(store_seq, timeout.saturating_sub(CATCH_UP_AFTER))
+                .await;
+        }
+        if tenant.seq() < store_seq {
+            return Err(replica_behind());
         }
         Ok(false)
     }
+}
+
+/// How long a directory request waits for the deltas on their way before
+/// it asks for a catch-up itself: a replica a whole second behind the
+/// store has lost a delta, or is so loaded that its catch-up is due anyway
+/// (the seq watch's own period, `hub::cluster`).
+const CATCH_UP_AFTER: Duration = Duration::from_secs(1);
+
+fn replica_behind() -> HubError {
+    HubError::unavailable(
+        "this node's copy of the directory is behind the store; nothing was applied, try again",
+    )
 }

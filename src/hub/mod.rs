@@ -431,7 +431,7 @@ impl Hub {
                         match self.backplane.read_agent(tenant.id(), agent_id).await? {
                             // Older than the replica: the store fell back.
                             Some(fresh) if fresh.version < current.version => {
-                                return Err(store_fell_back(tenant, agent_id));
+                                return Err(store_fell_back(tenant, &format!("agent {agent_id}")));
                             }
                             Some(fresh) if fresh.version != current.version => {
                                 current = fresh;
@@ -481,7 +481,7 @@ impl Hub {
                 }
                 Commit::Conflict(Some(record)) if record.version < current.version => {
                     // The store holds an older record than this replica.
-                    return Err(store_fell_back(tenant, agent_id));
+                    return Err(store_fell_back(tenant, &format!("agent {agent_id}")));
                 }
                 Commit::Conflict(Some(record)) => {
                     current = record;
@@ -685,10 +685,11 @@ impl Drop for ConnectionGuard {
 /// built on it would hand out a version some client already saw and lose
 /// the newer record for good, so the tenant is caught up first (the catch-up
 /// repairs the store: `cluster::after_a_fall_back`).
-fn store_fell_back(tenant: &Tenant, agent_id: &str) -> HubError {
+/// `of` names what was asked about: "agent a1", "the directory".
+fn store_fell_back(tenant: &Tenant, of: &str) -> HubError {
     tenant.request_catch_up();
     HubError::unavailable(format!(
-        "the store lost recent changes of agent {agent_id}; catching up, try again"
+        "the store lost recent changes of {of}; catching up, try again"
     ))
 }
 

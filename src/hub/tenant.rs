@@ -468,6 +468,12 @@ impl Tenant {
         self.replica.lock().seq
     }
 
+    /// Whether a delta showed this replica to hold a history the store
+    /// lost (`Tenant::forked`), the catch-up that repairs it not yet done.
+    pub fn forked_since_catch_up(&self) -> bool {
+        self.replica.lock().forked
+    }
+
     /// Asks the cluster task to catch this tenant up with the store (as
     /// after a gap in the delta stream).
     pub fn request_catch_up(&self) {

@@ -786,10 +786,13 @@ pub async fn overrides(ctx: Ctx, mut rng: Rng, agents: Vec<String>) {
         while ctx.phase() == Phase::Run {
             tokio::time::sleep(rng.ms(150, 600)).await;
             let agent = rng.pick(&agents).clone();
+            // As it is, or the other of the two, by a coin.
             let allowed = match held.get(&agent) {
                 Some(now) if rng.below(2) == 0 => now.clone(),
-                _ if rng.below(2) == 0 => json!(true),
-                _ => Value::Null,
+                Some(Value::Null) => json!(true),
+                Some(_) => Value::Null,
+                None if rng.below(2) == 0 => json!(true),
+                None => Value::Null,
             };
             let as_it_is = held.get(&agent) == Some(&allowed);
             let what = if as_it_is {

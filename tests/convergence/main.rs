@@ -839,13 +839,6 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     if !sentinel {
         tasks.push(tokio::spawn(actors::admin(ctx.clone(), root.fork(3000))));
     }
-    // An admin whose requests often find nothing to change, on every
-    // topology (invariant 3 holds those `ok`s too).
-    tasks.push(tokio::spawn(actors::overrides(
-        ctx.clone(),
-        root.fork(3100),
-        agents.clone(),
-    )));
     let mut violations = setup_errors;
     // Everyone connected and subscribed before the first fault, so the
     // no-flap baseline is "online".
@@ -853,6 +846,14 @@ async fn run_seed(seed: u64, sentinel: bool, secs: u64) -> Verdict {
     if let Err(e) = quiet(&cluster, &log, &sups, devices, Duration::ZERO).await {
         violations.push(format!("setup: {e}"));
     }
+    // An admin whose requests often find nothing to change, on every
+    // topology (invariant 3 holds those `ok`s too) — once every agent has
+    // signed in: a seeded record's version 0 has no history entry.
+    tasks.push(tokio::spawn(actors::overrides(
+        ctx.clone(),
+        root.fork(3100),
+        agents.clone(),
+    )));
     {
         let mut l = log.lock().unwrap();
         l.t0 = Instant::now();
