@@ -646,14 +646,7 @@ pub async fn admin(ctx: Ctx, mut rng: Rng) {
     let mut node = rng.below(ctx.urls.len() as u64) as usize;
     let mut n = 0u64;
     let mut specials = 0u64;
-    while ctx.phase() == Phase::Run {
-        let url = ctx.urls[node].clone();
-        let Ok((mut ws, _)) = wire::hello(&url, "ad1", "admin", None, Duration::from_secs(2)).await
-        else {
-            node = rng.below(ctx.urls.len() as u64) as usize;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            continue;
-        };
+    while let Some((mut ws, url)) = admin_connection(&ctx, &mut rng, &mut node).await {
         while ctx.phase() == Phase::Run {
             tokio::time::sleep(rng.ms(200, 900)).await;
             let user = SCRATCH_USERS[rng.below(SCRATCH_USERS.len() as u64) as usize];
@@ -756,6 +749,23 @@ pub async fn admin(ctx: Ctx, mut rng: Rng) {
     }
 }
 
+/// An admin's connection to node `*node`, signed in, and its URL; while
+/// that node does not answer, tries another at random. `None` once the
+/// run's changes are over.
+async fn admin_connection(ctx: &Ctx, rng: &mut Rng, node: &mut usize) -> Option<(Ws, String)> {
+    while ctx.phase() == Phase::Run {
+        let url = ctx.urls[*node].clone();
+        match wire::hello(&url, "ad1", "admin", None, Duration::from_secs(2)).await {
+            Ok((ws, _)) => return Some((ws, url)),
+            Err(_) => {
+                *node = rng.below(ctx.urls.len() as u64) as usize;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+    None
+}
+
 /// How [`overrides`] logs a request that finds the agent as asked.
 pub const AS_IT_IS: &str = "(as it is)";
 
@@ -775,14 +785,7 @@ pub async fn overrides(ctx: Ctx, mut rng: Rng, agents: Vec<String>) {
     let mut held: HashMap<String, Value> =
         agents.iter().map(|a| (a.clone(), Value::Null)).collect();
     let mut n = 0u64;
-    while ctx.phase() == Phase::Run {
-        let url = ctx.urls[node].clone();
-        let Ok((mut ws, _)) = wire::hello(&url, "ad1", "admin", None, Duration::from_secs(2)).await
-        else {
-            node = rng.below(ctx.urls.len() as u64) as usize;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            continue;
-        };
+    while let Some((mut ws, _)) = admin_connection(&ctx, &mut rng, &mut node).await {
         while ctx.phase() == Phase::Run {
             tokio::time::sleep(rng.ms(150, 600)).await;
             let agent = rng.pick(&agents).clone();
