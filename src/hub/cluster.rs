@@ -442,17 +442,24 @@ async fn catch_up(hub: &Arc<Hub>, tenant: &Arc<Tenant>) {
             tenant.resync(state);
         }
         Ok(None) => match hub.backplane.restore(tenant.id(), &tenant.state()).await {
-            Ok(true) => tracing::warn!(
-                tenant = tenant.id(),
-                "store had lost the tenant: restored from this node's replica"
-            ),
-            Ok(false) => {
-                if let Ok(Some(state)) = hub.backplane.load(tenant.id()).await {
-                    tenant.resync(state);
-                }
+            Ok(true) => {
+                tracing::warn!(
+                    tenant = tenant.id(),
+                    "store had lost the tenant: restored from this node's replica"
+                );
+                // The store is this replica now: no fork left to repair.
+                tenant.fork_repaired();
             }
+            Ok(false) => match hub.backplane.load(tenant.id()).await {
+                Ok(Some(state)) => tenant.resync(state),
+                _ => {
+                    catch_up_later(tenant);
+                    return;
+                }
+            },
             Err(e) => {
-                tracing::warn!(tenant = tenant.id(), error = %e, "restore failed");
+                tracing::warn!(tenant = tenant.id(), error = %e, "restore failed; retrying");
+                catch_up_later(tenant);
                 return;
             }
         },

@@ -161,7 +161,7 @@ impl Hub {
     /// a lost delta until a catch-up: an admin putting back an entry as the
     /// lagging replica shows it, or deleting one it has not heard of, would
     /// otherwise get `ok` "nothing to change" or `not_found` while the store
-    /// holds another directory. A replica still behind after
+    /// holds another directory. A replica that applied nothing for
     /// [`CATCH_UP_AFTER`] is caught up at once, not at the seq watch's next
     /// look (seconds later: `hub::cluster`).
     ///
@@ -187,11 +187,16 @@ impl Hub {
             return Ok(true);
         }
         let timeout = self.config.command_timeout();
+        let seen = tenant.seq();
         tenant
             .wait_for(store_seq, CATCH_UP_AFTER.min(timeout))
             .await;
         if tenant.seq() < store_seq {
-            tenant.request_catch_up();
+            // No delta applied in a whole second: lost. (A node merely slow
+            // keeps applying them, and waits on.)
+            if tenant.seq() == seen {
+                tenant.request_catch_up();
+            }
             tenant
                 .wait_for(store_seq, timeout.saturating_sub(CATCH_UP_AFTER))
                 .await;
@@ -204,9 +209,11 @@ impl Hub {
 }
 
 /// How long a directory request waits for the deltas on their way before
-/// it asks for a catch-up itself: a replica a whole second behind the
-/// store has lost a delta, or is so loaded that its catch-up is due anyway
-/// (the seq watch's own period, `hub::cluster`).
+/// it asks for a catch-up itself, when none came meanwhile: a delta was
+/// lost (the seq watch's own period, `hub::cluster`, which would find it
+/// only a period or two later). A replica that applied some is slow, not
+/// behind a loss: a catch-up, which reloads the whole tenant, would only
+/// slow it more.
 const CATCH_UP_AFTER: Duration = Duration::from_secs(1);
 
 fn replica_behind() -> HubError {

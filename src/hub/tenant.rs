@@ -334,6 +334,11 @@ impl Tenant {
     pub fn resync(&self, state: TenantState) {
         let mut r = self.replica.lock();
         let mut changed = 0;
+        // Deltas applied while the state was read are newer than it: what
+        // they made stays (one history; a store that lost changes this
+        // replica holds is read again after its seq was raised past them,
+        // `cluster::after_a_fall_back`).
+        let older = state.epoch == r.epoch && state.seq < r.seq;
         // Records the store no longer holds were removed by a directory
         // change this replica missed, at the seq its tombstone keeps (a
         // store from before tombstones: the store's seq).
@@ -341,8 +346,9 @@ impl Tenant {
             let kept: HashSet<&str> = state.agents.iter().map(|a| a.id.as_str()).collect();
             let tombstones = state.directory.as_ref().map(|d| &d.removed);
             r.agents
-                .keys()
-                .filter(|id| !kept.contains(id.as_str()))
+                .iter()
+                .filter(|(id, e)| !kept.contains(id.as_str()) && e.record.version <= state.seq)
+                .map(|(id, _)| id)
                 .map(|id| {
                     let at = tombstones.and_then(|t| t.get(id)).copied();
                     (id.clone(), at.unwrap_or(state.seq))
@@ -372,11 +378,15 @@ impl Tenant {
         // directory change a store lost in a failover (without
         // `--redis-wait-replicas`) is lost, and every node converges to
         // what the store holds (PROTOCOL.md §9.1).
-        if let Some(image) = state.directory.as_ref().filter(|d| **d != r.dir.image()) {
+        let image = state
+            .directory
+            .as_ref()
+            .filter(|d| !older || d.version > r.dir.version);
+        if let Some(image) = image.filter(|d| **d != r.dir.image()) {
             let after = Arc::new(self.directory_from(image));
             self.fan_out_directory(&mut r, after);
         }
-        if state.settings != r.settings {
+        if !older && state.settings != r.settings {
             Self::fan_out_settings(&mut r, state.seq, state.settings);
         }
         r.seq = r.seq.max(state.seq);
@@ -474,6 +484,12 @@ impl Tenant {
         self.replica.lock().forked
     }
 
+    /// The store was restored from this replica: nothing of a fork is
+    /// left to repair (a resync clears it otherwise).
+    pub fn fork_repaired(&self) {
+        self.replica.lock().forked = false;
+    }
+
     /// Asks the cluster task to catch this tenant up with the store (as
     /// after a gap in the delta stream).
     pub fn request_catch_up(&self) {
@@ -510,17 +526,17 @@ impl Tenant {
         if seq <= r.seq {
             // Already applied, or included in a state read from the store.
             if Self::forked(r, &delta) {
-                crate::metrics::get().deltas_forked.increment(1);
-                if !std::mem::replace(&mut r.forked, true) {
-                    tracing::warn!(
-                        tenant = self.id(),
-                        have = r.seq,
-                        got = seq,
-                        "a delta under a seq this replica counts as applied, unseen: the store handed it out again; catching up"
-                    );
-                    self.request_catch_up();
-                }
+                self.fork_found(r, seq);
             }
+            return;
+        }
+        if delta.first_seq() <= r.seq {
+            // A directory change whose first seqs this replica counts as
+            // applied and whose last it does not. In one history the
+            // replica's seq sits on a change's last seq (a state read from
+            // the store too), so the store handed these seqs out again;
+            // applied, the change would land on the other history.
+            self.fork_found(r, seq);
             return;
         }
         if delta.first_seq() > r.seq + 1 {
@@ -544,6 +560,22 @@ impl Tenant {
         }
         self.apply_next(r, delta);
         self.apply_held(r);
+    }
+
+    /// Counts a delta that shows the store handed applied seqs out again
+    /// (`Tenant::forked`) and asks one catch-up, with one warning, until it
+    /// is done: nothing of the delta is applied.
+    fn fork_found(&self, r: &mut Replica, seq: u64) {
+        crate::metrics::get().deltas_forked.increment(1);
+        if !std::mem::replace(&mut r.forked, true) {
+            tracing::warn!(
+                tenant = self.id(),
+                have = r.seq,
+                got = seq,
+                "a delta under a seq this replica counts as applied, unseen: the store handed it out again; catching up"
+            );
+            self.request_catch_up();
+        }
     }
 
     /// Whether an agent delta at or below the replica's seq is one this
@@ -718,6 +750,10 @@ impl Tenant {
             let seq = *entry.key();
             if seq <= r.seq {
                 entry.remove();
+            } else if entry.get().first_seq() <= r.seq {
+                // Straddles the replica's seq (see `apply_locked`).
+                entry.remove();
+                self.fork_found(r, seq);
             } else if entry.get().first_seq() == r.seq + 1 {
                 let delta = entry.remove();
                 self.apply_next(r, delta);
@@ -1212,6 +1248,7 @@ pub struct LostChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::directory::change::RecordPut;
     use crate::directory::{ChannelInfo, Directory};
     use crate::domain::{ChannelKind, Role, Settings};
 
@@ -1383,6 +1420,61 @@ mod tests {
             Some(Repair::CatchUp(t.id().to_string()))
         );
         assert_eq!(t.directory().version, 11, "nothing applied");
+
+        // A change of two seqs whose first this replica applied as another.
+        t.resync(state(12, vec![record("a01", 12, "new master")]));
+        let mut two = (*channel("two seqs")).clone();
+        two.records_put.push(RecordPut {
+            expected: None,
+            record: (*record("x1", 0, "new")).clone(),
+        });
+        assert_eq!(two.first_seq(13), 12);
+        t.apply(Delta::Directory {
+            seq: 13,
+            write: Arc::new(two),
+        });
+        assert_eq!(
+            asked.try_recv().ok(),
+            Some(Repair::CatchUp(t.id().to_string()))
+        );
+        assert_eq!(t.seq(), 12, "nothing applied");
+        assert!(t.record("x1").is_none());
+    }
+
+    #[test]
+    fn a_state_older_than_the_replica_takes_back_nothing_applied_since() {
+        // A catch-up read the store, then deltas were applied before it
+        // took the replica: the directory change and the agent it made stay.
+        let t = tenant();
+        t.load(state(10, vec![record("a01", 9, "before")]));
+        let then = TenantState {
+            directory: Some(t.directory().image()),
+            ..state(10, vec![record("a01", 9, "before")])
+        };
+        let mut write = DirectoryWrite {
+            expected_version: 0,
+            channels_put: vec![ChannelInfo {
+                kind: ChannelKind::Queue,
+                id: "vip".into(),
+                name: "VIP".into(),
+                assigned: Vec::new(),
+            }],
+            event: "user_created".into(),
+            ..DirectoryWrite::default()
+        };
+        write.records_put.push(RecordPut {
+            expected: None,
+            record: (*record("x1", 0, "new")).clone(),
+        });
+        t.apply(Delta::Directory {
+            seq: 12,
+            write: Arc::new(write),
+        });
+        assert_eq!(t.seq(), 12);
+        t.resync(then);
+        assert_eq!(t.record("x1").map(|r| r.version), Some(11));
+        assert_eq!(t.directory().version, 12);
+        assert_eq!(t.seq(), 12);
     }
 
     #[test]
