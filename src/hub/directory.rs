@@ -168,7 +168,8 @@ impl Hub {
     /// `unavailable` (nothing applied) when the replica does not catch up,
     /// and while the store is known to have lost changes this replica holds
     /// (its seq below the replica's, or a delta showed a fork): the verdict
-    /// may rest on one of them. The catch-up then repairs the store.
+    /// may rest on one of them. The catch-up then gives the replica the
+    /// store's directory (writing back the agents' changes the store lost).
     async fn replica_was_current(
         &self,
         tenant: &Tenant,
