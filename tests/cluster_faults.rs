@@ -828,6 +828,18 @@ async fn a_directory_request_that_writes_nothing_is_answered_from_the_store_not_
     let now = stored(&redis, "queue:vip");
     assert!(now.contains("VIP line"), "the store holds the put: {now}");
 
+    // Renamed in the store only, then renamed again here: planned on the
+    // old name, the change conflicts, and is made once the node caught up.
+    let now = stored(&redis, "queue:vip");
+    lose_a_channel_put(&redis, "queue:vip", &now.replace("VIP line", "Lost again"));
+    let third = json!({"kind": "queue", "id": "vip", "name": "Third name"});
+    let put = admin
+        .ok(json!({"type": "put_channel", "channel": third}))
+        .await;
+    assert_eq!(put["changed"], true, "{put}");
+    let now = stored(&redis, "queue:vip");
+    assert!(now.contains("Third name"), "the store holds the put: {now}");
+
     // Created in the store only: deleting it is no `not_found`.
     let ghost = as_put.replace(r#""vip""#, r#""ghost""#);
     assert_ne!(ghost, as_put);

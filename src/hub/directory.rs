@@ -134,14 +134,12 @@ impl Hub {
                 DirectoryCommit::Conflict(store_seq) => {
                     // The replica planned on something older than the store:
                     // plan again once it has caught up (a gap asks for a
-                    // catch-up by itself).
+                    // catch-up by itself; a delta lost with none after it
+                    // is asked for by `reach`). At the store's seq already,
+                    // it holds another history: a catch-up mends it.
                     if tenant.seq() >= store_seq {
                         tenant.request_catch_up();
-                    }
-                    tenant
-                        .wait_for(store_seq, self.config.command_timeout())
-                        .await;
-                    if tenant.seq() < store_seq {
+                    } else if !self.reach(tenant, store_seq).await {
                         // Planning again on this replica could only conflict
                         // again, or stand on what the store is past.
                         return Err(replica_behind());
@@ -161,9 +159,7 @@ impl Hub {
     /// a lost delta until a catch-up: an admin putting back an entry as the
     /// lagging replica shows it, or deleting one it has not heard of, would
     /// otherwise get `ok` "nothing to change" or `not_found` while the store
-    /// holds another directory. A replica that applied nothing for
-    /// [`CATCH_UP_AFTER`] is caught up at once, not at the seq watch's next
-    /// look (seconds later: `hub::cluster`).
+    /// holds another directory.
     ///
     /// `unavailable` (nothing applied) when the replica does not catch up,
     /// and while the store is known to have lost changes this replica holds
@@ -187,6 +183,17 @@ impl Hub {
         if store_seq <= before {
             return Ok(true);
         }
+        if !self.reach(tenant, store_seq).await {
+            return Err(replica_behind());
+        }
+        Ok(false)
+    }
+
+    /// Waits (up to the command timeout) until the replica has applied
+    /// `store_seq`; whether it did. A replica that applied nothing for
+    /// [`CATCH_UP_AFTER`] is caught up at once, not at the seq watch's next
+    /// look (seconds later: `hub::cluster`).
+    async fn reach(&self, tenant: &Tenant, store_seq: u64) -> bool {
         let timeout = self.config.command_timeout();
         let seen = tenant.seq();
         tenant
@@ -202,10 +209,7 @@ impl Hub {
                 .wait_for(store_seq, timeout.saturating_sub(CATCH_UP_AFTER))
                 .await;
         }
-        if tenant.seq() < store_seq {
-            return Err(replica_behind());
-        }
-        Ok(false)
+        tenant.seq() >= store_seq
     }
 }
 
