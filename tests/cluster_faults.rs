@@ -65,15 +65,21 @@ fn stored_version(redis: &RedisServer, id: &str) -> u64 {
     version.trim().parse::<u64>().expect("a stored version")
 }
 
-/// Deltas a node dropped from its push queue (`--redis-push-queue`).
-async fn pushes_dropped(p: &Proc) -> (u64, String) {
+/// A counter of a node's (0 before its first increase), and the whole
+/// `/metrics` page for a failure's message.
+async fn counter(p: &Proc, name: &str) -> (u64, String) {
     let (_, metrics) = common::process::http_get(&p.addr, "/metrics").await;
-    let dropped = metrics
+    let value = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("presence_hub_redis_pushes_dropped_total "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|n| n.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    (dropped, metrics)
+    (value, metrics)
+}
+
+/// Deltas a node dropped from its push queue (`--redis-push-queue`).
+async fn pushes_dropped(p: &Proc) -> (u64, String) {
+    counter(p, "presence_hub_redis_pushes_dropped_total").await
 }
 
 /// `n` status changes, paused and available in turn, with ids
@@ -907,4 +913,62 @@ async fn a_bad_directory_request_is_bad_request_while_the_store_is_frozen() {
         )
         .await;
     redis.signal("CONT");
+}
+
+/// A fork found (a delta under the node's seq that it never saw: the store
+/// handed the seq out again after losing writes) leaves the replica holding
+/// another history until its catch-up: a directory request that would write
+/// nothing is `unavailable` meanwhile, even where the seqs agree.
+#[tokio::test]
+async fn a_directory_request_that_writes_nothing_is_unavailable_until_a_fork_is_caught_up() {
+    let redis = RedisServer::start();
+    let b = node(&redis.url(), "b").await;
+    let mut admin = staff_at(&b.ws_url(), "acme", "ad1", "admin").await;
+    let vip = json!({"kind": "queue", "id": "vip", "name": "VIP line"});
+    let put = json!({"type": "put_channel", "channel": vip});
+    admin.ok(put.clone()).await;
+    // A sign-in moves the seq past the directory's version; its reply
+    // comes once node B applied it.
+    let _a1 = agent(&b, "a1", "d1").await;
+    let number = |key: &str| -> u64 {
+        let n = redis.cli(&["get", key]);
+        n.trim().parse().expect("a number")
+    };
+    let seq = number("hub:{acme}:seq");
+    let dir_version = number("hub:{acme}:dir:version");
+    assert!(seq > dir_version, "seq {seq}, directory {dir_version}");
+
+    // Every catch-up fails while the store's tombstones are not a hash.
+    redis.cli(&["set", "hub:{acme}:dir:removed", "not a hash"]);
+    let forged =
+        format!(r#"D{seq} {{"expected_version":{dir_version},"event":"channel_updated"}}"#);
+    redis.cli(&["publish", "hub:{acme}:deltas", &forged]);
+    let b_ref = &b;
+    eventually(
+        "the fork counted",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || async move { counter(b_ref, "presence_hub_deltas_forked_total").await.0 >= 1 },
+    )
+    .await;
+    let refused = admin.refused(put.clone(), "unavailable").await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("lost recent changes of the directory")),
+        "{refused}"
+    );
+
+    // The catch-up can run again: then the answer is the directory's.
+    let (resyncs, _) = counter(&b, "presence_hub_resyncs_total").await;
+    redis.cli(&["del", "hub:{acme}:dir:removed"]);
+    eventually(
+        "a resync",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || async move { counter(b_ref, "presence_hub_resyncs_total").await.0 > resyncs },
+    )
+    .await;
+    let again = admin.ok(put).await;
+    assert_eq!(again["changed"], false, "{again}");
 }
