@@ -972,3 +972,39 @@ async fn a_directory_request_that_writes_nothing_is_unavailable_until_a_fork_is_
     let again = admin.ok(put).await;
     assert_eq!(again["changed"], false, "{again}");
 }
+
+/// A change planned on a replica as new as the store that still conflicts
+/// shows the replica holds another history (here: the store's directory
+/// version put back by hand, as a fall-back would): `unavailable` and a
+/// catch-up, not 32 plans on the same replica.
+#[tokio::test]
+async fn a_directory_change_conflicting_on_a_replica_as_new_as_the_store_is_a_fork() {
+    let redis = RedisServer::start();
+    let b = node(&redis.url(), "b").await;
+    let mut admin = staff_at(&b.ws_url(), "acme", "ad1", "admin").await;
+    admin
+        .ok(json!({"type": "put_channel", "channel": {"kind": "queue", "id": "vip", "name": "VIP line"}}))
+        .await;
+    let (resyncs, _) = counter(&b, "presence_hub_resyncs_total").await;
+    redis.cli(&["set", "hub:{acme}:dir:version", "0"]);
+    let rename = json!({"type": "put_channel", "channel": {"kind": "queue", "id": "vip", "name": "Renamed"}});
+    let refused = admin.refused(rename.clone(), "unavailable").await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("lost recent changes of the directory")),
+        "{refused}"
+    );
+    // The catch-up it asked takes the store's directory: then the change
+    // is made.
+    let b_ref = &b;
+    eventually(
+        "a resync",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || async move { counter(b_ref, "presence_hub_resyncs_total").await.0 > resyncs },
+    )
+    .await;
+    let renamed = admin.ok(rename).await;
+    assert_eq!(renamed["changed"], true, "{renamed}");
+}

@@ -132,14 +132,19 @@ impl Hub {
                     return Ok(Applied::At(seq));
                 }
                 DirectoryCommit::Conflict(store_seq) => {
-                    // The replica planned on something older than the store:
-                    // plan again once it has caught up (a gap asks for a
+                    // Planned on a replica as new as the store, and refused:
+                    // in one history their directories and records would be
+                    // the same, so the replica holds another (the store
+                    // fell back).
+                    if planned_at >= store_seq {
+                        return Err(store_fell_back(tenant, "the directory"));
+                    }
+                    // Else the replica planned on something older than the
+                    // store (another admin's change, on its way): plan
+                    // again once it has caught up (a gap asks for a
                     // catch-up by itself; a delta lost with none after it
-                    // is asked for by `reach`). At the store's seq already,
-                    // it holds another history: a catch-up mends it.
-                    if tenant.seq() >= store_seq {
-                        tenant.request_catch_up();
-                    } else if !self.reach(tenant, store_seq).await {
+                    // is asked for by `reach`).
+                    if !self.reach(tenant, store_seq).await {
                         // Planning again on this replica could only conflict
                         // again, or stand on what the store is past.
                         return Err(replica_behind());
@@ -195,10 +200,11 @@ impl Hub {
     /// look (seconds later: `hub::cluster`).
     async fn reach(&self, tenant: &Tenant, store_seq: u64) -> bool {
         let timeout = self.config.command_timeout();
+        // Half the timeout at most, so a short one leaves time for the
+        // catch-up asked.
+        let first = CATCH_UP_AFTER.min(timeout / 2);
         let seen = tenant.seq();
-        tenant
-            .wait_for(store_seq, CATCH_UP_AFTER.min(timeout))
-            .await;
+        tenant.wait_for(store_seq, first).await;
         if tenant.seq() < store_seq {
             // No delta applied in a whole second: lost. (A node merely slow
             // keeps applying them, and waits on.)
@@ -206,7 +212,7 @@ impl Hub {
                 tenant.request_catch_up();
             }
             tenant
-                .wait_for(store_seq, timeout.saturating_sub(CATCH_UP_AFTER))
+                .wait_for(store_seq, timeout.saturating_sub(first))
                 .await;
         }
         tenant.seq() >= store_seq
@@ -214,7 +220,8 @@ impl Hub {
 }
 
 /// How long a directory request waits for the deltas on their way before
-/// it asks for a catch-up itself, when none came meanwhile: a delta was
+/// it asks for a catch-up itself, when none came meanwhile (half the
+/// command timeout when that is shorter): a delta was
 /// lost (the seq watch's own period, `hub::cluster`, which would find it
 /// only a period or two later). A replica that applied some is slow, not
 /// behind a loss: a catch-up, which reloads the whole tenant, would only
