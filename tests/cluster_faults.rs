@@ -65,6 +65,36 @@ fn stored_version(redis: &RedisServer, id: &str) -> u64 {
     version.trim().parse::<u64>().expect("a stored version")
 }
 
+/// A number the store keeps under `key` (a seq, a version).
+fn stored_number(redis: &RedisServer, key: &str) -> u64 {
+    let n = redis.cli(&["get", key]);
+    n.trim().parse().unwrap_or_else(|_| panic!("{key}: {n:?}"))
+}
+
+/// Waits until node `p` has resynced more than `before` times (a
+/// catch-up done).
+async fn resynced_past(p: &Proc, before: u64) {
+    eventually(
+        "a resync",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || async move { counter(p, "presence_hub_resyncs_total").await.0 > before },
+    )
+    .await;
+}
+
+/// `body` refused `unavailable` because the node found the store lost
+/// directory changes it had applied.
+async fn refused_as_a_fork(admin: &mut Client, body: Value) {
+    let refused = admin.refused(body, "unavailable").await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("lost recent changes of the directory")),
+        "{refused}"
+    );
+}
+
 /// A counter of a node's (0 before its first increase), and the whole
 /// `/metrics` page for a failure's message.
 async fn counter(p: &Proc, name: &str) -> (u64, String) {
@@ -875,11 +905,7 @@ async fn a_directory_request_that_writes_nothing_waits_out_a_store_that_fell_bac
     admin
         .ok(json!({"type": "put_channel", "channel": vip}))
         .await;
-    let seq = |redis: &RedisServer| -> u64 {
-        let seq = redis.cli(&["get", "hub:{acme}:seq"]);
-        seq.trim().parse().expect("a seq")
-    };
-    let before = seq(&redis);
+    let before = stored_number(&redis, "hub:{acme}:seq");
     redis.cli(&["set", "hub:{acme}:seq", &(before - 1).to_string()]);
 
     let put = json!({"type": "put_channel", "channel": vip});
@@ -890,7 +916,7 @@ async fn a_directory_request_that_writes_nothing_waits_out_a_store_that_fell_bac
         "the store's seq raised",
         Duration::from_secs(10),
         Duration::from_millis(20),
-        || async move { seq(redis) > before },
+        || async move { stored_number(redis, "hub:{acme}:seq") > before },
     )
     .await;
     let again = admin.ok(put).await;
@@ -930,12 +956,8 @@ async fn a_directory_request_that_writes_nothing_is_unavailable_until_a_fork_is_
     // A sign-in moves the seq past the directory's version; its reply
     // comes once node B applied it.
     let _a1 = agent(&b, "a1", "d1").await;
-    let number = |key: &str| -> u64 {
-        let n = redis.cli(&["get", key]);
-        n.trim().parse().expect("a number")
-    };
-    let seq = number("hub:{acme}:seq");
-    let dir_version = number("hub:{acme}:dir:version");
+    let seq = stored_number(&redis, "hub:{acme}:seq");
+    let dir_version = stored_number(&redis, "hub:{acme}:dir:version");
     assert!(seq > dir_version, "seq {seq}, directory {dir_version}");
 
     // Every catch-up fails while the store's tombstones are not a hash.
@@ -951,24 +973,12 @@ async fn a_directory_request_that_writes_nothing_is_unavailable_until_a_fork_is_
         || async move { counter(b_ref, "presence_hub_deltas_forked_total").await.0 >= 1 },
     )
     .await;
-    let refused = admin.refused(put.clone(), "unavailable").await;
-    assert!(
-        refused["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("lost recent changes of the directory")),
-        "{refused}"
-    );
+    refused_as_a_fork(&mut admin, put.clone()).await;
 
     // The catch-up can run again: then the answer is the directory's.
     let (resyncs, _) = counter(&b, "presence_hub_resyncs_total").await;
     redis.cli(&["del", "hub:{acme}:dir:removed"]);
-    eventually(
-        "a resync",
-        Duration::from_secs(10),
-        Duration::from_millis(20),
-        || async move { counter(b_ref, "presence_hub_resyncs_total").await.0 > resyncs },
-    )
-    .await;
+    resynced_past(&b, resyncs).await;
     let again = admin.ok(put).await;
     assert_eq!(again["changed"], false, "{again}");
 }
@@ -988,23 +998,10 @@ async fn a_directory_change_conflicting_on_a_replica_as_new_as_the_store_is_a_fo
     let (resyncs, _) = counter(&b, "presence_hub_resyncs_total").await;
     redis.cli(&["set", "hub:{acme}:dir:version", "0"]);
     let rename = json!({"type": "put_channel", "channel": {"kind": "queue", "id": "vip", "name": "Renamed"}});
-    let refused = admin.refused(rename.clone(), "unavailable").await;
-    assert!(
-        refused["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("lost recent changes of the directory")),
-        "{refused}"
-    );
+    refused_as_a_fork(&mut admin, rename.clone()).await;
     // The catch-up it asked takes the store's directory: then the change
     // is made.
-    let b_ref = &b;
-    eventually(
-        "a resync",
-        Duration::from_secs(10),
-        Duration::from_millis(20),
-        || async move { counter(b_ref, "presence_hub_resyncs_total").await.0 > resyncs },
-    )
-    .await;
+    resynced_past(&b, resyncs).await;
     let renamed = admin.ok(rename).await;
     assert_eq!(renamed["changed"], true, "{renamed}");
 }
