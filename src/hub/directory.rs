@@ -37,9 +37,8 @@ impl Hub {
         once: Option<&IdempotencyKey>,
     ) -> HubResult<Applied> {
         if let Some(key) = once {
-            if let Some(seq) = self.backplane.applied_under(tenant.id(), key).await? {
-                tenant.wait_for(seq, self.config.command_timeout()).await;
-                return Ok(Applied::At(seq));
+            if let Some(earlier) = self.applied_earlier(tenant, key).await? {
+                return Ok(earlier);
             }
         }
         let outcome = self
@@ -50,17 +49,27 @@ impl Hub {
             // change was made meanwhile (a repeat that raced its first
             // attempt), as for an agent's change (`Hub::change`).
             (Some(key), outcome @ (Ok(Applied::Unchanged) | Err(_))) => {
-                match self.backplane.applied_under(tenant.id(), key).await {
-                    Ok(Some(seq)) => {
-                        tenant.wait_for(seq, self.config.command_timeout()).await;
-                        Ok(Applied::At(seq))
-                    }
-                    Ok(None) => outcome,
-                    Err(e) => Err(e.into()),
+                match self.applied_earlier(tenant, key).await? {
+                    Some(earlier) => Ok(earlier),
+                    None => outcome,
                 }
             }
             (_, outcome) => outcome,
         }
+    }
+
+    /// The change made under `key`, once this node's replica shows it;
+    /// `None` when none was.
+    async fn applied_earlier(
+        &self,
+        tenant: &Tenant,
+        key: &IdempotencyKey,
+    ) -> HubResult<Option<Applied>> {
+        let Some(seq) = self.backplane.applied_under(tenant.id(), key).await? else {
+            return Ok(None);
+        };
+        tenant.wait_for(seq, self.config.command_timeout()).await;
+        Ok(Some(Applied::At(seq)))
     }
 
     /// The plan-and-commit loop of [`Hub::change_directory`].
